@@ -1,0 +1,10 @@
+//! `ttalloc import` (not built yet).
+
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("`ttalloc import` is not implemented yet")
+}

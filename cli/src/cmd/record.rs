@@ -1,0 +1,10 @@
+//! `ttalloc record` (not built yet).
+
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("`ttalloc record` is not implemented yet")
+}

@@ -1,0 +1,10 @@
+//! `ttalloc repair` (not built yet).
+
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("`ttalloc repair` is not implemented yet")
+}

@@ -1,0 +1,10 @@
+//! `ttalloc replay` (not built yet).
+
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("`ttalloc replay` is not implemented yet")
+}

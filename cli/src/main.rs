@@ -1,0 +1,48 @@
+//! The `ttalloc` binary: parses arguments, calls the library crates, prints.
+
+mod cmd;
+mod exit;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Record and replay device-memory allocations of tt-metal programs, and find
+/// what is left behind.
+#[derive(Parser)]
+#[command(name = "ttalloc", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a command and record its device-memory events into a trace.
+    Record(cmd::record::Args),
+    /// Run as a standalone recorder (drop-in for allocation_server_poc) until Ctrl-C.
+    Serve(cmd::serve::Args),
+    /// Convert a ttnn graph-capture JSON file into a trace.
+    Import(cmd::import::Args),
+    /// Replay a trace through the simulated allocator: leaks, growth, OOM, bisect.
+    Replay(cmd::replay::Args),
+    /// Summarise a trace: version, command, events, devices, peaks, integrity.
+    Info(cmd::info::Args),
+    /// Print a trace's events, one per line.
+    Cat(cmd::cat::Args),
+    /// Write a sealed copy of a truncated trace.
+    Repair(cmd::repair::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Record(a) => cmd::record::run(a),
+        Command::Serve(a) => cmd::serve::run(a),
+        Command::Import(a) => cmd::import::run(a),
+        Command::Replay(a) => cmd::replay::run(a),
+        Command::Info(a) => cmd::info::run(a),
+        Command::Cat(a) => cmd::cat::run(a),
+        Command::Repair(a) => cmd::repair::run(a),
+    };
+    exit::finish(result)
+}

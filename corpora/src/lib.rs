@@ -1,0 +1,1 @@
+//! The standard synthetic benchmark workload (deterministic) and helpers to find the scenario workloads.

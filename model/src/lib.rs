@@ -1,0 +1,13 @@
+//! ttalloc's pure domain: the vocabulary of recorded events (typed ids, buffer
+//! types, device configs, interned call sites) and the simulated tt-metal
+//! device allocator that replays them. Nothing in this crate does I/O.
+
+pub mod config;
+pub mod event;
+pub mod ids;
+pub mod site;
+
+pub use config::{Arch, DeviceConfig};
+pub use event::{BufferType, Event, EventKind, EventTag, Layout};
+pub use ids::{BufferId, DeviceId, FrameId, Pid, ProgramId, SiteId, StringId, TraceId};
+pub use site::{Frame, InternTables, ResolvedFrame, StackNode};

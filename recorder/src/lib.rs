@@ -1,0 +1,1 @@
+//! Capture: the process launcher, the native protocol, the allocation-server compatibility listener, importers.

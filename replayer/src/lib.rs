@@ -1,0 +1,1 @@
+//! Replay through the model: leak and accumulation analysis, bisect, reports.

@@ -1,0 +1,1 @@
+//! End-to-end tests: compat (to be written).

@@ -1,0 +1,1 @@
+//! End-to-end tests: record (to be written).

@@ -1,0 +1,1 @@
+//! End-to-end tests: replay (to be written).

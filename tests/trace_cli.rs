@@ -1,0 +1,1 @@
+//! End-to-end tests: trace_cli (to be written).
