@@ -165,15 +165,28 @@ mod tests {
         assert_eq!(c.l1_small_size, Some(2 * 1024 * 1024));
         assert_eq!(c.dram_banks, Some(12));
         assert_eq!(c.dram_alignment, Some(32));
-        assert!(c.set("nope", "1").unwrap_err().contains("unknown device config key"));
-        assert!(c.set("dram_banks", "99999999999").unwrap_err().contains("out of range"));
+        assert!(c
+            .set("nope", "1")
+            .unwrap_err()
+            .contains("unknown device config key"));
+        assert!(c
+            .set("dram_banks", "99999999999")
+            .unwrap_err()
+            .contains("out of range"));
         assert!(c.set("dram_banks", "abc").is_err());
     }
 
     #[test]
     fn overlay_keeps_unknown_fields() {
-        let mut base = DeviceConfig { dram_banks: Some(12), l1_banks: Some(64), ..Default::default() };
-        let over = DeviceConfig { l1_banks: Some(56), ..Default::default() };
+        let mut base = DeviceConfig {
+            dram_banks: Some(12),
+            l1_banks: Some(64),
+            ..Default::default()
+        };
+        let over = DeviceConfig {
+            l1_banks: Some(56),
+            ..Default::default()
+        };
         base.overlay(&over);
         assert_eq!(base.dram_banks, Some(12));
         assert_eq!(base.l1_banks, Some(56));

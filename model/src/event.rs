@@ -64,7 +64,8 @@ impl FromStr for BufferType {
         let t = s.trim();
         let t = t.strip_prefix("BufferType::").unwrap_or(t);
         if let Ok(n) = t.parse::<u8>() {
-            return BufferType::from_u8(n).ok_or_else(|| format!("buffer type {n} is out of range 0-4"));
+            return BufferType::from_u8(n)
+                .ok_or_else(|| format!("buffer type {n} is out of range 0-4"));
         }
         match t.to_ascii_uppercase().as_str() {
             "DRAM" => Ok(BufferType::Dram),
@@ -153,11 +154,22 @@ pub struct Event {
 pub enum EventKind {
     /// `argv` is one interned string holding the arguments separated by NUL
     /// bytes (see [`split_argv`]).
-    ProcessStart { ppid: Pid, argv: StringId },
+    ProcessStart {
+        ppid: Pid,
+        argv: StringId,
+    },
     /// `status`: exit code, or `-signal` when killed by a signal; `None` when unknown.
-    ProcessExit { status: Option<i32> },
-    DeviceOpen { device: DeviceId, arch: Arch, config: Box<DeviceConfig> },
-    DeviceClose { device: DeviceId },
+    ProcessExit {
+        status: Option<i32>,
+    },
+    DeviceOpen {
+        device: DeviceId,
+        arch: Arch,
+        config: Box<DeviceConfig>,
+    },
+    DeviceClose {
+        device: DeviceId,
+    },
     BufferAlloc {
         device: DeviceId,
         buffer: BufferId,
@@ -171,7 +183,11 @@ pub enum EventKind {
         site: SiteId,
     },
     /// Frees carry nothing the matching alloc already said.
-    BufferFree { device: DeviceId, buffer: BufferId, site: SiteId },
+    BufferFree {
+        device: DeviceId,
+        buffer: BufferId,
+        site: SiteId,
+    },
     CbAlloc {
         device: DeviceId,
         address: u64,
@@ -180,14 +196,35 @@ pub enum EventKind {
         globally_allocated: bool,
         site: SiteId,
     },
-    CbFreeAll { device: DeviceId },
-    ProgramLoad { device: DeviceId, program: ProgramId, binary_size: u64, site: SiteId },
-    ProgramUnload { device: DeviceId, program: ProgramId },
-    TraceCapture { device: DeviceId, trace_id: TraceId, size: u64 },
-    TraceRelease { device: DeviceId, trace_id: TraceId },
-    OpBegin { name: StringId },
+    CbFreeAll {
+        device: DeviceId,
+    },
+    ProgramLoad {
+        device: DeviceId,
+        program: ProgramId,
+        binary_size: u64,
+        site: SiteId,
+    },
+    ProgramUnload {
+        device: DeviceId,
+        program: ProgramId,
+    },
+    TraceCapture {
+        device: DeviceId,
+        trace_id: TraceId,
+        size: u64,
+    },
+    TraceRelease {
+        device: DeviceId,
+        trace_id: TraceId,
+    },
+    OpBegin {
+        name: StringId,
+    },
     OpEnd,
-    Marker { label: StringId },
+    Marker {
+        label: StringId,
+    },
 }
 
 /// The kind of an event without its payload; the numbers are the format's
@@ -344,7 +381,10 @@ mod tests {
             assert_eq!(bt.name().parse::<BufferType>().unwrap(), bt);
             assert_eq!((bt as u8).to_string().parse::<BufferType>().unwrap(), bt);
         }
-        assert_eq!("BufferType::L1_SMALL".parse::<BufferType>().unwrap(), BufferType::L1Small);
+        assert_eq!(
+            "BufferType::L1_SMALL".parse::<BufferType>().unwrap(),
+            BufferType::L1Small
+        );
         assert!("5".parse::<BufferType>().is_err());
         assert!("HBM".parse::<BufferType>().is_err());
     }

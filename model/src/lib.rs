@@ -2,11 +2,16 @@
 //! types, device configs, interned call sites) and the simulated tt-metal
 //! device allocator that replays them. Nothing in this crate does I/O.
 
+pub mod alloc;
 pub mod config;
 pub mod event;
 pub mod ids;
 pub mod site;
 
+pub use alloc::{
+    AllocError, AllocRequest, BlockView, CbClash, ConfigError, Device, OutOfMemory, Owner,
+    Placement, Released, Statistics,
+};
 pub use config::{Arch, DeviceConfig};
 pub use event::{BufferType, Event, EventKind, EventTag, Layout};
 pub use ids::{BufferId, DeviceId, FrameId, Pid, ProgramId, SiteId, StringId, TraceId};

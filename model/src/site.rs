@@ -42,7 +42,11 @@ pub struct DanglingRef {
 
 impl std::fmt::Display for DanglingRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} id {} is not defined (only {} known)", self.what, self.id, self.limit)
+        write!(
+            f,
+            "{} id {} is not defined (only {} known)",
+            self.what, self.id, self.limit
+        )
     }
 }
 
@@ -73,7 +77,10 @@ impl InternTables {
             string_index: HashMap::new(),
             frames: Vec::new(),
             frame_index: HashMap::new(),
-            stacks: vec![StackNode { parent: SiteId::UNKNOWN, frame: FrameId(u32::MAX) }],
+            stacks: vec![StackNode {
+                parent: SiteId::UNKNOWN,
+                frame: FrameId(u32::MAX),
+            }],
             stack_index: HashMap::new(),
         };
         let empty = t.intern_string("");
@@ -108,7 +115,11 @@ impl InternTables {
     pub fn intern_frame_str(&mut self, function: &str, file: &str, line: u32) -> FrameId {
         let function = self.intern_string(function);
         let file = self.intern_string(file);
-        self.intern_frame(Frame { function, file, line })
+        self.intern_frame(Frame {
+            function,
+            file,
+            line,
+        })
     }
 
     /// Interns the stack one level deeper than `parent`.
@@ -127,7 +138,10 @@ impl InternTables {
     pub fn intern_stack(&mut self, frames_innermost_first: &[FrameId]) -> SiteId {
         let mut site = SiteId::UNKNOWN;
         for &frame in frames_innermost_first.iter().rev() {
-            site = self.intern_node(StackNode { parent: site, frame });
+            site = self.intern_node(StackNode {
+                parent: site,
+                frame,
+            });
         }
         site
     }
@@ -165,7 +179,11 @@ impl InternTables {
     pub fn push_node(&mut self, node: StackNode) -> Result<SiteId, DanglingRef> {
         self.check_site(node.parent)?;
         if node.frame.index() >= self.frames.len() {
-            return Err(DanglingRef { what: "frame", id: node.frame.0, limit: self.frames.len() as u32 });
+            return Err(DanglingRef {
+                what: "frame",
+                id: node.frame.0,
+                limit: self.frames.len() as u32,
+            });
         }
         let id = SiteId(self.stacks.len() as u32);
         self.stacks.push(node);
@@ -177,7 +195,11 @@ impl InternTables {
         if id.index() < self.strings.len() {
             Ok(())
         } else {
-            Err(DanglingRef { what: "string", id: id.0, limit: self.strings.len() as u32 })
+            Err(DanglingRef {
+                what: "string",
+                id: id.0,
+                limit: self.strings.len() as u32,
+            })
         }
     }
 
@@ -185,7 +207,11 @@ impl InternTables {
         if id.index() < self.stacks.len() {
             Ok(())
         } else {
-            Err(DanglingRef { what: "site", id: id.0, limit: self.stacks.len() as u32 })
+            Err(DanglingRef {
+                what: "site",
+                id: id.0,
+                limit: self.stacks.len() as u32,
+            })
         }
     }
 
@@ -254,7 +280,9 @@ impl InternTables {
 
     /// Strings from id `from` on (for incremental writing).
     pub fn strings_from(&self, from: usize) -> impl Iterator<Item = &str> {
-        self.strings[from.min(self.strings.len())..].iter().map(|s| &**s)
+        self.strings[from.min(self.strings.len())..]
+            .iter()
+            .map(|s| &**s)
     }
     pub fn frames_from(&self, from: usize) -> &[Frame] {
         &self.frames[from.min(self.frames.len())..]
@@ -272,9 +300,21 @@ mod tests {
     #[test]
     fn stacks_share_prefixes_and_resolve_innermost_first() {
         let mut t = InternTables::new();
-        let a = t.intern_stack_str(&[("alloc", "buf.py", 10), ("run", "test.py", 5), ("<module>", "test.py", 1)]);
-        let b = t.intern_stack_str(&[("free", "buf.py", 20), ("run", "test.py", 5), ("<module>", "test.py", 1)]);
-        let a2 = t.intern_stack_str(&[("alloc", "buf.py", 10), ("run", "test.py", 5), ("<module>", "test.py", 1)]);
+        let a = t.intern_stack_str(&[
+            ("alloc", "buf.py", 10),
+            ("run", "test.py", 5),
+            ("<module>", "test.py", 1),
+        ]);
+        let b = t.intern_stack_str(&[
+            ("free", "buf.py", 20),
+            ("run", "test.py", 5),
+            ("<module>", "test.py", 1),
+        ]);
+        let a2 = t.intern_stack_str(&[
+            ("alloc", "buf.py", 10),
+            ("run", "test.py", 5),
+            ("<module>", "test.py", 1),
+        ]);
         assert_eq!(a, a2);
         assert_ne!(a, b);
         assert_eq!(t.parent(a), t.parent(b));
@@ -301,7 +341,18 @@ mod tests {
             r.push_node(*n).unwrap();
         }
         assert_eq!(r.resolve(s), w.resolve(s));
-        assert!(r.push_node(StackNode { parent: SiteId(99), frame: FrameId(0) }).is_err());
-        assert!(r.push_frame(Frame { function: StringId(1000), file: StringId(0), line: 1 }).is_err());
+        assert!(r
+            .push_node(StackNode {
+                parent: SiteId(99),
+                frame: FrameId(0)
+            })
+            .is_err());
+        assert!(r
+            .push_frame(Frame {
+                function: StringId(1000),
+                file: StringId(0),
+                line: 1
+            })
+            .is_err());
     }
 }

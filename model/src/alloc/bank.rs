@@ -1,0 +1,267 @@
+//! tt-metal's `BankManager`: one free list shared by every bank of a buffer
+//! type (lockstep — a buffer has the same address in every bank), the
+//! per-bank size arithmetic, statistics and the block table.
+
+use super::error::{ConfigError, OutOfMemory};
+use super::free_list::{FreeList, Span};
+use crate::event::BufferType;
+
+/// Where a buffer landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Placement {
+    /// The address in every bank (lockstep).
+    pub address: u64,
+    /// Bytes reserved in each bank (after the free list's rounding).
+    pub per_bank: u64,
+    /// Banks (or shards) the buffer spreads over.
+    pub num_banks: u32,
+}
+
+/// A bank manager's statistics (tt-metal's `Statistics`), per bank.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Statistics {
+    pub total_allocatable: u64,
+    pub allocated: u64,
+    pub free: u64,
+    pub largest_free: u64,
+    /// Lowest address of a largest free block (tt-metal lists them all).
+    pub largest_free_address: Option<u64>,
+    pub num_allocated_blocks: usize,
+    pub num_free_blocks: usize,
+}
+
+impl Statistics {
+    /// Free bytes that are not in the largest free block: 0 means free memory
+    /// is one block; close to `free` means it is scattered.
+    pub fn fragmented_bytes(&self) -> u64 {
+        self.free - self.largest_free
+    }
+
+    /// `1 - largest_free / free` (0 when nothing is free).
+    pub fn fragmentation(&self) -> f64 {
+        if self.free == 0 {
+            0.0
+        } else {
+            1.0 - self.largest_free as f64 / self.free as f64
+        }
+    }
+}
+
+/// tt-metal's `calculate_bank_size_spread`:
+/// `ceil(num_pages / num_banks) * round_up(page_size, alignment)` with
+/// `num_pages = size / page_size` (rounded up here, so a size that is not a
+/// whole number of pages still gets its last page). A page size of 0 or
+/// `None` means one page of `size` bytes. Returns `(per_bank, aligned_size)`
+/// where `aligned_size = num_pages * aligned_page` is the size tt-metal
+/// passes to the bank manager and prints when it runs out of memory.
+pub fn size_per_bank(
+    size: u64,
+    page_size: Option<u64>,
+    num_banks: u32,
+    alignment: u64,
+) -> (u64, u64) {
+    let page = match page_size {
+        Some(p) if p > 0 => p,
+        _ => size,
+    };
+    if page == 0 {
+        return (0, 0);
+    }
+    let num_pages = div_ceil(size, page);
+    let alignment = alignment.max(1);
+    let aligned_page = div_ceil(page, alignment).saturating_mul(alignment);
+    let pages_per_bank = div_ceil(num_pages, num_banks.max(1) as u64);
+    (
+        pages_per_bank.saturating_mul(aligned_page),
+        num_pages.saturating_mul(aligned_page),
+    )
+}
+
+/// `ceil(a / b)` for `b > 0`, avoiding a 64-bit division where it can
+/// (powers of two, or operands that fit 32 bits): this sits on every
+/// allocation's path.
+#[inline(always)]
+fn div_ceil(a: u64, b: u64) -> u64 {
+    if b.is_power_of_two() {
+        let sh = b.trailing_zeros();
+        (a >> sh) + u64::from(a & (b - 1) != 0)
+    } else if (a | b) <= u32::MAX as u64 {
+        (a as u32).div_ceil(b as u32) as u64
+    } else {
+        a.div_ceil(b)
+    }
+}
+
+/// One buffer type's banks.
+#[derive(Clone, Debug)]
+pub struct BankManager {
+    buffer_type: BufferType,
+    num_banks: u32,
+    /// Page alignment of this buffer type (`alignment_bytes_`).
+    page_alignment: u64,
+    free_list: FreeList,
+}
+
+impl BankManager {
+    /// `num_banks` banks whose allocatable part is `[base, base + bank_size)`.
+    /// `page_alignment` rounds pages (DRAM or L1 alignment);
+    /// `free_list_alignment` rounds what the free list reserves (tt-metal
+    /// builds every bank manager's free list with the DRAM alignment).
+    pub fn new(
+        buffer_type: BufferType,
+        num_banks: u32,
+        base: u64,
+        bank_size: u64,
+        page_alignment: u64,
+        free_list_alignment: u64,
+    ) -> Result<BankManager, ConfigError> {
+        if page_alignment == 0 {
+            return Err(ConfigError::new(format!(
+                "{buffer_type} alignment must be at least 1 B"
+            )));
+        }
+        let free_list = FreeList::new(base, bank_size, free_list_alignment, free_list_alignment)
+            .map_err(|e| ConfigError::new(format!("{buffer_type}: {}", e.message)))?;
+        Ok(BankManager {
+            buffer_type,
+            num_banks,
+            page_alignment,
+            free_list,
+        })
+    }
+
+    pub fn buffer_type(&self) -> BufferType {
+        self.buffer_type
+    }
+    pub fn num_banks(&self) -> u32 {
+        self.num_banks
+    }
+    /// The allocatable size of one bank (tt-metal's `bank_size()`).
+    pub fn bank_size(&self) -> u64 {
+        self.free_list.size()
+    }
+    pub fn base(&self) -> u64 {
+        self.free_list.base()
+    }
+    pub fn page_alignment(&self) -> u64 {
+        self.page_alignment
+    }
+    pub fn free_list(&self) -> &FreeList {
+        &self.free_list
+    }
+
+    /// Banks a buffer spreads over: the shard count for sharded buffers,
+    /// every bank otherwise.
+    pub fn banks_for(&self, num_shards: Option<u32>) -> u32 {
+        match num_shards {
+            Some(n) if n > 0 => n,
+            _ => self.num_banks,
+        }
+    }
+
+    /// `(per_bank, aligned_size, banks)` for a request.
+    pub fn spread(
+        &self,
+        size: u64,
+        page_size: Option<u64>,
+        num_shards: Option<u32>,
+    ) -> (u64, u64, u32) {
+        let banks = self.banks_for(num_shards);
+        let (per_bank, aligned) = size_per_bank(size, page_size, banks, self.page_alignment);
+        (per_bank, aligned, banks)
+    }
+
+    fn out_of_memory(
+        &self,
+        size: u64,
+        aligned_size: u64,
+        banks: u32,
+        per_bank: u64,
+    ) -> OutOfMemory {
+        let largest = self.free_list.largest_free().map_or(0, |(_, s)| s);
+        OutOfMemory {
+            size: aligned_size,
+            requested_size: size,
+            buffer_type: self.buffer_type,
+            num_banks: banks,
+            per_bank,
+            alloc_size: self.free_list.alloc_size(per_bank),
+            bank_size: self.bank_size(),
+            allocated: self.free_list.allocated_bytes(),
+            free: self.free_list.free_bytes(),
+            largest_free: largest,
+        }
+    }
+
+    /// Allocates a buffer first-fit in the given direction.
+    #[inline]
+    pub fn allocate(
+        &mut self,
+        size: u64,
+        page_size: Option<u64>,
+        num_shards: Option<u32>,
+        bottom_up: bool,
+    ) -> Result<Placement, OutOfMemory> {
+        let (per_bank, aligned, banks) = self.spread(size, page_size, num_shards);
+        match self.free_list.allocate(per_bank, bottom_up) {
+            Some(address) => Ok(Placement {
+                address,
+                per_bank: self.free_list.alloc_size(per_bank),
+                num_banks: banks,
+            }),
+            None => Err(self.out_of_memory(size, aligned, banks, per_bank)),
+        }
+    }
+
+    /// Places a buffer at `address` if that range is free; `Ok(None)` when it is not.
+    pub fn allocate_at(
+        &mut self,
+        size: u64,
+        page_size: Option<u64>,
+        num_shards: Option<u32>,
+        address: u64,
+    ) -> Option<Placement> {
+        let (per_bank, _, banks) = self.spread(size, page_size, num_shards);
+        let address = self.free_list.allocate_at(address, per_bank)?;
+        Some(Placement {
+            address,
+            per_bank: self.free_list.alloc_size(per_bank),
+            num_banks: banks,
+        })
+    }
+
+    /// Frees the buffer at `address`; returns the bytes per bank it held,
+    /// `None` for an address that holds nothing (tt-metal ignores those).
+    #[inline]
+    pub fn deallocate(&mut self, address: u64) -> Option<u64> {
+        self.free_list.deallocate(address)
+    }
+
+    /// Frees everything (`deallocate_all`).
+    pub fn deallocate_all(&mut self) {
+        self.free_list.deallocate_all();
+    }
+
+    pub fn lowest_allocated(&self) -> Option<u64> {
+        self.free_list.lowest_allocated()
+    }
+
+    pub fn statistics(&self) -> Statistics {
+        let fl = &self.free_list;
+        let largest = fl.largest_free();
+        Statistics {
+            total_allocatable: fl.size(),
+            allocated: fl.allocated_bytes(),
+            free: fl.free_bytes(),
+            largest_free: largest.map_or(0, |(_, s)| s),
+            largest_free_address: largest.map(|(a, _)| a),
+            num_allocated_blocks: fl.num_allocated(),
+            num_free_blocks: fl.num_free_blocks(),
+        }
+    }
+
+    /// The block table in address order (tt-metal's `get_memory_block_table`).
+    pub fn blocks(&self) -> impl Iterator<Item = Span> + '_ {
+        self.free_list.blocks()
+    }
+}

@@ -1,0 +1,787 @@
+//! A simulated tt-metal device: one bank manager per device buffer type
+//! (DRAM, L1, L1_SMALL, TRACE), host (SYSTEM_MEMORY) buffers tracked apart,
+//! program binaries, traces and circular buffers.
+
+use std::fmt;
+
+use super::bank::{BankManager, Placement, Statistics};
+use super::error::{AllocError, CbClash, CbClashKind, ConfigError, OutOfMemory};
+use super::hash::FastMap;
+use super::preset::resolve;
+use crate::config::{Arch, DeviceConfig};
+use crate::event::{BufferType, Layout};
+use crate::ids::{BufferId, ProgramId, TraceId};
+
+/// Page size assumed for program binaries (interleaved over the DRAM banks)
+/// when the caller does not know it.
+pub const PROGRAM_PAGE_SIZE: u64 = 2048;
+/// tt-metal's trace buffer page size (`compute_interleaved_trace_buf_page_size`):
+/// of 1024, 2048 and 4096 B, the largest that minimizes the padding of
+/// `size` to a whole number of pages in every bank.
+pub fn trace_page_size(size: u64, num_banks: u32) -> u64 {
+    let mut pick = 1024;
+    let mut min_waste = u64::MAX;
+    for page in [1024u64, 2048, 4096] {
+        let fully_banked = page * num_banks.max(1) as u64;
+        let padded = size.div_ceil(fully_banked).saturating_mul(fully_banked);
+        let waste = padded - size;
+        if waste <= min_waste {
+            min_waste = waste;
+            pick = page;
+        }
+    }
+    pick
+}
+
+/// Who holds a block of device memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Owner {
+    Buffer(BufferId),
+    Program(ProgramId),
+    Trace(TraceId),
+}
+
+impl fmt::Display for Owner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Owner::Buffer(b) => write!(f, "buffer {b}"),
+            Owner::Program(p) => write!(f, "program {p}"),
+            Owner::Trace(t) => write!(f, "trace {t}"),
+        }
+    }
+}
+
+/// What to allocate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AllocRequest {
+    pub buffer_type: BufferType,
+    /// Total size in bytes.
+    pub size: u64,
+    /// `None` (or 0): unknown — the buffer is treated as one page.
+    pub page_size: Option<u64>,
+    pub layout: Layout,
+    /// Shards (cores) of a sharded buffer; ignored for interleaved ones.
+    pub num_cores: Option<u32>,
+    /// `None`: the type's default direction (DRAM/TRACE bottom-up, L1/L1_SMALL top-down).
+    pub bottom_up: Option<bool>,
+}
+
+impl AllocRequest {
+    /// An interleaved buffer in the default direction.
+    pub fn interleaved(buffer_type: BufferType, size: u64, page_size: Option<u64>) -> AllocRequest {
+        AllocRequest {
+            buffer_type,
+            size,
+            page_size,
+            layout: Layout::Interleaved,
+            num_cores: None,
+            bottom_up: None,
+        }
+    }
+
+    /// A height-sharded buffer over `num_cores` cores in the default direction.
+    pub fn sharded(
+        buffer_type: BufferType,
+        size: u64,
+        page_size: Option<u64>,
+        num_cores: u32,
+    ) -> AllocRequest {
+        AllocRequest {
+            buffer_type,
+            size,
+            page_size,
+            layout: Layout::HeightSharded,
+            num_cores: Some(num_cores),
+            bottom_up: None,
+        }
+    }
+
+    pub fn with_bottom_up(mut self, bottom_up: bool) -> AllocRequest {
+        self.bottom_up = Some(bottom_up);
+        self
+    }
+
+    /// Shards for the bank manager: `Some` only for sharded layouts with a known core count.
+    fn num_shards(&self) -> Option<u32> {
+        if self.layout.is_sharded() {
+            self.num_cores.filter(|&n| n > 0)
+        } else {
+            None
+        }
+    }
+}
+
+/// tt-metal's default direction: `Buffer::bottom_up` defaults to true for DRAM and TRACE.
+pub fn default_bottom_up(buffer_type: BufferType) -> bool {
+    matches!(
+        buffer_type,
+        BufferType::Dram | BufferType::Trace | BufferType::SystemMemory
+    )
+}
+
+/// Something that left device memory (a free, an unload, a release, or `close`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Released {
+    pub owner: Owner,
+    /// `Some` when the owner is a buffer.
+    pub buffer: Option<BufferId>,
+    /// Where it lived (a trace in a device without a trace region lived in DRAM).
+    pub buffer_type: BufferType,
+    pub address: u64,
+    /// The size requested, in bytes (all banks together).
+    pub size: u64,
+    /// Bytes it held in each bank.
+    pub per_bank: u64,
+    pub num_banks: u32,
+}
+
+impl Released {
+    /// Bytes held across all banks (`per_bank * num_banks`).
+    pub fn device_bytes(&self) -> u64 {
+        self.per_bank.saturating_mul(self.num_banks as u64)
+    }
+}
+
+/// One row of the block table (`detailed_memory_usage.csv`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockView {
+    pub address: u64,
+    pub size: u64,
+    pub allocated: bool,
+    pub owner: Option<Owner>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Live {
+    buffer_type: BufferType,
+    address: u64,
+    size: u64,
+    per_bank: u64,
+    num_banks: u32,
+}
+
+impl Live {
+    fn released(self, owner: Owner) -> Released {
+        Released {
+            owner,
+            buffer: match owner {
+                Owner::Buffer(b) => Some(b),
+                _ => None,
+            },
+            buffer_type: self.buffer_type,
+            address: self.address,
+            size: self.size,
+            per_bank: self.per_bank,
+            num_banks: self.num_banks,
+        }
+    }
+}
+
+/// A statically allocated circular buffer as recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CircularBuffer {
+    pub address: u64,
+    pub size: u64,
+    pub cores: Option<u32>,
+    pub globally_allocated: bool,
+}
+
+/// A simulated device.
+#[derive(Clone, Debug)]
+pub struct Device {
+    arch: Arch,
+    config: DeviceConfig,
+    /// DRAM, L1, L1_SMALL, TRACE.
+    managers: [BankManager; 4],
+    buffers: FastMap<BufferId, Live>,
+    programs: FastMap<ProgramId, Live>,
+    traces: FastMap<TraceId, Live>,
+    /// Host bytes (u128: recorded sizes are untrusted and their sum must not overflow).
+    system_bytes: u128,
+    system_buffers: usize,
+    cbs: Vec<CircularBuffer>,
+    last_program: Option<ProgramId>,
+    strict: bool,
+}
+
+#[inline]
+fn slot(bt: BufferType) -> Option<usize> {
+    match bt {
+        BufferType::Dram => Some(0),
+        BufferType::L1 => Some(1),
+        BufferType::L1Small => Some(2),
+        BufferType::Trace => Some(3),
+        BufferType::SystemMemory => None,
+    }
+}
+
+fn known(v: Option<u64>) -> u64 {
+    v.expect("resolved config is fully populated")
+}
+
+impl Device {
+    /// A device of `arch` whose unknown config fields come from `preset(arch)`.
+    pub fn new(arch: Arch, config: &DeviceConfig) -> Result<Device, ConfigError> {
+        let c = resolve(arch, config)?;
+        let dram_banks = c.dram_banks.expect("resolved");
+        let l1_banks = c.l1_banks.expect("resolved");
+        let dram_align = c.dram_alignment.expect("resolved") as u64;
+        let l1_align = c.l1_alignment.expect("resolved") as u64;
+        let dram_base = known(c.dram_unreserved_base);
+        let dram_size = known(c.dram_bank_size);
+        let l1_base = known(c.l1_unreserved_base);
+        let l1_size = known(c.l1_bank_size);
+        // tt-metal builds every bank manager's free list with the DRAM
+        // alignment (`BankManager::init_allocators`); pages round to the
+        // type's own alignment.
+        let fl_align = dram_align;
+        let managers = [
+            BankManager::new(
+                BufferType::Dram,
+                dram_banks,
+                dram_base,
+                dram_size,
+                dram_align,
+                fl_align,
+            )?,
+            BankManager::new(
+                BufferType::L1,
+                l1_banks,
+                l1_base,
+                l1_size,
+                l1_align,
+                fl_align,
+            )?,
+            BankManager::new(
+                BufferType::L1Small,
+                l1_banks,
+                l1_base
+                    .checked_add(l1_size)
+                    .ok_or_else(|| ConfigError::new("L1 bank end overflows 64 bits"))?,
+                known(c.l1_small_size),
+                l1_align,
+                fl_align,
+            )?,
+            BankManager::new(
+                BufferType::Trace,
+                dram_banks,
+                dram_base
+                    .checked_add(dram_size)
+                    .ok_or_else(|| ConfigError::new("DRAM bank end overflows 64 bits"))?,
+                known(c.trace_region_size),
+                dram_align,
+                fl_align,
+            )?,
+        ];
+        Ok(Device {
+            arch,
+            config: c,
+            managers,
+            buffers: FastMap::default(),
+            programs: FastMap::default(),
+            traces: FastMap::default(),
+            system_bytes: 0,
+            system_buffers: 0,
+            cbs: Vec::new(),
+            last_program: None,
+            strict: false,
+        })
+    }
+
+    pub fn arch(&self) -> Arch {
+        self.arch
+    }
+
+    /// The resolved config (every field known).
+    pub fn config(&self) -> &DeviceConfig {
+        &self.config
+    }
+
+    /// Strict mode rejects what tt-metal rejects even when a recording
+    /// may simply have lost the detail (interleaved L1_SMALL buffers).
+    pub fn set_strict(&mut self, strict: bool) {
+        self.strict = strict;
+    }
+
+    /// The bank manager of a device buffer type (`None` for SYSTEM_MEMORY).
+    pub fn bank_manager(&self, bt: BufferType) -> Option<&BankManager> {
+        slot(bt).map(|s| &self.managers[s])
+    }
+
+    fn check_new(&self, buffer: BufferId) -> Result<(), AllocError> {
+        if self.buffers.contains_key(&buffer) {
+            return Err(AllocError::AlreadyLive {
+                owner: Owner::Buffer(buffer),
+            });
+        }
+        Ok(())
+    }
+
+    fn check_l1_small(&self, r: &AllocRequest) -> Result<(), AllocError> {
+        if self.strict && r.buffer_type == BufferType::L1Small && r.num_shards().is_none() {
+            return Err(AllocError::Unsupported {
+                buffer_type: BufferType::L1Small,
+                message: "L1_SMALL only supports sharded allocations, see validate_num_banks"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn track_system(&mut self, buffer: BufferId, r: &AllocRequest) -> Placement {
+        self.system_bytes += r.size as u128;
+        self.system_buffers += 1;
+        self.buffers.insert(
+            buffer,
+            Live {
+                buffer_type: BufferType::SystemMemory,
+                address: 0,
+                size: r.size,
+                per_bank: r.size,
+                num_banks: 1,
+            },
+        );
+        Placement {
+            address: 0,
+            per_bank: r.size,
+            num_banks: 1,
+        }
+    }
+
+    /// Allocates a buffer where tt-metal would put it.
+    #[inline]
+    pub fn allocate(
+        &mut self,
+        buffer: BufferId,
+        req: &AllocRequest,
+    ) -> Result<Placement, AllocError> {
+        let Some(s) = slot(req.buffer_type) else {
+            self.check_new(buffer)?;
+            return Ok(self.track_system(buffer, req));
+        };
+        self.check_l1_small(req)?;
+        let bottom_up = req
+            .bottom_up
+            .unwrap_or_else(|| default_bottom_up(req.buffer_type));
+        // One hash lookup: the vacant entry is filled once the address is known.
+        let std::collections::hash_map::Entry::Vacant(slot) = self.buffers.entry(buffer) else {
+            return Err(AllocError::AlreadyLive {
+                owner: Owner::Buffer(buffer),
+            });
+        };
+        let p = self.managers[s].allocate(req.size, req.page_size, req.num_shards(), bottom_up)?;
+        slot.insert(Live {
+            buffer_type: req.buffer_type,
+            address: p.address,
+            size: req.size,
+            per_bank: p.per_bank,
+            num_banks: p.num_banks,
+        });
+        Ok(p)
+    }
+
+    /// Places a buffer at a recorded `address` if that range is free.
+    pub fn allocate_at(
+        &mut self,
+        buffer: BufferId,
+        req: &AllocRequest,
+        address: u64,
+    ) -> Result<Placement, AllocError> {
+        self.check_new(buffer)?;
+        let Some(s) = slot(req.buffer_type) else {
+            return Ok(self.track_system(buffer, req));
+        };
+        self.check_l1_small(req)?;
+        let m = &mut self.managers[s];
+        match m.allocate_at(req.size, req.page_size, req.num_shards(), address) {
+            Some(p) => {
+                self.buffers.insert(
+                    buffer,
+                    Live {
+                        buffer_type: req.buffer_type,
+                        address: p.address,
+                        size: req.size,
+                        per_bank: p.per_bank,
+                        num_banks: p.num_banks,
+                    },
+                );
+                Ok(p)
+            }
+            None => {
+                let (per_bank, aligned, banks) =
+                    m.spread(req.size, req.page_size, req.num_shards());
+                let fl = m.free_list();
+                let reserved = fl.alloc_size(per_bank);
+                if address < fl.base() || address.saturating_add(reserved) > fl.end() {
+                    // The range leaves the bank: tt-metal could not place it either.
+                    return Err(AllocError::OutOfMemory(
+                        self.oom(s, req.size, aligned, banks, per_bank),
+                    ));
+                }
+                // The allocated block in the way: the one at `address`, or
+                // the one right after the free block holding `address`.
+                let blocking = fl.block_at(address).and_then(|b| {
+                    if b.allocated {
+                        Some(b)
+                    } else {
+                        fl.block_at(b.address + b.size).filter(|n| n.allocated)
+                    }
+                });
+                Err(AllocError::AddressTaken {
+                    buffer_type: req.buffer_type,
+                    address,
+                    per_bank: reserved,
+                    blocking: blocking.map(|b| (b.address, b.size)),
+                })
+            }
+        }
+    }
+
+    fn oom(&self, s: usize, size: u64, aligned: u64, banks: u32, per_bank: u64) -> OutOfMemory {
+        let m = &self.managers[s];
+        let st = m.statistics();
+        OutOfMemory {
+            size: aligned,
+            requested_size: size,
+            buffer_type: m.buffer_type(),
+            num_banks: banks,
+            per_bank,
+            alloc_size: m.free_list().alloc_size(per_bank),
+            bank_size: m.bank_size(),
+            allocated: st.allocated,
+            free: st.free,
+            largest_free: st.largest_free,
+        }
+    }
+
+    /// Who holds the allocated block starting at `address` in `bt`'s banks
+    /// (a scan over everything live: for diagnostics, not for replay loops).
+    pub fn owner_at(&self, bt: BufferType, address: u64) -> Option<Owner> {
+        let hit = |l: &Live| l.buffer_type == bt && l.address == address;
+        self.buffers
+            .iter()
+            .find(|(_, l)| hit(l))
+            .map(|(b, _)| Owner::Buffer(*b))
+            .or_else(|| {
+                self.programs
+                    .iter()
+                    .find(|(_, l)| hit(l))
+                    .map(|(p, _)| Owner::Program(*p))
+            })
+            .or_else(|| {
+                self.traces
+                    .iter()
+                    .find(|(_, l)| hit(l))
+                    .map(|(t, _)| Owner::Trace(*t))
+            })
+    }
+
+    /// Frees a buffer. `None` for a buffer that is not live (tt-metal ignores those).
+    #[inline]
+    pub fn deallocate(&mut self, buffer: BufferId) -> Option<Released> {
+        let live = self.buffers.remove(&buffer)?;
+        match slot(live.buffer_type) {
+            Some(s) => {
+                self.managers[s].deallocate(live.address);
+            }
+            None => {
+                self.system_bytes -= live.size as u128;
+                self.system_buffers -= 1;
+            }
+        }
+        Some(live.released(Owner::Buffer(buffer)))
+    }
+
+    pub fn is_live(&self, buffer: BufferId) -> bool {
+        self.buffers.contains_key(&buffer)
+    }
+
+    /// A live buffer's placement, as it would be released now.
+    pub fn live(&self, buffer: BufferId) -> Option<Released> {
+        self.buffers
+            .get(&buffer)
+            .map(|l| l.released(Owner::Buffer(buffer)))
+    }
+
+    /// Everything still live — buffers, programs, traces — as `close()`
+    /// would release it (in no particular order).
+    pub fn live_all(&self) -> impl Iterator<Item = Released> + '_ {
+        self.buffers
+            .iter()
+            .map(|(b, l)| l.released(Owner::Buffer(*b)))
+            .chain(
+                self.programs
+                    .iter()
+                    .map(|(p, l)| l.released(Owner::Program(*p))),
+            )
+            .chain(
+                self.traces
+                    .iter()
+                    .map(|(t, l)| l.released(Owner::Trace(*t))),
+            )
+    }
+
+    /// Live buffers (not programs or traces).
+    pub fn num_live_buffers(&self) -> usize {
+        self.buffers.len()
+    }
+
+    /// Loads program binaries: DRAM, interleaved in `PROGRAM_PAGE_SIZE` pages, top-down.
+    pub fn load_program(
+        &mut self,
+        program: ProgramId,
+        binary_size: u64,
+    ) -> Result<Placement, AllocError> {
+        self.load_program_paged(program, binary_size, Some(PROGRAM_PAGE_SIZE))
+    }
+
+    /// [`Device::load_program`] with a known page size.
+    pub fn load_program_paged(
+        &mut self,
+        program: ProgramId,
+        binary_size: u64,
+        page_size: Option<u64>,
+    ) -> Result<Placement, AllocError> {
+        if self.programs.contains_key(&program) {
+            return Err(AllocError::AlreadyLive {
+                owner: Owner::Program(program),
+            });
+        }
+        let p = self.managers[0].allocate(binary_size, page_size, None, false)?;
+        self.programs.insert(
+            program,
+            Live {
+                buffer_type: BufferType::Dram,
+                address: p.address,
+                size: binary_size,
+                per_bank: p.per_bank,
+                num_banks: p.num_banks,
+            },
+        );
+        self.last_program = Some(program);
+        Ok(p)
+    }
+
+    pub fn unload_program(&mut self, program: ProgramId) -> Option<Released> {
+        let live = self.programs.remove(&program)?;
+        self.managers[0].deallocate(live.address);
+        if self.last_program == Some(program) {
+            self.last_program = None;
+        }
+        Some(live.released(Owner::Program(program)))
+    }
+
+    /// Captures a trace of `size` bytes: in the TRACE region bottom-up, or,
+    /// when the device has no trace region, in DRAM top-down; interleaved in
+    /// pages of [`trace_page_size`].
+    pub fn capture_trace(&mut self, trace: TraceId, size: u64) -> Result<Placement, AllocError> {
+        let s = if self.managers[3].bank_size() > 0 {
+            3
+        } else {
+            0
+        };
+        let page = trace_page_size(size, self.managers[s].num_banks());
+        self.capture_trace_paged(trace, size, Some(page))
+    }
+
+    /// [`Device::capture_trace`] with a known page size.
+    pub fn capture_trace_paged(
+        &mut self,
+        trace: TraceId,
+        size: u64,
+        page_size: Option<u64>,
+    ) -> Result<Placement, AllocError> {
+        if self.traces.contains_key(&trace) {
+            return Err(AllocError::AlreadyLive {
+                owner: Owner::Trace(trace),
+            });
+        }
+        let (s, bottom_up) = if self.managers[3].bank_size() > 0 {
+            (3, true)
+        } else {
+            (0, false)
+        };
+        let p = self.managers[s].allocate(size, page_size, None, bottom_up)?;
+        self.traces.insert(
+            trace,
+            Live {
+                buffer_type: self.managers[s].buffer_type(),
+                address: p.address,
+                size,
+                per_bank: p.per_bank,
+                num_banks: p.num_banks,
+            },
+        );
+        Ok(p)
+    }
+
+    pub fn release_trace(&mut self, trace: TraceId) -> Option<Released> {
+        let live = self.traces.remove(&trace)?;
+        let s = slot(live.buffer_type).expect("traces live on the device");
+        self.managers[s].deallocate(live.address);
+        Some(live.released(Owner::Trace(trace)))
+    }
+
+    /// Records a statically allocated circular buffer and checks it as
+    /// tt-metal's `validate_circular_buffer_region` does: the static CB
+    /// region (from the lowest L1 address up to the end of the highest CB
+    /// since the last `cb_free_all`) must stay below every L1 buffer and
+    /// within worker L1. Globally allocated CBs live inside an L1 buffer and
+    /// are not checked. The CB is recorded even when the check fails (the
+    /// recorded program did create it).
+    pub fn cb_alloc(
+        &mut self,
+        address: u64,
+        size: u64,
+        cores: Option<u32>,
+        globally_allocated: bool,
+    ) -> Result<(), CbClash> {
+        self.cbs.push(CircularBuffer {
+            address,
+            size,
+            cores,
+            globally_allocated,
+        });
+        if globally_allocated {
+            return Ok(());
+        }
+        let end = self.cb_region_end().unwrap_or(0);
+        let max_l1 = known(self.config.worker_l1_size);
+        if end > max_l1 {
+            return Err(CbClash {
+                program: self.last_program,
+                cores,
+                cb_region_end: end,
+                kind: CbClashKind::BeyondL1 {
+                    max_l1_size: max_l1,
+                },
+            });
+        }
+        if let Some(lowest) = self.managers[1].lowest_allocated() {
+            if lowest < end {
+                return Err(CbClash {
+                    program: self.last_program,
+                    cores,
+                    cb_region_end: end,
+                    kind: CbClashKind::L1Buffer {
+                        l1_buffer_address: lowest,
+                    },
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Places a statically allocated circular buffer whose address was not
+    /// recorded (graph captures report 0): as a program's CB allocator does,
+    /// upward from the start of unreserved L1, at the end of the CBs placed
+    /// since the last `cb_free_all`, aligned to the L1 alignment. Then
+    /// checks it like [`Device::cb_alloc`]. Returns the address.
+    pub fn cb_place(&mut self, size: u64, cores: Option<u32>) -> Result<u64, CbClash> {
+        let align = known(self.config.l1_alignment.map(u64::from)).max(1);
+        let base = known(self.config.l1_unreserved_base);
+        let at = self.cb_region_end().unwrap_or(base).max(base);
+        let address = at.div_ceil(align).saturating_mul(align);
+        self.cb_alloc(address, size, cores, false).map(|()| address)
+    }
+
+    /// All circular buffers of the device are gone (`track_deallocate_cb`).
+    pub fn cb_free_all(&mut self) {
+        self.cbs.clear();
+    }
+
+    /// The circular buffers recorded since the last `cb_free_all`.
+    pub fn circular_buffers(&self) -> &[CircularBuffer] {
+        &self.cbs
+    }
+
+    /// End of the static (not globally allocated) CB region, if any.
+    pub fn cb_region_end(&self) -> Option<u64> {
+        self.cbs
+            .iter()
+            .filter(|c| !c.globally_allocated)
+            .map(|c| c.address.saturating_add(c.size))
+            .max()
+    }
+
+    /// Device close: frees everything still live the way `deallocate_all()`
+    /// does and reports it (buffers, programs, traces; host buffers too),
+    /// ordered by buffer type then address.
+    pub fn close(&mut self) -> Vec<Released> {
+        let mut out: Vec<Released> = self
+            .buffers
+            .drain()
+            .map(|(b, l)| l.released(Owner::Buffer(b)))
+            .chain(
+                self.programs
+                    .drain()
+                    .map(|(p, l)| l.released(Owner::Program(p))),
+            )
+            .chain(
+                self.traces
+                    .drain()
+                    .map(|(t, l)| l.released(Owner::Trace(t))),
+            )
+            .collect();
+        out.sort_by_key(|r| (r.buffer_type, r.address, r.owner));
+        for m in &mut self.managers {
+            m.deallocate_all();
+        }
+        self.system_bytes = 0;
+        self.system_buffers = 0;
+        self.cbs.clear();
+        self.last_program = None;
+        out
+    }
+
+    /// A bank manager's statistics (per bank). For SYSTEM_MEMORY: the host
+    /// bytes tracked, with no capacity.
+    pub fn stats(&self, bt: BufferType) -> Statistics {
+        match slot(bt) {
+            Some(s) => self.managers[s].statistics(),
+            None => Statistics {
+                allocated: self.system_bytes.min(u64::MAX as u128) as u64,
+                num_allocated_blocks: self.system_buffers,
+                ..Statistics::default()
+            },
+        }
+    }
+
+    /// The block table of one bank manager in address order, with owners.
+    pub fn memory_view(&self, bt: BufferType) -> Vec<BlockView> {
+        let Some(s) = slot(bt) else { return Vec::new() };
+        let mut owners: FastMap<u64, Owner> = FastMap::default();
+        let on = |l: &Live| l.buffer_type == bt;
+        owners.extend(
+            self.buffers
+                .iter()
+                .filter(|(_, l)| on(l))
+                .map(|(b, l)| (l.address, Owner::Buffer(*b))),
+        );
+        owners.extend(
+            self.programs
+                .iter()
+                .filter(|(_, l)| on(l))
+                .map(|(p, l)| (l.address, Owner::Program(*p))),
+        );
+        owners.extend(
+            self.traces
+                .iter()
+                .filter(|(_, l)| on(l))
+                .map(|(t, l)| (l.address, Owner::Trace(*t))),
+        );
+        self.managers[s]
+            .blocks()
+            .map(|b| BlockView {
+                address: b.address,
+                size: b.size,
+                allocated: b.allocated,
+                owner: if b.allocated {
+                    owners.get(&b.address).copied()
+                } else {
+                    None
+                },
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,704 @@
+//! tt-metal's first-fit free list (`FreeListOpt` with `SearchPolicy::FIRST`)
+//! over one address range, with the same arithmetic:
+//!
+//! - a request is rounded to `align(max(size, min_allocation))`, where
+//!   `align(x) = ceil(x / alignment) * alignment` (`Algorithm::align`);
+//! - bottom-up takes the lowest-address free block that fits and carves from
+//!   its bottom; top-down takes the highest-address free block that fits and
+//!   carves from its top (`offset = block_size - alloc_size`);
+//! - freeing merges with the previous and the next block when they are free;
+//!   freeing an address that is not allocated is ignored;
+//! - the range is *not* rounded down to the alignment (tt-metal keeps
+//!   `max_size_bytes` as given), so a top-down carve from an unaligned tail
+//!   yields an unaligned address exactly as tt-metal would.
+//!
+//! Speed: blocks (free and allocated) form a doubly linked list in address
+//! order, so coalescing is O(1). The address range is cut into at most 2^18
+//! buckets (1 alignment unit per bucket for L1, 128 units = 4 KiB for a
+//! 1 GiB DRAM bank); each bucket knows the first block starting in it, and a
+//! [`MaxTree`] over the buckets holds the largest free block starting in
+//! each. Finding the first fit is one walk down the tree (≤ 5 cache lines)
+//! plus a scan of the few blocks starting in one bucket; finding a block by
+//! address is a scan of its bucket; an update is a walk up the tree. So every
+//! operation costs O(log16(buckets) + blocks per bucket): it depends on the
+//! size of the address range, not on how many blocks are live (the number of
+//! blocks starting in one bucket is at most its unit count, 128, and one or
+//! two for tile-sized buffers).
+
+use super::error::ConfigError;
+use super::maxtree::MaxTree;
+
+const NIL: u32 = u32::MAX;
+/// log2 of the largest number of address buckets.
+const BUCKET_BITS: u32 = 18;
+
+#[derive(Clone, Copy, Debug)]
+struct Block {
+    addr: u64,
+    size: u64,
+    prev: u32,
+    next: u32,
+    allocated: bool,
+}
+
+/// One block of the free list, as the memory view shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    pub address: u64,
+    pub size: u64,
+    pub allocated: bool,
+}
+
+/// A first-fit free list over `[base, base + size)`.
+#[derive(Clone, Debug)]
+pub struct FreeList {
+    base: u64,
+    size: u64,
+    alignment: u64,
+    /// `log2(alignment)` when it is a power of two: shifts instead of divisions.
+    align_shift: Option<u32>,
+    min_allocation: u64,
+    blocks: Vec<Block>,
+    spare: Vec<u32>,
+    head: u32,
+    num_allocated: usize,
+    allocated_bytes: u64,
+    free_blocks: usize,
+    /// Set once a block boundary off the alignment grid exists (unaligned
+    /// range end or an `allocate_at` at an unaligned address): the largest
+    /// free block must then be found by a scan rather than from the tree.
+    off_grid: bool,
+    tree: MaxTree,
+    bucket_first: Vec<u32>,
+    bucket_shift: u32,
+    /// Bytes per bucket (`alignment << bucket_shift`).
+    bucket_bytes: u64,
+}
+
+impl FreeList {
+    /// A free list over `[base, base + size)`. tt-metal passes the alignment
+    /// as the minimum allocation too.
+    pub fn new(
+        base: u64,
+        size: u64,
+        alignment: u64,
+        min_allocation: u64,
+    ) -> Result<FreeList, ConfigError> {
+        if alignment == 0 {
+            return Err(ConfigError::new("alignment must be at least 1 B"));
+        }
+        if base.checked_add(size).is_none() {
+            return Err(ConfigError::new(format!(
+                "address range {base} + {size} B overflows 64 bits"
+            )));
+        }
+        let units = size.div_ceil(alignment);
+        if units > i32::MAX as u64 {
+            return Err(ConfigError::new(format!(
+                "a {size} B range at {alignment} B alignment has more than 2^31 allocation units"
+            )));
+        }
+        let bits = 64 - units.max(1).saturating_sub(1).leading_zeros();
+        let bucket_shift = bits.saturating_sub(BUCKET_BITS);
+        let buckets = (units >> bucket_shift) as usize + 1;
+        let mut fl = FreeList {
+            base,
+            size,
+            alignment,
+            align_shift: alignment
+                .is_power_of_two()
+                .then(|| alignment.trailing_zeros()),
+            min_allocation: min_allocation.max(1),
+            blocks: Vec::new(),
+            spare: Vec::new(),
+            head: NIL,
+            num_allocated: 0,
+            allocated_bytes: 0,
+            free_blocks: 0,
+            off_grid: !size.is_multiple_of(alignment),
+            tree: MaxTree::new(buckets),
+            bucket_first: vec![NIL; buckets],
+            bucket_shift,
+            bucket_bytes: alignment << bucket_shift,
+        };
+        fl.init();
+        Ok(fl)
+    }
+
+    fn init(&mut self) {
+        self.blocks.clear();
+        self.spare.clear();
+        self.num_allocated = 0;
+        self.allocated_bytes = 0;
+        self.head = NIL;
+        self.free_blocks = 0;
+        self.off_grid = !self.size.is_multiple_of(self.alignment);
+        if self.size > 0 {
+            let i = self.new_block(self.base, self.size);
+            self.head = i;
+            self.add_start(i);
+            self.free_blocks = 1;
+            self.refresh_bucket(0);
+        }
+    }
+
+    pub fn base(&self) -> u64 {
+        self.base
+    }
+    /// Bytes managed (tt-metal's `max_size_bytes`, the "bank size").
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+    pub fn end(&self) -> u64 {
+        self.base + self.size
+    }
+    pub fn alignment(&self) -> u64 {
+        self.alignment
+    }
+    pub fn min_allocation(&self) -> u64 {
+        self.min_allocation
+    }
+    pub fn allocated_bytes(&self) -> u64 {
+        self.allocated_bytes
+    }
+    pub fn free_bytes(&self) -> u64 {
+        self.size - self.allocated_bytes
+    }
+    pub fn num_allocated(&self) -> usize {
+        self.num_allocated
+    }
+    pub fn num_free_blocks(&self) -> usize {
+        self.free_blocks
+    }
+
+    /// What a request of `size` bytes reserves: `align(max(size, min_allocation))`.
+    #[inline]
+    pub fn alloc_size(&self, size: u64) -> u64 {
+        let s = size.max(self.min_allocation);
+        match self.align_shift {
+            Some(sh) => s.saturating_add(self.alignment - 1) >> sh << sh,
+            None => s.div_ceil(self.alignment).saturating_mul(self.alignment),
+        }
+    }
+
+    /// `floor(x / alignment)`.
+    #[inline(always)]
+    fn div_align(&self, x: u64) -> u64 {
+        match self.align_shift {
+            Some(sh) => x >> sh,
+            None => x / self.alignment,
+        }
+    }
+
+    #[inline]
+    fn units(&self, bytes: u64) -> u32 {
+        // Exact for fit tests: a block of `s` bytes fits a request of `a`
+        // bytes (a multiple of the alignment) iff floor(s / align) >= a / align.
+        self.div_align(bytes).min(i32::MAX as u64) as u32
+    }
+
+    #[inline]
+    fn bucket_of(&self, addr: u64) -> usize {
+        (self.div_align(addr - self.base) >> self.bucket_shift) as usize
+    }
+
+    #[inline]
+    fn bucket_end(&self, b: usize) -> u64 {
+        // Saturating: with a huge alignment the last bucket may end past 2^64.
+        self.base
+            .saturating_add((b as u64 + 1).saturating_mul(self.bucket_bytes))
+    }
+
+    fn new_block(&mut self, addr: u64, size: u64) -> u32 {
+        let b = Block {
+            addr,
+            size,
+            prev: NIL,
+            next: NIL,
+            allocated: false,
+        };
+        if let Some(i) = self.spare.pop() {
+            self.blocks[i as usize] = b;
+            i
+        } else {
+            self.blocks.push(b);
+            (self.blocks.len() - 1) as u32
+        }
+    }
+
+    #[inline]
+    fn link_after(&mut self, p: u32, n: u32) {
+        let next = self.blocks[p as usize].next;
+        self.blocks[n as usize].prev = p;
+        self.blocks[n as usize].next = next;
+        if next != NIL {
+            self.blocks[next as usize].prev = n;
+        }
+        self.blocks[p as usize].next = n;
+    }
+
+    #[inline]
+    fn unlink(&mut self, i: u32) {
+        let Block { prev, next, .. } = self.blocks[i as usize];
+        if prev != NIL {
+            self.blocks[prev as usize].next = next;
+        } else {
+            self.head = next;
+        }
+        if next != NIL {
+            self.blocks[next as usize].prev = prev;
+        }
+        self.spare.push(i);
+    }
+
+    /// Block `i` now starts where it starts: make it its bucket's first block if it is lowest.
+    #[inline]
+    fn add_start(&mut self, i: u32) {
+        let addr = self.blocks[i as usize].addr;
+        let b = self.bucket_of(addr);
+        let f = self.bucket_first[b];
+        if f == NIL || self.blocks[f as usize].addr > addr {
+            self.bucket_first[b] = i;
+        }
+    }
+
+    /// Block `i` (still linked) is going away.
+    #[inline]
+    fn remove_start(&mut self, i: u32) {
+        let addr = self.blocks[i as usize].addr;
+        let b = self.bucket_of(addr);
+        if self.bucket_first[b] == i {
+            let n = self.blocks[i as usize].next;
+            self.bucket_first[b] = if n != NIL && self.blocks[n as usize].addr < self.bucket_end(b)
+            {
+                n
+            } else {
+                NIL
+            };
+        }
+    }
+
+    /// Recomputes the largest free block starting in bucket `b`.
+    #[inline]
+    fn refresh_bucket(&mut self, b: usize) {
+        let end = self.bucket_end(b);
+        let mut i = self.bucket_first[b];
+        let mut m = 0u32;
+        while i != NIL {
+            let blk = &self.blocks[i as usize];
+            if blk.addr >= end {
+                break;
+            }
+            if !blk.allocated {
+                m = m.max(self.units(blk.size));
+            }
+            i = blk.next;
+        }
+        self.tree.set(b, m);
+    }
+
+    /// A free block of `units` now starts in bucket `b` (nothing there shrank).
+    #[inline]
+    fn raise_bucket(&mut self, b: usize, units: u32) {
+        if units > self.tree.get(b) {
+            self.tree.set(b, units);
+        }
+    }
+
+    /// The first-fit block in bucket `b` for `alloc` bytes.
+    #[inline]
+    fn pick_in_bucket(&self, b: usize, alloc: u64, bottom_up: bool) -> u32 {
+        let end = self.bucket_end(b);
+        let mut i = self.bucket_first[b];
+        let mut chosen = NIL;
+        while i != NIL {
+            let blk = &self.blocks[i as usize];
+            if blk.addr >= end {
+                break;
+            }
+            if !blk.allocated && blk.size >= alloc {
+                chosen = i;
+                if bottom_up {
+                    break;
+                }
+            }
+            i = blk.next;
+        }
+        chosen
+    }
+
+    /// Allocates `size` bytes (rounded as tt-metal rounds) and returns the
+    /// absolute address, or `None` when no free block fits.
+    #[inline]
+    pub fn allocate(&mut self, size: u64, bottom_up: bool) -> Option<u64> {
+        let alloc = self.alloc_size(size);
+        if alloc > self.size {
+            return None;
+        }
+        // `alloc <= size` and the range has < 2^31 units: this fits.
+        let units = self.div_align(alloc) as u32;
+        let b = if bottom_up {
+            self.tree.first(units)
+        } else {
+            self.tree.last(units)
+        }?;
+        let i = self.pick_in_bucket(b, alloc, bottom_up);
+        debug_assert!(i != NIL, "tree said bucket {b} fits {alloc} B");
+        let blk = self.blocks[i as usize];
+        let offset = if bottom_up { 0 } else { blk.size - alloc };
+        Some(self.allocate_in_block(i, alloc, offset))
+    }
+
+    /// Allocates `size` bytes at exactly `address` when `[address, address +
+    /// alloc_size)` lies inside one free block (tt-metal's
+    /// `allocate_at_address`). Returns `None` otherwise.
+    pub fn allocate_at(&mut self, address: u64, size: u64) -> Option<u64> {
+        let alloc = self.alloc_size(size);
+        if address < self.base || address.checked_add(alloc)? > self.end() {
+            return None;
+        }
+        let b = self.bucket_of(address);
+        // The block containing `address` is the last block starting at or before it.
+        let end = self.bucket_end(b);
+        let mut i = self.bucket_first[b];
+        let mut found = NIL;
+        while i != NIL {
+            let blk = &self.blocks[i as usize];
+            if blk.addr > address || blk.addr >= end {
+                break;
+            }
+            found = i;
+            i = blk.next;
+        }
+        if found == NIL {
+            // It starts in an earlier bucket; to be usable it must be free
+            // (and hold at least one unit), so it is the last such free block.
+            let pb = self.tree.last_at_or_before(b.checked_sub(1)?, 1)?;
+            let pend = self.bucket_end(pb);
+            let mut i = self.bucket_first[pb];
+            while i != NIL {
+                let blk = &self.blocks[i as usize];
+                if blk.addr >= pend {
+                    break;
+                }
+                if !blk.allocated {
+                    found = i;
+                }
+                i = blk.next;
+            }
+        }
+        if found == NIL {
+            return None;
+        }
+        let blk = self.blocks[found as usize];
+        if blk.allocated || address < blk.addr || address + alloc > blk.addr + blk.size {
+            return None;
+        }
+        if !(address - self.base).is_multiple_of(self.alignment) {
+            self.off_grid = true;
+        }
+        Some(self.allocate_in_block(found, alloc, address - blk.addr))
+    }
+
+    fn allocate_in_block(&mut self, i: u32, alloc: u64, offset: u64) -> u64 {
+        let Block {
+            addr: orig_addr,
+            size: orig_size,
+            ..
+        } = self.blocks[i as usize];
+        let mut cur = i;
+        self.free_blocks -= 1;
+        if offset > 0 {
+            // The bottom part stays free under the old index.
+            self.blocks[i as usize].size = offset;
+            let r = self.new_block(orig_addr + offset, orig_size - offset);
+            self.link_after(i, r);
+            self.add_start(r);
+            self.free_blocks += 1;
+            cur = r;
+        }
+        let Block { addr, size, .. } = self.blocks[cur as usize];
+        if size > alloc {
+            let r = self.new_block(addr + alloc, size - alloc);
+            self.link_after(cur, r);
+            self.add_start(r);
+            self.blocks[cur as usize].size = alloc;
+            self.free_blocks += 1;
+        }
+        self.blocks[cur as usize].allocated = true;
+        self.num_allocated += 1;
+        self.allocated_bytes += alloc;
+
+        // Only two leaves can change: the right remainder's bucket gains a
+        // free block (a raise, done first so that the lowering below stops
+        // early at a shared ancestor), and the original block's bucket lost
+        // or shrank its block (a rescan). The allocated block's own start
+        // never counted as free, so its bucket is untouched.
+        if size > alloc {
+            let rest = self.blocks[self.blocks[cur as usize].next as usize].size;
+            self.raise_bucket(self.bucket_of(addr + alloc), self.units(rest));
+        }
+        self.refresh_bucket(self.bucket_of(orig_addr));
+        addr
+    }
+
+    /// The allocated block starting at `address`: blocks starting in its
+    /// bucket are scanned in address order (no separate address index — the
+    /// bucket's blocks are touched by the free anyway).
+    #[inline]
+    fn find_allocated(&self, address: u64) -> Option<u32> {
+        if address < self.base || address >= self.end() {
+            return None;
+        }
+        let b = self.bucket_of(address);
+        let end = self.bucket_end(b);
+        let mut i = self.bucket_first[b];
+        while i != NIL {
+            let blk = &self.blocks[i as usize];
+            if blk.addr > address || blk.addr >= end {
+                return None;
+            }
+            if blk.addr == address {
+                return blk.allocated.then_some(i);
+            }
+            i = blk.next;
+        }
+        None
+    }
+
+    /// Frees the block allocated at `address` and returns its size; `None`
+    /// (and no change) when nothing is allocated there, as in tt-metal.
+    #[inline]
+    pub fn deallocate(&mut self, address: u64) -> Option<u64> {
+        let i = self.find_allocated(address)?;
+        self.num_allocated -= 1;
+        let size = self.blocks[i as usize].size;
+        self.allocated_bytes -= size;
+        self.blocks[i as usize].allocated = false;
+        self.free_blocks += 1;
+        let mut cur = i;
+        let p = self.blocks[cur as usize].prev;
+        if p != NIL && !self.blocks[p as usize].allocated {
+            self.remove_start(cur);
+            self.blocks[p as usize].size += self.blocks[cur as usize].size;
+            self.unlink(cur);
+            self.free_blocks -= 1;
+            cur = p;
+        }
+        let n = self.blocks[cur as usize].next;
+        let mut lost = usize::MAX;
+        if n != NIL && !self.blocks[n as usize].allocated {
+            lost = self.bucket_of(self.blocks[n as usize].addr);
+            self.remove_start(n);
+            self.blocks[cur as usize].size += self.blocks[n as usize].size;
+            self.unlink(n);
+            self.free_blocks -= 1;
+        }
+        // The merged block only grew: raise its bucket (first, so that the
+        // lowering below stops early). The next block's bucket lost a free
+        // block start: rescan it, unless the merged block starts there too
+        // (then the larger merged block already dominates it).
+        let Block {
+            addr: start,
+            size: merged,
+            ..
+        } = self.blocks[cur as usize];
+        let home = self.bucket_of(start);
+        self.raise_bucket(home, self.units(merged));
+        if lost != usize::MAX && lost != home {
+            self.refresh_bucket(lost);
+        }
+        Some(size)
+    }
+
+    /// The block (free or allocated) containing `address`. Meant for
+    /// diagnostics: when the block starts many buckets earlier, this walks
+    /// back bucket by bucket.
+    pub fn block_at(&self, address: u64) -> Option<Span> {
+        if address < self.base || address >= self.end() {
+            return None;
+        }
+        let mut b = self.bucket_of(address);
+        // The last block starting at or before `address`.
+        let mut i = loop {
+            let f = self.bucket_first[b];
+            if f != NIL && self.blocks[f as usize].addr <= address {
+                break f;
+            }
+            b = b.checked_sub(1)?;
+        };
+        loop {
+            let blk = &self.blocks[i as usize];
+            if address < blk.addr + blk.size {
+                return Some(Span {
+                    address: blk.addr,
+                    size: blk.size,
+                    allocated: blk.allocated,
+                });
+            }
+            i = blk.next;
+            if i == NIL {
+                return None;
+            }
+        }
+    }
+
+    /// The size reserved at `address`, if a block is allocated there.
+    pub fn allocated_size(&self, address: u64) -> Option<u64> {
+        self.find_allocated(address)
+            .map(|i| self.blocks[i as usize].size)
+    }
+
+    /// Frees everything (tt-metal's `deallocate_all` / `clear`).
+    pub fn deallocate_all(&mut self) {
+        self.tree.clear();
+        self.bucket_first.iter_mut().for_each(|b| *b = NIL);
+        self.init();
+    }
+
+    /// The lowest allocated address (tt-metal's `lowest_occupied_address`).
+    pub fn lowest_allocated(&self) -> Option<u64> {
+        if self.head == NIL {
+            return None;
+        }
+        let h = &self.blocks[self.head as usize];
+        if h.allocated {
+            return Some(h.addr);
+        }
+        // Free neighbours always merge, so the block after a free head is allocated.
+        (h.next != NIL).then(|| self.blocks[h.next as usize].addr)
+    }
+
+    /// The largest free block as `(address, size)`; the lowest address wins ties.
+    pub fn largest_free(&self) -> Option<(u64, u64)> {
+        if self.free_blocks == 0 {
+            return None;
+        }
+        if self.off_grid {
+            let mut best: Option<(u64, u64)> = None;
+            for s in self.blocks() {
+                if !s.allocated && best.is_none_or(|(_, sz)| s.size > sz) {
+                    best = Some((s.address, s.size));
+                }
+            }
+            return best;
+        }
+        let units = self.tree.max();
+        let b = self.tree.first(units)?;
+        let want = units as u64 * self.alignment;
+        let end = self.bucket_end(b);
+        let mut i = self.bucket_first[b];
+        while i != NIL {
+            let blk = &self.blocks[i as usize];
+            if blk.addr >= end {
+                break;
+            }
+            if !blk.allocated && blk.size == want {
+                return Some((blk.addr, blk.size));
+            }
+            i = blk.next;
+        }
+        None
+    }
+
+    /// The addresses of every largest free block (tt-metal's
+    /// `largest_free_block_addrs`), in address order. A scan: diagnostics only.
+    pub fn largest_free_addresses(&self) -> Vec<u64> {
+        let Some((_, size)) = self.largest_free() else {
+            return Vec::new();
+        };
+        self.blocks()
+            .filter(|b| !b.allocated && b.size == size)
+            .map(|b| b.address)
+            .collect()
+    }
+
+    /// Every block in address order.
+    pub fn blocks(&self) -> impl Iterator<Item = Span> + '_ {
+        let mut i = self.head;
+        std::iter::from_fn(move || {
+            if i == NIL {
+                return None;
+            }
+            let b = &self.blocks[i as usize];
+            i = b.next;
+            Some(Span {
+                address: b.addr,
+                size: b.size,
+                allocated: b.allocated,
+            })
+        })
+    }
+
+    /// Checks every internal invariant (for tests): blocks tile the range,
+    /// no two free blocks touch, counters, the allocation index, the bucket
+    /// heads and the tree agree with the block list.
+    #[doc(hidden)]
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let mut at = self.base;
+        let mut prev_free = false;
+        let mut free_blocks = 0;
+        let mut allocated = 0;
+        let mut n_alloc = 0;
+        let mut leaf = vec![0u32; self.bucket_first.len()];
+        let mut first = vec![NIL; self.bucket_first.len()];
+        let mut i = self.head;
+        let mut prev = NIL;
+        while i != NIL {
+            let b = &self.blocks[i as usize];
+            if b.prev != prev {
+                return Err(format!("block at {} has a bad prev link", b.addr));
+            }
+            if b.addr != at || b.size == 0 {
+                return Err(format!("gap or empty block at {} (expected {at})", b.addr));
+            }
+            let bk = self.bucket_of(b.addr);
+            if first[bk] == NIL {
+                first[bk] = i;
+            }
+            if b.allocated {
+                allocated += b.size;
+                n_alloc += 1;
+                if self.find_allocated(b.addr) != Some(i) {
+                    return Err(format!(
+                        "allocated block at {} not found by address",
+                        b.addr
+                    ));
+                }
+                prev_free = false;
+            } else {
+                if prev_free {
+                    return Err(format!("two free blocks touch at {}", b.addr));
+                }
+                free_blocks += 1;
+                leaf[bk] = leaf[bk].max(self.units(b.size));
+                prev_free = true;
+            }
+            at = b.addr + b.size;
+            prev = i;
+            i = b.next;
+        }
+        if at != self.end() && self.size > 0 {
+            return Err(format!("blocks end at {at}, range ends at {}", self.end()));
+        }
+        if allocated != self.allocated_bytes || n_alloc != self.num_allocated {
+            return Err("allocated counters disagree".into());
+        }
+        if free_blocks != self.free_blocks {
+            return Err("free block counter disagrees".into());
+        }
+        if first != self.bucket_first {
+            return Err("bucket heads disagree".into());
+        }
+        self.tree.check()?;
+        for (b, &v) in leaf.iter().enumerate() {
+            if self.tree.get(b) != v {
+                return Err(format!(
+                    "tree leaf {b} is {} but should be {v}",
+                    self.tree.get(b)
+                ));
+            }
+        }
+        Ok(())
+    }
+}
