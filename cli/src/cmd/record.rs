@@ -1,10 +1,261 @@
-//! `ttalloc record` (not built yet).
+//! `ttalloc record [-o TRACE] [--force] [--fail-on KINDS] [--] CMD [ARGS...]`:
+//! runs CMD under a recorder session and writes its events into a trace.
 
+use crate::exit;
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::ffi::OsString;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use ttalloc_recorder::compat::{
+    CompatListener, CompatOptions, IngestOutput, Numbering, DEFAULT_SOCKET,
+};
+use ttalloc_recorder::launcher::{self, LaunchError};
+use ttalloc_recorder::stats::{human_bytes, LiveSnapshot};
+use ttalloc_recorder::{Session, SessionOptions};
+
+/// Findings `--fail-on` can ask for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailKind {
+    /// Buffers still live at the end of the trace.
+    Leak,
+    /// Live memory growing from cycle to cycle.
+    Growth,
+    /// An allocation the simulated device cannot satisfy.
+    Oom,
+    /// A free of a buffer never allocated.
+    UnknownFree,
+    /// A buffer freed twice.
+    DoubleFree,
+    /// Recorded addresses that disagree with the simulated allocator.
+    Divergence,
+    /// Any of the above.
+    Any,
+}
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Trace to write [default: ttalloc-<UTC timestamp>.zst in the current directory].
+    #[arg(short, long, value_name = "TRACE")]
+    output: Option<PathBuf>,
+    /// Overwrite TRACE if it exists.
+    #[arg(long)]
+    force: bool,
+    /// Exit with status 1 when the recording shows these findings (comma-separated).
+    #[arg(long, value_name = "KINDS", value_delimiter = ',')]
+    fail_on: Vec<FailKind>,
+    /// Also listen where tt-metal's allocation client connects (the allocation-server
+    /// protocol of allocation_server_poc), so an unmodified tt-metal is recorded too.
+    #[arg(long)]
+    compat: bool,
+    /// Allocation-server socket for --compat.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET)]
+    compat_socket: PathBuf,
+    /// Buffer-type numbering of allocation-server clients: tt-metal (0 DRAM, 1 L1,
+    /// 2 SYSTEM_MEMORY, 3 L1_SMALL, 4 TRACE) or python-demo (0 DRAM, 1 L1, 2 L1_SMALL, 3 TRACE).
+    #[arg(long, value_name = "NUMBERING", default_value = "tt-metal", value_parser = parse_numbering)]
+    compat_types: Numbering,
+    /// Seconds to keep recording processes CMD left running after it exited.
+    #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
+    grace: f64,
+    /// The command to record, with its arguments.
+    #[arg(
+        value_name = "CMD",
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    cmd: Vec<OsString>,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`ttalloc record` is not implemented yet")
+fn parse_numbering(s: &str) -> Result<Numbering, String> {
+    s.parse()
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    // A command that cannot run is bad usage: nothing is recorded, no file is left.
+    launcher::resolve(&args.cmd[0]).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let output = args.output.clone().unwrap_or_else(default_output);
+    let argv: Vec<String> = args
+        .cmd
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(10));
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {elapsed} {msg}").expect("static template"),
+    );
+    let warn_bar = bar.clone();
+    let mut opts = SessionOptions::new(&output, argv.clone());
+    opts.overwrite = args.force;
+    opts.warn = Arc::new(move |m: &str| warn_bar.suspend(|| eprintln!("ttalloc: warning: {m}")));
+    let session = Session::start(opts)?;
+    let compat = if args.compat {
+        let mut copts = CompatOptions::new(&args.compat_socket, args.compat_types);
+        let print_bar = bar.clone();
+        copts.print = Arc::new(move |s: &str| print_bar.suspend(|| eprintln!("{s}")));
+        match CompatListener::start(copts, Arc::new(IngestOutput::new(session.ingest()))) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                let _ = session.finish(Duration::ZERO);
+                let _ = std::fs::remove_file(&output);
+                return Err(e.into());
+            }
+        }
+    } else {
+        None
+    };
+
+    let grace = Duration::from_secs_f64(args.grace.max(0.0));
+    let outcome = launcher::run_command(&session, &args.cmd, grace, || {
+        bar.set_message(status_line(&session.stats()));
+        bar.tick();
+    });
+    bar.set_message("draining what the processes sent…");
+    let compat_report = compat.map(|c| c.stop());
+    // CMD and the children it left have exited (or the grace period is over):
+    // connections still open get a moment to deliver what is in flight.
+    let summary = session.finish(Duration::from_millis(200));
+    bar.finish_and_clear();
+    let summary = summary.with_context(|| format!("recording into {}", output.display()))?;
+
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            // CMD never ran: do not leave an empty trace behind.
+            let _ = std::fs::remove_file(&output);
+            return match e {
+                LaunchError::NotFound(_) | LaunchError::NotExecutable(_) | LaunchError::Empty => {
+                    Err(anyhow::anyhow!("{e}"))
+                }
+                other => Err(anyhow::anyhow!("{other}")),
+            };
+        }
+    };
+
+    let snap = &summary.snapshot;
+    let devices = snap.devices.len();
+    eprintln!(
+        "ttalloc: recorded {} events from {} process{} on {} device{} into {}",
+        summary.events_written,
+        snap.sources_total,
+        if snap.sources_total == 1 { "" } else { "es" },
+        devices,
+        if devices == 1 { "" } else { "s" },
+        output.display()
+    );
+    eprintln!("ttalloc: left behind at the end: {}", snap.left_behind());
+    if let Some(r) = compat_report {
+        eprintln!(
+            "ttalloc: allocation-server clients: {} connections, {} messages, {} unknown frees, {} misframed streams",
+            r.connections, r.messages, r.unknown_frees, r.misframed_connections
+        );
+    }
+    if snap.protocol_errors > 0 {
+        eprintln!(
+            "ttalloc: {} connection(s) were closed because of protocol errors (see warnings above)",
+            snap.protocol_errors
+        );
+    }
+    if let Some(err) = &summary.write_error {
+        eprintln!("ttalloc: error: writing {} failed: {err}", output.display());
+        eprintln!(
+            "ttalloc: what was written before the failure is readable: ttalloc info {}",
+            output.display()
+        );
+    } else {
+        eprintln!(
+            "ttalloc: analyse it with: ttalloc replay {} --bisect",
+            output.display()
+        );
+    }
+    if let Some(sig) = outcome.signal {
+        eprintln!("ttalloc: the command was killed by signal {sig}");
+    }
+
+    if outcome.code != 0 {
+        return Ok(ExitCode::from(outcome.code.clamp(1, 255) as u8));
+    }
+    if summary.write_error.is_some() {
+        return Ok(ExitCode::from(exit::BAD_INPUT));
+    }
+    if fails(&args.fail_on, snap) {
+        return Ok(ExitCode::from(exit::FINDINGS));
+    }
+    Ok(ExitCode::from(exit::SUCCESS))
+}
+
+/// Evaluates `--fail-on` from the recorder's own accounting. Only `leak` can
+/// be decided here; the other kinds need the replayer.
+fn fails(kinds: &[FailKind], snap: &LiveSnapshot) -> bool {
+    let mut found = false;
+    for k in kinds {
+        match k {
+            FailKind::Leak | FailKind::Any => {
+                let n = snap.live_buffers();
+                if n > 0 {
+                    eprintln!("ttalloc: finding (leak): {n} buffers are still allocated at the end of the trace");
+                    found = true;
+                }
+            }
+            other => eprintln!(
+                "ttalloc: note: --fail-on {} is decided by the replayer: ttalloc replay TRACE --fail-on {}",
+                name(*other),
+                name(*other)
+            ),
+        }
+    }
+    found
+}
+
+fn name(k: FailKind) -> &'static str {
+    match k {
+        FailKind::Leak => "leak",
+        FailKind::Growth => "growth",
+        FailKind::Oom => "oom",
+        FailKind::UnknownFree => "unknown-free",
+        FailKind::DoubleFree => "double-free",
+        FailKind::Divergence => "divergence",
+        FailKind::Any => "any",
+    }
+}
+
+fn status_line(s: &LiveSnapshot) -> String {
+    format!(
+        "recording: {} events · {} process{} connected · {} live buffers · DRAM {} · L1 {}",
+        s.events,
+        s.sources_connected,
+        if s.sources_connected == 1 { "" } else { "es" },
+        s.live_buffers(),
+        human_bytes(s.dram()),
+        human_bytes(s.l1()),
+    )
+}
+
+/// `ttalloc-YYYYMMDD-HHMMSS.zst` (UTC).
+fn default_output() -> PathBuf {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = ((secs / 86400) as i64, secs % 86400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    PathBuf::from(format!(
+        "ttalloc-{y:04}{m:02}{d:02}-{:02}{:02}{:02}.zst",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    ))
 }

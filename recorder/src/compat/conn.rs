@@ -1,0 +1,323 @@
+//! One client connection: read the stream, split it into 112-byte messages,
+//! apply them to the shared registry, record the events, answer queries.
+
+use super::message::{Message, MsgType, StreamDecoder};
+use super::output::{CompatOutput, ProcessInfo, ProcessOutput};
+use super::state::Registry;
+use crate::ingest::now_ns;
+use std::collections::{HashMap, HashSet};
+use std::io::{ErrorKind, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use ttalloc_model::{Event, EventKind, Pid};
+
+/// How often a connection looks at the stop flag and at dead processes.
+const POLL: Duration = Duration::from_millis(100);
+/// A partial message with no more bytes for this long is diagnosed (a peer
+/// with a smaller struct waits for an answer that never comes).
+const STALL: Duration = Duration::from_millis(1000);
+/// The original server checks for dead processes every 5 s.
+const SWEEP: Duration = Duration::from_secs(2);
+
+/// Counters of what the listener did.
+#[derive(Default)]
+pub struct Counters {
+    pub connections: AtomicU64,
+    pub messages: AtomicU64,
+    pub misframed: AtomicU64,
+    pub rejected: AtomicU64,
+}
+
+pub(crate) struct Shared {
+    pub registry: Mutex<Registry>,
+    pub output: Arc<dyn CompatOutput>,
+    pub stop: AtomicBool,
+    /// Where DUMP_REMAINING's report and process clean-up lines go.
+    pub print: Arc<dyn Fn(&str) + Send + Sync>,
+    pub counters: Counters,
+}
+
+/// Whether `pid` still exists (`kill(pid, 0)`, as the original server does).
+pub fn pid_alive(pid: i32) -> bool {
+    if pid <= 0 {
+        return true;
+    }
+    // SAFETY: signal 0 only checks for existence and permission.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+struct Conn {
+    shared: Arc<Shared>,
+    peer_pid: Option<u32>,
+    procs: HashMap<i32, Box<dyn ProcessOutput>>,
+    /// Processes that were visible (`kill(pid, 0)`) when they first spoke:
+    /// only those are swept when they disappear. A pid from another pid
+    /// namespace is never visible and ends with its connection instead.
+    sweepable: HashSet<i32>,
+    last_ts: u64,
+}
+
+impl Conn {
+    fn owner_of(&self, msg: &Message) -> i32 {
+        if msg.process_id > 0 {
+            msg.process_id
+        } else {
+            self.peer_pid.map(|p| p as i32).unwrap_or(0)
+        }
+    }
+
+    fn ts(&mut self) -> u64 {
+        self.last_ts = now_ns().max(self.last_ts);
+        self.last_ts
+    }
+
+    /// The output of process `pid`, opened (ProcessStart) on first use.
+    fn process(&mut self, pid: i32) -> Option<&mut Box<dyn ProcessOutput>> {
+        if !self.procs.contains_key(&pid) {
+            let info = ProcessInfo::of_pid(pid.max(0) as u32);
+            match self.shared.output.open_process(info) {
+                Ok(p) => {
+                    if pid > 0 && pid_alive(pid) {
+                        self.sweepable.insert(pid);
+                    }
+                    self.procs.insert(pid, p);
+                }
+                Err(e) => {
+                    self.shared.output.warn(&format!(
+                        "allocation-server compat: cannot record process {pid}: {e}"
+                    ));
+                    return None;
+                }
+            }
+        }
+        self.procs.get_mut(&pid)
+    }
+
+    fn send(&mut self, pid: i32, kind: EventKind) {
+        let ts = self.ts();
+        if let Some(p) = self.process(pid) {
+            if let Err(e) = p.send(Event {
+                ts,
+                pid: Pid(pid.max(0) as u32),
+                kind,
+            }) {
+                self.shared.output.warn(&format!(
+                    "allocation-server compat: dropped an event of process {pid}: {e}"
+                ));
+            }
+        }
+    }
+
+    fn marker(&mut self, pid: i32, label: &str) {
+        if let Some(p) = self.process(pid) {
+            let label = p.intern_string(label);
+            self.send(pid, EventKind::Marker { label });
+        }
+    }
+
+    /// Applies one message; returns the reply to write, if any.
+    fn handle(&mut self, msg: &Message) -> Option<Message> {
+        self.shared
+            .counters
+            .messages
+            .fetch_add(1, Ordering::Relaxed);
+        let owner = self.owner_of(msg);
+        let records = !matches!(
+            msg.kind(),
+            Some(MsgType::Query | MsgType::DeviceInfoQuery | MsgType::DumpKernels) | None
+        );
+        let outcome = if records {
+            // Open the process first: the registry takes ids from it.
+            self.process(owner)?;
+            let shared = self.shared.clone();
+            let mut reg = shared.registry.lock().unwrap_or_else(|p| p.into_inner());
+            let p = self.procs.get_mut(&owner).unwrap();
+            reg.apply(msg, owner, &mut super::output::IdsOf(&mut **p))
+        } else {
+            struct NoIds;
+            impl super::state::IdSource for NoIds {
+                fn buffer_id(&mut self, local: u64) -> ttalloc_model::BufferId {
+                    ttalloc_model::BufferId(local)
+                }
+                fn program_id(&mut self, local: u64) -> ttalloc_model::ProgramId {
+                    ttalloc_model::ProgramId(local)
+                }
+            }
+            let mut reg = self
+                .shared
+                .registry
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            reg.apply(msg, owner, &mut NoIds)
+        };
+        if outcome.rejected {
+            self.shared
+                .counters
+                .rejected
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        for line in &outcome.lines {
+            self.shared
+                .output
+                .warn(&format!("allocation-server compat: {line}"));
+        }
+        if !outcome.report.is_empty() {
+            (self.shared.print)(&outcome.report.join("\n"));
+        }
+        for kind in outcome.events {
+            self.send(owner, kind);
+        }
+        if let Some(label) = &outcome.marker {
+            self.marker(owner, label);
+        }
+        outcome.reply
+    }
+
+    fn flush(&mut self) {
+        for p in self.procs.values_mut() {
+            let _ = p.flush();
+        }
+    }
+
+    /// Ends a process: its exit is recorded with whatever it still holds,
+    /// and the registry forgets its entries (the original's cleanup).
+    fn end_process(&mut self, pid: i32, why: &str) {
+        self.sweepable.remove(&pid);
+        if let Some(p) = self.procs.remove(&pid) {
+            p.end(None);
+        }
+        let (count, bytes) = self
+            .shared
+            .registry
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drop_owner(pid);
+        if count > 0 {
+            (self.shared.print)(&format!(
+                "   PID {pid} {why}: {count} buffers ({} MB) still allocated; recorded as left behind",
+                super::state::fmt_g(bytes as f64 / (1024.0 * 1024.0))
+            ));
+        }
+    }
+
+    fn sweep_dead(&mut self) {
+        let dead: Vec<i32> = self
+            .procs
+            .keys()
+            .copied()
+            .filter(|&p| !pid_alive(p))
+            .collect();
+        for pid in dead {
+            self.end_process(pid, "is dead");
+        }
+    }
+}
+
+/// Serves one connection until EOF, a misframed stream, or the stop flag.
+pub(crate) fn run(mut stream: UnixStream, peer_pid: Option<u32>, shared: Arc<Shared>) {
+    shared.counters.connections.fetch_add(1, Ordering::Relaxed);
+    let _ = stream.set_read_timeout(Some(POLL));
+    let mut conn = Conn {
+        shared: shared.clone(),
+        peer_pid,
+        procs: HashMap::new(),
+        sweepable: HashSet::new(),
+        last_ts: 0,
+    };
+    let mut dec = StreamDecoder::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut last_data = Instant::now();
+    let mut last_sweep = Instant::now();
+    let peer = peer_pid.map(|p| p as i32).unwrap_or(0);
+    let mut stopping = false;
+    let mut closed_reason = "closed its connection";
+    loop {
+        if !stopping && shared.stop.load(Ordering::Relaxed) {
+            // Drain what the client already sent, then stop.
+            stopping = true;
+            let _ = stream.set_nonblocking(true);
+            closed_reason = "was still connected when recording stopped";
+        }
+        match stream.read(&mut buf) {
+            Ok(0) => {
+                if let Some(m) = dec.stalled() {
+                    report_misframe(&mut conn, peer, &m.to_string());
+                }
+                break;
+            }
+            Ok(n) => {
+                dec.feed(&buf[..n]);
+                last_data = Instant::now();
+                let mut failed = None;
+                loop {
+                    match dec.next_message() {
+                        Ok(Some(msg)) => {
+                            if let Some(reply) = conn.handle(&msg) {
+                                if let Err(e) = stream.write_all(&reply.encode()) {
+                                    if e.kind() != ErrorKind::WouldBlock {
+                                        failed = Some(String::new());
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(m) => {
+                            failed = Some(m.to_string());
+                            break;
+                        }
+                    }
+                }
+                conn.flush();
+                if let Some(m) = failed {
+                    if !m.is_empty() {
+                        report_misframe(&mut conn, peer, &m);
+                    }
+                    break;
+                }
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                if stopping {
+                    break;
+                }
+                if dec.pending() > 0 && last_data.elapsed() >= STALL {
+                    if let Some(m) = dec.stalled() {
+                        report_misframe(&mut conn, peer, &m.to_string());
+                        break;
+                    }
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => {
+                shared.output.warn(&format!(
+                    "allocation-server compat: connection of pid {peer}: {e}"
+                ));
+                break;
+            }
+        }
+        if last_sweep.elapsed() >= SWEEP {
+            last_sweep = Instant::now();
+            conn.sweep_dead();
+        }
+    }
+    conn.flush();
+    let pids: Vec<i32> = conn.procs.keys().copied().collect();
+    for pid in pids {
+        conn.end_process(pid, closed_reason);
+    }
+}
+
+fn report_misframe(conn: &mut Conn, peer: i32, text: &str) {
+    conn.shared
+        .counters
+        .misframed
+        .fetch_add(1, Ordering::Relaxed);
+    conn.shared
+        .output
+        .warn(&format!("allocation-server compat: pid {peer}: {text}; closing that connection (others keep recording)"));
+    conn.marker(peer, &format!("allocation-server compat: {text}"));
+    conn.flush();
+}

@@ -1,0 +1,318 @@
+//! The Unix-socket listener for the native protocol: accepts connections from
+//! processes of the same user only (SO_PEERCRED), and reads each connection
+//! on its own thread, decoding frames into a [`Source`].
+
+use crate::ingest::{IngestHandle, Source, SourceInfo};
+use crate::protocol::{Decoder, FrameHeader, Item, ProtocolError, HEADER_LEN};
+use std::io::{self, Read};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How long a connection keeps reading after a forced stop, when its peer keeps sending.
+const FORCED_DRAIN: Duration = Duration::from_secs(1);
+const READ_CHUNK: usize = 256 * 1024;
+
+struct Flags {
+    /// Stop accepting new connections.
+    stop_accepting: AtomicBool,
+    /// Connections still open should read what is buffered and end.
+    force: AtomicBool,
+    active: AtomicUsize,
+}
+
+pub struct Listener {
+    path: PathBuf,
+    flags: Arc<Flags>,
+    accept: Option<JoinHandle<()>>,
+    conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl Listener {
+    /// Starts accepting on an already bound listener.
+    pub fn start(
+        listener: UnixListener,
+        path: &Path,
+        handle: IngestHandle,
+    ) -> io::Result<Listener> {
+        listener.set_nonblocking(true)?;
+        let flags = Arc::new(Flags {
+            stop_accepting: AtomicBool::new(false),
+            force: AtomicBool::new(false),
+            active: AtomicUsize::new(0),
+        });
+        let conns = Arc::new(Mutex::new(Vec::new()));
+        let accept = {
+            let (flags, conns) = (flags.clone(), conns.clone());
+            std::thread::Builder::new()
+                .name("ttalloc-accept".into())
+                .spawn(move || accept_loop(listener, handle, flags, conns))?
+        };
+        Ok(Listener {
+            path: path.to_owned(),
+            flags,
+            accept: Some(accept),
+            conns,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Connections currently open.
+    pub fn active_connections(&self) -> usize {
+        self.flags.active.load(Ordering::SeqCst)
+    }
+
+    /// Stops accepting (connections already made, even if not yet accepted,
+    /// are still served), waits up to `grace` for open connections to end,
+    /// then makes the rest read what they have and end.
+    pub fn close(mut self, grace: Duration) {
+        self.flags.stop_accepting.store(true, Ordering::SeqCst);
+        if let Some(t) = self.accept.take() {
+            let _ = t.join();
+        }
+        let deadline = Instant::now() + grace;
+        while self.active_connections() > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.flags.force.store(true, Ordering::SeqCst);
+        let handles = std::mem::take(&mut *self.conns.lock().unwrap_or_else(|e| e.into_inner()));
+        for h in handles {
+            let _ = h.join();
+        }
+    }
+}
+
+fn accept_loop(
+    listener: UnixListener,
+    handle: IngestHandle,
+    flags: Arc<Flags>,
+    conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
+) {
+    let my_uid = nix::unistd::getuid().as_raw();
+    loop {
+        let stopping = flags.stop_accepting.load(Ordering::SeqCst);
+        match listener.accept() {
+            Ok((stream, _)) => {
+                flags.active.fetch_add(1, Ordering::SeqCst);
+                let (handle2, flags2) = (handle.clone(), flags.clone());
+                let spawned = std::thread::Builder::new()
+                    .name("ttalloc-conn".into())
+                    .spawn(move || {
+                        serve_connection(stream, &handle2, &flags2, my_uid);
+                        flags2.active.fetch_sub(1, Ordering::SeqCst);
+                    });
+                match spawned {
+                    Ok(h) => {
+                        let mut c = conns.lock().unwrap_or_else(|e| e.into_inner());
+                        c.retain(|h| !h.is_finished());
+                        c.push(h);
+                    }
+                    Err(e) => {
+                        flags.active.fetch_sub(1, Ordering::SeqCst);
+                        handle.warn(&format!("cannot start a connection thread: {e}"));
+                    }
+                }
+            }
+            // Nothing pending: after a stop request the backlog is now empty.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if stopping {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => {
+                if stopping {
+                    return;
+                }
+                handle.warn(&format!("accepting a connection failed: {e}"));
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+/// Who is on the other end, for warnings.
+fn describe(pid: Option<u32>, argv: &[String]) -> String {
+    match (pid, argv.is_empty()) {
+        (Some(p), false) => format!("process {p} ({})", argv.join(" ")),
+        (Some(p), true) => format!("process {p}"),
+        (None, _) => "an unknown process".into(),
+    }
+}
+
+fn serve_connection(mut stream: UnixStream, handle: &IngestHandle, flags: &Flags, my_uid: u32) {
+    let peer =
+        nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials).ok();
+    let peer_pid = peer.map(|c| c.pid() as u32);
+    match peer {
+        Some(c) if c.uid() == my_uid => {}
+        Some(c) => {
+            handle.warn(&format!(
+                "refused a connection from {} of user {} (only processes of user {my_uid} may record)",
+                describe(peer_pid, &[]),
+                c.uid()
+            ));
+            return;
+        }
+        None => {
+            handle.warn("refused a connection whose peer credentials cannot be read");
+            return;
+        }
+    }
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(50)));
+    let mut conn = Conn {
+        decoder: Decoder::new(),
+        source: None,
+        argv: Vec::new(),
+        pid: peer_pid,
+    };
+    let mut buf = vec![0u8; READ_CHUNK];
+    let (mut start, mut end) = (0usize, 0usize);
+    let mut forced_at: Option<Instant> = None;
+    let outcome: Result<Option<Option<i32>>, ProtocolError> = 'read: loop {
+        // Decode every complete frame in buf[start..end].
+        loop {
+            if end - start < HEADER_LEN {
+                break;
+            }
+            let hdr: [u8; HEADER_LEN] =
+                buf[start..start + HEADER_LEN].try_into().expect("12 bytes");
+            let h = FrameHeader::parse(&hdr);
+            if let Err(e) = conn.decoder.check_header(&h) {
+                break 'read Err(e);
+            }
+            let total = HEADER_LEN + h.len as usize;
+            if end - start < total {
+                if buf.len() < total {
+                    buf.resize(total, 0);
+                }
+                break;
+            }
+            let payload = &buf[start + HEADER_LEN..start + total];
+            let item = conn.decoder.decode(&h, payload);
+            start += total;
+            match item.and_then(|i| conn.apply(i, handle)) {
+                Ok(Some(status)) => break 'read Ok(Some(status)),
+                Ok(None) => {}
+                Err(e) => break 'read Err(e),
+            }
+        }
+        // Compact, then read more.
+        if start > 0 {
+            buf.copy_within(start..end, 0);
+            end -= start;
+            start = 0;
+        }
+        if end == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        match stream.read(&mut buf[end..]) {
+            Ok(0) => {
+                if end > start {
+                    break 'read Err(ProtocolError {
+                        offset: conn.decoder.offset(),
+                        message: format!(
+                            "connection closed in the middle of a frame ({} bytes of it received)",
+                            end - start
+                        ),
+                    });
+                }
+                break 'read Ok(None);
+            }
+            Ok(n) => end += n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                if flags.force.load(Ordering::SeqCst) {
+                    // Nothing more buffered: a forced stop ends the connection here.
+                    break 'read Ok(None);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break 'read Ok(None),
+        }
+        if flags.force.load(Ordering::SeqCst) {
+            let t = *forced_at.get_or_insert_with(Instant::now);
+            if t.elapsed() > FORCED_DRAIN {
+                break 'read Ok(None);
+            }
+        }
+    };
+    match outcome {
+        Ok(status) => {
+            if let Some(src) = conn.source.take() {
+                src.end(status.flatten());
+            }
+        }
+        Err(e) => {
+            handle.count_protocol_error();
+            handle.warn(&format!(
+                "{}: {e}; its connection is closed, other processes keep recording",
+                describe(conn.pid, &conn.argv)
+            ));
+            if let Some(src) = conn.source.take() {
+                src.abort();
+            }
+        }
+    }
+}
+
+struct Conn {
+    decoder: Decoder,
+    source: Option<Source>,
+    argv: Vec<String>,
+    pid: Option<u32>,
+}
+
+impl Conn {
+    /// Applies one decoded frame; `Ok(Some(status))` on GOODBYE.
+    fn apply(
+        &mut self,
+        item: Item,
+        handle: &IngestHandle,
+    ) -> Result<Option<Option<i32>>, ProtocolError> {
+        let offset = self.decoder.offset();
+        let closed = |_| ProtocolError {
+            offset,
+            message: "the recorder is shutting down".into(),
+        };
+        match item {
+            Item::Hello(h) => {
+                self.pid = Some(h.pid);
+                self.argv = h.argv.clone();
+                let info = SourceInfo {
+                    pid: h.pid,
+                    ppid: h.ppid,
+                    argv: h.argv,
+                    client: format!("{} {}", h.client_name, h.client_version),
+                    ts: Some(h.ts),
+                };
+                let src = handle.register(info).map_err(closed)?;
+                self.decoder.set_id_base(src.id_base());
+                self.source = Some(src);
+            }
+            Item::Strings(s) => self.src().define_strings(s).map_err(closed)?,
+            Item::Frames(f) => self.src().define_frames(f).map_err(closed)?,
+            Item::Stacks(n) => self.src().define_stacks(n).map_err(closed)?,
+            Item::Events(e) => self.src().send_batch(e).map_err(closed)?,
+            Item::Goodbye(status) => return Ok(Some(status)),
+        }
+        Ok(None)
+    }
+
+    fn src(&mut self) -> &mut Source {
+        self.source
+            .as_mut()
+            .expect("the decoder only accepts frames after HELLO")
+    }
+}

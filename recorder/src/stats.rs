@@ -1,0 +1,360 @@
+//! Live accounting of what the recorded processes hold on each device, kept
+//! by the writer thread in trace order. It feeds the `record` status line,
+//! `serve`'s periodic statistics and the end-of-run summary ("what was left
+//! behind"). It is not the replayer: no allocator model, just sums.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use ttalloc_model::{
+    BufferId, BufferType, DeviceId, Event, EventKind, EventTag, ProgramId, TraceId,
+};
+
+/// What one device holds right now.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeviceStats {
+    pub open: bool,
+    /// Buffers allocated and not freed.
+    pub live_buffers: u64,
+    /// Live bytes by buffer type, indexed by `BufferType as usize`.
+    pub bytes: [u64; 5],
+    /// Circular buffers allocated since the last free-all, and their bytes (per core).
+    pub cbs: u64,
+    pub cb_bytes: u64,
+    pub programs: u64,
+    pub program_bytes: u64,
+    pub traces: u64,
+    pub trace_bytes: u64,
+}
+
+impl DeviceStats {
+    pub fn dram(&self) -> u64 {
+        self.bytes[BufferType::Dram as usize]
+    }
+    /// L1 and L1_SMALL.
+    pub fn l1(&self) -> u64 {
+        self.bytes[BufferType::L1 as usize] + self.bytes[BufferType::L1Small as usize]
+    }
+    /// Anything at all still held.
+    pub fn holds_anything(&self) -> bool {
+        self.live_buffers > 0 || self.cbs > 0 || self.programs > 0 || self.traces > 0
+    }
+}
+
+/// A copy of the live state, cheap to hand to other threads.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LiveSnapshot {
+    pub events: u64,
+    /// Events by kind, indexed by `EventTag as usize`.
+    pub by_kind: [u64; 15],
+    /// Sources (connections) currently registered and not ended.
+    pub sources_connected: u64,
+    /// Sources seen since the start.
+    pub sources_total: u64,
+    pub devices: BTreeMap<DeviceId, DeviceStats>,
+    /// Frees of buffers the accounting never saw allocated.
+    pub unknown_frees: u64,
+    /// Protocol errors (connections closed because of bad input).
+    pub protocol_errors: u64,
+}
+
+impl LiveSnapshot {
+    pub fn live_buffers(&self) -> u64 {
+        self.devices.values().map(|d| d.live_buffers).sum()
+    }
+    pub fn dram(&self) -> u64 {
+        self.devices.values().map(|d| d.dram()).sum()
+    }
+    pub fn l1(&self) -> u64 {
+        self.devices.values().map(|d| d.l1()).sum()
+    }
+
+    /// The per-device statistics the original allocation server printed every
+    /// 10 s, one line per device, then "Active allocations: N".
+    pub fn server_lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (dev, d) in &self.devices {
+            out.push(format!(
+                "Device {}: {} buffers, DRAM {} ({} B), L1 {} ({} B), L1_SMALL {} B, TRACE {} B, CBs {} B",
+                dev,
+                d.live_buffers,
+                human_bytes(d.dram()),
+                d.dram(),
+                human_bytes(d.bytes[BufferType::L1 as usize]),
+                d.bytes[BufferType::L1 as usize],
+                d.bytes[BufferType::L1Small as usize],
+                d.bytes[BufferType::Trace as usize] + d.trace_bytes,
+                d.cb_bytes,
+            ));
+        }
+        out.push(format!("Active allocations: {}", self.live_buffers()));
+        out
+    }
+
+    /// One-line description of what is still held, or "nothing".
+    pub fn left_behind(&self) -> String {
+        let mut parts = Vec::new();
+        for (dev, d) in &self.devices {
+            if !d.holds_anything() {
+                continue;
+            }
+            let mut s = format!("device {dev}: {} buffers", d.live_buffers);
+            for bt in BufferType::ALL {
+                let b = d.bytes[bt as usize];
+                if b > 0 {
+                    let _ = write!(s, ", {} {}", human_bytes(b), bt);
+                }
+            }
+            if d.cbs > 0 {
+                let _ = write!(s, ", {} CBs ({} per core)", d.cbs, human_bytes(d.cb_bytes));
+            }
+            if d.programs > 0 {
+                let _ = write!(
+                    s,
+                    ", {} programs ({})",
+                    d.programs,
+                    human_bytes(d.program_bytes)
+                );
+            }
+            if d.traces > 0 {
+                let _ = write!(s, ", {} traces ({})", d.traces, human_bytes(d.trace_bytes));
+            }
+            parts.push(s);
+        }
+        if parts.is_empty() {
+            "nothing".into()
+        } else {
+            parts.join("; ")
+        }
+    }
+}
+
+/// `1.5 MiB`-style sizes.
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    if b < 1024 {
+        return format!("{b} B");
+    }
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    format!("{v:.1} {}", UNITS[u])
+}
+
+/// A multiplicative hasher for the integer keys below: the writer thread
+/// touches the buffer map once per alloc/free, where SipHash showed up in
+/// profiles. Keys are ids chosen by recorded processes, not by an attacker.
+#[derive(Default, Clone, Copy)]
+pub struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(u64::from(v));
+    }
+}
+
+type IdMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<IdHasher>>;
+
+/// The writer thread's running sums (exact, in trace order).
+#[derive(Default)]
+pub struct Accounting {
+    pub snap: LiveSnapshot,
+    buffers: IdMap<BufferId, (DeviceId, BufferType, u64)>,
+    programs: IdMap<(DeviceId, ProgramId), u64>,
+    traces: IdMap<(DeviceId, TraceId), u64>,
+}
+
+impl Accounting {
+    pub fn apply(&mut self, e: &Event) {
+        let s = &mut self.snap;
+        s.events += 1;
+        s.by_kind[e.kind.tag() as usize] += 1;
+        match e.kind {
+            EventKind::DeviceOpen { device, .. } => {
+                s.devices.entry(device).or_default().open = true
+            }
+            EventKind::DeviceClose { device } => s.devices.entry(device).or_default().open = false,
+            EventKind::BufferAlloc {
+                device,
+                buffer,
+                buffer_type,
+                size,
+                ..
+            } => {
+                if let Some((od, obt, osz)) =
+                    self.buffers.insert(buffer, (device, buffer_type, size))
+                {
+                    // Same id allocated twice: the replayer reports it; here the newer one wins.
+                    let d = s.devices.entry(od).or_default();
+                    d.live_buffers -= 1;
+                    d.bytes[obt as usize] -= osz;
+                }
+                let d = s.devices.entry(device).or_default();
+                d.live_buffers += 1;
+                d.bytes[buffer_type as usize] += size;
+            }
+            EventKind::BufferFree { buffer, .. } => match self.buffers.remove(&buffer) {
+                Some((dev, bt, size)) => {
+                    let d = s.devices.entry(dev).or_default();
+                    d.live_buffers -= 1;
+                    d.bytes[bt as usize] -= size;
+                }
+                None => s.unknown_frees += 1,
+            },
+            EventKind::CbAlloc { device, size, .. } => {
+                let d = s.devices.entry(device).or_default();
+                d.cbs += 1;
+                d.cb_bytes += size;
+            }
+            EventKind::CbFreeAll { device } => {
+                let d = s.devices.entry(device).or_default();
+                d.cbs = 0;
+                d.cb_bytes = 0;
+            }
+            EventKind::ProgramLoad {
+                device,
+                program,
+                binary_size,
+                ..
+            } => {
+                let d = s.devices.entry(device).or_default();
+                if let Some(old) = self.programs.insert((device, program), binary_size) {
+                    d.programs -= 1;
+                    d.program_bytes -= old;
+                }
+                d.programs += 1;
+                d.program_bytes += binary_size;
+            }
+            EventKind::ProgramUnload { device, program } => {
+                if let Some(size) = self.programs.remove(&(device, program)) {
+                    let d = s.devices.entry(device).or_default();
+                    d.programs -= 1;
+                    d.program_bytes -= size;
+                }
+            }
+            EventKind::TraceCapture {
+                device,
+                trace_id,
+                size,
+            } => {
+                let d = s.devices.entry(device).or_default();
+                if let Some(old) = self.traces.insert((device, trace_id), size) {
+                    d.traces -= 1;
+                    d.trace_bytes -= old;
+                }
+                d.traces += 1;
+                d.trace_bytes += size;
+            }
+            EventKind::TraceRelease { device, trace_id } => {
+                if let Some(size) = self.traces.remove(&(device, trace_id)) {
+                    let d = s.devices.entry(device).or_default();
+                    d.traces -= 1;
+                    d.trace_bytes -= size;
+                }
+            }
+            EventKind::ProcessStart { .. }
+            | EventKind::ProcessExit { .. }
+            | EventKind::OpBegin { .. }
+            | EventKind::OpEnd
+            | EventKind::Marker { .. } => {}
+        }
+    }
+
+    /// Count of events of one kind.
+    pub fn count(&self, tag: EventTag) -> u64 {
+        self.snap.by_kind[tag as usize]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ttalloc_model::{Layout, Pid, SiteId};
+
+    fn alloc(buffer: u64, bt: BufferType, size: u64) -> Event {
+        Event {
+            ts: 0,
+            pid: Pid(1),
+            kind: EventKind::BufferAlloc {
+                device: DeviceId(0),
+                buffer: BufferId(buffer),
+                buffer_type: bt,
+                address: None,
+                size,
+                page_size: None,
+                layout: Layout::Interleaved,
+                num_cores: None,
+                site: SiteId(0),
+            },
+        }
+    }
+
+    #[test]
+    fn sums_follow_allocs_frees_and_free_all() {
+        let mut a = Accounting::default();
+        a.apply(&alloc(1, BufferType::Dram, 36864));
+        a.apply(&alloc(2, BufferType::L1, 22528));
+        a.apply(&alloc(3, BufferType::Dram, 100));
+        let free = |b| Event {
+            ts: 0,
+            pid: Pid(1),
+            kind: EventKind::BufferFree {
+                device: DeviceId(0),
+                buffer: BufferId(b),
+                site: SiteId(0),
+            },
+        };
+        a.apply(&free(3));
+        a.apply(&free(99));
+        let cb = Event {
+            ts: 0,
+            pid: Pid(1),
+            kind: EventKind::CbAlloc {
+                device: DeviceId(0),
+                address: 0,
+                size: 4096,
+                cores: None,
+                globally_allocated: false,
+                site: SiteId(0),
+            },
+        };
+        a.apply(&cb);
+        let d = &a.snap.devices[&DeviceId(0)];
+        assert_eq!(
+            (d.live_buffers, d.dram(), d.l1(), d.cbs),
+            (2, 36864, 22528, 1)
+        );
+        a.apply(&Event {
+            ts: 0,
+            pid: Pid(1),
+            kind: EventKind::CbFreeAll {
+                device: DeviceId(0),
+            },
+        });
+        assert_eq!(a.snap.devices[&DeviceId(0)].cbs, 0);
+        assert_eq!(a.snap.unknown_frees, 1);
+        assert_eq!(a.snap.events, 7);
+        assert!(
+            a.snap.left_behind().contains("device 0: 2 buffers"),
+            "{}",
+            a.snap.left_behind()
+        );
+        assert_eq!(
+            a.snap.server_lines().last().unwrap(),
+            "Active allocations: 2"
+        );
+    }
+}
