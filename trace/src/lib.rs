@@ -1,14 +1,93 @@
-//! The ttalloc trace file format (see `FORMAT.md`).
+//! The ttalloc trace file format (see `FORMAT.md`): a zstd seekable-format
+//! file whose frames each hold one rkyv archive — a header, incremental intern
+//! tables, columnar event blocks and a footer index.
 //!
-//! API contract (other crates code against exactly this surface):
-//! - [`TraceWriter`]: `create(path, header, opts)`, `interner_mut()`, `push(&Event)`,
-//!   `seal()` (end the current block now), `finish()`.
-//! - [`TraceReader`]: `open(path)`, `header()`, `interner()`, `blocks()`,
-//!   `num_events()`, `truncation()`, `decode_block(i, &mut Vec<Event>)`, `events()`.
+//! # API contract (other crates code against exactly this surface)
+//!
+//! Writing — [`TraceWriter`]:
+//! - `create(path, header, opts)` writes the header frame at once (the
+//!   format version fields of `header` are ignored: the writer writes
+//!   [`FORMAT_MAJOR`].[`FORMAT_MINOR`]).
+//! - `interner_mut()`: intern strings/frames/stacks here *before* pushing an
+//!   event that uses them; `push(&Event)` rejects ids that are not interned.
+//! - `push(&Event)` appends; it seals the block when it holds
+//!   `opts.block_events` events or is older than `opts.seal_interval`.
+//!   `tick()` does the age check alone (call it from an idle loop);
+//!   `seal()` ends the block now. A sealed block, and every intern entry it
+//!   needs, survives a crash (it is written to the file, not fsynced).
+//! - `finish()` seals and writes the footer index and the seek table. A writer
+//!   dropped without `finish` seals what it has (best effort); the file then
+//!   reads as truncated, with every event recovered.
+//!
+//! Reading — [`TraceReader`] (mmap; every archive validated with bytecheck):
+//! - `open(path)` reads the header, intern tables and the index (footer, or
+//!   a scan of the frames when the file was not finished: see
+//!   `truncation()`); it decodes no event block.
+//! - `header()`, `interner()` (use `InternTables::resolve(site)`),
+//!   `blocks()` (per block: first ordinal, count, first/last ts and the
+//!   live-bytes checkpoint at its end), `num_events()`, `truncation()`,
+//!   `warnings()` (e.g. events of an unknown kind from a newer minor
+//!   version, skipped: reported once per kind).
+//! - `decode_block(i, &mut Vec<Event>)`: one block, `out` cleared first.
+//! - `events()`: iterator of `Result<Event>` over all blocks, one block in
+//!   memory at a time; after an error it goes on with the next block.
+//! - Faster scans: `visit_block(i, |ordinal, Event|)` and
+//!   `for_each_event(|ordinal, Event|)` hand each event to a callback with
+//!   no intermediate `Vec` (events are moved in; ordinals are the events'
+//!   positions in the trace and count skipped unknown-kind events too);
+//!   `for_each_event` stops at the first error.
+//! - Fastest scan: `decode_columns(i, &mut BlockColumns)` decodes a block
+//!   into columns (struct of arrays) without building `Event`s: `tags`,
+//!   `ts`, `pid` per event, then per kind `allocs` (`AllocCol`), `frees`
+//!   (`FreeCol`), `names` (OpBegin/Marker), and `others` (the remaining
+//!   known kinds as `(position, Event)`); see [`BlockColumns`] for how
+//!   positions map to entries. Reuse one `BlockColumns` across blocks.
+//! - All decoding methods take `&self` and may be called from several threads
+//!   at once (`TraceReader: Send + Sync`), e.g. one block per thread:
+//!   `blocks()` gives each block's first ordinal.
+//! - Speed, one thread, 10M-event synthetic trace, shared 2-core EPYC VM
+//!   (`cargo bench -p ttalloc-trace --bench trace_bench`): `decode_columns`
+//!   ~47 M events/s, `for_each_event` ~37 M/s, `decode_block` ~34 M/s,
+//!   `events()` ~31 M/s; zstd + checksums + validation alone run at
+//!   ~163 M/s. The 100 M/s target is not reached; for more, decode blocks
+//!   on several threads.
+//! - `block_of(ordinal)` finds the block holding an event (for `--from`).
+//! - Errors: [`TraceError::Corrupt`] names the block and the byte offset of
+//!   its frame; blocks before (and after) a damaged one stay readable.
+//!   Nothing in this crate panics on file contents.
+//!
+//! Other helpers: `TraceHeader::new(argv, hostname)` (this build's version,
+//! now as start time), `TraceWriter::bytes_written()` /
+//! `raw_block_bytes()` (compressed / pre-zstd sizes), `TraceReader::file_size()`,
+//! [`LiveTracker`] (the live-bytes rules the checkpoints use).
+//!
+//! Analyses: [`summary::TraceSummary`] (what `ttalloc info` prints),
+//! [`render`] (one event as text or JSON, what `ttalloc cat` prints),
+//! [`repair`] (copy the readable part of a trace into a sealed file).
 
-use std::path::{Path, PathBuf};
+mod checksum;
+mod codec;
+mod decode;
+mod frame;
+mod intern;
+mod live;
+mod reader;
+mod records;
+mod recovery;
+pub mod render;
+pub mod repair;
+pub mod summary;
+mod varint;
+mod writer;
+
+pub use decode::{AllocCol, BlockColumns, FreeCol};
+pub use live::LiveTracker;
+pub use reader::{Events, TraceReader};
+pub use writer::TraceWriter;
+
+use std::path::PathBuf;
 use std::time::Duration;
-use ttalloc_model::{BufferType, DeviceId, Event, InternTables};
+use ttalloc_model::{BufferType, DeviceId};
 
 /// Format version written by this build.
 pub const FORMAT_MAJOR: u16 = 1;
@@ -26,6 +105,23 @@ pub struct TraceHeader {
     pub hostname: String,
 }
 
+impl TraceHeader {
+    /// A header for this build, stamped with the current time.
+    pub fn new(argv: Vec<String>, hostname: String) -> Self {
+        let start_time_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        TraceHeader {
+            format_major: FORMAT_MAJOR,
+            format_minor: FORMAT_MINOR,
+            ttalloc_version: env!("CARGO_PKG_VERSION").to_string(),
+            argv,
+            start_time_ns,
+            hostname,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct WriterOptions {
     /// zstd level (default 3).
@@ -38,12 +134,16 @@ pub struct WriterOptions {
 
 impl Default for WriterOptions {
     fn default() -> Self {
-        WriterOptions { level: 3, block_events: 65536, seal_interval: Duration::from_secs(1) }
+        WriterOptions {
+            level: 3,
+            block_events: 65536,
+            seal_interval: Duration::from_secs(1),
+        }
     }
 }
 
 /// Live bytes of one device and buffer type at the end of a block.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct LiveBytes {
     pub device: DeviceId,
     pub buffer_type: BufferType,
@@ -57,12 +157,13 @@ pub struct BlockInfo {
     pub count: u32,
     pub first_ts: u64,
     pub last_ts: u64,
-    /// Checkpoint: live bytes per device and buffer type after the block's last event.
+    /// Checkpoint: live bytes per device and buffer type after the block's last
+    /// event (only non-zero entries; see [`LiveTracker`] for the rules).
     pub live: Vec<LiveBytes>,
 }
 
 /// How a file that was not sealed ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Truncation {
     /// Byte offset where the readable part ends.
     pub valid_up_to: u64,
@@ -75,83 +176,27 @@ pub struct Truncation {
 #[derive(Debug, thiserror::Error)]
 pub enum TraceError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: not a ttalloc trace: {reason}")]
     NotATrace { path: PathBuf, reason: String },
     #[error("{path}: trace format {major}.{minor} is newer than this ttalloc understands ({FORMAT_MAJOR}.x); upgrade ttalloc")]
-    NewerMajor { path: PathBuf, major: u16, minor: u16 },
+    NewerMajor {
+        path: PathBuf,
+        major: u16,
+        minor: u16,
+    },
     #[error("{path}: corrupt block {block} at byte offset {offset}: {reason}")]
-    Corrupt { path: PathBuf, block: usize, offset: u64, reason: String },
+    Corrupt {
+        path: PathBuf,
+        block: usize,
+        offset: u64,
+        reason: String,
+    },
     #[error("{0}")]
     Other(String),
 }
 
 pub type Result<T, E = TraceError> = std::result::Result<T, E>;
-
-pub struct TraceWriter {
-    _private: (),
-}
-
-impl TraceWriter {
-    pub fn create(_path: &Path, _header: TraceHeader, _opts: WriterOptions) -> Result<Self> {
-        todo!("issue 2: trace writer")
-    }
-    pub fn interner(&self) -> &InternTables {
-        todo!()
-    }
-    pub fn interner_mut(&mut self) -> &mut InternTables {
-        todo!()
-    }
-    /// Appends one event; seals the block when full or older than `seal_interval`.
-    pub fn push(&mut self, _event: &Event) -> Result<()> {
-        todo!()
-    }
-    /// Seals the current block if it is older than `seal_interval` (call it from an idle loop).
-    pub fn tick(&mut self) -> Result<()> {
-        todo!()
-    }
-    /// Seals the current block now (it and everything before survive a crash).
-    pub fn seal(&mut self) -> Result<()> {
-        todo!()
-    }
-    pub fn events_written(&self) -> u64 {
-        todo!()
-    }
-    /// Seals, writes the footer index and the seek table.
-    pub fn finish(self) -> Result<()> {
-        todo!()
-    }
-}
-
-pub struct TraceReader {
-    _private: (),
-}
-
-impl TraceReader {
-    pub fn open(_path: &Path) -> Result<Self> {
-        todo!("issue 2: trace reader")
-    }
-    pub fn header(&self) -> &TraceHeader {
-        todo!()
-    }
-    pub fn interner(&self) -> &InternTables {
-        todo!()
-    }
-    pub fn blocks(&self) -> &[BlockInfo] {
-        todo!()
-    }
-    pub fn num_events(&self) -> u64 {
-        todo!()
-    }
-    pub fn truncation(&self) -> Option<&Truncation> {
-        todo!()
-    }
-    /// Decodes block `i` into `out` (cleared first).
-    pub fn decode_block(&self, _i: usize, _out: &mut Vec<Event>) -> Result<()> {
-        todo!()
-    }
-    /// All events in order, one block decoded at a time.
-    pub fn events(&self) -> impl Iterator<Item = Result<Event>> + '_ {
-        std::iter::empty()
-    }
-}

@@ -1,10 +1,73 @@
-//! `ttalloc cat` (not built yet).
+//! `ttalloc cat TRACE [--from N] [--to M] [--jsonl]`: events one per line,
+//! with ordinal, timestamp and call site resolved to frames.
 
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use ttalloc_trace::{render, TraceReader};
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The trace file (.zst).
+    pub trace: PathBuf,
+    /// First event to print (ordinal, from 0).
+    #[arg(long, value_name = "N")]
+    pub from: Option<u64>,
+    /// Stop before this event (ordinal; exclusive).
+    #[arg(long, value_name = "M")]
+    pub to: Option<u64>,
+    /// One JSON object per line.
+    #[arg(long)]
+    pub jsonl: bool,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`ttalloc cat` is not implemented yet")
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let from = args.from.unwrap_or(0);
+    let to = args.to.unwrap_or(u64::MAX);
+    if from > to {
+        anyhow::bail!("--from {from} is after --to {to}");
+    }
+    let reader = TraceReader::open(&args.trace)?;
+    if let Some(t) = reader.truncation() {
+        eprintln!(
+            "ttalloc: warning: {} is truncated ({}); showing the {} events recovered",
+            args.trace.display(),
+            t.reason,
+            t.events_recovered
+        );
+    }
+    let tables = reader.interner();
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let mut io_err: Option<std::io::Error> = None;
+    let first_block = reader.block_of(from);
+    for i in first_block..reader.blocks().len() {
+        if reader.blocks()[i].first_event >= to || io_err.is_some() {
+            break;
+        }
+        reader.visit_block(i, |ord, e| {
+            if ord < from || ord >= to || io_err.is_some() {
+                return;
+            }
+            let line = if args.jsonl {
+                render::event_json(ord, &e, tables).to_string()
+            } else {
+                render::event_line(ord, &e, tables)
+            };
+            if let Err(err) = writeln!(out, "{line}") {
+                io_err = Some(err);
+            }
+        })?;
+    }
+    if let Some(err) = io_err.or_else(|| out.flush().err()) {
+        // `ttalloc cat x | head` closes the pipe early: that is not an error.
+        if err.kind() == std::io::ErrorKind::BrokenPipe {
+            return Ok(ExitCode::SUCCESS);
+        }
+        return Err(err.into());
+    }
+    for w in reader.warnings() {
+        eprintln!("ttalloc: warning: {w}");
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,10 +1,26 @@
-//! `ttalloc info` (not built yet).
+//! `ttalloc info TRACE [--json]`: what a trace holds and whether it is intact.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use ttalloc_trace::summary::TraceSummary;
+use ttalloc_trace::TraceReader;
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The trace file (.zst).
+    pub trace: PathBuf,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`ttalloc info` is not implemented yet")
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let reader = TraceReader::open(&args.trace)?;
+    let summary = TraceSummary::compute(&reader)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print!("{}", summary.to_text());
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,10 +1,55 @@
-//! `ttalloc repair` (not built yet).
+//! `ttalloc repair IN -o OUT`: writes a sealed copy of a truncated (or
+//! damaged) trace holding every event that can still be read.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use ttalloc_trace::{repair, TraceReader, WriterOptions};
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The truncated or damaged trace.
+    pub input: PathBuf,
+    /// Where to write the sealed copy.
+    #[arg(short, long, value_name = "OUT")]
+    pub output: PathBuf,
+    /// Overwrite OUT if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`ttalloc repair` is not implemented yet")
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.output.exists() && !args.force {
+        anyhow::bail!(
+            "{} already exists (use --force to overwrite it)",
+            args.output.display()
+        );
+    }
+    // Open first so an unreadable input never leaves an output file behind.
+    let truncation = TraceReader::open(&args.input)?.truncation().cloned();
+    let report = repair::repair(&args.input, &args.output, WriterOptions::default())?;
+    match truncation {
+        Some(t) => println!(
+            "{}: truncated at byte {} of {} ({})",
+            args.input.display(),
+            t.valid_up_to,
+            t.file_size,
+            t.reason
+        ),
+        None => println!("{}: was already finished", args.input.display()),
+    }
+    println!(
+        "wrote {} events ({} blocks) to {}",
+        report.events_written,
+        report.blocks_copied,
+        args.output.display()
+    );
+    if !report.blocks_skipped.is_empty() {
+        println!(
+            "skipped {} damaged block(s) {:?}: {} events lost",
+            report.blocks_skipped.len(),
+            report.blocks_skipped,
+            report.events_lost
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,197 @@
+//! Trace-format benchmark on the standard synthetic workload (a bench binary,
+//! `harness = false`): bytes/event, write throughput, sequential scan speed.
+//!
+//! `cargo bench -p ttalloc-trace --bench trace_bench -- [EVENTS] [LEVEL]`
+//! (default 2,000,000 events, zstd level 3). Prints one line per figure.
+//! Peak RSS of `ttalloc info` is measured by `benches/info_rss.sh`.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+use ttalloc_corpora::synth::{synth_header, Synth, SynthOptions};
+use ttalloc_model::{Event, InternTables};
+use ttalloc_trace::{BlockColumns, TraceReader, TraceWriter, WriterOptions};
+
+/// CPU time of this thread: on a shared machine (other jobs compiling) wall
+/// time overstates the cost; both are reported.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Best wall time and best CPU time over `runs` runs.
+struct Timing {
+    wall: Duration,
+    cpu: Duration,
+}
+
+impl Timing {
+    fn rate(&self, n: f64) -> String {
+        format!(
+            "{:.1} M/s wall, {:.1} M/s per CPU-second",
+            n / self.wall.as_secs_f64() / 1e6,
+            n / self.cpu.as_secs_f64() / 1e6
+        )
+    }
+}
+
+fn best_of<T>(runs: usize, mut f: impl FnMut() -> T) -> (Timing, T) {
+    let mut best = Timing {
+        wall: Duration::MAX,
+        cpu: Duration::MAX,
+    };
+    let mut last = None;
+    for _ in 0..runs {
+        let (t, c) = (Instant::now(), thread_cpu());
+        let r = f();
+        best.wall = best.wall.min(t.elapsed());
+        best.cpu = best.cpu.min(thread_cpu() - c);
+        last = Some(r);
+    }
+    (best, last.expect("runs > 0"))
+}
+
+/// The columnar scan: decode every block into `BlockColumns` and touch
+/// every column (bytes allocated and freed, event count).
+fn columns_scan(reader: &TraceReader) -> (u64, u64) {
+    let mut cols = BlockColumns::default();
+    let (mut allocated, mut n) = (0u64, 0u64);
+    for i in 0..reader.blocks().len() {
+        reader.decode_columns(i, &mut cols).expect("decode");
+        n += cols.tags.len() as u64;
+        allocated += cols.allocs.iter().map(|a| a.size).sum::<u64>();
+        allocated -= cols.frees.len() as u64;
+        black_box((&cols.ts, &cols.pid, &cols.names, &cols.others));
+    }
+    black_box((allocated, n))
+}
+
+fn main() {
+    if let Some(path) = std::env::args().nth(1).filter(|a| a.ends_with(".zst")) {
+        // Scan an existing trace only (for profiling the reader).
+        let reader = TraceReader::open(std::path::Path::new(&path)).expect("open");
+        let n = reader.num_events() as f64;
+        let (t, _) = best_of(10, || {
+            reader
+                .for_each_event(|_, e| {
+                    black_box(&e);
+                })
+                .expect("scan")
+        });
+        println!("scan for_each_event events: {}", t.rate(n));
+        let (t, _) = best_of(10, || columns_scan(&reader));
+        println!("scan decode_columns events: {}", t.rate(n));
+        let (t, _) = best_of(10, || {
+            for i in 0..reader.blocks().len() {
+                black_box(reader.bench_unpack_block(i).expect("unpack"));
+            }
+        });
+        println!("floor (zstd + checksum + rkyv only) events: {}", t.rate(n));
+        return;
+    }
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let n: u64 = args
+        .first()
+        .and_then(|s| s.replace('_', "").parse().ok())
+        .unwrap_or(2_000_000);
+    let level: i32 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(3);
+    let opts = SynthOptions {
+        events: n,
+        seed: 1,
+        ..Default::default()
+    };
+
+    let t = Instant::now();
+    let mut tables = InternTables::new();
+    let mut synth = Synth::new(opts.clone(), &mut tables);
+    let mut events: Vec<Event> = Vec::with_capacity(n as usize + 1000);
+    while let Some(e) = synth.next_event() {
+        events.push(e);
+    }
+    let n = events.len() as u64;
+    println!(
+        "workload: {n} synthetic events generated in {:.2?}",
+        t.elapsed()
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bench.zst");
+    let wopts = WriterOptions {
+        level,
+        ..Default::default()
+    };
+    let (write_time, raw_bytes) = best_of(3, || {
+        let mut w = TraceWriter::create(&path, synth_header(&opts), wopts.clone()).expect("create");
+        *w.interner_mut() = tables.clone();
+        for e in &events {
+            w.push(e).expect("push");
+        }
+        w.seal().expect("seal");
+        let raw = w.raw_block_bytes();
+        w.finish().expect("finish");
+        raw
+    });
+    let size = std::fs::metadata(&path).expect("stat").len();
+    let mem_bytes = n as f64 * std::mem::size_of::<Event>() as f64;
+    println!(
+        "bytes/event (zstd level {level}): {:.3} ({size} bytes, {n} events)",
+        size as f64 / n as f64
+    );
+    println!("write events: {}", write_time.rate(n as f64));
+    println!(
+        "write MB of encoded columns ({:.2} B/event before zstd): {}",
+        raw_bytes as f64 / n as f64,
+        write_time.rate(raw_bytes as f64)
+    );
+    println!(
+        "write MB of in-memory events ({} B each): {}",
+        std::mem::size_of::<Event>(),
+        write_time.rate(mem_bytes)
+    );
+
+    let reader = TraceReader::open(&path).expect("open");
+    assert_eq!(reader.num_events(), n);
+    let (t, count) = best_of(5, || {
+        let mut count = 0u64;
+        reader
+            .for_each_event(|_, e| {
+                black_box(&e);
+                count += 1;
+            })
+            .expect("scan");
+        count
+    });
+    assert_eq!(count, n);
+    println!("scan for_each_event events: {}", t.rate(n as f64));
+    let (t, (_, c)) = best_of(5, || columns_scan(&reader));
+    assert_eq!(c, n);
+    println!("scan decode_columns events: {}", t.rate(n as f64));
+    let (t, _) = best_of(3, || {
+        let mut buf = Vec::new();
+        for i in 0..reader.blocks().len() {
+            reader.decode_block(i, &mut buf).expect("decode");
+            black_box(&buf);
+        }
+    });
+    println!(
+        "scan decode_block into Vec<Event> events: {}",
+        t.rate(n as f64)
+    );
+    let (t, c) = best_of(3, || {
+        let mut c = 0usize;
+        for e in reader.events() {
+            black_box(e.expect("event"));
+            c += 1;
+        }
+        c
+    });
+    assert_eq!(c as u64, n);
+    println!("scan events() iterator events: {}", t.rate(n as f64));
+}

@@ -1,0 +1,306 @@
+//! The event-block codec: events are split into columns (one byte stream per
+//! field family) of varints and deltas, which zstd then compresses well.
+//! Frees carry only device, buffer and site: the alloc already said the rest.
+//! See FORMAT.md §5 for the column list and per-kind layout.
+
+use crate::records::ColumnRec;
+use crate::varint::{self, zigzag};
+use ttalloc_model::{Event, EventKind, EventTag, Pid};
+
+/// Column ids (FORMAT.md §5.1). Readers ignore columns they do not know.
+pub mod col {
+    pub const TAG: u16 = 0;
+    pub const TS: u16 = 1;
+    pub const PID: u16 = 2;
+    pub const DEVICE: u16 = 3;
+    pub const ALLOC_BUF: u16 = 4;
+    pub const FREE_BUF: u16 = 5;
+    pub const ALLOC_FLAGS: u16 = 6;
+    pub const SIZE: u16 = 7;
+    pub const ADDR: u16 = 8;
+    pub const PAGE: u16 = 9;
+    pub const CORES: u16 = 10;
+    pub const ALLOC_SITE: u16 = 11;
+    pub const FREE_SITE: u16 = 12;
+    pub const NAME: u16 = 13;
+    pub const MISC: u16 = 14;
+    pub const EXT: u16 = 15;
+    pub const SIZE_REM: u16 = 16;
+    pub const TS_HIGH: u16 = 17;
+    pub const COUNT: usize = 18;
+}
+
+/// First kind code a 1.0 reader does not know: such events carry their whole
+/// payload in the EXT column, length-prefixed, so old readers can skip them.
+pub const FIRST_UNKNOWN_TAG: u8 = EventTag::ALL.len() as u8;
+
+pub(crate) const FLAG_ADDR: u8 = 1 << 5;
+pub(crate) const FLAG_PAGE: u8 = 1 << 6;
+pub(crate) const FLAG_CORES: u8 = 1 << 7;
+
+/// Accumulates one block's events as columns.
+#[derive(Default)]
+pub struct BlockEncoder {
+    cols: [Vec<u8>; col::COUNT],
+    count: u32,
+    first_ts: u64,
+    last_ts: u64,
+    prev_ts: u64,
+    prev_pid: u32,
+    run_pid: u32,
+    pid_run: u64,
+    prev_alloc_buf: u64,
+    prev_device: u32,
+    prev_addr: AddrHistory,
+}
+
+/// The previous address per (device, buffer type): first-fit allocators hand
+/// out nearby addresses on one bank manager, so deltas against it are small.
+#[derive(Default, Clone)]
+pub struct AddrHistory {
+    slots: Vec<u64>,
+}
+
+impl AddrHistory {
+    /// Devices with ids below this get their own slots; others share slot 0..5.
+    const MAX_DEVICES: u32 = 1024;
+
+    #[inline]
+    pub(crate) fn slot(&mut self, device: u32, bt: u8) -> &mut u64 {
+        let d = if device < Self::MAX_DEVICES {
+            device as usize
+        } else {
+            0
+        };
+        let i = d * 5 + bt as usize;
+        if i >= self.slots.len() {
+            self.slots.resize(i + 1, 0);
+        }
+        &mut self.slots[i]
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.slots.clear();
+    }
+}
+
+impl BlockEncoder {
+    pub fn len(&self) -> u32 {
+        self.count
+    }
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+    pub fn first_ts(&self) -> u64 {
+        self.first_ts
+    }
+    pub fn last_ts(&self) -> u64 {
+        self.last_ts
+    }
+
+    /// Bytes of column data so far (the "raw" size before zstd).
+    pub fn raw_len(&self) -> usize {
+        self.cols.iter().map(Vec::len).sum()
+    }
+
+    #[inline]
+    fn common(&mut self, tag: u8, ts: u64, pid: Pid) {
+        if self.count == 0 {
+            self.first_ts = ts;
+        }
+        self.last_ts = ts;
+        self.count += 1;
+        self.cols[col::TAG as usize].push(tag);
+        // Timestamp deltas are noisy in their low bits: the low byte goes to its
+        // own column (zstd codes it with its own statistics), the rest as a varint.
+        // Deltas are wrapping (not zigzag): timestamps almost always grow, and a
+        // rare step back just costs a long varint.
+        let d = ts.wrapping_sub(self.prev_ts);
+        self.cols[col::TS as usize].push(d as u8);
+        varint::put(&mut self.cols[col::TS_HIGH as usize], d >> 8);
+        self.prev_ts = ts;
+        // Pids come in long runs: the column holds (pid delta, run length) pairs.
+        if self.pid_run > 0 && pid.0 == self.run_pid {
+            self.pid_run += 1;
+        } else {
+            self.flush_pid_run();
+            self.run_pid = pid.0;
+            self.pid_run = 1;
+        }
+    }
+
+    fn flush_pid_run(&mut self) {
+        if self.pid_run > 0 {
+            let d = zigzag(self.run_pid.wrapping_sub(self.prev_pid) as i32 as i64);
+            varint::put(&mut self.cols[col::PID as usize], d);
+            varint::put(&mut self.cols[col::PID as usize], self.pid_run);
+            self.prev_pid = self.run_pid;
+            self.pid_run = 0;
+        }
+    }
+
+    #[inline]
+    fn put(&mut self, c: u16, v: u64) {
+        varint::put(&mut self.cols[c as usize], v);
+    }
+
+    pub fn push(&mut self, e: &Event) {
+        self.common(e.kind.tag() as u8, e.ts, e.pid);
+        if let Some(d) = e.kind.device() {
+            let delta = d.0.wrapping_sub(self.prev_device) as i32 as i64;
+            self.prev_device = d.0;
+            self.put(col::DEVICE, zigzag(delta));
+        }
+        use col::*;
+        match &e.kind {
+            EventKind::ProcessStart { ppid, argv } => {
+                self.put(MISC, ppid.0 as u64);
+                self.put(MISC, argv.0 as u64);
+            }
+            EventKind::ProcessExit { status } => {
+                let v = match status {
+                    None => 0,
+                    Some(s) => zigzag(*s as i64) + 1,
+                };
+                self.put(MISC, v);
+            }
+            EventKind::DeviceOpen { arch, config, .. } => {
+                self.cols[MISC as usize].push(*arch as u8);
+                let known = config.known();
+                self.put(MISC, known.len() as u64);
+                for (key, value) in known {
+                    self.put(MISC, key.len() as u64);
+                    self.cols[MISC as usize].extend_from_slice(key.as_bytes());
+                    self.put(MISC, value);
+                }
+            }
+            EventKind::DeviceClose { .. } | EventKind::CbFreeAll { .. } | EventKind::OpEnd => {}
+            EventKind::BufferAlloc {
+                device,
+                buffer,
+                buffer_type,
+                address,
+                size,
+                page_size,
+                layout,
+                num_cores,
+                site,
+            } => {
+                let d = buffer.0.wrapping_sub(self.prev_alloc_buf);
+                self.prev_alloc_buf = buffer.0;
+                self.put(ALLOC_BUF, zigzag(d as i64));
+                let mut flags = (*buffer_type as u8) | ((*layout as u8) << 3);
+                if let Some(a) = address {
+                    flags |= FLAG_ADDR;
+                    let prev = self.prev_addr.slot(device.0, *buffer_type as u8);
+                    let d = a.wrapping_sub(*prev);
+                    *prev = *a;
+                    self.put(ADDR, zigzag(d as i64));
+                }
+                if let Some(p) = page_size {
+                    flags |= FLAG_PAGE;
+                    self.put(PAGE, *p);
+                }
+                if let Some(c) = num_cores {
+                    flags |= FLAG_CORES;
+                    self.put(CORES, *c as u64);
+                }
+                self.cols[ALLOC_FLAGS as usize].push(flags);
+                // Sizes are whole pages: store pages and the remainder (almost always 0).
+                match page_size {
+                    Some(p) if *p > 0 => {
+                        self.put(SIZE, size / p);
+                        self.put(SIZE_REM, size % p);
+                    }
+                    _ => self.put(SIZE, *size),
+                }
+                self.put(ALLOC_SITE, site.0 as u64);
+            }
+            EventKind::BufferFree { buffer, site, .. } => {
+                // Frees refer to earlier allocs: a wrapping distance back from the
+                // latest alloc, no sign bit.
+                let d = self.prev_alloc_buf.wrapping_sub(buffer.0);
+                self.put(FREE_BUF, d);
+                self.put(FREE_SITE, site.0 as u64);
+            }
+            EventKind::CbAlloc {
+                address,
+                size,
+                cores,
+                globally_allocated,
+                site,
+                ..
+            } => {
+                self.put(MISC, *address);
+                self.put(MISC, *size);
+                self.put(MISC, cores.map_or(0, |c| c as u64 + 1));
+                self.cols[MISC as usize].push(*globally_allocated as u8);
+                self.put(MISC, site.0 as u64);
+            }
+            EventKind::ProgramLoad {
+                program,
+                binary_size,
+                site,
+                ..
+            } => {
+                self.put(MISC, program.0);
+                self.put(MISC, *binary_size);
+                self.put(MISC, site.0 as u64);
+            }
+            EventKind::ProgramUnload { program, .. } => self.put(MISC, program.0),
+            EventKind::TraceCapture { trace_id, size, .. } => {
+                self.put(MISC, trace_id.0 as u64);
+                self.put(MISC, *size);
+            }
+            EventKind::TraceRelease { trace_id, .. } => self.put(MISC, trace_id.0 as u64),
+            EventKind::OpBegin { name } => self.put(NAME, name.0 as u64),
+            EventKind::Marker { label } => self.put(NAME, label.0 as u64),
+        }
+    }
+
+    /// Appends an event of a kind this version does not define (tests of
+    /// forward compatibility use it to play a newer writer).
+    #[cfg(test)]
+    pub fn push_unknown(&mut self, tag: u8, ts: u64, pid: Pid, payload: &[u8]) {
+        assert!(tag >= FIRST_UNKNOWN_TAG);
+        self.common(tag, ts, pid);
+        self.put(col::EXT, payload.len() as u64);
+        self.cols[col::EXT as usize].extend_from_slice(payload);
+    }
+
+    /// Moves the non-empty columns out (the encoder keeps its buffers' capacity
+    /// through [`BlockEncoder::reclaim`]) and resets the block state.
+    pub fn take_columns(&mut self) -> Vec<ColumnRec> {
+        self.flush_pid_run();
+        let mut out = Vec::new();
+        for (id, c) in self.cols.iter_mut().enumerate() {
+            if !c.is_empty() {
+                out.push(ColumnRec {
+                    id: id as u16,
+                    bytes: std::mem::take(c),
+                });
+            }
+        }
+        self.count = 0;
+        self.prev_ts = 0;
+        self.prev_pid = 0;
+        self.run_pid = 0;
+        self.pid_run = 0;
+        self.prev_alloc_buf = 0;
+        self.prev_device = 0;
+        self.prev_addr.clear();
+        out
+    }
+
+    /// Gives column buffers back after serialisation so their memory is reused.
+    pub fn reclaim(&mut self, cols: Vec<ColumnRec>) {
+        for mut c in cols {
+            if let Some(slot) = self.cols.get_mut(c.id as usize) {
+                if slot.capacity() < c.bytes.capacity() {
+                    c.bytes.clear();
+                    *slot = c.bytes;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! One zstd frame holds exactly one record: a 32-byte envelope followed by an
+//! rkyv archive. This module builds and opens envelopes and (de)compresses
+//! frames; it knows nothing about what the archives contain.
+
+use crate::checksum::hash64;
+use rkyv::util::AlignedVec;
+use zstd::zstd_safe;
+
+pub const RECORD_MAGIC: [u8; 4] = *b"TTAR";
+pub const ENVELOPE_LEN: usize = 32;
+/// Largest decompressed record a reader accepts (a sanity bound so a damaged
+/// content-size field cannot make it allocate gigabytes).
+pub const MAX_RECORD_LEN: u64 = 1 << 30;
+
+/// What a record holds (the envelope's `kind` field).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum RecordKind {
+    Header = 1,
+    Intern = 2,
+    Block = 3,
+    Footer = 4,
+}
+
+impl RecordKind {
+    pub fn from_u32(v: u32) -> Option<RecordKind> {
+        match v {
+            1 => Some(RecordKind::Header),
+            2 => Some(RecordKind::Intern),
+            3 => Some(RecordKind::Block),
+            4 => Some(RecordKind::Footer),
+            _ => None,
+        }
+    }
+}
+
+/// Appends envelope + payload to `out` (cleared first).
+pub fn build_record(kind: RecordKind, major: u16, minor: u16, payload: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    out.reserve(ENVELOPE_LEN + payload.len());
+    out.extend_from_slice(&RECORD_MAGIC);
+    out.extend_from_slice(&major.to_le_bytes());
+    out.extend_from_slice(&minor.to_le_bytes());
+    out.extend_from_slice(&(kind as u32).to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    let sum = record_checksum(&out[0..24], payload);
+    out.extend_from_slice(&sum.to_le_bytes());
+    out.extend_from_slice(payload);
+}
+
+/// The checksum covers the first 24 envelope bytes and the payload.
+fn record_checksum(envelope: &[u8], payload: &[u8]) -> u64 {
+    hash64(payload) ^ hash64(envelope).rotate_left(17)
+}
+
+/// An opened envelope. `kind` is raw so a reader can skip kinds it does not know.
+pub struct Record<'a> {
+    pub major: u16,
+    pub minor: u16,
+    pub kind: u32,
+    pub payload: &'a [u8],
+}
+
+/// Checks magic, length and checksum; the payload starts 32 bytes into `bytes`
+/// so it keeps the buffer's 16-byte alignment.
+pub fn open_record(bytes: &[u8]) -> Result<Record<'_>, String> {
+    if bytes.len() < ENVELOPE_LEN {
+        return Err(format!(
+            "record of {} bytes is shorter than its 32-byte envelope",
+            bytes.len()
+        ));
+    }
+    if bytes[0..4] != RECORD_MAGIC {
+        return Err("record magic is not TTAR".into());
+    }
+    let u16_at = |o: usize| u16::from_le_bytes([bytes[o], bytes[o + 1]]);
+    let u32_at = |o: usize| u32::from_le_bytes(bytes[o..o + 4].try_into().expect("4 bytes"));
+    let u64_at = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().expect("8 bytes"));
+    let len = u64_at(16);
+    if len != (bytes.len() - ENVELOPE_LEN) as u64 {
+        return Err(format!(
+            "record says {len} payload bytes but the frame holds {}",
+            bytes.len() - ENVELOPE_LEN
+        ));
+    }
+    let payload = &bytes[ENVELOPE_LEN..];
+    if record_checksum(&bytes[0..24], payload) != u64_at(24) {
+        return Err("record checksum mismatch".into());
+    }
+    Ok(Record {
+        major: u16_at(4),
+        minor: u16_at(6),
+        kind: u32_at(8),
+        payload,
+    })
+}
+
+/// Compresses records into independent zstd frames (with content size and
+/// the zstd checksum, so `zstd -d` verifies them too).
+pub struct FrameCompressor {
+    cctx: zstd::bulk::Compressor<'static>,
+}
+
+impl FrameCompressor {
+    pub fn new(level: i32) -> std::io::Result<Self> {
+        let mut cctx = zstd::bulk::Compressor::new(level)?;
+        cctx.include_checksum(true)?;
+        cctx.include_contentsize(true)?;
+        Ok(FrameCompressor { cctx })
+    }
+
+    /// Compresses `record` into `out` (cleared first).
+    pub fn compress(&mut self, record: &[u8], out: &mut Vec<u8>) -> std::io::Result<()> {
+        out.clear();
+        out.reserve(zstd_safe::compress_bound(record.len()));
+        self.cctx.compress_to_buffer(record, out)?;
+        Ok(())
+    }
+}
+
+/// Reusable decompression state.
+pub struct FrameDecompressor {
+    dctx: zstd_safe::DCtx<'static>,
+}
+
+impl Default for FrameDecompressor {
+    fn default() -> Self {
+        FrameDecompressor {
+            dctx: zstd_safe::DCtx::create(),
+        }
+    }
+}
+
+impl FrameDecompressor {
+    /// Decompresses exactly one frame (`frame` is its full compressed bytes)
+    /// into `out`, which is resized to the content size.
+    pub fn decompress(&mut self, frame: &[u8], out: &mut AlignedVec<16>) -> Result<(), String> {
+        let size = match zstd_safe::get_frame_content_size(frame) {
+            Ok(Some(n)) => n,
+            Ok(None) => return Err("zstd frame has no content size".into()),
+            Err(_) => return Err("not a zstd frame (bad frame header)".into()),
+        };
+        if size > MAX_RECORD_LEN {
+            return Err(format!(
+                "zstd frame claims {size} bytes of content, more than the 1 GiB limit"
+            ));
+        }
+        let size = size as usize;
+        out.clear();
+        out.resize(size, 0);
+        let n = self
+            .dctx
+            .decompress(&mut out[..], frame)
+            .map_err(|code| format!("zstd: {}", zstd_safe::get_error_name(code)))?;
+        if n != size {
+            return Err(format!(
+                "zstd frame decoded to {n} bytes, header said {size}"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Compressed size of the zstd (or skippable) frame at the start of `bytes`.
+pub fn frame_len(bytes: &[u8]) -> Option<usize> {
+    zstd_safe::find_frame_compressed_size(bytes)
+        .ok()
+        .filter(|&n| n > 0 && n <= bytes.len())
+}
+
+/// Whether the frame at the start of `bytes` is a skippable frame (magic 0x184D2A5?).
+pub fn is_skippable(bytes: &[u8]) -> bool {
+    bytes.len() >= 4
+        && (u32::from_le_bytes(bytes[0..4].try_into().expect("4 bytes")) & 0xFFFF_FFF0)
+            == 0x184D_2A50
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_round_trip_and_damage() {
+        let mut rec = Vec::new();
+        build_record(RecordKind::Block, 1, 0, b"hello world", &mut rec);
+        let r = open_record(&rec).unwrap();
+        assert_eq!(
+            (r.major, r.minor, r.kind, r.payload),
+            (1, 0, 3, &b"hello world"[..])
+        );
+        for i in 0..rec.len() {
+            let mut bad = rec.clone();
+            bad[i] ^= 0x10;
+            assert!(open_record(&bad).is_err(), "byte {i}");
+        }
+        let mut c = FrameCompressor::new(3).unwrap();
+        let mut z = Vec::new();
+        c.compress(&rec, &mut z).unwrap();
+        assert_eq!(frame_len(&z), Some(z.len()));
+        let mut d = FrameDecompressor::default();
+        let mut out = AlignedVec::<16>::new();
+        d.decompress(&z, &mut out).unwrap();
+        assert_eq!(&out[..], &rec[..]);
+        assert!(d.decompress(&z[..z.len() - 1], &mut out).is_err());
+    }
+}

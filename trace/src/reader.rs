@@ -1,0 +1,425 @@
+//! The mmap reader: opens the header, intern tables and index (from the footer
+//! when the file was finished, else by scanning frames: see `recovery`), then
+//! decodes one block at a time on demand.
+
+use crate::decode::{self, BlockColumns, RefLimits};
+use crate::frame::{frame_len, open_record, FrameDecompressor, RecordKind};
+use crate::records::{
+    ArchivedBlockRec, ArchivedFooterRec, ArchivedHeaderRec, ArchivedLiveRec, FrameLocRec,
+    HEADER_MAGIC,
+};
+use crate::recovery;
+use crate::{
+    BlockInfo, LiveBytes, Result, TraceError, TraceHeader, Truncation, FORMAT_MAJOR, FORMAT_MINOR,
+};
+use memmap2::Mmap;
+use rancor::BoxedError;
+use rkyv::util::AlignedVec;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use ttalloc_model::{BufferType, DeviceId, Event, InternTables};
+
+/// Decompression state and buffer, pooled so `&self` methods can decode.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    pub(crate) dctx: FrameDecompressor,
+    pub(crate) buf: AlignedVec<16>,
+}
+
+/// What `open` builds, whichever way it found the blocks.
+pub(crate) struct Index {
+    pub(crate) interner: InternTables,
+    pub(crate) blocks: Vec<BlockInfo>,
+    pub(crate) locs: Vec<FrameLocRec>,
+    pub(crate) truncation: Option<Truncation>,
+}
+
+pub struct TraceReader {
+    path: PathBuf,
+    map: Mmap,
+    header: TraceHeader,
+    index: Index,
+    num_events: u64,
+    /// Unknown event kinds met so far (kind code -> events skipped), for `warnings()`.
+    skipped_kinds: Mutex<BTreeMap<u8, u64>>,
+    pool: Mutex<Vec<Scratch>>,
+    /// Decoded blocks reused by `visit_block` and the scans built on it.
+    columns_pool: Mutex<Vec<BlockColumns>>,
+}
+
+pub(crate) fn live_from(live: &[ArchivedLiveRec]) -> Result<Vec<LiveBytes>, String> {
+    live.iter()
+        .map(|l| {
+            let bt = l.buffer_type;
+            Ok(LiveBytes {
+                device: DeviceId(l.device.to_native()),
+                buffer_type: BufferType::from_u8(bt)
+                    .ok_or_else(|| format!("buffer type code {bt} out of range"))?,
+                bytes: l.bytes.to_native(),
+            })
+        })
+        .collect()
+}
+
+impl TraceReader {
+    pub fn open(path: &Path) -> Result<Self> {
+        let io = |source| TraceError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let not_trace = |reason: String| TraceError::NotATrace {
+            path: path.to_owned(),
+            reason,
+        };
+        let file = std::fs::File::open(path).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        if len == 0 {
+            return Err(not_trace("the file is empty".into()));
+        }
+        // SAFETY: the map is read-only and every byte read through it is
+        // validated (zstd frame checks, record checksum, rkyv bytecheck). A file
+        // truncated by another process while mapped would raise SIGBUS; traces
+        // are not modified in place by ttalloc.
+        let map = unsafe { Mmap::map(&file) }.map_err(io)?;
+        let data: &[u8] = &map;
+        let mut scratch = Scratch::default();
+
+        let hlen = frame_len(data).ok_or_else(|| {
+            not_trace(
+                "it does not start with a complete zstd frame (cut inside the header?)".into(),
+            )
+        })?;
+        scratch
+            .dctx
+            .decompress(&data[..hlen], &mut scratch.buf)
+            .map_err(|e| not_trace(format!("header frame: {e}")))?;
+        let rec = open_record(&scratch.buf).map_err(|e| not_trace(format!("header frame: {e}")))?;
+        if rec.major > FORMAT_MAJOR {
+            return Err(TraceError::NewerMajor {
+                path: path.to_owned(),
+                major: rec.major,
+                minor: rec.minor,
+            });
+        }
+        if rec.major != FORMAT_MAJOR || rec.kind != RecordKind::Header as u32 {
+            return Err(not_trace(format!(
+                "first record is kind {} of format {}.{}, not a 1.x header",
+                rec.kind, rec.major, rec.minor
+            )));
+        }
+        let h = rkyv::access::<ArchivedHeaderRec, BoxedError>(rec.payload)
+            .map_err(|e| not_trace(format!("header archive: {e}")))?;
+        if h.magic != HEADER_MAGIC {
+            return Err(not_trace("header magic is not TTALLOC".into()));
+        }
+        let header = TraceHeader {
+            format_major: h.format_major.to_native(),
+            format_minor: h.format_minor.to_native(),
+            ttalloc_version: h.ttalloc_version.to_string(),
+            argv: h.argv.iter().map(|s| s.to_string()).collect(),
+            start_time_ns: h.start_time_ns.to_native(),
+            hostname: h.hostname.to_string(),
+        };
+
+        let index = match recovery::open_indexed(data, &mut scratch) {
+            Ok(ix) => ix,
+            Err(why) => recovery::scan(data, hlen, &mut scratch, why),
+        };
+        let num_events = index.blocks.iter().map(|b| b.count as u64).sum();
+        Ok(TraceReader {
+            path: path.to_owned(),
+            map,
+            header,
+            index,
+            num_events,
+            skipped_kinds: Mutex::new(BTreeMap::new()),
+            pool: Mutex::new(vec![scratch]),
+            columns_pool: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    pub fn header(&self) -> &TraceHeader {
+        &self.header
+    }
+    pub fn interner(&self) -> &InternTables {
+        &self.index.interner
+    }
+    pub fn blocks(&self) -> &[BlockInfo] {
+        &self.index.blocks
+    }
+    pub fn num_events(&self) -> u64 {
+        self.num_events
+    }
+    pub fn truncation(&self) -> Option<&Truncation> {
+        self.index.truncation.as_ref()
+    }
+    /// Size of the file in bytes.
+    pub fn file_size(&self) -> u64 {
+        self.map.len() as u64
+    }
+
+    /// Things a reader should tell the user once (today: events of unknown
+    /// kinds, written by a newer minor version, that were skipped).
+    pub fn warnings(&self) -> Vec<String> {
+        let skipped = self.skipped_kinds.lock().unwrap_or_else(|p| p.into_inner());
+        skipped
+            .iter()
+            .map(|(kind, n)| {
+                format!(
+                    "skipped {n} event(s) of unknown kind {kind}: the trace was written by format {}.{}, this ttalloc reads {FORMAT_MAJOR}.{FORMAT_MINOR}",
+                    self.header.format_major, self.header.format_minor
+                )
+            })
+            .collect()
+    }
+
+    /// Index of the block holding event `ordinal` (or `blocks().len()` when past the end).
+    pub fn block_of(&self, ordinal: u64) -> usize {
+        self.index
+            .blocks
+            .partition_point(|b| b.first_event + b.count as u64 <= ordinal)
+    }
+
+    /// Drops the mapped pages of a frame that has been decompressed, so a
+    /// full scan keeps one block resident, not the whole file.
+    fn release_pages(&self, loc: FrameLocRec) {
+        #[cfg(unix)]
+        {
+            const PAGE: u64 = 4096;
+            let start = loc.offset.div_ceil(PAGE) * PAGE;
+            let end = (loc.offset + loc.len) / PAGE * PAGE;
+            if end > start {
+                // SAFETY: the map is a read-only mapping of a file; MADV_DONTNEED
+                // only drops this process's copy of the pages, and any later read
+                // (here or in another thread) faults them in again from the file
+                // with the same contents. No reference sees the memory change.
+                // Errors (e.g. a larger page size) just leave the pages mapped.
+                let _ = unsafe {
+                    self.map.unchecked_advise_range(
+                        memmap2::UncheckedAdvice::DontNeed,
+                        start as usize,
+                        (end - start) as usize,
+                    )
+                };
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = loc;
+    }
+
+    fn corrupt(&self, block: usize, reason: String) -> TraceError {
+        TraceError::Corrupt {
+            path: self.path.clone(),
+            block,
+            offset: self.index.locs[block].offset,
+            reason,
+        }
+    }
+
+    /// Benchmark floor: decompresses and validates block `i` (zstd, checksum,
+    /// rkyv) without decoding events; returns its column bytes.
+    #[doc(hidden)]
+    pub fn bench_unpack_block(&self, i: usize) -> Result<usize> {
+        let Some(&loc) = self.index.locs.get(i) else {
+            return Err(TraceError::Other(format!("block {i} does not exist")));
+        };
+        let bytes = &self.map[loc.offset as usize..(loc.offset + loc.len) as usize];
+        let mut scratch = self
+            .pool
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop()
+            .unwrap_or_default();
+        let result = (|| {
+            scratch.dctx.decompress(bytes, &mut scratch.buf)?;
+            let rec = open_record(&scratch.buf)?;
+            let block = rkyv::access::<ArchivedBlockRec, BoxedError>(rec.payload)
+                .map_err(|e| e.to_string())?;
+            Ok::<usize, String>(block.columns.iter().map(|c| c.bytes.len()).sum())
+        })();
+        self.pool
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(scratch);
+        result.map_err(|reason| self.corrupt(i, reason))
+    }
+
+    /// Decodes block `i` into columns (the fastest scan; see [`BlockColumns`]).
+    pub fn decode_columns(&self, i: usize, out: &mut BlockColumns) -> Result<()> {
+        let Some(info) = self.index.blocks.get(i) else {
+            return Err(TraceError::Other(format!(
+                "{}: block {i} does not exist ({} blocks)",
+                self.path.display(),
+                self.index.blocks.len()
+            )));
+        };
+        let loc = self.index.locs[i];
+        let bytes = &self.map[loc.offset as usize..(loc.offset + loc.len) as usize];
+        let mut scratch = self.take_scratch();
+        let result = (|| {
+            let unpacked = scratch.dctx.decompress(bytes, &mut scratch.buf);
+            self.release_pages(loc);
+            unpacked?;
+            let rec = open_record(&scratch.buf)?;
+            if rec.kind != RecordKind::Block as u32 {
+                return Err(format!(
+                    "frame holds a record of kind {}, not an event block",
+                    rec.kind
+                ));
+            }
+            let block = rkyv::access::<ArchivedBlockRec, BoxedError>(rec.payload)
+                .map_err(|e| format!("block archive: {e}"))?;
+            check_block_matches(block, info)?;
+            let limits = RefLimits {
+                strings: self.index.interner.num_strings() as u32,
+                sites: self.index.interner.num_sites() as u32,
+            };
+            decode::decode_columns(block, limits, out)
+        })();
+        self.put_scratch(scratch);
+        result.map_err(|reason| self.corrupt(i, reason))?;
+        if !out.skipped.is_empty() {
+            let mut s = self.skipped_kinds.lock().unwrap_or_else(|p| p.into_inner());
+            for &(k, n) in &out.skipped {
+                *s.entry(k).or_default() += n as u64;
+            }
+        }
+        Ok(())
+    }
+
+    fn take_scratch(&self) -> Scratch {
+        self.pool
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop()
+            .unwrap_or_default()
+    }
+
+    fn put_scratch(&self, s: Scratch) {
+        self.pool.lock().unwrap_or_else(|p| p.into_inner()).push(s);
+    }
+
+    /// Decodes block `i` straight into `f(ordinal, event)`.
+    pub fn visit_block<F: FnMut(u64, Event)>(&self, i: usize, f: F) -> Result<()> {
+        let mut cols = self
+            .columns_pool
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop()
+            .unwrap_or_default();
+        let result = self.decode_columns(i, &mut cols);
+        if result.is_ok() {
+            cols.for_each_event(f);
+        }
+        self.columns_pool
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(cols);
+        result
+    }
+
+    /// Decodes block `i` into `out` (cleared first).
+    pub fn decode_block(&self, i: usize, out: &mut Vec<Event>) -> Result<()> {
+        out.clear();
+        if let Some(b) = self.index.blocks.get(i) {
+            out.reserve(b.count as usize);
+        }
+        self.visit_block(i, |_, e| out.push(e))
+    }
+
+    /// Every event in order, straight into `f(ordinal, event)`; stops at the first error.
+    pub fn for_each_event<F: FnMut(u64, Event)>(&self, mut f: F) -> Result<()> {
+        for i in 0..self.index.blocks.len() {
+            self.visit_block(i, &mut f)?;
+        }
+        Ok(())
+    }
+
+    /// All events in order, one block decoded at a time.
+    pub fn events(&self) -> Events<'_> {
+        Events {
+            reader: self,
+            next_block: 0,
+            buf: Vec::new(),
+        }
+    }
+}
+
+fn check_block_matches(block: &ArchivedBlockRec, info: &BlockInfo) -> Result<(), String> {
+    if block.first_event.to_native() != info.first_event || block.count.to_native() != info.count {
+        return Err(format!(
+            "block holds events {}+{} but the index says {}+{}",
+            block.first_event, block.count, info.first_event, info.count
+        ));
+    }
+    Ok(())
+}
+
+/// Iterator returned by [`TraceReader::events`]. After an error it goes on
+/// with the next block.
+pub struct Events<'a> {
+    reader: &'a TraceReader,
+    next_block: usize,
+    /// The current block's events, reversed (popped from the end).
+    buf: Vec<Event>,
+}
+
+impl Iterator for Events<'_> {
+    type Item = Result<Event>;
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(e) = self.buf.pop() {
+                return Some(Ok(e));
+            }
+            if self.next_block >= self.reader.blocks().len() {
+                return None;
+            }
+            let i = self.next_block;
+            self.next_block += 1;
+            if let Err(e) = self.reader.decode_block(i, &mut self.buf) {
+                return Some(Err(e));
+            }
+            self.buf.reverse();
+        }
+    }
+}
+
+pub(crate) fn footer_blocks(
+    footer: &ArchivedFooterRec,
+) -> Result<(Vec<BlockInfo>, Vec<FrameLocRec>), String> {
+    let mut blocks = Vec::with_capacity(footer.blocks.len());
+    let mut locs = Vec::with_capacity(footer.blocks.len());
+    let mut next = 0u64;
+    for b in footer.blocks.iter() {
+        let first_event = b.first_event.to_native();
+        if first_event != next {
+            return Err(format!(
+                "footer: block {} starts at event {first_event}, expected {next}",
+                blocks.len()
+            ));
+        }
+        next += b.count.to_native() as u64;
+        blocks.push(BlockInfo {
+            first_event,
+            count: b.count.to_native(),
+            first_ts: b.first_ts.to_native(),
+            last_ts: b.last_ts.to_native(),
+            live: live_from(&b.live)?,
+        });
+        locs.push(FrameLocRec {
+            offset: b.frame.offset.to_native(),
+            len: b.frame.len.to_native(),
+        });
+    }
+    if next != footer.total_events.to_native() {
+        return Err(format!(
+            "footer: blocks hold {next} events but the total says {}",
+            footer.total_events
+        ));
+    }
+    Ok((blocks, locs))
+}

@@ -1,0 +1,239 @@
+//! Finding the blocks: from the seek table and footer of a finished trace, or
+//! — when those are missing or damaged (a killed recorder, a cut copy) — by
+//! walking the zstd frames from the start and keeping every complete,
+//! intact block up to the first frame that is not.
+
+use crate::frame::{frame_len, is_skippable, open_record, RecordKind};
+use crate::intern;
+use crate::reader::{footer_blocks, live_from, Index, Scratch};
+use crate::records::{ArchivedBlockRec, ArchivedFooterRec, ArchivedInternRec, FrameLocRec};
+use crate::{BlockInfo, Truncation, FORMAT_MAJOR};
+use rancor::BoxedError;
+use ttalloc_model::InternTables;
+
+/// Size of the seek-table integrity field at the end of the file.
+const INTEGRITY_LEN: usize = zeekstd::SEEK_TABLE_INTEGRITY_SIZE;
+const SKIPPABLE_SEEK_MAGIC: u32 = 0x184D_2A5E;
+
+/// Checks the seek table's framing by hand before zeekstd parses it, so a
+/// damaged frame count cannot make it allocate or seek out of bounds.
+fn seek_table_len(data: &[u8]) -> Result<usize, String> {
+    if data.len() < INTEGRITY_LEN + 8 {
+        return Err("file too short for a seek table".into());
+    }
+    let tail = &data[data.len() - INTEGRITY_LEN..];
+    let magic = u32::from_le_bytes(tail[5..9].try_into().expect("4 bytes"));
+    if magic != zeekstd::SEEKABLE_MAGIC_NUMBER {
+        return Err("file does not end with a seek table (the writer did not finish)".into());
+    }
+    let frames = u32::from_le_bytes(tail[0..4].try_into().expect("4 bytes")) as usize;
+    let per_frame = if tail[4] & 0x80 != 0 { 12 } else { 8 };
+    let len = frames
+        .checked_mul(per_frame)
+        .and_then(|n| n.checked_add(8 + INTEGRITY_LEN))
+        .filter(|&n| n <= data.len())
+        .ok_or("seek table claims more frames than the file can hold")?;
+    let start = data.len() - len;
+    let head = &data[start..start + 8];
+    let skippable = u32::from_le_bytes(head[0..4].try_into().expect("4 bytes"));
+    let size = u32::from_le_bytes(head[4..8].try_into().expect("4 bytes")) as usize;
+    if skippable != SKIPPABLE_SEEK_MAGIC || size + 8 != len {
+        return Err("seek table frame header is damaged".into());
+    }
+    Ok(len)
+}
+
+/// Opens a finished trace through its seek table and footer.
+pub(crate) fn open_indexed(data: &[u8], scratch: &mut Scratch) -> Result<Index, String> {
+    let st_len = seek_table_len(data)?;
+    let table = zeekstd::SeekTable::from_seekable(&mut zeekstd::BytesWrapper::new(data))
+        .map_err(|e| format!("seek table: {e}"))?;
+    let n = table.num_frames();
+    if n < 2 {
+        return Err("seek table lists fewer than two frames".into());
+    }
+    if table.size_comp() + st_len as u64 != data.len() as u64 {
+        return Err("seek table frame sizes do not add up to the file size".into());
+    }
+    let frame = |i: u32| -> Result<FrameLocRec, String> {
+        let offset = table.frame_start_comp(i).map_err(|e| e.to_string())?;
+        let len = table.frame_size_comp(i).map_err(|e| e.to_string())?;
+        Ok(FrameLocRec { offset, len })
+    };
+    let starts: Vec<FrameLocRec> = (0..n).map(frame).collect::<Result<_, _>>()?;
+    let footer_loc = starts[n as usize - 1];
+    let bytes = slice(data, footer_loc)?;
+    scratch
+        .dctx
+        .decompress(bytes, &mut scratch.buf)
+        .map_err(|e| format!("footer frame: {e}"))?;
+    let rec = open_record(&scratch.buf).map_err(|e| format!("footer frame: {e}"))?;
+    if rec.kind != RecordKind::Footer as u32 || rec.major != FORMAT_MAJOR {
+        return Err("last frame is not a footer".into());
+    }
+    let footer = rkyv::access::<ArchivedFooterRec, BoxedError>(rec.payload)
+        .map_err(|e| format!("footer: {e}"))?;
+    let (blocks, locs) = footer_blocks(footer)?;
+    let is_frame = |l: &FrameLocRec| {
+        starts
+            .binary_search_by_key(&l.offset, |s| s.offset)
+            .is_ok_and(|i| starts[i] == *l)
+    };
+    if let Some(bad) = locs.iter().find(|l| !is_frame(l)) {
+        return Err(format!(
+            "footer points at byte {} which is not a frame of the seek table",
+            bad.offset
+        ));
+    }
+    let intern_locs: Vec<FrameLocRec> = footer
+        .intern_frames
+        .iter()
+        .map(|l| FrameLocRec {
+            offset: l.offset.to_native(),
+            len: l.len.to_native(),
+        })
+        .collect();
+    let mut interner = InternTables::new();
+    for loc in intern_locs {
+        if !is_frame(&loc) {
+            return Err(format!(
+                "footer points at byte {} which is not a frame of the seek table",
+                loc.offset
+            ));
+        }
+        let bytes = slice(data, loc)?;
+        scratch
+            .dctx
+            .decompress(bytes, &mut scratch.buf)
+            .map_err(|e| format!("intern frame at byte {}: {e}", loc.offset))?;
+        let rec = open_record(&scratch.buf)
+            .map_err(|e| format!("intern frame at byte {}: {e}", loc.offset))?;
+        if rec.kind != RecordKind::Intern as u32 {
+            return Err(format!(
+                "frame at byte {} is not an intern record",
+                loc.offset
+            ));
+        }
+        let r = rkyv::access::<ArchivedInternRec, BoxedError>(rec.payload)
+            .map_err(|e| format!("intern frame at byte {}: {e}", loc.offset))?;
+        intern::apply(r, &mut interner)
+            .map_err(|e| format!("intern frame at byte {}: {e}", loc.offset))?;
+    }
+    Ok(Index {
+        interner,
+        blocks,
+        locs,
+        truncation: None,
+    })
+}
+
+fn slice(data: &[u8], loc: FrameLocRec) -> Result<&[u8], String> {
+    let end = loc
+        .offset
+        .checked_add(loc.len)
+        .filter(|&e| e <= data.len() as u64)
+        .ok_or("frame beyond end of file")?;
+    Ok(&data[loc.offset as usize..end as usize])
+}
+
+/// Walks frames from `start` (just after the header frame), keeping every
+/// intact block; stops at the first frame that is incomplete or damaged.
+pub(crate) fn scan(
+    data: &[u8],
+    start: usize,
+    scratch: &mut Scratch,
+    why_not_indexed: String,
+) -> Index {
+    let mut interner = InternTables::new();
+    let mut blocks: Vec<BlockInfo> = Vec::new();
+    let mut locs = Vec::new();
+    let mut next_event = 0u64;
+    let mut off = start;
+    let mut saw_footer = false;
+    let reason = loop {
+        let rest = &data[off..];
+        if rest.is_empty() {
+            break if saw_footer {
+                format!("the seek table is missing or damaged ({why_not_indexed}); the footer and every block are intact")
+            } else {
+                "the file ends without a footer (the writer did not finish)".to_string()
+            };
+        }
+        let Some(n) = frame_len(rest) else {
+            break format!("incomplete or damaged zstd frame at byte {off}");
+        };
+        if is_skippable(rest) {
+            off += n;
+            continue;
+        }
+        let step = (|| -> Result<(), String> {
+            scratch.dctx.decompress(&rest[..n], &mut scratch.buf)?;
+            let rec = open_record(&scratch.buf)?;
+            if rec.major != FORMAT_MAJOR {
+                return Err(format!("record of format {}.{}", rec.major, rec.minor));
+            }
+            match RecordKind::from_u32(rec.kind) {
+                Some(RecordKind::Intern) => {
+                    let r = rkyv::access::<ArchivedInternRec, BoxedError>(rec.payload)
+                        .map_err(|e| e.to_string())?;
+                    intern::apply(r, &mut interner)
+                }
+                Some(RecordKind::Block) => {
+                    let b = rkyv::access::<ArchivedBlockRec, BoxedError>(rec.payload)
+                        .map_err(|e| e.to_string())?;
+                    if b.first_event.to_native() != next_event {
+                        return Err(format!(
+                            "block starts at event {} but {next_event} were read",
+                            b.first_event
+                        ));
+                    }
+                    let count = b.count.to_native();
+                    if b.columns
+                        .iter()
+                        .find(|c| c.id == 0)
+                        .map_or(0, |c| c.bytes.len())
+                        != count as usize
+                    {
+                        return Err("block's event count does not match its columns".into());
+                    }
+                    next_event += count as u64;
+                    blocks.push(BlockInfo {
+                        first_event: b.first_event.to_native(),
+                        count,
+                        first_ts: b.first_ts.to_native(),
+                        last_ts: b.last_ts.to_native(),
+                        live: live_from(&b.live)?,
+                    });
+                    locs.push(FrameLocRec {
+                        offset: off as u64,
+                        len: n as u64,
+                    });
+                    Ok(())
+                }
+                Some(RecordKind::Footer) => {
+                    saw_footer = true;
+                    Ok(())
+                }
+                Some(RecordKind::Header) => Err("a second header".into()),
+                // A record kind of a newer minor version: not needed to read events.
+                None => Ok(()),
+            }
+        })();
+        if let Err(e) = step {
+            break format!("frame at byte {off} is damaged: {e}");
+        }
+        off += n;
+    };
+    let truncation = Truncation {
+        valid_up_to: off as u64,
+        file_size: data.len() as u64,
+        events_recovered: next_event,
+        reason,
+    };
+    Index {
+        interner,
+        blocks,
+        locs,
+        truncation: Some(truncation),
+    }
+}

@@ -1,0 +1,134 @@
+//! One event as a line of text or a JSON object, with strings and call sites
+//! resolved (what `ttalloc cat` prints).
+
+use serde_json::{json, Map, Value};
+use std::fmt::Write;
+use ttalloc_model::event::split_argv;
+use ttalloc_model::{Event, EventKind, InternTables, SiteId};
+
+/// The event's fields in a readable order (ids resolved to strings where
+/// they are interned strings).
+fn fields(e: &Event, t: &InternTables) -> Vec<(&'static str, Value)> {
+    let mut m = Vec::new();
+    let mut put = |k: &'static str, v: Value| m.push((k, v));
+    if let Some(d) = e.kind.device() {
+        put("device", json!(d.0));
+    }
+    match &e.kind {
+        EventKind::ProcessStart { ppid, argv } => {
+            put("ppid", json!(ppid.0));
+            put("argv", json!(split_argv(t.string(*argv))));
+        }
+        EventKind::ProcessExit { status } => put("status", json!(status)),
+        EventKind::DeviceOpen { arch, config, .. } => {
+            put("arch", json!(arch.name()));
+            put(
+                "config",
+                serde_json::to_value(config).unwrap_or(Value::Null),
+            );
+        }
+        EventKind::BufferAlloc {
+            buffer,
+            buffer_type,
+            address,
+            size,
+            page_size,
+            layout,
+            num_cores,
+            ..
+        } => {
+            put("buffer", json!(buffer.0));
+            put("buffer_type", json!(buffer_type.name()));
+            put("address", json!(address));
+            put("size", json!(size));
+            put("page_size", json!(page_size));
+            put("layout", json!(layout.name()));
+            put("num_cores", json!(num_cores));
+        }
+        EventKind::BufferFree { buffer, .. } => put("buffer", json!(buffer.0)),
+        EventKind::CbAlloc {
+            address,
+            size,
+            cores,
+            globally_allocated,
+            ..
+        } => {
+            put("address", json!(address));
+            put("size", json!(size));
+            put("cores", json!(cores));
+            put("globally_allocated", json!(globally_allocated));
+        }
+        EventKind::ProgramLoad {
+            program,
+            binary_size,
+            ..
+        } => {
+            put("program", json!(program.0));
+            put("binary_size", json!(binary_size));
+        }
+        EventKind::ProgramUnload { program, .. } => put("program", json!(program.0)),
+        EventKind::TraceCapture { trace_id, size, .. } => {
+            put("trace_id", json!(trace_id.0));
+            put("size", json!(size));
+        }
+        EventKind::TraceRelease { trace_id, .. } => put("trace_id", json!(trace_id.0)),
+        EventKind::OpBegin { name } => put("name", json!(t.string(*name))),
+        EventKind::Marker { label } => put("label", json!(t.string(*label))),
+        EventKind::DeviceClose { .. } | EventKind::CbFreeAll { .. } | EventKind::OpEnd => {}
+    }
+    m
+}
+
+/// `{"ordinal", "ts", "pid", "kind", ...fields, "site": [{function, file, line}, ...]}`;
+/// `site` (innermost frame first) is present for kinds that carry one.
+pub fn event_json(ordinal: u64, e: &Event, t: &InternTables) -> Value {
+    let mut m = Map::new();
+    m.insert("ordinal".into(), json!(ordinal));
+    m.insert("ts".into(), json!(e.ts));
+    m.insert("pid".into(), json!(e.pid.0));
+    m.insert("kind".into(), json!(e.kind.tag().name()));
+    m.extend(fields(e, t).into_iter().map(|(k, v)| (k.to_string(), v)));
+    if let Some(site) = e.kind.site() {
+        m.insert(
+            "site".into(),
+            serde_json::to_value(t.resolve(site)).unwrap_or(Value::Null),
+        );
+    }
+    Value::Object(m)
+}
+
+/// The call site as `function (file:line) <- caller (file:line) <- ...`, or `?` if unknown.
+pub fn site_text(site: SiteId, t: &InternTables) -> String {
+    let frames = t.resolve(site);
+    if frames.is_empty() {
+        return "?".into();
+    }
+    let parts: Vec<String> = frames
+        .iter()
+        .map(|f| format!("{} ({}:{})", f.function, f.file, f.line))
+        .collect();
+    parts.join(" <- ")
+}
+
+/// `ORDINAL TS pid=PID KIND key=value ... [at SITE]`.
+pub fn event_line(ordinal: u64, e: &Event, t: &InternTables) -> String {
+    let mut s = format!("{ordinal} {} pid={} {}", e.ts, e.pid.0, e.kind.tag().name());
+    for (k, v) in fields(e, t) {
+        match v {
+            Value::Null => {}
+            Value::Number(n) if k == "address" => {
+                let _ = write!(s, " {k}={:#x}", n.as_u64().unwrap_or(0));
+            }
+            Value::String(x) => {
+                let _ = write!(s, " {k}={x:?}");
+            }
+            other => {
+                let _ = write!(s, " {k}={other}");
+            }
+        }
+    }
+    if let Some(site) = e.kind.site() {
+        let _ = write!(s, " at {}", site_text(site, t));
+    }
+    s
+}

@@ -1,0 +1,359 @@
+//! What `ttalloc info` reports, computed here so it is testable: header facts,
+//! events by kind, processes, devices, peak live bytes, size and integrity.
+
+use crate::live::LiveTracker;
+use crate::{Result, TraceReader, Truncation};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use ttalloc_model::event::split_argv;
+use ttalloc_model::{Arch, BufferType, DeviceConfig, EventKind, EventTag};
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct TraceSummary {
+    pub path: String,
+    /// "MAJOR.MINOR".
+    pub format_version: String,
+    pub ttalloc_version: String,
+    pub argv: Vec<String>,
+    pub hostname: String,
+    pub start_time_ns: u64,
+    /// Smallest and largest event timestamp (None for a trace without events).
+    pub first_ts: Option<u64>,
+    pub last_ts: Option<u64>,
+    pub duration_ns: u64,
+    pub events: u64,
+    /// Count per kind name (`EventTag::name`), every kind listed (zeros included).
+    pub events_by_kind: BTreeMap<String, u64>,
+    pub processes: Vec<ProcessSummary>,
+    pub devices: Vec<DeviceSummary>,
+    pub file_size: u64,
+    pub bytes_per_event: f64,
+    pub blocks: usize,
+    pub intern: InternCounts,
+    /// None when the trace was finished properly.
+    pub truncation: Option<Truncation>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct InternCounts {
+    pub strings: usize,
+    pub frames: usize,
+    /// Stack-tree nodes, the root included.
+    pub stack_nodes: usize,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct ProcessSummary {
+    pub pid: u32,
+    pub ppid: Option<u32>,
+    pub argv: Vec<String>,
+    /// Exit code or `-signal`; None if no exit was recorded or it was unknown.
+    pub exit_status: Option<i32>,
+    pub exited: bool,
+    pub events: u64,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct DeviceSummary {
+    pub device: u32,
+    pub arch: Arch,
+    /// The config of the last `DeviceOpen` (None if the device was never opened in the trace).
+    pub config: Option<DeviceConfig>,
+    pub opens: u64,
+    pub closes: u64,
+    pub buffer_allocs: u64,
+    pub buffer_frees: u64,
+    /// Peak live buffer bytes per buffer type name (only types that were used).
+    pub peak_live_bytes: BTreeMap<String, u64>,
+    /// Live buffer bytes after the last event, per buffer type name (non-zero only).
+    pub live_bytes_at_end: BTreeMap<String, u64>,
+}
+
+impl TraceSummary {
+    /// Reads every event once (one block in memory at a time).
+    pub fn compute(reader: &TraceReader) -> Result<TraceSummary> {
+        let mut by_kind = [0u64; EventTag::ALL.len()];
+        let mut first_ts = u64::MAX;
+        let mut last_ts = 0u64;
+        let mut processes: BTreeMap<u32, ProcessSummary> = BTreeMap::new();
+        let mut devices: BTreeMap<u32, DeviceSummary> = BTreeMap::new();
+        let mut peaks: BTreeMap<(u32, BufferType), u64> = BTreeMap::new();
+        let mut live = LiveTracker::default();
+        let t = reader.interner();
+        let mut events = 0u64;
+        reader.for_each_event(|_, e| {
+            events += 1;
+            by_kind[e.kind.tag() as usize] += 1;
+            first_ts = first_ts.min(e.ts);
+            last_ts = last_ts.max(e.ts);
+            let p = processes.entry(e.pid.0).or_insert_with(|| ProcessSummary {
+                pid: e.pid.0,
+                ppid: None,
+                argv: Vec::new(),
+                exit_status: None,
+                exited: false,
+                events: 0,
+            });
+            p.events += 1;
+            match &e.kind {
+                EventKind::ProcessStart { ppid, argv } => {
+                    p.ppid = Some(ppid.0);
+                    p.argv = split_argv(t.string(*argv))
+                        .into_iter()
+                        .map(str::to_owned)
+                        .collect();
+                }
+                EventKind::ProcessExit { status } => {
+                    p.exited = true;
+                    p.exit_status = *status;
+                }
+                _ => {}
+            }
+            if let Some(d) = e.kind.device() {
+                let ds = devices.entry(d.0).or_insert_with(|| DeviceSummary {
+                    device: d.0,
+                    arch: Arch::Unknown,
+                    config: None,
+                    opens: 0,
+                    closes: 0,
+                    buffer_allocs: 0,
+                    buffer_frees: 0,
+                    peak_live_bytes: BTreeMap::new(),
+                    live_bytes_at_end: BTreeMap::new(),
+                });
+                match &e.kind {
+                    EventKind::DeviceOpen { arch, config, .. } => {
+                        ds.opens += 1;
+                        ds.arch = *arch;
+                        ds.config = Some((**config).clone());
+                    }
+                    EventKind::DeviceClose { .. } => ds.closes += 1,
+                    EventKind::BufferAlloc { .. } => ds.buffer_allocs += 1,
+                    EventKind::BufferFree { .. } => ds.buffer_frees += 1,
+                    _ => {}
+                }
+            }
+            if let Some((d, bt, now)) = live.apply(&e) {
+                let peak = peaks.entry((d.0, bt)).or_default();
+                *peak = (*peak).max(now);
+            }
+        })?;
+        for ((d, bt), peak) in peaks {
+            if let Some(ds) = devices.get_mut(&d) {
+                ds.peak_live_bytes.insert(bt.name().to_string(), peak);
+                let now = live.bytes(ttalloc_model::DeviceId(d), bt);
+                if now > 0 {
+                    ds.live_bytes_at_end.insert(bt.name().to_string(), now);
+                }
+            }
+        }
+        let h = reader.header();
+        let file_size = reader.file_size();
+        let (first_ts, last_ts) = if events > 0 {
+            (Some(first_ts), Some(last_ts))
+        } else {
+            (None, None)
+        };
+        Ok(TraceSummary {
+            path: reader.path().display().to_string(),
+            format_version: format!("{}.{}", h.format_major, h.format_minor),
+            ttalloc_version: h.ttalloc_version.clone(),
+            argv: h.argv.clone(),
+            hostname: h.hostname.clone(),
+            start_time_ns: h.start_time_ns,
+            first_ts,
+            last_ts,
+            duration_ns: last_ts.zip(first_ts).map_or(0, |(l, f)| l - f),
+            events,
+            events_by_kind: EventTag::ALL
+                .iter()
+                .map(|t| (t.name().to_string(), by_kind[*t as usize]))
+                .collect(),
+            processes: processes.into_values().collect(),
+            devices: devices.into_values().collect(),
+            file_size,
+            bytes_per_event: if events > 0 {
+                file_size as f64 / events as f64
+            } else {
+                0.0
+            },
+            blocks: reader.blocks().len(),
+            intern: InternCounts {
+                strings: t.num_strings(),
+                frames: t.num_frames(),
+                stack_nodes: t.num_sites(),
+            },
+            truncation: reader.truncation().cloned(),
+            warnings: reader.warnings(),
+        })
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` for ns since the Unix epoch (UTC).
+pub fn format_utc(ns: u64) -> String {
+    let secs = ns / 1_000_000_000;
+    let millis = (ns / 1_000_000) % 1000;
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// Bytes with a binary unit: `512 B`, `36.0 KiB`, `1.50 GiB`.
+pub fn format_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if b < 1024 {
+        return format!("{b} B");
+    }
+    let mut v = b as f64 / 1024.0;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    format!("{v:.2} {}", UNITS[u])
+}
+
+impl TraceSummary {
+    /// The human-readable report `ttalloc info` prints.
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let _ = writeln!(s, "trace:      {}", self.path);
+        let _ = writeln!(
+            s,
+            "format:     {} (written by ttalloc {})",
+            self.format_version, self.ttalloc_version
+        );
+        let _ = writeln!(s, "command:    {}", self.argv.join(" "));
+        let _ = writeln!(s, "host:       {}", self.hostname);
+        let _ = writeln!(s, "started:    {}", format_utc(self.start_time_ns));
+        match (self.first_ts, self.last_ts) {
+            (Some(f), Some(l)) => {
+                let _ = writeln!(
+                    s,
+                    "time span:  {} .. {} ({:.3} s)",
+                    format_utc(f),
+                    format_utc(l),
+                    self.duration_ns as f64 / 1e9
+                );
+            }
+            _ => {
+                let _ = writeln!(s, "time span:  (no events)");
+            }
+        }
+        let _ = writeln!(
+            s,
+            "size:       {} bytes, {} events, {:.2} bytes/event, {} blocks",
+            self.file_size, self.events, self.bytes_per_event, self.blocks
+        );
+        let _ = writeln!(
+            s,
+            "intern:     {} strings, {} frames, {} stack nodes",
+            self.intern.strings, self.intern.frames, self.intern.stack_nodes
+        );
+        match &self.truncation {
+            None => {
+                let _ = writeln!(s, "integrity:  ok (finished, index and seek table present)");
+            }
+            Some(t) => {
+                let _ = writeln!(
+                    s,
+                    "integrity:  TRUNCATED: readable up to byte {} of {}; {} events recovered; {}",
+                    t.valid_up_to, t.file_size, t.events_recovered, t.reason
+                );
+            }
+        }
+        let _ = writeln!(s, "events by kind:");
+        for (k, n) in self.events_by_kind.iter().filter(|(_, n)| **n > 0) {
+            let _ = writeln!(s, "  {k:<16} {n}");
+        }
+        let _ = writeln!(s, "processes:");
+        for p in &self.processes {
+            let ppid = p.ppid.map_or(String::new(), |pp| format!(" (ppid {pp})"));
+            let exit = match (p.exited, p.exit_status) {
+                (false, _) => "no exit recorded".to_string(),
+                (true, None) => "exited (status unknown)".to_string(),
+                (true, Some(st)) if st < 0 => format!("killed by signal {}", -st),
+                (true, Some(st)) => format!("exit {st}"),
+            };
+            let _ = writeln!(
+                s,
+                "  pid {}{ppid}: {} events, {exit}: {}",
+                p.pid,
+                p.events,
+                p.argv.join(" ")
+            );
+        }
+        let _ = writeln!(s, "devices:");
+        for d in &self.devices {
+            let _ = writeln!(
+                s,
+                "  device {} ({}): opened {}x, closed {}x, {} buffer allocs, {} frees",
+                d.device, d.arch, d.opens, d.closes, d.buffer_allocs, d.buffer_frees
+            );
+            if let Some(c) = &d.config {
+                let kv: Vec<String> = c.known().iter().map(|(k, v)| format!("{k}={v}")).collect();
+                if !kv.is_empty() {
+                    let _ = writeln!(s, "    config: {}", kv.join(" "));
+                }
+            }
+            if !d.peak_live_bytes.is_empty() {
+                let peaks: Vec<String> = d
+                    .peak_live_bytes
+                    .iter()
+                    .map(|(bt, b)| format!("{bt} {}", format_bytes(*b)))
+                    .collect();
+                let _ = writeln!(s, "    peak live: {}", peaks.join(", "));
+            }
+            if !d.live_bytes_at_end.is_empty() {
+                let live: Vec<String> = d
+                    .live_bytes_at_end
+                    .iter()
+                    .map(|(bt, b)| format!("{bt} {}", format_bytes(*b)))
+                    .collect();
+                let _ = writeln!(s, "    live at end: {}", live.join(", "));
+            }
+        }
+        for w in &self.warnings {
+            let _ = writeln!(s, "warning: {w}");
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_dates_and_sizes() {
+        assert_eq!(format_utc(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            format_utc(1_763_902_400_123_000_000),
+            "2025-11-23T12:53:20.123Z"
+        );
+        assert_eq!(
+            format_utc(951_782_400_000_000_000),
+            "2000-02-29T00:00:00.000Z"
+        );
+        assert_eq!(format_bytes(512), "512 B");
+        assert_eq!(format_bytes(36 * 1024), "36.00 KiB");
+        assert_eq!(format_bytes(3 << 29), "1.50 GiB");
+    }
+}

@@ -1,0 +1,444 @@
+//! The trace writer: encodes events into the current block, seals blocks into
+//! frames (intern delta first, then the block), and at `finish` writes the
+//! footer index and the zstd seek table.
+
+use crate::codec::BlockEncoder;
+use crate::frame::{build_record, FrameCompressor, RecordKind};
+use crate::intern::InternCursor;
+use crate::live::LiveTracker;
+use crate::records::{BlockEntryRec, BlockRec, FooterRec, FrameLocRec, HeaderRec, HEADER_MAGIC};
+use crate::{Result, TraceError, TraceHeader, WriterOptions, FORMAT_MAJOR, FORMAT_MINOR};
+
+use rancor::BoxedError;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use ttalloc_model::{Event, EventKind, InternTables};
+
+/// A monotonic clock in ns that is cheap enough to read on every push
+/// (Linux's coarse clock: a few ns, ~4 ms resolution — plenty for a 1 s interval).
+#[cfg(target_os = "linux")]
+fn coarse_now_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the call only writes it.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    if rc != 0 {
+        return fallback_now_ns();
+    }
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+#[cfg(not(target_os = "linux"))]
+fn coarse_now_ns() -> u64 {
+    fallback_now_ns()
+}
+
+fn fallback_now_ns() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_nanos() as u64
+}
+
+pub struct TraceWriter {
+    path: PathBuf,
+    file: File,
+    /// Bytes written so far (= offset of the next frame).
+    offset: u64,
+    interner: InternTables,
+    intern_cursor: InternCursor,
+    encoder: BlockEncoder,
+    live: LiveTracker,
+    opts: WriterOptions,
+    compressor: FrameCompressor,
+    seek_table: zeekstd::SeekTable,
+    blocks: Vec<BlockEntryRec>,
+    intern_frames: Vec<FrameLocRec>,
+    events_written: u64,
+    /// When the first event of the current block was pushed (`coarse_now_ns`).
+    block_started: Option<u64>,
+    record_buf: Vec<u8>,
+    zbuf: Vec<u8>,
+    finished: bool,
+    major: u16,
+    minor: u16,
+    /// Uncompressed column bytes of all sealed blocks.
+    raw_bytes: u64,
+}
+
+impl TraceWriter {
+    pub fn create(path: &Path, header: TraceHeader, opts: WriterOptions) -> Result<Self> {
+        Self::create_with_version(path, header, opts, FORMAT_MAJOR, FORMAT_MINOR)
+    }
+
+    /// Lets tests play a writer of another format version.
+    pub(crate) fn create_with_version(
+        path: &Path,
+        header: TraceHeader,
+        opts: WriterOptions,
+        major: u16,
+        minor: u16,
+    ) -> Result<Self> {
+        let io = |source| TraceError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        if opts.block_events == 0 || opts.block_events > u32::MAX as usize {
+            return Err(TraceError::Other(format!(
+                "block_events must be between 1 and {}, not {}",
+                u32::MAX,
+                opts.block_events
+            )));
+        }
+        let file = File::create(path).map_err(io)?;
+        let compressor = FrameCompressor::new(opts.level).map_err(io)?;
+        let mut w = TraceWriter {
+            path: path.to_owned(),
+            file,
+            offset: 0,
+            interner: InternTables::new(),
+            intern_cursor: InternCursor::default(),
+            encoder: BlockEncoder::default(),
+            live: LiveTracker::default(),
+            opts,
+            compressor,
+            seek_table: zeekstd::SeekTable::new(),
+            blocks: Vec::new(),
+            intern_frames: Vec::new(),
+            events_written: 0,
+            block_started: None,
+            record_buf: Vec::new(),
+            zbuf: Vec::new(),
+            finished: false,
+            major,
+            minor,
+            raw_bytes: 0,
+        };
+        let rec = HeaderRec {
+            magic: HEADER_MAGIC,
+            format_major: major,
+            format_minor: minor,
+            ttalloc_version: header.ttalloc_version,
+            argv: header.argv,
+            start_time_ns: header.start_time_ns,
+            hostname: header.hostname,
+        };
+        let bytes =
+            rkyv::to_bytes::<BoxedError>(&rec).map_err(|e| TraceError::Other(e.to_string()))?;
+        w.write_frame(RecordKind::Header, &bytes)?;
+        Ok(w)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn interner(&self) -> &InternTables {
+        &self.interner
+    }
+
+    pub fn interner_mut(&mut self) -> &mut InternTables {
+        &mut self.interner
+    }
+
+    /// Appends one event; seals the block when full or older than `seal_interval`.
+    pub fn push(&mut self, event: &Event) -> Result<()> {
+        self.check_refs(event)?;
+        if self.encoder.is_empty() {
+            self.block_started = Some(coarse_now_ns());
+        }
+        self.live.apply(event);
+        self.encoder.push(event);
+        self.events_written += 1;
+        if self.encoder.len() as usize >= self.opts.block_events {
+            self.seal()
+        } else {
+            self.tick()
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn push_unknown_kind(
+        &mut self,
+        tag: u8,
+        ts: u64,
+        pid: ttalloc_model::Pid,
+        payload: &[u8],
+    ) {
+        if self.encoder.is_empty() {
+            self.block_started = Some(coarse_now_ns());
+        }
+        self.encoder.push_unknown(tag, ts, pid, payload);
+        self.events_written += 1;
+    }
+
+    fn check_refs(&self, e: &Event) -> Result<()> {
+        let t = &self.interner;
+        let bad = |what: String| {
+            Err(TraceError::Other(format!(
+                "{}: event refers to {what}",
+                self.path.display()
+            )))
+        };
+        if let Some(site) = e.kind.site() {
+            if t.check_site(site).is_err() {
+                return bad(format!("site {site}, which is not interned"));
+            }
+        }
+        match e.kind {
+            EventKind::ProcessStart { argv: s, .. }
+            | EventKind::OpBegin { name: s }
+            | EventKind::Marker { label: s }
+                if t.check_string(s).is_err() =>
+            {
+                bad(format!("string {s}, which is not interned"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Seals the current block if it is older than `seal_interval` (call it from an idle loop).
+    pub fn tick(&mut self) -> Result<()> {
+        match self.block_started {
+            Some(t)
+                if coarse_now_ns().saturating_sub(t)
+                    >= self.opts.seal_interval.as_nanos() as u64 =>
+            {
+                self.seal()
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Seals the current block now (it and everything before survive a crash).
+    pub fn seal(&mut self) -> Result<()> {
+        if let Some(rec) = self.intern_cursor.delta(&self.interner) {
+            let bytes =
+                rkyv::to_bytes::<BoxedError>(&rec).map_err(|e| TraceError::Other(e.to_string()))?;
+            let loc = self.write_frame(RecordKind::Intern, &bytes)?;
+            self.intern_frames.push(loc);
+        }
+        if self.encoder.is_empty() {
+            return Ok(());
+        }
+        let count = self.encoder.len();
+        self.raw_bytes += self.encoder.raw_len() as u64;
+        let first_ts = self.encoder.first_ts();
+        let last_ts = self.encoder.last_ts();
+        let rec = BlockRec {
+            first_event: self.events_written - count as u64,
+            count,
+            first_ts,
+            last_ts,
+            live: self.live.snapshot(),
+            columns: self.encoder.take_columns(),
+        };
+        self.block_started = None;
+        let bytes =
+            rkyv::to_bytes::<BoxedError>(&rec).map_err(|e| TraceError::Other(e.to_string()))?;
+        let loc = self.write_frame(RecordKind::Block, &bytes)?;
+        let BlockRec {
+            first_event,
+            count,
+            first_ts,
+            last_ts,
+            live,
+            columns,
+        } = rec;
+        self.encoder.reclaim(columns);
+        self.blocks.push(BlockEntryRec {
+            frame: loc,
+            first_event,
+            count,
+            first_ts,
+            last_ts,
+            live,
+        });
+        Ok(())
+    }
+
+    pub fn events_written(&self) -> u64 {
+        self.events_written
+    }
+
+    /// Uncompressed event-column bytes of the blocks sealed so far (the
+    /// codec's output before zstd; benchmarks report write speed against it).
+    pub fn raw_block_bytes(&self) -> u64 {
+        self.raw_bytes
+    }
+
+    /// Compressed bytes written so far.
+    pub fn bytes_written(&self) -> u64 {
+        self.offset
+    }
+
+    /// Seals, writes the footer index and the seek table.
+    pub fn finish(mut self) -> Result<()> {
+        self.seal()?;
+        let footer = FooterRec {
+            total_events: self.events_written,
+            intern_frames: std::mem::take(&mut self.intern_frames),
+            blocks: std::mem::take(&mut self.blocks),
+        };
+        let bytes =
+            rkyv::to_bytes::<BoxedError>(&footer).map_err(|e| TraceError::Other(e.to_string()))?;
+        self.write_frame(RecordKind::Footer, &bytes)?;
+        let table = std::mem::take(&mut self.seek_table);
+        let mut ser = table.into_serializer();
+        let mut out = vec![0u8; ser.encoded_len()];
+        let mut n = 0;
+        while n < out.len() {
+            let k = ser.write_into(&mut out[n..]);
+            if k == 0 {
+                break;
+            }
+            n += k;
+        }
+        out.truncate(n);
+        let io = |source| TraceError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        self.file.write_all(&out).map_err(io)?;
+        self.offset += out.len() as u64;
+        self.file.sync_data().map_err(io)?;
+        self.finished = true;
+        Ok(())
+    }
+
+    /// Wraps `payload` in an envelope, compresses it into one frame, appends it.
+    fn write_frame(&mut self, kind: RecordKind, payload: &[u8]) -> Result<FrameLocRec> {
+        build_record(kind, self.major, self.minor, payload, &mut self.record_buf);
+        let path = &self.path;
+        let io = |source| TraceError::Io {
+            path: path.clone(),
+            source,
+        };
+        self.compressor
+            .compress(&self.record_buf, &mut self.zbuf)
+            .map_err(io)?;
+        let (c, d) = (self.zbuf.len(), self.record_buf.len());
+        let (c32, d32) = match (u32::try_from(c), u32::try_from(d)) {
+            (Ok(c), Ok(d)) => (c, d),
+            _ => {
+                return Err(TraceError::Other(format!(
+                    "{}: frame of {d} bytes is too large",
+                    path.display()
+                )))
+            }
+        };
+        self.file.write_all(&self.zbuf).map_err(io)?;
+        self.seek_table
+            .log_frame(c32, d32)
+            .map_err(|e| TraceError::Other(format!("seek table: {e}")))?;
+        let loc = FrameLocRec {
+            offset: self.offset,
+            len: c as u64,
+        };
+        self.offset += c as u64;
+        Ok(loc)
+    }
+}
+
+impl Drop for TraceWriter {
+    fn drop(&mut self) {
+        if !self.finished {
+            // Best effort: keep what was pushed; the file reads as truncated.
+            let _ = self.seal();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::TraceReader;
+    use ttalloc_model::{Pid, StringId};
+
+    fn marker(ts: u64) -> Event {
+        Event {
+            ts,
+            pid: Pid(1),
+            kind: EventKind::Marker { label: StringId(1) },
+        }
+    }
+
+    #[test]
+    fn unknown_kinds_of_a_newer_minor_are_skipped_with_one_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.zst");
+        let mut w = TraceWriter::create_with_version(
+            &path,
+            TraceHeader::default(),
+            WriterOptions {
+                block_events: 4,
+                ..Default::default()
+            },
+            FORMAT_MAJOR,
+            FORMAT_MINOR + 3,
+        )
+        .unwrap();
+        w.interner_mut().intern_string("cycle 1");
+        w.push(&marker(10)).unwrap();
+        w.push_unknown_kind(200, 11, Pid(1), b"future payload");
+        w.push(&marker(12)).unwrap();
+        w.push_unknown_kind(200, 13, Pid(1), b"");
+        w.push_unknown_kind(201, 14, Pid(1), b"x");
+        w.push(&marker(15)).unwrap();
+        w.finish().unwrap();
+
+        let r = TraceReader::open(&path).unwrap();
+        assert_eq!(r.header().format_minor, FORMAT_MINOR + 3);
+        assert_eq!(r.num_events(), 6, "the index counts every stored event");
+        assert!(r.warnings().is_empty(), "nothing decoded yet");
+        let got: Vec<u64> = r.events().map(|e| e.unwrap().ts).collect();
+        assert_eq!(got, [10, 12, 15]);
+        // Reading twice does not repeat the warning: one line per unknown kind.
+        let _ = r.events().count();
+        let w = r.warnings();
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(
+            w[0].contains("unknown kind 200") && w[0].contains("skipped 4"),
+            "{w:?}"
+        );
+        assert!(w[1].contains("unknown kind 201"), "{w:?}");
+        let mut ords = Vec::new();
+        r.for_each_event(|o, _| ords.push(o)).unwrap();
+        assert_eq!(ords, [0, 2, 5], "ordinals count skipped events too");
+    }
+
+    #[test]
+    fn a_newer_major_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.zst");
+        let w = TraceWriter::create_with_version(
+            &path,
+            TraceHeader::default(),
+            WriterOptions::default(),
+            2,
+            1,
+        )
+        .unwrap();
+        w.finish().unwrap();
+        let err = TraceReader::open(&path).err().unwrap();
+        assert!(
+            matches!(
+                err,
+                crate::TraceError::NewerMajor {
+                    major: 2,
+                    minor: 1,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("trace format 2.1 is newer"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,154 @@
+//! `TraceSummary` (what `ttalloc info` prints) on a hand-made trace whose
+//! numbers are worked out below.
+
+mod common;
+
+use common::*;
+use ttalloc_model::*;
+use ttalloc_trace::summary::TraceSummary;
+use ttalloc_trace::TraceReader;
+
+fn alloc(ts: u64, device: u32, buffer: u64, bt: BufferType, size: u64) -> Event {
+    Event {
+        ts,
+        pid: Pid(10),
+        kind: EventKind::BufferAlloc {
+            device: DeviceId(device),
+            buffer: BufferId(buffer),
+            buffer_type: bt,
+            address: None,
+            size,
+            page_size: None,
+            layout: Layout::Interleaved,
+            num_cores: None,
+            site: SiteId(2),
+        },
+    }
+}
+
+fn ev(ts: u64, pid: u32, kind: EventKind) -> Event {
+    Event {
+        ts,
+        pid: Pid(pid),
+        kind,
+    }
+}
+
+#[test]
+fn peaks_live_bytes_processes_and_counts() {
+    use BufferType::*;
+    let events = vec![
+        ev(
+            100,
+            10,
+            EventKind::ProcessStart {
+                ppid: Pid(1),
+                argv: StringId(3),
+            },
+        ), // "python\0test.py"
+        ev(
+            110,
+            10,
+            EventKind::DeviceOpen {
+                device: DeviceId(0),
+                arch: Arch::WormholeB0,
+                config: Box::new(DeviceConfig {
+                    dram_banks: Some(12),
+                    ..Default::default()
+                }),
+            },
+        ),
+        alloc(120, 0, 1, Dram, 1000),
+        alloc(130, 0, 2, Dram, 500), // DRAM live 1500 (peak)
+        alloc(140, 0, 3, L1, 64),
+        ev(
+            150,
+            10,
+            EventKind::BufferFree {
+                device: DeviceId(0),
+                buffer: BufferId(1),
+                site: SiteId(3),
+            },
+        ), // DRAM 500
+        alloc(160, 0, 4, Dram, 700), // DRAM 1200
+        ev(
+            165,
+            10,
+            EventKind::BufferFree {
+                device: DeviceId(0),
+                buffer: BufferId(99),
+                site: SiteId(0),
+            },
+        ), // unknown: ignored
+        alloc(170, 1, 5, Dram, 4000), // device 1 never opened in the trace
+        ev(
+            180,
+            10,
+            EventKind::DeviceClose {
+                device: DeviceId(0),
+            },
+        ), // drops 2, 3, 4
+        alloc(190, 0, 6, Dram, 10),  // after close: live 10
+        ev(200, 11, EventKind::Marker { label: StringId(2) }),
+        ev(210, 10, EventKind::ProcessExit { status: Some(-9) }),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.zst");
+    write(&path, &events, 4);
+    let r = TraceReader::open(&path).unwrap();
+    let s = TraceSummary::compute(&r).unwrap();
+
+    assert_eq!(s.events, 13);
+    assert_eq!(s.events_by_kind["buffer_alloc"], 6);
+    assert_eq!(s.events_by_kind["buffer_free"], 2);
+    assert_eq!(s.events_by_kind["cb_alloc"], 0);
+    assert_eq!(s.events_by_kind.values().sum::<u64>(), 13);
+    assert_eq!(
+        (s.first_ts, s.last_ts, s.duration_ns),
+        (Some(100), Some(210), 110)
+    );
+    assert_eq!(s.blocks, 4);
+    assert!(s.truncation.is_none());
+    assert_eq!(s.format_version, "1.0");
+
+    assert_eq!(s.processes.len(), 2);
+    let p = &s.processes[0];
+    assert_eq!(
+        (p.pid, p.ppid, p.exited, p.exit_status, p.events),
+        (10, Some(1), true, Some(-9), 12)
+    );
+    assert_eq!(p.argv, ["python", "test.py"]);
+    assert_eq!((s.processes[1].pid, s.processes[1].exited), (11, false));
+
+    assert_eq!(s.devices.len(), 2);
+    let d0 = &s.devices[0];
+    assert_eq!(
+        (d0.device, d0.arch, d0.opens, d0.closes),
+        (0, Arch::WormholeB0, 1, 1)
+    );
+    assert_eq!(d0.config.as_ref().unwrap().dram_banks, Some(12));
+    assert_eq!((d0.buffer_allocs, d0.buffer_frees), (5, 2));
+    assert_eq!(d0.peak_live_bytes["DRAM"], 1500);
+    assert_eq!(d0.peak_live_bytes["L1"], 64);
+    assert_eq!(d0.live_bytes_at_end.len(), 1);
+    assert_eq!(d0.live_bytes_at_end["DRAM"], 10);
+    let d1 = &s.devices[1];
+    assert_eq!((d1.opens, d1.config.is_none()), (0, true));
+    assert_eq!(d1.live_bytes_at_end["DRAM"], 4000);
+
+    // The footer checkpoints follow the same rules.
+    let last = r.blocks().last().unwrap();
+    let live: Vec<(u32, BufferType, u64)> = last
+        .live
+        .iter()
+        .map(|l| (l.device.0, l.buffer_type, l.bytes))
+        .collect();
+    assert_eq!(live, [(0, Dram, 10), (1, Dram, 4000)]);
+    let after_close = &r.blocks()[2]; // events 8..12: ends after the DeviceClose and the alloc of 6
+    assert_eq!(after_close.first_event, 8);
+
+    let text = s.to_text();
+    assert!(text.contains("peak live: DRAM 1.46 KiB, L1 64 B"), "{text}");
+    assert!(text.contains("killed by signal 9"), "{text}");
+    assert!(text.contains("integrity:  ok"), "{text}");
+}
