@@ -1,1 +1,314 @@
 //! Replay through the model: leak and accumulation analysis, bisect, reports.
+//!
+//! ```text
+//! trace blocks ──(decoder thread: decode, scan for cycle candidates)──┐
+//!              ──> engine: one simulated Device per device id, cycles
+//!                  applied online ──> findings
+//!              ──> accumulation, bisect, ddmin ──> Report (human / JSON)
+//! ```
+//!
+//! One pass in the common case: `auto` cycles are guessed from the trace's
+//! beginning and checked at the end; a wrong guess costs a second pass.
+//!
+//! Entry points: [`replay_file`] for a trace on disk, [`replay`] for any
+//! [`EventSource`] (events in memory: [`MemoryTrace`]).
+
+pub mod accumulation;
+pub mod bisect;
+pub mod cycles;
+pub mod ddmin;
+pub mod engine;
+pub mod error;
+pub mod fail;
+pub mod findings;
+mod freed;
+mod fxhash;
+mod human;
+pub mod options;
+pub mod report;
+mod sim;
+pub mod source;
+
+pub use error::{ReplayError, Result};
+pub use fail::{parse_fail_on, FailKind};
+pub use options::{CycleMode, ReplayOptions};
+pub use report::Report;
+pub use source::{EventSource, MemoryTrace};
+
+use cycles::{CycleRule, CycleScanner, Cycles};
+use engine::{CycleInput, Engine, EngineSetup};
+use findings::Findings;
+use fxhash::FxHashSet;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::Path;
+use ttalloc_model::{Event, InternTables, SiteId};
+use ttalloc_trace::TraceReader;
+
+/// Replays a trace file.
+pub fn replay_file(path: &Path, opts: &ReplayOptions) -> Result<Report> {
+    let reader = TraceReader::open(path)?;
+    let truncated = reader.truncation().map(|t| {
+        format!(
+            "{} events recovered, readable up to byte {} of {}: {}",
+            t.events_recovered, t.valid_up_to, t.file_size, t.reason
+        )
+    });
+    let mut report = replay(&reader, opts)?;
+    report.truncated = truncated;
+    Ok(report)
+}
+
+/// Replays events held in memory.
+pub fn replay_events(
+    events: Vec<Event>,
+    interner: InternTables,
+    opts: &ReplayOptions,
+) -> Result<Report> {
+    replay(&MemoryTrace::new(events, interner), opts)
+}
+
+/// Replays any event source: finds cycles, drives the engine, analyses.
+pub fn replay(src: &dyn EventSource, opts: &ReplayOptions) -> Result<Report> {
+    let (findings, rule) = replay_with_cycles(src, opts)?;
+    let growth = accumulation::growth(&findings.cycles, opts.warmup);
+    let (bisection, minimal_sites) = if opts.bisect {
+        let b = bisect::bisect(
+            &findings.cycles,
+            opts.warmup,
+            &findings.site_left_behind,
+            src.interner(),
+        );
+        let m = minimal_sites(src, opts, &rule, &findings, &growth);
+        (Some(b), m)
+    } else {
+        (None, None)
+    };
+    Ok(Report::build(report::ReportInputs {
+        findings,
+        growth,
+        bisection,
+        minimal_sites,
+        warmup: opts.warmup,
+        interner: src.interner(),
+        truncated: None,
+    }))
+}
+
+/// Events the cycle rule of `auto` is first guessed from.
+const PROBE_EVENTS: u64 = 250_000;
+
+/// The replay proper, with its cycles. Explicit modes are applied while
+/// replaying. `auto` and plain `marker` depend on the whole trace: the rule
+/// is guessed from the trace's beginning, checked by a scanner that sees the
+/// same events as the engine, and only if the guess was wrong is the trace
+/// replayed again with the right cycles.
+fn replay_with_cycles(
+    src: &dyn EventSource,
+    opts: &ReplayOptions,
+) -> Result<(Findings, CycleRule)> {
+    let interner = src.interner();
+    if let Some(rule) = CycleRule::explicit(&opts.cycles) {
+        let f = run_engine(
+            src,
+            opts,
+            CycleInput::Online(rule.clone()),
+            None,
+            false,
+            "replaying",
+            None,
+        )?;
+        return Ok((f, rule));
+    }
+    let mut probe = CycleScanner::new();
+    src.visit_prefix(PROBE_EVENTS, &mut |first, events| {
+        probe.scan(first, events);
+        Ok(())
+    })?;
+    let guess = probe.rule(&opts.cycles, interner);
+    let mut scanner = CycleScanner::new();
+    let f = run_engine(
+        src,
+        opts,
+        CycleInput::Online(guess.clone()),
+        None,
+        false,
+        "replaying",
+        Some(&mut scanner),
+    )?;
+    let rule = scanner.rule(&opts.cycles, interner);
+    if rule == guess {
+        return Ok((f, rule));
+    }
+    let cycles = scanner.spans(&rule, interner);
+    let mut f = run_engine(
+        src,
+        opts,
+        CycleInput::Spans(&cycles.spans),
+        None,
+        false,
+        "replaying",
+        None,
+    )?;
+    f.cycle_kind = cycles.kind;
+    Ok((f, rule))
+}
+
+/// Progress bars only for long replays, and only on a terminal (indicatif
+/// draws nothing when stderr is not one).
+const PROGRESS_MIN_EVENTS: u64 = 2_000_000;
+
+fn progress(src: &dyn EventSource, opts: &ReplayOptions, what: &str) -> Option<ProgressBar> {
+    if !opts.progress || src.num_events() < PROGRESS_MIN_EVENTS {
+        return None;
+    }
+    let bar = ProgressBar::new(src.num_events());
+    let style = ProgressStyle::with_template(
+        "{msg:>12} [{bar:40}] {human_pos}/{human_len} events ({per_sec}, {eta})",
+    )
+    .map(|s| s.progress_chars("=> "))
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_message(what.to_owned());
+    Some(bar)
+}
+
+/// The cycle boundaries `opts.cycles` gives on the whole source (one scan).
+pub fn find_cycles(src: &dyn EventSource, opts: &ReplayOptions) -> Result<Cycles> {
+    let mut scanner = CycleScanner::new();
+    // The scan is light: two threads decode, this one only looks at events.
+    src.visit_with(2, &mut |first, events| {
+        scanner.scan(first, events);
+        Ok(())
+    })?;
+    Ok(scanner.finish(&opts.cycles, src.interner()))
+}
+
+/// Drives every event through the simulated devices (`scanner`, if given,
+/// sees the same events).
+pub fn run_engine(
+    src: &dyn EventSource,
+    opts: &ReplayOptions,
+    cycles: CycleInput<'_>,
+    release_sites: Option<&FxHashSet<SiteId>>,
+    stop_at_oom: bool,
+    what: &str,
+    scanner: Option<&mut CycleScanner>,
+) -> Result<Findings> {
+    let kind = match &cycles {
+        CycleInput::Online(rule) => rule.kind(),
+        CycleInput::Spans(_) => String::new(),
+    };
+    let mut engine = Engine::new(EngineSetup {
+        arch: opts.arch,
+        overrides: &opts.overrides,
+        warmup: opts.warmup,
+        cycles,
+        interner: src.interner(),
+        release_sites,
+        stop_at_oom,
+    });
+    let bar = progress(src, opts, what);
+    // One thread decodes ahead (and scans for cycles) while this one replays.
+    let mut consume = |first: u64, events: &[Event]| {
+        engine.feed(first, events)?;
+        if let Some(b) = &bar {
+            b.inc(events.len() as u64);
+        }
+        Ok(())
+    };
+    match scanner {
+        Some(s) => src.visit_split(&mut |first, events| s.scan(first, events), &mut consume)?,
+        None => src.visit_with(1, &mut consume)?,
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let mut f = engine.finish();
+    f.cycle_kind = kind;
+    Ok(f)
+}
+
+/// Most sites delta debugging considers, and most replays it may run.
+const DDMIN_MAX_SITES: usize = 64;
+const DDMIN_MAX_REPLAYS: usize = 200;
+/// Events all delta-debugging replays together may go through (a long
+/// trace gets fewer replays; at least 4).
+const DDMIN_EVENT_BUDGET: u64 = 400_000_000;
+
+/// Delta debugging over call sites when a failure is not explained by a
+/// leaked buffer: an out-of-memory, or growth with nothing leaked (memory
+/// that is held across cycles and released only at close).
+fn minimal_sites(
+    src: &dyn EventSource,
+    opts: &ReplayOptions,
+    rule: &CycleRule,
+    findings: &Findings,
+    growth: &[accumulation::Growth],
+) -> Option<(String, Vec<SiteId>, u32)> {
+    let (failure, candidates): (&str, Vec<SiteId>) = if findings.oom.is_some() {
+        (
+            "oom",
+            findings.oom_resident_sites.iter().map(|s| s.0).collect(),
+        )
+    } else if !growth.is_empty() && findings.leaks.is_empty() {
+        // Buffers first, then kernel binaries kept across cycles.
+        let mut sites: Vec<SiteId> = findings.site_left_behind.iter().map(|s| s.0).collect();
+        for (s, _) in &findings.program_site_left_behind {
+            if !sites.contains(s) {
+                sites.push(*s);
+            }
+        }
+        ("growth", sites)
+    } else {
+        return None;
+    };
+    let candidates: Vec<SiteId> = candidates.into_iter().take(DDMIN_MAX_SITES).collect();
+    let mut replays = 0u32;
+    let quiet = ReplayOptions {
+        progress: false,
+        ..opts.clone()
+    };
+    let budget =
+        (DDMIN_EVENT_BUDGET / src.num_events().max(1)).clamp(4, DDMIN_MAX_REPLAYS as u64) as usize;
+    // One bar for the whole search (the replays themselves stay quiet).
+    let bar = (opts.progress && src.num_events() >= PROGRESS_MIN_EVENTS).then(|| {
+        let bar = ProgressBar::new(budget as u64);
+        if let Ok(style) =
+            ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} replays at most")
+        {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_message(format!("ddmin {failure}"));
+        bar
+    });
+    let found = ddmin::ddmin(&candidates, budget, |set| {
+        replays += 1;
+        if let Some(b) = &bar {
+            b.inc(1);
+        }
+        let release: FxHashSet<SiteId> = set.iter().copied().collect();
+        let cycles = CycleInput::Online(rule.clone());
+        match run_engine(
+            src,
+            &quiet,
+            cycles,
+            Some(&release),
+            failure == "oom",
+            "ddmin",
+            None,
+        ) {
+            Ok(f) => match failure {
+                "oom" => f.oom.is_none(),
+                _ => accumulation::growth(&f.cycles, opts.warmup).is_empty(),
+            },
+            Err(_) => false,
+        }
+    });
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    Some((failure.to_owned(), found?, replays))
+}
+
+#[cfg(test)]
+mod tests;

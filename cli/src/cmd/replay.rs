@@ -1,10 +1,89 @@
-//! `ttalloc replay` (not built yet).
+//! `ttalloc replay TRACE`: drive a trace through the simulated allocator and
+//! report what is left behind, growth per cycle, out-of-memory, bad frees;
+//! `--bisect` finds the call site that first leaves bytes behind.
 
+use crate::exit;
+use anyhow::Context;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use ttalloc_model::Arch;
+use ttalloc_replayer::{parse_fail_on, CycleMode, FailKind, ReplayOptions};
 
 #[derive(clap::Args)]
-pub struct Args {}
+#[command(
+    after_help = "Exit status: 0 success, 1 a finding of a --fail-on kind is present, 2 bad usage or unreadable trace.\n\
+The --json schema is documented in replayer/README.md."
+)]
+pub struct Args {
+    /// The trace file to replay.
+    pub trace: PathBuf,
+    /// Architecture for devices the trace does not describe.
+    #[arg(long, default_value = "wormhole_b0", value_parser = parse_arch)]
+    pub arch: Arch,
+    /// Override a device config field for every device (what-if replays), e.g. --set l1_small_size=2M.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Cycles to ignore for growth and bisect (caches filling up).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub warmup: usize,
+    /// How the trace is cut into cycles: auto, device, marker, marker=REGEX or op=NAME.
+    #[arg(long, default_value = "auto", value_parser = parse_cycles, value_name = "MODE")]
+    pub cycles: CycleMode,
+    /// Find the first leaking cycle and allocation, rank call sites, run delta debugging.
+    #[arg(long)]
+    pub bisect: bool,
+    /// Print one JSON object instead of the human report.
+    #[arg(long)]
+    pub json: bool,
+    /// Exit with status 1 when a finding of these kinds is present:
+    /// leak, growth, oom, unknown-free, double-free, divergence, any.
+    #[arg(long, value_name = "KINDS", value_parser = parse_kinds)]
+    pub fail_on: Option<FailOn>,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`ttalloc replay` is not implemented yet")
+/// The parsed `--fail-on` list (one clap value holding several kinds).
+#[derive(Clone, Debug)]
+pub struct FailOn(pub Vec<FailKind>);
+
+fn parse_arch(s: &str) -> Result<Arch, String> {
+    s.parse()
+}
+
+fn parse_cycles(s: &str) -> Result<CycleMode, String> {
+    s.parse()
+}
+
+fn parse_kinds(s: &str) -> Result<FailOn, String> {
+    parse_fail_on(s).map(FailOn)
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let mut opts = ReplayOptions {
+        arch: args.arch,
+        warmup: args.warmup,
+        cycles: args.cycles,
+        bisect: args.bisect,
+        progress: std::io::stderr().is_terminal(),
+        ..ReplayOptions::default()
+    };
+    for s in &args.set {
+        opts.set(s).map_err(anyhow::Error::msg).context("--set")?;
+    }
+    let report = ttalloc_replayer::replay_file(&args.trace, &opts)
+        .with_context(|| format!("replaying {}", args.trace.display()))?;
+    let text = if args.json {
+        report.to_json() + "\n"
+    } else {
+        report.render_human()
+    };
+    let mut out = std::io::stdout().lock();
+    // A closed pipe (`| head`) is not an error worth a status 2.
+    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+    let failed = args.fail_on.is_some_and(|kinds| report.fails(&kinds.0));
+    Ok(ExitCode::from(if failed {
+        exit::FINDINGS
+    } else {
+        exit::SUCCESS
+    }))
 }

@@ -1,0 +1,374 @@
+//! The replay's answer, with call sites resolved to frames: the `--json`
+//! object (schema in replayer/README.md). `human.rs` renders it for people.
+
+use crate::accumulation::{self, Growth};
+use crate::bisect::Bisection;
+use crate::findings::*;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use ttalloc_model::{InternTables, ResolvedFrame, SiteId};
+
+/// At most this many leaks are listed one by one (by allocation event);
+/// `leaks_total` counts them all.
+pub const MAX_LEAKS_LISTED: usize = 100_000;
+
+/// Bytes per device-memory buffer type, named as tt-metal names them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TypeBytes {
+    #[serde(rename = "DRAM")]
+    pub dram: u64,
+    #[serde(rename = "L1")]
+    pub l1: u64,
+    #[serde(rename = "L1_SMALL")]
+    pub l1_small: u64,
+    #[serde(rename = "TRACE")]
+    pub trace: u64,
+}
+
+impl From<PerType> for TypeBytes {
+    fn from(t: PerType) -> Self {
+        TypeBytes {
+            dram: t[0],
+            l1: t[1],
+            l1_small: t[2],
+            trace: t[3],
+        }
+    }
+}
+
+impl TypeBytes {
+    pub fn total(&self) -> u64 {
+        self.dram + self.l1 + self.l1_small + self.trace
+    }
+}
+
+/// A call site: its frames, innermost (the allocating function) first.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Site {
+    pub frames: Vec<ResolvedFrame>,
+}
+
+impl Site {
+    pub fn resolve(interner: &InternTables, site: SiteId) -> Site {
+        Site {
+            frames: interner.resolve(site),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LeakOut {
+    pub device: u32,
+    pub buffer_type: String,
+    pub size: u64,
+    pub buffer: u64,
+    pub object: ObjectKind,
+    pub address: Option<u64>,
+    pub class: LeakClass,
+    pub cycle: Option<u32>,
+    pub event: u64,
+    pub closed_at: Option<u64>,
+    pub site: Site,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CycleOut {
+    pub index: u32,
+    pub start_event: u64,
+    pub end_event: u64,
+    /// Tracked live bytes at the cycle's end, summed over devices.
+    pub live_after: TypeBytes,
+    pub left_behind_bytes: u64,
+    pub left_behind_buffers: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RankedSite {
+    pub site: Site,
+    pub bytes_per_cycle: u64,
+    pub self_bytes_per_cycle: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MinimalSites {
+    /// The failure the sites explain: "oom" or "growth".
+    pub failure: String,
+    pub sites: Vec<Site>,
+    /// Replays the search needed.
+    pub replays: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BisectOut {
+    pub first_cycle: Option<u32>,
+    pub first_event: Option<u64>,
+    pub first_buffer: Option<u64>,
+    pub first_device: Option<u32>,
+    pub site: Option<Site>,
+    pub bytes_per_cycle: u64,
+    pub sites: Vec<RankedSite>,
+    /// Delta debugging result when a failure is not explained by a leak.
+    pub minimal_sites: Option<MinimalSites>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OomOut {
+    pub event: u64,
+    pub device: u32,
+    pub buffer_type: String,
+    pub size: u64,
+    pub message: String,
+    pub free_bytes: Option<u64>,
+    pub largest_free_block: Option<u64>,
+    pub fragmentation: bool,
+    pub site: Site,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct GrowthOut {
+    pub device: u32,
+    pub buffer_type: String,
+    pub bytes_per_cycle: u64,
+    pub since_cycle: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BadFreeOut {
+    pub event: u64,
+    pub device: u32,
+    pub buffer: u64,
+    pub site: Site,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DivergenceOut {
+    pub event: u64,
+    pub device: u32,
+    pub buffer: u64,
+    pub recorded: u64,
+    pub model: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CbClashOut {
+    pub event: u64,
+    pub device: u32,
+    pub message: String,
+    pub site: Site,
+}
+
+/// Everything a replay found. Serialises to the `--json` object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub events: u64,
+    pub devices: Vec<u32>,
+    pub leaks: Vec<LeakOut>,
+    pub cycles: Vec<CycleOut>,
+    pub growth_per_cycle: TypeBytes,
+    pub bisect: Option<BisectOut>,
+    pub unknown_frees: u64,
+    pub double_frees: u64,
+    pub oom: Option<OomOut>,
+    pub divergences: u64,
+    pub peak: BTreeMap<String, TypeBytes>,
+    // ---- beyond the contract ----
+    /// Leaked objects in all; `leaks` lists the first `MAX_LEAKS_LISTED`.
+    pub leaks_total: u64,
+    /// What delimits the cycles: "device", "marker", "marker=RE", "op=NAME", "none".
+    pub cycle_kind: String,
+    pub warmup: usize,
+    /// Growth per device and type (the parts of `growth_per_cycle`).
+    pub growth: Vec<GrowthOut>,
+    /// The event where each peak happened.
+    pub peak_events: BTreeMap<String, TypeBytes>,
+    pub first_unknown_free: Option<BadFreeOut>,
+    pub first_double_free: Option<BadFreeOut>,
+    pub ooms: u64,
+    pub first_divergence: Option<DivergenceOut>,
+    pub cb_clashes: u64,
+    pub first_cb_clash: Option<CbClashOut>,
+    pub duplicate_allocs: u64,
+    /// Allocations the model refused (not out-of-memory) and the first reason.
+    pub rejected_allocs: u64,
+    pub first_rejection: Option<String>,
+    /// What the replay had to work around (e.g. an unusable recorded config).
+    pub warnings: Vec<String>,
+    /// Set when the trace was cut short (a killed recorder).
+    pub truncated: Option<String>,
+}
+
+pub struct ReportInputs<'a> {
+    pub findings: Findings,
+    pub growth: Vec<Growth>,
+    pub bisection: Option<Bisection>,
+    pub minimal_sites: Option<(String, Vec<SiteId>, u32)>,
+    pub warmup: usize,
+    pub interner: &'a InternTables,
+    pub truncated: Option<String>,
+}
+
+impl Report {
+    pub fn build(inp: ReportInputs<'_>) -> Report {
+        let it = inp.interner;
+        let f = inp.findings;
+        let site = |s: SiteId| Site::resolve(it, s);
+        let bad = |b: &BadFree| BadFreeOut {
+            event: b.event,
+            device: b.device.get(),
+            buffer: b.buffer.get(),
+            site: site(b.site),
+        };
+        let bisect = inp.bisection.map(|b| BisectOut {
+            first_cycle: b.first_cycle,
+            first_event: b.first.map(|x| x.event),
+            first_buffer: b.first.map(|x| x.buffer.get()),
+            first_device: b.first.map(|x| x.device.get()),
+            site: b.first.map(|x| site(x.site)),
+            bytes_per_cycle: b.bytes_per_cycle,
+            sites: b
+                .sites
+                .iter()
+                .map(|r| RankedSite {
+                    site: site(r.site),
+                    bytes_per_cycle: r.bytes_per_cycle,
+                    self_bytes_per_cycle: r.self_bytes_per_cycle,
+                })
+                .collect(),
+            minimal_sites: inp
+                .minimal_sites
+                .map(|(failure, sites, replays)| MinimalSites {
+                    failure,
+                    sites: sites.into_iter().map(site).collect(),
+                    replays,
+                }),
+        });
+        Report {
+            events: f.events,
+            devices: f.devices.iter().map(|d| d.get()).collect(),
+            leaks_total: f.leaks.len() as u64,
+            leaks: f
+                .leaks
+                .iter()
+                .take(MAX_LEAKS_LISTED)
+                .map(|l| LeakOut {
+                    device: l.device.get(),
+                    buffer_type: l.buffer_type.name().into(),
+                    size: l.size,
+                    buffer: l.buffer.get(),
+                    object: l.object,
+                    address: l.address,
+                    class: l.class,
+                    cycle: l.cycle,
+                    event: l.event,
+                    closed_at: l.closed_at,
+                    site: site(l.site),
+                })
+                .collect(),
+            cycles: f
+                .cycles
+                .iter()
+                .map(|c| {
+                    let mut sum = [0u64; 4];
+                    for t in c.live_after.values() {
+                        for s in 0..4 {
+                            sum[s] += t[s];
+                        }
+                    }
+                    CycleOut {
+                        index: c.index,
+                        start_event: c.span.start_event,
+                        end_event: c.span.end_event,
+                        live_after: sum.into(),
+                        left_behind_bytes: c.left_behind_bytes,
+                        left_behind_buffers: c.left_behind_buffers,
+                    }
+                })
+                .collect(),
+            growth_per_cycle: accumulation::total_per_type(&inp.growth).into(),
+            bisect,
+            unknown_frees: f.unknown_frees,
+            double_frees: f.double_frees,
+            oom: f.oom.as_ref().map(|o| OomOut {
+                event: o.event,
+                device: o.device.get(),
+                buffer_type: o.buffer_type.name().into(),
+                size: o.size,
+                message: o.message.clone(),
+                free_bytes: o.free_bytes,
+                largest_free_block: o.largest_free_block,
+                fragmentation: o.fragmentation,
+                site: site(o.site),
+            }),
+            divergences: f.divergences,
+            peak: f
+                .peak
+                .iter()
+                .map(|(d, p)| {
+                    (
+                        d.to_string(),
+                        [p[0].bytes, p[1].bytes, p[2].bytes, p[3].bytes].into(),
+                    )
+                })
+                .collect(),
+            cycle_kind: f.cycle_kind.clone(),
+            warmup: inp.warmup,
+            growth: inp
+                .growth
+                .iter()
+                .map(|g| GrowthOut {
+                    device: g.device.get(),
+                    buffer_type: g.buffer_type.name().into(),
+                    bytes_per_cycle: g.bytes_per_cycle,
+                    since_cycle: g.since_cycle,
+                })
+                .collect(),
+            peak_events: f
+                .peak
+                .iter()
+                .map(|(d, p)| {
+                    (
+                        d.to_string(),
+                        [p[0].event, p[1].event, p[2].event, p[3].event].into(),
+                    )
+                })
+                .collect(),
+            first_unknown_free: f.first_unknown_free.as_ref().map(bad),
+            first_double_free: f.first_double_free.as_ref().map(bad),
+            ooms: f.ooms,
+            first_divergence: f.first_divergence.as_ref().map(|d| DivergenceOut {
+                event: d.event,
+                device: d.device.get(),
+                buffer: d.buffer.get(),
+                recorded: d.recorded,
+                model: d.model,
+            }),
+            cb_clashes: f.cb_clashes,
+            first_cb_clash: f.first_cb_clash.as_ref().map(|c| CbClashOut {
+                event: c.event,
+                device: c.device.get(),
+                message: c.message.clone(),
+                site: site(c.site),
+            }),
+            duplicate_allocs: f.duplicate_allocs,
+            rejected_allocs: f.rejected_allocs,
+            first_rejection: f.first_rejection.clone(),
+            warnings: f.warnings.clone(),
+            truncated: inp.truncated,
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a report always serialises")
+    }
+
+    /// Whether anything at all was found.
+    pub fn has_findings(&self) -> bool {
+        !self.leaks.is_empty()
+            || self.growth_per_cycle.total() > 0
+            || self.oom.is_some()
+            || self.unknown_frees > 0
+            || self.double_frees > 0
+            || self.divergences > 0
+            || self.cb_clashes > 0
+    }
+}

@@ -1,0 +1,149 @@
+//! The one place that speaks to the allocator model (`ttalloc_model::alloc`):
+//! the engine sees only this small adapter, so the model's API can evolve
+//! without touching the bookkeeping.
+
+use ttalloc_model::alloc::{AllocError, AllocRequest, Device};
+use ttalloc_model::{Arch, BufferId, BufferType, DeviceConfig, Layout, ProgramId, TraceId};
+
+/// An allocation request as recorded.
+#[derive(Clone, Copy, Debug)]
+pub struct Req {
+    pub buffer_type: BufferType,
+    pub size: u64,
+    pub page_size: Option<u64>,
+    pub layout: Layout,
+    pub num_cores: Option<u32>,
+}
+
+/// The model's out-of-memory, with its message and fragmentation figures.
+#[derive(Clone, Debug)]
+pub struct Oom {
+    pub message: String,
+    pub free: Option<u64>,
+    pub largest_free_block: Option<u64>,
+    pub fragmentation: bool,
+}
+
+#[derive(Clone, Debug)]
+pub enum AllocFailure {
+    Oom(Oom),
+    /// The id is already live on this device.
+    AlreadyLive,
+    /// Refused for another reason (an unsupported request).
+    Rejected(String),
+}
+
+impl AllocFailure {
+    /// Why, in words.
+    pub fn reason(self) -> String {
+        match self {
+            AllocFailure::Oom(oom) => oom.message,
+            AllocFailure::AlreadyLive => "the id is already live on this device".into(),
+            AllocFailure::Rejected(why) => why,
+        }
+    }
+}
+
+impl From<AllocError> for AllocFailure {
+    fn from(e: AllocError) -> Self {
+        match e {
+            AllocError::OutOfMemory(oom) => AllocFailure::Oom(Oom {
+                message: oom.to_string(),
+                free: Some(oom.free),
+                largest_free_block: Some(oom.largest_free),
+                fragmentation: oom.is_fragmentation(),
+            }),
+            AllocError::AlreadyLive { .. } => AllocFailure::AlreadyLive,
+            other => AllocFailure::Rejected(other.to_string()),
+        }
+    }
+}
+
+pub struct Sim {
+    device: Device,
+}
+
+impl Sim {
+    /// A device from the architecture's preset with `config`'s known fields
+    /// on top (the model derives the dependent sizes, as hardware does).
+    pub fn open(arch: Arch, config: &DeviceConfig) -> Result<Sim, String> {
+        let device = Device::new(arch, config).map_err(|e| e.to_string())?;
+        Ok(Sim { device })
+    }
+
+    fn request(req: &Req) -> AllocRequest {
+        AllocRequest {
+            buffer_type: req.buffer_type,
+            size: req.size,
+            page_size: req.page_size,
+            layout: req.layout,
+            num_cores: req.num_cores,
+            bottom_up: None,
+        }
+    }
+
+    /// Places a buffer; returns its address.
+    #[inline]
+    pub fn alloc(&mut self, buffer: BufferId, req: &Req) -> Result<u64, AllocFailure> {
+        self.device
+            .allocate(buffer, &Self::request(req))
+            .map(|p| p.address)
+            .map_err(Into::into)
+    }
+
+    /// Places a buffer at a recorded address; false if the range is not free.
+    pub fn alloc_at(&mut self, buffer: BufferId, req: &Req, address: u64) -> bool {
+        self.device
+            .allocate_at(buffer, &Self::request(req), address)
+            .is_ok()
+    }
+
+    #[inline]
+    pub fn free(&mut self, buffer: BufferId) -> bool {
+        self.device.deallocate(buffer).is_some()
+    }
+
+    pub fn cb_alloc(
+        &mut self,
+        address: u64,
+        size: u64,
+        cores: Option<u32>,
+        global: bool,
+    ) -> Result<(), String> {
+        self.device
+            .cb_alloc(address, size, cores, global)
+            .map_err(|e| e.to_string())
+    }
+
+    pub fn cb_free_all(&mut self) {
+        self.device.cb_free_all();
+    }
+
+    pub fn load_program(&mut self, program: u64, binary_size: u64) -> Result<(), AllocFailure> {
+        self.device
+            .load_program(ProgramId(program), binary_size)
+            .map(|_| ())
+            .map_err(Into::into)
+    }
+
+    pub fn unload_program(&mut self, program: u64) {
+        self.device.unload_program(ProgramId(program));
+    }
+
+    pub fn capture_trace(&mut self, trace: u32, size: u64) -> Result<(), AllocFailure> {
+        self.device
+            .capture_trace(TraceId(trace), size)
+            .map(|_| ())
+            .map_err(Into::into)
+    }
+
+    pub fn release_trace(&mut self, trace: u32) {
+        self.device.release_trace(TraceId(trace));
+    }
+
+    /// Closes the device (tt-metal's `deallocate_all`): everything is
+    /// released and the simulator is as empty as a new one.
+    pub fn close(&mut self) {
+        self.device.close();
+    }
+}
