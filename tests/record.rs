@@ -266,7 +266,10 @@ fn accumulation_summary_and_fail_on_leak() {
         stderr.contains("device 0: 6 buffers, 108.0 KiB DRAM, 66.0 KiB L1"),
         "{stderr}"
     );
-    assert!(stderr.contains("6 buffers are still allocated"), "{stderr}");
+    assert!(
+        stderr.contains("finding (leak): 6 buffers left behind"),
+        "{stderr}"
+    );
 
     // Refuses to overwrite without --force, and overwrites with it.
     let again = record(tmp.path(), &trace, &["python3", acc.to_str().unwrap()], &[]);
@@ -288,6 +291,39 @@ fn accumulation_summary_and_fail_on_leak() {
         stderr.contains("left behind at the end: nothing"),
         "{stderr}"
     );
+}
+
+/// `record --fail-on` evaluates kinds only the replayer can decide (an
+/// out-of-memory needs the allocator model), with `replay --fail-on`'s meaning.
+#[test]
+fn fail_on_uses_the_replayer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let frag = workloads_dir().join("fragmentation_oom/workload.py");
+    let run = |kinds: &str, name: &str| {
+        Command::new(BIN)
+            .current_dir(tmp.path())
+            .args(["record", "--fail-on", kinds, "-o"])
+            .arg(tmp.path().join(name))
+            .args(["--", "python3"])
+            .arg(&frag)
+            .output()
+            .unwrap()
+    };
+    let out = run("oom", "a.zst");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("finding (oom): Out of Memory: Not enough space to allocate"),
+        "{stderr}"
+    );
+    // The same recording has no double free: that kind alone passes.
+    let out = run("double-free", "b.zst");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("finding ("), "{stderr}");
+    // A kind that does not exist is bad usage.
+    let out = run("leaks", "c.zst");
+    assert_eq!(out.status.code(), Some(2));
 }
 
 #[test]

@@ -2,10 +2,12 @@
 //! runs CMD under a recorder session and writes its events into a trace.
 
 use crate::exit;
+use crate::fail_on::{self, FailOn};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -15,25 +17,7 @@ use ttalloc_recorder::compat::{
 use ttalloc_recorder::launcher::{self, LaunchError};
 use ttalloc_recorder::stats::{human_bytes, LiveSnapshot};
 use ttalloc_recorder::{Session, SessionOptions};
-
-/// Findings `--fail-on` can ask for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum FailKind {
-    /// Buffers still live at the end of the trace.
-    Leak,
-    /// Live memory growing from cycle to cycle.
-    Growth,
-    /// An allocation the simulated device cannot satisfy.
-    Oom,
-    /// A free of a buffer never allocated.
-    UnknownFree,
-    /// A buffer freed twice.
-    DoubleFree,
-    /// Recorded addresses that disagree with the simulated allocator.
-    Divergence,
-    /// Any of the above.
-    Any,
-}
+use ttalloc_replayer::ReplayOptions;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -43,9 +27,11 @@ pub struct Args {
     /// Overwrite TRACE if it exists.
     #[arg(long)]
     force: bool,
-    /// Exit with status 1 when the recording shows these findings (comma-separated).
-    #[arg(long, value_name = "KINDS", value_delimiter = ',')]
-    fail_on: Vec<FailKind>,
+    /// Replay the trace when the command is done and exit with status 1 when
+    /// a finding of these kinds is present: leak, growth, oom, unknown-free,
+    /// double-free, divergence, any (the kinds of `ttalloc replay --fail-on`).
+    #[arg(long, value_name = "KINDS", value_parser = fail_on::parse)]
+    fail_on: Option<FailOn>,
     /// Also listen where tt-metal's allocation client connects (the allocation-server
     /// protocol of allocation_server_poc), so an unmodified tt-metal is recorded too.
     #[arg(long)]
@@ -182,45 +168,28 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if summary.write_error.is_some() {
         return Ok(ExitCode::from(exit::BAD_INPUT));
     }
-    if fails(&args.fail_on, snap) {
-        return Ok(ExitCode::from(exit::FINDINGS));
+    if let Some(kinds) = &args.fail_on {
+        if fails(kinds, &output)? {
+            return Ok(ExitCode::from(exit::FINDINGS));
+        }
     }
     Ok(ExitCode::from(exit::SUCCESS))
 }
 
-/// Evaluates `--fail-on` from the recorder's own accounting. Only `leak` can
-/// be decided here; the other kinds need the replayer.
-fn fails(kinds: &[FailKind], snap: &LiveSnapshot) -> bool {
-    let mut found = false;
-    for k in kinds {
-        match k {
-            FailKind::Leak | FailKind::Any => {
-                let n = snap.live_buffers();
-                if n > 0 {
-                    eprintln!("ttalloc: finding (leak): {n} buffers are still allocated at the end of the trace");
-                    found = true;
-                }
-            }
-            other => eprintln!(
-                "ttalloc: note: --fail-on {} is decided by the replayer: ttalloc replay TRACE --fail-on {}",
-                name(*other),
-                name(*other)
-            ),
-        }
+/// Evaluates `--fail-on` by replaying the sealed trace, so `record` fails on
+/// exactly what `ttalloc replay --fail-on` would.
+fn fails(kinds: &FailOn, trace: &Path) -> anyhow::Result<bool> {
+    let opts = ReplayOptions {
+        progress: std::io::stderr().is_terminal(),
+        ..ReplayOptions::default()
+    };
+    let report = ttalloc_replayer::replay_file(trace, &opts)
+        .with_context(|| format!("replaying {} for --fail-on", trace.display()))?;
+    let lines = fail_on::findings(kinds, &report);
+    for line in &lines {
+        eprintln!("ttalloc: {line}");
     }
-    found
-}
-
-fn name(k: FailKind) -> &'static str {
-    match k {
-        FailKind::Leak => "leak",
-        FailKind::Growth => "growth",
-        FailKind::Oom => "oom",
-        FailKind::UnknownFree => "unknown-free",
-        FailKind::DoubleFree => "double-free",
-        FailKind::Divergence => "divergence",
-        FailKind::Any => "any",
-    }
+    Ok(!lines.is_empty())
 }
 
 fn status_line(s: &LiveSnapshot) -> String {

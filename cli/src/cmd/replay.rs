@@ -3,12 +3,13 @@
 //! `--bisect` finds the call site that first leaves bytes behind.
 
 use crate::exit;
+use crate::fail_on::{self, FailOn};
 use anyhow::Context;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use ttalloc_model::Arch;
-use ttalloc_replayer::{parse_fail_on, CycleMode, FailKind, ReplayOptions};
+use ttalloc_replayer::{CycleMode, ReplayOptions};
 
 #[derive(clap::Args)]
 #[command(
@@ -38,13 +39,9 @@ pub struct Args {
     pub json: bool,
     /// Exit with status 1 when a finding of these kinds is present:
     /// leak, growth, oom, unknown-free, double-free, divergence, any.
-    #[arg(long, value_name = "KINDS", value_parser = parse_kinds)]
+    #[arg(long, value_name = "KINDS", value_parser = fail_on::parse)]
     pub fail_on: Option<FailOn>,
 }
-
-/// The parsed `--fail-on` list (one clap value holding several kinds).
-#[derive(Clone, Debug)]
-pub struct FailOn(pub Vec<FailKind>);
 
 fn parse_arch(s: &str) -> Result<Arch, String> {
     s.parse()
@@ -52,10 +49,6 @@ fn parse_arch(s: &str) -> Result<Arch, String> {
 
 fn parse_cycles(s: &str) -> Result<CycleMode, String> {
     s.parse()
-}
-
-fn parse_kinds(s: &str) -> Result<FailOn, String> {
-    parse_fail_on(s).map(FailOn)
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
