@@ -33,6 +33,19 @@ pub mod frame_type {
     pub const STACKS: u16 = 4;
     pub const EVENTS: u16 = 5;
     pub const GOODBYE: u16 = 6;
+
+    /// The frame type's name in `PROTOCOL.md` (for error messages).
+    pub fn name(t: u16) -> &'static str {
+        match t {
+            HELLO => "HELLO",
+            STRINGS => "STRINGS",
+            FRAMES => "FRAMES",
+            STACKS => "STACKS",
+            EVENTS => "EVENTS",
+            GOODBYE => "GOODBYE",
+            _ => "unknown",
+        }
+    }
 }
 
 /// Event flag bits (meaning depends on the kind).
@@ -215,7 +228,7 @@ impl<'a> Cursor<'a> {
         Ok(u64::from_le_bytes(b.try_into().expect("8 bytes")))
     }
     fn str(&mut self, what: &str) -> Result<String, String> {
-        let n = self.u32()? as usize;
+        let n = self.u32().map_err(|e| format!("{what} length: {e}"))? as usize;
         let b = self.take(n).map_err(|e| format!("{what}: {e}"))?;
         String::from_utf8(b.to_vec()).map_err(|e| format!("{what} is not valid UTF-8: {e}"))
     }
@@ -321,7 +334,7 @@ impl Decoder {
         self.offset += (HEADER_LEN + payload.len()) as u64;
         r.map_err(|message| ProtocolError {
             offset: start,
-            message,
+            message: format!("{} frame: {message}", frame_type::name(h.frame_type)),
         })
     }
 
@@ -331,6 +344,12 @@ impl Decoder {
                 "payload has {} bytes, header says {}",
                 payload.len(),
                 h.len
+            ));
+        }
+        if h.count != 0 && matches!(h.frame_type, frame_type::HELLO | frame_type::GOODBYE) {
+            return Err(format!(
+                "frame count must be 0 for HELLO and GOODBYE, got {}",
+                h.count
             ));
         }
         let mut c = Cursor {
@@ -385,7 +404,9 @@ impl Decoder {
                 })
             }
             frame_type::STRINGS => {
-                let mut out = Vec::with_capacity(h.count.min(65536) as usize);
+                // Every string takes at least its 4-byte length: a count the
+                // payload cannot hold must not reserve memory.
+                let mut out = Vec::with_capacity((h.count as usize).min(payload.len() / 4));
                 for i in 0..h.count {
                     out.push(c.str(&format!("string #{i}"))?);
                 }

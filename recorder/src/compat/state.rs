@@ -230,7 +230,7 @@ impl Registry {
                     return out;
                 };
                 if let Some(e) = self.buffers.get_mut(&key) {
-                    e.refs += 1;
+                    e.refs = e.refs.saturating_add(1);
                     return out;
                 }
                 let local = self.local();
@@ -318,7 +318,7 @@ impl Registry {
             MsgType::DumpKernels => {}
             MsgType::CbAlloc => {
                 if let Some(e) = self.cbs.get_mut(&key) {
-                    e.refs += 1;
+                    e.refs = e.refs.saturating_add(1);
                     return out;
                 }
                 self.cbs.insert(
@@ -330,7 +330,8 @@ impl Registry {
                         program: None,
                     },
                 );
-                self.devices.entry(msg.device_id).or_default().cb += msg.size;
+                let c = self.devices.entry(msg.device_id).or_default();
+                c.cb = c.cb.saturating_add(msg.size);
                 out.events.push(EventKind::CbAlloc {
                     device: device.unwrap(),
                     address: msg.buffer_id,
@@ -361,7 +362,7 @@ impl Registry {
             },
             MsgType::KernelLoad => {
                 if let Some(e) = self.kernels.get_mut(&key) {
-                    e.refs += 1;
+                    e.refs = e.refs.saturating_add(1);
                     return out;
                 }
                 let local = self.local();
@@ -375,7 +376,8 @@ impl Registry {
                         program: Some(program),
                     },
                 );
-                self.devices.entry(msg.device_id).or_default().kernel += msg.size;
+                let c = self.devices.entry(msg.device_id).or_default();
+                c.kernel = c.kernel.saturating_add(msg.size);
                 out.events.push(EventKind::ProgramLoad {
                     device: device.unwrap(),
                     program,
@@ -416,7 +418,8 @@ impl Registry {
             .devices
             .keys()
             .next_back()
-            .map(|&d| (d + 1).max(0) as u32)
+            // i64: device i32::MAX makes 2^31 devices, which fits a u32.
+            .map(|&d| (i64::from(d) + 1).clamp(0, i64::from(u32::MAX)) as u32)
             .unwrap_or(0);
         let mut r = Message {
             msg_type: MsgType::DeviceInfoResponse as u8,
@@ -444,7 +447,7 @@ impl Registry {
             c.num_buffers = c.num_buffers.saturating_sub(1);
             Self::add_bytes(c, e.buffer_type, e.size, false);
             count += 1;
-            bytes += e.size;
+            bytes = u64::saturating_add(bytes, e.size);
             false
         });
         self.cbs.retain(|&(dev, _), e| {
@@ -491,7 +494,7 @@ impl Registry {
             out.push(format!("Device {dev}:"));
             for (bt, mut bufs) in types {
                 bufs.sort_by_key(|(a, _)| *a);
-                let total: u64 = bufs.iter().map(|(_, e)| e.size).sum();
+                let total = bufs.iter().fold(0u64, |t, (_, e)| t.saturating_add(e.size));
                 let name = BufferType::from_u8(bt).map(|b| b.name()).unwrap_or("?");
                 out.push(format!(
                     "  {name}: {} buffers, {} MB total",
@@ -518,7 +521,9 @@ impl Registry {
     pub fn statistics(&self) -> String {
         let mut s = String::from("\n📊 Current Statistics:\n");
         for (dev, c) in &self.devices {
-            let total = c.dram + c.l1 + c.l1_small + c.trace;
+            let total = [c.dram, c.l1, c.l1_small, c.trace]
+                .into_iter()
+                .fold(0u64, u64::saturating_add);
             if total > 0 || c.num_buffers > 0 {
                 let _ = writeln!(s, "  Device {dev}:");
                 let _ = writeln!(s, "    Buffers: {}", c.num_buffers);

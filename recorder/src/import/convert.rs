@@ -67,7 +67,7 @@ impl<'s, S: EventSink + ?Sized> Converter<'s, S> {
 
     fn ts(&self) -> u64 {
         // One nanosecond per node keeps the capture's order.
-        self.opts.base_ts + self.summary.nodes
+        self.opts.base_ts.saturating_add(self.summary.nodes)
     }
 
     fn emit(&mut self, kind: EventKind) -> Result<(), SinkError> {
@@ -284,7 +284,8 @@ impl<'s, S: EventSink + ?Sized> Converter<'s, S> {
                 "node #{c}: buffer node {key} allocated again while live (previous allocation {} stays live)",
                 old.id
             ));
-            self.summary.live_bytes_orphaned += old.size;
+            self.summary.live_bytes_orphaned =
+                self.summary.live_bytes_orphaned.saturating_add(old.size);
         }
         self.summary.buffers_allocated += 1;
         let site = self.site();
@@ -411,13 +412,18 @@ impl<'s, S: EventSink + ?Sized> Converter<'s, S> {
     /// Ends the import: the counts of what is still live.
     pub fn finish(mut self) -> ImportSummary {
         self.summary.live_buffers = self.live.len() as u64;
-        self.summary.live_bytes = self.live.values().map(|b| b.size).sum();
+        // Sizes come from the file: saturate rather than overflow.
+        self.summary.live_bytes = self
+            .live
+            .values()
+            .fold(0u64, |t, b| t.saturating_add(b.size));
         for b in self.live.values() {
-            *self
+            let t = self
                 .summary
                 .live_bytes_by_type
                 .entry(b.buffer_type)
-                .or_insert(0) += b.size;
+                .or_insert(0);
+            *t = t.saturating_add(b.size);
         }
         self.summary.open_scopes = self.scopes.len() as u64;
         self.summary
@@ -491,10 +497,13 @@ pub fn count_cores(s: &str) -> Option<u32> {
     if coords.is_empty() || coords.len() % 4 != 0 {
         return None;
     }
-    let total: u64 = coords
-        .chunks(4)
-        .map(|c| (c[2].abs_diff(c[0]) + 1) * (c[3].abs_diff(c[1]) + 1))
-        .sum();
+    // Coordinates come from the file: a count that overflows is no count.
+    let mut total = 0u64;
+    for c in coords.chunks(4) {
+        let w = c[2].abs_diff(c[0]).checked_add(1)?;
+        let h = c[3].abs_diff(c[1]).checked_add(1)?;
+        total = total.checked_add(w.checked_mul(h)?)?;
+    }
     u32::try_from(total).ok()
 }
 

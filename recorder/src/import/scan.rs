@@ -166,9 +166,13 @@ impl<R: Read> Scanner<R> {
                 return Err(self.syntax("expected a JSON value, found the end of the file".into()))
             }
         };
+        if matches!(first, b',' | b':' | b']' | b'}') {
+            return Err(self.syntax(format!("expected a JSON value, found '{}'", first as char)));
+        }
         let value_start = self.offset();
+        // u64: a skipped value is not buffered, so its depth is unbounded.
+        let mut depth = 0u64;
         let mut pos = 0usize; // relative to self.start
-        let mut depth = 0u32;
         let mut in_string = false;
         let mut escape = false;
         let scalar = !matches!(first, b'{' | b'[' | b'"');
