@@ -4,6 +4,9 @@
 //! `cargo bench -p ttalloc-trace --bench trace_bench -- [EVENTS] [LEVEL]`
 //! (default 2,000,000 events, zstd level 3). Prints one line per figure.
 //! Peak RSS of `ttalloc info` is measured by `benches/info_rss.sh`.
+//! With a `.zst` path as the argument it only scans that trace (for
+//! profiling the reader); `TTALLOC_BENCH_COLUMNS_ONLY=1` then runs the
+//! `decode_columns` scan alone.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -75,6 +78,11 @@ fn main() {
         // Scan an existing trace only (for profiling the reader).
         let reader = TraceReader::open(std::path::Path::new(&path)).expect("open");
         let n = reader.num_events() as f64;
+        if std::env::var_os("TTALLOC_BENCH_COLUMNS_ONLY").is_some() {
+            let (t, _) = best_of(30, || columns_scan(&reader));
+            println!("scan decode_columns events: {}", t.rate(n));
+            return;
+        }
         let (t, _) = best_of(10, || {
             reader
                 .for_each_event(|_, e| {

@@ -1,7 +1,12 @@
-//! The event-block codec: events are split into columns (one byte stream per
-//! field family) of varints and deltas, which zstd then compresses well.
-//! Frees carry only device, buffer and site: the alloc already said the rest.
-//! See FORMAT.md §5 for the column list and per-kind layout.
+//! The event-block codec: events are split into columns (one stream per
+//! field family) of deltas, which zstd then compresses well. Most columns are
+//! *packed*: one value per event that uses them, all stored with the block's
+//! widest byte width, byte plane by byte plane (all low bytes, then all second
+//! bytes, ...): zstd sees the noisy low bytes apart from the near-constant
+//! high ones, and a reader decodes a whole column with a few vectorised loops
+//! instead of a varint per value. Frees carry only device, buffer and site:
+//! the alloc already said the rest. See FORMAT.md §5 for the column list and
+//! per-kind layout.
 
 use crate::records::ColumnRec;
 use crate::varint::{self, zigzag};
@@ -26,11 +31,41 @@ pub mod col {
     pub const MISC: u16 = 14;
     pub const EXT: u16 = 15;
     pub const SIZE_REM: u16 = 16;
-    pub const TS_HIGH: u16 = 17;
-    pub const COUNT: usize = 18;
+    pub const COUNT: usize = 17;
+
+    /// Packed columns (FORMAT.md §5.1); the others are byte streams.
+    pub const PACKED: [bool; COUNT] = {
+        let mut p = [false; COUNT];
+        let ids = [
+            TS, DEVICE, ALLOC_BUF, FREE_BUF, SIZE, ADDR, PAGE, CORES, ALLOC_SITE, FREE_SITE, NAME,
+            SIZE_REM,
+        ];
+        let mut i = 0;
+        while i < ids.len() {
+            p[ids[i] as usize] = true;
+            i += 1;
+        }
+        p
+    };
 }
 
-/// First kind code a 1.0 reader does not know: such events carry their whole
+/// Byte width of a packed column holding values up to `max` (0 when all are 0).
+#[inline]
+pub(crate) fn packed_width(max: u64) -> usize {
+    (64 - max.leading_zeros() as usize).div_ceil(8)
+}
+
+/// Appends a packed column: the width byte, then one byte plane per width byte.
+pub(crate) fn pack(vals: &[u64], out: &mut Vec<u8>) {
+    let w = packed_width(vals.iter().copied().fold(0, u64::max));
+    out.reserve(1 + w * vals.len());
+    out.push(w as u8);
+    for j in 0..w {
+        out.extend(vals.iter().map(|&v| (v >> (8 * j)) as u8));
+    }
+}
+
+/// First kind code a 2.0 reader does not know: such events carry their whole
 /// payload in the EXT column, length-prefixed, so old readers can skip them.
 pub const FIRST_UNKNOWN_TAG: u8 = EventTag::ALL.len() as u8;
 
@@ -42,6 +77,8 @@ pub(crate) const FLAG_CORES: u8 = 1 << 7;
 #[derive(Default)]
 pub struct BlockEncoder {
     cols: [Vec<u8>; col::COUNT],
+    /// Values of the packed columns, packed when the block is taken.
+    vals: [Vec<u64>; col::COUNT],
     count: u32,
     first_ts: u64,
     last_ts: u64,
@@ -82,6 +119,20 @@ impl AddrHistory {
     pub(crate) fn clear(&mut self) {
         self.slots.clear();
     }
+
+    /// Slots a decoder needs for every (device, buffer type) pair.
+    pub(crate) const SLOTS: usize = Self::MAX_DEVICES as usize * 5;
+
+    /// The slot of (device, buffer type code `bt` < 5) in a table of `SLOTS` entries.
+    #[inline(always)]
+    pub(crate) fn index(device: u32, bt: u8) -> usize {
+        let d = if device < Self::MAX_DEVICES {
+            device
+        } else {
+            0
+        };
+        (d * 5) as usize + bt as usize
+    }
 }
 
 impl BlockEncoder {
@@ -100,7 +151,13 @@ impl BlockEncoder {
 
     /// Bytes of column data so far (the "raw" size before zstd).
     pub fn raw_len(&self) -> usize {
-        self.cols.iter().map(Vec::len).sum()
+        let packed: usize = self
+            .vals
+            .iter()
+            .filter(|v| !v.is_empty())
+            .map(|v| 1 + v.len() * packed_width(v.iter().copied().fold(0, u64::max)))
+            .sum();
+        packed + self.cols.iter().map(Vec::len).sum::<usize>()
     }
 
     #[inline]
@@ -111,13 +168,9 @@ impl BlockEncoder {
         self.last_ts = ts;
         self.count += 1;
         self.cols[col::TAG as usize].push(tag);
-        // Timestamp deltas are noisy in their low bits: the low byte goes to its
-        // own column (zstd codes it with its own statistics), the rest as a varint.
         // Deltas are wrapping (not zigzag): timestamps almost always grow, and a
-        // rare step back just costs a long varint.
-        let d = ts.wrapping_sub(self.prev_ts);
-        self.cols[col::TS as usize].push(d as u8);
-        varint::put(&mut self.cols[col::TS_HIGH as usize], d >> 8);
+        // rare step back just widens this block's column.
+        self.put(col::TS, ts.wrapping_sub(self.prev_ts));
         self.prev_ts = ts;
         // Pids come in long runs: the column holds (pid delta, run length) pairs.
         if self.pid_run > 0 && pid.0 == self.run_pid {
@@ -139,9 +192,14 @@ impl BlockEncoder {
         }
     }
 
+    /// Appends `v` to column `c` (packed or varint, by the column).
     #[inline]
     fn put(&mut self, c: u16, v: u64) {
-        varint::put(&mut self.cols[c as usize], v);
+        if col::PACKED[c as usize] {
+            self.vals[c as usize].push(v);
+        } else {
+            varint::put(&mut self.cols[c as usize], v);
+        }
     }
 
     pub fn push(&mut self, e: &Event) {
@@ -217,10 +275,10 @@ impl BlockEncoder {
                 self.put(ALLOC_SITE, site.0 as u64);
             }
             EventKind::BufferFree { buffer, site, .. } => {
-                // Frees refer to earlier allocs: a wrapping distance back from the
-                // latest alloc, no sign bit.
+                // Frees refer to earlier allocs: the distance back from the
+                // latest alloc (zigzag: a free of a later id costs a bit, not 8 bytes).
                 let d = self.prev_alloc_buf.wrapping_sub(buffer.0);
-                self.put(FREE_BUF, d);
+                self.put(FREE_BUF, zigzag(d as i64));
                 self.put(FREE_SITE, site.0 as u64);
             }
             EventKind::CbAlloc {
@@ -272,6 +330,12 @@ impl BlockEncoder {
     /// through [`BlockEncoder::reclaim`]) and resets the block state.
     pub fn take_columns(&mut self) -> Vec<ColumnRec> {
         self.flush_pid_run();
+        for (c, v) in self.cols.iter_mut().zip(&mut self.vals) {
+            if !v.is_empty() {
+                pack(v, c);
+                v.clear();
+            }
+        }
         let mut out = Vec::new();
         for (id, c) in self.cols.iter_mut().enumerate() {
             if !c.is_empty() {

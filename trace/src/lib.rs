@@ -46,11 +46,12 @@
 //!   at once (`TraceReader: Send + Sync`), e.g. one block per thread:
 //!   `blocks()` gives each block's first ordinal.
 //! - Speed, one thread, 10M-event synthetic trace, shared 2-core EPYC VM
-//!   (`cargo bench -p ttalloc-trace --bench trace_bench`): `decode_columns`
-//!   ~47 M events/s, `for_each_event` ~37 M/s, `decode_block` ~34 M/s,
-//!   `events()` ~31 M/s; zstd + checksums + validation alone run at
-//!   ~163 M/s. The 100 M/s target is not reached; for more, decode blocks
-//!   on several threads.
+//!   (`cargo bench -p ttalloc-trace --bench trace_bench -- 10000000`, per
+//!   CPU-second): `decode_columns` ~67 M events/s, `for_each_event`
+//!   ~54 M/s, `decode_block` ~51 M/s, `events()` ~44 M/s; zstd + record
+//!   checksum + validation alone run at ~165 M/s (zstd is ~5 ns of the
+//!   ~15 ns an event costs in `decode_columns`). The 100 M/s target is not
+//!   reached on one thread; for more, decode blocks on several threads.
 //! - `block_of(ordinal)` finds the block holding an event (for `--from`).
 //! - Errors: [`TraceError::Corrupt`] names the block and the byte offset of
 //!   its frame; blocks before (and after) a damaged one stay readable.
@@ -90,7 +91,7 @@ use std::time::Duration;
 use ttalloc_model::{BufferType, DeviceId};
 
 /// Format version written by this build.
-pub const FORMAT_MAJOR: u16 = 1;
+pub const FORMAT_MAJOR: u16 = 2;
 pub const FORMAT_MINOR: u16 = 0;
 
 #[derive(Clone, Debug, PartialEq, Eq, Default)]

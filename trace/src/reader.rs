@@ -2,7 +2,7 @@
 //! when the file was finished, else by scanning frames: see `recovery`), then
 //! decodes one block at a time on demand.
 
-use crate::decode::{self, BlockColumns, RefLimits};
+use crate::decode::{self, BlockColumns, EventCursor, RefLimits};
 use crate::frame::{frame_len, open_record, FrameDecompressor, RecordKind};
 use crate::records::{
     ArchivedBlockRec, ArchivedFooterRec, ArchivedHeaderRec, ArchivedLiveRec, FrameLocRec,
@@ -102,9 +102,16 @@ impl TraceReader {
                 minor: rec.minor,
             });
         }
-        if rec.major != FORMAT_MAJOR || rec.kind != RecordKind::Header as u32 {
+        if rec.major < FORMAT_MAJOR {
             return Err(not_trace(format!(
-                "first record is kind {} of format {}.{}, not a 1.x header",
+                "trace format {}.{} is older than this ttalloc reads ({FORMAT_MAJOR}.x); \
+                 it was written by a pre-release ttalloc: record it again",
+                rec.major, rec.minor
+            )));
+        }
+        if rec.kind != RecordKind::Header as u32 {
+            return Err(not_trace(format!(
+                "first record is kind {} of format {}.{}, not a header",
                 rec.kind, rec.major, rec.minor
             )));
         }
@@ -344,7 +351,8 @@ impl TraceReader {
         Events {
             reader: self,
             next_block: 0,
-            buf: Vec::new(),
+            cols: BlockColumns::default(),
+            cur: EventCursor::default(),
         }
     }
 }
@@ -364,15 +372,17 @@ fn check_block_matches(block: &ArchivedBlockRec, info: &BlockInfo) -> Result<(),
 pub struct Events<'a> {
     reader: &'a TraceReader,
     next_block: usize,
-    /// The current block's events, reversed (popped from the end).
-    buf: Vec<Event>,
+    /// The current block, decoded into columns; events are built from it
+    /// one at a time (no intermediate `Vec<Event>`).
+    cols: BlockColumns,
+    cur: EventCursor,
 }
 
 impl Iterator for Events<'_> {
     type Item = Result<Event>;
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            if let Some(e) = self.buf.pop() {
+            if let Some((_, e)) = self.cols.next_event(&mut self.cur) {
                 return Some(Ok(e));
             }
             if self.next_block >= self.reader.blocks().len() {
@@ -380,10 +390,11 @@ impl Iterator for Events<'_> {
             }
             let i = self.next_block;
             self.next_block += 1;
-            if let Err(e) = self.reader.decode_block(i, &mut self.buf) {
+            self.cur = EventCursor::default();
+            if let Err(e) = self.reader.decode_columns(i, &mut self.cols) {
+                self.cols.clear();
                 return Some(Err(e));
             }
-            self.buf.reverse();
         }
     }
 }

@@ -1,4 +1,4 @@
-//! LEB128 varints and zigzag, the building blocks of the event-block columns.
+//! LEB128 varints and zigzag: the pid, misc and ext columns of event blocks.
 
 #[inline]
 pub fn put(out: &mut Vec<u8>, mut v: u64) {
@@ -56,18 +56,12 @@ impl<'a> Cursor<'a> {
         self.varint_multi()
     }
 
-    /// Like [`Cursor::varint`] but without the one-byte shortcut, for columns
-    /// whose values are mostly several bytes long (addresses, sizes, ids):
-    /// the length is found arithmetically, so there is no branch on it to
-    /// mispredict.
+    /// Like [`Cursor::varint`] but without the one-byte shortcut, for values
+    /// that are mostly several bytes long (addresses, sizes): the length is
+    /// found arithmetically, so there is no branch on it to mispredict.
     #[inline(always)]
-    pub fn varint_wide(&mut self) -> Result<u64, Overrun> {
+    pub fn varint_long(&mut self) -> Result<u64, Overrun> {
         self.varint_multi()
-    }
-
-    #[inline(always)]
-    pub fn zigzag_wide(&mut self) -> Result<i64, Overrun> {
-        Ok(unzigzag(self.varint_multi()?))
     }
 
     /// Multi-byte: with 8 bytes left, read a whole word and find the last

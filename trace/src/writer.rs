@@ -419,7 +419,7 @@ mod tests {
             &path,
             TraceHeader::default(),
             WriterOptions::default(),
-            2,
+            FORMAT_MAJOR + 1,
             1,
         )
         .unwrap();
@@ -429,7 +429,7 @@ mod tests {
             matches!(
                 err,
                 crate::TraceError::NewerMajor {
-                    major: 2,
+                    major: 3,
                     minor: 1,
                     ..
                 }
@@ -437,7 +437,7 @@ mod tests {
             "{err}"
         );
         assert!(
-            err.to_string().contains("trace format 2.1 is newer"),
+            err.to_string().contains("trace format 3.1 is newer"),
             "{err}"
         );
     }
