@@ -13,6 +13,16 @@
 //! would give them, so addresses are reused as on a device. 60 allocating call
 //! sites (Python-looking stacks 5-7 frames deep) and 4 freeing sites.
 //!
+//! Addresses are meant to match the model exactly: the recorded
+//! `DeviceConfig` is a self-consistent wormhole_b0 layout (the model accepts
+//! it as is) and the generator's first fit uses the same ranges, rounding and
+//! directions as `ttalloc_model::alloc`, so `ttalloc replay` on a generated
+//! trace reports zero divergences (a divergence there is a bug in one of the
+//! two). Program binaries and the trace buffer are not placed by the
+//! generator (their events carry no address); the model puts them at the top
+//! of DRAM and in the trace region, away from the generator's bottom-up DRAM
+//! buffers.
+//!
 //! The workload is split into `cycles` (default 1), each starting with a
 //! `Marker "cycle K"` (K from 1) and ending with every live buffer freed — except
 //! the buffers of `leak_site`, which from cycle `from_cycle` on are never freed.
@@ -172,12 +182,23 @@ impl FreeList {
     }
 }
 
+// The recorded layout is the wormhole_b0 preset's (`ttalloc_model::alloc::
+// preset`) with a 4 MiB DRAM reserve, a 32 MiB trace region and a 32 KiB
+// L1_SMALL region carved out of the same 1 GiB DRAM channel and the same
+// 1499136 B worker L1, so the model accepts it as recorded: the bank sizes
+// are what the model would derive (channel or worker L1 minus the base and
+// the region on top of the bank).
 const DRAM_BANKS: u64 = 12;
-const DRAM_BANK_SIZE: u64 = 1_073_741_792;
+/// The preset's DRAM channel: its unreserved base plus its bank size.
+const DRAM_CHANNEL: u64 = 32 + 1_073_741_792;
 const DRAM_BASE: u64 = 0x40_0000;
+const TRACE_REGION: u64 = 32 << 20;
+const DRAM_BANK_SIZE: u64 = DRAM_CHANNEL - DRAM_BASE - TRACE_REGION;
 const L1_BANKS: u64 = 64;
-const L1_BANK_SIZE: u64 = 1_364_928;
+const WORKER_L1: u64 = 1_499_136;
 const L1_BASE: u64 = 0x1_9000;
+const L1_SMALL: u64 = 32_768;
+const L1_BANK_SIZE: u64 = WORKER_L1 - L1_BASE - L1_SMALL;
 
 fn wormhole_config() -> DeviceConfig {
     DeviceConfig {
@@ -189,9 +210,9 @@ fn wormhole_config() -> DeviceConfig {
         l1_bank_size: Some(L1_BANK_SIZE),
         l1_alignment: Some(16),
         l1_unreserved_base: Some(L1_BASE),
-        l1_small_size: Some(32_768),
-        trace_region_size: Some(32 << 20),
-        worker_l1_size: Some(1_499_136),
+        l1_small_size: Some(L1_SMALL),
+        trace_region_size: Some(TRACE_REGION),
+        worker_l1_size: Some(WORKER_L1),
     }
 }
 

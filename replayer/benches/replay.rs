@@ -39,14 +39,9 @@ fn main() {
         stats.events,
         t.elapsed().as_secs_f64()
     );
-    // The generator's L1 layout (base 102400 + bank 1364928 + L1_SMALL 32768)
-    // overshoots its own worker_l1_size by 960 B, which the model refuses;
-    // give the worker L1 those 960 B so the replay uses the recorded layout
-    // (harmless once the generator is consistent).
-    let mut replay_opts = ReplayOptions::default();
-    replay_opts
-        .set("worker_l1_size=1500096")
-        .expect("valid override");
+    // The generator records a layout the model accepts as is: no overrides,
+    // and its addresses must match the model's (zero divergences).
+    let replay_opts = ReplayOptions::default();
     let mut best = f64::MAX;
     for _ in 0..3 {
         let t = Instant::now();
@@ -54,6 +49,8 @@ fn main() {
         let secs = t.elapsed().as_secs_f64();
         best = best.min(secs);
         assert_eq!(report.events, stats.events);
+        assert_eq!(report.divergences, 0, "the generator matches the model");
+        assert!(report.warnings.is_empty(), "{:?}", report.warnings);
         eprintln!(
             "  replay: {:.3} s, {:.1} M events/s ({} leaks, {} divergences, {} cycles, warnings {:?})",
             secs,
@@ -118,7 +115,7 @@ fn main() {
         let kept_plain = std::env::temp_dir().join("ttalloc-bench-standard.zst");
         std::fs::copy(&plain, &kept_plain).expect("keep trace");
         println!(
-            "memory: /usr/bin/time -v target/release/ttalloc replay {} --bisect --json --set worker_l1_size=1500096 > /dev/null",
+            "memory: /usr/bin/time -v target/release/ttalloc replay {} --bisect --json > /dev/null",
             kept.display()
         );
     }

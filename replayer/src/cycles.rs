@@ -12,6 +12,7 @@
 
 use crate::fxhash::FxHashMap;
 use crate::options::CycleMode;
+use crate::source::{Chunk, Item};
 use regex::Regex;
 use serde::Serialize;
 use ttalloc_model::{DeviceId, Event, EventKind, InternTables, Pid, StringId};
@@ -204,8 +205,17 @@ impl CycleScanner {
     }
 
     pub fn scan(&mut self, first: u64, events: &[Event]) {
-        for (i, e) in events.iter().enumerate() {
-            let ord = first + i as u64;
+        self.scan_chunk(&Chunk::Events { first, events });
+    }
+
+    /// Like `scan`, on a chunk in the source's own form.
+    pub fn scan_chunk(&mut self, chunk: &Chunk<'_>) {
+        let _ = chunk.try_for_each(|ord, item| -> Result<(), ()> {
+            let e = match &item {
+                Item::Alloc(_) | Item::Free(_) => return Ok(()),
+                Item::Event(e) => *e,
+                Item::Light(e) => e,
+            };
             match e.kind {
                 EventKind::DeviceOpen { device, .. } => {
                     if self.open.is_empty() {
@@ -253,9 +263,10 @@ impl CycleScanner {
                 }
                 _ => {}
             }
-        }
-        if !events.is_empty() {
-            self.last = Some(first + events.len() as u64 - 1);
+            Ok(())
+        });
+        if !chunk.is_empty() {
+            self.last = Some(chunk.first() + chunk.len() as u64 - 1);
         }
     }
 

@@ -8,14 +8,16 @@
 //!   it without telling anyone. Cycles, growth and leaks use this view.
 //! - *resident*: what the simulated device really holds. Peaks use it.
 //!
-//! The engine consumes slices of events ([`Engine::feed`]) so it can run on
-//! a file decoded block by block or on events in memory.
+//! The engine consumes chunks of consecutive events ([`Engine::feed_chunk`]):
+//! a trace file's blocks as decoded columns (no `Event` is built for buffer
+//! allocs and frees), or slices of events in memory ([`Engine::feed`]).
 
-use crate::cycles::{CycleRule, CycleSpan, OnlineCycles};
+use crate::cycles::{Boundary, CycleRule, CycleSpan, OnlineCycles};
 use crate::findings::*;
 use crate::freed::FreedSet;
 use crate::fxhash::{FxHashMap, FxHashSet};
 use crate::sim::{AllocFailure, Req, Sim};
+use crate::source::{Chunk, Item};
 use std::collections::BTreeMap;
 use ttalloc_model::{
     Arch, BufferId, BufferType, DeviceConfig, DeviceId, Event, EventKind, InternTables, SiteId,
@@ -110,8 +112,12 @@ pub struct Engine<'a> {
     /// With spans: where the next cycle starts / the current one ends.
     next_start: u64,
     cur_end: u64,
-    /// Allocations of the current cycle: (key, event).
+    /// Allocations of the current cycle, (key, event), in order. Entries of
+    /// objects no longer tracked are dropped whenever the list doubles past
+    /// `cycle_allocs_compact_at`, so it stays within a few times the live
+    /// objects however long the cycle.
     cycle_allocs: Vec<(LiveKey, u64)>,
+    cycle_allocs_compact_at: usize,
     site_left: FxHashMap<SiteId, u64>,
     program_site_left: FxHashMap<SiteId, u64>,
     live_before: BTreeMap<DeviceId, PerType>,
@@ -151,6 +157,7 @@ impl<'a> Engine<'a> {
             next_start,
             cur_end: u64::MAX,
             cycle_allocs: Vec::new(),
+            cycle_allocs_compact_at: CYCLE_ALLOCS_MIN,
             site_left: FxHashMap::default(),
             program_site_left: FxHashMap::default(),
             live_before: BTreeMap::new(),
@@ -167,28 +174,32 @@ impl<'a> Engine<'a> {
 
     /// Replays `events`, the first of which has ordinal `first`.
     pub fn feed(&mut self, first: u64, events: &[Event]) -> crate::Result<()> {
+        self.feed_chunk(&Chunk::Events { first, events })
+    }
+
+    /// Replays a chunk of consecutive events.
+    pub fn feed_chunk(&mut self, chunk: &Chunk<'_>) -> crate::Result<()> {
         let mut online = self.online.take();
         let result = match online.as_mut() {
-            Some(o) => self.feed_online(o, first, events),
-            None => self.feed_spans(first, events),
+            Some(o) => self.feed_online(o, chunk),
+            None => self.feed_spans(chunk),
         };
         self.online = online;
-        self.events = self.events.max(first + events.len() as u64);
+        self.events = self.events.max(chunk.first() + chunk.len() as u64);
         result
     }
 
-    fn feed_spans(&mut self, first: u64, events: &[Event]) -> crate::Result<()> {
-        for (i, e) in events.iter().enumerate() {
+    fn feed_spans(&mut self, chunk: &Chunk<'_>) -> crate::Result<()> {
+        chunk.try_for_each(|ord, item| {
             if self.stopped {
                 return Ok(());
             }
-            let ord = first + i as u64;
             if ord == self.next_start {
                 self.cur_end = self.spans[self.next_cycle].end_event;
                 self.next_start = u64::MAX;
                 self.start_cycle(ord);
             }
-            self.event(ord, e)?;
+            self.item(ord, &item)?;
             if ord == self.cur_end {
                 self.end_cycle(ord);
                 self.cur_end = u64::MAX;
@@ -198,35 +209,58 @@ impl<'a> Engine<'a> {
                     .get(self.next_cycle)
                     .map_or(u64::MAX, |c| c.start_event);
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
-    fn feed_online(
-        &mut self,
-        cycles: &mut OnlineCycles,
-        first: u64,
-        events: &[Event],
-    ) -> crate::Result<()> {
+    fn feed_online(&mut self, cycles: &mut OnlineCycles, chunk: &Chunk<'_>) -> crate::Result<()> {
         let interner = self.setup.interner;
-        for (i, e) in events.iter().enumerate() {
+        chunk.try_for_each(|ord, item| {
             if self.stopped {
                 return Ok(());
             }
-            let ord = first + i as u64;
-            let b = cycles.boundary(e, interner);
+            let b = match &item {
+                // Buffer allocs and frees never bound a cycle.
+                Item::Alloc(_) | Item::Free(_) => Boundary::default(),
+                Item::Event(e) => cycles.boundary(e, interner),
+                Item::Light(e) => cycles.boundary(e, interner),
+            };
             if b.end_before && self.in_cycle {
                 self.end_cycle(ord - 1);
             }
             if b.start && !self.in_cycle {
                 self.start_cycle(ord);
             }
-            self.event(ord, e)?;
+            self.item(ord, &item)?;
             if b.end_after && self.in_cycle {
                 self.end_cycle(ord);
             }
+            Ok(())
+        })
+    }
+
+    #[inline]
+    fn item(&mut self, ord: u64, item: &Item<'_>) -> crate::Result<()> {
+        match item {
+            Item::Alloc(a) => {
+                let dev = self.dev_index(a.device)?;
+                let req = Req {
+                    buffer_type: a.buffer_type,
+                    size: a.size,
+                    page_size: a.page_size,
+                    layout: a.layout,
+                    num_cores: a.num_cores,
+                };
+                self.alloc(ord, dev, a.buffer, &req, a.address, a.site)
+            }
+            Item::Free(x) => {
+                let dev = self.dev_index(x.device)?;
+                self.free(ord, dev, x.buffer, x.site);
+                Ok(())
+            }
+            Item::Event(e) => self.event(ord, e),
+            Item::Light(_) => Ok(()),
         }
-        Ok(())
     }
 
     fn start_cycle(&mut self, ord: u64) {
@@ -606,10 +640,33 @@ impl<'a> Engine<'a> {
                 self.untrack(&old);
             }
         }
-        if self.in_cycle {
-            self.cycle_allocs.push((LiveKey::Buffer(buffer.get()), ord));
-        }
+        self.note_alloc(LiveKey::Buffer(buffer.get()), ord);
         Ok(())
+    }
+
+    /// An object still tracked (live, or outlived its device).
+    #[inline]
+    fn tracked(&self, key: LiveKey) -> Option<Live> {
+        match key {
+            LiveKey::Buffer(id) => self.buffers.get(&id).or_else(|| self.outlived.get(&id)),
+            LiveKey::Other(k) => self.others.get(&k).or_else(|| self.outlived_others.get(&k)),
+        }
+        .copied()
+    }
+
+    /// Records an allocation of the current cycle.
+    #[inline]
+    fn note_alloc(&mut self, key: LiveKey, event: u64) {
+        if !self.in_cycle {
+            return;
+        }
+        if self.cycle_allocs.len() >= self.cycle_allocs_compact_at {
+            let mut allocs = std::mem::take(&mut self.cycle_allocs);
+            allocs.retain(|&(k, e)| self.tracked(k).is_some_and(|l| l.event == e));
+            self.cycle_allocs_compact_at = (2 * allocs.len()).max(CYCLE_ALLOCS_MIN);
+            self.cycle_allocs = allocs;
+        }
+        self.cycle_allocs.push((key, event));
     }
 
     fn rejected(&mut self, why: String) {
@@ -706,9 +763,7 @@ impl<'a> Engine<'a> {
         }
         self.devs[dev].objects += 1;
         self.others.insert(key, live);
-        if self.in_cycle {
-            self.cycle_allocs.push((LiveKey::Other(key), ord));
-        }
+        self.note_alloc(LiveKey::Other(key), ord);
     }
 
     fn remove_other(&mut self, key: OtherKey) {
@@ -842,11 +897,9 @@ impl<'a> Engine<'a> {
         };
         let allocs = std::mem::take(&mut self.cycle_allocs);
         for &(key, event) in &allocs {
-            let live = match key {
-                LiveKey::Buffer(id) => self.buffers.get(&id).or_else(|| self.outlived.get(&id)),
-                LiveKey::Other(k) => self.others.get(&k).or_else(|| self.outlived_others.get(&k)),
+            let Some(live) = self.tracked(key) else {
+                continue;
             };
-            let Some(&live) = live else { continue };
             if live.event != event || live.slot == NO_SLOT || live.flags & FAILED != 0 {
                 continue;
             }
@@ -884,11 +937,12 @@ impl<'a> Engine<'a> {
                 *self.site_left.entry(live.site).or_default() += live.size;
             }
         }
-        self.cycle_allocs = allocs;
-        self.cycle_allocs.clear();
         for d in &self.devs {
             stats.live_after.insert(d.id, d.tracked);
         }
+        self.cycle_allocs = allocs;
+        self.cycle_allocs.clear();
+        self.cycle_allocs_compact_at = CYCLE_ALLOCS_MIN;
         self.f.cycles.push(stats);
         self.in_cycle = false;
     }
@@ -976,6 +1030,9 @@ impl<'a> Engine<'a> {
         self.f
     }
 }
+
+/// The fewest entries `cycle_allocs` holds before it is compacted.
+const CYCLE_ALLOCS_MIN: usize = 4096;
 
 /// A live object whose device closed: still tracked, no longer resident.
 fn outlive(mut live: Live, ord: u64) -> Live {

@@ -40,6 +40,7 @@ use engine::{CycleInput, Engine, EngineSetup};
 use findings::Findings;
 use fxhash::FxHashSet;
 use indicatif::{ProgressBar, ProgressStyle};
+use source::Chunk;
 use std::path::Path;
 use ttalloc_model::{Event, InternTables, SiteId};
 use ttalloc_trace::TraceReader;
@@ -175,9 +176,10 @@ fn progress(src: &dyn EventSource, opts: &ReplayOptions, what: &str) -> Option<P
 /// The cycle boundaries `opts.cycles` gives on the whole source (one scan).
 pub fn find_cycles(src: &dyn EventSource, opts: &ReplayOptions) -> Result<Cycles> {
     let mut scanner = CycleScanner::new();
-    // The scan is light: two threads decode, this one only looks at events.
-    src.visit_with(2, &mut |first, events| {
-        scanner.scan(first, events);
+    // The scan is light: one thread decodes, this one only looks at events
+    // (in the same chunks, with the same ordinals, as a replay).
+    src.visit_chunks(None, &mut |chunk| {
+        scanner.scan_chunk(chunk);
         Ok(())
     })?;
     Ok(scanner.finish(&opts.cycles, src.interner()))
@@ -209,16 +211,16 @@ pub fn run_engine(
     });
     let bar = progress(src, opts, what);
     // One thread decodes ahead (and scans for cycles) while this one replays.
-    let mut consume = |first: u64, events: &[Event]| {
-        engine.feed(first, events)?;
+    let mut consume = |chunk: &Chunk<'_>| {
+        engine.feed_chunk(chunk)?;
         if let Some(b) = &bar {
-            b.inc(events.len() as u64);
+            b.inc(chunk.len() as u64);
         }
         Ok(())
     };
     match scanner {
-        Some(s) => src.visit_split(&mut |first, events| s.scan(first, events), &mut consume)?,
-        None => src.visit_with(1, &mut consume)?,
+        Some(s) => src.visit_chunks(Some(&mut |chunk| s.scan_chunk(chunk)), &mut consume)?,
+        None => src.visit_chunks(None, &mut consume)?,
     }
     if let Some(b) = bar {
         b.finish_and_clear();

@@ -3,11 +3,122 @@
 //! importers, generators). The engine only sees ordered slices of events.
 
 use crate::error::Result;
-use ttalloc_model::{Event, InternTables};
-use ttalloc_trace::{BlockInfo, TraceReader};
+use ttalloc_model::{Event, EventKind, EventTag, InternTables, Pid};
+use ttalloc_trace::{AllocCol, BlockColumns, BlockInfo, FreeCol, TraceReader};
 
 /// A hook run on the decoding thread on every run of events, in order.
 pub type PreHook<'a> = &'a mut (dyn FnMut(u64, &[Event]) + Send);
+
+/// A hook run on the decoding thread on every chunk, in order.
+pub type ChunkHook<'a> = &'a mut (dyn FnMut(&Chunk<'_>) + Send);
+
+/// A run of consecutive events as the source holds them: `Event` values, or
+/// a trace block's columns (no `Event` is built for buffer allocs and frees,
+/// which are nearly all of a trace).
+pub enum Chunk<'a> {
+    Events {
+        first: u64,
+        events: &'a [Event],
+    },
+    Columns {
+        first: u64,
+        columns: &'a BlockColumns,
+    },
+}
+
+/// One event of a [`Chunk`].
+pub enum Item<'a> {
+    Alloc(&'a AllocCol),
+    Free(&'a FreeCol),
+    /// Any event (from an `Events` chunk, or a rare kind from columns).
+    Event(&'a Event),
+    /// `OpBegin`, `OpEnd` or `Marker` rebuilt from columns (no heap data).
+    Light(Event),
+}
+
+impl Chunk<'_> {
+    /// Ordinal of the first event.
+    pub fn first(&self) -> u64 {
+        match self {
+            Chunk::Events { first, .. } | Chunk::Columns { first, .. } => *first,
+        }
+    }
+
+    /// Number of ordinals the chunk spans.
+    pub fn len(&self) -> usize {
+        match self {
+            Chunk::Events { events, .. } => events.len(),
+            Chunk::Columns { columns, .. } => columns.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Calls `f(ordinal, item)` for every event of a known kind, in order;
+    /// stops at the first error.
+    #[inline]
+    pub fn try_for_each<E>(
+        &self,
+        mut f: impl FnMut(u64, Item<'_>) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        match *self {
+            Chunk::Events { first, events } => {
+                for (i, e) in events.iter().enumerate() {
+                    f(first + i as u64, Item::Event(e))?;
+                }
+            }
+            Chunk::Columns { first, columns: c } => {
+                // The same walk as `BlockColumns::for_each_event`, without
+                // building events for allocs and frees.
+                let (mut allocs, mut frees, mut names) =
+                    (c.allocs.iter(), c.frees.iter(), c.names.iter());
+                let mut others = c.others.iter();
+                for (pos, &tag) in c.tags.iter().enumerate() {
+                    let ord = first + pos as u64;
+                    let item = match tag {
+                        t if t == EventTag::BufferAlloc as u8 => match allocs.next() {
+                            Some(a) => Item::Alloc(a),
+                            None => continue,
+                        },
+                        t if t == EventTag::BufferFree as u8 => match frees.next() {
+                            Some(x) => Item::Free(x),
+                            None => continue,
+                        },
+                        t if t == EventTag::OpBegin as u8
+                            || t == EventTag::Marker as u8
+                            || t == EventTag::OpEnd as u8 =>
+                        {
+                            let kind = if t == EventTag::OpEnd as u8 {
+                                EventKind::OpEnd
+                            } else {
+                                let Some(&id) = names.next() else { continue };
+                                if t == EventTag::OpBegin as u8 {
+                                    EventKind::OpBegin { name: id }
+                                } else {
+                                    EventKind::Marker { label: id }
+                                }
+                            };
+                            Item::Light(Event {
+                                ts: c.ts.get(pos).copied().unwrap_or(0),
+                                pid: Pid(c.pid.get(pos).copied().unwrap_or(0)),
+                                kind,
+                            })
+                        }
+                        t if t as usize >= EventTag::ALL.len() => continue,
+                        _ => match others.next() {
+                            Some((_, e)) => Item::Event(e),
+                            None => continue,
+                        },
+                    };
+                    f(ord, item)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
 
 pub trait EventSource {
     fn interner(&self) -> &InternTables;
@@ -34,6 +145,22 @@ pub trait EventSource {
             pre(first, events);
             f(first, events)
         })
+    }
+    /// Like `visit_split`, with chunks in the source's own form (a trace
+    /// file's blocks stay columns: the fastest way through a replay).
+    fn visit_chunks(
+        &self,
+        pre: Option<ChunkHook<'_>>,
+        f: &mut dyn FnMut(&Chunk<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let mut g = |first: u64, events: &[Event]| f(&Chunk::Events { first, events });
+        match pre {
+            Some(pre) => self.visit_split(
+                &mut |first, events| pre(&Chunk::Events { first, events }),
+                &mut g,
+            ),
+            None => self.visit_with(1, &mut g),
+        }
     }
     /// Visits whole blocks (chunks) from the start until at least `events`
     /// events were seen (a cheap look at the beginning of a trace).
@@ -133,7 +260,13 @@ impl EventSource for TraceReader {
             }
             return Ok(());
         }
-        decode_ahead(self, decoders, None, f)
+        decode_ahead(
+            self,
+            decoders,
+            |r: &TraceReader, i, buf: &mut Vec<Event>| r.decode_block(i, buf),
+            None,
+            &mut |i, buf: &Vec<Event>| f(blocks[i].first_event, buf),
+        )
     }
     fn visit_split(
         &self,
@@ -146,50 +279,103 @@ impl EventSource for TraceReader {
                 f(first, events)
             });
         }
-        decode_ahead(self, 1, Some(pre), f)
+        let blocks = self.blocks();
+        decode_ahead(
+            self,
+            1,
+            |r: &TraceReader, i, buf: &mut Vec<Event>| r.decode_block(i, buf),
+            Some(&mut |i, buf: &Vec<Event>| pre(blocks[i].first_event, buf)),
+            &mut |i, buf: &Vec<Event>| f(blocks[i].first_event, buf),
+        )
+    }
+    fn visit_chunks(
+        &self,
+        mut pre: Option<ChunkHook<'_>>,
+        f: &mut dyn FnMut(&Chunk<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let blocks = self.blocks();
+        fn columns_of<'c>(blocks: &[BlockInfo], i: usize, columns: &'c BlockColumns) -> Chunk<'c> {
+            Chunk::Columns {
+                first: blocks[i].first_event,
+                columns,
+            }
+        }
+        let decode = |r: &TraceReader, i, buf: &mut BlockColumns| r.decode_columns(i, buf);
+        if blocks.len() < 2 {
+            let mut buf = BlockColumns::default();
+            for i in 0..blocks.len() {
+                self.decode_columns(i, &mut buf)?;
+                let c = columns_of(blocks, i, &buf);
+                if let Some(pre) = pre.as_deref_mut() {
+                    pre(&c);
+                }
+                f(&c)?;
+            }
+            return Ok(());
+        }
+        match pre {
+            Some(p) => decode_ahead(
+                self,
+                1,
+                decode,
+                Some(&mut |i, buf: &BlockColumns| p(&columns_of(blocks, i, buf))),
+                &mut |i, buf: &BlockColumns| f(&columns_of(blocks, i, buf)),
+            ),
+            None => decode_ahead(self, 1, decode, None, &mut |i, buf: &BlockColumns| {
+                f(&columns_of(blocks, i, buf))
+            }),
+        }
     }
     fn checkpoints(&self) -> Option<&[BlockInfo]> {
         Some(self.blocks())
     }
 }
 
+/// A hook run on the decoding thread on block `i` once decoded.
+type BlockHook<'a, B> = &'a mut (dyn FnMut(usize, &B) + Send);
+
 /// Blocks decoded ahead by this many per decoder thread (memory: a few blocks).
 const AHEAD: usize = 2;
 
 /// Decodes blocks on `decoders` threads (block i on thread i % decoders)
-/// while `f` consumes them in order on the calling thread. Event buffers go
-/// back to their decoder to be reused, so memory stays at a few blocks.
-/// `pre`, if any, runs on the decoder thread after each block is decoded
-/// (only with one decoder, so that it sees the blocks in order).
-fn decode_ahead(
+/// with `decode`, while `f(i, block)` consumes them in order on the calling
+/// thread. Buffers go back to their decoder to be reused, so memory stays at
+/// a few blocks. `pre`, if any, runs on the decoder thread after each block
+/// is decoded (only with one decoder, so that it sees the blocks in order).
+fn decode_ahead<B, D>(
     reader: &TraceReader,
     decoders: usize,
-    mut pre: Option<PreHook<'_>>,
-    f: &mut dyn FnMut(u64, &[Event]) -> Result<()>,
-) -> Result<()> {
+    decode: D,
+    mut pre: Option<BlockHook<'_, B>>,
+    f: &mut dyn FnMut(usize, &B) -> Result<()>,
+) -> Result<()>
+where
+    B: Default + Send,
+    D: Fn(&TraceReader, usize, &mut B) -> ttalloc_trace::Result<()> + Sync,
+{
     assert!(
         pre.is_none() || decoders == 1,
         "an in-order hook needs one decoder"
     );
     use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-    let blocks = reader.blocks();
-    let n = blocks.len();
+    let n = reader.blocks().len();
     let decoders = decoders.min(n);
+    let decode = &decode;
     std::thread::scope(|scope| {
-        let mut full: Vec<Receiver<ttalloc_trace::Result<Vec<Event>>>> = Vec::new();
-        let mut empty: Vec<SyncSender<Vec<Event>>> = Vec::new();
+        let mut full: Vec<Receiver<ttalloc_trace::Result<B>>> = Vec::new();
+        let mut empty: Vec<SyncSender<B>> = Vec::new();
         for t in 0..decoders {
             let (full_tx, full_rx) = sync_channel(AHEAD);
-            let (empty_tx, empty_rx) = sync_channel::<Vec<Event>>(AHEAD + 1);
+            let (empty_tx, empty_rx) = sync_channel::<B>(AHEAD + 1);
             full.push(full_rx);
             empty.push(empty_tx);
             let mut pre = pre.take();
             scope.spawn(move || {
                 for i in (t..n).step_by(decoders) {
                     let mut buf = empty_rx.try_recv().unwrap_or_default();
-                    let r = reader.decode_block(i, &mut buf).map(|()| buf);
-                    if let (Some(pre), Ok(events)) = (pre.as_mut(), r.as_ref()) {
-                        pre(blocks[i].first_event, events);
+                    let r = decode(reader, i, &mut buf).map(|()| buf);
+                    if let (Some(pre), Ok(block)) = (pre.as_mut(), r.as_ref()) {
+                        pre(i, block);
                     }
                     let failed = r.is_err();
                     // The consumer hung up (an error downstream): stop.
@@ -199,13 +385,13 @@ fn decode_ahead(
                 }
             });
         }
-        for (i, block) in blocks.iter().enumerate() {
+        for i in 0..n {
             let t = i % decoders;
             let buf = match full[t].recv() {
                 Ok(r) => r?,
                 Err(_) => break,
             };
-            f(block.first_event, &buf)?;
+            f(i, &buf)?;
             let _ = empty[t].try_send(buf);
         }
         Ok(())

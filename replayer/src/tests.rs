@@ -195,6 +195,58 @@ fn allocation_alive_after_its_cycle_and_never_freed_is_left_behind() {
 }
 
 #[test]
+fn long_cycles_find_what_they_left_behind_among_many_allocations() {
+    // 20,000 buffers allocated and freed in each of two runs (the engine
+    // compacts its list of the cycle's allocations as it goes); in run 2,
+    // buffers 25,000 and 39,999 (2048 B each) and a re-allocation of
+    // 30,000 (the first copy freed, the second 4096 B kept) stay live.
+    let mut t = Trace::new();
+    let s = t.site(&[("step", "w.py", 9)]);
+    let keep = t.site(&[("keep", "w.py", 12)]);
+    t.open(0);
+    t.marker("run 1");
+    for id in 1..=20_000 {
+        t.alloc(0, id, BufferType::Dram, 2048, s);
+        t.free(0, id);
+    }
+    t.marker("run 2");
+    let mut first = 0;
+    for id in 20_001..=40_000 {
+        let kept = id == 25_000 || id == 39_999;
+        let ev = t.alloc(0, id, BufferType::Dram, 2048, if kept { keep } else { s });
+        if id == 25_000 {
+            first = ev;
+        }
+        if !kept {
+            t.free(0, id);
+        }
+    }
+    t.alloc(0, 30_000, BufferType::Dram, 4096, keep);
+    t.marker("run 3");
+    let r = t.replay(&ReplayOptions {
+        bisect: true,
+        ..ReplayOptions::default()
+    });
+    assert_eq!(r.cycles.len(), 3);
+    assert_eq!(
+        (
+            r.cycles[0].left_behind_buffers,
+            r.cycles[0].left_behind_bytes
+        ),
+        (0, 0)
+    );
+    assert_eq!(
+        (
+            r.cycles[1].left_behind_buffers,
+            r.cycles[1].left_behind_bytes
+        ),
+        (3, 2048 + 2048 + 4096)
+    );
+    let b = r.bisect.as_ref().unwrap();
+    assert_eq!((b.first_cycle, b.first_event), (Some(2), Some(first)));
+}
+
+#[test]
 fn unknown_and_double_frees_are_told_apart() {
     let mut t = Trace::new();
     let s = t.site(&[("f", "w.py", 1)]);

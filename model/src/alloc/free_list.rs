@@ -70,6 +70,9 @@ pub struct FreeList {
     off_grid: bool,
     tree: MaxTree,
     bucket_first: Vec<u32>,
+    /// Buckets in which some block (free or allocated) starts: finds the
+    /// block containing an address in O(1) however far back it starts.
+    starts: BucketBits,
     bucket_shift: u32,
     /// Bytes per bucket (`alignment << bucket_shift`).
     bucket_bytes: u64,
@@ -118,6 +121,7 @@ impl FreeList {
             off_grid: !size.is_multiple_of(alignment),
             tree: MaxTree::new(buckets),
             bucket_first: vec![NIL; buckets],
+            starts: BucketBits::new(buckets),
             bucket_shift,
             bucket_bytes: alignment << bucket_shift,
         };
@@ -257,7 +261,10 @@ impl FreeList {
         let addr = self.blocks[i as usize].addr;
         let b = self.bucket_of(addr);
         let f = self.bucket_first[b];
-        if f == NIL || self.blocks[f as usize].addr > addr {
+        if f == NIL {
+            self.bucket_first[b] = i;
+            self.starts.insert(b);
+        } else if self.blocks[f as usize].addr > addr {
             self.bucket_first[b] = i;
         }
     }
@@ -269,12 +276,12 @@ impl FreeList {
         let b = self.bucket_of(addr);
         if self.bucket_first[b] == i {
             let n = self.blocks[i as usize].next;
-            self.bucket_first[b] = if n != NIL && self.blocks[n as usize].addr < self.bucket_end(b)
-            {
-                n
+            if n != NIL && self.blocks[n as usize].addr < self.bucket_end(b) {
+                self.bucket_first[b] = n;
             } else {
-                NIL
-            };
+                self.bucket_first[b] = NIL;
+                self.starts.remove(b);
+            }
         }
     }
 
@@ -511,16 +518,18 @@ impl FreeList {
         Some(size)
     }
 
-    /// The block (free or allocated) containing `address`. Meant for
-    /// diagnostics: when the block starts many buckets earlier, this walks
-    /// back bucket by bucket.
+    /// The block (free or allocated) containing `address`: the last block
+    /// starting at or before it, found through the bucket bitmap in O(1)
+    /// (plus a scan of one bucket) however many buckets back it starts.
     pub fn block_at(&self, address: u64) -> Option<Span> {
         if address < self.base || address >= self.end() {
             return None;
         }
         let mut b = self.bucket_of(address);
-        // The last block starting at or before `address`.
+        // The last bucket at or before `b` holding a block start at or
+        // before `address` (in `b` itself the first start may lie above it).
         let mut i = loop {
+            b = self.starts.last_at_or_before(b)?;
             let f = self.bucket_first[b];
             if f != NIL && self.blocks[f as usize].addr <= address {
                 break f;
@@ -550,9 +559,20 @@ impl FreeList {
     }
 
     /// Frees everything (tt-metal's `deallocate_all` / `clear`).
+    /// Costs O(blocks), not O(buckets): only the buckets where a block
+    /// starts hold anything to reset.
     pub fn deallocate_all(&mut self) {
-        self.tree.clear();
-        self.bucket_first.iter_mut().for_each(|b| *b = NIL);
+        let mut i = self.head;
+        while i != NIL {
+            let blk = self.blocks[i as usize];
+            let b = self.bucket_of(blk.addr);
+            if self.bucket_first[b] != NIL {
+                self.bucket_first[b] = NIL;
+                self.starts.remove(b);
+                self.tree.set(b, 0);
+            }
+            i = blk.next;
+        }
         self.init();
     }
 
@@ -690,6 +710,11 @@ impl FreeList {
         if first != self.bucket_first {
             return Err("bucket heads disagree".into());
         }
+        for (b, &f) in first.iter().enumerate() {
+            if self.starts.contains(b) != (f != NIL) {
+                return Err(format!("bucket bitmap disagrees at bucket {b}"));
+            }
+        }
         self.tree.check()?;
         for (b, &v) in leaf.iter().enumerate() {
             if self.tree.get(b) != v {
@@ -700,5 +725,135 @@ impl FreeList {
             }
         }
         Ok(())
+    }
+}
+
+/// A set of bucket indices as a bitmap with a summary level per 64 words,
+/// so "the last member at or before `pos`" is a few word scans.
+#[derive(Clone, Debug)]
+struct BucketBits {
+    /// `levels[0]` has one bit per bucket; bit `w` of `levels[l + 1]` is set
+    /// when word `w` of `levels[l]` is non-zero. The last level is one word.
+    levels: Vec<Vec<u64>>,
+}
+
+impl BucketBits {
+    fn new(buckets: usize) -> BucketBits {
+        let mut levels = Vec::new();
+        let mut len = buckets.max(1);
+        loop {
+            let words = len.div_ceil(64);
+            levels.push(vec![0u64; words]);
+            if words == 1 {
+                break;
+            }
+            len = words;
+        }
+        BucketBits { levels }
+    }
+
+    #[inline]
+    fn insert(&mut self, mut i: usize) {
+        for level in &mut self.levels {
+            let w = &mut level[i / 64];
+            let was = *w;
+            *w |= 1 << (i % 64);
+            if was != 0 {
+                return;
+            }
+            i /= 64;
+        }
+    }
+
+    #[inline]
+    fn remove(&mut self, mut i: usize) {
+        for level in &mut self.levels {
+            let w = &mut level[i / 64];
+            *w &= !(1 << (i % 64));
+            if *w != 0 {
+                return;
+            }
+            i /= 64;
+        }
+    }
+
+    fn contains(&self, i: usize) -> bool {
+        self.levels[0][i / 64] & (1 << (i % 64)) != 0
+    }
+
+    /// The largest member `<= pos`.
+    fn last_at_or_before(&self, pos: usize) -> Option<usize> {
+        let mut i = pos;
+        let mut l = 0;
+        // Climb until a word holds a member at or before the position.
+        let (mut l, mut j) = loop {
+            let w = self.levels[l][i / 64] & (u64::MAX >> (63 - i % 64));
+            if w != 0 {
+                break (l, i / 64 * 64 + 63 - w.leading_zeros() as usize);
+            }
+            if i < 64 || l + 1 == self.levels.len() {
+                return None;
+            }
+            i = i / 64 - 1;
+            l += 1;
+        };
+        // Descend, taking the highest member each time.
+        while l > 0 {
+            l -= 1;
+            let w = self.levels[l][j];
+            j = j * 64 + 63 - w.leading_zeros() as usize;
+        }
+        Some(j)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_bits_find_the_last_member_like_a_scan() {
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        for &n in &[1usize, 63, 64, 65, 4096, 4097, 300_000] {
+            let mut bits = BucketBits::new(n);
+            let mut v = vec![false; n];
+            for _ in 0..2000 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let i = (x % n as u64) as usize;
+                if x & (1 << 40) != 0 {
+                    bits.insert(i);
+                    v[i] = true;
+                } else {
+                    bits.remove(i);
+                    v[i] = false;
+                }
+                let pos = ((x >> 20) % n as u64) as usize;
+                let naive = (0..=pos).rev().find(|&k| v[k]);
+                assert_eq!(bits.last_at_or_before(pos), naive, "n {n} pos {pos}");
+            }
+        }
+    }
+
+    #[test]
+    fn block_at_finds_blocks_starting_many_buckets_back() {
+        // 1 GiB at 32 B: 4 KiB buckets. A 512 MiB buffer spans 131072 buckets.
+        let mut fl = FreeList::new(0, 1 << 30, 32, 32).unwrap();
+        let a = fl.allocate(512 << 20, true).unwrap();
+        assert_eq!(a, 0);
+        let s = fl.block_at((512 << 20) - 1).unwrap();
+        assert_eq!((s.address, s.size, s.allocated), (0, 512 << 20, true));
+        let s = fl.block_at((1 << 30) - 1).unwrap();
+        assert_eq!(
+            (s.address, s.size, s.allocated),
+            (512 << 20, 512 << 20, false)
+        );
+        // Closing resets only what was used, and leaves a list as good as new.
+        fl.deallocate_all();
+        fl.check_invariants().unwrap();
+        assert_eq!(fl.largest_free(), Some((0, 1 << 30)));
+        assert_eq!(fl.allocate(64, false), Some((1 << 30) - 64));
+        fl.check_invariants().unwrap();
     }
 }

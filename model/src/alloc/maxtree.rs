@@ -115,13 +115,6 @@ impl MaxTree {
         MaxTree { levels }
     }
 
-    /// Resets every leaf to 0.
-    pub(crate) fn clear(&mut self) {
-        for level in &mut self.levels {
-            level.iter_mut().for_each(|v| *v = 0);
-        }
-    }
-
     #[inline]
     pub(crate) fn get(&self, leaf: usize) -> u32 {
         self.levels[0][leaf]
