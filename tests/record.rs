@@ -113,8 +113,10 @@ fn echo_shape(r: &TraceReader, e: &Event) -> Option<Value> {
             device,
             trace_id,
             size,
+            site,
         } => {
-            json!({"kind": "trace_capture", "device": device.0, "trace_id": trace_id.0, "size": size})
+            json!({"kind": "trace_capture", "device": device.0, "trace_id": trace_id.0, "size": size,
+                "site": site_json(r, *site)})
         }
         EventKind::TraceRelease { device, trace_id } => {
             json!({"kind": "trace_release", "device": device.0, "trace_id": trace_id.0})
@@ -699,12 +701,12 @@ for i in range(10000, 400000):
 "#;
     std::fs::write(tmp.path().join("big.py"), script).unwrap();
     let trace = tmp.path().join("full.zst");
-    // The file-size limit plays the full disk: writes past 512 KiB fail with EFBIG.
+    // The file-size limit plays the full disk: writes past 128 KiB fail with EFBIG.
     let out = Command::new("sh")
         .current_dir(tmp.path())
         .arg("-c")
         .arg(format!(
-            "ulimit -f 1024 && exec '{BIN}' record -o '{}' -- python3 big.py",
+            "ulimit -f 256 && exec '{BIN}' record -o '{}' -- python3 big.py",
             trace.display()
         ))
         .output()

@@ -169,6 +169,7 @@ typedef struct {
     ttalloc_event_header h;
     uint32_t trace_id;
     uint64_t size;
+    uint32_t site;
 } ttalloc_ev_trace_capture;
 
 typedef struct {
@@ -196,14 +197,14 @@ static_assert(sizeof(ttalloc_ev_buffer_free) == 16 + 12, "buffer_free");
 static_assert(sizeof(ttalloc_ev_cb_alloc) == 16 + 24, "cb_alloc");
 static_assert(sizeof(ttalloc_ev_program_load) == 16 + 20, "program_load");
 static_assert(sizeof(ttalloc_ev_program_unload) == 16 + 8, "program_unload");
-static_assert(sizeof(ttalloc_ev_trace_capture) == 16 + 12, "trace_capture");
+static_assert(sizeof(ttalloc_ev_trace_capture) == 16 + 16, "trace_capture");
 static_assert(sizeof(ttalloc_ev_u32) == 16 + 4, "u32 events");
 #elif defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
 _Static_assert(sizeof(ttalloc_frame_header) == 12, "frame header");
 _Static_assert(sizeof(ttalloc_ev_device_open) == 16 + 96, "device_open");
 _Static_assert(sizeof(ttalloc_ev_buffer_alloc) == 16 + 44, "buffer_alloc");
 _Static_assert(sizeof(ttalloc_ev_cb_alloc) == 16 + 24, "cb_alloc");
-_Static_assert(sizeof(ttalloc_ev_trace_capture) == 16 + 12, "trace_capture");
+_Static_assert(sizeof(ttalloc_ev_trace_capture) == 16 + 16, "trace_capture");
 #endif
 
 #endif /* TTALLOC_PROTOCOL_H */

@@ -816,6 +816,7 @@ impl Synth {
                                 device: DeviceId(0),
                                 trace_id: TraceId(self.next_trace),
                                 size: 4 << 20,
+                                site: self.sites[0].id,
                             },
                         );
                         self.emit(

@@ -213,6 +213,8 @@ pub enum EventKind {
         device: DeviceId,
         trace_id: TraceId,
         size: u64,
+        /// Where the capture was made: a trace region left behind needs an owner too.
+        site: SiteId,
     },
     TraceRelease {
         device: DeviceId,
@@ -344,7 +346,8 @@ impl EventKind {
             EventKind::BufferAlloc { site, .. }
             | EventKind::BufferFree { site, .. }
             | EventKind::CbAlloc { site, .. }
-            | EventKind::ProgramLoad { site, .. } => Some(site),
+            | EventKind::ProgramLoad { site, .. }
+            | EventKind::TraceCapture { site, .. } => Some(site),
             _ => None,
         }
     }

@@ -71,7 +71,7 @@ pub fn body_len(tag: EventTag) -> Option<usize> {
         EventTag::CbAlloc => 24,
         EventTag::ProgramLoad => 20,
         EventTag::ProgramUnload => 8,
-        EventTag::TraceCapture => 12,
+        EventTag::TraceCapture => 16,
         EventTag::TraceRelease | EventTag::OpBegin | EventTag::Marker => 4,
     })
 }
@@ -675,10 +675,12 @@ impl Decoder {
             EventTag::TraceCapture => {
                 let trace_id = c.u32()?;
                 let size = c.u64()?;
+                let site = c.u32()?;
                 EventKind::TraceCapture {
                     device,
                     trace_id: TraceId(trace_id),
                     size,
+                    site: self.site_ref(site)?,
                 }
             }
             EventTag::TraceRelease => EventKind::TraceRelease {
@@ -901,9 +903,15 @@ pub fn encode_event(e: &Event, out: &mut Vec<u8>) -> bool {
             u32le(out, site.0);
         }
         EventKind::ProgramUnload { program, .. } => u64le(out, program.0),
-        EventKind::TraceCapture { trace_id, size, .. } => {
+        EventKind::TraceCapture {
+            trace_id,
+            size,
+            site,
+            ..
+        } => {
             u32le(out, trace_id.0);
             u64le(out, *size);
+            u32le(out, site.0);
         }
         EventKind::TraceRelease { trace_id, .. } => u32le(out, trace_id.0),
         EventKind::OpBegin { name } => u32le(out, name.0),
@@ -972,6 +980,7 @@ mod tests {
                 device: DeviceId(3),
                 trace_id: TraceId(2),
                 size: 1 << 20,
+                site: SiteId(0),
             },
             EventKind::TraceRelease {
                 device: DeviceId(3),

@@ -249,6 +249,7 @@ impl Accounting {
                 device,
                 trace_id,
                 size,
+                ..
             } => {
                 let d = s.devices.entry(device).or_default();
                 if let Some(old) = self.traces.insert((device, trace_id), size) {

@@ -329,10 +329,13 @@ fn event() -> impl Strategy<Value = Event> {
             device,
             program: ProgramId(p),
         }),
-        (dev(), edge_u32(), edge_u64()).prop_map(|(device, t, size)| EventKind::TraceCapture {
-            device,
-            trace_id: TraceId(t),
-            size,
+        (dev(), edge_u32(), edge_u64(), site()).prop_map(|(device, t, size, site)| {
+            EventKind::TraceCapture {
+                device,
+                trace_id: TraceId(t),
+                size,
+                site,
+            }
         }),
         (dev(), edge_u32()).prop_map(|(device, t)| EventKind::TraceRelease {
             device,

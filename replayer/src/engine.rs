@@ -486,6 +486,7 @@ impl<'a> Engine<'a> {
                 device,
                 trace_id,
                 size,
+                site,
             } => {
                 let dev = self.dev_index(*device)?;
                 let key = (ObjectKind::Trace, dev as u16, trace_id.get() as u64);
@@ -495,16 +496,7 @@ impl<'a> Engine<'a> {
                     sim.release_trace(trace_id.get());
                     placed = sim.capture_trace(trace_id.get(), *size);
                 }
-                self.add_other(
-                    ord,
-                    dev,
-                    key,
-                    3,
-                    *size,
-                    SiteId::UNKNOWN,
-                    placed,
-                    BufferType::Trace,
-                );
+                self.add_other(ord, dev, key, 3, *size, *site, placed, BufferType::Trace);
             }
             EventKind::TraceRelease { device, trace_id } => {
                 let dev = self.dev_index(*device)?;

@@ -730,17 +730,21 @@ fn traces_left_in_the_trace_region_are_leaks_of_kind_trace() {
             ..Default::default()
         },
     );
+    let prefill = t.site(&[("capture_prefill", "model.py", 7)]);
+    let decode = t.site(&[("capture_decode", "model.py", 9)]);
     for run in 1..=3u32 {
         t.marker(&format!("run {run}"));
         t.push(EventKind::TraceCapture {
             device: DeviceId(0),
             trace_id: TraceId(2 * run - 1),
             size: 3145728,
+            site: prefill,
         });
         t.push(EventKind::TraceCapture {
             device: DeviceId(0),
             trace_id: TraceId(2 * run),
             size: 1572864,
+            site: decode,
         });
         t.push(EventKind::TraceRelease {
             device: DeviceId(0),
@@ -761,6 +765,11 @@ fn traces_left_in_the_trace_region_are_leaks_of_kind_trace() {
         r.leaks.iter().map(|l| l.buffer).collect::<Vec<_>>(),
         vec![1, 3, 5]
     );
+    // The trace region left behind names the capture that made it.
+    assert!(r
+        .leaks
+        .iter()
+        .all(|l| l.site.frames.len() == 1 && l.site.frames[0].function == "capture_prefill"));
     // Peak: 3 prefill + 1 decode.
     assert_eq!(r.peak["0"].trace, 3 * 3145728 + 1572864);
 }
@@ -1141,6 +1150,7 @@ mod arbitrary_streams {
                         device: DeviceId(d),
                         trace_id: TraceId(id),
                         size,
+                        site: SiteId::UNKNOWN,
                     });
                 }
                 Step::Release(d, id) => {

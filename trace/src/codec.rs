@@ -306,9 +306,15 @@ impl BlockEncoder {
                 self.put(MISC, site.0 as u64);
             }
             EventKind::ProgramUnload { program, .. } => self.put(MISC, program.0),
-            EventKind::TraceCapture { trace_id, size, .. } => {
+            EventKind::TraceCapture {
+                trace_id,
+                size,
+                site,
+                ..
+            } => {
                 self.put(MISC, trace_id.0 as u64);
                 self.put(MISC, *size);
+                self.put(MISC, site.0 as u64);
             }
             EventKind::TraceRelease { trace_id, .. } => self.put(MISC, trace_id.0 as u64),
             EventKind::OpBegin { name } => self.put(NAME, name.0 as u64),

@@ -970,10 +970,13 @@ fn decode_others(
             EventTag::TraceCapture => {
                 let device = dev;
                 let trace_id = TraceId(misc_c.varint_u32().map_err(overrun("misc"))?);
+                let size = misc!();
+                let site = site_of(misc!(), limits)?;
                 EventKind::TraceCapture {
                     device,
                     trace_id,
-                    size: misc!(),
+                    size,
+                    site,
                 }
             }
             EventTag::TraceRelease => EventKind::TraceRelease {

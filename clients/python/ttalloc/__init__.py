@@ -72,7 +72,7 @@ _E_FREE = struct.Struct("<BBHIQQI")
 _E_CB = struct.Struct("<BBHIQQQII")
 _E_PROG_LOAD = struct.Struct("<BBHIQQQI")
 _E_PROG_UNLOAD = struct.Struct("<BBHIQQ")
-_E_TRACE_CAPTURE = struct.Struct("<BBHIQIQ")
+_E_TRACE_CAPTURE = struct.Struct("<BBHIQIQI")
 _FRAME = struct.Struct("<III")
 _STACK = struct.Struct("<II")
 _U32 = struct.Struct("<I")
@@ -645,18 +645,20 @@ def program_unload(device, program):
 def trace_capture(device, trace_id, size):
     if not _ON:
         return
+    key = _stack_key()
     c = _client or _connect()
     if c is None:
         return
     with c.lock:
         ts = _time_ns()  # under the lock: a connection's timestamps never go back
         try:
-            rec = _E_TRACE_CAPTURE.pack(_K_TRACE_CAPTURE, 0, 0, device, ts, trace_id, size)
+            rec = _E_TRACE_CAPTURE.pack(_K_TRACE_CAPTURE, 0, 0, device, ts, trace_id, size, c.site(key))
         except struct.error as e:
             raise _bad("trace_capture", e) from None
         c.add(rec)
         if c.echo is not None:
-            c.echo_pending.append({"kind": "trace_capture", "device": device, "trace_id": trace_id, "size": size})
+            c.echo_pending.append({"kind": "trace_capture", "device": device, "trace_id": trace_id, "size": size,
+                                   "site": c.sites[key]})
 
 
 def trace_release(device, trace_id):

@@ -128,10 +128,13 @@ pub fn kind() -> impl Strategy<Value = EventKind> {
             device,
             program: ProgramId(p)
         }),
-        (dev(), any::<u32>(), any::<u64>()).prop_map(|(device, t, size)| EventKind::TraceCapture {
-            device,
-            trace_id: TraceId(t),
-            size
+        (dev(), any::<u32>(), any::<u64>(), site()).prop_map(|(device, t, size, site)| {
+            EventKind::TraceCapture {
+                device,
+                trace_id: TraceId(t),
+                size,
+                site,
+            }
         }),
         (dev(), any::<u32>()).prop_map(|(device, t)| EventKind::TraceRelease {
             device,
@@ -224,6 +227,7 @@ pub fn sample_events(n: usize) -> Vec<Event> {
                 device: DeviceId(2),
                 trace_id: TraceId(i as u32),
                 size: 1 << 20,
+                site: SiteId(3),
             },
             _ => EventKind::OpEnd,
         };
