@@ -5,6 +5,7 @@
 pub mod alloc;
 pub mod config;
 pub mod event;
+pub mod hash;
 pub mod ids;
 pub mod site;
 

@@ -3,8 +3,9 @@
 //! `serve`'s periodic statistics and the end-of-run summary ("what was left
 //! behind"). It is not the replayer: no allocator model, just sums.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use ttalloc_model::hash::FastMap;
 use ttalloc_model::{
     BufferId, BufferType, DeviceId, Event, EventKind, EventTag, ProgramId, TraceId,
 };
@@ -143,38 +144,13 @@ pub fn human_bytes(b: u64) -> String {
     format!("{v:.1} {}", UNITS[u])
 }
 
-/// A multiplicative hasher for the integer keys below: the writer thread
-/// touches the buffer map once per alloc/free, where SipHash showed up in
-/// profiles. Keys are ids chosen by recorded processes, not by an attacker.
-#[derive(Default, Clone, Copy)]
-pub struct IdHasher(u64);
-
-impl std::hash::Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    fn write_u32(&mut self, v: u32) {
-        self.write_u64(u64::from(v));
-    }
-}
-
-type IdMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<IdHasher>>;
-
 /// The writer thread's running sums (exact, in trace order).
 #[derive(Default)]
 pub struct Accounting {
     pub snap: LiveSnapshot,
-    buffers: IdMap<BufferId, (DeviceId, BufferType, u64)>,
-    programs: IdMap<(DeviceId, ProgramId), u64>,
-    traces: IdMap<(DeviceId, TraceId), u64>,
+    buffers: FastMap<BufferId, (DeviceId, BufferType, u64)>,
+    programs: FastMap<(DeviceId, ProgramId), u64>,
+    traces: FastMap<(DeviceId, TraceId), u64>,
 }
 
 impl Accounting {

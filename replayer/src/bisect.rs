@@ -3,9 +3,9 @@
 //! aggregated over the call tree so a shared caller shows its inclusive total.
 
 use crate::findings::{CycleStats, FirstLeft};
-use crate::fxhash::FxHashMap;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::DfsPostOrder;
+use ttalloc_model::hash::FastMap;
 use ttalloc_model::{InternTables, SiteId};
 
 /// One node of the call tree with what is left behind under it.
@@ -67,8 +67,8 @@ pub fn rank_sites(
     interner: &InternTables,
 ) -> Vec<SiteRank> {
     let mut graph: DiGraph<SiteId, ()> = DiGraph::new();
-    let mut nodes: FxHashMap<SiteId, NodeIndex> = FxHashMap::default();
-    let mut self_bytes: FxHashMap<SiteId, u64> = FxHashMap::default();
+    let mut nodes: FastMap<SiteId, NodeIndex> = FastMap::default();
+    let mut self_bytes: FastMap<SiteId, u64> = FastMap::default();
     let root = graph.add_node(SiteId::UNKNOWN);
     nodes.insert(SiteId::UNKNOWN, root);
     for &(site, bytes) in site_left {

@@ -10,11 +10,11 @@
 //! the spans directly. Spans never overlap and are sorted; events outside
 //! every span belong to no cycle (set-up, tear-down).
 
-use crate::fxhash::FxHashMap;
 use crate::options::CycleMode;
 use crate::source::{Chunk, Item};
 use regex::Regex;
 use serde::Serialize;
+use ttalloc_model::hash::FastMap;
 use ttalloc_model::{DeviceId, Event, EventKind, InternTables, Pid, StringId};
 
 /// One cycle: events `start_event..=end_event`.
@@ -105,7 +105,7 @@ pub struct Boundary {
 pub struct OnlineCycles {
     rule: CycleRule,
     open: Vec<DeviceId>,
-    depth: FxHashMap<Pid, u32>,
+    depth: FastMap<Pid, u32>,
     /// The process whose top-level op is the current cycle.
     op_pid: Option<Pid>,
     in_cycle: bool,
@@ -116,7 +116,7 @@ impl OnlineCycles {
         OnlineCycles {
             rule,
             open: Vec::new(),
-            depth: FxHashMap::default(),
+            depth: FastMap::default(),
             op_pid: None,
             in_cycle: false,
         }
@@ -194,7 +194,7 @@ pub struct CycleScanner {
     device_spans: Vec<CycleSpan>,
     markers: Vec<(u64, StringId)>,
     /// Per process: op nesting depth and the current top-level op.
-    ops: FxHashMap<Pid, (u32, u64, StringId)>,
+    ops: FastMap<Pid, (u32, u64, StringId)>,
     top_ops: Vec<(CycleSpan, StringId)>,
     last: Option<u64>,
 }
@@ -391,7 +391,7 @@ impl CycleScanner {
     /// to the one seen first.
     fn most_repeated_op(&self, interner: &InternTables) -> Option<String> {
         let mut counts: Vec<(StringId, usize, usize)> = Vec::new();
-        let mut index: FxHashMap<StringId, usize> = FxHashMap::default();
+        let mut index: FastMap<StringId, usize> = FastMap::default();
         for (i, (_, name)) in self.top_ops.iter().enumerate() {
             let slot = *index.entry(*name).or_insert_with(|| {
                 counts.push((*name, 0, i));

@@ -15,10 +15,10 @@
 use crate::cycles::{Boundary, CycleRule, CycleSpan, OnlineCycles};
 use crate::findings::*;
 use crate::freed::FreedSet;
-use crate::fxhash::{FxHashMap, FxHashSet};
 use crate::sim::{AllocFailure, Req, Sim};
 use crate::source::{Chunk, Item};
 use std::collections::BTreeMap;
+use ttalloc_model::hash::{FastMap, FastSet};
 use ttalloc_model::{
     Arch, BufferId, BufferType, DeviceConfig, DeviceId, Event, EventKind, InternTables, SiteId,
 };
@@ -83,7 +83,7 @@ pub struct EngineSetup<'a> {
     pub interner: &'a InternTables,
     /// What-if mode (delta debugging): buffers allocated at these sites are
     /// released at the end of their cycle.
-    pub release_sites: Option<&'a FxHashSet<SiteId>>,
+    pub release_sites: Option<&'a FastSet<SiteId>>,
     /// Stop at the first out-of-memory (delta debugging only needs to know
     /// whether one happens).
     pub stop_at_oom: bool,
@@ -93,12 +93,12 @@ pub struct Engine<'a> {
     setup: EngineSetup<'a>,
     devs: Vec<Dev>,
     last_dev: (DeviceId, usize),
-    buffers: FxHashMap<u64, Live>,
-    others: FxHashMap<OtherKey, Live>,
+    buffers: FastMap<u64, Live>,
+    others: FastMap<OtherKey, Live>,
     /// Objects whose device closed while they were live: still tracked, no
     /// longer on any device (kept apart so closes only scan live objects).
-    outlived: FxHashMap<u64, Live>,
-    outlived_others: FxHashMap<OtherKey, Live>,
+    outlived: FastMap<u64, Live>,
+    outlived_others: FastMap<OtherKey, Live>,
     freed: FreedSet,
     /// Cycle boundaries: precomputed spans, or a rule applied online.
     spans: &'a [CycleSpan],
@@ -118,8 +118,8 @@ pub struct Engine<'a> {
     /// objects however long the cycle.
     cycle_allocs: Vec<(LiveKey, u64)>,
     cycle_allocs_compact_at: usize,
-    site_left: FxHashMap<SiteId, u64>,
-    program_site_left: FxHashMap<SiteId, u64>,
+    site_left: FastMap<SiteId, u64>,
+    program_site_left: FastMap<SiteId, u64>,
     live_before: BTreeMap<DeviceId, PerType>,
     f: Findings,
     events: u64,
@@ -143,10 +143,10 @@ impl<'a> Engine<'a> {
             setup,
             devs: Vec::new(),
             last_dev: (DeviceId(u32::MAX), usize::MAX),
-            buffers: FxHashMap::default(),
-            others: FxHashMap::default(),
-            outlived: FxHashMap::default(),
-            outlived_others: FxHashMap::default(),
+            buffers: FastMap::default(),
+            others: FastMap::default(),
+            outlived: FastMap::default(),
+            outlived_others: FastMap::default(),
             freed: FreedSet::default(),
             spans,
             online,
@@ -158,8 +158,8 @@ impl<'a> Engine<'a> {
             cur_end: u64::MAX,
             cycle_allocs: Vec::new(),
             cycle_allocs_compact_at: CYCLE_ALLOCS_MIN,
-            site_left: FxHashMap::default(),
-            program_site_left: FxHashMap::default(),
+            site_left: FastMap::default(),
+            program_site_left: FastMap::default(),
             live_before: BTreeMap::new(),
             f: Findings::default(),
             events: 0,
@@ -859,7 +859,7 @@ impl<'a> Engine<'a> {
 
     /// Sites and bytes of the objects resident in `slot` of device `dev`.
     fn resident_sites(&self, dev: usize, slot: usize) -> Vec<(SiteId, u64)> {
-        let mut by_site: FxHashMap<SiteId, u64> = FxHashMap::default();
+        let mut by_site: FastMap<SiteId, u64> = FastMap::default();
         for live in self.buffers.values().chain(self.others.values()) {
             if live.dev as usize == dev && live.slot as usize == slot && live.flags & RESIDENT != 0
             {
@@ -1034,7 +1034,7 @@ fn outlive(mut live: Live, ord: u64) -> Live {
 }
 
 /// Sites sorted by bytes, largest first (ties by site id).
-fn by_bytes(map: FxHashMap<SiteId, u64>) -> Vec<(SiteId, u64)> {
+fn by_bytes(map: FastMap<SiteId, u64>) -> Vec<(SiteId, u64)> {
     let mut v: Vec<(SiteId, u64)> = map.into_iter().collect();
     v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     v

@@ -1,7 +1,7 @@
 //! The set of buffer ids freed so far (to tell a double free from a free of
 //! an id never allocated), in about one bit per id.
 
-use crate::fxhash::FxHashMap;
+use ttalloc_model::hash::FastMap;
 
 /// Ids that were freed once, to tell a double free from an unknown one.
 /// Ids come in dense runs (the recorder numbers buffers per connection), so
@@ -10,7 +10,7 @@ use crate::fxhash::FxHashMap;
 /// page used is remembered: consecutive ids skip the hash lookup.
 #[derive(Default)]
 pub struct FreedSet {
-    index: FxHashMap<u64, usize>,
+    index: FastMap<u64, usize>,
     pages: Vec<Page>,
     /// (page key, index in `pages`) of the last page used.
     last: Option<(u64, usize)>,

@@ -22,7 +22,6 @@ pub mod error;
 pub mod fail;
 pub mod findings;
 mod freed;
-mod fxhash;
 mod human;
 pub mod options;
 pub mod report;
@@ -38,10 +37,10 @@ pub use source::{EventSource, MemoryTrace};
 use cycles::{CycleRule, CycleScanner, Cycles};
 use engine::{CycleInput, Engine, EngineSetup};
 use findings::Findings;
-use fxhash::FxHashSet;
 use indicatif::{ProgressBar, ProgressStyle};
 use source::Chunk;
 use std::path::Path;
+use ttalloc_model::hash::FastSet;
 use ttalloc_model::{Event, InternTables, SiteId};
 use ttalloc_trace::TraceReader;
 
@@ -191,7 +190,7 @@ pub fn run_engine(
     src: &dyn EventSource,
     opts: &ReplayOptions,
     cycles: CycleInput<'_>,
-    release_sites: Option<&FxHashSet<SiteId>>,
+    release_sites: Option<&FastSet<SiteId>>,
     stop_at_oom: bool,
     what: &str,
     scanner: Option<&mut CycleScanner>,
@@ -288,7 +287,7 @@ fn minimal_sites(
         if let Some(b) = &bar {
             b.inc(1);
         }
-        let release: FxHashSet<SiteId> = set.iter().copied().collect();
+        let release: FastSet<SiteId> = set.iter().copied().collect();
         let cycles = CycleInput::Online(rule.clone());
         match run_engine(
             src,

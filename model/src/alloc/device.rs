@@ -6,10 +6,10 @@ use std::fmt;
 
 use super::bank::{BankManager, Placement, Statistics};
 use super::error::{AllocError, CbClash, CbClashKind, ConfigError, OutOfMemory};
-use super::hash::FastMap;
 use super::preset::resolve;
 use crate::config::{Arch, DeviceConfig};
 use crate::event::{BufferType, Layout};
+use crate::hash::FastMap;
 use crate::ids::{BufferId, ProgramId, TraceId};
 
 /// Page size assumed for program binaries (interleaved over the DRAM banks)

@@ -72,7 +72,6 @@ mod bank;
 mod device;
 mod error;
 mod free_list;
-mod hash;
 mod maxtree;
 mod preset;
 

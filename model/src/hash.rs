@@ -1,12 +1,16 @@
-//! A small, fast hasher for integer keys (addresses, ids). Addresses are
-//! multiples of large powers of two, so the hash must move high bits into the
-//! low bits the table indexes by: a folded 128-bit multiply does that.
+//! The one hasher for integer keys (addresses, buffer/site/program ids) used
+//! on every hot path of ttalloc: the allocator model, the replay engine and
+//! the recorder's live accounting each do a map lookup per event, where
+//! SipHash would cost more than the work itself. Keys are ids and addresses
+//! chosen by recorded programs, not by an attacker. Addresses are multiples of
+//! large powers of two, so the hash must move high bits into the low bits the
+//! table indexes by: a folded 128-bit multiply does that.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
 #[derive(Default, Clone, Copy)]
-pub(crate) struct FoldHasher(u64);
+pub struct FoldHasher(u64);
 
 const K: u64 = 0x9E37_79B9_7F4A_7C15;
 
@@ -40,4 +44,6 @@ impl Hasher for FoldHasher {
     }
 }
 
-pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FoldHasher>>;
+pub type FastBuild = BuildHasherDefault<FoldHasher>;
+pub type FastMap<K, V> = HashMap<K, V, FastBuild>;
+pub type FastSet<K> = HashSet<K, FastBuild>;
