@@ -15,7 +15,7 @@
 use crate::cycles::{Boundary, CycleRule, CycleSpan, OnlineCycles};
 use crate::findings::*;
 use crate::freed::FreedSet;
-use crate::sim::{AllocFailure, Req, Sim};
+use crate::sim::{AllocFailure, Oom, Req, Sim};
 use crate::source::{Chunk, Item};
 use std::collections::BTreeMap;
 use ttalloc_model::hash::{FastMap, FastSet};
@@ -573,24 +573,7 @@ impl<'a> Engine<'a> {
                 }
                 Err(AllocFailure::Oom(oom)) => {
                     live.flags = FAILED;
-                    self.f.ooms += 1;
-                    if self.f.oom.is_none() {
-                        self.f.oom_resident_sites = self.resident_sites(dev, s);
-                        self.f.oom = Some(OomFinding {
-                            event: ord,
-                            device,
-                            buffer_type: req.buffer_type,
-                            size: req.size,
-                            message: oom.message,
-                            free_bytes: oom.free,
-                            largest_free_block: oom.largest_free_block,
-                            fragmentation: oom.fragmentation,
-                            site,
-                        });
-                    }
-                    if self.setup.stop_at_oom {
-                        self.stopped = true;
-                    }
+                    self.out_of_memory(ord, dev, s, req.buffer_type, req.size, oom, site);
                 }
                 Err(other) => {
                     let why = other.reason();
@@ -661,6 +644,39 @@ impl<'a> Engine<'a> {
         self.cycle_allocs.push((key, event));
     }
 
+    /// Counts an allocation the model could not place; the first one becomes
+    /// the OOM finding, with what was resident at that moment.
+    #[allow(clippy::too_many_arguments)]
+    fn out_of_memory(
+        &mut self,
+        ord: u64,
+        dev: usize,
+        slot: usize,
+        buffer_type: BufferType,
+        size: u64,
+        oom: Oom,
+        site: SiteId,
+    ) {
+        self.f.ooms += 1;
+        if self.f.oom.is_none() {
+            self.f.oom_resident_sites = self.resident_sites(dev, slot);
+            self.f.oom = Some(OomFinding {
+                event: ord,
+                device: self.devs[dev].id,
+                buffer_type,
+                size,
+                message: oom.message,
+                free_bytes: oom.free,
+                largest_free_block: oom.largest_free_block,
+                fragmentation: oom.fragmentation,
+                site,
+            });
+        }
+        if self.setup.stop_at_oom {
+            self.stopped = true;
+        }
+    }
+
     fn rejected(&mut self, why: String) {
         self.f.rejected_allocs += 1;
         self.f.first_rejection.get_or_insert(why);
@@ -728,24 +744,7 @@ impl<'a> Engine<'a> {
             }
             Err(AllocFailure::Oom(oom)) => {
                 live.flags = FAILED;
-                self.f.ooms += 1;
-                if self.f.oom.is_none() {
-                    self.f.oom_resident_sites = self.resident_sites(dev, slot);
-                    self.f.oom = Some(OomFinding {
-                        event: ord,
-                        device: self.devs[dev].id,
-                        buffer_type,
-                        size,
-                        message: oom.message,
-                        free_bytes: oom.free,
-                        largest_free_block: oom.largest_free_block,
-                        fragmentation: oom.fragmentation,
-                        site,
-                    });
-                }
-                if self.setup.stop_at_oom {
-                    self.stopped = true;
-                }
+                self.out_of_memory(ord, dev, slot, buffer_type, size, oom, site);
             }
             Err(other) => {
                 let why = other.reason();
