@@ -8,6 +8,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::process::ExitCode;
 use std::time::Instant;
 use ttalloc_model::{Event, InternTables};
 use ttalloc_recorder::import::{import_graph, EventSink, ImportOptions, SinkError};
@@ -143,7 +144,7 @@ fn generate(path: &std::path::Path, target_bytes: u64) -> std::io::Result<u64> {
     Ok(out.get_ref().metadata()?.len())
 }
 
-fn main() {
+fn main() -> ExitCode {
     let mb: u64 = std::env::var("TTALLOC_BENCH_MB")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -219,7 +220,16 @@ fn main() {
             summary.events,
             size as f64 / 1e3
         ),
-        Ok(Err(e)) => println!("into a trace file: failed: {e}"),
-        Err(_) => println!("into a trace file: the trace writer panicked (not built yet?)"),
+        // A benchmark that could not do its work must fail, not print a
+        // line a reader may miss.
+        Ok(Err(e)) => {
+            eprintln!("into a trace file: failed: {e}");
+            return ExitCode::FAILURE;
+        }
+        Err(_) => {
+            eprintln!("into a trace file: the trace writer panicked");
+            return ExitCode::FAILURE;
+        }
     }
+    ExitCode::SUCCESS
 }
