@@ -11,29 +11,56 @@ use ttalloc_model::{
 };
 
 /// What one device holds right now.
+///
+/// Byte sums are kept exact in `u128` (sizes come from the recorded program:
+/// two 2^63 B allocations must neither panic the writer thread nor wrap to a
+/// wrong total) and read back saturated to `u64`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DeviceStats {
     pub open: bool,
     /// Buffers allocated and not freed.
     pub live_buffers: u64,
     /// Live bytes by buffer type, indexed by `BufferType as usize`.
-    pub bytes: [u64; 5],
+    bytes: [u128; 5],
     /// Circular buffers allocated since the last free-all, and their bytes (per core).
     pub cbs: u64,
-    pub cb_bytes: u64,
+    cb_bytes: u128,
     pub programs: u64,
-    pub program_bytes: u64,
+    program_bytes: u128,
     pub traces: u64,
-    pub trace_bytes: u64,
+    trace_bytes: u128,
+}
+
+/// A sum read back: exact when it fits, else `u64::MAX`.
+fn saturated(sum: u128) -> u64 {
+    u64::try_from(sum).unwrap_or(u64::MAX)
 }
 
 impl DeviceStats {
+    /// Live bytes of one buffer type.
+    pub fn bytes(&self, bt: BufferType) -> u64 {
+        saturated(self.bytes[bt as usize])
+    }
+    /// Live bytes of every buffer type.
+    pub fn total(&self) -> u64 {
+        saturated(self.bytes.iter().sum())
+    }
     pub fn dram(&self) -> u64 {
-        self.bytes[BufferType::Dram as usize]
+        self.bytes(BufferType::Dram)
     }
     /// L1 and L1_SMALL.
     pub fn l1(&self) -> u64 {
-        self.bytes[BufferType::L1 as usize] + self.bytes[BufferType::L1Small as usize]
+        saturated(self.bytes[BufferType::L1 as usize] + self.bytes[BufferType::L1Small as usize])
+    }
+    /// Bytes per core of the circular buffers allocated since the last free-all.
+    pub fn cb_bytes(&self) -> u64 {
+        saturated(self.cb_bytes)
+    }
+    pub fn program_bytes(&self) -> u64 {
+        saturated(self.program_bytes)
+    }
+    pub fn trace_bytes(&self) -> u64 {
+        saturated(self.trace_bytes)
     }
     /// Anything at all still held.
     pub fn holds_anything(&self) -> bool {
@@ -63,10 +90,18 @@ impl LiveSnapshot {
         self.devices.values().map(|d| d.live_buffers).sum()
     }
     pub fn dram(&self) -> u64 {
-        self.devices.values().map(|d| d.dram()).sum()
+        saturated(
+            self.devices
+                .values()
+                .map(|d| d.bytes[BufferType::Dram as usize])
+                .sum(),
+        )
     }
     pub fn l1(&self) -> u64 {
-        self.devices.values().map(|d| d.l1()).sum()
+        let l1 = |d: &DeviceStats| {
+            d.bytes[BufferType::L1 as usize] + d.bytes[BufferType::L1Small as usize]
+        };
+        saturated(self.devices.values().map(l1).sum())
     }
 
     /// The per-device statistics the original allocation server printed every
@@ -80,11 +115,11 @@ impl LiveSnapshot {
                 d.live_buffers,
                 human_bytes(d.dram()),
                 d.dram(),
-                human_bytes(d.bytes[BufferType::L1 as usize]),
-                d.bytes[BufferType::L1 as usize],
-                d.bytes[BufferType::L1Small as usize],
-                d.bytes[BufferType::Trace as usize] + d.trace_bytes,
-                d.cb_bytes,
+                human_bytes(d.bytes(BufferType::L1)),
+                d.bytes(BufferType::L1),
+                d.bytes(BufferType::L1Small),
+                saturated(d.bytes[BufferType::Trace as usize] + d.trace_bytes),
+                d.cb_bytes(),
             ));
         }
         out.push(format!("Active allocations: {}", self.live_buffers()));
@@ -100,24 +135,34 @@ impl LiveSnapshot {
             }
             let mut s = format!("device {dev}: {} buffers", d.live_buffers);
             for bt in BufferType::ALL {
-                let b = d.bytes[bt as usize];
+                let b = d.bytes(bt);
                 if b > 0 {
                     let _ = write!(s, ", {} {}", human_bytes(b), bt);
                 }
             }
             if d.cbs > 0 {
-                let _ = write!(s, ", {} CBs ({} per core)", d.cbs, human_bytes(d.cb_bytes));
+                let _ = write!(
+                    s,
+                    ", {} CBs ({} per core)",
+                    d.cbs,
+                    human_bytes(d.cb_bytes())
+                );
             }
             if d.programs > 0 {
                 let _ = write!(
                     s,
                     ", {} programs ({})",
                     d.programs,
-                    human_bytes(d.program_bytes)
+                    human_bytes(d.program_bytes())
                 );
             }
             if d.traces > 0 {
-                let _ = write!(s, ", {} traces ({})", d.traces, human_bytes(d.trace_bytes));
+                let _ = write!(
+                    s,
+                    ", {} traces ({})",
+                    d.traces,
+                    human_bytes(d.trace_bytes())
+                );
             }
             parts.push(s);
         }
@@ -176,24 +221,24 @@ impl Accounting {
                     // Same id allocated twice: the replayer reports it; here the newer one wins.
                     let d = s.devices.entry(od).or_default();
                     d.live_buffers -= 1;
-                    d.bytes[obt as usize] -= osz;
+                    d.bytes[obt as usize] -= u128::from(osz);
                 }
                 let d = s.devices.entry(device).or_default();
                 d.live_buffers += 1;
-                d.bytes[buffer_type as usize] += size;
+                d.bytes[buffer_type as usize] += u128::from(size);
             }
             EventKind::BufferFree { buffer, .. } => match self.buffers.remove(&buffer) {
                 Some((dev, bt, size)) => {
                     let d = s.devices.entry(dev).or_default();
                     d.live_buffers -= 1;
-                    d.bytes[bt as usize] -= size;
+                    d.bytes[bt as usize] -= u128::from(size);
                 }
                 None => s.unknown_frees += 1,
             },
             EventKind::CbAlloc { device, size, .. } => {
                 let d = s.devices.entry(device).or_default();
                 d.cbs += 1;
-                d.cb_bytes += size;
+                d.cb_bytes += u128::from(size);
             }
             EventKind::CbFreeAll { device } => {
                 let d = s.devices.entry(device).or_default();
@@ -209,16 +254,16 @@ impl Accounting {
                 let d = s.devices.entry(device).or_default();
                 if let Some(old) = self.programs.insert((device, program), binary_size) {
                     d.programs -= 1;
-                    d.program_bytes -= old;
+                    d.program_bytes -= u128::from(old);
                 }
                 d.programs += 1;
-                d.program_bytes += binary_size;
+                d.program_bytes += u128::from(binary_size);
             }
             EventKind::ProgramUnload { device, program } => {
                 if let Some(size) = self.programs.remove(&(device, program)) {
                     let d = s.devices.entry(device).or_default();
                     d.programs -= 1;
-                    d.program_bytes -= size;
+                    d.program_bytes -= u128::from(size);
                 }
             }
             EventKind::TraceCapture {
@@ -230,16 +275,16 @@ impl Accounting {
                 let d = s.devices.entry(device).or_default();
                 if let Some(old) = self.traces.insert((device, trace_id), size) {
                     d.traces -= 1;
-                    d.trace_bytes -= old;
+                    d.trace_bytes -= u128::from(old);
                 }
                 d.traces += 1;
-                d.trace_bytes += size;
+                d.trace_bytes += u128::from(size);
             }
             EventKind::TraceRelease { device, trace_id } => {
                 if let Some(size) = self.traces.remove(&(device, trace_id)) {
                     let d = s.devices.entry(device).or_default();
                     d.traces -= 1;
-                    d.trace_bytes -= size;
+                    d.trace_bytes -= u128::from(size);
                 }
             }
             EventKind::ProcessStart { .. }

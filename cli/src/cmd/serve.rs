@@ -63,10 +63,10 @@ fn private_dir() -> anyhow::Result<PathBuf> {
 fn statistics(s: &LiveSnapshot) -> String {
     let mut out = String::from("\n📊 Current Statistics:\n");
     for (dev, d) in &s.devices {
-        let total: u64 = d.bytes.iter().sum();
+        let total = d.total();
         if total > 0 || d.live_buffers > 0 {
             let dram = d.dram();
-            let l1 = d.bytes[ttalloc_model::BufferType::L1 as usize];
+            let l1 = d.bytes(ttalloc_model::BufferType::L1);
             out.push_str(&format!("  Device {dev}:\n"));
             out.push_str(&format!("    Buffers: {}\n", d.live_buffers));
             out.push_str(&format!(
