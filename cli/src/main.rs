@@ -3,6 +3,7 @@
 mod cmd;
 mod exit;
 mod fail_on;
+mod stdout;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

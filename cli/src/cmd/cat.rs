@@ -64,7 +64,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if err.kind() == std::io::ErrorKind::BrokenPipe {
             return Ok(ExitCode::SUCCESS);
         }
-        return Err(err.into());
+        return Err(anyhow::Error::new(err).context("writing to standard output"));
     }
     for w in reader.warnings() {
         eprintln!("ttalloc: warning: {w}");

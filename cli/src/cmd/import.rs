@@ -2,8 +2,10 @@
 //! graph capture (`ttnn.graph.end_graph_capture()` output or an
 //! `end_graph_capture_to_file` report) into a trace.
 
+use crate::stdout;
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::fmt::Write as _;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::PathBuf;
@@ -86,12 +88,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Ok(summary) => {
             finished?;
             if args.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&summary_json(&args, &summary))?
-                );
+                let json = serde_json::to_string_pretty(&summary_json(&args, &summary))?;
+                stdout::print(&(json + "\n"))?;
             } else {
-                print_summary(&args, &summary);
+                stdout::print(&summary_text(&args, &summary))?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -116,12 +116,15 @@ fn mib(b: u64) -> String {
     ttalloc_recorder::stats::human_bytes(b)
 }
 
-fn print_summary(args: &Args, s: &ImportSummary) {
+/// The human summary of an import.
+fn summary_text(args: &Args, s: &ImportSummary) -> String {
+    let mut out = String::new();
     let form = match s.form {
         GraphForm::Array => "node array",
         GraphForm::Report => "report with device info",
     };
-    println!(
+    let _ = writeln!(
+        out,
         "imported {} ({form}, {}, {} nodes) into {}: {} events",
         args.graph.display(),
         mib(s.bytes),
@@ -129,16 +132,18 @@ fn print_summary(args: &Args, s: &ImportSummary) {
         args.output.display(),
         s.events
     );
-    println!(
+    let _ = writeln!(out,
         "  ops: {}; buffers allocated: {}, freed: {}; frees of buffers allocated before the capture: {}",
         s.ops, s.buffers_allocated, s.buffers_freed, s.unknown_frees
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  circular buffers: {} allocated, {} free-all",
         s.cb_allocs, s.cb_free_alls
     );
     let devices: Vec<String> = s.devices.iter().map(|d| d.to_string()).collect();
-    println!(
+    let _ = writeln!(
+        out,
         "  devices: {}",
         if devices.is_empty() {
             "none".into()
@@ -147,14 +152,15 @@ fn print_summary(args: &Args, s: &ImportSummary) {
         }
     );
     if s.live_buffers == 0 {
-        println!("  left behind at the end of the capture: nothing");
+        let _ = writeln!(out, "  left behind at the end of the capture: nothing");
     } else {
         let by_type: Vec<String> = s
             .live_bytes_by_type
             .iter()
             .map(|(t, b)| format!("{t} {}", mib(*b)))
             .collect();
-        println!(
+        let _ = writeln!(
+            out,
             "  left behind at the end of the capture: {} buffers, {} ({})",
             s.live_buffers,
             mib(s.live_bytes),
@@ -162,10 +168,14 @@ fn print_summary(args: &Args, s: &ImportSummary) {
         );
     }
     if s.error_nodes > 0 {
-        println!("  error nodes (recorded as markers): {}", s.error_nodes);
+        let _ = writeln!(
+            out,
+            "  error nodes (recorded as markers): {}",
+            s.error_nodes
+        );
     }
     if s.open_scopes > 0 {
-        println!("  ops still open at the end: {}", s.open_scopes);
+        let _ = writeln!(out, "  ops still open at the end: {}", s.open_scopes);
     }
     if !s.unknown_node_types.is_empty() {
         let list: Vec<String> = s
@@ -173,15 +183,20 @@ fn print_summary(args: &Args, s: &ImportSummary) {
             .iter()
             .map(|(t, n)| format!("{t} ({n})"))
             .collect();
-        println!("  unknown node types (ignored): {}", list.join(", "));
+        let _ = writeln!(out, "  unknown node types (ignored): {}", list.join(", "));
     }
     if s.anomalies > 0 {
-        println!("  oddities: {}", s.anomalies);
+        let _ = writeln!(out, "  oddities: {}", s.anomalies);
         for n in &s.notes {
-            println!("    {n}");
+            let _ = writeln!(out, "    {n}");
         }
     }
-    println!("analyse it with: ttalloc replay {}", args.output.display());
+    let _ = writeln!(
+        out,
+        "analyse it with: ttalloc replay {}",
+        args.output.display()
+    );
+    out
 }
 
 fn summary_json(args: &Args, s: &ImportSummary) -> serde_json::Value {

@@ -1,5 +1,6 @@
 //! `ttalloc info TRACE [--json]`: what a trace holds and whether it is intact.
 
+use crate::stdout;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use ttalloc_trace::summary::TraceSummary;
@@ -18,9 +19,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let reader = TraceReader::open(&args.trace)?;
     let summary = TraceSummary::compute(&reader)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        stdout::print(&(serde_json::to_string_pretty(&summary)? + "\n"))?;
     } else {
-        print!("{}", summary.to_text());
+        stdout::print(&summary.to_text())?;
     }
     Ok(ExitCode::SUCCESS)
 }

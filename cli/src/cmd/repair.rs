@@ -1,6 +1,7 @@
 //! `ttalloc repair IN -o OUT`: writes a sealed copy of a truncated (or
 //! damaged) trace holding every event that can still be read.
 
+use crate::stdout;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use ttalloc_trace::{repair, TraceReader, WriterOptions};
@@ -27,29 +28,30 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Open first so an unreadable input never leaves an output file behind.
     let truncation = TraceReader::open(&args.input)?.truncation().cloned();
     let report = repair::repair(&args.input, &args.output, WriterOptions::default())?;
-    match truncation {
-        Some(t) => println!(
-            "{}: truncated at byte {} of {} ({})",
+    let mut text = match truncation {
+        Some(t) => format!(
+            "{}: truncated at byte {} of {} ({})\n",
             args.input.display(),
             t.valid_up_to,
             t.file_size,
             t.reason
         ),
-        None => println!("{}: was already finished", args.input.display()),
-    }
-    println!(
-        "wrote {} events ({} blocks) to {}",
+        None => format!("{}: was already finished\n", args.input.display()),
+    };
+    text += &format!(
+        "wrote {} events ({} blocks) to {}\n",
         report.events_written,
         report.blocks_copied,
         args.output.display()
     );
     if !report.blocks_skipped.is_empty() {
-        println!(
-            "skipped {} damaged block(s) {:?}: {} events lost",
+        text += &format!(
+            "skipped {} damaged block(s) {:?}: {} events lost\n",
             report.blocks_skipped.len(),
             report.blocks_skipped,
             report.events_lost
         );
     }
+    stdout::print(&text)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -4,8 +4,9 @@
 
 use crate::exit;
 use crate::fail_on::{self, FailOn};
+use crate::stdout;
 use anyhow::Context;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use ttalloc_model::Arch;
@@ -70,9 +71,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         report.render_human()
     };
-    let mut out = std::io::stdout().lock();
-    // A closed pipe (`| head`) is not an error worth a status 2.
-    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+    stdout::print(&text)?;
     let failed = args.fail_on.is_some_and(|kinds| report.fails(&kinds.0));
     Ok(ExitCode::from(if failed {
         exit::FINDINGS

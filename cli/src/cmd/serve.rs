@@ -2,6 +2,7 @@
 //! (drop-in for `allocation_server_poc`) that records every process started
 //! with the environment it prints, until Ctrl-C / SIGTERM, then seals the trace.
 
+use crate::stdout;
 use anyhow::Context;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -118,7 +119,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     let compat = if args.compat {
         let mut copts = CompatOptions::new(&args.compat_socket, args.compat_types);
-        copts.print = Arc::new(|s: &str| println!("{s}"));
+        copts.print = Arc::new(stdout::print_or_remember);
         let output = Arc::new(IngestOutput::new(session.ingest()));
         match CompatListener::start(copts, output) {
             Ok(l) => Some(l),
@@ -133,30 +134,36 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         None
     };
 
-    println!("🚀 ttalloc serve: recording into {}", args.output.display());
-    println!("   native socket: {}", session.socket_path().display());
+    stdout::print_or_remember(&format!(
+        "🚀 ttalloc serve: recording into {}",
+        args.output.display()
+    ));
+    stdout::print_or_remember(&format!(
+        "   native socket: {}",
+        session.socket_path().display()
+    ));
     if let Some(c) = &compat {
-        println!(
+        stdout::print_or_remember(&format!(
             "   allocation-server socket: {} (buffer types: {})",
             c.socket_path().display(),
             args.compat_types.name()
-        );
+        ));
     }
-    println!("   Run the programs to record with:");
-    println!(
+    stdout::print_or_remember("   Run the programs to record with:");
+    stdout::print_or_remember(&format!(
         "     export TTALLOC_SOCKET={}",
         shell_quote(session.socket_path())
-    );
-    println!("     export TT_ALLOC_TRACKING_ENABLED=1");
+    ));
+    stdout::print_or_remember("     export TT_ALLOC_TRACKING_ENABLED=1");
     let pythonpath = match std::env::var("PYTHONPATH").ok().filter(|p| !p.is_empty()) {
         Some(old) => format!("{}:{old}", client_dir.display()),
         None => client_dir.display().to_string(),
     };
-    println!(
+    stdout::print_or_remember(&format!(
         "     export PYTHONPATH={}",
         shell_quote(Path::new(&pythonpath))
-    );
-    println!("   Press Ctrl+C to stop and seal the trace.");
+    ));
+    stdout::print_or_remember("   Press Ctrl+C to stop and seal the trace.");
 
     let interval =
         (args.stats_interval > 0.0).then(|| Duration::from_secs_f64(args.stats_interval));
@@ -166,40 +173,45 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if let Some(iv) = interval {
             if last_stats.elapsed() >= iv {
                 last_stats = Instant::now();
-                println!("{}", statistics(&session.stats()));
+                stdout::print_or_remember(&statistics(&session.stats()));
             }
         }
     }
-    println!(
+    stdout::print_or_remember(&format!(
         "\n🛑 stopping: draining what clients sent and sealing {}",
         args.output.display()
-    );
+    ));
     let compat_report = compat.map(|c| c.stop());
     let summary = session
         .finish(Duration::from_secs_f64(args.grace.max(0.0)))
         .with_context(|| format!("recording into {}", args.output.display()))?;
     let _ = fs::remove_dir_all(&client_dir);
-    println!("{}", statistics(&summary.snapshot));
-    println!(
+    stdout::print_or_remember(&statistics(&summary.snapshot));
+    stdout::print_or_remember(&format!(
         "recorded {} events from {} processes into {}",
         summary.events_written,
         summary.snapshot.sources_total,
         args.output.display()
-    );
+    ));
     if let Some(r) = compat_report {
-        println!(
+        stdout::print_or_remember(&format!(
             "allocation-server clients: {} connections, {} messages, {} unknown frees, {} misframed streams",
             r.connections, r.messages, r.unknown_frees, r.misframed_connections
-        );
+        ));
     }
-    println!("left behind: {}", summary.snapshot.left_behind());
+    stdout::print_or_remember(&format!("left behind: {}", summary.snapshot.left_behind()));
     if let Some(e) = &summary.write_error {
         anyhow::bail!(
             "writing {} failed: {e} (what was sealed before is readable)",
             args.output.display()
         );
     }
-    println!("analyse it with: ttalloc replay {}", args.output.display());
+    stdout::print_or_remember(&format!(
+        "analyse it with: ttalloc replay {}",
+        args.output.display()
+    ));
+    // Recording went on whatever happened to standard output; now say so.
+    stdout::failure()?;
     Ok(ExitCode::SUCCESS)
 }
 
