@@ -118,6 +118,18 @@ def _this_file():
 
 
 _OWN_FILE = _this_file()
+# Call sites start at the innermost frame outside these directories: ttalloc's
+# own package, and (under the ttnn capture) ttnn's, so an event is charged to
+# the user code that called the op, not to a wrapper.
+_INTERNAL_DIRS = (os.path.dirname(_OWN_FILE) + os.sep,)
+
+
+def _skip_frames_under(directory):
+    """Call sites skip frames of files under `directory` (before the first user frame)."""
+    global _INTERNAL_DIRS
+    d = os.path.join(os.path.abspath(directory), "")
+    if d not in _INTERNAL_DIRS:
+        _INTERNAL_DIRS = _INTERNAL_DIRS + (d,)
 
 
 class _Client:
@@ -362,7 +374,7 @@ def _stack_key():
     # the line table, and both dominated the cost. The frames' names and lines
     # are computed once per new site instead (Client.site).
     f = sys._getframe(1)
-    while f is not None and f.f_code.co_filename == _OWN_FILE:
+    while f is not None and f.f_code.co_filename.startswith(_INTERNAL_DIRS):
         f = f.f_back
     key = []
     n = 0
@@ -379,7 +391,7 @@ def _stack_key():
 def _stack_codes():
     """The code objects of the same frames _stack_key walks (called under the same API call)."""
     f = sys._getframe(1)
-    while f is not None and f.f_code.co_filename == _OWN_FILE:
+    while f is not None and f.f_code.co_filename.startswith(_INTERNAL_DIRS):
         f = f.f_back
     codes = []
     while f is not None and len(codes) < _DEPTH:

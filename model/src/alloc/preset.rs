@@ -40,21 +40,21 @@ pub fn wormhole_b0() -> DeviceConfig {
 
 /// Blackhole (p150): 8 DRAM banks, 64 B DRAM alignment, 1536 KiB worker L1.
 ///
-/// - `dram_bank_size` 4138123648: the one Blackhole DRAM bank size seen in an
-///   OOM message; `dram_unreserved_base` 64 (one DRAM alignment unit) is an
-///   assumption by analogy with Wormhole's 32 B barrier.
-/// - 130 L1 banks (13x10 worker grid). `l1_unreserved_base` 196608 (192 KiB)
-///   is an assumption, not an observed value: override it from a trace.
+/// The geometry the real ttnn 0.81.1 wheel reports for a P150 (mock
+/// cluster, `get_memory_view`): 8 DRAM banks of 4277141376 B whose first
+/// buffer lands at 1048704 (so a 0xFF000000 B channel), 130 L1 banks of
+/// 1461120 B ending at the 1536 KiB worker L1 top (first L1 buffer at
+/// 1570816 = 1572864 - 2048).
 pub fn blackhole() -> DeviceConfig {
     DeviceConfig {
         dram_banks: Some(8),
-        dram_bank_size: Some(4_138_123_648),
+        dram_bank_size: Some(4_277_141_376),
         dram_alignment: Some(64),
-        dram_unreserved_base: Some(64),
+        dram_unreserved_base: Some(1_048_704),
         l1_banks: Some(130),
-        l1_bank_size: Some(1_572_864 - 196_608),
+        l1_bank_size: Some(1_461_120),
         l1_alignment: Some(16),
-        l1_unreserved_base: Some(196_608),
+        l1_unreserved_base: Some(1_572_864 - 1_461_120),
         l1_small_size: Some(0),
         trace_region_size: Some(0),
         worker_l1_size: Some(1_572_864),
@@ -101,7 +101,28 @@ pub fn resolve(arch: Arch, config: &DeviceConfig) -> Result<DeviceConfig, Config
             ))
         })?);
     }
+    // A recorder that read the bank sizes from the device (ttnn's
+    // get_memory_view) does not know where the banks start: derive the base
+    // from the channel / worker L1 layout, as the bank size is derived above
+    // from a known base.
+    if config.dram_bank_size.is_some() && config.dram_unreserved_base.is_none() {
+        let channel = field(p.dram_unreserved_base, "dram_unreserved_base")?
+            + field(p.dram_bank_size, "dram_bank_size")?
+            + field(p.trace_region_size, "trace_region_size")?;
+        let used = field(r.dram_bank_size, "dram_bank_size")?
+            .checked_add(field(r.trace_region_size, "trace_region_size")?);
+        if let Some(base) = used.and_then(|u| channel.checked_sub(u)) {
+            r.dram_unreserved_base = Some(base);
+        }
+    }
     let worker = field(r.worker_l1_size, "worker_l1_size")?;
+    if config.l1_bank_size.is_some() && config.l1_unreserved_base.is_none() {
+        let used = field(r.l1_bank_size, "l1_bank_size")?
+            .checked_add(field(r.l1_small_size, "l1_small_size")?);
+        if let Some(base) = used.and_then(|u| worker.checked_sub(u)) {
+            r.l1_unreserved_base = Some(base);
+        }
+    }
     if config.l1_bank_size.is_none() {
         let base = field(r.l1_unreserved_base, "l1_unreserved_base")?;
         let small = field(r.l1_small_size, "l1_small_size")?;
@@ -135,4 +156,54 @@ pub fn resolve(arch: Arch, config: &DeviceConfig) -> Result<DeviceConfig, Config
         }
     }
     Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the ttnn capture sends for a mock N150 opened with
+    /// `l1_small_size=32768, trace_region_size=65536`: bank counts and sizes
+    /// from `get_memory_view`, no bases. tt-metal placed the first DRAM
+    /// buffer at 1048640 and the first 2048 B-per-bank L1 buffer at 1464320
+    /// (the L1 bank's top, 1466368, minus 2048), so the bases must come out
+    /// as 1 GiB - 8192 - 1072684992 and 1499136 - 32768 - 1360544.
+    #[test]
+    fn bases_are_derived_from_recorded_bank_sizes() {
+        let recorded = DeviceConfig {
+            dram_banks: Some(12),
+            dram_bank_size: Some(1_072_684_992),
+            l1_banks: Some(64),
+            l1_bank_size: Some(1_360_544),
+            l1_small_size: Some(32_768),
+            trace_region_size: Some(8_192),
+            ..DeviceConfig::default()
+        };
+        let r = resolve(Arch::WormholeB0, &recorded).unwrap();
+        assert_eq!(r.dram_unreserved_base, Some(1_048_640));
+        assert_eq!(r.l1_unreserved_base, Some(105_824));
+        assert_eq!(
+            r.l1_unreserved_base.unwrap() + r.l1_bank_size.unwrap(),
+            1_466_368
+        );
+        // A recorded base wins over the derivation.
+        let with_base = DeviceConfig {
+            dram_unreserved_base: Some(4096),
+            ..recorded.clone()
+        };
+        let r = resolve(Arch::WormholeB0, &with_base).unwrap();
+        assert_eq!(r.dram_unreserved_base, Some(4096));
+    }
+
+    /// Blackhole's preset is the P150 geometry the real wheel reports:
+    /// first DRAM buffer at 1048704, first 2048 B L1 buffer at 1570816.
+    #[test]
+    fn blackhole_preset_matches_the_real_wheel() {
+        let r = resolve(Arch::Blackhole, &DeviceConfig::default()).unwrap();
+        assert_eq!(r.dram_unreserved_base, Some(1_048_704));
+        assert_eq!(
+            r.l1_unreserved_base.unwrap() + r.l1_bank_size.unwrap() - 2048,
+            1_570_816
+        );
+    }
 }

@@ -1,0 +1,47 @@
+"""Zero-edit capture of ttnn programs under `ttalloc record`.
+
+`sitecustomize` (on the recorded process's PYTHONPATH) calls `activate` the
+moment `ttnn` has been imported. From then on every device open/close, buffer
+allocation and free, circular buffer, and out-of-memory refusal is recorded
+with the Python call site and the ttnn op behind it; the program is not
+edited and does not import ttalloc. How: graph.py (ttalloc's own rotating
+graph capture), translate.py (graph nodes to events), devices.py (meshes,
+chips, memory geometry), install.py (the wrappers), oom.py.
+
+What is not seen, by design of tt-metal's graph tracking: per-chip views
+made by `Buffer::create(device, address)`, `mark_as_deallocated`, and the
+frees tt-metal does silently when a device closes (the replayer treats those
+buffers as outliving their device). Events of threads other than the main
+one are recorded up to that thread's last ttnn op (graph tracking is per
+thread); `record` warns when that happened.
+"""
+
+import atexit
+import os
+
+_capture = None
+
+
+def activate(ttnn):
+    """Installs the capture into the imported `ttnn` module (once per process)."""
+    global _capture
+    if _capture is not None:
+        return _capture
+    import ttalloc
+    if not ttalloc.enabled():
+        return None
+    from .capture import Capture
+    from . import install
+    ttalloc._skip_frames_under(os.path.dirname(os.path.abspath(ttnn.__file__)))
+    capture = Capture(ttnn)
+    install.install_graph(capture, ttnn)
+    install.install_devices(capture, ttnn)
+    install.install_ops(capture, ttnn)
+    _capture = capture
+    # Connect now, so `record` can tell "ttnn was imported but no device opened"
+    # from "nothing connected".
+    ttalloc._connect()
+    atexit.register(capture.finish)
+    return capture
+
+

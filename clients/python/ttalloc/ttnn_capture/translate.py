@@ -1,0 +1,173 @@
+"""Turns the nodes of ttalloc's graph captures into ttalloc events.
+
+A graph identifies a buffer only within one capture (its `buffer` node), and
+ttalloc rotates its capture between ops, so a buffer allocated in one capture
+and freed in a later one gets a fresh node there. Buffers are therefore
+joined by (mesh device id, buffer type, address), which tt-metal's allocator
+keeps unique among live buffers. Buffer nodes carry the *mesh* id (a new one
+per open); a mesh buffer is one allocation per chip in lockstep, so it
+becomes one event per chip. Circular-buffer nodes carry the chip id.
+"""
+
+import re
+import threading
+
+_BUFFER_TYPES = {"DRAM": 0, "L1": 1, "SYSTEM_MEMORY": 2, "L1_SMALL": 3, "TRACE": 4}
+_LAYOUTS = {"INTERLEAVED": 0, "HEIGHT_SHARDED": 1, "WIDTH_SHARDED": 2, "BLOCK_SHARDED": 3}
+_CORE_RANGE = re.compile(r"\(?x?=?(\d+)[,-]y?=?(\d+)\)?\s*-\s*\(?x?=?(\d+)[,-]y?=?(\d+)\)?")
+
+
+def _int(v, default=None):
+    if v is None:
+        return default
+    if isinstance(v, int):
+        return v
+    try:
+        return int(str(v).strip(), 0)
+    except ValueError:
+        return default
+
+
+def buffer_type_of(params):
+    bt = _int(params.get("buffer_type"))
+    if bt is not None and 0 <= bt <= 4:
+        return bt
+    name = str(params.get("type", "")).upper().replace("BUFFERTYPE::", "")
+    return _BUFFER_TYPES.get(name)
+
+
+def layout_of(params):
+    name = str(params.get("layout", "INTERLEAVED")).upper().replace("TENSORMEMORYLAYOUT::", "")
+    return _LAYOUTS.get(name, 0)
+
+
+def count_cores(core_range_set):
+    """Cores in a core-range-set string such as `{[0-0 - 7-7]}` or
+    `{[(x=0,y=0) - (x=0,y=7)]}`; None when it cannot be read."""
+    total = 0
+    found = False
+    for m in _CORE_RANGE.finditer(str(core_range_set)):
+        x0, y0, x1, y1 = (int(g) for g in m.groups())
+        total += (abs(x1 - x0) + 1) * (abs(y1 - y0) + 1)
+        found = True
+    return total if found else None
+
+
+def tensor_label(buffer_type, tensor_params):
+    """`L1 tensor [1,1,32,256] bfloat16 TILE`, from a graph `tensor` node."""
+    bt = {v: k for k, v in _BUFFER_TYPES.items()}.get(buffer_type, "device")
+    shape = str(tensor_params.get("shape", ""))
+    m = re.search(r"\[([^\]]*)\]", shape)
+    dims = "[" + ",".join(d.strip() for d in m.group(1).split(",")) + "]" if m else ""
+    dtype = str(tensor_params.get("dtype", "")).split("::")[-1].lower()
+    layout = str(tensor_params.get("layout", "")).split("::")[-1]
+    parts = [bt, "tensor"] + [p for p in (dims, dtype, layout) if p]
+    return " ".join(parts)
+
+
+class Translator(object):
+    """Keeps the live buffers ttalloc has reported and emits events for nodes."""
+
+    def __init__(self, emit, chips_of):
+        self.emit = emit            # ttalloc's hand API (module)
+        self.chips_of = chips_of    # mesh id -> list of chip ids (None if unknown)
+        self.lock = threading.Lock()
+        self.live = {}              # (mesh, buffer type, address) -> (buffer key, chips)
+        self.next_key = 1
+        self.unmatched_frees = 0
+
+    def forget_mesh(self, mesh):
+        """tt-metal frees a closed device's buffers without telling anyone."""
+        with self.lock:
+            for k in [k for k in self.live if k[0] == mesh]:
+                del self.live[k]
+
+    def nodes(self, nodes):
+        by_counter = {}
+        for n in nodes:
+            c = n.get("counter")
+            if c is not None:
+                by_counter[c] = n
+        with self.lock:
+            for n in nodes:
+                kind = n.get("node_type")
+                handler = _HANDLERS.get(kind)
+                if handler is not None:
+                    handler(self, n, n.get("params") or {}, by_counter)
+
+    # ---- node handlers (called under self.lock) ----
+    def _buffer_allocate(self, node, p, by_counter):
+        bt = buffer_type_of(p)
+        address = _int(p.get("address"))
+        size = _int(p.get("size"))
+        mesh = _int(p.get("device_id"))
+        if bt is None or size is None or mesh is None:
+            return
+        chips = self.chips_of(mesh)
+        if not chips:
+            return
+        key = (mesh, bt, address)
+        stale = self.live.pop(key, None)
+        if stale is not None:  # its free happened where ttalloc could not see it
+            for chip in stale[1]:
+                self.emit.free(chip, stale[0])
+        label = None
+        for c in _connections(node):
+            buf = by_counter.get(c)
+            if buf is not None and buf.get("node_type") == "buffer":
+                for t in _connections(buf):
+                    tn = by_counter.get(t)
+                    if tn is not None and tn.get("node_type") == "tensor":
+                        label = tensor_label(bt, tn.get("params") or {})
+                        break
+                break
+        bkey = self.next_key
+        self.next_key += 1
+        self.live[key] = (bkey, chips)
+        page = _int(p.get("page_size"))
+        cores = _int(p.get("num_cores"))
+        per_bank = _int(p.get("max_size_per_bank"))
+        layout = layout_of(p)
+        for chip in chips:
+            self.emit.alloc(chip, bkey, bt, size, address=address, page_size=page or None, layout=layout,
+                            num_cores=cores if cores else None, per_bank_size=per_bank, label=label)
+
+    def _buffer_deallocate(self, node, p, by_counter):
+        bt = buffer_type_of(p)
+        key = (_int(p.get("device_id")), bt, _int(p.get("address")))
+        entry = self.live.pop(key, None)
+        if entry is None:
+            self.unmatched_frees += 1
+            return
+        for chip in entry[1]:
+            self.emit.free(chip, entry[0])
+
+    def _cb_allocate(self, node, p, by_counter):
+        chip = _int(p.get("device_id"))
+        address = _int(p.get("address"))
+        size = _int(p.get("size"))
+        if chip is None or address is None or size is None:
+            return
+        glob = str(p.get("globally_allocated", "0")).lower() in ("1", "true")
+        self.emit.cb_alloc(chip, address, size, cores=count_cores(p.get("core_range_set", "")),
+                           globally_allocated=glob)
+
+    def _cb_deallocate_all(self, node, p, by_counter):
+        dev = _int(p.get("device_id"))
+        if dev is None:
+            return
+        for chip in self.chips_of(dev) or [dev]:
+            self.emit.cb_free_all(chip)
+
+
+def _connections(node):
+    c = node.get("connections")
+    return c if isinstance(c, list) else ()
+
+
+_HANDLERS = {
+    "buffer_allocate": Translator._buffer_allocate,
+    "buffer_deallocate": Translator._buffer_deallocate,
+    "circular_buffer_allocate": Translator._cb_allocate,
+    "circular_buffer_deallocate_all": Translator._cb_deallocate_all,
+}
