@@ -207,7 +207,14 @@ impl Accounting {
             EventKind::DeviceOpen { device, .. } => {
                 s.devices.entry(device).or_default().open = true
             }
-            EventKind::DeviceClose { device } => s.devices.entry(device).or_default().open = false,
+            EventKind::DeviceClose { device } => {
+                // Circular buffers belong to programs, which die with the
+                // device; buffers still live are what outlived it (kept).
+                let d = s.devices.entry(device).or_default();
+                d.open = false;
+                d.cbs = 0;
+                d.cb_bytes = 0;
+            }
             EventKind::BufferAlloc {
                 device,
                 buffer,
@@ -377,6 +384,44 @@ mod tests {
         assert_eq!(
             a.snap.server_lines().last().unwrap(),
             "Active allocations: 2"
+        );
+    }
+
+    /// A device close ends its programs and so their circular buffers, but
+    /// not the buffers still live: those outlived the device and stay
+    /// "left behind".
+    #[test]
+    fn device_close_drops_circular_buffers_not_buffers() {
+        let mut a = Accounting::default();
+        a.apply(&alloc(1, BufferType::L1, 16384));
+        a.apply(&Event {
+            ts: 0,
+            pid: Pid(1),
+            kind: EventKind::CbAlloc {
+                device: DeviceId(0),
+                address: 105824,
+                size: 4096,
+                cores: Some(64),
+                globally_allocated: false,
+                site: SiteId(0),
+            },
+        });
+        a.apply(&Event {
+            ts: 0,
+            pid: Pid(1),
+            kind: EventKind::DeviceClose {
+                device: DeviceId(0),
+            },
+        });
+        let d = &a.snap.devices[&DeviceId(0)];
+        assert_eq!(
+            (d.live_buffers, d.l1(), d.cbs, d.cb_bytes()),
+            (1, 16384, 0, 0)
+        );
+        assert!(
+            !a.snap.left_behind().contains("CB"),
+            "{}",
+            a.snap.left_behind()
         );
     }
 }

@@ -22,6 +22,13 @@ class Capture(object):
         self.main_thread = threading.main_thread()
         self.other_thread_ops = 0
         self.devices_opened = 0
+        # Closed meshes stay referenced until exit: a MeshDevice destroyed
+        # while a graph capture begun after its close is active crashes
+        # tt-metal (its cached programs report their CB frees to a processor
+        # that no longer knows the device). finish() ends ttalloc's capture
+        # first, then lets them go.
+        self.closed_meshes = []
+        self.mesh_objects = {}
 
     # ---- ops ----
     def call_op(self, name, call, args):
@@ -93,6 +100,7 @@ class Capture(object):
                 self.emit.device_open(chip, arch=arch, **config)
             self.devices_opened += 1
         self.registry.add(mid, chips, owner)
+        self.mesh_objects[mid] = mesh
         self.sessions.enabled = True
         t = self.sessions.thread()
         # tt-metal's start-up drops a capture begun before the first open: restart ours.
@@ -110,8 +118,12 @@ class Capture(object):
         if mid is None or self.registry.chips_of(mid) is None:
             return
         chips = self.registry.chips_of(mid)
+        self.closed_meshes.append(mesh)
         for gone in self.registry.remove(mid):
             self.translator.forget_mesh(gone)
+            obj = self.mesh_objects.pop(gone, None)
+            if obj is not None:
+                self.closed_meshes.append(obj)
         for chip in chips:
             self.emit.device_close(chip)
 
@@ -122,6 +134,9 @@ class Capture(object):
             self.sessions.drain(restart=False)
         except Exception:
             pass
+        self.sessions.enabled = False
+        self.closed_meshes = []
+        self.mesh_objects = {}
         if self.other_thread_ops:
             _warn("%d ttnn op call(s) ran on threads other than the main thread; their events were "
                   "recorded up to each thread's last op" % self.other_thread_ops)

@@ -4,7 +4,8 @@
 with `Out of Memory:` (the same text is in tt-metal's TT_FATAL log line):
 `Out of Memory: Not enough space to allocate {size} B {TYPE} buffer across
 {n} banks, where each bank needs to store {per_bank} B[, but bank size is
-...]`.
+...]`. TT_FATAL adds a full stop after the allocator's text; the message
+recorded is the allocator's, without it (the model words it the same way).
 """
 
 import re
@@ -37,6 +38,8 @@ def parse(exc):
     if line is None:
         return None
     message = line.group(0).rstrip()
+    if message.endswith("B)."):
+        message = message[:-1]
     m = _REQUEST.search(message)
     if m is None:
         return None
