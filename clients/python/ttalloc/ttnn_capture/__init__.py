@@ -45,3 +45,30 @@ def activate(ttnn):
     return capture
 
 
+
+
+def flush():
+    """Hands what this thread's capture holds to the recorder now (e.g. at the
+    end of a test), and returns the buffers live afterwards; [] when the
+    capture is off."""
+    c = _capture
+    if c is None:
+        return []
+    try:
+        c.sessions.drain()
+    except Exception:
+        pass
+    return c.translator.live_buffers()
+
+
+def live_buffers():
+    """The buffers ttalloc saw allocated and not freed, oldest first."""
+    c = _capture
+    return c.translator.live_buffers() if c is not None else []
+
+
+def outlived_buffers():
+    """Buffers still allocated when their device closed (tt-metal freed them
+    silently), oldest first."""
+    c = _capture
+    return list(c.translator.outlived) if c is not None else []

@@ -9,7 +9,9 @@ per open); a mesh buffer is one allocation per chip in lockstep, so it
 becomes one event per chip. Circular-buffer nodes carry the chip id.
 """
 
+import os
 import re
+import sys
 import threading
 
 _BUFFER_TYPES = {"DRAM": 0, "L1": 1, "SYSTEM_MEMORY": 2, "L1_SMALL": 3, "TRACE": 4}
@@ -65,22 +67,64 @@ def tensor_label(buffer_type, tensor_params):
     return " ".join(parts)
 
 
+class LiveBuffer(object):
+    """A buffer ttalloc reported allocated and not yet freed (what in-process
+    checks such as the pytest plugin look at)."""
+
+    __slots__ = ("key", "chips", "mesh", "buffer_type", "size", "address", "label", "where", "serial")
+
+    def __init__(self, key, chips, mesh, buffer_type, size, address, label, where, serial):
+        self.key = key
+        self.chips = chips
+        self.mesh = mesh
+        self.buffer_type = buffer_type
+        self.size = size
+        self.address = address
+        self.label = label
+        self.where = where      # "file.py:14" of the innermost user frame, or ""
+        self.serial = serial    # allocation order within the process
+
+    @property
+    def buffer_type_name(self):
+        return _TYPE_NAMES.get(self.buffer_type, str(self.buffer_type))
+
+
+_TYPE_NAMES = {v: k for k, v in _BUFFER_TYPES.items()}
+
+
+def user_frame_location(internal_dirs):
+    """`file.py:line` of the innermost frame outside ttalloc's and ttnn's code."""
+    f = sys._getframe(1)
+    while f is not None and f.f_code.co_filename.startswith(internal_dirs):
+        f = f.f_back
+    if f is None:
+        return ""
+    return "%s:%d" % (os.path.basename(f.f_code.co_filename), f.f_lineno)
+
+
 class Translator(object):
     """Keeps the live buffers ttalloc has reported and emits events for nodes."""
 
-    def __init__(self, emit, chips_of):
+    def __init__(self, emit, chips_of, internal_dirs=lambda: ()):
         self.emit = emit            # ttalloc's hand API (module)
         self.chips_of = chips_of    # mesh id -> list of chip ids (None if unknown)
+        self.internal_dirs = internal_dirs
         self.lock = threading.Lock()
-        self.live = {}              # (mesh, buffer type, address) -> (buffer key, chips)
+        self.live = {}              # (mesh, buffer type, address) -> LiveBuffer
         self.next_key = 1
         self.unmatched_frees = 0
+        self.outlived = []          # LiveBuffers still allocated when their device closed
 
     def forget_mesh(self, mesh):
         """tt-metal frees a closed device's buffers without telling anyone."""
         with self.lock:
             for k in [k for k in self.live if k[0] == mesh]:
-                del self.live[k]
+                self.outlived.append(self.live.pop(k))
+
+    def live_buffers(self):
+        """The buffers live now, oldest first."""
+        with self.lock:
+            return sorted(self.live.values(), key=lambda b: b.serial)
 
     def nodes(self, nodes):
         by_counter = {}
@@ -109,8 +153,8 @@ class Translator(object):
         key = (mesh, bt, address)
         stale = self.live.pop(key, None)
         if stale is not None:  # its free happened where ttalloc could not see it
-            for chip in stale[1]:
-                self.emit.free(chip, stale[0])
+            for chip in stale.chips:
+                self.emit.free(chip, stale.key)
         label = None
         for c in _connections(node):
             buf = by_counter.get(c)
@@ -123,7 +167,8 @@ class Translator(object):
                 break
         bkey = self.next_key
         self.next_key += 1
-        self.live[key] = (bkey, chips)
+        self.live[key] = LiveBuffer(bkey, chips, mesh, bt, size, address, label,
+                                    user_frame_location(self.internal_dirs()), bkey)
         page = _int(p.get("page_size"))
         cores = _int(p.get("num_cores"))
         per_bank = _int(p.get("max_size_per_bank"))
@@ -139,8 +184,8 @@ class Translator(object):
         if entry is None:
             self.unmatched_frees += 1
             return
-        for chip in entry[1]:
-            self.emit.free(chip, entry[0])
+        for chip in entry.chips:
+            self.emit.free(chip, entry.key)
 
     def _cb_allocate(self, node, p, by_counter):
         chip = _int(p.get("device_id"))
