@@ -41,7 +41,10 @@ class Capture(object):
             self.other_thread_ops += 1
         t.op_depth = 1
         try:
-            self.sessions.drain(t)  # what happened since the last op (frees by `del`, ...)
+            # One rotation per op, after it: what happened since the previous
+            # op (frees by `del`, ...) lands in this op's scope, a price worth
+            # half the rotations (each costs an end_graph_capture's JSON).
+            self.sessions.start(t)
             try:
                 result = call()
             except BaseException as e:
