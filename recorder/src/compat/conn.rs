@@ -3,7 +3,7 @@
 
 use super::message::{Message, MsgType, StreamDecoder};
 use super::output::{CompatOutput, ProcessInfo, ProcessOutput};
-use super::state::Registry;
+use super::state::{Owner, Registry};
 use crate::ingest::now_ns;
 use std::collections::{HashMap, HashSet};
 use std::io::{ErrorKind, Read, Write};
@@ -52,6 +52,8 @@ pub fn pid_alive(pid: i32) -> bool {
 struct Conn {
     shared: Arc<Shared>,
     peer_pid: Option<u32>,
+    /// This connection's number: registry entries it makes are its own.
+    number: u64,
     procs: HashMap<i32, Box<dyn ProcessOutput>>,
     /// Processes that were visible (`kill(pid, 0)`) when they first spoke:
     /// only those are swept when they disappear. A pid from another pid
@@ -66,6 +68,13 @@ impl Conn {
             msg.process_id
         } else {
             self.peer_pid.map(|p| p as i32).unwrap_or(0)
+        }
+    }
+
+    fn registry_owner(&self, pid: i32) -> Owner {
+        Owner {
+            pid,
+            conn: self.number,
         }
     }
 
@@ -134,8 +143,9 @@ impl Conn {
             self.process(owner)?;
             let shared = self.shared.clone();
             let mut reg = shared.registry.lock().unwrap_or_else(|p| p.into_inner());
+            let registry_owner = self.registry_owner(owner);
             let p = self.procs.get_mut(&owner).unwrap();
-            reg.apply(msg, owner, &mut super::output::IdsOf(&mut **p))
+            reg.apply(msg, registry_owner, &mut super::output::IdsOf(&mut **p))
         } else {
             struct NoIds;
             impl super::state::IdSource for NoIds {
@@ -151,7 +161,7 @@ impl Conn {
                 .registry
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
-            reg.apply(msg, owner, &mut NoIds)
+            reg.apply(msg, self.registry_owner(owner), &mut NoIds)
         };
         if outcome.rejected {
             self.shared
@@ -182,19 +192,27 @@ impl Conn {
         }
     }
 
-    /// Ends a process: its exit is recorded with whatever it still holds,
-    /// and the registry forgets its entries (the original's cleanup).
-    fn end_process(&mut self, pid: i32, why: &str) {
+    /// Ends a process on this connection: its exit is recorded with whatever
+    /// it still holds, and the registry forgets its entries (the original's
+    /// cleanup) — all of them when the process is dead, else only those made
+    /// on this connection (another connection of the process keeps its own).
+    fn end_process(&mut self, pid: i32, why: &str, dead: bool) {
         self.sweepable.remove(&pid);
         if let Some(p) = self.procs.remove(&pid) {
             p.end(None);
         }
-        let (count, bytes) = self
+        let owner = self.registry_owner(pid);
+        let mut registry = self
             .shared
             .registry
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drop_owner(pid);
+            .unwrap_or_else(|p| p.into_inner());
+        let (count, bytes) = if dead {
+            registry.drop_process(pid)
+        } else {
+            registry.drop_owner(owner)
+        };
+        drop(registry);
         if count > 0 {
             (self.shared.print)(&format!(
                 "   PID {pid} {why}: {count} buffers ({} MB) still allocated; recorded as left behind",
@@ -211,18 +229,19 @@ impl Conn {
             .filter(|&p| !pid_alive(p))
             .collect();
         for pid in dead {
-            self.end_process(pid, "is dead");
+            self.end_process(pid, "is dead", true);
         }
     }
 }
 
 /// Serves one connection until EOF, a misframed stream, or the stop flag.
 pub(crate) fn run(mut stream: UnixStream, peer_pid: Option<u32>, shared: Arc<Shared>) {
-    shared.counters.connections.fetch_add(1, Ordering::Relaxed);
+    let number = shared.counters.connections.fetch_add(1, Ordering::Relaxed) + 1;
     let _ = stream.set_read_timeout(Some(POLL));
     let mut conn = Conn {
         shared: shared.clone(),
         peer_pid,
+        number,
         procs: HashMap::new(),
         sweepable: HashSet::new(),
         last_ts: 0,
@@ -306,7 +325,7 @@ pub(crate) fn run(mut stream: UnixStream, peer_pid: Option<u32>, shared: Arc<Sha
     conn.flush();
     let pids: Vec<i32> = conn.procs.keys().copied().collect();
     for pid in pids {
-        conn.end_process(pid, closed_reason);
+        conn.end_process(pid, closed_reason, false);
     }
 }
 

@@ -77,8 +77,28 @@ impl std::str::FromStr for Numbering {
 }
 
 /// Who owns registry entries: the process id a message names (the original
-/// server's `owner_pid`).
-pub type Owner = i32;
+/// server's `owner_pid`) and the connection it came on. A connection that
+/// closes ends only its own entries: another connection of the same process
+/// keeps its buffers (a process may open several).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Owner {
+    pub pid: i32,
+    /// The listener's connection number (0 when messages come from no connection).
+    pub conn: u64,
+}
+
+impl From<i32> for Owner {
+    fn from(pid: i32) -> Owner {
+        Owner { pid, conn: 0 }
+    }
+}
+
+impl std::fmt::Display for Owner {
+    /// The original server's words name the process only.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.pid)
+    }
+}
 
 /// Hands out trace ids for a process's new buffers and programs.
 pub trait IdSource {
@@ -193,7 +213,13 @@ impl Registry {
     }
 
     /// Applies one validated message from process `owner`.
-    pub fn apply(&mut self, msg: &Message, owner: Owner, ids: &mut dyn IdSource) -> Outcome {
+    pub fn apply(
+        &mut self,
+        msg: &Message,
+        owner: impl Into<Owner>,
+        ids: &mut dyn IdSource,
+    ) -> Outcome {
+        let owner = owner.into();
         let mut out = Outcome::default();
         let Some(kind) = msg.kind() else {
             out.rejected = true;
@@ -433,14 +459,25 @@ impl Registry {
         r
     }
 
-    /// Removes what a dead process owned (the original's cleanup); returns
-    /// (buffers removed, bytes).
-    pub fn drop_owner(&mut self, owner: Owner) -> (u64, u64) {
+    /// Removes what one connection of a process owned (that connection
+    /// closed); returns (buffers removed, bytes).
+    pub fn drop_owner(&mut self, owner: impl Into<Owner>) -> (u64, u64) {
+        let owner = owner.into();
+        self.drop_where(|o| o == owner)
+    }
+
+    /// Removes what a dead process owned on any connection (the original's
+    /// cleanup); returns (buffers removed, bytes).
+    pub fn drop_process(&mut self, pid: i32) -> (u64, u64) {
+        self.drop_where(|o| o.pid == pid)
+    }
+
+    fn drop_where(&mut self, owned: impl Fn(Owner) -> bool) -> (u64, u64) {
         let mut count = 0;
         let mut bytes = 0;
         let devices = &mut self.devices;
         self.buffers.retain(|&(dev, _), e| {
-            if e.owner != owner {
+            if !owned(e.owner) {
                 return true;
             }
             let c = devices.entry(dev).or_default();
@@ -451,7 +488,7 @@ impl Registry {
             false
         });
         self.cbs.retain(|&(dev, _), e| {
-            if e.owner != owner {
+            if !owned(e.owner) {
                 return true;
             }
             let c = devices.entry(dev).or_default();
@@ -459,7 +496,7 @@ impl Registry {
             false
         });
         self.kernels.retain(|&(dev, _), e| {
-            if e.owner != owner {
+            if !owned(e.owner) {
                 return true;
             }
             let c = devices.entry(dev).or_default();
@@ -506,7 +543,7 @@ impl Registry {
                         out.push(format!(
                             "    - Buffer {addr:#x}: {} KB (PID {}, ref_count={})",
                             fmt_g(e.size as f64 / 1024.0),
-                            e.owner,
+                            e.owner.pid,
                             e.refs
                         ));
                     }

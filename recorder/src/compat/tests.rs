@@ -417,3 +417,47 @@ fn a_dead_process_is_cleaned_up_while_its_connection_stays_open() {
         "the buffer stays allocated in the trace: {of_child:?}"
     );
 }
+
+#[test]
+fn a_misframed_connection_ends_only_itself_not_its_process_sibling() {
+    // Connection A of this process allocates; connection B of the same
+    // process sends one misframed message (type 0x6b, then 111 bytes) and
+    // closes. A's buffer must stay A's: its FREE is an ordinary free.
+    let mut h = harness(Numbering::TtMetal);
+    let mut a = UnixStream::connect(&h.path).unwrap();
+    send(&mut a, &alloc(5, 4096, 0, 0x1000));
+    assert_eq!(query(&mut a, 5).dram_allocated, 4096);
+    let mut b = UnixStream::connect(&h.path).unwrap();
+    let mut garbage = vec![0x6bu8];
+    garbage.extend((0..111u32).map(|i| (i.wrapping_mul(97) ^ 0x5a) as u8));
+    b.write_all(&garbage).unwrap();
+    drop(b);
+    wait_for("B's misframe", || {
+        let r = h.listener.as_ref().unwrap().report();
+        (r.misframed_connections == 1).then_some(())
+    });
+    assert_eq!(
+        query(&mut a, 5).dram_allocated,
+        4096,
+        "B's end kept A's buffer"
+    );
+    send(&mut a, &free(5, 0x1000));
+    assert_eq!(query(&mut a, 5).dram_allocated, 0);
+    drop(a);
+    let report = h.stop();
+    assert_eq!(report.unknown_frees, 0, "{}", h.warnings());
+    assert!(!h.warnings().contains("unknown buffer"), "{}", h.warnings());
+    let events = h.events();
+    let alloc_id = events.iter().find_map(|e| match e.kind {
+        EventKind::BufferAlloc { buffer, .. } => Some(buffer),
+        _ => None,
+    });
+    let free_id = events.iter().find_map(|e| match e.kind {
+        EventKind::BufferFree { buffer, .. } => Some(buffer),
+        _ => None,
+    });
+    assert!(alloc_id.is_some());
+    assert_eq!(alloc_id, free_id, "A's FREE frees A's buffer");
+    let printed = h.printed.lock().unwrap().join("\n");
+    assert!(!printed.contains("still allocated"), "{printed}");
+}
