@@ -290,9 +290,15 @@ fn malformed_graph_names_the_node_and_offset() {
     );
     assert!(err.contains(&format!("byte offset {offset}")), "{err}");
     assert!(err.contains("'2k'"), "{err}");
-    // What came before the bad node is kept, readable.
-    let (events, interner) = read(&out);
-    assert_eq!(allocs(&events, &interner).len(), 1);
+    // No partial trace is left to block the retry (nor a temporary file).
+    assert!(!out.exists());
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(left.len(), 1, "only bad.json: {left:?}");
+    // Fixed, the same command succeeds without --force.
+    std::fs::write(&bad, &text).unwrap();
+    let o = import(&bad, &out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(read(&out).0.len(), 12);
 
     // Not JSON at all.
     std::fs::write(&bad, "hello").unwrap();
@@ -306,4 +312,18 @@ fn malformed_graph_names_the_node_and_offset() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("nope.json"), "{}", stderr(&o));
     assert!(!missing.exists());
+}
+
+#[test]
+fn a_utf8_byte_order_mark_is_accepted() {
+    // Windows editors save JSON with a BOM; the import is the same as without.
+    let dir = tempfile::tempdir().unwrap();
+    let with_bom = dir.path().join("bom.json");
+    let mut bytes = b"\xEF\xBB\xBF".to_vec();
+    bytes.extend(std::fs::read(graph("add_old_string_params.json")).unwrap());
+    std::fs::write(&with_bom, &bytes).unwrap();
+    let out = dir.path().join("bom.zst");
+    let o = import(&with_bom, &out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(read(&out).0.len(), 12, "the 12 events of the plain file");
 }

@@ -376,6 +376,30 @@ fn default_output_name_and_exit_status_pass_through() {
 }
 
 #[test]
+fn two_recordings_in_a_row_get_two_default_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    for _ in 0..2 {
+        let out = Command::new(BIN)
+            .current_dir(tmp.path())
+            .args([
+                "record",
+                "python3",
+                "-c",
+                "import ttalloc; ttalloc.mark('x')",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let files: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert_eq!(files.len(), 2, "{files:?}");
+}
+
+#[test]
 fn missing_command_is_a_clear_error() {
     let tmp = tempfile::tempdir().unwrap();
     let trace = tmp.path().join("never.zst");

@@ -3,6 +3,7 @@
 mod cmd;
 mod exit;
 mod fail_on;
+mod output_file;
 mod stdout;
 
 use clap::{Parser, Subcommand};

@@ -2,6 +2,7 @@
 //! graph capture (`ttnn.graph.end_graph_capture()` output or an
 //! `end_graph_capture_to_file` report) into a trace.
 
+use crate::output_file::PendingOutput;
 use crate::stdout;
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -39,12 +40,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             args.graph.display()
         );
     }
-    if args.output.exists() && !args.force {
-        bail!(
-            "{} already exists (use --force to overwrite it)",
-            args.output.display()
-        );
-    }
+    let pending = PendingOutput::create(&args.output, args.force)?;
     // No per-node timestamps in a capture: events are placed from the time
     // the file was written, one nanosecond per node.
     let base_ts = file
@@ -59,7 +55,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         String::new(),
     );
     header.start_time_ns = base_ts;
-    let mut writer = TraceWriter::create(&args.output, header, WriterOptions::default())
+    let mut writer = TraceWriter::create(pending.path(), header, WriterOptions::default())
         .with_context(|| format!("cannot create {}", args.output.display()))?;
     let opts = ImportOptions {
         base_ts,
@@ -87,6 +83,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match result {
         Ok(summary) => {
             finished?;
+            pending.commit()?;
             if args.json {
                 let json = serde_json::to_string_pretty(&summary_json(&args, &summary))?;
                 stdout::print(&(json + "\n"))?;
@@ -95,20 +92,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Err(failure) => {
-            let (err, partial) = (failure.error, failure.partial);
-            let kept = if finished.is_ok() {
-                format!(
-                    " (the {} events of the {} nodes before it are in {})",
-                    partial.events,
-                    partial.nodes,
-                    args.output.display()
-                )
-            } else {
-                String::new()
-            };
-            bail!("{}: {err}{kept}", args.graph.display())
-        }
+        // No partial trace is left behind (it would block the retry): the
+        // error names the node and byte offset to fix.
+        Err(failure) => bail!(
+            "{}: {} (after {} nodes; no trace written)",
+            args.graph.display(),
+            failure.error,
+            failure.partial.nodes
+        ),
     }
 }
 

@@ -63,7 +63,10 @@ fn parse_numbering(s: &str) -> Result<Numbering, String> {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // A command that cannot run is bad usage: nothing is recorded, no file is left.
     launcher::resolve(&args.cmd[0]).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let output = args.output.clone().unwrap_or_else(default_output);
+    let output = match args.output.clone() {
+        Some(o) => o,
+        None => default_output(Path::new("."), SystemTime::now()),
+    };
     let argv: Vec<String> = args
         .cmd
         .iter()
@@ -204,9 +207,33 @@ fn status_line(s: &LiveSnapshot) -> String {
     )
 }
 
-/// `ttalloc-YYYYMMDD-HHMMSS.zst` (UTC).
-fn default_output() -> PathBuf {
-    let secs = SystemTime::now()
+/// `ttalloc-YYYYMMDD-HHMMSS.zst` (UTC) in `dir`, or with `-2`, `-3`, ...
+/// appended when that name is taken: two recordings in one second must not
+/// clash (and `--force` would overwrite the first).
+fn default_output(dir: &Path, now: SystemTime) -> PathBuf {
+    let stamp = utc_stamp(now);
+    let mut n = 1u32;
+    loop {
+        let name = if n == 1 {
+            format!("ttalloc-{stamp}.zst")
+        } else {
+            format!("ttalloc-{stamp}-{n}.zst")
+        };
+        let path = if dir == Path::new(".") {
+            PathBuf::from(name)
+        } else {
+            dir.join(name)
+        };
+        if !path.exists() && std::fs::symlink_metadata(&path).is_err() {
+            return path;
+        }
+        n += 1;
+    }
+}
+
+/// `YYYYMMDD-HHMMSS` (UTC).
+fn utc_stamp(now: SystemTime) -> String {
+    let secs = now
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
@@ -221,10 +248,31 @@ fn default_output() -> PathBuf {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    PathBuf::from(format!(
-        "ttalloc-{y:04}{m:02}{d:02}-{:02}{:02}{:02}.zst",
+    format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
         rem / 3600,
         rem % 3600 / 60,
         rem % 60
-    ))
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn default_names_never_clash_within_one_second() {
+        let dir = tempfile::tempdir().unwrap();
+        // 2026-12-01 21:41:02 UTC = 1796161262 s after the epoch.
+        let t = UNIX_EPOCH + Duration::from_secs(1_796_161_262);
+        let first = default_output(dir.path(), t);
+        assert_eq!(first, dir.path().join("ttalloc-20261201-214102.zst"));
+        std::fs::write(&first, b"x").unwrap();
+        let second = default_output(dir.path(), t + Duration::from_millis(300));
+        assert_eq!(second, dir.path().join("ttalloc-20261201-214102-2.zst"));
+        std::fs::write(&second, b"x").unwrap();
+        let third = default_output(dir.path(), t);
+        assert_eq!(third, dir.path().join("ttalloc-20261201-214102-3.zst"));
+    }
 }

@@ -1,7 +1,9 @@
 //! `ttalloc repair IN -o OUT`: writes a sealed copy of a truncated (or
 //! damaged) trace holding every event that can still be read.
 
+use crate::output_file::PendingOutput;
 use crate::stdout;
+use anyhow::Context;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use ttalloc_trace::{repair, TraceReader, WriterOptions};
@@ -19,15 +21,11 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    if args.output.exists() && !args.force {
-        anyhow::bail!(
-            "{} already exists (use --force to overwrite it)",
-            args.output.display()
-        );
-    }
-    // Open first so an unreadable input never leaves an output file behind.
+    let pending = PendingOutput::create(&args.output, args.force)?;
     let truncation = TraceReader::open(&args.input)?.truncation().cloned();
-    let report = repair::repair(&args.input, &args.output, WriterOptions::default())?;
+    let report = repair::repair(&args.input, pending.path(), WriterOptions::default())
+        .with_context(|| format!("writing {}", args.output.display()))?;
+    pending.commit()?;
     let mut text = match truncation {
         Some(t) => format!(
             "{}: truncated at byte {} of {} ({})\n",

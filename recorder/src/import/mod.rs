@@ -238,6 +238,7 @@ fn run<R: Read + Seek, S: EventSink + ?Sized>(
     conv: &mut Converter<'_, S>,
 ) -> Result<GraphForm, ImportError> {
     conv.start()?;
+    scanner.skip_bom().map_err(|e| scan_err(e, None))?;
     let form = match scanner.peek().map_err(|e| scan_err(e, None))? {
         Some(b'[') => {
             graph_array(scanner, conv)?;

@@ -92,6 +92,21 @@ impl<R: Read> Scanner<R> {
         }
     }
 
+    /// Skips a UTF-8 byte-order mark at the start of the file (Windows
+    /// editors write one); offsets stay file offsets.
+    pub fn skip_bom(&mut self) -> ScanResult<()> {
+        const BOM: &[u8] = b"\xEF\xBB\xBF";
+        while self.offset() == 0 && self.end - self.start < BOM.len() {
+            if !self.fill()? {
+                break;
+            }
+        }
+        if self.offset() == 0 && self.buf[self.start..self.end].starts_with(BOM) {
+            self.start += BOM.len();
+        }
+        Ok(())
+    }
+
     /// Skips whitespace and returns the next byte without consuming it
     /// (`None` at end of file).
     pub fn peek(&mut self) -> ScanResult<Option<u8>> {
