@@ -31,9 +31,11 @@ fn per_bank_size_interleaved() {
     // A 100 B page rounds to 112 at 16 B (L1): 10 pages over 64 banks is one
     // page per bank = 112 B; tt-metal's aligned size is 10 * 112 = 1120 B.
     assert_eq!(size_per_bank(1000, Some(100), 64, 16), (112, 1120));
-    // Page size unknown: one page of the whole buffer in (at least) one bank.
-    // 1000 B rounds to 1024 at 32 B (1000 / 32 = 31.25 -> 32 * 32).
-    assert_eq!(size_per_bank(1000, None, 12, 32), (1024, 1024));
+    // Page size unknown: the buffer spreads over all banks. ceil(1000 / 12)
+    // = 84 B per bank, rounded up to 32 B = 96 B; the aligned total is
+    // round_up(1000, 32) = 1024 B. A page size of 0 means the same.
+    assert_eq!(size_per_bank(1000, None, 12, 32), (96, 1024));
+    assert_eq!(size_per_bank(1000, Some(0), 12, 32), (96, 1024));
 
     let mut d = wormhole();
     let req = AllocRequest::interleaved(BufferType::Dram, 100 * 2048, Some(2048));
@@ -588,4 +590,20 @@ fn extreme_free_list_geometry_does_not_panic() {
     assert_eq!(empty.allocate(1, true), None);
     assert_eq!(empty.largest_free(), None);
     assert_eq!(empty.blocks().count(), 0);
+}
+
+#[test]
+fn buffers_without_a_page_size_spread_over_all_banks() {
+    // Twenty 100 MiB DRAM buffers are 2 GiB of a 12 GiB wormhole_b0: they
+    // fit. Each needs ceil(104857600 / 12) = 8738134 B per bank, rounded up
+    // to 32 B = 8738144 B (20 of them: 174.8 MB of each 1 GiB bank). Taken
+    // as one page stored whole in every bank, the 11th would not fit.
+    let mut d = wormhole();
+    for i in 0..20 {
+        let req = AllocRequest::interleaved(BufferType::Dram, 100 << 20, None);
+        let p = d
+            .allocate(BufferId(i), &req)
+            .unwrap_or_else(|e| panic!("buffer {i}: {e:?}"));
+        assert_eq!((p.per_bank, p.num_banks), (8_738_144, 12));
+    }
 }

@@ -1249,3 +1249,44 @@ fn an_id_allocated_again_replaces_the_first_buffer() {
     assert_eq!(prog.size, 3000);
     assert_eq!(r.rejected_allocs, 0, "{:?}", r.first_rejection);
 }
+
+#[test]
+fn dram_without_page_size_spreads_and_its_oom_hint_names_a_dram_setting() {
+    // Twenty 100 MiB DRAM buffers (2 GiB of a 12 GiB wormhole_b0) with no
+    // page size fit: unknown page size spreads a buffer over all 12 banks.
+    let mut t = Trace::new();
+    t.open(0);
+    for b in 0..20 {
+        t.push(EventKind::BufferAlloc {
+            device: DeviceId(0),
+            buffer: BufferId(b),
+            buffer_type: BufferType::Dram,
+            address: None,
+            size: 100 << 20,
+            page_size: None,
+            layout: Layout::Interleaved,
+            num_cores: None,
+            site: SiteId::UNKNOWN,
+        });
+    }
+    let r = t.replay(&ReplayOptions::default());
+    assert!(r.oom.is_none(), "{}", r.render_human());
+    // 11 GiB more cannot fit (12 x 1 GiB banks hold 2 GiB already): the hint
+    // names DRAM's neighbour, the trace region, never l1_small_size.
+    t.push(EventKind::BufferAlloc {
+        device: DeviceId(0),
+        buffer: BufferId(99),
+        buffer_type: BufferType::Dram,
+        address: None,
+        size: 11 << 30,
+        page_size: None,
+        layout: Layout::Interleaved,
+        num_cores: None,
+        site: SiteId::UNKNOWN,
+    });
+    let r = t.replay(&ReplayOptions::default());
+    assert!(r.oom.is_some());
+    let human = r.render_human();
+    assert!(human.contains("trace_region_size"), "{human}");
+    assert!(!human.contains("l1_small_size"), "{human}");
+}

@@ -50,10 +50,16 @@ impl Statistics {
 /// tt-metal's `calculate_bank_size_spread`:
 /// `ceil(num_pages / num_banks) * round_up(page_size, alignment)` with
 /// `num_pages = size / page_size` (rounded up here, so a size that is not a
-/// whole number of pages still gets its last page). A page size of 0 or
-/// `None` means one page of `size` bytes. Returns `(per_bank, aligned_size)`
-/// where `aligned_size = num_pages * aligned_page` is the size tt-metal
-/// passes to the bank manager and prints when it runs out of memory.
+/// whole number of pages still gets its last page). Returns `(per_bank,
+/// aligned_size)` where `aligned_size = num_pages * aligned_page` is the size
+/// tt-metal passes to the bank manager and prints when it runs out of memory.
+///
+/// A page size of 0 or `None` is unknown (the compat protocol never sends
+/// one, nor does a client that does not know it): the buffer is taken to
+/// spread evenly over all banks, `per_bank = round_up(ceil(size / banks),
+/// alignment)` — the same as pages of `alignment` bytes. Taking it as one
+/// page stored whole in every bank would need `banks` times its size and
+/// report out-of-memory that never happened.
 pub fn size_per_bank(
     size: u64,
     page_size: Option<u64>,
@@ -62,7 +68,7 @@ pub fn size_per_bank(
 ) -> (u64, u64) {
     let page = match page_size {
         Some(p) if p > 0 => p,
-        _ => size,
+        _ => alignment.max(1),
     };
     if page == 0 {
         return (0, 0);
