@@ -381,3 +381,62 @@ fn a_truncated_trace_replays_what_was_recovered() {
         assert_eq!(p, w);
     }
 }
+
+/// A trace of a newer minor version: events of kinds this ttalloc does not
+/// know are skipped, and every report says so once per kind (FORMAT.md
+/// §5.4), however many passes the replay makes over the trace.
+#[test]
+fn events_of_unknown_kinds_are_reported_once_per_kind() {
+    use ttalloc_model::{Event, EventKind, Pid};
+    use ttalloc_trace::{TraceHeader, TraceWriter, FORMAT_MAJOR, FORMAT_MINOR};
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("newer.zst");
+    let wopts = ttalloc_trace::WriterOptions {
+        block_events: 2,
+        ..Default::default()
+    };
+    let header = TraceHeader::default();
+    let mut w =
+        TraceWriter::create_with_version(&path, header, wopts, FORMAT_MAJOR, FORMAT_MINOR + 1)
+            .unwrap();
+    let label = w.interner_mut().intern_string("run 1");
+    let marker = |ts| Event {
+        ts,
+        pid: Pid(1),
+        kind: EventKind::Marker { label },
+    };
+    // 5 events in 3 blocks: 3 of kind 200 (in two blocks), 1 of kind 201.
+    w.push(&marker(1)).unwrap();
+    w.push_unknown_kind(200, 2, Pid(1), b"a").unwrap();
+    w.push_unknown_kind(200, 3, Pid(1), b"b").unwrap();
+    w.push_unknown_kind(201, 4, Pid(1), b"").unwrap();
+    w.push_unknown_kind(200, 5, Pid(1), b"c").unwrap();
+    w.finish().unwrap();
+
+    let out = run(ttalloc().arg("replay").arg(&path).arg("--json"));
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let warnings: Vec<&str> = report["warnings"]
+        .as_array()
+        .expect("warnings")
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with("skipped 3 event(s) of unknown kind 200"),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings[1].starts_with("skipped 1 event(s) of unknown kind 201"),
+        "{warnings:?}"
+    );
+    let human = run(ttalloc().arg("replay").arg(&path));
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert_eq!(
+        text.matches("unknown kind 200").count(),
+        1,
+        "{}",
+        describe(&human)
+    );
+}

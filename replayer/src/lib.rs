@@ -83,7 +83,7 @@ pub fn replay(src: &dyn EventSource, opts: &ReplayOptions) -> Result<Report> {
     } else {
         (None, None)
     };
-    Ok(Report::build(report::ReportInputs {
+    let mut report = Report::build(report::ReportInputs {
         findings,
         growth,
         bisection,
@@ -91,7 +91,12 @@ pub fn replay(src: &dyn EventSource, opts: &ReplayOptions) -> Result<Report> {
         warmup: opts.warmup,
         interner: src.interner(),
         truncated: None,
-    }))
+    });
+    // The source's warnings first (what was not replayed at all), once each.
+    let mut warnings = src.warnings();
+    warnings.append(&mut report.warnings);
+    report.warnings = warnings;
+    Ok(report)
 }
 
 /// Events the cycle rule of `auto` is first guessed from.

@@ -123,6 +123,11 @@ impl Chunk<'_> {
 pub trait EventSource {
     fn interner(&self) -> &InternTables;
     fn num_events(&self) -> u64;
+    /// What the source itself has to tell the user about what it delivered
+    /// so far (a trace file: events of unknown kinds it skipped).
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// Calls `f(first_ordinal, events)` for consecutive runs of events, in order.
     fn visit(&self, f: &mut dyn FnMut(u64, &[Event]) -> Result<()>) -> Result<()> {
         self.visit_with(1, f)
@@ -245,6 +250,9 @@ impl EventSource for TraceReader {
     }
     fn num_events(&self) -> u64 {
         TraceReader::num_events(self)
+    }
+    fn warnings(&self) -> Vec<String> {
+        TraceReader::warnings(self)
     }
     fn visit_with(
         &self,

@@ -323,10 +323,9 @@ impl BlockEncoder {
     }
 
     /// Appends an event of a kind this version does not define (tests of
-    /// forward compatibility use it to play a newer writer).
-    #[cfg(test)]
+    /// forward compatibility use it to play a newer writer); `tag` is at
+    /// least `FIRST_UNKNOWN_TAG` (the writer checks).
     pub fn push_unknown(&mut self, tag: u8, ts: u64, pid: Pid, payload: &[u8]) {
-        assert!(tag >= FIRST_UNKNOWN_TAG);
         self.common(tag, ts, pid);
         self.put(col::EXT, payload.len() as u64);
         self.cols[col::EXT as usize].extend_from_slice(payload);

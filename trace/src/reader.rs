@@ -41,8 +41,10 @@ pub struct TraceReader {
     header: TraceHeader,
     index: Index,
     num_events: u64,
-    /// Unknown event kinds met so far (kind code -> events skipped), for `warnings()`.
-    skipped_kinds: Mutex<BTreeMap<u8, u64>>,
+    /// Events of unknown kinds skipped, by (kind code, block), for
+    /// `warnings()`: keyed by block so a block decoded again (a second pass,
+    /// a replay's probe) is counted once.
+    skipped_kinds: Mutex<BTreeMap<(u8, usize), u64>>,
     pool: Mutex<Vec<Scratch>>,
     /// Decoded blocks reused by `visit_block` and the scans built on it.
     columns_pool: Mutex<Vec<BlockColumns>>,
@@ -173,7 +175,11 @@ impl TraceReader {
     /// kinds, written by a newer minor version, that were skipped).
     pub fn warnings(&self) -> Vec<String> {
         let skipped = self.skipped_kinds.lock().unwrap_or_else(|p| p.into_inner());
-        skipped
+        let mut by_kind: BTreeMap<u8, u64> = BTreeMap::new();
+        for (&(kind, _block), &n) in skipped.iter() {
+            *by_kind.entry(kind).or_default() += n;
+        }
+        by_kind
             .iter()
             .map(|(kind, n)| {
                 format!(
@@ -272,6 +278,14 @@ impl TraceReader {
             self.release_pages(loc);
             unpacked?;
             let rec = open_record(&scratch.buf)?;
+            // FORMAT.md §3: a record whose major version is not the header's
+            // is corrupt (its layout cannot be trusted).
+            if rec.major != FORMAT_MAJOR {
+                return Err(format!(
+                    "block record of format {}.{} in a trace of format {FORMAT_MAJOR}.x",
+                    rec.major, rec.minor
+                ));
+            }
             if rec.kind != RecordKind::Block as u32 {
                 return Err(format!(
                     "frame holds a record of kind {}, not an event block",
@@ -292,7 +306,7 @@ impl TraceReader {
         if !out.skipped.is_empty() {
             let mut s = self.skipped_kinds.lock().unwrap_or_else(|p| p.into_inner());
             for &(k, n) in &out.skipped {
-                *s.entry(k).or_default() += n as u64;
+                s.insert((k, i), n as u64);
             }
         }
         Ok(())

@@ -108,6 +108,12 @@ pub(crate) fn open_indexed(data: &[u8], scratch: &mut Scratch) -> Result<Index, 
             .map_err(|e| format!("intern frame at byte {}: {e}", loc.offset))?;
         let rec = open_record(&scratch.buf)
             .map_err(|e| format!("intern frame at byte {}: {e}", loc.offset))?;
+        if rec.major != FORMAT_MAJOR {
+            return Err(format!(
+                "intern frame at byte {} is a record of format {}.{}",
+                loc.offset, rec.major, rec.minor
+            ));
+        }
         if rec.kind != RecordKind::Intern as u32 {
             return Err(format!(
                 "frame at byte {} is not an intern record",

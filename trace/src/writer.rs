@@ -75,8 +75,10 @@ impl TraceWriter {
         Self::create_with_version(path, header, opts, FORMAT_MAJOR, FORMAT_MINOR)
     }
 
-    /// Lets tests play a writer of another format version.
-    pub(crate) fn create_with_version(
+    /// Lets tests play a writer of another format version (readers' tests,
+    /// here and in the crates that read traces).
+    #[doc(hidden)]
+    pub fn create_with_version(
         path: &Path,
         header: TraceHeader,
         opts: WriterOptions,
@@ -161,19 +163,27 @@ impl TraceWriter {
         }
     }
 
-    #[cfg(test)]
-    pub(crate) fn push_unknown_kind(
+    /// Lets tests play a writer of a newer minor version: an event of a kind
+    /// this version does not know (FORMAT.md §5.4).
+    #[doc(hidden)]
+    pub fn push_unknown_kind(
         &mut self,
         tag: u8,
         ts: u64,
         pid: ttalloc_model::Pid,
         payload: &[u8],
-    ) {
+    ) -> Result<()> {
+        if tag < crate::codec::FIRST_UNKNOWN_TAG {
+            return Err(TraceError::Other(format!(
+                "event kind {tag} is a known kind, not one of a newer version"
+            )));
+        }
         if self.encoder.is_empty() {
             self.block_started = Some(coarse_now_ns());
         }
         self.encoder.push_unknown(tag, ts, pid, payload);
         self.events_written += 1;
+        Ok(())
     }
 
     fn check_refs(&self, e: &Event) -> Result<()> {
@@ -384,10 +394,11 @@ mod tests {
         .unwrap();
         w.interner_mut().intern_string("cycle 1");
         w.push(&marker(10)).unwrap();
-        w.push_unknown_kind(200, 11, Pid(1), b"future payload");
+        w.push_unknown_kind(200, 11, Pid(1), b"future payload")
+            .unwrap();
         w.push(&marker(12)).unwrap();
-        w.push_unknown_kind(200, 13, Pid(1), b"");
-        w.push_unknown_kind(201, 14, Pid(1), b"x");
+        w.push_unknown_kind(200, 13, Pid(1), b"").unwrap();
+        w.push_unknown_kind(201, 14, Pid(1), b"x").unwrap();
         w.push(&marker(15)).unwrap();
         w.finish().unwrap();
 
@@ -397,18 +408,76 @@ mod tests {
         assert!(r.warnings().is_empty(), "nothing decoded yet");
         let got: Vec<u64> = r.events().map(|e| e.unwrap().ts).collect();
         assert_eq!(got, [10, 12, 15]);
-        // Reading twice does not repeat the warning: one line per unknown kind.
+        // Reading again neither repeats the warning (one line per unknown
+        // kind) nor counts the same events again: the file holds 2 of kind
+        // 200 (events 1 and 3, in blocks 0 and 0) and 1 of kind 201.
         let _ = r.events().count();
+        r.for_each_event(|_, _| ()).unwrap();
         let w = r.warnings();
         assert_eq!(w.len(), 2, "{w:?}");
         assert!(
-            w[0].contains("unknown kind 200") && w[0].contains("skipped 4"),
+            w[0].contains("unknown kind 200") && w[0].contains("skipped 2 "),
             "{w:?}"
         );
+        assert!(w[1].contains("skipped 1 "), "{w:?}");
         assert!(w[1].contains("unknown kind 201"), "{w:?}");
         let mut ords = Vec::new();
         r.for_each_event(|o, _| ords.push(o)).unwrap();
         assert_eq!(ords, [0, 2, 5], "ordinals count skipped events too");
+    }
+
+    /// A writer whose records after the header claim another major version.
+    fn write_with_foreign_major(path: &Path, foreign: Option<RecordKind>) {
+        let mut w = TraceWriter::create(
+            path,
+            TraceHeader::default(),
+            WriterOptions {
+                block_events: 1,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        w.interner_mut().intern_string("cycle 1");
+        if foreign == Some(RecordKind::Intern) {
+            w.major = FORMAT_MAJOR + 1;
+        }
+        w.seal().unwrap(); // the intern record only: no events yet
+        w.major = FORMAT_MAJOR;
+        if foreign == Some(RecordKind::Block) {
+            w.major = FORMAT_MAJOR + 1;
+        }
+        w.push(&marker(10)).unwrap();
+        w.seal().unwrap();
+        w.major = FORMAT_MAJOR; // the footer is right: the indexed path is taken
+        w.finish().unwrap();
+    }
+
+    #[test]
+    fn records_of_another_major_are_corrupt_on_the_indexed_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.zst");
+        // Control: the same file with every record of this major reads clean.
+        write_with_foreign_major(&path, None);
+        let r = TraceReader::open(&path).unwrap();
+        assert!(r.truncation().is_none());
+        assert_eq!(r.events().map(|e| e.unwrap().ts).collect::<Vec<_>>(), [10]);
+
+        // An intern record of format 3.x: the index is not trusted, and the
+        // recovery scan stops at that record (nothing before it holds events).
+        write_with_foreign_major(&path, Some(RecordKind::Intern));
+        let r = TraceReader::open(&path).unwrap();
+        let t = r.truncation().expect("reported as damaged");
+        assert!(t.reason.contains("format 3.0"), "{}", t.reason);
+        assert_eq!((t.events_recovered, r.num_events()), (0, 0));
+
+        // A block of format 3.x: found when decoded, named with its offset.
+        write_with_foreign_major(&path, Some(RecordKind::Block));
+        let r = TraceReader::open(&path).unwrap();
+        let err = r.events().next().unwrap().unwrap_err().to_string();
+        assert!(
+            err.contains("block 0") && err.contains("format 3.0"),
+            "{err}"
+        );
     }
 
     #[test]
