@@ -129,6 +129,7 @@ fn step() -> impl Strategy<Value = Event> {
             site: SiteId(0),
         })),
         1 => dev.clone().prop_map(|d| event(EventKind::CbFreeAll { device: DeviceId(d) })),
+        1 => dev.clone().prop_map(|d| event(EventKind::DeviceClose { device: DeviceId(d) })),
         1 => (dev.clone(), 0..3u64, size.clone()).prop_map(|(d, p, s)| event(EventKind::ProgramLoad {
             device: DeviceId(d),
             program: ProgramId(p),
@@ -179,7 +180,9 @@ impl Reference {
             EventKind::CbAlloc { device, size, .. } => {
                 self.cbs.entry(device.0).or_default().push(size)
             }
-            EventKind::CbFreeAll { device } => {
+            // Circular buffers die with their programs at a device close;
+            // buffers live at the close outlived it and stay counted.
+            EventKind::CbFreeAll { device } | EventKind::DeviceClose { device } => {
                 self.cbs.remove(&device.0);
             }
             EventKind::ProgramLoad {
