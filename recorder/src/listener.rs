@@ -3,7 +3,7 @@
 //! on its own thread, decoding frames into a [`Source`].
 
 use crate::ingest::{IngestHandle, Source, SourceInfo};
-use crate::protocol::{Decoder, FrameHeader, Item, ProtocolError, HEADER_LEN};
+use crate::protocol::{Decoder, FrameHeader, Hello, Item, ProtocolError, HEADER_LEN};
 use std::io::{self, Read};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use ttalloc_model::Pid;
 
 /// How long a connection keeps reading after a forced stop, when its peer keeps sending.
 const FORCED_DRAIN: Duration = Duration::from_secs(1);
@@ -248,6 +249,23 @@ fn serve_connection(mut stream: UnixStream, handle: &IngestHandle, flags: &Flags
             }
         }
     };
+    if matches!(outcome, Ok(Some(_))) {
+        // GOODBYE ends the stream: anything after it (already buffered, or
+        // already in the socket) is dropped, but not without a word.
+        let mut after = end - start;
+        let _ = stream.set_nonblocking(true);
+        while let Ok(n @ 1..) = stream.read(&mut buf) {
+            after += n;
+        }
+        if after > 0 {
+            handle.warn(&format!(
+                "{}: {after} byte{} after its GOODBYE frame (byte offset {}) ignored",
+                describe(conn.pid, &conn.argv),
+                if after == 1 { "" } else { "s" },
+                conn.decoder.offset()
+            ));
+        }
+    }
     match outcome {
         Ok(status) => {
             if let Some(src) = conn.source.take() {
@@ -288,12 +306,14 @@ impl Conn {
         };
         match item {
             Item::Hello(h) => {
-                self.pid = Some(h.pid);
-                self.argv = h.argv.clone();
+                let (pid, ppid, argv) = self.identity(&h, handle);
+                self.pid = Some(pid);
+                self.argv = argv.clone();
+                self.decoder.set_pid(Pid(pid));
                 let info = SourceInfo {
-                    pid: h.pid,
-                    ppid: h.ppid,
-                    argv: h.argv,
+                    pid,
+                    ppid,
+                    argv,
                     client: format!("{} {}", h.client_name, h.client_version),
                     ts: Some(h.ts),
                 };
@@ -308,6 +328,29 @@ impl Conn {
             Item::Goodbye(status) => return Ok(Some(status)),
         }
         Ok(None)
+    }
+
+    /// Who the process is: the kernel's peer-credential pid, not the pid the
+    /// HELLO claims (a client in another pid namespace, or a buggy or lying
+    /// one, sends another). A mismatch is a warning; the process's ppid and
+    /// argv then come from /proc when it is visible there.
+    fn identity(&self, h: &Hello, handle: &IngestHandle) -> (u32, u32, Vec<String>) {
+        let peer = match self.pid {
+            Some(p) if p > 0 && p != h.pid => p,
+            // Same pid, or the peer is outside our pid namespace (pid 0).
+            _ => return (h.pid, h.ppid, h.argv.clone()),
+        };
+        let proc_info = crate::compat::ProcessInfo::of_pid(peer);
+        handle.warn(&format!(
+            "{} says it is pid {} in its HELLO; its events are recorded under pid {peer}, the pid the kernel reports for the connection",
+            describe(Some(peer), &proc_info.argv),
+            h.pid
+        ));
+        if proc_info.argv.is_empty() {
+            (peer, h.ppid, h.argv.clone())
+        } else {
+            (peer, proc_info.ppid, proc_info.argv)
+        }
     }
 
     fn src(&mut self) -> &mut Source {

@@ -287,6 +287,12 @@ impl Decoder {
         self.id_base = base;
     }
 
+    /// Files the connection's events under `pid` instead of the pid its
+    /// HELLO claimed (the listener passes the kernel's peer-credential pid).
+    pub fn set_pid(&mut self, pid: Pid) {
+        self.pid = pid;
+    }
+
     /// Validates a header before its payload is read.
     pub fn check_header(&self, h: &FrameHeader) -> Result<(), ProtocolError> {
         let err = |m: String| {
