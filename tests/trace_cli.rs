@@ -218,6 +218,13 @@ fn unreadable_input_and_bad_usage_exit_2_with_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing.zst");
     assert_bad_input(&["info", missing.to_str().unwrap()], "missing.zst");
+    // Said once: the path once, the OS error once.
+    for cmd in ["info", "cat", "replay"] {
+        let out = ttalloc(&[cmd, missing.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.matches("os error 2").count(), 1, "{cmd}: {err}");
+        assert_eq!(err.matches("missing.zst").count(), 1, "{cmd}: {err}");
+    }
     let garbage = dir.path().join("garbage.zst");
     std::fs::write(&garbage, b"not a trace at all").unwrap();
     assert_bad_input(&["info", garbage.to_str().unwrap()], "not a ttalloc trace");
