@@ -107,7 +107,7 @@ fn old_string_params_array_imports_as_written() {
         "{text}"
     );
     assert!(
-        text.contains("left behind at the end of the capture: 1 buffers"),
+        text.contains("left behind at the end of the capture: 1 buffer,"),
         "{text}"
     );
 

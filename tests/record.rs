@@ -265,7 +265,7 @@ fn accumulation_summary_and_fail_on_leak() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("on 8 devices"), "{stderr}");
     assert!(
-        stderr.contains("device 0: 6 buffers, 108.0 KiB DRAM, 66.0 KiB L1"),
+        stderr.contains("device 0: 6 buffers, 110,592 B DRAM, 67,584 B L1"),
         "{stderr}"
     );
     assert!(

@@ -218,6 +218,13 @@ fn unreadable_input_and_bad_usage_exit_2_with_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing.zst");
     assert_bad_input(&["info", missing.to_str().unwrap()], "missing.zst");
+    // An architecture without a preset is refused, not replayed as nothing.
+    for arch in ["", "unknown"] {
+        let out = ttalloc(&["replay", "--arch", arch, missing.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("expected wormhole_b0 or blackhole"), "{err}");
+    }
     // Said once: the path once, the OS error once.
     for cmd in ["info", "cat", "replay"] {
         let out = ttalloc(&[cmd, missing.to_str().unwrap()]);

@@ -9,6 +9,8 @@ use std::str::FromStr;
 /// Chip architecture. Numbering follows the allocation server's `arch_type`
 /// (0 invalid, 1 Grayskull, 2 Wormhole_B0, 3 Blackhole, 4 Quasar).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+/// JSON spells it as the text does: "wormhole_b0", not "WormholeB0".
+#[serde(rename_all = "snake_case")]
 #[repr(u8)]
 pub enum Arch {
     #[default]

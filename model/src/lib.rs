@@ -8,6 +8,7 @@ pub mod event;
 pub mod hash;
 pub mod ids;
 pub mod site;
+pub mod units;
 
 pub use alloc::{
     AllocError, AllocRequest, BlockView, CbClash, ConfigError, Device, OutOfMemory, Owner,

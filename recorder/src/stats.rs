@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use ttalloc_model::hash::FastMap;
+use ttalloc_model::units::plural;
 use ttalloc_model::{
     BufferId, BufferType, DeviceId, Event, EventKind, EventTag, ProgramId, TraceId,
 };
@@ -110,16 +111,16 @@ impl LiveSnapshot {
         let mut out = Vec::new();
         for (dev, d) in &self.devices {
             out.push(format!(
-                "Device {}: {} buffers, DRAM {} ({} B), L1 {} ({} B), L1_SMALL {} B, TRACE {} B, CBs {} B",
+                "Device {}: {}, DRAM {}, L1 {}, L1_SMALL {}, TRACE {}, CBs {}",
                 dev,
-                d.live_buffers,
+                plural(d.live_buffers, "buffer"),
                 human_bytes(d.dram()),
-                d.dram(),
                 human_bytes(d.bytes(BufferType::L1)),
-                d.bytes(BufferType::L1),
-                d.bytes(BufferType::L1Small),
-                saturated(d.bytes[BufferType::Trace as usize] + d.trace_bytes),
-                d.cb_bytes(),
+                human_bytes(d.bytes(BufferType::L1Small)),
+                human_bytes(saturated(
+                    d.bytes[BufferType::Trace as usize] + d.trace_bytes
+                )),
+                human_bytes(d.cb_bytes()),
             ));
         }
         out.push(format!("Active allocations: {}", self.live_buffers()));
@@ -133,7 +134,7 @@ impl LiveSnapshot {
             if !d.holds_anything() {
                 continue;
             }
-            let mut s = format!("device {dev}: {} buffers", d.live_buffers);
+            let mut s = format!("device {dev}: {}", plural(d.live_buffers, "buffer"));
             for bt in BufferType::ALL {
                 let b = d.bytes(bt);
                 if b > 0 {
@@ -143,24 +144,24 @@ impl LiveSnapshot {
             if d.cbs > 0 {
                 let _ = write!(
                     s,
-                    ", {} CBs ({} per core)",
-                    d.cbs,
+                    ", {} ({} per core)",
+                    plural(d.cbs, "CB"),
                     human_bytes(d.cb_bytes())
                 );
             }
             if d.programs > 0 {
                 let _ = write!(
                     s,
-                    ", {} programs ({})",
-                    d.programs,
+                    ", {} ({})",
+                    plural(d.programs, "program"),
                     human_bytes(d.program_bytes())
                 );
             }
             if d.traces > 0 {
                 let _ = write!(
                     s,
-                    ", {} traces ({})",
-                    d.traces,
+                    ", {} ({})",
+                    plural(d.traces, "trace"),
                     human_bytes(d.trace_bytes())
                 );
             }
@@ -174,19 +175,9 @@ impl LiveSnapshot {
     }
 }
 
-/// `1.5 MiB`-style sizes.
+/// Bytes as every command writes them (see `ttalloc_model::units`).
 pub fn human_bytes(b: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    if b < 1024 {
-        return format!("{b} B");
-    }
-    let mut v = b as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    format!("{v:.1} {}", UNITS[u])
+    ttalloc_model::units::bytes(b)
 }
 
 /// The writer thread's running sums (exact, in trace order).

@@ -138,17 +138,8 @@ pub fn device_ranges(devs: &[DeviceId]) -> String {
     parts.join(", ")
 }
 
-/// 36864 -> "36,864".
-pub fn thousands(v: u64) -> String {
-    let digits = v.to_string().into_bytes();
-    let mut groups: Vec<&[u8]> = digits.rchunks(3).collect();
-    groups.reverse();
-    groups
-        .iter()
-        .map(|g| std::str::from_utf8(g).expect("ascii digits"))
-        .collect::<Vec<_>>()
-        .join(",")
-}
+/// 36864 -> "36,864" (the one formatter every command uses).
+pub use ttalloc_model::units::thousands;
 
 #[cfg(test)]
 mod tests {

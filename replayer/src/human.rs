@@ -6,6 +6,7 @@ use crate::findings::{LeakClass, ObjectKind};
 use crate::report::{LeakOut, Report, Site};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use ttalloc_model::units::plural;
 use ttalloc_model::ResolvedFrame;
 
 impl Report {
@@ -117,6 +118,14 @@ impl Report {
 
     fn render_growth(&self, out: &mut String) {
         if self.growth.is_empty() {
+            if !self.cycles.is_empty() && self.warmup >= self.cycles.len() {
+                let _ = writeln!(
+                    out,
+                    "note: growth was not analysed: the warm-up of {} excludes all {} of the trace (use a smaller --warmup)\n",
+                    plural(self.warmup as u64, "cycle"),
+                    plural(self.cycles.len() as u64, "cycle")
+                );
+            }
             return;
         }
         let g: Vec<Growth> = self

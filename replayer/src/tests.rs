@@ -1290,3 +1290,19 @@ fn dram_without_page_size_spreads_and_its_oom_hint_names_a_dram_setting() {
     assert!(human.contains("trace_region_size"), "{human}");
     assert!(!human.contains("l1_small_size"), "{human}");
 }
+
+#[test]
+fn a_warmup_longer_than_the_trace_says_growth_was_not_analysed() {
+    // Three device-span cycles; a warm-up of 10 leaves none to analyse.
+    let (t, _) = mesh_runs(1);
+    let r = t.replay(&ReplayOptions {
+        warmup: 10,
+        ..ReplayOptions::default()
+    });
+    assert!(r.growth.is_empty());
+    let human = r.render_human();
+    assert!(
+        human.contains("growth was not analysed: the warm-up of 10 cycles excludes all 3 cycles"),
+        "{human}"
+    );
+}

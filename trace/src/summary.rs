@@ -6,6 +6,7 @@ use crate::{Result, TraceReader, Truncation};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use ttalloc_model::event::split_argv;
+use ttalloc_model::units::plural;
 use ttalloc_model::{Arch, BufferType, DeviceConfig, EventKind, EventTag};
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -214,19 +215,9 @@ pub fn format_utc(ns: u64) -> String {
     )
 }
 
-/// Bytes with a binary unit: `512 B`, `36.0 KiB`, `1.50 GiB`.
+/// Bytes as every command writes them (see `ttalloc_model::units`).
 pub fn format_bytes(b: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if b < 1024 {
-        return format!("{b} B");
-    }
-    let mut v = b as f64 / 1024.0;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    format!("{v:.2} {}", UNITS[u])
+    ttalloc_model::units::bytes(b)
 }
 
 impl TraceSummary {
@@ -259,13 +250,18 @@ impl TraceSummary {
         }
         let _ = writeln!(
             s,
-            "size:       {} bytes, {} events, {:.2} bytes/event, {} blocks",
-            self.file_size, self.events, self.bytes_per_event, self.blocks
+            "size:       {}, {}, {:.2} bytes/event, {}",
+            format_bytes(self.file_size),
+            plural(self.events, "event"),
+            self.bytes_per_event,
+            plural(self.blocks as u64, "block")
         );
         let _ = writeln!(
             s,
-            "intern:     {} strings, {} frames, {} stack nodes",
-            self.intern.strings, self.intern.frames, self.intern.stack_nodes
+            "intern:     {}, {}, {}",
+            plural(self.intern.strings as u64, "string"),
+            plural(self.intern.frames as u64, "frame"),
+            plural(self.intern.stack_nodes as u64, "stack node")
         );
         match &self.truncation {
             None => {
@@ -294,9 +290,9 @@ impl TraceSummary {
             };
             let _ = writeln!(
                 s,
-                "  pid {}{ppid}: {} events, {exit}: {}",
+                "  pid {}{ppid}: {}, {exit}: {}",
                 p.pid,
-                p.events,
+                plural(p.events, "event"),
                 p.argv.join(" ")
             );
         }
@@ -304,8 +300,13 @@ impl TraceSummary {
         for d in &self.devices {
             let _ = writeln!(
                 s,
-                "  device {} ({}): opened {}x, closed {}x, {} buffer allocs, {} frees",
-                d.device, d.arch, d.opens, d.closes, d.buffer_allocs, d.buffer_frees
+                "  device {} ({}): opened {}x, closed {}x, {}, {}",
+                d.device,
+                d.arch,
+                d.opens,
+                d.closes,
+                plural(d.buffer_allocs, "buffer alloc"),
+                plural(d.buffer_frees, "free")
             );
             if let Some(c) = &d.config {
                 let kv: Vec<String> = c.known().iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -353,7 +354,7 @@ mod tests {
             "2000-02-29T00:00:00.000Z"
         );
         assert_eq!(format_bytes(512), "512 B");
-        assert_eq!(format_bytes(36 * 1024), "36.00 KiB");
-        assert_eq!(format_bytes(3 << 29), "1.50 GiB");
+        assert_eq!(format_bytes(36 * 1024), "36,864 B");
+        assert_eq!(format_bytes(3 << 29), "1,610,612,736 B (1.5 GiB)");
     }
 }

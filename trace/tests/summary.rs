@@ -148,7 +148,21 @@ fn peaks_live_bytes_processes_and_counts() {
     assert_eq!(after_close.first_event, 8);
 
     let text = s.to_text();
-    assert!(text.contains("peak live: DRAM 1.46 KiB, L1 64 B"), "{text}");
+    // The DRAM peak of 1000 + 500 B, exact, as every command writes bytes.
+    assert!(text.contains("peak live: DRAM 1,500 B, L1 64 B"), "{text}");
+    // Counts in the singular and plural: 16 events in blocks of 4; pid 11
+    // sent one marker.
+    assert!(text.contains(", 4 blocks\n"), "{text}");
+    assert!(text.contains("pid 11: 1 event,"), "{text}");
+    // The arch is spelled the same in JSON as in text.
+    let json = serde_json::to_value(&s).unwrap();
+    for d in json["devices"].as_array().unwrap() {
+        let arch = d["arch"].as_str().unwrap();
+        assert!(
+            ["unknown", "wormhole_b0", "blackhole"].contains(&arch),
+            "{arch}"
+        );
+    }
     assert!(text.contains("killed by signal 9"), "{text}");
     assert!(text.contains("integrity:  ok"), "{text}");
 }

@@ -12,6 +12,7 @@ use std::io::BufReader;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::UNIX_EPOCH;
+use ttalloc_model::units::plural;
 use ttalloc_recorder::import::{import_graph, GraphForm, ImportOptions, ImportSummary};
 use ttalloc_trace::{TraceHeader, TraceWriter, WriterOptions};
 
@@ -116,12 +117,12 @@ fn summary_text(args: &Args, s: &ImportSummary) -> String {
     };
     let _ = writeln!(
         out,
-        "imported {} ({form}, {}, {} nodes) into {}: {} events",
+        "imported {} ({form}, {}, {}) into {}: {}",
         args.graph.display(),
         mib(s.bytes),
-        s.nodes,
+        plural(s.nodes, "node"),
         args.output.display(),
-        s.events
+        plural(s.events, "event")
     );
     let _ = writeln!(out,
         "  ops: {}; buffers allocated: {}, freed: {}; frees of buffers allocated before the capture: {}",
@@ -152,8 +153,8 @@ fn summary_text(args: &Args, s: &ImportSummary) -> String {
             .collect();
         let _ = writeln!(
             out,
-            "  left behind at the end of the capture: {} buffers, {} ({})",
-            s.live_buffers,
+            "  left behind at the end of the capture: {}, {} ({})",
+            plural(s.live_buffers, "buffer"),
             mib(s.live_bytes),
             by_type.join(", ")
         );

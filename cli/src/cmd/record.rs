@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use ttalloc_model::units::plural;
 use ttalloc_recorder::compat::{
     CompatListener, CompatOptions, IngestOutput, Numbering, DEFAULT_SOCKET,
 };
@@ -128,12 +129,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let snap = &summary.snapshot;
     let devices = snap.devices.len();
     eprintln!(
-        "ttalloc: recorded {} events from {} process{} on {} device{} into {}",
-        summary.events_written,
-        snap.sources_total,
-        if snap.sources_total == 1 { "" } else { "es" },
-        devices,
-        if devices == 1 { "" } else { "s" },
+        "ttalloc: recorded {} from {} on {} into {}",
+        plural(summary.events_written, "event"),
+        plural(snap.sources_total, "process"),
+        plural(devices as u64, "device"),
         output.display()
     );
     eprintln!("ttalloc: left behind at the end: {}", snap.left_behind());
@@ -197,11 +196,10 @@ fn fails(kinds: &FailOn, trace: &Path) -> anyhow::Result<bool> {
 
 fn status_line(s: &LiveSnapshot) -> String {
     format!(
-        "recording: {} events · {} process{} connected · {} live buffers · DRAM {} · L1 {}",
-        s.events,
-        s.sources_connected,
-        if s.sources_connected == 1 { "" } else { "es" },
-        s.live_buffers(),
+        "recording: {} · {} connected · {} live · DRAM {} · L1 {}",
+        plural(s.events, "event"),
+        plural(s.sources_connected as u64, "process"),
+        plural(s.live_buffers(), "buffer"),
         human_bytes(s.dram()),
         human_bytes(s.l1()),
     )

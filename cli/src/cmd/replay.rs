@@ -44,8 +44,15 @@ pub struct Args {
     pub fail_on: Option<FailOn>,
 }
 
+/// An architecture with a preset; "" or "unknown" would replay devices
+/// with no memory layout at all.
 fn parse_arch(s: &str) -> Result<Arch, String> {
-    s.parse()
+    match s.parse()? {
+        a @ (Arch::WormholeB0 | Arch::Blackhole) => Ok(a),
+        _ => Err(format!(
+            "'{s}' has no memory preset (expected wormhole_b0 or blackhole)"
+        )),
+    }
 }
 
 fn parse_cycles(s: &str) -> Result<CycleMode, String> {

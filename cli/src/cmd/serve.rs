@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use ttalloc_model::units::plural;
 use ttalloc_recorder::compat::state::fmt_g;
 use ttalloc_recorder::compat::{
     signals, CompatListener, CompatOptions, IngestOutput, Numbering, DEFAULT_SOCKET,
@@ -188,9 +189,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let _ = fs::remove_dir_all(&client_dir);
     stdout::print_or_remember(&statistics(&summary.snapshot));
     stdout::print_or_remember(&format!(
-        "recorded {} events from {} processes into {}",
-        summary.events_written,
-        summary.snapshot.sources_total,
+        "ttalloc: recorded {} from {} into {}",
+        plural(summary.events_written, "event"),
+        plural(summary.snapshot.sources_total, "process"),
         args.output.display()
     ));
     if let Some(r) = compat_report {

@@ -215,8 +215,9 @@ impl Conn {
         drop(registry);
         if count > 0 {
             (self.shared.print)(&format!(
-                "   PID {pid} {why}: {count} buffers ({} MB) still allocated; recorded as left behind",
-                super::state::fmt_g(bytes as f64 / (1024.0 * 1024.0))
+                "   PID {pid} {why}: {} ({}) still allocated; recorded as left behind",
+                ttalloc_model::units::plural(count, "buffer"),
+                ttalloc_model::units::bytes(bytes)
             ));
         }
     }

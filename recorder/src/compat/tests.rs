@@ -394,7 +394,7 @@ fn a_dead_process_is_cleaned_up_while_its_connection_stays_open() {
     });
     let printed = h.printed.lock().unwrap().join("\n");
     assert!(
-        printed.contains(&format!("PID {pid} is dead: 1 buffers")),
+        printed.contains(&format!("PID {pid} is dead: 1 buffer (4,096 B)")),
         "{printed}"
     );
     drop(c);
