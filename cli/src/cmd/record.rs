@@ -198,7 +198,7 @@ fn status_line(s: &LiveSnapshot) -> String {
     format!(
         "recording: {} · {} connected · {} live · DRAM {} · L1 {}",
         plural(s.events, "event"),
-        plural(s.sources_connected as u64, "process"),
+        plural(s.sources_connected, "process"),
         plural(s.live_buffers(), "buffer"),
         human_bytes(s.dram()),
         human_bytes(s.l1()),
