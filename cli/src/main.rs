@@ -1,5 +1,6 @@
 //! The `ttalloc` binary: parses arguments, calls the library crates, prints.
 
+mod analysis_args;
 mod cmd;
 mod exit;
 mod fail_on;
@@ -28,6 +29,12 @@ enum Command {
     Import(cmd::import::Args),
     /// Replay a trace through the simulated allocator: leaks, growth, OOM, bisect.
     Replay(cmd::replay::Args),
+    /// Write a self-contained HTML report (or a Markdown summary) of a replay.
+    Report(cmd::report::Args),
+    /// Export a replay for Perfetto, or as a flame graph (folded stacks, SVG).
+    Export(cmd::export::Args),
+    /// Compare two recordings; --fail-on-regression makes it a CI gate.
+    Diff(cmd::diff::Args),
     /// Summarise a trace: version, command, events, devices, peaks, integrity.
     Info(cmd::info::Args),
     /// Print a trace's events, one per line.
@@ -43,6 +50,9 @@ fn main() -> ExitCode {
         Command::Serve(a) => cmd::serve::run(a),
         Command::Import(a) => cmd::import::run(a),
         Command::Replay(a) => cmd::replay::run(a),
+        Command::Report(a) => cmd::report::run(a),
+        Command::Export(a) => cmd::export::run(a),
+        Command::Diff(a) => cmd::diff::run(a),
         Command::Info(a) => cmd::info::run(a),
         Command::Cat(a) => cmd::cat::run(a),
         Command::Repair(a) => cmd::repair::run(a),

@@ -15,6 +15,7 @@
 use crate::cycles::{Boundary, CycleRule, CycleSpan, OnlineCycles};
 use crate::findings::*;
 use crate::freed::FreedSet;
+use crate::observe::Observer;
 use crate::sim::{AllocFailure, Oom, Req, Sim};
 use crate::source::{Chunk, Item};
 use std::collections::BTreeMap;
@@ -124,6 +125,8 @@ pub struct Engine<'a> {
     f: Findings,
     events: u64,
     stopped: bool,
+    /// Sees every event after it is applied (memory over time, exports).
+    observer: Option<&'a mut dyn Observer>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -164,6 +167,20 @@ impl<'a> Engine<'a> {
             f: Findings::default(),
             events: 0,
             stopped: false,
+            observer: None,
+        }
+    }
+
+    /// Lets `observer` see every event after it is applied.
+    pub fn set_observer(&mut self, observer: &'a mut dyn Observer) {
+        self.observer = Some(observer);
+    }
+
+    #[inline]
+    fn observe(&mut self, ord: u64, item: &Item<'_>) {
+        if let Some(o) = self.observer.take() {
+            o.event(ord, item, &crate::observe::EngineView::new(self));
+            self.observer = Some(o);
         }
     }
 
@@ -179,6 +196,9 @@ impl<'a> Engine<'a> {
 
     /// Replays a chunk of consecutive events.
     pub fn feed_chunk(&mut self, chunk: &Chunk<'_>) -> crate::Result<()> {
+        if let Some(o) = self.observer.as_deref_mut() {
+            o.chunk(chunk);
+        }
         let mut online = self.online.take();
         let result = match online.as_mut() {
             Some(o) => self.feed_online(o, chunk),
@@ -200,6 +220,7 @@ impl<'a> Engine<'a> {
                 self.start_cycle(ord);
             }
             self.item(ord, &item)?;
+            self.observe(ord, &item);
             if ord == self.cur_end {
                 self.end_cycle(ord);
                 self.cur_end = u64::MAX;
@@ -232,6 +253,7 @@ impl<'a> Engine<'a> {
                 self.start_cycle(ord);
             }
             self.item(ord, &item)?;
+            self.observe(ord, &item);
             if b.end_after && self.in_cycle {
                 self.end_cycle(ord);
             }
@@ -853,6 +875,19 @@ impl<'a> Engine<'a> {
             if let Some((arch, config)) = d.opened_with.take() {
                 d.spare = Some((arch, config, sim));
             }
+        }
+    }
+
+    /// Resident bytes per type of every device seen so far (for observers).
+    pub(crate) fn resident_by_device(&self) -> impl Iterator<Item = (DeviceId, &PerType)> {
+        self.devs.iter().map(|d| (d.id, &d.resident))
+    }
+
+    /// `resident_sites` by device id (for observers).
+    pub(crate) fn resident_sites_of(&self, device: DeviceId, slot: usize) -> Vec<(SiteId, u64)> {
+        match self.devs.iter().position(|d| d.id == device) {
+            Some(dev) => self.resident_sites(dev, slot),
+            None => Vec::new(),
         }
     }
 

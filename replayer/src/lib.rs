@@ -14,19 +14,26 @@
 //! [`EventSource`] (events in memory: [`MemoryTrace`]).
 
 pub mod accumulation;
+pub mod analysis;
 pub mod bisect;
 pub mod cycles;
 pub mod ddmin;
+pub mod diff;
 pub mod engine;
 pub mod error;
+pub mod export;
 pub mod fail;
 pub mod findings;
 mod freed;
+pub mod html;
 mod human;
+pub mod markdown;
+pub mod observe;
 pub mod options;
 pub mod report;
 mod sim;
 pub mod source;
+pub mod timeline;
 
 pub use error::{ReplayError, Result};
 pub use fail::{parse_fail_on, FailKind};
@@ -69,7 +76,18 @@ pub fn replay_events(
 
 /// Replays any event source: finds cycles, drives the engine, analyses.
 pub fn replay(src: &dyn EventSource, opts: &ReplayOptions) -> Result<Report> {
+    replay_inspect(src, opts, &mut |_| {})
+}
+
+/// Like [`replay`], letting `inspect` look at the findings (every leak, with
+/// call-site ids) before they are summarised into the report.
+pub fn replay_inspect(
+    src: &dyn EventSource,
+    opts: &ReplayOptions,
+    inspect: &mut dyn FnMut(&Findings),
+) -> Result<Report> {
     let (findings, rule) = replay_with_cycles(src, opts)?;
+    inspect(&findings);
     let growth = accumulation::growth(&findings.cycles, opts.warmup);
     let (bisection, minimal_sites) = if opts.bisect {
         let b = bisect::bisect(

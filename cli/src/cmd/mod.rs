@@ -1,9 +1,12 @@
 //! One module per subcommand, each with its clap `Args` and a `run`.
 
 pub mod cat;
+pub mod diff;
+pub mod export;
 pub mod import;
 pub mod info;
 pub mod record;
 pub mod repair;
 pub mod replay;
+pub mod report;
 pub mod serve;

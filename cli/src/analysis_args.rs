@@ -1,0 +1,76 @@
+//! The replay flags `report`, `export` and `diff` share with `replay`, and
+//! where their output goes (a file, never overwritten without `--force`, or
+//! stdout).
+
+use anyhow::Context;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use ttalloc_model::Arch;
+use ttalloc_replayer::{CycleMode, ReplayOptions};
+
+#[derive(clap::Args, Clone)]
+pub struct ReplayArgs {
+    /// Architecture for devices the trace does not describe.
+    #[arg(long, default_value = "wormhole_b0", value_parser = parse_arch)]
+    pub arch: Arch,
+    /// Override a device config field for every device, e.g. --set l1_small_size=2M.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Cycles to ignore for growth and bisect (caches filling up).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub warmup: usize,
+    /// How the trace is cut into cycles: auto, device, marker, marker=REGEX or op=NAME.
+    #[arg(long, default_value = "auto", value_parser = parse_cycles, value_name = "MODE")]
+    pub cycles: CycleMode,
+}
+
+fn parse_arch(s: &str) -> Result<Arch, String> {
+    s.parse()
+}
+
+fn parse_cycles(s: &str) -> Result<CycleMode, String> {
+    s.parse()
+}
+
+impl ReplayArgs {
+    pub fn options(&self, bisect: bool) -> anyhow::Result<ReplayOptions> {
+        let mut opts = ReplayOptions {
+            arch: self.arch,
+            warmup: self.warmup,
+            cycles: self.cycles.clone(),
+            bisect,
+            progress: false,
+            ..ReplayOptions::default()
+        };
+        for s in &self.set {
+            opts.set(s).map_err(anyhow::Error::msg).context("--set")?;
+        }
+        Ok(opts)
+    }
+}
+
+/// Fails before any work when `output` exists and may not be overwritten.
+pub fn check_output(output: Option<&Path>, force: bool) -> anyhow::Result<()> {
+    if let Some(p) = output {
+        if p.exists() && !force {
+            anyhow::bail!(
+                "{} already exists (use --force to overwrite it)",
+                p.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `output`, or to stdout when there is none (a closed
+/// pipe is not an error).
+pub fn write_output(output: Option<&PathBuf>, bytes: &[u8]) -> anyhow::Result<()> {
+    match output {
+        Some(p) => std::fs::write(p, bytes).with_context(|| format!("writing {}", p.display())),
+        None => {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(bytes).and_then(|_| out.flush());
+            Ok(())
+        }
+    }
+}

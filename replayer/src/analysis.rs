@@ -1,0 +1,212 @@
+//! Everything the reports and exports show, from two passes over a trace:
+//! the replay proper (findings, cycles, bisect: the same [`Report`] as
+//! `ttalloc replay`) and one observed pass for memory over time and the call
+//! sites resident at the highest peak. Call sites are resolved here, so an
+//! [`Analysis`] stands on its own.
+
+use crate::engine::CycleInput;
+use crate::findings::{type_slot, Findings};
+use crate::observe::replay_observed;
+use crate::options::ReplayOptions;
+use crate::report::{Report, Site};
+use crate::source::EventSource;
+use crate::timeline::{Timeline, TimelineOptions, TimelineRecorder};
+use std::path::Path;
+use ttalloc_model::hash::FastMap;
+use ttalloc_model::{BufferType, DeviceId, SiteId};
+use ttalloc_trace::summary::TraceSummary;
+use ttalloc_trace::TraceReader;
+
+/// How much detail to keep.
+#[derive(Clone, Debug)]
+pub struct AnalysisOptions {
+    /// Most points per memory-over-time series.
+    pub points: usize,
+    /// Most op scopes kept (for timelines).
+    pub max_ops: usize,
+    /// Most leaked objects whose allocation time is looked up.
+    pub max_leak_marks: usize,
+    /// Whether to make the observed pass at all (memory over time, peak
+    /// sites); `diff` does without.
+    pub timeline: bool,
+}
+
+impl Default for AnalysisOptions {
+    fn default() -> Self {
+        AnalysisOptions {
+            points: 1000,
+            max_ops: 0,
+            max_leak_marks: 0,
+            timeline: true,
+        }
+    }
+}
+
+/// The highest peak of any device and buffer type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeakPoint {
+    pub device: DeviceId,
+    pub buffer_type: BufferType,
+    pub bytes: u64,
+    pub event: u64,
+}
+
+/// An op scope with its name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NamedOp {
+    pub pid: u32,
+    pub name: String,
+    pub begin_ts: u64,
+    pub end_ts: u64,
+    pub depth: u32,
+}
+
+pub struct Analysis {
+    pub report: Report,
+    /// Bytes of every object still tracked at the end (all leak classes)
+    /// per call site, largest first; sums to the leaked bytes.
+    pub leaked_by_site: Vec<(Site, u64)>,
+    /// Bytes left behind per cycle after warm-up, per exact call site.
+    pub left_per_cycle_by_site: Vec<(Site, u64)>,
+    /// Call sites resident at `peak`, largest first; sums to its bytes.
+    pub peak: Option<PeakPoint>,
+    pub peak_sites: Vec<(Site, u64)>,
+    pub timeline: Timeline,
+    pub ops: Vec<NamedOp>,
+}
+
+/// What `ttalloc info` says about the file, beside the analysis.
+pub fn summarise(path: &Path) -> crate::Result<(TraceReader, TraceSummary)> {
+    let reader = TraceReader::open(path)?;
+    let summary = TraceSummary::compute(&reader)?;
+    Ok((reader, summary))
+}
+
+/// Analyses a trace file (the report carries its truncation note).
+pub fn analyse_file(
+    reader: &TraceReader,
+    opts: &ReplayOptions,
+    aopts: &AnalysisOptions,
+) -> crate::Result<Analysis> {
+    let mut a = analyse(reader, opts, aopts)?;
+    a.report.truncated = reader.truncation().map(|t| {
+        format!(
+            "{} events recovered, readable up to byte {} of {}: {}",
+            t.events_recovered, t.valid_up_to, t.file_size, t.reason
+        )
+    });
+    Ok(a)
+}
+
+pub fn analyse(
+    src: &dyn EventSource,
+    opts: &ReplayOptions,
+    aopts: &AnalysisOptions,
+) -> crate::Result<Analysis> {
+    let interner = src.interner();
+    let mut leaked: Vec<(SiteId, u64)> = Vec::new();
+    let mut left: Vec<(SiteId, u64)> = Vec::new();
+    let mut leak_events: Vec<u64> = Vec::new();
+    let report = crate::replay_inspect(src, opts, &mut |f: &Findings| {
+        let mut by_site: FastMap<SiteId, u64> = FastMap::default();
+        for l in &f.leaks {
+            *by_site.entry(l.site).or_default() += l.size;
+        }
+        leaked = sorted(by_site.into_iter().collect());
+        let counted = f.cycles.len().saturating_sub(opts.warmup).max(1) as u64;
+        left = f
+            .site_left_behind
+            .iter()
+            .map(|&(s, b)| (s, b / counted))
+            .filter(|&(_, b)| b > 0)
+            .collect();
+        leak_events = f
+            .leaks
+            .iter()
+            .take(aopts.max_leak_marks)
+            .map(|l| l.event)
+            .collect();
+    })?;
+    let peak = highest_peak(&report);
+    let mut marks = leak_events;
+    for c in &report.cycles {
+        marks.push(c.start_event);
+        marks.push(c.end_event);
+    }
+    if let Some(o) = &report.oom {
+        marks.push(o.event);
+    }
+    if let Some(p) = &peak {
+        marks.push(p.event);
+    }
+    let mut recorder = TimelineRecorder::new(TimelineOptions {
+        events: src.num_events(),
+        points: aopts.points,
+        max_ops: aopts.max_ops,
+        marks,
+        snapshot: peak
+            .as_ref()
+            .and_then(|p| type_slot(p.buffer_type).map(|slot| (p.event, p.device, slot))),
+    });
+    if aopts.timeline {
+        replay_observed(src, opts, CycleInput::Spans(&[]), &mut recorder)?;
+    }
+    let timeline = recorder.finish();
+    let resolve = |v: &[(SiteId, u64)]| -> Vec<(Site, u64)> {
+        v.iter()
+            .map(|&(s, b)| (Site::resolve(interner, s), b))
+            .collect()
+    };
+    let ops = timeline
+        .ops
+        .iter()
+        .map(|o| NamedOp {
+            pid: o.pid,
+            name: interner.string(o.name).to_owned(),
+            begin_ts: o.begin_ts,
+            end_ts: o.end_ts,
+            depth: o.depth,
+        })
+        .collect();
+    Ok(Analysis {
+        leaked_by_site: resolve(&leaked),
+        left_per_cycle_by_site: resolve(&left),
+        peak_sites: resolve(&timeline.snapshot_sites),
+        peak,
+        report,
+        ops,
+        timeline,
+    })
+}
+
+/// The largest peak in the report (ties: the lowest device, then type order).
+fn highest_peak(report: &Report) -> Option<PeakPoint> {
+    let mut best: Option<PeakPoint> = None;
+    for (dev, p) in &report.peak {
+        let Ok(device) = dev.parse::<u32>() else {
+            continue;
+        };
+        let events = report.peak_events.get(dev).copied().unwrap_or_default();
+        for (bt, bytes, event) in [
+            (BufferType::Dram, p.dram, events.dram),
+            (BufferType::L1, p.l1, events.l1),
+            (BufferType::L1Small, p.l1_small, events.l1_small),
+            (BufferType::Trace, p.trace, events.trace),
+        ] {
+            if bytes > best.as_ref().map_or(0, |b| b.bytes) {
+                best = Some(PeakPoint {
+                    device: DeviceId(device),
+                    buffer_type: bt,
+                    bytes,
+                    event,
+                });
+            }
+        }
+    }
+    best
+}
+
+fn sorted(mut v: Vec<(SiteId, u64)>) -> Vec<(SiteId, u64)> {
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    v
+}
