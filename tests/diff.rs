@@ -1,6 +1,6 @@
 //! End-to-end tests of `ttalloc diff` as a CI gate: a leaky and a fixed
-//! version of the same program (the accumulation workload with and without
-//! `TTALLOC_ACCUMULATION_FIXED=1`, and synthetic traces with and without a
+//! version of the same program (the accumulation workload, `workload.py` and
+//! `fixed.py`, and synthetic traces with and without a
 //! leaking site) must diff with the right exit codes and name the site.
 
 use serde_json::Value;
@@ -33,14 +33,14 @@ fn diff(before: &Path, after: &Path, extra: &[&str]) -> Output {
 
 fn record_accumulation(dir: &Path, fixed: bool) -> PathBuf {
     let trace = dir.join(if fixed { "fixed.zst" } else { "leaky.zst" });
-    let workload =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpora/workloads/accumulation/workload.py");
+    let workload = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../corpora/workloads/accumulation")
+        .join(if fixed { "fixed.py" } else { "workload.py" });
     let out = ttalloc()
         .args(["record", "-o"])
         .arg(&trace)
         .args(["--", "python3"])
         .arg(workload)
-        .env("TTALLOC_ACCUMULATION_FIXED", if fixed { "1" } else { "0" })
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));

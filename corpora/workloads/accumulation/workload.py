@@ -5,16 +5,8 @@ bf16 tensor sharded over the mesh (one 16 KiB shard per device), deallocates
 it and closes the mesh. MeshDevice initialisation leaves a command-queue DRAM
 buffer and an L1 dispatch scratch buffer on device 0 that are never freed, so
 every run leaves 36 KiB DRAM + 22 KiB L1 behind.
-
-With TTALLOC_ACCUMULATION_FIXED=1 in the environment it is the fixed program:
-close_mesh frees those two buffers before closing the devices, so nothing is
-left behind (the pair `ttalloc diff` is tested on).
 """
-import os
-
 import ttalloc
-
-FIXED = os.environ.get("TTALLOC_ACCUMULATION_FIXED") == "1"
 
 MESH = list(range(8))  # 2x4 mesh
 TILE = 2048  # bf16 32x32 tile page
@@ -52,9 +44,6 @@ def deallocate_tensor(run):
 def close_mesh(run):
     for d in MESH:
         ttalloc.free(d, ("dispatch", run, d))
-    if FIXED:
-        ttalloc.free(0, ("cq", run))
-        ttalloc.free(0, ("dispatch_l1", run))
     for d in MESH:
         ttalloc.device_close(d)
 
