@@ -2,8 +2,8 @@
 //! where their output goes (a file, never overwritten without `--force`, or
 //! stdout).
 
+use crate::output_file::{refuse_existing, PendingOutput};
 use anyhow::Context;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use ttalloc_model::Arch;
 use ttalloc_replayer::{CycleMode, ReplayOptions};
@@ -51,26 +51,22 @@ impl ReplayArgs {
 
 /// Fails before any work when `output` exists and may not be overwritten.
 pub fn check_output(output: Option<&Path>, force: bool) -> anyhow::Result<()> {
-    if let Some(p) = output {
-        if p.exists() && !force {
-            anyhow::bail!(
-                "{} already exists (use --force to overwrite it)",
-                p.display()
-            );
-        }
+    match output {
+        Some(p) if p.exists() && !force => Err(refuse_existing(p)),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
-/// Writes `bytes` to `output`, or to stdout when there is none (a closed
-/// pipe is not an error).
-pub fn write_output(output: Option<&PathBuf>, bytes: &[u8]) -> anyhow::Result<()> {
+/// Writes `text` to `output` (whole or not at all), or to stdout when there
+/// is none.
+pub fn write_output(output: Option<&PathBuf>, text: &str, force: bool) -> anyhow::Result<()> {
     match output {
-        Some(p) => std::fs::write(p, bytes).with_context(|| format!("writing {}", p.display())),
-        None => {
-            let mut out = std::io::stdout().lock();
-            let _ = out.write_all(bytes).and_then(|_| out.flush());
-            Ok(())
+        Some(p) => {
+            let pending = PendingOutput::create(p, force)?;
+            std::fs::write(pending.path(), text)
+                .with_context(|| format!("writing {}", p.display()))?;
+            pending.commit()
         }
+        None => crate::stdout::print(text),
     }
 }

@@ -5,7 +5,6 @@
 use crate::analysis_args::ReplayArgs;
 use crate::exit;
 use anyhow::Context;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use ttalloc_replayer::analysis::{analyse_file, summarise, Analysis, AnalysisOptions};
@@ -63,8 +62,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         diff.render_human()
     };
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+    crate::stdout::print(&text)?;
     Ok(ExitCode::from(
         if args.fail_on_regression && diff.is_regression() {
             exit::FINDINGS

@@ -67,18 +67,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let analysis =
         analyse_file(&reader, &opts, &aopts).with_context(|| format!("replaying {name}"))?;
-    let bytes = match args.format {
-        Format::Perfetto => serde_json::to_vec(&perfetto::perfetto(&analysis))?,
-        Format::Folded => folded::folded(&analysis, args.metric).into_bytes(),
+    let text = match args.format {
+        Format::Perfetto => serde_json::to_string(&perfetto::perfetto(&analysis))?,
+        Format::Folded => folded::folded(&analysis, args.metric),
         Format::Svg => {
             let what = match args.metric {
                 Metric::Leaked => "bytes still allocated at the end",
                 Metric::Peak => "bytes resident at the highest peak",
             };
-            svg::svg(&analysis, args.metric, &format!("{name}: {what}"))
-                .context("drawing the flame graph")?
+            let svg = svg::svg(&analysis, args.metric, &format!("{name}: {what}"))
+                .context("drawing the flame graph")?;
+            String::from_utf8(svg).context("inferno wrote an SVG that is not UTF-8")?
         }
     };
-    write_output(args.output.as_ref(), &bytes)?;
+    write_output(args.output.as_ref(), &text, args.force)?;
     Ok(ExitCode::SUCCESS)
 }

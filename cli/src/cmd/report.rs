@@ -60,6 +60,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Format::Html => ttalloc_replayer::html::html(&analysis, &summary, &name),
         Format::Md => ttalloc_replayer::markdown::markdown(&analysis, &summary, &name),
     };
-    write_output(args.output.as_ref(), text.as_bytes())?;
+    write_output(args.output.as_ref(), &text, args.force)?;
     Ok(ExitCode::SUCCESS)
 }
