@@ -170,6 +170,41 @@ fn accumulation() {
     scenario("accumulation");
 }
 
+/// The same workload without its free-alls: the circular buffers of each run
+/// stay counted, so the concats of runs 2 and 3 clash with their own output
+/// (see the workload's README for the addresses).
+#[test]
+fn cb_free_all_is_what_keeps_the_circular_buffers_clear() {
+    let tmp = tempfile::tempdir().unwrap();
+    let trace = tmp.path().join("no-free-all.zst");
+    let rec = run(ttalloc()
+        .current_dir(tmp.path())
+        .arg("record")
+        .arg("-o")
+        .arg(&trace)
+        .arg("--")
+        .arg("python3")
+        .arg(workloads().join("cb_free_all/workload.py"))
+        .arg("--skip-free-all"));
+    assert!(rec.status.success(), "{}", describe(&rec));
+    let out = run(ttalloc().arg("replay").arg(&trace).arg("--json"));
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // 3 fewer events (the free-alls): run 1 is 2..25 (24 events), run 2
+    // starts at 26 with its marker, op_begin 27, 'gathered' 28, its CB 29.
+    assert_eq!(report["events"], 77);
+    assert_eq!(report["cb_clashes"], 2, "{report}");
+    let clash = &report["first_cb_clash"];
+    assert_eq!(clash["event"], 29, "{clash}");
+    let message = clash["message"].as_str().unwrap();
+    assert!(
+        message.contains("L1 buffer allocated at 155648")
+            && message.contains("region ends at 171072"),
+        "{message}"
+    );
+    assert_eq!(report["cb_peak_per_core"]["0"], 3 * 45056);
+}
+
 #[test]
 fn clean() {
     scenario("clean");

@@ -402,6 +402,50 @@ impl<'a> Engine<'a> {
         Ok(())
     }
 
+    /// A `DeviceOpen`. A device already open (used before its open, or
+    /// opened twice) is rebuilt with the new config when it holds nothing;
+    /// otherwise it keeps its config, and the report says which.
+    fn device_open(
+        &mut self,
+        ord: u64,
+        dev: usize,
+        arch: Arch,
+        config: &DeviceConfig,
+    ) -> crate::Result<()> {
+        let Some(sim) = self.devs[dev].sim.as_ref() else {
+            return self.open(dev, arch, config);
+        };
+        let wanted_arch = if arch == Arch::Unknown {
+            self.setup.arch
+        } else {
+            arch
+        };
+        let mut wanted = config.clone();
+        wanted.overlay(self.setup.overrides);
+        if self.devs[dev].opened_with.as_ref() == Some(&(wanted_arch, wanted)) {
+            return Ok(());
+        }
+        if sim.holds_nothing() {
+            self.devs[dev].sim = None;
+            self.devs[dev].opened_with = None;
+            return self.open(dev, arch, config);
+        }
+        let in_use = match &self.devs[dev].opened_with {
+            Some((a, c)) if *c == *self.setup.overrides => format!("the {a} preset"),
+            Some((a, c)) => {
+                let keys: Vec<String> = c.known().iter().map(|(k, v)| format!("{k}={v}")).collect();
+                format!("the {a} preset with {}", keys.join(", "))
+            }
+            None => "the config it was opened with".into(),
+        };
+        self.f.warnings.push(format!(
+            "device {}: the device_open at event {ord} asks for another config, but the device \
+             already holds memory allocated before it; replayed with {in_use}",
+            self.devs[dev].id
+        ));
+        Ok(())
+    }
+
     fn event(&mut self, ord: u64, e: &Event) -> crate::Result<()> {
         match &e.kind {
             EventKind::BufferAlloc {
@@ -439,9 +483,7 @@ impl<'a> Engine<'a> {
                 config,
             } => {
                 let dev = self.dev_index(*device)?;
-                if self.devs[dev].sim.is_none() {
-                    self.open(dev, *arch, config)?;
-                }
+                self.device_open(ord, dev, *arch, config)?;
             }
             EventKind::DeviceClose { device } => {
                 let dev = self.dev_index(*device)?;
@@ -457,7 +499,18 @@ impl<'a> Engine<'a> {
             } => {
                 let dev = self.dev_index(*device)?;
                 let sim = self.sim(dev)?;
-                if let Err(message) = sim.cb_alloc(*address, *size, *cores, *globally_allocated) {
+                // Address 0 is firmware space, never a static CB's: it means
+                // "not recorded" (graph captures), so place it as the
+                // program's CB allocator does.
+                let placed = if *address == 0 && !*globally_allocated {
+                    sim.cb_place(*size, *cores)
+                } else {
+                    sim.cb_alloc(*address, *size, *cores, *globally_allocated)
+                };
+                let cb_bytes = sim.cb_bytes();
+                let peak = self.f.cb_peak.entry(*device).or_default();
+                *peak = (*peak).max(cb_bytes);
+                if let Err(message) = placed {
                     self.f.cb_clashes += 1;
                     if self.f.first_cb_clash.is_none() {
                         self.f.first_cb_clash = Some(CbClash {

@@ -170,6 +170,9 @@ pub struct Findings {
     pub first_divergence: Option<Divergence>,
     pub cb_clashes: u64,
     pub first_cb_clash: Option<CbClash>,
+    /// Peak bytes per core of the static circular buffers live at once
+    /// (allocated since the device's last free-all), per device.
+    pub cb_peak: BTreeMap<DeviceId, u64>,
     /// Peak resident bytes per device and type, and the event where it happened.
     pub peak: BTreeMap<DeviceId, [Peak; 4]>,
     /// Bytes of buffers (and trace buffers) left behind per allocation site,

@@ -187,6 +187,8 @@ pub struct Report {
     pub first_divergence: Option<DivergenceOut>,
     pub cb_clashes: u64,
     pub first_cb_clash: Option<CbClashOut>,
+    /// Peak bytes per core of the circular buffers live at once, per device.
+    pub cb_peak_per_core: BTreeMap<String, u64>,
     pub duplicate_allocs: u64,
     /// Allocations the model refused (not out-of-memory) and the first reason.
     pub rejected_allocs: u64,
@@ -349,6 +351,7 @@ impl Report {
                 message: c.message.clone(),
                 site: site(c.site),
             }),
+            cb_peak_per_core: f.cb_peak.iter().map(|(d, b)| (d.to_string(), *b)).collect(),
             duplicate_allocs: f.duplicate_allocs,
             rejected_allocs: f.rejected_allocs,
             first_rejection: f.first_rejection.clone(),

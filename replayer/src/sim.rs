@@ -115,6 +115,31 @@ impl Sim {
             .map_err(|e| e.to_string())
     }
 
+    /// Places a circular buffer whose address was not recorded where the
+    /// program's CB allocator would (see `Device::cb_place`), then checks it.
+    pub fn cb_place(&mut self, size: u64, cores: Option<u32>) -> Result<(), String> {
+        self.device
+            .cb_place(size, cores)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Bytes per core of the statically allocated circular buffers since the
+    /// last free-all (globally allocated ones live inside an L1 buffer).
+    pub fn cb_bytes(&self) -> u64 {
+        self.device
+            .circular_buffers()
+            .iter()
+            .filter(|c| !c.globally_allocated)
+            .fold(0u64, |sum, c| sum.saturating_add(c.size))
+    }
+
+    /// True when nothing at all is placed: no buffer, program binary, trace
+    /// or circular buffer.
+    pub fn holds_nothing(&self) -> bool {
+        self.device.live_all().next().is_none() && self.device.circular_buffers().is_empty()
+    }
+
     pub fn cb_free_all(&mut self) {
         self.device.cb_free_all();
     }
