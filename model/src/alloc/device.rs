@@ -2,10 +2,9 @@
 //! (DRAM, L1, L1_SMALL, TRACE), host (SYSTEM_MEMORY) buffers tracked apart,
 //! program binaries, traces and circular buffers.
 
-use std::fmt;
-
 use super::bank::{BankManager, Placement, Statistics};
 use super::error::{AllocError, CbClash, CbClashKind, ConfigError, OutOfMemory};
+use super::owner::Owner;
 use super::preset::resolve;
 use crate::config::{Arch, DeviceConfig};
 use crate::event::{BufferType, Layout};
@@ -31,24 +30,6 @@ pub fn trace_page_size(size: u64, num_banks: u32) -> u64 {
         }
     }
     pick
-}
-
-/// Who holds a block of device memory.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Owner {
-    Buffer(BufferId),
-    Program(ProgramId),
-    Trace(TraceId),
-}
-
-impl fmt::Display for Owner {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Owner::Buffer(b) => write!(f, "buffer {b}"),
-            Owner::Program(p) => write!(f, "program {p}"),
-            Owner::Trace(t) => write!(f, "trace {t}"),
-        }
-    }
 }
 
 /// What to allocate.

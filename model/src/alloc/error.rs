@@ -6,7 +6,7 @@ use crate::event::BufferType;
 use crate::ids::ProgramId;
 use std::fmt;
 
-use super::device::Owner;
+use super::owner::Owner;
 
 /// A device configuration that cannot describe a device.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Issue 14's figures, measured side by side in one run and printed as ratios
+# against their floor or peer (so a busy machine slows both sides alike):
+#
+#   1. replay CPU / `zstd -d` CPU of the same 10M-event synthetic trace
+#      (`synth -n 10000000 --cycles 1000 --leak-site 7@400`), and
+#      `replay --bisect` / plain replay;                       target <= 3x
+#   2. replay peak RSS at 50M events / at 10M;                 target <= 1.25x, < 64 MB
+#   3. `decode_columns` scan, events per CPU-second (one core); target >= 100M
+#   4. bytes per event of the synthetic trace and of workload W; targets 3.0 / 0.6
+#   5. replay CPU / `heaptrack_print -l` CPU on workload W;    target <= 0.5x
+#
+# CPU is user + system of the whole process (`/usr/bin/time`), the median of
+# RUNS alternating runs. Run from anywhere:
+#   bash replayer/benches/ratios.sh
+# Environment: RATIOS_EVENTS (10000000), RATIOS_BIG (50000000; 0 skips the
+# RSS ratio), RATIOS_RUNS (3), RATIOS_W (1; 0 skips workload W, which needs
+# gcc, python3 and heaptrack: `apt-get install -y heaptrack`),
+# RATIOS_SCAN (1; 0 skips the scan, which builds the trace bench of this
+# checkout).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+n=${RATIOS_EVENTS:-10000000}
+big=${RATIOS_BIG:-50000000}
+runs=${RATIOS_RUNS:-3}
+w_dir=${RATIOS_W_DIR:-../shared/bench/workload-w}
+[ -d "$w_dir" ] || w_dir=/work/shared/bench/workload-w
+
+# RATIOS_BIN: a directory holding prebuilt `ttalloc` and `synth` (to measure
+# a baseline build); by default this checkout is built.
+if [ -n "${RATIOS_BIN:-}" ]; then
+    bin=$RATIOS_BIN
+else
+    cargo build --release -q -p ttalloc -p ttalloc-corpora
+    bin=$PWD/target/release
+fi
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+
+# measure NAME CMD...: appends "cpu_seconds max_rss_kb" to $dir/NAME.
+# The command's own status is ignored (a replay with findings may exit 1).
+measure() {
+    local name=$1
+    shift
+    /usr/bin/time -f '%U %S %M' -o "$dir/time" "$@" >/dev/null 2>"$dir/stderr" || true
+    awk '{printf "%.3f %d\n", $1 + $2, $3}' "$dir/time" >>"$dir/$name"
+}
+# median NAME COLUMN: the median of column 1 (CPU s) or 2 (RSS kB) of NAME.
+median() {
+    sort -g -k"$2" "$dir/$1" | awk -v c="$2" '{v[NR] = $c} END {print v[int((NR + 1) / 2)]}'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; }
+size_of() { stat -c %s "$1"; }
+
+echo "== synthetic trace: $n events, 1000 cycles, leak site 7 from cycle 400"
+"$bin/synth" -n "$n" --cycles 1000 --leak-site 7@400 -o "$dir/synth.zst" >"$dir/synth.json"
+events=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["events"])' "$dir/synth.json")
+bytes=$(size_of "$dir/synth.zst")
+for _ in $(seq "$runs"); do
+    measure zstd zstd -d -q -c "$dir/synth.zst"
+    measure replay "$bin/ttalloc" replay "$dir/synth.zst"
+    measure bisect "$bin/ttalloc" replay --bisect "$dir/synth.zst"
+done
+zstd_cpu=$(median zstd 1)
+replay_cpu=$(median replay 1)
+bisect_cpu=$(median bisect 1)
+rss10=$(median replay 2)
+echo "zstd -d CPU:           ${zstd_cpu} s"
+echo "replay CPU:            ${replay_cpu} s ($(awk -v n="$events" -v s="$replay_cpu" 'BEGIN {printf "%.1f", n / s / 1e6}') M events per CPU-second)"
+echo "replay --bisect CPU:   ${bisect_cpu} s"
+echo "RATIO replay / zstd -d:          $(ratio "$replay_cpu" "$zstd_cpu")x   (target <= 3)"
+echo "RATIO replay --bisect / replay:  $(ratio "$bisect_cpu" "$replay_cpu")x   (target <= 1.2)"
+echo "replay peak RSS at $events events: $((rss10 / 1024)) MB"
+echo "SIZE synthetic: $(ratio "$bytes" "$events") B/event ($bytes B)   (target <= 3.0)"
+
+if [ "${RATIOS_SCAN:-1}" != 0 ]; then
+    scan=$(TTALLOC_BENCH_COLUMNS_ONLY=1 cargo bench -q -p ttalloc-trace --bench trace_bench -- "$dir/synth.zst" 2>/dev/null |
+        grep 'decode_columns' || echo "scan failed")
+    echo "SCAN $scan   (target >= 100 M per CPU-second)"
+fi
+
+if [ "$big" != 0 ]; then
+    echo "== synthetic trace: $big events (same shape)"
+    "$bin/synth" -n "$big" --cycles 1000 --leak-site 7@400 -o "$dir/big.zst" >/dev/null
+    rm -f "$dir/synth.zst"
+    for _ in $(seq "$runs"); do
+        measure big "$bin/ttalloc" replay "$dir/big.zst"
+    done
+    rss_big=$(median big 2)
+    echo "replay peak RSS at $big events: $((rss_big / 1024)) MB; CPU $(median big 1) s"
+    echo "RATIO replay peak RSS 50M / 10M: $(ratio "$rss_big" "$rss10")x   (target <= 1.25, and < 64 MB)"
+    rm -f "$dir/big.zst"
+fi
+
+if [ "${RATIOS_W:-1}" != 0 ]; then
+    echo "== workload W ($w_dir)"
+    "$bin/ttalloc" record --force -o "$dir/w.zst" -- python3 "$w_dir/wl_ttalloc.py" >/dev/null 2>&1
+    w_events=$("$bin/ttalloc" info --json "$dir/w.zst" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["events"])')
+    echo "SIZE W (Python client): $(ratio "$(size_of "$dir/w.zst")" "$w_events") B/event   (target <= 0.6)"
+    if command -v heaptrack >/dev/null && command -v heaptrack_print >/dev/null; then
+        gcc -O2 -g -fno-omit-frame-pointer -o "$dir/wl_malloc" "$w_dir/wl_malloc.c"
+        (cd "$dir" && heaptrack -o "$dir/hw" ./wl_malloc >/dev/null 2>&1)
+        hfile=$(ls "$dir"/hw.* 2>/dev/null | head -1 || true)
+        for _ in $(seq "$runs"); do
+            measure heaptrack_print heaptrack_print -l 1 "$hfile"
+            measure w_replay "$bin/ttalloc" replay "$dir/w.zst"
+        done
+        h_cpu=$(median heaptrack_print 1)
+        w_cpu=$(median w_replay 1)
+        echo "heaptrack_print -l CPU: ${h_cpu} s; ttalloc replay CPU: ${w_cpu} s"
+        echo "RATIO replay / heaptrack_print on W: $(ratio "$w_cpu" "$h_cpu")x   (target <= 0.5)"
+    else
+        echo "heaptrack is not installed (apt-get install -y heaptrack): W's CPU ratio skipped"
+    fi
+fi
