@@ -280,3 +280,31 @@ fn unreadable_input_and_bad_usage_exit_2_with_one_line() {
         "events before the damage are printed"
     );
 }
+
+#[test]
+fn a_trace_larger_than_the_address_space_says_why_it_cannot_be_opened() {
+    // A 64 GiB (sparse) file under a 2 GB address-space limit can be neither
+    // mapped nor read: the error says so and names the limit.
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.zst");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(64 << 30)
+        .unwrap();
+    let bin = env!("CARGO_BIN_EXE_ttalloc");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -v 2000000 && exec '{bin}' info '{}'",
+            big.display()
+        ))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("cannot map the 68719476736-byte trace"),
+        "{err}"
+    );
+    assert!(err.contains("ulimit -v"), "{err}");
+}

@@ -35,9 +35,51 @@ pub(crate) struct Index {
     pub(crate) truncation: Option<Truncation>,
 }
 
+/// The file's bytes: mapped, or read into memory where it cannot be mapped
+/// (a file system without mmap, say).
+enum Contents {
+    Mapped(Mmap),
+    Read(Vec<u8>),
+}
+
+impl std::ops::Deref for Contents {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Contents::Mapped(m) => m,
+            Contents::Read(v) => v,
+        }
+    }
+}
+
+/// Reads the whole file when mapping it failed with `map_err`; a file too
+/// large for the memory the process may use is an error that says so.
+fn read_unmapped(
+    file: &mut std::fs::File,
+    len: u64,
+    map_err: std::io::Error,
+) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    let fits = usize::try_from(len)
+        .ok()
+        .is_some_and(|n| buf.try_reserve_exact(n).is_ok());
+    if !fits {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::OutOfMemory,
+            format!(
+                "cannot map the {len}-byte trace into memory ({map_err}) nor read it into memory: \
+                 the process may not use that much address space (see `ulimit -v`)"
+            ),
+        ));
+    }
+    file.read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
 pub struct TraceReader {
     path: PathBuf,
-    map: Mmap,
+    map: Contents,
     header: TraceHeader,
     index: Index,
     num_events: u64,
@@ -66,6 +108,11 @@ pub(crate) fn live_from(live: &[ArchivedLiveRec]) -> Result<Vec<LiveBytes>, Stri
 
 impl TraceReader {
     pub fn open(path: &Path) -> Result<Self> {
+        Self::open_with(path, true)
+    }
+
+    /// `open`, reading the file instead of mapping it when `map` is false.
+    pub(crate) fn open_with(path: &Path, map: bool) -> Result<Self> {
         let io = |source| TraceError::Io {
             path: path.to_owned(),
             source,
@@ -74,7 +121,7 @@ impl TraceReader {
             path: path.to_owned(),
             reason,
         };
-        let file = std::fs::File::open(path).map_err(io)?;
+        let mut file = std::fs::File::open(path).map_err(io)?;
         let len = file.metadata().map_err(io)?.len();
         if len == 0 {
             return Err(not_trace("the file is empty".into()));
@@ -83,7 +130,15 @@ impl TraceReader {
         // validated (zstd frame checks, record checksum, rkyv bytecheck). A file
         // truncated by another process while mapped would raise SIGBUS; traces
         // are not modified in place by ttalloc.
-        let map = unsafe { Mmap::map(&file) }.map_err(io)?;
+        let mapped = if map {
+            unsafe { Mmap::map(&file) }
+        } else {
+            Err(std::io::Error::other("mapping not asked for"))
+        };
+        let map = match mapped {
+            Ok(m) => Contents::Mapped(m),
+            Err(e) => Contents::Read(read_unmapped(&mut file, len, e).map_err(io)?),
+        };
         let data: &[u8] = &map;
         let mut scratch = Scratch::default();
 
@@ -200,6 +255,9 @@ impl TraceReader {
     /// Drops the mapped pages of a frame that has been decompressed, so a
     /// full scan keeps one block resident, not the whole file.
     fn release_pages(&self, loc: FrameLocRec) {
+        let Contents::Mapped(map) = &self.map else {
+            return;
+        };
         #[cfg(unix)]
         {
             const PAGE: u64 = 4096;
@@ -212,7 +270,7 @@ impl TraceReader {
                 // with the same contents. No reference sees the memory change.
                 // Errors (e.g. a larger page size) just leave the pages mapped.
                 let _ = unsafe {
-                    self.map.unchecked_advise_range(
+                    map.unchecked_advise_range(
                         memmap2::UncheckedAdvice::DontNeed,
                         start as usize,
                         (end - start) as usize,
@@ -447,4 +505,41 @@ pub(crate) fn footer_blocks(
         ));
     }
     Ok((blocks, locs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{TraceHeader, TraceWriter, WriterOptions};
+    use ttalloc_model::{Event, EventKind, Pid};
+
+    #[test]
+    fn a_trace_that_cannot_be_mapped_is_read_instead() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.zst");
+        let mut w = TraceWriter::create(
+            &path,
+            TraceHeader::new(vec!["test".into()], String::new()),
+            WriterOptions::default(),
+        )
+        .unwrap();
+        for d in 0..5 {
+            w.push(&Event {
+                ts: 10 + u64::from(d),
+                pid: Pid(1),
+                kind: EventKind::DeviceClose {
+                    device: DeviceId(d),
+                },
+            })
+            .unwrap();
+        }
+        w.finish().unwrap();
+        let mapped = TraceReader::open_with(&path, true).unwrap();
+        let read = TraceReader::open_with(&path, false).unwrap();
+        assert!(matches!(read.map, Contents::Read(_)));
+        let all = |r: &TraceReader| r.events().collect::<Result<Vec<_>>>().unwrap();
+        assert_eq!(all(&read).len(), 5);
+        assert_eq!(all(&read), all(&mapped));
+        assert_eq!(read.file_size(), mapped.file_size());
+    }
 }

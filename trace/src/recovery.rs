@@ -61,6 +61,20 @@ pub(crate) fn open_indexed(data: &[u8], scratch: &mut Scratch) -> Result<Index, 
         Ok(FrameLocRec { offset, len })
     };
     let starts: Vec<FrameLocRec> = (0..n).map(frame).collect::<Result<_, _>>()?;
+    // Seekable-format readers (`zstd --seekable`, zeekstd) size their output
+    // from the decompressed sizes: each must match its frame's header, which
+    // the writer always fills in.
+    for (i, loc) in (0..n).zip(&starts) {
+        let declared = table.frame_size_decomp(i).map_err(|e| e.to_string())?;
+        let in_frame = zstd::zstd_safe::get_frame_content_size(slice(data, *loc)?)
+            .map_err(|_| format!("frame {i} at byte {} has a damaged header", loc.offset))?;
+        if let Some(actual) = in_frame.filter(|&a| a != declared) {
+            return Err(format!(
+                "seek table entry {i} says the frame at byte {} decompresses to {declared} bytes; the frame says {actual}",
+                loc.offset
+            ));
+        }
+    }
     let footer_loc = starts[n as usize - 1];
     let bytes = slice(data, footer_loc)?;
     scratch

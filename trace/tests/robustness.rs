@@ -271,3 +271,27 @@ fn repair_writes_a_sealed_copy_of_a_cut_trace() {
     assert_eq!(got, events[..150]);
     assert!(ttalloc_trace::repair::repair(&out, &out, WriterOptions::default()).is_err());
 }
+
+#[test]
+fn an_altered_seek_table_decompressed_size_is_not_integrity_ok() {
+    // Seek table layout (zstd seekable format): entries of compressed size,
+    // decompressed size (u32 LE each) and, with descriptor bit 7, a checksum;
+    // then num_frames (u32), descriptor (u8) and the magic (u32).
+    let dir = tempfile::tempdir().unwrap();
+    let (mut bytes, events, _, _) = small_trace(dir.path());
+    let len = bytes.len();
+    let n = u32::from_le_bytes(bytes[len - 9..len - 5].try_into().unwrap()) as usize;
+    let entry = if bytes[len - 5] & 0x80 != 0 { 12 } else { 8 };
+    let entries = len - 9 - n * entry;
+    let d_size = entries + 2 * entry + 4; // entry 2's decompressed size
+    let old = u32::from_le_bytes(bytes[d_size..d_size + 4].try_into().unwrap());
+    bytes[d_size..d_size + 4].copy_from_slice(&(old + 1).to_le_bytes());
+    let path = dir.path().join("altered.zst");
+    std::fs::write(&path, &bytes).unwrap();
+    let r = TraceReader::open(&path).unwrap();
+    let t = r.truncation().expect("the damage is reported");
+    assert!(t.reason.contains("seek table entry 2"), "{}", t.reason);
+    // Every event still reads, through the frame scan.
+    let (good, bad) = read_checked(&r, &events);
+    assert_eq!((good, bad.len()), (events.len() as u64, 0));
+}
