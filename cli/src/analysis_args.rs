@@ -13,7 +13,7 @@ pub struct ReplayArgs {
     /// Architecture for devices the trace does not describe.
     #[arg(long, default_value = "wormhole_b0", value_parser = parse_arch)]
     pub arch: Arch,
-    /// Override a device config field for every device, e.g. --set l1_small_size=2M.
+    /// Override a device config field for every device, e.g. --set l1_small_size=1M.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
     /// Cycles to ignore for growth and bisect (caches filling up).

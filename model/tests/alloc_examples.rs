@@ -524,7 +524,20 @@ fn presets_and_overrides() {
     );
     assert_eq!(d.bank_manager(BufferType::L1).unwrap().num_banks(), 56);
 
-    // "Would it have fit with a 2 MB L1_SMALL?" — not on a 1464 KiB core.
+    // "Would it have fit with a 1 MiB L1_SMALL?" (README's what-if): the L1
+    // bank gives way, 1499136 - 134208 - 1048576 = 316352 B per core, and
+    // L1_SMALL sits above it.
+    let cfg = DeviceConfig {
+        l1_small_size: Some(1 << 20),
+        ..Default::default()
+    };
+    let d = Device::new(Arch::WormholeB0, &cfg).unwrap();
+    assert_eq!(d.config().l1_bank_size, Some(316_352));
+    assert_eq!(
+        d.bank_manager(BufferType::L1Small).unwrap().base(),
+        134_208 + 316_352
+    );
+    // A 2 MiB L1_SMALL cannot exist on a 1464 KiB core: a clear error.
     let cfg = DeviceConfig {
         l1_small_size: Some(2 << 20),
         ..Default::default()
