@@ -13,24 +13,33 @@
 //!   yields an unaligned address exactly as tt-metal would.
 //!
 //! Speed: blocks (free and allocated) form a doubly linked list in address
-//! order, so coalescing is O(1). The address range is cut into at most 2^18
-//! buckets (1 alignment unit per bucket for L1, 128 units = 4 KiB for a
-//! 1 GiB DRAM bank); each bucket knows the first block starting in it, and a
-//! [`MaxTree`] over the buckets holds the largest free block starting in
-//! each. Finding the first fit is one walk down the tree (≤ 5 cache lines)
-//! plus a scan of the few blocks starting in one bucket; finding a block by
-//! address is a scan of its bucket; an update is a walk up the tree. So every
-//! operation costs O(log16(buckets) + blocks per bucket): it depends on the
-//! size of the address range, not on how many blocks are live (the number of
-//! blocks starting in one bucket is at most its unit count, 128, and one or
-//! two for tile-sized buffers).
+//! order, so coalescing is O(1). The address range is cut into at most 2^14
+//! buckets (4 alignment units = 128 B per bucket for a Wormhole L1 bank,
+//! 2048 units = 64 KiB for a 1 GiB DRAM bank); each bucket knows the first
+//! block starting in it, and a [`MaxTree`] over the buckets holds the
+//! largest free block starting in each. Finding the first fit is one walk
+//! down the tree (≤ 4 cache lines) plus a scan of the few blocks starting in
+//! one bucket; finding a block by address is a scan of its bucket; an update
+//! is a walk up the tree. So every operation costs O(log16(buckets) + blocks
+//! per bucket): it depends on the size of the address range, not on how many
+//! blocks are live (a 64 KiB DRAM bucket holds at most 32 starts of
+//! tile-page buffers, 2 KiB per bank; only runs of tiny DRAM buffers pack
+//! more, up to its unit count).
+//!
+//! Why 2^14 and not more: a replay keeps four free lists per device, and
+//! with 2^18 buckets a DRAM list alone held 2 MB of bucket heads and tree
+//! leaves that operations touch at random — 8 devices kept 20 MB resident
+//! for it, and paid in cache misses. With 2^14 a device's tables take a few
+//! hundred KB
+//! (`replayer/benches/ratios.sh`: replay CPU -12 %, peak RSS -20 MB on the
+//! synthetic trace).
 
 use super::error::ConfigError;
 use super::maxtree::MaxTree;
 
 const NIL: u32 = u32::MAX;
 /// log2 of the largest number of address buckets.
-const BUCKET_BITS: u32 = 18;
+const BUCKET_BITS: u32 = 14;
 
 #[derive(Clone, Copy, Debug)]
 struct Block {
