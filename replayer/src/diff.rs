@@ -180,7 +180,7 @@ fn per_type(r: &Report) -> BTreeMap<(u32, String), (u64, u64)> {
 /// by more than `threshold` bytes; peaks higher by more than
 /// `peak_threshold`; or has a kind of finding BEFORE did not have.
 pub fn diff(before: &Analysis, after: &Analysis, threshold: u64, peak_threshold: u64) -> Diff {
-    use crate::accumulation::thousands as t;
+    use ttalloc_model::units::thousands as t;
     let (b, a) = (summary(before), summary(after));
     let mut regressions = Vec::new();
 
@@ -336,8 +336,8 @@ pub fn site_name(site: &Site) -> String {
 impl Diff {
     /// The human rendering, in `replay`'s diagnostic style.
     pub fn render_human(&self) -> String {
-        use crate::accumulation::thousands;
         use std::fmt::Write as _;
+        use ttalloc_model::units::thousands;
         let mut out = String::new();
         if self.is_regression() {
             let _ = writeln!(out, "error[regression]: AFTER is worse than BEFORE");

@@ -2,12 +2,12 @@
 //! issue — findings, per-cycle table, top call sites, how to reproduce.
 //! Tables are capped so the text stays well under 10 KB.
 
-use crate::accumulation::thousands;
 use crate::analysis::Analysis;
 use crate::diff::site_name;
 use crate::findings::LeakClass;
 use crate::report::Site;
 use std::fmt::Write as _;
+use ttalloc_model::units::thousands;
 use ttalloc_trace::summary::TraceSummary;
 
 /// Rows of the per-cycle table (the first and last cycles when there are more).
