@@ -141,7 +141,10 @@ fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
 impl Serve {
     fn start(extra: &[&str]) -> Serve {
         let dir = tempfile::tempdir().unwrap();
+        // Its own temporary directory: what serve leaves there is checked.
+        std::fs::create_dir(dir.path().join("tmp")).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_ttalloc"))
+            .env("TMPDIR", dir.path().join("tmp"))
             .arg("serve")
             .arg("-o")
             .arg(dir.path().join("trace.zst"))
@@ -301,7 +304,7 @@ fn cpp_client_is_recorded_answered_and_its_unknown_free_reported() {
     let status = serve.interrupt();
     assert!(status.success(), "{status:?}\n{}", serve.err());
     let out = serve.out();
-    assert!(out.contains("1 unknown frees"), "{out}");
+    assert!(out.contains("1 unknown free,"), "{out}");
     assert!(!serve.compat_socket().exists(), "socket removed on exit");
 
     let (events, _) = read_trace(&serve.trace());
@@ -382,7 +385,55 @@ fn serve_records_two_processes_started_separately_and_ctrl_c_seals() {
     let out = serve.out();
     let socket = exported(&out, "TTALLOC_SOCKET");
     assert_eq!(exported(&out, "TT_ALLOC_TRACKING_ENABLED"), "1");
-    let pythonpath = exported(&out, "PYTHONPATH");
+    // The printed line prepends the client in the user's own shell.
+    let line = out
+        .lines()
+        .find(|l| l.trim().starts_with("export PYTHONPATH="))
+        .unwrap()
+        .trim();
+    let kept = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "PYTHONPATH=/users/own; {line}; echo \"$PYTHONPATH\""
+        ))
+        .output()
+        .unwrap();
+    let pythonpath = String::from_utf8_lossy(&kept.stdout).trim().to_owned();
+    assert!(pythonpath.ends_with(":/users/own"), "{pythonpath}");
+    assert!(pythonpath.contains("ttalloc-serve-"), "{pythonpath}");
+    // Blocked, not polling: the accept threads sleep while nobody connects.
+    let switches = |name: &str| -> u64 {
+        let tasks = format!("/proc/{}/task", serve.child.id());
+        std::fs::read_dir(tasks)
+            .unwrap()
+            .filter_map(|t| t.ok())
+            .filter(|t| {
+                std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name)
+            })
+            .map(|t| {
+                let status = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
+                status
+                    .lines()
+                    .filter(|l| l.contains("ctxt_switches"))
+                    .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                    .sum::<u64>()
+            })
+            .sum()
+    };
+    let before = (switches("ttalloc-accept"), switches("ttalloc-compat-"));
+    std::thread::sleep(Duration::from_millis(500));
+    let after = (switches("ttalloc-accept"), switches("ttalloc-compat-"));
+    // A 5 ms accept-and-sleep loop would switch ~100 times in 0.5 s.
+    assert!(
+        after.0 - before.0 <= 3,
+        "native accept woke {} times",
+        after.0 - before.0
+    );
+    assert!(
+        after.1 - before.1 <= 3,
+        "compat accept woke {} times",
+        after.1 - before.1
+    );
 
     // First an allocation-server client, then (after it ended) a native one.
     let a = Command::new("python3")
@@ -405,6 +456,28 @@ fn serve_records_two_processes_started_separately_and_ctrl_c_seals() {
         |o: &std::process::Output| Pid(String::from_utf8_lossy(&o.stdout).trim().parse().unwrap());
     let (pa, pb) = (pid(&a), pid(&b));
     assert_ne!(pa, pb);
+
+    // A device closed with a buffer still on it: the statistics stop
+    // counting it as allocated and say it outlived the device.
+    let c = Command::new("python3")
+        .arg("-c")
+        .arg("import ttalloc; ttalloc.device_open(3); ttalloc.alloc(3, 'x', 'DRAM', 4096); ttalloc.device_close(3); ttalloc.flush()")
+        .env("TTALLOC_SOCKET", &socket)
+        .env("TT_ALLOC_TRACKING_ENABLED", "1")
+        .env("PYTHONPATH", &pythonpath)
+        .output()
+        .unwrap();
+    assert!(c.status.success(), "{}", String::from_utf8_lossy(&c.stderr));
+    let out = serve.out.clone();
+    wait_until(
+        "a statistics block after device 3 closed",
+        Duration::from_secs(20),
+        || {
+            out.lock()
+                .unwrap()
+                .contains("  Device 3: closed; 1 buffer (4,096 B) outlived it\n")
+        },
+    );
 
     let status = serve.interrupt();
     assert!(status.success(), "{status:?}\n{}", serve.err());
@@ -432,7 +505,16 @@ fn serve_records_two_processes_started_separately_and_ctrl_c_seals() {
     let b_allocs: Vec<_> = allocs_of(&events, pb).iter().map(|x| (x.2, x.4)).collect();
     assert_eq!(b_allocs, [(BufferType::Dram, 8192), (BufferType::L1, 512)]);
     assert_eq!(frees_of(&events, pb).len(), 1);
-    assert!(serve.out().contains("from 2 processes"), "{}", serve.out());
+    let out = serve.out();
+    assert!(out.contains("ttalloc: recorded "), "{out}");
+    assert!(out.contains(" from 3 processes"), "{out}");
+    assert!(out.contains("ttalloc: left behind at the end: "), "{out}");
+    assert!(out.contains(" --bisect\n"), "{out}");
+    // Nothing left in the temporary directory (the private dir was empty).
+    let left: Vec<_> = std::fs::read_dir(serve.dir.path().join("tmp"))
+        .unwrap()
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 #[test]

@@ -1015,7 +1015,7 @@ s.close()
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(
-        stderr.contains("allocation-server clients: 1 connections, 3 messages"),
+        stderr.contains("allocation-server clients: 1 connection, 3 messages"),
         "{stderr}"
     );
     let (_, events) = read_trace(&trace);

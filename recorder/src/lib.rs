@@ -96,6 +96,7 @@ pub mod listener;
 pub mod protocol;
 pub mod session;
 pub mod stats;
+pub mod wake;
 
 pub use ingest::{IngestError, IngestHandle, Source, SourceInfo};
 pub use session::{Session, SessionOptions, SocketSpec, Summary};

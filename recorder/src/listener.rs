@@ -4,7 +4,9 @@
 
 use crate::ingest::{IngestHandle, Source, SourceInfo};
 use crate::protocol::{Decoder, FrameHeader, Hello, Item, ProtocolError, HEADER_LEN};
+use crate::wake::Wake;
 use std::io::{self, Read};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -20,6 +22,8 @@ const READ_CHUNK: usize = 256 * 1024;
 struct Flags {
     /// Stop accepting new connections.
     stop_accepting: AtomicBool,
+    /// Wakes the accept thread (blocked in poll) when accepting stops.
+    wake: Wake,
     /// Connections still open should read what is buffered and end.
     force: AtomicBool,
     active: AtomicUsize,
@@ -42,6 +46,7 @@ impl Listener {
         listener.set_nonblocking(true)?;
         let flags = Arc::new(Flags {
             stop_accepting: AtomicBool::new(false),
+            wake: Wake::new()?,
             force: AtomicBool::new(false),
             active: AtomicUsize::new(0),
         });
@@ -74,6 +79,7 @@ impl Listener {
     /// then makes the rest read what they have and end.
     pub fn close(mut self, grace: Duration) {
         self.flags.stop_accepting.store(true, Ordering::SeqCst);
+        self.flags.wake.wake();
         if let Some(t) = self.accept.take() {
             let _ = t.join();
         }
@@ -120,12 +126,16 @@ fn accept_loop(
                     }
                 }
             }
-            // Nothing pending: after a stop request the backlog is now empty.
+            // Nothing pending: after a stop request the backlog is now empty;
+            // else sleep until a client connects or the stop wakes us.
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 if stopping {
                     return;
                 }
-                std::thread::sleep(Duration::from_millis(5));
+                if let Err(e) = flags.wake.wait(Some(listener.as_raw_fd()), None) {
+                    handle.warn(&format!("waiting for connections failed: {e}"));
+                    std::thread::sleep(Duration::from_millis(50));
+                }
             }
             Err(e) => {
                 if stopping {

@@ -19,6 +19,9 @@ use ttalloc_model::{
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DeviceStats {
     pub open: bool,
+    /// Closed by a `DeviceClose` (not merely never seen opening): what it
+    /// still holds outlived it.
+    pub closed: bool,
     /// Buffers allocated and not freed.
     pub live_buffers: u64,
     /// Live bytes by buffer type, indexed by `BufferType as usize`.
@@ -196,13 +199,16 @@ impl Accounting {
         s.by_kind[e.kind.tag() as usize] += 1;
         match e.kind {
             EventKind::DeviceOpen { device, .. } => {
-                s.devices.entry(device).or_default().open = true
+                let d = s.devices.entry(device).or_default();
+                d.open = true;
+                d.closed = false;
             }
             EventKind::DeviceClose { device } => {
                 // Circular buffers belong to programs, which die with the
                 // device; buffers still live are what outlived it (kept).
                 let d = s.devices.entry(device).or_default();
                 d.open = false;
+                d.closed = true;
                 d.cbs = 0;
                 d.cb_bytes = 0;
             }

@@ -138,8 +138,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     eprintln!("ttalloc: left behind at the end: {}", snap.left_behind());
     if let Some(r) = compat_report {
         eprintln!(
-            "ttalloc: allocation-server clients: {} connections, {} messages, {} unknown frees, {} misframed streams",
-            r.connections, r.messages, r.unknown_frees, r.misframed_connections
+            "ttalloc: allocation-server clients: {}, {}, {}, {}",
+            plural(r.connections, "connection"),
+            plural(r.messages, "message"),
+            plural(r.unknown_frees, "unknown free"),
+            plural(r.misframed_connections, "misframed stream")
         );
     }
     if snap.protocol_errors > 0 {

@@ -62,10 +62,24 @@ fn private_dir() -> anyhow::Result<PathBuf> {
 }
 
 /// The original allocation server's statistics block, from the live state.
+/// A closed device's leftovers are not current allocations (tt-metal freed
+/// them with the device): one line says what outlived it.
 fn statistics(s: &LiveSnapshot) -> String {
     let mut out = String::from("\n📊 Current Statistics:\n");
+    let mut active = 0;
     for (dev, d) in &s.devices {
         let total = d.total();
+        if d.closed {
+            if d.live_buffers > 0 {
+                out.push_str(&format!(
+                    "  Device {dev}: closed; {} ({}) outlived it\n",
+                    plural(d.live_buffers, "buffer"),
+                    ttalloc_model::units::bytes(total)
+                ));
+            }
+            continue;
+        }
+        active += d.live_buffers;
         if total > 0 || d.live_buffers > 0 {
             let dram = d.dram();
             let l1 = d.bytes(ttalloc_model::BufferType::L1);
@@ -82,7 +96,7 @@ fn statistics(s: &LiveSnapshot) -> String {
             out.push_str(&format!("    Total: {total} bytes\n"));
         }
     }
-    out.push_str(&format!("  Active allocations: {}", s.live_buffers()));
+    out.push_str(&format!("  Active allocations: {active}"));
     out
 }
 
@@ -110,7 +124,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let session = match Session::start(opts) {
         Ok(s) => s,
         Err(e) => {
-            let _ = fs::remove_dir_all(&client_dir);
+            clean_up(&dir, &client_dir);
             return Err(anyhow::Error::new(e).context(format!(
                 "cannot start recording into {}",
                 args.output.display()
@@ -127,7 +141,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Err(e) => {
                 let _ = session.finish(Duration::ZERO);
                 let _ = fs::remove_file(&args.output);
-                let _ = fs::remove_dir_all(&client_dir);
+                clean_up(&dir, &client_dir);
                 return Err(e.into());
             }
         }
@@ -156,24 +170,28 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         shell_quote(session.socket_path())
     ));
     stdout::print_or_remember("     export TT_ALLOC_TRACKING_ENABLED=1");
-    let pythonpath = match std::env::var("PYTHONPATH").ok().filter(|p| !p.is_empty()) {
-        Some(old) => format!("{}:{old}", client_dir.display()),
-        None => client_dir.display().to_string(),
-    };
+    // Prepended in the user's own shell: their PYTHONPATH there is kept.
     stdout::print_or_remember(&format!(
-        "     export PYTHONPATH={}",
-        shell_quote(Path::new(&pythonpath))
+        "     export PYTHONPATH={}${{PYTHONPATH:+:$PYTHONPATH}}",
+        shell_quote(&client_dir)
     ));
     stdout::print_or_remember("   Press Ctrl+C to stop and seal the trace.");
 
     let interval =
         (args.stats_interval > 0.0).then(|| Duration::from_secs_f64(args.stats_interval));
-    let mut last_stats = Instant::now();
-    while !signals::stop_requested() {
-        std::thread::sleep(Duration::from_millis(50));
-        if let Some(iv) = interval {
-            if last_stats.elapsed() >= iv {
-                last_stats = Instant::now();
+    // Sleep until Ctrl-C/SIGTERM (the handler wakes us) or the next
+    // statistics block is due.
+    let mut next_stats = interval.map(|iv| Instant::now() + iv);
+    loop {
+        let timeout = next_stats.map_or(Duration::from_secs(3600), |t| {
+            t.saturating_duration_since(Instant::now())
+        });
+        if signals::wait_for_stop(timeout) {
+            break;
+        }
+        if let (Some(t), Some(iv)) = (next_stats, interval) {
+            if Instant::now() >= t {
+                next_stats = Some(Instant::now() + iv);
                 stdout::print_or_remember(&statistics(&session.stats()));
             }
         }
@@ -186,7 +204,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let summary = session
         .finish(Duration::from_secs_f64(args.grace.max(0.0)))
         .with_context(|| format!("recording into {}", args.output.display()))?;
-    let _ = fs::remove_dir_all(&client_dir);
+    clean_up(&dir, &client_dir);
     stdout::print_or_remember(&statistics(&summary.snapshot));
     stdout::print_or_remember(&format!(
         "ttalloc: recorded {} from {} into {}",
@@ -196,11 +214,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     ));
     if let Some(r) = compat_report {
         stdout::print_or_remember(&format!(
-            "allocation-server clients: {} connections, {} messages, {} unknown frees, {} misframed streams",
-            r.connections, r.messages, r.unknown_frees, r.misframed_connections
+            "ttalloc: allocation-server clients: {}, {}, {}, {}",
+            plural(r.connections, "connection"),
+            plural(r.messages, "message"),
+            plural(r.unknown_frees, "unknown free"),
+            plural(r.misframed_connections, "misframed stream")
         ));
     }
-    stdout::print_or_remember(&format!("left behind: {}", summary.snapshot.left_behind()));
+    stdout::print_or_remember(&format!(
+        "ttalloc: left behind at the end: {}",
+        summary.snapshot.left_behind()
+    ));
     if let Some(e) = &summary.write_error {
         anyhow::bail!(
             "writing {} failed: {e} (what was sealed before is readable)",
@@ -208,12 +232,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     stdout::print_or_remember(&format!(
-        "analyse it with: ttalloc replay {}",
+        "ttalloc: analyse it with: ttalloc replay {} --bisect",
         args.output.display()
     ));
     // Recording went on whatever happened to standard output; now say so.
     stdout::failure()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Removes this serve's client copy, and the private directory when no
+/// other serve uses it any more (remove_dir fails on a non-empty one).
+fn clean_up(dir: &Path, client_dir: &Path) {
+    let _ = fs::remove_dir_all(client_dir);
+    let _ = fs::remove_dir(dir);
 }
 
 fn shell_quote(p: &Path) -> String {

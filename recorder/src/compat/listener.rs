@@ -6,6 +6,7 @@ use super::conn::{self, Counters, Shared};
 use super::output::{CompatOutput, IngestOutput, ProcessInfo};
 use super::state::{Numbering, Registry};
 use crate::ingest::IngestHandle;
+use crate::wake::Wake;
 use std::fs;
 use std::io;
 use std::os::fd::AsRawFd;
@@ -150,6 +151,8 @@ pub struct CompatListener {
     /// it is still ours.
     ident: Option<(u64, u64)>,
     shared: Arc<Shared>,
+    /// Wakes the accept thread (blocked in poll) on stop.
+    wake: Arc<Wake>,
     accept: Option<JoinHandle<()>>,
     conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
@@ -176,12 +179,17 @@ impl CompatListener {
             counters: Counters::default(),
         });
         let conns: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let wake = Arc::new(Wake::new().map_err(|source| CompatError::Io {
+            path: opts.socket.clone(),
+            source,
+        })?);
         let accept = {
             let shared = shared.clone();
             let conns = conns.clone();
+            let wake = wake.clone();
             std::thread::Builder::new()
                 .name("ttalloc-compat-accept".into())
-                .spawn(move || accept_loop(listener, shared, conns))
+                .spawn(move || accept_loop(listener, shared, conns, &wake))
                 .map_err(|source| CompatError::Io {
                     path: opts.socket.clone(),
                     source,
@@ -191,6 +199,7 @@ impl CompatListener {
             path: opts.socket,
             ident,
             shared,
+            wake,
             accept: Some(accept),
             conns,
         })
@@ -246,6 +255,7 @@ impl CompatListener {
 
     fn shutdown(&mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
+        self.wake.wake();
         if let Some(a) = self.accept.take() {
             let _ = a.join();
         }
@@ -273,6 +283,7 @@ fn accept_loop(
     listener: UnixListener,
     shared: Arc<Shared>,
     conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    wake: &Wake,
 ) {
     let my_uid = current_uid();
     while !shared.stop.load(Ordering::SeqCst) {
@@ -303,8 +314,14 @@ fn accept_loop(
                     )),
                 }
             }
+            // Sleep until a client connects or stop() wakes us.
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(20))
+                if let Err(e) = wake.wait(Some(listener.as_raw_fd()), None) {
+                    shared.output.warn(&format!(
+                        "allocation-server compat: waiting for connections failed: {e}"
+                    ));
+                    std::thread::sleep(Duration::from_millis(100));
+                }
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {

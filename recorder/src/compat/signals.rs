@@ -1,19 +1,54 @@
-//! A process-wide stop flag raised by SIGINT and SIGTERM: `serve` polls it,
+//! A process-wide stop flag raised by SIGINT and SIGTERM: `serve` sleeps in
+//! [`wait_for_stop`] until one arrives (the handler writes to a self-pipe),
 //! then drains and seals the trace instead of dying mid-write.
 
+use crate::wake::{wake_fd, Wake};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::OnceLock;
+use std::time::Duration;
 
 static STOP: AtomicBool = AtomicBool::new(false);
 static SIGNAL: AtomicI32 = AtomicI32::new(0);
+/// The write end of [`WAKE`]'s pipe, for the handler (-1 until installed).
+static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
+static WAKE: OnceLock<Wake> = OnceLock::new();
 
 extern "C" fn on_signal(sig: libc::c_int) {
-    // Only async-signal-safe work here: two atomic stores.
+    // Only async-signal-safe work here: atomics and one write(2).
     SIGNAL.store(sig, Ordering::SeqCst);
     STOP.store(true, Ordering::SeqCst);
+    let fd = WAKE_FD.load(Ordering::SeqCst);
+    if fd >= 0 {
+        wake_fd(fd);
+    }
+}
+
+/// Sleeps until a stop is requested or `timeout` passes; returns whether a
+/// stop was requested. Without [`install`] it only sleeps.
+pub fn wait_for_stop(timeout: Duration) -> bool {
+    if stop_requested() {
+        return true;
+    }
+    match WAKE.get() {
+        Some(w) => {
+            if w.wait(None, Some(timeout)).is_err() {
+                std::thread::sleep(timeout.min(Duration::from_millis(100)));
+            }
+        }
+        None => std::thread::sleep(timeout),
+    }
+    stop_requested()
 }
 
 /// Installs the handlers (idempotent).
 pub fn install() -> std::io::Result<()> {
+    if WAKE.get().is_none() {
+        let w = Wake::new()?;
+        let fd = w.write_fd();
+        if WAKE.set(w).is_ok() {
+            WAKE_FD.store(fd, Ordering::SeqCst);
+        }
+    }
     for sig in [libc::SIGINT, libc::SIGTERM] {
         // SAFETY: a zeroed sigaction with a plain handler is valid; the
         // handler only touches atomics.
