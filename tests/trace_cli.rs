@@ -308,3 +308,29 @@ fn a_trace_larger_than_the_address_space_says_why_it_cannot_be_opened() {
     );
     assert!(err.contains("ulimit -v"), "{err}");
 }
+
+#[test]
+fn the_readme_puts_ttalloc_on_path_before_using_it_bare() {
+    // Commands in the README that start with a bare `ttalloc` only work
+    // once it is installed: the install step must come first.
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let install = readme
+        .find("cargo install --path cli")
+        .expect("the README says how to install ttalloc");
+    let first_bare = readme
+        .lines()
+        .scan(0usize, |offset, line| {
+            let at = *offset;
+            *offset += line.len() + 1;
+            Some((at, line))
+        })
+        .find(|(_, line)| line.starts_with("ttalloc "))
+        .map(|(at, _)| at)
+        .expect("the README uses ttalloc");
+    assert!(install < first_bare, "install at {install}, first use at {first_bare}");
+    // And cli/ is the package that builds the `ttalloc` binary.
+    let manifest =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
+    assert!(manifest.contains("name = \"ttalloc\""), "{manifest}");
+}
