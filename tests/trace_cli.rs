@@ -328,9 +328,70 @@ fn the_readme_puts_ttalloc_on_path_before_using_it_bare() {
         .find(|(_, line)| line.starts_with("ttalloc "))
         .map(|(at, _)| at)
         .expect("the README uses ttalloc");
-    assert!(install < first_bare, "install at {install}, first use at {first_bare}");
+    assert!(
+        install < first_bare,
+        "install at {install}, first use at {first_bare}"
+    );
     // And cli/ is the package that builds the `ttalloc` binary.
     let manifest =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
     assert!(manifest.contains("name = \"ttalloc\""), "{manifest}");
+}
+
+#[test]
+fn cat_shows_time_since_the_first_event_and_paths_under_the_common_directory() {
+    use ttalloc_model::{BufferId, BufferType, DeviceId, Event, EventKind, Layout, Pid};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.zst");
+    let mut w = ttalloc_trace::TraceWriter::create(
+        &path,
+        ttalloc_trace::TraceHeader::new(vec!["test".into()], String::new()),
+        WriterOptions::default(),
+    )
+    .unwrap();
+    let site = w.interner_mut().intern_stack_str(&[
+        ("make", "/home/u/proj/pkg/model.py", 3),
+        ("main", "/home/u/proj/run.py", 10),
+    ]);
+    // 5 s and 6.5 s after the epoch: printed as +0 s and +1.5 s.
+    for (ts, b) in [(5_000_000_000u64, 1u64), (6_500_000_000, 2)] {
+        w.push(&Event {
+            ts,
+            pid: Pid(7),
+            kind: EventKind::BufferAlloc {
+                device: DeviceId(0),
+                buffer: BufferId(b),
+                buffer_type: BufferType::Dram,
+                address: None,
+                size: 64,
+                page_size: None,
+                layout: Layout::Interleaved,
+                num_cores: None,
+                site,
+            },
+        })
+        .unwrap();
+    }
+    w.finish().unwrap();
+    let p = path.to_str().unwrap();
+    let text = ok_stdout(&["cat", p]);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("0 +0.000000 s pid=7 buffer_alloc"),
+        "{text}"
+    );
+    assert!(lines[1].starts_with("1 +1.500000 s pid=7"), "{text}");
+    assert!(
+        lines[1].ends_with("at make (pkg/model.py:3) <- main (run.py:10)"),
+        "{text}"
+    );
+    let raw = ok_stdout(&["cat", p, "--absolute"]);
+    assert!(
+        raw.lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("1 6500000000 pid=7"),
+        "{raw}"
+    );
+    assert!(raw.contains("(/home/u/proj/pkg/model.py:3)"), "{raw}");
 }

@@ -16,9 +16,13 @@ pub struct Args {
     /// Stop before this event (ordinal; exclusive).
     #[arg(long, value_name = "M")]
     pub to: Option<u64>,
-    /// One JSON object per line.
+    /// One JSON object per line (raw timestamps and whole paths).
     #[arg(long)]
     pub jsonl: bool,
+    /// Print raw epoch-nanosecond timestamps and whole file paths, instead of
+    /// seconds since the first event and paths under the trace's common directory.
+    #[arg(long)]
+    pub absolute: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -37,6 +41,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     let tables = reader.interner();
+    let style = match reader.blocks().first() {
+        Some(b) if !args.absolute => render::LineStyle::relative(b.first_ts, tables),
+        _ => render::LineStyle::absolute(),
+    };
+    if !args.jsonl && style.start_ts.is_some() {
+        let under = if style.path_prefix.is_empty() {
+            String::new()
+        } else {
+            format!("; files under {}", style.path_prefix)
+        };
+        eprintln!(
+            "ttalloc: times in seconds since the first event{under} (--absolute for raw values)"
+        );
+    }
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let mut io_err: Option<std::io::Error> = None;
@@ -52,7 +70,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let line = if args.jsonl {
                 render::event_json(ord, &e, tables).to_string()
             } else {
-                render::event_line(ord, &e, tables)
+                render::event_line_styled(ord, &e, tables, &style)
             };
             if let Err(err) = writeln!(out, "{line}") {
                 io_err = Some(err);
