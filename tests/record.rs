@@ -903,6 +903,18 @@ for bad in [lambda: ttalloc.alloc(0, 2, "HBM", 1), lambda: ttalloc.alloc(0, 2, "
         raise SystemExit("no error")
     except ValueError as e:
         assert "ttalloc" in str(e), e
+# The error names the argument that is wrong.
+for bad, words in [(lambda: ttalloc.alloc(0, 3, "DRAM", -1), "alloc: size -1 is out of range"),
+                   (lambda: ttalloc.alloc(-2, 3, "DRAM", 64), "alloc: device -2 is out of range"),
+                   (lambda: ttalloc.alloc(0, 3, "DRAM", 64, page_size=1 << 64), "alloc: page_size"),
+                   (lambda: ttalloc.alloc(0, 3, "DRAM", "big"), "alloc: size must be an integer, not 'big'"),
+                   (lambda: ttalloc.trace_capture(0, 1 << 32, 64), "trace_capture: trace_id"),
+                   (lambda: ttalloc.cb_alloc(0, 0, 64, cores=-1), "cb_alloc: cores")]:
+    try:
+        bad()
+        raise SystemExit("no error")
+    except ValueError as e:
+        assert words in str(e), e
 ttalloc.free(0, 1)
 ttalloc.free(0, "never allocated")
 print("ready", flush=True)

@@ -462,7 +462,16 @@ _LAY.update({k.lower(): v for k, v in _LAYOUTS.items()})
 _LAY.update({v: v for v in _LAYOUTS.values()})
 
 
-def _bad(fn, e):
+def _bad(fn, e, *args):
+    """The ValueError for a failed pack: names the first argument that is not
+    an integer of its width, as (name, value, bits); only on the error path."""
+    for name, value, bits in args:
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool):
+            return ValueError("ttalloc.%s: %s must be an integer, not %r" % (fn, name, value))
+        if not 0 <= value < (1 << bits):
+            return ValueError("ttalloc.%s: %s %d is out of range (0 to 2**%d - 1)" % (fn, name, value, bits))
     return ValueError("ttalloc.%s: %s" % (fn, e))
 
 
@@ -496,7 +505,7 @@ def device_open(device, arch="wormhole_b0", **config):
         try:
             rec = _E_DEVICE_OPEN.pack(_K_DEVICE_OPEN, 0, 0, device, ts, a, 0, 0, 0, mask, *vals)
         except struct.error as e:
-            raise _bad("device_open", e) from None
+            raise _bad("device_open", e, ("device", device, 32)) from None
         c.add(rec)
         if c.echo is not None:
             c.echo_pending.append({"kind": "device_open", "device": device, "arch": a,
@@ -512,7 +521,7 @@ def _simple(kind, device):
         try:
             rec = _E_PLAIN.pack(kind, 0, 0, device, ts)
         except struct.error as e:
-            raise _bad(_KIND_NAMES[kind], e) from None
+            raise _bad(_KIND_NAMES[kind], e, ("device", device, 32)) from None
         c.add(rec)
         if c.echo is not None:
             c.echo_pending.append({"kind": _KIND_NAMES[kind], "device": device})
@@ -551,7 +560,8 @@ def alloc(device, buffer, buffer_type, size, address=None, page_size=None, layou
             rec = _E_ALLOC.pack(_K_ALLOC, flags, 0, device, ts, bid, size, address or 0, page_size or 0,
                                 num_cores or 0, c.site(key), bt, lay, 0)
         except struct.error as e:
-            raise _bad("alloc", e) from None
+            raise _bad("alloc", e, ("device", device, 32), ("size", size, 64), ("address", address, 64),
+                       ("page_size", page_size, 64), ("num_cores", num_cores, 32)) from None
         c.next_id = bid + 1 if bid + 1 < _LOCAL_ID_LIMIT else 1
         c.buffers[(device, buffer)] = bid
         c.add(rec)
@@ -577,7 +587,7 @@ def free(device, buffer):
         try:
             rec = _E_FREE.pack(_K_FREE, 0, 0, device, ts, bid, c.site(key))
         except struct.error as e:
-            raise _bad("free", e) from None
+            raise _bad("free", e, ("device", device, 32)) from None
         c.add(rec)
         if c.echo is not None:
             c.echo_pending.append({"kind": "buffer_free", "device": device, "buffer": bid, "site": c.sites[key]})
@@ -598,7 +608,8 @@ def cb_alloc(device, address, size, cores=None, globally_allocated=False):
         try:
             rec = _E_CB.pack(_K_CB_ALLOC, flags, 0, device, ts, address, size, cores or 0, c.site(key))
         except struct.error as e:
-            raise _bad("cb_alloc", e) from None
+            raise _bad("cb_alloc", e, ("device", device, 32), ("address", address, 64), ("size", size, 64),
+                       ("cores", cores, 32)) from None
         c.add(rec)
         if c.echo is not None:
             c.echo_pending.append({"kind": "cb_alloc", "device": device, "address": address, "size": size,
@@ -625,7 +636,7 @@ def program_load(device, program, binary_size):
         try:
             rec = _E_PROG_LOAD.pack(_K_PROG_LOAD, 0, 0, device, ts, pid, binary_size, c.site(key))
         except struct.error as e:
-            raise _bad("program_load", e) from None
+            raise _bad("program_load", e, ("device", device, 32), ("binary_size", binary_size, 64)) from None
         c.new_id()
         c.programs[(device, program)] = pid
         c.add(rec)
@@ -648,7 +659,7 @@ def program_unload(device, program):
         try:
             rec = _E_PROG_UNLOAD.pack(_K_PROG_UNLOAD, 0, 0, device, ts, pid)
         except struct.error as e:
-            raise _bad("program_unload", e) from None
+            raise _bad("program_unload", e, ("device", device, 32)) from None
         c.add(rec)
         if c.echo is not None:
             c.echo_pending.append({"kind": "program_unload", "device": device, "program": pid})
@@ -666,7 +677,8 @@ def trace_capture(device, trace_id, size):
         try:
             rec = _E_TRACE_CAPTURE.pack(_K_TRACE_CAPTURE, 0, 0, device, ts, trace_id, size, c.site(key))
         except struct.error as e:
-            raise _bad("trace_capture", e) from None
+            raise _bad("trace_capture", e, ("device", device, 32), ("trace_id", trace_id, 32),
+                       ("size", size, 64)) from None
         c.add(rec)
         if c.echo is not None:
             c.echo_pending.append({"kind": "trace_capture", "device": device, "trace_id": trace_id, "size": size,
@@ -684,7 +696,7 @@ def trace_release(device, trace_id):
         try:
             rec = _E_U32.pack(_K_TRACE_RELEASE, 0, 0, device, ts, trace_id)
         except struct.error as e:
-            raise _bad("trace_release", e) from None
+            raise _bad("trace_release", e, ("device", device, 32), ("trace_id", trace_id, 32)) from None
         c.add(rec)
         if c.echo is not None:
             c.echo_pending.append({"kind": "trace_release", "device": device, "trace_id": trace_id})
