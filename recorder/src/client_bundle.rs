@@ -20,6 +20,7 @@ macro_rules! client_files {
 client_files!(
     "sitecustomize.py",
     "ttalloc/__init__.py",
+    "ttalloc/pytest_plugin.py",
     "ttalloc/ttnn_capture/__init__.py",
     "ttalloc/ttnn_capture/capture.py",
     "ttalloc/ttnn_capture/devices.py",

@@ -196,7 +196,10 @@ impl Session {
                 pp.push_str(&old.to_string_lossy());
             }
             env.push(("PYTHONPATH".to_owned(), pp));
+            env.push(("PYTEST_PLUGINS".to_owned(), pytest_plugins(std::env::var_os("PYTEST_PLUGINS"))));
         }
+        let trace = std::path::absolute(&self.output).unwrap_or_else(|_| self.output.clone());
+        env.push(("TTALLOC_TRACE".to_owned(), trace.display().to_string()));
         env
     }
 
@@ -279,9 +282,47 @@ fn bind(path: &Path) -> Result<UnixListener, SessionError> {
     Ok(l)
 }
 
+/// The bundled pytest plugin, loaded by any pytest the recorded command runs
+/// (`PYTEST_PLUGINS` is read by pytest only; other programs ignore it). A
+/// value already set is kept and the plugin appended to it.
+pub const PYTEST_PLUGIN: &str = "ttalloc.pytest_plugin";
+
+fn pytest_plugins(existing: Option<std::ffi::OsString>) -> String {
+    match existing.map(|v| v.to_string_lossy().trim().to_owned()) {
+        Some(v) if !v.is_empty() => {
+            if v.split(',').any(|p| p.trim() == PYTEST_PLUGIN) {
+                v
+            } else {
+                format!("{v},{PYTEST_PLUGIN}")
+            }
+        }
+        _ => PYTEST_PLUGIN.to_owned(),
+    }
+}
+
 fn hostname() -> String {
     fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_owned())
         .or_else(|_| std::env::var("HOSTNAME"))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pytest_plugin_is_appended_to_existing_plugins() {
+        assert_eq!(pytest_plugins(None), "ttalloc.pytest_plugin");
+        assert_eq!(pytest_plugins(Some("".into())), "ttalloc.pytest_plugin");
+        assert_eq!(
+            pytest_plugins(Some("myplugin".into())),
+            "myplugin,ttalloc.pytest_plugin"
+        );
+        // Already there (a nested `ttalloc record`): not twice.
+        assert_eq!(
+            pytest_plugins(Some("a, ttalloc.pytest_plugin".into())),
+            "a, ttalloc.pytest_plugin"
+        );
+    }
 }

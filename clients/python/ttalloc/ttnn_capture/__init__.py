@@ -45,8 +45,6 @@ def activate(ttnn):
     return capture
 
 
-
-
 def flush():
     """Hands what this thread's capture holds to the recorder now (e.g. at the
     end of a test), and returns the buffers live afterwards; [] when the
@@ -72,3 +70,18 @@ def outlived_buffers():
     silently), oldest first."""
     c = _capture
     return list(c.translator.outlived) if c is not None else []
+
+
+def reset_peak():
+    """Starts a new running peak of live bytes per buffer type (e.g. at the
+    start of a test) from what is live now."""
+    c = _capture
+    if c is not None:
+        c.translator.reset_peak()
+
+
+def peak_bytes():
+    """{buffer type name: highest live bytes on one device since
+    reset_peak()}; {} when the capture is off."""
+    c = _capture
+    return c.translator.peak_bytes() if c is not None else {}

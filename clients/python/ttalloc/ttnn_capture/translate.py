@@ -114,12 +114,35 @@ class Translator(object):
         self.next_key = 1
         self.unmatched_frees = 0
         self.outlived = []          # LiveBuffers still allocated when their device closed
+        self.mesh_bytes = {}        # (mesh, buffer type) -> live bytes (per chip)
+        self.peak = {}              # buffer type -> highest mesh_bytes since reset_peak()
 
     def forget_mesh(self, mesh):
         """tt-metal frees a closed device's buffers without telling anyone."""
         with self.lock:
             for k in [k for k in self.live if k[0] == mesh]:
                 self.outlived.append(self.live.pop(k))
+            for k in [k for k in self.mesh_bytes if k[0] == mesh]:
+                del self.mesh_bytes[k]
+
+    def reset_peak(self):
+        """Starts a new running peak from what is live now."""
+        with self.lock:
+            self.peak = {}
+            for (mesh, bt), n in self.mesh_bytes.items():
+                self.peak[bt] = max(self.peak.get(bt, 0), n)
+
+    def peak_bytes(self):
+        """{buffer type name: highest live bytes on one device since reset_peak()}."""
+        with self.lock:
+            return {_TYPE_NAMES.get(bt, str(bt)): n for bt, n in self.peak.items()}
+
+    def _count(self, mesh, bt, delta):
+        k = (mesh, bt)
+        n = self.mesh_bytes.get(k, 0) + delta
+        self.mesh_bytes[k] = n
+        if n > self.peak.get(bt, 0):
+            self.peak[bt] = n
 
     def live_buffers(self):
         """The buffers live now, oldest first."""
@@ -153,6 +176,7 @@ class Translator(object):
         key = (mesh, bt, address)
         stale = self.live.pop(key, None)
         if stale is not None:  # its free happened where ttalloc could not see it
+            self._count(mesh, bt, -stale.size)
             for chip in stale.chips:
                 self.emit.free(chip, stale.key)
         label = None
@@ -169,6 +193,7 @@ class Translator(object):
         self.next_key += 1
         self.live[key] = LiveBuffer(bkey, chips, mesh, bt, size, address, label,
                                     user_frame_location(self.internal_dirs()), bkey)
+        self._count(mesh, bt, size)
         page = _int(p.get("page_size"))
         cores = _int(p.get("num_cores"))
         per_bank = _int(p.get("max_size_per_bank"))
@@ -184,6 +209,7 @@ class Translator(object):
         if entry is None:
             self.unmatched_frees += 1
             return
+        self._count(entry.mesh, entry.buffer_type, -entry.size)
         for chip in entry.chips:
             self.emit.free(chip, entry.key)
 
