@@ -196,7 +196,10 @@ impl Session {
                 pp.push_str(&old.to_string_lossy());
             }
             env.push(("PYTHONPATH".to_owned(), pp));
-            env.push(("PYTEST_PLUGINS".to_owned(), pytest_plugins(std::env::var_os("PYTEST_PLUGINS"))));
+            env.push((
+                "PYTEST_PLUGINS".to_owned(),
+                pytest_plugins(std::env::var_os("PYTEST_PLUGINS")),
+            ));
         }
         let trace = std::path::absolute(&self.output).unwrap_or_else(|_| self.output.clone());
         env.push(("TTALLOC_TRACE".to_owned(), trace.display().to_string()));

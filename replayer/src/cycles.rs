@@ -9,6 +9,13 @@
 //! candidates in a pass over the events and picks the rule; it also yields
 //! the spans directly. Spans never overlap and are sorted; events outside
 //! every span belong to no cycle (set-up, tear-down).
+//!
+//! Test cycles come from ttalloc's pytest plugin: the marker
+//! `pytest:begin NODEID` starts a test's cycle and `pytest:end NODEID` ends
+//! it; fixtures of wider scope are set up between tests, outside every cycle.
+//! Tests of several processes (pytest-xdist workers) may overlap: a cycle
+//! belongs to the process whose begin started it, and the other processes'
+//! test markers are ignored until it ends.
 
 use crate::options::CycleMode;
 use crate::source::{Chunk, Item};
@@ -16,6 +23,60 @@ use regex::Regex;
 use serde::Serialize;
 use ttalloc_model::hash::FastMap;
 use ttalloc_model::{DeviceId, Event, EventKind, InternTables, Pid, StringId};
+
+/// The pytest plugin's marker that starts a test's cycle (the node id follows).
+pub const TEST_BEGIN: &str = "pytest:begin ";
+/// The pytest plugin's marker that ends a test's cycle, after its teardown.
+pub const TEST_END: &str = "pytest:end ";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TestMarker {
+    Begin,
+    End,
+}
+
+fn test_marker(label: &str) -> Option<TestMarker> {
+    if label.starts_with(TEST_BEGIN) {
+        Some(TestMarker::Begin)
+    } else if label.starts_with(TEST_END) {
+        Some(TestMarker::End)
+    } else {
+        None
+    }
+}
+
+/// The node id a test cycle's begin marker names, if `label` is one.
+pub fn test_name(label: &str) -> Option<&str> {
+    label.strip_prefix(TEST_BEGIN)
+}
+
+/// Test cycles, decided marker by marker (shared by the online and the
+/// scanning paths so they cannot disagree).
+#[derive(Clone, Copy, Debug, Default)]
+struct TestTracker {
+    /// The process whose test is the current cycle.
+    pid: Option<Pid>,
+}
+
+impl TestTracker {
+    /// (end the current cycle just before this marker, start one with it, end it with it).
+    fn marker(&mut self, kind: TestMarker, pid: Pid) -> (bool, bool, bool) {
+        match (kind, self.pid) {
+            (TestMarker::Begin, None) => {
+                self.pid = Some(pid);
+                (false, true, false)
+            }
+            // The previous test of this process never ended (it crashed):
+            // its cycle ends here and the next one starts.
+            (TestMarker::Begin, Some(p)) if p == pid => (true, true, false),
+            (TestMarker::End, Some(p)) if p == pid => {
+                self.pid = None;
+                (false, false, true)
+            }
+            _ => (false, false, false),
+        }
+    }
+}
 
 /// One cycle: events `start_event..=end_event`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -45,6 +106,8 @@ pub enum CycleRule {
     MarkerAll,
     /// Top-level ops with this name are cycles.
     Op(String),
+    /// pytest tests (the plugin's begin/end markers).
+    Test,
     None,
 }
 
@@ -64,6 +127,7 @@ impl CycleRule {
     pub fn explicit(mode: &CycleMode) -> Option<CycleRule> {
         match mode {
             CycleMode::Device => Some(CycleRule::Device),
+            CycleMode::Test => Some(CycleRule::Test),
             CycleMode::Marker(Some(re)) => Some(CycleRule::MarkerRegex(re.clone())),
             CycleMode::Op(name) => Some(CycleRule::Op(name.clone())),
             CycleMode::Auto | CycleMode::Marker(None) => None,
@@ -76,6 +140,7 @@ impl CycleRule {
             CycleRule::MarkerRegex(re) => format!("marker={}", re.as_str()),
             CycleRule::MarkerShape(_) | CycleRule::MarkerAll => "marker".into(),
             CycleRule::Op(name) => format!("op={name}"),
+            CycleRule::Test => "test".into(),
             CycleRule::None => "none".into(),
         }
     }
@@ -108,6 +173,7 @@ pub struct OnlineCycles {
     depth: FastMap<Pid, u32>,
     /// The process whose top-level op is the current cycle.
     op_pid: Option<Pid>,
+    tests: TestTracker,
     in_cycle: bool,
 }
 
@@ -118,6 +184,7 @@ impl OnlineCycles {
             open: Vec::new(),
             depth: FastMap::default(),
             op_pid: None,
+            tests: TestTracker::default(),
             in_cycle: false,
         }
     }
@@ -150,6 +217,11 @@ impl OnlineCycles {
             ) => {
                 b.end_before = self.in_cycle;
                 b.start = self.rule.starts_at_marker(interner.string(*label));
+            }
+            (CycleRule::Test, EventKind::Marker { label }) => {
+                if let Some(kind) = test_marker(interner.string(*label)) {
+                    (b.end_before, b.start, b.end_after) = self.tests.marker(kind, e.pid);
+                }
             }
             (CycleRule::Op(name), EventKind::OpBegin { name: id }) => {
                 let d = self.depth.entry(e.pid).or_insert(0);
@@ -192,7 +264,7 @@ pub struct CycleScanner {
     open: Vec<DeviceId>,
     span_start: u64,
     device_spans: Vec<CycleSpan>,
-    markers: Vec<(u64, StringId)>,
+    markers: Vec<(u64, StringId, Pid)>,
     /// Per process: op nesting depth and the current top-level op.
     ops: FastMap<Pid, (u32, u64, StringId)>,
     top_ops: Vec<(CycleSpan, StringId)>,
@@ -236,7 +308,7 @@ impl CycleScanner {
                         }
                     }
                 }
-                EventKind::Marker { label } => self.markers.push((ord, label)),
+                EventKind::Marker { label } => self.markers.push((ord, label, e.pid)),
                 EventKind::OpBegin { name } => {
                     let st = self.ops.entry(e.pid).or_insert((0, 0, StringId::EMPTY));
                     if st.0 == 0 {
@@ -279,7 +351,9 @@ impl CycleScanner {
         match mode {
             CycleMode::Marker(None) => self.marker_rule(interner),
             _ => {
-                if self.device_spans.len() + open_at_end >= 2 {
+                if self.has_tests(interner) {
+                    CycleRule::Test
+                } else if self.device_spans.len() + open_at_end >= 2 {
                     CycleRule::Device
                 } else if self.markers.len() >= 2 {
                     self.marker_rule(interner)
@@ -318,12 +392,16 @@ impl CycleScanner {
                 .markers
                 .iter()
                 .enumerate()
-                .filter(|(_, (_, label))| rule.starts_at_marker(interner.string(*label)))
-                .map(|(i, &(start, _))| CycleSpan {
+                .filter(|(_, (_, label, _))| rule.starts_at_marker(interner.string(*label)))
+                .map(|(i, &(start, _, _))| CycleSpan {
                     start_event: start,
-                    end_event: self.markers.get(i + 1).map_or(last, |&(next, _)| next - 1),
+                    end_event: self
+                        .markers
+                        .get(i + 1)
+                        .map_or(last, |&(next, _, _)| next - 1),
                 })
                 .collect(),
+            CycleRule::Test => self.test_spans(last, interner),
             CycleRule::Op(name) => {
                 let mut v: Vec<CycleSpan> = self
                     .top_ops
@@ -364,10 +442,56 @@ impl CycleScanner {
         self.spans(&rule, interner)
     }
 
+    /// True when the trace has a test cycle (a pytest run under the plugin).
+    fn has_tests(&self, interner: &InternTables) -> bool {
+        self.markers
+            .iter()
+            .any(|(_, l, _)| interner.string(*l).starts_with(TEST_BEGIN))
+    }
+
+    /// The spans of the tests; one still running at the end of the trace runs to it.
+    fn test_spans(&self, last: u64, interner: &InternTables) -> Vec<CycleSpan> {
+        let mut tests = TestTracker::default();
+        let mut start: Option<u64> = None;
+        let mut out = Vec::new();
+        for &(ord, label, pid) in &self.markers {
+            let Some(kind) = test_marker(interner.string(label)) else {
+                continue;
+            };
+            let (end_before, begins, end_after) = tests.marker(kind, pid);
+            if end_before {
+                if let Some(s) = start.take() {
+                    out.push(CycleSpan {
+                        start_event: s,
+                        end_event: ord - 1,
+                    });
+                }
+            }
+            if begins {
+                start = Some(ord);
+            }
+            if end_after {
+                if let Some(s) = start.take() {
+                    out.push(CycleSpan {
+                        start_event: s,
+                        end_event: ord,
+                    });
+                }
+            }
+        }
+        if let Some(s) = start {
+            out.push(CycleSpan {
+                start_event: s,
+                end_event: last,
+            });
+        }
+        out
+    }
+
     /// Markers of the most repeated label shape, or all markers if no shape repeats.
     fn marker_rule(&self, interner: &InternTables) -> CycleRule {
         let mut counts: Vec<(String, usize)> = Vec::new();
-        for (_, l) in &self.markers {
+        for (_, l, _) in &self.markers {
             let sh = label_shape(interner.string(*l));
             match counts.iter_mut().find(|c| c.0 == sh) {
                 Some(c) => c.1 += 1,
@@ -482,40 +606,87 @@ mod tests {
             s.scan(0, &events);
             let rule = s.rule(&mode, &it);
             let expected = s.spans(&rule, &it);
-            let mut online = OnlineCycles::new(rule);
-            let mut spans = Vec::new();
-            let mut start = None;
-            for (i, e) in events.iter().enumerate() {
-                let i = i as u64;
-                let b = online.boundary(e, &it);
-                if b.end_before {
-                    if let Some(s) = start.take() {
-                        spans.push(CycleSpan {
-                            start_event: s,
-                            end_event: i - 1,
-                        });
-                    }
-                }
-                if b.start && start.is_none() {
-                    start = Some(i);
-                }
-                if b.end_after {
-                    if let Some(s) = start.take() {
-                        spans.push(CycleSpan {
-                            start_event: s,
-                            end_event: i,
-                        });
-                    }
-                }
-            }
-            if let Some(s) = start {
-                spans.push(CycleSpan {
-                    start_event: s,
-                    end_event: events.len() as u64 - 1,
-                });
-            }
+            let spans = online_spans(rule, &events, &it);
             assert_eq!(spans, expected.spans, "{mode}");
             assert!(!spans.is_empty(), "{mode}");
         }
+    }
+
+    /// The spans an engine gets from `OnlineCycles` (as engine.rs applies them).
+    fn online_spans(rule: CycleRule, events: &[Event], it: &InternTables) -> Vec<CycleSpan> {
+        let mut online = OnlineCycles::new(rule);
+        let mut spans = Vec::new();
+        let mut start = None;
+        for (i, e) in events.iter().enumerate() {
+            let i = i as u64;
+            let b = online.boundary(e, it);
+            if b.end_before {
+                if let Some(s) = start.take() {
+                    spans.push(CycleSpan {
+                        start_event: s,
+                        end_event: i - 1,
+                    });
+                }
+            }
+            if b.start && start.is_none() {
+                start = Some(i);
+            }
+            if b.end_after {
+                if let Some(s) = start.take() {
+                    spans.push(CycleSpan {
+                        start_event: s,
+                        end_event: i,
+                    });
+                }
+            }
+        }
+        if let Some(s) = start {
+            spans.push(CycleSpan {
+                start_event: s,
+                end_event: events.len() as u64 - 1,
+            });
+        }
+        spans
+    }
+
+    /// Test cycles: begin..end of one process; another process's markers
+    /// are ignored while a test runs; a begin without an end (a crashed
+    /// test) ends at the next begin of its process; the last runs to the end.
+    #[test]
+    fn test_cycles_follow_the_process_that_began_them() {
+        let mut it = InternTables::new();
+        let mut events = Vec::new();
+        let mut push = |pid: u32, label: &str, it: &mut InternTables| {
+            events.push(Event {
+                ts: 0,
+                pid: Pid(pid),
+                kind: EventKind::Marker {
+                    label: it.intern_string(label),
+                },
+            })
+        };
+        push(1, "pytest:begin t.py::a", &mut it); // 0
+        push(1, "user marker", &mut it); // 1: not a boundary of test cycles
+        push(1, "pytest:end t.py::a", &mut it); // 2
+        push(1, "pytest:begin t.py::b", &mut it); // 3
+        push(2, "pytest:begin t.py::c", &mut it); // 4: another worker, ignored
+        push(1, "pytest:end t.py::b", &mut it); // 5
+        push(2, "pytest:end t.py::c", &mut it); // 6: ignored (no cycle of pid 2)
+        push(1, "pytest:begin t.py::d", &mut it); // 7: d never ends
+        push(1, "pytest:begin t.py::e", &mut it); // 8
+        push(1, "tail", &mut it); // 9
+        let span = |a, b| CycleSpan {
+            start_event: a,
+            end_event: b,
+        };
+        let expected = vec![span(0, 2), span(3, 5), span(7, 7), span(8, 9)];
+        let mut s = CycleScanner::new();
+        s.scan(0, &events);
+        let rule = s.rule(&CycleMode::Auto, &it);
+        assert_eq!(rule, CycleRule::Test, "auto picks tests when there are any");
+        assert_eq!(s.spans(&rule, &it).spans, expected);
+        assert_eq!(online_spans(rule, &events, &it), expected);
+        assert_eq!(test_name("pytest:begin t.py::a[x y]"), Some("t.py::a[x y]"));
+        assert_eq!(test_name("pytest:end t.py::a"), None);
     }
 }

@@ -22,6 +22,7 @@ use std::collections::BTreeMap;
 use ttalloc_model::hash::{FastMap, FastSet};
 use ttalloc_model::{
     Arch, BufferId, BufferType, DeviceConfig, DeviceId, Event, EventKind, InternTables, SiteId,
+    StringId,
 };
 
 const RESIDENT: u8 = 1;
@@ -59,6 +60,8 @@ struct Dev {
     tracked: PerType,
     resident: PerType,
     peak: [Peak; 4],
+    /// Highest resident bytes per type since the current cycle began.
+    cycle_peak: PerType,
     /// Live objects (any flags) on this device, to skip scans at close.
     objects: u64,
 }
@@ -110,6 +113,8 @@ pub struct Engine<'a> {
     next_cycle: usize,
     in_cycle: bool,
     cur_start: u64,
+    /// The label of the marker that started the current cycle.
+    cycle_label: Option<StringId>,
     /// With spans: where the next cycle starts / the current one ends.
     next_start: u64,
     cur_end: u64,
@@ -154,6 +159,7 @@ impl<'a> Engine<'a> {
             spans,
             online,
             cycle_count: 0,
+            cycle_label: None,
             next_cycle: 0,
             in_cycle: false,
             cur_start: 0,
@@ -217,7 +223,7 @@ impl<'a> Engine<'a> {
             if ord == self.next_start {
                 self.cur_end = self.spans[self.next_cycle].end_event;
                 self.next_start = u64::MAX;
-                self.start_cycle(ord);
+                self.start_cycle(ord, &item);
             }
             self.item(ord, &item)?;
             self.observe(ord, &item);
@@ -250,7 +256,7 @@ impl<'a> Engine<'a> {
                 self.end_cycle(ord - 1);
             }
             if b.start && !self.in_cycle {
-                self.start_cycle(ord);
+                self.start_cycle(ord, &item);
             }
             self.item(ord, &item)?;
             self.observe(ord, &item);
@@ -285,9 +291,23 @@ impl<'a> Engine<'a> {
         }
     }
 
-    fn start_cycle(&mut self, ord: u64) {
+    fn start_cycle(&mut self, ord: u64, first: &Item<'_>) {
         self.in_cycle = true;
         self.cur_start = ord;
+        self.cycle_label = match first {
+            Item::Event(Event {
+                kind: EventKind::Marker { label },
+                ..
+            }) => Some(*label),
+            Item::Light(Event {
+                kind: EventKind::Marker { label },
+                ..
+            }) => Some(*label),
+            _ => None,
+        };
+        for d in &mut self.devs {
+            d.cycle_peak = d.resident;
+        }
         self.cycle_count += 1;
         self.cycle_allocs.clear();
         self.live_before = self.devs.iter().map(|d| (d.id, d.tracked)).collect();
@@ -316,6 +336,7 @@ impl<'a> Engine<'a> {
                     tracked: [0; 4],
                     resident: [0; 4],
                     peak: [Peak::default(); 4],
+                    cycle_peak: [0; 4],
                     objects: 0,
                 });
                 self.devs.len() - 1
@@ -663,6 +684,7 @@ impl<'a> Engine<'a> {
                 let d = &mut self.devs[dev];
                 d.tracked[s] += req.size;
                 d.resident[s] += req.size;
+                d.cycle_peak[s] = d.cycle_peak[s].max(d.resident[s]);
                 if d.resident[s] > d.peak[s].bytes {
                     d.peak[s] = Peak {
                         bytes: d.resident[s],
@@ -810,6 +832,7 @@ impl<'a> Engine<'a> {
                 let d = &mut self.devs[dev];
                 d.tracked[slot] += size;
                 d.resident[slot] += size;
+                d.cycle_peak[slot] = d.cycle_peak[slot].max(d.resident[slot]);
                 if d.resident[slot] > d.peak[slot].bytes {
                     d.peak[slot] = Peak {
                         bytes: d.resident[slot],
@@ -972,7 +995,10 @@ impl<'a> Engine<'a> {
             live_after: BTreeMap::new(),
             left_behind_bytes: 0,
             left_behind_buffers: 0,
+            left_behind: [0; 4],
             first_left: None,
+            label: self.cycle_label.take(),
+            peak: self.devs.iter().map(|d| (d.id, d.cycle_peak)).collect(),
         };
         let allocs = std::mem::take(&mut self.cycle_allocs);
         for &(key, event) in &allocs {
@@ -998,6 +1024,7 @@ impl<'a> Engine<'a> {
             }
             stats.left_behind_bytes += live.size;
             stats.left_behind_buffers += 1;
+            stats.left_behind[live.slot as usize] += live.size;
             if stats.first_left.is_none() {
                 let (buffer, buffer_type) = match key {
                     LiveKey::Buffer(id) => (BufferId(id), TYPES[live.slot as usize]),

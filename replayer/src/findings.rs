@@ -4,7 +4,7 @@
 use crate::cycles::CycleSpan;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use ttalloc_model::{BufferId, BufferType, DeviceId, SiteId};
+use ttalloc_model::{BufferId, BufferType, DeviceId, SiteId, StringId};
 
 /// Index of a device-memory buffer type in per-type arrays:
 /// DRAM 0, L1 1, L1_SMALL 2, TRACE 3.
@@ -144,7 +144,13 @@ pub struct CycleStats {
     /// live at its end. Program binaries are not counted (see live_after).
     pub left_behind_bytes: u64,
     pub left_behind_buffers: u64,
+    /// `left_behind_bytes` by buffer type.
+    pub left_behind: PerType,
     pub first_left: Option<FirstLeft>,
+    /// The label of the marker that started the cycle (marker and test cycles).
+    pub label: Option<StringId>,
+    /// Highest resident bytes per device and type during the cycle.
+    pub peak: BTreeMap<DeviceId, PerType>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -14,6 +14,7 @@ impl Report {
     pub fn render_human(&self) -> String {
         let mut out = String::new();
         self.render_leaks(&mut out);
+        self.render_tests(&mut out);
         self.render_growth(&mut out);
         self.render_oom(&mut out);
         self.render_frees(&mut out);
@@ -252,13 +253,53 @@ impl Report {
         }
     }
 
+    /// With test cycles: each test that left device memory behind, by type.
+    fn render_tests(&self, out: &mut String) {
+        if self.cycle_kind != "test" {
+            return;
+        }
+        let mut leaking = 0;
+        for c in self.cycles.iter().filter(|c| c.left_behind_bytes > 0) {
+            leaking += 1;
+            let l = &c.left_behind;
+            let parts: Vec<String> = [
+                ("DRAM", l.dram),
+                ("L1", l.l1),
+                ("L1_SMALL", l.l1_small),
+                ("TRACE", l.trace),
+            ]
+            .iter()
+            .filter(|(_, b)| *b > 0)
+            .map(|(n, b)| format!("{} B {n}", thousands(*b)))
+            .collect();
+            let _ = writeln!(
+                out,
+                "warning[test-leak]: {} left {} behind (cycle {}, {} buffer(s))",
+                c.name.as_deref().unwrap_or("?"),
+                parts.join(" + "),
+                c.index,
+                c.left_behind_buffers
+            );
+        }
+        let _ = writeln!(
+            out,
+            "note: {} test(s), {leaking} left device memory behind\n",
+            self.cycles.len()
+        );
+    }
+
     fn render_bisect(&self, out: &mut String) {
         let Some(b) = &self.bisect else { return };
         match (b.first_cycle, b.first_event) {
             (Some(c), Some(e)) => {
+                let what = match (&b.first_cycle_name, self.cycle_kind.as_str()) {
+                    (Some(name), "test") => format!("test {name} (cycle {c}) is the first"),
+                    (Some(name), _) => format!("cycle {c} ({name}) is the first"),
+                    (None, _) => format!("cycle {c} is the first"),
+                };
                 let _ = writeln!(
                     out,
-                    "note[bisect]: cycle {c} is the first after warm-up to leave bytes behind ({} B per cycle after warm-up)",
+                    "note[bisect]: {what} after warm-up to leave bytes behind ({} B per cycle after warm-up)",
                     thousands(b.bytes_per_cycle)
                 );
                 let _ = writeln!(

@@ -46,6 +46,7 @@ use engine::{CycleInput, Engine, EngineSetup};
 use findings::Findings;
 use indicatif::{ProgressBar, ProgressStyle};
 use source::Chunk;
+use std::borrow::Cow;
 use std::path::Path;
 use ttalloc_model::hash::FastSet;
 use ttalloc_model::{Event, InternTables, SiteId};
@@ -88,6 +89,7 @@ pub fn replay_inspect(
 ) -> Result<Report> {
     let (findings, rule) = replay_with_cycles(src, opts)?;
     inspect(&findings);
+    let opts = &*options_for(&rule, opts);
     let growth = accumulation::growth(&findings.cycles, opts.warmup);
     let (bisection, minimal_sites) = if opts.bisect {
         let b = bisect::bisect(
@@ -133,7 +135,7 @@ fn replay_with_cycles(
     if let Some(rule) = CycleRule::explicit(&opts.cycles) {
         let f = run_engine(
             src,
-            opts,
+            &options_for(&rule, opts),
             CycleInput::Online(rule.clone()),
             None,
             false,
@@ -151,7 +153,7 @@ fn replay_with_cycles(
     let mut scanner = CycleScanner::new();
     let f = run_engine(
         src,
-        opts,
+        &options_for(&guess, opts),
         CycleInput::Online(guess.clone()),
         None,
         false,
@@ -165,7 +167,7 @@ fn replay_with_cycles(
     let cycles = scanner.spans(&rule, interner);
     let mut f = run_engine(
         src,
-        opts,
+        &options_for(&rule, opts),
         CycleInput::Spans(&cycles.spans),
         None,
         false,
@@ -174,6 +176,20 @@ fn replay_with_cycles(
     )?;
     f.cycle_kind = cycles.kind;
     Ok((f, rule))
+}
+
+/// The options a replay with `rule` uses: test cycles have no warm-up, as
+/// tests are not repetitions of one another (the pytest plugin runs a
+/// test's own warm-ups, `ttalloc_limit_leaks(warmups=N)`, outside its cycle).
+fn options_for<'a>(rule: &CycleRule, opts: &'a ReplayOptions) -> Cow<'a, ReplayOptions> {
+    if *rule == CycleRule::Test && opts.warmup != 0 {
+        Cow::Owned(ReplayOptions {
+            warmup: 0,
+            ..opts.clone()
+        })
+    } else {
+        Cow::Borrowed(opts)
+    }
 }
 
 /// Progress bars only for long replays, and only on a terminal (indicatif

@@ -9,10 +9,14 @@ use ttalloc_model::{Arch, DeviceConfig};
 /// How the trace is cut into cycles (repetitions of the workload).
 #[derive(Clone, Debug, Default)]
 pub enum CycleMode {
-    /// Device open/close spans if there are several, else markers if there
-    /// are several, else the most repeated top-level op; else no cycles.
+    /// Tests of a pytest run if there are any, else device open/close spans
+    /// if there are several, else markers if there are several, else the
+    /// most repeated top-level op; else no cycles.
     #[default]
     Auto,
+    /// One cycle per pytest test (the plugin's `pytest:begin NODEID` ..
+    /// `pytest:end NODEID` markers), named by its node id.
+    Test,
     /// One cycle per span during which at least one device is open.
     Device,
     /// One cycle per marker (matching the regex, if any), up to the next one.
@@ -27,6 +31,7 @@ impl FromStr for CycleMode {
         match s {
             "auto" => Ok(CycleMode::Auto),
             "device" => Ok(CycleMode::Device),
+            "test" => Ok(CycleMode::Test),
             "marker" => Ok(CycleMode::Marker(None)),
             _ => {
                 if let Some(re) = s.strip_prefix("marker=") {
@@ -39,7 +44,7 @@ impl FromStr for CycleMode {
                     Ok(CycleMode::Op(name.to_owned()))
                 } else {
                     Err(format!(
-                        "unknown cycle mode '{s}' (expected auto, device, marker, marker=REGEX or op=NAME)"
+                        "unknown cycle mode '{s}' (expected auto, test, device, marker, marker=REGEX or op=NAME)"
                     ))
                 }
             }
@@ -52,6 +57,7 @@ impl fmt::Display for CycleMode {
         match self {
             CycleMode::Auto => f.write_str("auto"),
             CycleMode::Device => f.write_str("device"),
+            CycleMode::Test => f.write_str("test"),
             CycleMode::Marker(None) => f.write_str("marker"),
             CycleMode::Marker(Some(re)) => write!(f, "marker={}", re.as_str()),
             CycleMode::Op(name) => write!(f, "op={name}"),
@@ -110,6 +116,10 @@ mod tests {
         assert!(matches!(
             "device".parse::<CycleMode>().unwrap(),
             CycleMode::Device
+        ));
+        assert!(matches!(
+            "test".parse::<CycleMode>().unwrap(),
+            CycleMode::Test
         ));
         assert!(matches!(
             "marker".parse::<CycleMode>().unwrap(),

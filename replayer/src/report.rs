@@ -80,6 +80,12 @@ pub struct CycleOut {
     pub live_after: TypeBytes,
     pub left_behind_bytes: u64,
     pub left_behind_buffers: u64,
+    /// `left_behind_bytes` by buffer type.
+    pub left_behind: TypeBytes,
+    /// Highest resident bytes on one device during the cycle, per type.
+    pub peak: TypeBytes,
+    /// A test cycle's node id; a marker cycle's marker label.
+    pub name: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -101,6 +107,8 @@ pub struct MinimalSites {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct BisectOut {
     pub first_cycle: Option<u32>,
+    /// The first leaking cycle's name: with test cycles, the test's node id.
+    pub first_cycle_name: Option<String>,
     pub first_event: Option<u64>,
     pub first_buffer: Option<u64>,
     pub first_device: Option<u32>,
@@ -222,6 +230,14 @@ impl Report {
         };
         let bisect = inp.bisection.map(|b| BisectOut {
             first_cycle: b.first_cycle,
+            first_cycle_name: b
+                .first_cycle
+                .and_then(|i| f.cycles.get((i as usize).checked_sub(1)?))
+                .and_then(|c| c.label)
+                .map(|l| {
+                    let label = it.string(l);
+                    crate::cycles::test_name(label).unwrap_or(label).to_owned()
+                }),
             first_event: b.first.map(|x| x.event),
             first_buffer: b.first.map(|x| x.buffer.get()),
             first_device: b.first.map(|x| x.device.get()),
@@ -276,6 +292,12 @@ impl Report {
                             sum[s] += t[s];
                         }
                     }
+                    let mut peak = [0u64; 4];
+                    for t in c.peak.values() {
+                        for s in 0..4 {
+                            peak[s] = peak[s].max(t[s]);
+                        }
+                    }
                     CycleOut {
                         index: c.index,
                         start_event: c.span.start_event,
@@ -283,6 +305,12 @@ impl Report {
                         live_after: sum.into(),
                         left_behind_bytes: c.left_behind_bytes,
                         left_behind_buffers: c.left_behind_buffers,
+                        left_behind: c.left_behind.into(),
+                        peak: peak.into(),
+                        name: c.label.map(|l| {
+                            let label = it.string(l);
+                            crate::cycles::test_name(label).unwrap_or(label).to_owned()
+                        }),
                     }
                 })
                 .collect(),

@@ -29,7 +29,7 @@ pub struct Args {
     /// Cycles to ignore for growth and bisect (caches filling up).
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub warmup: usize,
-    /// How the trace is cut into cycles: auto, device, marker, marker=REGEX or op=NAME.
+    /// How the trace is cut into cycles: auto, test (pytest tests), device, marker, marker=REGEX or op=NAME.
     #[arg(long, default_value = "auto", value_parser = parse_cycles, value_name = "MODE")]
     pub cycles: CycleMode,
     /// Find the first leaking cycle and allocation, rank call sites, run delta debugging.
