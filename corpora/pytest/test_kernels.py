@@ -1,6 +1,7 @@
 """Tests that free everything, leak, leak once (a cache), leak in one
-parameter, and stay under or go over a peak limit. Expected results under
-`--ttalloc-fail-on=leak` are in expected.json beside this file."""
+parameter, and stay under or go over a peak limit. The expected results
+(reasoned in tests/pytest_plugin.rs) find the allocating lines by their
+`# site:` comments."""
 
 import pytest
 import ttnn
@@ -19,15 +20,15 @@ def test_frees_everything(device):
 
 
 def test_leaks_l1(device):
-    a = ttnn.allocate_tensor_on_device(SHAPE, ttnn.bfloat16, ttnn.TILE_LAYOUT, device, ttnn.L1_MEMORY_CONFIG)
+    a = ttnn.allocate_tensor_on_device(SHAPE, ttnn.bfloat16, ttnn.TILE_LAYOUT, device, ttnn.L1_MEMORY_CONFIG)  # site: leaks_l1
     _kept.append(a)
 
 
 def scratch(device, key):
     """A 4,096 B L1 scratch tensor made on first use and kept (a cache)."""
     if key not in _cache:
-        _cache[key] = ttnn.allocate_tensor_on_device(ttnn.Shape([1, 1, 32, 64]), ttnn.bfloat16, ttnn.TILE_LAYOUT,
-                                                     device, ttnn.L1_MEMORY_CONFIG)
+        _cache[key] = ttnn.allocate_tensor_on_device(  # site: scratch
+            ttnn.Shape([1, 1, 32, 64]), ttnn.bfloat16, ttnn.TILE_LAYOUT, device, ttnn.L1_MEMORY_CONFIG)
     return _cache[key]
 
 
@@ -44,8 +45,8 @@ def test_cache_without_warmup(device):
 
 @pytest.mark.parametrize("keep", [False, True], ids=["clean", "leaky"])
 def test_param(device, keep):
-    a = ttnn.allocate_tensor_on_device(ttnn.Shape([1, 1, 32, 128]), ttnn.bfloat16, ttnn.TILE_LAYOUT, device,
-                                       ttnn.DRAM_MEMORY_CONFIG)
+    a = ttnn.allocate_tensor_on_device(  # site: param
+        ttnn.Shape([1, 1, 32, 128]), ttnn.bfloat16, ttnn.TILE_LAYOUT, device, ttnn.DRAM_MEMORY_CONFIG)
     if keep:
         _kept.append(a)
     else:
