@@ -2,7 +2,9 @@
 //! `corpora/pytest/` (a function-scoped `device` fixture, a module with a
 //! module-scoped device and a module-scoped fixture holding a DRAM tensor)
 //! runs as `ttalloc record -- python -m pytest ...` on the ttnn test bed
-//! (see tests/ttnn_bed.rs), with the plugin loaded by the recorder alone.
+//! (tests/support/ttnn_bed.rs; without it the tests fail, unless Python 3.10
+//! is absent too: then they print a loud `SKIPPED:` line and pass), with
+//! the plugin loaded by the recorder alone.
 //!
 //! What each test of the suite does, and so what is expected of it:
 //! - `test_frees_everything`: a 16,384 B L1 tensor ([1,1,32,256] bfloat16 =
@@ -29,19 +31,13 @@
 //!
 //! So with `--ttalloc-fail-on=leak`: 4 failed, 6 passed; without: 10 passed.
 
+#[path = "support/ttnn_bed.rs"]
 mod ttnn_bed;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::Mutex;
-use ttnn_bed::{loud, test_bed, TestBed};
-
-/// ttnn programs run one at a time: tt-metal's JIT cache and its
-/// `/dev/shm` statistics are shared by every process on the machine.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-const WHAT: &str = "pytest plugin tests";
+use ttnn_bed::{loud, test_bed, TestBed, ONE_AT_A_TIME};
 
 struct SuiteRun {
     out: Output,
@@ -103,6 +99,9 @@ fn run_suite(bed: &TestBed, pytest_args: &[&str], extra_pythonpath: Option<&Path
     let trace = dir.path().join("run.zst");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ttalloc"));
     bed.configure(&mut cmd, "n150.yaml");
+    // The recorder sets PYTEST_PLUGINS itself; no options of the caller's.
+    cmd.env_remove("PYTEST_PLUGINS")
+        .env_remove("PYTEST_ADDOPTS");
     match extra_pythonpath {
         Some(p) => cmd.env("PYTHONPATH", p),
         None => cmd.env_remove("PYTHONPATH"),
@@ -214,7 +213,7 @@ fn expected_figures() -> Vec<(String, [u64; 4])> {
 
 #[test]
 fn fail_on_leak_fails_the_tests_that_leave_buffers_behind() {
-    let Some(bed) = test_bed(WHAT) else { return };
+    let Some(bed) = test_bed() else { return };
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let run = run_suite(&bed, &["--ttalloc-fail-on=leak"], None);
     // pytest's own status (1: tests failed) is what `record` exits with.
@@ -269,7 +268,7 @@ fn fail_on_leak_fails_the_tests_that_leave_buffers_behind() {
 
 #[test]
 fn without_the_option_nothing_fails_and_the_summary_shows_each_test() {
-    let Some(bed) = test_bed(WHAT) else { return };
+    let Some(bed) = test_bed() else { return };
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let run = run_suite(&bed, &[], None);
     assert_eq!(run.out.status.code(), Some(0), "{}", run.describe());
@@ -313,7 +312,7 @@ fn without_the_option_nothing_fails_and_the_summary_shows_each_test() {
 
 #[test]
 fn stop_at_first_failure_and_keyword_selection() {
-    let Some(bed) = test_bed(WHAT) else { return };
+    let Some(bed) = test_bed() else { return };
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     // -x: test_frees_everything passes, test_leaks_l1 fails, pytest stops.
     let run = run_suite(&bed, &["-x", "--ttalloc-fail-on=leak"], None);
@@ -348,7 +347,7 @@ fn stop_at_first_failure_and_keyword_selection() {
 
 #[test]
 fn a_bad_fail_on_kind_is_a_usage_error() {
-    let Some(bed) = test_bed(WHAT) else { return };
+    let Some(bed) = test_bed() else { return };
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let run = run_suite(&bed, &["--ttalloc-fail-on=leaks"], None);
     // pytest's usage-error status.
@@ -386,7 +385,7 @@ fn xdist_dir(bed: &TestBed) -> Option<PathBuf> {
 
 #[test]
 fn xdist_workers_keep_node_ids_and_verdicts() {
-    let Some(bed) = test_bed(WHAT) else { return };
+    let Some(bed) = test_bed() else { return };
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let Some(xdist) = xdist_dir(&bed) else {
         loud("SKIPPED: pytest plugin under pytest-xdist: pytest-xdist cannot be installed here; xdist workers are NOT tested");
