@@ -1071,9 +1071,17 @@ mod arbitrary_streams {
         ]
     }
 
+    /// `config` of a device with room in every region.
+    const ROOMY: u8 = 4;
+
     fn config(c: u8) -> DeviceConfig {
         match c {
             0 => DeviceConfig::default(),
+            ROOMY => DeviceConfig {
+                l1_small_size: Some(256 << 10),
+                trace_region_size: Some(64 << 20),
+                ..Default::default()
+            },
             1 => tiny_l1(),
             // Impossible: more L1 than the core has.
             2 => DeviceConfig {
@@ -1188,20 +1196,41 @@ mod arbitrary_streams {
             }
         }
 
+        /// Every allocation fits — each buffer type's sizes are bounded so
+        /// that 60 of them fit on one device, L1_SMALL ones are sharded as
+        /// tt-metal requires, and the frees all come last — so the books
+        /// must balance exactly: nothing refused, no OOM, no leak.
         #[test]
-        fn freeing_everything_leaves_nothing(sizes in proptest::collection::vec((0u32..3, 1u64..5_000_000, 0u8..5), 1..60)) {
-            let mut ops = vec![Step::Open(0, 0), Step::Open(1, 0), Step::Open(2, 0)];
-            for (i, &(d, size, bt)) in sizes.iter().enumerate() {
-                ops.push(Step::Alloc(d, i as u64, bt, size, None, 0, None));
+        fn freeing_everything_leaves_nothing(allocs in proptest::collection::vec((0u32..3, 0usize..4, 0u64..1_000_000), 1..60)) {
+            // (buffer type code, largest size): DRAM over 12 x 1 GiB banks;
+            // L1 over 64 banks of 1499136 - 134208 - 262144 B; L1_SMALL on
+            // 8 cores of 256 KiB; TRACE over 12 x 64 MiB trace regions.
+            const TYPES: [(u8, u64); 4] = [(0, 5_000_000), (1, 800_000), (3, 30_000), (4, 4_000_000)];
+            let mut ops: Vec<Step> = (0..3).map(|d| Step::Open(d, ROOMY)).collect();
+            let mut used = std::collections::BTreeSet::new();
+            for (i, &(d, t, fraction)) in allocs.iter().enumerate() {
+                let (bt, largest) = TYPES[t];
+                let size = 1 + fraction * largest / 1_000_000;
+                let (layout, cores) = if bt == 3 { (1, Some(8)) } else { (0, None) };
+                ops.push(Step::Alloc(d, i as u64, bt, size, None, layout, cores));
+                used.insert((d, bt));
             }
-            for (i, &(d, _, _)) in sizes.iter().enumerate().rev() {
+            for (i, &(d, _, _)) in allocs.iter().enumerate().rev() {
                 ops.push(Step::Free(d, i as u64));
             }
             ops.extend([Step::Close(0), Step::Close(1), Step::Close(2)]);
             let t = build(&ops);
             let r = t.replay(&ReplayOptions::default());
+            prop_assert_eq!(r.ooms, 0, "{:?}", r.oom);
+            prop_assert_eq!(r.rejected_allocs, 0, "{:?}", r.first_rejection);
             prop_assert!(r.leaks.is_empty(), "{:?}", r.leaks);
             prop_assert_eq!(r.unknown_frees + r.double_frees, 0);
+            // Every buffer was placed: each (device, type) used has a peak.
+            for (d, bt) in used {
+                let p = &r.peak[&d.to_string()];
+                let peak = [p.dram, p.l1, 0, p.l1_small, p.trace][bt as usize];
+                prop_assert!(peak > 0, "device {} type {}: {:?}", d, bt, p);
+            }
         }
     }
 }
