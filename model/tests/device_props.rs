@@ -168,45 +168,126 @@ fn any_config() -> impl Strategy<Value = DeviceConfig> {
     )
 }
 
+/// A preset with a few fields moved the way real machines and `--set`
+/// move them: fewer banks, another alignment, a different L1_SMALL or
+/// trace region, bank sizes left unknown (derived) or recorded smaller.
+/// Every such config is one tt-metal could run with: it must build.
+fn perturbed_preset() -> impl Strategy<Value = (Arch, DeviceConfig)> {
+    let arch = prop_oneof![Just(Arch::WormholeB0), Just(Arch::Blackhole)];
+    let fraction = || prop::option::of(1u64..=100);
+    let alignment = || prop::option::of(prop_oneof![Just(16u32), Just(32), Just(64)]);
+    (
+        arch,
+        (fraction(), fraction(), fraction(), fraction()),
+        (alignment(), alignment()),
+        (
+            prop::option::of(0u64..=(512 << 10)),
+            prop::option::of(0u64..=(256 << 20)),
+        ),
+    )
+        .prop_map(|(arch, (db, dbs, lb, lbs), (da, la), (small, trace))| {
+            let p = ttalloc_model::alloc::preset(arch);
+            let pct = |v: Option<u64>, f: Option<u64>| f.map(|f| (v.unwrap() * f / 100).max(1));
+            let mut c = DeviceConfig {
+                dram_banks: pct(p.dram_banks.map(u64::from), db).map(|v| v as u32),
+                l1_banks: pct(p.l1_banks.map(u64::from), lb).map(|v| v as u32),
+                dram_alignment: da,
+                l1_alignment: la,
+                l1_small_size: small,
+                trace_region_size: trace,
+                ..DeviceConfig::default()
+            };
+            // A recorded bank size is at most what is left beside the
+            // (possibly moved) L1_SMALL / trace regions.
+            if let Some(f) = dbs {
+                let room = p.dram_bank_size.unwrap() + p.trace_region_size.unwrap()
+                    - trace.unwrap_or(p.trace_region_size.unwrap());
+                c.dram_bank_size = Some((room * f / 100).max(1));
+            }
+            if let Some(f) = lbs {
+                let room = p.l1_bank_size.unwrap() + p.l1_small_size.unwrap()
+                    - small.unwrap_or(p.l1_small_size.unwrap());
+                c.l1_bank_size = Some((room * f / 100).max(1));
+            }
+            (arch, c)
+        })
+}
+
+type Request = (u64, Option<u64>, Option<u32>, u8, u64);
+
+fn requests() -> impl Strategy<Value = Vec<Request>> {
+    prop::collection::vec(
+        (
+            any::<u64>(),
+            prop::option::of(any::<u64>()),
+            prop::option::of(any::<u32>()),
+            0u8..5,
+            any::<u64>(),
+        ),
+        0..20,
+    )
+}
+
+/// Any request on `d` is placed or refused, never a panic, and the books of
+/// every bank manager stay whole.
+fn exercise(mut d: Device, reqs: Vec<Request>) -> Result<(), TestCaseError> {
+    for (i, (size, page, cores, bt, addr)) in reqs.into_iter().enumerate() {
+        let bt = BufferType::from_u8(bt).unwrap();
+        let req = AllocRequest {
+            buffer_type: bt,
+            size: size >> (i % 64),
+            page_size: page,
+            layout: if cores.is_some() {
+                Layout::WidthSharded
+            } else {
+                Layout::Interleaved
+            },
+            num_cores: cores,
+            bottom_up: None,
+        };
+        let _ = d.allocate(BufferId(i as u64), &req);
+        let _ = d.allocate_at(BufferId(1000 + i as u64), &req, addr >> (i % 64));
+        let _ = d.cb_alloc(addr, size, cores, i % 2 == 0);
+        let _ = d.cb_place(size >> (i % 64), cores);
+        let _ = d.load_program(ttalloc_model::ProgramId(i as u64), size >> 20);
+        let _ = d.capture_trace(ttalloc_model::TraceId(i as u32), size >> 24);
+        for bt in BufferType::ALL {
+            let st = d.stats(bt);
+            if bt != BufferType::SystemMemory {
+                prop_assert_eq!(st.allocated + st.free, st.total_allocatable);
+            }
+            let _ = d.memory_view(bt);
+        }
+    }
+    d.close();
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
+    /// Configs near the presets build, and requests on them never panic.
+    #[test]
+    fn perturbed_presets_build_and_requests_never_panic(
+        (arch, cfg) in perturbed_preset(),
+        reqs in requests(),
+    ) {
+        let d = Device::new(arch, &cfg);
+        prop_assert!(d.is_ok(), "{:?} {:?}: {}", arch, cfg, d.err().unwrap());
+        exercise(d.unwrap(), reqs)?;
+    }
+
     /// Bad input never panics: any config either builds a device or is a
-    /// `ConfigError`, and any request on it is placed or refused.
+    /// `ConfigError` (only a contradictory one is refused).
     #[test]
     fn arbitrary_configs_and_requests_never_panic(
         cfg in any_config(),
         arch in prop_oneof![Just(Arch::WormholeB0), Just(Arch::Blackhole), Just(Arch::Unknown)],
-        reqs in prop::collection::vec((any::<u64>(), prop::option::of(any::<u64>()), prop::option::of(any::<u32>()), 0u8..5, any::<u64>()), 0..20),
+        reqs in requests(),
     ) {
-        let Ok(mut d) = Device::new(arch, &cfg) else {
-            // Only contradictory configs are refused.
-            prop_assert!(!cfg.known().is_empty());
-            return Ok(());
-        };
-        for (i, (size, page, cores, bt, addr)) in reqs.into_iter().enumerate() {
-            let bt = BufferType::from_u8(bt).unwrap();
-            let req = AllocRequest {
-                buffer_type: bt,
-                size: size >> (i % 64),
-                page_size: page,
-                layout: if cores.is_some() { Layout::WidthSharded } else { Layout::Interleaved },
-                num_cores: cores,
-                bottom_up: None,
-            };
-            let _ = d.allocate(BufferId(i as u64), &req);
-            let _ = d.allocate_at(BufferId(1000 + i as u64), &req, addr >> (i % 64));
-            let _ = d.cb_alloc(addr, size, cores, i % 2 == 0);
-            let _ = d.load_program(ttalloc_model::ProgramId(i as u64), size >> 20);
-            let _ = d.capture_trace(ttalloc_model::TraceId(i as u32), size >> 24);
-            for bt in BufferType::ALL {
-                let st = d.stats(bt);
-                if bt != BufferType::SystemMemory {
-                    prop_assert_eq!(st.allocated + st.free, st.total_allocatable);
-                }
-                let _ = d.memory_view(bt);
-            }
+        match Device::new(arch, &cfg) {
+            Ok(d) => exercise(d, reqs)?,
+            Err(_) => prop_assert!(!cfg.known().is_empty()),
         }
-        d.close();
     }
 }
