@@ -144,8 +144,21 @@ fn peaks_live_bytes_processes_and_counts() {
         .map(|l| (l.device.0, l.buffer_type, l.bytes))
         .collect();
     assert_eq!(live, [(0, Dram, 10), (1, Dram, 4000)]);
-    let after_close = &r.blocks()[2]; // events 8..12: ends after the DeviceClose and the alloc of 6
-    assert_eq!(after_close.first_event, 8);
+    let live_at = |block: usize| -> Vec<(u32, BufferType, u64)> {
+        r.blocks()[block]
+            .live
+            .iter()
+            .map(|l| (l.device.0, l.buffer_type, l.bytes))
+            .collect()
+    };
+    // Block 1 (events 4..8) ends before the close: 500 + 700 B DRAM (1 was
+    // freed, the free of 99 is unknown) and the 64 B L1 buffer.
+    assert_eq!(live_at(1), [(0, Dram, 1200), (0, L1, 64)]);
+    // Block 2 (events 8..12) ends after device 1's alloc, the DeviceClose of
+    // device 0 (which drops 2, 3 and 4, the L1 one too) and the alloc of 6.
+    let after_close = &r.blocks()[2];
+    assert_eq!((after_close.first_event, after_close.count), (8, 4));
+    assert_eq!(live_at(2), [(0, Dram, 10), (1, Dram, 4000)]);
 
     let text = s.to_text();
     // The DRAM peak of 1000 + 500 B, exact, as every command writes bytes.

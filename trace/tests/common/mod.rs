@@ -49,7 +49,17 @@ pub fn config() -> impl Strategy<Value = DeviceConfig> {
 }
 
 pub fn kind() -> impl Strategy<Value = EventKind> {
-    let dev = || (0u32..10).prop_map(DeviceId);
+    // Devices at or above 1024 share the address slots of device 0 (FORMAT.md
+    // §5.1, ADDR): mix them with device 0 so that blocks hold both.
+    let dev = || {
+        prop_oneof![
+            4 => 0u32..10,
+            2 => 1024u32..1030,
+            1 => Just(u32::MAX),
+            1 => any::<u32>(),
+        ]
+        .prop_map(DeviceId)
+    };
     let site = || (0..N_SITES).prop_map(SiteId);
     let string = || (0..N_STRINGS).prop_map(StringId);
     let bt = || (0u8..5).prop_map(|v| BufferType::from_u8(v).unwrap());
