@@ -91,10 +91,23 @@ impl SuiteRun {
 /// `test_kernels.py::...` and no cache lands in the repository) under
 /// `ttalloc record`, with `pytest_args`.
 fn run_suite(bed: &TestBed, pytest_args: &[&str], extra_pythonpath: Option<&Path>) -> SuiteRun {
+    run_suite_with(bed, pytest_args, extra_pythonpath, &[])
+}
+
+/// `run_suite` with `extra_files` (name, content) beside the corpus.
+fn run_suite_with(
+    bed: &TestBed,
+    pytest_args: &[&str],
+    extra_pythonpath: Option<&Path>,
+    extra_files: &[(&str, &str)],
+) -> SuiteRun {
     let dir = tempfile::tempdir().expect("temp dir");
     let corpus = corpus_dir();
     for name in ["conftest.py", "test_kernels.py", "test_weights.py"] {
         std::fs::copy(corpus.join(name), dir.path().join(name)).expect("copy the corpus");
+    }
+    for (name, content) in extra_files {
+        std::fs::write(dir.path().join(name), content).expect("write a test file");
     }
     let trace = dir.path().join("run.zst");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ttalloc"));
@@ -345,19 +358,58 @@ fn stop_at_first_failure_and_keyword_selection() {
     );
 }
 
+/// Marker arguments the plugin cannot use (a test file of its own).
+const BAD_MARKERS: &str = r#"
+import pytest
+
+@pytest.mark.ttalloc_limit_leaks("16K")
+def test_size_as_text():
+    pass
+
+@pytest.mark.ttalloc_limit_peak(1024, buffer_type="SRAM")
+def test_unknown_buffer_type():
+    pass
+"#;
+
 #[test]
-fn a_bad_fail_on_kind_is_a_usage_error() {
+fn bad_options_and_marker_arguments_are_usage_errors() {
     let Some(bed) = test_bed() else { return };
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let run = run_suite(&bed, &["--ttalloc-fail-on=leaks"], None);
-    // pytest's usage-error status.
-    assert_eq!(run.out.status.code(), Some(4), "{}", run.describe());
-    let stderr = String::from_utf8_lossy(&run.out.stderr);
-    assert!(
-        stderr.contains("--ttalloc-fail-on: unknown kind 'leaks'"),
-        "{}",
-        run.describe()
-    );
+    // (pytest arguments, the line its usage error must hold); 4 is pytest's
+    // usage-error status, and no test runs.
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["--ttalloc-fail-on=leaks"],
+            "--ttalloc-fail-on: unknown kind 'leaks' (expected leak, growth, oom, unknown-free, \
+             double-free, divergence, any)",
+        ),
+        (
+            &["test_bad_markers.py", "-k", "size_as_text"],
+            "ERROR: test_bad_markers.py::test_size_as_text: @pytest.mark.ttalloc_limit_leaks(bytes, \
+             warmups=0): bytes must be a non-negative integer, got '16K'",
+        ),
+        // Checked only for selected tests: `-k` leaves the other one out.
+        (
+            &["test_bad_markers.py", "-k", "unknown_buffer_type"],
+            "ERROR: test_bad_markers.py::test_unknown_buffer_type: @pytest.mark.ttalloc_limit_peak(bytes, \
+             buffer_type='L1'): buffer_type must be one of DRAM, L1, L1_SMALL, TRACE, got 'SRAM'",
+        ),
+    ];
+    for (args, line) in cases {
+        let run = run_suite_with(&bed, args, None, &[("test_bad_markers.py", BAD_MARKERS)]);
+        assert_eq!(
+            run.out.status.code(),
+            Some(4),
+            "{args:?}: {}",
+            run.describe()
+        );
+        let stderr = String::from_utf8_lossy(&run.out.stderr);
+        assert!(
+            stderr.lines().any(|l| l.ends_with(line)),
+            "{args:?}: no line ending `{line}`\n{}",
+            run.describe()
+        );
+    }
 }
 
 /// pytest-xdist into a directory of the build's own (the shared test bed

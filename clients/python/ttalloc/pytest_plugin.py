@@ -89,24 +89,54 @@ def pytest_configure(config):
     config.pluginmanager.register(tracker, "ttalloc-test-memory")
 
 
-def leak_limit(item):
-    """(allowed bytes, warmups) from the item's ttalloc_limit_leaks marker, or None."""
-    m = item.get_closest_marker(LIMIT_LEAKS)
+def _leaks_args(bytes, warmups=0):
+    return bytes, warmups
+
+
+def _peak_args(bytes, buffer_type="L1"):
+    return bytes, buffer_type
+
+
+def _count(value, what):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError("%s must be a non-negative integer, got %r" % (what, value))
+    return value
+
+
+def _bind(item, name, signature, usage):
+    m = item.get_closest_marker(name)
     if m is None:
         return None
-    allowed = m.args[0] if m.args else m.kwargs.get("bytes", 0)
-    warmups = m.args[1] if len(m.args) > 1 else m.kwargs.get("warmups", 0)
-    return int(allowed), int(warmups)
+    try:
+        return signature(*m.args, **m.kwargs)
+    except TypeError:
+        raise ValueError("%s: takes (%s), got (%s)" % (
+            usage, usage[usage.index("(") + 1:-1],
+            ", ".join([repr(a) for a in m.args] + ["%s=%r" % kv for kv in sorted(m.kwargs.items())])))
+
+
+def leak_limit(item):
+    """(allowed bytes, warmups) from the item's ttalloc_limit_leaks marker, or
+    None; ValueError naming the marker when its arguments are wrong."""
+    usage = "@pytest.mark.%s(bytes, warmups=0)" % LIMIT_LEAKS
+    bound = _bind(item, LIMIT_LEAKS, _leaks_args, usage)
+    if bound is None:
+        return None
+    return _count(bound[0], usage + ": bytes"), _count(bound[1], usage + ": warmups")
 
 
 def peak_limit(item):
-    """(allowed bytes, buffer type name) from the ttalloc_limit_peak marker, or None."""
-    m = item.get_closest_marker(LIMIT_PEAK)
-    if m is None:
+    """(allowed bytes, buffer type name) from the ttalloc_limit_peak marker,
+    or None; ValueError naming the marker when its arguments are wrong."""
+    usage = "@pytest.mark.%s(bytes, buffer_type='L1')" % LIMIT_PEAK
+    bound = _bind(item, LIMIT_PEAK, _peak_args, usage)
+    if bound is None:
         return None
-    allowed = m.args[0] if m.args else m.kwargs.get("bytes", 0)
-    buffer_type = m.args[1] if len(m.args) > 1 else m.kwargs.get("buffer_type", "L1")
-    return int(allowed), str(buffer_type).upper()
+    buffer_type = str(bound[1]).upper()
+    if buffer_type not in TYPE_ORDER:
+        raise ValueError("%s: buffer_type must be one of %s, got %r"
+                         % (usage, ", ".join(TYPE_ORDER), bound[1]))
+    return _count(bound[0], usage + ": bytes"), buffer_type
 
 
 class TestRun(object):
@@ -167,6 +197,16 @@ class TestMemoryTracker(object):
         ttalloc.flush()
 
     # ---- hooks ----
+    @pytest.hookimpl(trylast=True)  # after -k/-m deselection
+    def pytest_collection_modifyitems(self, items):
+        """Wrong marker arguments of a selected test are a usage error before any test runs."""
+        for item in items:
+            try:
+                leak_limit(item)
+                peak_limit(item)
+            except ValueError as e:
+                raise pytest.UsageError("%s: %s" % (item.nodeid, e))
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item, nextitem):
         """pytest's own protocol, except that the reports are logged after the
@@ -259,7 +299,7 @@ class TestMemoryTracker(object):
                 return
 
     def pytest_terminal_summary(self, terminalreporter):
-        if not self.rows and not self.on:
+        if not self.rows:
             return
         tr = terminalreporter
         tr.write_sep("=", "ttalloc: device memory per test")
