@@ -41,6 +41,8 @@ enum Command {
     Cat(cmd::cat::Args),
     /// Write a sealed copy of a truncated trace.
     Repair(cmd::repair::Args),
+    /// Shrink a trace to the fewest events that still show a finding.
+    Minimize(cmd::minimize::Args),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
         Command::Info(a) => cmd::info::run(a),
         Command::Cat(a) => cmd::cat::run(a),
         Command::Repair(a) => cmd::repair::run(a),
+        Command::Minimize(a) => cmd::minimize::run(a),
     };
     exit::finish(result)
 }

@@ -28,6 +28,7 @@ mod freed;
 pub mod html;
 mod human;
 pub mod markdown;
+pub mod minimize;
 pub mod observe;
 pub mod options;
 pub mod report;

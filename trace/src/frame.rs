@@ -20,6 +20,8 @@ pub enum RecordKind {
     Intern = 2,
     Block = 3,
     Footer = 4,
+    /// What a derived trace was made from (format 2.1; see `provenance`).
+    Provenance = 5,
 }
 
 impl RecordKind {
@@ -29,6 +31,7 @@ impl RecordKind {
             2 => Some(RecordKind::Intern),
             3 => Some(RecordKind::Block),
             4 => Some(RecordKind::Footer),
+            5 => Some(RecordKind::Provenance),
             _ => None,
         }
     }

@@ -72,6 +72,7 @@ mod decode;
 mod frame;
 mod intern;
 mod live;
+pub mod provenance;
 mod reader;
 mod records;
 mod recovery;
@@ -83,6 +84,7 @@ mod writer;
 
 pub use decode::{AllocCol, BlockColumns, FreeCol};
 pub use live::LiveTracker;
+pub use provenance::Provenance;
 pub use reader::{Events, TraceReader};
 pub use writer::TraceWriter;
 
@@ -92,7 +94,7 @@ use ttalloc_model::{BufferType, DeviceId};
 
 /// Format version written by this build.
 pub const FORMAT_MAJOR: u16 = 2;
-pub const FORMAT_MINOR: u16 = 0;
+pub const FORMAT_MINOR: u16 = 1;
 
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct TraceHeader {

@@ -4,6 +4,7 @@
 
 use crate::decode::{self, BlockColumns, EventCursor, RefLimits};
 use crate::frame::{frame_len, open_record, FrameDecompressor, RecordKind};
+use crate::provenance::{self, Provenance};
 use crate::records::{
     ArchivedBlockRec, ArchivedFooterRec, ArchivedHeaderRec, ArchivedLiveRec, FrameLocRec,
     HEADER_MAGIC,
@@ -83,6 +84,10 @@ pub struct TraceReader {
     header: TraceHeader,
     index: Index,
     num_events: u64,
+    /// What the trace was derived from (frame 1, format 2.1), if it says.
+    provenance: Option<Provenance>,
+    /// Why a provenance record could not be read (reported by `warnings()`).
+    provenance_error: Option<String>,
     /// Events of unknown kinds skipped, by (kind code, block), for
     /// `warnings()`: keyed by block so a block decoded again (a second pass,
     /// a replay's probe) is counted once.
@@ -191,12 +196,18 @@ impl TraceReader {
             Err(why) => recovery::scan(data, hlen, &mut scratch, why),
         };
         let num_events = index.blocks.iter().map(|b| b.count as u64).sum();
+        let (provenance, provenance_error) = match read_provenance(data, hlen, &mut scratch) {
+            Ok(p) => (p, None),
+            Err(e) => (None, Some(e)),
+        };
         Ok(TraceReader {
             path: path.to_owned(),
             map,
             header,
             index,
             num_events,
+            provenance,
+            provenance_error,
             skipped_kinds: Mutex::new(BTreeMap::new()),
             pool: Mutex::new(vec![scratch]),
             columns_pool: Mutex::new(Vec::new()),
@@ -218,6 +229,10 @@ impl TraceReader {
     pub fn num_events(&self) -> u64 {
         self.num_events
     }
+    /// What this trace was derived from (`ttalloc minimize`), if it says.
+    pub fn provenance(&self) -> Option<&Provenance> {
+        self.provenance.as_ref()
+    }
     pub fn truncation(&self) -> Option<&Truncation> {
         self.index.truncation.as_ref()
     }
@@ -234,14 +249,16 @@ impl TraceReader {
         for (&(kind, _block), &n) in skipped.iter() {
             *by_kind.entry(kind).or_default() += n;
         }
-        by_kind
+        self.provenance_error
             .iter()
+            .cloned()
+            .chain(by_kind.iter()
             .map(|(kind, n)| {
                 format!(
                     "skipped {n} event(s) of unknown kind {kind}: the trace was written by format {}.{}, this ttalloc reads {FORMAT_MAJOR}.{FORMAT_MINOR}",
                     self.header.format_major, self.header.format_minor
                 )
-            })
+            }))
             .collect()
     }
 
@@ -505,6 +522,38 @@ pub(crate) fn footer_blocks(
         ));
     }
     Ok((blocks, locs))
+}
+
+/// The provenance record, if frame 1 (at byte `at`) is one. A damaged one
+/// is reported, never fatal: the events do not depend on it.
+fn read_provenance(
+    data: &[u8],
+    at: usize,
+    scratch: &mut Scratch,
+) -> std::result::Result<Option<Provenance>, String> {
+    let rest = &data[at.min(data.len())..];
+    let Some(n) = frame_len(rest) else {
+        return Ok(None);
+    };
+    if crate::frame::is_skippable(rest) {
+        return Ok(None);
+    }
+    let damaged = |e: String| format!("provenance record at byte {at} is damaged: {e}");
+    if scratch
+        .dctx
+        .decompress(&rest[..n], &mut scratch.buf)
+        .is_err()
+    {
+        return Ok(None);
+    }
+    let rec = match open_record(&scratch.buf) {
+        Ok(r) => r,
+        Err(_) => return Ok(None),
+    };
+    if rec.kind != RecordKind::Provenance as u32 {
+        return Ok(None);
+    }
+    provenance::decode(rec.payload).map(Some).map_err(damaged)
 }
 
 #[cfg(test)]

@@ -235,6 +235,8 @@ pub(crate) fn scan(
                     Ok(())
                 }
                 Some(RecordKind::Header) => Err("a second header".into()),
+                // Read by the reader from frame 1; nothing to index.
+                Some(RecordKind::Provenance) => Ok(()),
                 // A record kind of a newer minor version: not needed to read events.
                 None => Ok(()),
             }

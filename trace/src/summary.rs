@@ -33,6 +33,8 @@ pub struct TraceSummary {
     pub intern: InternCounts,
     /// None when the trace was finished properly.
     pub truncation: Option<Truncation>,
+    /// What the trace was derived from (a minimised trace says), else None.
+    pub provenance: Option<crate::Provenance>,
     pub warnings: Vec<String>,
 }
 
@@ -186,6 +188,7 @@ impl TraceSummary {
                 stack_nodes: t.num_sites(),
             },
             truncation: reader.truncation().cloned(),
+            provenance: reader.provenance().cloned(),
             warnings: reader.warnings(),
         })
     }
@@ -232,6 +235,13 @@ impl TraceSummary {
             self.format_version, self.ttalloc_version
         );
         let _ = writeln!(s, "command:    {}", self.argv.join(" "));
+        if let Some(p) = &self.provenance {
+            let _ = writeln!(
+                s,
+                "minimised:  from {} ({} events) by ttalloc {}; keeps: {}",
+                p.source, p.source_events, p.ttalloc_version, p.finding
+            );
+        }
         let _ = writeln!(s, "host:       {}", self.hostname);
         let _ = writeln!(s, "started:    {}", format_utc(self.start_time_ns));
         match (self.first_ts, self.last_ts) {

@@ -147,6 +147,20 @@ impl TraceWriter {
         &mut self.interner
     }
 
+    /// Writes the provenance record (what this trace was derived from). It
+    /// must come before any event: readers look for it in frame 1.
+    pub fn write_provenance(&mut self, p: &crate::provenance::Provenance) -> Result<()> {
+        if self.events_written > 0 || !self.intern_frames.is_empty() || !self.blocks.is_empty() {
+            return Err(TraceError::Other(format!(
+                "{}: the provenance record must be written before any event",
+                self.path.display()
+            )));
+        }
+        let bytes = crate::provenance::encode(p).map_err(TraceError::Other)?;
+        self.write_frame(RecordKind::Provenance, &bytes)?;
+        Ok(())
+    }
+
     /// Appends one event; seals the block when full or older than `seal_interval`.
     pub fn push(&mut self, event: &Event) -> Result<()> {
         self.check_refs(event)?;

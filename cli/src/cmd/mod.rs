@@ -5,6 +5,7 @@ pub mod diff;
 pub mod export;
 pub mod import;
 pub mod info;
+pub mod minimize;
 pub mod record;
 pub mod repair;
 pub mod replay;

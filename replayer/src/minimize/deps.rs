@@ -1,0 +1,286 @@
+//! What each event needs to make sense in a subset of the trace: a free its
+//! alloc, an unload its load, a release its capture, a device event the
+//! open/close of its device's span, an op end its begin (and back), a
+//! process exit its start (and back).
+//!
+//! A kept subset is always *closed*: every prerequisite of a kept event is
+//! kept. [`Deps::close_up`] grows a candidate set to that (what delta
+//! debugging tests); [`Deps::remove_with_dependents`] shrinks a closed set by
+//! one event and everything that needs it (what the 1-minimality check does).
+
+use std::collections::HashMap;
+use ttalloc_model::{Event, EventKind};
+
+const NONE: u32 = u32::MAX;
+
+/// Prerequisites of every event of a trace, by position.
+pub struct Deps {
+    /// The one event this event pairs with or needs (alloc of a free, load
+    /// of an unload, the other end of an open/close, op or process pair).
+    partner: Vec<u32>,
+    /// Index into `spans` of the device span the event happens in.
+    span: Vec<u32>,
+    /// (DeviceOpen, DeviceClose or NONE) of every device span.
+    spans: Vec<(u32, u32)>,
+    /// Scratch marks for `close_up` (an epoch per call: no clearing).
+    marks: Vec<u32>,
+    epoch: u32,
+}
+
+impl Deps {
+    pub fn new(events: &[Event]) -> Deps {
+        let n = events.len();
+        let mut partner = vec![NONE; n];
+        let mut span = vec![NONE; n];
+        let mut spans: Vec<(u32, u32)> = Vec::new();
+        let mut open_span: HashMap<u32, u32> = HashMap::new();
+        let mut allocs: HashMap<(u32, u64), u32> = HashMap::new();
+        let mut programs: HashMap<(u32, u64), u32> = HashMap::new();
+        let mut traces: HashMap<(u32, u32), u32> = HashMap::new();
+        let mut ops: HashMap<u32, Vec<u32>> = HashMap::new();
+        let mut processes: HashMap<u32, u32> = HashMap::new();
+        for (i, e) in events.iter().enumerate() {
+            let i = i as u32;
+            if let Some(d) = e.kind.device() {
+                if let EventKind::DeviceOpen { .. } = e.kind {
+                    // An open of a device already open starts a new span; the
+                    // old one stays without a close.
+                    open_span.insert(d.0, spans.len() as u32);
+                    spans.push((i, NONE));
+                }
+                if let Some(&s) = open_span.get(&d.0) {
+                    span[i as usize] = s;
+                }
+            }
+            match e.kind {
+                EventKind::DeviceClose { device } => {
+                    if let Some(s) = open_span.remove(&device.0) {
+                        spans[s as usize].1 = i;
+                    }
+                }
+                EventKind::BufferAlloc { device, buffer, .. } => {
+                    allocs.insert((device.0, buffer.get()), i);
+                }
+                EventKind::BufferFree { device, buffer, .. } => {
+                    if let Some(&a) = allocs.get(&(device.0, buffer.get())) {
+                        partner[i as usize] = a;
+                    }
+                }
+                EventKind::ProgramLoad {
+                    device, program, ..
+                } => {
+                    programs.insert((device.0, program.0), i);
+                }
+                EventKind::ProgramUnload { device, program } => {
+                    if let Some(&a) = programs.get(&(device.0, program.0)) {
+                        partner[i as usize] = a;
+                    }
+                }
+                EventKind::TraceCapture {
+                    device, trace_id, ..
+                } => {
+                    traces.insert((device.0, trace_id.0), i);
+                }
+                EventKind::TraceRelease { device, trace_id } => {
+                    if let Some(&a) = traces.get(&(device.0, trace_id.0)) {
+                        partner[i as usize] = a;
+                    }
+                }
+                EventKind::OpBegin { .. } => ops.entry(e.pid.0).or_default().push(i),
+                EventKind::OpEnd => {
+                    if let Some(b) = ops.get_mut(&e.pid.0).and_then(Vec::pop) {
+                        partner[i as usize] = b;
+                        partner[b as usize] = i;
+                    }
+                }
+                EventKind::ProcessStart { .. } => {
+                    processes.insert(e.pid.0, i);
+                }
+                EventKind::ProcessExit { .. } => {
+                    if let Some(s) = processes.remove(&e.pid.0) {
+                        partner[i as usize] = s;
+                        partner[s as usize] = i;
+                    }
+                }
+                _ => {}
+            }
+        }
+        Deps {
+            partner,
+            span,
+            spans,
+            marks: vec![0; n],
+            epoch: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.partner.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.partner.is_empty()
+    }
+
+    /// The direct prerequisites of event `i` (the first `n` of the array).
+    fn prereqs(&self, i: u32) -> ([u32; 3], usize) {
+        let mut out = [NONE; 3];
+        let mut n = 0;
+        let p = self.partner[i as usize];
+        if p != NONE {
+            out[n] = p;
+            n += 1;
+        }
+        let s = self.span[i as usize];
+        if s != NONE {
+            let (open, close) = self.spans[s as usize];
+            out[n] = open;
+            n += 1;
+            if close != NONE {
+                out[n] = close;
+                n += 1;
+            }
+        }
+        (out, n)
+    }
+
+    /// Calls `f` on every direct prerequisite of event `i`.
+    fn for_each_prereq(&self, i: u32, mut f: impl FnMut(u32)) {
+        let (pre, n) = self.prereqs(i);
+        pre[..n].iter().for_each(|&p| f(p));
+    }
+
+    /// `seeds` and every prerequisite they need, transitively, sorted.
+    pub fn close_up(&mut self, seeds: impl IntoIterator<Item = u32>) -> Vec<u32> {
+        self.epoch = self.epoch.wrapping_add(1);
+        if self.epoch == 0 {
+            self.marks.iter_mut().for_each(|m| *m = 0);
+            self.epoch = 1;
+        }
+        let epoch = self.epoch;
+        let mut out = Vec::new();
+        let mut stack: Vec<u32> = Vec::new();
+        for s in seeds {
+            if self.marks[s as usize] != epoch {
+                self.marks[s as usize] = epoch;
+                stack.push(s);
+            }
+            while let Some(i) = stack.pop() {
+                out.push(i);
+                let (pre, n) = self.prereqs(i);
+                for &p in &pre[..n] {
+                    if self.marks[p as usize] != epoch {
+                        self.marks[p as usize] = epoch;
+                        stack.push(p);
+                    }
+                }
+            }
+        }
+        out.sort_unstable();
+        out
+    }
+
+    /// The closed set `kept` (sorted) without `victim` and every kept event
+    /// that needs it, directly or not.
+    pub fn remove_with_dependents(&self, kept: &[u32], victim: u32) -> Vec<u32> {
+        let mut gone = vec![victim];
+        loop {
+            let mut grew = false;
+            for &i in kept {
+                if gone.contains(&i) {
+                    continue;
+                }
+                let mut needs_gone = false;
+                self.for_each_prereq(i, |p| needs_gone |= gone.contains(&p));
+                if needs_gone {
+                    gone.push(i);
+                    grew = true;
+                }
+            }
+            if !grew {
+                break;
+            }
+        }
+        kept.iter().copied().filter(|i| !gone.contains(i)).collect()
+    }
+
+    /// Whether every prerequisite of every event of `kept` (sorted) is in it.
+    pub fn is_closed(&self, kept: &[u32]) -> bool {
+        kept.iter().all(|&i| {
+            let mut ok = true;
+            self.for_each_prereq(i, |p| ok &= kept.binary_search(&p).is_ok());
+            ok
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ttalloc_model::{Arch, BufferId, BufferType, DeviceConfig, DeviceId, Layout, Pid, SiteId};
+
+    fn ev(kind: EventKind) -> Event {
+        Event {
+            ts: 0,
+            pid: Pid(1),
+            kind,
+        }
+    }
+
+    fn trace() -> Vec<Event> {
+        let d = DeviceId(0);
+        let alloc = |b: u64| {
+            ev(EventKind::BufferAlloc {
+                device: d,
+                buffer: BufferId::new(b),
+                buffer_type: BufferType::Dram,
+                address: None,
+                size: 2048,
+                page_size: Some(2048),
+                layout: Layout::Interleaved,
+                num_cores: None,
+                site: SiteId::UNKNOWN,
+            })
+        };
+        let free = |b: u64| {
+            ev(EventKind::BufferFree {
+                device: d,
+                buffer: BufferId::new(b),
+                site: SiteId::UNKNOWN,
+            })
+        };
+        vec![
+            ev(EventKind::DeviceOpen {
+                device: d,
+                arch: Arch::WormholeB0,
+                config: Box::new(DeviceConfig::default()),
+            }), // 0
+            alloc(1),                                 // 1
+            alloc(2),                                 // 2
+            free(1),                                  // 3
+            ev(EventKind::DeviceClose { device: d }), // 4
+        ]
+    }
+
+    #[test]
+    fn a_free_pulls_in_its_alloc_and_the_device_span() {
+        let mut deps = Deps::new(&trace());
+        // Free 1 (event 3) needs alloc 1 (event 1), open (0) and close (4).
+        assert_eq!(deps.close_up([3]), vec![0, 1, 3, 4]);
+        // An alloc alone needs only its span.
+        assert_eq!(deps.close_up([2]), vec![0, 2, 4]);
+    }
+
+    #[test]
+    fn removing_an_alloc_removes_its_free_and_removing_the_open_removes_all() {
+        let deps = Deps::new(&trace());
+        let all = [0, 1, 2, 3, 4];
+        assert_eq!(deps.remove_with_dependents(&all, 1), vec![0, 2, 4]);
+        // A free alone can go: nothing needs it.
+        assert_eq!(deps.remove_with_dependents(&all, 3), vec![0, 1, 2, 4]);
+        assert!(deps.remove_with_dependents(&all, 0).is_empty());
+        assert!(deps.remove_with_dependents(&all, 4).is_empty());
+        assert!(deps.is_closed(&[0, 1, 3, 4]));
+        assert!(!deps.is_closed(&[0, 3, 4]));
+    }
+}

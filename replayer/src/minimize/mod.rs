@@ -1,0 +1,160 @@
+//! `ttalloc minimize`: the smallest sub-trace that still shows a finding.
+//!
+//! ```text
+//! trace ──decode all events into memory──> original replay ──> the finding to keep (target)
+//!       ──> delta debugging: cycles, processes, devices, call sites, events
+//!           (every candidate closed under prerequisites, replayed from memory, cached)
+//!       ──> sweep to 1-minimal ──> pruned intern tables + provenance ──> OUT.zst
+//! ```
+//!
+//! The result is 1-minimal: removing any one remaining event, together
+//! with the events that need it (a free needs its alloc, a device event its
+//! device's open and close, ...), loses the finding.
+
+mod deps;
+mod output;
+mod search;
+mod target;
+
+pub use deps::Deps;
+pub use search::{is_one_minimal, Oracle};
+pub use target::{site_name, still_shows, FindingKind, Selection, Target};
+
+use crate::cycles::CycleScanner;
+use crate::options::ReplayOptions;
+use crate::source::EventSource;
+use crate::{ReplayError, Result};
+use serde::Serialize;
+use std::path::Path;
+use ttalloc_model::{Event, InternTables};
+use ttalloc_trace::{Provenance, TraceHeader, TraceReader};
+
+/// What `minimize` is asked to keep.
+#[derive(Clone, Debug, Default)]
+pub struct MinimizeOptions {
+    /// The finding kind (`--keep`); the most severe present when None.
+    pub keep: Option<FindingKind>,
+    /// Only a finding whose call stack has a frame of this function (`--site`).
+    pub site_function: Option<String>,
+    /// OOM: also keep tt-metal's exact message (`--exact`).
+    pub exact: bool,
+    pub replay: ReplayOptions,
+}
+
+/// The outcome (`--json` prints it).
+#[derive(Clone, Debug, Serialize)]
+pub struct Minimized {
+    pub original_events: u64,
+    pub kept_events: u64,
+    /// Replays run (cache hits not counted).
+    pub replays: u32,
+    pub cache_hits: u32,
+    /// The finding kept, in words.
+    pub finding: String,
+    pub kind: FindingKind,
+    #[serde(skip)]
+    pub events: Vec<Event>,
+    #[serde(skip)]
+    pub interner: InternTables,
+    /// Original ordinals of the kept events.
+    #[serde(skip)]
+    pub kept: Vec<u32>,
+}
+
+/// Minimises events held in memory (ordinals are positions in `events`).
+pub fn minimize_events(
+    events: &[Event],
+    interner: &InternTables,
+    opts: &MinimizeOptions,
+    mut on_replay: Option<Box<dyn FnMut(u32, usize) + '_>>,
+) -> Result<Minimized> {
+    if events.len() >= u32::MAX as usize {
+        return Err(ReplayError::Usage(format!(
+            "{} events are more than minimize handles ({})",
+            events.len(),
+            u32::MAX - 1
+        )));
+    }
+    // The original replay: its findings pick the target, its cycle rule is
+    // reused for every subset.
+    let mut scanner = CycleScanner::new();
+    scanner.scan(0, events);
+    let rule = scanner.rule(&opts.replay.cycles, interner);
+    let cycles = scanner.spans(&rule, interner);
+    let all: Vec<u32> = (0..events.len() as u32).collect();
+    let selection = Selection {
+        kind: opts.keep,
+        site_function: opts.site_function.as_deref(),
+        exact: opts.exact,
+        warmup: opts.replay.warmup,
+    };
+    let original = {
+        let dummy = Target {
+            kind: FindingKind::Leak,
+            buffer_type: None,
+            site: ttalloc_model::SiteId::UNKNOWN,
+            size: None,
+            message: None,
+            leaked_events: Default::default(),
+        };
+        let mut o = Oracle::new(events, interner, &dummy, &opts.replay, rule.clone());
+        o.replay(&all)?
+    };
+    let target = target::select(&original, events, interner, &selection)?;
+    let mut deps = Deps::new(events);
+    let mut oracle = Oracle::new(events, interner, &target, &opts.replay, rule);
+    oracle.on_replay = on_replay.take();
+    let kept = search::minimise(&mut oracle, &mut deps, &cycles.spans, all)?;
+    let (replays, cache_hits) = (oracle.replays + 1, oracle.cache_hits);
+    drop(oracle);
+    let (events_out, interner_out) = output::prune(events, &kept, interner);
+    Ok(Minimized {
+        original_events: events.len() as u64,
+        kept_events: kept.len() as u64,
+        replays,
+        cache_hits,
+        finding: target.describe(interner),
+        kind: target.kind,
+        events: events_out,
+        interner: interner_out,
+        kept,
+    })
+}
+
+/// Reads `input` whole, minimises it and writes `output`.
+pub fn minimize_file(
+    input: &Path,
+    output: &Path,
+    opts: &MinimizeOptions,
+    on_replay: Option<Box<dyn FnMut(u32, usize) + '_>>,
+) -> Result<Minimized> {
+    let reader = TraceReader::open(input)?;
+    if let Some(t) = reader.truncation() {
+        return Err(ReplayError::Usage(format!(
+            "{}: the trace is truncated at byte {} of {} ({}); run `ttalloc repair` first",
+            input.display(),
+            t.valid_up_to,
+            t.file_size,
+            t.reason
+        )));
+    }
+    let mut events = Vec::with_capacity(reader.num_events() as usize);
+    reader.visit(&mut |_, chunk| {
+        events.extend_from_slice(chunk);
+        Ok(())
+    })?;
+    let m = minimize_events(&events, reader.interner(), opts, on_replay)?;
+    let source = input.file_name().map_or_else(
+        || input.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let provenance = Provenance {
+        source,
+        source_events: m.original_events,
+        finding: m.finding.clone(),
+        ttalloc_version: env!("CARGO_PKG_VERSION").to_owned(),
+    };
+    let header: TraceHeader = reader.header().clone();
+    output::write(output, header, &provenance, &m.events, m.interner.clone())?;
+    Ok(m)
+}

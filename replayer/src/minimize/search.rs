@@ -1,0 +1,233 @@
+//! The search: delta debugging over the trace's structure (cycles,
+//! processes, devices, call sites), then over single events, then a sweep
+//! that removes single events with their dependents until none can go
+//! (1-minimality). Every candidate is closed under prerequisites
+//! ([`Deps`]) and replayed from memory; equal candidates are replayed once.
+
+use super::deps::Deps;
+use super::target::{still_shows, Target};
+use crate::cycles::{CycleRule, CycleSpan};
+use crate::ddmin::ddmin;
+use crate::engine::{CycleInput, Engine, EngineSetup};
+use crate::findings::Findings;
+use crate::options::ReplayOptions;
+use crate::Result;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+use ttalloc_model::{Event, InternTables};
+
+/// Decides whether a closed subset keeps the finding, by replaying it.
+pub struct Oracle<'a> {
+    pub events: &'a [Event],
+    pub interner: &'a InternTables,
+    pub target: &'a Target,
+    pub opts: &'a ReplayOptions,
+    /// The original trace's cycle rule, applied to every subset.
+    pub rule: CycleRule,
+    /// Subset (as a 128-bit digest of its sorted ordinals) -> verdict.
+    cache: HashMap<(u64, u64, usize), bool>,
+    pub replays: u32,
+    pub cache_hits: u32,
+    /// Called after every replay (progress).
+    pub on_replay: Option<Box<dyn FnMut(u32, usize) + 'a>>,
+    buf: Vec<Event>,
+}
+
+impl<'a> Oracle<'a> {
+    pub fn new(
+        events: &'a [Event],
+        interner: &'a InternTables,
+        target: &'a Target,
+        opts: &'a ReplayOptions,
+        rule: CycleRule,
+    ) -> Self {
+        Oracle {
+            events,
+            interner,
+            target,
+            opts,
+            rule,
+            cache: HashMap::new(),
+            replays: 0,
+            cache_hits: 0,
+            on_replay: None,
+            buf: Vec::new(),
+        }
+    }
+
+    fn digest(kept: &[u32]) -> (u64, u64, usize) {
+        let mut a = std::collections::hash_map::DefaultHasher::new();
+        kept.hash(&mut a);
+        let mut b = ttalloc_model::hash::FoldHasher::default();
+        kept.hash(&mut b);
+        (a.finish(), b.finish(), kept.len())
+    }
+
+    /// Records that `kept` is known to keep the finding (the input trace).
+    pub fn assume(&mut self, kept: &[u32]) {
+        self.cache.insert(Self::digest(kept), true);
+    }
+
+    /// Replays `kept` (sorted original ordinals, closed): does it show the finding?
+    pub fn keeps(&mut self, kept: &[u32]) -> Result<bool> {
+        let key = Self::digest(kept);
+        if let Some(&v) = self.cache.get(&key) {
+            self.cache_hits += 1;
+            return Ok(v);
+        }
+        let f = self.replay(kept)?;
+        let v = still_shows(self.target, &f, kept, self.events, self.opts.warmup);
+        self.cache.insert(key, v);
+        self.replays += 1;
+        if let Some(cb) = self.on_replay.as_mut() {
+            cb(self.replays, kept.len());
+        }
+        Ok(v)
+    }
+
+    /// The findings of a replay of `kept` (ordinals in the findings are
+    /// positions in `kept`).
+    pub fn replay(&mut self, kept: &[u32]) -> Result<Findings> {
+        self.buf.clear();
+        self.buf
+            .extend(kept.iter().map(|&i| self.events[i as usize].clone()));
+        let stop_at_oom = self.target.kind == super::FindingKind::Oom;
+        let mut engine = Engine::new(EngineSetup {
+            arch: self.opts.arch,
+            overrides: &self.opts.overrides,
+            warmup: self.opts.warmup,
+            cycles: CycleInput::Online(self.rule.clone()),
+            interner: self.interner,
+            release_sites: None,
+            stop_at_oom,
+        });
+        for (i, chunk) in self.buf.chunks(CHUNK).enumerate() {
+            engine.feed((i * CHUNK) as u64, chunk)?;
+        }
+        Ok(engine.finish())
+    }
+}
+
+const CHUNK: usize = 65536;
+
+/// A structural unit of the trace: the events of one cycle, process,
+/// device or call site.
+type Unit = Vec<u32>;
+
+/// Delta debugging over `units` with `base` always kept: the smallest
+/// closed subset found that keeps the finding (at most `kept`).
+fn reduce(
+    oracle: &mut Oracle<'_>,
+    deps: &mut Deps,
+    kept: Vec<u32>,
+    base: &[u32],
+    units: Vec<Unit>,
+) -> Result<Vec<u32>> {
+    if units.len() < 2 {
+        return Ok(kept);
+    }
+    let ids: Vec<usize> = (0..units.len()).collect();
+    let mut error = None;
+    let mut best = kept.clone();
+    let found = ddmin(&ids, usize::MAX, |chosen| {
+        if error.is_some() {
+            return false;
+        }
+        let seeds = base
+            .iter()
+            .copied()
+            .chain(chosen.iter().flat_map(|&u| units[u].iter().copied()));
+        let candidate = deps.close_up(seeds);
+        match oracle.keeps(&candidate) {
+            Ok(true) => {
+                if candidate.len() < best.len() {
+                    best = candidate;
+                }
+                true
+            }
+            Ok(false) => false,
+            Err(e) => {
+                error = Some(e);
+                false
+            }
+        }
+    });
+    if let Some(e) = error {
+        return Err(e);
+    }
+    Ok(if found.is_some() { best } else { kept })
+}
+
+/// Splits `kept` into units by `key` (events with no key form the base).
+fn group_by<K: Ord>(kept: &[u32], key: impl Fn(u32) -> Option<K>) -> (Vec<u32>, Vec<Unit>) {
+    let mut base = Vec::new();
+    let mut groups: BTreeMap<K, Unit> = BTreeMap::new();
+    for &i in kept {
+        match key(i) {
+            Some(k) => groups.entry(k).or_default().push(i),
+            None => base.push(i),
+        }
+    }
+    (base, groups.into_values().collect())
+}
+
+/// Runs every stage on the closed set `kept` (which keeps the finding).
+pub fn minimise(
+    oracle: &mut Oracle<'_>,
+    deps: &mut Deps,
+    cycles: &[CycleSpan],
+    mut kept: Vec<u32>,
+) -> Result<Vec<u32>> {
+    oracle.assume(&kept);
+    let events = oracle.events;
+    // 1. Cycles: usually one leaking cycle is enough.
+    let cycle_of = |i: u32| {
+        let i = i as u64;
+        let c = cycles.partition_point(|s| s.end_event < i);
+        cycles
+            .get(c)
+            .filter(|s| s.start_event <= i && i <= s.end_event)
+            .map(|_| c)
+    };
+    let (base, units) = group_by(&kept, cycle_of);
+    kept = reduce(oracle, deps, kept, &base, units)?;
+    // 2. Processes, 3. devices, 4. call sites.
+    let (base, units) = group_by(&kept, |i| Some(events[i as usize].pid.0));
+    kept = reduce(oracle, deps, kept, &base, units)?;
+    let (base, units) = group_by(&kept, |i| events[i as usize].kind.device().map(|d| d.0));
+    kept = reduce(oracle, deps, kept, &base, units)?;
+    let (base, units) = group_by(&kept, |i| events[i as usize].kind.site().map(|s| s.0));
+    kept = reduce(oracle, deps, kept, &base, units)?;
+    // 5. Single events (with what they need).
+    let units: Vec<Unit> = kept.iter().map(|&i| vec![i]).collect();
+    kept = reduce(oracle, deps, kept, &[], units)?;
+    // 6. Until no single event can go with its dependents.
+    sweep(oracle, deps, kept)
+}
+
+/// Removes single events (with everything that needs them) while the
+/// finding stays; returns a 1-minimal set.
+fn sweep(oracle: &mut Oracle<'_>, deps: &Deps, mut kept: Vec<u32>) -> Result<Vec<u32>> {
+    'again: loop {
+        // Latest first: frees and closes go before what they need.
+        for &victim in kept.iter().rev() {
+            let candidate = deps.remove_with_dependents(&kept, victim);
+            if oracle.keeps(&candidate)? {
+                kept = candidate;
+                continue 'again;
+            }
+        }
+        return Ok(kept);
+    }
+}
+
+/// Whether `kept` is 1-minimal: removing any one event, with its
+/// dependents, loses the finding (one replay per event; for tests).
+pub fn is_one_minimal(oracle: &mut Oracle<'_>, deps: &Deps, kept: &[u32]) -> Result<bool> {
+    for &victim in kept {
+        if oracle.keeps(&deps.remove_with_dependents(kept, victim))? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}

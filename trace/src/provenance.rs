@@ -1,0 +1,70 @@
+//! The provenance record (kind 5, format 2.1): what a derived trace was made
+//! from. `ttalloc minimize` writes one right after the header so `info`
+//! can say "minimised from run.zst (1,000,000 events), keeps: leak of DRAM
+//! at extend (kv_cache.py:15)". A 2.0 reader skips it like any record kind
+//! it does not know.
+
+use rancor::BoxedError;
+use rkyv::{Archive, Deserialize, Serialize};
+
+/// What a trace was derived from, and why.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Provenance {
+    /// The source trace's file name.
+    pub source: String,
+    /// How many events the source held.
+    pub source_events: u64,
+    /// The finding the derived trace keeps, in words.
+    pub finding: String,
+    /// The ttalloc version that derived it.
+    pub ttalloc_version: String,
+}
+
+/// The archived form (layout fixed once released: new data goes into new fields of a new record kind).
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub(crate) struct ProvenanceRec {
+    pub source: String,
+    pub source_events: u64,
+    pub finding: String,
+    pub ttalloc_version: String,
+}
+
+pub(crate) fn encode(p: &Provenance) -> Result<rkyv::util::AlignedVec, String> {
+    let rec = ProvenanceRec {
+        source: p.source.clone(),
+        source_events: p.source_events,
+        finding: p.finding.clone(),
+        ttalloc_version: p.ttalloc_version.clone(),
+    };
+    rkyv::to_bytes::<BoxedError>(&rec).map_err(|e| e.to_string())
+}
+
+/// Validates and reads a provenance payload.
+pub(crate) fn decode(payload: &[u8]) -> Result<Provenance, String> {
+    let r = rkyv::access::<ArchivedProvenanceRec, BoxedError>(payload)
+        .map_err(|e| format!("provenance archive: {e}"))?;
+    Ok(Provenance {
+        source: r.source.to_string(),
+        source_events: r.source_events.to_native(),
+        finding: r.finding.to_string(),
+        ttalloc_version: r.ttalloc_version.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_rejects_garbage() {
+        let p = Provenance {
+            source: "run.zst".into(),
+            source_events: 1_000_000,
+            finding: "leak of DRAM at extend (kv_cache.py:15)".into(),
+            ttalloc_version: "0.1.0".into(),
+        };
+        let bytes = encode(&p).unwrap();
+        assert_eq!(decode(&bytes).unwrap(), p);
+        assert!(decode(&[1, 2, 3]).is_err());
+    }
+}
