@@ -67,4 +67,60 @@ mod tests {
         assert_eq!(decode(&bytes).unwrap(), p);
         assert!(decode(&[1, 2, 3]).is_err());
     }
+
+    fn sample() -> Provenance {
+        Provenance {
+            source: "big.zst".into(),
+            source_events: 42,
+            finding: "oom of L1 (12582912 B) at grow (w.py:27)".into(),
+            ttalloc_version: "9.9.9".into(),
+        }
+    }
+
+    fn one_event() -> ttalloc_model::Event {
+        ttalloc_model::Event {
+            ts: 1,
+            pid: ttalloc_model::Pid(1),
+            kind: ttalloc_model::EventKind::OpEnd,
+        }
+    }
+
+    #[test]
+    fn frame_one_is_read_back_by_the_indexed_and_the_scanning_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.zst");
+        let header = crate::TraceHeader::new(vec!["x".into()], "h".into());
+        let mut w = crate::TraceWriter::create(&path, header.clone(), Default::default()).unwrap();
+        w.write_provenance(&sample()).unwrap();
+        w.push(&one_event()).unwrap();
+        w.finish().unwrap();
+        let r = crate::TraceReader::open(&path).unwrap();
+        assert_eq!(r.provenance(), Some(&sample()));
+        assert_eq!(r.num_events(), 1);
+        assert!(r.warnings().is_empty());
+        // Unfinished: the frame scan skips the record and still reads it.
+        let bytes = std::fs::read(&path).unwrap();
+        let cut = dir.path().join("cut.zst");
+        let footer_and_table = 200.min(bytes.len() / 4);
+        std::fs::write(&cut, &bytes[..bytes.len() - footer_and_table]).unwrap();
+        let r = crate::TraceReader::open(&cut).unwrap();
+        assert!(r.truncation().is_some());
+        assert_eq!(r.provenance(), Some(&sample()));
+        // A trace without one says so.
+        let plain = dir.path().join("plain.zst");
+        let mut w = crate::TraceWriter::create(&plain, header.clone(), Default::default()).unwrap();
+        w.push(&one_event()).unwrap();
+        w.finish().unwrap();
+        assert_eq!(crate::TraceReader::open(&plain).unwrap().provenance(), None);
+        // It must precede every event.
+        let late = dir.path().join("late.zst");
+        let mut w = crate::TraceWriter::create(&late, header, Default::default()).unwrap();
+        w.push(&one_event()).unwrap();
+        w.seal().unwrap();
+        assert!(w
+            .write_provenance(&sample())
+            .unwrap_err()
+            .to_string()
+            .contains("before any event"));
+    }
 }
