@@ -1,6 +1,7 @@
 //! `ttalloc minimize TRACE -o OUT.zst`: the smallest sub-trace that still
 //! shows a finding (1-minimal), with a header saying where it came from.
 
+use crate::stdout;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
@@ -81,23 +82,26 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         b.finish_and_clear();
     }
     let m = result?;
-    if args.json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "original_events": m.original_events,
-                "kept_events": m.kept_events,
-                "replays": m.replays,
-                "finding": m.finding,
-                "kind": m.kind,
-            })
-        );
+    let text = if args.json {
+        serde_json::json!({
+            "original_events": m.original_events,
+            "kept_events": m.kept_events,
+            "replays": m.replays,
+            "finding": m.finding,
+            "kind": m.kind,
+        })
+        .to_string()
+            + "\n"
     } else {
-        println!(
-            "kept {} of {} events ({} replays): {}",
-            m.kept_events, m.original_events, m.replays, m.finding
-        );
-        println!("wrote {}", args.output.display());
-    }
+        format!(
+            "kept {} of {} events ({} replays): {}\nwrote {}\n",
+            m.kept_events,
+            m.original_events,
+            m.replays,
+            m.finding,
+            args.output.display()
+        )
+    };
+    stdout::print(&text)?;
     Ok(ExitCode::SUCCESS)
 }
