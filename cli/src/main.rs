@@ -43,6 +43,8 @@ enum Command {
     Repair(cmd::repair::Args),
     /// Shrink a trace to the fewest events that still show a finding.
     Minimize(cmd::minimize::Args),
+    /// Write a ttnn Python script that makes the trace's buffers again on a device.
+    Repro(cmd::repro::Args),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +61,7 @@ fn main() -> ExitCode {
         Command::Cat(a) => cmd::cat::run(a),
         Command::Repair(a) => cmd::repair::run(a),
         Command::Minimize(a) => cmd::minimize::run(a),
+        Command::Repro(a) => cmd::repro::run(a),
     };
     exit::finish(result)
 }

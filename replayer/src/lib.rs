@@ -32,6 +32,7 @@ pub mod minimize;
 pub mod observe;
 pub mod options;
 pub mod report;
+pub mod repro;
 mod sim;
 pub mod source;
 pub mod timeline;

@@ -489,10 +489,7 @@ mod tests {
         write_with_foreign_major(&path, Some(RecordKind::Block));
         let r = TraceReader::open(&path).unwrap();
         let err = r.events().next().unwrap().unwrap_err().to_string();
-        assert!(
-            err.contains("block 0") && err.contains(&foreign),
-            "{err}"
-        );
+        assert!(err.contains("block 0") && err.contains(&foreign), "{err}");
     }
 
     #[test]

@@ -10,4 +10,5 @@ pub mod record;
 pub mod repair;
 pub mod replay;
 pub mod report;
+pub mod repro;
 pub mod serve;
