@@ -66,7 +66,7 @@ pub fn request_for(b: &RecordedBuffer) -> Result<TensorRequest, String> {
             TILE_BF16
         }
     };
-    if b.size % page != 0 {
+    if !b.size.is_multiple_of(page) {
         notes.push(format!(
             "{} B is not a whole number of {page} B pages: rounded up",
             b.size
@@ -77,7 +77,7 @@ pub fn request_for(b: &RecordedBuffer) -> Result<TensorRequest, String> {
         ("ttnn.bfloat16", "ttnn.TILE_LAYOUT", None)
     } else if page == TILE_F32 {
         ("ttnn.float32", "ttnn.TILE_LAYOUT", None)
-    } else if page % 2 == 0 {
+    } else if page.is_multiple_of(2) {
         ("ttnn.bfloat16", "ttnn.ROW_MAJOR_LAYOUT", Some(page / 2))
     } else {
         notes.push(format!(
@@ -118,7 +118,7 @@ pub fn request_for(b: &RecordedBuffer) -> Result<TensorRequest, String> {
                 1
             }
         };
-        let (k, cores) = if pages % n == 0 {
+        let (k, cores) = if pages.is_multiple_of(n) {
             (pages / n, n)
         } else {
             let k = pages.div_ceil(n);
@@ -144,7 +144,7 @@ pub fn request_for(b: &RecordedBuffer) -> Result<TensorRequest, String> {
             _ => {
                 let (cols, rows) = if cores <= GRID_WIDTH {
                     (cores, 1)
-                } else if cores % GRID_WIDTH == 0 {
+                } else if cores.is_multiple_of(GRID_WIDTH) {
                     (GRID_WIDTH, cores / GRID_WIDTH)
                 } else {
                     notes.push(format!(
