@@ -87,9 +87,15 @@ fn round_trip(bed: &TestBed, name: &str, minimised: bool) -> String {
     ttalloc(&["repro", p(&trace), "-o", p(&script)]);
     let (again, printed) = record(bed, tmp.path(), &script, "repro");
     let (a, b) = (replay(&trace), replay(&again));
-    assert_eq!(b["divergences"], 0, "{name}: the script's own trace diverges: {b}");
+    assert_eq!(
+        b["divergences"], 0,
+        "{name}: the script's own trace diverges: {b}"
+    );
     assert_eq!(leaks(&a), leaks(&b), "{name}: the script leaks otherwise");
-    assert_eq!(a["oom"]["message"], b["oom"]["message"], "{name}: another OOM");
+    assert_eq!(
+        a["oom"]["message"], b["oom"]["message"],
+        "{name}: another OOM"
+    );
     printed
 }
 
@@ -104,12 +110,21 @@ fn accumulation_leaks_the_same_buffers_at_the_same_addresses() {
     with_bed(|bed| {
         let printed = round_trip(bed, "accumulation", false);
         // Nine tensors (three per open, one of them kept): every address as recorded.
-        let allocs: Vec<&str> = printed.lines().filter(|l| l.starts_with("alloc ")).collect();
+        let allocs: Vec<&str> = printed
+            .lines()
+            .filter(|l| l.starts_with("alloc "))
+            .collect();
         assert_eq!(allocs.len(), 9, "{printed}");
-        assert!(allocs.iter().all(|l| l.ends_with("(as recorded)")), "{printed}");
+        assert!(
+            allocs.iter().all(|l| l.ends_with("(as recorded)")),
+            "{printed}"
+        );
         // Minimised to one leaked tensor, the script still leaks it.
         let printed = round_trip(bed, "accumulation", true);
-        assert_eq!(printed.lines().filter(|l| l.starts_with("alloc ")).count(), 1);
+        assert_eq!(
+            printed.lines().filter(|l| l.starts_with("alloc ")).count(),
+            1
+        );
     });
 }
 
@@ -117,9 +132,15 @@ fn accumulation_leaks_the_same_buffers_at_the_same_addresses() {
 fn fragmentation_fills_l1_at_the_recorded_addresses() {
     with_bed(|bed| {
         let printed = round_trip(bed, "l1_fragmentation_oom", false);
-        let allocs: Vec<&str> = printed.lines().filter(|l| l.starts_with("alloc ")).collect();
+        let allocs: Vec<&str> = printed
+            .lines()
+            .filter(|l| l.starts_with("alloc "))
+            .collect();
         assert_eq!(allocs.len(), 10, "{printed}");
-        assert!(allocs.iter().all(|l| l.ends_with("(as recorded)")), "{printed}");
+        assert!(
+            allocs.iter().all(|l| l.ends_with("(as recorded)")),
+            "{printed}"
+        );
     });
 }
 
@@ -127,7 +148,10 @@ fn fragmentation_fills_l1_at_the_recorded_addresses() {
 fn sharded_and_l1_small_buffers_keep_their_pages_per_core() {
     with_bed(|bed| {
         let printed = round_trip(bed, "sharding_l1_small", false);
-        let allocs: Vec<&str> = printed.lines().filter(|l| l.starts_with("alloc ")).collect();
+        let allocs: Vec<&str> = printed
+            .lines()
+            .filter(|l| l.starts_with("alloc "))
+            .collect();
         assert_eq!(allocs.len(), 5, "{printed}");
         // Height, width and block sharded L1 and the L1_SMALL tensor land
         // where tt-metal put the originals. The padded shard (6 pages in
