@@ -268,12 +268,61 @@ pub struct CycleScanner {
     /// Per process: op nesting depth and the current top-level op.
     ops: FastMap<Pid, (u32, u64, StringId)>,
     top_ops: Vec<(CycleSpan, StringId)>,
+    /// Which top-level op spans are worth keeping: one per op would grow
+    /// with the trace (24 B per op, most of a replay's memory on long
+    /// traces) though most modes can never use them.
+    keep_ops: KeepOps,
     last: Option<u64>,
 }
 
+/// Which top-level op spans a [`CycleScanner`] keeps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum KeepOps {
+    /// All of them (any rule may be asked for).
+    #[default]
+    All,
+    /// Only while the op rule can still win `auto`: fewer than two device
+    /// spans and fewer than two markers (both only ever grow).
+    WhileAutoMayPickOps,
+    /// None: the mode never cuts at ops.
+    None,
+}
+
 impl CycleScanner {
+    /// A scanner that can answer any mode.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A scanner for `mode` only: it keeps no more than that mode's rule
+    /// can use, so its memory does not grow with the number of ops.
+    pub fn for_mode(mode: &CycleMode) -> Self {
+        let keep_ops = match mode {
+            CycleMode::Auto => KeepOps::WhileAutoMayPickOps,
+            CycleMode::Op(_) => KeepOps::All,
+            CycleMode::Device | CycleMode::Marker(_) | CycleMode::Test => KeepOps::None,
+        };
+        CycleScanner {
+            keep_ops,
+            ..Self::default()
+        }
+    }
+
+    /// Whether a finished top-level op's span may still be needed.
+    fn wants_op_spans(&self) -> bool {
+        match self.keep_ops {
+            KeepOps::All => true,
+            KeepOps::WhileAutoMayPickOps => {
+                if self.device_spans.len() >= 2 || self.markers.len() >= 2 {
+                    // From now on `auto` picks devices or markers: drop
+                    // what was kept too.
+                    false
+                } else {
+                    true
+                }
+            }
+            KeepOps::None => false,
+        }
     }
 
     pub fn scan(&mut self, first: u64, events: &[Event]) {
@@ -282,6 +331,10 @@ impl CycleScanner {
 
     /// Like `scan`, on a chunk in the source's own form.
     pub fn scan_chunk(&mut self, chunk: &Chunk<'_>) {
+        let wants_ops = self.wants_op_spans();
+        if !wants_ops && !self.top_ops.is_empty() {
+            self.top_ops = Vec::new();
+        }
         let _ = chunk.try_for_each(|ord, item| -> Result<(), ()> {
             let e = match &item {
                 Item::Alloc(_) | Item::Free(_) => return Ok(()),
@@ -321,7 +374,7 @@ impl CycleScanner {
                     if let Some(st) = self.ops.get_mut(&e.pid) {
                         if st.0 > 0 {
                             st.0 -= 1;
-                            if st.0 == 0 {
+                            if st.0 == 0 && wants_ops {
                                 self.top_ops.push((
                                     CycleSpan {
                                         start_event: st.1,
@@ -688,5 +741,69 @@ mod tests {
         assert_eq!(online_spans(rule, &events, &it), expected);
         assert_eq!(test_name("pytest:begin t.py::a[x y]"), Some("t.py::a[x y]"));
         assert_eq!(test_name("pytest:end t.py::a"), None);
+    }
+
+    /// `ops` top-level ops, with `markers` "run N" markers spread among them
+    /// (the first before any op) and no device spans.
+    fn ops_and_markers(ops: u32, markers: u32, it: &mut InternTables) -> Vec<Event> {
+        let op = it.intern_string("ttnn.matmul");
+        let mut events = Vec::new();
+        let mut push = |kind: EventKind| {
+            events.push(Event {
+                ts: 0,
+                pid: Pid(1),
+                kind,
+            })
+        };
+        let every = ops / markers.max(1);
+        for i in 0..ops {
+            if markers > 0 && i % every == 0 && i / every < markers {
+                let label = it.intern_string(&format!("run {}", i / every + 1));
+                push(EventKind::Marker { label });
+            }
+            push(EventKind::OpBegin { name: op });
+            push(EventKind::OpEnd);
+        }
+        events
+    }
+
+    #[test]
+    fn a_scanner_for_one_mode_keeps_only_what_that_mode_uses() {
+        let mut it = InternTables::new();
+        // 3 markers among 1,000 ops: `auto` picks the markers, so once the
+        // second marker is seen no op span can matter. Scanned in chunks
+        // of 100 events as a replay does.
+        let events = ops_and_markers(1_000, 3, &mut it);
+        for mode in ["auto", "device", "marker", "marker=^run", "op=ttnn.matmul"] {
+            let mode: CycleMode = mode.parse().unwrap();
+            let mut general = CycleScanner::new();
+            let mut narrow = CycleScanner::for_mode(&mode);
+            for (k, chunk) in events.chunks(100).enumerate() {
+                general.scan(k as u64 * 100, chunk);
+                narrow.scan(k as u64 * 100, chunk);
+            }
+            let rule = general.rule(&mode, &it);
+            assert_eq!(narrow.rule(&mode, &it), rule, "{mode}");
+            assert_eq!(
+                narrow.spans(&rule, &it).spans,
+                general.spans(&rule, &it).spans,
+                "{mode}"
+            );
+            // `op=` needs every op span; the others at most the spans of the
+            // last chunk scanned (50 ops of 2 events each).
+            let kept = narrow.top_ops.len();
+            if matches!(mode, CycleMode::Op(_)) {
+                assert_eq!(kept, 1_000, "{mode}");
+            } else {
+                assert!(kept <= 50, "{mode}: {kept} op spans kept");
+            }
+        }
+        // Without markers `auto` cuts at the op: the spans are all kept.
+        let events = ops_and_markers(1_000, 0, &mut it);
+        let mut narrow = CycleScanner::for_mode(&CycleMode::Auto);
+        narrow.scan(0, &events);
+        let rule = narrow.rule(&CycleMode::Auto, &it);
+        assert_eq!(rule, CycleRule::Op("ttnn.matmul".into()));
+        assert_eq!(narrow.spans(&rule, &it).spans.len(), 1_000);
     }
 }

@@ -152,7 +152,7 @@ fn replay_with_cycles(
         Ok(())
     })?;
     let guess = probe.rule(&opts.cycles, interner);
-    let mut scanner = CycleScanner::new();
+    let mut scanner = CycleScanner::for_mode(&opts.cycles);
     let f = run_engine(
         src,
         &options_for(&guess, opts),
@@ -215,7 +215,7 @@ fn progress(src: &dyn EventSource, opts: &ReplayOptions, what: &str) -> Option<P
 
 /// The cycle boundaries `opts.cycles` gives on the whole source (one scan).
 pub fn find_cycles(src: &dyn EventSource, opts: &ReplayOptions) -> Result<Cycles> {
-    let mut scanner = CycleScanner::new();
+    let mut scanner = CycleScanner::for_mode(&opts.cycles);
     // The scan is light: one thread decodes, this one only looks at events
     // (in the same chunks, with the same ordinals, as a replay).
     src.visit_chunks(None, &mut |chunk| {
