@@ -97,7 +97,8 @@ fn alignment_rounding_and_minimum_allocation() {
     assert_eq!(p.per_bank, 128);
     assert_eq!(p.address, 1_499_136 - 128);
 
-    // Blackhole aligns DRAM to 64 B: a 1 B buffer takes 64 B at the 64 B base.
+    // Blackhole aligns DRAM to 64 B: a 1 B buffer takes 64 B at the P150's
+    // DRAM base, 1048704 (= 16386 * 64, see preset::blackhole).
     let mut bh = Device::new(Arch::Blackhole, &DeviceConfig::default()).unwrap();
     let p = bh
         .allocate(
@@ -105,7 +106,7 @@ fn alignment_rounding_and_minimum_allocation() {
             &AllocRequest::interleaved(BufferType::Dram, 1, None),
         )
         .unwrap();
-    assert_eq!((p.address, p.per_bank, p.num_banks), (64, 64, 8));
+    assert_eq!((p.address, p.per_bank, p.num_banks), (1_048_704, 64, 8));
 }
 
 #[test]
@@ -547,10 +548,10 @@ fn presets_and_overrides() {
         err.to_string().contains("exceed worker_l1_size 1499136"),
         "{err}"
     );
-    // A recorded L1 bank size plus a what-if L1_SMALL region overflow the
-    // core: 134208 + 1364928 + 65536 > 1499136. Leaving the bank size
-    // unknown derives it instead.
+    // A recorded L1 bank size and base plus a what-if L1_SMALL region
+    // overflow the core: 134208 + 1364928 + 65536 > 1499136.
     let cfg = DeviceConfig {
+        l1_unreserved_base: Some(134_208),
         l1_bank_size: Some(1_364_928),
         l1_small_size: Some(64 << 10),
         ..Default::default()
@@ -560,6 +561,15 @@ fn presets_and_overrides() {
         err.to_string().contains("leave l1_bank_size unknown"),
         "{err}"
     );
+    // A bank size without its base (what ttnn's get_memory_view tells)
+    // derives the base below it instead: 1499136 - 1364928 - 65536 = 68672.
+    let cfg = DeviceConfig {
+        l1_bank_size: Some(1_364_928),
+        l1_small_size: Some(64 << 10),
+        ..Default::default()
+    };
+    let d = Device::new(Arch::WormholeB0, &cfg).unwrap();
+    assert_eq!(d.config().l1_unreserved_base, Some(68_672));
     let cfg = DeviceConfig {
         dram_alignment: Some(0),
         ..Default::default()
