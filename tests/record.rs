@@ -7,6 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+use ttalloc_model::units::thousands;
 use ttalloc_model::{Event, EventKind, EventTag};
 use ttalloc_trace::TraceReader;
 
@@ -757,6 +758,19 @@ for i in range(10000, 400000):
     assert!(
         allocs < 390_000,
         "the limit did cut the trace ({allocs} allocs)"
+    );
+    // The summary counts what the file holds, not what was received.
+    assert!(
+        stderr.contains(&format!(
+            "recorded {} events",
+            thousands(events.len() as u64)
+        )),
+        "{} events readable: {stderr}",
+        events.len()
+    );
+    assert!(
+        stderr.contains("left behind at the end of what the file holds: device 0: "),
+        "{stderr}"
     );
 }
 

@@ -128,14 +128,26 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     let snap = &summary.snapshot;
     let devices = snap.devices.len();
+    // After a write failure the counts come from the file: events accepted
+    // but never sealed into it are not "recorded".
+    let held = summary
+        .write_error
+        .as_ref()
+        .and_then(|_| held_in_file(&output));
+    let events = held.as_ref().map_or(summary.events_written, |h| h.0);
     eprintln!(
         "ttalloc: recorded {} from {} on {} into {}",
-        plural(summary.events_written, "event"),
+        plural(events, "event"),
         plural(snap.sources_total, "process"),
         plural(devices as u64, "device"),
         output.display()
     );
-    eprintln!("ttalloc: left behind at the end: {}", snap.left_behind());
+    match &held {
+        Some((_, left)) => {
+            eprintln!("ttalloc: left behind at the end of what the file holds: {left}")
+        }
+        None => eprintln!("ttalloc: left behind at the end: {}", snap.left_behind()),
+    }
     if let Some(r) = compat_report {
         eprintln!(
             "ttalloc: allocation-server clients: {}, {}, {}, {}",
@@ -179,6 +191,32 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::from(exit::SUCCESS))
+}
+
+/// What a trace whose writing failed holds: (events, live bytes at its end
+/// per device and type), read back from the file.
+fn held_in_file(trace: &Path) -> Option<(u64, String)> {
+    let reader = ttalloc_trace::TraceReader::open(trace).ok()?;
+    let summary = ttalloc_trace::summary::TraceSummary::compute(&reader).ok()?;
+    let parts: Vec<String> = summary
+        .devices
+        .iter()
+        .filter(|d| !d.live_bytes_at_end.is_empty())
+        .map(|d| {
+            let bytes: Vec<String> = d
+                .live_bytes_at_end
+                .iter()
+                .map(|(bt, b)| format!("{} {bt}", ttalloc_model::units::bytes(*b)))
+                .collect();
+            format!("device {}: {}", d.device, bytes.join(", "))
+        })
+        .collect();
+    let left = if parts.is_empty() {
+        "nothing".to_owned()
+    } else {
+        parts.join("; ")
+    };
+    Some((reader.num_events(), left))
 }
 
 /// Evaluates `--fail-on` by replaying the sealed trace, so `record` fails on
