@@ -95,9 +95,21 @@ impl Report {
                 })
                 .collect();
             let first = leaks[0];
+            // Past the listing cap a group's count is of the listed leaks only:
+            // say so instead of presenting it as the total.
+            let listed = if self.leaks_total > self.leaks.len() as u64 {
+                format!(
+                    " (among the first {} listed of {} leaked objects)",
+                    thousands(self.leaks.len() as u64),
+                    thousands(self.leaks_total)
+                )
+            } else {
+                String::new()
+            };
             let _ = writeln!(
                 out,
-                "warning[{code}]: {n} {noun} {what}: {}",
+                "warning[{code}]: {} {noun} {what}{listed}: {}",
+                thousands(n as u64),
                 amounts.join(", ")
             );
             let cycle = first

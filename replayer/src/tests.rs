@@ -1335,3 +1335,23 @@ fn a_warmup_longer_than_the_trace_says_growth_was_not_analysed() {
         "{human}"
     );
 }
+
+#[test]
+fn a_capped_leak_listing_does_not_present_its_count_as_the_total() {
+    // 100,005 DRAM buffers never freed: the report lists the first 100,000
+    // and must not say "100000 buffers never freed" as if that were all.
+    let mut t = Trace::new();
+    t.open(0);
+    let n = crate::report::MAX_LEAKS_LISTED as u64 + 5;
+    for b in 0..n {
+        t.alloc(0, b, BufferType::Dram, 32, SiteId::UNKNOWN);
+    }
+    let r = t.replay(&ReplayOptions::default());
+    assert_eq!(r.leaks_total, n);
+    let human = r.render_human();
+    assert!(
+        human.contains("100,000 buffers never freed (among the first 100,000 listed of 100,005 leaked objects)"),
+        "{}",
+        &human[..human.len().min(2000)]
+    );
+}
