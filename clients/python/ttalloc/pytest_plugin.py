@@ -85,7 +85,7 @@ def pytest_configure(config):
         kinds = parse_fail_on(text) if text is not None else None
     except ValueError as e:
         raise pytest.UsageError(str(e))
-    tracker = TestMemoryTracker(config, kinds)
+    tracker = DeviceMemoryTracker(config, kinds)
     config.pluginmanager.register(tracker, "ttalloc-test-memory")
 
 
@@ -139,7 +139,7 @@ def peak_limit(item):
     return _count(bound[0], usage + ": bytes"), buffer_type
 
 
-class TestRun(object):
+class RunningTest(object):
     """What is known about the test running now."""
 
     def __init__(self, item):
@@ -153,7 +153,7 @@ class TestRun(object):
         self.peak = {}              # buffer type name -> bytes
 
 
-class TestMemoryTracker(object):
+class DeviceMemoryTracker(object):
     """The plugin proper (one per pytest process)."""
 
     def __init__(self, config, kinds):
@@ -170,11 +170,30 @@ class TestMemoryTracker(object):
 
     def flush(self):
         """Everything allocated so far reported; the live buffers."""
-        return self.capture().flush() if self.on else []
+        if not self.on:
+            return []
+        try:
+            return self.capture().flush()
+        except Exception as e:
+            self.broken(e)
+            return []
+
+    def broken(self, error):
+        """ttalloc must never break the test run: it stops measuring instead."""
+        self.on = False
+        import sys
+        sys.stderr.write("ttalloc: warning: the pytest plugin stops measuring (process %d): %s: %s\n"
+                         % (os.getpid(), type(error).__name__, error))
 
     def begin(self, run):
         if run.begun or not self.on:
             return
+        try:
+            self.begin_measuring(run)
+        except Exception as e:
+            self.broken(e)
+
+    def begin_measuring(self, run):
         cap = self.capture()
         live = cap.flush()
         run.watermark = max([b.serial for b in live + cap.outlived_buffers()] + [run.watermark])
@@ -184,9 +203,15 @@ class TestMemoryTracker(object):
         run.begun = True
 
     def end(self, run):
+        self.begin(run)  # a test whose setup failed early still gets its (empty) cycle
         if not self.on:
             return
-        self.begin(run)  # a test whose setup failed early still gets its (empty) cycle
+        try:
+            self.end_measuring(run)
+        except Exception as e:
+            self.broken(e)
+
+    def end_measuring(self, run):
         cap = self.capture()
         live = cap.flush()
         newly_outlived = cap.outlived_buffers()[run.outlived_before:]
@@ -214,7 +239,7 @@ class TestMemoryTracker(object):
         (`N failed`), not as a teardown error."""
         if runtestprotocol is None:
             return None
-        self.run = TestRun(item)
+        self.run = RunningTest(item)
         ihook = item.ihook
         ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
         try:
