@@ -47,6 +47,12 @@ fn commands(dir: &Path, trace: &Path, graph: &Path) -> Vec<Vec<String>> {
             &out("imported.zst"),
         ]),
         v(&["repair", &t, "--force", "-o", &out("repaired.zst")]),
+        v(&["report", &t]),
+        v(&["report", "--format", "md", &t]),
+        v(&["export", &t, "--format", "perfetto"]),
+        v(&["export", &t, "--format", "folded", "--metric", "peak"]),
+        v(&["diff", &t, &t]),
+        v(&["diff", "--json", &t, &t]),
     ]
 }
 
