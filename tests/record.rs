@@ -75,12 +75,29 @@ fn echo_shape(r: &TraceReader, e: &Event) -> Option<Value> {
             page_size,
             layout,
             num_cores,
+            per_bank_size,
+            label,
             site,
         } => {
+            let label = (*label != ttalloc_model::StringId::EMPTY).then(|| s(*label));
             json!({"kind": "buffer_alloc", "device": device.0, "buffer": buffer.0 & LOCAL_MASK,
                 "buffer_type": buffer_type.name(), "size": size, "address": address, "page_size": page_size,
-                "layout": layout.name(), "num_cores": num_cores, "site": site_json(r, *site)})
+                "layout": layout.name(), "num_cores": num_cores, "per_bank_size": per_bank_size,
+                "label": label, "site": site_json(r, *site)})
         }
+        EventKind::AllocRefused {
+            device,
+            buffer_type,
+            size,
+            page_size,
+            layout,
+            num_cores,
+            per_bank_size,
+            message,
+            site,
+        } => json!({"kind": "alloc_refused", "device": device.0, "buffer_type": buffer_type.name(),
+            "size": size, "page_size": page_size, "layout": layout.name(), "num_cores": num_cores,
+            "per_bank_size": per_bank_size, "message": s(*message), "site": site_json(r, *site)}),
         EventKind::BufferFree {
             device,
             buffer,

@@ -17,7 +17,7 @@ extern "C" {
 
 #define TTALLOC_MAGIC 0x4C415454u /* "TTAL" */
 #define TTALLOC_VERSION_MAJOR 1
-#define TTALLOC_VERSION_MINOR 0
+#define TTALLOC_VERSION_MINOR 1 /* 1.1: ALLOC_REFUSED, BUFFER_ALLOC2 */
 #define TTALLOC_MAX_PAYLOAD (1u << 20)
 #define TTALLOC_LOCAL_ID_LIMIT (1ull << 40) /* buffer / program ids must be below */
 #define TTALLOC_SOCKET_ENV "TTALLOC_SOCKET"
@@ -45,6 +45,8 @@ enum ttalloc_event_kind {
     TTALLOC_EV_OP_BEGIN = 12,
     TTALLOC_EV_OP_END = 13,
     TTALLOC_EV_MARKER = 14,
+    TTALLOC_EV_ALLOC_REFUSED = 15, /* 1.1: tt-metal refused an allocation */
+    TTALLOC_EV_BUFFER_ALLOC2 = 16, /* 1.1: BUFFER_ALLOC + per_bank_size, label */
 };
 
 enum ttalloc_buffer_type { TTALLOC_DRAM = 0, TTALLOC_L1 = 1, TTALLOC_SYSTEM_MEMORY = 2, TTALLOC_L1_SMALL = 3, TTALLOC_TRACE = 4 };
@@ -55,6 +57,13 @@ enum ttalloc_arch { TTALLOC_ARCH_UNKNOWN = 0, TTALLOC_ARCH_GRAYSKULL = 1, TTALLO
 #define TTALLOC_ALLOC_HAS_ADDRESS 0x01
 #define TTALLOC_ALLOC_HAS_PAGE_SIZE 0x02
 #define TTALLOC_ALLOC_HAS_NUM_CORES 0x04
+/* BUFFER_ALLOC2 flags: the three above, and */
+#define TTALLOC_ALLOC_HAS_PER_BANK_SIZE 0x08
+#define TTALLOC_ALLOC_HAS_LABEL 0x10
+/* ALLOC_REFUSED flags */
+#define TTALLOC_REFUSED_HAS_PAGE_SIZE 0x01
+#define TTALLOC_REFUSED_HAS_NUM_CORES 0x02
+#define TTALLOC_REFUSED_HAS_PER_BANK_SIZE 0x04
 /* CB_ALLOC flags */
 #define TTALLOC_CB_HAS_CORES 0x01
 #define TTALLOC_CB_GLOBALLY_ALLOCATED 0x02
@@ -139,6 +148,37 @@ typedef struct {
     uint16_t pad;
 } ttalloc_ev_buffer_alloc;
 
+/* Protocol 1.1: sent instead of BUFFER_ALLOC when a new field is known. */
+typedef struct {
+    ttalloc_event_header h;
+    uint64_t buffer;
+    uint64_t size;
+    uint64_t address;
+    uint64_t page_size;
+    uint32_t num_cores;
+    uint32_t site;
+    uint8_t buffer_type;
+    uint8_t layout;
+    uint16_t pad;
+    uint64_t per_bank_size; /* tt-metal's max_size_per_bank: bytes reserved in each bank */
+    uint32_t label_string;  /* e.g. "L1 tensor [1,1,32,256] bfloat16 TILE" */
+    uint32_t pad2;
+} ttalloc_ev_buffer_alloc2;
+
+/* Protocol 1.1: an allocation tt-metal refused ("Out of Memory: ..."). */
+typedef struct {
+    ttalloc_event_header h;
+    uint64_t size;
+    uint64_t page_size;
+    uint64_t per_bank_size;
+    uint32_t num_cores;
+    uint32_t site;
+    uint32_t message_string; /* tt-metal's message */
+    uint8_t buffer_type;
+    uint8_t layout;
+    uint16_t pad;
+} ttalloc_ev_alloc_refused;
+
 typedef struct {
     ttalloc_event_header h;
     uint64_t buffer;
@@ -193,6 +233,8 @@ static_assert(sizeof(ttalloc_frame_header) == 12, "frame header");
 static_assert(sizeof(ttalloc_event_header) == 16, "event header");
 static_assert(sizeof(ttalloc_ev_device_open) == 16 + 96, "device_open");
 static_assert(sizeof(ttalloc_ev_buffer_alloc) == 16 + 44, "buffer_alloc");
+static_assert(sizeof(ttalloc_ev_buffer_alloc2) == 16 + 60, "buffer_alloc2");
+static_assert(sizeof(ttalloc_ev_alloc_refused) == 16 + 40, "alloc_refused");
 static_assert(sizeof(ttalloc_ev_buffer_free) == 16 + 12, "buffer_free");
 static_assert(sizeof(ttalloc_ev_cb_alloc) == 16 + 24, "cb_alloc");
 static_assert(sizeof(ttalloc_ev_program_load) == 16 + 20, "program_load");

@@ -180,6 +180,12 @@ pub enum EventKind {
         page_size: Option<u64>,
         layout: Layout,
         num_cores: Option<u32>,
+        /// Bytes tt-metal reserved in each bank (its `max_size_per_bank`),
+        /// when the recorder knew it: the model then reserves exactly that.
+        per_bank_size: Option<u64>,
+        /// A readable name (e.g. `L1 tensor [1,1,32,256] bfloat16 TILE`);
+        /// `StringId::EMPTY` when there is none.
+        label: StringId,
         site: SiteId,
     },
     /// Frees carry nothing the matching alloc already said.
@@ -227,6 +233,19 @@ pub enum EventKind {
     Marker {
         label: StringId,
     },
+    /// tt-metal refused an allocation (`Out of Memory: ...`); `message` is
+    /// tt-metal's text, so a replay can check the model says the same.
+    AllocRefused {
+        device: DeviceId,
+        buffer_type: BufferType,
+        size: u64,
+        page_size: Option<u64>,
+        layout: Layout,
+        num_cores: Option<u32>,
+        per_bank_size: Option<u64>,
+        message: StringId,
+        site: SiteId,
+    },
 }
 
 /// The kind of an event without its payload; the numbers are the format's
@@ -249,10 +268,11 @@ pub enum EventTag {
     OpBegin = 12,
     OpEnd = 13,
     Marker = 14,
+    AllocRefused = 15,
 }
 
 impl EventTag {
-    pub const ALL: [EventTag; 15] = [
+    pub const ALL: [EventTag; 16] = [
         EventTag::ProcessStart,
         EventTag::ProcessExit,
         EventTag::DeviceOpen,
@@ -268,6 +288,7 @@ impl EventTag {
         EventTag::OpBegin,
         EventTag::OpEnd,
         EventTag::Marker,
+        EventTag::AllocRefused,
     ];
 
     pub fn from_u8(v: u8) -> Option<EventTag> {
@@ -292,6 +313,7 @@ impl EventTag {
             EventTag::OpBegin => "op_begin",
             EventTag::OpEnd => "op_end",
             EventTag::Marker => "marker",
+            EventTag::AllocRefused => "alloc_refused",
         }
     }
 }
@@ -320,6 +342,7 @@ impl EventKind {
             EventKind::OpBegin { .. } => EventTag::OpBegin,
             EventKind::OpEnd => EventTag::OpEnd,
             EventKind::Marker { .. } => EventTag::Marker,
+            EventKind::AllocRefused { .. } => EventTag::AllocRefused,
         }
     }
 
@@ -335,7 +358,8 @@ impl EventKind {
             | EventKind::ProgramLoad { device, .. }
             | EventKind::ProgramUnload { device, .. }
             | EventKind::TraceCapture { device, .. }
-            | EventKind::TraceRelease { device, .. } => Some(device),
+            | EventKind::TraceRelease { device, .. }
+            | EventKind::AllocRefused { device, .. } => Some(device),
             _ => None,
         }
     }
@@ -347,7 +371,48 @@ impl EventKind {
             | EventKind::BufferFree { site, .. }
             | EventKind::CbAlloc { site, .. }
             | EventKind::ProgramLoad { site, .. }
-            | EventKind::TraceCapture { site, .. } => Some(site),
+            | EventKind::TraceCapture { site, .. }
+            | EventKind::AllocRefused { site, .. } => Some(site),
+            _ => None,
+        }
+    }
+
+    /// The call site the event carries, to rewrite it (e.g. when a
+    /// recorder maps a client's local ids to the trace's).
+    pub fn site_mut(&mut self) -> Option<&mut SiteId> {
+        match self {
+            EventKind::BufferAlloc { site, .. }
+            | EventKind::BufferFree { site, .. }
+            | EventKind::CbAlloc { site, .. }
+            | EventKind::ProgramLoad { site, .. }
+            | EventKind::TraceCapture { site, .. }
+            | EventKind::AllocRefused { site, .. } => Some(site),
+            _ => None,
+        }
+    }
+
+    /// The interned string the event refers to, if its kind has one (every
+    /// kind has at most one): an argv, an op name, a marker or buffer
+    /// label, a refusal message.
+    pub fn string(&self) -> Option<StringId> {
+        match *self {
+            EventKind::ProcessStart { argv: s, .. }
+            | EventKind::OpBegin { name: s }
+            | EventKind::Marker { label: s }
+            | EventKind::BufferAlloc { label: s, .. }
+            | EventKind::AllocRefused { message: s, .. } => Some(s),
+            _ => None,
+        }
+    }
+
+    /// [`EventKind::string`], to rewrite it.
+    pub fn string_mut(&mut self) -> Option<&mut StringId> {
+        match self {
+            EventKind::ProcessStart { argv: s, .. }
+            | EventKind::OpBegin { name: s }
+            | EventKind::Marker { label: s }
+            | EventKind::BufferAlloc { label: s, .. }
+            | EventKind::AllocRefused { message: s, .. } => Some(s),
             _ => None,
         }
     }
@@ -398,7 +463,7 @@ mod tests {
             assert_eq!(*t as usize, i);
             assert_eq!(EventTag::from_u8(i as u8), Some(*t));
         }
-        assert_eq!(EventTag::from_u8(15), None);
+        assert_eq!(EventTag::from_u8(16), None);
     }
 
     #[test]

@@ -71,6 +71,7 @@ proptest! {
                         layout: if sharded.is_some() { Layout::BlockSharded } else { Layout::Interleaved },
                         num_cores: sharded,
                         bottom_up: dir,
+                        per_bank_size: None,
                     };
                     let before = d.stats(bt);
                     match d.allocate(id, &req) {

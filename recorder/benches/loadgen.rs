@@ -200,6 +200,8 @@ fn client(sock: &str, events: u64, seed: u64, rate: f64) {
                     page_size: Some(2048),
                     layout: Layout::Interleaved,
                     num_cores: None,
+                    per_bank_size: None,
+                    label: StringId::EMPTY,
                     site: SiteId(10 + ((r >> 40) as u32 % SITES)),
                 }
             };

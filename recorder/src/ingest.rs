@@ -304,19 +304,14 @@ impl Source {
                 "{what} id {id} was not interned by this source (only {n})"
             )))
         };
-        match *kind {
-            EventKind::ProcessStart { argv, .. } if argv.0 >= self.strings => {
-                bad("string", argv.0, self.strings)
+        if let Some(s) = kind.string() {
+            if s.0 >= self.strings {
+                return bad("string", s.0, self.strings);
             }
-            EventKind::OpBegin { name: s } | EventKind::Marker { label: s }
-                if s.0 >= self.strings =>
-            {
-                bad("string", s.0, self.strings)
-            }
-            _ => match kind.site() {
-                Some(site) if site.0 >= self.stacks => bad("site", site.0, self.stacks),
-                _ => Ok(()),
-            },
+        }
+        match kind.site() {
+            Some(site) if site.0 >= self.stacks => bad("site", site.0, self.stacks),
+            _ => Ok(()),
         }
     }
 
@@ -896,14 +891,12 @@ fn remap(st: &SourceState, kind: &mut EventKind) {
             .copied()
             .unwrap_or(StringId::EMPTY)
     };
-    match kind {
-        EventKind::BufferAlloc { site: s, .. }
-        | EventKind::BufferFree { site: s, .. }
-        | EventKind::CbAlloc { site: s, .. }
-        | EventKind::ProgramLoad { site: s, .. } => site(s),
-        EventKind::OpBegin { name: s } | EventKind::Marker { label: s } => string(s),
-        EventKind::ProcessStart { argv, .. } => string(argv),
-        _ => {}
+    // Every kind names at most one site and one string.
+    if let Some(s) = kind.site_mut() {
+        site(s);
+    }
+    if let Some(s) = kind.string_mut() {
+        string(s);
     }
 }
 
@@ -1034,6 +1027,8 @@ mod tests {
                     page_size: Some(2048),
                     layout: Layout::Interleaved,
                     num_cores: None,
+                    per_bank_size: None,
+                    label: StringId::EMPTY,
                     site,
                 },
             })

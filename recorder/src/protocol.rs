@@ -7,6 +7,9 @@
 //! EVENTS frames, then a GOODBYE. Every field is validated: a peer can never
 //! make the recorder panic or record an event that refers to nothing.
 
+mod ext;
+
+pub use ext::{ALLOC_REFUSED, BUFFER_ALLOC2};
 use std::fmt;
 use ttalloc_model::{
     Arch, BufferId, BufferType, DeviceConfig, DeviceId, Event, EventKind, EventTag, Frame, FrameId,
@@ -16,7 +19,8 @@ use ttalloc_model::{
 /// "TTAL" read as a little-endian u32.
 pub const MAGIC: u32 = u32::from_le_bytes(*b"TTAL");
 pub const VERSION_MAJOR: u16 = 1;
-pub const VERSION_MINOR: u16 = 0;
+/// 1.1 added ALLOC_REFUSED and BUFFER_ALLOC2 (see `protocol/ext.rs`).
+pub const VERSION_MINOR: u16 = 1;
 pub const HEADER_LEN: usize = 12;
 /// Largest payload accepted in one frame (bounds the recorder's memory per connection).
 pub const MAX_PAYLOAD: u32 = 1 << 20;
@@ -73,6 +77,7 @@ pub fn body_len(tag: EventTag) -> Option<usize> {
         EventTag::ProgramUnload => 8,
         EventTag::TraceCapture => 16,
         EventTag::TraceRelease | EventTag::OpBegin | EventTag::Marker => 4,
+        EventTag::AllocRefused => ext::ALLOC_REFUSED_LEN,
     })
 }
 
@@ -565,22 +570,42 @@ impl Decoder {
         if reserved != 0 {
             return Err(format!("reserved event bytes must be 0, got {reserved:#x}"));
         }
-        let tag = EventTag::from_u8(kind).ok_or_else(|| format!("unknown event kind {kind}"))?;
-        let len = body_len(tag)
-            .ok_or_else(|| format!("event kind {kind} ({tag}) cannot be sent by a client"))?;
+        // BUFFER_ALLOC2 (1.1) is a BUFFER_ALLOC with a 16-byte tail.
+        let alloc2 = kind == ext::BUFFER_ALLOC2;
+        let tag = if alloc2 {
+            EventTag::BufferAlloc
+        } else {
+            EventTag::from_u8(kind).ok_or_else(|| format!("unknown event kind {kind}"))?
+        };
+        let len = match body_len(tag) {
+            _ if alloc2 => ext::BUFFER_ALLOC2_LEN,
+            Some(len) => len,
+            None => {
+                return Err(format!(
+                    "event kind {kind} ({tag}) cannot be sent by a client"
+                ))
+            }
+        };
+        let name = if alloc2 {
+            "buffer_alloc2".to_string()
+        } else {
+            tag.to_string()
+        };
         if c.rest() < len {
             return Err(format!(
-                "{tag} needs {len} body bytes, only {} left",
+                "{name} needs {len} body bytes, only {} left",
                 c.rest()
             ));
         }
         let allowed_flags = match tag {
+            _ if alloc2 => ext::ALLOC2_FLAGS,
             EventTag::BufferAlloc => 7,
             EventTag::CbAlloc => 3,
+            EventTag::AllocRefused => ext::REFUSED_FLAGS,
             _ => 0,
         };
         if fl & !allowed_flags != 0 {
-            return Err(format!("unknown flags {fl:#x} for {tag}"));
+            return Err(format!("unknown flags {fl:#x} for {name}"));
         }
         let kind = match tag {
             EventTag::DeviceOpen => {
@@ -622,7 +647,7 @@ impl Decoder {
                 if pad != 0 {
                     return Err("buffer_alloc padding must be 0".into());
                 }
-                EventKind::BufferAlloc {
+                let mut alloc = EventKind::BufferAlloc {
                     device,
                     buffer: BufferId(self.local_id(buffer, "buffer")?),
                     buffer_type: BufferType::from_u8(bt)
@@ -633,8 +658,14 @@ impl Decoder {
                     layout: Layout::from_u8(layout)
                         .ok_or_else(|| format!("layout {layout} out of range 0-3"))?,
                     num_cores: (fl & flags::ALLOC_HAS_NUM_CORES != 0).then_some(num_cores),
+                    per_bank_size: None,
+                    label: StringId::EMPTY,
                     site: self.site_ref(site)?,
+                };
+                if alloc2 {
+                    self.buffer_alloc2_tail(c, fl, &mut alloc)?;
                 }
+                alloc
             }
             EventTag::BufferFree => {
                 let buffer = c.u64()?;
@@ -700,6 +731,7 @@ impl Decoder {
             EventTag::Marker => EventKind::Marker {
                 label: self.string_ref(c.u32()?, "marker label")?,
             },
+            EventTag::AllocRefused => self.alloc_refused(c, fl, device)?,
             EventTag::ProcessStart | EventTag::ProcessExit => unreachable!("rejected by body_len"),
         };
         Ok(Event {
@@ -855,6 +887,8 @@ pub fn encode_event(e: &Event, out: &mut Vec<u8>) -> bool {
             page_size,
             layout,
             num_cores,
+            per_bank_size,
+            label,
             site,
             ..
         } => {
@@ -874,7 +908,13 @@ pub fn encode_event(e: &Event, out: &mut Vec<u8>) -> bool {
             u32le(out, num_cores.unwrap_or(0));
             u32le(out, site.0);
             out.extend_from_slice(&[*buffer_type as u8, *layout as u8, 0, 0]);
+            // Only allocations with a 1.1 field need the 1.1 kind.
+            if per_bank_size.is_some() || *label != StringId::EMPTY {
+                out[hdr] = ext::BUFFER_ALLOC2;
+                fl |= ext::encode_buffer_alloc2_tail(*per_bank_size, *label, out);
+            }
         }
+        EventKind::AllocRefused { .. } => fl = ext::encode_alloc_refused(&e.kind, out),
         EventKind::BufferFree { buffer, site, .. } => {
             u64le(out, buffer.0);
             u32le(out, site.0);
@@ -954,6 +994,8 @@ mod tests {
                 page_size: None,
                 layout: Layout::BlockSharded,
                 num_cores: Some(8),
+                per_bank_size: None,
+                label: StringId::EMPTY,
                 site: SiteId(1),
             },
             EventKind::BufferFree {
@@ -997,6 +1039,44 @@ mod tests {
             EventKind::Marker { label: StringId(2) },
             EventKind::DeviceClose {
                 device: DeviceId(3),
+            },
+            // Protocol 1.1: BUFFER_ALLOC2 (both new fields, then one) and ALLOC_REFUSED.
+            EventKind::BufferAlloc {
+                device: DeviceId(3),
+                buffer: BufferId(8),
+                buffer_type: BufferType::L1,
+                address: Some(0x2000),
+                size: 3000,
+                page_size: Some(1024),
+                layout: Layout::HeightSharded,
+                num_cores: Some(2),
+                per_bank_size: Some(2048),
+                label: StringId(3),
+                site: SiteId(1),
+            },
+            EventKind::BufferAlloc {
+                device: DeviceId(3),
+                buffer: BufferId(9),
+                buffer_type: BufferType::Dram,
+                address: None,
+                size: 64,
+                page_size: None,
+                layout: Layout::Interleaved,
+                num_cores: None,
+                per_bank_size: Some(64),
+                label: StringId::EMPTY,
+                site: SiteId(0),
+            },
+            EventKind::AllocRefused {
+                device: DeviceId(3),
+                buffer_type: BufferType::L1,
+                size: 1 << 30,
+                page_size: Some(2048),
+                layout: Layout::Interleaved,
+                num_cores: None,
+                per_bank_size: Some(1 << 24),
+                message: StringId(2),
+                site: SiteId(1),
             },
         ];
         kinds
@@ -1056,6 +1136,42 @@ mod tests {
         }
         assert_eq!(items[4], Item::Events(events));
         assert_eq!(items[5], Item::Goodbye(Some(3)));
+    }
+
+    #[test]
+    fn new_kinds_are_sent_only_when_needed_and_validated() {
+        let events = sample_events();
+        let mut kinds = Vec::new();
+        for e in &events {
+            let mut out = Vec::new();
+            encode_event(e, &mut out);
+            kinds.push(out[0]);
+        }
+        // A plain alloc stays BUFFER_ALLOC (what a 1.0 client sends too);
+        // only the allocs with a 1.1 field use BUFFER_ALLOC2.
+        assert_eq!(kinds[1], EventTag::BufferAlloc as u8);
+        assert_eq!(&kinds[13..], [BUFFER_ALLOC2, BUFFER_ALLOC2, ALLOC_REFUSED]);
+
+        // A label or message that names an undefined string is refused.
+        for (i, what) in [(13, "label"), (15, "message")] {
+            let mut bad = events.clone();
+            match &mut bad[i].kind {
+                EventKind::BufferAlloc { label: s, .. }
+                | EventKind::AllocRefused { message: s, .. } => *s = StringId(99),
+                _ => unreachable!(),
+            }
+            let err = decode_all(&stream(&bad), &mut Decoder::new()).unwrap_err();
+            assert!(err.message.contains(what), "{err}");
+        }
+        // BUFFER_ALLOC's own flags stay 3 bits: bit 3 belongs to BUFFER_ALLOC2.
+        let bytes = stream(&events[..2]);
+        let mut d = Decoder::new();
+        let at = bytes.len() - (HEADER_LEN + 8) - (EVENT_HEADER_LEN + 44);
+        let mut bad = bytes.clone();
+        assert_eq!(bad[at], EventTag::BufferAlloc as u8);
+        bad[at + 1] |= ext::ALLOC2_HAS_PER_BANK_SIZE;
+        let err = decode_all(&bad, &mut d).unwrap_err();
+        assert!(err.message.contains("unknown flags"), "{err}");
     }
 
     #[test]

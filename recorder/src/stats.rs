@@ -77,7 +77,7 @@ impl DeviceStats {
 pub struct LiveSnapshot {
     pub events: u64,
     /// Events by kind, indexed by `EventTag as usize`.
-    pub by_kind: [u64; 15],
+    pub by_kind: [u64; EventTag::ALL.len()],
     /// Sources (connections) currently registered and not ended.
     pub sources_connected: u64,
     /// Sources seen since the start.
@@ -296,6 +296,10 @@ impl Accounting {
             | EventKind::OpBegin { .. }
             | EventKind::OpEnd
             | EventKind::Marker { .. } => {}
+            // A refusal changes no live bytes, but its device was in use.
+            EventKind::AllocRefused { device, .. } => {
+                s.devices.entry(device).or_default();
+            }
         }
     }
 
@@ -308,7 +312,7 @@ impl Accounting {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ttalloc_model::{Layout, Pid, SiteId};
+    use ttalloc_model::{Layout, Pid, SiteId, StringId};
 
     fn alloc(buffer: u64, bt: BufferType, size: u64) -> Event {
         Event {
@@ -323,6 +327,8 @@ mod tests {
                 page_size: None,
                 layout: Layout::Interleaved,
                 num_cores: None,
+                per_bank_size: None,
+                label: StringId::EMPTY,
                 site: SiteId(0),
             },
         }

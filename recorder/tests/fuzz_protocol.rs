@@ -268,18 +268,25 @@ fn event() -> impl Strategy<Value = Event> {
         }),
         dev().prop_map(|device| EventKind::DeviceClose { device }),
         (
-            dev(),
-            local_id(),
-            0..BufferType::ALL.len(),
-            proptest::option::of(edge_u64()),
-            edge_u64(),
-            proptest::option::of(edge_u64()),
-            0..Layout::ALL.len(),
-            proptest::option::of(edge_u32()),
-            site(),
+            (
+                dev(),
+                local_id(),
+                0..BufferType::ALL.len(),
+                proptest::option::of(edge_u64()),
+                edge_u64(),
+                proptest::option::of(edge_u64()),
+                0..Layout::ALL.len(),
+                proptest::option::of(edge_u32()),
+                site(),
+            ),
+            // Protocol 1.1 (BUFFER_ALLOC2 when either is present).
+            (proptest::option::of(edge_u64()), string()),
         )
             .prop_map(
-                |(device, b, bt, address, size, page_size, l, num_cores, site)| {
+                |(
+                    (device, b, bt, address, size, page_size, l, num_cores, site),
+                    (per_bank_size, label),
+                )| {
                     EventKind::BufferAlloc {
                         device,
                         buffer: BufferId(b),
@@ -289,6 +296,34 @@ fn event() -> impl Strategy<Value = Event> {
                         page_size,
                         layout: Layout::ALL[l],
                         num_cores,
+                        per_bank_size,
+                        label,
+                        site,
+                    }
+                }
+            ),
+        (
+            dev(),
+            0..BufferType::ALL.len(),
+            edge_u64(),
+            proptest::option::of(edge_u64()),
+            0..Layout::ALL.len(),
+            proptest::option::of(edge_u32()),
+            proptest::option::of(edge_u64()),
+            string(),
+            site(),
+        )
+            .prop_map(
+                |(device, bt, size, page_size, l, num_cores, per_bank_size, message, site)| {
+                    EventKind::AllocRefused {
+                        device,
+                        buffer_type: BufferType::ALL[bt],
+                        size,
+                        page_size,
+                        layout: Layout::ALL[l],
+                        num_cores,
+                        per_bank_size,
+                        message,
                         site,
                     }
                 }
@@ -799,6 +834,21 @@ fn out_of_range_fields_name_the_field() {
         b.extend_from_slice(&[bt, layout, 0, 0]);
         b
     };
+    // ALLOC_REFUSED: size, page_size, per_bank_size, num_cores, site, message, type, layout, pad.
+    let refused = |bt: u8, message: u32| {
+        let mut b = u64s(&[u64::MAX, 0, 0]);
+        b.extend_from_slice(&[0u32, 0, message].map(u32::to_le_bytes).concat());
+        b.extend_from_slice(&[bt, 0, 0, 0]);
+        b
+    };
+    // BUFFER_ALLOC2: a valid BUFFER_ALLOC body, then per_bank_size, label, pad.
+    let alloc2_tail = |label: u32| {
+        let mut b = alloc(1, 0, 0, 0);
+        b.extend_from_slice(&u64s(&[4096]));
+        b.extend_from_slice(&label.to_le_bytes());
+        b.extend_from_slice(&0u32.to_le_bytes());
+        b
+    };
     let device_open = |mask: u32, first: u64| {
         let mut b = vec![2, 0, 0, 0];
         b.extend_from_slice(&mask.to_le_bytes());
@@ -830,7 +880,29 @@ fn out_of_range_fields_name_the_field() {
         (record(2, 0, &device_open(1 << 11, 0)), "presence mask"),
         (record(0, 0, &[]), "cannot be sent by a client"),
         (record(1, 0, &[]), "cannot be sent by a client"),
-        (record(15, 0, &[]), "unknown event kind 15"),
+        (record(17, 0, &[]), "unknown event kind 17"),
+        (record(15, 0, &[]), "alloc_refused needs 40 body bytes"),
+        (
+            record(15, 8, &[0; 40]),
+            "unknown flags 0x8 for alloc_refused",
+        ),
+        (record(15, 0, &refused(5, 0)), "alloc_refused buffer type 5"),
+        (
+            record(15, 0, &refused(0, STRINGS + 1)),
+            "alloc_refused message string id 5",
+        ),
+        (
+            record(16, 0, &alloc(1, 0, 0, 0)),
+            "buffer_alloc2 needs 60 body bytes",
+        ),
+        (
+            record(16, 0x20, &[alloc(1, 0, 0, 0), [0; 16].to_vec()].concat()),
+            "unknown flags 0x20 for buffer_alloc2",
+        ),
+        (
+            record(16, 0x10, &alloc2_tail(STRINGS + 1)),
+            "buffer_alloc2 label string id 5",
+        ),
         (record(255, 0, &[]), "unknown event kind 255"),
         (
             record(12, 0, &u32::MAX.to_le_bytes()),

@@ -25,6 +25,8 @@ use ttalloc_model::{
     StringId,
 };
 
+mod refusal;
+
 const RESIDENT: u8 = 1;
 const OUTLIVED: u8 = 2;
 /// The model could not place it: not tracked, not a leak; its free is silent.
@@ -39,6 +41,8 @@ struct Live {
     /// 1-based cycle of the allocation, 0 outside every cycle.
     cycle: u32,
     site: SiteId,
+    /// The buffer's label (`StringId::EMPTY` if none); fits the padding before `size`.
+    label: StringId,
     size: u64,
     event: u64,
     /// Recorded address if any, else the model's; `u64::MAX` if none.
@@ -278,8 +282,9 @@ impl<'a> Engine<'a> {
                     page_size: a.page_size,
                     layout: a.layout,
                     num_cores: a.num_cores,
+                    per_bank_size: a.per_bank_size,
                 };
-                self.alloc(ord, dev, a.buffer, &req, a.address, a.site)
+                self.alloc(ord, dev, a.buffer, &req, a.address, a.site, a.label)
             }
             Item::Free(x) => {
                 let dev = self.dev_index(x.device)?;
@@ -478,6 +483,8 @@ impl<'a> Engine<'a> {
                 page_size,
                 layout,
                 num_cores,
+                per_bank_size,
+                label,
                 site,
             } => {
                 let dev = self.dev_index(*device)?;
@@ -487,8 +494,9 @@ impl<'a> Engine<'a> {
                     page_size: *page_size,
                     layout: *layout,
                     num_cores: *num_cores,
+                    per_bank_size: *per_bank_size,
                 };
-                self.alloc(ord, dev, *buffer, &req, *address, *site)?;
+                self.alloc(ord, dev, *buffer, &req, *address, *site, *label)?;
             }
             EventKind::BufferFree {
                 device,
@@ -604,10 +612,33 @@ impl<'a> Engine<'a> {
             | EventKind::OpBegin { .. }
             | EventKind::OpEnd
             | EventKind::Marker { .. } => {}
+            EventKind::AllocRefused {
+                device,
+                buffer_type,
+                size,
+                page_size,
+                layout,
+                num_cores,
+                per_bank_size,
+                message,
+                site,
+            } => {
+                let dev = self.dev_index(*device)?;
+                let req = Req {
+                    buffer_type: *buffer_type,
+                    size: *size,
+                    page_size: *page_size,
+                    layout: *layout,
+                    num_cores: *num_cores,
+                    per_bank_size: *per_bank_size,
+                };
+                self.refused(ord, dev, &req, *message, *site)?;
+            }
         }
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn alloc(
         &mut self,
         ord: u64,
@@ -616,6 +647,7 @@ impl<'a> Engine<'a> {
         req: &Req,
         recorded: Option<u64>,
         site: SiteId,
+        label: StringId,
     ) -> crate::Result<()> {
         let slot = type_slot(req.buffer_type);
         self.freed.remove(buffer.get());
@@ -626,6 +658,7 @@ impl<'a> Engine<'a> {
             flags: 0,
             cycle,
             site,
+            label,
             size: req.size,
             event: ord,
             address: recorded.unwrap_or(NO_ADDR),
@@ -763,6 +796,7 @@ impl<'a> Engine<'a> {
                 buffer_type,
                 size,
                 message: oom.message,
+                recorded_message: None,
                 free_bytes: oom.free,
                 largest_free_block: oom.largest_free_block,
                 fragmentation: oom.fragmentation,
@@ -822,6 +856,7 @@ impl<'a> Engine<'a> {
             flags: RESIDENT,
             cycle: self.cycle_number(),
             site,
+            label: StringId::EMPTY,
             size,
             event: ord,
             address: NO_ADDR,
@@ -1037,6 +1072,7 @@ impl<'a> Engine<'a> {
                     buffer_type,
                     size: live.size,
                     site: live.site,
+                    label: live.label,
                 });
             }
             if after_warmup {
@@ -1121,6 +1157,7 @@ impl<'a> Engine<'a> {
                 cycle: (live.cycle != 0).then_some(live.cycle),
                 event: live.event,
                 site: live.site,
+                label: live.label,
                 closed_at: (live.flags & OUTLIVED != 0).then_some(live.closed_at),
             });
         }

@@ -74,6 +74,8 @@ pub struct Leak {
     /// Ordinal of the allocation event.
     pub event: u64,
     pub site: SiteId,
+    /// The buffer's label, `StringId::EMPTY` if it has none.
+    pub label: StringId,
     /// For `OutlivedDevice`: the ordinal of the `DeviceClose`.
     pub closed_at: Option<u64>,
 }
@@ -84,8 +86,11 @@ pub struct OomFinding {
     pub device: DeviceId,
     pub buffer_type: BufferType,
     pub size: u64,
-    /// tt-metal's message, exactly.
+    /// The model's message (tt-metal's text, as the model computes it).
     pub message: String,
+    /// What tt-metal itself said, when the trace recorded the refusal
+    /// (an AllocRefused event); compared byte for byte with `message`.
+    pub recorded_message: Option<StringId>,
     pub free_bytes: Option<u64>,
     pub largest_free_block: Option<u64>,
     /// Enough bytes were free in total but no block was large enough.
@@ -100,6 +105,21 @@ pub struct Divergence {
     pub buffer: BufferId,
     pub recorded: u64,
     pub model: Option<u64>,
+}
+
+/// An allocation tt-metal refused that the model placed: a divergence
+/// (the model has more room than the device had).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlacedRefusal {
+    pub event: u64,
+    pub device: DeviceId,
+    pub buffer_type: BufferType,
+    pub size: u64,
+    /// Where the model put it (it is freed again at once).
+    pub model_address: u64,
+    /// tt-metal's message.
+    pub message: StringId,
+    pub site: SiteId,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -128,6 +148,7 @@ pub struct FirstLeft {
     pub buffer_type: BufferType,
     pub size: u64,
     pub site: SiteId,
+    pub label: StringId,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -172,8 +193,12 @@ pub struct Findings {
     pub first_double_free: Option<BadFree>,
     pub oom: Option<OomFinding>,
     pub ooms: u64,
+    /// Placement divergences and refusals the model placed, together.
     pub divergences: u64,
     pub first_divergence: Option<Divergence>,
+    /// Allocations tt-metal refused that the model placed (also counted in `divergences`).
+    pub placed_refusals: u64,
+    pub first_placed_refusal: Option<PlacedRefusal>,
     pub cb_clashes: u64,
     pub first_cb_clash: Option<CbClash>,
     /// Peak bytes per core of the static circular buffers live at once

@@ -118,10 +118,11 @@ impl Report {
                 .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "  --> first allocated at event {}{cycle}, {} {}, {} B",
+                "  --> first allocated at event {}{cycle}, {} {}{}, {} B",
                 first.event,
                 noun.trim_end_matches('s'),
                 first.buffer,
+                label_text(first.label.as_deref()),
                 thousands(first.size)
             );
             render_site(out, site);
@@ -184,6 +185,22 @@ impl Report {
             }
         );
         render_site(out, &o.site);
+        match (&o.recorded_message, o.message_matches) {
+            (Some(_), Some(true)) => {
+                let _ = writeln!(
+                    out,
+                    "   = note: tt-metal's message was the same, byte for byte"
+                );
+            }
+            (Some(recorded), _) => {
+                let _ = writeln!(
+                    out,
+                    "warning[oom-message]: the model's message differs from tt-metal's\n   = tt-metal: {recorded}\n   = model:    {}",
+                    o.model_message
+                );
+            }
+            _ => {}
+        }
         if let (Some(free), Some(largest)) = (o.free_bytes, o.largest_free_block) {
             let _ = writeln!(
                 out,
@@ -263,6 +280,25 @@ impl Report {
             );
             let _ = writeln!(out, "   = hint: the device config differs from the hardware's (try --arch or --set), or the model is off\n");
         }
+        if let Some(r) = &self.first_placed_refusal {
+            let _ = writeln!(
+                out,
+                "warning[divergence]: the model placed {} allocation(s) tt-metal refused",
+                self.placed_refusals
+            );
+            let _ = writeln!(
+                out,
+                "  --> first at event {}, device {}, {} {} B: the model put it at {:#x}; tt-metal said: {}",
+                r.event,
+                r.device,
+                r.buffer_type,
+                thousands(r.size),
+                r.model_address,
+                r.recorded_message
+            );
+            render_site(out, &r.site);
+            let _ = writeln!(out, "   = hint: the model had more room than the device: a device config that differs from the hardware's (try --arch or --set), or allocations the recording missed\n");
+        }
     }
 
     /// With test cycles: each test that left device memory behind, by type.
@@ -316,9 +352,10 @@ impl Report {
                 );
                 let _ = writeln!(
                     out,
-                    "  --> its first allocation still live at the cycle's end: event {e}, device {}, buffer {}",
+                    "  --> its first allocation still live at the cycle's end: event {e}, device {}, buffer {}{}",
                     b.first_device.unwrap_or_default(),
-                    b.first_buffer.unwrap_or_default()
+                    b.first_buffer.unwrap_or_default(),
+                    label_text(b.first_label.as_deref())
                 );
                 if let Some(site) = &b.site {
                     render_site(out, site);
@@ -421,6 +458,11 @@ impl Report {
             );
         }
     }
+}
+
+/// ` (LABEL)` after a buffer id, or nothing when the buffer has no label.
+fn label_text(label: Option<&str>) -> String {
+    label.map(|l| format!(" ({l})")).unwrap_or_default()
 }
 
 fn frame_text(f: &ResolvedFrame) -> String {

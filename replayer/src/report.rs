@@ -6,7 +6,7 @@ use crate::bisect::Bisection;
 use crate::findings::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use ttalloc_model::{InternTables, ResolvedFrame, SiteId};
+use ttalloc_model::{InternTables, ResolvedFrame, SiteId, StringId};
 
 /// At most this many leaks are listed one by one (by allocation event);
 /// `leaks_total` counts them all.
@@ -69,6 +69,8 @@ pub struct LeakOut {
     pub event: u64,
     pub closed_at: Option<u64>,
     pub site: Site,
+    /// The buffer's label (e.g. `L1 tensor [1,1,32,256] bfloat16 TILE`), if recorded.
+    pub label: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -112,6 +114,8 @@ pub struct BisectOut {
     pub first_event: Option<u64>,
     pub first_buffer: Option<u64>,
     pub first_device: Option<u32>,
+    /// The first buffer's label, if recorded.
+    pub first_label: Option<String>,
     pub site: Option<Site>,
     pub bytes_per_cycle: u64,
     pub sites: Vec<RankedSite>,
@@ -125,7 +129,13 @@ pub struct OomOut {
     pub device: u32,
     pub buffer_type: String,
     pub size: u64,
+    /// The model's message (the same as `model_message`).
     pub message: String,
+    /// What tt-metal said, when the trace recorded the refusal; else null.
+    pub recorded_message: Option<String>,
+    pub model_message: String,
+    /// Whether the two are byte-identical; null without a recorded message.
+    pub message_matches: Option<bool>,
     pub free_bytes: Option<u64>,
     pub largest_free_block: Option<u64>,
     pub fragmentation: bool,
@@ -155,6 +165,18 @@ pub struct DivergenceOut {
     pub buffer: u64,
     pub recorded: u64,
     pub model: Option<u64>,
+}
+
+/// An allocation tt-metal refused that the model placed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PlacedRefusalOut {
+    pub event: u64,
+    pub device: u32,
+    pub buffer_type: String,
+    pub size: u64,
+    pub model_address: u64,
+    pub recorded_message: String,
+    pub site: Site,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -193,6 +215,9 @@ pub struct Report {
     pub first_double_free: Option<BadFreeOut>,
     pub ooms: u64,
     pub first_divergence: Option<DivergenceOut>,
+    /// Allocations tt-metal refused that the model placed (counted in `divergences` too).
+    pub placed_refusals: u64,
+    pub first_placed_refusal: Option<PlacedRefusalOut>,
     pub cb_clashes: u64,
     pub first_cb_clash: Option<CbClashOut>,
     /// Peak bytes per core of the circular buffers live at once, per device.
@@ -222,6 +247,7 @@ impl Report {
         let it = inp.interner;
         let f = inp.findings;
         let site = |s: SiteId| Site::resolve(it, s);
+        let label = |l: StringId| (l != StringId::EMPTY).then(|| it.string(l).to_string());
         let bad = |b: &BadFree| BadFreeOut {
             event: b.event,
             device: b.device.get(),
@@ -241,6 +267,7 @@ impl Report {
             first_event: b.first.map(|x| x.event),
             first_buffer: b.first.map(|x| x.buffer.get()),
             first_device: b.first.map(|x| x.device.get()),
+            first_label: b.first.and_then(|x| label(x.label)),
             site: b.first.map(|x| site(x.site)),
             bytes_per_cycle: b.bytes_per_cycle,
             sites: b
@@ -280,6 +307,7 @@ impl Report {
                     event: l.event,
                     closed_at: l.closed_at,
                     site: site(l.site),
+                    label: label(l.label),
                 })
                 .collect(),
             cycles: f
@@ -324,6 +352,9 @@ impl Report {
                 buffer_type: o.buffer_type.name().into(),
                 size: o.size,
                 message: o.message.clone(),
+                recorded_message: o.recorded_message.map(|m| it.string(m).to_string()),
+                model_message: o.message.clone(),
+                message_matches: o.recorded_message.map(|m| it.string(m) == o.message),
                 free_bytes: o.free_bytes,
                 largest_free_block: o.largest_free_block,
                 fragmentation: o.fragmentation,
@@ -371,6 +402,16 @@ impl Report {
                 buffer: d.buffer.get(),
                 recorded: d.recorded,
                 model: d.model,
+            }),
+            placed_refusals: f.placed_refusals,
+            first_placed_refusal: f.first_placed_refusal.as_ref().map(|r| PlacedRefusalOut {
+                event: r.event,
+                device: r.device.get(),
+                buffer_type: r.buffer_type.name().into(),
+                size: r.size,
+                model_address: r.model_address,
+                recorded_message: it.string(r.message).to_string(),
+                site: site(r.site),
             }),
             cb_clashes: f.cb_clashes,
             first_cb_clash: f.first_cb_clash.as_ref().map(|c| CbClashOut {

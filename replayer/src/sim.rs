@@ -13,6 +13,8 @@ pub struct Req {
     pub page_size: Option<u64>,
     pub layout: Layout,
     pub num_cores: Option<u32>,
+    /// What tt-metal reserved per bank, when recorded: the model reserves exactly that.
+    pub per_bank_size: Option<u64>,
 }
 
 /// The model's out-of-memory, with its message and fragmentation figures.
@@ -79,6 +81,7 @@ impl Sim {
             layout: req.layout,
             num_cores: req.num_cores,
             bottom_up: None,
+            per_bank_size: req.per_bank_size,
         }
     }
 

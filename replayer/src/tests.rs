@@ -75,6 +75,8 @@ impl Trace {
             page_size: Some(2048),
             layout: Layout::Interleaved,
             num_cores: None,
+            per_bank_size: None,
+            label: StringId::EMPTY,
             site,
         })
     }
@@ -1118,6 +1120,8 @@ mod arbitrary_streams {
                         page_size: if size % 3 == 0 { None } else { Some(2048) },
                         layout: Layout::from_u8(layout).unwrap(),
                         num_cores,
+                        per_bank_size: None,
+                        label: StringId::EMPTY,
                         site: s,
                     });
                 }

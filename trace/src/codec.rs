@@ -8,6 +8,7 @@
 //! the alloc already said the rest. See FORMAT.md §5 for the column list and
 //! per-kind layout.
 
+use crate::ext::{AllocExtEncoder, REFUSED};
 use crate::records::ColumnRec;
 use crate::varint::{self, zigzag};
 use ttalloc_model::{Event, EventKind, EventTag, Pid};
@@ -31,7 +32,9 @@ pub mod col {
     pub const MISC: u16 = 14;
     pub const EXT: u16 = 15;
     pub const SIZE_REM: u16 = 16;
-    pub const COUNT: usize = 17;
+    /// Id 17 is unused (format 1.x's TS_HIGH).
+    pub const ALLOC_EXT: u16 = 18;
+    pub const COUNT: usize = 19;
 
     /// Packed columns (FORMAT.md §5.1); the others are byte streams.
     pub const PACKED: [bool; COUNT] = {
@@ -89,6 +92,7 @@ pub struct BlockEncoder {
     prev_alloc_buf: u64,
     prev_device: u32,
     prev_addr: AddrHistory,
+    alloc_ext: AllocExtEncoder,
 }
 
 /// The previous address per (device, buffer type): first-fit allocators hand
@@ -204,6 +208,12 @@ impl BlockEncoder {
 
     pub fn push(&mut self, e: &Event) {
         self.common(e.kind.tag() as u8, e.ts, e.pid);
+        if e.kind.tag() == REFUSED {
+            // A 2.1 kind: its whole payload (device included) goes to EXT,
+            // so a 2.0 reader can skip it (FORMAT.md §5.4).
+            crate::ext::put_refused(&e.kind, &mut self.cols[col::EXT as usize]);
+            return;
+        }
         if let Some(d) = e.kind.device() {
             let delta = d.0.wrapping_sub(self.prev_device) as i32 as i64;
             self.prev_device = d.0;
@@ -242,8 +252,15 @@ impl BlockEncoder {
                 page_size,
                 layout,
                 num_cores,
+                per_bank_size,
+                label,
                 site,
             } => {
+                self.alloc_ext.push(
+                    *per_bank_size,
+                    *label,
+                    &mut self.cols[col::ALLOC_EXT as usize],
+                );
                 let d = buffer.0.wrapping_sub(self.prev_alloc_buf);
                 self.prev_alloc_buf = buffer.0;
                 self.put(ALLOC_BUF, zigzag(d as i64));
@@ -319,6 +336,7 @@ impl BlockEncoder {
             EventKind::TraceRelease { trace_id, .. } => self.put(MISC, trace_id.0 as u64),
             EventKind::OpBegin { name } => self.put(NAME, name.0 as u64),
             EventKind::Marker { label } => self.put(NAME, label.0 as u64),
+            EventKind::AllocRefused { .. } => unreachable!("encoded above"),
         }
     }
 
@@ -358,6 +376,7 @@ impl BlockEncoder {
         self.prev_alloc_buf = 0;
         self.prev_device = 0;
         self.prev_addr.clear();
+        self.alloc_ext.clear();
         out
     }
 

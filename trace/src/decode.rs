@@ -40,6 +40,9 @@ pub struct AllocCol {
     pub size: u64,
     pub page_size: Option<u64>,
     pub num_cores: Option<u32>,
+    /// Format 2.1 (ALLOC_EXT column).
+    pub per_bank_size: Option<u64>,
+    pub label: StringId,
     pub site: SiteId,
 }
 
@@ -161,6 +164,8 @@ impl BlockColumns {
                                 page_size: a.page_size,
                                 layout: a.layout,
                                 num_cores: a.num_cores,
+                                per_bank_size: a.per_bank_size,
+                                label: a.label,
                                 site: a.site,
                             },
                         },
@@ -259,6 +264,8 @@ impl BlockColumns {
                                 page_size: a.page_size,
                                 layout: a.layout,
                                 num_cores: a.num_cores,
+                                per_bank_size: a.per_bank_size,
+                                label: a.label,
                                 site: a.site,
                             },
                         },
@@ -828,10 +835,12 @@ fn decode_allocs(
             size,
             page_size: has_page.then_some(p),
             num_cores: has_cores.then_some(cores),
+            per_bank_size: None,
+            label: StringId::EMPTY,
             site: SiteId(site as u32),
         });
     }
-    Ok(())
+    crate::ext::decode_alloc_ext(cols[col::ALLOC_EXT as usize], out, limits)
 }
 
 /// The rarer kinds: payload in MISC, device in DEVICE, unknown kinds in EXT.
@@ -983,6 +992,7 @@ fn decode_others(
                 device: dev,
                 trace_id: TraceId(misc_c.varint_u32().map_err(overrun("misc"))?),
             },
+            EventTag::AllocRefused => crate::ext::decode_refused(&mut ext_c, limits)?,
         };
         out.others.push((
             pos as u32,
@@ -1037,6 +1047,8 @@ mod tests {
                     page_size: Some(2048),
                     layout: Layout::HeightSharded,
                     num_cores: Some(8),
+                    per_bank_size: None,
+                    label: StringId::EMPTY,
                     site: SiteId(7),
                 },
                 3 => EventKind::BufferFree {

@@ -69,6 +69,7 @@
 mod checksum;
 mod codec;
 mod decode;
+mod ext;
 mod frame;
 mod intern;
 mod live;

@@ -4,7 +4,7 @@
 use serde_json::{json, Map, Value};
 use std::fmt::Write;
 use ttalloc_model::event::split_argv;
-use ttalloc_model::{Event, EventKind, FrameId, InternTables, SiteId};
+use ttalloc_model::{Event, EventKind, FrameId, InternTables, SiteId, StringId};
 
 /// The event's fields in a readable order (ids resolved to strings where
 /// they are interned strings).
@@ -35,6 +35,8 @@ fn fields(e: &Event, t: &InternTables) -> Vec<(&'static str, Value)> {
             page_size,
             layout,
             num_cores,
+            per_bank_size,
+            label,
             ..
         } => {
             put("buffer", json!(buffer.0));
@@ -44,6 +46,26 @@ fn fields(e: &Event, t: &InternTables) -> Vec<(&'static str, Value)> {
             put("page_size", json!(page_size));
             put("layout", json!(layout.name()));
             put("num_cores", json!(num_cores));
+            put("per_bank_size", json!(per_bank_size));
+            put("label", label_json(*label, t));
+        }
+        EventKind::AllocRefused {
+            buffer_type,
+            size,
+            page_size,
+            layout,
+            num_cores,
+            per_bank_size,
+            message,
+            ..
+        } => {
+            put("buffer_type", json!(buffer_type.name()));
+            put("size", json!(size));
+            put("page_size", json!(page_size));
+            put("layout", json!(layout.name()));
+            put("num_cores", json!(num_cores));
+            put("per_bank_size", json!(per_bank_size));
+            put("message", json!(t.string(*message)));
         }
         EventKind::BufferFree { buffer, .. } => put("buffer", json!(buffer.0)),
         EventKind::CbAlloc {
@@ -77,6 +99,15 @@ fn fields(e: &Event, t: &InternTables) -> Vec<(&'static str, Value)> {
         EventKind::DeviceClose { .. } | EventKind::CbFreeAll { .. } | EventKind::OpEnd => {}
     }
     m
+}
+
+/// A buffer label: its text, or null when the buffer has none.
+fn label_json(label: StringId, t: &InternTables) -> Value {
+    if label == StringId::EMPTY {
+        Value::Null
+    } else {
+        json!(t.string(label))
+    }
 }
 
 /// `{"ordinal", "ts", "pid", "kind", ...fields, "site": [{function, file, line}, ...]}`;

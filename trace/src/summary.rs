@@ -7,7 +7,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use ttalloc_model::event::split_argv;
 use ttalloc_model::units::plural;
-use ttalloc_model::{Arch, BufferType, DeviceConfig, EventKind, EventTag};
+use ttalloc_model::{Arch, BufferType, DeviceConfig, EventKind, EventTag, StringId};
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct TraceSummary {
@@ -27,6 +27,8 @@ pub struct TraceSummary {
     pub events_by_kind: BTreeMap<String, u64>,
     pub processes: Vec<ProcessSummary>,
     pub devices: Vec<DeviceSummary>,
+    /// The first [`MAX_REFUSALS`] allocations tt-metal refused, in trace order.
+    pub refusals: Vec<RefusalSummary>,
     pub file_size: u64,
     pub bytes_per_event: f64,
     pub blocks: usize,
@@ -36,6 +38,19 @@ pub struct TraceSummary {
     /// What the trace was derived from (a minimised trace says), else None.
     pub provenance: Option<crate::Provenance>,
     pub warnings: Vec<String>,
+}
+
+/// Refusals listed in a summary (the per-device counts cover them all).
+pub const MAX_REFUSALS: usize = 20;
+
+/// One allocation tt-metal refused, with tt-metal's message.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct RefusalSummary {
+    pub ordinal: u64,
+    pub device: u32,
+    pub buffer_type: String,
+    pub size: u64,
+    pub message: String,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -67,6 +82,10 @@ pub struct DeviceSummary {
     pub closes: u64,
     pub buffer_allocs: u64,
     pub buffer_frees: u64,
+    /// Allocations tt-metal refused (out of memory).
+    pub allocs_refused: u64,
+    /// Buffer allocations that carry a label (format 2.1).
+    pub labelled_allocs: u64,
     /// Peak live buffer bytes per buffer type name (only types that were used).
     pub peak_live_bytes: BTreeMap<String, u64>,
     /// Live buffer bytes after the last event, per buffer type name (non-zero only).
@@ -85,7 +104,8 @@ impl TraceSummary {
         let mut live = LiveTracker::default();
         let t = reader.interner();
         let mut events = 0u64;
-        reader.for_each_event(|_, e| {
+        let mut refusals = Vec::new();
+        reader.for_each_event(|ordinal, e| {
             events += 1;
             by_kind[e.kind.tag() as usize] += 1;
             first_ts = first_ts.min(e.ts);
@@ -111,6 +131,19 @@ impl TraceSummary {
                     p.exited = true;
                     p.exit_status = *status;
                 }
+                EventKind::AllocRefused {
+                    device,
+                    buffer_type,
+                    size,
+                    message,
+                    ..
+                } if refusals.len() < MAX_REFUSALS => refusals.push(RefusalSummary {
+                    ordinal,
+                    device: device.0,
+                    buffer_type: buffer_type.name().to_string(),
+                    size: *size,
+                    message: t.string(*message).to_string(),
+                }),
                 _ => {}
             }
             if let Some(d) = e.kind.device() {
@@ -122,6 +155,8 @@ impl TraceSummary {
                     closes: 0,
                     buffer_allocs: 0,
                     buffer_frees: 0,
+                    allocs_refused: 0,
+                    labelled_allocs: 0,
                     peak_live_bytes: BTreeMap::new(),
                     live_bytes_at_end: BTreeMap::new(),
                 });
@@ -132,8 +167,12 @@ impl TraceSummary {
                         ds.config = Some((**config).clone());
                     }
                     EventKind::DeviceClose { .. } => ds.closes += 1,
-                    EventKind::BufferAlloc { .. } => ds.buffer_allocs += 1,
+                    EventKind::BufferAlloc { label, .. } => {
+                        ds.buffer_allocs += 1;
+                        ds.labelled_allocs += (*label != StringId::EMPTY) as u64;
+                    }
                     EventKind::BufferFree { .. } => ds.buffer_frees += 1,
+                    EventKind::AllocRefused { .. } => ds.allocs_refused += 1,
                     _ => {}
                 }
             }
@@ -175,6 +214,7 @@ impl TraceSummary {
                 .collect(),
             processes: processes.into_values().collect(),
             devices: devices.into_values().collect(),
+            refusals,
             file_size,
             bytes_per_event: if events > 0 {
                 file_size as f64 / events as f64
@@ -310,13 +350,23 @@ impl TraceSummary {
         for d in &self.devices {
             let _ = writeln!(
                 s,
-                "  device {} ({}): opened {}x, closed {}x, {}, {}",
+                "  device {} ({}): opened {}x, closed {}x, {}{}, {}{}",
                 d.device,
                 d.arch,
                 d.opens,
                 d.closes,
                 plural(d.buffer_allocs, "buffer alloc"),
-                plural(d.buffer_frees, "free")
+                if d.labelled_allocs > 0 {
+                    format!(" ({} labelled)", d.labelled_allocs)
+                } else {
+                    String::new()
+                },
+                plural(d.buffer_frees, "free"),
+                if d.allocs_refused > 0 {
+                    format!(", {} refused (out of memory)", d.allocs_refused)
+                } else {
+                    String::new()
+                }
             );
             if let Some(c) = &d.config {
                 let kv: Vec<String> = c.known().iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -339,6 +389,16 @@ impl TraceSummary {
                     .map(|(bt, b)| format!("{bt} {}", format_bytes(*b)))
                     .collect();
                 let _ = writeln!(s, "    live at end: {}", live.join(", "));
+            }
+        }
+        if !self.refusals.is_empty() {
+            let _ = writeln!(s, "allocations tt-metal refused:");
+            for r in &self.refusals {
+                let _ = writeln!(
+                    s,
+                    "  event {}, device {}, {} {} B: {}",
+                    r.ordinal, r.device, r.buffer_type, r.size, r.message
+                );
             }
         }
         for w in &self.warnings {

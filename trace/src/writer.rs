@@ -13,7 +13,7 @@ use rancor::BoxedError;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use ttalloc_model::{Event, EventKind, InternTables};
+use ttalloc_model::{Event, InternTables};
 
 /// A monotonic clock in ns that is cheap enough to read on every push
 /// (Linux's coarse clock: a few ns, ~4 ms resolution — plenty for a 1 s interval).
@@ -213,12 +213,8 @@ impl TraceWriter {
                 return bad(format!("site {site}, which is not interned"));
             }
         }
-        match e.kind {
-            EventKind::ProcessStart { argv: s, .. }
-            | EventKind::OpBegin { name: s }
-            | EventKind::Marker { label: s }
-                if t.check_string(s).is_err() =>
-            {
+        match e.kind.string() {
+            Some(s) if t.check_string(s).is_err() => {
                 bad(format!("string {s}, which is not interned"))
             }
             _ => Ok(()),
@@ -381,7 +377,7 @@ impl Drop for TraceWriter {
 mod tests {
     use super::*;
     use crate::TraceReader;
-    use ttalloc_model::{Pid, StringId};
+    use ttalloc_model::{EventKind, Pid, StringId};
 
     fn marker(ts: u64) -> Event {
         Event {

@@ -21,6 +21,8 @@ fn alloc(ts: u64, device: u32, buffer: u64, bt: BufferType, size: u64) -> Event 
             page_size: None,
             layout: Layout::Interleaved,
             num_cores: None,
+            per_bank_size: None,
+            label: StringId::EMPTY,
             site: SiteId(2),
         },
     }

@@ -2,6 +2,7 @@
 
 pub mod cat;
 pub mod diff;
+mod empty_capture;
 pub mod export;
 pub mod import;
 pub mod info;

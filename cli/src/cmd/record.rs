@@ -142,11 +142,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         plural(devices as u64, "device"),
         output.display()
     );
-    match &held {
-        Some((_, left)) => {
+    // An empty capture says why, and fails `--fail-on`, instead of passing silently.
+    let ttnn_switch = std::env::var(super::empty_capture::TTNN_SWITCH).ok();
+    let empty = super::empty_capture::reason(snap, ttnn_switch.as_deref());
+    match (&empty, &held) {
+        (Some(why), _) => eprintln!("ttalloc: {why}"),
+        (None, Some((_, left))) => {
             eprintln!("ttalloc: left behind at the end of what the file holds: {left}")
         }
-        None => eprintln!("ttalloc: left behind at the end: {}", snap.left_behind()),
+        (None, None) => eprintln!("ttalloc: left behind at the end: {}", snap.left_behind()),
     }
     if let Some(r) = compat_report {
         eprintln!(
@@ -186,6 +190,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(exit::BAD_INPUT));
     }
     if let Some(kinds) = &args.fail_on {
+        if empty.is_some() {
+            eprintln!("ttalloc: --fail-on: the capture holds no device event");
+            return Ok(ExitCode::from(exit::FINDINGS));
+        }
         if fails(kinds, &output)? {
             return Ok(ExitCode::from(exit::FINDINGS));
         }

@@ -30,7 +30,7 @@ import time
 
 __version__ = "0.1.0"
 __all__ = [
-    "enabled", "device_open", "device_close", "alloc", "free", "cb_alloc",
+    "enabled", "device_open", "device_close", "alloc", "alloc_refused", "free", "cb_alloc",
     "cb_free_all", "program_load", "program_unload", "trace_capture",
     "trace_release", "op", "mark", "flush",
 ]
@@ -58,16 +58,19 @@ _LOCAL_ID_LIMIT = 1 << 40
 
 # ---- wire format (recorder/PROTOCOL.md) ----
 _MAGIC = 0x4C415454  # "TTAL"
-_VERSION = (1, 0)
+_VERSION = (1, 1)
 _HDR = struct.Struct("<IHHI")
 _F_HELLO, _F_STRINGS, _F_FRAMES, _F_STACKS, _F_EVENTS, _F_GOODBYE = 1, 2, 3, 4, 5, 6
 _K_DEVICE_OPEN, _K_DEVICE_CLOSE, _K_ALLOC, _K_FREE = 2, 3, 4, 5
 _K_CB_ALLOC, _K_CB_FREE_ALL, _K_PROG_LOAD, _K_PROG_UNLOAD = 6, 7, 8, 9
 _K_TRACE_CAPTURE, _K_TRACE_RELEASE, _K_OP_BEGIN, _K_OP_END, _K_MARKER = 10, 11, 12, 13, 14
+_K_ALLOC_REFUSED, _K_ALLOC2 = 15, 16  # protocol 1.1
 _E_PLAIN = struct.Struct("<BBHIQ")
 _E_U32 = struct.Struct("<BBHIQI")
 _E_DEVICE_OPEN = struct.Struct("<BBHIQBBBBI11Q")
 _E_ALLOC = struct.Struct("<BBHIQQQQQIIBBH")
+_E_ALLOC2 = struct.Struct("<BBHIQQQQQIIBBHQII")  # BUFFER_ALLOC + per_bank_size, label, pad
+_E_ALLOC_REFUSED = struct.Struct("<BBHIQQQQIIIBBH")
 _E_FREE = struct.Struct("<BBHIQQI")
 _E_CB = struct.Struct("<BBHIQQQII")
 _E_PROG_LOAD = struct.Struct("<BBHIQQQI")
@@ -91,7 +94,7 @@ _CONFIG_KEYS = (
 _KIND_NAMES = {
     2: "device_open", 3: "device_close", 4: "buffer_alloc", 5: "buffer_free", 6: "cb_alloc",
     7: "cb_free_all", 8: "program_load", 9: "program_unload", 10: "trace_capture",
-    11: "trace_release", 12: "op_begin", 13: "op_end", 14: "marker",
+    11: "trace_release", 12: "op_begin", 13: "op_end", 14: "marker", 15: "alloc_refused",
 }
 
 
@@ -533,7 +536,27 @@ def device_close(device):
     _simple(_K_DEVICE_CLOSE, device)
 
 
-def alloc(device, buffer, buffer_type, size, address=None, page_size=None, layout="interleaved", num_cores=None):
+def _new_fields(fn, per_bank_size, label):
+    """Checks alloc's protocol 1.1 arguments; returns (per_bank_size, label)."""
+    if per_bank_size is not None:
+        if isinstance(per_bank_size, bool) or not isinstance(per_bank_size, int):
+            raise ValueError("ttalloc.%s: per_bank_size must be an integer, not %r" % (fn, per_bank_size))
+        if not 0 <= per_bank_size < (1 << 64):
+            raise ValueError("ttalloc.%s: per_bank_size %d out of range" % (fn, per_bank_size))
+    if label is not None:
+        if not isinstance(label, str):
+            raise ValueError("ttalloc.%s: label must be a string, not %r" % (fn, label))
+        if label == "":
+            label = None
+    return per_bank_size, label
+
+
+def alloc(device, buffer, buffer_type, size, address=None, page_size=None, layout="interleaved", num_cores=None,
+          per_bank_size=None, label=None):
+    """A buffer allocation. `per_bank_size`: the bytes tt-metal reserved in
+    each bank (its `max_size_per_bank`); `label`: a readable name such as
+    `L1 tensor [1,1,32,256] bfloat16 TILE`. Either one makes the client send
+    protocol 1.1's BUFFER_ALLOC2 instead of BUFFER_ALLOC."""
     if not _ON:
         return
     key = _stack_key()
@@ -550,6 +573,14 @@ def alloc(device, buffer, buffer_type, size, address=None, page_size=None, layou
         flags |= 2
     if num_cores is not None:
         flags |= 4
+    extended = per_bank_size is not None or label is not None
+    if extended:
+        per_bank_size, label = _new_fields("alloc", per_bank_size, label)
+        if per_bank_size is not None:
+            flags |= 8
+        if label is not None:
+            flags |= 16
+        extended = flags & 24 != 0
     c = _client or _connect()
     if c is None:
         return
@@ -557,8 +588,13 @@ def alloc(device, buffer, buffer_type, size, address=None, page_size=None, layou
         ts = _time_ns()  # under the lock: a connection's timestamps never go back
         bid = c.next_id
         try:
-            rec = _E_ALLOC.pack(_K_ALLOC, flags, 0, device, ts, bid, size, address or 0, page_size or 0,
-                                num_cores or 0, c.site(key), bt, lay, 0)
+            if extended:
+                rec = _E_ALLOC2.pack(_K_ALLOC2, flags, 0, device, ts, bid, size, address or 0, page_size or 0,
+                                     num_cores or 0, c.site(key), bt, lay, 0, per_bank_size or 0,
+                                     c.string(label) if label is not None else 0, 0)
+            else:
+                rec = _E_ALLOC.pack(_K_ALLOC, flags, 0, device, ts, bid, size, address or 0, page_size or 0,
+                                    num_cores or 0, c.site(key), bt, lay, 0)
         except struct.error as e:
             raise _bad("alloc", e, ("device", device, 32), ("size", size, 64), ("address", address, 64),
                        ("page_size", page_size, 64), ("num_cores", num_cores, 32)) from None
@@ -569,7 +605,50 @@ def alloc(device, buffer, buffer_type, size, address=None, page_size=None, layou
             c.echo_pending.append({"kind": "buffer_alloc", "device": device, "buffer": bid,
                                    "buffer_type": _BUFFER_TYPE_NAMES[bt], "size": size, "address": address,
                                    "page_size": page_size, "layout": _LAYOUT_NAMES[lay],
-                                   "num_cores": num_cores, "site": c.sites[key]})
+                                   "num_cores": num_cores, "per_bank_size": per_bank_size, "label": label,
+                                   "site": c.sites[key]})
+
+
+def alloc_refused(device, buffer_type, size, message, page_size=None, layout="interleaved", num_cores=None,
+                  per_bank_size=None):
+    """tt-metal refused an allocation (out of memory); `message` is its text
+    (`Out of Memory: Not enough space to allocate ...`)."""
+    if not _ON:
+        return
+    key = _stack_key()
+    bt = _BT.get(buffer_type)
+    if bt is None:
+        bt = _buffer_type(buffer_type)
+    lay = _LAY.get(layout)
+    if lay is None:
+        lay = _layout(layout)
+    if not isinstance(message, str):
+        raise ValueError("ttalloc.alloc_refused: message must be a string, not %r" % (message,))
+    per_bank_size, _ = _new_fields("alloc_refused", per_bank_size, None)
+    flags = 0
+    if page_size is not None:
+        flags = 1
+    if num_cores is not None:
+        flags |= 2
+    if per_bank_size is not None:
+        flags |= 4
+    c = _client or _connect()
+    if c is None:
+        return
+    with c.lock:
+        ts = _time_ns()  # under the lock: a connection's timestamps never go back
+        try:
+            rec = _E_ALLOC_REFUSED.pack(_K_ALLOC_REFUSED, flags, 0, device, ts, size, page_size or 0,
+                                        per_bank_size or 0, num_cores or 0, c.site(key), c.string(message),
+                                        bt, lay, 0)
+        except struct.error as e:
+            raise _bad("alloc_refused", e) from None
+        c.add(rec)
+        if c.echo is not None:
+            c.echo_pending.append({"kind": "alloc_refused", "device": device,
+                                   "buffer_type": _BUFFER_TYPE_NAMES[bt], "size": size,
+                                   "page_size": page_size, "layout": _LAYOUT_NAMES[lay], "num_cores": num_cores,
+                                   "per_bank_size": per_bank_size, "message": message, "site": c.sites[key]})
 
 
 def free(device, buffer):

@@ -199,6 +199,32 @@ impl BankManager {
         }
     }
 
+    /// [`BankManager::spread`], unless the recorder knew what tt-metal
+    /// reserved per bank (`max_size_per_bank`): then exactly that. tt-metal
+    /// reserves more than the size implies when shards are padded (its
+    /// sharded size counts every shard's full pages), so a recorded figure
+    /// wins; the size a sharded OOM prints is then `per_bank * shards`.
+    pub fn spread_recorded(
+        &self,
+        size: u64,
+        page_size: Option<u64>,
+        num_shards: Option<u32>,
+        recorded_per_bank: Option<u64>,
+    ) -> (u64, u64, u32) {
+        let (per_bank, aligned, banks) = self.spread(size, page_size, num_shards);
+        match recorded_per_bank {
+            Some(recorded) if recorded != per_bank => {
+                let aligned = if num_shards.is_some() {
+                    recorded.saturating_mul(banks as u64)
+                } else {
+                    aligned
+                };
+                (recorded, aligned, banks)
+            }
+            _ => (per_bank, aligned, banks),
+        }
+    }
+
     /// Allocates a buffer first-fit in the given direction.
     #[inline]
     pub fn allocate(
@@ -208,7 +234,19 @@ impl BankManager {
         num_shards: Option<u32>,
         bottom_up: bool,
     ) -> Result<Placement, OutOfMemory> {
-        let (per_bank, aligned, banks) = self.spread(size, page_size, num_shards);
+        let spread = self.spread(size, page_size, num_shards);
+        self.allocate_spread(size, spread, bottom_up)
+    }
+
+    /// Allocates `size` bytes spread as `(per_bank, aligned_size, banks)`
+    /// (from [`BankManager::spread`] or [`BankManager::spread_recorded`]).
+    #[inline]
+    pub fn allocate_spread(
+        &mut self,
+        size: u64,
+        (per_bank, aligned, banks): (u64, u64, u32),
+        bottom_up: bool,
+    ) -> Result<Placement, OutOfMemory> {
         match self.free_list.allocate(per_bank, bottom_up) {
             Some(address) => Ok(Placement {
                 address,
@@ -227,7 +265,16 @@ impl BankManager {
         num_shards: Option<u32>,
         address: u64,
     ) -> Option<Placement> {
-        let (per_bank, _, banks) = self.spread(size, page_size, num_shards);
+        let spread = self.spread(size, page_size, num_shards);
+        self.allocate_spread_at(spread, address)
+    }
+
+    /// [`BankManager::allocate_at`] with the spread given.
+    pub fn allocate_spread_at(
+        &mut self,
+        (per_bank, _, banks): (u64, u64, u32),
+        address: u64,
+    ) -> Option<Placement> {
         let address = self.free_list.allocate_at(address, per_bank)?;
         Some(Placement {
             address,

@@ -45,6 +45,9 @@ pub struct AllocRequest {
     pub num_cores: Option<u32>,
     /// `None`: the type's default direction (DRAM/TRACE bottom-up, L1/L1_SMALL top-down).
     pub bottom_up: Option<bool>,
+    /// Bytes tt-metal reserved per bank, when recorded: reserved exactly
+    /// (rounded to the alignment) instead of computed from the size.
+    pub per_bank_size: Option<u64>,
 }
 
 impl AllocRequest {
@@ -57,6 +60,7 @@ impl AllocRequest {
             layout: Layout::Interleaved,
             num_cores: None,
             bottom_up: None,
+            per_bank_size: None,
         }
     }
 
@@ -74,11 +78,18 @@ impl AllocRequest {
             layout: Layout::HeightSharded,
             num_cores: Some(num_cores),
             bottom_up: None,
+            per_bank_size: None,
         }
     }
 
     pub fn with_bottom_up(mut self, bottom_up: bool) -> AllocRequest {
         self.bottom_up = Some(bottom_up);
+        self
+    }
+
+    /// The bytes per bank tt-metal reserved (see [`AllocRequest::per_bank_size`]).
+    pub fn with_per_bank_size(mut self, per_bank_size: u64) -> AllocRequest {
+        self.per_bank_size = Some(per_bank_size);
         self
     }
 
@@ -350,7 +361,10 @@ impl Device {
                 owner: Owner::Buffer(buffer),
             });
         };
-        let p = self.managers[s].allocate(req.size, req.page_size, req.num_shards(), bottom_up)?;
+        let m = &mut self.managers[s];
+        let spread =
+            m.spread_recorded(req.size, req.page_size, req.num_shards(), req.per_bank_size);
+        let p = m.allocate_spread(req.size, spread, bottom_up)?;
         slot.insert(Live {
             buffer_type: req.buffer_type,
             address: p.address,
@@ -374,7 +388,9 @@ impl Device {
         };
         self.check_l1_small(req)?;
         let m = &mut self.managers[s];
-        match m.allocate_at(req.size, req.page_size, req.num_shards(), address) {
+        let spread =
+            m.spread_recorded(req.size, req.page_size, req.num_shards(), req.per_bank_size);
+        match m.allocate_spread_at(spread, address) {
             Some(p) => {
                 self.buffers.insert(
                     buffer,
@@ -389,8 +405,7 @@ impl Device {
                 Ok(p)
             }
             None => {
-                let (per_bank, aligned, banks) =
-                    m.spread(req.size, req.page_size, req.num_shards());
+                let (per_bank, aligned, banks) = spread;
                 let fl = m.free_list();
                 let reserved = fl.alloc_size(per_bank);
                 if address < fl.base() || address.saturating_add(reserved) > fl.end() {

@@ -283,6 +283,8 @@ impl Registry {
                     page_size: None,
                     layout: Layout::Interleaved,
                     num_cores: None,
+                    per_bank_size: None,
+                    label: ttalloc_model::StringId::EMPTY,
                     site: SiteId::UNKNOWN,
                 });
             }

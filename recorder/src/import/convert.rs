@@ -9,7 +9,8 @@ use super::sink::{EventSink, SinkError};
 use super::{ImportOptions, ImportSummary};
 use std::collections::{BTreeSet, HashMap};
 use ttalloc_model::{
-    Arch, BufferId, BufferType, DeviceConfig, DeviceId, Event, EventKind, Layout, SiteId, StackNode,
+    Arch, BufferId, BufferType, DeviceConfig, DeviceId, Event, EventKind, Layout, SiteId,
+    StackNode, StringId,
 };
 
 /// The pseudo file name of the frames made from ttnn op names.
@@ -238,6 +239,7 @@ impl<'s, S: EventSink + ?Sized> Converter<'s, S> {
         let size = required_u64(&p.size, "size")?;
         let address = optional_u64(&p.address, "address")?;
         let page_size = optional_u64(&p.page_size, "page_size")?;
+        let per_bank_size = optional_u64(&p.max_size_per_bank, "max_size_per_bank")?;
         let num_cores = optional_u64(&p.num_cores, "num_cores")?
             .filter(|&n| n > 0)
             .map(|n| {
@@ -298,6 +300,8 @@ impl<'s, S: EventSink + ?Sized> Converter<'s, S> {
             page_size,
             layout,
             num_cores,
+            per_bank_size,
+            label: StringId::EMPTY,
             site,
         })?;
         Ok(())

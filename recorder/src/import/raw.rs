@@ -161,6 +161,10 @@ pub struct Params<'a> {
     pub page_size: Option<ParamValue<'a>>,
     #[serde(borrow)]
     pub num_cores: Option<ParamValue<'a>>,
+    /// Bytes reserved in each bank (`Buffer::aligned_size_per_bank`), where
+    /// newer versions give it.
+    #[serde(borrow)]
+    pub max_size_per_bank: Option<ParamValue<'a>>,
     #[serde(borrow)]
     pub device_id: Option<ParamValue<'a>>,
     #[serde(borrow)]

@@ -239,6 +239,7 @@ fn new_int_params_report_with_device_info() {
         Option<u64>,
         Layout,
         Option<u32>,
+        Option<u64>,
     )> = sink
         .events
         .iter()
@@ -250,6 +251,7 @@ fn new_int_params_report_with_device_info() {
                 page_size,
                 layout,
                 num_cores,
+                per_bank_size,
                 site,
                 ..
             } => {
@@ -261,6 +263,7 @@ fn new_int_params_report_with_device_info() {
                     *page_size,
                     *layout,
                     *num_cores,
+                    *per_bank_size,
                 ))
             }
             _ => None,
@@ -275,7 +278,9 @@ fn new_int_params_report_with_device_info() {
                 65536,
                 Some(2048),
                 Layout::HeightSharded,
-                Some(8)
+                Some(8),
+                // 32 pages over 8 shards: 4 pages of 2048 B per bank.
+                Some(8192)
             ),
             (
                 BufferType::Dram,
@@ -283,7 +288,9 @@ fn new_int_params_report_with_device_info() {
                 131072,
                 Some(2048),
                 Layout::Interleaved,
-                None
+                None,
+                // 64 pages over 12 DRAM banks: ceil(64/12) = 6 pages of 2048 B.
+                Some(12288)
             ),
             (
                 BufferType::L1Small,
@@ -291,7 +298,9 @@ fn new_int_params_report_with_device_info() {
                 1024,
                 Some(128),
                 Layout::HeightSharded,
-                Some(8)
+                Some(8),
+                // 8 pages over 8 shards: one 128 B page per bank.
+                Some(128)
             ),
         ]
     );

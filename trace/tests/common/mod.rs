@@ -77,18 +77,28 @@ pub fn kind() -> impl Strategy<Value = EventKind> {
         }),
         dev().prop_map(|device| EventKind::DeviceClose { device }),
         (
-            dev(),
-            0u64..40,
-            bt(),
-            opt(any::<u64>()),
-            any::<u64>(),
-            opt(any::<u64>()),
-            layout(),
-            opt(any::<u32>()),
-            site()
+            (
+                dev(),
+                0u64..40,
+                bt(),
+                opt(any::<u64>()),
+                any::<u64>(),
+                opt(any::<u64>()),
+                layout(),
+                opt(any::<u32>()),
+                site()
+            ),
+            // Format 2.1 fields: absent, either or both.
+            (
+                opt(any::<u64>()),
+                prop_oneof![Just(StringId::EMPTY), string()]
+            )
         )
             .prop_map(
-                |(device, b, buffer_type, address, size, page_size, layout, num_cores, site)| {
+                |(
+                    (device, b, buffer_type, address, size, page_size, layout, num_cores, site),
+                    (per_bank_size, label),
+                )| {
                     EventKind::BufferAlloc {
                         device,
                         buffer: BufferId(b),
@@ -98,6 +108,44 @@ pub fn kind() -> impl Strategy<Value = EventKind> {
                         page_size,
                         layout,
                         num_cores,
+                        per_bank_size,
+                        label,
+                        site,
+                    }
+                }
+            ),
+        (
+            dev(),
+            bt(),
+            any::<u64>(),
+            opt(any::<u64>()),
+            layout(),
+            opt(any::<u32>()),
+            opt(any::<u64>()),
+            string(),
+            site()
+        )
+            .prop_map(
+                |(
+                    device,
+                    buffer_type,
+                    size,
+                    page_size,
+                    layout,
+                    num_cores,
+                    per_bank_size,
+                    message,
+                    site,
+                )| {
+                    EventKind::AllocRefused {
+                        device,
+                        buffer_type,
+                        size,
+                        page_size,
+                        layout,
+                        num_cores,
+                        per_bank_size,
+                        message,
                         site,
                     }
                 }
@@ -209,6 +257,9 @@ pub fn sample_events(n: usize) -> Vec<Event> {
                 page_size: Some(2048),
                 layout: Layout::Interleaved,
                 num_cores: None,
+                // Every other alloc carries the 2.1 fields (ALLOC_EXT).
+                per_bank_size: (i % 9 == 2).then_some(4096),
+                label: StringId(if i % 9 == 2 { 5 } else { 0 }),
                 site: SiteId(2),
             },
             3 => EventKind::BufferFree {
