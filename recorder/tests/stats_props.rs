@@ -35,6 +35,8 @@ fn alloc(device: u32, buffer: u64, buffer_type: BufferType, size: u64) -> Event 
         page_size: None,
         layout: Layout::Interleaved,
         num_cores: None,
+        per_bank_size: None,
+        label: ttalloc_model::StringId::EMPTY,
         site: SiteId(0),
     })
 }

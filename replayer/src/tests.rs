@@ -1299,6 +1299,8 @@ fn dram_without_page_size_spreads_and_its_oom_hint_names_a_dram_setting() {
             page_size: None,
             layout: Layout::Interleaved,
             num_cores: None,
+            per_bank_size: None,
+            label: StringId::EMPTY,
             site: SiteId::UNKNOWN,
         });
     }
@@ -1315,6 +1317,8 @@ fn dram_without_page_size_spreads_and_its_oom_hint_names_a_dram_setting() {
         page_size: None,
         layout: Layout::Interleaved,
         num_cores: None,
+        per_bank_size: None,
+        label: StringId::EMPTY,
         site: SiteId::UNKNOWN,
     });
     let r = t.replay(&ReplayOptions::default());
