@@ -39,6 +39,8 @@ impl Stream {
             page_size: Some(2048),
             layout: Layout::Interleaved,
             num_cores: None,
+            per_bank_size: None,
+            label: StringId::EMPTY,
             site: SiteId::UNKNOWN,
         })
     }

@@ -241,6 +241,8 @@ impl Synth {
                 page_size: Some(TILE_PAGE),
                 layout,
                 num_cores,
+                per_bank_size: None,
+                label: StringId::EMPTY,
                 site: site_id,
             },
         );
