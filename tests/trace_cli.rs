@@ -367,6 +367,8 @@ fn cat_shows_time_since_the_first_event_and_paths_under_the_common_directory() {
                 page_size: None,
                 layout: Layout::Interleaved,
                 num_cores: None,
+                per_bank_size: None,
+                label: ttalloc_model::StringId::EMPTY,
                 site,
             },
         })

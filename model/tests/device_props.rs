@@ -245,6 +245,8 @@ fn exercise(mut d: Device, reqs: Vec<Request>) -> Result<(), TestCaseError> {
             },
             num_cores: cores,
             bottom_up: None,
+            // Every third request carries a recorded per-bank size (trace 2.1).
+            per_bank_size: (i % 3 == 1).then(|| (size >> (i % 64)) / 7 + 1),
         };
         let _ = d.allocate(BufferId(i as u64), &req);
         let _ = d.allocate_at(BufferId(1000 + i as u64), &req, addr >> (i % 64));

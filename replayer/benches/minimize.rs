@@ -123,6 +123,8 @@ fn fragmentation_in_traffic(n: u64) -> (InternTables, Vec<Event>) {
         page_size: Some(2048),
         layout: Layout::Interleaved,
         num_cores: None,
+        per_bank_size: None,
+        label: ttalloc_model::StringId::EMPTY,
         site,
     };
     let free = |buffer: u64, site: SiteId| EventKind::BufferFree {

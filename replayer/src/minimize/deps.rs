@@ -239,6 +239,8 @@ mod tests {
                 page_size: Some(2048),
                 layout: Layout::Interleaved,
                 num_cores: None,
+                per_bank_size: None,
+                label: ttalloc_model::StringId::EMPTY,
                 site: SiteId::UNKNOWN,
             })
         };

@@ -5,7 +5,7 @@
 use crate::Result;
 use std::collections::HashMap;
 use std::path::Path;
-use ttalloc_model::{Event, EventKind, InternTables, SiteId, StringId};
+use ttalloc_model::{Event, InternTables, SiteId, StringId};
 use ttalloc_trace::{Provenance, TraceHeader, TraceWriter, WriterOptions};
 
 /// Re-interns the ids of kept events into a fresh table.
@@ -36,22 +36,12 @@ impl Pruner<'_> {
 
     fn event(&mut self, e: &Event) -> Event {
         let mut kind = e.kind.clone();
-        match &mut kind {
-            EventKind::ProcessStart { argv, .. } => *argv = self.string(*argv),
-            EventKind::OpBegin { name } => *name = self.string(*name),
-            EventKind::Marker { label } => *label = self.string(*label),
-            EventKind::BufferAlloc { site, .. }
-            | EventKind::BufferFree { site, .. }
-            | EventKind::CbAlloc { site, .. }
-            | EventKind::ProgramLoad { site, .. }
-            | EventKind::TraceCapture { site, .. } => *site = self.site(*site),
-            EventKind::ProcessExit { .. }
-            | EventKind::DeviceOpen { .. }
-            | EventKind::DeviceClose { .. }
-            | EventKind::CbFreeAll { .. }
-            | EventKind::ProgramUnload { .. }
-            | EventKind::TraceRelease { .. }
-            | EventKind::OpEnd => {}
+        // Every kind names at most one string and one site.
+        if let Some(s) = kind.string_mut() {
+            *s = self.string(*s);
+        }
+        if let Some(s) = kind.site_mut() {
+            *s = self.site(*s);
         }
         Event {
             ts: e.ts,

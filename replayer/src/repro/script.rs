@@ -152,6 +152,7 @@ impl Emitter<'_> {
                 layout,
                 num_cores,
                 site,
+                ..
             } => {
                 self.stats.buffers += 1;
                 let rec = RecordedBuffer {
@@ -231,6 +232,53 @@ impl Emitter<'_> {
                     "    print({:?})",
                     format!("marker: {}", it.string(*label))
                 );
+            }
+            EventKind::AllocRefused {
+                device,
+                buffer_type,
+                size,
+                page_size,
+                layout,
+                num_cores,
+                message,
+                ..
+            } => {
+                // Recorded as refused (trace 2.1): attempt it, nothing is kept.
+                let rec = RecordedBuffer {
+                    buffer_type: *buffer_type,
+                    size: *size,
+                    page_size: *page_size,
+                    layout: *layout,
+                    num_cores: *num_cores,
+                };
+                let _ = writeln!(
+                    body,
+                    "    # refused in the recording: {}",
+                    it.string(*message)
+                );
+                match request_for(&rec) {
+                    Ok(r) if self.opened.contains(&device.0) => {
+                        let shape = format!(
+                            "[{}, {}, {}, {}]",
+                            r.shape[0], r.shape[1], r.shape[2], r.shape[3]
+                        );
+                        let _ = writeln!(
+                            body,
+                            "    alloc_refused(\"refused at event {ord}\", {}, {shape}, {}, {}, {})",
+                            device.0, r.dtype, r.layout, r.memory_config
+                        );
+                    }
+                    Ok(_) => {
+                        let _ = writeln!(
+                            body,
+                            "    # (not attempted: device {} is not open here)",
+                            device.0
+                        );
+                    }
+                    Err(why) => {
+                        let _ = writeln!(body, "    # NOT ATTEMPTED: {why}");
+                    }
+                }
             }
             EventKind::CbAlloc { .. } => *self.skipped.entry("circular buffers").or_default() += 1,
             EventKind::ProgramLoad { .. } => {
