@@ -252,6 +252,16 @@ fn accumulation() {
 }
 
 #[test]
+fn l1_fragmentation_oom() {
+    program("l1_fragmentation_oom");
+}
+
+#[test]
+fn sharding_l1_small() {
+    program("sharding_l1_small");
+}
+
+#[test]
 fn mesh_t3k() {
     program("mesh_t3k");
 }
