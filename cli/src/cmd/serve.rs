@@ -175,6 +175,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "     export PYTHONPATH={}${{PYTHONPATH:+:$PYTHONPATH}}",
         shell_quote(&client_dir)
     ));
+    // pytest loads the plugin that makes each test a cycle (other programs
+    // ignore the variable); appended so the user's own plugins still load.
+    stdout::print_or_remember(&format!(
+        "     export PYTEST_PLUGINS=${{PYTEST_PLUGINS:+$PYTEST_PLUGINS,}}{}",
+        ttalloc_recorder::session::PYTEST_PLUGIN
+    ));
     stdout::print_or_remember("   Press Ctrl+C to stop and seal the trace.");
 
     let interval =
