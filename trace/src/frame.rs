@@ -171,6 +171,13 @@ impl FrameDecompressor {
     }
 }
 
+/// Decompression state and buffer, pooled so `&self` methods can decode.
+#[derive(Default)]
+pub struct Scratch {
+    pub dctx: FrameDecompressor,
+    pub buf: AlignedVec<16>,
+}
+
 /// Compressed size of the zstd (or skippable) frame at the start of `bytes`.
 pub fn frame_len(bytes: &[u8]) -> Option<usize> {
     zstd_safe::find_frame_compressed_size(bytes)

@@ -71,6 +71,7 @@ mod codec;
 mod decode;
 mod ext;
 mod frame;
+mod index;
 mod intern;
 mod live;
 pub mod provenance;

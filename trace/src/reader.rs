@@ -3,38 +3,18 @@
 //! decodes one block at a time on demand.
 
 use crate::decode::{self, BlockColumns, EventCursor, RefLimits};
-use crate::frame::{frame_len, open_record, FrameDecompressor, RecordKind};
+use crate::frame::{frame_len, open_record, RecordKind, Scratch};
+use crate::index::{self, Index};
 use crate::provenance::{self, Provenance};
-use crate::records::{
-    ArchivedBlockRec, ArchivedFooterRec, ArchivedHeaderRec, ArchivedLiveRec, FrameLocRec,
-    HEADER_MAGIC,
-};
+use crate::records::{ArchivedBlockRec, ArchivedHeaderRec, FrameLocRec, HEADER_MAGIC};
 use crate::recovery;
-use crate::{
-    BlockInfo, LiveBytes, Result, TraceError, TraceHeader, Truncation, FORMAT_MAJOR, FORMAT_MINOR,
-};
+use crate::{BlockInfo, Result, TraceError, TraceHeader, Truncation, FORMAT_MAJOR, FORMAT_MINOR};
 use memmap2::Mmap;
 use rancor::BoxedError;
-use rkyv::util::AlignedVec;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use ttalloc_model::{BufferType, DeviceId, Event, InternTables};
-
-/// Decompression state and buffer, pooled so `&self` methods can decode.
-#[derive(Default)]
-pub(crate) struct Scratch {
-    pub(crate) dctx: FrameDecompressor,
-    pub(crate) buf: AlignedVec<16>,
-}
-
-/// What `open` builds, whichever way it found the blocks.
-pub(crate) struct Index {
-    pub(crate) interner: InternTables,
-    pub(crate) blocks: Vec<BlockInfo>,
-    pub(crate) locs: Vec<FrameLocRec>,
-    pub(crate) truncation: Option<Truncation>,
-}
+use ttalloc_model::{Event, InternTables};
 
 /// The file's bytes: mapped, or read into memory where it cannot be mapped
 /// (a file system without mmap, say).
@@ -95,20 +75,6 @@ pub struct TraceReader {
     pool: Mutex<Vec<Scratch>>,
     /// Decoded blocks reused by `visit_block` and the scans built on it.
     columns_pool: Mutex<Vec<BlockColumns>>,
-}
-
-pub(crate) fn live_from(live: &[ArchivedLiveRec]) -> Result<Vec<LiveBytes>, String> {
-    live.iter()
-        .map(|l| {
-            let bt = l.buffer_type;
-            Ok(LiveBytes {
-                device: DeviceId(l.device.to_native()),
-                buffer_type: BufferType::from_u8(bt)
-                    .ok_or_else(|| format!("buffer type code {bt} out of range"))?,
-                bytes: l.bytes.to_native(),
-            })
-        })
-        .collect()
 }
 
 impl TraceReader {
@@ -191,7 +157,7 @@ impl TraceReader {
             hostname: h.hostname.to_string(),
         };
 
-        let index = match recovery::open_indexed(data, &mut scratch) {
+        let index = match index::open_indexed(data, &mut scratch) {
             Ok(ix) => ix,
             Err(why) => recovery::scan(data, hlen, &mut scratch, why),
         };
@@ -488,42 +454,6 @@ impl Iterator for Events<'_> {
     }
 }
 
-pub(crate) fn footer_blocks(
-    footer: &ArchivedFooterRec,
-) -> Result<(Vec<BlockInfo>, Vec<FrameLocRec>), String> {
-    let mut blocks = Vec::with_capacity(footer.blocks.len());
-    let mut locs = Vec::with_capacity(footer.blocks.len());
-    let mut next = 0u64;
-    for b in footer.blocks.iter() {
-        let first_event = b.first_event.to_native();
-        if first_event != next {
-            return Err(format!(
-                "footer: block {} starts at event {first_event}, expected {next}",
-                blocks.len()
-            ));
-        }
-        next += b.count.to_native() as u64;
-        blocks.push(BlockInfo {
-            first_event,
-            count: b.count.to_native(),
-            first_ts: b.first_ts.to_native(),
-            last_ts: b.last_ts.to_native(),
-            live: live_from(&b.live)?,
-        });
-        locs.push(FrameLocRec {
-            offset: b.frame.offset.to_native(),
-            len: b.frame.len.to_native(),
-        });
-    }
-    if next != footer.total_events.to_native() {
-        return Err(format!(
-            "footer: blocks hold {next} events but the total says {}",
-            footer.total_events
-        ));
-    }
-    Ok((blocks, locs))
-}
-
 /// The provenance record, if frame 1 (at byte `at`) is one. A damaged one
 /// is reported, never fatal: the events do not depend on it.
 fn read_provenance(
@@ -560,7 +490,7 @@ fn read_provenance(
 mod tests {
     use super::*;
     use crate::{TraceHeader, TraceWriter, WriterOptions};
-    use ttalloc_model::{Event, EventKind, Pid};
+    use ttalloc_model::{DeviceId, Event, EventKind, Pid};
 
     #[test]
     fn a_trace_that_cannot_be_mapped_is_read_instead() {

@@ -1,0 +1,139 @@
+//! BufferAlloc events: flags, sizes, addresses and the optional fields.
+
+use super::columns::{AllocCol, ColumnValues};
+use super::packed::column_values;
+use super::{undefined_site, DecodeError, RefLimits};
+use crate::codec::{col, AddrHistory, FLAG_ADDR, FLAG_CORES, FLAG_PAGE};
+use crate::varint::unzigzag;
+use ttalloc_model::{BufferId, BufferType, DeviceId, Layout, SiteId, StringId};
+
+/// Buffer type by code (codes 5–7 are rejected before this table is used).
+pub(super) const BUFFER_TYPES: [BufferType; 8] = [
+    BufferType::Dram,
+    BufferType::L1,
+    BufferType::SystemMemory,
+    BufferType::L1Small,
+    BufferType::Trace,
+    BufferType::Dram,
+    BufferType::Dram,
+    BufferType::Dram,
+];
+
+pub(super) const LAYOUTS: [Layout; 4] = [
+    Layout::Interleaved,
+    Layout::HeightSharded,
+    Layout::WidthSharded,
+    Layout::BlockSharded,
+];
+
+pub(super) fn decode_allocs(
+    cols: &[&[u8]; col::COUNT],
+    devices: &[u32],
+    limits: RefLimits,
+    vals: &mut ColumnValues,
+    out: &mut Vec<AllocCol>,
+) -> Result<(), DecodeError> {
+    let n = devices.len();
+    let flags = cols[col::ALLOC_FLAGS as usize];
+    if flags.len() != n {
+        return Err(format!(
+            "alloc flags hold {} allocs, the kind column {n}",
+            flags.len()
+        ));
+    }
+    // How many allocs carry each optional field, and the largest type code.
+    let (mut n_addr, mut n_page, mut n_cores, mut max_bt) = (0usize, 0usize, 0usize, 0u8);
+    for &f in flags {
+        n_addr += (f & FLAG_ADDR != 0) as usize;
+        n_page += (f & FLAG_PAGE != 0) as usize;
+        n_cores += (f & FLAG_CORES != 0) as usize;
+        max_bt = max_bt.max(f & 7);
+    }
+    if BufferType::from_u8(max_bt).is_none() {
+        return Err(format!("buffer type code {max_bt} is out of range"));
+    }
+    column_values(
+        cols[col::ALLOC_SITE as usize],
+        n,
+        "alloc site",
+        &mut vals.alloc_site,
+    )?;
+    column_values(cols[col::SIZE as usize], n, "size", &mut vals.size)?;
+    column_values(
+        cols[col::PAGE as usize],
+        n_page,
+        "page size",
+        &mut vals.page,
+    )?;
+    column_values(cols[col::ADDR as usize], n_addr, "address", &mut vals.addr)?;
+    column_values(cols[col::CORES as usize], n_cores, "cores", &mut vals.cores)?;
+    if vals.cores.iter().any(|&c| c > u32::MAX as u64) {
+        return Err("column cores holds a value above 2^32 - 1".into());
+    }
+    // Every page size > 0 comes with a remainder.
+    let n_rem = vals.page.iter().filter(|&&p| p > 0).count();
+    column_values(
+        cols[col::SIZE_REM as usize],
+        n_rem,
+        "size remainder",
+        &mut vals.size_rem,
+    )?;
+    // Slack slots: optional fields are read for every alloc, used when present.
+    vals.page.push(0);
+    vals.addr.push(0);
+    vals.cores.push(0);
+    vals.addr_slots.clear();
+    vals.addr_slots.resize(AddrHistory::SLOTS, 0);
+    out.clear();
+    out.reserve(n);
+    let (mut kp, mut ka, mut kc, mut kr) = (0usize, 0usize, 0usize, 0usize);
+    for (i, (&f, &d)) in flags.iter().zip(devices).enumerate() {
+        let bt = f & 7;
+        let has_page = f & FLAG_PAGE != 0;
+        let has_addr = f & FLAG_ADDR != 0;
+        let has_cores = f & FLAG_CORES != 0;
+        let p = vals.page[kp];
+        kp += has_page as usize;
+        let s = vals.size[i];
+        let size = if has_page && p > 0 {
+            let rem = vals.size_rem[kr];
+            kr += 1;
+            match s.checked_mul(p).and_then(|x| x.checked_add(rem)) {
+                Some(v) if rem < p => v,
+                _ => {
+                    return Err(format!(
+                        "size of {s} pages of {p} + {rem} is not a valid size"
+                    ))
+                }
+            }
+        } else {
+            s
+        };
+        let slot = &mut vals.addr_slots[AddrHistory::index(d, bt)];
+        let addr = slot.wrapping_add(unzigzag(vals.addr[ka]) as u64);
+        if has_addr {
+            *slot = addr;
+        }
+        ka += has_addr as usize;
+        let cores = vals.cores[kc] as u32;
+        kc += has_cores as usize;
+        let site = vals.alloc_site[i];
+        if site >= limits.sites as u64 {
+            return Err(undefined_site(site, limits));
+        }
+        out.push(AllocCol {
+            device: DeviceId(d),
+            buffer: BufferId(vals.alloc_buf[i]),
+            buffer_type: BUFFER_TYPES[bt as usize],
+            layout: LAYOUTS[((f >> 3) & 3) as usize],
+            address: has_addr.then_some(addr),
+            size,
+            page_size: has_page.then_some(p),
+            num_cores: has_cores.then_some(cores),
+            per_bank_size: None,
+            label: StringId::EMPTY,
+            site: SiteId(site as u32),
+        });
+    }
+    crate::ext::decode_alloc_ext(cols[col::ALLOC_EXT as usize], out, limits)
+}

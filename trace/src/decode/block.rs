@@ -1,0 +1,243 @@
+//! The block decoder's driver: kind histogram, timestamps, pids, devices
+//! and buffer ids, then the per-kind decoders.
+
+use super::allocs::decode_allocs;
+use super::columns::{BlockColumns, FreeCol};
+use super::others::decode_others;
+use super::packed::{all_below, column_values};
+use super::{end, overrun, undefined_site, DecodeError, RefLimits};
+use crate::codec::col;
+use crate::records::ArchivedBlockRec;
+use crate::varint::{unzigzag, Cursor};
+use ttalloc_model::{BufferId, DeviceId, EventTag, SiteId, StringId};
+
+/// Whether events of a kind code carry a device (DEVICE column).
+pub(super) const HAS_DEVICE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut k = EventTag::DeviceOpen as usize;
+    while k <= EventTag::TraceRelease as usize {
+        t[k] = true;
+        k += 1;
+    }
+    t
+};
+
+/// Whether events of a kind code are decoded by `decode_others` (every kind
+/// but alloc, free, op begin/end and marker; unknown kinds included).
+pub(super) const IS_OTHER: [bool; 256] = {
+    let mut t = [true; 256];
+    t[EventTag::BufferAlloc as usize] = false;
+    t[EventTag::BufferFree as usize] = false;
+    t[EventTag::OpBegin as usize] = false;
+    t[EventTag::OpEnd as usize] = false;
+    t[EventTag::Marker as usize] = false;
+    t
+};
+
+/// Decodes `block` into `out` (cleared first).
+pub fn decode_columns(
+    block: &ArchivedBlockRec,
+    limits: RefLimits,
+    out: &mut BlockColumns,
+) -> Result<(), DecodeError> {
+    // Timestamps are overwritten whole below: keep the old ones so only
+    // growth is zeroed.
+    let ts = std::mem::take(&mut out.ts);
+    out.clear();
+    out.ts = ts;
+    let mut cols: [&[u8]; col::COUNT] = [&[]; col::COUNT];
+    for c in block.columns.iter() {
+        let id = c.id.to_native() as usize;
+        if id < col::COUNT {
+            cols[id] = c.bytes.as_slice();
+        }
+    }
+    let count = block.count.to_native() as usize;
+    out.first_event = block.first_event.to_native();
+    let tags = cols[col::TAG as usize];
+    if tags.len() != count {
+        return Err(format!(
+            "kind column holds {} events, block says {count}",
+            tags.len(),
+        ));
+    }
+    out.tags.extend_from_slice(tags);
+    // Kind histogram (four partial tables: no store-to-load stalls on runs).
+    let mut part = [[0u32; 256]; 4];
+    let mut quads = tags.chunks_exact(4);
+    for q in &mut quads {
+        for (h, &t) in part.iter_mut().zip(q) {
+            h[t as usize] += 1;
+        }
+    }
+    for &t in quads.remainder() {
+        part[0][t as usize] += 1;
+    }
+    let mut kinds = [0u32; 256];
+    for (k, slot) in kinds.iter_mut().enumerate() {
+        *slot = part[0][k] + part[1][k] + part[2][k] + part[3][k];
+    }
+    let vals = &mut out.vals;
+    // Timestamps: deltas, prefix-summed.
+    column_values(cols[col::TS as usize], count, "ts", &mut out.ts)?;
+    let mut ts = 0u64;
+    for t in out.ts.iter_mut() {
+        ts = ts.wrapping_add(*t);
+        *t = ts;
+    }
+    // Pids: (delta, run length) pairs.
+    out.pid.reserve(count);
+    let mut c = Cursor::new(cols[col::PID as usize]);
+    let mut pid = 0u32;
+    while out.pid.len() < count {
+        pid = pid.wrapping_add(c.zigzag().map_err(overrun("pid"))? as u32);
+        let run = c.varint().map_err(overrun("pid"))?;
+        if run == 0 || run > (count - out.pid.len()) as u64 {
+            return Err(format!("pid run of {run} events does not fit the block"));
+        }
+        out.pid.resize(out.pid.len() + run as usize, pid);
+    }
+    end(&c, "pid")?;
+    // Devices: one chain over every event that has a device (events of one op
+    // share it, so deltas are mostly 0); then handed to allocs and frees.
+    let n_dev: u32 = (EventTag::DeviceOpen as usize..=EventTag::TraceRelease as usize)
+        .map(|k| kinds[k])
+        .sum();
+    column_values(
+        cols[col::DEVICE as usize],
+        n_dev as usize,
+        "device",
+        &mut vals.device,
+    )?;
+    out.devices.clear();
+    out.devices.reserve(n_dev as usize + 1);
+    let mut d = 0u32;
+    out.devices.extend(vals.device.iter().map(|&v| {
+        d = d.wrapping_add(unzigzag(v) as u32);
+        d
+    }));
+    let n_alloc = kinds[EventTag::BufferAlloc as usize] as usize;
+    let n_free = kinds[EventTag::BufferFree as usize] as usize;
+    let n_names = (kinds[EventTag::OpBegin as usize] + kinds[EventTag::Marker as usize]) as usize;
+    let n_other = count - n_alloc - n_free - n_names - kinds[EventTag::OpEnd as usize] as usize;
+    // Alloc buffer ids (a zigzag delta chain) and free distances.
+    column_values(
+        cols[col::ALLOC_BUF as usize],
+        n_alloc,
+        "alloc buffer",
+        &mut vals.alloc_buf,
+    )?;
+    let mut buffer = 0u64;
+    for v in vals.alloc_buf.iter_mut() {
+        buffer = buffer.wrapping_add(unzigzag(*v) as u64);
+        *v = buffer;
+    }
+    column_values(
+        cols[col::FREE_BUF as usize],
+        n_free,
+        "free buffer",
+        &mut vals.free_buf,
+    )?;
+    for v in vals.free_buf.iter_mut() {
+        *v = unzigzag(*v) as u64;
+    }
+    // One walk over the kinds hands devices to allocs, frees and the other
+    // kinds and resolves a free's buffer (= id of the latest alloc before it
+    // in the block − distance). Branch-free (the kind sequence is
+    // unpredictable): every list gets a store per event, into a slack slot
+    // past its end when the event is not of its kind.
+    out.devices.push(0);
+    vals.alloc_buf.push(0);
+    vals.free_buf.push(0);
+    out.alloc_devices.resize(n_alloc + 1, 0);
+    out.free_devices.resize(n_free + 1, 0);
+    vals.free_ids.resize(n_free + 1, 0);
+    out.other_pos.resize(n_other + 1, 0);
+    out.other_dev.resize(n_other + 1, 0);
+    {
+        let devices = &out.devices[..];
+        let alloc_ids = &vals.alloc_buf[..];
+        let dist = &vals.free_buf[..];
+        let alloc_devices = &mut out.alloc_devices[..];
+        let free_devices = &mut out.free_devices[..];
+        let free_ids = &mut vals.free_ids[..];
+        let other_pos = &mut out.other_pos[..];
+        let other_dev = &mut out.other_dev[..];
+        let (mut kd, mut ka, mut kf, mut ko) = (0usize, 0usize, 0usize, 0usize);
+        let mut latest = 0u64;
+        debug_assert!(devices.len() == n_dev as usize + 1 && alloc_ids.len() == n_alloc + 1);
+        debug_assert!(dist.len() == n_free + 1 && free_ids.len() == n_free + 1);
+        debug_assert!(alloc_devices.len() == n_alloc + 1 && free_devices.len() == n_free + 1);
+        debug_assert!(other_pos.len() == n_other + 1 && other_dev.len() == n_other + 1);
+        for (pos, &t) in out.tags.iter().enumerate() {
+            // SAFETY: `kinds` is the histogram of `out.tags`, so before any
+            // event each counter is at most the number of its kind in the
+            // block: `kd <= n_dev`, `ka <= n_alloc`, `kf <= n_free`,
+            // `ko <= n_other` (`n_dev` counts exactly the kinds `HAS_DEVICE`
+            // marks, `n_other` exactly those `IS_OTHER` marks), and every
+            // list indexed by a counter has one slot more than that count.
+            unsafe {
+                let d = *devices.get_unchecked(kd);
+                let is_alloc = t == EventTag::BufferAlloc as u8;
+                let is_free = t == EventTag::BufferFree as u8;
+                *alloc_devices.get_unchecked_mut(ka) = d;
+                // Branch-free select (an alloc replaces `latest`).
+                let keep = (is_alloc as u64).wrapping_sub(1);
+                latest = (latest & keep) | (*alloc_ids.get_unchecked(ka) & !keep);
+                ka += is_alloc as usize;
+                *free_devices.get_unchecked_mut(kf) = d;
+                *free_ids.get_unchecked_mut(kf) = latest.wrapping_sub(*dist.get_unchecked(kf));
+                kf += is_free as usize;
+                *other_pos.get_unchecked_mut(ko) = pos as u32;
+                *other_dev.get_unchecked_mut(ko) = d;
+                ko += IS_OTHER[t as usize] as usize;
+                kd += HAS_DEVICE[t as usize] as usize;
+            }
+        }
+    }
+    out.devices.pop();
+    vals.alloc_buf.pop();
+    vals.free_buf.pop();
+    out.alloc_devices.truncate(n_alloc);
+    out.free_devices.truncate(n_free);
+    vals.free_ids.truncate(n_free);
+    out.other_pos.truncate(n_other);
+    out.other_dev.truncate(n_other);
+    decode_allocs(&cols, &out.alloc_devices, limits, vals, &mut out.allocs)?;
+
+    column_values(
+        cols[col::FREE_SITE as usize],
+        n_free,
+        "free site",
+        &mut vals.free_site,
+    )?;
+    out.frees.clear();
+    out.frees.reserve(n_free);
+    for ((&d, &b), &s) in out
+        .free_devices
+        .iter()
+        .zip(&vals.free_ids)
+        .zip(&vals.free_site)
+    {
+        if s >= limits.sites as u64 {
+            return Err(undefined_site(s, limits));
+        }
+        out.frees.push(FreeCol {
+            device: DeviceId(d),
+            buffer: BufferId(b),
+            site: SiteId(s as u32),
+        });
+    }
+
+    column_values(cols[col::NAME as usize], n_names, "name", &mut vals.name)?;
+    all_below(&vals.name, limits.strings, "string")?;
+    out.names
+        .extend(vals.name.iter().map(|&v| StringId(v as u32)));
+
+    if n_other > 0 {
+        decode_others(&cols, limits, out)?;
+    } else if !cols[col::MISC as usize].is_empty() || !cols[col::EXT as usize].is_empty() {
+        return Err("a column holds more values than the block's events use".into());
+    }
+    Ok(())
+}

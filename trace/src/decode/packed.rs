@@ -1,0 +1,103 @@
+//! Packed columns (FORMAT.md §5): a width byte and byte planes, decoded
+//! whole in one vectorisable pass per width.
+
+use super::DecodeError;
+
+/// Decodes packed column `bytes` into `out`; it must hold exactly `n` values:
+/// a width byte `w` (0–8) and `w` byte planes of `n` bytes, or nothing when
+/// `n` is 0. Each plane is one vectorisable pass.
+pub(super) fn column_values(
+    bytes: &[u8],
+    n: usize,
+    what: &str,
+    out: &mut Vec<u64>,
+) -> Result<(), DecodeError> {
+    // `out` is not cleared: `gather` overwrites every value, so only growth
+    // is zeroed.
+    if n == 0 {
+        out.clear();
+        return if bytes.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("column {what} has bytes left after the last event"))
+        };
+    }
+    let Some((&w, planes)) = bytes.split_first() else {
+        return Err(format!("column {what} ends early"));
+    };
+    if w > 8 {
+        return Err(format!("column {what} is {w} bytes wide (at most 8)"));
+    }
+    match planes.len().cmp(&(w as usize * n)) {
+        std::cmp::Ordering::Equal => {}
+        std::cmp::Ordering::Less => return Err(format!("column {what} ends early")),
+        std::cmp::Ordering::Greater => {
+            return Err(format!("column {what} has bytes left after the last event"))
+        }
+    }
+    gather(w as usize, planes, n, out);
+    Ok(())
+}
+
+/// Appends `n` values to `out`: value `i` = byte `i` of each of the `w`
+/// planes (`planes` is `w * n` bytes), little-endian. With AVX2 when the CPU has it (same code, wider
+/// vectors: this is the reader's hottest loop after zstd).
+pub(super) fn gather(w: usize, planes: &[u8], n: usize, out: &mut Vec<u64>) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            return unsafe { gather_avx2(w, planes, n, out) };
+        }
+    }
+    gather_any(w, planes, n, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn gather_avx2(w: usize, planes: &[u8], n: usize, out: &mut Vec<u64>) {
+    gather_any(w, planes, n, out)
+}
+
+#[inline(always)]
+pub(super) fn gather_any(w: usize, planes: &[u8], n: usize, out: &mut Vec<u64>) {
+    match w {
+        0 => {
+            out.clear();
+            out.resize(n, 0);
+        }
+        1 => gather_w::<1>(planes, n, out),
+        2 => gather_w::<2>(planes, n, out),
+        3 => gather_w::<3>(planes, n, out),
+        4 => gather_w::<4>(planes, n, out),
+        5 => gather_w::<5>(planes, n, out),
+        6 => gather_w::<6>(planes, n, out),
+        7 => gather_w::<7>(planes, n, out),
+        _ => gather_w::<8>(planes, n, out),
+    }
+}
+
+/// One pass for a fixed width: every output word is written once.
+#[inline(always)]
+pub(super) fn gather_w<const W: usize>(planes: &[u8], n: usize, out: &mut Vec<u64>) {
+    let p: [&[u8]; W] = std::array::from_fn(|j| &planes[j * n..(j + 1) * n]);
+    out.resize(n, 0);
+    for (i, o) in out.iter_mut().enumerate() {
+        let mut v = 0u64;
+        for (j, plane) in p.iter().enumerate() {
+            v |= (plane[i] as u64) << (8 * j);
+        }
+        *o = v;
+    }
+}
+
+/// Checks that every value is below `limit` (one reduction, no branch per value).
+pub(super) fn all_below(vals: &[u64], limit: u32, what: &str) -> Result<(), DecodeError> {
+    let max = vals.iter().copied().fold(0u64, u64::max);
+    if vals.is_empty() || max < limit as u64 {
+        return Ok(());
+    }
+    Err(format!(
+        "{what} id {max} is not defined (only {limit} known)"
+    ))
+}

@@ -1,0 +1,203 @@
+//! The decoder must survive blocks whose checksums are right but whose
+//! contents are not (a writer bug, a checksum collision): errors, never
+//! panics. These tests bypass the checksums and feed it garbage.
+use super::packed::column_values;
+use super::*;
+use crate::codec::col;
+use crate::codec::BlockEncoder;
+use crate::records::{BlockRec, ColumnRec};
+use proptest::prelude::*;
+use rancor::BoxedError;
+use ttalloc_model::{
+    Arch, BufferId, BufferType, DeviceConfig, DeviceId, Event, EventKind, Layout, Pid, SiteId,
+};
+
+const LIMITS: RefLimits = RefLimits {
+    strings: 50,
+    sites: 50,
+};
+
+fn decode(rec: &BlockRec) -> Result<BlockColumns, DecodeError> {
+    let bytes = rkyv::to_bytes::<BoxedError>(rec).unwrap();
+    let archived = rkyv::access::<crate::records::ArchivedBlockRec, BoxedError>(&bytes).unwrap();
+    let mut out = BlockColumns::default();
+    decode_columns(archived, LIMITS, &mut out).map(|_| out)
+}
+
+fn valid_block() -> BlockRec {
+    let mut enc = BlockEncoder::default();
+    let mut ts = 1_000_000u64;
+    for i in 0..200u64 {
+        ts += 777 * (i % 5);
+        let kind = match i % 7 {
+            0 => EventKind::OpBegin { name: StringId(3) },
+            1 | 2 => EventKind::BufferAlloc {
+                device: DeviceId((i % 3) as u32),
+                buffer: BufferId(i),
+                buffer_type: BufferType::L1,
+                address: Some(0x1000 + i * 64),
+                size: 4096 * (i % 9 + 1),
+                page_size: Some(2048),
+                layout: Layout::HeightSharded,
+                num_cores: Some(8),
+                per_bank_size: None,
+                label: StringId::EMPTY,
+                site: SiteId(7),
+            },
+            3 => EventKind::BufferFree {
+                device: DeviceId(((i - 2) % 3) as u32),
+                buffer: BufferId(i - 2),
+                site: SiteId(1),
+            },
+            4 => EventKind::CbAlloc {
+                device: DeviceId(1),
+                address: 0x4000,
+                size: 2048,
+                cores: None,
+                globally_allocated: true,
+                site: SiteId(2),
+            },
+            5 => EventKind::DeviceOpen {
+                device: DeviceId(2),
+                arch: Arch::Blackhole,
+                config: Box::new(DeviceConfig {
+                    dram_banks: Some(8),
+                    ..Default::default()
+                }),
+            },
+            _ => EventKind::OpEnd,
+        };
+        enc.push(&Event {
+            ts,
+            pid: Pid(5 + (i / 50) as u32),
+            kind,
+        });
+    }
+    let count = enc.len();
+    BlockRec {
+        first_event: 0,
+        count,
+        first_ts: 0,
+        last_ts: 0,
+        live: vec![],
+        columns: enc.take_columns(),
+    }
+}
+
+#[test]
+fn packed_columns_round_trip_at_every_width_and_reject_bad_lengths() {
+    let mut out = Vec::new();
+    for w in 0..=8usize {
+        for n in [1usize, 2, 7, 33] {
+            let vals: Vec<u64> = (0..n as u64)
+                .map(|i| match w {
+                    0 => 0,
+                    8 => u64::MAX - i,
+                    _ => (1u64 << (8 * w - 1)) | ((i * 0x0101_0101_0101) & ((1 << (8 * w)) - 1)),
+                })
+                .collect();
+            let mut bytes = Vec::new();
+            crate::codec::pack(&vals, &mut bytes);
+            assert_eq!(bytes[0] as usize, w);
+            assert_eq!(bytes.len(), 1 + w * n);
+            column_values(&bytes, n, "t", &mut out).unwrap();
+            assert_eq!(out, vals, "width {w}, {n} values");
+            // One value more or fewer than the block says, or cut short.
+            assert!(column_values(&bytes, n + 1, "t", &mut out).is_err() || w == 0);
+            assert!(column_values(&bytes, n - 1, "t", &mut out).is_err() || (w == 0 && n > 1));
+            assert!(column_values(&bytes[..bytes.len() - 1], n, "t", &mut out).is_err());
+        }
+    }
+    assert!(column_values(&[9, 0, 0], 0, "t", &mut out).is_err());
+    assert!(column_values(&[], 1, "t", &mut out).is_err());
+    assert!(
+        column_values(&[9; 10], 1, "t", &mut out).is_err(),
+        "width above 8"
+    );
+    column_values(&[], 0, "t", &mut out).unwrap();
+    assert!(out.is_empty());
+}
+
+#[test]
+fn a_valid_block_decodes() {
+    let cols = decode(&valid_block()).unwrap();
+    assert_eq!(cols.len(), 200);
+    let mut n = 0;
+    cols.for_each_event(|_, _| n += 1);
+    assert_eq!(n, 200);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, .. ProptestConfig::default() })]
+
+    #[test]
+    fn damaged_columns_never_panic(
+        col in 0usize..20,
+        pos in any::<prop::sample::Index>(),
+        byte in any::<u8>(),
+        cut in any::<bool>(),
+        count_delta in -2i64..3,
+    ) {
+        let mut rec = valid_block();
+        let n = rec.columns.len();
+        let c = &mut rec.columns[col % n].bytes;
+        if !c.is_empty() {
+            let i = pos.index(c.len());
+            if cut { c.truncate(i) } else { c[i] = byte }
+        }
+        rec.count = (rec.count as i64 + count_delta).max(0) as u32;
+        let _ = decode(&rec);
+    }
+
+    #[test]
+    fn random_columns_never_panic(
+        count in 0u32..64,
+        cols in proptest::collection::vec((0u16..20, proptest::collection::vec(any::<u8>(), 0..80)), 0..20),
+    ) {
+        let rec = BlockRec {
+            first_event: 0,
+            count,
+            first_ts: 0,
+            last_ts: 0,
+            live: vec![],
+            columns: cols.into_iter().map(|(id, bytes)| ColumnRec { id, bytes }).collect(),
+        };
+        if let Ok(c) = decode(&rec) {
+            c.for_each_event(|_, _| {});
+        }
+    }
+
+    #[test]
+    fn random_tags_with_plausible_columns_never_panic(
+        tags in proptest::collection::vec(0u8..20, 1..64),
+        fill in any::<u8>(),
+    ) {
+        let n = tags.len();
+        let mk = |id: u16, len: usize, b: u8| ColumnRec { id, bytes: vec![b & 0x7f; len] };
+        let rec = BlockRec {
+            first_event: 0,
+            count: n as u32,
+            first_ts: 0,
+            last_ts: 0,
+            live: vec![],
+            columns: vec![
+                ColumnRec { id: col::TAG, bytes: tags.clone() },
+                mk(col::TS, n + 1, 1),
+                ColumnRec { id: col::PID, bytes: vec![0, n as u8] },
+                mk(col::DEVICE, n, 0),
+                mk(col::ALLOC_FLAGS, tags.iter().filter(|&&t| t == 4).count(), fill & 0x1f),
+                mk(col::ALLOC_BUF, n, 2),
+                mk(col::SIZE, n, fill),
+                mk(col::ALLOC_SITE, n, 1),
+                mk(col::FREE_BUF, n, 1),
+                mk(col::FREE_SITE, n, 1),
+                mk(col::NAME, n, 1),
+                mk(col::MISC, 4 * n, fill),
+                mk(col::EXT, 2 * n, 0),
+            ],
+        };
+        if let Ok(c) = decode(&rec) {
+            c.for_each_event(|_, _| {});
+        }
+    }
+}
