@@ -32,6 +32,7 @@
 mod conn;
 pub mod listener;
 pub mod message;
+mod numbering;
 pub mod output;
 pub mod signals;
 pub mod state;
