@@ -1,0 +1,196 @@
+use super::*;
+use ttalloc_model::{DeviceId, EventKind, Pid};
+
+#[test]
+fn shapes_ignore_digit_runs() {
+    assert_eq!(label_shape("run 12"), "run #");
+    assert_eq!(label_shape("run 1 of 3"), "run # of #");
+    assert_eq!(label_shape("setup"), "setup");
+}
+
+#[test]
+fn online_and_scanned_spans_agree() {
+    let mut it = InternTables::new();
+    let run = |n: u32, it: &mut InternTables| EventKind::Marker {
+        label: it.intern_string(&format!("run {n}")),
+    };
+    let mut events = Vec::new();
+    let setup = it.intern_string("setup");
+    let op = it.intern_string("ttnn.add");
+    let mut push = |k: EventKind| {
+        events.push(Event {
+            ts: 0,
+            pid: Pid(1),
+            kind: k,
+        })
+    };
+    push(EventKind::Marker { label: setup });
+    for n in 1..=3 {
+        push(run(n, &mut it));
+        push(EventKind::DeviceOpen {
+            device: DeviceId(0),
+            arch: Default::default(),
+            config: Default::default(),
+        });
+        push(EventKind::OpBegin { name: op });
+        push(EventKind::OpBegin { name: op });
+        push(EventKind::OpEnd);
+        push(EventKind::OpEnd);
+        push(EventKind::DeviceClose {
+            device: DeviceId(0),
+        });
+    }
+    push(EventKind::OpBegin { name: op });
+    for mode in ["auto", "device", "marker", "marker=^run", "op=ttnn.add"] {
+        let mode: CycleMode = mode.parse().unwrap();
+        let mut s = CycleScanner::new();
+        s.scan(0, &events);
+        let rule = s.rule(&mode, &it);
+        let expected = s.spans(&rule, &it);
+        let spans = online_spans(rule, &events, &it);
+        assert_eq!(spans, expected.spans, "{mode}");
+        assert!(!spans.is_empty(), "{mode}");
+    }
+}
+
+/// The spans an engine gets from `OnlineCycles` (as engine.rs applies them).
+fn online_spans(rule: CycleRule, events: &[Event], it: &InternTables) -> Vec<CycleSpan> {
+    let mut online = OnlineCycles::new(rule);
+    let mut spans = Vec::new();
+    let mut start = None;
+    for (i, e) in events.iter().enumerate() {
+        let i = i as u64;
+        let b = online.boundary(e, it);
+        if b.end_before {
+            if let Some(s) = start.take() {
+                spans.push(CycleSpan {
+                    start_event: s,
+                    end_event: i - 1,
+                });
+            }
+        }
+        if b.start && start.is_none() {
+            start = Some(i);
+        }
+        if b.end_after {
+            if let Some(s) = start.take() {
+                spans.push(CycleSpan {
+                    start_event: s,
+                    end_event: i,
+                });
+            }
+        }
+    }
+    if let Some(s) = start {
+        spans.push(CycleSpan {
+            start_event: s,
+            end_event: events.len() as u64 - 1,
+        });
+    }
+    spans
+}
+
+/// Test cycles: begin..end of one process; another process's markers
+/// are ignored while a test runs; a begin without an end (a crashed
+/// test) ends at the next begin of its process; the last runs to the end.
+#[test]
+fn test_cycles_follow_the_process_that_began_them() {
+    let mut it = InternTables::new();
+    let mut events = Vec::new();
+    let mut push = |pid: u32, label: &str, it: &mut InternTables| {
+        events.push(Event {
+            ts: 0,
+            pid: Pid(pid),
+            kind: EventKind::Marker {
+                label: it.intern_string(label),
+            },
+        })
+    };
+    push(1, "pytest:begin t.py::a", &mut it); // 0
+    push(1, "user marker", &mut it); // 1: not a boundary of test cycles
+    push(1, "pytest:end t.py::a", &mut it); // 2
+    push(1, "pytest:begin t.py::b", &mut it); // 3
+    push(2, "pytest:begin t.py::c", &mut it); // 4: another worker, ignored
+    push(1, "pytest:end t.py::b", &mut it); // 5
+    push(2, "pytest:end t.py::c", &mut it); // 6: ignored (no cycle of pid 2)
+    push(1, "pytest:begin t.py::d", &mut it); // 7: d never ends
+    push(1, "pytest:begin t.py::e", &mut it); // 8
+    push(1, "tail", &mut it); // 9
+    let span = |a, b| CycleSpan {
+        start_event: a,
+        end_event: b,
+    };
+    let expected = vec![span(0, 2), span(3, 5), span(7, 7), span(8, 9)];
+    let mut s = CycleScanner::new();
+    s.scan(0, &events);
+    let rule = s.rule(&CycleMode::Auto, &it);
+    assert_eq!(rule, CycleRule::Test, "auto picks tests when there are any");
+    assert_eq!(s.spans(&rule, &it).spans, expected);
+    assert_eq!(online_spans(rule, &events, &it), expected);
+    assert_eq!(test_name("pytest:begin t.py::a[x y]"), Some("t.py::a[x y]"));
+    assert_eq!(test_name("pytest:end t.py::a"), None);
+}
+
+/// `ops` top-level ops, with `markers` "run N" markers spread among them
+/// (the first before any op) and no device spans.
+fn ops_and_markers(ops: u32, markers: u32, it: &mut InternTables) -> Vec<Event> {
+    let op = it.intern_string("ttnn.matmul");
+    let mut events = Vec::new();
+    let mut push = |kind: EventKind| {
+        events.push(Event {
+            ts: 0,
+            pid: Pid(1),
+            kind,
+        })
+    };
+    let every = ops / markers.max(1);
+    for i in 0..ops {
+        if markers > 0 && i % every == 0 && i / every < markers {
+            let label = it.intern_string(&format!("run {}", i / every + 1));
+            push(EventKind::Marker { label });
+        }
+        push(EventKind::OpBegin { name: op });
+        push(EventKind::OpEnd);
+    }
+    events
+}
+
+#[test]
+fn a_scanner_for_one_mode_keeps_only_what_that_mode_uses() {
+    let mut it = InternTables::new();
+    // 3 markers among 1,000 ops: `auto` picks the markers, so once the
+    // second marker is seen no op span can matter. Scanned in chunks
+    // of 100 events as a replay does.
+    let events = ops_and_markers(1_000, 3, &mut it);
+    for mode in ["auto", "device", "marker", "marker=^run", "op=ttnn.matmul"] {
+        let mode: CycleMode = mode.parse().unwrap();
+        let mut general = CycleScanner::new();
+        let mut narrow = CycleScanner::for_mode(&mode);
+        for (k, chunk) in events.chunks(100).enumerate() {
+            general.scan(k as u64 * 100, chunk);
+            narrow.scan(k as u64 * 100, chunk);
+        }
+        let rule = general.rule(&mode, &it);
+        assert_eq!(narrow.rule(&mode, &it), rule, "{mode}");
+        assert_eq!(
+            narrow.spans(&rule, &it).spans,
+            general.spans(&rule, &it).spans,
+            "{mode}"
+        );
+        // `op=` needs every op span; the others at most the spans of the
+        // last chunk scanned (50 ops of 2 events each).
+        let kept = narrow.kept_op_spans();
+        if matches!(mode, CycleMode::Op(_)) {
+            assert_eq!(kept, 1_000, "{mode}");
+        } else {
+            assert!(kept <= 50, "{mode}: {kept} op spans kept");
+        }
+    }
+    // Without markers `auto` cuts at the op: the spans are all kept.
+    let events = ops_and_markers(1_000, 0, &mut it);
+    let mut narrow = CycleScanner::for_mode(&CycleMode::Auto);
+    narrow.scan(0, &events);
+    let rule = narrow.rule(&CycleMode::Auto, &it);
+    assert_eq!(rule, CycleRule::Op("ttnn.matmul".into()));
+    assert_eq!(narrow.spans(&rule, &it).spans.len(), 1_000);
+}

@@ -1,0 +1,242 @@
+//! Buffer allocations and frees: placed through the model, checked against
+//! the recorded address, and kept in the books (tracked and resident bytes,
+//! peaks, out-of-memory, divergences, bad frees).
+
+use super::*;
+
+impl Engine<'_> {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn alloc(
+        &mut self,
+        ord: u64,
+        dev: usize,
+        buffer: BufferId,
+        req: &Req,
+        recorded: Option<u64>,
+        site: SiteId,
+        label: StringId,
+    ) -> crate::Result<()> {
+        let slot = type_slot(req.buffer_type);
+        self.freed.remove(buffer.get());
+        let cycle = self.cycle_number();
+        let mut live = Live {
+            dev: dev as u16,
+            slot: slot.map_or(NO_SLOT, |s| s as u8),
+            flags: 0,
+            cycle,
+            site,
+            label,
+            size: req.size,
+            event: ord,
+            address: recorded.unwrap_or(NO_ADDR),
+            closed_at: 0,
+        };
+        if let Some(s) = slot {
+            let device = self.devs[dev].id;
+            let mut placed = self.sim(dev)?.alloc(buffer, req);
+            if let Err(AllocFailure::AlreadyLive) = placed {
+                // A live id allocated again on this device: the first one is
+                // gone for good (settled before the new one counts, so peaks
+                // never hold both).
+                match self.buffers.remove(&buffer.get()) {
+                    Some(old) => {
+                        self.f.duplicate_allocs += 1;
+                        self.forget(old, buffer.get());
+                    }
+                    None => {
+                        self.sim(dev)?.free(buffer);
+                    }
+                }
+                placed = self.sim(dev)?.alloc(buffer, req);
+            }
+            let sim = self.sim(dev)?;
+            match placed {
+                Ok(addr) => {
+                    live.flags = RESIDENT;
+                    match recorded {
+                        Some(rec) if rec != addr => {
+                            // Re-sync on the recorded address so one divergence
+                            // does not cascade into every later placement.
+                            sim.free(buffer);
+                            if !sim.alloc_at(buffer, req, rec) {
+                                sim.alloc(buffer, req).ok();
+                            }
+                            self.divergence(ord, device, buffer, rec, Some(addr));
+                        }
+                        Some(_) => {}
+                        None => live.address = addr,
+                    }
+                }
+                Err(AllocFailure::Oom(oom)) => {
+                    live.flags = FAILED;
+                    self.out_of_memory(ord, dev, s, req.buffer_type, req.size, oom, site);
+                }
+                Err(other) => {
+                    let why = other.reason();
+                    live.flags = FAILED;
+                    self.rejected(why);
+                    if let Some(rec) = recorded {
+                        self.divergence(ord, device, buffer, rec, None);
+                    }
+                }
+            }
+            if live.flags & FAILED == 0 {
+                let d = &mut self.devs[dev];
+                d.tracked[s] += req.size;
+                d.resident[s] += req.size;
+                d.cycle_peak[s] = d.cycle_peak[s].max(d.resident[s]);
+                if d.resident[s] > d.peak[s].bytes {
+                    d.peak[s] = Peak {
+                        bytes: d.resident[s],
+                        event: ord,
+                    };
+                }
+            }
+        }
+        self.devs[dev].objects += 1;
+        // One lookup on the hot path; a replaced entry is a live id allocated
+        // again that this device's model did not hold (not placed, or on
+        // another device).
+        if let Some(old) = self.buffers.insert(buffer.get(), live) {
+            self.f.duplicate_allocs += 1;
+            self.untrack(&old);
+            let od = &mut self.devs[old.dev as usize];
+            od.objects -= 1;
+            if old.dev as usize != dev && old.flags & RESIDENT != 0 {
+                if let Some(sim) = od.sim.as_mut() {
+                    sim.free(buffer);
+                }
+            }
+        } else if !self.outlived.is_empty() {
+            if let Some(old) = self.outlived.remove(&buffer.get()) {
+                self.untrack(&old);
+            }
+        }
+        self.note_alloc(LiveKey::Buffer(buffer.get()), ord);
+        Ok(())
+    }
+
+    /// An object still tracked (live, or outlived its device).
+    #[inline]
+    pub(super) fn tracked(&self, key: LiveKey) -> Option<Live> {
+        match key {
+            LiveKey::Buffer(id) => self.buffers.get(&id).or_else(|| self.outlived.get(&id)),
+            LiveKey::Other(k) => self.others.get(&k).or_else(|| self.outlived_others.get(&k)),
+        }
+        .copied()
+    }
+
+    pub(super) fn free(&mut self, ord: u64, dev: usize, buffer: BufferId, site: SiteId) {
+        match self.buffers.remove(&buffer.get()) {
+            Some(live) => {
+                self.forget(live, buffer.get());
+                self.freed.insert(buffer.get());
+            }
+            None if self.outlived.contains_key(&buffer.get()) => {
+                // Freed after its device closed: the tracker hears of it now.
+                let live = self.outlived.remove(&buffer.get()).expect("checked");
+                self.untrack(&live);
+                self.freed.insert(buffer.get());
+            }
+            None => {
+                let bad = BadFree {
+                    event: ord,
+                    device: self.devs[dev].id,
+                    buffer,
+                    site,
+                };
+                if self.freed.contains(buffer.get()) {
+                    self.f.double_frees += 1;
+                    self.f.first_double_free.get_or_insert(bad);
+                } else {
+                    self.f.unknown_frees += 1;
+                    self.f.first_unknown_free.get_or_insert(bad);
+                }
+            }
+        }
+    }
+
+    /// Drops a buffer from the books and from its device.
+    pub(super) fn forget(&mut self, live: Live, buffer: u64) {
+        self.untrack(&live);
+        let d = &mut self.devs[live.dev as usize];
+        d.objects -= 1;
+        if live.flags & RESIDENT != 0 {
+            if let Some(sim) = d.sim.as_mut() {
+                sim.free(BufferId(buffer));
+            }
+        }
+    }
+
+    /// Removes an object's bytes from the books (not from the simulator).
+    pub(super) fn untrack(&mut self, live: &Live) {
+        if live.slot == NO_SLOT || live.flags & FAILED != 0 {
+            return;
+        }
+        let d = &mut self.devs[live.dev as usize];
+        let s = live.slot as usize;
+        d.tracked[s] -= live.size;
+        if live.flags & RESIDENT != 0 {
+            d.resident[s] -= live.size;
+        }
+    }
+
+    /// Counts an allocation the model could not place; the first one becomes
+    /// the OOM finding, with what was resident at that moment.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn out_of_memory(
+        &mut self,
+        ord: u64,
+        dev: usize,
+        slot: usize,
+        buffer_type: BufferType,
+        size: u64,
+        oom: Oom,
+        site: SiteId,
+    ) {
+        self.f.ooms += 1;
+        if self.f.oom.is_none() {
+            self.f.oom_resident_sites = self.resident_sites(dev, slot);
+            self.f.oom = Some(OomFinding {
+                event: ord,
+                device: self.devs[dev].id,
+                buffer_type,
+                size,
+                message: oom.message,
+                recorded_message: None,
+                free_bytes: oom.free,
+                largest_free_block: oom.largest_free_block,
+                fragmentation: oom.fragmentation,
+                site,
+            });
+        }
+        if self.setup.stop_at_oom {
+            self.stopped = true;
+        }
+    }
+
+    pub(super) fn rejected(&mut self, why: String) {
+        self.f.rejected_allocs += 1;
+        self.f.first_rejection.get_or_insert(why);
+    }
+
+    pub(super) fn divergence(
+        &mut self,
+        ord: u64,
+        device: DeviceId,
+        buffer: BufferId,
+        recorded: u64,
+        model: Option<u64>,
+    ) {
+        self.f.divergences += 1;
+        if self.f.first_divergence.is_none() {
+            self.f.first_divergence = Some(Divergence {
+                event: ord,
+                device,
+                buffer,
+                recorded,
+                model,
+            });
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! The books kept per cycle: which allocations a cycle made, what it left
+//! behind when it ended, per call site, and the what-if release of sites.
+
+use super::*;
+
+impl Engine<'_> {
+    pub(super) fn start_cycle(&mut self, ord: u64, first: &Item<'_>) {
+        self.in_cycle = true;
+        self.cur_start = ord;
+        self.cycle_label = match first {
+            Item::Event(Event {
+                kind: EventKind::Marker { label },
+                ..
+            }) => Some(*label),
+            Item::Light(Event {
+                kind: EventKind::Marker { label },
+                ..
+            }) => Some(*label),
+            _ => None,
+        };
+        for d in &mut self.devs {
+            d.cycle_peak = d.resident;
+        }
+        self.cycle_count += 1;
+        self.cycle_allocs.clear();
+        self.live_before = self.devs.iter().map(|d| (d.id, d.tracked)).collect();
+    }
+
+    pub(super) fn cycle_number(&self) -> u32 {
+        if self.in_cycle {
+            self.cycle_count
+        } else {
+            0
+        }
+    }
+
+    /// Records an allocation of the current cycle.
+    #[inline]
+    pub(super) fn note_alloc(&mut self, key: LiveKey, event: u64) {
+        if !self.in_cycle {
+            return;
+        }
+        if self.cycle_allocs.len() >= self.cycle_allocs_compact_at {
+            let mut allocs = std::mem::take(&mut self.cycle_allocs);
+            allocs.retain(|&(k, e)| self.tracked(k).is_some_and(|l| l.event == e));
+            self.cycle_allocs_compact_at = (2 * allocs.len()).max(CYCLE_ALLOCS_MIN);
+            self.cycle_allocs = allocs;
+        }
+        self.cycle_allocs.push((key, event));
+    }
+
+    pub(super) fn end_cycle(&mut self, end: u64) {
+        let index = self.cycle_count;
+        let span = CycleSpan {
+            start_event: self.cur_start,
+            end_event: end,
+        };
+        let after_warmup = index as usize > self.setup.warmup;
+        let mut stats = CycleStats {
+            index,
+            span,
+            live_before: std::mem::take(&mut self.live_before),
+            live_after: BTreeMap::new(),
+            left_behind_bytes: 0,
+            left_behind_buffers: 0,
+            left_behind: [0; 4],
+            first_left: None,
+            label: self.cycle_label.take(),
+            peak: self.devs.iter().map(|d| (d.id, d.cycle_peak)).collect(),
+        };
+        let allocs = std::mem::take(&mut self.cycle_allocs);
+        for &(key, event) in &allocs {
+            let Some(live) = self.tracked(key) else {
+                continue;
+            };
+            if live.event != event || live.slot == NO_SLOT || live.flags & FAILED != 0 {
+                continue;
+            }
+            if let Some(release) = self.setup.release_sites {
+                if release.contains(&live.site) {
+                    self.release(key, live);
+                    continue;
+                }
+            }
+            if matches!(key, LiveKey::Other((ObjectKind::Program, ..))) {
+                // Kernel binaries kept by a program cache count in live bytes
+                // and growth, but bisect hunts buffers (and trace buffers).
+                if after_warmup {
+                    *self.program_site_left.entry(live.site).or_default() += live.size;
+                }
+                continue;
+            }
+            stats.left_behind_bytes += live.size;
+            stats.left_behind_buffers += 1;
+            stats.left_behind[live.slot as usize] += live.size;
+            if stats.first_left.is_none() {
+                let (buffer, buffer_type) = match key {
+                    LiveKey::Buffer(id) => (BufferId(id), TYPES[live.slot as usize]),
+                    LiveKey::Other(k) => (BufferId(k.2), TYPES[live.slot as usize]),
+                };
+                stats.first_left = Some(FirstLeft {
+                    event,
+                    device: self.devs[live.dev as usize].id,
+                    buffer,
+                    buffer_type,
+                    size: live.size,
+                    site: live.site,
+                    label: live.label,
+                });
+            }
+            if after_warmup {
+                *self.site_left.entry(live.site).or_default() += live.size;
+            }
+        }
+        for d in &self.devs {
+            stats.live_after.insert(d.id, d.tracked);
+        }
+        self.cycle_allocs = allocs;
+        self.cycle_allocs.clear();
+        self.cycle_allocs_compact_at = CYCLE_ALLOCS_MIN;
+        self.f.cycles.push(stats);
+        self.in_cycle = false;
+    }
+
+    /// What-if: frees an object at the end of its cycle, as if its site had
+    /// released it.
+    pub(super) fn release(&mut self, key: LiveKey, live: Live) {
+        match key {
+            LiveKey::Buffer(id) => {
+                if self.buffers.remove(&id).is_some() {
+                    self.forget(live, id);
+                } else if let Some(old) = self.outlived.remove(&id) {
+                    self.untrack(&old);
+                }
+            }
+            LiveKey::Other(k) => {
+                if let Some(sim) = self.devs[live.dev as usize].sim.as_mut() {
+                    match k.0 {
+                        ObjectKind::Program => sim.unload_program(k.2),
+                        ObjectKind::Trace => sim.release_trace(k.2 as u32),
+                        ObjectKind::Buffer => {}
+                    }
+                }
+                self.remove_other(k);
+            }
+        }
+    }
+}
+
+/// The fewest entries `cycle_allocs` holds before it is compacted.
+pub(super) const CYCLE_ALLOCS_MIN: usize = 4096;

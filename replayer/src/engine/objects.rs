@@ -1,0 +1,238 @@
+//! Every event that is not a buffer alloc or free: devices, circular
+//! buffers, programs and traces (the "other" objects), and refusals.
+
+use super::*;
+
+impl Engine<'_> {
+    pub(super) fn event(&mut self, ord: u64, e: &Event) -> crate::Result<()> {
+        match &e.kind {
+            EventKind::BufferAlloc {
+                device,
+                buffer,
+                buffer_type,
+                address,
+                size,
+                page_size,
+                layout,
+                num_cores,
+                per_bank_size,
+                label,
+                site,
+            } => {
+                let dev = self.dev_index(*device)?;
+                let req = Req {
+                    buffer_type: *buffer_type,
+                    size: *size,
+                    page_size: *page_size,
+                    layout: *layout,
+                    num_cores: *num_cores,
+                    per_bank_size: *per_bank_size,
+                };
+                self.alloc(ord, dev, *buffer, &req, *address, *site, *label)?;
+            }
+            EventKind::BufferFree {
+                device,
+                buffer,
+                site,
+            } => {
+                let dev = self.dev_index(*device)?;
+                self.free(ord, dev, *buffer, *site);
+            }
+            EventKind::DeviceOpen {
+                device,
+                arch,
+                config,
+            } => {
+                let dev = self.dev_index(*device)?;
+                self.device_open(ord, dev, *arch, config)?;
+            }
+            EventKind::DeviceClose { device } => {
+                let dev = self.dev_index(*device)?;
+                self.close(ord, dev);
+            }
+            EventKind::CbAlloc {
+                device,
+                address,
+                size,
+                cores,
+                globally_allocated,
+                site,
+            } => {
+                let dev = self.dev_index(*device)?;
+                let sim = self.sim(dev)?;
+                // Address 0 is firmware space, never a static CB's: it means
+                // "not recorded" (graph captures), so place it as the
+                // program's CB allocator does.
+                let placed = if *address == 0 && !*globally_allocated {
+                    sim.cb_place(*size, *cores)
+                } else {
+                    sim.cb_alloc(*address, *size, *cores, *globally_allocated)
+                };
+                let cb_bytes = sim.cb_bytes();
+                let peak = self.f.cb_peak.entry(*device).or_default();
+                *peak = (*peak).max(cb_bytes);
+                if let Err(message) = placed {
+                    self.f.cb_clashes += 1;
+                    if self.f.first_cb_clash.is_none() {
+                        self.f.first_cb_clash = Some(CbClash {
+                            event: ord,
+                            device: *device,
+                            message,
+                            site: *site,
+                        });
+                    }
+                }
+            }
+            EventKind::CbFreeAll { device } => {
+                let dev = self.dev_index(*device)?;
+                self.sim(dev)?.cb_free_all();
+            }
+            EventKind::ProgramLoad {
+                device,
+                program,
+                binary_size,
+                site,
+            } => {
+                let dev = self.dev_index(*device)?;
+                let key = (ObjectKind::Program, dev as u16, program.get());
+                let sim = self.sim(dev)?;
+                let mut placed = sim.load_program(program.get(), *binary_size);
+                if let Err(AllocFailure::AlreadyLive) = placed {
+                    // Loaded again while loaded: the first copy is gone.
+                    sim.unload_program(program.get());
+                    placed = sim.load_program(program.get(), *binary_size);
+                }
+                self.add_other(
+                    ord,
+                    dev,
+                    key,
+                    0,
+                    *binary_size,
+                    *site,
+                    placed,
+                    BufferType::Dram,
+                );
+            }
+            EventKind::ProgramUnload { device, program } => {
+                let dev = self.dev_index(*device)?;
+                self.sim(dev)?.unload_program(program.get());
+                self.remove_other((ObjectKind::Program, dev as u16, program.get()));
+            }
+            EventKind::TraceCapture {
+                device,
+                trace_id,
+                size,
+                site,
+            } => {
+                let dev = self.dev_index(*device)?;
+                let key = (ObjectKind::Trace, dev as u16, trace_id.get() as u64);
+                let sim = self.sim(dev)?;
+                let mut placed = sim.capture_trace(trace_id.get(), *size);
+                if let Err(AllocFailure::AlreadyLive) = placed {
+                    sim.release_trace(trace_id.get());
+                    placed = sim.capture_trace(trace_id.get(), *size);
+                }
+                self.add_other(ord, dev, key, 3, *size, *site, placed, BufferType::Trace);
+            }
+            EventKind::TraceRelease { device, trace_id } => {
+                let dev = self.dev_index(*device)?;
+                self.sim(dev)?.release_trace(trace_id.get());
+                self.remove_other((ObjectKind::Trace, dev as u16, trace_id.get() as u64));
+            }
+            EventKind::ProcessStart { .. }
+            | EventKind::ProcessExit { .. }
+            | EventKind::OpBegin { .. }
+            | EventKind::OpEnd
+            | EventKind::Marker { .. } => {}
+            EventKind::AllocRefused {
+                device,
+                buffer_type,
+                size,
+                page_size,
+                layout,
+                num_cores,
+                per_bank_size,
+                message,
+                site,
+            } => {
+                let dev = self.dev_index(*device)?;
+                let req = Req {
+                    buffer_type: *buffer_type,
+                    size: *size,
+                    page_size: *page_size,
+                    layout: *layout,
+                    num_cores: *num_cores,
+                    per_bank_size: *per_bank_size,
+                };
+                self.refused(ord, dev, &req, *message, *site)?;
+            }
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn add_other(
+        &mut self,
+        ord: u64,
+        dev: usize,
+        key: OtherKey,
+        slot: usize,
+        size: u64,
+        site: SiteId,
+        placed: Result<(), AllocFailure>,
+        buffer_type: BufferType,
+    ) {
+        if let Some(old) = self.others.remove(&key) {
+            self.f.duplicate_allocs += 1;
+            self.untrack(&old);
+            self.devs[dev].objects -= 1;
+        }
+        let mut live = Live {
+            dev: dev as u16,
+            slot: slot as u8,
+            flags: RESIDENT,
+            cycle: self.cycle_number(),
+            site,
+            label: StringId::EMPTY,
+            size,
+            event: ord,
+            address: NO_ADDR,
+            closed_at: 0,
+        };
+        match placed {
+            Ok(()) => {
+                let d = &mut self.devs[dev];
+                d.tracked[slot] += size;
+                d.resident[slot] += size;
+                d.cycle_peak[slot] = d.cycle_peak[slot].max(d.resident[slot]);
+                if d.resident[slot] > d.peak[slot].bytes {
+                    d.peak[slot] = Peak {
+                        bytes: d.resident[slot],
+                        event: ord,
+                    };
+                }
+            }
+            Err(AllocFailure::Oom(oom)) => {
+                live.flags = FAILED;
+                self.out_of_memory(ord, dev, slot, buffer_type, size, oom, site);
+            }
+            Err(other) => {
+                let why = other.reason();
+                live.flags = FAILED;
+                self.rejected(why);
+            }
+        }
+        self.devs[dev].objects += 1;
+        self.others.insert(key, live);
+        self.note_alloc(LiveKey::Other(key), ord);
+    }
+
+    pub(super) fn remove_other(&mut self, key: OtherKey) {
+        if let Some(old) = self.others.remove(&key) {
+            self.untrack(&old);
+            self.devs[old.dev as usize].objects -= 1;
+        } else if let Some(old) = self.outlived_others.remove(&key) {
+            self.untrack(&old);
+        }
+    }
+}
