@@ -262,6 +262,11 @@ fn sharding_l1_small() {
 }
 
 #[test]
+fn sharded_oom() {
+    program("sharded_oom");
+}
+
+#[test]
 fn mesh_t3k() {
     program("mesh_t3k");
 }

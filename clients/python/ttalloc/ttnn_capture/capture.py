@@ -23,6 +23,7 @@ class Capture(object):
         self.main_thread = threading.main_thread()
         self.other_thread_ops = 0
         self.devices_opened = 0
+        self.chip_banks = {}  # chip id -> {buffer type number: bank count}, from its open
         # Closed meshes stay referenced until exit: a MeshDevice destroyed
         # while a graph capture begun after its close is active crashes
         # tt-metal (its cached programs report their CB frees to a processor
@@ -73,10 +74,17 @@ class Capture(object):
             only = self.registry.only_mesh()
             chips = only.chips if only is not None else None
         if chips:
+            # tt-metal names the banks the request spans: every bank of its
+            # type when interleaved, one per shard when sharded. The layout
+            # the model needs to refuse it the same way follows from that.
+            layout, num_cores = 0, None
+            total = self.chip_banks.get(chips[0], {}).get(refusal.buffer_type)
+            if refusal.buffer_type == oom.L1_SMALL or (total is not None and refusal.banks < total):
+                layout, num_cores = oom.HEIGHT_SHARDED, refusal.banks
             # Lockstep: every chip of the mesh refused the same request; one
             # event, on the mesh's first chip, says so once.
             self.emit.alloc_refused(chips[0], refusal.buffer_type, refusal.size, refusal.message,
-                                    per_bank_size=refusal.per_bank)
+                                    layout=layout, num_cores=num_cores, per_bank_size=refusal.per_bank)
 
     def mesh_of(self, args):
         for a in args:
@@ -100,8 +108,10 @@ class Capture(object):
         if owner is None:
             arch = devices_mod.arch_name(mesh)
             config = devices_mod.read_config(self.ttnn, mesh)
+            banks = devices_mod.banks_by_type(config)
             for chip in chips:
                 self.emit.device_open(chip, arch=arch, **config)
+                self.chip_banks[chip] = banks
             self.devices_opened += 1
         self.registry.add(mid, chips, owner)
         self.mesh_objects[mid] = mesh

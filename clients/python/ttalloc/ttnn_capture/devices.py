@@ -52,6 +52,17 @@ def read_config(ttnn, mesh):
     return config
 
 
+def banks_by_type(config):
+    """Bank counts by the trace's buffer-type number (0 DRAM, 1 L1, 4 TRACE,
+    which lives in the DRAM banks) from `read_config`'s result."""
+    banks = {}
+    if "dram_banks" in config:
+        banks[0] = banks[4] = config["dram_banks"]
+    if "l1_banks" in config:
+        banks[1] = config["l1_banks"]
+    return banks
+
+
 class MeshInfo(object):
     __slots__ = ("mesh_id", "chips", "owner")
 

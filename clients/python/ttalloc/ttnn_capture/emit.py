@@ -34,9 +34,10 @@ class Emitter(object):
             ttalloc.alloc(device, buffer, buffer_type, size, address=address, page_size=page_size,
                           layout=layout, num_cores=num_cores)
 
-    def alloc_refused(self, device, buffer_type, size, message, per_bank_size=None):
+    def alloc_refused(self, device, buffer_type, size, message, layout=0, num_cores=None, per_bank_size=None):
         if self.refused is not None:
-            self.refused(device, buffer_type, size, message, per_bank_size=per_bank_size)
+            self.refused(device, buffer_type, size, message, layout=layout, num_cores=num_cores,
+                         per_bank_size=per_bank_size)
 
     free = staticmethod(ttalloc.free)
     cb_alloc = staticmethod(ttalloc.cb_alloc)

@@ -15,6 +15,8 @@ _REQUEST = re.compile(
     r"allocate (\d+) B (DRAM|L1_SMALL|L1|TRACE|SYSTEM_MEMORY) buffer across (\d+) banks?, "
     r"where each bank needs to store (\d+) B")
 _TYPES = {"DRAM": 0, "L1": 1, "SYSTEM_MEMORY": 2, "L1_SMALL": 3, "TRACE": 4}
+L1_SMALL = _TYPES["L1_SMALL"]  # sharded only (tt-metal's validate_num_banks)
+HEIGHT_SHARDED = 1  # the trace's layout number; any sharded layout spans one bank per shard
 
 
 class Refusal(object):
