@@ -7,6 +7,10 @@
 //! arrays must have the same length and match element by element; a frame's
 //! `file` matches by suffix (the recorder stores the path Python reports).
 
+#[path = "support/json_contains.rs"]
+mod json_contains;
+
+use json_contains::contains;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -30,49 +34,6 @@ fn describe(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
-}
-
-/// Checks that `actual` contains `expected` (see the module comment).
-fn contains(actual: &Value, expected: &Value, path: &str, errors: &mut Vec<String>) {
-    match (expected, actual) {
-        (Value::Object(e), Value::Object(a)) => {
-            for (k, ev) in e {
-                let p = format!("{path}.{k}");
-                match a.get(k) {
-                    None => errors.push(format!("{p}: missing")),
-                    Some(av) if k == "file" => {
-                        let (Some(es), Some(as_)) = (ev.as_str(), av.as_str()) else {
-                            errors.push(format!("{p}: {av} is not {ev}"));
-                            continue;
-                        };
-                        if !as_.ends_with(es) {
-                            errors.push(format!("{p}: '{as_}' does not end with '{es}'"));
-                        }
-                    }
-                    Some(av) => contains(av, ev, &p, errors),
-                }
-            }
-        }
-        (Value::Array(e), Value::Array(a)) => {
-            if e.len() != a.len() {
-                errors.push(format!(
-                    "{path}: {} elements, expected {}: {}",
-                    a.len(),
-                    e.len(),
-                    actual
-                ));
-                return;
-            }
-            for (i, (ev, av)) in e.iter().zip(a).enumerate() {
-                contains(av, ev, &format!("{path}[{i}]"), errors);
-            }
-        }
-        _ => {
-            if expected != actual {
-                errors.push(format!("{path}: got {actual}, expected {expected}"));
-            }
-        }
-    }
 }
 
 fn args_of(v: &Value) -> Vec<String> {

@@ -20,48 +20,14 @@
 #[path = "support/ttnn_bed.rs"]
 mod ttnn_bed;
 
+#[path = "support/json_contains.rs"]
+mod json_contains;
+
+use json_contains::contains;
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
 use ttnn_bed::{describe, run, test_bed, ONE_AT_A_TIME};
-
-/// Checks that `actual` contains `expected`: every key of an object, arrays
-/// element by element with the same length, a frame's `file` by suffix.
-fn contains(actual: &Value, expected: &Value, path: &str, errors: &mut Vec<String>) {
-    match (expected, actual) {
-        (Value::Object(e), Value::Object(a)) => {
-            for (k, ev) in e {
-                let p = format!("{path}.{k}");
-                match (a.get(k), ev.as_str()) {
-                    (None, _) => errors.push(format!("{p}: missing")),
-                    (Some(av), Some(suffix)) if k == "file" => {
-                        if !av.as_str().is_some_and(|s| s.ends_with(suffix)) {
-                            errors.push(format!("{p}: {av} does not end with '{suffix}'"));
-                        }
-                    }
-                    (Some(av), _) => contains(av, ev, &p, errors),
-                }
-            }
-        }
-        (Value::Array(e), Value::Array(a)) => {
-            if e.len() != a.len() {
-                errors.push(format!(
-                    "{path}: {} elements, expected {}: {actual}",
-                    a.len(),
-                    e.len()
-                ));
-                return;
-            }
-            for (i, (ev, av)) in e.iter().zip(a).enumerate() {
-                contains(av, ev, &format!("{path}[{i}]"), errors);
-            }
-        }
-        _ if expected != actual => {
-            errors.push(format!("{path}: got {actual}, expected {expected}"))
-        }
-        _ => {}
-    }
-}
 
 fn strings(v: &Value, what: &str) -> Vec<String> {
     v.as_array()
