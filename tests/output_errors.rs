@@ -7,15 +7,21 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-use ttalloc_corpora::synth::{write_trace, SynthOptions};
+use ttalloc_corpora::synth::{write_trace, LeakSite, SynthOptions};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ttalloc");
 
-/// A small synthetic trace and the bundled graph fixture.
+/// A small synthetic trace (site 7 leaks from cycle 4 of 10, so `minimize`
+/// has a finding to keep) and the bundled graph fixture.
 fn inputs(dir: &Path) -> (PathBuf, PathBuf) {
     let trace = dir.join("synth.zst");
     let opts = SynthOptions {
         events: 2_000,
+        cycles: 10,
+        leak_site: Some(LeakSite {
+            site: 7,
+            from_cycle: 4,
+        }),
         ..SynthOptions::default()
     };
     write_trace(&trace, &opts, Default::default()).unwrap();
@@ -53,6 +59,16 @@ fn commands(dir: &Path, trace: &Path, graph: &Path) -> Vec<Vec<String>> {
         v(&["export", &t, "--format", "folded", "--metric", "peak"]),
         v(&["diff", &t, &t]),
         v(&["diff", "--json", &t, &t]),
+        v(&["minimize", &t, "--force", "-o", &out("minimized.zst")]),
+        v(&[
+            "minimize",
+            &t,
+            "--force",
+            "--json",
+            "-o",
+            &out("minimized.zst"),
+        ]),
+        v(&["repro", &t, "--force", "-o", &out("repro.py")]),
     ]
 }
 
