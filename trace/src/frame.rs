@@ -22,6 +22,10 @@ pub enum RecordKind {
     Footer = 4,
     /// What a derived trace was made from (format 2.1; see `provenance`).
     Provenance = 5,
+    /// Allocator state after a block (format 2.2; see `checkpoint`).
+    Checkpoint = 6,
+    /// Where the checkpoints are: the data frame before the footer (2.2).
+    CheckpointIndex = 7,
 }
 
 impl RecordKind {
@@ -32,6 +36,8 @@ impl RecordKind {
             3 => Some(RecordKind::Block),
             4 => Some(RecordKind::Footer),
             5 => Some(RecordKind::Provenance),
+            6 => Some(RecordKind::Checkpoint),
+            7 => Some(RecordKind::CheckpointIndex),
             _ => None,
         }
     }

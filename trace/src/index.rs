@@ -20,6 +20,9 @@ pub(crate) struct Index {
     pub(crate) blocks: Vec<BlockInfo>,
     pub(crate) locs: Vec<FrameLocRec>,
     pub(crate) truncation: Option<Truncation>,
+    /// The data frame before the footer of a finished file: the checkpoint
+    /// index from format 2.2 on.
+    pub(crate) checkpoint_index: Option<FrameLocRec>,
 }
 
 /// Checks the seek table's framing by hand before zeekstd parses it, so a
@@ -151,6 +154,8 @@ pub(crate) fn open_indexed(data: &[u8], scratch: &mut Scratch) -> Result<Index, 
         blocks,
         locs,
         truncation: None,
+        // The frame before the footer (format 2.2: the checkpoint index).
+        checkpoint_index: (n >= 3).then(|| starts[n as usize - 2]),
     })
 }
 

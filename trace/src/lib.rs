@@ -66,6 +66,7 @@
 //! [`render`] (one event as text or JSON, what `ttalloc cat` prints),
 //! [`repair`] (copy the readable part of a trace into a sealed file).
 
+pub mod checkpoint;
 mod checksum;
 mod codec;
 mod decode;
@@ -84,6 +85,7 @@ pub mod summary;
 mod varint;
 mod writer;
 
+pub use checkpoint::{Checkpoint, CheckpointInfo};
 pub use decode::{AllocCol, BlockColumns, FreeCol};
 pub use live::LiveTracker;
 pub use provenance::Provenance;
@@ -96,7 +98,7 @@ use ttalloc_model::{BufferType, DeviceId};
 
 /// Format version written by this build.
 pub const FORMAT_MAJOR: u16 = 2;
-pub const FORMAT_MINOR: u16 = 1;
+pub const FORMAT_MINOR: u16 = 2;
 
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct TraceHeader {

@@ -2,6 +2,7 @@
 //! when the file was finished, else by scanning frames: see `recovery`), then
 //! decodes one block at a time on demand.
 
+use crate::checkpoint::CheckpointInfo;
 use crate::decode::{self, BlockColumns, EventCursor, RefLimits};
 use crate::frame::{frame_len, open_record, RecordKind, Scratch};
 use crate::index::{self, Index};
@@ -13,7 +14,7 @@ use memmap2::Mmap;
 use rancor::BoxedError;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use ttalloc_model::{Event, InternTables};
 
 /// The file's bytes: mapped, or read into memory where it cannot be mapped
@@ -62,7 +63,7 @@ pub struct TraceReader {
     path: PathBuf,
     map: Contents,
     header: TraceHeader,
-    index: Index,
+    pub(crate) index: Index,
     num_events: u64,
     /// What the trace was derived from (frame 1, format 2.1), if it says.
     provenance: Option<Provenance>,
@@ -75,6 +76,8 @@ pub struct TraceReader {
     pool: Mutex<Vec<Scratch>>,
     /// Decoded blocks reused by `visit_block` and the scans built on it.
     columns_pool: Mutex<Vec<BlockColumns>>,
+    /// The checkpoint index (read on first use) and why it is unusable, if it is.
+    checkpoints: OnceLock<(Vec<CheckpointInfo>, Option<String>)>,
 }
 
 impl TraceReader {
@@ -177,6 +180,7 @@ impl TraceReader {
             skipped_kinds: Mutex::new(BTreeMap::new()),
             pool: Mutex::new(vec![scratch]),
             columns_pool: Mutex::new(Vec::new()),
+            checkpoints: OnceLock::new(),
         };
         // Checking every frame's header against the seek table touched a
         // page per frame, and the kernel maps the pages around each fault
@@ -185,6 +189,25 @@ impl TraceReader {
         // pages in again when they are read.
         reader.release_pages(FrameLocRec { offset: 0, len });
         Ok(reader)
+    }
+
+    /// The file's bytes.
+    pub(crate) fn data(&self) -> &[u8] {
+        &self.map
+    }
+
+    /// The checkpoint index, read on first use (a damaged one: none, and why).
+    pub(crate) fn checkpoint_index(&self) -> &(Vec<CheckpointInfo>, Option<String>) {
+        self.checkpoints
+            .get_or_init(|| match self.index.checkpoint_index {
+                Some(loc) => {
+                    match crate::checkpoint::read_index(&self.map, loc, &self.index.blocks) {
+                        Ok(v) => (v, None),
+                        Err(e) => (Vec::new(), Some(e)),
+                    }
+                }
+                None => (Vec::new(), None),
+            })
     }
 
     pub fn path(&self) -> &Path {

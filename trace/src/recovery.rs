@@ -92,6 +92,8 @@ pub(crate) fn scan(
                 Some(RecordKind::Header) => Err("a second header".into()),
                 // Read by the reader from frame 1; nothing to index.
                 Some(RecordKind::Provenance) => Ok(()),
+                // Checkpoints are found through the index of a finished file only.
+                Some(RecordKind::Checkpoint | RecordKind::CheckpointIndex) => Ok(()),
                 // A record kind of a newer minor version: not needed to read events.
                 None => Ok(()),
             }
@@ -112,5 +114,6 @@ pub(crate) fn scan(
         blocks,
         locs,
         truncation: Some(truncation),
+        checkpoint_index: None,
     }
 }

@@ -2,6 +2,7 @@
 //! frames (intern delta first, then the block), and at `finish` writes the
 //! footer index and the zstd seek table.
 
+use crate::checkpoint::{self, CheckpointEntryRec, CheckpointIndexRec, CheckpointTracker};
 use crate::codec::BlockEncoder;
 use crate::frame::{build_record, FrameCompressor, RecordKind};
 use crate::intern::InternCursor;
@@ -53,6 +54,9 @@ pub struct TraceWriter {
     intern_cursor: InternCursor,
     encoder: BlockEncoder,
     live: LiveTracker,
+    /// Allocator state for the checkpoints written every few blocks.
+    state: CheckpointTracker,
+    checkpoints_off: bool,
     opts: WriterOptions,
     compressor: FrameCompressor,
     seek_table: zeekstd::SeekTable,
@@ -106,6 +110,8 @@ impl TraceWriter {
             intern_cursor: InternCursor::default(),
             encoder: BlockEncoder::default(),
             live: LiveTracker::default(),
+            state: CheckpointTracker::default(),
+            checkpoints_off: false,
             opts,
             compressor,
             seek_table: zeekstd::SeekTable::new(),
@@ -168,6 +174,7 @@ impl TraceWriter {
             self.block_started = Some(coarse_now_ns());
         }
         self.live.apply(event);
+        self.state.apply(self.events_written, event);
         self.encoder.push(event);
         self.events_written += 1;
         if self.encoder.len() as usize >= self.opts.block_events {
@@ -175,6 +182,12 @@ impl TraceWriter {
         } else {
             self.tick()
         }
+    }
+
+    /// Lets tests play a writer of format 2.1: no checkpoints, no index.
+    #[doc(hidden)]
+    pub fn without_checkpoints(&mut self) {
+        self.checkpoints_off = true;
     }
 
     /// Lets tests play a writer of a newer minor version: an event of a kind
@@ -278,6 +291,25 @@ impl TraceWriter {
             last_ts,
             live,
         });
+        if self.state.due(self.blocks.len() as u32) && !self.checkpoints_off {
+            self.write_checkpoint()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the allocator state after the last sealed block (FORMAT.md §4.5).
+    fn write_checkpoint(&mut self) -> Result<()> {
+        let after_block = self.blocks.len() as u32 - 1;
+        let rec = self.state.snapshot(after_block, self.events_written);
+        let objects = rec.objects.len() as u32;
+        let bytes = checkpoint::to_bytes(&rec).map_err(TraceError::Other)?;
+        let frame = self.write_frame(RecordKind::Checkpoint, &bytes)?;
+        self.state.written.push(CheckpointEntryRec {
+            frame,
+            after_block,
+            next_event: self.events_written,
+            objects,
+        });
         Ok(())
     }
 
@@ -299,6 +331,13 @@ impl TraceWriter {
     /// Seals, writes the footer index and the seek table.
     pub fn finish(mut self) -> Result<()> {
         self.seal()?;
+        let index = CheckpointIndexRec {
+            entries: std::mem::take(&mut self.state.written),
+        };
+        if !self.checkpoints_off {
+            let bytes = checkpoint::index_to_bytes(&index).map_err(TraceError::Other)?;
+            self.write_frame(RecordKind::CheckpointIndex, &bytes)?;
+        }
         let footer = FooterRec {
             total_events: self.events_written,
             intern_frames: std::mem::take(&mut self.intern_frames),

@@ -163,9 +163,10 @@ fn single_byte_corruption_is_an_error_or_a_correct_read() {
 fn corrupt_block_error_names_block_and_offset() {
     let dir = tempfile::tempdir().unwrap();
     let (mut bytes, events, _, ends) = small_trace(dir.path());
-    // Damage the middle of block 3's frame.
+    // Damage block 3's frame a few bytes past its zstd frame header (a
+    // checkpoint frame follows block 3, inside the same seal interval).
     let (start, end) = (ends[2].0, ends[3].0);
-    let mid = ((start + end) / 2) as usize;
+    let mid = (start + 24) as usize;
     bytes[mid] ^= 0x55;
     let path = dir.path().join("bad.zst");
     std::fs::write(&path, &bytes).unwrap();
