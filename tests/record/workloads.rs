@@ -1,5 +1,5 @@
-//! Every workload recorded exactly (checked against the client's echo log and
-//! the workload READMEs), the summary, and `--fail-on`.
+//! Every workload recorded exactly (checked against the harness's echo of the
+//! API calls and the workload READMEs), the summary, and `--fail-on`.
 
 use super::*;
 
@@ -13,7 +13,7 @@ fn site_json(r: &TraceReader, site: ttalloc_model::SiteId) -> Value {
     )
 }
 
-/// The trace event in the shape the Python client's TTALLOC_ECHO writes.
+/// The trace event in the shape `tests/support/echo_site` writes for each API call.
 fn echo_shape(r: &TraceReader, e: &Event) -> Option<Value> {
     let s = |id| r.interner().string(id).to_owned();
     Some(match &e.kind {
@@ -151,11 +151,13 @@ fn records_every_workload_exactly() {
         let echo = tmp.path().join("echo");
         std::fs::create_dir(&echo).unwrap();
         let trace = tmp.path().join("t.zst");
+        // The test harness's echo of every API call (not part of the client).
+        let echo_site = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/support/echo_site");
         let out = record(
             tmp.path(),
             &trace,
             &["python3", dir.join("workload.py").to_str().unwrap()],
-            &[("TTALLOC_ECHO", &echo)],
+            &[("TTALLOC_ECHO", &echo), ("PYTHONPATH", &echo_site)],
         );
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(0), "{name}: {stderr}");

@@ -51,7 +51,6 @@ try:
     _FLUSH_INTERVAL = float(os.environ.get("TTALLOC_FLUSH_INTERVAL", "0.2"))
 except ValueError:
     _FLUSH_INTERVAL = 0.2
-_ECHO_DIR = os.environ.get("TTALLOC_ECHO", "")
 _BATCH_EVENTS = 1024
 _BATCH_BYTES = 60000
 _LOCAL_ID_LIMIT = 1 << 40
@@ -61,29 +60,12 @@ _MAGIC = 0x4C415454  # "TTAL"
 _VERSION = (1, 1)
 _HDR = struct.Struct("<IHHI")
 _F_HELLO, _F_STRINGS, _F_FRAMES, _F_STACKS, _F_EVENTS, _F_GOODBYE = 1, 2, 3, 4, 5, 6
-_K_DEVICE_OPEN, _K_DEVICE_CLOSE, _K_ALLOC, _K_FREE = 2, 3, 4, 5
-_K_CB_ALLOC, _K_CB_FREE_ALL, _K_PROG_LOAD, _K_PROG_UNLOAD = 6, 7, 8, 9
-_K_TRACE_CAPTURE, _K_TRACE_RELEASE, _K_OP_BEGIN, _K_OP_END, _K_MARKER = 10, 11, 12, 13, 14
-_K_ALLOC_REFUSED, _K_ALLOC2 = 15, 16  # protocol 1.1
-_E_PLAIN = struct.Struct("<BBHIQ")
-_E_U32 = struct.Struct("<BBHIQI")
-_E_DEVICE_OPEN = struct.Struct("<BBHIQBBBBI11Q")
-_E_ALLOC = struct.Struct("<BBHIQQQQQIIBBH")
-_E_ALLOC2 = struct.Struct("<BBHIQQQQQIIBBHQII")  # BUFFER_ALLOC + per_bank_size, label, pad
-_E_ALLOC_REFUSED = struct.Struct("<BBHIQQQQIIIBBH")
-_E_FREE = struct.Struct("<BBHIQQI")
-_E_CB = struct.Struct("<BBHIQQQII")
-_E_PROG_LOAD = struct.Struct("<BBHIQQQI")
-_E_PROG_UNLOAD = struct.Struct("<BBHIQQ")
-_E_TRACE_CAPTURE = struct.Struct("<BBHIQIQI")
 _FRAME = struct.Struct("<III")
 _STACK = struct.Struct("<II")
 _U32 = struct.Struct("<I")
 
 _BUFFER_TYPES = {"DRAM": 0, "L1": 1, "SYSTEM_MEMORY": 2, "L1_SMALL": 3, "TRACE": 4}
-_BUFFER_TYPE_NAMES = {v: k for k, v in _BUFFER_TYPES.items()}
 _LAYOUTS = {"INTERLEAVED": 0, "HEIGHT_SHARDED": 1, "WIDTH_SHARDED": 2, "BLOCK_SHARDED": 3}
-_LAYOUT_NAMES = {v: k for k, v in _LAYOUTS.items()}
 _ARCHS = {"unknown": 0, "grayskull": 1, "wormhole_b0": 2, "wormhole": 2, "blackhole": 3, "quasar": 4}
 # Order fixed by the protocol: bit i of the presence mask is key i.
 _CONFIG_KEYS = (
@@ -91,11 +73,6 @@ _CONFIG_KEYS = (
     "l1_banks", "l1_bank_size", "l1_alignment", "l1_unreserved_base",
     "l1_small_size", "trace_region_size", "worker_l1_size",
 )
-_KIND_NAMES = {
-    2: "device_open", 3: "device_close", 4: "buffer_alloc", 5: "buffer_free", 6: "cb_alloc",
-    7: "cb_free_all", 8: "program_load", 9: "program_unload", 10: "trace_capture",
-    11: "trace_release", 12: "op_begin", 13: "op_end", 14: "marker", 15: "alloc_refused",
-}
 
 
 _MAX_STRING = 16384  # characters; frames must stay under the recorder's 1 MiB limit
@@ -161,11 +138,6 @@ class _Client:
         self.programs = {}
         self.next_id = 1
         self.last_flush = time.monotonic()
-        self.echo = None
-        self.echo_pending = []
-        self.string_list = [""]
-        self.frame_list = []
-        self.node_list = [None]
 
     # ---- interning ----
     def string(self, s):
@@ -175,8 +147,6 @@ class _Client:
             self.strings[s] = sid
             self.str_defs += _str_bytes(s)
             self.nstr_defs += 1
-            if self.echo is not None:
-                self.string_list.append(s)
         return sid
 
     def site(self, key):
@@ -200,8 +170,6 @@ class _Client:
                 self.frames[fk] = fid
                 self.frame_defs += _FRAME.pack(fn, fl, line)
                 self.nframe_defs += 1
-                if self.echo is not None:
-                    self.frame_list.append((fn, fl, line))
             nk = (parent, fid)
             nid = self.nodes.get(nk)
             if nid is None:
@@ -210,8 +178,6 @@ class _Client:
                 self.nodes[nk] = nid
                 self.stack_defs += _STACK.pack(parent, fid)
                 self.nstack_defs += 1
-                if self.echo is not None:
-                    self.node_list.append(nk)
             parent = nid
         self.sites[key] = parent
         return parent
@@ -256,8 +222,6 @@ class _Client:
         except OSError as e:
             self.fail("lost the connection to the recorder (%s); recording stopped in process %d" % (e, os.getpid()))
             return
-        if self.echo_pending:
-            self.write_echo()
 
     def fail(self, msg):
         global _ON
@@ -281,28 +245,6 @@ class _Client:
             pass
         self.dead = True
 
-    # ---- test hook: TTALLOC_ECHO=DIR writes what was sent to DIR/<pid>.jsonl ----
-    def resolve_site(self, sid):
-        frames = []
-        while sid:
-            parent, fid = self.node_list[sid]
-            fn, fl, line = self.frame_list[fid]
-            frames.append([self.string_list[fn], self.string_list[fl], line])
-            sid = parent
-        return frames
-
-    def write_echo(self):
-        import json
-        lines = []
-        for e in self.echo_pending:
-            e = dict(e)
-            if "site" in e:
-                e["site"] = self.resolve_site(e["site"])
-            lines.append(json.dumps(e, sort_keys=True))
-        self.echo_pending = []
-        self.echo.write("\n".join(lines) + "\n")
-        self.echo.flush()
-
 
 _client = None
 _client_lock = threading.Lock()
@@ -324,11 +266,6 @@ def _connect():
             _warn("cannot connect to the recorder at %s (%s); not recording" % (_SOCKET_PATH, e))
             return None
         c = _Client(s)
-        if _ECHO_DIR:
-            try:
-                c.echo = open(os.path.join(_ECHO_DIR, "%d.jsonl" % os.getpid()), "a")
-            except OSError:
-                c.echo = None
         argv = list(getattr(sys, "orig_argv", None) or [sys.executable] + sys.argv)
         if len(argv) > 32:
             argv = argv[:31] + ["... (%d more arguments)" % (len(argv) - 31)]
@@ -422,6 +359,92 @@ def _line_of(code, lasti):
     return line if line and line > 0 else 0
 
 
+# ---------------------------------------------------------------- the encoder
+#
+# One table row per event kind (recorder/PROTOCOL.md): its wire code, its
+# record layout after the common header {u8 kind, u8 flags, u16 0, u32 device,
+# u64 ts}, the API function that sends it, the body slots the client fills
+# under its lock (call site, interned string, buffer/program id) and the
+# arguments a failed pack is blamed on. One function, _emit, encodes them all.
+# Hot paths avoid helper calls: table lookups for names, struct's own range
+# checks for integers (turned into a ValueError naming the argument).
+
+
+class _Kind(object):
+    """One event kind of the native protocol, as the client sends it."""
+
+    __slots__ = ("code", "api", "pack", "site_at", "string_at", "id_at", "ids", "takes_id", "checked")
+
+    def __init__(self, code, api, body, checked=(), site_at=-1, string_at=-1, id_at=-1, ids=None,
+                 takes_id=False):
+        self.code = code
+        self.api = api
+        self.pack = struct.Struct("<BBHIQ" + body).pack
+        self.site_at = site_at  # body slot of the call site's id
+        self.string_at = string_at  # body slot of a string (interned; None is 0)
+        self.id_at = id_at  # body slot of the object's local id
+        self.ids = ids  # the client's table of live ids: "buffers" or "programs"
+        self.takes_id = takes_id  # the event ends the object: its id leaves the table
+        self.checked = (("device", 32, -1),) + checked  # (argument, bits, body slot; -1 = the device)
+
+
+_DEVICE_OPEN = _Kind(2, "device_open", "BBBBI11Q")
+_DEVICE_CLOSE = _Kind(3, "device_close", "")
+_ALLOC_CHECKED = (("size", 64, 1), ("address", 64, 2), ("page_size", 64, 3), ("num_cores", 32, 4))
+_ALLOC = _Kind(4, "alloc", "QQQQIIBBH", _ALLOC_CHECKED, site_at=5, id_at=0, ids="buffers")
+# protocol 1.1: BUFFER_ALLOC + u64 per_bank_size, u32 label string, u32 pad
+_ALLOC2 = _Kind(16, "alloc", "QQQQIIBBHQII", _ALLOC_CHECKED, site_at=5, string_at=10, id_at=0, ids="buffers")
+_FREE = _Kind(5, "free", "QI", site_at=1, id_at=0, ids="buffers", takes_id=True)
+_CB_ALLOC = _Kind(6, "cb_alloc", "QQII", (("address", 64, 0), ("size", 64, 1), ("cores", 32, 2)), site_at=3)
+_CB_FREE_ALL = _Kind(7, "cb_free_all", "")
+_PROGRAM_LOAD = _Kind(8, "program_load", "QQI", (("binary_size", 64, 1),), site_at=2, id_at=0, ids="programs")
+_PROGRAM_UNLOAD = _Kind(9, "program_unload", "Q", id_at=0, ids="programs", takes_id=True)
+_TRACE_CAPTURE = _Kind(10, "trace_capture", "IQI", (("trace_id", 32, 0), ("size", 64, 1)), site_at=2)
+_TRACE_RELEASE = _Kind(11, "trace_release", "I", (("trace_id", 32, 0),))
+_OP_BEGIN = _Kind(12, "op", "I", string_at=0)
+_OP_END = _Kind(13, "op", "")
+_MARKER = _Kind(14, "mark", "I", string_at=0)
+_ALLOC_REFUSED = _Kind(15, "alloc_refused", "QQQIIIBBH", (("size", 64, 0), ("page_size", 64, 1),
+                                                           ("per_bank_size", 64, 2), ("num_cores", 32, 3)),
+                       site_at=4, string_at=5)
+
+_time_ns = time.time_ns
+
+
+def _emit(kind, flags, device, site_key, body, obj=None):
+    """Queues one event of `kind`: the common header, then `body` (a list in
+    wire order whose site, string and id slots _emit fills under the lock).
+    `obj` is the (device, key) the caller names a buffer or program by."""
+    c = _client or _connect()
+    if c is None:
+        return
+    with c.lock:
+        ts = _time_ns()  # under the lock: a connection's timestamps never go back
+        if kind.site_at >= 0:
+            body[kind.site_at] = c.site(site_key)
+        if kind.string_at >= 0:
+            text = body[kind.string_at]
+            body[kind.string_at] = 0 if text is None else c.string(text)
+        if kind.id_at >= 0:
+            table = c.buffers if kind.ids == "buffers" else c.programs
+            if kind.takes_id:
+                local = table.pop(obj, None)
+                if local is None:
+                    local = c.new_id()  # ends an object never started here: recorded as such
+            else:
+                local = c.next_id
+            body[kind.id_at] = local
+        try:
+            rec = kind.pack(kind.code, flags, 0, device, ts, *body)
+        except struct.error as e:
+            raise _bad(kind.api, e, *[(name, device if at < 0 else body[at], bits)
+                                      for name, bits, at in kind.checked]) from None
+        if kind.id_at >= 0 and not kind.takes_id:
+            c.new_id()
+            table[obj] = local
+        c.add(rec)
+
+
 def _buffer_type(t):
     if isinstance(t, int) and not isinstance(t, bool):
         if 0 <= t <= 4:
@@ -450,13 +473,6 @@ def _u64(v, what):
     return v
 
 
-# ---------------------------------------------------------------- the API
-#
-# Hot paths avoid helper calls: table lookups for names, struct's own range
-# checks for integers (turned into ValueError), the echo dict built only when
-# the TTALLOC_ECHO test hook is on.
-
-_time_ns = time.time_ns
 _BT = dict(_BUFFER_TYPES)
 _BT.update({k.lower(): v for k, v in _BUFFER_TYPES.items()})
 _BT.update({v: v for v in _BUFFER_TYPES.values()})
@@ -476,6 +492,24 @@ def _bad(fn, e, *args):
         if not 0 <= value < (1 << bits):
             return ValueError("ttalloc.%s: %s %d is out of range (0 to 2**%d - 1)" % (fn, name, value, bits))
     return ValueError("ttalloc.%s: %s" % (fn, e))
+
+
+def _new_fields(fn, per_bank_size, label):
+    """Checks alloc's protocol 1.1 arguments; returns (per_bank_size, label)."""
+    if per_bank_size is not None:
+        if isinstance(per_bank_size, bool) or not isinstance(per_bank_size, int):
+            raise ValueError("ttalloc.%s: per_bank_size must be an integer, not %r" % (fn, per_bank_size))
+        if not 0 <= per_bank_size < (1 << 64):
+            raise ValueError("ttalloc.%s: per_bank_size %d out of range" % (fn, per_bank_size))
+    if label is not None:
+        if not isinstance(label, str):
+            raise ValueError("ttalloc.%s: label must be a string, not %r" % (fn, label))
+        if label == "":
+            label = None
+    return per_bank_size, label
+
+
+# ---------------------------------------------------------------- the API
 
 
 def enabled():
@@ -500,55 +534,12 @@ def device_open(device, arch="wormhole_b0", **config):
             continue
         mask |= 1 << i
         vals[i] = _u64(v, k)
-    c = _client or _connect()
-    if c is None:
-        return
-    with c.lock:
-        ts = _time_ns()  # under the lock: a connection's timestamps never go back
-        try:
-            rec = _E_DEVICE_OPEN.pack(_K_DEVICE_OPEN, 0, 0, device, ts, a, 0, 0, 0, mask, *vals)
-        except struct.error as e:
-            raise _bad("device_open", e, ("device", device, 32)) from None
-        c.add(rec)
-        if c.echo is not None:
-            c.echo_pending.append({"kind": "device_open", "device": device, "arch": a,
-                                   "config": {k: vals[i] for i, k in enumerate(_CONFIG_KEYS) if mask >> i & 1}})
-
-
-def _simple(kind, device):
-    c = _client or _connect()
-    if c is None:
-        return
-    with c.lock:
-        ts = _time_ns()  # under the lock: a connection's timestamps never go back
-        try:
-            rec = _E_PLAIN.pack(kind, 0, 0, device, ts)
-        except struct.error as e:
-            raise _bad(_KIND_NAMES[kind], e, ("device", device, 32)) from None
-        c.add(rec)
-        if c.echo is not None:
-            c.echo_pending.append({"kind": _KIND_NAMES[kind], "device": device})
+    _emit(_DEVICE_OPEN, 0, device, None, [a, 0, 0, 0, mask] + vals)
 
 
 def device_close(device):
-    if not _ON:
-        return
-    _simple(_K_DEVICE_CLOSE, device)
-
-
-def _new_fields(fn, per_bank_size, label):
-    """Checks alloc's protocol 1.1 arguments; returns (per_bank_size, label)."""
-    if per_bank_size is not None:
-        if isinstance(per_bank_size, bool) or not isinstance(per_bank_size, int):
-            raise ValueError("ttalloc.%s: per_bank_size must be an integer, not %r" % (fn, per_bank_size))
-        if not 0 <= per_bank_size < (1 << 64):
-            raise ValueError("ttalloc.%s: per_bank_size %d out of range" % (fn, per_bank_size))
-    if label is not None:
-        if not isinstance(label, str):
-            raise ValueError("ttalloc.%s: label must be a string, not %r" % (fn, label))
-        if label == "":
-            label = None
-    return per_bank_size, label
+    if _ON:
+        _emit(_DEVICE_CLOSE, 0, device, None, [])
 
 
 def alloc(device, buffer, buffer_type, size, address=None, page_size=None, layout="interleaved", num_cores=None,
@@ -573,40 +564,18 @@ def alloc(device, buffer, buffer_type, size, address=None, page_size=None, layou
         flags |= 2
     if num_cores is not None:
         flags |= 4
-    extended = per_bank_size is not None or label is not None
-    if extended:
+    if per_bank_size is not None or label is not None:
         per_bank_size, label = _new_fields("alloc", per_bank_size, label)
         if per_bank_size is not None:
             flags |= 8
         if label is not None:
             flags |= 16
-        extended = flags & 24 != 0
-    c = _client or _connect()
-    if c is None:
-        return
-    with c.lock:
-        ts = _time_ns()  # under the lock: a connection's timestamps never go back
-        bid = c.next_id
-        try:
-            if extended:
-                rec = _E_ALLOC2.pack(_K_ALLOC2, flags, 0, device, ts, bid, size, address or 0, page_size or 0,
-                                     num_cores or 0, c.site(key), bt, lay, 0, per_bank_size or 0,
-                                     c.string(label) if label is not None else 0, 0)
-            else:
-                rec = _E_ALLOC.pack(_K_ALLOC, flags, 0, device, ts, bid, size, address or 0, page_size or 0,
-                                    num_cores or 0, c.site(key), bt, lay, 0)
-        except struct.error as e:
-            raise _bad("alloc", e, ("device", device, 32), ("size", size, 64), ("address", address, 64),
-                       ("page_size", page_size, 64), ("num_cores", num_cores, 32)) from None
-        c.next_id = bid + 1 if bid + 1 < _LOCAL_ID_LIMIT else 1
-        c.buffers[(device, buffer)] = bid
-        c.add(rec)
-        if c.echo is not None:
-            c.echo_pending.append({"kind": "buffer_alloc", "device": device, "buffer": bid,
-                                   "buffer_type": _BUFFER_TYPE_NAMES[bt], "size": size, "address": address,
-                                   "page_size": page_size, "layout": _LAYOUT_NAMES[lay],
-                                   "num_cores": num_cores, "per_bank_size": per_bank_size, "label": label,
-                                   "site": c.sites[key]})
+    body = [0, size, address or 0, page_size or 0, num_cores or 0, 0, bt, lay, 0]
+    if flags & 24:
+        body += (per_bank_size or 0, label, 0)
+        _emit(_ALLOC2, flags, device, key, body, (device, buffer))
+    else:
+        _emit(_ALLOC, flags, device, key, body, (device, buffer))
 
 
 def alloc_refused(device, buffer_type, size, message, page_size=None, layout="interleaved", num_cores=None,
@@ -632,175 +601,55 @@ def alloc_refused(device, buffer_type, size, message, page_size=None, layout="in
         flags |= 2
     if per_bank_size is not None:
         flags |= 4
-    c = _client or _connect()
-    if c is None:
-        return
-    with c.lock:
-        ts = _time_ns()  # under the lock: a connection's timestamps never go back
-        try:
-            rec = _E_ALLOC_REFUSED.pack(_K_ALLOC_REFUSED, flags, 0, device, ts, size, page_size or 0,
-                                        per_bank_size or 0, num_cores or 0, c.site(key), c.string(message),
-                                        bt, lay, 0)
-        except struct.error as e:
-            raise _bad("alloc_refused", e) from None
-        c.add(rec)
-        if c.echo is not None:
-            c.echo_pending.append({"kind": "alloc_refused", "device": device,
-                                   "buffer_type": _BUFFER_TYPE_NAMES[bt], "size": size,
-                                   "page_size": page_size, "layout": _LAYOUT_NAMES[lay], "num_cores": num_cores,
-                                   "per_bank_size": per_bank_size, "message": message, "site": c.sites[key]})
+    _emit(_ALLOC_REFUSED, flags, device, key,
+          [size, page_size or 0, per_bank_size or 0, num_cores or 0, 0, message, bt, lay, 0])
 
 
 def free(device, buffer):
-    if not _ON:
-        return
-    key = _stack_key()
-    c = _client or _connect()
-    if c is None:
-        return
-    with c.lock:
-        ts = _time_ns()  # under the lock: a connection's timestamps never go back
-        bid = c.buffers.pop((device, buffer), None)
-        if bid is None:
-            bid = c.new_id()  # a free of a buffer never allocated here: recorded as such
-        try:
-            rec = _E_FREE.pack(_K_FREE, 0, 0, device, ts, bid, c.site(key))
-        except struct.error as e:
-            raise _bad("free", e, ("device", device, 32)) from None
-        c.add(rec)
-        if c.echo is not None:
-            c.echo_pending.append({"kind": "buffer_free", "device": device, "buffer": bid, "site": c.sites[key]})
+    if _ON:
+        _emit(_FREE, 0, device, _stack_key(), [0, 0], (device, buffer))
 
 
 def cb_alloc(device, address, size, cores=None, globally_allocated=False):
     if not _ON:
         return
-    key = _stack_key()
     flags = 2 if globally_allocated else 0
     if cores is not None:
         flags |= 1
-    c = _client or _connect()
-    if c is None:
-        return
-    with c.lock:
-        ts = _time_ns()  # under the lock: a connection's timestamps never go back
-        try:
-            rec = _E_CB.pack(_K_CB_ALLOC, flags, 0, device, ts, address, size, cores or 0, c.site(key))
-        except struct.error as e:
-            raise _bad("cb_alloc", e, ("device", device, 32), ("address", address, 64), ("size", size, 64),
-                       ("cores", cores, 32)) from None
-        c.add(rec)
-        if c.echo is not None:
-            c.echo_pending.append({"kind": "cb_alloc", "device": device, "address": address, "size": size,
-                                   "cores": cores, "globally_allocated": bool(globally_allocated),
-                                   "site": c.sites[key]})
+    _emit(_CB_ALLOC, flags, device, _stack_key(), [address, size, cores or 0, 0])
 
 
 def cb_free_all(device):
-    if not _ON:
-        return
-    _simple(_K_CB_FREE_ALL, device)
+    if _ON:
+        _emit(_CB_FREE_ALL, 0, device, None, [])
 
 
 def program_load(device, program, binary_size):
-    if not _ON:
-        return
-    key = _stack_key()
-    c = _client or _connect()
-    if c is None:
-        return
-    with c.lock:
-        ts = _time_ns()  # under the lock: a connection's timestamps never go back
-        pid = c.next_id
-        try:
-            rec = _E_PROG_LOAD.pack(_K_PROG_LOAD, 0, 0, device, ts, pid, binary_size, c.site(key))
-        except struct.error as e:
-            raise _bad("program_load", e, ("device", device, 32), ("binary_size", binary_size, 64)) from None
-        c.new_id()
-        c.programs[(device, program)] = pid
-        c.add(rec)
-        if c.echo is not None:
-            c.echo_pending.append({"kind": "program_load", "device": device, "program": pid,
-                                   "binary_size": binary_size, "site": c.sites[key]})
+    if _ON:
+        _emit(_PROGRAM_LOAD, 0, device, _stack_key(), [0, binary_size, 0], (device, program))
 
 
 def program_unload(device, program):
-    if not _ON:
-        return
-    c = _client or _connect()
-    if c is None:
-        return
-    with c.lock:
-        ts = _time_ns()  # under the lock: a connection's timestamps never go back
-        pid = c.programs.pop((device, program), None)
-        if pid is None:
-            pid = c.new_id()
-        try:
-            rec = _E_PROG_UNLOAD.pack(_K_PROG_UNLOAD, 0, 0, device, ts, pid)
-        except struct.error as e:
-            raise _bad("program_unload", e, ("device", device, 32)) from None
-        c.add(rec)
-        if c.echo is not None:
-            c.echo_pending.append({"kind": "program_unload", "device": device, "program": pid})
+    if _ON:
+        _emit(_PROGRAM_UNLOAD, 0, device, None, [0], (device, program))
 
 
 def trace_capture(device, trace_id, size):
-    if not _ON:
-        return
-    key = _stack_key()
-    c = _client or _connect()
-    if c is None:
-        return
-    with c.lock:
-        ts = _time_ns()  # under the lock: a connection's timestamps never go back
-        try:
-            rec = _E_TRACE_CAPTURE.pack(_K_TRACE_CAPTURE, 0, 0, device, ts, trace_id, size, c.site(key))
-        except struct.error as e:
-            raise _bad("trace_capture", e, ("device", device, 32), ("trace_id", trace_id, 32),
-                       ("size", size, 64)) from None
-        c.add(rec)
-        if c.echo is not None:
-            c.echo_pending.append({"kind": "trace_capture", "device": device, "trace_id": trace_id, "size": size,
-                                   "site": c.sites[key]})
+    if _ON:
+        _emit(_TRACE_CAPTURE, 0, device, _stack_key(), [trace_id, size, 0])
 
 
 def trace_release(device, trace_id):
-    if not _ON:
-        return
-    c = _client or _connect()
-    if c is None:
-        return
-    with c.lock:
-        ts = _time_ns()  # under the lock: a connection's timestamps never go back
-        try:
-            rec = _E_U32.pack(_K_TRACE_RELEASE, 0, 0, device, ts, trace_id)
-        except struct.error as e:
-            raise _bad("trace_release", e, ("device", device, 32), ("trace_id", trace_id, 32)) from None
-        c.add(rec)
-        if c.echo is not None:
-            c.echo_pending.append({"kind": "trace_release", "device": device, "trace_id": trace_id})
+    if _ON:
+        _emit(_TRACE_RELEASE, 0, device, None, [trace_id])
 
 
 def _op_begin(name):
-    c = _client or _connect()
-    if c is None:
-        return
-    with c.lock:
-        ts = _time_ns()  # under the lock: a connection's timestamps never go back
-        c.add(_E_U32.pack(_K_OP_BEGIN, 0, 0, 0, ts, c.string(name)))
-        if c.echo is not None:
-            c.echo_pending.append({"kind": "op_begin", "name": name})
+    _emit(_OP_BEGIN, 0, 0, None, [name])
 
 
 def _op_end():
-    c = _client or _connect()
-    if c is None:
-        return
-    with c.lock:
-        ts = _time_ns()  # under the lock: a connection's timestamps never go back
-        c.add(_E_PLAIN.pack(_K_OP_END, 0, 0, 0, ts))
-        if c.echo is not None:
-            c.echo_pending.append({"kind": "op_end"})
+    _emit(_OP_END, 0, 0, None, [])
 
 
 class _Op(object):
@@ -851,17 +700,8 @@ def op(name):
 
 
 def mark(label):
-    if not _ON:
-        return
-    c = _client or _connect()
-    if c is None:
-        return
-    label = str(label)
-    with c.lock:
-        ts = _time_ns()
-        c.add(_E_U32.pack(_K_MARKER, 0, 0, 0, ts, c.string(label)))
-        if c.echo is not None:
-            c.echo_pending.append({"kind": "marker", "label": label})
+    if _ON:
+        _emit(_MARKER, 0, 0, None, [str(label)])
 
 
 def flush():
@@ -879,12 +719,6 @@ def _shutdown():
         return
     with c.lock:
         c.goodbye_locked()
-        if c.echo is not None:
-            try:
-                c.echo.close()
-            except OSError:
-                pass
-            c.echo = None
 
 
 atexit.register(_shutdown)
@@ -914,11 +748,6 @@ def _after_fork_child():
             c.sock.close()
         except OSError:
             pass
-        if c.echo is not None:
-            try:
-                c.echo.close()
-            except OSError:
-                pass
 
 
 if hasattr(os, "register_at_fork"):
