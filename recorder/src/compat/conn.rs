@@ -1,12 +1,13 @@
 //! One client connection: read the stream, split it into 112-byte messages,
 //! apply them to the shared registry, record the events, answer queries.
 
-use super::message::{Message, MsgType, StreamDecoder};
+use super::message::{Message, MsgType};
 use super::output::{CompatOutput, ProcessInfo, ProcessOutput};
-use super::state::{Owner, Registry};
+use super::state::{Outcome, Owner, Registry};
+use super::stream::StreamDecoder;
 use crate::ingest::now_ns;
 use std::collections::{HashMap, HashSet};
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -60,6 +61,8 @@ struct Conn {
     /// namespace is never visible and ends with its connection instead.
     sweepable: HashSet<i32>,
     last_ts: u64,
+    /// Scratch for [`Registry::apply_into`].
+    outcome: Outcome,
 }
 
 impl Conn {
@@ -138,14 +141,25 @@ impl Conn {
             msg.kind(),
             Some(MsgType::Query | MsgType::DeviceInfoQuery | MsgType::DumpKernels) | None
         );
-        let outcome = if records {
+        // The outcome's vectors are reused from message to message.
+        let mut outcome = std::mem::take(&mut self.outcome);
+        outcome.clear();
+        let registry_owner = self.registry_owner(owner);
+        if records {
             // Open the process first: the registry takes ids from it.
             self.process(owner)?;
-            let shared = self.shared.clone();
-            let mut reg = shared.registry.lock().unwrap_or_else(|p| p.into_inner());
-            let registry_owner = self.registry_owner(owner);
-            let p = self.procs.get_mut(&owner).unwrap();
-            reg.apply(msg, registry_owner, &mut super::output::IdsOf(&mut **p))
+            let mut reg = self
+                .shared
+                .registry
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let p = self.procs.get_mut(&owner).expect("opened above");
+            reg.apply_into(
+                msg,
+                registry_owner,
+                &mut super::output::IdsOf(&mut **p),
+                &mut outcome,
+            );
         } else {
             struct NoIds;
             impl super::state::IdSource for NoIds {
@@ -161,7 +175,7 @@ impl Conn {
                 .registry
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
-            reg.apply(msg, self.registry_owner(owner), &mut NoIds)
+            reg.apply_into(msg, registry_owner, &mut NoIds, &mut outcome);
         };
         if outcome.rejected {
             self.shared
@@ -177,13 +191,15 @@ impl Conn {
         if !outcome.report.is_empty() {
             (self.shared.print)(&outcome.report.join("\n"));
         }
-        for kind in outcome.events {
+        for kind in outcome.events.drain(..) {
             self.send(owner, kind);
         }
-        if let Some(label) = &outcome.marker {
-            self.marker(owner, label);
+        if let Some(label) = outcome.marker.take() {
+            self.marker(owner, &label);
         }
-        outcome.reply
+        let reply = outcome.reply.take();
+        self.outcome = outcome;
+        reply
     }
 
     fn flush(&mut self) {
@@ -246,9 +262,9 @@ pub(crate) fn run(mut stream: UnixStream, peer_pid: Option<u32>, shared: Arc<Sha
         procs: HashMap::new(),
         sweepable: HashSet::new(),
         last_ts: 0,
+        outcome: Outcome::default(),
     };
     let mut dec = StreamDecoder::new();
-    let mut buf = vec![0u8; 64 * 1024];
     let mut last_data = Instant::now();
     let mut last_sweep = Instant::now();
     let peer = peer_pid.map(|p| p as i32).unwrap_or(0);
@@ -261,15 +277,14 @@ pub(crate) fn run(mut stream: UnixStream, peer_pid: Option<u32>, shared: Arc<Sha
             let _ = stream.set_nonblocking(true);
             closed_reason = "was still connected when recording stopped";
         }
-        match stream.read(&mut buf) {
+        match dec.read_from(&mut stream) {
             Ok(0) => {
                 if let Some(m) = dec.stalled() {
                     report_misframe(&mut conn, peer, &m.to_string());
                 }
                 break;
             }
-            Ok(n) => {
-                dec.feed(&buf[..n]);
+            Ok(_) => {
                 last_data = Instant::now();
                 let mut failed = None;
                 loop {

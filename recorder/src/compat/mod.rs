@@ -5,7 +5,8 @@
 //! way `allocation_server_poc` does, so `allocation_monitor_client` keeps
 //! working against ttalloc.
 //!
-//! - [`message`]: the 112-byte message and the stream decoder that detects
+//! - [`message`]: the 112-byte message.
+//! - [`stream`]: the stream decoder, reading messages in place, that detects
 //!   misframing (type out of range, non-zero padding, a 128- or 72-byte
 //!   struct) with the byte offset and the likely cause.
 //! - [`state`]: the server's bookkeeping (ref-counted (device, address) keys,
@@ -36,15 +37,17 @@ mod numbering;
 pub mod output;
 pub mod signals;
 pub mod state;
+pub mod stream;
 
 pub use conn::pid_alive;
 pub use listener::{
     current_uid, peer_cred, CompatError, CompatListener, CompatOptions, CompatReport,
     DEFAULT_SOCKET,
 };
-pub use message::{Message, Misframe, MsgType, StreamDecoder, MESSAGE_SIZE};
+pub use message::{Message, MsgType, MESSAGE_SIZE};
 pub use output::{CompatOutput, IngestOutput, ProcessInfo, ProcessOutput, SinkOutput};
 pub use state::{Numbering, Registry};
+pub use stream::{Misframe, StreamDecoder};
 
 #[cfg(test)]
 mod tests;

@@ -111,6 +111,18 @@ pub struct Outcome {
     pub marker: Option<String>,
 }
 
+impl Outcome {
+    /// Empties it, keeping the vectors' memory.
+    pub fn clear(&mut self) {
+        self.events.clear();
+        self.reply = None;
+        self.lines.clear();
+        self.report.clear();
+        self.rejected = false;
+        self.marker = None;
+    }
+}
+
 #[derive(Default)]
 pub struct Registry {
     numbering: Numbering,
@@ -176,11 +188,23 @@ impl Registry {
         owner: impl Into<Owner>,
         ids: &mut dyn IdSource,
     ) -> Outcome {
-        let owner = owner.into();
         let mut out = Outcome::default();
+        self.apply_into(msg, owner.into(), ids, &mut out);
+        out
+    }
+
+    /// [`apply`](Self::apply) into a cleared `out` whose vectors the caller
+    /// reuses from message to message (no allocation per message).
+    pub fn apply_into(
+        &mut self,
+        msg: &Message,
+        owner: Owner,
+        ids: &mut dyn IdSource,
+        out: &mut Outcome,
+    ) {
         let Some(kind) = msg.kind() else {
             out.rejected = true;
-            return out;
+            return;
         };
         let needs_device = !matches!(
             kind,
@@ -196,7 +220,7 @@ impl Registry {
                 msg.device_id
             ));
             out.rejected = true;
-            return out;
+            return;
         }
         let key = (msg.device_id, msg.buffer_id);
         match kind {
@@ -210,11 +234,11 @@ impl Registry {
                         self.numbering.name()
                     ));
                     out.rejected = true;
-                    return out;
+                    return;
                 };
                 if let Some(e) = self.buffers.get_mut(&key) {
                     e.refs = e.refs.saturating_add(1);
-                    return out;
+                    return;
                 }
                 let local = self.local();
                 let id = ids.buffer_id(local);
@@ -304,7 +328,7 @@ impl Registry {
             MsgType::CbAlloc => {
                 if let Some(e) = self.cbs.get_mut(&key) {
                     e.refs = e.refs.saturating_add(1);
-                    return out;
+                    return;
                 }
                 self.cbs.insert(
                     key,
@@ -348,7 +372,7 @@ impl Registry {
             MsgType::KernelLoad => {
                 if let Some(e) = self.kernels.get_mut(&key) {
                     e.refs = e.refs.saturating_add(1);
-                    return out;
+                    return;
                 }
                 let local = self.local();
                 let program = ids.program_id(local);
@@ -390,7 +414,6 @@ impl Registry {
             },
             MsgType::Response | MsgType::DeviceInfoResponse => out.rejected = true,
         }
-        out
     }
 
     /// DEVICE_INFO_RESPONSE. ttalloc has no device access: the device count
