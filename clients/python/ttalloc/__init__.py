@@ -361,88 +361,85 @@ def _line_of(code, lasti):
 
 # ---------------------------------------------------------------- the encoder
 #
-# One table row per event kind (recorder/PROTOCOL.md): its wire code, its
-# record layout after the common header {u8 kind, u8 flags, u16 0, u32 device,
-# u64 ts}, the API function that sends it, the body slots the client fills
-# under its lock (call site, interned string, buffer/program id) and the
-# arguments a failed pack is blamed on. One function, _emit, encodes them all.
+# One table row per event kind (recorder/PROTOCOL.md): its wire code, the API
+# function that sends it, its record layout after the common header {u8 kind,
+# u8 flags, u16 0, u32 device, u64 ts}, the arguments a failed pack is blamed
+# on and the body slots the client fills under its lock (call site, interned
+# string, buffer/program id). One builder, _encoder, makes every row's encoder.
 # Hot paths avoid helper calls: table lookups for names, struct's own range
 # checks for integers (turned into a ValueError naming the argument).
 
 
-class _Kind(object):
-    """One event kind of the native protocol, as the client sends it."""
+def _encoder(code, api, body_fmt, checked=(), site_at=-1, string_at=-1, id_at=-1, ids=None, takes_id=False):
+    """Builds the function that queues one event of a kind: `emit(flags,
+    device, site_key, obj, *body)` packs the common header, then `body` (in
+    wire order), after filling under the client's lock the body's
+    slots for the call site (`site_at`, the id of the stack `site_key`), an
+    interned string (`string_at`; None is 0) and an object's local id
+    (`id_at`: a new id kept in the client's `ids` table under `obj`, or with
+    `takes_id` the id `obj` had, which leaves the table). A failed pack is a
+    ValueError naming the first of `checked` ((argument, bits, body slot))
+    that is not an integer of its width."""
+    pack = struct.Struct("<BBHIQ" + body_fmt).pack
+    checked = (("device", 32, -1),) + checked
+    fills = site_at >= 0 or string_at >= 0 or id_at >= 0
+    new_id = id_at >= 0 and not takes_id
 
-    __slots__ = ("code", "api", "pack", "site_at", "string_at", "id_at", "ids", "takes_id", "checked")
+    def emit(flags, device, site_key, obj, *body):
+        c = _client or _connect()
+        if c is None:
+            return
+        with c.lock:
+            ts = _time_ns()  # under the lock: a connection's timestamps never go back
+            if fills:
+                body = list(body)
+                if site_at >= 0:
+                    body[site_at] = c.site(site_key)
+                if string_at >= 0:
+                    text = body[string_at]
+                    body[string_at] = 0 if text is None else c.string(text)
+                if id_at >= 0:
+                    table = c.buffers if ids == "buffers" else c.programs
+                    if takes_id:
+                        local = table.pop(obj, None)
+                        if local is None:
+                            local = c.new_id()  # ends an object never started here: recorded as such
+                    else:
+                        local = c.next_id
+                    body[id_at] = local
+            try:
+                rec = pack(code, flags, 0, device, ts, *body)
+            except struct.error as e:
+                raise _bad(api, e, *[(name, device if at < 0 else body[at], bits)
+                                     for name, bits, at in checked]) from None
+            if new_id:
+                c.new_id()
+                table[obj] = local
+            c.add(rec)
 
-    def __init__(self, code, api, body, checked=(), site_at=-1, string_at=-1, id_at=-1, ids=None,
-                 takes_id=False):
-        self.code = code
-        self.api = api
-        self.pack = struct.Struct("<BBHIQ" + body).pack
-        self.site_at = site_at  # body slot of the call site's id
-        self.string_at = string_at  # body slot of a string (interned; None is 0)
-        self.id_at = id_at  # body slot of the object's local id
-        self.ids = ids  # the client's table of live ids: "buffers" or "programs"
-        self.takes_id = takes_id  # the event ends the object: its id leaves the table
-        self.checked = (("device", 32, -1),) + checked  # (argument, bits, body slot; -1 = the device)
+    return emit
 
-
-_DEVICE_OPEN = _Kind(2, "device_open", "BBBBI11Q")
-_DEVICE_CLOSE = _Kind(3, "device_close", "")
-_ALLOC_CHECKED = (("size", 64, 1), ("address", 64, 2), ("page_size", 64, 3), ("num_cores", 32, 4))
-_ALLOC = _Kind(4, "alloc", "QQQQIIBBH", _ALLOC_CHECKED, site_at=5, id_at=0, ids="buffers")
-# protocol 1.1: BUFFER_ALLOC + u64 per_bank_size, u32 label string, u32 pad
-_ALLOC2 = _Kind(16, "alloc", "QQQQIIBBHQII", _ALLOC_CHECKED, site_at=5, string_at=10, id_at=0, ids="buffers")
-_FREE = _Kind(5, "free", "QI", site_at=1, id_at=0, ids="buffers", takes_id=True)
-_CB_ALLOC = _Kind(6, "cb_alloc", "QQII", (("address", 64, 0), ("size", 64, 1), ("cores", 32, 2)), site_at=3)
-_CB_FREE_ALL = _Kind(7, "cb_free_all", "")
-_PROGRAM_LOAD = _Kind(8, "program_load", "QQI", (("binary_size", 64, 1),), site_at=2, id_at=0, ids="programs")
-_PROGRAM_UNLOAD = _Kind(9, "program_unload", "Q", id_at=0, ids="programs", takes_id=True)
-_TRACE_CAPTURE = _Kind(10, "trace_capture", "IQI", (("trace_id", 32, 0), ("size", 64, 1)), site_at=2)
-_TRACE_RELEASE = _Kind(11, "trace_release", "I", (("trace_id", 32, 0),))
-_OP_BEGIN = _Kind(12, "op", "I", string_at=0)
-_OP_END = _Kind(13, "op", "")
-_MARKER = _Kind(14, "mark", "I", string_at=0)
-_ALLOC_REFUSED = _Kind(15, "alloc_refused", "QQQIIIBBH", (("size", 64, 0), ("page_size", 64, 1),
-                                                           ("per_bank_size", 64, 2), ("num_cores", 32, 3)),
-                       site_at=4, string_at=5)
 
 _time_ns = time.time_ns
-
-
-def _emit(kind, flags, device, site_key, body, obj=None):
-    """Queues one event of `kind`: the common header, then `body` (a list in
-    wire order whose site, string and id slots _emit fills under the lock).
-    `obj` is the (device, key) the caller names a buffer or program by."""
-    c = _client or _connect()
-    if c is None:
-        return
-    with c.lock:
-        ts = _time_ns()  # under the lock: a connection's timestamps never go back
-        if kind.site_at >= 0:
-            body[kind.site_at] = c.site(site_key)
-        if kind.string_at >= 0:
-            text = body[kind.string_at]
-            body[kind.string_at] = 0 if text is None else c.string(text)
-        if kind.id_at >= 0:
-            table = c.buffers if kind.ids == "buffers" else c.programs
-            if kind.takes_id:
-                local = table.pop(obj, None)
-                if local is None:
-                    local = c.new_id()  # ends an object never started here: recorded as such
-            else:
-                local = c.next_id
-            body[kind.id_at] = local
-        try:
-            rec = kind.pack(kind.code, flags, 0, device, ts, *body)
-        except struct.error as e:
-            raise _bad(kind.api, e, *[(name, device if at < 0 else body[at], bits)
-                                      for name, bits, at in kind.checked]) from None
-        if kind.id_at >= 0 and not kind.takes_id:
-            c.new_id()
-            table[obj] = local
-        c.add(rec)
+_ALLOC_CHECKED = (("size", 64, 1), ("address", 64, 2), ("page_size", 64, 3), ("num_cores", 32, 4))
+_device_open = _encoder(2, "device_open", "BBBBI11Q")
+_device_close = _encoder(3, "device_close", "")
+_alloc = _encoder(4, "alloc", "QQQQIIBBH", _ALLOC_CHECKED, site_at=5, id_at=0, ids="buffers")
+# protocol 1.1: BUFFER_ALLOC + u64 per_bank_size, u32 label string, u32 pad
+_alloc2 = _encoder(16, "alloc", "QQQQIIBBHQII", _ALLOC_CHECKED, site_at=5, string_at=10, id_at=0, ids="buffers")
+_free = _encoder(5, "free", "QI", site_at=1, id_at=0, ids="buffers", takes_id=True)
+_cb_alloc = _encoder(6, "cb_alloc", "QQII", (("address", 64, 0), ("size", 64, 1), ("cores", 32, 2)), site_at=3)
+_cb_free_all = _encoder(7, "cb_free_all", "")
+_program_load = _encoder(8, "program_load", "QQI", (("binary_size", 64, 1),), site_at=2, id_at=0, ids="programs")
+_program_unload = _encoder(9, "program_unload", "Q", id_at=0, ids="programs", takes_id=True)
+_trace_capture = _encoder(10, "trace_capture", "IQI", (("trace_id", 32, 0), ("size", 64, 1)), site_at=2)
+_trace_release = _encoder(11, "trace_release", "I", (("trace_id", 32, 0),))
+_op_begin_event = _encoder(12, "op", "I", string_at=0)
+_op_end_event = _encoder(13, "op", "")
+_marker = _encoder(14, "mark", "I", string_at=0)
+_alloc_refused = _encoder(15, "alloc_refused", "QQQIIIBBH", (("size", 64, 0), ("page_size", 64, 1),
+                                                             ("per_bank_size", 64, 2), ("num_cores", 32, 3)),
+                          site_at=4, string_at=5)
 
 
 def _buffer_type(t):
@@ -534,12 +531,12 @@ def device_open(device, arch="wormhole_b0", **config):
             continue
         mask |= 1 << i
         vals[i] = _u64(v, k)
-    _emit(_DEVICE_OPEN, 0, device, None, [a, 0, 0, 0, mask] + vals)
+    _device_open(0, device, None, None, a, 0, 0, 0, mask, *vals)
 
 
 def device_close(device):
     if _ON:
-        _emit(_DEVICE_CLOSE, 0, device, None, [])
+        _device_close(0, device, None, None)
 
 
 def alloc(device, buffer, buffer_type, size, address=None, page_size=None, layout="interleaved", num_cores=None,
@@ -570,12 +567,12 @@ def alloc(device, buffer, buffer_type, size, address=None, page_size=None, layou
             flags |= 8
         if label is not None:
             flags |= 16
-    body = [0, size, address or 0, page_size or 0, num_cores or 0, 0, bt, lay, 0]
     if flags & 24:
-        body += (per_bank_size or 0, label, 0)
-        _emit(_ALLOC2, flags, device, key, body, (device, buffer))
+        _alloc2(flags, device, key, (device, buffer), 0, size, address or 0, page_size or 0, num_cores or 0, 0, bt,
+                lay, 0, per_bank_size or 0, label, 0)
     else:
-        _emit(_ALLOC, flags, device, key, body, (device, buffer))
+        _alloc(flags, device, key, (device, buffer), 0, size, address or 0, page_size or 0, num_cores or 0, 0, bt,
+               lay, 0)
 
 
 def alloc_refused(device, buffer_type, size, message, page_size=None, layout="interleaved", num_cores=None,
@@ -601,13 +598,13 @@ def alloc_refused(device, buffer_type, size, message, page_size=None, layout="in
         flags |= 2
     if per_bank_size is not None:
         flags |= 4
-    _emit(_ALLOC_REFUSED, flags, device, key,
-          [size, page_size or 0, per_bank_size or 0, num_cores or 0, 0, message, bt, lay, 0])
+    _alloc_refused(flags, device, key, None, size, page_size or 0, per_bank_size or 0, num_cores or 0, 0, message,
+                   bt, lay, 0)
 
 
 def free(device, buffer):
     if _ON:
-        _emit(_FREE, 0, device, _stack_key(), [0, 0], (device, buffer))
+        _free(0, device, _stack_key(), (device, buffer), 0, 0)
 
 
 def cb_alloc(device, address, size, cores=None, globally_allocated=False):
@@ -616,40 +613,40 @@ def cb_alloc(device, address, size, cores=None, globally_allocated=False):
     flags = 2 if globally_allocated else 0
     if cores is not None:
         flags |= 1
-    _emit(_CB_ALLOC, flags, device, _stack_key(), [address, size, cores or 0, 0])
+    _cb_alloc(flags, device, _stack_key(), None, address, size, cores or 0, 0)
 
 
 def cb_free_all(device):
     if _ON:
-        _emit(_CB_FREE_ALL, 0, device, None, [])
+        _cb_free_all(0, device, None, None)
 
 
 def program_load(device, program, binary_size):
     if _ON:
-        _emit(_PROGRAM_LOAD, 0, device, _stack_key(), [0, binary_size, 0], (device, program))
+        _program_load(0, device, _stack_key(), (device, program), 0, binary_size, 0)
 
 
 def program_unload(device, program):
     if _ON:
-        _emit(_PROGRAM_UNLOAD, 0, device, None, [0], (device, program))
+        _program_unload(0, device, None, (device, program), 0)
 
 
 def trace_capture(device, trace_id, size):
     if _ON:
-        _emit(_TRACE_CAPTURE, 0, device, _stack_key(), [trace_id, size, 0])
+        _trace_capture(0, device, _stack_key(), None, trace_id, size, 0)
 
 
 def trace_release(device, trace_id):
     if _ON:
-        _emit(_TRACE_RELEASE, 0, device, None, [trace_id])
+        _trace_release(0, device, None, None, trace_id)
 
 
 def _op_begin(name):
-    _emit(_OP_BEGIN, 0, 0, None, [name])
+    _op_begin_event(0, 0, None, None, name)
 
 
 def _op_end():
-    _emit(_OP_END, 0, 0, None, [])
+    _op_end_event(0, 0, None, None)
 
 
 class _Op(object):
@@ -701,7 +698,7 @@ def op(name):
 
 def mark(label):
     if _ON:
-        _emit(_MARKER, 0, 0, None, [str(label)])
+        _marker(0, 0, None, None, str(label))
 
 
 def flush():
