@@ -2,7 +2,7 @@
 //! the engine sees only this small adapter, so the model's API can evolve
 //! without touching the bookkeeping.
 
-use ttalloc_model::alloc::{AllocError, AllocRequest, Device};
+use ttalloc_model::alloc::{AllocError, AllocRequest, CbClash, Device};
 use ttalloc_model::{Arch, BufferId, BufferType, DeviceConfig, Layout, ProgramId, TraceId};
 
 /// An allocation request as recorded.
@@ -112,19 +112,14 @@ impl Sim {
         size: u64,
         cores: Option<u32>,
         global: bool,
-    ) -> Result<(), String> {
-        self.device
-            .cb_alloc(address, size, cores, global)
-            .map_err(|e| e.to_string())
+    ) -> Result<(), CbClash> {
+        self.device.cb_alloc(address, size, cores, global)
     }
 
     /// Places a circular buffer whose address was not recorded where the
     /// program's CB allocator would (see `Device::cb_place`), then checks it.
-    pub fn cb_place(&mut self, size: u64, cores: Option<u32>) -> Result<(), String> {
-        self.device
-            .cb_place(size, cores)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+    pub fn cb_place(&mut self, size: u64, cores: Option<u32>) -> Result<(), CbClash> {
+        self.device.cb_place(size, cores).map(|_| ())
     }
 
     /// Bytes per core of the statically allocated circular buffers since the

@@ -71,13 +71,15 @@ impl Engine<'_> {
                 let cb_bytes = sim.cb_bytes();
                 let peak = self.f.cb_peak.entry(*device).or_default();
                 *peak = (*peak).max(cb_bytes);
-                if let Err(message) = placed {
+                if let Err(clash) = placed {
                     self.f.cb_clashes += 1;
+                    // Only the first clash is reported: format only that one
+                    // (a trace may clash on every program).
                     if self.f.first_cb_clash.is_none() {
                         self.f.first_cb_clash = Some(CbClash {
                             event: ord,
                             device: *device,
-                            message,
+                            message: clash.to_string(),
                             site: *site,
                         });
                     }
