@@ -34,14 +34,30 @@ pub mod col {
     pub const SIZE_REM: u16 = 16;
     /// Id 17 is unused (format 1.x's TS_HIGH).
     pub const ALLOC_EXT: u16 = 18;
-    pub const COUNT: usize = 19;
+    /// 2.2: TS with deltas from the block's first timestamp (replaces TS).
+    pub const TS_REL: u16 = 19;
+    /// 2.2: SIZE as a change from the site's previous size (replaces SIZE).
+    pub const SIZE_BY_SITE: u16 = 20;
+    pub const COUNT: usize = 21;
 
     /// Packed columns (FORMAT.md §5.1); the others are byte streams.
     pub const PACKED: [bool; COUNT] = {
         let mut p = [false; COUNT];
         let ids = [
-            TS, DEVICE, ALLOC_BUF, FREE_BUF, SIZE, ADDR, PAGE, CORES, ALLOC_SITE, FREE_SITE, NAME,
+            TS,
+            DEVICE,
+            ALLOC_BUF,
+            FREE_BUF,
+            SIZE,
+            ADDR,
+            PAGE,
+            CORES,
+            ALLOC_SITE,
+            FREE_SITE,
+            NAME,
             SIZE_REM,
+            TS_REL,
+            SIZE_BY_SITE,
         ];
         let mut i = 0;
         while i < ids.len() {
@@ -76,9 +92,65 @@ pub(crate) const FLAG_ADDR: u8 = 1 << 5;
 pub(crate) const FLAG_PAGE: u8 = 1 << 6;
 pub(crate) const FLAG_CORES: u8 = 1 << 7;
 
+/// How a block's columns are coded: the format minor version decides
+/// (FORMAT.md §5.1; 2.0 and 2.1 share a layout).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ColumnLayout {
+    /// Formats 2.0 and 2.1.
+    V20,
+    /// Format 2.2: TS_REL instead of TS (deltas start from the block's first
+    /// timestamp), SIZE_BY_SITE instead of SIZE (a delta against the previous
+    /// size of the same call site). New column ids, so a 2.1 reader finds no
+    /// TS or SIZE and reports the block as damaged instead of misreading it.
+    #[default]
+    V22,
+}
+
+impl ColumnLayout {
+    /// The layout of blocks written as format 2.`minor`.
+    pub fn of_minor(minor: u16) -> ColumnLayout {
+        if minor >= 2 {
+            ColumnLayout::V22
+        } else {
+            ColumnLayout::V20
+        }
+    }
+}
+
+/// Per-call-site history (format 2.2): the previous value of a field at the
+/// same site in the block. Sites share slots modulo `SLOTS` (a clash only
+/// costs compression).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SiteHistory {
+    pub(crate) slots: Box<[u64; SiteHistory::SLOTS]>,
+}
+
+impl Default for SiteHistory {
+    fn default() -> Self {
+        SiteHistory {
+            slots: Box::new([0; SiteHistory::SLOTS]),
+        }
+    }
+}
+
+impl SiteHistory {
+    pub(crate) const SLOTS: usize = 4096;
+
+    #[inline(always)]
+    pub(crate) fn index(site: u64) -> usize {
+        (site as usize) & (Self::SLOTS - 1)
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.slots.fill(0);
+    }
+}
+
 /// Accumulates one block's events as columns.
 #[derive(Default)]
 pub struct BlockEncoder {
+    layout: ColumnLayout,
+    prev_size: SiteHistory,
     cols: [Vec<u8>; col::COUNT],
     /// Values of the packed columns, packed when the block is taken.
     vals: [Vec<u64>; col::COUNT],
@@ -140,6 +212,14 @@ impl AddrHistory {
 }
 
 impl BlockEncoder {
+    /// An encoder writing blocks in `layout`.
+    pub fn new(layout: ColumnLayout) -> BlockEncoder {
+        BlockEncoder {
+            layout,
+            ..BlockEncoder::default()
+        }
+    }
+
     pub fn len(&self) -> u32 {
         self.count
     }
@@ -168,13 +248,22 @@ impl BlockEncoder {
     fn common(&mut self, tag: u8, ts: u64, pid: Pid) {
         if self.count == 0 {
             self.first_ts = ts;
+            if self.layout == ColumnLayout::V22 {
+                // 2.2: deltas start from the block's first timestamp (kept in
+                // the block record), so the column is as narrow as its gaps.
+                self.prev_ts = ts;
+            }
         }
         self.last_ts = ts;
         self.count += 1;
         self.cols[col::TAG as usize].push(tag);
         // Deltas are wrapping (not zigzag): timestamps almost always grow, and a
         // rare step back just widens this block's column.
-        self.put(col::TS, ts.wrapping_sub(self.prev_ts));
+        let ts_col = match self.layout {
+            ColumnLayout::V20 => col::TS,
+            ColumnLayout::V22 => col::TS_REL,
+        };
+        self.put(ts_col, ts.wrapping_sub(self.prev_ts));
         self.prev_ts = ts;
         // Pids come in long runs: the column holds (pid delta, run length) pairs.
         if self.pid_run > 0 && pid.0 == self.run_pid {
@@ -282,12 +371,22 @@ impl BlockEncoder {
                 }
                 self.cols[ALLOC_FLAGS as usize].push(flags);
                 // Sizes are whole pages: store pages and the remainder (almost always 0).
-                match page_size {
+                let units = match page_size {
                     Some(p) if *p > 0 => {
-                        self.put(SIZE, size / p);
                         self.put(SIZE_REM, size % p);
+                        size / p
                     }
-                    _ => self.put(SIZE, *size),
+                    _ => *size,
+                };
+                match self.layout {
+                    ColumnLayout::V20 => self.put(SIZE, units),
+                    // 2.2: a site mostly allocates the same size again.
+                    ColumnLayout::V22 => {
+                        let prev = &mut self.prev_size.slots[SiteHistory::index(site.0 as u64)];
+                        let d = units.wrapping_sub(*prev) as i64;
+                        *prev = units;
+                        self.put(SIZE_BY_SITE, zigzag(d));
+                    }
                 }
                 self.put(ALLOC_SITE, site.0 as u64);
             }
@@ -376,6 +475,9 @@ impl BlockEncoder {
         self.prev_alloc_buf = 0;
         self.prev_device = 0;
         self.prev_addr.clear();
+        if self.layout == ColumnLayout::V22 {
+            self.prev_size.clear();
+        }
         self.alloc_ext.clear();
         out
     }

@@ -308,27 +308,31 @@ impl TraceReader {
     /// rkyv) without decoding events; returns its column bytes.
     #[doc(hidden)]
     pub fn bench_unpack_block(&self, i: usize) -> Result<usize> {
+        let mut total = 0;
+        self.bench_raw_columns(i, |_, bytes| total += bytes.len())?;
+        Ok(total)
+    }
+
+    /// Benchmarks and format experiments: hands `f(column id, bytes)` every
+    /// column of block `i` as stored (decompressed, validated, not decoded).
+    #[doc(hidden)]
+    pub fn bench_raw_columns(&self, i: usize, mut f: impl FnMut(u16, &[u8])) -> Result<()> {
         let Some(&loc) = self.index.locs.get(i) else {
             return Err(TraceError::Other(format!("block {i} does not exist")));
         };
         let bytes = &self.map[loc.offset as usize..(loc.offset + loc.len) as usize];
-        let mut scratch = self
-            .pool
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pop()
-            .unwrap_or_default();
+        let mut scratch = self.take_scratch();
         let result = (|| {
             scratch.dctx.decompress(bytes, &mut scratch.buf)?;
             let rec = open_record(&scratch.buf)?;
             let block = rkyv::access::<ArchivedBlockRec, BoxedError>(rec.payload)
                 .map_err(|e| e.to_string())?;
-            Ok::<usize, String>(block.columns.iter().map(|c| c.bytes.len()).sum())
+            for c in block.columns.iter() {
+                f(c.id.to_native(), c.bytes.as_slice());
+            }
+            Ok::<(), String>(())
         })();
-        self.pool
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(scratch);
+        self.put_scratch(scratch);
         result.map_err(|reason| self.corrupt(i, reason))
     }
 

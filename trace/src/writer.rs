@@ -3,7 +3,7 @@
 //! footer index and the zstd seek table.
 
 use crate::checkpoint::{self, CheckpointEntryRec, CheckpointIndexRec, CheckpointTracker};
-use crate::codec::BlockEncoder;
+use crate::codec::{BlockEncoder, ColumnLayout};
 use crate::frame::{build_record, FrameCompressor, RecordKind};
 use crate::intern::InternCursor;
 use crate::live::LiveTracker;
@@ -108,7 +108,7 @@ impl TraceWriter {
             offset: 0,
             interner: InternTables::new(),
             intern_cursor: InternCursor::default(),
-            encoder: BlockEncoder::default(),
+            encoder: BlockEncoder::new(ColumnLayout::of_minor(minor)),
             live: LiveTracker::default(),
             state: CheckpointTracker::default(),
             checkpoints_off: false,

@@ -1,9 +1,10 @@
 //! BufferAlloc events: flags, sizes, addresses and the optional fields.
 
+use super::block::coded_as;
 use super::columns::{AllocCol, ColumnValues};
 use super::packed::column_values;
 use super::{undefined_site, DecodeError, RefLimits};
-use crate::codec::{col, AddrHistory, FLAG_ADDR, FLAG_CORES, FLAG_PAGE};
+use crate::codec::{col, AddrHistory, ColumnLayout, SiteHistory, FLAG_ADDR, FLAG_CORES, FLAG_PAGE};
 use crate::varint::unzigzag;
 use ttalloc_model::{BufferId, BufferType, DeviceId, Layout, SiteId, StringId};
 
@@ -58,7 +59,22 @@ pub(super) fn decode_allocs(
         "alloc site",
         &mut vals.alloc_site,
     )?;
-    column_values(cols[col::SIZE as usize], n, "size", &mut vals.size)?;
+    let layout = coded_as(cols, col::SIZE, col::SIZE_BY_SITE, "size")?;
+    let size_col = match layout {
+        ColumnLayout::V20 => col::SIZE,
+        ColumnLayout::V22 => col::SIZE_BY_SITE,
+    };
+    column_values(cols[size_col as usize], n, "size", &mut vals.size)?;
+    if layout == ColumnLayout::V22 {
+        // 2.2: a delta against the previous size of the same site.
+        let prev = &mut vals.prev_size.slots;
+        prev.fill(0);
+        for (v, &site) in vals.size.iter_mut().zip(&vals.alloc_site) {
+            let slot = &mut prev[SiteHistory::index(site)];
+            *slot = slot.wrapping_add(unzigzag(*v) as u64);
+            *v = *slot;
+        }
+    }
     column_values(
         cols[col::PAGE as usize],
         n_page,

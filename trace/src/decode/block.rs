@@ -6,7 +6,7 @@ use super::columns::{BlockColumns, FreeCol};
 use super::others::decode_others;
 use super::packed::{all_below, column_values};
 use super::{end, overrun, undefined_site, DecodeError, RefLimits};
-use crate::codec::col;
+use crate::codec::{col, ColumnLayout};
 use crate::records::ArchivedBlockRec;
 use crate::varint::{unzigzag, Cursor};
 use ttalloc_model::{BufferId, DeviceId, EventTag, SiteId, StringId};
@@ -33,6 +33,23 @@ pub(super) const IS_OTHER: [bool; 256] = {
     t[EventTag::Marker as usize] = false;
     t
 };
+
+/// Which coding a field's column uses: the 2.0 column `old`, or the one
+/// 2.2 replaced it with, `new` (FORMAT.md §5.1); a block holds one of them.
+pub(super) fn coded_as(
+    cols: &[&[u8]; col::COUNT],
+    old: u16,
+    new: u16,
+    what: &str,
+) -> Result<ColumnLayout, DecodeError> {
+    match (cols[old as usize].is_empty(), cols[new as usize].is_empty()) {
+        (false, false) => Err(format!(
+            "block holds {what} in both its 2.0 and its 2.2 column"
+        )),
+        (true, false) => Ok(ColumnLayout::V22),
+        _ => Ok(ColumnLayout::V20),
+    }
+}
 
 /// Decodes `block` into `out` (cleared first).
 pub fn decode_columns(
@@ -78,9 +95,13 @@ pub fn decode_columns(
         *slot = part[0][k] + part[1][k] + part[2][k] + part[3][k];
     }
     let vals = &mut out.vals;
-    // Timestamps: deltas, prefix-summed.
-    column_values(cols[col::TS as usize], count, "ts", &mut out.ts)?;
-    let mut ts = 0u64;
+    // Timestamps: deltas, prefix-summed (from the block's first timestamp
+    // since 2.2).
+    let (ts_col, mut ts) = match coded_as(&cols, col::TS, col::TS_REL, "ts")? {
+        ColumnLayout::V20 => (col::TS, 0),
+        ColumnLayout::V22 => (col::TS_REL, block.first_ts.to_native()),
+    };
+    column_values(cols[ts_col as usize], count, "ts", &mut out.ts)?;
     for t in out.ts.iter_mut() {
         ts = ts.wrapping_add(*t);
         *t = ts;

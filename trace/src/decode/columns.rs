@@ -80,6 +80,8 @@ pub(super) struct ColumnValues {
     pub(super) name: Vec<u64>,
     /// Resolved buffer ids of the block's frees.
     pub(super) free_ids: Vec<u64>,
+    /// Previous size per site slot (format 2.2; see `SiteHistory`).
+    pub(super) prev_size: crate::codec::SiteHistory,
     /// Previous address per (device, buffer type) slot (see `AddrHistory`).
     pub(super) addr_slots: Vec<u64>,
 }
