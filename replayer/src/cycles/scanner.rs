@@ -92,7 +92,7 @@ impl CycleScanner {
         if !wants_ops && !self.top_ops.is_empty() {
             self.top_ops = Vec::new();
         }
-        let _ = chunk.try_for_each(|ord, item| -> Result<(), ()> {
+        let _ = chunk.try_for_each_non_buffer(|ord, item| -> Result<(), ()> {
             let e = match &item {
                 Item::Alloc(_) | Item::Free(_) => return Ok(()),
                 Item::Event(e) => *e,
@@ -119,6 +119,9 @@ impl CycleScanner {
                     }
                 }
                 EventKind::Marker { label } => self.markers.push((ord, label, e.pid)),
+                // Once no rule can cut at ops, their nesting is not followed
+                // either (a hash lookup per op, most events of an op-heavy trace).
+                EventKind::OpBegin { .. } | EventKind::OpEnd if !wants_ops => {}
                 EventKind::OpBegin { name } => {
                     let st = self.ops.entry(e.pid).or_insert((0, 0, StringId::EMPTY));
                     if st.0 == 0 {
