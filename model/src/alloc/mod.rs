@@ -75,6 +75,7 @@ mod free_list;
 mod maxtree;
 mod owner;
 mod preset;
+mod restore;
 
 pub use bank::{size_per_bank, BankManager, Placement, Statistics};
 pub use device::{
@@ -84,4 +85,5 @@ pub use device::{
 pub use error::{AllocError, CbClash, CbClashKind, ConfigError, OutOfMemory};
 pub use free_list::{FreeList, Span};
 pub use owner::Owner;
+pub use restore::{Held, RestoreError};
 pub use preset::{blackhole, preset, resolve, wormhole_b0, WORMHOLE_B0_L1_BANK_COUNTS};
