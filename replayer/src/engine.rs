@@ -30,6 +30,7 @@ mod cycle_books;
 mod devices;
 mod objects;
 mod refusal;
+mod resume;
 
 use cycle_books::CYCLE_ALLOCS_MIN;
 

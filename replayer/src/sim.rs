@@ -2,7 +2,7 @@
 //! the engine sees only this small adapter, so the model's API can evolve
 //! without touching the bookkeeping.
 
-use ttalloc_model::alloc::{AllocError, AllocRequest, CbClash, Device};
+use ttalloc_model::alloc::{AllocError, AllocRequest, CbClash, Device, Held, Owner, RestoreError};
 use ttalloc_model::{Arch, BufferId, BufferType, DeviceConfig, Layout, ProgramId, TraceId};
 
 /// An allocation request as recorded.
@@ -73,7 +73,7 @@ impl Sim {
         Ok(Sim { device })
     }
 
-    fn request(req: &Req) -> AllocRequest {
+    pub(crate) fn request(req: &Req) -> AllocRequest {
         AllocRequest {
             buffer_type: req.buffer_type,
             size: req.size,
@@ -83,6 +83,27 @@ impl Sim {
             bottom_up: None,
             per_bank_size: req.per_bank_size,
         }
+    }
+
+    /// Restarts the device from a checkpoint's held objects (it holds nothing yet).
+    pub fn restore(&mut self, held: &[Held]) -> Result<(), RestoreError> {
+        self.device.restore(held)
+    }
+
+    /// The block table of one buffer type (tests compare restored devices).
+    #[cfg(test)]
+    pub fn memory_view(&self, bt: BufferType) -> Vec<ttalloc_model::alloc::BlockView> {
+        self.device.memory_view(bt)
+    }
+
+    /// Every program binary, trace and buffer the device holds, with its address.
+    pub fn held_addresses(&self) -> impl Iterator<Item = (Owner, u64)> + '_ {
+        self.device.live_all().map(|r| (r.owner, r.address))
+    }
+
+    /// Where a live buffer is.
+    pub fn address_of(&self, buffer: BufferId) -> Option<u64> {
+        self.device.live(buffer).map(|r| r.address)
     }
 
     /// Places a buffer; returns its address.

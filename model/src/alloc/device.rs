@@ -781,3 +781,80 @@ impl Device {
             .collect()
     }
 }
+
+/// Program binaries and traces put back where a replay had placed them
+/// (restoring a checkpoint: see `restore`).
+impl Device {
+    pub(super) fn load_program_at(
+        &mut self,
+        program: ProgramId,
+        binary_size: u64,
+        address: u64,
+    ) -> Result<(), AllocError> {
+        if self.programs.contains_key(&program) {
+            return Err(AllocError::AlreadyLive {
+                owner: Owner::Program(program),
+            });
+        }
+        let m = &mut self.managers[0];
+        let p = m
+            .allocate_at(binary_size, Some(PROGRAM_PAGE_SIZE), None, address)
+            .ok_or(AllocError::AddressTaken {
+                buffer_type: BufferType::Dram,
+                address,
+                per_bank: 0,
+                blocking: None,
+            })?;
+        self.programs.insert(
+            program,
+            Live {
+                buffer_type: BufferType::Dram,
+                address: p.address,
+                size: binary_size,
+                per_bank: p.per_bank,
+                num_banks: p.num_banks,
+            },
+        );
+        self.last_program = Some(program);
+        Ok(())
+    }
+
+    pub(super) fn capture_trace_at(
+        &mut self,
+        trace: TraceId,
+        size: u64,
+        address: u64,
+    ) -> Result<(), AllocError> {
+        if self.traces.contains_key(&trace) {
+            return Err(AllocError::AlreadyLive {
+                owner: Owner::Trace(trace),
+            });
+        }
+        let s = if self.managers[3].bank_size() > 0 {
+            3
+        } else {
+            0
+        };
+        let m = &mut self.managers[s];
+        let page = trace_page_size(size, m.num_banks());
+        let p = m
+            .allocate_at(size, Some(page), None, address)
+            .ok_or(AllocError::AddressTaken {
+                buffer_type: m.buffer_type(),
+                address,
+                per_bank: 0,
+                blocking: None,
+            })?;
+        self.traces.insert(
+            trace,
+            Live {
+                buffer_type: m.buffer_type(),
+                address: p.address,
+                size,
+                per_bank: p.per_bank,
+                num_banks: p.num_banks,
+            },
+        );
+        Ok(())
+    }
+}

@@ -85,5 +85,5 @@ pub use device::{
 pub use error::{AllocError, CbClash, CbClashKind, ConfigError, OutOfMemory};
 pub use free_list::{FreeList, Span};
 pub use owner::Owner;
-pub use restore::{Held, RestoreError};
 pub use preset::{blackhole, preset, resolve, wormhole_b0, WORMHOLE_B0_L1_BANK_COUNTS};
+pub use restore::{Held, RestoreError};

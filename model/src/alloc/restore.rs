@@ -1,14 +1,14 @@
 //! Restarting a device from a checkpoint: the objects it held, in the order
 //! they were made, put back where they were — buffers at their recorded
-//! addresses, circular buffers at theirs, and what has no recorded address
-//! (program binaries, traces, buffers the recorder could not see placed)
-//! where the allocator puts them when they come in that order.
+//! addresses, circular buffers at theirs, program binaries and traces at the
+//! addresses a replay gave them when the caller knows them, and what has no
+//! known address where the allocator puts it when it comes in that order.
 //!
 //! A checkpoint lists only what survived, so the allocator sees fewer
-//! objects than when each was first placed: an object without a recorded
-//! address lands where it did before unless something freed since had
-//! shaped the free space around it (programs and traces are placed
-//! top-down in DRAM, buffers bottom-up, so this is rare). A recorded
+//! objects than when each was first placed: an object placed without a
+//! known address lands where it did before unless something freed since
+//! had shaped the free space around it (a program unloaded below a later
+//! one, say). Callers that need the exact state pass the addresses. An
 //! address that is no longer free is an error naming the object, never a
 //! silent move: the caller then replays from an earlier point.
 
@@ -26,13 +26,17 @@ pub enum Held {
         /// Recorded address; `None`: the allocator places it.
         address: Option<u64>,
     },
+    /// `address`: where a replay had placed it, when known (traces
+    /// record none); `None`: the allocator places it.
     Program {
         program: ProgramId,
         binary_size: u64,
+        address: Option<u64>,
     },
     Trace {
         trace: TraceId,
         size: u64,
+        address: Option<u64>,
     },
     /// A statically allocated CB at `address` (0: not recorded, placed as
     /// the program's CB allocator does), or a globally allocated one.
@@ -53,7 +57,11 @@ pub struct RestoreError {
 
 impl fmt::Display for RestoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "held object {} cannot be restored: {}", self.index, self.error)
+        write!(
+            f,
+            "held object {} cannot be restored: {}",
+            self.index, self.error
+        )
     }
 }
 
@@ -79,8 +87,23 @@ impl Device {
                 Held::Program {
                     program,
                     binary_size,
+                    address: Some(a),
+                } => self.load_program_at(*program, *binary_size, *a),
+                Held::Program {
+                    program,
+                    binary_size,
+                    address: None,
                 } => self.load_program(*program, *binary_size).map(drop),
-                Held::Trace { trace, size } => self.capture_trace(*trace, *size).map(drop),
+                Held::Trace {
+                    trace,
+                    size,
+                    address: Some(a),
+                } => self.capture_trace_at(*trace, *size, *a),
+                Held::Trace {
+                    trace,
+                    size,
+                    address: None,
+                } => self.capture_trace(*trace, *size).map(drop),
                 Held::CircularBuffer {
                     address,
                     size,
@@ -151,6 +174,7 @@ mod tests {
         held.push(Held::Program {
             program: ProgramId(1),
             binary_size: 64 << 10,
+            address: None,
         });
         held.push(Held::CircularBuffer {
             address: 0,
@@ -173,7 +197,10 @@ mod tests {
         assert_eq!(restored.circular_buffers(), original.circular_buffers());
         // The holes left by the frees are reused the same way: first fit
         // from the bottom for DRAM, from the top for L1.
-        for (i, r) in [dram(2048 * 5), l1(2048 * 40), dram(2048 * 300)].iter().enumerate() {
+        for (i, r) in [dram(2048 * 5), l1(2048 * 40), dram(2048 * 300)]
+            .iter()
+            .enumerate()
+        {
             let id = BufferId(1000 + i as u64);
             assert_eq!(
                 restored.allocate(id, r).unwrap(),
@@ -201,6 +228,9 @@ mod tests {
         ];
         let err = device().restore(&held).unwrap_err();
         assert_eq!(err.index, 1);
-        assert!(matches!(err.error, AllocError::AddressTaken { .. }), "{err}");
+        assert!(
+            matches!(err.error, AllocError::AddressTaken { .. }),
+            "{err}"
+        );
     }
 }
