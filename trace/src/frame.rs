@@ -108,24 +108,78 @@ pub fn open_record(bytes: &[u8]) -> Result<Record<'_>, String> {
 /// Compresses records into independent zstd frames (with content size and
 /// the zstd checksum, so `zstd -d` verifies them too).
 pub struct FrameCompressor {
-    cctx: zstd::bulk::Compressor<'static>,
+    cctx: zstd_safe::CCtx<'static>,
 }
 
 impl FrameCompressor {
     pub fn new(level: i32) -> std::io::Result<Self> {
-        let mut cctx = zstd::bulk::Compressor::new(level)?;
-        cctx.include_checksum(true)?;
-        cctx.include_contentsize(true)?;
+        use zstd_safe::CParameter;
+        let mut cctx = zstd_safe::CCtx::create();
+        for p in [
+            CParameter::CompressionLevel(level),
+            CParameter::ChecksumFlag(true),
+            CParameter::ContentSizeFlag(true),
+        ] {
+            cctx.set_parameter(p).map_err(zstd_error)?;
+        }
         Ok(FrameCompressor { cctx })
     }
 
-    /// Compresses `record` into `out` (cleared first).
-    pub fn compress(&mut self, record: &[u8], out: &mut Vec<u8>) -> std::io::Result<()> {
+    /// Compresses `record` into `out` (cleared first) as one frame whose zstd blocks end at the
+    /// offsets `cuts` (ascending, inside the record): each segment gets its
+    /// own entropy tables, so byte planes of different statistics (a
+    /// column's noisy low bytes, another's near-constant ones) are not coded
+    /// with one table. Matches still reach back across cuts. The frame is an
+    /// ordinary zstd frame: readers see no difference.
+    pub fn compress_segmented(
+        &mut self,
+        record: &[u8],
+        cuts: &[usize],
+        out: &mut Vec<u8>,
+    ) -> std::io::Result<()> {
+        use zstd_safe::zstd_sys::ZSTD_EndDirective;
         out.clear();
-        out.reserve(zstd_safe::compress_bound(record.len()));
-        self.cctx.compress_to_buffer(record, out)?;
+        // A flush adds at most a block header and an empty block per cut.
+        out.reserve(zstd_safe::compress_bound(record.len()) + 16 * (cuts.len() + 1));
+        self.cctx
+            .reset(zstd_safe::ResetDirective::SessionOnly)
+            .map_err(zstd_error)?;
+        self.cctx
+            .set_pledged_src_size(Some(record.len() as u64))
+            .map_err(zstd_error)?;
+        let mut output = zstd_safe::OutBuffer::around(out);
+        let mut start = 0;
+        for &end in cuts.iter().chain(std::iter::once(&record.len())) {
+            let last = end == record.len();
+            let directive = if last {
+                ZSTD_EndDirective::ZSTD_e_end
+            } else {
+                ZSTD_EndDirective::ZSTD_e_flush
+            };
+            let mut input = zstd_safe::InBuffer::around(&record[start..end]);
+            loop {
+                let left = self
+                    .cctx
+                    .compress_stream2(&mut output, &mut input, directive)
+                    .map_err(zstd_error)?;
+                if left == 0 {
+                    break;
+                }
+                if output.pos() == output.capacity() {
+                    return Err(std::io::Error::other("zstd: output buffer too small"));
+                }
+            }
+            start = end;
+            if last {
+                break;
+            }
+        }
         Ok(())
     }
+}
+
+fn zstd_error(code: usize) -> std::io::Error {
+    std::io::Error::other(format!("zstd: {}", zstd_safe::get_error_name(code)))
 }
 
 /// Reusable decompression state.
@@ -218,7 +272,15 @@ mod tests {
         }
         let mut c = FrameCompressor::new(3).unwrap();
         let mut z = Vec::new();
-        c.compress(&rec, &mut z).unwrap();
+        // Cut into zstd blocks or not, the frame decodes to the record.
+        let mut cut = Vec::new();
+        c.compress_segmented(&rec, &[8, 20, 33], &mut cut).unwrap();
+        let mut back = AlignedVec::<16>::new();
+        FrameDecompressor::default()
+            .decompress(&cut, &mut back)
+            .unwrap();
+        assert_eq!(&back[..], &rec[..]);
+        c.compress_segmented(&rec, &[], &mut z).unwrap();
         assert_eq!(frame_len(&z), Some(z.len()));
         let mut d = FrameDecompressor::default();
         let mut out = AlignedVec::<16>::new();

@@ -81,6 +81,7 @@ mod records;
 mod recovery;
 pub mod render;
 pub mod repair;
+mod segments;
 pub mod summary;
 mod varint;
 mod writer;

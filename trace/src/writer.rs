@@ -67,6 +67,8 @@ pub struct TraceWriter {
     block_started: Option<u64>,
     record_buf: Vec<u8>,
     zbuf: Vec<u8>,
+    /// Where the current block record's zstd blocks end (see `segments`).
+    cuts: Vec<usize>,
     finished: bool,
     major: u16,
     minor: u16,
@@ -121,6 +123,7 @@ impl TraceWriter {
             block_started: None,
             record_buf: Vec::new(),
             zbuf: Vec::new(),
+            cuts: Vec::new(),
             finished: false,
             major,
             minor,
@@ -273,7 +276,11 @@ impl TraceWriter {
         self.block_started = None;
         let bytes =
             rkyv::to_bytes::<BoxedError>(&rec).map_err(|e| TraceError::Other(e.to_string()))?;
-        let loc = self.write_frame(RecordKind::Block, &bytes)?;
+        let mut cuts = std::mem::take(&mut self.cuts);
+        crate::segments::block_cuts(&bytes, &mut cuts);
+        let loc = self.write_frame_segmented(RecordKind::Block, &bytes, &cuts);
+        self.cuts = cuts;
+        let loc = loc?;
         let BlockRec {
             first_event,
             count,
@@ -371,6 +378,17 @@ impl TraceWriter {
 
     /// Wraps `payload` in an envelope, compresses it into one frame, appends it.
     fn write_frame(&mut self, kind: RecordKind, payload: &[u8]) -> Result<FrameLocRec> {
+        self.write_frame_segmented(kind, payload, &[])
+    }
+
+    /// Writes one record as one frame whose zstd blocks end at `cuts`
+    /// (offsets in the record; see `segments`).
+    fn write_frame_segmented(
+        &mut self,
+        kind: RecordKind,
+        payload: &[u8],
+        cuts: &[usize],
+    ) -> Result<FrameLocRec> {
         build_record(kind, self.major, self.minor, payload, &mut self.record_buf);
         let path = &self.path;
         let io = |source| TraceError::Io {
@@ -378,7 +396,7 @@ impl TraceWriter {
             source,
         };
         self.compressor
-            .compress(&self.record_buf, &mut self.zbuf)
+            .compress_segmented(&self.record_buf, cuts, &mut self.zbuf)
             .map_err(io)?;
         let (c, d) = (self.zbuf.len(), self.record_buf.len());
         let (c32, d32) = match (u32::try_from(c), u32::try_from(d)) {
