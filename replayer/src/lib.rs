@@ -147,8 +147,8 @@ fn replay_with_cycles(
         return Ok((f, rule));
     }
     let mut probe = CycleScanner::new();
-    src.visit_prefix(PROBE_EVENTS, &mut |first, events| {
-        probe.scan(first, events);
+    src.visit_prefix_chunks(PROBE_EVENTS, &mut |chunk| {
+        probe.scan_chunk(chunk);
         Ok(())
     })?;
     let guess = probe.rule(&opts.cycles, interner);

@@ -208,6 +208,17 @@ pub trait EventSource {
         events: u64,
         f: &mut dyn FnMut(u64, &[Event]) -> Result<()>,
     ) -> Result<()>;
+    /// Like `visit_prefix`, with chunks in the source's own form (a trace
+    /// file's blocks stay columns: no `Event` is built for allocs and frees).
+    fn visit_prefix_chunks(
+        &self,
+        events: u64,
+        f: &mut dyn FnMut(&Chunk<'_>) -> Result<()>,
+    ) -> Result<()> {
+        self.visit_prefix(events, &mut |first, events| {
+            f(&Chunk::Events { first, events })
+        })
+    }
     /// The footer checkpoints (live bytes per device and type at block ends), if any.
     fn checkpoints(&self) -> Option<&[BlockInfo]> {
         None
@@ -276,6 +287,24 @@ impl EventSource for TraceReader {
             }
             self.decode_block(i, &mut buf)?;
             f(block.first_event, &buf)?;
+        }
+        Ok(())
+    }
+    fn visit_prefix_chunks(
+        &self,
+        events: u64,
+        f: &mut dyn FnMut(&Chunk<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let mut columns = BlockColumns::default();
+        for (i, block) in self.blocks().iter().enumerate() {
+            if block.first_event >= events && i > 0 {
+                break;
+            }
+            self.decode_columns(i, &mut columns)?;
+            f(&Chunk::Columns {
+                first: block.first_event,
+                columns: &columns,
+            })?;
         }
         Ok(())
     }
