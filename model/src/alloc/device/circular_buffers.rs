@@ -1,0 +1,88 @@
+//! Statically allocated circular buffers: recorded, placed when their
+//! address was not recorded, and checked against L1 buffers and worker L1.
+
+use super::*;
+
+impl Device {
+    /// Records a statically allocated circular buffer and checks it as
+    /// tt-metal's `validate_circular_buffer_region` does: the static CB
+    /// region (from the lowest L1 address up to the end of the highest CB
+    /// since the last `cb_free_all`) must stay below every L1 buffer and
+    /// within worker L1. Globally allocated CBs live inside an L1 buffer and
+    /// are not checked. The CB is recorded even when the check fails (the
+    /// recorded program did create it).
+    pub fn cb_alloc(
+        &mut self,
+        address: u64,
+        size: u64,
+        cores: Option<u32>,
+        globally_allocated: bool,
+    ) -> Result<(), CbClash> {
+        self.cbs.push(CircularBuffer {
+            address,
+            size,
+            cores,
+            globally_allocated,
+        });
+        if globally_allocated {
+            return Ok(());
+        }
+        let end = self.cb_region_end().unwrap_or(0);
+        let max_l1 = known(self.config.worker_l1_size);
+        if end > max_l1 {
+            return Err(CbClash {
+                program: self.last_program,
+                cores,
+                cb_region_end: end,
+                kind: CbClashKind::BeyondL1 {
+                    max_l1_size: max_l1,
+                },
+            });
+        }
+        if let Some(lowest) = self.managers[1].lowest_allocated() {
+            if lowest < end {
+                return Err(CbClash {
+                    program: self.last_program,
+                    cores,
+                    cb_region_end: end,
+                    kind: CbClashKind::L1Buffer {
+                        l1_buffer_address: lowest,
+                    },
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Places a statically allocated circular buffer whose address was not
+    /// recorded (graph captures report 0): as a program's CB allocator does,
+    /// upward from the start of unreserved L1, at the end of the CBs placed
+    /// since the last `cb_free_all`, aligned to the L1 alignment. Then
+    /// checks it like [`Device::cb_alloc`]. Returns the address.
+    pub fn cb_place(&mut self, size: u64, cores: Option<u32>) -> Result<u64, CbClash> {
+        let align = known(self.config.l1_alignment.map(u64::from)).max(1);
+        let base = known(self.config.l1_unreserved_base);
+        let at = self.cb_region_end().unwrap_or(base).max(base);
+        let address = at.div_ceil(align).saturating_mul(align);
+        self.cb_alloc(address, size, cores, false).map(|()| address)
+    }
+
+    /// All circular buffers of the device are gone (`track_deallocate_cb`).
+    pub fn cb_free_all(&mut self) {
+        self.cbs.clear();
+    }
+
+    /// The circular buffers recorded since the last `cb_free_all`.
+    pub fn circular_buffers(&self) -> &[CircularBuffer] {
+        &self.cbs
+    }
+
+    /// End of the static (not globally allocated) CB region, if any.
+    pub fn cb_region_end(&self) -> Option<u64> {
+        self.cbs
+            .iter()
+            .filter(|c| !c.globally_allocated)
+            .map(|c| c.address.saturating_add(c.size))
+            .max()
+    }
+}
