@@ -6,7 +6,7 @@ use super::output::{CompatOutput, ProcessInfo, ProcessOutput};
 use super::state::{Outcome, Owner, Registry};
 use super::stream::StreamDecoder;
 use crate::ingest::now_ns;
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::io::{ErrorKind, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -81,8 +81,13 @@ impl Conn {
         }
     }
 
-    fn ts(&mut self) -> u64 {
+    /// The time of the read being handled: messages that came in one read
+    /// arrived together, so one clock reading serves them all.
+    fn stamp(&mut self) {
         self.last_ts = now_ns().max(self.last_ts);
+    }
+
+    fn ts(&self) -> u64 {
         self.last_ts
     }
 
@@ -261,7 +266,7 @@ pub(crate) fn run(mut stream: UnixStream, peer_pid: Option<u32>, shared: Arc<Sha
         number,
         procs: HashMap::new(),
         sweepable: HashSet::new(),
-        last_ts: 0,
+        last_ts: now_ns(),
         outcome: Outcome::default(),
     };
     let mut dec = StreamDecoder::new();
@@ -285,6 +290,7 @@ pub(crate) fn run(mut stream: UnixStream, peer_pid: Option<u32>, shared: Arc<Sha
                 break;
             }
             Ok(_) => {
+                conn.stamp();
                 last_data = Instant::now();
                 let mut failed = None;
                 loop {

@@ -32,8 +32,9 @@ mod tests;
 
 use super::message::{Message, MsgType};
 pub use super::numbering::Numbering;
+use foldhash::HashMap;
 pub use report::fmt_g;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use ttalloc_model::{BufferId, BufferType, DeviceId, EventKind, Layout, ProgramId, SiteId};
 
 /// Who owns registry entries: the process id a message names (the original
