@@ -417,7 +417,21 @@ def _encoder(code, api, body_fmt, checked=(), site_at=-1, string_at=-1, id_at=-1
                 table[obj] = local
             c.add(rec)
 
-    return emit
+    def emit_plain(flags, device, site_key, obj, *body):
+        # `emit` for kinds with no slot to fill: the hot path of op_end.
+        c = _client or _connect()
+        if c is None:
+            return
+        with c.lock:
+            ts = _time_ns()  # under the lock: a connection's timestamps never go back
+            try:
+                rec = pack(code, flags, 0, device, ts, *body)
+            except struct.error as e:
+                raise _bad(api, e, *[(name, device if at < 0 else body[at], bits)
+                                     for name, bits, at in checked]) from None
+            c.add(rec)
+
+    return emit if fills else emit_plain
 
 
 _time_ns = time.time_ns
