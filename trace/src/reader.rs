@@ -427,7 +427,9 @@ impl TraceReader {
         self.visit_block(i, |_, e| out.push(e))
     }
 
-    /// Every event in order, straight into `f(ordinal, event)`; stops at the first error.
+    /// Every event in order, straight into `f(ordinal, event)`; stops at
+    /// the first error. One block at a time on the calling thread (the least
+    /// memory and CPU); [`TraceReader::scan_columns`] decodes on every core.
     pub fn for_each_event<F: FnMut(u64, Event)>(&self, mut f: F) -> Result<()> {
         for i in 0..self.index.blocks.len() {
             self.visit_block(i, &mut f)?;

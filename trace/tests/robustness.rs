@@ -189,6 +189,25 @@ fn corrupt_block_error_names_block_and_offset() {
         .parse()
         .unwrap();
     assert!(off >= start && off < end, "{off} not in {start}..{end}");
+    // A scan, on any number of decoding threads, sees blocks 0..3 in order
+    // and stops with block 3's error.
+    for workers in 0..4 {
+        let mut seen = Vec::new();
+        let err = r
+            .scan_columns_on(workers, |i, cols| {
+                seen.push((i, cols.first_event, cols.len()));
+                Ok(())
+            })
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("corrupt block 3 at byte offset"), "{err}");
+        let expected: Vec<_> = r.blocks()[..3]
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (i, b.first_event, b.count as usize))
+            .collect();
+        assert_eq!(seen, expected, "{workers} workers");
+    }
     let results: Vec<_> = r.events().collect();
     assert_eq!(
         results.iter().filter(|e| e.is_err()).count(),

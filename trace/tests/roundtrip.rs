@@ -125,6 +125,17 @@ fn ordinals_and_visitors_agree_with_decode_block() {
         assert_eq!(*ord, i as u64);
         assert_eq!(e, &events[i]);
     }
+    // Decoded ahead on 0 to 5 threads, blocks still arrive in order.
+    for workers in 0..6 {
+        let mut scanned = Vec::new();
+        r.scan_columns_on(workers, |i, cols| {
+            assert_eq!(cols.first_event, r.blocks()[i].first_event);
+            cols.for_each_event(|ord, e| scanned.push((ord, e)));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(scanned, seen, "{workers} workers");
+    }
     let mut v = Vec::new();
     r.decode_block(3, &mut v).unwrap();
     assert_eq!(v, events[192..256]);
