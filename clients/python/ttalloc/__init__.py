@@ -372,9 +372,9 @@ def _line_of(code, lasti):
 
 def _encoder(code, api, body_fmt, checked=(), site_at=-1, string_at=-1, id_at=-1, ids=None, takes_id=False):
     """Builds the function that queues one event of a kind: `emit(flags,
-    device, site_key, obj, *body)` packs the common header, then `body` (in
-    wire order), after filling under the client's lock the body's
-    slots for the call site (`site_at`, the id of the stack `site_key`), an
+    device, site_key, obj, body)` packs the common header, then `body` (in
+    wire order; a list when the kind has slots to fill, else the arguments
+    themselves), after filling under the client's lock the body's slots for the call site (`site_at`, the id of the stack `site_key`), an
     interned string (`string_at`; None is 0) and an object's local id
     (`id_at`: a new id kept in the client's `ids` table under `obj`, or with
     `takes_id` the id `obj` had, which leaves the table). A failed pack is a
@@ -385,28 +385,26 @@ def _encoder(code, api, body_fmt, checked=(), site_at=-1, string_at=-1, id_at=-1
     fills = site_at >= 0 or string_at >= 0 or id_at >= 0
     new_id = id_at >= 0 and not takes_id
 
-    def emit(flags, device, site_key, obj, *body):
+    def emit(flags, device, site_key, obj, body):
         c = _client or _connect()
         if c is None:
             return
         with c.lock:
             ts = _time_ns()  # under the lock: a connection's timestamps never go back
-            if fills:
-                body = list(body)
-                if site_at >= 0:
-                    body[site_at] = c.site(site_key)
-                if string_at >= 0:
-                    text = body[string_at]
-                    body[string_at] = 0 if text is None else c.string(text)
-                if id_at >= 0:
-                    table = c.buffers if ids == "buffers" else c.programs
-                    if takes_id:
-                        local = table.pop(obj, None)
-                        if local is None:
-                            local = c.new_id()  # ends an object never started here: recorded as such
-                    else:
-                        local = c.next_id
-                    body[id_at] = local
+            if site_at >= 0:
+                body[site_at] = c.site(site_key)
+            if string_at >= 0:
+                text = body[string_at]
+                body[string_at] = 0 if text is None else c.string(text)
+            if id_at >= 0:
+                table = c.buffers if ids == "buffers" else c.programs
+                if takes_id:
+                    local = table.pop(obj, None)
+                    if local is None:
+                        local = c.new_id()  # ends an object never started here: recorded as such
+                else:
+                    local = c.next_id
+                body[id_at] = local
             try:
                 rec = pack(code, flags, 0, device, ts, *body)
             except struct.error as e:
@@ -431,7 +429,24 @@ def _encoder(code, api, body_fmt, checked=(), site_at=-1, string_at=-1, id_at=-1
                                      for name, bits, at in checked]) from None
             c.add(rec)
 
-    return emit if fills else emit_plain
+    def emit_text(flags, device, site_key, obj, text):
+        # `emit` for kinds whose body is one string (op_begin, marker).
+        c = _client or _connect()
+        if c is None:
+            return
+        with c.lock:
+            ts = _time_ns()  # under the lock: a connection's timestamps never go back
+            try:
+                rec = pack(code, flags, 0, device, ts, c.string(text))
+            except struct.error as e:
+                raise _bad(api, e, ("device", device, 32)) from None
+            c.add(rec)
+
+    if not fills:
+        return emit_plain
+    if body_fmt == "I" and string_at == 0:
+        return emit_text
+    return emit
 
 
 _time_ns = time.time_ns
@@ -582,11 +597,11 @@ def alloc(device, buffer, buffer_type, size, address=None, page_size=None, layou
         if label is not None:
             flags |= 16
     if flags & 24:
-        _alloc2(flags, device, key, (device, buffer), 0, size, address or 0, page_size or 0, num_cores or 0, 0, bt,
-                lay, 0, per_bank_size or 0, label, 0)
+        _alloc2(flags, device, key, (device, buffer), [0, size, address or 0, page_size or 0, num_cores or 0, 0, bt,
+                                                       lay, 0, per_bank_size or 0, label, 0])
     else:
-        _alloc(flags, device, key, (device, buffer), 0, size, address or 0, page_size or 0, num_cores or 0, 0, bt,
-               lay, 0)
+        _alloc(flags, device, key, (device, buffer), [0, size, address or 0, page_size or 0, num_cores or 0, 0, bt,
+                                                     lay, 0])
 
 
 def alloc_refused(device, buffer_type, size, message, page_size=None, layout="interleaved", num_cores=None,
@@ -612,13 +627,13 @@ def alloc_refused(device, buffer_type, size, message, page_size=None, layout="in
         flags |= 2
     if per_bank_size is not None:
         flags |= 4
-    _alloc_refused(flags, device, key, None, size, page_size or 0, per_bank_size or 0, num_cores or 0, 0, message,
-                   bt, lay, 0)
+    _alloc_refused(flags, device, key, None, [size, page_size or 0, per_bank_size or 0, num_cores or 0, 0, message,
+                                              bt, lay, 0])
 
 
 def free(device, buffer):
     if _ON:
-        _free(0, device, _stack_key(), (device, buffer), 0, 0)
+        _free(0, device, _stack_key(), (device, buffer), [0, 0])
 
 
 def cb_alloc(device, address, size, cores=None, globally_allocated=False):
@@ -627,7 +642,7 @@ def cb_alloc(device, address, size, cores=None, globally_allocated=False):
     flags = 2 if globally_allocated else 0
     if cores is not None:
         flags |= 1
-    _cb_alloc(flags, device, _stack_key(), None, address, size, cores or 0, 0)
+    _cb_alloc(flags, device, _stack_key(), None, [address, size, cores or 0, 0])
 
 
 def cb_free_all(device):
@@ -637,17 +652,17 @@ def cb_free_all(device):
 
 def program_load(device, program, binary_size):
     if _ON:
-        _program_load(0, device, _stack_key(), (device, program), 0, binary_size, 0)
+        _program_load(0, device, _stack_key(), (device, program), [0, binary_size, 0])
 
 
 def program_unload(device, program):
     if _ON:
-        _program_unload(0, device, None, (device, program), 0)
+        _program_unload(0, device, None, (device, program), [0])
 
 
 def trace_capture(device, trace_id, size):
     if _ON:
-        _trace_capture(0, device, _stack_key(), None, trace_id, size, 0)
+        _trace_capture(0, device, _stack_key(), None, [trace_id, size, 0])
 
 
 def trace_release(device, trace_id):
@@ -655,12 +670,9 @@ def trace_release(device, trace_id):
         _trace_release(0, device, None, None, trace_id)
 
 
-def _op_begin(name):
-    _op_begin_event(0, 0, None, None, name)
-
-
-def _op_end():
-    _op_end_event(0, 0, None, None)
+# _op_begin(name) and _op_end(): partials (called in C), as ops are the hottest events.
+_op_begin = functools.partial(_op_begin_event, 0, 0, None, None)
+_op_end = functools.partial(_op_end_event, 0, 0, None, None)
 
 
 class _Op(object):
