@@ -296,9 +296,10 @@ fn cpp_client_is_recorded_answered_and_its_unknown_free_reported() {
         serve.out().contains("  Device 0:\n    Buffers: 2\n    DRAM: 22528 bytes (22 KB)\n    L1: 2048 bytes (2 KB)\n    Total: 24576 bytes\n")
     });
     wait_until("the unknown-free warning", Duration::from_secs(10), || {
-        serve
-            .err()
-            .contains("Deallocation for unknown buffer 0xdead0 on device 0")
+        serve.err().contains(&format!(
+            "Deallocation for unknown buffer: process {} buffer 0xdead0 on device 0",
+            std::process::id()
+        ))
     });
     drop(c);
     let status = serve.interrupt();

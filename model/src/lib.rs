@@ -3,6 +3,7 @@
 //! device allocator that replays them. Nothing in this crate does I/O.
 
 pub mod alloc;
+pub mod buffer_name;
 pub mod config;
 pub mod event;
 pub mod hash;

@@ -145,6 +145,8 @@ pub struct FirstLeft {
     pub event: u64,
     pub device: DeviceId,
     pub buffer: BufferId,
+    /// The recorded address, else the model's.
+    pub address: Option<u64>,
     pub buffer_type: BufferType,
     pub size: u64,
     pub site: SiteId,
@@ -221,6 +223,8 @@ pub struct Findings {
     pub first_rejection: Option<String>,
     /// Things the replay had to work around (e.g. an unusable recorded config).
     pub warnings: Vec<String>,
+    /// The process of each buffer id's source, to name buffers.
+    pub source_pids: crate::source_pids::SourcePids,
 }
 
 impl Findings {

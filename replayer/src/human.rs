@@ -118,11 +118,9 @@ impl Report {
                 .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "  --> first allocated at event {}{cycle}, {} {}{}, {} B",
+                "  --> first allocated at event {}{cycle}, {}, {} B",
                 first.event,
-                noun.trim_end_matches('s'),
-                first.buffer,
-                label_text(first.label.as_deref()),
+                first.name,
                 thousands(first.size)
             );
             render_site(out, site);
@@ -226,8 +224,8 @@ impl Report {
             );
             let _ = writeln!(
                 out,
-                "  --> first at event {}, device {}, buffer {}",
-                b.event, b.device, b.buffer
+                "  --> first at event {}, device {}, {}",
+                b.event, b.device, b.name
             );
             render_site(out, &b.site);
             let _ = writeln!(out, "   = hint: start recording before the buffers are created, or check the buffer ids the client sends\n");
@@ -240,8 +238,8 @@ impl Report {
             );
             let _ = writeln!(
                 out,
-                "  --> first at event {}, device {}, buffer {}",
-                b.event, b.device, b.buffer
+                "  --> first at event {}, device {}, {}",
+                b.event, b.device, b.name
             );
             render_site(out, &b.site);
             let _ = writeln!(
@@ -266,7 +264,7 @@ impl Report {
             let model = d
                 .model
                 .map_or("no address (could not place it)".to_string(), |m| {
-                    m.to_string()
+                    format!("{m:#x}")
                 });
             let _ = writeln!(
                 out,
@@ -275,8 +273,8 @@ impl Report {
             );
             let _ = writeln!(
                 out,
-                "  --> first at event {}, device {}, buffer {}: recorded address {}, model {model}",
-                d.event, d.device, d.buffer, d.recorded
+                "  --> first at event {}, device {}, {}: recorded address {:#x}, model {model}",
+                d.event, d.device, d.name, d.recorded
             );
             let _ = writeln!(out, "   = hint: the device config differs from the hardware's (try --arch or --set), or the model is off\n");
         }
@@ -352,10 +350,9 @@ impl Report {
                 );
                 let _ = writeln!(
                     out,
-                    "  --> its first allocation still live at the cycle's end: event {e}, device {}, buffer {}{}",
+                    "  --> its first allocation still live at the cycle's end: event {e}, device {}, {}",
                     b.first_device.unwrap_or_default(),
-                    b.first_buffer.unwrap_or_default(),
-                    label_text(b.first_label.as_deref())
+                    b.first_buffer_name.as_deref().unwrap_or("buffer ?"),
                 );
                 if let Some(site) = &b.site {
                     render_site(out, site);
@@ -458,11 +455,6 @@ impl Report {
             );
         }
     }
-}
-
-/// ` (LABEL)` after a buffer id, or nothing when the buffer has no label.
-fn label_text(label: Option<&str>) -> String {
-    label.map(|l| format!(" ({l})")).unwrap_or_default()
 }
 
 fn frame_text(f: &ResolvedFrame) -> String {

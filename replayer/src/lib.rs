@@ -35,6 +35,7 @@ pub mod report;
 pub mod repro;
 mod sim;
 pub mod source;
+pub mod source_pids;
 pub mod timeline;
 
 pub use error::{ReplayError, Result};
@@ -258,15 +259,24 @@ pub fn run_engine(
         }
         Ok(())
     };
+    // The decoding thread also notes each buffer's process (for names).
+    let mut pids = source_pids::SourcePids::default();
     match scanner {
-        Some(s) => src.visit_chunks(Some(&mut |chunk| s.scan_chunk(chunk)), &mut consume)?,
-        None => src.visit_chunks(None, &mut consume)?,
+        Some(s) => src.visit_chunks(
+            Some(&mut |chunk| {
+                s.scan_chunk(chunk);
+                pids.scan(chunk)
+            }),
+            &mut consume,
+        )?,
+        None => src.visit_chunks(Some(&mut |chunk| pids.scan(chunk)), &mut consume)?,
     }
     if let Some(b) = bar {
         b.finish_and_clear();
     }
     let mut f = engine.finish();
     f.cycle_kind = kind;
+    f.source_pids = pids;
     Ok(f)
 }
 

@@ -129,10 +129,11 @@ fn findings(a: &Analysis) -> Vec<String> {
         }
         let bytes: u64 = leaks.iter().map(|l| l.size).sum();
         lines.push(format!(
-            "**{}** objects ({} B) {what}; first at event {}: {}",
+            "**{}** objects ({} B) {what}; first at event {}, {}: {}",
             leaks.len(),
             thousands(bytes),
             leaks[0].event,
+            code(&leaks[0].name),
             code(&site_name(&leaks[0].site))
         ));
     }

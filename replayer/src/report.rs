@@ -6,7 +6,8 @@ use crate::bisect::Bisection;
 use crate::findings::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use ttalloc_model::{InternTables, ResolvedFrame, SiteId, StringId};
+use ttalloc_model::buffer_name::{self, BufferName};
+use ttalloc_model::{BufferId, InternTables, ResolvedFrame, SiteId, StringId};
 
 /// At most this many leaks are listed one by one (by allocation event);
 /// `leaks_total` counts them all.
@@ -71,6 +72,11 @@ pub struct LeakOut {
     pub site: Site,
     /// The buffer's label (e.g. `L1 tensor [1,1,32,256] bfloat16 TILE`), if recorded.
     pub label: Option<String>,
+    /// The process that allocated it, when known.
+    pub pid: Option<u32>,
+    /// How people are told about it: `process 4242 buffer 0x999000 (input_tensor)`
+    /// (`ttalloc_model::buffer_name`); `process P program K`, `trace K`.
+    pub name: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -113,6 +119,8 @@ pub struct BisectOut {
     pub first_cycle_name: Option<String>,
     pub first_event: Option<u64>,
     pub first_buffer: Option<u64>,
+    /// The first buffer as people are told about it (`process P buffer K (LABEL)`).
+    pub first_buffer_name: Option<String>,
     pub first_device: Option<u32>,
     /// The first buffer's label, if recorded.
     pub first_label: Option<String>,
@@ -155,6 +163,8 @@ pub struct BadFreeOut {
     pub event: u64,
     pub device: u32,
     pub buffer: u64,
+    /// `process P buffer K`.
+    pub name: String,
     pub site: Site,
 }
 
@@ -163,6 +173,8 @@ pub struct DivergenceOut {
     pub event: u64,
     pub device: u32,
     pub buffer: u64,
+    /// `process P buffer K (LABEL)`.
+    pub name: String,
     pub recorded: u64,
     pub model: Option<u64>,
 }
@@ -248,10 +260,15 @@ impl Report {
         let f = inp.findings;
         let site = |s: SiteId| Site::resolve(it, s);
         let label = |l: StringId| (l != StringId::EMPTY).then(|| it.string(l).to_string());
+        let pids = &f.source_pids;
+        let name = |b: BufferId, address: Option<u64>, l: StringId| {
+            BufferName::new(pids.pid_of(b), b, address, it.string(l)).to_string()
+        };
         let bad = |b: &BadFree| BadFreeOut {
             event: b.event,
             device: b.device.get(),
             buffer: b.buffer.get(),
+            name: name(b.buffer, None, StringId::EMPTY),
             site: site(b.site),
         };
         let bisect = inp.bisection.map(|b| BisectOut {
@@ -266,6 +283,7 @@ impl Report {
                 }),
             first_event: b.first.map(|x| x.event),
             first_buffer: b.first.map(|x| x.buffer.get()),
+            first_buffer_name: b.first.map(|x| name(x.buffer, x.address, x.label)),
             first_device: b.first.map(|x| x.device.get()),
             first_label: b.first.and_then(|x| label(x.label)),
             site: b.first.map(|x| site(x.site)),
@@ -308,6 +326,18 @@ impl Report {
                     closed_at: l.closed_at,
                     site: site(l.site),
                     label: label(l.label),
+                    pid: pids.pid_of(l.buffer).map(|p| p.get()),
+                    name: match l.object {
+                        ObjectKind::Buffer => name(l.buffer, l.address, l.label),
+                        ObjectKind::Program => {
+                            let local = l.buffer.get() & buffer_name::LOCAL_MASK;
+                            match pids.pid_of(l.buffer) {
+                                Some(p) => format!("process {p} program {local}"),
+                                None => format!("program {local}"),
+                            }
+                        }
+                        ObjectKind::Trace => format!("trace {}", l.buffer),
+                    },
                 })
                 .collect(),
             cycles: f
@@ -400,6 +430,7 @@ impl Report {
                 event: d.event,
                 device: d.device.get(),
                 buffer: d.buffer.get(),
+                name: name(d.buffer, Some(d.recorded), StringId::EMPTY),
                 recorded: d.recorded,
                 model: d.model,
             }),

@@ -112,13 +112,18 @@ fn label_json(label: StringId, t: &InternTables) -> Value {
 
 /// `{"ordinal", "ts", "pid", "kind", ...fields, "site": [{function, file, line}, ...]}`;
 /// `site` (innermost frame first) is present for kinds that carry one.
-pub fn event_json(ordinal: u64, e: &Event, t: &InternTables) -> Value {
+/// `name`, when given, is the buffer's display name
+/// (`ttalloc_model::buffer_name`), added as `"name"`.
+pub fn event_json(ordinal: u64, e: &Event, t: &InternTables, name: Option<&str>) -> Value {
     let mut m = Map::new();
     m.insert("ordinal".into(), json!(ordinal));
     m.insert("ts".into(), json!(e.ts));
     m.insert("pid".into(), json!(e.pid.0));
     m.insert("kind".into(), json!(e.kind.tag().name()));
     m.extend(fields(e, t).into_iter().map(|(k, v)| (k.to_string(), v)));
+    if let Some(n) = name {
+        m.insert("name".into(), json!(n));
+    }
     if let Some(site) = e.kind.site() {
         m.insert(
             "site".into(),
@@ -220,11 +225,19 @@ fn relative_time(ts: u64, start: u64) -> String {
 
 /// `ORDINAL TS pid=PID KIND key=value ... [at SITE]`.
 pub fn event_line(ordinal: u64, e: &Event, t: &InternTables) -> String {
-    event_line_styled(ordinal, e, t, &LineStyle::absolute())
+    event_line_styled(ordinal, e, t, &LineStyle::absolute(), None)
 }
 
-/// [`event_line`] with times and paths shown as `style` says.
-pub fn event_line_styled(ordinal: u64, e: &Event, t: &InternTables, style: &LineStyle) -> String {
+/// [`event_line`] with times and paths shown as `style` says; `name`, when
+/// given, is the buffer's display name (`ttalloc_model::buffer_name`),
+/// shown as `buffer="process P buffer K (LABEL)"` instead of the raw id and label.
+pub fn event_line_styled(
+    ordinal: u64,
+    e: &Event,
+    t: &InternTables,
+    style: &LineStyle,
+    name: Option<&str>,
+) -> String {
     let ts = match style.start_ts {
         Some(start) => relative_time(e.ts, start),
         None => e.ts.to_string(),
@@ -232,6 +245,10 @@ pub fn event_line_styled(ordinal: u64, e: &Event, t: &InternTables, style: &Line
     let mut s = format!("{ordinal} {ts} pid={} {}", e.pid.0, e.kind.tag().name());
     for (k, v) in fields(e, t) {
         match v {
+            _ if k == "label" && name.is_some() => {}
+            _ if k == "buffer" && name.is_some() => {
+                let _ = write!(s, " {k}={:?}", name.unwrap_or_default());
+            }
             Value::Null => {}
             Value::Number(n) if k == "address" => {
                 let _ = write!(s, " {k}={:#x}", n.as_u64().unwrap_or(0));

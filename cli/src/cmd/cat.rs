@@ -4,6 +4,7 @@
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use ttalloc_model::buffer_name::StreamNames;
 use ttalloc_trace::{render, TraceReader};
 
 #[derive(clap::Args)]
@@ -58,19 +59,27 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let mut io_err: Option<std::io::Error> = None;
+    // Buffers are named as every command names them; a compat free's name
+    // needs its alloc's address (the events of --from's block before it are
+    // read for names only; an alloc further back leaves its free unnamed).
+    let mut names = StreamNames::default();
     let first_block = reader.block_of(from);
     for i in first_block..reader.blocks().len() {
         if reader.blocks()[i].first_event >= to || io_err.is_some() {
             break;
         }
         reader.visit_block(i, |ord, e| {
-            if ord < from || ord >= to || io_err.is_some() {
+            if ord >= to || io_err.is_some() {
+                return;
+            }
+            let name = names.name(&e, tables);
+            if ord < from {
                 return;
             }
             let line = if args.jsonl {
-                render::event_json(ord, &e, tables).to_string()
+                render::event_json(ord, &e, tables, name.as_deref()).to_string()
             } else {
-                render::event_line_styled(ord, &e, tables, &style)
+                render::event_line_styled(ord, &e, tables, &style, name.as_deref())
             };
             if let Err(err) = writeln!(out, "{line}") {
                 io_err = Some(err);

@@ -35,6 +35,7 @@ pub use super::numbering::Numbering;
 use foldhash::HashMap;
 pub use report::fmt_g;
 use std::collections::BTreeMap;
+use ttalloc_model::buffer_name::{self, BufferName};
 use ttalloc_model::{BufferId, BufferType, DeviceId, EventKind, Layout, ProgramId, SiteId};
 
 /// Who owns registry entries: the process id a message names (the original
@@ -159,6 +160,24 @@ impl Registry {
         l
     }
 
+    /// A local id for a new buffer: marked as the compat listener's, so that
+    /// replays name it by the address its alloc records, as the client does
+    /// (`ttalloc_model::buffer_name`).
+    fn buffer_local(&mut self) -> u64 {
+        buffer_name::COMPAT_LOCAL | (self.local() & (buffer_name::COMPAT_LOCAL - 1))
+    }
+
+    /// A local id for a free of an address never allocated: it carries the
+    /// address, which no alloc records (falls back to a fresh number when
+    /// the address is too large to fit).
+    fn unknown_free_local(&mut self, address: u64) -> u64 {
+        if address <= buffer_name::COMPAT_ADDRESS_MASK {
+            buffer_name::COMPAT_LOCAL | buffer_name::COMPAT_ADDRESS_LOCAL | address
+        } else {
+            self.buffer_local()
+        }
+    }
+
     pub fn counters(&self, device: i32) -> DeviceCounters {
         self.devices.get(&device).copied().unwrap_or_default()
     }
@@ -228,9 +247,9 @@ impl Registry {
             MsgType::Alloc => {
                 let Some(bt) = self.numbering.buffer_type(msg.buffer_type) else {
                     out.lines.push(format!(
-                        "⚠ [PID {owner}] Invalid buffer_type {} for buffer {} on device {} ({} numbering; see --compat-types)",
+                        "⚠ Invalid buffer_type {} for {} on device {} ({} numbering; see --compat-types)",
                         msg.buffer_type,
-                        msg.buffer_id,
+                        BufferName::compat(owner.pid as u32, msg.buffer_id),
                         msg.device_id,
                         self.numbering.name()
                     ));
@@ -241,7 +260,7 @@ impl Registry {
                     e.refs = e.refs.saturating_add(1);
                     return;
                 }
-                let local = self.local();
+                let local = self.buffer_local();
                 let id = ids.buffer_id(local);
                 self.buffers.insert(
                     key,
@@ -274,10 +293,11 @@ impl Registry {
                 None => {
                     self.unknown_frees += 1;
                     out.lines.push(format!(
-                        "⚠ [PID {owner}] Deallocation for unknown buffer {:#x} on device {} (allocated before tracking started)",
-                        msg.buffer_id, msg.device_id
+                        "⚠ Deallocation for unknown buffer: {} on device {} (allocated before tracking started)",
+                        BufferName::compat(owner.pid as u32, msg.buffer_id),
+                        msg.device_id
                     ));
-                    let local = self.local();
+                    let local = self.unknown_free_local(msg.buffer_id);
                     out.events.push(EventKind::BufferFree {
                         device: device.unwrap(),
                         buffer: ids.buffer_id(local),

@@ -102,6 +102,7 @@ impl Engine<'_> {
                     event,
                     device: self.devs[live.dev as usize].id,
                     buffer,
+                    address: (live.address != NO_ADDR).then_some(live.address),
                     buffer_type,
                     size: live.size,
                     site: live.site,

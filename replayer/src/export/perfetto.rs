@@ -72,9 +72,9 @@ pub fn perfetto(a: &Analysis) -> Value {
     for l in a.report.leaks.iter().filter(|l| marked.contains(&l.event)) {
         ev.push(json!({
             "ph": "i", "s": "p", "cat": "finding",
-            "name": format!("leak: {} {} B ({})", l.buffer_type, l.size, l.class.name()),
+            "name": format!("leak: {}, {} {} B ({})", l.name, l.buffer_type, l.size, l.class.name()),
             "pid": DEVICE_PID + l.device as u64, "tid": 0, "ts": us(a.timeline.ts_of(l.event)),
-            "args": {"event": l.event, "buffer": l.buffer, "site": site_text(&l.site)},
+            "args": {"event": l.event, "buffer": l.buffer, "name": l.name, "site": site_text(&l.site)},
         }));
     }
     if let Some(o) = &a.report.oom {

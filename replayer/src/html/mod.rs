@@ -185,7 +185,7 @@ pub fn html(a: &Analysis, summary: &TraceSummary, trace: &str) -> String {
         .take(MAX_BUFFERS)
         .map(|l| BufferOut {
             size: l.size,
-            label: format!("{:?} {}", l.object, l.buffer).to_lowercase(),
+            label: l.name.clone(),
             device: l.device,
             buffer_type: &l.buffer_type,
             class: l.class.name(),

@@ -8,6 +8,7 @@ use super::shape::{request_for, RecordedBuffer};
 use crate::cycles::CycleSpan;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write;
+use ttalloc_model::buffer_name::StreamNames;
 use ttalloc_model::{Event, EventKind, InternTables, SiteId};
 
 /// What the script is made from.
@@ -118,11 +119,14 @@ struct Emitter<'a> {
     /// Skipped objects of the current function, by what they are.
     skipped: BTreeMap<&'static str, u64>,
     opened: HashSet<u32>,
+    /// Buffer names for comments, as every command names them.
+    names: StreamNames,
 }
 
 impl Emitter<'_> {
     fn event(&mut self, ord: u64, e: &Event, body: &mut String) {
         let it = self.input.interner;
+        let name = self.names.name(e, it).unwrap_or_default();
         match &e.kind {
             EventKind::DeviceOpen { device, config, .. } => {
                 let mut args = String::new();
@@ -165,9 +169,9 @@ impl Emitter<'_> {
                 let what = format!("{size} B {buffer_type} {layout}");
                 let by = frame_text(it, *site, 2);
                 if self.input.leaked.contains(&ord) {
-                    let _ = writeln!(body, "    # leaked by {by}: {what}");
+                    let _ = writeln!(body, "    # {name}, leaked by {by}: {what}");
                 } else {
-                    let _ = writeln!(body, "    # {by}: {what}");
+                    let _ = writeln!(body, "    # {name}, by {by}: {what}");
                 }
                 if !self.opened.contains(&device.0) {
                     self.stats.skipped_buffers += 1;
@@ -216,11 +220,7 @@ impl Emitter<'_> {
                 if self.made.remove(&(device.0, buffer.0)) {
                     let _ = writeln!(body, "    free({})", buffer.0);
                 } else {
-                    let _ = writeln!(
-                        body,
-                        "    # free of buffer {} (not made by this script)",
-                        buffer.0
-                    );
+                    let _ = writeln!(body, "    # free of {name} (not made by this script)");
                 }
             }
             EventKind::OpBegin { name } => {
@@ -322,6 +322,7 @@ pub fn write_script(input: &ScriptInput<'_>) -> (String, ScriptStats) {
         made: HashSet::new(),
         skipped: BTreeMap::new(),
         opened: HashSet::new(),
+        names: StreamNames::default(),
     };
     // Runs of events: each cycle, and the stretches between them.
     let mut parts: Vec<(Option<usize>, u64, u64)> = Vec::new();

@@ -98,7 +98,7 @@ fn unknown_free_is_a_free_of_a_never_allocated_id() {
     assert_ne!(allocated, freed);
     assert_eq!(r.unknown_frees, 1);
     assert!(
-        f.lines[0].contains("Deallocation for unknown buffer 0x80"),
+        f.lines[0].contains("Deallocation for unknown buffer: process 7 buffer 0x80 on device 0"),
         "{:?}",
         f.lines
     );
