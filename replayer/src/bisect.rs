@@ -18,6 +18,9 @@ pub struct SiteRank {
     pub self_bytes_per_cycle: u64,
     /// Frames in the stack (1 = a top-level frame).
     pub depth: usize,
+    /// Its innermost frame is the user's code, not a library's
+    /// (`library_frames`): such sites rank first.
+    pub user_code: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,6 +32,9 @@ pub struct Bisection {
     /// Bytes left behind per cycle after warm-up (average over those cycles).
     pub bytes_per_cycle: u64,
     pub sites: Vec<SiteRank>,
+    /// The op (innermost `OpBegin` scope) `first` was allocated in, if any;
+    /// filled in by the caller, which has the events (`bisect_op`).
+    pub first_op: Option<String>,
 }
 
 /// The first cycle after `warmup` that leaves bytes behind (index into `cycles`).
@@ -57,10 +63,14 @@ pub fn bisect(
         first: first.and_then(|i| cycles[i].first_left),
         bytes_per_cycle: total / counted,
         sites: rank_sites(site_left, counted, interner),
+        first_op: None,
     }
 }
 
-/// Ranks every call-tree node by the bytes left behind at or below it.
+/// Ranks every call-tree node by the bytes left behind at or below it:
+/// the user's frames before libraries' (a test runner's or a framework's
+/// frames above every leak would otherwise outweigh each of them), then by
+/// bytes, then the innermost first (a wrapper's caller and the wrapper tie).
 pub fn rank_sites(
     site_left: &[(SiteId, u64)],
     cycles: u64,
@@ -122,14 +132,72 @@ pub fn rank_sites(
                 bytes_per_cycle: incl / cycles,
                 self_bytes_per_cycle: own / cycles,
                 depth: interner.frame_ids(site).len(),
+                user_code: crate::library_frames::is_user_site(interner, site),
             })
         })
         .collect();
     ranks.sort_by(|a, b| {
-        b.bytes_per_cycle
-            .cmp(&a.bytes_per_cycle)
+        b.user_code
+            .cmp(&a.user_code)
+            .then(b.bytes_per_cycle.cmp(&a.bytes_per_cycle))
             .then(b.depth.cmp(&a.depth))
             .then(a.site.cmp(&b.site))
     });
     ranks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIB: &str = "/venv/lib/python3.10/site-packages";
+
+    fn function(it: &InternTables, r: &SiteRank) -> String {
+        it.resolve(r.site)[0].function.clone()
+    }
+
+    #[test]
+    fn a_library_wrapper_tying_with_its_user_caller_ranks_after_it() {
+        // make_cache (user code) calls ttnn's Tensor.__init__, which allocates:
+        // both frames hold the same 4 KiB per cycle.
+        let mut it = InternTables::default();
+        let site = it.intern_stack_str(&[
+            ("Tensor.__init__", &format!("{LIB}/ttnn/tensor.py"), 10),
+            ("make_cache", "/home/u/model.py", 20),
+            ("main", "/home/u/model.py", 30),
+        ]);
+        let ranks = rank_sites(&[(site, 4096 * 3)], 3, &it);
+        let order: Vec<String> = ranks.iter().map(|r| function(&it, r)).collect();
+        // User frames first, innermost first among equal bytes; the wrapper last.
+        assert_eq!(order, ["make_cache", "main", "Tensor.__init__"]);
+        assert!(ranks[0].user_code && !ranks[2].user_code);
+        assert!(ranks.iter().all(|r| r.bytes_per_cycle == 4096));
+    }
+
+    #[test]
+    fn a_test_runners_frames_above_every_leak_rank_after_the_tests() {
+        // Two tests leak 1 KiB and 3 KiB per cycle under pytest's frame,
+        // which holds both (4 KiB) but is not the user's code.
+        let mut it = InternTables::default();
+        let runner = (
+            "pytest_pyfunc_call",
+            &*format!("{LIB}/_pytest/python.py"),
+            187,
+        );
+        let a = it.intern_stack_str(&[("test_a", "/home/u/test_x.py", 5), runner]);
+        let b = it.intern_stack_str(&[("test_b", "/home/u/test_x.py", 9), runner]);
+        let ranks = rank_sites(&[(a, 1024), (b, 3072)], 1, &it);
+        let order: Vec<(String, u64)> = ranks
+            .iter()
+            .map(|r| (function(&it, r), r.bytes_per_cycle))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                ("test_b".to_string(), 3072),
+                ("test_a".to_string(), 1024),
+                ("pytest_pyfunc_call".to_string(), 4096)
+            ]
+        );
+    }
 }

@@ -350,9 +350,13 @@ impl Report {
                 );
                 let _ = writeln!(
                     out,
-                    "  --> its first allocation still live at the cycle's end: event {e}, device {}, {}",
+                    "  --> its first allocation still live at the cycle's end: event {e}, device {}, {}{}",
                     b.first_device.unwrap_or_default(),
                     b.first_buffer_name.as_deref().unwrap_or("buffer ?"),
+                    b.first_op
+                        .as_deref()
+                        .map(|op| format!(", in op {op}"))
+                        .unwrap_or_default(),
                 );
                 if let Some(site) = &b.site {
                     render_site(out, site);
@@ -368,7 +372,7 @@ impl Report {
         if !b.sites.is_empty() {
             let _ = writeln!(
                 out,
-                "   = sites by bytes left behind per cycle (inclusive of callees):"
+                "   = sites by bytes left behind per cycle (inclusive of callees; your code first, then libraries'):"
             );
             for r in b.sites.iter().take(10) {
                 let name = r
@@ -376,7 +380,16 @@ impl Report {
                     .frames
                     .first()
                     .map_or("<no call site>".to_string(), frame_text);
-                let _ = writeln!(out, "       {:>14} B  {name}", thousands(r.bytes_per_cycle));
+                let library = if r.user_code || r.site.frames.is_empty() {
+                    ""
+                } else {
+                    "  (library)"
+                };
+                let _ = writeln!(
+                    out,
+                    "       {:>14} B  {name}{library}",
+                    thousands(r.bytes_per_cycle)
+                );
             }
         }
         if let Some(m) = &b.minimal_sites {
@@ -467,9 +480,28 @@ fn render_site(out: &mut String, site: &Site) {
     if site.frames.is_empty() {
         let _ = writeln!(out, "   | <no call site recorded>");
     }
-    for (i, f) in site.frames.iter().enumerate() {
-        let lead = if i == 0 { "at" } else { "  called from" };
-        let _ = writeln!(out, "   | {lead} {}", frame_text(f));
+    // Runs of library frames (a test runner's, the stdlib's) say little:
+    // past the innermost frame, a run of two or more is one line.
+    let library = |f: &ResolvedFrame| crate::library_frames::is_library_file(&f.file);
+    let mut i = 0;
+    while i < site.frames.len() {
+        let f = &site.frames[i];
+        if i == 0 {
+            let _ = writeln!(out, "   | at {}", frame_text(f));
+            i += 1;
+            continue;
+        }
+        let run = site.frames[i..].iter().take_while(|f| library(f)).count();
+        if run >= 2 {
+            let _ = writeln!(
+                out,
+                "   |   called from {run} library frames (--json lists them)"
+            );
+            i += run;
+        } else {
+            let _ = writeln!(out, "   |   called from {}", frame_text(f));
+            i += 1;
+        }
     }
     let _ = writeln!(out, "   |");
 }

@@ -16,6 +16,7 @@
 pub mod accumulation;
 pub mod analysis;
 pub mod bisect;
+pub mod bisect_op;
 pub mod cycles;
 pub mod ddmin;
 pub mod diff;
@@ -27,6 +28,7 @@ pub mod findings;
 mod freed;
 pub mod html;
 mod human;
+pub mod library_frames;
 pub mod markdown;
 pub mod minimize;
 pub mod observe;
@@ -95,12 +97,15 @@ pub fn replay_inspect(
     let opts = &*options_for(&rule, opts);
     let growth = accumulation::growth(&findings.cycles, opts.warmup);
     let (bisection, minimal_sites) = if opts.bisect {
-        let b = bisect::bisect(
+        let mut b = bisect::bisect(
             &findings.cycles,
             opts.warmup,
             &findings.site_left_behind,
             src.interner(),
         );
+        if let Some(first) = &b.first {
+            b.first_op = bisect_op::enclosing_op(src, first.event)?;
+        }
         let m = minimal_sites(src, opts, &rule, &findings, &growth);
         (Some(b), m)
     } else {

@@ -101,6 +101,8 @@ pub struct RankedSite {
     pub site: Site,
     pub bytes_per_cycle: u64,
     pub self_bytes_per_cycle: u64,
+    /// Its innermost frame is the user's code (`library_frames`); these rank first.
+    pub user_code: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -124,6 +126,8 @@ pub struct BisectOut {
     pub first_device: Option<u32>,
     /// The first buffer's label, if recorded.
     pub first_label: Option<String>,
+    /// The op it was allocated in (innermost `OpBegin` scope), if any.
+    pub first_op: Option<String>,
     pub site: Option<Site>,
     pub bytes_per_cycle: u64,
     pub sites: Vec<RankedSite>,
@@ -286,6 +290,7 @@ impl Report {
             first_buffer_name: b.first.map(|x| name(x.buffer, x.address, x.label)),
             first_device: b.first.map(|x| x.device.get()),
             first_label: b.first.and_then(|x| label(x.label)),
+            first_op: b.first_op.clone(),
             site: b.first.map(|x| site(x.site)),
             bytes_per_cycle: b.bytes_per_cycle,
             sites: b
@@ -295,6 +300,7 @@ impl Report {
                     site: site(r.site),
                     bytes_per_cycle: r.bytes_per_cycle,
                     self_bytes_per_cycle: r.self_bytes_per_cycle,
+                    user_code: r.user_code,
                 })
                 .collect(),
             minimal_sites: inp
