@@ -63,7 +63,10 @@ fn record(dir: &Path, script: &str, compat: bool) -> (String, u32, String) {
         args.push(&sock);
     }
     let (out, err) = ttalloc(&args);
-    let pid = out.trim().parse().unwrap_or_else(|_| panic!("{out}\n{err}"));
+    let pid = out
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{out}\n{err}"));
     (trace, pid, err)
 }
 

@@ -277,6 +277,28 @@ fn fail_on_leak_fails_the_tests_that_leave_buffers_behind() {
         "test_kernels.py::test_leaks_l1"
     );
     assert_eq!(report["bisect"]["first_cycle"], 2);
+    // Every leak's call site runs through ~30 pytest and pluggy frames, each
+    // holding all the leaked bytes: the user's frames rank first all the
+    // same (issue 13, friction 14), most bytes first — test_leaks_l1's
+    // 16,384 B over 10 cycles (1,638 B per cycle) before test_param[leaky]'s
+    // 8,192 B and the two 4,096 B scratch frames — then the libraries'.
+    let sites = report["bisect"]["sites"].as_array().unwrap();
+    let first = &sites[0];
+    assert_eq!(first["user_code"], true, "{first}");
+    assert_eq!(first["bytes_per_cycle"], 16_384 / 10);
+    let frame = &first["site"]["frames"][0];
+    let file = frame["file"].as_str().unwrap().rsplit('/').next().unwrap();
+    assert_eq!(format!("{file}:{}", frame["line"]), site("leaks_l1"));
+    let users = sites.iter().take_while(|s| s["user_code"] == true).count();
+    assert!(
+        users < sites.len() && sites[users..].iter().all(|s| s["user_code"] == false),
+        "the user's sites, then the libraries': {sites:?}"
+    );
+    // The op the first leaked buffer was allocated in.
+    assert_eq!(
+        report["bisect"]["first_op"],
+        "ttnn.allocate_tensor_on_device"
+    );
 }
 
 #[test]

@@ -208,10 +208,7 @@ mod tests {
         assert_eq!(names.name(&alloc, &t), want);
         assert_eq!(names.name(&free, &t), want);
         // Forgotten once freed: a stray second free shows the listener's number.
-        assert_eq!(
-            names.name(&free, &t).as_deref(),
-            Some("process 7 buffer 1")
-        );
+        assert_eq!(names.name(&free, &t).as_deref(), Some("process 7 buffer 1"));
     }
 
     #[test]

@@ -37,7 +37,8 @@ pub fn is_library_file(file: &str) -> bool {
 /// `3.10`, `2.7`: digits, one dot, digits.
 fn is_version(s: &str) -> bool {
     let mut it = s.splitn(2, '.');
-    let digits = |x: Option<&str>| x.is_some_and(|x| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit()));
+    let digits =
+        |x: Option<&str>| x.is_some_and(|x| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit()));
     digits(it.next()) && digits(it.next())
 }
 

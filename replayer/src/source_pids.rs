@@ -26,9 +26,8 @@ impl SourcePids {
             Chunk::Events { events, .. } => {
                 for e in events.iter() {
                     match e.kind {
-                        EventKind::BufferAlloc { buffer, .. } | EventKind::BufferFree { buffer, .. } => {
-                            self.note(buffer, e.pid.get())
-                        }
+                        EventKind::BufferAlloc { buffer, .. }
+                        | EventKind::BufferFree { buffer, .. } => self.note(buffer, e.pid.get()),
                         _ => {}
                     }
                 }
