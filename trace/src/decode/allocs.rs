@@ -2,8 +2,8 @@
 
 use super::block::coded_as;
 use super::columns::{AllocCol, ColumnValues};
-use super::packed::column_values;
-use super::{undefined_site, DecodeError, RefLimits};
+use super::packed::{all_below, column_values};
+use super::{DecodeError, RefLimits};
 use crate::codec::{col, AddrHistory, ColumnLayout, SiteHistory, FLAG_ADDR, FLAG_CORES, FLAG_PAGE};
 use crate::varint::unzigzag;
 use ttalloc_model::{BufferId, BufferType, DeviceId, Layout, SiteId, StringId};
@@ -100,8 +100,12 @@ pub(super) fn decode_allocs(
     vals.cores.push(0);
     vals.addr_slots.clear();
     vals.addr_slots.resize(AddrHistory::SLOTS, 0);
+    // Sites are checked in one reduction, sizes by a flag the loop
+    // accumulates (no branch per alloc); the error names the first bad one.
+    all_below(&vals.alloc_site, limits.sites, "site")?;
     out.clear();
     out.reserve(n);
+    let mut bad_size = false;
     let (mut kp, mut ka, mut kc, mut kr) = (0usize, 0usize, 0usize, 0usize);
     for (i, (&f, &d)) in flags.iter().zip(devices).enumerate() {
         let bt = f & 7;
@@ -114,14 +118,10 @@ pub(super) fn decode_allocs(
         let size = if has_page && p > 0 {
             let rem = vals.size_rem[kr];
             kr += 1;
-            match s.checked_mul(p).and_then(|x| x.checked_add(rem)) {
-                Some(v) if rem < p => v,
-                _ => {
-                    return Err(format!(
-                        "size of {s} pages of {p} + {rem} is not a valid size"
-                    ))
-                }
-            }
+            let (whole, o1) = s.overflowing_mul(p);
+            let (size, o2) = whole.overflowing_add(rem);
+            bad_size |= o1 | o2 | (rem >= p);
+            size
         } else {
             s
         };
@@ -133,10 +133,6 @@ pub(super) fn decode_allocs(
         ka += has_addr as usize;
         let cores = vals.cores[kc] as u32;
         kc += has_cores as usize;
-        let site = vals.alloc_site[i];
-        if site >= limits.sites as u64 {
-            return Err(undefined_site(site, limits));
-        }
         out.push(AllocCol {
             device: DeviceId(d),
             buffer: BufferId(vals.alloc_buf[i]),
@@ -148,8 +144,34 @@ pub(super) fn decode_allocs(
             num_cores: has_cores.then_some(cores),
             per_bank_size: None,
             label: StringId::EMPTY,
-            site: SiteId(site as u32),
+            site: SiteId(vals.alloc_site[i] as u32),
         });
     }
+    if bad_size {
+        return Err(first_bad_size(flags, vals));
+    }
     crate::ext::decode_alloc_ext(cols[col::ALLOC_EXT as usize], out, limits)
+}
+
+/// The error for the first alloc whose pages, page size and remainder do
+/// not make a size (found again after the loop flagged one).
+#[cold]
+fn first_bad_size(flags: &[u8], vals: &ColumnValues) -> DecodeError {
+    let (mut kp, mut kr) = (0usize, 0usize);
+    for (i, &f) in flags.iter().enumerate() {
+        if f & FLAG_PAGE == 0 {
+            continue;
+        }
+        let p = vals.page[kp];
+        kp += 1;
+        if p == 0 {
+            continue;
+        }
+        let (s, rem) = (vals.size[i], vals.size_rem[kr]);
+        kr += 1;
+        if rem >= p || s.checked_mul(p).and_then(|x| x.checked_add(rem)).is_none() {
+            return format!("size of {s} pages of {p} + {rem} is not a valid size");
+        }
+    }
+    "an alloc's size is not valid".into()
 }

@@ -5,7 +5,7 @@ use super::allocs::decode_allocs;
 use super::columns::{BlockColumns, FreeCol};
 use super::others::decode_others;
 use super::packed::{all_below, column_values};
-use super::{end, overrun, undefined_site, DecodeError, RefLimits};
+use super::{end, overrun, DecodeError, RefLimits};
 use crate::codec::{col, ColumnLayout};
 use crate::records::ArchivedBlockRec;
 use crate::varint::{unzigzag, Cursor};
@@ -232,23 +232,19 @@ pub fn decode_columns(
         "free site",
         &mut vals.free_site,
     )?;
+    all_below(&vals.free_site, limits.sites, "site")?;
     out.frees.clear();
-    out.frees.reserve(n_free);
-    for ((&d, &b), &s) in out
-        .free_devices
-        .iter()
-        .zip(&vals.free_ids)
-        .zip(&vals.free_site)
-    {
-        if s >= limits.sites as u64 {
-            return Err(undefined_site(s, limits));
-        }
-        out.frees.push(FreeCol {
-            device: DeviceId(d),
-            buffer: BufferId(b),
-            site: SiteId(s as u32),
-        });
-    }
+    out.frees.extend(
+        out.free_devices
+            .iter()
+            .zip(&vals.free_ids)
+            .zip(&vals.free_site)
+            .map(|((&d, &b), &s)| FreeCol {
+                device: DeviceId(d),
+                buffer: BufferId(b),
+                site: SiteId(s as u32),
+            }),
+    );
 
     column_values(cols[col::NAME as usize], n_names, "name", &mut vals.name)?;
     all_below(&vals.name, limits.strings, "string")?;

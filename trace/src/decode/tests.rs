@@ -277,3 +277,27 @@ fn both_layouts_decode_to_the_same_events() {
     assert_eq!(events(&old).len(), 300);
     assert_eq!(events(&old), events(&new));
 }
+
+#[test]
+fn a_remainder_as_large_as_the_page_is_named() {
+    // valid_block's allocs all have 2048-byte pages and whole-page sizes
+    // (remainder column of width 0); give every alloc a remainder of 4096.
+    let mut rec = valid_block();
+    let n = rec
+        .columns
+        .iter()
+        .find(|c| c.id == col::ALLOC_FLAGS)
+        .unwrap()
+        .bytes
+        .len();
+    let rem = rec
+        .columns
+        .iter_mut()
+        .find(|c| c.id == col::SIZE_REM)
+        .unwrap();
+    rem.bytes.clear();
+    crate::codec::pack(&vec![4096; n], &mut rem.bytes);
+    let err = decode(&rec).unwrap_err();
+    // The first alloc (event 1) is 4096 * (1 % 9 + 1) = 8192 B: 4 pages.
+    assert_eq!(err, "size of 4 pages of 2048 + 4096 is not a valid size");
+}
