@@ -32,6 +32,8 @@ mod objects;
 mod refusal;
 mod resume;
 
+pub use resume::ModelAddresses;
+
 use cycle_books::CYCLE_ALLOCS_MIN;
 
 const RESIDENT: u8 = 1;

@@ -82,6 +82,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         b.finish_and_clear();
     }
     let m = result?;
+    for w in &m.warnings {
+        eprintln!("ttalloc: warning: {w}");
+    }
     let text = if args.json {
         serde_json::json!({
             "original_events": m.original_events,

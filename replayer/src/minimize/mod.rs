@@ -7,12 +7,17 @@
 //!       ──> sweep to 1-minimal ──> pruned intern tables + provenance ──> OUT.zst
 //! ```
 //!
+//! Every candidate that keeps the whole trace before a checkpoint (the
+//! trace file's, or taken in memory every 65,536 events) replays from it
+//! when that cannot change the verdict (`resume`).
+//!
 //! The result is 1-minimal: removing any one remaining event, together
 //! with the events that need it (a free needs its alloc, a device event its
 //! device's open and close, ...), loses the finding.
 
 mod deps;
 mod output;
+mod resume;
 mod search;
 mod target;
 
@@ -27,7 +32,8 @@ use crate::{ReplayError, Result};
 use serde::Serialize;
 use std::path::Path;
 use ttalloc_model::{Event, InternTables};
-use ttalloc_trace::{Provenance, TraceHeader, TraceReader};
+use ttalloc_trace::checkpoint::checkpoints_of;
+use ttalloc_trace::{Checkpoint, Provenance, TraceHeader, TraceReader};
 
 /// What `minimize` is asked to keep.
 #[derive(Clone, Debug, Default)]
@@ -39,6 +45,9 @@ pub struct MinimizeOptions {
     /// OOM: also keep tt-metal's exact message (`--exact`).
     pub exact: bool,
     pub replay: ReplayOptions,
+    /// Replay every candidate from the first event, ignoring checkpoints
+    /// (for comparison; the result is the same).
+    pub from_start: bool,
 }
 
 /// The outcome (`--json` prints it).
@@ -59,6 +68,13 @@ pub struct Minimized {
     /// Original ordinals of the kept events.
     #[serde(skip)]
     pub kept: Vec<u32>,
+    /// Events all replays went through, and the replays that started at a
+    /// checkpoint instead of the first event.
+    pub events_replayed: u64,
+    pub resumed_replays: u32,
+    /// Checkpoints that could not be used (damaged), in words.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// Minimises events held in memory (ordinals are positions in `events`).
@@ -66,6 +82,27 @@ pub fn minimize_events(
     events: &[Event],
     interner: &InternTables,
     opts: &MinimizeOptions,
+    on_replay: Option<Box<dyn FnMut(u32, usize) + '_>>,
+) -> Result<Minimized> {
+    let mut warnings = Vec::new();
+    let checkpoints = if opts.from_start {
+        Vec::new()
+    } else {
+        checkpoints_of(events, resume::EVERY, interner).unwrap_or_else(|e| {
+            warnings.push(format!("no checkpoints: {e}"));
+            Vec::new()
+        })
+    };
+    minimize_from(events, interner, opts, checkpoints, warnings, on_replay)
+}
+
+/// [`minimize_events`] with the checkpoints to resume candidates from.
+fn minimize_from(
+    events: &[Event],
+    interner: &InternTables,
+    opts: &MinimizeOptions,
+    checkpoints: Vec<Checkpoint>,
+    warnings: Vec<String>,
     mut on_replay: Option<Box<dyn FnMut(u32, usize) + '_>>,
 ) -> Result<Minimized> {
     if events.len() >= u32::MAX as usize {
@@ -88,7 +125,8 @@ pub fn minimize_events(
         exact: opts.exact,
         warmup: opts.replay.warmup,
     };
-    let original = {
+    let points: Vec<u64> = checkpoints.iter().map(|c| c.next_event).collect();
+    let (original, known, first_events) = {
         let dummy = Target {
             kind: FindingKind::Leak,
             buffer_type: None,
@@ -98,14 +136,22 @@ pub fn minimize_events(
             leaked_events: Default::default(),
         };
         let mut o = Oracle::new(events, interner, &dummy, &opts.replay, rule.clone());
-        o.replay(&all)?
+        let (findings, known) = o.replay_all(&points)?;
+        (findings, known, o.events_replayed)
     };
     let target = target::select(&original, events, interner, &selection)?;
     let mut deps = Deps::new(events);
     let mut oracle = Oracle::new(events, interner, &target, &opts.replay, rule);
     oracle.on_replay = on_replay.take();
+    oracle.resume_points = resume::usable(
+        checkpoints.into_iter().zip(known).collect(),
+        &target,
+        &original,
+    );
     let kept = search::minimise(&mut oracle, &mut deps, &cycles.spans, all)?;
     let (replays, cache_hits) = (oracle.replays + 1, oracle.cache_hits);
+    let (events_replayed, resumed_replays) =
+        (oracle.events_replayed + first_events, oracle.resumed);
     drop(oracle);
     let (events_out, interner_out) = output::prune(events, &kept, interner);
     Ok(Minimized {
@@ -118,6 +164,9 @@ pub fn minimize_events(
         events: events_out,
         interner: interner_out,
         kept,
+        events_replayed,
+        resumed_replays,
+        warnings,
     })
 }
 
@@ -143,7 +192,32 @@ pub fn minimize_file(
         events.extend_from_slice(chunk);
         Ok(())
     })?;
-    let m = minimize_events(&events, reader.interner(), opts, on_replay)?;
+    let m = if opts.from_start || reader.checkpoints().is_empty() {
+        // No checkpoints in the file (format 2.0/2.1, or a damaged index): taken in memory.
+        let mut m = minimize_events(&events, reader.interner(), opts, on_replay)?;
+        if let Some(e) = reader.checkpoint_index_error() {
+            m.warnings.insert(0, format!("{}: {e}", input.display()));
+        }
+        m
+    } else {
+        let mut warnings = Vec::new();
+        let checkpoints = (0..reader.checkpoints().len())
+            .filter_map(|i| {
+                reader
+                    .checkpoint(i)
+                    .map_err(|e| warnings.push(format!("{}: {e}; not used", input.display())))
+                    .ok()
+            })
+            .collect();
+        minimize_from(
+            &events,
+            reader.interner(),
+            opts,
+            checkpoints,
+            warnings,
+            on_replay,
+        )?
+    };
     let source = input.file_name().map_or_else(
         || input.display().to_string(),
         |n| n.to_string_lossy().into_owned(),

@@ -5,10 +5,11 @@
 //! ([`Deps`]) and replayed from memory; equal candidates are replayed once.
 
 use super::deps::Deps;
+use super::resume::{self, ResumePoint};
 use super::target::{still_shows, Target};
 use crate::cycles::{CycleRule, CycleSpan};
 use crate::ddmin::ddmin;
-use crate::engine::{CycleInput, Engine, EngineSetup};
+use crate::engine::{CycleInput, Engine, EngineSetup, ModelAddresses};
 use crate::findings::Findings;
 use crate::options::ReplayOptions;
 use crate::Result;
@@ -31,6 +32,11 @@ pub struct Oracle<'a> {
     /// Called after every replay (progress).
     pub on_replay: Option<Box<dyn FnMut(u32, usize) + 'a>>,
     buf: Vec<Event>,
+    /// Checkpoints a candidate keeping the whole trace before one starts from.
+    pub resume_points: Vec<ResumePoint>,
+    /// Events the replays went through, and the replays that started at a checkpoint.
+    pub events_replayed: u64,
+    pub resumed: u32,
 }
 
 impl<'a> Oracle<'a> {
@@ -52,6 +58,9 @@ impl<'a> Oracle<'a> {
             cache_hits: 0,
             on_replay: None,
             buf: Vec::new(),
+            resume_points: Vec::new(),
+            events_replayed: 0,
+            resumed: 0,
         }
     }
 
@@ -88,23 +97,64 @@ impl<'a> Oracle<'a> {
     /// The findings of a replay of `kept` (ordinals in the findings are
     /// positions in `kept`).
     pub fn replay(&mut self, kept: &[u32]) -> Result<Findings> {
+        let resumed = resume::latest_for(&self.resume_points, kept).and_then(|p| {
+            // A checkpoint that cannot be restored is passed over.
+            let engine = Engine::resume(self.setup(), &p.checkpoint, Some(&p.known)).ok()?;
+            Some((p.at() as usize, engine))
+        });
+        let (from, mut engine) = match resumed {
+            Some(r) => {
+                self.resumed += 1;
+                r
+            }
+            None => (0, Engine::new(self.setup())),
+        };
         self.buf.clear();
-        self.buf
-            .extend(kept.iter().map(|&i| self.events[i as usize].clone()));
-        let stop_at_oom = self.target.kind == super::FindingKind::Oom;
-        let mut engine = Engine::new(EngineSetup {
+        self.buf.extend(
+            kept[from..]
+                .iter()
+                .map(|&i| self.events[i as usize].clone()),
+        );
+        self.events_replayed += self.buf.len() as u64;
+        for (i, chunk) in self.buf.chunks(CHUNK).enumerate() {
+            engine.feed((from + i * CHUNK) as u64, chunk)?;
+        }
+        Ok(engine.finish())
+    }
+
+    /// The replay of the whole trace, with what the model knew at each of
+    /// `points` (sorted ordinals) for replays resumed there.
+    pub fn replay_all(&mut self, points: &[u64]) -> Result<(Findings, Vec<ModelAddresses>)> {
+        let mut engine = Engine::new(self.setup());
+        let mut known = Vec::with_capacity(points.len());
+        let mut fed = 0usize;
+        for end in points
+            .iter()
+            .map(|&p| (p as usize).min(self.events.len()))
+            .chain([self.events.len()])
+        {
+            for (i, chunk) in self.events[fed..end].chunks(CHUNK).enumerate() {
+                engine.feed((fed + i * CHUNK) as u64, chunk)?;
+            }
+            fed = end.max(fed);
+            if known.len() < points.len() {
+                known.push(engine.model_addresses());
+            }
+        }
+        self.events_replayed += self.events.len() as u64;
+        Ok((engine.finish(), known))
+    }
+
+    fn setup(&self) -> EngineSetup<'a> {
+        EngineSetup {
             arch: self.opts.arch,
             overrides: &self.opts.overrides,
             warmup: self.opts.warmup,
             cycles: CycleInput::Online(self.rule.clone()),
             interner: self.interner,
             release_sites: None,
-            stop_at_oom,
-        });
-        for (i, chunk) in self.buf.chunks(CHUNK).enumerate() {
-            engine.feed((i * CHUNK) as u64, chunk)?;
+            stop_at_oom: self.target.kind == super::FindingKind::Oom,
         }
-        Ok(engine.finish())
     }
 }
 

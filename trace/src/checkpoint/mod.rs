@@ -334,3 +334,36 @@ pub(crate) fn index_to_bytes(rec: &CheckpointIndexRec) -> Result<AlignedVec, Str
 
 #[cfg(test)]
 mod tests;
+
+/// Checkpoints of events held in memory, one after every `every` events
+/// (`every > 0`), as the writer would record them: for replays of
+/// in-memory traces (`minimize`). Site and label ids are checked against
+/// `interner` as when read from a file.
+pub fn checkpoints_of(
+    events: &[Event],
+    every: usize,
+    interner: &InternTables,
+) -> Result<Vec<Checkpoint>, String> {
+    let every = every.max(1);
+    let mut state = CheckpointTracker::default();
+    let mut out = Vec::new();
+    for (ord, e) in events.iter().enumerate() {
+        state.apply(ord as u64, e);
+        let next = ord + 1;
+        if next % every == 0 && next < events.len() {
+            let after_block = (next / every - 1) as u32;
+            let rec = state.snapshot(after_block, next as u64);
+            let bytes = to_bytes(&rec)?;
+            let archived = rkyv::access::<ArchivedCheckpointRec, BoxedError>(&bytes)
+                .map_err(|e| e.to_string())?;
+            let info = CheckpointInfo {
+                after_block: after_block as usize,
+                next_event: next as u64,
+                objects: rec.objects.len() as u32,
+                frame: FrameLocRec { offset: 0, len: 0 },
+            };
+            out.push(decode(archived, &info, interner)?);
+        }
+    }
+    Ok(out)
+}
