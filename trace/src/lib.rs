@@ -49,13 +49,19 @@
 //!   are decoded ahead on every available core ([`scan_workers`]) and handed
 //!   to the callback in order on the calling thread; `scan_columns_on(n, ..)`
 //!   picks the number of decoding threads (0: the calling thread only).
-//! - Speed, one thread, 10M-event synthetic trace, shared 2-core EPYC VM
-//!   (`cargo bench -p ttalloc-trace --bench trace_bench -- 10000000`, per
-//!   CPU-second): `decode_columns` ~67 M events/s, `for_each_event`
-//!   ~54 M/s, `decode_block` ~51 M/s, `events()` ~44 M/s; zstd + record
-//!   checksum + validation alone run at ~165 M/s (zstd is ~5 ns of the
-//!   ~15 ns an event costs in `decode_columns`). The 100 M/s target is not
-//!   reached on one thread; for more, decode blocks on several threads.
+//! - Speed, one thread, 10M-event synthetic trace (`synth -n 10000000
+//!   --cycles 1000 --leak-site 7@400`), shared 2-core VM under load
+//!   (`cargo bench -p ttalloc-trace --bench trace_bench -- TRACE.zst`, per
+//!   CPU-second, format 2.2): `decode_columns` 38–55 M events/s,
+//!   `for_each_event` 34–42 M/s; zstd + record checksum + validation alone
+//!   107–142 M/s. Of ~20 ns per event in `decode_columns`, zstd takes ~5;
+//!   the walk handing devices and buffer ids to the kinds, the allocs'
+//!   assembly and the rarer kinds' MISC varints take most of the rest
+//!   (`perf` shares: zstd 23%, the driver with its walk 26%, allocs 15%,
+//!   other kinds 9%, packed gathers 5%). The 100 M/s target is not reached
+//!   on one thread; `scan_columns` decodes on several.
+//!   Where a trace's bytes go: `cargo bench -p ttalloc-trace --bench
+//!   column_sizes -- TRACE.zst [--reencode]`.
 //! - `block_of(ordinal)` finds the block holding an event (for `--from`).
 //! - Errors: [`TraceError::Corrupt`] names the block and the byte offset of
 //!   its frame; blocks before (and after) a damaged one stay readable.
