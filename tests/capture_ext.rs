@@ -137,7 +137,8 @@ fn the_recorded_per_bank_size_labels_and_refusal_reach_every_output() {
     assert_eq!(refused["site"][0]["function"], "<module>");
     let text = stdout(&["cat"], &trace);
     assert!(
-        text.contains("label=\"L1 tensor [1,1,96,96] bfloat16 TILE\""),
+        // The label is part of the buffer's name (issue 13 friction 6).
+        text.contains("buffer 1 (L1 tensor [1,1,96,96] bfloat16 TILE)\""),
         "{text}"
     );
     assert!(text.contains("alloc_refused"), "{text}");
