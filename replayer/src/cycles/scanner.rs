@@ -172,8 +172,15 @@ impl CycleScanner {
                     self.marker_rule(interner)
                 } else if let Some(name) = self.most_repeated_op(interner) {
                     CycleRule::Op(name)
+                } else if self.device_spans.len() == 1 && open_at_end == 0 {
+                    // One device's whole life (opened and closed) is the one
+                    // cycle: what a program that opens its device once
+                    // repeats is inside it, at no boundary the trace marks.
+                    // (A device still open at the end is no cycle: what it
+                    // holds then was never freed.)
+                    CycleRule::Device
                 } else {
-                    // Nothing repeats: no cycles (a single span is not a repetition).
+                    // Nothing repeats: no cycles.
                     CycleRule::None
                 }
             }
@@ -325,11 +332,15 @@ impl CycleScanner {
     }
 
     /// The top-level op name that occurs most often (at least twice); ties go
-    /// to the one seen first.
+    /// to the one seen first. The ttnn capture's ops (see [`is_capture_op`])
+    /// are never picked.
     fn most_repeated_op(&self, interner: &InternTables) -> Option<String> {
         let mut counts: Vec<(StringId, usize, usize)> = Vec::new();
         let mut index: FastMap<StringId, usize> = FastMap::default();
         for (i, (_, name)) in self.top_ops.iter().enumerate() {
+            if is_capture_op(interner.string(*name)) {
+                continue;
+            }
             let slot = *index.entry(*name).or_insert_with(|| {
                 counts.push((*name, 0, i));
                 counts.len() - 1
@@ -342,4 +353,18 @@ impl CycleScanner {
             .max_by(|a, b| a.1.cmp(&b.1).then(b.2.cmp(&a.2)))
             .map(|c| interner.string(c.0).to_owned())
     }
+}
+
+/// Whether an op scope is one the ttnn capture made around a ttnn call
+/// (named after it: `ttnn.add`, `ttnn.allocate_tensor_on_device`,
+/// `ttnn.Tensor.to`). `auto` never cuts cycles at those: a program calls
+/// ttnn ops many times per repetition of its own work, and the most
+/// repeated one is typically a leaf that only allocates or frees a tensor
+/// (`ttnn.allocate_tensor_on_device`, `ttnn.deallocate`), so cycles cut
+/// there split tensors from their frees and can show growth that is not
+/// there (corpora/ttnn/program_cache, which frees everything, cut at
+/// `ttnn.allocate_tensor_on_device`: 148,626 B of DRAM per cycle, the next
+/// round's larger inputs). Cut at them with `--cycles op=NAME`.
+pub fn is_capture_op(name: &str) -> bool {
+    name.starts_with("ttnn.")
 }

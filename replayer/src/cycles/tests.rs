@@ -131,10 +131,15 @@ fn test_cycles_follow_the_process_that_began_them() {
     assert_eq!(test_name("pytest:end t.py::a"), None);
 }
 
-/// `ops` top-level ops, with `markers` "run N" markers spread among them
-/// (the first before any op) and no device spans.
+/// `ops` top-level ops (a hand-made `model.step` scope), with `markers`
+/// "run N" markers spread among them (the first before any op) and no
+/// device spans.
 fn ops_and_markers(ops: u32, markers: u32, it: &mut InternTables) -> Vec<Event> {
-    let op = it.intern_string("ttnn.matmul");
+    ops_named("model.step", ops, markers, it)
+}
+
+fn ops_named(name: &str, ops: u32, markers: u32, it: &mut InternTables) -> Vec<Event> {
+    let op = it.intern_string(name);
     let mut events = Vec::new();
     let mut push = |kind: EventKind| {
         events.push(Event {
@@ -162,7 +167,7 @@ fn a_scanner_for_one_mode_keeps_only_what_that_mode_uses() {
     // second marker is seen no op span can matter. Scanned in chunks
     // of 100 events as a replay does.
     let events = ops_and_markers(1_000, 3, &mut it);
-    for mode in ["auto", "device", "marker", "marker=^run", "op=ttnn.matmul"] {
+    for mode in ["auto", "device", "marker", "marker=^run", "op=model.step"] {
         let mode: CycleMode = mode.parse().unwrap();
         let mut general = CycleScanner::new();
         let mut narrow = CycleScanner::for_mode(&mode);
@@ -191,6 +196,47 @@ fn a_scanner_for_one_mode_keeps_only_what_that_mode_uses() {
     let mut narrow = CycleScanner::for_mode(&CycleMode::Auto);
     narrow.scan(0, &events);
     let rule = narrow.rule(&CycleMode::Auto, &it);
-    assert_eq!(rule, CycleRule::Op("ttnn.matmul".into()));
+    assert_eq!(rule, CycleRule::Op("model.step".into()));
     assert_eq!(narrow.spans(&rule, &it).spans.len(), 1_000);
+}
+
+#[test]
+fn auto_never_cuts_at_the_ttnn_captures_ops() {
+    let mut it = InternTables::new();
+    // 1,000 `ttnn.allocate_tensor_on_device` scopes and nothing else: the
+    // capture's ops are never cycle boundaries, so nothing repeats.
+    let mut events = ops_named("ttnn.allocate_tensor_on_device", 1_000, 0, &mut it);
+    let mut s = CycleScanner::for_mode(&CycleMode::Auto);
+    s.scan(0, &events);
+    assert_eq!(s.rule(&CycleMode::Auto, &it), CycleRule::None);
+    // Inside one device open/close, as a ttnn program does: the device's
+    // life is the one cycle (what `--cycles device` gives).
+    let at = |kind| Event {
+        ts: 0,
+        pid: Pid(1),
+        kind,
+    };
+    events.insert(
+        0,
+        at(EventKind::DeviceOpen {
+            device: DeviceId(0),
+            arch: Default::default(),
+            config: Default::default(),
+        }),
+    );
+    events.push(at(EventKind::DeviceClose {
+        device: DeviceId(0),
+    }));
+    let mut s = CycleScanner::for_mode(&CycleMode::Auto);
+    s.scan(0, &events);
+    let rule = s.rule(&CycleMode::Auto, &it);
+    assert_eq!(rule, CycleRule::Device);
+    let spans = s.spans(&rule, &it).spans;
+    assert_eq!(
+        spans,
+        [CycleSpan {
+            start_event: 0,
+            end_event: 2_001
+        }]
+    );
 }

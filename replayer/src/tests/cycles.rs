@@ -256,17 +256,17 @@ fn auto_falls_back_to_the_most_repeated_top_level_op() {
     t.open(0);
     let mut id = 0;
     for _ in 0..4 {
-        t.op("ttnn.linear");
+        t.op("model.linear");
         id += 1;
         t.alloc(0, id, BufferType::L1, 4096, s);
         t.op_end();
-        t.op("ttnn.add");
+        t.op("model.add");
         t.op_end();
     }
-    t.op("ttnn.linear");
+    t.op("model.linear");
     t.op_end();
     let r = t.replay(&ReplayOptions::default());
-    assert_eq!(r.cycle_kind, "op=ttnn.linear");
+    assert_eq!(r.cycle_kind, "op=model.linear");
     assert_eq!(r.cycles.len(), 5);
     assert_eq!(r.cycles[0].left_behind_bytes, 4096);
     assert_eq!(r.cycles[4].left_behind_bytes, 0);

@@ -215,7 +215,7 @@ fn a_wrong_guess_from_the_beginning_is_corrected_by_the_whole_trace() {
     let s = t.site(&[("f", "w.py", 1)]);
     t.open(0);
     while t.next() < 300_000 {
-        t.op("ttnn.add");
+        t.op("model.step");
         t.op_end();
     }
     let mut id = 0;
