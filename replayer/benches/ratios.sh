@@ -6,6 +6,7 @@
 #      (`synth -n 10000000 --cycles 1000 --leak-site 7@400`), and
 #      `replay --bisect` / plain replay;                       target <= 3x
 #   2. replay peak RSS at 50M events / at 10M;                 target <= 1.25x, < 64 MB
+#      and `replay --bisect` / plain replay at 50M events;     target <= 1.2x
 #   3. `decode_columns` scan, events per CPU-second (one core); target >= 100M
 #   4. bytes per event of the synthetic trace and of workload W; targets 3.0 / 0.6
 #   5. replay CPU / `heaptrack_print -l` CPU on workload W;    target <= 0.5x
@@ -85,10 +86,12 @@ if [ "$big" != 0 ]; then
     rm -f "$dir/synth.zst"
     for _ in $(seq "$runs"); do
         measure big "$bin/ttalloc" replay "$dir/big.zst"
+        measure big_bisect "$bin/ttalloc" replay --bisect "$dir/big.zst"
     done
     rss_big=$(median big 2)
     echo "replay peak RSS at $big events: $((rss_big / 1024)) MB; CPU $(median big 1) s"
     echo "RATIO replay peak RSS 50M / 10M: $(ratio "$rss_big" "$rss10")x   (target <= 1.25, and < 64 MB)"
+    echo "RATIO replay --bisect / replay at $big events: $(ratio "$(median big_bisect 1)" "$(median big 1)")x   (target <= 1.2)"
     rm -f "$dir/big.zst"
 fi
 
