@@ -19,6 +19,13 @@ pub struct SourcePids {
     last: Option<(u64, u32)>,
 }
 
+/// The pid of every event of a block, if one process wrote them all (and
+/// every event has one).
+fn one_pid(pids: &[u32], events: usize) -> Option<u32> {
+    let &first = pids.first()?;
+    (pids.len() == events && pids.iter().all(|&p| p == first)).then_some(first)
+}
+
 impl SourcePids {
     /// Notes the source of every buffer alloc and free in `chunk`.
     pub fn scan(&mut self, chunk: &Chunk<'_>) {
@@ -33,6 +40,19 @@ impl SourcePids {
                 }
             }
             Chunk::Columns { columns: c, .. } => {
+                if let Some(pid) = one_pid(&c.pid, c.tags.len()) {
+                    // One process wrote the whole block (nearly always): what
+                    // is noted does not depend on the order, so the alloc and
+                    // free columns are read straight, without the tag walk.
+                    // As many of each as the walk would reach: one per tag.
+                    let count = |t: EventTag| c.tags.iter().filter(|&&x| x == t as u8).count();
+                    let allocs = c.allocs.iter().take(count(EventTag::BufferAlloc));
+                    let frees = c.frees.iter().take(count(EventTag::BufferFree));
+                    for b in allocs.map(|a| a.buffer).chain(frees.map(|x| x.buffer)) {
+                        self.note(b, pid);
+                    }
+                    return;
+                }
                 let (mut allocs, mut frees) = (c.allocs.iter(), c.frees.iter());
                 for (pos, &tag) in c.tags.iter().enumerate() {
                     let buffer = if tag == EventTag::BufferAlloc as u8 {
@@ -84,6 +104,7 @@ impl Eq for SourcePids {}
 mod tests {
     use super::*;
     use ttalloc_model::{DeviceId, Event, SiteId};
+    use ttalloc_trace::{BlockColumns, FreeCol};
 
     fn free(pid: u32, buffer: u64) -> Event {
         Event {
@@ -116,5 +137,49 @@ mod tests {
         assert_eq!(p.pid_of(BufferId((2 << 40) | 3)), Some(Pid(20)));
         assert_eq!(p.pid_of(BufferId(5)), None);
         assert_eq!(p.pid_of(BufferId(7 << 40)), None);
+    }
+
+    fn free_col(buffer: u64) -> FreeCol {
+        FreeCol {
+            device: DeviceId(0),
+            buffer: BufferId(buffer),
+            site: SiteId::UNKNOWN,
+        }
+    }
+
+    fn scan_columns(tags: &[EventTag], pid: Vec<u32>, frees: &[u64]) -> SourcePids {
+        let mut columns = BlockColumns::default();
+        columns.tags = tags.iter().map(|&t| t as u8).collect();
+        columns.pid = pid;
+        columns.frees = frees.iter().map(|&b| free_col(b)).collect();
+        let mut p = SourcePids::default();
+        p.scan(&Chunk::Columns {
+            first: 0,
+            columns: &columns,
+        });
+        p
+    }
+
+    #[test]
+    fn a_block_of_one_process_names_it_and_ignores_frees_past_the_tags() {
+        use EventTag::{BufferFree, OpEnd};
+        // One pid for the whole block: both sources belong to process 7.
+        // The third free has no tag, so no event: source 3 stays unnamed.
+        let p = scan_columns(
+            &[BufferFree, OpEnd, BufferFree],
+            vec![7, 7, 7],
+            &[1 << 40, 2 << 40, 3 << 40],
+        );
+        assert_eq!(p.pid_of(BufferId(1 << 40)), Some(Pid(7)));
+        assert_eq!(p.pid_of(BufferId(2 << 40)), Some(Pid(7)));
+        assert_eq!(p.pid_of(BufferId(3 << 40)), None);
+        // Two pids in the block: source 1 is seen with both, source 2 with 8.
+        let p = scan_columns(
+            &[BufferFree, BufferFree, BufferFree],
+            vec![7, 8, 8],
+            &[1 << 40, 1 << 40, 2 << 40],
+        );
+        assert_eq!(p.pid_of(BufferId(1 << 40)), None);
+        assert_eq!(p.pid_of(BufferId(2 << 40)), Some(Pid(8)));
     }
 }
