@@ -63,7 +63,7 @@ impl Chunk<'_> {
         &self,
         f: impl FnMut(u64, Item<'_>) -> std::result::Result<(), E>,
     ) -> std::result::Result<(), E> {
-        self.walk::<true, E>(f)
+        self.walk::<true, true, E>(f)
     }
 
     /// Like [`Chunk::try_for_each`], skipping buffer allocs and frees (nearly
@@ -74,11 +74,21 @@ impl Chunk<'_> {
         &self,
         f: impl FnMut(u64, Item<'_>) -> std::result::Result<(), E>,
     ) -> std::result::Result<(), E> {
-        self.walk::<false, E>(f)
+        self.walk::<false, true, E>(f)
+    }
+
+    /// Like [`Chunk::try_for_each_non_buffer`], also skipping op begins and
+    /// ends (a third of a trace): for passes that do not follow ops.
+    #[inline]
+    pub fn try_for_each_non_buffer_non_op<E>(
+        &self,
+        f: impl FnMut(u64, Item<'_>) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        self.walk::<false, false, E>(f)
     }
 
     #[inline]
-    fn walk<const BUFFERS: bool, E>(
+    fn walk<const BUFFERS: bool, const OPS: bool, E>(
         &self,
         mut f: impl FnMut(u64, Item<'_>) -> std::result::Result<(), E>,
     ) -> std::result::Result<(), E> {
@@ -91,6 +101,9 @@ impl Chunk<'_> {
                             EventKind::BufferAlloc { .. } | EventKind::BufferFree { .. }
                         )
                     {
+                        continue;
+                    }
+                    if !OPS && matches!(e.kind, EventKind::OpBegin { .. } | EventKind::OpEnd) {
                         continue;
                     }
                     f(first + i as u64, Item::Event(e))?;
@@ -120,6 +133,12 @@ impl Chunk<'_> {
                             Some(x) => Item::Free(x),
                             None => continue,
                         },
+                        // Op begins only advance the names column.
+                        t if !OPS && t == EventTag::OpBegin as u8 => {
+                            names.next();
+                            continue;
+                        }
+                        t if !OPS && t == EventTag::OpEnd as u8 => continue,
                         t if t == EventTag::OpBegin as u8
                             || t == EventTag::Marker as u8
                             || t == EventTag::OpEnd as u8 =>

@@ -92,7 +92,7 @@ impl CycleScanner {
         if !wants_ops && !self.top_ops.is_empty() {
             self.top_ops = Vec::new();
         }
-        let _ = chunk.try_for_each_non_buffer(|ord, item| -> Result<(), ()> {
+        let scan = |ord: u64, item: Item<'_>| -> Result<(), ()> {
             let e = match &item {
                 Item::Alloc(_) | Item::Free(_) => return Ok(()),
                 Item::Event(e) => *e,
@@ -119,9 +119,6 @@ impl CycleScanner {
                     }
                 }
                 EventKind::Marker { label } => self.markers.push((ord, label, e.pid)),
-                // Once no rule can cut at ops, their nesting is not followed
-                // either (a hash lookup per op, most events of an op-heavy trace).
-                EventKind::OpBegin { .. } | EventKind::OpEnd if !wants_ops => {}
                 EventKind::OpBegin { name } => {
                     let st = self.ops.entry(e.pid).or_insert((0, 0, StringId::EMPTY));
                     if st.0 == 0 {
@@ -149,7 +146,15 @@ impl CycleScanner {
                 _ => {}
             }
             Ok(())
-        });
+        };
+        // Once no rule can cut at ops, their nesting is not followed either
+        // (a hash lookup per op, most events of an op-heavy trace): op
+        // begins and ends are not even visited.
+        let _ = if wants_ops {
+            chunk.try_for_each_non_buffer(scan)
+        } else {
+            chunk.try_for_each_non_buffer_non_op(scan)
+        };
         if !chunk.is_empty() {
             self.last = Some(chunk.first() + chunk.len() as u64 - 1);
         }
