@@ -157,7 +157,7 @@ fn replay_with_cycles(
         probe.scan_chunk(chunk);
         Ok(())
     })?;
-    let guess = probe.rule(&opts.cycles, interner);
+    let guess = probe.guess_from_prefix(&opts.cycles, interner);
     let mut scanner = CycleScanner::for_mode(&opts.cycles);
     let f = run_engine(
         src,

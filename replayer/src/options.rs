@@ -11,7 +11,8 @@ use ttalloc_model::{Arch, DeviceConfig};
 pub enum CycleMode {
     /// Tests of a pytest run if there are any, else device open/close spans
     /// if there are several, else markers if there are several, else the
-    /// most repeated top-level op; else no cycles.
+    /// most repeated top-level op that is not a ttnn call, else the life of
+    /// the one device opened and closed; else no cycles.
     #[default]
     Auto,
     /// One cycle per pytest test (the plugin's `pytest:begin NODEID` ..

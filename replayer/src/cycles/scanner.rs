@@ -192,6 +192,24 @@ impl CycleScanner {
         }
     }
 
+    /// The rule `mode` will most likely mean for the whole trace, from a
+    /// scan of its beginning only. As [`CycleScanner::rule`], except that a
+    /// single device still open where the prefix ends is taken to close
+    /// later: `auto` then means that device's life (the common ttnn
+    /// program, which opens its device once), not "no cycles" — a guess
+    /// the full scan confirms, so the replay needs no second pass.
+    pub fn guess_from_prefix(&self, mode: &CycleMode, interner: &InternTables) -> CycleRule {
+        let rule = self.rule(mode, interner);
+        if rule == CycleRule::None
+            && matches!(mode, CycleMode::Auto)
+            && self.device_spans.is_empty()
+            && self.open.len() == 1
+        {
+            return CycleRule::Device;
+        }
+        rule
+    }
+
     /// The spans `rule` gives on the events scanned.
     pub fn spans(&self, rule: &CycleRule, interner: &InternTables) -> Cycles {
         let kind = rule.kind();

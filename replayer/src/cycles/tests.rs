@@ -240,3 +240,47 @@ fn auto_never_cuts_at_the_ttnn_captures_ops() {
         }]
     );
 }
+
+#[test]
+fn a_prefix_with_one_device_still_open_guesses_the_device_rule() {
+    let mut it = InternTables::new();
+    // One device opened, 1,000 capture ops, closed: the whole trace means
+    // the device rule (see above). A replay's probe sees only a prefix in
+    // which the device has not closed yet; it must guess the same rule, or
+    // every such trace is replayed twice.
+    let at = |kind| Event {
+        ts: 0,
+        pid: Pid(1),
+        kind,
+    };
+    let mut events = vec![at(EventKind::DeviceOpen {
+        device: DeviceId(0),
+        arch: Default::default(),
+        config: Default::default(),
+    })];
+    events.extend(ops_named("ttnn.add", 1_000, 0, &mut it));
+    events.push(at(EventKind::DeviceClose {
+        device: DeviceId(0),
+    }));
+    let mut whole = CycleScanner::for_mode(&CycleMode::Auto);
+    whole.scan(0, &events);
+    let mut prefix = CycleScanner::new();
+    prefix.scan(0, &events[..500]);
+    assert_eq!(whole.rule(&CycleMode::Auto, &it), CycleRule::Device);
+    assert_eq!(
+        prefix.guess_from_prefix(&CycleMode::Auto, &it),
+        CycleRule::Device
+    );
+    // Only `auto` guesses so; before any device opens there is nothing to guess from.
+    let marker: CycleMode = "marker".parse().unwrap();
+    assert_eq!(
+        prefix.guess_from_prefix(&marker, &it),
+        prefix.rule(&marker, &it)
+    );
+    let mut empty = CycleScanner::new();
+    empty.scan(0, &events[1..500]);
+    assert_eq!(
+        empty.guess_from_prefix(&CycleMode::Auto, &it),
+        CycleRule::None
+    );
+}
