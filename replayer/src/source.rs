@@ -242,6 +242,26 @@ pub trait EventSource {
     fn checkpoints(&self) -> Option<&[BlockInfo]> {
         None
     }
+    /// Visits the runs of events from the one holding event `ordinal` back
+    /// to the start, last run first, until `f` returns `Ok(false)`: a look
+    /// at what precedes one event that costs a block or two, not the prefix.
+    fn visit_back(
+        &self,
+        ordinal: u64,
+        f: &mut dyn FnMut(u64, &[Event]) -> Result<bool>,
+    ) -> Result<()> {
+        let mut runs: Vec<(u64, Vec<Event>)> = Vec::new();
+        self.visit_prefix(ordinal.saturating_add(1), &mut |first, events| {
+            runs.push((first, events.to_vec()));
+            Ok(())
+        })?;
+        for (first, events) in runs.iter().rev() {
+            if !f(*first, events)? {
+                break;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Events held in memory.
@@ -257,9 +277,23 @@ impl MemoryTrace {
 }
 
 /// Chunk size for in-memory traces (same order as a trace block).
-const CHUNK: usize = 65536;
+pub(crate) const CHUNK: usize = 65536;
 
 impl EventSource for MemoryTrace {
+    fn visit_back(
+        &self,
+        ordinal: u64,
+        f: &mut dyn FnMut(u64, &[Event]) -> Result<bool>,
+    ) -> Result<()> {
+        let last = (ordinal as usize).min(self.events.len().saturating_sub(1));
+        for c in (0..self.events.len().min(last + 1).div_ceil(CHUNK)).rev() {
+            let end = ((c + 1) * CHUNK).min(self.events.len());
+            if !f((c * CHUNK) as u64, &self.events[c * CHUNK..end])? {
+                break;
+            }
+        }
+        Ok(())
+    }
     fn visit_prefix(
         &self,
         events: u64,
@@ -294,6 +328,24 @@ impl EventSource for MemoryTrace {
 }
 
 impl EventSource for TraceReader {
+    fn visit_back(
+        &self,
+        ordinal: u64,
+        f: &mut dyn FnMut(u64, &[Event]) -> Result<bool>,
+    ) -> Result<()> {
+        let blocks = self.blocks();
+        let Some(last) = blocks.len().checked_sub(1) else {
+            return Ok(());
+        };
+        let mut buf = Vec::new();
+        for i in (0..=self.block_of(ordinal).min(last)).rev() {
+            self.decode_block(i, &mut buf)?;
+            if !f(blocks[i].first_event, &buf)? {
+                break;
+            }
+        }
+        Ok(())
+    }
     fn visit_prefix(
         &self,
         events: u64,
