@@ -1,9 +1,10 @@
 //! Accumulation: the steady per-cycle growth of tracked live bytes after the
 //! warm-up cycles, per device and buffer type.
 
-use crate::findings::{CycleStats, PerType, TYPES};
+use crate::cycle_log::CycleLog;
+use crate::findings::{PerType, TYPES};
 use serde::Serialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use ttalloc_model::{BufferType, DeviceId};
 
 /// Growth of one device and buffer type.
@@ -17,8 +18,15 @@ pub struct Growth {
     pub since_cycle: u32,
 }
 
-fn live(map: &std::collections::BTreeMap<DeviceId, PerType>, d: DeviceId, slot: usize) -> u64 {
-    map.get(&d).map_or(0, |t| t[slot])
+/// Per device and type, what the walk over the cycles has seen so far.
+#[derive(Clone, Copy, Default)]
+struct Track {
+    /// Live bytes at the end of the cycle before (at the start of the first).
+    before: u64,
+    /// (position, bytes before it, index) of the first cycle after warm-up that grew.
+    since: Option<(usize, u64, u32)>,
+    /// Cycles from `since` on that ended with more than they began with.
+    grew: usize,
 }
 
 /// Steady growth per device and type after `warmup` cycles; only positive
@@ -30,41 +38,57 @@ fn live(map: &std::collections::BTreeMap<DeviceId, PerType>, d: DeviceId, slot: 
 /// increase in at least half of those cycles — so a cache that fills during
 /// a few early cycles is not reported. `bytes_per_cycle` is the increase
 /// from before `since_cycle` to the end, divided by those cycles (floor).
-pub fn growth(cycles: &[CycleStats], warmup: usize) -> Vec<Growth> {
+///
+/// One walk over the cycles, keeping a few words per device and type.
+pub fn growth(cycles: &CycleLog, warmup: usize) -> Vec<Growth> {
     let n = cycles.len();
     if n <= warmup {
         return Vec::new();
     }
-    let devices: BTreeSet<DeviceId> = cycles
-        .iter()
-        .flat_map(|c| c.live_after.keys().copied())
-        .collect();
-    let mut out = Vec::new();
-    for d in devices {
-        for (slot, bt) in TYPES.iter().enumerate() {
-            let after = |k: usize| live(&cycles[k].live_after, d, slot);
-            // Live bytes at the end of the cycle before k (at the start of the first).
-            let before = |k: usize| {
-                if k == 0 {
-                    live(&cycles[0].live_before, d, slot)
-                } else {
-                    after(k - 1)
+    let mut tracks: BTreeMap<DeviceId, [Track; 4]> = BTreeMap::new();
+    // Devices that ever appear at a cycle's end (a device absent from a
+    // cycle's table holds 0 bytes there).
+    let mut reported: BTreeSet<DeviceId> = BTreeSet::new();
+    for (k, c) in cycles.iter().enumerate() {
+        if k == 0 {
+            for (d, t) in &c.live_before {
+                let tr = tracks.entry(*d).or_default();
+                for s in 0..4 {
+                    tr[s].before = t[s];
                 }
-            };
-            let Some(since) = (warmup..n).find(|&k| after(k) > before(k)) else {
+            }
+        }
+        for d in c.live_after.keys() {
+            tracks.entry(*d).or_default();
+            reported.insert(*d);
+        }
+        for (d, tr) in tracks.iter_mut() {
+            let after = c.live_after.get(d).copied().unwrap_or([0; 4]);
+            for (t, &now) in tr.iter_mut().zip(&after) {
+                if k >= warmup && now > t.before {
+                    t.since.get_or_insert((k, t.before, c.index));
+                    t.grew += 1;
+                }
+                t.before = now;
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for d in reported {
+        for (t, bt) in tracks[&d].iter().zip(TYPES) {
+            let Some((since, start, since_cycle)) = t.since else {
                 continue;
             };
-            let (start, end) = (before(since), after(n - 1));
+            let end = t.before;
             let span = n - since;
-            let grew = (since..n).filter(|&k| after(k) > before(k)).count();
-            if end <= start || grew * 2 < span {
+            if end <= start || t.grew * 2 < span {
                 continue;
             }
             out.push(Growth {
                 device: d,
-                buffer_type: *bt,
+                buffer_type: bt,
                 bytes_per_cycle: (end - start) / span as u64,
-                since_cycle: cycles[since].index,
+                since_cycle,
             });
         }
     }
@@ -155,5 +179,82 @@ mod tests {
         assert_eq!(device_ranges(&d(&[0, 1, 2, 3, 4, 5, 6, 7])), "0–7");
         assert_eq!(device_ranges(&d(&[4, 0, 2, 5])), "0, 2, 4–5");
         assert_eq!(device_ranges(&d(&[3])), "3");
+    }
+
+    /// The definition, read literally over a slice (the walk must agree).
+    fn growth_by_definition(cycles: &[crate::findings::CycleStats], warmup: usize) -> Vec<Growth> {
+        let n = cycles.len();
+        if n <= warmup {
+            return Vec::new();
+        }
+        let live =
+            |m: &BTreeMap<DeviceId, PerType>, d: DeviceId, s: usize| m.get(&d).map_or(0, |t| t[s]);
+        let devices: BTreeSet<DeviceId> = cycles
+            .iter()
+            .flat_map(|c| c.live_after.keys().copied())
+            .collect();
+        let mut out = Vec::new();
+        for d in devices {
+            for (slot, bt) in TYPES.iter().enumerate() {
+                let after = |k: usize| live(&cycles[k].live_after, d, slot);
+                let before = |k: usize| {
+                    if k == 0 {
+                        live(&cycles[0].live_before, d, slot)
+                    } else {
+                        after(k - 1)
+                    }
+                };
+                let Some(since) = (warmup..n).find(|&k| after(k) > before(k)) else {
+                    continue;
+                };
+                let (start, end) = (before(since), after(n - 1));
+                let span = n - since;
+                let grew = (since..n).filter(|&k| after(k) > before(k)).count();
+                if end <= start || grew * 2 < span {
+                    continue;
+                }
+                out.push(Growth {
+                    device: d,
+                    buffer_type: *bt,
+                    bytes_per_cycle: (end - start) / span as u64,
+                    since_cycle: cycles[since].index,
+                });
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_walk_agrees_with_the_definition(
+            tables in proptest::collection::vec(
+                proptest::collection::btree_map(0u32..3, proptest::array::uniform4(0u64..5), 0..3),
+                1..30,
+            ),
+            first in proptest::collection::btree_map(0u32..3, proptest::array::uniform4(0u64..5), 0..3),
+            warmup in 0usize..4,
+        ) {
+            let table = |m: &BTreeMap<u32, PerType>| -> BTreeMap<DeviceId, PerType> {
+                m.iter().map(|(d, t)| (DeviceId::new(*d), *t)).collect()
+            };
+            let cycles: Vec<crate::findings::CycleStats> = tables
+                .iter()
+                .enumerate()
+                .map(|(i, after)| crate::findings::CycleStats {
+                    index: i as u32 + 1,
+                    span: crate::cycles::CycleSpan { start_event: i as u64 * 10, end_event: i as u64 * 10 + 9 },
+                    live_before: if i == 0 { table(&first) } else { table(&tables[i - 1]) },
+                    live_after: table(after),
+                    left_behind_bytes: 0,
+                    left_behind_buffers: 0,
+                    left_behind: [0; 4],
+                    first_left: None,
+                    label: None,
+                    peak: BTreeMap::new(),
+                })
+                .collect();
+            let log: CycleLog = cycles.iter().cloned().collect();
+            proptest::prop_assert_eq!(growth(&log, warmup), growth_by_definition(&cycles, warmup));
+        }
     }
 }

@@ -2,7 +2,8 @@
 //! allocation in it, and which call sites leave the most per cycle —
 //! aggregated over the call tree so a shared caller shows its inclusive total.
 
-use crate::findings::{CycleStats, FirstLeft};
+use crate::cycle_log::CycleLog;
+use crate::findings::FirstLeft;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::DfsPostOrder;
 use ttalloc_model::hash::FastMap;
@@ -41,26 +42,35 @@ pub struct Bisection {
 ///
 /// The single replay already measured every cycle, so this is a lookup in
 /// the per-cycle table.
-pub fn first_leaking_cycle(cycles: &[CycleStats], warmup: usize) -> Option<usize> {
-    (warmup..cycles.len()).find(|&i| cycles[i].left_behind_bytes > 0)
+pub fn first_leaking_cycle(cycles: &CycleLog, warmup: usize) -> Option<usize> {
+    cycles
+        .iter()
+        .enumerate()
+        .skip(warmup)
+        .find(|(_, c)| c.left_behind_bytes > 0)
+        .map(|(i, _)| i)
 }
 
 pub fn bisect(
-    cycles: &[CycleStats],
+    cycles: &CycleLog,
     warmup: usize,
     site_left: &[(SiteId, u64)],
     interner: &InternTables,
 ) -> Bisection {
-    let first = first_leaking_cycle(cycles, warmup);
+    // One walk: the first cycle after warm-up that leaves bytes behind,
+    // and the bytes every one of them leaves.
+    let mut first = None;
+    let mut total = 0u64;
+    for c in cycles.iter().skip(warmup) {
+        if first.is_none() && c.left_behind_bytes > 0 {
+            first = Some((c.index, c.first_left));
+        }
+        total += c.left_behind_bytes;
+    }
     let counted = cycles.len().saturating_sub(warmup).max(1) as u64;
-    let total: u64 = cycles
-        .iter()
-        .skip(warmup)
-        .map(|c| c.left_behind_bytes)
-        .sum();
     Bisection {
-        first_cycle: first.map(|i| cycles[i].index),
-        first: first.and_then(|i| cycles[i].first_left),
+        first_cycle: first.map(|(index, _)| index),
+        first: first.and_then(|(_, first_left)| first_left),
         bytes_per_cycle: total / counted,
         sites: rank_sites(site_left, counted, interner),
         first_op: None,

@@ -188,7 +188,7 @@ pub struct Findings {
     pub devices: Vec<DeviceId>,
     pub leaks: Vec<Leak>,
     pub cycle_kind: String,
-    pub cycles: Vec<CycleStats>,
+    pub cycles: crate::cycle_log::CycleLog,
     pub unknown_frees: u64,
     pub first_unknown_free: Option<BadFree>,
     pub double_frees: u64,

@@ -17,6 +17,7 @@ pub mod accumulation;
 pub mod analysis;
 pub mod bisect;
 pub mod bisect_op;
+pub mod cycle_log;
 pub mod cycles;
 pub mod ddmin;
 pub mod diff;
