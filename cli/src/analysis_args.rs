@@ -59,6 +59,33 @@ pub fn check_output(output: Option<&Path>, force: bool) -> anyhow::Result<()> {
 
 /// Writes `text` to `output` (whole or not at all), or to stdout when there
 /// is none.
+/// Like [`write_output`] for output written piece by piece (too large to
+/// build as one string first).
+pub fn stream_output(
+    output: Option<&PathBuf>,
+    force: bool,
+    write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    match output {
+        Some(p) => {
+            let pending = PendingOutput::create(p, force)?;
+            let file = std::fs::File::create(pending.path())
+                .with_context(|| format!("writing {}", p.display()))?;
+            let mut out = std::io::BufWriter::new(file);
+            write(&mut out)
+                .and_then(|()| out.flush())
+                .with_context(|| format!("writing {}", p.display()))?;
+            pending.commit()
+        }
+        None => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            crate::stdout::closed_pipe_is_ok(write(&mut out).and_then(|()| out.flush()))
+                .context("writing to standard output")
+        }
+    }
+}
+
 pub fn write_output(output: Option<&PathBuf>, text: &str, force: bool) -> anyhow::Result<()> {
     match output {
         Some(p) => {

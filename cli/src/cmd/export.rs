@@ -2,7 +2,7 @@
 //! other tools' formats — a Perfetto / chrome://tracing timeline, collapsed
 //! stacks for flame-graph tools, or the flame graph itself.
 
-use crate::analysis_args::{check_output, write_output, ReplayArgs};
+use crate::analysis_args::{check_output, stream_output, write_output, ReplayArgs};
 use anyhow::Context;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -68,7 +68,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let analysis =
         analyse_file(&reader, &opts, &aopts).with_context(|| format!("replaying {name}"))?;
     let text = match args.format {
-        Format::Perfetto => serde_json::to_string(&perfetto::perfetto(&analysis))?,
+        Format::Perfetto => {
+            return stream_output(args.output.as_ref(), args.force, |out| {
+                perfetto::write_perfetto(&analysis, out)
+            })
+            .map(|()| ExitCode::SUCCESS);
+        }
         Format::Folded => folded::folded(&analysis, args.metric),
         Format::Svg => {
             let what = match args.metric {
