@@ -7,8 +7,8 @@
 
 use std::hint::black_box;
 use std::time::Instant;
-use ttalloc_model::alloc::{AllocRequest, Device, FreeList};
-use ttalloc_model::{Arch, BufferId, BufferType, DeviceConfig};
+use ttalloc_model::alloc::{AllocRequest, Device, FreeList, Handle};
+use ttalloc_model::{Arch, BufferId, BufferType, DeviceConfig, Layout};
 
 /// Best of this many rounds: the machine is shared, and interference only ever slows a round down.
 const ROUNDS: usize = 15;
@@ -299,6 +299,185 @@ fn device_steady(live_target: usize, ops_per_round: u64) -> Best {
     best
 }
 
+/// One step of a replayed stream: allocate buffer `id` (a dense index) or free it.
+#[derive(Clone, Copy)]
+enum Step {
+    Alloc {
+        device: u8,
+        id: u32,
+        req: AllocRequest,
+    },
+    Free {
+        device: u8,
+        id: u32,
+    },
+}
+
+/// A replay's alloc/free stream: 8 wormhole_b0 devices taking turns, each
+/// with a few hundred live buffers (a window of short-lived activations
+/// plus a slowly growing set of leaked ones) — DRAM interleaved bottom-up
+/// and L1 sharded top-down, in tile pages, as `synth` generates them.
+fn generated_stream(steps: usize) -> Vec<Step> {
+    let mut rng = Rng(0x5851_F42D_4C95_7F2D);
+    let mut out = Vec::with_capacity(steps);
+    let mut live: Vec<std::collections::VecDeque<u32>> = vec![Default::default(); 8];
+    let mut next = 0u32;
+    while out.len() < steps {
+        let r = rng.next();
+        let device = (r % 8) as u8;
+        let q = &mut live[device as usize];
+        if q.len() > 16 && (r >> 8) % 4 != 0 {
+            let id = q.pop_front().expect("non-empty");
+            // One in 50 stays behind for good (a leak).
+            if (r >> 16) % 50 != 0 {
+                out.push(Step::Free { device, id });
+            }
+            continue;
+        }
+        let pages = 12 + (r >> 20) % 4000;
+        let req = if (r >> 40) % 3 == 0 {
+            let cores = [32u32, 64][((r >> 44) & 1) as usize];
+            AllocRequest {
+                buffer_type: BufferType::L1,
+                size: (pages % 400 + cores as u64) * 2048,
+                page_size: Some(2048),
+                layout: Layout::BlockSharded,
+                num_cores: Some(cores),
+                bottom_up: None,
+                per_bank_size: None,
+            }
+        } else {
+            AllocRequest::interleaved(BufferType::Dram, pages * 2048, Some(2048))
+        };
+        out.push(Step::Alloc {
+            device,
+            id: next,
+            req,
+        });
+        q.push_back(next);
+        next += 1;
+    }
+    out
+}
+
+/// A stream file written from a real trace (`ALLOC_BENCH_STREAM`): 32-byte
+/// records `kind u8 (0 alloc, 1 free; others skipped), device u8,
+/// buffer_type u8 (0 DRAM, 1 L1, 2 L1_SMALL, 3 TRACE, 4 SYSTEM_MEMORY),
+/// sharded u8, num_cores u32, id u64, size u64, page_size u64`, little-endian.
+fn stream_from_file(path: &str) -> Vec<Step> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let mut ids = std::collections::HashMap::new();
+    let mut out = Vec::new();
+    for rec in bytes.chunks_exact(32) {
+        let u64_at = |o: usize| u64::from_le_bytes(rec[o..o + 8].try_into().expect("8 bytes"));
+        let device = rec[1];
+        let n = ids.len() as u32;
+        let id = *ids.entry((device, u64_at(8))).or_insert(n);
+        match rec[0] {
+            0 => {
+                let buffer_type = match rec[2] {
+                    0 => BufferType::Dram,
+                    1 => BufferType::L1,
+                    2 => BufferType::L1Small,
+                    3 => BufferType::Trace,
+                    _ => BufferType::SystemMemory,
+                };
+                let cores = u32::from_le_bytes(rec[4..8].try_into().expect("4 bytes"));
+                let page = u64_at(24);
+                out.push(Step::Alloc {
+                    device,
+                    id,
+                    req: AllocRequest {
+                        buffer_type,
+                        size: u64_at(16),
+                        page_size: (page > 0).then_some(page),
+                        layout: if rec[3] != 0 {
+                            Layout::BlockSharded
+                        } else {
+                            Layout::Interleaved
+                        },
+                        num_cores: (cores > 0).then_some(cores),
+                        bottom_up: None,
+                        per_bank_size: None,
+                    },
+                });
+            }
+            1 => out.push(Step::Free { device, id }),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn fresh_devices(stream: &[Step]) -> Vec<Device> {
+    let n = stream
+        .iter()
+        .map(|s| match *s {
+            Step::Alloc { device, .. } | Step::Free { device, .. } => device as usize + 1,
+        })
+        .max()
+        .unwrap_or(1);
+    (0..n)
+        .map(|_| Device::new(Arch::WormholeB0, &DeviceConfig::default()).expect("preset"))
+        .collect()
+}
+
+/// Replays `stream` on fresh devices by buffer id (the device keeps the ids).
+fn stream_by_id(stream: &[Step]) -> Best {
+    let mut best = Best::new();
+    for _ in 0..ROUNDS.min(7) {
+        let mut devs = fresh_devices(stream);
+        let timer = Timer::start();
+        for step in stream {
+            match *step {
+                Step::Alloc { device, id, req } => {
+                    let _ = black_box(devs[device as usize].allocate(BufferId(id as u64), &req));
+                }
+                Step::Free { device, id } => {
+                    black_box(devs[device as usize].deallocate(BufferId(id as u64)));
+                }
+            }
+        }
+        best.add(timer.per_op(stream.len() as u64));
+    }
+    best
+}
+
+/// Replays `stream` keeping handles in the caller's own table (what the
+/// replay engine does): no id lookup in the model.
+fn stream_placed(stream: &[Step]) -> Best {
+    let ids = stream
+        .iter()
+        .map(|s| match *s {
+            Step::Alloc { id, .. } | Step::Free { id, .. } => id as usize + 1,
+        })
+        .max()
+        .unwrap_or(0);
+    let mut best = Best::new();
+    for _ in 0..ROUNDS.min(7) {
+        let mut devs = fresh_devices(stream);
+        let mut handles: Vec<Option<Handle>> = vec![None; ids];
+        let timer = Timer::start();
+        for step in stream {
+            match *step {
+                Step::Alloc { device, id, req } => {
+                    if let Ok(p) = devs[device as usize].allocate_placed(BufferId(id as u64), &req)
+                    {
+                        handles[id as usize] = Some(p.handle);
+                    }
+                }
+                Step::Free { device, id } => {
+                    if let Some(h) = handles[id as usize].take() {
+                        black_box(devs[device as usize].deallocate_placed(h));
+                    }
+                }
+            }
+        }
+        best.add(timer.per_op(stream.len() as u64));
+    }
+    best
+}
+
 fn report(what: &str, n: usize, b: Best, extra: &str) {
     println!(
         "  {what:<42} {n:>6} live: {:5.1} ns/op on-CPU = {:5.1} M ops/s  (wall {:5.1} ns/op = {:5.1} M ops/s){extra}",
@@ -330,6 +509,26 @@ fn main() {
         .and_then(|v| v.parse().ok())
     {
         sizes = vec![v];
+    }
+    let stream = match std::env::var("ALLOC_BENCH_STREAM") {
+        Ok(path) => stream_from_file(&path),
+        Err(_) => generated_stream(if full { 2_000_000 } else { 20_000 }),
+    };
+    println!(
+        "replay of an alloc/free stream over {} devices ({} steps; ALLOC_BENCH_STREAM: a file from a trace), best of {} rounds",
+        fresh_devices(&stream).len(),
+        stream.len(),
+        ROUNDS.min(7)
+    );
+    report("Device, stream by id", 0, stream_by_id(&stream), "");
+    report(
+        "Device, stream placed (caller keeps handles)",
+        0,
+        stream_placed(&stream),
+        "",
+    );
+    if std::env::var_os("ALLOC_BENCH_STREAM_ONLY").is_some() {
+        return;
     }
     println!("alloc+free ops on one core, best of {ROUNDS} rounds (2048 B tiles, 1-8 per bank, half bottom-up, half top-down)");
     for &n in &sizes {

@@ -2,6 +2,7 @@
 //! the engine sees only this small adapter, so the model's API can evolve
 //! without touching the bookkeeping.
 
+pub use ttalloc_model::alloc::Handle;
 use ttalloc_model::alloc::{AllocError, AllocRequest, CbClash, Device, Held, Owner, RestoreError};
 use ttalloc_model::{Arch, BufferId, BufferType, DeviceConfig, Layout, ProgramId, TraceId};
 
@@ -90,6 +91,16 @@ impl Sim {
         self.device.restore(held)
     }
 
+    /// [`Sim::restore`] for a caller that keeps its own ids: each held
+    /// buffer's handle (see [`Sim::alloc_placed`]), in `held`'s order.
+    #[allow(dead_code)] // for the engine, which switches to handles next
+    pub fn restore_placed(
+        &mut self,
+        held: &[Held],
+    ) -> Result<Vec<(BufferId, Handle)>, RestoreError> {
+        self.device.restore_placed(held)
+    }
+
     /// The block table of one buffer type (tests compare restored devices).
     #[cfg(test)]
     pub fn memory_view(&self, bt: BufferType) -> Vec<ttalloc_model::alloc::BlockView> {
@@ -113,6 +124,47 @@ impl Sim {
             .allocate(buffer, &Self::request(req))
             .map(|p| p.address)
             .map_err(Into::into)
+    }
+
+    /// Places a buffer for a caller that keeps its own table of live ids
+    /// (the model indexes nothing by id: no hash operation); returns its
+    /// address and the handle that frees it ([`Sim::free_placed`]). The id
+    /// must not be live on this device; [`Sim::free`] and
+    /// [`Sim::address_of`] do not see buffers placed this way.
+    #[inline]
+    #[allow(dead_code)] // for the engine, which switches to handles next
+    pub fn alloc_placed(
+        &mut self,
+        buffer: BufferId,
+        req: &Req,
+    ) -> Result<(u64, Handle), AllocFailure> {
+        self.device
+            .allocate_placed(buffer, &Self::request(req))
+            .map(|p| (p.placement.address, p.handle))
+            .map_err(Into::into)
+    }
+
+    /// [`Sim::alloc_at`] for a caller that keeps its own ids: the handle, or
+    /// `None` if the range is not free.
+    #[allow(dead_code)] // for the engine, which switches to handles next
+    pub fn alloc_placed_at(&mut self, buffer: BufferId, req: &Req, address: u64) -> Option<Handle> {
+        self.device
+            .allocate_placed_at(buffer, &Self::request(req), address)
+            .ok()
+            .map(|p| p.handle)
+    }
+
+    /// Frees a buffer by its handle (no lookup); false if it was freed already.
+    #[inline]
+    #[allow(dead_code)] // for the engine, which switches to handles next
+    pub fn free_placed(&mut self, handle: Handle) -> bool {
+        self.device.deallocate_placed(handle).is_some()
+    }
+
+    /// Where a buffer placed with [`Sim::alloc_placed`] is.
+    #[allow(dead_code)] // for the engine, which switches to handles next
+    pub fn address_of_placed(&self, handle: Handle) -> Option<u64> {
+        self.device.live_placed(handle).map(|r| r.address)
     }
 
     /// Places a buffer at a recorded address; false if the range is not free.

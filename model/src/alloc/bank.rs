@@ -3,7 +3,7 @@
 //! per-bank size arithmetic, statistics and the block table.
 
 use super::error::{ConfigError, OutOfMemory};
-use super::free_list::{FreeList, Span};
+use super::free_list::{BlockRef, FreeList, Span};
 use crate::event::BufferType;
 
 /// Where a buffer landed.
@@ -244,15 +244,30 @@ impl BankManager {
     pub fn allocate_spread(
         &mut self,
         size: u64,
-        (per_bank, aligned, banks): (u64, u64, u32),
+        spread: (u64, u64, u32),
         bottom_up: bool,
     ) -> Result<Placement, OutOfMemory> {
-        match self.free_list.allocate(per_bank, bottom_up) {
-            Some(address) => Ok(Placement {
-                address,
-                per_bank: self.free_list.alloc_size(per_bank),
-                num_banks: banks,
-            }),
+        self.allocate_spread_block(size, spread, bottom_up)
+            .map(|(p, _)| p)
+    }
+
+    /// [`BankManager::allocate_spread`], with the free-list block the buffer got.
+    #[inline]
+    pub fn allocate_spread_block(
+        &mut self,
+        size: u64,
+        (per_bank, aligned, banks): (u64, u64, u32),
+        bottom_up: bool,
+    ) -> Result<(Placement, BlockRef), OutOfMemory> {
+        match self.free_list.allocate_block(per_bank, bottom_up) {
+            Some((address, block)) => Ok((
+                Placement {
+                    address,
+                    per_bank: self.free_list.alloc_size(per_bank),
+                    num_banks: banks,
+                },
+                block,
+            )),
             None => Err(self.out_of_memory(size, aligned, banks, per_bank)),
         }
     }
@@ -272,15 +287,28 @@ impl BankManager {
     /// [`BankManager::allocate_at`] with the spread given.
     pub fn allocate_spread_at(
         &mut self,
-        (per_bank, _, banks): (u64, u64, u32),
+        spread: (u64, u64, u32),
         address: u64,
     ) -> Option<Placement> {
-        let address = self.free_list.allocate_at(address, per_bank)?;
-        Some(Placement {
-            address,
-            per_bank: self.free_list.alloc_size(per_bank),
-            num_banks: banks,
-        })
+        self.allocate_spread_block_at(spread, address)
+            .map(|(p, _)| p)
+    }
+
+    /// [`BankManager::allocate_spread_at`], with the free-list block the buffer got.
+    pub fn allocate_spread_block_at(
+        &mut self,
+        (per_bank, _, banks): (u64, u64, u32),
+        address: u64,
+    ) -> Option<(Placement, BlockRef)> {
+        let (address, block) = self.free_list.allocate_block_at(address, per_bank)?;
+        Some((
+            Placement {
+                address,
+                per_bank: self.free_list.alloc_size(per_bank),
+                num_banks: banks,
+            },
+            block,
+        ))
     }
 
     /// Frees the buffer at `address`; returns the bytes per bank it held,
@@ -288,6 +316,12 @@ impl BankManager {
     #[inline]
     pub fn deallocate(&mut self, address: u64) -> Option<u64> {
         self.free_list.deallocate(address)
+    }
+
+    /// Frees the buffer at `address` that got `block` (see [`FreeList::deallocate_block`]).
+    #[inline]
+    pub fn deallocate_block(&mut self, block: BlockRef, address: u64) -> Option<u64> {
+        self.free_list.deallocate_block(block, address)
     }
 
     /// Frees everything (`deallocate_all`).

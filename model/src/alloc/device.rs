@@ -4,16 +4,23 @@
 
 use super::bank::{BankManager, Placement, Statistics};
 use super::error::{AllocError, CbClash, CbClashKind, ConfigError, OutOfMemory};
+use super::free_list::BlockRef;
 use super::owner::Owner;
 use super::preset::resolve;
 use crate::config::{Arch, DeviceConfig};
-use crate::event::{BufferType, Layout};
+use crate::event::BufferType;
 use crate::hash::FastMap;
 use crate::ids::{BufferId, ProgramId, TraceId};
 
 mod circular_buffers;
 mod inspect;
+mod live_buffers;
 mod programs_and_traces;
+mod request;
+
+use live_buffers::LiveBuffers;
+pub use live_buffers::{Handle, Placed};
+pub use request::AllocRequest;
 
 /// Page size assumed for program binaries (interleaved over the DRAM banks)
 /// when the caller does not know it.
@@ -36,75 +43,14 @@ pub fn trace_page_size(size: u64, num_banks: u32) -> u64 {
     pick
 }
 
-/// What to allocate.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AllocRequest {
-    pub buffer_type: BufferType,
-    /// Total size in bytes.
-    pub size: u64,
-    /// `None` (or 0): unknown — the buffer is treated as one page.
-    pub page_size: Option<u64>,
-    pub layout: Layout,
-    /// Shards (cores) of a sharded buffer; ignored for interleaved ones.
-    pub num_cores: Option<u32>,
-    /// `None`: the type's default direction (DRAM/TRACE bottom-up, L1/L1_SMALL top-down).
-    pub bottom_up: Option<bool>,
-    /// Bytes tt-metal reserved per bank, when recorded: reserved exactly
-    /// (rounded to the alignment) instead of computed from the size.
-    pub per_bank_size: Option<u64>,
-}
-
-impl AllocRequest {
-    /// An interleaved buffer in the default direction.
-    pub fn interleaved(buffer_type: BufferType, size: u64, page_size: Option<u64>) -> AllocRequest {
-        AllocRequest {
-            buffer_type,
-            size,
-            page_size,
-            layout: Layout::Interleaved,
-            num_cores: None,
-            bottom_up: None,
-            per_bank_size: None,
-        }
-    }
-
-    /// A height-sharded buffer over `num_cores` cores in the default direction.
-    pub fn sharded(
-        buffer_type: BufferType,
-        size: u64,
-        page_size: Option<u64>,
-        num_cores: u32,
-    ) -> AllocRequest {
-        AllocRequest {
-            buffer_type,
-            size,
-            page_size,
-            layout: Layout::HeightSharded,
-            num_cores: Some(num_cores),
-            bottom_up: None,
-            per_bank_size: None,
-        }
-    }
-
-    pub fn with_bottom_up(mut self, bottom_up: bool) -> AllocRequest {
-        self.bottom_up = Some(bottom_up);
-        self
-    }
-
-    /// The bytes per bank tt-metal reserved (see [`AllocRequest::per_bank_size`]).
-    pub fn with_per_bank_size(mut self, per_bank_size: u64) -> AllocRequest {
-        self.per_bank_size = Some(per_bank_size);
-        self
-    }
-
-    /// Shards for the bank manager: `Some` only for sharded layouts with a known core count.
-    fn num_shards(&self) -> Option<u32> {
-        if self.layout.is_sharded() {
-            self.num_cores.filter(|&n| n > 0)
-        } else {
-            None
-        }
-    }
+/// Places a request first-fit in its bank manager (its direction, its spread).
+#[inline]
+fn place_in(m: &mut BankManager, req: &AllocRequest) -> Result<(Placement, BlockRef), OutOfMemory> {
+    let bottom_up = req
+        .bottom_up
+        .unwrap_or_else(|| default_bottom_up(req.buffer_type));
+    let spread = m.spread_recorded(req.size, req.page_size, req.num_shards(), req.per_bank_size);
+    m.allocate_spread_block(req.size, spread, bottom_up)
 }
 
 /// tt-metal's default direction: `Buffer::bottom_up` defaults to true for DRAM and TRACE.
@@ -157,6 +103,25 @@ struct Live {
 }
 
 impl Live {
+    #[inline]
+    fn new(req: &AllocRequest, p: Placement) -> Live {
+        Live {
+            buffer_type: req.buffer_type,
+            address: p.address,
+            size: req.size,
+            per_bank: p.per_bank,
+            num_banks: p.num_banks,
+        }
+    }
+
+    fn placement(&self) -> Placement {
+        Placement {
+            address: self.address,
+            per_bank: self.per_bank,
+            num_banks: self.num_banks,
+        }
+    }
+
     fn released(self, owner: Owner) -> Released {
         Released {
             owner,
@@ -189,7 +154,7 @@ pub struct Device {
     config: DeviceConfig,
     /// DRAM, L1, L1_SMALL, TRACE.
     managers: [BankManager; 4],
-    buffers: FastMap<BufferId, Live>,
+    buffers: LiveBuffers,
     programs: FastMap<ProgramId, Live>,
     traces: FastMap<TraceId, Live>,
     /// Host bytes (u128: recorded sizes are untrusted and their sum must not overflow).
@@ -273,7 +238,7 @@ impl Device {
             arch,
             config: c,
             managers,
-            buffers: FastMap::default(),
+            buffers: LiveBuffers::default(),
             programs: FastMap::default(),
             traces: FastMap::default(),
             system_bytes: 0,
@@ -305,7 +270,7 @@ impl Device {
     }
 
     fn check_new(&self, buffer: BufferId) -> Result<(), AllocError> {
-        if self.buffers.contains_key(&buffer) {
+        if self.buffers.contains_id(buffer) {
             return Err(AllocError::AlreadyLive {
                 owner: Owner::Buffer(buffer),
             });
@@ -324,27 +289,24 @@ impl Device {
         Ok(())
     }
 
-    fn track_system(&mut self, buffer: BufferId, r: &AllocRequest) -> Placement {
+    fn track_system(&mut self, buffer: BufferId, r: &AllocRequest, indexed: bool) -> Placed {
         self.system_bytes += r.size as u128;
         self.system_buffers += 1;
-        self.buffers.insert(
-            buffer,
-            Live {
-                buffer_type: BufferType::SystemMemory,
-                address: 0,
-                size: r.size,
-                per_bank: r.size,
-                num_banks: 1,
-            },
-        );
-        Placement {
+        let live = Live {
+            buffer_type: BufferType::SystemMemory,
             address: 0,
+            size: r.size,
             per_bank: r.size,
             num_banks: 1,
+        };
+        Placed {
+            placement: live.placement(),
+            handle: self.buffers.insert(buffer, live, BlockRef::NONE, indexed),
         }
     }
 
-    /// Allocates a buffer where tt-metal would put it.
+    /// Allocates a buffer where tt-metal would put it. The device keeps the
+    /// id: free it with [`Device::deallocate`].
     #[inline]
     pub fn allocate(
         &mut self,
@@ -353,30 +315,51 @@ impl Device {
     ) -> Result<Placement, AllocError> {
         let Some(s) = slot(req.buffer_type) else {
             self.check_new(buffer)?;
-            return Ok(self.track_system(buffer, req));
+            return Ok(self.track_system(buffer, req, true).placement);
         };
         self.check_l1_small(req)?;
-        let bottom_up = req
-            .bottom_up
-            .unwrap_or_else(|| default_bottom_up(req.buffer_type));
-        // One hash lookup: the vacant entry is filled once the address is known.
-        let std::collections::hash_map::Entry::Vacant(slot) = self.buffers.entry(buffer) else {
-            return Err(AllocError::AlreadyLive {
-                owner: Owner::Buffer(buffer),
-            });
-        };
         let m = &mut self.managers[s];
-        let spread =
-            m.spread_recorded(req.size, req.page_size, req.num_shards(), req.per_bank_size);
-        let p = m.allocate_spread(req.size, spread, bottom_up)?;
-        slot.insert(Live {
-            buffer_type: req.buffer_type,
-            address: p.address,
-            size: req.size,
-            per_bank: p.per_bank,
-            num_banks: p.num_banks,
-        });
-        Ok(p)
+        let mut placement = None;
+        // One hash operation: the id's vacant entry is filled once placed.
+        let handle = self.buffers.insert_new_id(buffer, || {
+            let (p, block) = place_in(m, req)?;
+            placement = Some(p);
+            Ok::<_, AllocError>((Live::new(req, p), block))
+        })?;
+        match (handle, placement) {
+            (Some(_), Some(p)) => Ok(p),
+            _ => Err(AllocError::AlreadyLive {
+                owner: Owner::Buffer(buffer),
+            }),
+        }
+    }
+
+    /// Allocates a buffer where tt-metal would put it, for a caller that
+    /// keeps its own table of live ids: the device does not index the id
+    /// (no hash operation), and the returned [`Handle`] frees the buffer
+    /// ([`Device::deallocate_placed`]). The caller must not place an id
+    /// that is still live; [`Device::deallocate`] does not see these buffers.
+    #[inline]
+    pub fn allocate_placed(
+        &mut self,
+        buffer: BufferId,
+        req: &AllocRequest,
+    ) -> Result<Placed, AllocError> {
+        self.place(buffer, req)
+    }
+
+    #[inline]
+    fn place(&mut self, buffer: BufferId, req: &AllocRequest) -> Result<Placed, AllocError> {
+        let Some(s) = slot(req.buffer_type) else {
+            return Ok(self.track_system(buffer, req, false));
+        };
+        self.check_l1_small(req)?;
+        let (p, block) = place_in(&mut self.managers[s], req)?;
+        let handle = self.buffers.insert(buffer, Live::new(req, p), block, false);
+        Ok(Placed {
+            placement: p,
+            handle,
+        })
     }
 
     /// Places a buffer at a recorded `address` if that range is free.
@@ -387,53 +370,78 @@ impl Device {
         address: u64,
     ) -> Result<Placement, AllocError> {
         self.check_new(buffer)?;
+        self.place_at(buffer, req, address, true)
+            .map(|p| p.placement)
+    }
+
+    /// [`Device::allocate_at`] for a caller that keeps its own ids (see
+    /// [`Device::allocate_placed`]).
+    pub fn allocate_placed_at(
+        &mut self,
+        buffer: BufferId,
+        req: &AllocRequest,
+        address: u64,
+    ) -> Result<Placed, AllocError> {
+        self.place_at(buffer, req, address, false)
+    }
+
+    fn place_at(
+        &mut self,
+        buffer: BufferId,
+        req: &AllocRequest,
+        address: u64,
+        indexed: bool,
+    ) -> Result<Placed, AllocError> {
         let Some(s) = slot(req.buffer_type) else {
-            return Ok(self.track_system(buffer, req));
+            return Ok(self.track_system(buffer, req, indexed));
         };
         self.check_l1_small(req)?;
         let m = &mut self.managers[s];
         let spread =
             m.spread_recorded(req.size, req.page_size, req.num_shards(), req.per_bank_size);
-        match m.allocate_spread_at(spread, address) {
-            Some(p) => {
-                self.buffers.insert(
-                    buffer,
-                    Live {
-                        buffer_type: req.buffer_type,
-                        address: p.address,
-                        size: req.size,
-                        per_bank: p.per_bank,
-                        num_banks: p.num_banks,
-                    },
-                );
-                Ok(p)
-            }
-            None => {
-                let (per_bank, aligned, banks) = spread;
-                let fl = m.free_list();
-                let reserved = fl.alloc_size(per_bank);
-                if address < fl.base() || address.saturating_add(reserved) > fl.end() {
-                    // The range leaves the bank: tt-metal could not place it either.
-                    return Err(AllocError::OutOfMemory(
-                        self.oom(s, req.size, aligned, banks, per_bank),
-                    ));
-                }
-                // The allocated block in the way: the one at `address`, or
-                // the one right after the free block holding `address`.
-                let blocking = fl.block_at(address).and_then(|b| {
-                    if b.allocated {
-                        Some(b)
-                    } else {
-                        fl.block_at(b.address + b.size).filter(|n| n.allocated)
-                    }
-                });
-                Err(AllocError::AddressTaken {
-                    buffer_type: req.buffer_type,
-                    address,
-                    per_bank: reserved,
-                    blocking: blocking.map(|b| (b.address, b.size)),
+        match m.allocate_spread_block_at(spread, address) {
+            Some((p, block)) => {
+                let handle = self
+                    .buffers
+                    .insert(buffer, Live::new(req, p), block, indexed);
+                Ok(Placed {
+                    placement: p,
+                    handle,
                 })
             }
+            None => Err(self.address_taken(s, req, spread, address)),
+        }
+    }
+
+    /// Why `allocate_at` could not place a request at `address`.
+    #[cold]
+    fn address_taken(
+        &self,
+        s: usize,
+        req: &AllocRequest,
+        (per_bank, aligned, banks): (u64, u64, u32),
+        address: u64,
+    ) -> AllocError {
+        let fl = self.managers[s].free_list();
+        let reserved = fl.alloc_size(per_bank);
+        if address < fl.base() || address.saturating_add(reserved) > fl.end() {
+            // The range leaves the bank: tt-metal could not place it either.
+            return AllocError::OutOfMemory(self.oom(s, req.size, aligned, banks, per_bank));
+        }
+        // The allocated block in the way: the one at `address`, or
+        // the one right after the free block holding `address`.
+        let blocking = fl.block_at(address).and_then(|b| {
+            if b.allocated {
+                Some(b)
+            } else {
+                fl.block_at(b.address + b.size).filter(|n| n.allocated)
+            }
+        });
+        AllocError::AddressTaken {
+            buffer_type: req.buffer_type,
+            address,
+            per_bank: reserved,
+            blocking: blocking.map(|b| (b.address, b.size)),
         }
     }
 
@@ -454,39 +462,63 @@ impl Device {
         }
     }
 
-    /// Frees a buffer. `None` for a buffer that is not live (tt-metal ignores those).
+    /// Frees a buffer allocated by id. `None` for a buffer that is not live
+    /// (tt-metal ignores those).
     #[inline]
     pub fn deallocate(&mut self, buffer: BufferId) -> Option<Released> {
-        let live = self.buffers.remove(&buffer)?;
-        match slot(live.buffer_type) {
+        let slot = self.buffers.remove_id(buffer)?;
+        Some(self.release(slot))
+    }
+
+    /// Frees a buffer by the handle [`Device::allocate_placed`] gave: no
+    /// lookup. `None` for a handle whose buffer was freed already (or
+    /// released by [`Device::close`]).
+    #[inline]
+    pub fn deallocate_placed(&mut self, handle: Handle) -> Option<Released> {
+        let slot = self.buffers.remove(handle)?;
+        Some(self.release(slot))
+    }
+
+    #[inline]
+    fn release(&mut self, slot: live_buffers::Slot) -> Released {
+        let live = slot.live;
+        match self::slot(live.buffer_type) {
             Some(s) => {
-                self.managers[s].deallocate(live.address);
+                self.managers[s].deallocate_block(slot.block, live.address);
             }
             None => {
                 self.system_bytes -= live.size as u128;
                 self.system_buffers -= 1;
             }
         }
-        Some(live.released(Owner::Buffer(buffer)))
+        live.released(Owner::Buffer(slot.buffer))
     }
 
+    /// Is a buffer allocated by id live?
     pub fn is_live(&self, buffer: BufferId) -> bool {
-        self.buffers.contains_key(&buffer)
+        self.buffers.contains_id(buffer)
     }
 
-    /// A live buffer's placement, as it would be released now.
+    /// A live buffer allocated by id, as it would be released now.
     pub fn live(&self, buffer: BufferId) -> Option<Released> {
         self.buffers
-            .get(&buffer)
-            .map(|l| l.released(Owner::Buffer(buffer)))
+            .by_id(buffer)
+            .map(|e| e.live.released(Owner::Buffer(e.buffer)))
     }
 
-    /// Everything still live — buffers, programs, traces — as `close()`
-    /// would release it (in no particular order).
+    /// A live buffer by handle, as it would be released now.
+    pub fn live_placed(&self, handle: Handle) -> Option<Released> {
+        self.buffers
+            .get(handle)
+            .map(|e| e.live.released(Owner::Buffer(e.buffer)))
+    }
+
+    /// Everything still live — buffers (by id or placed), programs, traces —
+    /// as `close()` would release it (in no particular order).
     pub fn live_all(&self) -> impl Iterator<Item = Released> + '_ {
         self.buffers
             .iter()
-            .map(|(b, l)| l.released(Owner::Buffer(*b)))
+            .map(|e| e.live.released(Owner::Buffer(e.buffer)))
             .chain(
                 self.programs
                     .iter()
@@ -510,8 +542,8 @@ impl Device {
     pub fn close(&mut self) -> Vec<Released> {
         let mut out: Vec<Released> = self
             .buffers
-            .drain()
-            .map(|(b, l)| l.released(Owner::Buffer(b)))
+            .iter()
+            .map(|e| e.live.released(Owner::Buffer(e.buffer)))
             .chain(
                 self.programs
                     .drain()
@@ -523,6 +555,7 @@ impl Device {
                     .map(|(t, l)| l.released(Owner::Trace(t))),
             )
             .collect();
+        self.buffers.clear();
         out.sort_by_key(|r| (r.buffer_type, r.address, r.owner));
         for m in &mut self.managers {
             m.deallocate_all();

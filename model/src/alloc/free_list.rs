@@ -56,6 +56,18 @@ struct Block {
     allocated: bool,
 }
 
+/// Which block of a [`FreeList`] an allocation got: given back to
+/// [`FreeList::deallocate_block`], it frees the allocation without looking
+/// its address up. Valid while the allocation is live (an allocated block
+/// never moves, splits or merges); a stale one is only a slower free.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct BlockRef(u32);
+
+impl BlockRef {
+    /// Refers to no block (host buffers, tests): a free with it looks the address up.
+    pub const NONE: BlockRef = BlockRef(NIL);
+}
+
 /// One block of the free list, as the memory view shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Span {
@@ -353,6 +365,13 @@ impl FreeList {
     /// absolute address, or `None` when no free block fits.
     #[inline]
     pub fn allocate(&mut self, size: u64, bottom_up: bool) -> Option<u64> {
+        self.allocate_block(size, bottom_up)
+            .map(|(address, _)| address)
+    }
+
+    /// [`FreeList::allocate`], with the block the allocation got.
+    #[inline]
+    pub fn allocate_block(&mut self, size: u64, bottom_up: bool) -> Option<(u64, BlockRef)> {
         let alloc = self.alloc_size(size);
         if alloc > self.size {
             return None;
@@ -375,6 +394,11 @@ impl FreeList {
     /// alloc_size)` lies inside one free block (tt-metal's
     /// `allocate_at_address`). Returns `None` otherwise.
     pub fn allocate_at(&mut self, address: u64, size: u64) -> Option<u64> {
+        self.allocate_block_at(address, size).map(|(a, _)| a)
+    }
+
+    /// [`FreeList::allocate_at`], with the block the allocation got.
+    pub fn allocate_block_at(&mut self, address: u64, size: u64) -> Option<(u64, BlockRef)> {
         let alloc = self.alloc_size(size);
         if address < self.base || address.checked_add(alloc)? > self.end() {
             return None;
@@ -422,7 +446,9 @@ impl FreeList {
         Some(self.allocate_in_block(found, alloc, address - blk.addr))
     }
 
-    fn allocate_in_block(&mut self, i: u32, alloc: u64, offset: u64) -> u64 {
+    /// Allocates `alloc` bytes at `offset` in free block `i`; returns the
+    /// address and the allocated block.
+    fn allocate_in_block(&mut self, i: u32, alloc: u64, offset: u64) -> (u64, BlockRef) {
         let Block {
             addr: orig_addr,
             size: orig_size,
@@ -461,7 +487,7 @@ impl FreeList {
             self.raise_bucket(self.bucket_of(addr + alloc), self.units(rest));
         }
         self.refresh_bucket(self.bucket_of(orig_addr));
-        addr
+        (addr, BlockRef(cur))
     }
 
     /// The allocated block starting at `address`: blocks starting in its
@@ -493,6 +519,23 @@ impl FreeList {
     #[inline]
     pub fn deallocate(&mut self, address: u64) -> Option<u64> {
         let i = self.find_allocated(address)?;
+        Some(self.free_block(i))
+    }
+
+    /// Frees the allocation at `address` that got block `block`: no lookup
+    /// when the block still holds it; otherwise (a stale or foreign
+    /// reference) as [`FreeList::deallocate`] does.
+    #[inline]
+    pub fn deallocate_block(&mut self, block: BlockRef, address: u64) -> Option<u64> {
+        match self.blocks.get(block.0 as usize) {
+            Some(b) if b.allocated && b.addr == address => Some(self.free_block(block.0)),
+            _ => self.deallocate(address),
+        }
+    }
+
+    /// Frees allocated block `i`, merging it with free neighbours; returns its size.
+    #[inline]
+    fn free_block(&mut self, i: u32) -> u64 {
         self.num_allocated -= 1;
         let size = self.blocks[i as usize].size;
         self.allocated_bytes -= size;
@@ -530,7 +573,7 @@ impl FreeList {
         if lost != usize::MAX && lost != home {
             self.refresh_bucket(lost);
         }
-        Some(size)
+        size
     }
 
     /// Frees everything (tt-metal's `deallocate_all` / `clear`).

@@ -79,11 +79,11 @@ mod restore;
 
 pub use bank::{size_per_bank, BankManager, Placement, Statistics};
 pub use device::{
-    default_bottom_up, trace_page_size, AllocRequest, BlockView, CircularBuffer, Device, Released,
-    PROGRAM_PAGE_SIZE,
+    default_bottom_up, trace_page_size, AllocRequest, BlockView, CircularBuffer, Device, Handle,
+    Placed, Released, PROGRAM_PAGE_SIZE,
 };
 pub use error::{AllocError, CbClash, CbClashKind, ConfigError, OutOfMemory};
-pub use free_list::{FreeList, Span};
+pub use free_list::{BlockRef, FreeList, Span};
 pub use owner::Owner;
 pub use preset::{blackhole, preset, resolve, wormhole_b0, WORMHOLE_B0_L1_BANK_COUNTS};
 pub use restore::{Held, RestoreError};

@@ -12,7 +12,7 @@
 //! address that is no longer free is an error naming the object, never a
 //! silent move: the caller then replays from an earlier point.
 
-use super::device::{AllocRequest, Device};
+use super::device::{AllocRequest, Device, Handle};
 use super::error::AllocError;
 use crate::ids::{BufferId, ProgramId, TraceId};
 use std::fmt;
@@ -72,8 +72,36 @@ impl Device {
     /// device, which should hold nothing yet. Circular-buffer region checks
     /// are not repeated: each CB was checked when it was made.
     pub fn restore(&mut self, held: &[Held]) -> Result<(), RestoreError> {
+        self.restore_buffers_as(held, false).map(drop)
+    }
+
+    /// [`Device::restore`] for a caller that keeps its own ids: buffers are
+    /// placed as `Device::allocate_placed` places them; returns each
+    /// buffer's handle, in `held`'s order.
+    pub fn restore_placed(
+        &mut self,
+        held: &[Held],
+    ) -> Result<Vec<(BufferId, Handle)>, RestoreError> {
+        self.restore_buffers_as(held, true)
+    }
+
+    fn restore_buffers_as(
+        &mut self,
+        held: &[Held],
+        placed: bool,
+    ) -> Result<Vec<(BufferId, Handle)>, RestoreError> {
+        let mut handles = Vec::new();
         for (index, h) in held.iter().enumerate() {
             let placed = match h {
+                Held::Buffer {
+                    buffer,
+                    request,
+                    address,
+                } if placed => match address {
+                    Some(a) => self.allocate_placed_at(*buffer, request, *a),
+                    None => self.allocate_placed(*buffer, request),
+                }
+                .map(|p| handles.push((*buffer, p.handle))),
                 Held::Buffer {
                     buffer,
                     request,
@@ -121,7 +149,7 @@ impl Device {
             };
             placed.map_err(|error| RestoreError { index, error })?;
         }
-        Ok(())
+        Ok(handles)
     }
 }
 

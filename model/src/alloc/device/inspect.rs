@@ -10,8 +10,8 @@ impl Device {
         let hit = |l: &Live| l.buffer_type == bt && l.address == address;
         self.buffers
             .iter()
-            .find(|(_, l)| hit(l))
-            .map(|(b, _)| Owner::Buffer(*b))
+            .find(|e| hit(&e.live))
+            .map(|e| Owner::Buffer(e.buffer))
             .or_else(|| {
                 self.programs
                     .iter()
@@ -34,8 +34,8 @@ impl Device {
         owners.extend(
             self.buffers
                 .iter()
-                .filter(|(_, l)| on(l))
-                .map(|(b, l)| (l.address, Owner::Buffer(*b))),
+                .filter(|e| on(&e.live))
+                .map(|e| (e.live.address, Owner::Buffer(e.buffer))),
         );
         owners.extend(
             self.programs

@@ -20,12 +20,23 @@ impl Device {
         binary_size: u64,
         page_size: Option<u64>,
     ) -> Result<Placement, AllocError> {
+        self.check_new_program(program)?;
+        let p = self.managers[0].allocate(binary_size, page_size, None, false)?;
+        self.hold_program(program, binary_size, p);
+        Ok(p)
+    }
+
+    fn check_new_program(&self, program: ProgramId) -> Result<(), AllocError> {
         if self.programs.contains_key(&program) {
             return Err(AllocError::AlreadyLive {
                 owner: Owner::Program(program),
             });
         }
-        let p = self.managers[0].allocate(binary_size, page_size, None, false)?;
+        Ok(())
+    }
+
+    /// Program binaries live in DRAM.
+    fn hold_program(&mut self, program: ProgramId, binary_size: u64, p: Placement) {
         self.programs.insert(
             program,
             Live {
@@ -37,7 +48,6 @@ impl Device {
             },
         );
         self.last_program = Some(program);
-        Ok(p)
     }
 
     pub fn unload_program(&mut self, program: ProgramId) -> Option<Released> {
@@ -69,17 +79,28 @@ impl Device {
         size: u64,
         page_size: Option<u64>,
     ) -> Result<Placement, AllocError> {
-        if self.traces.contains_key(&trace) {
-            return Err(AllocError::AlreadyLive {
-                owner: Owner::Trace(trace),
-            });
-        }
+        self.check_new_trace(trace)?;
         let (s, bottom_up) = if self.managers[3].bank_size() > 0 {
             (3, true)
         } else {
             (0, false)
         };
         let p = self.managers[s].allocate(size, page_size, None, bottom_up)?;
+        self.hold_trace(trace, size, s, p);
+        Ok(p)
+    }
+
+    fn check_new_trace(&self, trace: TraceId) -> Result<(), AllocError> {
+        if self.traces.contains_key(&trace) {
+            return Err(AllocError::AlreadyLive {
+                owner: Owner::Trace(trace),
+            });
+        }
+        Ok(())
+    }
+
+    /// A trace placed by bank manager `s` (TRACE, or DRAM without a trace region).
+    fn hold_trace(&mut self, trace: TraceId, size: u64, s: usize, p: Placement) {
         self.traces.insert(
             trace,
             Live {
@@ -90,7 +111,6 @@ impl Device {
                 num_banks: p.num_banks,
             },
         );
-        Ok(p)
     }
 
     pub fn release_trace(&mut self, trace: TraceId) -> Option<Released> {
@@ -110,11 +130,7 @@ impl Device {
         binary_size: u64,
         address: u64,
     ) -> Result<(), AllocError> {
-        if self.programs.contains_key(&program) {
-            return Err(AllocError::AlreadyLive {
-                owner: Owner::Program(program),
-            });
-        }
+        self.check_new_program(program)?;
         let m = &mut self.managers[0];
         let p = m
             .allocate_at(binary_size, Some(PROGRAM_PAGE_SIZE), None, address)
@@ -124,17 +140,7 @@ impl Device {
                 per_bank: 0,
                 blocking: None,
             })?;
-        self.programs.insert(
-            program,
-            Live {
-                buffer_type: BufferType::Dram,
-                address: p.address,
-                size: binary_size,
-                per_bank: p.per_bank,
-                num_banks: p.num_banks,
-            },
-        );
-        self.last_program = Some(program);
+        self.hold_program(program, binary_size, p);
         Ok(())
     }
 
@@ -144,11 +150,7 @@ impl Device {
         size: u64,
         address: u64,
     ) -> Result<(), AllocError> {
-        if self.traces.contains_key(&trace) {
-            return Err(AllocError::AlreadyLive {
-                owner: Owner::Trace(trace),
-            });
-        }
+        self.check_new_trace(trace)?;
         let s = if self.managers[3].bank_size() > 0 {
             3
         } else {
@@ -164,16 +166,7 @@ impl Device {
                 per_bank: 0,
                 blocking: None,
             })?;
-        self.traces.insert(
-            trace,
-            Live {
-                buffer_type: m.buffer_type(),
-                address: p.address,
-                size,
-                per_bank: p.per_bank,
-                num_banks: p.num_banks,
-            },
-        );
+        self.hold_trace(trace, size, s, p);
         Ok(())
     }
 }

@@ -1,0 +1,182 @@
+//! The placed API (`allocate_placed` / `deallocate_placed`, the caller keeps
+//! the ids) places and frees exactly as the id-keyed API does: same
+//! addresses, same out-of-memory, same block tables, same `close`; a handle
+//! whose buffer is gone frees nothing.
+
+use proptest::prelude::*;
+use ttalloc_model::alloc::{AllocRequest, Device, Handle, Owner};
+use ttalloc_model::{Arch, BufferId, BufferType, DeviceConfig, Layout};
+
+/// Small banks, so that out-of-memory and fragmentation happen often.
+fn small_config() -> DeviceConfig {
+    DeviceConfig {
+        dram_banks: Some(4),
+        dram_bank_size: Some(64 << 10),
+        dram_unreserved_base: Some(32),
+        l1_banks: Some(8),
+        l1_bank_size: Some(24 << 10),
+        l1_unreserved_base: Some(4096),
+        l1_small_size: Some(8 << 10),
+        trace_region_size: Some(16 << 10),
+        worker_l1_size: Some(4096 + (32 << 10)),
+        ..Default::default()
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Alloc {
+        bt: BufferType,
+        pages: u64,
+        sharded: Option<u32>,
+        dir: Option<bool>,
+    },
+    /// Places at the address the id-keyed device chose for an earlier,
+    /// since freed buffer (often taken by now: both must refuse alike).
+    AllocAt {
+        pages: u64,
+        which: usize,
+    },
+    Free {
+        which: usize,
+    },
+    /// Frees a handle whose buffer is already gone.
+    FreeStale {
+        which: usize,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let bt = prop_oneof![
+        Just(BufferType::Dram),
+        Just(BufferType::L1),
+        Just(BufferType::L1Small),
+        Just(BufferType::Trace),
+        Just(BufferType::SystemMemory)
+    ];
+    prop_oneof![
+        4 => (bt, 1u64..30, prop::option::of(1u32..8), prop::option::of(any::<bool>()))
+            .prop_map(|(bt, pages, sharded, dir)| Op::Alloc { bt, pages, sharded, dir }),
+        1 => (1u64..8, any::<usize>()).prop_map(|(pages, which)| Op::AllocAt { pages, which }),
+        3 => any::<usize>().prop_map(|which| Op::Free { which }),
+        1 => any::<usize>().prop_map(|which| Op::FreeStale { which }),
+    ]
+}
+
+fn request(bt: BufferType, pages: u64, sharded: Option<u32>, dir: Option<bool>) -> AllocRequest {
+    AllocRequest {
+        buffer_type: bt,
+        size: pages * 2048,
+        page_size: Some(2048),
+        layout: if sharded.is_some() {
+            Layout::BlockSharded
+        } else {
+            Layout::Interleaved
+        },
+        num_cores: sharded,
+        bottom_up: dir,
+        per_bank_size: None,
+    }
+}
+
+const PLACED_TYPES: [BufferType; 4] = [
+    BufferType::Dram,
+    BufferType::L1,
+    BufferType::L1Small,
+    BufferType::Trace,
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn placed_and_id_keyed_devices_agree(ops in prop::collection::vec(op(), 1..250)) {
+        let mut by_id = Device::new(Arch::WormholeB0, &small_config()).unwrap();
+        let mut placed = Device::new(Arch::WormholeB0, &small_config()).unwrap();
+        // (id, handle) of every live buffer, in allocation order.
+        let mut live: Vec<(BufferId, Handle)> = Vec::new();
+        let mut gone: Vec<(Handle, u64)> = Vec::new();
+        let mut next = 0u64;
+        for op in &ops {
+            match *op {
+                Op::Alloc { bt, pages, sharded, dir } => {
+                    next += 1;
+                    let id = BufferId(next);
+                    let req = request(bt, pages, sharded, dir);
+                    let a = by_id.allocate(id, &req);
+                    let b = placed.allocate_placed(id, &req);
+                    prop_assert_eq!(a.as_ref().ok(), b.as_ref().ok().map(|p| &p.placement));
+                    prop_assert_eq!(a.err(), b.as_ref().err().cloned());
+                    if let Ok(p) = b {
+                        live.push((id, p.handle));
+                    }
+                }
+                Op::AllocAt { pages, which } => {
+                    let Some(&(_, address)) = gone.get(which % gone.len().max(1)) else { continue };
+                    next += 1;
+                    let id = BufferId(next);
+                    let req = request(BufferType::Dram, pages, None, None);
+                    let a = by_id.allocate_at(id, &req, address);
+                    let b = placed.allocate_placed_at(id, &req, address);
+                    prop_assert_eq!(a.as_ref().ok(), b.as_ref().ok().map(|p| &p.placement));
+                    prop_assert_eq!(a.err(), b.as_ref().err().cloned());
+                    if let Ok(p) = b {
+                        live.push((id, p.handle));
+                    }
+                }
+                Op::Free { which } => {
+                    if live.is_empty() { continue }
+                    let (id, handle) = live.remove(which % live.len());
+                    prop_assert_eq!(placed.live_placed(handle), by_id.live(id));
+                    let a = by_id.deallocate(id);
+                    let b = placed.deallocate_placed(handle);
+                    prop_assert!(a.is_some());
+                    prop_assert_eq!(a, b);
+                    gone.push((handle, b.unwrap().address));
+                }
+                Op::FreeStale { which } => {
+                    let Some(&(handle, _)) = gone.get(which % gone.len().max(1)) else { continue };
+                    prop_assert_eq!(placed.deallocate_placed(handle), None);
+                    prop_assert_eq!(placed.live_placed(handle), None);
+                }
+            }
+            prop_assert_eq!(placed.num_live_buffers(), by_id.num_live_buffers());
+        }
+        for bt in PLACED_TYPES {
+            prop_assert_eq!(placed.memory_view(bt), by_id.memory_view(bt));
+            prop_assert_eq!(placed.stats(bt), by_id.stats(bt));
+        }
+        let mut all_a: Vec<_> = by_id.live_all().collect();
+        let mut all_b: Vec<_> = placed.live_all().collect();
+        all_a.sort_by_key(|r| (r.buffer_type, r.address, r.owner));
+        all_b.sort_by_key(|r| (r.buffer_type, r.address, r.owner));
+        prop_assert_eq!(all_a, all_b);
+        prop_assert_eq!(by_id.close(), placed.close());
+        // After close every handle is stale, and the device is as new.
+        for (_, handle) in live {
+            prop_assert_eq!(placed.deallocate_placed(handle), None);
+        }
+        prop_assert_eq!(placed.num_live_buffers(), 0);
+    }
+}
+
+#[test]
+fn a_placed_buffer_is_not_visible_by_id_and_frees_by_handle() {
+    let mut d = Device::new(Arch::WormholeB0, &DeviceConfig::default()).unwrap();
+    let req = AllocRequest::interleaved(BufferType::Dram, 12 * 2048, Some(2048));
+    let p = d.allocate_placed(BufferId(7), &req).unwrap();
+    // The placed API keeps no id index: the caller owns the id.
+    assert!(!d.is_live(BufferId(7)));
+    assert_eq!(d.deallocate(BufferId(7)), None);
+    // It is live all the same: in the block table with its owner, and freed by handle.
+    let view = d.memory_view(BufferType::Dram);
+    let held = view.iter().find(|b| b.allocated).unwrap();
+    assert_eq!(held.address, p.placement.address);
+    assert_eq!(held.owner, Some(Owner::Buffer(BufferId(7))));
+    let released = d.deallocate_placed(p.handle).unwrap();
+    assert_eq!(released.owner, Owner::Buffer(BufferId(7)));
+    // 12 pages of 2048 B over 12 banks: one page per bank.
+    assert_eq!((released.per_bank, released.num_banks), (2048, 12));
+    assert_eq!(d.deallocate_placed(p.handle), None);
+    assert_eq!(d.stats(BufferType::Dram).num_allocated_blocks, 0);
+}
