@@ -326,16 +326,16 @@ fn generated_stream(steps: usize) -> Vec<Step> {
         let r = rng.next();
         let device = (r % 8) as u8;
         let q = &mut live[device as usize];
-        if q.len() > 16 && (r >> 8) % 4 != 0 {
+        if q.len() > 16 && !(r >> 8).is_multiple_of(4) {
             let id = q.pop_front().expect("non-empty");
             // One in 50 stays behind for good (a leak).
-            if (r >> 16) % 50 != 0 {
+            if !(r >> 16).is_multiple_of(50) {
                 out.push(Step::Free { device, id });
             }
             continue;
         }
         let pages = 12 + (r >> 20) % 4000;
-        let req = if (r >> 40) % 3 == 0 {
+        let req = if (r >> 40).is_multiple_of(3) {
             let cores = [32u32, 64][((r >> 44) & 1) as usize];
             AllocRequest {
                 buffer_type: BufferType::L1,
