@@ -7,14 +7,20 @@
 //! not forwarded again (a Python program would otherwise get two
 //! KeyboardInterrupts and could lose its atexit flush). Either way the
 //! recorder itself keeps running so it can drain and seal the trace.
+//!
+//! Waiting does not poll: SIGCHLD writes to a pipe ([`ChildEvents`]) and the
+//! wait sleeps in poll(2) on it, waking only when a child changes state or
+//! the caller's progress tick is due.
 
 use crate::session::Session;
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::exfiltrator::WithOrigin;
 use signal_hook::iterator::SignalsInfo;
 use signal_hook::low_level::siginfo::Cause;
 use std::ffi::{OsStr, OsString};
-use std::io;
+use std::io::{self, Read};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
@@ -98,7 +104,8 @@ pub fn resolve(cmd: &OsStr) -> Result<PathBuf, LaunchError> {
     Err(LaunchError::NotFound(name))
 }
 
-/// Runs `cmd` under the session; `on_tick` is called about every 100 ms while it runs.
+/// Runs `cmd` under the session; `on_tick` is called every `tick` (if any)
+/// while it runs (and while its orphans are waited for).
 ///
 /// The recorder makes itself a child subreaper, so processes CMD started and
 /// left behind become its children when CMD exits: it then waits up to
@@ -107,6 +114,7 @@ pub fn run_command(
     session: &Session,
     cmd: &[OsString],
     grace: Duration,
+    tick: Option<Duration>,
     mut on_tick: impl FnMut(),
 ) -> Result<CommandOutcome, LaunchError> {
     let (prog, args) = cmd.split_first().ok_or(LaunchError::Empty)?;
@@ -123,6 +131,9 @@ pub fn run_command(
             }
         })?;
     let sig_handle = signals.handle();
+    // Before the child exists, so its exit cannot be missed. Without it
+    // (cannot happen short of running out of descriptors) waits sleep instead.
+    let child_events = ChildEvents::new().ok();
     let mut command = Command::new(prog);
     command.args(args).envs(session.env());
     // SAFETY: between fork and exec only async-signal-safe sigaction(2) runs.
@@ -160,8 +171,7 @@ pub fn run_command(
             }
         })
         .ok();
-    let mut last_tick = Instant::now();
-    let mut sleep = Duration::from_millis(2);
+    let mut ticker = Ticker::new(tick);
     let result = loop {
         match child.try_wait() {
             Ok(Some(status)) => break Ok(CommandOutcome::from_status(status)),
@@ -173,18 +183,14 @@ pub fn run_command(
                 })
             }
         }
-        if last_tick.elapsed() >= Duration::from_millis(100) {
-            last_tick = Instant::now();
-            on_tick();
-        }
-        std::thread::sleep(sleep);
-        sleep = (sleep * 2).min(Duration::from_millis(50));
+        ChildEvents::wait(child_events.as_ref(), ticker.until_due());
+        ticker.tick_if_due(&mut on_tick);
     };
     if let Ok(o) = &result {
         ingest.exit_status(child.id(), o.signal.map_or(o.code, |s| -s));
     }
     if result.is_ok() && subreaper {
-        wait_for_orphans(grace, &mut on_tick);
+        wait_for_orphans(grace, child_events.as_ref(), &mut ticker, &mut on_tick);
     }
     sig_handle.close();
     if let Some(t) = forwarder {
@@ -195,26 +201,97 @@ pub fn run_command(
 
 /// Reaps CMD's descendants that were re-parented to us, until none is left
 /// or `grace` is over.
-fn wait_for_orphans(grace: Duration, on_tick: &mut impl FnMut()) {
+fn wait_for_orphans(
+    grace: Duration,
+    child_events: Option<&ChildEvents>,
+    ticker: &mut Ticker,
+    on_tick: &mut impl FnMut(),
+) {
     use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
     let deadline = Instant::now() + grace;
-    let mut last_tick = Instant::now();
     loop {
         match waitpid(nix::unistd::Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) => {
-                if Instant::now() >= deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
                     return;
                 }
-                if last_tick.elapsed() >= Duration::from_millis(100) {
-                    last_tick = Instant::now();
-                    on_tick();
-                }
-                std::thread::sleep(Duration::from_millis(10));
+                let timeout = ticker.until_due().map_or(left, |t| t.min(left));
+                ChildEvents::wait(child_events, Some(timeout));
+                ticker.tick_if_due(on_tick);
             }
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => {}
             // ECHILD: nobody left.
             Err(_) => return,
+        }
+    }
+}
+
+/// SIGCHLD, turned into a readable pipe: a wait sleeps in poll(2) until a
+/// child of the recorder changes state.
+struct ChildEvents {
+    read: UnixStream,
+    id: signal_hook::SigId,
+}
+
+impl ChildEvents {
+    fn new() -> io::Result<ChildEvents> {
+        let (read, write) = UnixStream::pair()?;
+        read.set_nonblocking(true)?;
+        let id = signal_hook::low_level::pipe::register(SIGCHLD, write)?;
+        Ok(ChildEvents { read, id })
+    }
+
+    /// Sleeps until a child changes state (since the last wait) or `timeout`
+    /// (if any) passes. Without `events`, sleeps a short while instead.
+    fn wait(events: Option<&ChildEvents>, timeout: Option<Duration>) {
+        let Some(events) = events else {
+            let nap = Duration::from_millis(20);
+            std::thread::sleep(timeout.map_or(nap, |t| t.min(nap)));
+            return;
+        };
+        if crate::wake::wait_readable(events.read.as_raw_fd(), timeout).is_err() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Drain: the next wait sleeps until the next SIGCHLD.
+        let mut buf = [0u8; 64];
+        while let Ok(1..) = (&events.read).read(&mut buf) {}
+    }
+}
+
+impl Drop for ChildEvents {
+    fn drop(&mut self) {
+        signal_hook::low_level::unregister(self.id);
+    }
+}
+
+/// When the caller's progress tick is next due.
+struct Ticker {
+    every: Option<Duration>,
+    next: Option<Instant>,
+}
+
+impl Ticker {
+    fn new(every: Option<Duration>) -> Ticker {
+        Ticker {
+            every,
+            next: every.map(|e| Instant::now() + e),
+        }
+    }
+
+    fn until_due(&self) -> Option<Duration> {
+        self.next
+            .map(|t| t.saturating_duration_since(Instant::now()))
+    }
+
+    fn tick_if_due(&mut self, on_tick: &mut impl FnMut()) {
+        if let (Some(t), Some(every)) = (self.next, self.every) {
+            let now = Instant::now();
+            if now >= t {
+                on_tick();
+                self.next = Some(now + every);
+            }
         }
     }
 }

@@ -77,7 +77,7 @@
 //! // Summary { output, snapshot: LiveSnapshot, events_written, write_error }
 //! ```
 //!
-//! `launcher::run_command(&session, &cmd, grace, on_tick)` starts CMD with the
+//! `launcher::run_command(&session, &cmd, grace, tick, on_tick)` starts CMD with the
 //! session's environment, forwards SIGINT/SIGTERM/SIGHUP (a terminal's Ctrl-C
 //! already reaches CMD's process group and is not sent twice), waits for it,
 //! then waits up to `grace` for the processes it left running (the recorder is

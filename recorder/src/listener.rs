@@ -1,22 +1,27 @@
 //! The Unix-socket listener for the native protocol: accepts connections from
 //! processes of the same user only (SO_PEERCRED), and reads each connection
 //! on its own thread, decoding frames into a [`Source`].
+//!
+//! Nothing here polls: the accept thread sleeps in poll(2) on the listening
+//! socket and a wake pipe, and each connection thread in a plain blocking
+//! read. A forced stop shuts the read side of the connections still open
+//! (`shutdown(SHUT_RD)`): their blocked reads return what is buffered, then
+//! end of stream.
 
 use crate::ingest::{IngestHandle, Source, SourceInfo};
 use crate::protocol::{Decoder, FrameHeader, Hello, Item, ProtocolError, HEADER_LEN};
 use crate::wake::Wake;
 use std::io::{self, Read};
+use std::net::Shutdown;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use ttalloc_model::Pid;
 
-/// How long a connection keeps reading after a forced stop, when its peer keeps sending.
-const FORCED_DRAIN: Duration = Duration::from_secs(1);
 const READ_CHUNK: usize = 256 * 1024;
 
 struct Flags {
@@ -24,16 +29,33 @@ struct Flags {
     stop_accepting: AtomicBool,
     /// Wakes the accept thread (blocked in poll) when accepting stops.
     wake: Wake,
-    /// Connections still open should read what is buffered and end.
+    /// Connections still open were told to read what is buffered and end:
+    /// the end of stream that follows is not the peer's doing.
     force: AtomicBool,
-    active: AtomicUsize,
+    /// Connections open now; `ended` is notified when one ends.
+    active: Mutex<usize>,
+    ended: Condvar,
 }
+
+impl Flags {
+    fn active(&self) -> std::sync::MutexGuard<'_, usize> {
+        self.active.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn connection_ended(&self) {
+        *self.active() -= 1;
+        self.ended.notify_all();
+    }
+}
+
+/// A connection's thread, and a handle on its socket to end its reads.
+type ConnThread = (JoinHandle<()>, UnixStream);
 
 pub struct Listener {
     path: PathBuf,
     flags: Arc<Flags>,
     accept: Option<JoinHandle<()>>,
-    conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    conns: Arc<Mutex<Vec<ConnThread>>>,
 }
 
 impl Listener {
@@ -48,7 +70,8 @@ impl Listener {
             stop_accepting: AtomicBool::new(false),
             wake: Wake::new()?,
             force: AtomicBool::new(false),
-            active: AtomicUsize::new(0),
+            active: Mutex::new(0),
+            ended: Condvar::new(),
         });
         let conns = Arc::new(Mutex::new(Vec::new()));
         let accept = {
@@ -71,7 +94,7 @@ impl Listener {
 
     /// Connections currently open.
     pub fn active_connections(&self) -> usize {
-        self.flags.active.load(Ordering::SeqCst)
+        *self.flags.active()
     }
 
     /// Stops accepting (connections already made, even if not yet accepted,
@@ -84,13 +107,26 @@ impl Listener {
             let _ = t.join();
         }
         let deadline = Instant::now() + grace;
-        while self.active_connections() > 0 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
+        let mut active = self.flags.active();
+        while *active > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            active = match self.flags.ended.wait_timeout(active, left) {
+                Ok((a, _)) => a,
+                Err(e) => e.into_inner().0,
+            };
         }
+        drop(active);
         self.flags.force.store(true, Ordering::SeqCst);
-        let handles = std::mem::take(&mut *self.conns.lock().unwrap_or_else(|e| e.into_inner()));
-        for h in handles {
-            let _ = h.join();
+        let conns = std::mem::take(&mut *self.conns.lock().unwrap_or_else(|e| e.into_inner()));
+        for (_, stream) in &conns {
+            // Wakes a blocked read: it returns what is buffered, then 0.
+            let _ = stream.shutdown(Shutdown::Read);
+        }
+        for (thread, _) in conns {
+            let _ = thread.join();
         }
     }
 }
@@ -99,29 +135,40 @@ fn accept_loop(
     listener: UnixListener,
     handle: IngestHandle,
     flags: Arc<Flags>,
-    conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    conns: Arc<Mutex<Vec<ConnThread>>>,
 ) {
     let my_uid = nix::unistd::getuid().as_raw();
     loop {
         let stopping = flags.stop_accepting.load(Ordering::SeqCst);
         match listener.accept() {
             Ok((stream, _)) => {
-                flags.active.fetch_add(1, Ordering::SeqCst);
+                let control = match stream.try_clone() {
+                    Ok(c) => c,
+                    Err(e) => {
+                        handle.warn(&format!("cannot serve a connection: {e}"));
+                        continue;
+                    }
+                };
+                *flags.active() += 1;
                 let (handle2, flags2) = (handle.clone(), flags.clone());
                 let spawned = std::thread::Builder::new()
                     .name("ttalloc-conn".into())
                     .spawn(move || {
-                        serve_connection(stream, &handle2, &flags2, my_uid);
-                        flags2.active.fetch_sub(1, Ordering::SeqCst);
+                        let mut stream = stream;
+                        serve_connection(&mut stream, &handle2, &flags2, my_uid);
+                        // The listener holds a handle on this socket too:
+                        // dropping ours alone would not end the connection.
+                        let _ = stream.shutdown(Shutdown::Both);
+                        flags2.connection_ended();
                     });
                 match spawned {
                     Ok(h) => {
                         let mut c = conns.lock().unwrap_or_else(|e| e.into_inner());
-                        c.retain(|h| !h.is_finished());
-                        c.push(h);
+                        c.retain(|(h, _)| !h.is_finished());
+                        c.push((h, control));
                     }
                     Err(e) => {
-                        flags.active.fetch_sub(1, Ordering::SeqCst);
+                        flags.connection_ended();
                         handle.warn(&format!("cannot start a connection thread: {e}"));
                     }
                 }
@@ -157,9 +204,9 @@ fn describe(pid: Option<u32>, argv: &[String]) -> String {
     }
 }
 
-fn serve_connection(mut stream: UnixStream, handle: &IngestHandle, flags: &Flags, my_uid: u32) {
+fn serve_connection(stream: &mut UnixStream, handle: &IngestHandle, flags: &Flags, my_uid: u32) {
     let peer =
-        nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials).ok();
+        nix::sys::socket::getsockopt(&*stream, nix::sys::socket::sockopt::PeerCredentials).ok();
     let peer_pid = peer.map(|c| c.pid() as u32);
     match peer {
         Some(c) if c.uid() == my_uid => {}
@@ -177,7 +224,6 @@ fn serve_connection(mut stream: UnixStream, handle: &IngestHandle, flags: &Flags
         }
     }
     let _ = stream.set_nonblocking(false);
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(50)));
     let mut conn = Conn {
         decoder: Decoder::new(),
         source: None,
@@ -186,7 +232,6 @@ fn serve_connection(mut stream: UnixStream, handle: &IngestHandle, flags: &Flags
     };
     let mut buf = vec![0u8; READ_CHUNK];
     let (mut start, mut end) = (0usize, 0usize);
-    let mut forced_at: Option<Instant> = None;
     let outcome: Result<Option<Option<i32>>, ProtocolError> = 'read: loop {
         // Decode every complete frame in buf[start..end].
         loop {
@@ -226,7 +271,9 @@ fn serve_connection(mut stream: UnixStream, handle: &IngestHandle, flags: &Flags
         }
         match stream.read(&mut buf[end..]) {
             Ok(0) => {
-                if end > start {
+                // After a forced stop the end of stream is ours: a partial
+                // frame is what the peer had not finished sending.
+                if end > start && !flags.force.load(Ordering::SeqCst) {
                     break 'read Err(ProtocolError {
                         offset: conn.decoder.offset(),
                         message: format!(
@@ -238,25 +285,8 @@ fn serve_connection(mut stream: UnixStream, handle: &IngestHandle, flags: &Flags
                 break 'read Ok(None);
             }
             Ok(n) => end += n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                if flags.force.load(Ordering::SeqCst) {
-                    // Nothing more buffered: a forced stop ends the connection here.
-                    break 'read Ok(None);
-                }
-            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => break 'read Ok(None),
-        }
-        if flags.force.load(Ordering::SeqCst) {
-            let t = *forced_at.get_or_insert_with(Instant::now);
-            if t.elapsed() > FORCED_DRAIN {
-                break 'read Ok(None);
-            }
         }
     };
     if matches!(outcome, Ok(Some(_))) {

@@ -144,9 +144,10 @@ impl Session {
         let warn = opts.warn.clone();
         let (handle, rx, shared) = ingest::channel(Box::new(move |m: &str| warn(m)));
         let window = opts.reorder_window;
+        let seal_interval = opts.writer.seal_interval;
         let writer = std::thread::Builder::new()
             .name("ttalloc-writer".into())
-            .spawn(move || WriterThread::new(rx, writer, shared, window).run())
+            .spawn(move || WriterThread::new(rx, writer, shared, window, seal_interval).run())
             .map_err(|e| SessionError::Writer(e.to_string()))?;
         let listener =
             Listener::start(listener, &socket_path, handle.clone()).map_err(|source| {

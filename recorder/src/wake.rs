@@ -83,6 +83,30 @@ impl Wake {
     }
 }
 
+/// Blocks until `fd` is readable (true) or `timeout` (if any) passes (false).
+pub fn wait_readable(fd: RawFd, timeout: Option<Duration>) -> io::Result<bool> {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = timeout.map_or(-1, |t| {
+        // Rounded up: a wait of 0.5 ms must not be a busy poll of 0 ms.
+        t.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as libc::c_int
+    });
+    loop {
+        // SAFETY: `pfd` is one valid pollfd.
+        let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if r >= 0 {
+            return Ok(r > 0);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
 /// Writes one byte to a wake pipe; a full pipe already holds a wake-up.
 pub fn wake_fd(fd: RawFd) {
     let byte = 1u8;

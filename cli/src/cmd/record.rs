@@ -100,7 +100,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
 
     let grace = Duration::from_secs_f64(args.grace.max(0.0));
-    let outcome = launcher::run_command(&session, &args.cmd, grace, || {
+    // The status line is redrawn 10 times a second, only when it is shown.
+    let tick = (!bar.is_hidden()).then_some(Duration::from_millis(100));
+    let outcome = launcher::run_command(&session, &args.cmd, grace, tick, || {
         bar.set_message(status_line(&session.stats()));
         bar.tick();
     });

@@ -189,9 +189,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // statistics block is due.
     let mut next_stats = interval.map(|iv| Instant::now() + iv);
     loop {
-        let timeout = next_stats.map_or(Duration::from_secs(3600), |t| {
-            t.saturating_duration_since(Instant::now())
-        });
+        let timeout = next_stats.map(|t| t.saturating_duration_since(Instant::now()));
         if signals::wait_for_stop(timeout) {
             break;
         }

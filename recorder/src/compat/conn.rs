@@ -14,12 +14,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use ttalloc_model::{Event, EventKind, Pid};
 
-/// How often a connection looks at the stop flag and at dead processes.
-const POLL: Duration = Duration::from_millis(100);
+/// How often a connection with a timer (see [`run`]) looks at the clock.
+const CHECK: Duration = Duration::from_millis(250);
 /// A partial message with no more bytes for this long is diagnosed (a peer
 /// with a smaller struct waits for an answer that never comes).
 const STALL: Duration = Duration::from_millis(1000);
-/// The original server checks for dead processes every 5 s.
+/// How often processes the connection spoke for, other than its peer, are
+/// checked for death (the original server checks every 5 s).
 const SWEEP: Duration = Duration::from_secs(2);
 
 /// Counters of what the listener did.
@@ -256,10 +257,15 @@ impl Conn {
     }
 }
 
-/// Serves one connection until EOF, a misframed stream, or the stop flag.
+/// Serves one connection until EOF, a misframed stream, or the stop.
+///
+/// The read blocks with no timeout while nothing calls for one: the stop
+/// shuts the socket's read side (the read then returns what is buffered, then
+/// end of stream). A timeout ([`CHECK`]) is set only while a partial message
+/// waits for its rest ([`STALL`]) or while processes other than the peer
+/// itself could die unseen ([`SWEEP`]).
 pub(crate) fn run(mut stream: UnixStream, peer_pid: Option<u32>, shared: Arc<Shared>) {
     let number = shared.counters.connections.fetch_add(1, Ordering::Relaxed) + 1;
-    let _ = stream.set_read_timeout(Some(POLL));
     let mut conn = Conn {
         shared: shared.clone(),
         peer_pid,
@@ -273,19 +279,24 @@ pub(crate) fn run(mut stream: UnixStream, peer_pid: Option<u32>, shared: Arc<Sha
     let mut last_data = Instant::now();
     let mut last_sweep = Instant::now();
     let peer = peer_pid.map(|p| p as i32).unwrap_or(0);
-    let mut stopping = false;
-    let mut closed_reason = "closed its connection";
+    let mut timed = false;
     loop {
-        if !stopping && shared.stop.load(Ordering::Relaxed) {
-            // Drain what the client already sent, then stop.
-            stopping = true;
-            let _ = stream.set_nonblocking(true);
-            closed_reason = "was still connected when recording stopped";
+        // A timer is needed while a partial message waits for its rest, or
+        // while processes other than the peer could die unseen (the peer's
+        // own death closes the connection). Once set it stays until a
+        // timeout finds it needed no more: no setsockopt per read.
+        let needs_timer = dec.pending() > 0 || conn.sweepable.iter().any(|&p| p != peer);
+        if needs_timer && !timed {
+            timed = stream.set_read_timeout(Some(CHECK)).is_ok();
         }
         match dec.read_from(&mut stream) {
             Ok(0) => {
-                if let Some(m) = dec.stalled() {
-                    report_misframe(&mut conn, peer, &m.to_string());
+                // At a stop the end of stream is ours: a partial message is
+                // one the client had not finished sending.
+                if !shared.stop.load(Ordering::SeqCst) {
+                    if let Some(m) = dec.stalled() {
+                        report_misframe(&mut conn, peer, &m.to_string());
+                    }
                 }
                 break;
             }
@@ -321,8 +332,8 @@ pub(crate) fn run(mut stream: UnixStream, peer_pid: Option<u32>, shared: Arc<Sha
                 }
             }
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                if stopping {
-                    break;
+                if !needs_timer && stream.set_read_timeout(None).is_ok() {
+                    timed = false;
                 }
                 if dec.pending() > 0 && last_data.elapsed() >= STALL {
                     if let Some(m) = dec.stalled() {
@@ -344,11 +355,19 @@ pub(crate) fn run(mut stream: UnixStream, peer_pid: Option<u32>, shared: Arc<Sha
             conn.sweep_dead();
         }
     }
+    let closed_reason = if shared.stop.load(Ordering::SeqCst) {
+        "was still connected when recording stopped"
+    } else {
+        "closed its connection"
+    };
     conn.flush();
     let pids: Vec<i32> = conn.procs.keys().copied().collect();
     for pid in pids {
         conn.end_process(pid, closed_reason, false);
     }
+    // The listener holds a handle on this socket too: dropping ours alone
+    // would not end the connection (a client waiting for it to close).
+    let _ = stream.shutdown(std::net::Shutdown::Both);
 }
 
 fn report_misframe(conn: &mut Conn, peer: i32, text: &str) {

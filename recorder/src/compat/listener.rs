@@ -1,6 +1,11 @@
 //! The allocation-server socket: bind (refusing to steal a live server's
 //! socket, replacing a stale one), accept, one thread per connection, stop
 //! (drain, end processes, remove the socket file).
+//!
+//! Nothing here polls: the accept thread sleeps in poll(2) on the socket and
+//! a wake pipe, connection threads in blocking reads; stop shuts the read
+//! side of every open connection, so each reads what its client already sent
+//! and then sees the end of its stream.
 
 use super::conn::{self, Counters, Shared};
 use super::output::{CompatOutput, IngestOutput, ProcessInfo};
@@ -9,6 +14,7 @@ use crate::ingest::IngestHandle;
 use crate::wake::Wake;
 use std::fs;
 use std::io;
+use std::net::Shutdown;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -154,8 +160,11 @@ pub struct CompatListener {
     /// Wakes the accept thread (blocked in poll) on stop.
     wake: Arc<Wake>,
     accept: Option<JoinHandle<()>>,
-    conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    conns: Arc<Mutex<Vec<ConnThread>>>,
 }
+
+/// A connection's thread, and a handle on its socket to end its reads.
+type ConnThread = (JoinHandle<()>, UnixStream);
 
 impl CompatListener {
     /// Listens on `opts.socket` and records into `output`.
@@ -178,7 +187,7 @@ impl CompatListener {
             print: opts.print,
             counters: Counters::default(),
         });
-        let conns: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let conns: Arc<Mutex<Vec<ConnThread>>> = Arc::default();
         let wake = Arc::new(Wake::new().map_err(|source| CompatError::Io {
             path: opts.socket.clone(),
             source,
@@ -260,8 +269,12 @@ impl CompatListener {
             let _ = a.join();
         }
         let conns = std::mem::take(&mut *self.conns.lock().unwrap_or_else(|p| p.into_inner()));
-        for c in conns {
-            let _ = c.join();
+        for (_, stream) in &conns {
+            // Wakes a blocked read: it returns what is buffered, then 0.
+            let _ = stream.shutdown(Shutdown::Read);
+        }
+        for (thread, _) in conns {
+            let _ = thread.join();
         }
         let still_ours = fs::metadata(&self.path).ok().map(|m| (m.dev(), m.ino())) == self.ident;
         if self.ident.is_some() && still_ours {
@@ -282,7 +295,7 @@ impl Drop for CompatListener {
 fn accept_loop(
     listener: UnixListener,
     shared: Arc<Shared>,
-    conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    conns: Arc<Mutex<Vec<ConnThread>>>,
     wake: &Wake,
 ) {
     let my_uid = current_uid();
@@ -299,6 +312,15 @@ fn accept_loop(
                         continue;
                     }
                 }
+                let control = match stream.try_clone() {
+                    Ok(c) => c,
+                    Err(e) => {
+                        shared.output.warn(&format!(
+                            "allocation-server compat: cannot serve a connection: {e}"
+                        ));
+                        continue;
+                    }
+                };
                 let shared2 = shared.clone();
                 let handle = std::thread::Builder::new()
                     .name("ttalloc-compat-conn".into())
@@ -306,8 +328,8 @@ fn accept_loop(
                 match handle {
                     Ok(h) => {
                         let mut list = conns.lock().unwrap_or_else(|p| p.into_inner());
-                        list.retain(|h| !h.is_finished());
-                        list.push(h);
+                        list.retain(|(h, _)| !h.is_finished());
+                        list.push((h, control));
                     }
                     Err(e) => shared.output.warn(&format!(
                         "allocation-server compat: cannot start a connection thread: {e}"

@@ -23,19 +23,22 @@ extern "C" fn on_signal(sig: libc::c_int) {
     }
 }
 
-/// Sleeps until a stop is requested or `timeout` passes; returns whether a
-/// stop was requested. Without [`install`] it only sleeps.
-pub fn wait_for_stop(timeout: Duration) -> bool {
+/// Sleeps until a stop is requested or `timeout` (if any) passes; returns
+/// whether a stop was requested. Without [`install`] it only sleeps (an
+/// hour without a timeout).
+pub fn wait_for_stop(timeout: Option<Duration>) -> bool {
     if stop_requested() {
         return true;
     }
     match WAKE.get() {
         Some(w) => {
-            if w.wait(None, Some(timeout)).is_err() {
-                std::thread::sleep(timeout.min(Duration::from_millis(100)));
+            if w.wait(None, timeout).is_err() {
+                std::thread::sleep(timeout.map_or(Duration::from_millis(100), |t| {
+                    t.min(Duration::from_millis(100))
+                }));
             }
         }
-        None => std::thread::sleep(timeout),
+        None => std::thread::sleep(timeout.unwrap_or(Duration::from_secs(3600))),
     }
     stop_requested()
 }

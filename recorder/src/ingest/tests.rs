@@ -15,7 +15,16 @@ fn start(
     )
     .unwrap();
     let (h, rx, shared) = channel(Box::new(|m: &str| eprintln!("warning: {m}")));
-    let t = std::thread::spawn(move || WriterThread::new(rx, w, shared, window).run());
+    let t = std::thread::spawn(move || {
+        WriterThread::new(
+            rx,
+            w,
+            shared,
+            window,
+            WriterOptions::default().seal_interval,
+        )
+        .run()
+    });
     (h, t)
 }
 

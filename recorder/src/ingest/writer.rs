@@ -40,11 +40,20 @@ impl SourceState {
     }
 }
 
+/// While events wait in the merge, how often the writer looks whether they are due.
+const RELEASE_CHECK: Duration = Duration::from_millis(20);
+/// How often the writer seals an old block and publishes its snapshot while
+/// there is something to seal or publish.
+const TICK: Duration = Duration::from_millis(100);
+
 pub(crate) struct WriterThread {
     rx: Receiver<Msg>,
     writer: Option<TraceWriter>,
     shared: Arc<Shared>,
     window: Duration,
+    /// The trace writer's `seal_interval`: how long after the last event
+    /// ticks can still seal something.
+    seal_interval: Duration,
     sources: HashMap<u32, SourceState>,
     heap: BinaryHeap<Reverse<(u64, u32)>>,
     empty_live: usize,
@@ -84,12 +93,14 @@ impl WriterThread {
         writer: TraceWriter,
         shared: Arc<Shared>,
         window: Duration,
+        seal_interval: Duration,
     ) -> Self {
         WriterThread {
             rx,
             writer: Some(writer),
             shared,
             window,
+            seal_interval,
             sources: HashMap::new(),
             heap: BinaryHeap::new(),
             empty_live: 0,
@@ -102,11 +113,25 @@ impl WriterThread {
         }
     }
 
+    /// Handles messages until shutdown. It sleeps in `recv` with no timeout
+    /// once nothing waits: no event in the merge, no block young enough to
+    /// be unsealed, the snapshot published. Only then is an idle recorder at
+    /// rest; else it wakes every [`RELEASE_CHECK`] or [`TICK`].
     pub(crate) fn run(mut self) -> WriterOutcome {
         let mut last_tick = Instant::now();
+        // Ticks are due until this time (None: nothing left to seal or publish).
+        let mut ticks_until = Some(last_tick);
         let mut shutdown = false;
         while !shutdown {
-            match self.rx.recv_timeout(Duration::from_millis(20)) {
+            let received = if self.buffered > 0 {
+                self.rx.recv_timeout(RELEASE_CHECK)
+            } else if ticks_until.is_some() {
+                self.rx
+                    .recv_timeout(TICK.saturating_sub(last_tick.elapsed()))
+            } else {
+                self.rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
+            };
+            match received {
                 Ok(msg) => {
                     shutdown = self.handle(msg);
                     // Take what is already queued, but keep releasing when the merge is full.
@@ -116,14 +141,18 @@ impl WriterThread {
                             Err(_) => break,
                         }
                     }
+                    ticks_until = Some(Instant::now() + self.seal_interval + TICK);
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => shutdown = true,
             }
             self.release(shutdown);
-            if last_tick.elapsed() >= Duration::from_millis(100) {
+            if last_tick.elapsed() >= TICK {
                 last_tick = Instant::now();
                 self.tick();
+                if self.buffered == 0 && ticks_until.is_some_and(|t| last_tick >= t) {
+                    ticks_until = None;
+                }
             }
         }
         self.publish();
