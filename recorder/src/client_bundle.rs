@@ -20,6 +20,10 @@ macro_rules! client_files {
 client_files!(
     "sitecustomize.py",
     "ttalloc/__init__.py",
+    "ttalloc/_connection.py",
+    "ttalloc/_events.py",
+    "ttalloc/_sites.py",
+    "ttalloc/_wire.py",
     "ttalloc/pytest_plugin.py",
     "ttalloc/ttnn_capture/__init__.py",
     "ttalloc/ttnn_capture/capture.py",

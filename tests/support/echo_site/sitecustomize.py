@@ -43,12 +43,13 @@ def _install(ttalloc):
     def site():
         """The caller's stack, innermost first, as the client should record it."""
         f = sys._getframe(1)
-        while f is not None and f.f_code.co_filename.startswith(ttalloc._INTERNAL_DIRS):
+        sites = ttalloc._sites
+        while f is not None and f.f_code.co_filename.startswith(sites.INTERNAL_DIRS):
             f = f.f_back
         frames = []
-        while f is not None and len(frames) < ttalloc._DEPTH:
+        while f is not None and len(frames) < sites.DEPTH:
             code = f.f_code
-            if code is not ttalloc._WRAPPER_CODE:
+            if code is not sites.WRAPPER_CODE:
                 frames.append([getattr(code, "co_qualname", code.co_name), code.co_filename, f.f_lineno])
             f = f.f_back
         return frames

@@ -16,8 +16,8 @@ class Capture(object):
         self.ttnn = ttnn
         self.emit = Emitter()
         self.registry = devices_mod.DeviceRegistry()
-        import ttalloc
-        self.translator = Translator(self.emit, self.registry.chips_of, lambda: ttalloc._INTERNAL_DIRS)
+        from .. import _sites
+        self.translator = Translator(self.emit, self.registry.chips_of, lambda: _sites.INTERNAL_DIRS)
         self.api = GraphApi(ttnn._ttnn.graph)
         self.sessions = GraphSessions(self.api, self.translator.nodes)
         self.main_thread = threading.main_thread()
