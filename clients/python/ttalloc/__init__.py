@@ -280,9 +280,21 @@ _WRAPPER_CODE = next(c for c in _Op.__call__.__code__.co_consts if getattr(c, "c
 _sites.WRAPPER_CODE = _WRAPPER_CODE
 
 
+# Scopes are stateless (a name): one per name serves every `with op(name)`.
+_OPS = {}
+_OPS_KEPT = 4096  # names beyond this many (made up per call, say) get a new scope each time
+
+
 def op(name):
     """An op scope, as a context manager or a decorator."""
-    return _Op(name) if _ON else _NOOP_OP
+    if not _ON:
+        return _NOOP_OP
+    scope = _OPS.get(name)
+    if scope is None:
+        scope = _Op(name)
+        if len(_OPS) < _OPS_KEPT and type(name) is str:
+            _OPS[name] = scope
+    return scope
 
 
 def flush():
