@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use ttalloc_trace::{TraceReader, TraceWriter, WriterOptions};
 
 /// Column names by id (FORMAT.md §5.1).
-const NAMES: [&str; 21] = [
+const NAMES: [&str; 25] = [
     "TAG",
     "TS",
     "PID",
@@ -35,6 +35,10 @@ const NAMES: [&str; 21] = [
     "ALLOC_EXT",
     "TS_REL",
     "SIZE_BY_SITE",
+    "ALLOC_DEV",
+    "FREE_DEV",
+    "OTHER_DEV",
+    "FREE_CHAIN",
 ];
 
 fn main() {

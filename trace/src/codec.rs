@@ -38,7 +38,14 @@ pub mod col {
     pub const TS_REL: u16 = 19;
     /// 2.2: SIZE as a change from the site's previous size (replaces SIZE).
     pub const SIZE_BY_SITE: u16 = 20;
-    pub const COUNT: usize = 21;
+    /// 2.3: the devices of allocs, of frees and of the other kinds, each
+    /// kind its own delta chain (replace DEVICE).
+    pub const ALLOC_DEV: u16 = 21;
+    pub const FREE_DEV: u16 = 22;
+    pub const OTHER_DEV: u16 = 23;
+    /// 2.3: a free's buffer as a change from the previous free's (replaces FREE_BUF).
+    pub const FREE_CHAIN: u16 = 24;
+    pub const COUNT: usize = 25;
 
     /// Packed columns (FORMAT.md §5.1); the others are byte streams.
     pub const PACKED: [bool; COUNT] = {
@@ -58,6 +65,10 @@ pub mod col {
             SIZE_REM,
             TS_REL,
             SIZE_BY_SITE,
+            ALLOC_DEV,
+            FREE_DEV,
+            OTHER_DEV,
+            FREE_CHAIN,
         ];
         let mut i = 0;
         while i < ids.len() {
@@ -102,14 +113,22 @@ pub enum ColumnLayout {
     /// timestamp), SIZE_BY_SITE instead of SIZE (a delta against the previous
     /// size of the same call site). New column ids, so a 2.1 reader finds no
     /// TS or SIZE and reports the block as damaged instead of misreading it.
-    #[default]
     V22,
+    /// Format 2.3: as 2.2, and each kind keeps its own device chain
+    /// (ALLOC_DEV, FREE_DEV, OTHER_DEV instead of DEVICE) and a free names
+    /// its buffer as a change from the previous free's (FREE_CHAIN instead
+    /// of FREE_BUF): a reader hands devices and buffer ids to each kind
+    /// without walking the kind column.
+    #[default]
+    V23,
 }
 
 impl ColumnLayout {
     /// The layout of blocks written as format 2.`minor`.
     pub fn of_minor(minor: u16) -> ColumnLayout {
-        if minor >= 2 {
+        if minor >= 3 {
+            ColumnLayout::V23
+        } else if minor == 2 {
             ColumnLayout::V22
         } else {
             ColumnLayout::V20
@@ -162,7 +181,11 @@ pub struct BlockEncoder {
     run_pid: u32,
     pid_run: u64,
     prev_alloc_buf: u64,
-    prev_device: u32,
+    /// 2.3: the previous free's buffer (FREE_CHAIN).
+    prev_free_buf: u64,
+    /// The previous device of the DEVICE chain (2.0–2.2) or of each kind's
+    /// chain (2.3: indexed by `DeviceChain`).
+    prev_device: [u32; 3],
     prev_addr: AddrHistory,
     alloc_ext: AllocExtEncoder,
 }
@@ -248,7 +271,7 @@ impl BlockEncoder {
     fn common(&mut self, tag: u8, ts: u64, pid: Pid) {
         if self.count == 0 {
             self.first_ts = ts;
-            if self.layout == ColumnLayout::V22 {
+            if self.layout != ColumnLayout::V20 {
                 // 2.2: deltas start from the block's first timestamp (kept in
                 // the block record), so the column is as narrow as its gaps.
                 self.prev_ts = ts;
@@ -261,7 +284,7 @@ impl BlockEncoder {
         // rare step back just widens this block's column.
         let ts_col = match self.layout {
             ColumnLayout::V20 => col::TS,
-            ColumnLayout::V22 => col::TS_REL,
+            ColumnLayout::V22 | ColumnLayout::V23 => col::TS_REL,
         };
         self.put(ts_col, ts.wrapping_sub(self.prev_ts));
         self.prev_ts = ts;
@@ -304,9 +327,18 @@ impl BlockEncoder {
             return;
         }
         if let Some(d) = e.kind.device() {
-            let delta = d.0.wrapping_sub(self.prev_device) as i32 as i64;
-            self.prev_device = d.0;
-            self.put(col::DEVICE, zigzag(delta));
+            // 2.3: allocs, frees and the other kinds each chain their own
+            // devices (a reader needs no walk over the kinds to hand them out).
+            let (c, chain) = match (self.layout, &e.kind) {
+                (ColumnLayout::V20 | ColumnLayout::V22, _) => (col::DEVICE, 0),
+                (ColumnLayout::V23, EventKind::BufferAlloc { .. }) => (col::ALLOC_DEV, 0),
+                (ColumnLayout::V23, EventKind::BufferFree { .. }) => (col::FREE_DEV, 1),
+                (ColumnLayout::V23, _) => (col::OTHER_DEV, 2),
+            };
+            let prev = &mut self.prev_device[chain];
+            let delta = d.0.wrapping_sub(*prev) as i32 as i64;
+            *prev = d.0;
+            self.put(c, zigzag(delta));
         }
         use col::*;
         match &e.kind {
@@ -381,7 +413,7 @@ impl BlockEncoder {
                 match self.layout {
                     ColumnLayout::V20 => self.put(SIZE, units),
                     // 2.2: a site mostly allocates the same size again.
-                    ColumnLayout::V22 => {
+                    ColumnLayout::V22 | ColumnLayout::V23 => {
                         let prev = &mut self.prev_size.slots[SiteHistory::index(site.0 as u64)];
                         let d = units.wrapping_sub(*prev) as i64;
                         *prev = units;
@@ -391,10 +423,18 @@ impl BlockEncoder {
                 self.put(ALLOC_SITE, site.0 as u64);
             }
             EventKind::BufferFree { buffer, site, .. } => {
-                // Frees refer to earlier allocs: the distance back from the
-                // latest alloc (zigzag: a free of a later id costs a bit, not 8 bytes).
-                let d = self.prev_alloc_buf.wrapping_sub(buffer.0);
-                self.put(FREE_BUF, zigzag(d as i64));
+                if self.layout == ColumnLayout::V23 {
+                    // 2.3: the change from the previous free's buffer (frees
+                    // mostly follow the order of their allocs).
+                    let d = buffer.0.wrapping_sub(self.prev_free_buf);
+                    self.prev_free_buf = buffer.0;
+                    self.put(FREE_CHAIN, zigzag(d as i64));
+                } else {
+                    // Frees refer to earlier allocs: the distance back from the
+                    // latest alloc (zigzag: a free of a later id costs a bit, not 8 bytes).
+                    let d = self.prev_alloc_buf.wrapping_sub(buffer.0);
+                    self.put(FREE_BUF, zigzag(d as i64));
+                }
                 self.put(FREE_SITE, site.0 as u64);
             }
             EventKind::CbAlloc {
@@ -473,9 +513,10 @@ impl BlockEncoder {
         self.run_pid = 0;
         self.pid_run = 0;
         self.prev_alloc_buf = 0;
-        self.prev_device = 0;
+        self.prev_free_buf = 0;
+        self.prev_device = [0; 3];
         self.prev_addr.clear();
-        if self.layout == ColumnLayout::V22 {
+        if self.layout != ColumnLayout::V20 {
             self.prev_size.clear();
         }
         self.alloc_ext.clear();

@@ -111,7 +111,7 @@ use ttalloc_model::{BufferType, DeviceId};
 
 /// Format version written by this build.
 pub const FORMAT_MAJOR: u16 = 2;
-pub const FORMAT_MINOR: u16 = 2;
+pub const FORMAT_MINOR: u16 = 3;
 
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct TraceHeader {

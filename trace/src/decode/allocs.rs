@@ -1,10 +1,10 @@
 //! BufferAlloc events: flags, sizes, addresses and the optional fields.
 
-use super::block::coded_as;
+use super::block::in_new_column;
 use super::columns::{AllocCol, ColumnValues};
 use super::packed::{all_below, column_values};
 use super::{DecodeError, RefLimits};
-use crate::codec::{col, AddrHistory, ColumnLayout, SiteHistory, FLAG_ADDR, FLAG_CORES, FLAG_PAGE};
+use crate::codec::{col, AddrHistory, SiteHistory, FLAG_ADDR, FLAG_CORES, FLAG_PAGE};
 use crate::varint::unzigzag;
 use ttalloc_model::{BufferId, BufferType, DeviceId, Layout, SiteId, StringId};
 
@@ -59,13 +59,14 @@ pub(super) fn decode_allocs(
         "alloc site",
         &mut vals.alloc_site,
     )?;
-    let layout = coded_as(cols, col::SIZE, col::SIZE_BY_SITE, "size")?;
-    let size_col = match layout {
-        ColumnLayout::V20 => col::SIZE,
-        ColumnLayout::V22 => col::SIZE_BY_SITE,
+    let by_site = in_new_column(cols, col::SIZE, col::SIZE_BY_SITE, "size")?;
+    let size_col = if by_site {
+        col::SIZE_BY_SITE
+    } else {
+        col::SIZE
     };
     column_values(cols[size_col as usize], n, "size", &mut vals.size)?;
-    if layout == ColumnLayout::V22 {
+    if by_site {
         // 2.2: a delta against the previous size of the same site.
         let prev = &mut vals.prev_size.slots;
         prev.fill(0);

@@ -6,7 +6,7 @@ use super::columns::{BlockColumns, FreeCol};
 use super::others::decode_others;
 use super::packed::{all_below, column_values};
 use super::{end, overrun, DecodeError, RefLimits};
-use crate::codec::{col, ColumnLayout};
+use crate::codec::col;
 use crate::records::ArchivedBlockRec;
 use crate::varint::{unzigzag, Cursor};
 use ttalloc_model::{BufferId, DeviceId, EventTag, SiteId, StringId};
@@ -34,20 +34,19 @@ pub(super) const IS_OTHER: [bool; 256] = {
     t
 };
 
-/// Which coding a field's column uses: the 2.0 column `old`, or the one
-/// 2.2 replaced it with, `new` (FORMAT.md §5.1); a block holds one of them.
-pub(super) fn coded_as(
+/// Whether a field is in the column 2.2 coded anew, `new`, rather than in
+/// its 2.0 column `old` (FORMAT.md §5.1); a block holds one of them.
+pub(super) fn in_new_column(
     cols: &[&[u8]; col::COUNT],
     old: u16,
     new: u16,
     what: &str,
-) -> Result<ColumnLayout, DecodeError> {
+) -> Result<bool, DecodeError> {
     match (cols[old as usize].is_empty(), cols[new as usize].is_empty()) {
         (false, false) => Err(format!(
             "block holds {what} in both its 2.0 and its 2.2 column"
         )),
-        (true, false) => Ok(ColumnLayout::V22),
-        _ => Ok(ColumnLayout::V20),
+        (old_empty, new_empty) => Ok(old_empty && !new_empty),
     }
 }
 
@@ -97,9 +96,10 @@ pub fn decode_columns(
     let vals = &mut out.vals;
     // Timestamps: deltas, prefix-summed (from the block's first timestamp
     // since 2.2).
-    let (ts_col, mut ts) = match coded_as(&cols, col::TS, col::TS_REL, "ts")? {
-        ColumnLayout::V20 => (col::TS, 0),
-        ColumnLayout::V22 => (col::TS_REL, block.first_ts.to_native()),
+    let (ts_col, mut ts) = if in_new_column(&cols, col::TS, col::TS_REL, "ts")? {
+        (col::TS_REL, block.first_ts.to_native())
+    } else {
+        (col::TS, 0)
     };
     column_values(cols[ts_col as usize], count, "ts", &mut out.ts)?;
     for t in out.ts.iter_mut() {
@@ -119,29 +119,20 @@ pub fn decode_columns(
         out.pid.resize(out.pid.len() + run as usize, pid);
     }
     end(&c, "pid")?;
-    // Devices: one chain over every event that has a device (events of one op
-    // share it, so deltas are mostly 0); then handed to allocs and frees.
     let n_dev: u32 = (EventTag::DeviceOpen as usize..=EventTag::TraceRelease as usize)
         .map(|k| kinds[k])
         .sum();
-    column_values(
-        cols[col::DEVICE as usize],
-        n_dev as usize,
-        "device",
-        &mut vals.device,
-    )?;
-    out.devices.clear();
-    out.devices.reserve(n_dev as usize + 1);
-    let mut d = 0u32;
-    out.devices.extend(vals.device.iter().map(|&v| {
-        d = d.wrapping_add(unzigzag(v) as u32);
-        d
-    }));
     let n_alloc = kinds[EventTag::BufferAlloc as usize] as usize;
     let n_free = kinds[EventTag::BufferFree as usize] as usize;
     let n_names = (kinds[EventTag::OpBegin as usize] + kinds[EventTag::Marker as usize]) as usize;
     let n_other = count - n_alloc - n_free - n_names - kinds[EventTag::OpEnd as usize] as usize;
-    // Alloc buffer ids (a zigzag delta chain) and free distances.
+    let counts = KindCounts {
+        dev: n_dev as usize,
+        alloc: n_alloc,
+        free: n_free,
+        other: n_other,
+    };
+    // Alloc buffer ids: a zigzag delta chain.
     column_values(
         cols[col::ALLOC_BUF as usize],
         n_alloc,
@@ -153,20 +144,198 @@ pub fn decode_columns(
         buffer = buffer.wrapping_add(unzigzag(*v) as u64);
         *v = buffer;
     }
+    if by_kind_layout(&cols)? {
+        hand_out_by_kind(&cols, counts, out)?;
+    } else {
+        hand_out_by_walk(&cols, counts, out)?;
+    }
+    let vals = &mut out.vals;
+    decode_allocs(&cols, &out.alloc_devices, limits, vals, &mut out.allocs)?;
+
+    column_values(
+        cols[col::FREE_SITE as usize],
+        n_free,
+        "free site",
+        &mut vals.free_site,
+    )?;
+    all_below(&vals.free_site, limits.sites, "site")?;
+    out.frees.clear();
+    out.frees.extend(
+        out.free_devices
+            .iter()
+            .zip(&vals.free_ids)
+            .zip(&vals.free_site)
+            .map(|((&d, &b), &s)| FreeCol {
+                device: DeviceId(d),
+                buffer: BufferId(b),
+                site: SiteId(s as u32),
+            }),
+    );
+
+    column_values(cols[col::NAME as usize], n_names, "name", &mut vals.name)?;
+    all_below(&vals.name, limits.strings, "string")?;
+    out.names
+        .extend(vals.name.iter().map(|&v| StringId(v as u32)));
+
+    if n_other > 0 {
+        decode_others(&cols, limits, out)?;
+    } else if !cols[col::MISC as usize].is_empty() || !cols[col::EXT as usize].is_empty() {
+        return Err("a column holds more values than the block's events use".into());
+    }
+    Ok(())
+}
+
+/// How many events of a block use each hand-out list.
+#[derive(Clone, Copy)]
+struct KindCounts {
+    /// Events with a device (DeviceOpen..=TraceRelease).
+    dev: usize,
+    alloc: usize,
+    free: usize,
+    /// Events `decode_others` decodes (`IS_OTHER`).
+    other: usize,
+}
+
+/// Whether the block keeps a device chain per kind and chains its frees'
+/// buffers (2.3) rather than one DEVICE chain and frees relative to allocs
+/// (2.0–2.2); a block holding columns of both is corrupt.
+fn by_kind_layout(cols: &[&[u8]; col::COUNT]) -> Result<bool, DecodeError> {
+    let new = [
+        col::ALLOC_DEV,
+        col::FREE_DEV,
+        col::OTHER_DEV,
+        col::FREE_CHAIN,
+    ];
+    let old = [col::DEVICE, col::FREE_BUF];
+    let has = |ids: &[u16]| ids.iter().any(|&c| !cols[c as usize].is_empty());
+    match (has(&old), has(&new)) {
+        (true, true) => {
+            Err("block holds devices or freed buffers in both its 2.2 and its 2.3 columns".into())
+        }
+        (_, by_kind) => Ok(by_kind),
+    }
+}
+
+/// Decodes a packed column of zigzag deltas into its running sum (as u32)
+/// in `out`, through the scratch `vals`.
+fn device_chain(
+    bytes: &[u8],
+    n: usize,
+    what: &str,
+    vals: &mut Vec<u64>,
+    out: &mut Vec<u32>,
+) -> Result<(), DecodeError> {
+    column_values(bytes, n, what, vals)?;
+    out.clear();
+    out.reserve(n + 1);
+    let mut d = 0u32;
+    out.extend(vals.iter().map(|&v| {
+        d = d.wrapping_add(unzigzag(v) as u32);
+        d
+    }));
+    Ok(())
+}
+
+/// 2.3: every kind has its own device chain and frees chain their buffers,
+/// so each list is a prefix sum; only the other kinds' positions take a
+/// pass over the kinds (a store per event, no branch).
+fn hand_out_by_kind(
+    cols: &[&[u8]; col::COUNT],
+    n: KindCounts,
+    out: &mut BlockColumns,
+) -> Result<(), DecodeError> {
+    let vals = &mut out.vals;
+    device_chain(
+        cols[col::ALLOC_DEV as usize],
+        n.alloc,
+        "alloc device",
+        &mut vals.device,
+        &mut out.alloc_devices,
+    )?;
+    device_chain(
+        cols[col::FREE_DEV as usize],
+        n.free,
+        "free device",
+        &mut vals.device,
+        &mut out.free_devices,
+    )?;
+    // Devices of the other kinds, in event order.
+    device_chain(
+        cols[col::OTHER_DEV as usize],
+        n.dev - n.alloc - n.free,
+        "other device",
+        &mut vals.device,
+        &mut out.devices,
+    )?;
+    column_values(
+        cols[col::FREE_CHAIN as usize],
+        n.free,
+        "free buffer",
+        &mut vals.free_ids,
+    )?;
+    let mut buffer = 0u64;
+    for v in vals.free_ids.iter_mut() {
+        buffer = buffer.wrapping_add(unzigzag(*v) as u64);
+        *v = buffer;
+    }
+    out.other_pos.resize(n.other + 1, 0);
+    {
+        let other_pos = &mut out.other_pos[..];
+        let mut ko = 0usize;
+        for (pos, &t) in out.tags.iter().enumerate() {
+            // SAFETY: `ko` counts the events `IS_OTHER` marks before this
+            // one, at most `n.other` (the histogram's count of them), and
+            // the list has `n.other + 1` slots.
+            unsafe { *other_pos.get_unchecked_mut(ko) = pos as u32 };
+            ko += IS_OTHER[t as usize] as usize;
+        }
+    }
+    out.other_pos.truncate(n.other);
+    // The other kinds that have a device take the next one of their chain
+    // (`n.dev - n.alloc - n.free` of them, so the chain has one slot to spare).
+    out.devices.push(0);
+    out.other_dev.clear();
+    let mut kd = 0usize;
+    for &pos in &out.other_pos {
+        let t = out.tags[pos as usize];
+        out.other_dev.push(out.devices[kd]);
+        kd += HAS_DEVICE[t as usize] as usize;
+    }
+    out.devices.pop();
+    Ok(())
+}
+
+/// 2.0–2.2: one device chain over every event that has a device (events of
+/// one op share it, so deltas are mostly 0) and frees relative to the
+/// latest alloc before them: one walk over the kinds hands devices to
+/// allocs, frees and the other kinds and resolves a free's buffer (= id of
+/// the latest alloc before it in the block − distance).
+fn hand_out_by_walk(
+    cols: &[&[u8]; col::COUNT],
+    n: KindCounts,
+    out: &mut BlockColumns,
+) -> Result<(), DecodeError> {
+    let vals = &mut out.vals;
+    device_chain(
+        cols[col::DEVICE as usize],
+        n.dev,
+        "device",
+        &mut vals.device,
+        &mut out.devices,
+    )?;
     column_values(
         cols[col::FREE_BUF as usize],
-        n_free,
+        n.free,
         "free buffer",
         &mut vals.free_buf,
     )?;
     for v in vals.free_buf.iter_mut() {
         *v = unzigzag(*v) as u64;
     }
-    // One walk over the kinds hands devices to allocs, frees and the other
-    // kinds and resolves a free's buffer (= id of the latest alloc before it
-    // in the block − distance). Branch-free (the kind sequence is
-    // unpredictable): every list gets a store per event, into a slack slot
-    // past its end when the event is not of its kind.
+    // Branch-free (the kind sequence is unpredictable): every list gets a
+    // store per event, into a slack slot past its end when the event is
+    // not of its kind.
+    let (n_dev, n_alloc, n_free, n_other) = (n.dev, n.alloc, n.free, n.other);
     out.devices.push(0);
     vals.alloc_buf.push(0);
     vals.free_buf.push(0);
@@ -186,7 +355,7 @@ pub fn decode_columns(
         let other_dev = &mut out.other_dev[..];
         let (mut kd, mut ka, mut kf, mut ko) = (0usize, 0usize, 0usize, 0usize);
         let mut latest = 0u64;
-        debug_assert!(devices.len() == n_dev as usize + 1 && alloc_ids.len() == n_alloc + 1);
+        debug_assert!(devices.len() == n_dev + 1 && alloc_ids.len() == n_alloc + 1);
         debug_assert!(dist.len() == n_free + 1 && free_ids.len() == n_free + 1);
         debug_assert!(alloc_devices.len() == n_alloc + 1 && free_devices.len() == n_free + 1);
         debug_assert!(other_pos.len() == n_other + 1 && other_dev.len() == n_other + 1);
@@ -224,37 +393,5 @@ pub fn decode_columns(
     vals.free_ids.truncate(n_free);
     out.other_pos.truncate(n_other);
     out.other_dev.truncate(n_other);
-    decode_allocs(&cols, &out.alloc_devices, limits, vals, &mut out.allocs)?;
-
-    column_values(
-        cols[col::FREE_SITE as usize],
-        n_free,
-        "free site",
-        &mut vals.free_site,
-    )?;
-    all_below(&vals.free_site, limits.sites, "site")?;
-    out.frees.clear();
-    out.frees.extend(
-        out.free_devices
-            .iter()
-            .zip(&vals.free_ids)
-            .zip(&vals.free_site)
-            .map(|((&d, &b), &s)| FreeCol {
-                device: DeviceId(d),
-                buffer: BufferId(b),
-                site: SiteId(s as u32),
-            }),
-    );
-
-    column_values(cols[col::NAME as usize], n_names, "name", &mut vals.name)?;
-    all_below(&vals.name, limits.strings, "string")?;
-    out.names
-        .extend(vals.name.iter().map(|&v| StringId(v as u32)));
-
-    if n_other > 0 {
-        decode_others(&cols, limits, out)?;
-    } else if !cols[col::MISC as usize].is_empty() || !cols[col::EXT as usize].is_empty() {
-        return Err("a column holds more values than the block's events use".into());
-    }
     Ok(())
 }

@@ -132,7 +132,7 @@ proptest! {
 
     #[test]
     fn damaged_columns_never_panic(
-        col in 0usize..20,
+        col in 0usize..col::COUNT,
         pos in any::<prop::sample::Index>(),
         byte in any::<u8>(),
         cut in any::<bool>(),
@@ -152,7 +152,7 @@ proptest! {
     #[test]
     fn random_columns_never_panic(
         count in 0u32..64,
-        cols in proptest::collection::vec((0u16..22, proptest::collection::vec(any::<u8>(), 0..80)), 0..20),
+        cols in proptest::collection::vec((0u16..col::COUNT as u16 + 1, proptest::collection::vec(any::<u8>(), 0..80)), 0..20),
     ) {
         let rec = BlockRec {
             first_event: 0,
@@ -171,10 +171,11 @@ proptest! {
     fn random_tags_with_plausible_columns_never_panic(
         tags in proptest::collection::vec(0u8..20, 1..64),
         fill in any::<u8>(),
+        by_kind in any::<bool>(),
     ) {
         let n = tags.len();
         let mk = |id: u16, len: usize, b: u8| ColumnRec { id, bytes: vec![b & 0x7f; len] };
-        let rec = BlockRec {
+        let mut rec = BlockRec {
             first_event: 0,
             count: n as u32,
             first_ts: 0,
@@ -196,6 +197,13 @@ proptest! {
                 mk(col::EXT, 2 * n, 0),
             ],
         };
+        if by_kind {
+            // The 2.3 coding of devices and freed buffers.
+            rec.columns.retain(|c| c.id != col::DEVICE && c.id != col::FREE_BUF);
+            for id in [col::ALLOC_DEV, col::FREE_DEV, col::OTHER_DEV, col::FREE_CHAIN] {
+                rec.columns.push(mk(id, n, 1));
+            }
+        }
         if let Ok(c) = decode(&rec) {
             c.for_each_event(|_, _| {});
         }
@@ -225,6 +233,90 @@ fn a_block_with_both_codings_of_a_field_is_corrupt() {
             format!("block holds {what} in both its 2.0 and its 2.2 column")
         );
     }
+}
+
+#[test]
+fn a_block_with_devices_or_frees_in_both_2_2_and_2_3_columns_is_corrupt() {
+    // valid_block is a 2.3 block; a DEVICE or FREE_BUF column (2.2's
+    // coding of the same fields) next to its per-kind ones is ambiguous.
+    for (new, old) in [
+        (col::ALLOC_DEV, col::DEVICE),
+        (col::FREE_CHAIN, col::FREE_BUF),
+    ] {
+        let mut rec = valid_block();
+        let bytes = rec
+            .columns
+            .iter()
+            .find(|c| c.id == new)
+            .unwrap()
+            .bytes
+            .clone();
+        rec.columns.push(ColumnRec { id: old, bytes });
+        let err = decode(&rec).unwrap_err();
+        assert_eq!(
+            err,
+            "block holds devices or freed buffers in both its 2.2 and its 2.3 columns"
+        );
+    }
+}
+
+#[test]
+fn a_2_3_block_decodes_to_the_events_of_its_2_2_coding() {
+    // valid_block's events (allocs on devices 0-2 interleaved with frees
+    // of earlier buffers on other devices, CB allocs and device opens)
+    // through the 2.2 and the 2.3 coding.
+    let encode = |layout| {
+        let rec = valid_block();
+        let cols = decode(&rec).unwrap();
+        let mut enc = BlockEncoder::new(layout);
+        cols.for_each_event(|_, e| enc.push(&e));
+        BlockRec {
+            count: enc.len(),
+            columns: enc.take_columns(),
+            ..rec
+        }
+    };
+    let old = encode(crate::codec::ColumnLayout::V22);
+    let new = encode(crate::codec::ColumnLayout::V23);
+    let has = |r: &BlockRec, id| r.columns.iter().any(|c| c.id == id);
+    for id in [col::DEVICE, col::FREE_BUF] {
+        assert!(has(&old, id) && !has(&new, id), "column {id}");
+    }
+    for id in [
+        col::ALLOC_DEV,
+        col::FREE_DEV,
+        col::OTHER_DEV,
+        col::FREE_CHAIN,
+    ] {
+        assert!(has(&new, id) && !has(&old, id), "column {id}");
+    }
+    let events = |r: &BlockRec| {
+        let mut v = Vec::new();
+        decode(r).unwrap().for_each_event(|_, e| v.push(e));
+        v
+    };
+    let (old, new) = (events(&old), events(&new));
+    assert_eq!(old.len(), 200);
+    assert_eq!(old, new);
+    // Spot checks against valid_block's recipe: event 10 (10 % 7 = 3) frees
+    // buffer 8 on device (10 - 2) % 3 = 2; event 11 (4) is a CB alloc on
+    // device 1; event 12 (5) opens device 2.
+    assert!(matches!(
+        new[10].kind,
+        EventKind::BufferFree {
+            device: DeviceId(2),
+            buffer: BufferId(8),
+            ..
+        }
+    ));
+    assert_eq!(new[11].kind.device(), Some(DeviceId(1)));
+    assert!(matches!(
+        new[12].kind,
+        EventKind::DeviceOpen {
+            device: DeviceId(2),
+            ..
+        }
+    ));
 }
 
 #[test]
