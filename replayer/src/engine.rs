@@ -21,13 +21,14 @@ use crate::source::{Chunk, Item};
 use std::collections::BTreeMap;
 use ttalloc_model::hash::{FastMap, FastSet};
 use ttalloc_model::{
-    Arch, BufferId, BufferType, DeviceConfig, DeviceId, Event, EventKind, InternTables, SiteId,
-    StringId,
+    Arch, BufferId, BufferType, DeviceConfig, DeviceId, Event, EventKind, EventTag, InternTables,
+    Pid, SiteId, StringId,
 };
 
 mod buffers;
 mod cycle_books;
 mod devices;
+mod feed;
 mod objects;
 mod refusal;
 mod resume;
@@ -195,114 +196,9 @@ impl<'a> Engine<'a> {
         self.observer = Some(observer);
     }
 
-    #[inline]
-    fn observe(&mut self, ord: u64, item: &Item<'_>) {
-        if let Some(o) = self.observer.take() {
-            o.event(ord, item, &crate::observe::EngineView::new(self));
-            self.observer = Some(o);
-        }
-    }
-
     /// True once `stop_at_oom` triggered; further events are ignored.
     pub fn stopped(&self) -> bool {
         self.stopped
-    }
-
-    /// Replays `events`, the first of which has ordinal `first`.
-    pub fn feed(&mut self, first: u64, events: &[Event]) -> crate::Result<()> {
-        self.feed_chunk(&Chunk::Events { first, events })
-    }
-
-    /// Replays a chunk of consecutive events.
-    pub fn feed_chunk(&mut self, chunk: &Chunk<'_>) -> crate::Result<()> {
-        if let Some(o) = self.observer.as_deref_mut() {
-            o.chunk(chunk);
-        }
-        let mut online = self.online.take();
-        let result = match online.as_mut() {
-            Some(o) => self.feed_online(o, chunk),
-            None => self.feed_spans(chunk),
-        };
-        self.online = online;
-        self.events = self.events.max(chunk.first() + chunk.len() as u64);
-        result
-    }
-
-    fn feed_spans(&mut self, chunk: &Chunk<'_>) -> crate::Result<()> {
-        chunk.try_for_each(|ord, item| {
-            if self.stopped {
-                return Ok(());
-            }
-            if ord == self.next_start {
-                self.cur_end = self.spans[self.next_cycle].end_event;
-                self.next_start = u64::MAX;
-                self.start_cycle(ord, &item);
-            }
-            self.item(ord, &item)?;
-            self.observe(ord, &item);
-            if ord == self.cur_end {
-                self.end_cycle(ord);
-                self.cur_end = u64::MAX;
-                self.next_cycle += 1;
-                self.next_start = self
-                    .spans
-                    .get(self.next_cycle)
-                    .map_or(u64::MAX, |c| c.start_event);
-            }
-            Ok(())
-        })
-    }
-
-    fn feed_online(&mut self, cycles: &mut OnlineCycles, chunk: &Chunk<'_>) -> crate::Result<()> {
-        let interner = self.setup.interner;
-        chunk.try_for_each(|ord, item| {
-            if self.stopped {
-                return Ok(());
-            }
-            let b = match &item {
-                // Buffer allocs and frees never bound a cycle.
-                Item::Alloc(_) | Item::Free(_) => Boundary::default(),
-                Item::Event(e) => cycles.boundary(e, interner),
-                Item::Light(e) => cycles.boundary(e, interner),
-            };
-            if b.end_before && self.in_cycle {
-                self.end_cycle(ord - 1);
-            }
-            if b.start && !self.in_cycle {
-                self.start_cycle(ord, &item);
-            }
-            self.item(ord, &item)?;
-            self.observe(ord, &item);
-            if b.end_after && self.in_cycle {
-                self.end_cycle(ord);
-            }
-            Ok(())
-        })
-    }
-
-    #[inline]
-    fn item(&mut self, ord: u64, item: &Item<'_>) -> crate::Result<()> {
-        match item {
-            Item::Alloc(a) => {
-                let dev = self.dev_index(a.device)?;
-                let req = Req {
-                    buffer_type: a.buffer_type,
-                    size: a.size,
-                    page_size: a.page_size,
-                    layout: a.layout,
-                    num_cores: a.num_cores,
-                    per_bank_size: a.per_bank_size,
-                };
-                self.alloc(ord, dev, a.buffer, &req, a.address, a.site, a.label)
-            }
-            Item::Free(x) => {
-                let dev = self.dev_index(x.device)?;
-                self.free(ord, dev, x.buffer, x.site);
-                Ok(())
-            }
-            Item::Event(e) => self.event(ord, e),
-            Item::Light(_) => Ok(()),
-        }
     }
 
     /// Ends the replay: a cycle still open ends here; whatever is still

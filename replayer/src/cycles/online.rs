@@ -3,7 +3,7 @@
 use super::pytest::{test_marker, TestTracker};
 use super::CycleRule;
 use ttalloc_model::hash::FastMap;
-use ttalloc_model::{DeviceId, Event, EventKind, InternTables, Pid};
+use ttalloc_model::{DeviceId, Event, EventKind, EventTag, InternTables, Pid};
 
 /// What an event does to the current cycle, decided before and after it is replayed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -41,6 +41,23 @@ impl OnlineCycles {
 
     pub fn rule(&self) -> &CycleRule {
         &self.rule
+    }
+
+    /// True if events of kind `tag` (an [`EventTag`] code) may bound a
+    /// cycle under this rule: [`OnlineCycles::boundary`] of any other kind
+    /// is always the default and changes nothing, so it need not be called.
+    #[inline]
+    pub fn looks_at(&self, tag: u8) -> bool {
+        let tag_is = |t: EventTag| tag == t as u8;
+        match self.rule {
+            CycleRule::Device => tag_is(EventTag::DeviceOpen) || tag_is(EventTag::DeviceClose),
+            CycleRule::MarkerRegex(_)
+            | CycleRule::MarkerShape(_)
+            | CycleRule::MarkerAll
+            | CycleRule::Test => tag_is(EventTag::Marker),
+            CycleRule::Op(_) => tag_is(EventTag::OpBegin) || tag_is(EventTag::OpEnd),
+            CycleRule::None => false,
+        }
     }
 
     #[inline]

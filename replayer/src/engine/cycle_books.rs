@@ -4,20 +4,11 @@
 use super::*;
 
 impl Engine<'_> {
-    pub(super) fn start_cycle(&mut self, ord: u64, first: &Item<'_>) {
+    /// Starts a cycle at event `ord` (named after the marker `label` there, if any).
+    pub(super) fn start_cycle(&mut self, ord: u64, label: Option<StringId>) {
         self.in_cycle = true;
         self.cur_start = ord;
-        self.cycle_label = match first {
-            Item::Event(Event {
-                kind: EventKind::Marker { label },
-                ..
-            }) => Some(*label),
-            Item::Light(Event {
-                kind: EventKind::Marker { label },
-                ..
-            }) => Some(*label),
-            _ => None,
-        };
+        self.cycle_label = label;
         for d in &mut self.devs {
             d.cycle_peak = d.resident;
         }
