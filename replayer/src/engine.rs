@@ -29,6 +29,7 @@ mod buffers;
 mod cycle_books;
 mod devices;
 mod feed;
+mod live_table;
 mod objects;
 mod refusal;
 mod resume;
@@ -36,6 +37,7 @@ mod resume;
 pub use resume::ModelAddresses;
 
 use cycle_books::CYCLE_ALLOCS_MIN;
+use live_table::LiveTable;
 
 const RESIDENT: u8 = 1;
 const OUTLIVED: u8 = 2;
@@ -51,6 +53,9 @@ struct Live {
     /// 1-based cycle of the allocation, 0 outside every cycle.
     cycle: u32,
     site: SiteId,
+    kind: ObjectKind,
+    /// Buffer id, program id or trace id.
+    id: u64,
     /// The buffer's label (`StringId::EMPTY` if none); fits the padding before `size`.
     label: StringId,
     size: u64,
@@ -111,12 +116,9 @@ pub struct Engine<'a> {
     setup: EngineSetup<'a>,
     devs: Vec<Dev>,
     last_dev: (DeviceId, usize),
-    buffers: FastMap<u64, Live>,
-    others: FastMap<OtherKey, Live>,
-    /// Objects whose device closed while they were live: still tracked, no
-    /// longer on any device (kept apart so closes only scan live objects).
-    outlived: FastMap<u64, Live>,
-    outlived_others: FastMap<OtherKey, Live>,
+    /// Every tracked object: live, or outlived its device (its device
+    /// closed while it was live: still tracked, no longer on any device).
+    live: LiveTable,
     freed: FreedSet,
     /// Cycle boundaries: precomputed spans, or a rule applied online.
     spans: &'a [CycleSpan],
@@ -132,11 +134,11 @@ pub struct Engine<'a> {
     /// With spans: where the next cycle starts / the current one ends.
     next_start: u64,
     cur_end: u64,
-    /// Allocations of the current cycle, (key, event), in order. Entries of
+    /// Allocations of the current cycle, (slot in `live`, event), in order. Entries of
     /// objects no longer tracked are dropped whenever the list doubles past
     /// `cycle_allocs_compact_at`, so it stays within a few times the live
     /// objects however long the cycle.
-    cycle_allocs: Vec<(LiveKey, u64)>,
+    cycle_allocs: Vec<(u32, u64)>,
     cycle_allocs_compact_at: usize,
     site_left: FastMap<SiteId, u64>,
     program_site_left: FastMap<SiteId, u64>,
@@ -146,12 +148,6 @@ pub struct Engine<'a> {
     stopped: bool,
     /// Sees every event after it is applied (memory over time, exports).
     observer: Option<&'a mut dyn Observer>,
-}
-
-#[derive(Clone, Copy, Debug)]
-enum LiveKey {
-    Buffer(u64),
-    Other(OtherKey),
 }
 
 impl<'a> Engine<'a> {
@@ -165,10 +161,7 @@ impl<'a> Engine<'a> {
             setup,
             devs: Vec::new(),
             last_dev: (DeviceId(u32::MAX), usize::MAX),
-            buffers: FastMap::default(),
-            others: FastMap::default(),
-            outlived: FastMap::default(),
-            outlived_others: FastMap::default(),
+            live: LiveTable::default(),
             freed: FreedSet::default(),
             spans,
             online,
@@ -208,22 +201,7 @@ impl<'a> Engine<'a> {
             self.end_cycle(self.events.saturating_sub(1));
         }
         let mut leaks = Vec::new();
-        let objects = self
-            .buffers
-            .iter()
-            .map(|(id, l)| (BufferId(*id), ObjectKind::Buffer, l))
-            .chain(
-                self.outlived
-                    .iter()
-                    .map(|(id, l)| (BufferId(*id), ObjectKind::Buffer, l)),
-            )
-            .chain(self.others.iter().map(|(k, l)| (BufferId(k.2), k.0, l)))
-            .chain(
-                self.outlived_others
-                    .iter()
-                    .map(|(k, l)| (BufferId(k.2), k.0, l)),
-            );
-        for (buffer, object, live) in objects {
+        for live in self.live.iter() {
             if live.slot == NO_SLOT || live.flags & FAILED != 0 {
                 continue;
             }
@@ -238,8 +216,8 @@ impl<'a> Engine<'a> {
                 device: self.devs[live.dev as usize].id,
                 buffer_type: TYPES[live.slot as usize],
                 size: live.size,
-                buffer,
-                object,
+                buffer: BufferId(live.id),
+                object: live.kind,
                 address: (live.address != NO_ADDR).then_some(live.address),
                 class,
                 cycle: (live.cycle != 0).then_some(live.cycle),

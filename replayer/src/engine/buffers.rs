@@ -25,6 +25,8 @@ impl Engine<'_> {
             flags: 0,
             cycle,
             site,
+            kind: ObjectKind::Buffer,
+            id: buffer.get(),
             label,
             size: req.size,
             event: ord,
@@ -38,12 +40,13 @@ impl Engine<'_> {
                 // A live id allocated again on this device: the first one is
                 // gone for good (settled before the new one counts, so peaks
                 // never hold both).
-                match self.buffers.remove(&buffer.get()) {
-                    Some(old) => {
+                match self.live.buffer_slot(buffer.get()) {
+                    Some(slot) if self.live.get(slot).flags & OUTLIVED == 0 => {
+                        let old = self.live.remove_buffer(buffer.get()).expect("found");
                         self.f.duplicate_allocs += 1;
-                        self.forget(old, buffer.get());
+                        self.forget(old);
                     }
-                    None => {
+                    _ => {
                         self.sim(dev)?.free(buffer);
                     }
                 }
@@ -94,76 +97,82 @@ impl Engine<'_> {
             }
         }
         self.devs[dev].objects += 1;
-        // One lookup on the hot path; a replaced entry is a live id allocated
-        // again that this device's model did not hold (not placed, or on
-        // another device).
-        if let Some(old) = self.buffers.insert(buffer.get(), live) {
-            self.f.duplicate_allocs += 1;
+        // One lookup on the hot path; a replaced live record is a live id
+        // allocated again that this device's model did not hold (not placed,
+        // or on another device).
+        let (slot, replaced) = self.live.insert_buffer(live);
+        if let Some(old) = replaced {
             self.untrack(&old);
-            let od = &mut self.devs[old.dev as usize];
-            od.objects -= 1;
-            if old.dev as usize != dev && old.flags & RESIDENT != 0 {
-                if let Some(sim) = od.sim.as_mut() {
-                    sim.free(buffer);
+            if old.flags & OUTLIVED == 0 {
+                self.f.duplicate_allocs += 1;
+                let od = &mut self.devs[old.dev as usize];
+                od.objects -= 1;
+                if old.dev as usize != dev && old.flags & RESIDENT != 0 {
+                    if let Some(sim) = od.sim.as_mut() {
+                        sim.free(buffer);
+                    }
                 }
             }
-        } else if !self.outlived.is_empty() {
-            if let Some(old) = self.outlived.remove(&buffer.get()) {
-                self.untrack(&old);
-            }
         }
-        self.note_alloc(LiveKey::Buffer(buffer.get()), ord);
+        self.note_alloc(slot, ord);
         Ok(())
     }
 
-    /// An object still tracked (live, or outlived its device).
     #[inline]
-    pub(super) fn tracked(&self, key: LiveKey) -> Option<Live> {
-        match key {
-            LiveKey::Buffer(id) => self.buffers.get(&id).or_else(|| self.outlived.get(&id)),
-            LiveKey::Other(k) => self.others.get(&k).or_else(|| self.outlived_others.get(&k)),
-        }
-        .copied()
-    }
-
     pub(super) fn free(&mut self, ord: u64, dev: usize, buffer: BufferId, site: SiteId) {
-        match self.buffers.remove(&buffer.get()) {
-            Some(live) => {
-                self.forget(live, buffer.get());
-                self.freed.insert(buffer.get());
+        let Some(slot) = self.live.take_buffer(buffer.get()) else {
+            self.bad_free(ord, dev, buffer, site);
+            return;
+        };
+        // Only the fields needed (the record is not copied whole).
+        let live = self.live.get(slot);
+        let (on, ty, flags, size) = (live.dev as usize, live.slot, live.flags, live.size);
+        let d = &mut self.devs[on];
+        if ty != NO_SLOT && flags & FAILED == 0 {
+            d.tracked[ty as usize] -= size;
+            if flags & RESIDENT != 0 {
+                d.resident[ty as usize] -= size;
             }
-            None if self.outlived.contains_key(&buffer.get()) => {
-                // Freed after its device closed: the tracker hears of it now.
-                let live = self.outlived.remove(&buffer.get()).expect("checked");
-                self.untrack(&live);
-                self.freed.insert(buffer.get());
-            }
-            None => {
-                let bad = BadFree {
-                    event: ord,
-                    device: self.devs[dev].id,
-                    buffer,
-                    site,
-                };
-                if self.freed.contains(buffer.get()) {
-                    self.f.double_frees += 1;
-                    self.f.first_double_free.get_or_insert(bad);
-                } else {
-                    self.f.unknown_frees += 1;
-                    self.f.first_unknown_free.get_or_insert(bad);
+        }
+        // Freed after its device closed: the tracker hears of it now (the
+        // device forgot it at its close).
+        if flags & OUTLIVED == 0 {
+            d.objects -= 1;
+            if flags & RESIDENT != 0 {
+                if let Some(sim) = d.sim.as_mut() {
+                    sim.free(buffer);
                 }
             }
+        }
+        self.freed.insert(buffer.get());
+    }
+
+    /// A free of a buffer not tracked: freed twice, or never allocated.
+    #[cold]
+    fn bad_free(&mut self, ord: u64, dev: usize, buffer: BufferId, site: SiteId) {
+        let bad = BadFree {
+            event: ord,
+            device: self.devs[dev].id,
+            buffer,
+            site,
+        };
+        if self.freed.contains(buffer.get()) {
+            self.f.double_frees += 1;
+            self.f.first_double_free.get_or_insert(bad);
+        } else {
+            self.f.unknown_frees += 1;
+            self.f.first_unknown_free.get_or_insert(bad);
         }
     }
 
     /// Drops a buffer from the books and from its device.
-    pub(super) fn forget(&mut self, live: Live, buffer: u64) {
+    pub(super) fn forget(&mut self, live: Live) {
         self.untrack(&live);
         let d = &mut self.devs[live.dev as usize];
         d.objects -= 1;
         if live.flags & RESIDENT != 0 {
             if let Some(sim) = d.sim.as_mut() {
-                sim.free(BufferId(buffer));
+                sim.free(BufferId(live.id));
             }
         }
     }

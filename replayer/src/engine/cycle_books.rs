@@ -27,17 +27,17 @@ impl Engine<'_> {
 
     /// Records an allocation of the current cycle.
     #[inline]
-    pub(super) fn note_alloc(&mut self, key: LiveKey, event: u64) {
+    pub(super) fn note_alloc(&mut self, slot: u32, event: u64) {
         if !self.in_cycle {
             return;
         }
         if self.cycle_allocs.len() >= self.cycle_allocs_compact_at {
             let mut allocs = std::mem::take(&mut self.cycle_allocs);
-            allocs.retain(|&(k, e)| self.tracked(k).is_some_and(|l| l.event == e));
+            allocs.retain(|&(slot, e)| self.live.holding(slot, e).is_some());
             self.cycle_allocs_compact_at = (2 * allocs.len()).max(CYCLE_ALLOCS_MIN);
             self.cycle_allocs = allocs;
         }
-        self.cycle_allocs.push((key, event));
+        self.cycle_allocs.push((slot, event));
     }
 
     pub(super) fn end_cycle(&mut self, end: u64) {
@@ -60,20 +60,20 @@ impl Engine<'_> {
             peak: self.devs.iter().map(|d| (d.id, d.cycle_peak)).collect(),
         };
         let allocs = std::mem::take(&mut self.cycle_allocs);
-        for &(key, event) in &allocs {
-            let Some(live) = self.tracked(key) else {
+        for &(slot, event) in &allocs {
+            let Some(&live) = self.live.holding(slot, event) else {
                 continue;
             };
-            if live.event != event || live.slot == NO_SLOT || live.flags & FAILED != 0 {
+            if live.slot == NO_SLOT || live.flags & FAILED != 0 {
                 continue;
             }
             if let Some(release) = self.setup.release_sites {
                 if release.contains(&live.site) {
-                    self.release(key, live);
+                    self.release(slot, live);
                     continue;
                 }
             }
-            if matches!(key, LiveKey::Other((ObjectKind::Program, ..))) {
+            if live.kind == ObjectKind::Program {
                 // Kernel binaries kept by a program cache count in live bytes
                 // and growth, but bisect hunts buffers (and trace buffers).
                 if after_warmup {
@@ -85,16 +85,12 @@ impl Engine<'_> {
             stats.left_behind_buffers += 1;
             stats.left_behind[live.slot as usize] += live.size;
             if stats.first_left.is_none() {
-                let (buffer, buffer_type) = match key {
-                    LiveKey::Buffer(id) => (BufferId(id), TYPES[live.slot as usize]),
-                    LiveKey::Other(k) => (BufferId(k.2), TYPES[live.slot as usize]),
-                };
                 stats.first_left = Some(FirstLeft {
                     event,
                     device: self.devs[live.dev as usize].id,
-                    buffer,
+                    buffer: BufferId(live.id),
                     address: (live.address != NO_ADDR).then_some(live.address),
-                    buffer_type,
+                    buffer_type: TYPES[live.slot as usize],
                     size: live.size,
                     site: live.site,
                     label: live.label,
@@ -116,25 +112,27 @@ impl Engine<'_> {
 
     /// What-if: frees an object at the end of its cycle, as if its site had
     /// released it.
-    pub(super) fn release(&mut self, key: LiveKey, live: Live) {
-        match key {
-            LiveKey::Buffer(id) => {
-                if self.buffers.remove(&id).is_some() {
-                    self.forget(live, id);
-                } else if let Some(old) = self.outlived.remove(&id) {
-                    self.untrack(&old);
-                }
+    pub(super) fn release(&mut self, slot: u32, live: Live) {
+        if live.kind == ObjectKind::Buffer {
+            self.live.remove_slot(slot);
+            if live.flags & OUTLIVED == 0 {
+                self.forget(live);
+            } else {
+                self.untrack(&live);
             }
-            LiveKey::Other(k) => {
-                if let Some(sim) = self.devs[live.dev as usize].sim.as_mut() {
-                    match k.0 {
-                        ObjectKind::Program => sim.unload_program(k.2),
-                        ObjectKind::Trace => sim.release_trace(k.2 as u32),
-                        ObjectKind::Buffer => {}
-                    }
-                }
-                self.remove_other(k);
+            return;
+        }
+        if let Some(sim) = self.devs[live.dev as usize].sim.as_mut() {
+            match live.kind {
+                ObjectKind::Program => sim.unload_program(live.id),
+                ObjectKind::Trace => sim.release_trace(live.id as u32),
+                ObjectKind::Buffer => {}
             }
+        }
+        self.live.remove_slot(slot);
+        self.untrack(&live);
+        if live.flags & OUTLIVED == 0 {
+            self.devs[live.dev as usize].objects -= 1;
         }
     }
 }

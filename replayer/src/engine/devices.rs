@@ -157,25 +157,12 @@ impl Engine<'_> {
 
     pub(super) fn close(&mut self, ord: u64, dev: usize) {
         if self.devs[dev].objects > 0 {
-            let d16 = dev as u16;
-            let ids: Vec<u64> = self
-                .buffers
-                .iter()
-                .filter(|(_, l)| l.dev == d16)
-                .map(|(id, _)| *id)
-                .collect();
-            for id in ids {
-                let live = self.buffers.remove(&id).expect("listed");
+            for slot in self.live.on_device(dev as u16) {
                 // Objects the model never placed are gone with the device.
-                if live.flags & FAILED == 0 {
-                    self.outlived.insert(id, outlive(live, ord));
-                }
-            }
-            let keys: Vec<OtherKey> = self.others.keys().filter(|k| k.1 == d16).copied().collect();
-            for key in keys {
-                let live = self.others.remove(&key).expect("listed");
-                if live.flags & FAILED == 0 {
-                    self.outlived_others.insert(key, outlive(live, ord));
+                if self.live.get(slot).flags & FAILED != 0 {
+                    self.live.remove_slot(slot);
+                } else {
+                    self.live.outlive(slot, ord);
                 }
             }
             self.devs[dev].objects = 0;
@@ -206,7 +193,7 @@ impl Engine<'_> {
     /// Sites and bytes of the objects resident in `slot` of device `dev`.
     pub(super) fn resident_sites(&self, dev: usize, slot: usize) -> Vec<(SiteId, u64)> {
         let mut by_site: FastMap<SiteId, u64> = FastMap::default();
-        for live in self.buffers.values().chain(self.others.values()) {
+        for live in self.live.iter() {
             if live.dev as usize == dev && live.slot as usize == slot && live.flags & RESIDENT != 0
             {
                 *by_site.entry(live.site).or_default() += live.size;
@@ -216,11 +203,4 @@ impl Engine<'_> {
         v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         v
     }
-}
-
-/// A live object whose device closed: still tracked, no longer resident.
-fn outlive(mut live: Live, ord: u64) -> Live {
-    live.flags = OUTLIVED;
-    live.closed_at = ord;
-    live
 }

@@ -184,7 +184,7 @@ impl Engine<'_> {
         placed: Result<(), AllocFailure>,
         buffer_type: BufferType,
     ) {
-        if let Some(old) = self.others.remove(&key) {
+        if let Some(old) = self.live.remove_other(key) {
             self.f.duplicate_allocs += 1;
             self.untrack(&old);
             self.devs[dev].objects -= 1;
@@ -195,6 +195,8 @@ impl Engine<'_> {
             flags: RESIDENT,
             cycle: self.cycle_number(),
             site,
+            kind: key.0,
+            id: key.2,
             label: StringId::EMPTY,
             size,
             event: ord,
@@ -225,15 +227,15 @@ impl Engine<'_> {
             }
         }
         self.devs[dev].objects += 1;
-        self.others.insert(key, live);
-        self.note_alloc(LiveKey::Other(key), ord);
+        let at = self.live.insert_other(key, live);
+        self.note_alloc(at, ord);
     }
 
     pub(super) fn remove_other(&mut self, key: OtherKey) {
-        if let Some(old) = self.others.remove(&key) {
+        if let Some(old) = self.live.remove_other(key) {
             self.untrack(&old);
             self.devs[old.dev as usize].objects -= 1;
-        } else if let Some(old) = self.outlived_others.remove(&key) {
+        } else if let Some(old) = self.live.remove_outlived_other(key) {
             self.untrack(&old);
         }
     }

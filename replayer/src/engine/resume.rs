@@ -66,7 +66,11 @@ impl<'a> Engine<'a> {
                 };
             }
         }
-        for (&id, live) in &self.buffers {
+        for live in self.live.iter() {
+            if live.kind != ObjectKind::Buffer || live.flags & OUTLIVED != 0 {
+                continue;
+            }
+            let id = live.id;
             // The model's own word: after a divergence it may differ from the recording.
             let address = match &self.devs[live.dev as usize].sim {
                 _ if live.slot == NO_SLOT => Some(0),
@@ -199,12 +203,14 @@ impl<'a> Engine<'a> {
             return Ok(());
         };
         let dev = self.dev_index(device).map_err(|e| e.to_string())?;
-        let live = |slot: Option<usize>, size, site, label, address| Live {
+        let live = |slot: Option<usize>, kind, id, size, site, label, address| Live {
             dev: dev as u16,
             slot: slot.map_or(NO_SLOT, |s| s as u8),
             flags: RESIDENT,
             cycle: 0,
             site,
+            kind,
+            id,
             label,
             size,
             event: ord,
@@ -228,11 +234,19 @@ impl<'a> Engine<'a> {
                         .and_then(|s| s.address_of(*buffer))
                 });
                 let slot = type_slot(*buffer_type);
-                let mut l = live(slot, *size, *site, *label, placed.unwrap_or(NO_ADDR));
+                let mut l = live(
+                    slot,
+                    ObjectKind::Buffer,
+                    buffer.get(),
+                    *size,
+                    *site,
+                    *label,
+                    placed.unwrap_or(NO_ADDR),
+                );
                 if known.and_then(|k| k.buffers.get(&buffer.get())) == Some(&None) {
                     l.flags = FAILED;
                 }
-                (LiveKey::Buffer(buffer.get()), l)
+                (None, l)
             }
             EventKind::ProgramLoad {
                 program,
@@ -241,8 +255,16 @@ impl<'a> Engine<'a> {
                 ..
             } => {
                 let key = (ObjectKind::Program, dev as u16, program.get());
-                let l = live(Some(0), *binary_size, *site, StringId::EMPTY, NO_ADDR);
-                (LiveKey::Other(key), l)
+                let l = live(
+                    Some(0),
+                    key.0,
+                    key.2,
+                    *binary_size,
+                    *site,
+                    StringId::EMPTY,
+                    NO_ADDR,
+                );
+                (Some(key), l)
             }
             EventKind::TraceCapture {
                 trace_id,
@@ -251,8 +273,16 @@ impl<'a> Engine<'a> {
                 ..
             } => {
                 let key = (ObjectKind::Trace, dev as u16, trace_id.get() as u64);
-                let l = live(Some(3), *size, *site, StringId::EMPTY, NO_ADDR);
-                (LiveKey::Other(key), l)
+                let l = live(
+                    Some(3),
+                    key.0,
+                    key.2,
+                    *size,
+                    *site,
+                    StringId::EMPTY,
+                    NO_ADDR,
+                );
+                (Some(key), l)
             }
             _ => return Ok(()),
         };
@@ -263,9 +293,13 @@ impl<'a> Engine<'a> {
         }
         self.devs[dev].objects += 1;
         match key {
-            LiveKey::Buffer(id) => self.buffers.insert(id, l),
-            LiveKey::Other(k) => self.others.insert(k, l),
-        };
+            None => {
+                self.live.insert_buffer(l);
+            }
+            Some(k) => {
+                self.live.insert_other(k, l);
+            }
+        }
         Ok(())
     }
 }

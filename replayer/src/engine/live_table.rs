@@ -1,0 +1,183 @@
+//! Every tracked object in one slab: buffers, program binaries and traces,
+//! live on their device or outlived it. A buffer id, or a program's or
+//! trace's key, finds its record's slot; the cycle books keep slots.
+
+use super::{Live, OtherKey, OUTLIVED};
+use crate::findings::ObjectKind;
+use ttalloc_model::hash::FastMap;
+
+/// `Live::event` of a vacant slot (no event has this ordinal).
+const VACANT: u64 = u64::MAX;
+
+#[derive(Default)]
+pub(super) struct LiveTable {
+    records: Vec<Live>,
+    vacant: Vec<u32>,
+    /// Buffer id -> slot, live or outlived (a new allocation of an id
+    /// replaces an outlived record).
+    buffers: FastMap<u64, u32>,
+    /// Live programs and traces -> slot.
+    others: FastMap<OtherKey, u32>,
+    /// Programs and traces that outlived their device -> slot. Kept apart:
+    /// a program loaded again after its device reopened is a second record.
+    outlived_others: FastMap<OtherKey, u32>,
+}
+
+impl LiveTable {
+    #[inline]
+    pub(super) fn get(&self, slot: u32) -> &Live {
+        &self.records[slot as usize]
+    }
+
+    /// The record at `slot` if it is still the one created at `event`.
+    #[inline]
+    pub(super) fn holding(&self, slot: u32, event: u64) -> Option<&Live> {
+        self.records
+            .get(slot as usize)
+            .filter(|l| l.event == event && event != VACANT)
+    }
+
+    /// Every record, live or outlived.
+    pub(super) fn iter(&self) -> impl Iterator<Item = &Live> {
+        self.records.iter().filter(|l| l.event != VACANT)
+    }
+
+    /// Slots of the records of device `dev` that are still on it.
+    pub(super) fn on_device(&self, dev: u16) -> Vec<u32> {
+        (0..self.records.len() as u32)
+            .filter(|&s| {
+                let l = &self.records[s as usize];
+                l.event != VACANT && l.dev == dev && l.flags & OUTLIVED == 0
+            })
+            .collect()
+    }
+
+    #[inline]
+    fn occupy(&mut self, live: Live) -> u32 {
+        match self.vacant.pop() {
+            Some(slot) => {
+                self.records[slot as usize] = live;
+                slot
+            }
+            None => {
+                self.records.push(live);
+                (self.records.len() - 1) as u32
+            }
+        }
+    }
+
+    #[inline]
+    fn vacate(&mut self, slot: u32) -> Live {
+        let r = &mut self.records[slot as usize];
+        let live = *r;
+        r.event = VACANT;
+        self.vacant.push(slot);
+        live
+    }
+
+    #[inline]
+    pub(super) fn buffer_slot(&self, id: u64) -> Option<u32> {
+        self.buffers.get(&id).copied()
+    }
+
+    /// Records buffer `live.id`; returns its slot and the record it
+    /// replaced (live or outlived), if any.
+    #[inline]
+    pub(super) fn insert_buffer(&mut self, live: Live) -> (u32, Option<Live>) {
+        use std::collections::hash_map::Entry;
+        match self.buffers.entry(live.id) {
+            Entry::Occupied(e) => {
+                let slot = *e.get();
+                let old = std::mem::replace(&mut self.records[slot as usize], live);
+                (slot, Some(old))
+            }
+            Entry::Vacant(e) => {
+                let slot = match self.vacant.pop() {
+                    Some(slot) => {
+                        self.records[slot as usize] = live;
+                        slot
+                    }
+                    None => {
+                        self.records.push(live);
+                        (self.records.len() - 1) as u32
+                    }
+                };
+                e.insert(slot);
+                (slot, None)
+            }
+        }
+    }
+
+    /// Removes buffer `id`; returns the slot its record stays readable in
+    /// until the next insertion.
+    #[inline]
+    pub(super) fn take_buffer(&mut self, id: u64) -> Option<u32> {
+        let slot = self.buffers.remove(&id)?;
+        self.records[slot as usize].event = VACANT;
+        self.vacant.push(slot);
+        Some(slot)
+    }
+
+    #[inline]
+    pub(super) fn remove_buffer(&mut self, id: u64) -> Option<Live> {
+        let slot = self.buffers.remove(&id)?;
+        Some(self.vacate(slot))
+    }
+
+    /// Records a live program or trace (none is live under `key`; an
+    /// outlived one may be); returns its slot.
+    pub(super) fn insert_other(&mut self, key: OtherKey, live: Live) -> u32 {
+        let slot = self.occupy(live);
+        if let Some(old) = self.others.insert(key, slot) {
+            self.vacate(old);
+        }
+        slot
+    }
+
+    /// Removes a live program or trace.
+    pub(super) fn remove_other(&mut self, key: OtherKey) -> Option<Live> {
+        let slot = self.others.remove(&key)?;
+        Some(self.vacate(slot))
+    }
+
+    /// Removes a program or trace that outlived its device.
+    pub(super) fn remove_outlived_other(&mut self, key: OtherKey) -> Option<Live> {
+        let slot = self.outlived_others.remove(&key)?;
+        Some(self.vacate(slot))
+    }
+
+    /// The key of a program's or trace's record.
+    pub(super) fn other_key(live: &Live) -> OtherKey {
+        (live.kind, live.dev, live.id)
+    }
+
+    /// Removes the record at `slot` whatever it is.
+    pub(super) fn remove_slot(&mut self, slot: u32) -> Live {
+        let live = *self.get(slot);
+        if live.kind == ObjectKind::Buffer {
+            self.buffers.remove(&live.id);
+        } else if live.flags & OUTLIVED != 0 {
+            self.outlived_others.remove(&Self::other_key(&live));
+        } else {
+            self.others.remove(&Self::other_key(&live));
+        }
+        self.vacate(slot)
+    }
+
+    /// Turns the record at `slot` (on a device being closed at event
+    /// `ord`) into one that outlived it: still tracked, no longer resident.
+    pub(super) fn outlive(&mut self, slot: u32, ord: u64) {
+        let r = &mut self.records[slot as usize];
+        r.flags = OUTLIVED;
+        r.closed_at = ord;
+        if r.kind != ObjectKind::Buffer {
+            let key = Self::other_key(r);
+            self.others.remove(&key);
+            // A record already outlived under this key is gone from the books
+            // (the same program loaded again on a reopened device, then closed).
+            if let Some(old) = self.outlived_others.insert(key, slot) {
+                self.vacate(old);
+            }
+        }
+    }
+}
