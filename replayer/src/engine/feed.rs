@@ -245,3 +245,6 @@ fn marker_label(item: &Item<'_>) -> Option<StringId> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests;
