@@ -39,7 +39,10 @@ fn recorder_thread_switches() -> BTreeMap<String, (String, u64)> {
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
     while !done() {
-        assert!(start.elapsed() < Duration::from_secs(20), "timed out: {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "timed out: {what}"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -64,9 +67,7 @@ fn an_idle_recorder_with_connected_clients_does_not_wake_up() {
     enc.events(&[Event {
         ts: 2,
         pid: Pid(pid),
-        kind: EventKind::Marker {
-            label: StringId(1),
-        },
+        kind: EventKind::Marker { label: StringId(1) },
     }]);
     native.write_all(&enc.buf).unwrap();
     let _compat_client = UnixStream::connect(&compat_path).unwrap();
@@ -81,7 +82,12 @@ fn an_idle_recorder_with_connected_clients_does_not_wake_up() {
     std::thread::sleep(Duration::from_millis(700));
     let after = recorder_thread_switches();
     let names: Vec<&str> = before.values().map(|(n, _)| n.as_str()).collect();
-    for thread in ["ttalloc-writer", "ttalloc-accept", "ttalloc-conn", "ttalloc-compat-"] {
+    for thread in [
+        "ttalloc-writer",
+        "ttalloc-accept",
+        "ttalloc-conn",
+        "ttalloc-compat-",
+    ] {
         assert!(names.contains(&thread), "no {thread} thread: {names:?}");
     }
     // Polling at 20-100 ms would have woken each of them several times.
@@ -98,5 +104,9 @@ fn an_idle_recorder_with_connected_clients_does_not_wake_up() {
         .map(|e| e.unwrap().kind)
         .filter(|k| matches!(k, EventKind::Marker { .. }))
         .collect();
-    assert_eq!(kinds.len(), 1, "the marker sent before the stop is in the trace");
+    assert_eq!(
+        kinds.len(),
+        1,
+        "the marker sent before the stop is in the trace"
+    );
 }
