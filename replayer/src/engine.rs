@@ -16,7 +16,7 @@ use crate::cycles::{Boundary, CycleRule, CycleSpan, OnlineCycles};
 use crate::findings::*;
 use crate::freed::FreedSet;
 use crate::observe::Observer;
-use crate::sim::{AllocFailure, Oom, Req, Sim};
+use crate::sim::{AllocFailure, Handle, Oom, Req, Sim};
 use crate::source::{Chunk, Item};
 use std::collections::BTreeMap;
 use ttalloc_model::hash::{FastMap, FastSet};
@@ -60,6 +60,10 @@ struct Live {
     label: StringId,
     size: u64,
     event: u64,
+    /// What frees the buffer in its device's model (the model keeps no id
+    /// table: this engine's is the only one); `None` if the model does not
+    /// hold it (not placed, outlived its device, not a buffer).
+    handle: Option<Handle>,
     /// Recorded address if any, else the model's; `u64::MAX` if none.
     address: u64,
     closed_at: u64,

@@ -86,14 +86,8 @@ impl Sim {
         }
     }
 
-    /// Restarts the device from a checkpoint's held objects (it holds nothing yet).
-    pub fn restore(&mut self, held: &[Held]) -> Result<(), RestoreError> {
-        self.device.restore(held)
-    }
-
     /// [`Sim::restore`] for a caller that keeps its own ids: each held
     /// buffer's handle (see [`Sim::alloc_placed`]), in `held`'s order.
-    #[allow(dead_code)] // for the engine, which switches to handles next
     pub fn restore_placed(
         &mut self,
         held: &[Held],
@@ -112,11 +106,6 @@ impl Sim {
         self.device.live_all().map(|r| (r.owner, r.address))
     }
 
-    /// Where a live buffer is.
-    pub fn address_of(&self, buffer: BufferId) -> Option<u64> {
-        self.device.live(buffer).map(|r| r.address)
-    }
-
     /// Places a buffer; returns its address.
     #[inline]
     pub fn alloc(&mut self, buffer: BufferId, req: &Req) -> Result<u64, AllocFailure> {
@@ -132,7 +121,6 @@ impl Sim {
     /// must not be live on this device; [`Sim::free`] and
     /// [`Sim::address_of`] do not see buffers placed this way.
     #[inline]
-    #[allow(dead_code)] // for the engine, which switches to handles next
     pub fn alloc_placed(
         &mut self,
         buffer: BufferId,
@@ -146,7 +134,6 @@ impl Sim {
 
     /// [`Sim::alloc_at`] for a caller that keeps its own ids: the handle, or
     /// `None` if the range is not free.
-    #[allow(dead_code)] // for the engine, which switches to handles next
     pub fn alloc_placed_at(&mut self, buffer: BufferId, req: &Req, address: u64) -> Option<Handle> {
         self.device
             .allocate_placed_at(buffer, &Self::request(req), address)
@@ -156,22 +143,13 @@ impl Sim {
 
     /// Frees a buffer by its handle (no lookup); false if it was freed already.
     #[inline]
-    #[allow(dead_code)] // for the engine, which switches to handles next
     pub fn free_placed(&mut self, handle: Handle) -> bool {
         self.device.deallocate_placed(handle).is_some()
     }
 
     /// Where a buffer placed with [`Sim::alloc_placed`] is.
-    #[allow(dead_code)] // for the engine, which switches to handles next
     pub fn address_of_placed(&self, handle: Handle) -> Option<u64> {
         self.device.live_placed(handle).map(|r| r.address)
-    }
-
-    /// Places a buffer at a recorded address; false if the range is not free.
-    pub fn alloc_at(&mut self, buffer: BufferId, req: &Req, address: u64) -> bool {
-        self.device
-            .allocate_at(buffer, &Self::request(req), address)
-            .is_ok()
     }
 
     #[inline]

@@ -19,6 +19,8 @@ impl Engine<'_> {
         let slot = type_slot(req.buffer_type);
         self.freed.remove(buffer.get());
         let cycle = self.cycle_number();
+        // The one id lookup of an allocation (a new id is then inserted).
+        let mut existing = self.live.buffer_slot(buffer.get());
         let mut live = Live {
             dev: dev as u16,
             slot: slot.map_or(NO_SLOT, |s| s as u8),
@@ -28,6 +30,7 @@ impl Engine<'_> {
             kind: ObjectKind::Buffer,
             id: buffer.get(),
             label,
+            handle: None,
             size: req.size,
             event: ord,
             address: recorded.unwrap_or(NO_ADDR),
@@ -35,35 +38,31 @@ impl Engine<'_> {
         };
         if let Some(s) = slot {
             let device = self.devs[dev].id;
-            let mut placed = self.sim(dev)?.alloc(buffer, req);
-            if let Err(AllocFailure::AlreadyLive) = placed {
-                // A live id allocated again on this device: the first one is
-                // gone for good (settled before the new one counts, so peaks
-                // never hold both).
-                match self.live.buffer_slot(buffer.get()) {
-                    Some(slot) if self.live.get(slot).flags & OUTLIVED == 0 => {
-                        let old = self.live.remove_buffer(buffer.get()).expect("found");
-                        self.f.duplicate_allocs += 1;
-                        self.forget(old);
-                    }
-                    _ => {
-                        self.sim(dev)?.free(buffer);
-                    }
+            if let Some(at) = existing {
+                let old = self.live.get(at);
+                if old.dev as usize == dev && old.handle.is_some() {
+                    // A live id allocated again on this device (its model
+                    // holds it): the first one is gone for good (settled
+                    // before the new one counts, so peaks never hold both).
+                    let old = self.live.remove_buffer(buffer.get()).expect("found");
+                    existing = None;
+                    self.f.duplicate_allocs += 1;
+                    self.forget(old);
                 }
-                placed = self.sim(dev)?.alloc(buffer, req);
             }
             let sim = self.sim(dev)?;
-            match placed {
-                Ok(addr) => {
+            match sim.alloc_placed(buffer, req) {
+                Ok((addr, handle)) => {
                     live.flags = RESIDENT;
+                    live.handle = Some(handle);
                     match recorded {
                         Some(rec) if rec != addr => {
                             // Re-sync on the recorded address so one divergence
                             // does not cascade into every later placement.
-                            sim.free(buffer);
-                            if !sim.alloc_at(buffer, req, rec) {
-                                sim.alloc(buffer, req).ok();
-                            }
+                            sim.free_placed(handle);
+                            live.handle = sim
+                                .alloc_placed_at(buffer, req, rec)
+                                .or_else(|| sim.alloc_placed(buffer, req).ok().map(|p| p.1));
                             self.divergence(ord, device, buffer, rec, Some(addr));
                         }
                         Some(_) => {}
@@ -97,20 +96,20 @@ impl Engine<'_> {
             }
         }
         self.devs[dev].objects += 1;
-        // One lookup on the hot path; a replaced live record is a live id
-        // allocated again that this device's model did not hold (not placed,
-        // or on another device).
-        let (slot, replaced) = self.live.insert_buffer(live);
+        // A replaced live record is a live id allocated again that this
+        // device's model did not hold (not placed, or on another device).
+        let (slot, replaced) = match existing {
+            Some(at) => (at, Some(self.live.replace_at(at, live))),
+            None => (self.live.insert_new_buffer(live), None),
+        };
         if let Some(old) = replaced {
             self.untrack(&old);
             if old.flags & OUTLIVED == 0 {
                 self.f.duplicate_allocs += 1;
                 let od = &mut self.devs[old.dev as usize];
                 od.objects -= 1;
-                if old.dev as usize != dev && old.flags & RESIDENT != 0 {
-                    if let Some(sim) = od.sim.as_mut() {
-                        sim.free(buffer);
-                    }
+                if let (Some(sim), Some(h)) = (od.sim.as_mut(), old.handle) {
+                    sim.free_placed(h);
                 }
             }
         }
@@ -127,6 +126,7 @@ impl Engine<'_> {
         // Only the fields needed (the record is not copied whole).
         let live = self.live.get(slot);
         let (on, ty, flags, size) = (live.dev as usize, live.slot, live.flags, live.size);
+        let handle = live.handle;
         let d = &mut self.devs[on];
         if ty != NO_SLOT && flags & FAILED == 0 {
             d.tracked[ty as usize] -= size;
@@ -138,10 +138,8 @@ impl Engine<'_> {
         // device forgot it at its close).
         if flags & OUTLIVED == 0 {
             d.objects -= 1;
-            if flags & RESIDENT != 0 {
-                if let Some(sim) = d.sim.as_mut() {
-                    sim.free(buffer);
-                }
+            if let (Some(sim), Some(h)) = (d.sim.as_mut(), handle) {
+                sim.free_placed(h);
             }
         }
         self.freed.insert(buffer.get());
@@ -170,10 +168,8 @@ impl Engine<'_> {
         self.untrack(&live);
         let d = &mut self.devs[live.dev as usize];
         d.objects -= 1;
-        if live.flags & RESIDENT != 0 {
-            if let Some(sim) = d.sim.as_mut() {
-                sim.free(BufferId(live.id));
-            }
+        if let (Some(sim), Some(h)) = (d.sim.as_mut(), live.handle) {
+            sim.free_placed(h);
         }
     }
 

@@ -80,6 +80,22 @@ impl LiveTable {
         self.buffers.get(&id).copied()
     }
 
+    /// Puts `live` in place of the record at `slot` (the same buffer id);
+    /// returns the record it replaces.
+    #[inline]
+    pub(super) fn replace_at(&mut self, slot: u32, live: Live) -> Live {
+        std::mem::replace(&mut self.records[slot as usize], live)
+    }
+
+    /// Records buffer `live.id`, not in the table yet; returns its slot.
+    #[inline]
+    pub(super) fn insert_new_buffer(&mut self, live: Live) -> u32 {
+        let id = live.id;
+        let slot = self.occupy(live);
+        self.buffers.insert(id, slot);
+        slot
+    }
+
     /// Records buffer `live.id`; returns its slot and the record it
     /// replaced (live or outlived), if any.
     #[inline]
@@ -169,6 +185,7 @@ impl LiveTable {
     pub(super) fn outlive(&mut self, slot: u32, ord: u64) {
         let r = &mut self.records[slot as usize];
         r.flags = OUTLIVED;
+        r.handle = None;
         r.closed_at = ord;
         if r.kind != ObjectKind::Buffer {
             let key = Self::other_key(r);

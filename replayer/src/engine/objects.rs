@@ -198,6 +198,7 @@ impl Engine<'_> {
             kind: key.0,
             id: key.2,
             label: StringId::EMPTY,
+            handle: None,
             size,
             event: ord,
             address: NO_ADDR,

@@ -74,7 +74,7 @@ impl<'a> Engine<'a> {
             // The model's own word: after a divergence it may differ from the recording.
             let address = match &self.devs[live.dev as usize].sim {
                 _ if live.slot == NO_SLOT => Some(0),
-                Some(sim) => sim.address_of(BufferId(id)),
+                Some(sim) => live.handle.and_then(|h| sim.address_of_placed(h)),
                 None => None,
             };
             m.buffers.insert(id, address);
@@ -171,17 +171,21 @@ impl<'a> Engine<'a> {
             held[i].1.push(h);
             held[i].2.push(*ord);
         }
+        // The handle of every restored buffer, by (device, buffer id).
+        let mut handles: FastMap<(usize, u64), Handle> = FastMap::default();
         for (dev, objects, ords) in &held {
-            self.sim(*dev)
+            let placed = self
+                .sim(*dev)
                 .map_err(|e| e.to_string())?
-                .restore(objects)
+                .restore_placed(objects)
                 .map_err(|e| {
                     let ord = ords.get(e.index).copied().unwrap_or_default();
                     format!("the object made at event {ord}: {}", e.error)
                 })?;
+            handles.extend(placed.into_iter().map(|(b, h)| ((*dev, b.get()), h)));
         }
         for (ord, e) in &cp.objects {
-            self.track_restored(*ord, e, known)?;
+            self.track_restored(*ord, e, known, &handles)?;
         }
         let last = cp.next_event.saturating_sub(1);
         for d in &mut self.devs {
@@ -198,6 +202,7 @@ impl<'a> Engine<'a> {
         ord: u64,
         e: &Event,
         known: Option<&ModelAddresses>,
+        handles: &FastMap<(usize, u64), Handle>,
     ) -> Result<(), String> {
         let Some(device) = e.kind.device() else {
             return Ok(());
@@ -212,6 +217,7 @@ impl<'a> Engine<'a> {
             kind,
             id,
             label,
+            handle: None,
             size,
             event: ord,
             address,
@@ -227,11 +233,10 @@ impl<'a> Engine<'a> {
                 site,
                 ..
             } => {
+                let handle = handles.get(&(dev, buffer.get())).copied();
                 let placed = address.or_else(|| {
-                    self.devs[dev]
-                        .sim
-                        .as_ref()
-                        .and_then(|s| s.address_of(*buffer))
+                    let sim = self.devs[dev].sim.as_ref()?;
+                    sim.address_of_placed(handle?)
                 });
                 let slot = type_slot(*buffer_type);
                 let mut l = live(
@@ -245,6 +250,8 @@ impl<'a> Engine<'a> {
                 );
                 if known.and_then(|k| k.buffers.get(&buffer.get())) == Some(&None) {
                     l.flags = FAILED;
+                } else {
+                    l.handle = handle;
                 }
                 (None, l)
             }
