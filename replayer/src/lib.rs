@@ -34,6 +34,7 @@ pub mod markdown;
 pub mod minimize;
 pub mod observe;
 pub mod options;
+mod rare_kinds;
 pub mod report;
 pub mod repro;
 mod sim;

@@ -109,6 +109,11 @@ impl Chunk<'_> {
                     f(first + i as u64, Item::Event(e))?;
                 }
             }
+            // Nearly every event is a buffer alloc or free or an op begin
+            // or end: skip them without a look.
+            Chunk::Columns { first, columns } if !BUFFERS && !OPS => {
+                return crate::rare_kinds::for_each_rare_kind(first, columns, f);
+            }
             Chunk::Columns { first, columns: c } => {
                 // The same walk as `BlockColumns::for_each_event`, without
                 // building events for allocs and frees.
@@ -476,8 +481,14 @@ impl EventSource for TraceReader {
 /// A hook run on the decoding thread on block `i` once decoded.
 type BlockHook<'a, B> = &'a mut (dyn FnMut(usize, &B) + Send);
 
-/// Blocks decoded ahead by this many per decoder thread (memory: a few blocks).
-const AHEAD: usize = 2;
+/// Decoded blocks a decoder thread queues for the consumer beyond the one
+/// it holds finished. None: a decoder hands its block over when the
+/// consumer takes it and then decodes the next one while the consumer
+/// works, so two buffers per decoder are in flight (each one a whole
+/// decoded block: 3.5 MB of the synthetic trace, 5 MB of workload W's); the
+/// consumer, a replay, is the slower side, so a queue would only hold
+/// memory.
+const QUEUED: usize = 0;
 
 /// Decodes blocks on `decoders` threads (block i on thread i % decoders)
 /// with `decode`, while `f(i, block)` consumes them in order on the calling
@@ -507,8 +518,8 @@ where
         let mut full: Vec<Receiver<ttalloc_trace::Result<B>>> = Vec::new();
         let mut empty: Vec<SyncSender<B>> = Vec::new();
         for t in 0..decoders {
-            let (full_tx, full_rx) = sync_channel(AHEAD);
-            let (empty_tx, empty_rx) = sync_channel::<B>(AHEAD + 1);
+            let (full_tx, full_rx) = sync_channel(QUEUED);
+            let (empty_tx, empty_rx) = sync_channel::<B>(QUEUED + 2);
             full.push(full_rx);
             empty.push(empty_tx);
             let mut pre = pre.take();

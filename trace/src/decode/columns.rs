@@ -112,106 +112,9 @@ impl BlockColumns {
 
     /// Calls `f(ordinal, event)` for every event of a known kind, in order.
     pub fn for_each_event<F: FnMut(u64, Event)>(&self, mut f: F) {
-        let (mut ka, mut kf, mut kn) = (0usize, 0usize, 0usize);
-        let mut others = self.others.iter();
-        for (pos, (&tag, (&ts, &pid))) in self
-            .tags
-            .iter()
-            .zip(self.ts.iter().zip(&self.pid))
-            .enumerate()
-        {
-            let ordinal = self.first_event + pos as u64;
-            let pid = Pid(pid);
-            // Each arm builds its event where `f` takes it: a kind built
-            // apart and then moved into the event is stored and reloaded at
-            // different widths, which stalls store-to-load forwarding.
-            match tag {
-                4 => {
-                    let a = &self.allocs[ka];
-                    ka += 1;
-                    f(
-                        ordinal,
-                        Event {
-                            ts,
-                            pid,
-                            kind: EventKind::BufferAlloc {
-                                device: a.device,
-                                buffer: a.buffer,
-                                buffer_type: a.buffer_type,
-                                address: a.address,
-                                size: a.size,
-                                page_size: a.page_size,
-                                layout: a.layout,
-                                num_cores: a.num_cores,
-                                per_bank_size: a.per_bank_size,
-                                label: a.label,
-                                site: a.site,
-                            },
-                        },
-                    )
-                }
-                5 => {
-                    let x = &self.frees[kf];
-                    kf += 1;
-                    f(
-                        ordinal,
-                        Event {
-                            ts,
-                            pid,
-                            kind: EventKind::BufferFree {
-                                device: x.device,
-                                buffer: x.buffer,
-                                site: x.site,
-                            },
-                        },
-                    )
-                }
-                12 => {
-                    kn += 1;
-                    let name = self.names[kn - 1];
-                    f(
-                        ordinal,
-                        Event {
-                            ts,
-                            pid,
-                            kind: EventKind::OpBegin { name },
-                        },
-                    )
-                }
-                14 => {
-                    kn += 1;
-                    let label = self.names[kn - 1];
-                    f(
-                        ordinal,
-                        Event {
-                            ts,
-                            pid,
-                            kind: EventKind::Marker { label },
-                        },
-                    )
-                }
-                13 => f(
-                    ordinal,
-                    Event {
-                        ts,
-                        pid,
-                        kind: EventKind::OpEnd,
-                    },
-                ),
-                t if t >= FIRST_UNKNOWN_TAG => {}
-                _ => {
-                    if let Some((_, e)) = others.next() {
-                        f(
-                            ordinal,
-                            Event {
-                                ts,
-                                pid,
-                                kind: e.kind.clone(),
-                            },
-                        )
-                    }
-                }
-            }
+        let mut cur = EventCursor::default();
+        while let Some((ordinal, event)) = self.next_event(&mut cur) {
+            f(ordinal, event);
         }
     }
 
@@ -224,7 +127,9 @@ impl BlockColumns {
             cur.pos += 1;
             let ordinal = self.first_event + pos as u64;
             let (ts, pid) = (self.ts[pos], Pid(self.pid[pos]));
-            // Each arm builds its event in place (see `for_each_event`).
+            // Each arm builds its event where it is returned: a kind built
+            // apart and then moved into the event is stored and reloaded at
+            // different widths, which stalls store-to-load forwarding.
             return Some(match tag {
                 4 => {
                     let a = &self.allocs[cur.alloc];

@@ -1,0 +1,175 @@
+//! The walk over a decoded block that skips buffer allocs and frees and op
+//! begins and ends (nearly all of a trace) without looking at them: the
+//! other kinds come with the positions the decoder kept, and markers are
+//! found by a byte search of the kind column.
+
+use crate::source::Item;
+use ttalloc_model::{Event, EventKind, EventTag, Pid};
+use ttalloc_trace::BlockColumns;
+
+const MARKER: u8 = EventTag::Marker as u8;
+const OP_BEGIN: u8 = EventTag::OpBegin as u8;
+
+/// Calls `f(ordinal, item)` for every event of `c` (first ordinal `first`)
+/// that is neither a buffer alloc or free nor an op begin or end, in order;
+/// stops at the first error. The same items, in the same order, as the
+/// general walk of `Chunk::Columns` gives with buffers and ops skipped.
+pub(crate) fn for_each_rare_kind<E>(
+    first: u64,
+    c: &BlockColumns,
+    mut f: impl FnMut(u64, Item<'_>) -> Result<(), E>,
+) -> Result<(), E> {
+    let tags = &c.tags[..];
+    let mut others = c.others.iter().peekable();
+    // A marker's label is in `names`, shared with op begins: its index is
+    // the number of op begins and markers before it (`named`, counted up
+    // to position `counted`).
+    let (mut named, mut counted) = (0usize, 0usize);
+    let mut marker = memchr::memchr(MARKER, tags);
+    loop {
+        let other_at = others.peek().map_or(usize::MAX, |(p, _)| *p as usize);
+        match marker {
+            Some(m) if m < other_at => {
+                named += tags[counted..m]
+                    .iter()
+                    .filter(|&&t| t == OP_BEGIN || t == MARKER)
+                    .count();
+                counted = m + 1;
+                if let Some(&label) = c.names.get(named) {
+                    let event = Event {
+                        ts: c.ts.get(m).copied().unwrap_or(0),
+                        pid: Pid(c.pid.get(m).copied().unwrap_or(0)),
+                        kind: EventKind::Marker { label },
+                    };
+                    f(first + m as u64, Item::Light(event))?;
+                }
+                named += 1;
+                marker = memchr::memchr(MARKER, &tags[m + 1..]).map(|k| m + 1 + k);
+            }
+            _ => match others.next() {
+                Some((p, e)) => f(first + *p as u64, Item::Event(e))?,
+                None => return Ok(()),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::source::{Chunk, Item};
+    use proptest::prelude::*;
+    use ttalloc_model::{
+        BufferId, BufferType, DeviceConfig, DeviceId, Event, EventKind, Layout, Pid, SiteId,
+        StringId,
+    };
+    use ttalloc_trace::{BlockColumns, TraceHeader, TraceReader, TraceWriter, WriterOptions};
+
+    fn kind(code: u8, i: u64, names: &[StringId]) -> EventKind {
+        let device = DeviceId((i % 3) as u32);
+        match code {
+            0 => EventKind::BufferAlloc {
+                device,
+                buffer: BufferId(i),
+                buffer_type: BufferType::Dram,
+                address: None,
+                size: 4096,
+                page_size: None,
+                layout: Layout::Interleaved,
+                num_cores: None,
+                per_bank_size: None,
+                label: StringId::EMPTY,
+                site: SiteId::UNKNOWN,
+            },
+            1 => EventKind::BufferFree {
+                device,
+                buffer: BufferId(i / 2),
+                site: SiteId::UNKNOWN,
+            },
+            2 => EventKind::OpBegin {
+                name: names[i as usize % names.len()],
+            },
+            3 => EventKind::OpEnd,
+            4 => EventKind::Marker {
+                label: names[(i as usize + 1) % names.len()],
+            },
+            5 => EventKind::CbAlloc {
+                device,
+                address: 0x1000,
+                size: 64,
+                cores: None,
+                globally_allocated: false,
+                site: SiteId::UNKNOWN,
+            },
+            6 => EventKind::CbFreeAll { device },
+            _ => EventKind::DeviceOpen {
+                device,
+                arch: ttalloc_model::Arch::WormholeB0,
+                config: Box::new(DeviceConfig::default()),
+            },
+        }
+    }
+
+    /// What a walk yields, as comparable values.
+    fn items(chunk: &Chunk<'_>, rare: bool) -> Vec<(u64, Event)> {
+        let mut v = Vec::new();
+        let mut note = |ord, item: Item<'_>| -> Result<(), ()> {
+            match item {
+                Item::Event(e) => v.push((ord, e.clone())),
+                Item::Light(e) => v.push((ord, e)),
+                Item::Alloc(_) | Item::Free(_) => {}
+            }
+            Ok(())
+        };
+        if rare {
+            chunk.try_for_each_non_buffer_non_op(&mut note).unwrap();
+        } else {
+            // The general walk, filtered by hand.
+            chunk
+                .try_for_each(|ord, item| match &item {
+                    Item::Light(Event {
+                        kind: EventKind::OpBegin { .. } | EventKind::OpEnd,
+                        ..
+                    }) => Ok(()),
+                    _ => note(ord, item),
+                })
+                .unwrap();
+        }
+        v
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+        /// Markers among op begins (which share the names column) and the
+        /// other kinds come out as the general walk gives them, with their
+        /// ordinals, across blocks.
+        #[test]
+        fn the_rare_kinds_walk_gives_what_the_general_walk_gives(
+            codes in proptest::collection::vec(0u8..8, 1..400),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("t.zst");
+            let opts = WriterOptions { block_events: 97, ..WriterOptions::default() };
+            let mut w = TraceWriter::create(&path, TraceHeader::default(), opts).unwrap();
+            let names: Vec<StringId> =
+                ["a", "b", "c"].iter().map(|s| w.interner_mut().intern_string(s)).collect();
+            for (i, &code) in codes.iter().enumerate() {
+                let e = Event { ts: 10 * i as u64, pid: Pid(1 + (i / 50) as u32), kind: kind(code, i as u64, &names) };
+                w.push(&e).unwrap();
+            }
+            w.finish().unwrap();
+            let r = TraceReader::open(&path).unwrap();
+            let mut cols = BlockColumns::default();
+            let mut seen = 0;
+            for (i, b) in r.blocks().iter().enumerate() {
+                r.decode_columns(i, &mut cols).unwrap();
+                let chunk = Chunk::Columns { first: b.first_event, columns: &cols };
+                let rare = items(&chunk, true);
+                prop_assert_eq!(&rare, &items(&chunk, false));
+                seen += rare.len();
+            }
+            let expected = codes.iter().filter(|&&c| c >= 4).count();
+            prop_assert_eq!(seen, expected);
+        }
+    }
+}
