@@ -14,8 +14,8 @@
 //!
 //! Speed: blocks (free and allocated) form a doubly linked list in address
 //! order, so coalescing is O(1). The address range is cut into at most 2^14
-//! buckets (4 alignment units = 128 B per bucket for a Wormhole L1 bank,
-//! 2048 units = 64 KiB for a 1 GiB DRAM bank); each bucket knows the first
+//! buckets of at least 1 KiB (1 KiB per bucket for a Wormhole L1 bank, 2048
+//! units = 64 KiB for a 1 GiB DRAM bank); each bucket knows the first
 //! block starting in it, and a [`MaxTree`] over the buckets holds the
 //! largest free block starting in each. Finding the first fit is one walk
 //! down the tree (≤ 4 cache lines) plus a scan of the few blocks starting in
@@ -32,7 +32,11 @@
 //! for it, and paid in cache misses. With 2^14 a device's tables take a few
 //! hundred KB
 //! (`replayer/benches/ratios.sh`: replay CPU -12 %, peak RSS -20 MB on the
-//! synthetic trace).
+//! synthetic trace). Why at least 1 KiB: an L1 bank in 2^14 buckets of 128 B
+//! spread its tables over 128 KB although its buffers (tile pages, 2 KiB per
+//! bank and up) start at most once per 1 KiB bucket; 16x smaller tables made
+//! the model's replay of the synthetic stream ~14 % cheaper
+//! (`model/benches/alloc_throughput.rs`, stream figures).
 
 use super::error::ConfigError;
 use super::maxtree::MaxTree;
@@ -46,6 +50,8 @@ mod tests;
 const NIL: u32 = u32::MAX;
 /// log2 of the largest number of address buckets.
 const BUCKET_BITS: u32 = 14;
+/// The smallest bucket, in bytes (see `FreeList::new`).
+const MIN_BUCKET_BYTES: u64 = 1024;
 
 #[derive(Clone, Copy, Debug)]
 struct Block {
@@ -129,7 +135,11 @@ impl FreeList {
             )));
         }
         let bits = 64 - units.max(1).saturating_sub(1).leading_zeros();
-        let bucket_shift = bits.saturating_sub(BUCKET_BITS);
+        // Buckets of at least MIN_BUCKET_BYTES (when that is a power-of-two
+        // number of units): a small range (an L1 bank) gets fewer, denser
+        // tables instead of buckets much smaller than a tile page.
+        let min_shift = (MIN_BUCKET_BYTES / alignment).max(1).ilog2();
+        let bucket_shift = bits.saturating_sub(BUCKET_BITS).max(min_shift);
         let buckets = (units >> bucket_shift) as usize + 1;
         let mut fl = FreeList {
             base,
@@ -486,7 +496,12 @@ impl FreeList {
             let rest = self.blocks[self.blocks[cur as usize].next as usize].size;
             self.raise_bucket(self.bucket_of(addr + alloc), self.units(rest));
         }
-        self.refresh_bucket(self.bucket_of(orig_addr));
+        // The rescan is needed only when the original block was its
+        // bucket's largest: another, larger free block there is untouched.
+        let home = self.bucket_of(orig_addr);
+        if self.tree.get(home) == self.units(orig_size) {
+            self.refresh_bucket(home);
+        }
         (addr, BlockRef(cur))
     }
 
@@ -552,8 +567,10 @@ impl FreeList {
         }
         let n = self.blocks[cur as usize].next;
         let mut lost = usize::MAX;
+        let mut lost_units = 0;
         if n != NIL && !self.blocks[n as usize].allocated {
             lost = self.bucket_of(self.blocks[n as usize].addr);
+            lost_units = self.units(self.blocks[n as usize].size);
             self.remove_start(n);
             self.blocks[cur as usize].size += self.blocks[n as usize].size;
             self.unlink(n);
@@ -562,7 +579,8 @@ impl FreeList {
         // The merged block only grew: raise its bucket (first, so that the
         // lowering below stops early). The next block's bucket lost a free
         // block start: rescan it, unless the merged block starts there too
-        // (then the larger merged block already dominates it).
+        // (then the larger merged block already dominates it) or the lost
+        // block was not its bucket's largest.
         let Block {
             addr: start,
             size: merged,
@@ -570,7 +588,7 @@ impl FreeList {
         } = self.blocks[cur as usize];
         let home = self.bucket_of(start);
         self.raise_bucket(home, self.units(merged));
-        if lost != usize::MAX && lost != home {
+        if lost != usize::MAX && lost != home && self.tree.get(lost) == lost_units {
             self.refresh_bucket(lost);
         }
         size
