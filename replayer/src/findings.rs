@@ -96,6 +96,21 @@ pub struct OomFinding {
     /// Enough bytes were free in total but no block was large enough.
     pub fragmentation: bool,
     pub site: SiteId,
+    /// The refused buffer's spread and its device's carve-outs, for the hint.
+    pub context: Option<OomContext>,
+}
+
+/// What the out-of-memory hint needs beyond the message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OomContext {
+    /// Banks (cores, for a sharded buffer) the buffer would have spread over.
+    pub num_banks: u32,
+    /// Banks of that type on the device.
+    pub device_banks: u32,
+    /// Bytes per bank the device gives L1_SMALL (carved from L1's top).
+    pub l1_small_size: u64,
+    /// Bytes per bank of the trace region (carved from DRAM's top).
+    pub trace_region_size: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -207,12 +207,7 @@ impl Report {
                 thousands(largest)
             );
         }
-        let hint = if o.fragmentation {
-            "fragmentation, not exhaustion: free the buffers that split the free space (see --bisect's minimal sites) or allocate the long-lived ones first"
-        } else {
-            full_bank_hint(&o.buffer_type)
-        };
-        let _ = writeln!(out, "   = hint: {hint}\n");
+        let _ = writeln!(out, "   = hint: {}\n", o.hint);
     }
 
     fn render_frees(&self, out: &mut String) {
@@ -504,16 +499,4 @@ fn render_site(out: &mut String, site: &Site) {
         }
     }
     let _ = writeln!(out, "   |");
-}
-
-/// What to try when a bank is full: the setting that gives *this* region
-/// more room (DRAM shares its banks with the trace region, L1 with L1_SMALL).
-fn full_bank_hint(buffer_type: &str) -> &'static str {
-    match buffer_type {
-        "DRAM" => "the DRAM banks are full: free what is left behind, or shrink the trace region carved from DRAM (e.g. --set trace_region_size=...)",
-        "L1" => "the L1 banks are full: free what is left behind, or shrink L1_SMALL, which L1 shares its space with (e.g. --set l1_small_size=...)",
-        "L1_SMALL" => "L1_SMALL is full: free what is left behind, or give it more room (e.g. --set l1_small_size=...)",
-        "TRACE" => "the trace region is full: release captured traces, or give it more room (e.g. --set trace_region_size=...)",
-        _ => "the bank is full: free what is left behind",
-    }
 }

@@ -33,6 +33,7 @@ pub mod library_frames;
 pub mod markdown;
 pub mod minimize;
 pub mod observe;
+pub mod oom_hint;
 pub mod options;
 mod rare_kinds;
 pub mod report;

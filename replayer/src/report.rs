@@ -151,6 +151,8 @@ pub struct OomOut {
     pub free_bytes: Option<u64>,
     pub largest_free_block: Option<u64>,
     pub fragmentation: bool,
+    /// What to do about it, in one line (`oom_hint`).
+    pub hint: String,
     pub site: Site,
 }
 
@@ -394,6 +396,7 @@ impl Report {
                 free_bytes: o.free_bytes,
                 largest_free_block: o.largest_free_block,
                 fragmentation: o.fragmentation,
+                hint: crate::oom_hint::hint(o),
                 site: site(o.site),
             }),
             divergences: f.divergences,

@@ -25,6 +25,8 @@ pub struct Oom {
     pub free: Option<u64>,
     pub largest_free_block: Option<u64>,
     pub fragmentation: bool,
+    /// Banks (cores, for a sharded buffer) it would have spread over.
+    pub num_banks: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -55,6 +57,7 @@ impl From<AllocError> for AllocFailure {
                 free: Some(oom.free),
                 largest_free_block: Some(oom.largest_free),
                 fragmentation: oom.is_fragmentation(),
+                num_banks: oom.num_banks,
             }),
             AllocError::AlreadyLive { .. } => AllocFailure::AlreadyLive,
             other => AllocFailure::Rejected(other.to_string()),
@@ -72,6 +75,11 @@ impl Sim {
     pub fn open(arch: Arch, config: &DeviceConfig) -> Result<Sim, String> {
         let device = Device::new(arch, config).map_err(|e| e.to_string())?;
         Ok(Sim { device })
+    }
+
+    /// The device's config, every field resolved.
+    pub fn config(&self) -> &DeviceConfig {
+        self.device.config()
     }
 
     pub(crate) fn request(req: &Req) -> AllocRequest {

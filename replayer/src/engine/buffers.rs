@@ -202,6 +202,19 @@ impl Engine<'_> {
         self.f.ooms += 1;
         if self.f.oom.is_none() {
             self.f.oom_resident_sites = self.resident_sites(dev, slot);
+            let context = self.devs[dev].sim.as_ref().map(|sim| {
+                let c = sim.config();
+                let banks = match buffer_type {
+                    BufferType::L1 | BufferType::L1Small => c.l1_banks,
+                    _ => c.dram_banks,
+                };
+                OomContext {
+                    num_banks: oom.num_banks,
+                    device_banks: banks.unwrap_or(0),
+                    l1_small_size: c.l1_small_size.unwrap_or(0),
+                    trace_region_size: c.trace_region_size.unwrap_or(0),
+                }
+            });
             self.f.oom = Some(OomFinding {
                 event: ord,
                 device: self.devs[dev].id,
@@ -213,6 +226,7 @@ impl Engine<'_> {
                 largest_free_block: oom.largest_free_block,
                 fragmentation: oom.fragmentation,
                 site,
+                context,
             });
         }
         if self.setup.stop_at_oom {

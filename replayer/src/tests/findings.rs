@@ -357,8 +357,9 @@ fn dram_without_page_size_spreads_and_its_oom_hint_names_a_dram_setting() {
     }
     let r = t.replay(&ReplayOptions::default());
     assert!(r.oom.is_none(), "{}", r.render_human());
-    // 11 GiB more cannot fit (12 x 1 GiB banks hold 2 GiB already): the hint
-    // names DRAM's neighbour, the trace region, never l1_small_size.
+    // 11 GiB more cannot fit (12 x 1 GiB banks hold 2 GiB already). The
+    // preset has no trace region (0 B) and L1_SMALL is L1's neighbour, not
+    // DRAM's: the hint suggests shrinking neither.
     t.push(EventKind::BufferAlloc {
         device: DeviceId(0),
         buffer: BufferId(99),
@@ -375,8 +376,25 @@ fn dram_without_page_size_spreads_and_its_oom_hint_names_a_dram_setting() {
     let r = t.replay(&ReplayOptions::default());
     assert!(r.oom.is_some());
     let human = r.render_human();
-    assert!(human.contains("trace_region_size"), "{human}");
+    assert!(
+        human.contains("hint: the DRAM banks are full: free what is left behind\n"),
+        "{human}"
+    );
     assert!(!human.contains("l1_small_size"), "{human}");
+    // With a 32 MiB trace region carved from DRAM, the hint names it.
+    let r = t.replay(&ReplayOptions {
+        overrides: {
+            let mut c = DeviceConfig::default();
+            c.set("trace_region_size", "32M").unwrap();
+            c
+        },
+        ..ReplayOptions::default()
+    });
+    let human = r.render_human();
+    assert!(
+        human.contains("shrink the trace region (now 33,554,432 B per bank)"),
+        "{human}"
+    );
 }
 
 #[test]
