@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use ttalloc_trace::{TraceReader, TraceWriter, WriterOptions};
 
 /// Column names by id (FORMAT.md §5.1).
-const NAMES: [&str; 25] = [
+const NAMES: [&str; 31] = [
     "TAG",
     "TS",
     "PID",
@@ -39,6 +39,12 @@ const NAMES: [&str; 25] = [
     "FREE_DEV",
     "OTHER_DEV",
     "FREE_CHAIN",
+    "SIZE_RECENT",
+    "SIZE_NEW",
+    "TS_KIND",
+    "TS_BASE",
+    "FLAGS_NEW",
+    "CORES_NEW",
 ];
 
 fn main() {

@@ -9,7 +9,10 @@
 //! per-kind layout.
 
 use crate::ext::{AllocExtEncoder, REFUSED};
+use crate::recent_sizes::{RecentSizes, SizeCode};
 use crate::records::ColumnRec;
+use crate::site_flags::SiteFlags;
+use crate::ts_by_kind::KindBases;
 use crate::varint::{self, zigzag};
 use ttalloc_model::{Event, EventKind, EventTag, Pid};
 
@@ -45,7 +48,19 @@ pub mod col {
     pub const OTHER_DEV: u16 = 23;
     /// 2.3: a free's buffer as a change from the previous free's (replaces FREE_BUF).
     pub const FREE_CHAIN: u16 = 24;
-    pub const COUNT: usize = 25;
+    /// 2.3: a size's place among its site's recent sizes (replaces SIZE_BY_SITE).
+    pub const SIZE_RECENT: u16 = 25;
+    /// 2.3: the sizes SIZE_RECENT does not place, against the site's latest.
+    pub const SIZE_NEW: u16 = 26;
+    /// 2.3: TS_REL less the block's median gap of the event's kind (replaces TS_REL).
+    pub const TS_KIND: u16 = 27;
+    /// 2.3: those medians, per kind.
+    pub const TS_BASE: u16 = 28;
+    /// 2.3: ALLOC_FLAGS of the allocs whose flags and cores are not their site's previous.
+    pub const FLAGS_NEW: u16 = 29;
+    /// 2.3: CORES of those allocs.
+    pub const CORES_NEW: u16 = 30;
+    pub const COUNT: usize = 31;
 
     /// Packed columns (FORMAT.md §5.1); the others are byte streams.
     pub const PACKED: [bool; COUNT] = {
@@ -69,6 +84,9 @@ pub mod col {
             FREE_DEV,
             OTHER_DEV,
             FREE_CHAIN,
+            SIZE_NEW,
+            TS_KIND,
+            CORES_NEW,
         ];
         let mut i = 0;
         while i < ids.len() {
@@ -105,7 +123,7 @@ pub(crate) const FLAG_CORES: u8 = 1 << 7;
 
 /// How a block's columns are coded: the format minor version decides
 /// (FORMAT.md §5.1; 2.0 and 2.1 share a layout).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ColumnLayout {
     /// Formats 2.0 and 2.1.
     V20,
@@ -118,7 +136,11 @@ pub enum ColumnLayout {
     /// (ALLOC_DEV, FREE_DEV, OTHER_DEV instead of DEVICE) and a free names
     /// its buffer as a change from the previous free's (FREE_CHAIN instead
     /// of FREE_BUF): a reader hands devices and buffer ids to each kind
-    /// without walking the kind column.
+    /// without walking the kind column. TS_KIND and TS_BASE instead of
+    /// TS_REL (each gap less the block's median gap of its kind), SIZE_RECENT
+    /// and SIZE_NEW instead of SIZE_BY_SITE (a size's place among its
+    /// site's recent sizes), FLAGS_NEW and CORES_NEW instead of ALLOC_FLAGS
+    /// and CORES (only where they differ from the site's previous alloc's).
     #[default]
     V23,
 }
@@ -126,12 +148,10 @@ pub enum ColumnLayout {
 impl ColumnLayout {
     /// The layout of blocks written as format 2.`minor`.
     pub fn of_minor(minor: u16) -> ColumnLayout {
-        if minor >= 3 {
-            ColumnLayout::V23
-        } else if minor == 2 {
-            ColumnLayout::V22
-        } else {
-            ColumnLayout::V20
+        match minor {
+            0 | 1 => ColumnLayout::V20,
+            2 => ColumnLayout::V22,
+            _ => ColumnLayout::V23,
         }
     }
 }
@@ -170,6 +190,10 @@ impl SiteHistory {
 pub struct BlockEncoder {
     layout: ColumnLayout,
     prev_size: SiteHistory,
+    recent_sizes: RecentSizes,
+    site_flags: SiteFlags,
+    /// Scratch of the per-kind medians (2.3).
+    gap_scratch: Vec<i64>,
     cols: [Vec<u8>; col::COUNT],
     /// Values of the packed columns, packed when the block is taken.
     vals: [Vec<u64>; col::COUNT],
@@ -271,7 +295,7 @@ impl BlockEncoder {
     fn common(&mut self, tag: u8, ts: u64, pid: Pid) {
         if self.count == 0 {
             self.first_ts = ts;
-            if self.layout != ColumnLayout::V20 {
+            if self.layout >= ColumnLayout::V22 {
                 // 2.2: deltas start from the block's first timestamp (kept in
                 // the block record), so the column is as narrow as its gaps.
                 self.prev_ts = ts;
@@ -284,7 +308,9 @@ impl BlockEncoder {
         // rare step back just widens this block's column.
         let ts_col = match self.layout {
             ColumnLayout::V20 => col::TS,
-            ColumnLayout::V22 | ColumnLayout::V23 => col::TS_REL,
+            ColumnLayout::V22 => col::TS_REL,
+            // The kind's median is taken off when the block is sealed.
+            ColumnLayout::V23 => col::TS_KIND,
         };
         self.put(ts_col, ts.wrapping_sub(self.prev_ts));
         self.prev_ts = ts;
@@ -397,11 +423,26 @@ impl BlockEncoder {
                     flags |= FLAG_PAGE;
                     self.put(PAGE, *p);
                 }
-                if let Some(c) = num_cores {
+                if num_cores.is_some() {
                     flags |= FLAG_CORES;
-                    self.put(CORES, *c as u64);
                 }
-                self.cols[ALLOC_FLAGS as usize].push(flags);
+                // 2.3: flags and cores only when they differ from the
+                // site's previous alloc's (SIZE_RECENT's bit 3 says which).
+                let repeat = self.layout == ColumnLayout::V23
+                    && self
+                        .site_flags
+                        .repeats(site.0 as u64, flags, num_cores.unwrap_or(0));
+                if !repeat {
+                    let (flags_col, cores_col) = match self.layout {
+                        ColumnLayout::V23 => (FLAGS_NEW, CORES_NEW),
+                        _ => (ALLOC_FLAGS, CORES),
+                    };
+                    self.cols[flags_col as usize].push(flags);
+                    if let Some(c) = num_cores {
+                        self.put(cores_col, *c as u64);
+                    }
+                }
+                let repeat_bit = if repeat { SiteFlags::REPEAT } else { 0 };
                 // Sizes are whole pages: store pages and the remainder (almost always 0).
                 let units = match page_size {
                     Some(p) if *p > 0 => {
@@ -413,12 +454,22 @@ impl BlockEncoder {
                 match self.layout {
                     ColumnLayout::V20 => self.put(SIZE, units),
                     // 2.2: a site mostly allocates the same size again.
-                    ColumnLayout::V22 | ColumnLayout::V23 => {
+                    ColumnLayout::V22 => {
                         let prev = &mut self.prev_size.slots[SiteHistory::index(site.0 as u64)];
                         let d = units.wrapping_sub(*prev) as i64;
                         *prev = units;
                         self.put(SIZE_BY_SITE, zigzag(d));
                     }
+                    // 2.3: its place among the site's recent sizes.
+                    ColumnLayout::V23 => match self.recent_sizes.encode(site.0 as u64, units) {
+                        SizeCode::Recent(place) => {
+                            self.cols[SIZE_RECENT as usize].push(place | repeat_bit)
+                        }
+                        SizeCode::New { zigzag_delta } => {
+                            self.cols[SIZE_RECENT as usize].push(RecentSizes::NEW | repeat_bit);
+                            self.put(SIZE_NEW, zigzag_delta);
+                        }
+                    },
                 }
                 self.put(ALLOC_SITE, site.0 as u64);
             }
@@ -492,6 +543,9 @@ impl BlockEncoder {
     /// through [`BlockEncoder::reclaim`]) and resets the block state.
     pub fn take_columns(&mut self) -> Vec<ColumnRec> {
         self.flush_pid_run();
+        if self.layout == ColumnLayout::V23 {
+            self.gaps_less_kind_medians();
+        }
         for (c, v) in self.cols.iter_mut().zip(&mut self.vals) {
             if !v.is_empty() {
                 pack(v, c);
@@ -516,11 +570,28 @@ impl BlockEncoder {
         self.prev_free_buf = 0;
         self.prev_device = [0; 3];
         self.prev_addr.clear();
-        if self.layout != ColumnLayout::V20 {
-            self.prev_size.clear();
+        match self.layout {
+            ColumnLayout::V20 => {}
+            ColumnLayout::V22 => self.prev_size.clear(),
+            ColumnLayout::V23 => {
+                self.recent_sizes.clear();
+                self.site_flags.clear();
+            }
         }
         self.alloc_ext.clear();
         out
+    }
+
+    /// 2.3: writes TS_BASE (each kind's median gap in the block) and turns
+    /// TS_KIND's gaps into `zigzag(gap − median of the event's kind)`.
+    fn gaps_less_kind_medians(&mut self) {
+        let tags = &self.cols[col::TAG as usize];
+        let gaps = &mut self.vals[col::TS_KIND as usize];
+        let bases = KindBases::medians(tags, gaps, &mut self.gap_scratch);
+        for (g, &t) in gaps.iter_mut().zip(tags) {
+            *g = zigzag(g.wrapping_sub(bases.base[t as usize]) as i64);
+        }
+        bases.write(&mut self.cols[col::TS_BASE as usize]);
     }
 
     /// Gives column buffers back after serialisation so their memory is reused.

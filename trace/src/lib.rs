@@ -87,13 +87,16 @@ mod intern;
 mod live;
 pub mod provenance;
 mod reader;
+mod recent_sizes;
 mod records;
 mod recovery;
 pub mod render;
 pub mod repair;
 mod scan;
 mod segments;
+mod site_flags;
 pub mod summary;
+mod ts_by_kind;
 mod varint;
 mod writer;
 

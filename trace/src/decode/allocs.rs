@@ -1,10 +1,12 @@
 //! BufferAlloc events: flags, sizes, addresses and the optional fields.
 
-use super::block::in_new_column;
+use super::block::coded_as;
 use super::columns::{AllocCol, ColumnValues};
 use super::packed::{all_below, column_values};
 use super::{DecodeError, RefLimits};
-use crate::codec::{col, AddrHistory, SiteHistory, FLAG_ADDR, FLAG_CORES, FLAG_PAGE};
+use crate::codec::{col, AddrHistory, ColumnLayout, SiteHistory, FLAG_ADDR, FLAG_CORES, FLAG_PAGE};
+use crate::recent_sizes::RecentSizes;
+use crate::site_flags::SiteFlags;
 use crate::varint::unzigzag;
 use ttalloc_model::{BufferId, BufferType, DeviceId, Layout, SiteId, StringId};
 
@@ -35,7 +37,27 @@ pub(super) fn decode_allocs(
     out: &mut Vec<AllocCol>,
 ) -> Result<(), DecodeError> {
     let n = devices.len();
-    let flags = cols[col::ALLOC_FLAGS as usize];
+    column_values(
+        cols[col::ALLOC_SITE as usize],
+        n,
+        "alloc site",
+        &mut vals.alloc_site,
+    )?;
+    // 2.3 blocks (sizes in SIZE_RECENT) store flags and cores only where
+    // they differ from the site's previous alloc's.
+    let site_coded = !cols[col::SIZE_RECENT as usize].is_empty();
+    let mut flags_buf = std::mem::take(&mut vals.flags);
+    if site_coded {
+        site_flags(cols, vals, &mut flags_buf)?;
+    } else if !cols[col::FLAGS_NEW as usize].is_empty() || !cols[col::CORES_NEW as usize].is_empty()
+    {
+        return Err("block holds new flags without their size places".into());
+    }
+    let flags = if site_coded {
+        &flags_buf[..]
+    } else {
+        cols[col::ALLOC_FLAGS as usize]
+    };
     if flags.len() != n {
         return Err(format!(
             "alloc flags hold {} allocs, the kind column {n}",
@@ -53,28 +75,28 @@ pub(super) fn decode_allocs(
     if BufferType::from_u8(max_bt).is_none() {
         return Err(format!("buffer type code {max_bt} is out of range"));
     }
-    column_values(
-        cols[col::ALLOC_SITE as usize],
-        n,
-        "alloc site",
-        &mut vals.alloc_site,
-    )?;
-    let by_site = in_new_column(cols, col::SIZE, col::SIZE_BY_SITE, "size")?;
-    let size_col = if by_site {
-        col::SIZE_BY_SITE
-    } else {
-        col::SIZE
-    };
-    column_values(cols[size_col as usize], n, "size", &mut vals.size)?;
-    if by_site {
-        // 2.2: a delta against the previous size of the same site.
-        let prev = &mut vals.prev_size.slots;
-        prev.fill(0);
-        for (v, &site) in vals.size.iter_mut().zip(&vals.alloc_site) {
-            let slot = &mut prev[SiteHistory::index(site)];
-            *slot = slot.wrapping_add(unzigzag(*v) as u64);
-            *v = *slot;
+    let size_codings = [
+        (ColumnLayout::V20, col::SIZE),
+        (ColumnLayout::V22, col::SIZE_BY_SITE),
+        (ColumnLayout::V23, col::SIZE_RECENT),
+    ];
+    match coded_as(cols, &size_codings, "size")? {
+        ColumnLayout::V20 => column_values(cols[col::SIZE as usize], n, "size", &mut vals.size)?,
+        ColumnLayout::V22 => {
+            // 2.2: a delta against the previous size of the same site.
+            column_values(cols[col::SIZE_BY_SITE as usize], n, "size", &mut vals.size)?;
+            let prev = &mut vals.prev_size.slots;
+            prev.fill(0);
+            for (v, &site) in vals.size.iter_mut().zip(&vals.alloc_site) {
+                let slot = &mut prev[SiteHistory::index(site)];
+                *slot = slot.wrapping_add(unzigzag(*v) as u64);
+                *v = *slot;
+            }
         }
+        ColumnLayout::V23 => recent_sizes(cols, vals)?,
+    }
+    if !cols[col::SIZE_NEW as usize].is_empty() && cols[col::SIZE_RECENT as usize].is_empty() {
+        return Err("block holds new sizes without their size places".into());
     }
     column_values(
         cols[col::PAGE as usize],
@@ -83,7 +105,13 @@ pub(super) fn decode_allocs(
         &mut vals.page,
     )?;
     column_values(cols[col::ADDR as usize], n_addr, "address", &mut vals.addr)?;
-    column_values(cols[col::CORES as usize], n_cores, "cores", &mut vals.cores)?;
+    if site_coded {
+        if !cols[col::ALLOC_FLAGS as usize].is_empty() || !cols[col::CORES as usize].is_empty() {
+            return Err("block holds flags in more than one coding".into());
+        }
+    } else {
+        column_values(cols[col::CORES as usize], n_cores, "cores", &mut vals.cores)?;
+    }
     if vals.cores.iter().any(|&c| c > u32::MAX as u64) {
         return Err("column cores holds a value above 2^32 - 1".into());
     }
@@ -151,7 +179,126 @@ pub(super) fn decode_allocs(
     if bad_size {
         return Err(first_bad_size(flags, vals));
     }
+    vals.flags = flags_buf;
     crate::ext::decode_alloc_ext(cols[col::ALLOC_EXT as usize], out, limits)
+}
+
+/// 2.3: every alloc's flags byte into `flags`, and the core counts of
+/// those with cores into `vals.cores`: the site's previous alloc's when
+/// SIZE_RECENT's bit 3 says so, else the next of FLAGS_NEW and CORES_NEW.
+fn site_flags(
+    cols: &[&[u8]; col::COUNT],
+    vals: &mut ColumnValues,
+    flags: &mut Vec<u8>,
+) -> Result<(), DecodeError> {
+    let places = cols[col::SIZE_RECENT as usize];
+    let sites = &vals.alloc_site;
+    if places.len() != sites.len() {
+        return Err(format!(
+            "column size places holds {} allocs, the kind column {}",
+            places.len(),
+            sites.len()
+        ));
+    }
+    let stored = cols[col::FLAGS_NEW as usize];
+    let n_stored = places
+        .iter()
+        .filter(|&&p| p & SiteFlags::REPEAT == 0)
+        .count();
+    if stored.len() != n_stored {
+        return Err(format!(
+            "column new flags holds {} allocs, the size places say {n_stored}",
+            stored.len()
+        ));
+    }
+    let n_cores = stored.iter().filter(|&&f| f & FLAG_CORES != 0).count();
+    column_values(
+        cols[col::CORES_NEW as usize],
+        n_cores,
+        "new cores",
+        &mut vals.cores_new,
+    )?;
+    if vals.cores_new.iter().any(|&c| c > u32::MAX as u64) {
+        return Err("column new cores holds a value above 2^32 - 1".into());
+    }
+    let table = &mut vals.site_flags;
+    table.clear();
+    flags.clear();
+    flags.reserve(places.len());
+    vals.cores.clear();
+    let (mut stored_flags, mut stored_cores) = (stored.iter(), vals.cores_new.iter());
+    for (&p, &site) in places.iter().zip(sites) {
+        let (f, c) = if p & SiteFlags::REPEAT != 0 {
+            table.previous(site)
+        } else {
+            // As many stored flags as places without the bit, and cores
+            // as stored flags with cores: counted above.
+            let f = *stored_flags.next().expect("counted");
+            let c = if f & FLAG_CORES != 0 {
+                *stored_cores.next().expect("counted") as u32
+            } else {
+                0
+            };
+            table.set(site, f, c);
+            (f, c)
+        };
+        flags.push(f);
+        if f & FLAG_CORES != 0 {
+            vals.cores.push(c as u64);
+        }
+    }
+    Ok(())
+}
+
+/// 2.3: each alloc's size units from its place among the site's recent
+/// sizes (SIZE_RECENT), or from SIZE_NEW when the site had not used it lately.
+fn recent_sizes(cols: &[&[u8]; col::COUNT], vals: &mut ColumnValues) -> Result<(), DecodeError> {
+    let sites = &vals.alloc_site;
+    let places = cols[col::SIZE_RECENT as usize];
+    if places.len() != sites.len() {
+        return Err(format!(
+            "column size places holds {} allocs, the kind column {}",
+            places.len(),
+            sites.len()
+        ));
+    }
+    let mut n_new = 0usize;
+    let mut max_place = 0u8;
+    for &p in places {
+        // Bit 3 is the flags' (`site_flags`).
+        let p = p & !SiteFlags::REPEAT;
+        n_new += (p == RecentSizes::NEW) as usize;
+        max_place = max_place.max(p);
+    }
+    if max_place > RecentSizes::NEW {
+        return Err(format!(
+            "size place {max_place} is out of range (0 to {}, and bit 3)",
+            RecentSizes::NEW
+        ));
+    }
+    column_values(
+        cols[col::SIZE_NEW as usize],
+        n_new,
+        "new size",
+        &mut vals.size_new,
+    )?;
+    let cache = &mut vals.recent_sizes;
+    cache.clear();
+    vals.size.clear();
+    vals.size.reserve(sites.len());
+    let mut new = vals.size_new.iter();
+    for (&p, &site) in places.iter().zip(sites) {
+        let p = p & !SiteFlags::REPEAT;
+        let units = if p == RecentSizes::NEW {
+            // As many NEW places as SIZE_NEW values: counted above.
+            let &d = new.next().expect("one new size per NEW place");
+            cache.new_size(site, d)
+        } else {
+            cache.recent(site, p as usize)
+        };
+        vals.size.push(units);
+    }
+    Ok(())
 }
 
 /// The error for the first alloc whose pages, page size and remainder do

@@ -6,8 +6,9 @@ use super::columns::{BlockColumns, FreeCol};
 use super::others::decode_others;
 use super::packed::{all_below, column_values};
 use super::{end, overrun, DecodeError, RefLimits};
-use crate::codec::col;
+use crate::codec::{col, ColumnLayout};
 use crate::records::ArchivedBlockRec;
+use crate::ts_by_kind::KindBases;
 use crate::varint::{unzigzag, Cursor};
 use ttalloc_model::{BufferId, DeviceId, EventTag, SiteId, StringId};
 
@@ -34,19 +35,22 @@ pub(super) const IS_OTHER: [bool; 256] = {
     t
 };
 
-/// Whether a field is in the column 2.2 coded anew, `new`, rather than in
-/// its 2.0 column `old` (FORMAT.md §5.1); a block holds one of them.
-pub(super) fn in_new_column(
+/// Which coding a field's columns use: `codings` lists, oldest first, the
+/// layout that introduced each coding and its column (FORMAT.md §5.1); a
+/// block holds at most one of them, and one holding none (no events use
+/// the field) reads as the oldest.
+pub(super) fn coded_as(
     cols: &[&[u8]; col::COUNT],
-    old: u16,
-    new: u16,
+    codings: &[(ColumnLayout, u16)],
     what: &str,
-) -> Result<bool, DecodeError> {
-    match (cols[old as usize].is_empty(), cols[new as usize].is_empty()) {
-        (false, false) => Err(format!(
-            "block holds {what} in both its 2.0 and its 2.2 column"
-        )),
-        (old_empty, new_empty) => Ok(old_empty && !new_empty),
+) -> Result<ColumnLayout, DecodeError> {
+    let mut present = codings
+        .iter()
+        .filter(|(_, id)| !cols[*id as usize].is_empty());
+    match (present.next(), present.next()) {
+        (Some(_), Some(_)) => Err(format!("block holds {what} in more than one coding")),
+        (Some(&(layout, _)), None) => Ok(layout),
+        (None, _) => Ok(codings[0].0),
     }
 }
 
@@ -95,16 +99,34 @@ pub fn decode_columns(
     }
     let vals = &mut out.vals;
     // Timestamps: deltas, prefix-summed (from the block's first timestamp
-    // since 2.2).
-    let (ts_col, mut ts) = if in_new_column(&cols, col::TS, col::TS_REL, "ts")? {
-        (col::TS_REL, block.first_ts.to_native())
-    } else {
-        (col::TS, 0)
+    // since 2.2; less the median gap of the event's kind since 2.3).
+    let ts_codings = [
+        (ColumnLayout::V20, col::TS),
+        (ColumnLayout::V22, col::TS_REL),
+        (ColumnLayout::V23, col::TS_KIND),
+    ];
+    let (ts_col, mut ts) = match coded_as(&cols, &ts_codings, "ts")? {
+        ColumnLayout::V20 => (col::TS, 0),
+        ColumnLayout::V22 => (col::TS_REL, block.first_ts.to_native()),
+        ColumnLayout::V23 => (col::TS_KIND, block.first_ts.to_native()),
     };
     column_values(cols[ts_col as usize], count, "ts", &mut out.ts)?;
-    for t in out.ts.iter_mut() {
-        ts = ts.wrapping_add(*t);
-        *t = ts;
+    if ts_col == col::TS_KIND {
+        let bases = KindBases::read(cols[col::TS_BASE as usize])?;
+        for (t, &k) in out.ts.iter_mut().zip(&out.tags) {
+            ts = ts
+                .wrapping_add(unzigzag(*t) as u64)
+                .wrapping_add(bases.base[k as usize]);
+            *t = ts;
+        }
+    } else {
+        if !cols[col::TS_BASE as usize].is_empty() {
+            return Err("block holds a ts base column without its ts column".into());
+        }
+        for t in out.ts.iter_mut() {
+            ts = ts.wrapping_add(*t);
+            *t = ts;
+        }
     }
     // Pids: (delta, run length) pairs.
     out.pid.reserve(count);

@@ -82,6 +82,14 @@ pub(super) struct ColumnValues {
     pub(super) free_ids: Vec<u64>,
     /// Previous size per site slot (format 2.2; see `SiteHistory`).
     pub(super) prev_size: crate::codec::SiteHistory,
+    /// Recent sizes per site slot and the sizes stored whole (format 2.3).
+    pub(super) recent_sizes: crate::recent_sizes::RecentSizes,
+    pub(super) size_new: Vec<u64>,
+    /// Flags of every alloc, previous flags per site slot and the core
+    /// counts stored whole (format 2.3).
+    pub(super) flags: Vec<u8>,
+    pub(super) site_flags: crate::site_flags::SiteFlags,
+    pub(super) cores_new: Vec<u64>,
     /// Previous address per (device, buffer type) slot (see `AddrHistory`).
     pub(super) addr_slots: Vec<u64>,
 }

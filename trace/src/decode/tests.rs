@@ -212,11 +212,14 @@ proptest! {
 
 #[test]
 fn a_block_with_both_codings_of_a_field_is_corrupt() {
-    // A 2.2 block holds TS_REL and SIZE_BY_SITE; adding the 2.0 column of
-    // the same field makes the block ambiguous, hence corrupt.
+    // A 2.3 block holds TS_KIND and SIZE_RECENT; adding the 2.0 or 2.2
+    // column of the same field makes the block ambiguous, hence corrupt.
     for (new, old, what) in [
-        (col::TS_REL, col::TS, "ts"),
-        (col::SIZE_BY_SITE, col::SIZE, "size"),
+        (col::TS_KIND, col::TS, "ts"),
+        (col::TS_KIND, col::TS_REL, "ts"),
+        (col::SIZE_RECENT, col::SIZE, "size"),
+        (col::SIZE_RECENT, col::SIZE_BY_SITE, "size"),
+        (col::FLAGS_NEW, col::ALLOC_FLAGS, "flags"),
     ] {
         let mut rec = valid_block();
         let bytes = rec
@@ -228,10 +231,7 @@ fn a_block_with_both_codings_of_a_field_is_corrupt() {
             .clone();
         rec.columns.push(ColumnRec { id: old, bytes });
         let err = decode(&rec).unwrap_err();
-        assert_eq!(
-            err,
-            format!("block holds {what} in both its 2.0 and its 2.2 column")
-        );
+        assert_eq!(err, format!("block holds {what} in more than one coding"));
     }
 }
 
@@ -321,12 +321,26 @@ fn a_2_3_block_decodes_to_the_events_of_its_2_2_coding() {
 
 #[test]
 fn both_layouts_decode_to_the_same_events() {
-    // The same events through the 2.0 and the 2.2 column coding.
+    // The same events through the 2.0, 2.2 and 2.3 column codings: allocs
+    // of changing sizes at five sites, each followed (every third) by a free
+    // after a shorter gap, so 2.3 has two kinds with their own median gaps.
     let encode = |layout| {
         let mut enc = BlockEncoder::new(layout);
         let mut ts = 1_700_000_000_000_000_000u64;
         for i in 0..300u64 {
             ts += 100 + 37 * (i % 11);
+            if i % 3 == 2 {
+                ts += 40 + i % 7;
+                enc.push(&Event {
+                    ts,
+                    pid: Pid(9),
+                    kind: EventKind::BufferFree {
+                        device: DeviceId(0),
+                        buffer: BufferId(i - 1),
+                        site: SiteId(1),
+                    },
+                });
+            }
             enc.push(&Event {
                 ts,
                 pid: Pid(9),
@@ -357,17 +371,22 @@ fn both_layouts_decode_to_the_same_events() {
         }
     };
     let old = encode(crate::codec::ColumnLayout::V20);
-    let new = encode(crate::codec::ColumnLayout::V22);
+    let v22 = encode(crate::codec::ColumnLayout::V22);
+    let v23 = encode(crate::codec::ColumnLayout::V23);
     let has = |r: &BlockRec, id| r.columns.iter().any(|c| c.id == id);
     assert!(has(&old, col::TS) && has(&old, col::SIZE) && !has(&old, col::TS_REL));
-    assert!(has(&new, col::TS_REL) && has(&new, col::SIZE_BY_SITE) && !has(&new, col::TS));
+    assert!(has(&v22, col::TS_REL) && has(&v22, col::SIZE_BY_SITE) && !has(&v22, col::TS));
+    assert!(has(&v23, col::TS_KIND) && has(&v23, col::TS_BASE) && has(&v23, col::SIZE_RECENT));
+    assert!(!has(&v23, col::TS_REL) && !has(&v23, col::SIZE_BY_SITE));
     let events = |r: &BlockRec| {
         let mut v = Vec::new();
         decode(r).unwrap().for_each_event(|_, e| v.push(e));
         v
     };
-    assert_eq!(events(&old).len(), 300);
-    assert_eq!(events(&old), events(&new));
+    // 300 allocs and 100 frees.
+    assert_eq!(events(&old).len(), 400);
+    assert_eq!(events(&old), events(&v22));
+    assert_eq!(events(&old), events(&v23));
 }
 
 #[test]
@@ -378,7 +397,7 @@ fn a_remainder_as_large_as_the_page_is_named() {
     let n = rec
         .columns
         .iter()
-        .find(|c| c.id == col::ALLOC_FLAGS)
+        .find(|c| c.id == col::SIZE_RECENT)
         .unwrap()
         .bytes
         .len();
