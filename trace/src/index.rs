@@ -54,7 +54,15 @@ fn seek_table_len(data: &[u8]) -> Result<usize, String> {
 }
 
 /// Opens a finished trace through its seek table and footer.
-pub(crate) fn open_indexed(data: &[u8], scratch: &mut Scratch) -> Result<Index, String> {
+///
+/// `release(start, end)` may drop the pages of `[start, end)` the check of
+/// the frame headers touched: it is called as the check goes, so a long
+/// trace does not have every frame's first pages resident at once.
+pub(crate) fn open_indexed(
+    data: &[u8],
+    scratch: &mut Scratch,
+    release: &dyn Fn(u64, u64),
+) -> Result<Index, String> {
     let st_len = seek_table_len(data)?;
     let table = zeekstd::SeekTable::from_seekable(&mut zeekstd::BytesWrapper::new(data))
         .map_err(|e| format!("seek table: {e}"))?;
@@ -74,7 +82,12 @@ pub(crate) fn open_indexed(data: &[u8], scratch: &mut Scratch) -> Result<Index, 
     // Seekable-format readers (`zstd --seekable`, zeekstd) size their output
     // from the decompressed sizes: each must match its frame's header, which
     // the writer always fills in.
+    let mut checked_from = 0u64;
     for (i, loc) in (0..n).zip(&starts) {
+        if i % 64 == 63 {
+            release(checked_from, loc.offset);
+            checked_from = loc.offset;
+        }
         let declared = table.frame_size_decomp(i).map_err(|e| e.to_string())?;
         let in_frame = zstd::zstd_safe::get_frame_content_size(slice(data, *loc)?)
             .map_err(|_| format!("frame {i} at byte {} has a damaged header", loc.offset))?;
