@@ -236,6 +236,8 @@ impl FrameDecompressor {
 pub struct Scratch {
     pub dctx: FrameDecompressor,
     pub buf: AlignedVec<16>,
+    /// A frame's compressed bytes, read from the file (see `TraceReader`).
+    pub input: Vec<u8>,
 }
 
 /// Compressed size of the zstd (or skippable) frame at the start of `bytes`.

@@ -19,8 +19,19 @@ use ttalloc_model::{Event, InternTables};
 
 /// The file's bytes: mapped, or read into memory where it cannot be mapped
 /// (a file system without mmap, say).
+///
+/// A mapped trace's event blocks are not read through the map but with
+/// `pread` into a reused buffer (`TraceReader::frame_bytes`): pages of the
+/// map a scan has read count in the process's resident memory until they
+/// are dropped, and the kernel maps the 64 KiB-aligned window around every
+/// fault: dropping what a block spans after decoding it left the tail of the
+/// block before it that the block's first fault mapped back in (20 MB of
+/// a 50M-event trace by the end of a replay, which peaked at 51 MB against
+/// 33 MB at 10M events). Read into a buffer, a block costs one copy from the
+/// page cache instead of faults and `madvise` calls, and a replay's
+/// resident memory no longer grows with the trace's length.
 enum Contents {
-    Mapped(Mmap),
+    Mapped(Mmap, std::fs::File),
     Read(Vec<u8>),
 }
 
@@ -28,7 +39,7 @@ impl std::ops::Deref for Contents {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
         match self {
-            Contents::Mapped(m) => m,
+            Contents::Mapped(m, _) => m,
             Contents::Read(v) => v,
         }
     }
@@ -76,8 +87,6 @@ pub struct TraceReader {
     pool: Mutex<Vec<Scratch>>,
     /// Decoded blocks reused by `visit_block` and the scans built on it.
     columns_pool: Mutex<Vec<BlockColumns>>,
-    /// How far into the file mapped pages have been dropped (see `release_pages`).
-    released_to: std::sync::atomic::AtomicU64,
     /// The checkpoint index (read on first use) and why it is unusable, if it is.
     checkpoints: OnceLock<(Vec<CheckpointInfo>, Option<String>)>,
 }
@@ -112,7 +121,7 @@ impl TraceReader {
             Err(std::io::Error::other("mapping not asked for"))
         };
         let map = match mapped {
-            Ok(m) => Contents::Mapped(m),
+            Ok(m) => Contents::Mapped(m, file),
             Err(e) => Contents::Read(read_unmapped(&mut file, len, e).map_err(io)?),
         };
         let data: &[u8] = &map;
@@ -183,15 +192,13 @@ impl TraceReader {
             skipped_kinds: Mutex::new(BTreeMap::new()),
             pool: Mutex::new(vec![scratch]),
             columns_pool: Mutex::new(Vec::new()),
-            released_to: std::sync::atomic::AtomicU64::new(0),
             checkpoints: OnceLock::new(),
         };
         // Checking every frame's header against the seek table touched a
         // page per frame, and the kernel maps the pages around each fault
-        // too: on a 50M-event trace that kept 50 MB of the file resident
-        // until each block was decoded. Drop them; blocks fault their own
-        // pages in again when they are read.
-        reader.drop_pages(0, len);
+        // too: on a 50M-event trace that kept 50 MB of the file resident.
+        // Drop them; blocks are read with `pread` (see `Contents`).
+        drop_mapped(&reader.map, 0, len);
         Ok(reader)
     }
 
@@ -269,25 +276,34 @@ impl TraceReader {
             .partition_point(|b| b.first_event + b.count as u64 <= ordinal)
     }
 
-    /// Drops the mapped pages of a frame that has been decompressed, so a
-    /// full scan keeps one block resident, not the whole file. Also drops
-    /// what lies between the last frame dropped and this one: the kernel
-    /// maps the pages around each fault, and those of frames a scan never
-    /// reads (checkpoints, intern records) would otherwise stay — 42 MB of
-    /// a 50M-event trace. The page this frame shares with the next one goes
-    /// too; the next block faults it in again from the page cache.
-    fn release_pages(&self, loc: FrameLocRec) {
-        const PAGE: u64 = 4096;
-        let end = (loc.offset + loc.len).div_ceil(PAGE) * PAGE;
-        let before = self
-            .released_to
-            .fetch_max(end, std::sync::atomic::Ordering::Relaxed);
-        self.drop_pages((loc.offset / PAGE * PAGE).min(before), end);
-    }
-
-    /// Drops this process's mapped pages of the whole pages in `[start, end)`.
-    fn drop_pages(&self, start: u64, end: u64) {
-        drop_mapped(&self.map, start, end);
+    /// The compressed bytes of frame `loc`: read into `input` from a mapped
+    /// trace (see `Contents`), borrowed from one read into memory.
+    fn frame_bytes<'a>(
+        &'a self,
+        loc: FrameLocRec,
+        input: &'a mut Vec<u8>,
+    ) -> std::result::Result<&'a [u8], String> {
+        let range = loc.offset as usize..(loc.offset + loc.len) as usize;
+        match &self.map {
+            Contents::Read(v) => Ok(&v[range]),
+            #[cfg(unix)]
+            Contents::Mapped(_, file) => {
+                use std::os::unix::fs::FileExt;
+                input.resize(range.len(), 0);
+                file.read_exact_at(input, loc.offset).map_err(|e| {
+                    format!(
+                        "reading its {} bytes at offset {}: {e} (was the file changed while being read?)",
+                        loc.len, loc.offset
+                    )
+                })?;
+                Ok(input)
+            }
+            #[cfg(not(unix))]
+            Contents::Mapped(map, _) => {
+                let _ = input;
+                Ok(&map[range])
+            }
+        }
     }
 
     fn corrupt(&self, block: usize, reason: String) -> TraceError {
@@ -315,9 +331,9 @@ impl TraceReader {
         let Some(&loc) = self.index.locs.get(i) else {
             return Err(TraceError::Other(format!("block {i} does not exist")));
         };
-        let bytes = &self.map[loc.offset as usize..(loc.offset + loc.len) as usize];
         let mut scratch = self.take_scratch();
         let result = (|| {
+            let bytes = self.frame_bytes(loc, &mut scratch.input)?;
             scratch.dctx.decompress(bytes, &mut scratch.buf)?;
             let rec = open_record(&scratch.buf)?;
             let block = rkyv::access::<ArchivedBlockRec, BoxedError>(rec.payload)
@@ -341,12 +357,10 @@ impl TraceReader {
             )));
         };
         let loc = self.index.locs[i];
-        let bytes = &self.map[loc.offset as usize..(loc.offset + loc.len) as usize];
         let mut scratch = self.take_scratch();
         let result = (|| {
-            let unpacked = scratch.dctx.decompress(bytes, &mut scratch.buf);
-            self.release_pages(loc);
-            unpacked?;
+            let bytes = self.frame_bytes(loc, &mut scratch.input)?;
+            scratch.dctx.decompress(bytes, &mut scratch.buf)?;
             let rec = open_record(&scratch.buf)?;
             // FORMAT.md §3: a record whose major version is not the header's
             // is corrupt (its layout cannot be trusted).
@@ -519,7 +533,7 @@ fn read_provenance(
 
 /// Drops this process's mapped pages of the whole pages in `[start, end)`.
 fn drop_mapped(map: &Contents, start: u64, end: u64) {
-    let Contents::Mapped(map) = map else {
+    let Contents::Mapped(map, _) = map else {
         return;
     };
     #[cfg(unix)]
@@ -580,5 +594,58 @@ mod tests {
         assert_eq!(all(&read).len(), 5);
         assert_eq!(all(&read), all(&mapped));
         assert_eq!(read.file_size(), mapped.file_size());
+    }
+
+    /// A trace cut short by another process after it was opened: reading
+    /// a block through the map would raise SIGBUS; read from the file, the
+    /// blocks before the cut decode and the first one past it is an error
+    /// naming it, its offset and what happened.
+    #[test]
+    fn a_trace_cut_after_open_is_an_error_naming_the_block_not_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.zst");
+        let opts = WriterOptions {
+            block_events: 100,
+            ..WriterOptions::default()
+        };
+        let header = TraceHeader::new(vec!["test".into()], String::new());
+        let mut w = TraceWriter::create(&path, header, opts).unwrap();
+        for i in 0..1000u64 {
+            let device = DeviceId((i % 3) as u32);
+            w.push(&Event {
+                ts: 10 * i,
+                pid: Pid(1),
+                kind: EventKind::DeviceClose { device },
+            })
+            .unwrap();
+        }
+        w.finish().unwrap();
+        let reader = TraceReader::open(&path).unwrap();
+        // 1000 events in blocks of 100.
+        assert_eq!(reader.blocks().len(), 10);
+        let cut_at = reader.index.locs[6].offset + 1;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(cut_at)
+            .unwrap();
+        let mut cols = BlockColumns::default();
+        for i in 0..6 {
+            reader.decode_columns(i, &mut cols).unwrap();
+            assert_eq!(cols.len(), 100, "block {i}");
+        }
+        let err = reader.decode_columns(6, &mut cols).unwrap_err();
+        let TraceError::Corrupt {
+            block,
+            offset,
+            ref reason,
+            ..
+        } = err
+        else {
+            panic!("not a corrupt-block error: {err}");
+        };
+        assert_eq!((block, offset), (6, cut_at - 1));
+        assert!(reason.starts_with("reading its "), "{reason}");
     }
 }
