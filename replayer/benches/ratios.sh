@@ -11,14 +11,19 @@
 #   4. bytes per event of the synthetic trace and of workload W; targets 3.0 / 0.6
 #   5. replay CPU / `heaptrack_print -l` CPU on workload W;    target <= 0.5x
 #
-# CPU is user + system of the whole process (`/usr/bin/time`), the median of
-# RUNS alternating runs. Run from anywhere:
+# CPU is user + system of the whole process (from `wait4`, to the
+# microsecond: `/usr/bin/time` prints hundredths, a tenth of W's replay),
+# the median of RUNS alternating runs (W's, 3 x RUNS: they are short).
+# Run from anywhere:
 #   bash replayer/benches/ratios.sh
 # Environment: RATIOS_EVENTS (10000000), RATIOS_BIG (50000000; 0 skips the
 # RSS ratio), RATIOS_RUNS (3), RATIOS_W (1; 0 skips workload W, which needs
 # gcc, python3 and heaptrack: `apt-get install -y heaptrack`),
 # RATIOS_SCAN (1; 0 skips the scan, which builds the trace bench of this
-# checkout).
+# checkout), RATIOS_W_FIXED (a recorded W trace, e.g. /tmp/lp/w.zst:
+# its events re-encoded by this checkout's writer give W's size on the same
+# events every run, where a fresh recording's timestamps move with the
+# machine's load; builds the column_sizes bench).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 n=${RATIOS_EVENTS:-10000000}
@@ -43,14 +48,20 @@ trap 'rm -rf "$dir"' EXIT
 measure() {
     local name=$1
     shift
-    /usr/bin/time -f '%U %S %M' -o "$dir/time" "$@" >/dev/null 2>"$dir/stderr" || true
-    awk '{printf "%.3f %d\n", $1 + $2, $3}' "$dir/time" >>"$dir/$name"
+    python3 -c '
+import os, subprocess, sys
+with open(os.devnull, "wb") as null, open(sys.argv[1], "wb") as err:
+    child = subprocess.Popen(sys.argv[2:], stdout=null, stderr=err)
+    _, _, use = os.wait4(child.pid, 0)
+print("%.4f %d" % (use.ru_utime + use.ru_stime, use.ru_maxrss))
+' "$dir/stderr" "$@" >>"$dir/$name"
 }
 # median NAME COLUMN: the median of column 1 (CPU s) or 2 (RSS kB) of NAME.
 median() {
     sort -g -k"$2" "$dir/$1" | awk -v c="$2" '{v[NR] = $c} END {print v[int((NR + 1) / 2)]}'
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; }
+ratio3() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", (b > 0 ? a / b : 0)}'; }
 size_of() { stat -c %s "$1"; }
 
 echo "== synthetic trace: $n events, 1000 cycles, leak site 7 from cycle 400"
@@ -100,18 +111,23 @@ if [ "${RATIOS_W:-1}" != 0 ]; then
     "$bin/ttalloc" record --force -o "$dir/w.zst" -- python3 "$w_dir/wl_ttalloc.py" >/dev/null 2>&1
     w_events=$("$bin/ttalloc" info --json "$dir/w.zst" |
         python3 -c 'import json,sys; print(json.load(sys.stdin)["events"])')
-    echo "SIZE W (Python client): $(ratio "$(size_of "$dir/w.zst")" "$w_events") B/event   (target <= 0.6)"
+    echo "SIZE W (Python client): $(ratio3 "$(size_of "$dir/w.zst")" "$w_events") B/event, fresh recording   (target <= 0.6)"
+    if [ -n "${RATIOS_W_FIXED:-}" ]; then
+        fixed=$(cargo bench -q -p ttalloc-trace --bench column_sizes -- "$RATIOS_W_FIXED" --reencode 2>/dev/null |
+            sed -n 's/.* \([0-9.]*\) B\/event in the file/\1/p')
+        echo "SIZE W re-encoded from $RATIOS_W_FIXED: ${fixed:-failed} B/event   (target <= 0.6)"
+    fi
     if command -v heaptrack >/dev/null && command -v heaptrack_print >/dev/null; then
         gcc -O2 -g -fno-omit-frame-pointer -o "$dir/wl_malloc" "$w_dir/wl_malloc.c"
         (cd "$dir" && heaptrack -o "$dir/hw" ./wl_malloc >/dev/null 2>&1)
         hfile=$(ls "$dir"/hw.* 2>/dev/null | head -1 || true)
-        for _ in $(seq "$runs"); do
+        for _ in $(seq $((3 * runs))); do
             measure heaptrack_print heaptrack_print -l 1 "$hfile"
             measure w_replay "$bin/ttalloc" replay "$dir/w.zst"
         done
         h_cpu=$(median heaptrack_print 1)
         w_cpu=$(median w_replay 1)
-        echo "heaptrack_print -l CPU: ${h_cpu} s; ttalloc replay CPU: ${w_cpu} s"
+        echo "heaptrack_print -l CPU: ${h_cpu} s; ttalloc replay CPU: ${w_cpu} s; replay peak RSS $(($(median w_replay 2) / 1024)) MB"
         echo "RATIO replay / heaptrack_print on W: $(ratio "$w_cpu" "$h_cpu")x   (target <= 0.5)"
     else
         echo "heaptrack is not installed (apt-get install -y heaptrack): W's CPU ratio skipped"
