@@ -14,7 +14,6 @@
 
 use crate::cycles::{Boundary, CycleRule, CycleSpan, OnlineCycles};
 use crate::findings::*;
-use crate::freed::FreedSet;
 use crate::observe::Observer;
 use crate::sim::{AllocFailure, Handle, Oom, Req, Sim};
 use crate::source::{Chunk, Item};
@@ -25,6 +24,7 @@ use ttalloc_model::{
     Pid, SiteId, StringId,
 };
 
+mod buffer_ids;
 mod buffers;
 mod cycle_books;
 mod devices;
@@ -87,7 +87,17 @@ struct Dev {
     cycle_peak: PerType,
     /// Live objects (any flags) on this device, to skip scans at close.
     objects: u64,
+    /// Bytes per core of the static circular buffers `sim` holds (what
+    /// `Sim::cb_bytes` would sum: kept here, one addition per `cb_alloc`).
+    cb_bytes: u64,
+    /// Highest `cb_bytes` after a `cb_alloc`; `None` before the first.
+    cb_peak: Option<u64>,
 }
+
+/// Device ids below this are found by indexing `Engine::dev_by_id`.
+const DIRECT_DEVICE_IDS: usize = 1024;
+/// `Engine::dev_by_id` entry of an id not seen yet.
+const NO_DEV: u16 = u16::MAX;
 
 /// Key of a program or trace in `others`.
 type OtherKey = (ObjectKind, u16, u64);
@@ -119,11 +129,11 @@ pub struct EngineSetup<'a> {
 pub struct Engine<'a> {
     setup: EngineSetup<'a>,
     devs: Vec<Dev>,
-    last_dev: (DeviceId, usize),
+    /// Device id -> index in `devs`, for ids below `DIRECT_DEVICE_IDS`.
+    dev_by_id: Vec<u16>,
     /// Every tracked object: live, or outlived its device (its device
     /// closed while it was live: still tracked, no longer on any device).
     live: LiveTable,
-    freed: FreedSet,
     /// Cycle boundaries: precomputed spans, or a rule applied online.
     spans: &'a [CycleSpan],
     online: Option<OnlineCycles>,
@@ -164,9 +174,8 @@ impl<'a> Engine<'a> {
         Engine {
             setup,
             devs: Vec::new(),
-            last_dev: (DeviceId(u32::MAX), usize::MAX),
+            dev_by_id: Vec::new(),
             live: LiveTable::default(),
-            freed: FreedSet::default(),
             spans,
             online,
             cycle_count: 0,
@@ -238,6 +247,11 @@ impl<'a> Engine<'a> {
         devices.sort();
         self.f.devices = devices;
         self.f.peak = self.devs.iter().map(|d| (d.id, d.peak)).collect();
+        self.f.cb_peak = self
+            .devs
+            .iter()
+            .filter_map(|d| Some((d.id, d.cb_peak?)))
+            .collect();
         self.f.site_left_behind = by_bytes(self.site_left);
         self.f.program_site_left_behind = by_bytes(self.program_site_left);
         self.f

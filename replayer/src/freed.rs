@@ -67,6 +67,42 @@ impl FreedSet {
         }
     }
 
+    /// Inserts id `first + i` for every bit `i` of `bits` (bit `i % 64` of
+    /// word `i / 64`). `first` is a multiple of 64 and the ids share a page.
+    pub fn insert_bits(&mut self, first: u64, bits: &[u64]) {
+        debug_assert!(first % 64 == 0 && (first & 0xffff) + 64 * bits.len() as u64 <= 1 << 16);
+        let count: usize = bits.iter().map(|b| b.count_ones() as usize).sum();
+        if count == 0 {
+            return;
+        }
+        let i = self.page_index(first >> 16, true).expect("created");
+        let page = &mut self.pages[i];
+        if let Page::Sparse(v) = page {
+            if v.len() + count <= SPARSE_MAX {
+                for (w, &word) in bits.iter().enumerate() {
+                    let mut word = word;
+                    while word != 0 {
+                        self.insert(first + 64 * w as u64 + word.trailing_zeros() as u64);
+                        word &= word - 1;
+                    }
+                }
+                return;
+            }
+            let mut dense = Box::new([0u64; 1024]);
+            for &x in v.iter() {
+                dense[x as usize / 64] |= 1 << (x % 64);
+            }
+            *page = Page::Dense(dense);
+        }
+        let Page::Dense(dense) = page else {
+            unreachable!("made dense above")
+        };
+        let at = (first & 0xffff) as usize / 64;
+        for (d, &word) in dense[at..at + bits.len()].iter_mut().zip(bits) {
+            *d |= word;
+        }
+    }
+
     pub fn remove(&mut self, id: u64) {
         let low = (id & 0xffff) as u16;
         let Some(i) = self.page_index(id >> 16, false) else {
@@ -113,11 +149,34 @@ mod tests {
             f.remove(id);
             reference.remove(&id);
         }
+        // The same ids again in bulk, 512 at a time: 0..512 (~341 ids: a
+        // sparse page), 512..1024 (turns it dense), a sparse one at 2^40.
+        let mut bulk = FreedSet::default();
+        for chunk in (0..2048u64).step_by(512).chain([1 << 40]) {
+            let bits: Vec<u64> = (0..8u64)
+                .map(|w| {
+                    (0..64u64)
+                        .filter(|b| reference.contains(&(chunk + 64 * w + b)))
+                        .fold(0, |word, b| word | 1 << b)
+                })
+                .collect();
+            bulk.insert_bits(chunk, &bits);
+        }
+        for &id in &ids {
+            if !(id < 2048 || (1 << 40..(1 << 40) + 512).contains(&id)) && reference.contains(&id) {
+                bulk.insert(id);
+            }
+        }
         for probe in (0..3000u64)
             .chain(ids.iter().copied())
             .chain([1 << 40, 12345 << 20])
         {
             assert_eq!(f.contains(probe), reference.contains(&probe), "id {probe}");
+            assert_eq!(
+                bulk.contains(probe),
+                reference.contains(&probe),
+                "bulk {probe}"
+            );
         }
     }
 }

@@ -17,7 +17,6 @@ impl Engine<'_> {
         label: StringId,
     ) -> crate::Result<()> {
         let slot = type_slot(req.buffer_type);
-        self.freed.remove(buffer.get());
         let cycle = self.cycle_number();
         // The one id lookup of an allocation (a new id is then inserted).
         let mut existing = self.live.buffer_slot(buffer.get());
@@ -142,7 +141,6 @@ impl Engine<'_> {
                 sim.free_placed(h);
             }
         }
-        self.freed.insert(buffer.get());
     }
 
     /// A free of a buffer not tracked: freed twice, or never allocated.
@@ -154,7 +152,7 @@ impl Engine<'_> {
             buffer,
             site,
         };
-        if self.freed.contains(buffer.get()) {
+        if self.live.was_freed(buffer.get()) {
             self.f.double_frees += 1;
             self.f.first_double_free.get_or_insert(bad);
         } else {

@@ -4,29 +4,43 @@
 use super::*;
 
 impl Engine<'_> {
+    /// The index in `devs` of device `id` (a new entry the first time).
+    #[inline]
     pub(super) fn dev_index(&mut self, id: DeviceId) -> crate::Result<usize> {
-        if self.last_dev.0 == id {
-            return Ok(self.last_dev.1);
+        match self.dev_by_id.get(id.0 as usize) {
+            Some(&i) if i != NO_DEV => Ok(i as usize),
+            _ => Ok(self.dev_index_slow(id)),
         }
-        let idx = match self.devs.iter().position(|d| d.id == id) {
-            Some(i) => i,
-            None => {
-                self.devs.push(Dev {
-                    id,
-                    sim: None,
-                    opened_with: None,
-                    spare: None,
-                    tracked: [0; 4],
-                    resident: [0; 4],
-                    peak: [Peak::default(); 4],
-                    cycle_peak: [0; 4],
-                    objects: 0,
-                });
-                self.devs.len() - 1
+    }
+
+    #[cold]
+    fn dev_index_slow(&mut self, id: DeviceId) -> usize {
+        if let Some(i) = self.devs.iter().position(|d| d.id == id) {
+            return i;
+        }
+        self.devs.push(Dev {
+            id,
+            sim: None,
+            opened_with: None,
+            spare: None,
+            tracked: [0; 4],
+            resident: [0; 4],
+            peak: [Peak::default(); 4],
+            cycle_peak: [0; 4],
+            objects: 0,
+            cb_bytes: 0,
+            cb_peak: None,
+        });
+        let idx = self.devs.len() - 1;
+        // Small ids (every real device) are found by indexing from now on.
+        if (id.0 as usize) < DIRECT_DEVICE_IDS {
+            let at = id.0 as usize;
+            if self.dev_by_id.len() <= at {
+                self.dev_by_id.resize(at + 1, NO_DEV);
             }
-        };
-        self.last_dev = (id, idx);
-        Ok(idx)
+            self.dev_by_id[at] = idx as u16;
+        }
+        idx
     }
 
     /// The device's simulator: reopened as it was if the trace closed it,
@@ -37,6 +51,7 @@ impl Engine<'_> {
                 // Used again after its close without a new DeviceOpen: as it was.
                 Some((arch, config, sim)) => {
                     self.devs[dev].sim = Some(sim);
+                    self.devs[dev].cb_bytes = 0;
                     self.devs[dev].opened_with = Some((arch, config));
                 }
                 None => self.open(dev, self.setup.arch, &DeviceConfig::default())?,
@@ -61,6 +76,7 @@ impl Engine<'_> {
         if let Some((a, c, sim)) = self.devs[dev].spare.take() {
             if a == arch && c == config {
                 self.devs[dev].sim = Some(sim);
+                self.devs[dev].cb_bytes = 0;
                 self.devs[dev].opened_with = Some((arch, config));
                 return Ok(());
             }
@@ -106,6 +122,7 @@ impl Engine<'_> {
             }
         };
         self.devs[dev].sim = Some(sim);
+        self.devs[dev].cb_bytes = 0;
         // Spares are keyed by what was asked for, whatever it was built from.
         self.devs[dev].opened_with = Some((arch, config));
         Ok(())
@@ -169,6 +186,7 @@ impl Engine<'_> {
             self.devs[dev].resident = [0; 4];
         }
         let d = &mut self.devs[dev];
+        d.cb_bytes = 0;
         if let Some(mut sim) = d.sim.take() {
             sim.close();
             if let Some((arch, config)) = d.opened_with.take() {

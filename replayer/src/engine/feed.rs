@@ -71,9 +71,15 @@ impl Engine<'_> {
         let mut others = c.others.iter();
         for (pos, &tag) in c.tags.iter().enumerate() {
             let ord = first + pos as u64;
+            if pos % 64 == 0 {
+                prefetch(&c.tags, pos + TAGS_AHEAD);
+            }
             let item = match tag {
                 ALLOC => {
                     let Some(a) = c.allocs.get(ka) else { continue };
+                    // The decoder wrote the columns on another core: ask for
+                    // the lines a few events ahead.
+                    prefetch(&c.allocs, ka + ALLOCS_AHEAD);
                     ka += 1;
                     if ord != mark {
                         self.alloc_col(ord, a)?;
@@ -86,6 +92,7 @@ impl Engine<'_> {
                 }
                 FREE => {
                     let Some(x) = c.frees.get(kf) else { continue };
+                    prefetch(&c.frees, kf + FREES_AHEAD);
                     kf += 1;
                     if ord != mark {
                         let dev = self.dev_index(x.device)?;
@@ -229,6 +236,26 @@ impl Engine<'_> {
         };
         self.alloc(ord, dev, a.buffer, &req, a.address, a.site, a.label)
     }
+}
+
+/// How far ahead in their columns `feed_columns` asks for allocs, frees
+/// and tags (a few cache lines).
+const ALLOCS_AHEAD: usize = 6;
+const FREES_AHEAD: usize = 16;
+const TAGS_AHEAD: usize = 256;
+
+/// Asks for the cache line of `column[at]`, if there is one.
+#[inline(always)]
+fn prefetch<T>(column: &[T], at: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(x) = column.get(at) {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: SSE is part of every x86_64 target, and a prefetch is a
+        // hint that reads nothing (the address is a live element anyway).
+        unsafe { _mm_prefetch::<_MM_HINT_T0>((x as *const T).cast()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (column, at);
 }
 
 /// The label of a marker (a cycle that starts there is named after it).

@@ -2,6 +2,7 @@
 //! live on their device or outlived it. A buffer id, or a program's or
 //! trace's key, finds its record's slot; the cycle books keep slots.
 
+use super::buffer_ids::BufferIds;
 use super::{Live, OtherKey, OUTLIVED};
 use crate::findings::ObjectKind;
 use ttalloc_model::hash::FastMap;
@@ -14,8 +15,8 @@ pub(super) struct LiveTable {
     records: Vec<Live>,
     vacant: Vec<u32>,
     /// Buffer id -> slot, live or outlived (a new allocation of an id
-    /// replaces an outlived record).
-    buffers: FastMap<u64, u32>,
+    /// replaces an outlived record), and the ids freed.
+    buffers: BufferIds,
     /// Live programs and traces -> slot.
     others: FastMap<OtherKey, u32>,
     /// Programs and traces that outlived their device -> slot. Kept apart:
@@ -76,8 +77,13 @@ impl LiveTable {
     }
 
     #[inline]
-    pub(super) fn buffer_slot(&self, id: u64) -> Option<u32> {
-        self.buffers.get(&id).copied()
+    pub(super) fn buffer_slot(&mut self, id: u64) -> Option<u32> {
+        self.buffers.slot(id)
+    }
+
+    /// True if buffer `id` was freed (and not allocated again since).
+    pub(super) fn was_freed(&mut self, id: u64) -> bool {
+        self.buffers.was_freed(id)
     }
 
     /// Puts `live` in place of the record at `slot` (the same buffer id);
@@ -92,51 +98,36 @@ impl LiveTable {
     pub(super) fn insert_new_buffer(&mut self, live: Live) -> u32 {
         let id = live.id;
         let slot = self.occupy(live);
-        self.buffers.insert(id, slot);
+        self.buffers.set_live(id, slot);
         slot
     }
 
     /// Records buffer `live.id`; returns its slot and the record it
     /// replaced (live or outlived), if any.
-    #[inline]
     pub(super) fn insert_buffer(&mut self, live: Live) -> (u32, Option<Live>) {
-        use std::collections::hash_map::Entry;
-        match self.buffers.entry(live.id) {
-            Entry::Occupied(e) => {
-                let slot = *e.get();
+        match self.buffers.slot(live.id) {
+            Some(slot) => {
                 let old = std::mem::replace(&mut self.records[slot as usize], live);
                 (slot, Some(old))
             }
-            Entry::Vacant(e) => {
-                let slot = match self.vacant.pop() {
-                    Some(slot) => {
-                        self.records[slot as usize] = live;
-                        slot
-                    }
-                    None => {
-                        self.records.push(live);
-                        (self.records.len() - 1) as u32
-                    }
-                };
-                e.insert(slot);
-                (slot, None)
-            }
+            None => (self.insert_new_buffer(live), None),
         }
     }
 
-    /// Removes buffer `id`; returns the slot its record stays readable in
-    /// until the next insertion.
+    /// Buffer `id` is freed: removes it; returns the slot its record stays
+    /// readable in until the next insertion.
     #[inline]
     pub(super) fn take_buffer(&mut self, id: u64) -> Option<u32> {
-        let slot = self.buffers.remove(&id)?;
+        let slot = self.buffers.free(id)?;
         self.records[slot as usize].event = VACANT;
         self.vacant.push(slot);
         Some(slot)
     }
 
+    /// Removes buffer `id` (not freed: replaced).
     #[inline]
     pub(super) fn remove_buffer(&mut self, id: u64) -> Option<Live> {
-        let slot = self.buffers.remove(&id)?;
+        let slot = self.buffers.remove(id)?;
         Some(self.vacate(slot))
     }
 
@@ -171,7 +162,7 @@ impl LiveTable {
     pub(super) fn remove_slot(&mut self, slot: u32) -> Live {
         let live = *self.get(slot);
         if live.kind == ObjectKind::Buffer {
-            self.buffers.remove(&live.id);
+            self.buffers.remove(live.id);
         } else if live.flags & OUTLIVED != 0 {
             self.outlived_others.remove(&Self::other_key(&live));
         } else {

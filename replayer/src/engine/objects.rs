@@ -68,9 +68,13 @@ impl Engine<'_> {
                 } else {
                     sim.cb_alloc(*address, *size, *cores, *globally_allocated)
                 };
-                let cb_bytes = sim.cb_bytes();
-                let peak = self.f.cb_peak.entry(*device).or_default();
-                *peak = (*peak).max(cb_bytes);
+                // The model keeps every CB, clashing or not (`Sim::cb_bytes`).
+                let d = &mut self.devs[dev];
+                if !*globally_allocated {
+                    d.cb_bytes = d.cb_bytes.saturating_add(*size);
+                }
+                d.cb_peak = Some(d.cb_peak.unwrap_or(0).max(d.cb_bytes));
+                debug_assert_eq!(Some(d.cb_bytes), d.sim.as_ref().map(Sim::cb_bytes));
                 if let Err(clash) = placed {
                     self.f.cb_clashes += 1;
                     // Only the first clash is reported: format only that one
@@ -88,6 +92,7 @@ impl Engine<'_> {
             EventKind::CbFreeAll { device } => {
                 let dev = self.dev_index(*device)?;
                 self.sim(dev)?.cb_free_all();
+                self.devs[dev].cb_bytes = 0;
             }
             EventKind::ProgramLoad {
                 device,

@@ -1,0 +1,220 @@
+//! Buffer id -> record slot of the live buffers, and which ids were freed
+//! (to tell a double free from a free of an id never allocated).
+//!
+//! Recorders number buffers in dense, rising runs (one per connection, in
+//! the id's high bits), and most buffers die young. So the ids of the last
+//! `WINDOW` allocations of a run are looked up by indexing a ring of
+//! entries, with no hashing; an id's entry says live (its slot), freed, or
+//! neither. As a run moves on, entries leaving the window go to the general
+//! structures: a hash map for the few ids still live, [`FreedSet`] for the
+//! freed ones (about one bit each). Ids that do not come in runs (the window
+//! would slide more than it is used) go to the general structures directly.
+
+use crate::freed::FreedSet;
+use ttalloc_model::hash::FastMap;
+
+/// Ids a window covers (a power of two): 64 KiB of entries.
+const WINDOW: u64 = 1 << 14;
+const MASK: u64 = WINDOW - 1;
+/// A window slides by whole chunks of ids.
+const CHUNK: u64 = 1 << 10;
+/// The id bits that name a run (the recorder's connection).
+const RUN_SHIFT: u32 = 40;
+/// Runs with a window of their own; ids of other runs use the general path.
+const MAX_WINDOWS: usize = 8;
+/// Entry of an id neither live nor freed.
+const NONE: u32 = 0;
+/// Entry of a freed id.
+const FREED: u32 = u32::MAX;
+
+#[derive(Default)]
+pub(super) struct BufferIds {
+    windows: Vec<Window>,
+    /// Index in `windows` of the one used last.
+    last: usize,
+    /// Live ids outside every window.
+    overflow: FastMap<u64, u32>,
+    /// Freed ids outside every window.
+    freed: FreedSet,
+}
+
+struct Window {
+    /// `id >> RUN_SHIFT` of the ids it covers.
+    run: u64,
+    /// It covers ids `base..base + WINDOW` (a multiple of `CHUNK`).
+    base: u64,
+    /// Entry of id `i` at `i & MASK`: `NONE`, `FREED`, or slot + 1.
+    entries: Box<[u32]>,
+    /// Ids set live in it, and entries looked at while sliding: a window
+    /// that slides far more than it is used is retired.
+    used: u64,
+    scanned: u64,
+    /// Its run's ids all take the general path now.
+    retired: bool,
+}
+
+impl Window {
+    #[inline]
+    fn covers(&self, id: u64) -> bool {
+        id.wrapping_sub(self.base) < WINDOW && !self.retired
+    }
+
+    /// Hands the entries of ids `lo..hi` (inside the window, whole chunks)
+    /// to the general structures and clears them.
+    fn evict(&mut self, lo: u64, hi: u64, overflow: &mut FastMap<u64, u32>, freed: &mut FreedSet) {
+        debug_assert!(lo % CHUNK == 0 && hi % CHUNK == 0);
+        self.scanned += hi - lo;
+        for chunk in (lo..hi).step_by(CHUNK as usize) {
+            let at = (chunk & MASK) as usize;
+            let entries = &mut self.entries[at..at + CHUNK as usize];
+            let mut freed_bits = [0u64; (CHUNK / 64) as usize];
+            for (i, e) in entries.iter_mut().enumerate() {
+                match *e {
+                    NONE => continue,
+                    FREED => freed_bits[i / 64] |= 1 << (i % 64),
+                    live => {
+                        overflow.insert(chunk + i as u64, live - 1);
+                    }
+                }
+                *e = NONE;
+            }
+            freed.insert_bits(chunk, &freed_bits);
+        }
+    }
+
+    /// Moves the window so that it covers `id` (above it).
+    fn slide_to(&mut self, id: u64, overflow: &mut FastMap<u64, u32>, freed: &mut FreedSet) {
+        let new_base = (id - (WINDOW - 1)).div_ceil(CHUNK) * CHUNK;
+        let end = self.base.saturating_add(WINDOW).min(new_base);
+        self.evict(self.base, end, overflow, freed);
+        self.base = new_base;
+        // Sparse ids: every allocation would scan a window's worth.
+        if self.scanned > 4 * WINDOW + 16 * self.used {
+            let end = self.base + WINDOW;
+            self.evict(self.base, end, overflow, freed);
+            self.retired = true;
+        }
+    }
+}
+
+impl BufferIds {
+    /// The window of `id`'s run, if it has one (not retired).
+    #[inline]
+    fn window(&mut self, id: u64) -> Option<&mut Window> {
+        let run = id >> RUN_SHIFT;
+        let w = match self.windows.get(self.last) {
+            Some(w) if w.run == run => self.last,
+            _ => {
+                let i = self.windows.iter().position(|w| w.run == run)?;
+                self.last = i;
+                i
+            }
+        };
+        let w = &mut self.windows[w];
+        (!w.retired).then_some(w)
+    }
+
+    /// The slot of live buffer `id`.
+    #[inline]
+    pub(super) fn slot(&mut self, id: u64) -> Option<u32> {
+        match self.window(id) {
+            Some(w) if w.covers(id) => match w.entries[(id & MASK) as usize] {
+                NONE | FREED => None,
+                live => Some(live - 1),
+            },
+            // Above the window: never set live; below: evicted.
+            Some(w) if id >= w.base => None,
+            _ => self.overflow.get(&id).copied(),
+        }
+    }
+
+    /// Buffer `id` is live in `slot` (and no longer counts as freed).
+    #[inline]
+    pub(super) fn set_live(&mut self, id: u64, slot: u32) {
+        debug_assert!(slot < FREED - 1);
+        if self.window(id).is_none() && self.windows.len() < MAX_WINDOWS {
+            let run = id >> RUN_SHIFT;
+            if !self.windows.iter().any(|w| w.run == run) {
+                self.windows.push(Window {
+                    run,
+                    base: id.saturating_sub(WINDOW - 1).div_ceil(CHUNK) * CHUNK,
+                    entries: vec![NONE; WINDOW as usize].into_boxed_slice(),
+                    used: 0,
+                    scanned: 0,
+                    retired: false,
+                });
+                self.last = self.windows.len() - 1;
+            }
+        }
+        let (overflow, freed) = (&mut self.overflow, &mut self.freed);
+        let last = self.last;
+        match self.windows.get_mut(last) {
+            Some(w) if w.run == id >> RUN_SHIFT && !w.retired && id >= w.base => {
+                if !w.covers(id) {
+                    w.slide_to(id, overflow, freed);
+                }
+                if w.covers(id) {
+                    w.used += 1;
+                    w.entries[(id & MASK) as usize] = slot + 1;
+                    return;
+                }
+            }
+            _ => {}
+        }
+        self.freed.remove(id);
+        self.overflow.insert(id, slot);
+    }
+
+    /// Live buffer `id` was freed: returns its slot (`None` if not live).
+    #[inline]
+    pub(super) fn free(&mut self, id: u64) -> Option<u32> {
+        match self.window(id) {
+            Some(w) if w.covers(id) => {
+                let e = &mut w.entries[(id & MASK) as usize];
+                match *e {
+                    NONE | FREED => None,
+                    live => {
+                        *e = FREED;
+                        Some(live - 1)
+                    }
+                }
+            }
+            Some(w) if id >= w.base => None,
+            _ => {
+                let slot = self.overflow.remove(&id)?;
+                self.freed.insert(id);
+                Some(slot)
+            }
+        }
+    }
+
+    /// Live buffer `id` is gone otherwise (not freed): returns its slot.
+    pub(super) fn remove(&mut self, id: u64) -> Option<u32> {
+        match self.window(id) {
+            Some(w) if w.covers(id) => {
+                let e = &mut w.entries[(id & MASK) as usize];
+                match *e {
+                    NONE | FREED => None,
+                    live => {
+                        *e = NONE;
+                        Some(live - 1)
+                    }
+                }
+            }
+            Some(w) if id >= w.base => None,
+            _ => self.overflow.remove(&id),
+        }
+    }
+
+    /// True if `id` was freed and not allocated again since.
+    pub(super) fn was_freed(&mut self, id: u64) -> bool {
+        match self.window(id) {
+            Some(w) if w.covers(id) => w.entries[(id & MASK) as usize] == FREED,
+            Some(w) if id >= w.base => false,
+            _ => self.freed.contains(id),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
