@@ -70,7 +70,9 @@ impl FreedSet {
     /// Inserts id `first + i` for every bit `i` of `bits` (bit `i % 64` of
     /// word `i / 64`). `first` is a multiple of 64 and the ids share a page.
     pub fn insert_bits(&mut self, first: u64, bits: &[u64]) {
-        debug_assert!(first % 64 == 0 && (first & 0xffff) + 64 * bits.len() as u64 <= 1 << 16);
+        debug_assert!(
+            first.is_multiple_of(64) && (first & 0xffff) + 64 * bits.len() as u64 <= 1 << 16
+        );
         let count: usize = bits.iter().map(|b| b.count_ones() as usize).sum();
         if count == 0 {
             return;

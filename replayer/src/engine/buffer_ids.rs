@@ -62,7 +62,7 @@ impl Window {
     /// Hands the entries of ids `lo..hi` (inside the window, whole chunks)
     /// to the general structures and clears them.
     fn evict(&mut self, lo: u64, hi: u64, overflow: &mut FastMap<u64, u32>, freed: &mut FreedSet) {
-        debug_assert!(lo % CHUNK == 0 && hi % CHUNK == 0);
+        debug_assert!(lo.is_multiple_of(CHUNK) && hi.is_multiple_of(CHUNK));
         self.scanned += hi - lo;
         for chunk in (lo..hi).step_by(CHUNK as usize) {
             let at = (chunk & MASK) as usize;
