@@ -155,12 +155,16 @@ fn replay_with_cycles(
         )?;
         return Ok((f, rule));
     }
-    let mut probe = CycleScanner::new();
-    src.visit_prefix_chunks(PROBE_EVENTS, &mut |chunk| {
-        probe.scan_chunk(chunk);
-        Ok(())
-    })?;
-    let guess = probe.guess_from_prefix(&opts.cycles, interner);
+    // The probe keeps every top-level op of the prefix (1.5 MB of the
+    // synthetic trace's): dropped before the replay, not held through it.
+    let guess = {
+        let mut probe = CycleScanner::new();
+        src.visit_prefix_chunks(PROBE_EVENTS, &mut |chunk| {
+            probe.scan_chunk(chunk);
+            Ok(())
+        })?;
+        probe.guess_from_prefix(&opts.cycles, interner)
+    };
     let mut scanner = CycleScanner::for_mode(&opts.cycles);
     let f = run_engine(
         src,
