@@ -1,16 +1,21 @@
-//! Everything the reports and exports show, from two passes over a trace:
+//! Everything the reports and exports show, from one replay of a trace:
 //! the replay proper (findings, cycles, bisect: the same [`Report`] as
-//! `ttalloc replay`) and one observed pass for memory over time and the call
-//! sites resident at the highest peak. Call sites are resolved here, so an
-//! [`Analysis`] stands on its own.
+//! `ttalloc replay`), observed for memory over time. Afterwards only what
+//! the replay's end decides is looked up: the timestamps of chosen events
+//! (`marks`) and the call sites resident at the highest peak (a replay
+//! resumed at the checkpoint before it: `peak_snapshot`). Call sites are
+//! resolved here, so an [`Analysis`] stands on its own.
 
-use crate::engine::CycleInput;
-use crate::findings::{type_slot, Findings};
-use crate::observe::replay_observed;
+mod marks;
+mod peak_snapshot;
+
+use crate::findings::Findings;
+use crate::observe::Observer;
 use crate::options::ReplayOptions;
 use crate::report::{Report, Site};
 use crate::source::EventSource;
 use crate::timeline::{Timeline, TimelineOptions, TimelineRecorder};
+use peak_snapshot::{same_peak, sites_at_peak, PeakWatch};
 use std::path::Path;
 use ttalloc_model::hash::FastMap;
 use ttalloc_model::{BufferType, DeviceId, SiteId};
@@ -26,8 +31,8 @@ pub struct AnalysisOptions {
     pub max_ops: usize,
     /// Most leaked objects whose allocation time is looked up.
     pub max_leak_marks: usize,
-    /// Whether to make the observed pass at all (memory over time, peak
-    /// sites); `diff` does without.
+    /// Whether to observe the replay at all (memory over time, peak
+    /// sites: the replay costs more when observed); `diff` does without.
     pub timeline: bool,
 }
 
@@ -88,7 +93,7 @@ pub fn analyse_file(
     opts: &ReplayOptions,
     aopts: &AnalysisOptions,
 ) -> crate::Result<Analysis> {
-    let mut a = analyse(reader, opts, aopts)?;
+    let mut a = analyse_source(reader, Some(reader), opts, aopts)?;
     a.report.truncated = reader.truncation().map(|t| {
         format!(
             "{} events recovered, readable up to byte {} of {}: {}",
@@ -103,11 +108,31 @@ pub fn analyse(
     opts: &ReplayOptions,
     aopts: &AnalysisOptions,
 ) -> crate::Result<Analysis> {
+    analyse_source(src, None, opts, aopts)
+}
+
+/// `reader`: `src` itself when it is a trace file (its checkpoints and
+/// blocks make the lookups after the replay cheap).
+fn analyse_source(
+    src: &dyn EventSource,
+    reader: Option<&TraceReader>,
+    opts: &ReplayOptions,
+    aopts: &AnalysisOptions,
+) -> crate::Result<Analysis> {
     let interner = src.interner();
     let mut leaked: Vec<(SiteId, u64)> = Vec::new();
     let mut left: Vec<(SiteId, u64)> = Vec::new();
     let mut leak_events: Vec<u64> = Vec::new();
-    let report = crate::replay_inspect(src, opts, &mut |f: &Findings| {
+    let recorder = TimelineRecorder::new(TimelineOptions {
+        events: src.num_events(),
+        points: aopts.points,
+        max_ops: aopts.max_ops,
+        marks: Vec::new(),
+        snapshot: None,
+    });
+    let mut watch = PeakWatch::new(recorder, reader);
+    let observer = aopts.timeline.then_some(&mut watch as &mut dyn Observer);
+    let report = crate::replay_inspect_observed(src, opts, observer, &mut |f: &Findings| {
         let mut by_site: FastMap<SiteId, u64> = FastMap::default();
         for l in &f.leaks {
             *by_site.entry(l.site).or_default() += l.size;
@@ -139,19 +164,16 @@ pub fn analyse(
     if let Some(p) = &peak {
         marks.push(p.event);
     }
-    let mut recorder = TimelineRecorder::new(TimelineOptions {
-        events: src.num_events(),
-        points: aopts.points,
-        max_ops: aopts.max_ops,
-        marks,
-        snapshot: peak
-            .as_ref()
-            .and_then(|p| type_slot(p.buffer_type).map(|slot| (p.event, p.device, slot))),
-    });
+    let (mut timeline, best, at_best) = watch.finish();
     if aopts.timeline {
-        replay_observed(src, opts, CycleInput::Spans(&[]), &mut recorder)?;
+        timeline.marks = marks::timestamps(src, reader, marks)?;
+        if let Some(p) = &peak {
+            // The checkpoint is the one before the timeline's own highest
+            // peak: used only when that is the report's.
+            let from = at_best.as_ref().filter(|_| same_peak(best, p));
+            timeline.snapshot_sites = sites_at_peak(src, reader, opts, p, from)?;
+        }
     }
-    let timeline = recorder.finish();
     let resolve = |v: &[(SiteId, u64)]| -> Vec<(Site, u64)> {
         v.iter()
             .map(|&(s, b)| (Site::resolve(interner, s), b))

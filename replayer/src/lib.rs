@@ -95,7 +95,20 @@ pub fn replay_inspect(
     opts: &ReplayOptions,
     inspect: &mut dyn FnMut(&Findings),
 ) -> Result<Report> {
-    let (findings, rule) = replay_with_cycles(src, opts)?;
+    replay_inspect_observed(src, opts, None, inspect)
+}
+
+/// Like [`replay_inspect`], with `observer` watching the first replay pass
+/// (the one every event goes through once; what it sees does not depend on
+/// the cycle rule): a report's memory over time comes from the same pass as
+/// its findings.
+pub fn replay_inspect_observed(
+    src: &dyn EventSource,
+    opts: &ReplayOptions,
+    observer: Option<&mut dyn observe::Observer>,
+    inspect: &mut dyn FnMut(&Findings),
+) -> Result<Report> {
+    let (findings, rule) = replay_with_cycles(src, opts, observer)?;
     inspect(&findings);
     let opts = &*options_for(&rule, opts);
     let growth = accumulation::growth(&findings.cycles, opts.warmup);
@@ -141,6 +154,7 @@ const PROBE_EVENTS: u64 = 250_000;
 fn replay_with_cycles(
     src: &dyn EventSource,
     opts: &ReplayOptions,
+    observer: Option<&mut dyn observe::Observer>,
 ) -> Result<(Findings, CycleRule)> {
     let interner = src.interner();
     if let Some(rule) = CycleRule::explicit(&opts.cycles) {
@@ -151,7 +165,10 @@ fn replay_with_cycles(
             None,
             false,
             "replaying",
-            None,
+            PassWatchers {
+                scanner: None,
+                observer,
+            },
         )?;
         return Ok((f, rule));
     }
@@ -173,7 +190,10 @@ fn replay_with_cycles(
         None,
         false,
         "replaying",
-        Some(&mut scanner),
+        PassWatchers {
+            scanner: Some(&mut scanner),
+            observer,
+        },
     )?;
     let rule = scanner.rule(&opts.cycles, interner);
     if rule == guess {
@@ -187,7 +207,7 @@ fn replay_with_cycles(
         None,
         false,
         "replaying",
-        None,
+        PassWatchers::default(),
     )?;
     f.cycle_kind = cycles.kind;
     Ok((f, rule))
@@ -238,6 +258,15 @@ pub fn find_cycles(src: &dyn EventSource, opts: &ReplayOptions) -> Result<Cycles
     Ok(scanner.finish(&opts.cycles, src.interner()))
 }
 
+/// Who else sees the events of a replay pass besides the engine.
+#[derive(Default)]
+pub struct PassWatchers<'s, 'o> {
+    /// Scans for cycles, on the decoding thread.
+    pub scanner: Option<&'s mut CycleScanner>,
+    /// Sees every event right after the engine applied it.
+    pub observer: Option<&'o mut dyn observe::Observer>,
+}
+
 /// Drives every event through the simulated devices (`scanner`, if given,
 /// sees the same events).
 pub fn run_engine(
@@ -247,8 +276,9 @@ pub fn run_engine(
     release_sites: Option<&FastSet<SiteId>>,
     stop_at_oom: bool,
     what: &str,
-    scanner: Option<&mut CycleScanner>,
+    watchers: PassWatchers<'_, '_>,
 ) -> Result<Findings> {
+    let PassWatchers { scanner, observer } = watchers;
     let kind = match &cycles {
         CycleInput::Online(rule) => rule.kind(),
         CycleInput::Spans(_) => String::new(),
@@ -262,6 +292,9 @@ pub fn run_engine(
         release_sites,
         stop_at_oom,
     });
+    if let Some(o) = observer {
+        engine.set_observer(o);
+    }
     let bar = progress(src, opts, what);
     // One thread decodes ahead (and scans for cycles) while this one replays.
     let mut consume = |chunk: &Chunk<'_>| {
@@ -359,7 +392,7 @@ fn minimal_sites(
             Some(&release),
             failure == "oom",
             "ddmin",
-            None,
+            PassWatchers::default(),
         ) {
             Ok(f) => match failure {
                 "oom" => f.oom.is_none(),

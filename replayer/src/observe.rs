@@ -3,7 +3,7 @@
 //! simulated devices hold — memory over time and exports are built this way
 //! instead of with a second replay loop.
 
-use crate::engine::{CycleInput, Engine, EngineSetup};
+use crate::engine::{CycleInput, Engine, EngineSetup, ModelAddresses};
 use crate::findings::{Findings, PerType};
 use crate::options::ReplayOptions;
 use crate::source::{Chunk, EventSource, Item};
@@ -38,6 +38,12 @@ impl<'e, 'a> EngineView<'e, 'a> {
     /// (`slot` as in [`crate::findings::TYPES`]), largest first.
     pub fn resident_sites(&self, device: DeviceId, slot: usize) -> Vec<(SiteId, u64)> {
         self.engine.resident_sites_of(device, slot)
+    }
+
+    /// What the model holds that a checkpoint does not say: with it, a
+    /// replay resumed at a checkpoint here is exact ([`Engine::resume`]).
+    pub fn model_addresses(&self) -> ModelAddresses {
+        self.engine.model_addresses()
     }
 }
 

@@ -120,6 +120,33 @@ pub struct TimelineRecorder {
     prev_ts: u64,
     /// Open op scopes per process: (pid, name, begin ts).
     op_stack: Vec<(u32, StringId, u64)>,
+    /// The highest peak so far, chosen as the report chooses it.
+    best: Option<PeakSeen>,
+}
+
+/// A series' peak: the first event at which it reached its highest value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeakSeen {
+    pub device: DeviceId,
+    /// Buffer type slot, as in [`TYPES`].
+    pub slot: usize,
+    pub bytes: u64,
+    pub event: u64,
+}
+
+impl PeakSeen {
+    /// Whether `self` is chosen over `other` as the highest peak: more
+    /// bytes; on a tie, the device first in the report's order (its id as
+    /// text), then the buffer type first in [`TYPES`].
+    fn beats(&self, other: &PeakSeen) -> bool {
+        match self.bytes.cmp(&other.bytes) {
+            std::cmp::Ordering::Greater => true,
+            std::cmp::Ordering::Less => false,
+            std::cmp::Ordering::Equal => {
+                (self.device.to_string(), self.slot) < (other.device.to_string(), other.slot)
+            }
+        }
+    }
 }
 
 impl TimelineRecorder {
@@ -144,7 +171,14 @@ impl TimelineRecorder {
             chunk_ts: Vec::new(),
             prev_ts: 0,
             op_stack: Vec::new(),
+            best: None,
         }
+    }
+
+    /// The highest peak of any device and buffer type so far (the one the
+    /// report names: [`crate::analysis::PeakPoint`]).
+    pub fn best_peak(&self) -> Option<PeakSeen> {
+        self.best
     }
 
     fn ts(&self, ord: u64) -> u64 {
@@ -194,7 +228,18 @@ impl TimelineRecorder {
             o.2 = o.2.max(value);
             o.4 = value;
             let series = &mut self.t.series[s];
-            series.peak = series.peak.max(value);
+            if value > series.peak {
+                series.peak = value;
+                let seen = PeakSeen {
+                    device,
+                    slot,
+                    bytes: value,
+                    event: ord,
+                };
+                if self.best.is_none_or(|b| seen.beats(&b)) {
+                    self.best = Some(seen);
+                }
+            }
         }
     }
 

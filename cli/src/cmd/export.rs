@@ -62,7 +62,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         points: args.points as usize,
         max_ops: if perfetto { args.max_ops } else { 0 },
         max_leak_marks: if perfetto { 1000 } else { 0 },
-        // Only the peak needs the observed pass among folded and svg.
+        // Only the peak needs the replay observed among folded and svg.
         timeline: perfetto || args.metric == Metric::Peak,
     };
     let analysis =

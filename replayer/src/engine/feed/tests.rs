@@ -16,7 +16,16 @@ fn findings(
     release: Option<&FastSet<SiteId>>,
 ) -> Findings {
     let opts = ReplayOptions::default();
-    let mut f = crate::run_engine(src, &opts, cycles, release, false, "test", None).unwrap();
+    let mut f = crate::run_engine(
+        src,
+        &opts,
+        cycles,
+        release,
+        false,
+        "test",
+        Default::default(),
+    )
+    .unwrap();
     // Which process allocated what is noted beside the engine, not by it.
     f.source_pids = Default::default();
     f
