@@ -173,6 +173,17 @@ fn setup() -> impl Strategy<Value = Setup> {
         )
 }
 
+/// The most blocks a list keeps compact: the default, always bucketed,
+/// always compact, or small enough that a stream switches back and forth.
+fn compact_limit() -> impl Strategy<Value = Option<usize>> {
+    prop_oneof![
+        Just(None),
+        Just(Some(0)),
+        Just(Some(usize::MAX)),
+        (1usize..16).prop_map(Some),
+    ]
+}
+
 fn ref_spans(r: &RefList) -> Vec<Span> {
     r.blocks
         .iter()
@@ -218,8 +229,9 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
 
     #[test]
-    fn fast_free_list_matches_the_reference(s in setup(), ops in prop::collection::vec(op(), 1..250), order in any::<u64>()) {
+    fn fast_free_list_matches_the_reference(s in setup(), ops in prop::collection::vec(op(), 1..250), order in any::<u64>(), limit in compact_limit()) {
         let mut fast = FreeList::new(s.base, s.size, s.alignment, s.min_allocation).unwrap();
+        if let Some(limit) = limit { fast.set_compact_limit(limit); }
         let mut r = RefList::new(s.base, s.size, s.alignment, s.min_allocation);
         check_same(&fast, &r)?;
         for op in &ops {
@@ -275,10 +287,11 @@ proptest! {
     /// Large ranges use multi-unit buckets (several blocks start in one
     /// bucket): the same agreement must hold there.
     #[test]
-    fn bucketed_ranges_match_the_reference(ops in prop::collection::vec(op(), 1..300), big in 0u64..3) {
+    fn bucketed_ranges_match_the_reference(ops in prop::collection::vec(op(), 1..300), big in 0u64..3, limit in compact_limit()) {
         // 2^26 units of 32 B: 256 units per bucket.
         let size = (1u64 << 31) + big * 4096 + if big == 2 { 7 } else { 0 };
         let mut fast = FreeList::new(64, size, 32, 32).unwrap();
+        if let Some(limit) = limit { fast.set_compact_limit(limit); }
         let mut r = RefList::new(64, size, 32, 32);
         for op in &ops {
             match *op {
@@ -303,4 +316,88 @@ proptest! {
             check_same(&fast, &r)?;
         }
     }
+}
+
+/// A deterministic stream that grows to `peak` live buffers (tile-page
+/// sizes, half bottom-up, half top-down, random frees), then frees them
+/// all in a scrambled order. Each list is driven the same way; every
+/// address must agree with the first list's.
+fn same_placements(lists: &mut [FreeList], peak: usize, seed: u64) {
+    let mut x = seed;
+    let mut rng = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut live: Vec<u64> = Vec::new();
+    let mut step = 0u64;
+    let check = |lists: &mut [FreeList], step: u64| {
+        if step.is_multiple_of(4096) {
+            for fl in lists.iter() {
+                fl.check_invariants().unwrap();
+            }
+        }
+    };
+    // Grow (two allocations per free), then shrink (two frees per allocation).
+    for phase in 0..2 {
+        loop {
+            let r = rng();
+            let grow = if phase == 0 { r % 3 != 0 } else { r % 3 == 0 };
+            if grow {
+                let size = [1u64, 1, 2, 3, 4, 8][(r >> 8) as usize % 6] * 2048 + (r >> 16) % 3 * 32;
+                let bottom_up = r & (1 << 40) != 0;
+                let got: Vec<Option<u64>> = lists
+                    .iter_mut()
+                    .map(|fl| fl.allocate(size, bottom_up))
+                    .collect();
+                assert!(got.iter().all(|a| *a == got[0]), "step {step}: {got:?}");
+                live.extend(got[0]);
+            } else if !live.is_empty() {
+                let a = live.swap_remove((r >> 20) as usize % live.len());
+                let freed: Vec<Option<u64>> = lists.iter_mut().map(|fl| fl.deallocate(a)).collect();
+                assert!(
+                    freed.iter().all(|f| f.is_some() && *f == freed[0]),
+                    "step {step}"
+                );
+            }
+            step += 1;
+            check(lists, step);
+            // (A full range ends the growth too: then allocations fail alike.)
+            let grown = live.len() >= peak || step >= 4 * peak as u64;
+            if (phase == 0 && grown) || (phase == 1 && live.is_empty()) {
+                break;
+            }
+        }
+    }
+    for fl in lists.iter() {
+        fl.check_invariants().unwrap();
+        assert_eq!(fl.num_allocated(), 0);
+    }
+}
+
+#[test]
+fn compact_and_bucketed_lists_place_alike_up_to_100k_live_buffers() {
+    // Wormhole DRAM bank geometry; the default switches both ways.
+    let new = || FreeList::new(32, 1_073_741_792, 32, 32).unwrap();
+    let mut bucketed = new();
+    bucketed.set_compact_limit(0);
+    let mut flipping = new();
+    flipping.set_compact_limit(8);
+    let mut lists = [bucketed, new(), flipping];
+    same_placements(&mut lists, 100_000, 0x2545_F491_4F6C_DD1D);
+    assert!(!lists[0].is_compact());
+    assert!(lists[1].is_compact(), "an empty list is compact again");
+    assert!(lists[2].is_compact());
+}
+
+#[test]
+fn an_always_compact_list_places_like_a_bucketed_one() {
+    // 64 MiB (1 KiB buckets of 32 units): up to 2,000 live buffers.
+    let new = || FreeList::new(0x1_9000, 64 << 20, 32, 32).unwrap();
+    let mut bucketed = new();
+    bucketed.set_compact_limit(0);
+    let mut compact = new();
+    compact.set_compact_limit(usize::MAX);
+    same_placements(&mut [bucketed, compact], 2_000, 0x9E37_79B9_7F4A_7C15);
 }

@@ -13,45 +13,46 @@
 //!   yields an unaligned address exactly as tt-metal would.
 //!
 //! Speed: blocks (free and allocated) form a doubly linked list in address
-//! order, so coalescing is O(1). The address range is cut into at most 2^14
-//! buckets of at least 1 KiB (1 KiB per bucket for a Wormhole L1 bank, 2048
-//! units = 64 KiB for a 1 GiB DRAM bank); each bucket knows the first
-//! block starting in it, and a [`MaxTree`] over the buckets holds the
-//! largest free block starting in each. Finding the first fit is one walk
-//! down the tree (≤ 4 cache lines) plus a scan of the few blocks starting in
-//! one bucket; finding a block by address is a scan of its bucket; an update
-//! is a walk up the tree. So every operation costs O(log16(buckets) + blocks
-//! per bucket): it depends on the size of the address range, not on how many
-//! blocks are live (a 64 KiB DRAM bucket holds at most 32 starts of
-//! tile-page buffers, 2 KiB per bank; only runs of tiny DRAM buffers pack
-//! more, up to its unit count).
+//! order, so coalescing is O(1). What finds the first fit depends on how
+//! many blocks there are, like a hash table that grows its table:
 //!
-//! Why 2^14 and not more: a replay keeps four free lists per device, and
-//! with 2^18 buckets a DRAM list alone held 2 MB of bucket heads and tree
-//! leaves that operations touch at random — 8 devices kept 20 MB resident
-//! for it, and paid in cache misses. With 2^14 a device's tables take a few
-//! hundred KB
-//! (`replayer/benches/ratios.sh`: replay CPU -12 %, peak RSS -20 MB on the
-//! synthetic trace). Why at least 1 KiB: an L1 bank in 2^14 buckets of 128 B
-//! spread its tables over 128 KB although its buffers (tile pages, 2 KiB per
-//! bank and up) start at most once per 1 KiB bucket; 16x smaller tables made
-//! the model's replay of the synthetic stream ~14 % cheaper
-//! (`model/benches/alloc_throughput.rs`, stream figures).
+//! - **Compact** (at most `COMPACT_MAX_BLOCKS` blocks, the common case in
+//!   a replay: tens of live buffers per list): the free blocks sit in one
+//!   sorted array of addresses and sizes (`compact.rs`). The first fit is a
+//!   scan of the sizes, which never steps over an allocated block; a free
+//!   finds its place by a binary search. Nothing else is kept: no tables
+//!   that grow with the address range, so the few cache lines an operation
+//!   touches stay hot.
+//! - **Bucketed** (more blocks; `buckets.rs`): the address range is cut
+//!   into at most 2^14 buckets of at least 1 KiB; each bucket knows the
+//!   first block starting in it, and a `MaxTree` over the buckets holds
+//!   the largest free block starting in each. Finding the first fit is one
+//!   walk down the tree plus a scan of one bucket, so every operation costs
+//!   O(log16(buckets) + blocks per bucket) however many blocks are live.
+//!
+//! A list switches to the buckets when it holds more than
+//! `COMPACT_MAX_BLOCKS` blocks and back when it holds fewer than a quarter
+//! of that, so a switch (O(blocks)) is paid for by many operations between
+//! two switches. Both place exactly alike: the free blocks and the first-fit
+//! rule are the same, only the search differs (property tests compare them).
 
 use super::error::ConfigError;
-use super::maxtree::MaxTree;
-use bucket_bits::BucketBits;
+use buckets::Buckets;
+use compact::FreeArray;
 
 mod bucket_bits;
+mod buckets;
+mod compact;
 mod inspect;
 #[cfg(test)]
 mod tests;
 
 const NIL: u32 = u32::MAX;
-/// log2 of the largest number of address buckets.
-const BUCKET_BITS: u32 = 14;
-/// The smallest bucket, in bytes (see `FreeList::new`).
-const MIN_BUCKET_BYTES: u64 = 1024;
+
+/// The most blocks (free and allocated) a list keeps in compact mode; it
+/// returns to it below a quarter of this. Measured on the model stream
+/// bench (`model/benches/alloc_throughput.rs`): see the module comment.
+const COMPACT_MAX_BLOCKS: usize = 128;
 
 #[derive(Clone, Copy, Debug)]
 struct Block {
@@ -101,14 +102,12 @@ pub struct FreeList {
     /// range end or an `allocate_at` at an unaligned address): the largest
     /// free block must then be found by a scan rather than from the tree.
     off_grid: bool,
-    tree: MaxTree,
-    bucket_first: Vec<u32>,
-    /// Buckets in which some block (free or allocated) starts: finds the
-    /// block containing an address in O(1) however far back it starts.
-    starts: BucketBits,
-    bucket_shift: u32,
-    /// Bytes per bucket (`alignment << bucket_shift`).
-    bucket_bytes: u64,
+    /// Compact mode: `free` is the index; else `buckets` is.
+    compact: bool,
+    /// Blocks above which the list leaves compact mode.
+    compact_limit: usize,
+    free: FreeArray,
+    buckets: Buckets,
 }
 
 impl FreeList {
@@ -134,13 +133,6 @@ impl FreeList {
                 "a {size} B range at {alignment} B alignment has more than 2^31 allocation units"
             )));
         }
-        let bits = 64 - units.max(1).saturating_sub(1).leading_zeros();
-        // Buckets of at least MIN_BUCKET_BYTES (when that is a power-of-two
-        // number of units): a small range (an L1 bank) gets fewer, denser
-        // tables instead of buckets much smaller than a tile page.
-        let min_shift = (MIN_BUCKET_BYTES / alignment).max(1).ilog2();
-        let bucket_shift = bits.saturating_sub(BUCKET_BITS).max(min_shift);
-        let buckets = (units >> bucket_shift) as usize + 1;
         let mut fl = FreeList {
             base,
             size,
@@ -156,30 +148,69 @@ impl FreeList {
             allocated_bytes: 0,
             free_blocks: 0,
             off_grid: !size.is_multiple_of(alignment),
-            tree: MaxTree::new(buckets),
-            bucket_first: vec![NIL; buckets],
-            starts: BucketBits::new(buckets),
-            bucket_shift,
-            bucket_bytes: alignment << bucket_shift,
+            compact: true,
+            compact_limit: COMPACT_MAX_BLOCKS,
+            free: FreeArray::default(),
+            buckets: Buckets::new(units, alignment),
         };
         fl.init();
         Ok(fl)
     }
 
+    /// Sets the most blocks kept in compact mode (0: always bucketed;
+    /// `usize::MAX`: always compact) and switches now if needed. For tests
+    /// and benchmarks: placement is the same either way.
+    #[doc(hidden)]
+    pub fn set_compact_limit(&mut self, limit: usize) {
+        self.compact_limit = limit;
+        self.rebalance();
+    }
+
+    /// Is the list in compact mode? (For tests and benchmarks.)
+    #[doc(hidden)]
+    pub fn is_compact(&self) -> bool {
+        self.compact
+    }
+
     fn init(&mut self) {
         self.blocks.clear();
         self.spare.clear();
+        self.free.clear();
         self.num_allocated = 0;
         self.allocated_bytes = 0;
         self.head = NIL;
         self.free_blocks = 0;
         self.off_grid = !self.size.is_multiple_of(self.alignment);
+        self.compact = true;
         if self.size > 0 {
             let i = self.new_block(self.base, self.size);
             self.head = i;
-            self.add_start(i);
             self.free_blocks = 1;
-            self.refresh_bucket(0);
+            self.free.push(self.base, self.size, i);
+        }
+        self.rebalance();
+    }
+
+    /// Blocks, free and allocated.
+    #[inline]
+    fn num_blocks(&self) -> usize {
+        self.num_allocated + self.free_blocks
+    }
+
+    /// Switches between compact and bucketed mode when the block count
+    /// crossed a limit (with hysteresis: see `COMPACT_MAX_BLOCKS`).
+    #[inline]
+    fn rebalance(&mut self) {
+        if self.compact {
+            if self.num_blocks() > self.compact_limit {
+                self.fill_buckets();
+                self.free.clear();
+                self.compact = false;
+            }
+        } else if self.num_blocks() < self.compact_limit / 4 {
+            self.clear_buckets();
+            self.fill_compact();
+            self.compact = true;
         }
     }
 
@@ -238,18 +269,6 @@ impl FreeList {
         self.div_align(bytes).min(i32::MAX as u64) as u32
     }
 
-    #[inline]
-    fn bucket_of(&self, addr: u64) -> usize {
-        (self.div_align(addr - self.base) >> self.bucket_shift) as usize
-    }
-
-    #[inline]
-    fn bucket_end(&self, b: usize) -> u64 {
-        // Saturating: with a huge alignment the last bucket may end past 2^64.
-        self.base
-            .saturating_add((b as u64 + 1).saturating_mul(self.bucket_bytes))
-    }
-
     fn new_block(&mut self, addr: u64, size: u64) -> u32 {
         let b = Block {
             addr,
@@ -292,83 +311,45 @@ impl FreeList {
         self.spare.push(i);
     }
 
-    /// Block `i` now starts where it starts: make it its bucket's first block if it is lowest.
+    /// Free block `n` (right after free block `into`) joins `into`.
     #[inline]
-    fn add_start(&mut self, i: u32) {
-        let addr = self.blocks[i as usize].addr;
-        let b = self.bucket_of(addr);
-        let f = self.bucket_first[b];
-        if f == NIL {
-            self.bucket_first[b] = i;
-            self.starts.insert(b);
-        } else if self.blocks[f as usize].addr > addr {
-            self.bucket_first[b] = i;
-        }
+    fn merge_into(&mut self, into: u32, n: u32) {
+        self.blocks[into as usize].size += self.blocks[n as usize].size;
+        self.unlink(n);
+        self.free_blocks -= 1;
     }
 
-    /// Block `i` (still linked) is going away.
+    /// Carves `alloc` bytes at `offset` out of free block `i`: returns the
+    /// allocated block and the free remainder above it (`NIL` if none). The
+    /// part below `offset`, if any, stays free as block `i`.
     #[inline]
-    fn remove_start(&mut self, i: u32) {
-        let addr = self.blocks[i as usize].addr;
-        let b = self.bucket_of(addr);
-        if self.bucket_first[b] == i {
-            let n = self.blocks[i as usize].next;
-            if n != NIL && self.blocks[n as usize].addr < self.bucket_end(b) {
-                self.bucket_first[b] = n;
-            } else {
-                self.bucket_first[b] = NIL;
-                self.starts.remove(b);
-            }
+    fn split(&mut self, i: u32, alloc: u64, offset: u64) -> (u32, u32) {
+        let Block {
+            addr: orig_addr,
+            size: orig_size,
+            ..
+        } = self.blocks[i as usize];
+        let mut cur = i;
+        if offset > 0 {
+            self.blocks[i as usize].size = offset;
+            let r = self.new_block(orig_addr + offset, orig_size - offset);
+            self.link_after(i, r);
+            self.free_blocks += 1;
+            cur = r;
         }
-    }
-
-    /// Recomputes the largest free block starting in bucket `b`.
-    #[inline]
-    fn refresh_bucket(&mut self, b: usize) {
-        let end = self.bucket_end(b);
-        let mut i = self.bucket_first[b];
-        let mut m = 0u32;
-        while i != NIL {
-            let blk = &self.blocks[i as usize];
-            if blk.addr >= end {
-                break;
-            }
-            if !blk.allocated {
-                m = m.max(self.units(blk.size));
-            }
-            i = blk.next;
+        let Block { addr, size, .. } = self.blocks[cur as usize];
+        let mut rest = NIL;
+        if size > alloc {
+            rest = self.new_block(addr + alloc, size - alloc);
+            self.link_after(cur, rest);
+            self.blocks[cur as usize].size = alloc;
+            self.free_blocks += 1;
         }
-        self.tree.set(b, m);
-    }
-
-    /// A free block of `units` now starts in bucket `b` (nothing there shrank).
-    #[inline]
-    fn raise_bucket(&mut self, b: usize, units: u32) {
-        if units > self.tree.get(b) {
-            self.tree.set(b, units);
-        }
-    }
-
-    /// The first-fit block in bucket `b` for `alloc` bytes.
-    #[inline]
-    fn pick_in_bucket(&self, b: usize, alloc: u64, bottom_up: bool) -> u32 {
-        let end = self.bucket_end(b);
-        let mut i = self.bucket_first[b];
-        let mut chosen = NIL;
-        while i != NIL {
-            let blk = &self.blocks[i as usize];
-            if blk.addr >= end {
-                break;
-            }
-            if !blk.allocated && blk.size >= alloc {
-                chosen = i;
-                if bottom_up {
-                    break;
-                }
-            }
-            i = blk.next;
-        }
-        chosen
+        self.blocks[cur as usize].allocated = true;
+        self.free_blocks -= 1;
+        self.num_allocated += 1;
+        self.allocated_bytes += alloc;
+        (cur, rest)
     }
 
     /// Allocates `size` bytes (rounded as tt-metal rounds) and returns the
@@ -386,18 +367,16 @@ impl FreeList {
         if alloc > self.size {
             return None;
         }
-        // `alloc <= size` and the range has < 2^31 units: this fits.
-        let units = self.div_align(alloc) as u32;
-        let b = if bottom_up {
-            self.tree.first(units)
+        let placed = if self.compact {
+            self.allocate_compact(alloc, bottom_up)?
         } else {
-            self.tree.last(units)
-        }?;
-        let i = self.pick_in_bucket(b, alloc, bottom_up);
-        debug_assert!(i != NIL, "tree said bucket {b} fits {alloc} B");
-        let blk = self.blocks[i as usize];
-        let offset = if bottom_up { 0 } else { blk.size - alloc };
-        Some(self.allocate_in_block(i, alloc, offset))
+            let i = self.bucketed_fit(alloc, bottom_up)?;
+            let blk = self.blocks[i as usize];
+            let offset = if bottom_up { 0 } else { blk.size - alloc };
+            self.carve_bucketed(i, alloc, offset)
+        };
+        self.rebalance();
+        Some(placed)
     }
 
     /// Allocates `size` bytes at exactly `address` when `[address, address +
@@ -413,36 +392,11 @@ impl FreeList {
         if address < self.base || address.checked_add(alloc)? > self.end() {
             return None;
         }
-        let b = self.bucket_of(address);
-        // The block containing `address` is the last block starting at or before it.
-        let end = self.bucket_end(b);
-        let mut i = self.bucket_first[b];
-        let mut found = NIL;
-        while i != NIL {
-            let blk = &self.blocks[i as usize];
-            if blk.addr > address || blk.addr >= end {
-                break;
-            }
-            found = i;
-            i = blk.next;
-        }
-        if found == NIL {
-            // It starts in an earlier bucket; to be usable it must be free
-            // (and hold at least one unit), so it is the last such free block.
-            let pb = self.tree.last_at_or_before(b.checked_sub(1)?, 1)?;
-            let pend = self.bucket_end(pb);
-            let mut i = self.bucket_first[pb];
-            while i != NIL {
-                let blk = &self.blocks[i as usize];
-                if blk.addr >= pend {
-                    break;
-                }
-                if !blk.allocated {
-                    found = i;
-                }
-                i = blk.next;
-            }
-        }
+        let (k, found) = if self.compact {
+            self.compact_block_for(address)?
+        } else {
+            (usize::MAX, self.bucketed_block_for(address))
+        };
         if found == NIL {
             return None;
         }
@@ -453,80 +407,27 @@ impl FreeList {
         if !(address - self.base).is_multiple_of(self.alignment) {
             self.off_grid = true;
         }
-        Some(self.allocate_in_block(found, alloc, address - blk.addr))
+        let offset = address - blk.addr;
+        let placed = if self.compact {
+            self.carve_compact(k, alloc, offset)
+        } else {
+            self.carve_bucketed(found, alloc, offset)
+        };
+        self.rebalance();
+        Some(placed)
     }
 
-    /// Allocates `alloc` bytes at `offset` in free block `i`; returns the
-    /// address and the allocated block.
-    fn allocate_in_block(&mut self, i: u32, alloc: u64, offset: u64) -> (u64, BlockRef) {
-        let Block {
-            addr: orig_addr,
-            size: orig_size,
-            ..
-        } = self.blocks[i as usize];
-        let mut cur = i;
-        self.free_blocks -= 1;
-        if offset > 0 {
-            // The bottom part stays free under the old index.
-            self.blocks[i as usize].size = offset;
-            let r = self.new_block(orig_addr + offset, orig_size - offset);
-            self.link_after(i, r);
-            self.add_start(r);
-            self.free_blocks += 1;
-            cur = r;
-        }
-        let Block { addr, size, .. } = self.blocks[cur as usize];
-        if size > alloc {
-            let r = self.new_block(addr + alloc, size - alloc);
-            self.link_after(cur, r);
-            self.add_start(r);
-            self.blocks[cur as usize].size = alloc;
-            self.free_blocks += 1;
-        }
-        self.blocks[cur as usize].allocated = true;
-        self.num_allocated += 1;
-        self.allocated_bytes += alloc;
-
-        // Only two leaves can change: the right remainder's bucket gains a
-        // free block (a raise, done first so that the lowering below stops
-        // early at a shared ancestor), and the original block's bucket lost
-        // or shrank its block (a rescan). The allocated block's own start
-        // never counted as free, so its bucket is untouched.
-        if size > alloc {
-            let rest = self.blocks[self.blocks[cur as usize].next as usize].size;
-            self.raise_bucket(self.bucket_of(addr + alloc), self.units(rest));
-        }
-        // The rescan is needed only when the original block was its
-        // bucket's largest: another, larger free block there is untouched.
-        let home = self.bucket_of(orig_addr);
-        if self.tree.get(home) == self.units(orig_size) {
-            self.refresh_bucket(home);
-        }
-        (addr, BlockRef(cur))
-    }
-
-    /// The allocated block starting at `address`: blocks starting in its
-    /// bucket are scanned in address order (no separate address index — the
-    /// bucket's blocks are touched by the free anyway).
+    /// The allocated block starting at `address`.
     #[inline]
     fn find_allocated(&self, address: u64) -> Option<u32> {
         if address < self.base || address >= self.end() {
             return None;
         }
-        let b = self.bucket_of(address);
-        let end = self.bucket_end(b);
-        let mut i = self.bucket_first[b];
-        while i != NIL {
-            let blk = &self.blocks[i as usize];
-            if blk.addr > address || blk.addr >= end {
-                return None;
-            }
-            if blk.addr == address {
-                return blk.allocated.then_some(i);
-            }
-            i = blk.next;
+        if self.compact {
+            self.compact_find_allocated(address)
+        } else {
+            self.bucketed_find_allocated(address)
         }
-        None
     }
 
     /// Frees the block allocated at `address` and returns its size; `None`
@@ -556,41 +457,12 @@ impl FreeList {
         self.allocated_bytes -= size;
         self.blocks[i as usize].allocated = false;
         self.free_blocks += 1;
-        let mut cur = i;
-        let p = self.blocks[cur as usize].prev;
-        if p != NIL && !self.blocks[p as usize].allocated {
-            self.remove_start(cur);
-            self.blocks[p as usize].size += self.blocks[cur as usize].size;
-            self.unlink(cur);
-            self.free_blocks -= 1;
-            cur = p;
+        if self.compact {
+            self.free_compact(i);
+        } else {
+            self.free_bucketed(i);
         }
-        let n = self.blocks[cur as usize].next;
-        let mut lost = usize::MAX;
-        let mut lost_units = 0;
-        if n != NIL && !self.blocks[n as usize].allocated {
-            lost = self.bucket_of(self.blocks[n as usize].addr);
-            lost_units = self.units(self.blocks[n as usize].size);
-            self.remove_start(n);
-            self.blocks[cur as usize].size += self.blocks[n as usize].size;
-            self.unlink(n);
-            self.free_blocks -= 1;
-        }
-        // The merged block only grew: raise its bucket (first, so that the
-        // lowering below stops early). The next block's bucket lost a free
-        // block start: rescan it, unless the merged block starts there too
-        // (then the larger merged block already dominates it) or the lost
-        // block was not its bucket's largest.
-        let Block {
-            addr: start,
-            size: merged,
-            ..
-        } = self.blocks[cur as usize];
-        let home = self.bucket_of(start);
-        self.raise_bucket(home, self.units(merged));
-        if lost != usize::MAX && lost != home && self.tree.get(lost) == lost_units {
-            self.refresh_bucket(lost);
-        }
+        self.rebalance();
         size
     }
 
@@ -598,16 +470,8 @@ impl FreeList {
     /// Costs O(blocks), not O(buckets): only the buckets where a block
     /// starts hold anything to reset.
     pub fn deallocate_all(&mut self) {
-        let mut i = self.head;
-        while i != NIL {
-            let blk = self.blocks[i as usize];
-            let b = self.bucket_of(blk.addr);
-            if self.bucket_first[b] != NIL {
-                self.bucket_first[b] = NIL;
-                self.starts.remove(b);
-                self.tree.set(b, 0);
-            }
-            i = blk.next;
+        if !self.compact {
+            self.clear_buckets();
         }
         self.init();
     }

@@ -6,22 +6,17 @@ use super::{FreeList, Span, NIL};
 
 impl FreeList {
     /// The block (free or allocated) containing `address`: the last block
-    /// starting at or before it, found through the bucket bitmap in O(1)
-    /// (plus a scan of one bucket) however many buckets back it starts.
+    /// starting at or before it. Compact: a walk from the free block before
+    /// it; bucketed: found through the bucket bitmap in O(1) (plus a scan of
+    /// one bucket) however many buckets back it starts.
     pub fn block_at(&self, address: u64) -> Option<Span> {
         if address < self.base || address >= self.end() {
             return None;
         }
-        let mut b = self.bucket_of(address);
-        // The last bucket at or before `b` holding a block start at or
-        // before `address` (in `b` itself the first start may lie above it).
-        let mut i = loop {
-            b = self.starts.last_at_or_before(b)?;
-            let f = self.bucket_first[b];
-            if f != NIL && self.blocks[f as usize].addr <= address {
-                break f;
-            }
-            b = b.checked_sub(1)?;
+        let mut i = if self.compact {
+            self.compact_walk_from(address)
+        } else {
+            self.bucketed_first_at_or_before(address)?
         };
         loop {
             let blk = &self.blocks[i as usize];
@@ -63,6 +58,9 @@ impl FreeList {
         if self.free_blocks == 0 {
             return None;
         }
+        if self.compact {
+            return self.free.largest();
+        }
         if self.off_grid {
             let mut best: Option<(u64, u64)> = None;
             for s in self.blocks() {
@@ -72,22 +70,8 @@ impl FreeList {
             }
             return best;
         }
-        let units = self.tree.max();
-        let b = self.tree.first(units)?;
-        let want = units as u64 * self.alignment;
-        let end = self.bucket_end(b);
-        let mut i = self.bucket_first[b];
-        while i != NIL {
-            let blk = &self.blocks[i as usize];
-            if blk.addr >= end {
-                break;
-            }
-            if !blk.allocated && blk.size == want {
-                return Some((blk.addr, blk.size));
-            }
-            i = blk.next;
-        }
-        None
+        let b = &self.blocks[self.bucketed_largest()? as usize];
+        Some((b.addr, b.size))
     }
 
     /// The addresses of every largest free block (tt-metal's
@@ -129,8 +113,6 @@ impl FreeList {
         let mut free_blocks = 0;
         let mut allocated = 0;
         let mut n_alloc = 0;
-        let mut leaf = vec![0u32; self.bucket_first.len()];
-        let mut first = vec![NIL; self.bucket_first.len()];
         let mut i = self.head;
         let mut prev = NIL;
         while i != NIL {
@@ -141,26 +123,15 @@ impl FreeList {
             if b.addr != at || b.size == 0 {
                 return Err(format!("gap or empty block at {} (expected {at})", b.addr));
             }
-            let bk = self.bucket_of(b.addr);
-            if first[bk] == NIL {
-                first[bk] = i;
-            }
             if b.allocated {
                 allocated += b.size;
                 n_alloc += 1;
-                if self.find_allocated(b.addr) != Some(i) {
-                    return Err(format!(
-                        "allocated block at {} not found by address",
-                        b.addr
-                    ));
-                }
                 prev_free = false;
             } else {
                 if prev_free {
                     return Err(format!("two free blocks touch at {}", b.addr));
                 }
                 free_blocks += 1;
-                leaf[bk] = leaf[bk].max(self.units(b.size));
                 prev_free = true;
             }
             at = b.addr + b.size;
@@ -176,23 +147,13 @@ impl FreeList {
         if free_blocks != self.free_blocks {
             return Err("free block counter disagrees".into());
         }
-        if first != self.bucket_first {
-            return Err("bucket heads disagree".into());
-        }
-        for (b, &f) in first.iter().enumerate() {
-            if self.starts.contains(b) != (f != NIL) {
-                return Err(format!("bucket bitmap disagrees at bucket {b}"));
+        if self.compact {
+            if self.free.len() != self.free_blocks {
+                return Err("compact array length disagrees".into());
             }
+            self.check_compact()
+        } else {
+            self.check_buckets()
         }
-        self.tree.check()?;
-        for (b, &v) in leaf.iter().enumerate() {
-            if self.tree.get(b) != v {
-                return Err(format!(
-                    "tree leaf {b} is {} but should be {v}",
-                    self.tree.get(b)
-                ));
-            }
-        }
-        Ok(())
     }
 }

@@ -1,3 +1,4 @@
+use super::bucket_bits::BucketBits;
 use super::*;
 
 #[test]
