@@ -60,6 +60,7 @@ impl Statistics {
 /// alignment)` — the same as pages of `alignment` bytes. Taking it as one
 /// page stored whole in every bank would need `banks` times its size and
 /// report out-of-memory that never happened.
+#[inline]
 pub fn size_per_bank(
     size: u64,
     page_size: Option<u64>,

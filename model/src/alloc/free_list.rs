@@ -93,7 +93,8 @@ pub struct FreeList {
     align_shift: Option<u32>,
     min_allocation: u64,
     blocks: Vec<Block>,
-    spare: Vec<u32>,
+    /// Unused entries of `blocks`, chained through their `next`.
+    spare: u32,
     head: u32,
     num_allocated: usize,
     allocated_bytes: u64,
@@ -142,7 +143,7 @@ impl FreeList {
                 .then(|| alignment.trailing_zeros()),
             min_allocation: min_allocation.max(1),
             blocks: Vec::new(),
-            spare: Vec::new(),
+            spare: NIL,
             head: NIL,
             num_allocated: 0,
             allocated_bytes: 0,
@@ -174,7 +175,7 @@ impl FreeList {
 
     fn init(&mut self) {
         self.blocks.clear();
-        self.spare.clear();
+        self.spare = NIL;
         self.free.clear();
         self.num_allocated = 0;
         self.allocated_bytes = 0;
@@ -277,7 +278,9 @@ impl FreeList {
             next: NIL,
             allocated: false,
         };
-        if let Some(i) = self.spare.pop() {
+        if self.spare != NIL {
+            let i = self.spare;
+            self.spare = self.blocks[i as usize].next;
             self.blocks[i as usize] = b;
             i
         } else {
@@ -308,7 +311,8 @@ impl FreeList {
         if next != NIL {
             self.blocks[next as usize].prev = prev;
         }
-        self.spare.push(i);
+        self.blocks[i as usize].next = self.spare;
+        self.spare = i;
     }
 
     /// Free block `n` (right after free block `into`) joins `into`.

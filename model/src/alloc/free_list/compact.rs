@@ -1,5 +1,5 @@
 //! The index of a free list with few blocks: its free blocks in one array
-//! sorted by address (addresses, sizes and block numbers side by side). The
+//! sorted by address (address, size and block number of each). The
 //! first fit scans the sizes — free blocks only, never an allocated one —
 //! from the bottom or the top; a freed block finds its place (and its free
 //! neighbours) by a binary search on the addresses. A replay's lists hold
@@ -7,78 +7,109 @@
 
 use super::{BlockRef, FreeList, NIL};
 
-/// The free blocks of a compact list, in address order.
+/// One free block of a compact list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FreeBlock {
+    addr: u64,
+    size: u64,
+    block: u32,
+}
+
+/// The free blocks of a compact list, in address order. One array of
+/// entries (not one per field): a list of a few free blocks is one or two
+/// cache lines, and an insert or removal is one move.
 #[derive(Clone, Debug, Default)]
 pub(super) struct FreeArray {
-    addr: Vec<u64>,
-    size: Vec<u64>,
-    block: Vec<u32>,
+    free: Vec<FreeBlock>,
 }
 
 impl FreeArray {
     pub(super) fn len(&self) -> usize {
-        self.addr.len()
+        self.free.len()
     }
 
     pub(super) fn clear(&mut self) {
-        self.addr.clear();
-        self.size.clear();
-        self.block.clear();
+        self.free.clear();
     }
 
     pub(super) fn push(&mut self, addr: u64, size: u64, block: u32) {
-        self.addr.push(addr);
-        self.size.push(size);
-        self.block.push(block);
+        self.free.push(FreeBlock { addr, size, block });
     }
 
     /// The first (bottom-up) or last free block of at least `alloc` bytes.
+    /// Without a branch per block: where the fit lies is as good as random
+    /// to a branch predictor, so the sizes of 64 blocks at a time become
+    /// a bit mask (a few instructions per block) and the mask gives the index.
     #[inline]
     fn fit(&self, alloc: u64, bottom_up: bool) -> Option<usize> {
         if bottom_up {
-            self.size.iter().position(|&s| s >= alloc)
+            for (c, chunk) in self.free.chunks(64).enumerate() {
+                let m = fit_mask(chunk, alloc);
+                if m != 0 {
+                    return Some(c * 64 + m.trailing_zeros() as usize);
+                }
+            }
         } else {
-            self.size.iter().rposition(|&s| s >= alloc)
+            let mut end = self.free.len();
+            for chunk in self.free.rchunks(64) {
+                let start = end - chunk.len();
+                let m = fit_mask(chunk, alloc);
+                if m != 0 {
+                    return Some(start + 63 - m.leading_zeros() as usize);
+                }
+                end = start;
+            }
         }
+        None
     }
 
-    /// How many free blocks start below `addr` (where one starting at `addr` goes).
+    /// How many free blocks start below `addr` (where one starting at
+    /// `addr` goes): a branch-free count over a few blocks, a binary search
+    /// over many.
     #[inline]
     fn rank(&self, addr: u64) -> usize {
-        self.addr.partition_point(|&a| a < addr)
+        if self.free.len() <= 16 {
+            self.free.iter().map(|f| usize::from(f.addr < addr)).sum()
+        } else {
+            self.free.partition_point(|f| f.addr < addr)
+        }
     }
 
     #[inline]
     fn set(&mut self, k: usize, addr: u64, size: u64, block: u32) {
-        self.addr[k] = addr;
-        self.size[k] = size;
-        self.block[k] = block;
+        self.free[k] = FreeBlock { addr, size, block };
     }
 
     #[inline]
     fn insert(&mut self, k: usize, addr: u64, size: u64, block: u32) {
-        self.addr.insert(k, addr);
-        self.size.insert(k, size);
-        self.block.insert(k, block);
+        self.free.insert(k, FreeBlock { addr, size, block });
     }
 
     #[inline]
     fn remove(&mut self, k: usize) {
-        self.addr.remove(k);
-        self.size.remove(k);
-        self.block.remove(k);
+        self.free.remove(k);
     }
 
     /// The largest free block, the lowest address winning ties.
     pub(super) fn largest(&self) -> Option<(u64, u64)> {
         let mut best: Option<(u64, u64)> = None;
-        for (&a, &s) in self.addr.iter().zip(&self.size) {
-            if best.is_none_or(|(_, b)| s > b) {
-                best = Some((a, s));
+        for f in &self.free {
+            if best.is_none_or(|(_, b)| f.size > b) {
+                best = Some((f.addr, f.size));
             }
         }
         best
     }
+}
+
+/// Bit `j` set when block `j` of a chunk (at most 64) holds `alloc` bytes.
+#[inline(always)]
+fn fit_mask(chunk: &[FreeBlock], alloc: u64) -> u64 {
+    let mut m = 0u64;
+    for (j, f) in chunk.iter().enumerate() {
+        m |= u64::from(f.size >= alloc) << j;
+    }
+    m
 }
 
 impl FreeList {
@@ -94,7 +125,7 @@ impl FreeList {
         let offset = if bottom_up {
             0
         } else {
-            self.free.size[k] - alloc
+            self.free.free[k].size - alloc
         };
         Some(self.carve_compact(k, alloc, offset))
     }
@@ -103,7 +134,7 @@ impl FreeList {
     /// at or before it) and its place in the array.
     pub(super) fn compact_block_for(&self, address: u64) -> Option<(usize, u32)> {
         let k = self.free.rank(address.checked_add(1)?).checked_sub(1)?;
-        Some((k, self.free.block[k]))
+        Some((k, self.free.free[k].block))
     }
 
     /// The first block of the run that holds `address`: the last free block
@@ -130,11 +161,11 @@ impl FreeList {
     /// Carves `alloc` bytes at `offset` out of the `k`-th free block.
     #[inline]
     pub(super) fn carve_compact(&mut self, k: usize, alloc: u64, offset: u64) -> (u64, BlockRef) {
-        let i = self.free.block[k];
+        let i = self.free.free[k].block;
         let (cur, rest) = self.split(i, alloc, offset);
         if offset > 0 {
             // The bottom part stays free as block `i`, at the same place.
-            self.free.size[k] = offset;
+            self.free.free[k].size = offset;
             if rest != NIL {
                 let r = &self.blocks[rest as usize];
                 self.free.insert(k + 1, r.addr, r.size, rest);
@@ -166,7 +197,7 @@ impl FreeList {
                     self.merge_into(p, n);
                     self.free.remove(k);
                 }
-                self.free.size[k - 1] = self.blocks[p as usize].size;
+                self.free.free[k - 1].size = self.blocks[p as usize].size;
             }
             (false, true) => {
                 self.merge_into(i, n);
@@ -207,10 +238,7 @@ impl FreeList {
             }
             i = b.next;
         }
-        if expect.addr != self.free.addr
-            || expect.size != self.free.size
-            || expect.block != self.free.block
-        {
+        if expect.free != self.free.free {
             return Err("the compact array disagrees with the free blocks".into());
         }
         self.check_buckets_empty()
