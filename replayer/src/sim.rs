@@ -184,11 +184,7 @@ impl Sim {
     /// Bytes per core of the statically allocated circular buffers since the
     /// last free-all (globally allocated ones live inside an L1 buffer).
     pub fn cb_bytes(&self) -> u64 {
-        self.device
-            .circular_buffers()
-            .iter()
-            .filter(|c| !c.globally_allocated)
-            .fold(0u64, |sum, c| sum.saturating_add(c.size))
+        self.device.cb_static_bytes()
     }
 
     /// True when nothing at all is placed: no buffer, program binary, trace

@@ -160,7 +160,7 @@ pub struct Device {
     /// Host bytes (u128: recorded sizes are untrusted and their sum must not overflow).
     system_bytes: u128,
     system_buffers: usize,
-    cbs: Vec<CircularBuffer>,
+    cbs: circular_buffers::CbTable,
     last_program: Option<ProgramId>,
     strict: bool,
 }
@@ -243,7 +243,7 @@ impl Device {
             traces: FastMap::default(),
             system_bytes: 0,
             system_buffers: 0,
-            cbs: Vec::new(),
+            cbs: Default::default(),
             last_program: None,
             strict: false,
         })

@@ -3,6 +3,34 @@
 
 use super::*;
 
+/// The circular buffers recorded since the last `cb_free_all`, with the
+/// static ones' region end and byte total kept as they come: every
+/// `cb_alloc` checks the end and a replay reads the total after each, so
+/// neither may cost a walk over all of them.
+#[derive(Clone, Debug, Default)]
+pub(super) struct CbTable {
+    list: Vec<CircularBuffer>,
+    static_end: Option<u64>,
+    static_bytes: u64,
+}
+
+impl CbTable {
+    fn push(&mut self, cb: CircularBuffer) {
+        if !cb.globally_allocated {
+            let end = cb.address.saturating_add(cb.size);
+            self.static_end = Some(self.static_end.map_or(end, |e| e.max(end)));
+            self.static_bytes = self.static_bytes.saturating_add(cb.size);
+        }
+        self.list.push(cb);
+    }
+
+    pub(super) fn clear(&mut self) {
+        self.list.clear();
+        self.static_end = None;
+        self.static_bytes = 0;
+    }
+}
+
 impl Device {
     /// Records a statically allocated circular buffer and checks it as
     /// tt-metal's `validate_circular_buffer_region` does: the static CB
@@ -72,17 +100,19 @@ impl Device {
         self.cbs.clear();
     }
 
+    /// Bytes per core of the static (not globally allocated) circular
+    /// buffers since the last `cb_free_all` (saturating).
+    pub fn cb_static_bytes(&self) -> u64 {
+        self.cbs.static_bytes
+    }
+
     /// The circular buffers recorded since the last `cb_free_all`.
     pub fn circular_buffers(&self) -> &[CircularBuffer] {
-        &self.cbs
+        &self.cbs.list
     }
 
     /// End of the static (not globally allocated) CB region, if any.
     pub fn cb_region_end(&self) -> Option<u64> {
-        self.cbs
-            .iter()
-            .filter(|c| !c.globally_allocated)
-            .map(|c| c.address.saturating_add(c.size))
-            .max()
+        self.cbs.static_end
     }
 }
