@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use ttalloc_trace::{TraceReader, TraceWriter, WriterOptions};
 
 /// Column names by id (FORMAT.md §5.1).
-const NAMES: [&str; 31] = [
+const NAMES: [&str; 42] = [
     "TAG",
     "TS",
     "PID",
@@ -45,6 +45,17 @@ const NAMES: [&str; 31] = [
     "TS_BASE",
     "FLAGS_NEW",
     "CORES_NEW",
+    "CB_ADDR",
+    "CB_SIZE",
+    "CB_FLAGS",
+    "CB_SITE",
+    "SITE_BY_NAME",
+    "SITE_NEW",
+    "FREE_BY_DEV",
+    "FREE_FAR",
+    "TS_TICKS",
+    "TS_UNIT",
+    "FREE_DEV_NEAR",
 ];
 
 fn main() {

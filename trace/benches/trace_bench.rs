@@ -188,8 +188,21 @@ fn main() {
         level,
         ..Default::default()
     };
+    // `TTALLOC_BENCH_MINOR=3` writes format 2.3 (to compare a coding's
+    // writer cost with the previous one's in one build).
+    let minor: u16 = std::env::var("TTALLOC_BENCH_MINOR")
+        .ok()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(ttalloc_trace::FORMAT_MINOR);
     let (write_time, raw_bytes) = best_of(3, || {
-        let mut w = TraceWriter::create(&path, synth_header(&opts), wopts.clone()).expect("create");
+        let mut w = TraceWriter::create_with_version(
+            &path,
+            synth_header(&opts),
+            wopts.clone(),
+            ttalloc_trace::FORMAT_MAJOR,
+            minor,
+        )
+        .expect("create");
         *w.interner_mut() = tables.clone();
         for e in &events {
             w.push(e).expect("push");

@@ -8,9 +8,12 @@
 //! the alloc already said the rest. See FORMAT.md §5 for the column list and
 //! per-kind layout.
 
+use crate::cb_coding::CbPredictor;
 use crate::ext::{AllocExtEncoder, REFUSED};
+use crate::free_by_device::FreeEncoder;
 use crate::recent_sizes::{RecentSizes, SizeCode};
 use crate::records::ColumnRec;
+use crate::site_by_name::SitesByName;
 use crate::site_flags::SiteFlags;
 use crate::ts_by_kind::KindBases;
 use crate::varint::{self, zigzag};
@@ -60,7 +63,28 @@ pub mod col {
     pub const FLAGS_NEW: u16 = 29;
     /// 2.3: CORES of those allocs.
     pub const CORES_NEW: u16 = 30;
-    pub const COUNT: usize = 31;
+    /// 2.4: a CbAlloc's fields in columns of their own (2.3 kept them in
+    /// MISC): its address against the predicted one (`CbPredictor`), its
+    /// size, cores and global flag (`cb_coding::flags`), and its site.
+    pub const CB_ADDR: u16 = 31;
+    pub const CB_SIZE: u16 = 32;
+    pub const CB_FLAGS: u16 = 33;
+    pub const CB_SITE: u16 = 34;
+    /// 2.4: an alloc's site as its place among the recent sites of the op
+    /// name it runs under (replaces ALLOC_SITE), and the sites not there.
+    pub const SITE_BY_NAME: u16 = 35;
+    pub const SITE_NEW: u16 = 36;
+    /// 2.4: a free's buffer as its alloc's ordinal on the device (replaces
+    /// FREE_CHAIN), and the frees of buffers allocated elsewhere.
+    pub const FREE_BY_DEV: u16 = 37;
+    pub const FREE_FAR: u16 = 38;
+    /// 2.4: TS_KIND in units of the block's clock tick (replaces TS_KIND),
+    /// and that tick when it is not 1 ns.
+    pub const TS_TICKS: u16 = 39;
+    pub const TS_UNIT: u16 = 40;
+    /// 2.4: a free's device against the latest alloc's before it (replaces FREE_DEV).
+    pub const FREE_DEV_NEAR: u16 = 41;
+    pub const COUNT: usize = 42;
 
     /// Packed columns (FORMAT.md §5.1); the others are byte streams.
     pub const PACKED: [bool; COUNT] = {
@@ -87,6 +111,15 @@ pub mod col {
             SIZE_NEW,
             TS_KIND,
             CORES_NEW,
+            CB_ADDR,
+            CB_SIZE,
+            CB_FLAGS,
+            CB_SITE,
+            SITE_NEW,
+            FREE_BY_DEV,
+            FREE_FAR,
+            TS_TICKS,
+            FREE_DEV_NEAR,
         ];
         let mut i = 0;
         while i < ids.len() {
@@ -141,8 +174,17 @@ pub enum ColumnLayout {
     /// and SIZE_NEW instead of SIZE_BY_SITE (a size's place among its
     /// site's recent sizes), FLAGS_NEW and CORES_NEW instead of ALLOC_FLAGS
     /// and CORES (only where they differ from the site's previous alloc's).
-    #[default]
     V23,
+    /// Format 2.4: as 2.3, and a CbAlloc's fields in columns of their own
+    /// (CB_ADDR, CB_SIZE, CB_FLAGS, CB_SITE instead of MISC), an alloc's
+    /// site by the op name it runs under (SITE_BY_NAME and SITE_NEW instead
+    /// of ALLOC_SITE), a free's buffer by its ordinal among the device's
+    /// allocs (FREE_BY_DEV and FREE_FAR instead of FREE_CHAIN), timestamps
+    /// in clock ticks (TS_TICKS and TS_UNIT instead of TS_KIND). Every 2.4
+    /// block holds TS_TICKS, so a 2.3 reader finds no timestamps in it and
+    /// reports it damaged.
+    #[default]
+    V24,
 }
 
 impl ColumnLayout {
@@ -151,7 +193,8 @@ impl ColumnLayout {
         match minor {
             0 | 1 => ColumnLayout::V20,
             2 => ColumnLayout::V22,
-            _ => ColumnLayout::V23,
+            3 => ColumnLayout::V23,
+            _ => ColumnLayout::V24,
         }
     }
 }
@@ -186,7 +229,6 @@ impl SiteHistory {
 }
 
 /// Accumulates one block's events as columns.
-#[derive(Default)]
 pub struct BlockEncoder {
     layout: ColumnLayout,
     prev_size: SiteHistory,
@@ -212,6 +254,18 @@ pub struct BlockEncoder {
     prev_device: [u32; 3],
     prev_addr: AddrHistory,
     alloc_ext: AllocExtEncoder,
+    /// 2.4: where the next circular buffer is expected, per device.
+    cb_predictor: CbPredictor,
+    /// 2.4: recent alloc sites per op name, and the name allocs run under
+    /// (the last OpBegin or Marker in the block).
+    sites_by_name: SitesByName,
+    last_name: Option<u32>,
+    /// 2.4: the block's allocs per device, for the frees.
+    frees: FreeEncoder,
+    /// 2.4: the clock tick timestamps are multiples of (1 = ns).
+    clock_tick: u64,
+    /// 2.4: the device of the block's latest alloc (FREE_DEV_NEAR).
+    last_alloc_device: u32,
 }
 
 /// The previous address per (device, buffer type): first-fit allocators hand
@@ -258,13 +312,52 @@ impl AddrHistory {
     }
 }
 
+impl Default for BlockEncoder {
+    fn default() -> Self {
+        BlockEncoder {
+            layout: ColumnLayout::default(),
+            prev_size: SiteHistory::default(),
+            recent_sizes: RecentSizes::default(),
+            site_flags: SiteFlags::default(),
+            gap_scratch: Vec::new(),
+            cols: std::array::from_fn(|_| Vec::new()),
+            vals: std::array::from_fn(|_| Vec::new()),
+            count: 0,
+            first_ts: 0,
+            last_ts: 0,
+            prev_ts: 0,
+            prev_pid: 0,
+            run_pid: 0,
+            pid_run: 0,
+            prev_alloc_buf: 0,
+            prev_free_buf: 0,
+            prev_device: [0; 3],
+            prev_addr: AddrHistory::default(),
+            alloc_ext: AllocExtEncoder::default(),
+            cb_predictor: CbPredictor::default(),
+            sites_by_name: SitesByName::default(),
+            last_name: None,
+            frees: FreeEncoder::default(),
+            clock_tick: 1,
+            last_alloc_device: 0,
+        }
+    }
+}
+
 impl BlockEncoder {
     /// An encoder writing blocks in `layout`.
     pub fn new(layout: ColumnLayout) -> BlockEncoder {
         BlockEncoder {
             layout,
+            clock_tick: 1,
             ..BlockEncoder::default()
         }
+    }
+
+    /// Timestamps pushed from now on are multiples of `tick` ns (the writer
+    /// rounds them down): 2.4 blocks store them in ticks. At least 1.
+    pub fn set_clock_tick(&mut self, tick: u64) {
+        self.clock_tick = tick.max(1);
     }
 
     pub fn len(&self) -> u32 {
@@ -311,6 +404,8 @@ impl BlockEncoder {
             ColumnLayout::V22 => col::TS_REL,
             // The kind's median is taken off when the block is sealed.
             ColumnLayout::V23 => col::TS_KIND,
+            // And the gaps are divided by the clock tick then.
+            ColumnLayout::V24 => col::TS_TICKS,
         };
         self.put(ts_col, ts.wrapping_sub(self.prev_ts));
         self.prev_ts = ts;
@@ -357,14 +452,23 @@ impl BlockEncoder {
             // devices (a reader needs no walk over the kinds to hand them out).
             let (c, chain) = match (self.layout, &e.kind) {
                 (ColumnLayout::V20 | ColumnLayout::V22, _) => (col::DEVICE, 0),
-                (ColumnLayout::V23, EventKind::BufferAlloc { .. }) => (col::ALLOC_DEV, 0),
-                (ColumnLayout::V23, EventKind::BufferFree { .. }) => (col::FREE_DEV, 1),
-                (ColumnLayout::V23, _) => (col::OTHER_DEV, 2),
+                (_, EventKind::BufferAlloc { .. }) => (col::ALLOC_DEV, 0),
+                (_, EventKind::BufferFree { .. }) => (col::FREE_DEV, 1),
+                (_, _) => (col::OTHER_DEV, 2),
             };
-            let prev = &mut self.prev_device[chain];
-            let delta = d.0.wrapping_sub(*prev) as i32 as i64;
-            *prev = d.0;
-            self.put(c, zigzag(delta));
+            if self.layout == ColumnLayout::V24 && chain == 1 {
+                // 2.4: a free's device against the latest alloc's (the op's).
+                let delta = d.0.wrapping_sub(self.last_alloc_device) as i32 as i64;
+                self.put(col::FREE_DEV_NEAR, zigzag(delta));
+            } else {
+                let prev = &mut self.prev_device[chain];
+                let delta = d.0.wrapping_sub(*prev) as i32 as i64;
+                *prev = d.0;
+                self.put(c, zigzag(delta));
+            }
+            if chain == 0 {
+                self.last_alloc_device = d.0;
+            }
         }
         use col::*;
         match &e.kind {
@@ -389,7 +493,12 @@ impl BlockEncoder {
                     self.put(MISC, value);
                 }
             }
-            EventKind::DeviceClose { .. } | EventKind::CbFreeAll { .. } | EventKind::OpEnd => {}
+            EventKind::CbFreeAll { device } => {
+                if self.layout == ColumnLayout::V24 {
+                    self.cb_predictor.free_all(device.0);
+                }
+            }
+            EventKind::DeviceClose { .. } | EventKind::OpEnd => {}
             EventKind::BufferAlloc {
                 device,
                 buffer,
@@ -428,14 +537,14 @@ impl BlockEncoder {
                 }
                 // 2.3: flags and cores only when they differ from the
                 // site's previous alloc's (SIZE_RECENT's bit 3 says which).
-                let repeat = self.layout == ColumnLayout::V23
+                let repeat = self.layout >= ColumnLayout::V23
                     && self
                         .site_flags
                         .repeats(site.0 as u64, flags, num_cores.unwrap_or(0));
                 if !repeat {
                     let (flags_col, cores_col) = match self.layout {
-                        ColumnLayout::V23 => (FLAGS_NEW, CORES_NEW),
-                        _ => (ALLOC_FLAGS, CORES),
+                        ColumnLayout::V20 | ColumnLayout::V22 => (ALLOC_FLAGS, CORES),
+                        ColumnLayout::V23 | ColumnLayout::V24 => (FLAGS_NEW, CORES_NEW),
                     };
                     self.cols[flags_col as usize].push(flags);
                     if let Some(c) = num_cores {
@@ -461,20 +570,44 @@ impl BlockEncoder {
                         self.put(SIZE_BY_SITE, zigzag(d));
                     }
                     // 2.3: its place among the site's recent sizes.
-                    ColumnLayout::V23 => match self.recent_sizes.encode(site.0 as u64, units) {
-                        SizeCode::Recent(place) => {
-                            self.cols[SIZE_RECENT as usize].push(place | repeat_bit)
+                    ColumnLayout::V23 | ColumnLayout::V24 => {
+                        match self.recent_sizes.encode(site.0 as u64, units) {
+                            SizeCode::Recent(place) => {
+                                self.cols[SIZE_RECENT as usize].push(place | repeat_bit)
+                            }
+                            SizeCode::New { zigzag_delta } => {
+                                self.cols[SIZE_RECENT as usize].push(RecentSizes::NEW | repeat_bit);
+                                self.put(SIZE_NEW, zigzag_delta);
+                            }
                         }
-                        SizeCode::New { zigzag_delta } => {
-                            self.cols[SIZE_RECENT as usize].push(RecentSizes::NEW | repeat_bit);
-                            self.put(SIZE_NEW, zigzag_delta);
-                        }
-                    },
+                    }
                 }
-                self.put(ALLOC_SITE, site.0 as u64);
+                if self.layout == ColumnLayout::V24 {
+                    // 2.4: its place among the recent sites of its op.
+                    let slot = SitesByName::slot_of(self.last_name);
+                    let place = self.sites_by_name.encode(slot, site.0);
+                    self.cols[SITE_BY_NAME as usize].push(place);
+                    if place == SitesByName::NEW {
+                        self.put(SITE_NEW, site.0 as u64);
+                    }
+                    self.frees.alloc(device.0, buffer.0);
+                } else {
+                    self.put(ALLOC_SITE, site.0 as u64);
+                }
             }
-            EventKind::BufferFree { buffer, site, .. } => {
-                if self.layout == ColumnLayout::V23 {
+            EventKind::BufferFree {
+                device,
+                buffer,
+                site,
+            } => {
+                if self.layout == ColumnLayout::V24 {
+                    // 2.4: its alloc's ordinal among the device's allocs.
+                    let (code, far) = self.frees.free(device.0, buffer.0);
+                    self.put(FREE_BY_DEV, code);
+                    if let Some(f) = far {
+                        self.put(FREE_FAR, f);
+                    }
+                } else if self.layout == ColumnLayout::V23 {
                     // 2.3: the change from the previous free's buffer (frees
                     // mostly follow the order of their allocs).
                     let d = buffer.0.wrapping_sub(self.prev_free_buf);
@@ -487,6 +620,25 @@ impl BlockEncoder {
                     self.put(FREE_BUF, zigzag(d as i64));
                 }
                 self.put(FREE_SITE, site.0 as u64);
+            }
+            EventKind::CbAlloc {
+                device,
+                address,
+                size,
+                cores,
+                globally_allocated,
+                site,
+            } if self.layout == ColumnLayout::V24 => {
+                let predicted = self.cb_predictor.predict(device.0);
+                self.cb_predictor.alloc(device.0, *address, *size);
+                self.put(CB_ADDR, zigzag(address.wrapping_sub(predicted) as i64));
+                self.put(CB_SIZE, *size);
+                self.put(
+                    CB_FLAGS,
+                    crate::cb_coding::flags(*cores, *globally_allocated),
+                );
+                let site = self.cb_predictor.site_code(device.0, site.0);
+                self.put(CB_SITE, site);
             }
             EventKind::CbAlloc {
                 address,
@@ -524,8 +676,10 @@ impl BlockEncoder {
                 self.put(MISC, site.0 as u64);
             }
             EventKind::TraceRelease { trace_id, .. } => self.put(MISC, trace_id.0 as u64),
-            EventKind::OpBegin { name } => self.put(NAME, name.0 as u64),
-            EventKind::Marker { label } => self.put(NAME, label.0 as u64),
+            EventKind::OpBegin { name: s } | EventKind::Marker { label: s } => {
+                self.last_name = Some(s.0);
+                self.put(NAME, s.0 as u64);
+            }
             EventKind::AllocRefused { .. } => unreachable!("encoded above"),
         }
     }
@@ -543,8 +697,23 @@ impl BlockEncoder {
     /// through [`BlockEncoder::reclaim`]) and resets the block state.
     pub fn take_columns(&mut self) -> Vec<ColumnRec> {
         self.flush_pid_run();
-        if self.layout == ColumnLayout::V23 {
-            self.gaps_less_kind_medians();
+        match self.layout {
+            ColumnLayout::V20 | ColumnLayout::V22 => {}
+            ColumnLayout::V23 => self.gaps_less_kind_medians(col::TS_KIND, 1),
+            ColumnLayout::V24 => {
+                // Every gap between multiples of the tick is one, unless a
+                // step of more than 2^63 ns wrapped: such a block keeps ns.
+                let tick = self.clock_tick;
+                let exact = tick == 1
+                    || self.vals[col::TS_TICKS as usize]
+                        .iter()
+                        .all(|&g| (g as i64) % (tick as i64) == 0);
+                let tick = if exact { tick } else { 1 };
+                self.gaps_less_kind_medians(col::TS_TICKS, tick);
+                if tick > 1 {
+                    varint::put(&mut self.cols[col::TS_UNIT as usize], tick);
+                }
+            }
         }
         for (c, v) in self.cols.iter_mut().zip(&mut self.vals) {
             if !v.is_empty() {
@@ -577,16 +746,32 @@ impl BlockEncoder {
                 self.recent_sizes.clear();
                 self.site_flags.clear();
             }
+            ColumnLayout::V24 => {
+                self.recent_sizes.clear();
+                self.site_flags.clear();
+                self.cb_predictor.clear();
+                self.sites_by_name.clear();
+                self.last_name = None;
+                self.frees.clear();
+                self.last_alloc_device = 0;
+            }
         }
         self.alloc_ext.clear();
         out
     }
 
     /// 2.3: writes TS_BASE (each kind's median gap in the block) and turns
-    /// TS_KIND's gaps into `zigzag(gap − median of the event's kind)`.
-    fn gaps_less_kind_medians(&mut self) {
+    /// the gaps of column `ts_col` into `zigzag(gap − median of the event's
+    /// kind)`; 2.4: gaps and medians in units of `tick` (every timestamp is
+    /// a multiple of it, so every gap is too, as a signed difference).
+    fn gaps_less_kind_medians(&mut self, ts_col: u16, tick: u64) {
         let tags = &self.cols[col::TAG as usize];
-        let gaps = &mut self.vals[col::TS_KIND as usize];
+        let gaps = &mut self.vals[ts_col as usize];
+        if tick > 1 {
+            for g in gaps.iter_mut() {
+                *g = (*g as i64 / tick as i64) as u64;
+            }
+        }
         let bases = KindBases::medians(tags, gaps, &mut self.gap_scratch);
         for (g, &t) in gaps.iter_mut().zip(tags) {
             *g = zigzag(g.wrapping_sub(bases.base[t as usize]) as i64);

@@ -105,6 +105,25 @@ impl KindBases {
     }
 }
 
+/// The reader's side of TS_UNIT (2.4): the block's clock tick in ns, 1
+/// when the column is absent; one varint, at least 2 when present.
+pub(crate) fn read_unit(bytes: &[u8]) -> Result<u64, String> {
+    if bytes.is_empty() {
+        return Ok(1);
+    }
+    let mut c = Cursor::new(bytes);
+    let unit = c
+        .varint()
+        .map_err(|_| "column ts unit holds a malformed varint".to_string())?;
+    if unit < 2 || !c.is_at_end() {
+        return Err(format!(
+            "column ts unit must hold one tick of at least 2 ns, not {unit} ({} bytes)",
+            bytes.len()
+        ));
+    }
+    Ok(unit)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,6 +150,16 @@ mod tests {
         none.write(&mut empty);
         assert!(empty.is_empty());
         assert_eq!(KindBases::read(&empty).unwrap().base, [0; 256]);
+    }
+
+    #[test]
+    fn the_unit_column_is_one_tick_of_at_least_2_ns() {
+        assert_eq!(read_unit(&[]).unwrap(), 1);
+        // 1000 = 0xe8 0x07 as a varint.
+        assert_eq!(read_unit(&[0xe8, 0x07]).unwrap(), 1000);
+        assert!(read_unit(&[1]).unwrap_err().contains("not 1"));
+        assert!(read_unit(&[5, 5]).unwrap_err().contains("2 bytes"));
+        assert!(read_unit(&[0x80]).unwrap_err().contains("malformed"));
     }
 
     #[test]

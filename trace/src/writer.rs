@@ -45,6 +45,9 @@ fn fallback_now_ns() -> u64 {
         .as_nanos() as u64
 }
 
+/// The coarsest clock tick a writer accepts (1 s).
+pub const MAX_CLOCK_TICK_NS: u64 = 1_000_000_000;
+
 pub struct TraceWriter {
     path: PathBuf,
     file: File,
@@ -102,6 +105,12 @@ impl TraceWriter {
                 opts.block_events
             )));
         }
+        if !(1..=MAX_CLOCK_TICK_NS).contains(&opts.clock_tick_ns) {
+            return Err(TraceError::Other(format!(
+                "the clock tick must be between 1 ns and 1 s, not {} ns",
+                opts.clock_tick_ns
+            )));
+        }
         let file = File::create(path).map_err(io)?;
         let compressor = FrameCompressor::new(opts.level).map_err(io)?;
         let mut w = TraceWriter {
@@ -110,7 +119,11 @@ impl TraceWriter {
             offset: 0,
             interner: InternTables::new(),
             intern_cursor: InternCursor::default(),
-            encoder: BlockEncoder::new(ColumnLayout::of_minor(minor)),
+            encoder: {
+                let mut e = BlockEncoder::new(ColumnLayout::of_minor(minor));
+                e.set_clock_tick(opts.clock_tick_ns);
+                e
+            },
             live: LiveTracker::default(),
             state: CheckpointTracker::default(),
             checkpoints_off: false,
@@ -172,6 +185,18 @@ impl TraceWriter {
 
     /// Appends one event; seals the block when full or older than `seal_interval`.
     pub fn push(&mut self, event: &Event) -> Result<()> {
+        let tick = self.opts.clock_tick_ns;
+        let rounded;
+        let event = if tick > 1 && !event.ts.is_multiple_of(tick) {
+            // The trace keeps time at the clock tick (WriterOptions::clock_tick_ns).
+            rounded = Event {
+                ts: event.ts - event.ts % tick,
+                ..event.clone()
+            };
+            &rounded
+        } else {
+            event
+        };
         self.check_refs(event)?;
         if self.encoder.is_empty() {
             self.block_started = Some(coarse_now_ns());

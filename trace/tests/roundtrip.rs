@@ -55,10 +55,12 @@ proptest! {
         // Every minor version this build writes: 2.0/2.1 blocks and 2.2's
         // column coding must both read back exactly.
         minor in 0..=FORMAT_MINOR,
+        // The clock resolution kept: timestamps read back rounded down to it.
+        clock_tick_ns in prop_oneof![Just(1u64), 2u64..5000, Just(1_000_000_000)],
     ) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.zst");
-        let opts = WriterOptions { block_events, ..Default::default() };
+        let opts = WriterOptions { block_events, clock_tick_ns, ..Default::default() };
         let mut w = TraceWriter::create_with_version(&path, header(), opts, FORMAT_MAJOR, minor).unwrap();
         vocabulary(w.interner_mut());
         let mut extra_sites = Vec::new();
@@ -81,6 +83,10 @@ proptest! {
         prop_assert_eq!(w.events_written(), events.len() as u64);
         w.finish().unwrap();
 
+        let events: Vec<Event> = events
+            .iter()
+            .map(|e| Event { ts: e.ts - e.ts % clock_tick_ns, ..e.clone() })
+            .collect();
         let r = TraceReader::open(&path).unwrap();
         prop_assert!(r.truncation().is_none());
         prop_assert_eq!(r.header().format_major, FORMAT_MAJOR);
