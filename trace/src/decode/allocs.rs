@@ -37,12 +37,15 @@ pub(super) fn decode_allocs(
     out: &mut Vec<AllocCol>,
 ) -> Result<(), DecodeError> {
     let n = devices.len();
-    column_values(
-        cols[col::ALLOC_SITE as usize],
-        n,
-        "alloc site",
-        &mut vals.alloc_site,
-    )?;
+    // 2.4 blocks code sites by op name: decoded already (`block`).
+    if cols[col::SITE_BY_NAME as usize].is_empty() {
+        column_values(
+            cols[col::ALLOC_SITE as usize],
+            n,
+            "alloc site",
+            &mut vals.alloc_site,
+        )?;
+    }
     // 2.3 blocks (sizes in SIZE_RECENT) store flags and cores only where
     // they differ from the site's previous alloc's.
     let site_coded = !cols[col::SIZE_RECENT as usize].is_empty();
@@ -93,7 +96,7 @@ pub(super) fn decode_allocs(
                 *v = *slot;
             }
         }
-        ColumnLayout::V23 => recent_sizes(cols, vals)?,
+        ColumnLayout::V23 | ColumnLayout::V24 => recent_sizes(cols, vals)?,
     }
     if !cols[col::SIZE_NEW as usize].is_empty() && cols[col::SIZE_RECENT as usize].is_empty() {
         return Err("block holds new sizes without their size places".into());

@@ -104,19 +104,36 @@ pub fn decode_columns(
         (ColumnLayout::V20, col::TS),
         (ColumnLayout::V22, col::TS_REL),
         (ColumnLayout::V23, col::TS_KIND),
+        (ColumnLayout::V24, col::TS_TICKS),
     ];
     let (ts_col, mut ts) = match coded_as(&cols, &ts_codings, "ts")? {
         ColumnLayout::V20 => (col::TS, 0),
         ColumnLayout::V22 => (col::TS_REL, block.first_ts.to_native()),
         ColumnLayout::V23 => (col::TS_KIND, block.first_ts.to_native()),
+        ColumnLayout::V24 => (col::TS_TICKS, block.first_ts.to_native()),
     };
     column_values(cols[ts_col as usize], count, "ts", &mut out.ts)?;
-    if ts_col == col::TS_KIND {
+    let unit = if ts_col == col::TS_TICKS {
+        crate::ts_by_kind::read_unit(cols[col::TS_UNIT as usize])?
+    } else if !cols[col::TS_UNIT as usize].is_empty() {
+        return Err("block holds a ts unit column without its ts column".into());
+    } else {
+        1
+    };
+    if ts_col == col::TS_KIND || (ts_col == col::TS_TICKS && unit == 1) {
         let bases = KindBases::read(cols[col::TS_BASE as usize])?;
         for (t, &k) in out.ts.iter_mut().zip(&out.tags) {
             ts = ts
                 .wrapping_add(unzigzag(*t) as u64)
                 .wrapping_add(bases.base[k as usize]);
+            *t = ts;
+        }
+    } else if ts_col == col::TS_TICKS {
+        // 2.4 with a clock tick: gaps and bases in ticks.
+        let bases = KindBases::read(cols[col::TS_BASE as usize])?;
+        for (t, &k) in out.ts.iter_mut().zip(&out.tags) {
+            let ticks = (unzigzag(*t) as u64).wrapping_add(bases.base[k as usize]);
+            ts = ts.wrapping_add(ticks.wrapping_mul(unit));
             *t = ts;
         }
     } else {
@@ -166,6 +183,14 @@ pub fn decode_columns(
         buffer = buffer.wrapping_add(unzigzag(*v) as u64);
         *v = buffer;
     }
+    // Names before allocs: 2.4 codes an alloc's site by the op name it runs under.
+    column_values(cols[col::NAME as usize], n_names, "name", &mut vals.name)?;
+    all_below(&vals.name, limits.strings, "string")?;
+    if !cols[col::SITE_BY_NAME as usize].is_empty() {
+        alloc_sites_by_name(&cols, n_alloc, out)?;
+    } else if !cols[col::SITE_NEW as usize].is_empty() {
+        return Err("block holds new sites without their site places".into());
+    }
     if by_kind_layout(&cols)? {
         hand_out_by_kind(&cols, counts, out)?;
     } else {
@@ -194,8 +219,6 @@ pub fn decode_columns(
             }),
     );
 
-    column_values(cols[col::NAME as usize], n_names, "name", &mut vals.name)?;
-    all_below(&vals.name, limits.strings, "string")?;
     out.names
         .extend(vals.name.iter().map(|&v| StringId(v as u32)));
 
@@ -205,6 +228,49 @@ pub fn decode_columns(
         return Err("a column holds more values than the block's events use".into());
     }
     Ok(())
+}
+
+/// 2.4: every alloc's site (into `vals.alloc_site`) from its place among
+/// the recent sites of the name (OpBegin, Marker) it runs under; names are
+/// decoded (`vals.name`).
+fn alloc_sites_by_name(
+    cols: &[&[u8]; col::COUNT],
+    n_alloc: usize,
+    out: &mut BlockColumns,
+) -> Result<(), DecodeError> {
+    if !cols[col::ALLOC_SITE as usize].is_empty() {
+        return Err("block holds alloc sites in more than one coding".into());
+    }
+    let vals = &mut out.vals;
+    let s = &mut vals.sites_by_name;
+    // How many names precede each alloc: a store per event, no branch.
+    s.name_before.resize(n_alloc + 1, 0);
+    {
+        let before = &mut s.name_before[..];
+        let (mut ka, mut kn) = (0usize, 0u32);
+        for &t in &out.tags {
+            // SAFETY: `ka` counts the allocs before this event, at most
+            // `n_alloc` (the histogram's count), and the list has one slot more.
+            unsafe { *before.get_unchecked_mut(ka) = kn };
+            ka += (t == EventTag::BufferAlloc as u8) as usize;
+            kn += (t == EventTag::OpBegin as u8 || t == EventTag::Marker as u8) as u32;
+        }
+    }
+    s.name_before.truncate(n_alloc);
+    let places = cols[col::SITE_BY_NAME as usize];
+    let n_new = places
+        .iter()
+        .filter(|&&p| p == crate::site_by_name::SitesByName::NEW)
+        .count();
+    column_values(cols[col::SITE_NEW as usize], n_new, "new site", &mut s.new)?;
+    crate::site_by_name::decode_sites(
+        &s.name_before,
+        &vals.name,
+        cols[col::SITE_BY_NAME as usize],
+        &s.new,
+        &mut s.cache,
+        &mut vals.alloc_site,
+    )
 }
 
 /// How many events of a block use each hand-out list.
@@ -227,6 +293,9 @@ fn by_kind_layout(cols: &[&[u8]; col::COUNT]) -> Result<bool, DecodeError> {
         col::FREE_DEV,
         col::OTHER_DEV,
         col::FREE_CHAIN,
+        col::FREE_BY_DEV,
+        col::FREE_FAR,
+        col::FREE_DEV_NEAR,
     ];
     let old = [col::DEVICE, col::FREE_BUF];
     let has = |ids: &[u16]| ids.iter().any(|&c| !cols[c as usize].is_empty());
@@ -274,13 +343,35 @@ fn hand_out_by_kind(
         &mut vals.device,
         &mut out.alloc_devices,
     )?;
-    device_chain(
-        cols[col::FREE_DEV as usize],
-        n.free,
-        "free device",
-        &mut vals.device,
-        &mut out.free_devices,
-    )?;
+    let free_dev_codings = [
+        (ColumnLayout::V23, col::FREE_DEV),
+        (ColumnLayout::V24, col::FREE_DEV_NEAR),
+    ];
+    if coded_as(cols, &free_dev_codings, "free devices")? == ColumnLayout::V24 {
+        // 2.4: against the latest alloc's device.
+        let s = &mut vals.free_by_device;
+        column_values(
+            cols[col::FREE_DEV_NEAR as usize],
+            n.free,
+            "free device",
+            &mut s.dev_codes,
+        )?;
+        crate::free_by_device::decode_free_devices(
+            &out.tags,
+            &out.alloc_devices,
+            &s.dev_codes,
+            &mut s.allocs_before,
+            &mut out.free_devices,
+        );
+    } else {
+        device_chain(
+            cols[col::FREE_DEV as usize],
+            n.free,
+            "free device",
+            &mut vals.device,
+            &mut out.free_devices,
+        )?;
+    }
     // Devices of the other kinds, in event order.
     device_chain(
         cols[col::OTHER_DEV as usize],
@@ -289,16 +380,49 @@ fn hand_out_by_kind(
         &mut vals.device,
         &mut out.devices,
     )?;
-    column_values(
-        cols[col::FREE_CHAIN as usize],
-        n.free,
-        "free buffer",
-        &mut vals.free_ids,
-    )?;
-    let mut buffer = 0u64;
-    for v in vals.free_ids.iter_mut() {
-        buffer = buffer.wrapping_add(unzigzag(*v) as u64);
-        *v = buffer;
+    let free_codings = [
+        (ColumnLayout::V23, col::FREE_CHAIN),
+        (ColumnLayout::V24, col::FREE_BY_DEV),
+    ];
+    if coded_as(cols, &free_codings, "freed buffers")? == ColumnLayout::V24 {
+        // 2.4: by the ordinal of their alloc among the device's.
+        let s = &mut vals.free_by_device;
+        column_values(
+            cols[col::FREE_BY_DEV as usize],
+            n.free,
+            "free ordinal",
+            &mut s.codes,
+        )?;
+        let n_far = s
+            .codes
+            .iter()
+            .filter(|&&c| c == crate::free_by_device::FAR)
+            .count();
+        column_values(cols[col::FREE_FAR as usize], n_far, "far free", &mut s.far)?;
+        crate::free_by_device::decode_free_ids(
+            &out.alloc_devices,
+            &vals.alloc_buf,
+            &out.free_devices,
+            &s.codes,
+            &s.far,
+            &mut s.scratch,
+            &mut vals.free_ids,
+        )?;
+    } else {
+        if !cols[col::FREE_FAR as usize].is_empty() {
+            return Err("block holds far frees without their free ordinals".into());
+        }
+        column_values(
+            cols[col::FREE_CHAIN as usize],
+            n.free,
+            "free buffer",
+            &mut vals.free_ids,
+        )?;
+        let mut buffer = 0u64;
+        for v in vals.free_ids.iter_mut() {
+            buffer = buffer.wrapping_add(unzigzag(*v) as u64);
+            *v = buffer;
+        }
     }
     out.other_pos.resize(n.other + 1, 0);
     {

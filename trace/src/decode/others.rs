@@ -1,6 +1,7 @@
 //! The rarer kinds: payload in MISC, device in DEVICE, unknown kinds in EXT.
 
 use super::columns::BlockColumns;
+use super::packed::column_values;
 use super::{end, overrun, site_of, string_of, DecodeError, RefLimits};
 use crate::codec::{col, FIRST_UNKNOWN_TAG};
 use crate::varint::{unzigzag, Cursor};
@@ -22,6 +23,9 @@ pub(super) fn decode_others(
         };
     }
     out.others.reserve(out.other_pos.len());
+    // 2.4: circular buffers in columns of their own.
+    let cb_coded = cb_columns(cols, out)?;
+    let mut kc = 0usize;
     for k in 0..out.other_pos.len() {
         let pos = out.other_pos[k] as usize;
         let tag = out.tags[pos];
@@ -40,7 +44,31 @@ pub(super) fn decode_others(
         // `BlockColumns::for_each_event`).
         let (ts, pid) = (out.ts[pos], Pid(out.pid[pos]));
         if tag == EventTag::CbFreeAll as u8 {
+            if cb_coded {
+                out.vals.cb.predictor.free_all(dev.0);
+            }
             let kind = EventKind::CbFreeAll { device: dev };
+            out.others.push((pos as u32, Event { ts, pid, kind }));
+            continue;
+        }
+        if tag == EventTag::CbAlloc as u8 && cb_coded {
+            // As many CbAllocs as values in each column (`cb_columns`).
+            let cb = &mut out.vals.cb;
+            let predicted = cb.predictor.predict(dev.0);
+            let address = predicted.wrapping_add(unzigzag(cb.addr[kc]) as u64);
+            let size = cb.size[kc];
+            cb.predictor.alloc(dev.0, address, size);
+            let (cores, globally_allocated) = crate::cb_coding::from_flags(cb.flags[kc])?;
+            let site = site_of(cb.predictor.site_of_code(dev.0, cb.site[kc]), limits)?;
+            kc += 1;
+            let kind = EventKind::CbAlloc {
+                device: dev,
+                address,
+                size,
+                cores,
+                globally_allocated,
+                site,
+            };
             out.others.push((pos as u32, Event { ts, pid, kind }));
             continue;
         }
@@ -170,4 +198,26 @@ pub(super) fn decode_others(
     }
     end(&misc_c, "misc")?;
     end(&ext_c, "ext")
+}
+
+/// Whether the block stores its circular buffers in CB_ADDR, CB_SIZE,
+/// CB_FLAGS and CB_SITE (2.4) rather than MISC; if so their values are
+/// decoded into `out.vals.cb`, one per CbAlloc, and its predictor reset.
+fn cb_columns(cols: &[&[u8]; col::COUNT], out: &mut BlockColumns) -> Result<bool, DecodeError> {
+    let ids = [col::CB_ADDR, col::CB_SIZE, col::CB_FLAGS, col::CB_SITE];
+    if ids.iter().all(|&c| cols[c as usize].is_empty()) {
+        return Ok(false);
+    }
+    let n = out
+        .other_pos
+        .iter()
+        .filter(|&&p| out.tags[p as usize] == EventTag::CbAlloc as u8)
+        .count();
+    let cb = &mut out.vals.cb;
+    column_values(cols[col::CB_ADDR as usize], n, "cb address", &mut cb.addr)?;
+    column_values(cols[col::CB_SIZE as usize], n, "cb size", &mut cb.size)?;
+    column_values(cols[col::CB_FLAGS as usize], n, "cb flags", &mut cb.flags)?;
+    column_values(cols[col::CB_SITE as usize], n, "cb site", &mut cb.site)?;
+    cb.predictor.clear();
+    Ok(true)
 }

@@ -25,7 +25,8 @@ fn decode(rec: &BlockRec) -> Result<BlockColumns, DecodeError> {
 }
 
 fn valid_block() -> BlockRec {
-    let mut enc = BlockEncoder::default();
+    // A 2.3 block (2.4's codings are checked against it below).
+    let mut enc = BlockEncoder::new(crate::codec::ColumnLayout::V23);
     let mut ts = 1_000_000u64;
     for i in 0..200u64 {
         ts += 777 * (i % 5);
@@ -257,6 +258,91 @@ fn a_block_with_devices_or_frees_in_both_2_2_and_2_3_columns_is_corrupt() {
             err,
             "block holds devices or freed buffers in both its 2.2 and its 2.3 columns"
         );
+    }
+}
+
+/// `valid_block`'s events written again in `layout`.
+fn recoded(layout: crate::codec::ColumnLayout) -> BlockRec {
+    let rec = valid_block();
+    let cols = decode(&rec).unwrap();
+    let mut enc = BlockEncoder::new(layout);
+    cols.for_each_event(|_, e| enc.push(&e));
+    BlockRec {
+        count: enc.len(),
+        columns: enc.take_columns(),
+        ..rec
+    }
+}
+
+#[test]
+fn a_2_4_block_decodes_to_the_events_of_its_2_3_coding() {
+    use crate::codec::ColumnLayout::{V23, V24};
+    let (old, new) = (recoded(V23), recoded(V24));
+    let has = |r: &BlockRec, id| r.columns.iter().any(|c| c.id == id);
+    for id in [
+        col::TS_KIND,
+        col::ALLOC_SITE,
+        col::FREE_CHAIN,
+        col::FREE_DEV,
+    ] {
+        assert!(has(&old, id) && !has(&new, id), "column {id}");
+    }
+    for id in [
+        col::TS_TICKS,
+        col::SITE_BY_NAME,
+        col::FREE_BY_DEV,
+        col::FREE_DEV_NEAR,
+        col::CB_ADDR,
+        col::CB_SIZE,
+        col::CB_FLAGS,
+        col::CB_SITE,
+    ] {
+        assert!(has(&new, id) && !has(&old, id), "column {id}");
+    }
+    let events = |r: &BlockRec| {
+        let mut v = Vec::new();
+        decode(r).unwrap().for_each_event(|_, e| v.push(e));
+        v
+    };
+    let (old, new) = (events(&old), events(&new));
+    assert_eq!(old.len(), 200);
+    assert_eq!(old, new);
+}
+
+#[test]
+fn a_2_4_block_with_a_field_in_its_2_3_column_too_is_corrupt() {
+    for (new, old, err) in [
+        (
+            col::TS_TICKS,
+            col::TS_KIND,
+            "block holds ts in more than one coding",
+        ),
+        (
+            col::FREE_BY_DEV,
+            col::FREE_CHAIN,
+            "block holds freed buffers in more than one coding",
+        ),
+        (
+            col::FREE_DEV_NEAR,
+            col::FREE_DEV,
+            "block holds free devices in more than one coding",
+        ),
+        (
+            col::SITE_BY_NAME,
+            col::ALLOC_SITE,
+            "block holds alloc sites in more than one coding",
+        ),
+    ] {
+        let mut rec = recoded(crate::codec::ColumnLayout::V24);
+        let bytes = rec
+            .columns
+            .iter()
+            .find(|c| c.id == new)
+            .unwrap()
+            .bytes
+            .clone();
+        rec.columns.push(ColumnRec { id: old, bytes });
+        assert_eq!(decode(&rec).unwrap_err(), err);
     }
 }
 
