@@ -1,6 +1,7 @@
 //! The `ttalloc` binary: parses arguments, calls the library crates, prints.
 
 mod analysis_args;
+mod clock_tick;
 mod cmd;
 mod exit;
 mod fail_on;

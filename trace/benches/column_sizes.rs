@@ -8,6 +8,8 @@
 //! With `--reencode` the trace's events are first written again by this
 //! build's writer (at LEVEL) into a temporary file, which is measured: this
 //! is how a change of the column coding is compared on the same events.
+//! `--clock-tick=NS` re-encodes keeping time at that resolution (FORMAT.md
+//! TS_UNIT; `record --clock-tick`).
 
 use std::collections::BTreeMap;
 use ttalloc_trace::{TraceReader, TraceWriter, WriterOptions};
@@ -75,8 +77,12 @@ fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     if std::env::args().any(|a| a == "--reencode") {
         let out = dir.path().join("reencoded.zst");
+        let clock_tick_ns = std::env::args()
+            .find_map(|a| a.strip_prefix("--clock-tick=").map(str::to_owned))
+            .map_or(1, |t| t.parse().expect("--clock-tick=NS"));
         let opts = WriterOptions {
             level,
+            clock_tick_ns,
             ..Default::default()
         };
         let mut w = TraceWriter::create(&out, reader.header().clone(), opts).expect("create");

@@ -44,6 +44,11 @@ pub struct Args {
     /// 2 SYSTEM_MEMORY, 3 L1_SMALL, 4 TRACE) or python-demo (0 DRAM, 1 L1, 2 L1_SMALL, 3 TRACE).
     #[arg(long, value_name = "NUMBERING", default_value = "tt-metal", value_parser = parse_numbering)]
     compat_types: Numbering,
+    /// Clock resolution the trace keeps: timestamps are rounded down to it
+    /// (1ns keeps every digit; the digits below 100 ns of a Python client's
+    /// stamps are noise that cost most of a trace's bytes). 1ns to 1s.
+    #[arg(long, value_name = "TICK", default_value = crate::clock_tick::DEFAULT, value_parser = crate::clock_tick::parse)]
+    clock_tick: u64,
     /// Seconds to keep recording processes CMD left running after it exited.
     #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
     grace: f64,
@@ -81,6 +86,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let warn_bar = bar.clone();
     let mut opts = SessionOptions::new(&output, argv.clone());
     opts.overwrite = args.force;
+    opts.writer.clock_tick_ns = args.clock_tick;
     opts.warn = Arc::new(move |m: &str| warn_bar.suspend(|| eprintln!("ttalloc: warning: {m}")));
     let session = Session::start(opts)?;
     let compat = if args.compat {

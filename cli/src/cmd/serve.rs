@@ -39,6 +39,11 @@ pub struct Args {
     /// 2 SYSTEM_MEMORY, 3 L1_SMALL, 4 TRACE) or python-demo (0 DRAM, 1 L1, 2 L1_SMALL, 3 TRACE).
     #[arg(long, value_name = "NUMBERING", default_value = "tt-metal", value_parser = parse_numbering)]
     compat_types: Numbering,
+    /// Clock resolution the trace keeps: timestamps are rounded down to it
+    /// (1ns keeps every digit; the digits below 100 ns of a Python client's
+    /// stamps are noise that cost most of a trace's bytes). 1ns to 1s.
+    #[arg(long, value_name = "TICK", default_value = crate::clock_tick::DEFAULT, value_parser = crate::clock_tick::parse)]
+    clock_tick: u64,
     /// Seconds between statistics blocks (the original server printed one every 10 s; 0 = never).
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
     stats_interval: f64,
@@ -120,6 +125,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     argv.extend(std::env::args().skip(2));
     let mut opts = SessionOptions::new(&args.output, argv);
     opts.overwrite = args.force;
+    opts.writer.clock_tick_ns = args.clock_tick;
     opts.socket = SocketSpec::Path(socket.clone());
     let session = match Session::start(opts) {
         Ok(s) => s,
