@@ -162,6 +162,8 @@ pub struct Engine<'a> {
     stopped: bool,
     /// Sees every event after it is applied (memory over time, exports).
     observer: Option<&'a mut dyn Observer>,
+    /// Scratch of the walk over a block's columns.
+    op_skip: feed::OpSkip,
 }
 
 impl<'a> Engine<'a> {
@@ -194,6 +196,7 @@ impl<'a> Engine<'a> {
             events: 0,
             stopped: false,
             observer: None,
+            op_skip: Default::default(),
         }
     }
 
@@ -263,4 +266,18 @@ fn by_bytes(map: FastMap<SiteId, u64>) -> Vec<(SiteId, u64)> {
     let mut v: Vec<(SiteId, u64)> = map.into_iter().collect();
     v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     v
+}
+
+/// Asks for the cache line of `column[at]`, if there is one.
+#[inline(always)]
+fn prefetch<T>(column: &[T], at: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(x) = column.get(at) {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: SSE is part of every x86_64 target, and a prefetch is a
+        // hint that reads nothing (the address is a live element anyway).
+        unsafe { _mm_prefetch::<_MM_HINT_T0>((x as *const T).cast()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (column, at);
 }

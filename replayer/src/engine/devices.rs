@@ -45,19 +45,27 @@ impl Engine<'_> {
 
     /// The device's simulator: reopened as it was if the trace closed it,
     /// opened from the preset if the trace never opened it.
+    #[inline]
     pub(super) fn sim(&mut self, dev: usize) -> crate::Result<&mut Sim> {
         if self.devs[dev].sim.is_none() {
-            match self.devs[dev].spare.take() {
-                // Used again after its close without a new DeviceOpen: as it was.
-                Some((arch, config, sim)) => {
-                    self.devs[dev].sim = Some(sim);
-                    self.devs[dev].cb_bytes = 0;
-                    self.devs[dev].opened_with = Some((arch, config));
-                }
-                None => self.open(dev, self.setup.arch, &DeviceConfig::default())?,
-            }
+            self.open_for_use(dev)?;
         }
         Ok(self.devs[dev].sim.as_mut().expect("opened above"))
+    }
+
+    /// Opens a device used while not open (see [`Engine::sim`]).
+    #[cold]
+    fn open_for_use(&mut self, dev: usize) -> crate::Result<()> {
+        match self.devs[dev].spare.take() {
+            // Used again after its close without a new DeviceOpen: as it was.
+            Some((arch, config, sim)) => {
+                self.devs[dev].sim = Some(sim);
+                self.devs[dev].cb_bytes = 0;
+                self.devs[dev].opened_with = Some((arch, config));
+                Ok(())
+            }
+            None => self.open(dev, self.setup.arch, &DeviceConfig::default()),
+        }
     }
 
     pub(super) fn open(

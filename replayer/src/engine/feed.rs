@@ -8,7 +8,10 @@
 //! chunk or of an observed replay, takes the general step ([`Engine::step`]).
 
 use super::*;
+pub(super) use op_skip::OpSkip;
 use ttalloc_trace::BlockColumns;
+
+mod op_skip;
 
 const ALLOC: u8 = EventTag::BufferAlloc as u8;
 const FREE: u8 = EventTag::BufferFree as u8;
@@ -45,10 +48,11 @@ impl Engine<'_> {
     }
 
     /// A block's columns, no observer: the walk of `Chunk::try_for_each`,
-    /// with the events that cannot bound a cycle handled in place.
+    /// with the events that cannot bound a cycle handled in place, and op
+    /// scopes left out of the walk when no cycle rule follows them.
     fn feed_columns(
         &mut self,
-        mut online: Option<&mut OnlineCycles>,
+        online: Option<&mut OnlineCycles>,
         first: u64,
         c: &BlockColumns,
     ) -> crate::Result<()> {
@@ -62,18 +66,54 @@ impl Engine<'_> {
                 .fold(0, |bits, t| bits | 1 << t),
             None => 0,
         };
+        let ops_bound = bounding & (1 << OP_BEGIN | 1 << OP_END) != 0;
+        let mut op_skip = std::mem::take(&mut self.op_skip);
+        let result = if ops_bound {
+            self.walk_columns::<false>(online, first, c, bounding, &op_skip)
+        } else {
+            op_skip.scan(&c.tags);
+            self.walk_columns::<true>(online, first, c, bounding, &op_skip)
+        };
+        self.op_skip = op_skip;
+        result
+    }
+
+    /// The walk of [`Engine::feed_columns`]: every event of the block, or
+    /// with `SKIP_OPS` the events `op_skip` kept (op scopes where a
+    /// precomputed span starts or ends still take the general step).
+    fn walk_columns<const SKIP_OPS: bool>(
+        &mut self,
+        mut online: Option<&mut OnlineCycles>,
+        first: u64,
+        c: &BlockColumns,
+        bounding: u32,
+        op_skip: &OpSkip,
+    ) -> crate::Result<()> {
         let looks_at = |tag: u8| bounding & (1 << tag) != 0;
-        let ops_bound = looks_at(OP_BEGIN) || looks_at(OP_END);
         // The next ordinal where a precomputed span starts or ends (never,
         // with an online rule): there the general step runs.
         let mut mark = self.next_start.min(self.cur_end);
-        let (mut ka, mut kf, mut kn) = (0usize, 0usize, 0usize);
-        let mut others = c.others.iter();
-        for (pos, &tag) in c.tags.iter().enumerate() {
+        let (mut ka, mut kf, mut kn, mut ko) = (0usize, 0usize, 0usize, 0usize);
+        let kept = op_skip.kept();
+        let count = if SKIP_OPS { kept.len() } else { c.tags.len() };
+        for i in 0..count {
+            let pos = if SKIP_OPS { kept[i] as usize } else { i };
             let ord = first + pos as u64;
-            if pos % 64 == 0 {
+            if SKIP_OPS {
+                // Spans that start or end on op scopes left out before here.
+                while mark >= first && mark < ord {
+                    if !self.skipped_op_step(online.as_deref_mut(), first, c, op_skip, mark)? {
+                        break;
+                    }
+                    if self.stopped {
+                        return Ok(());
+                    }
+                    mark = self.next_start.min(self.cur_end);
+                }
+            } else if pos % 64 == 0 {
                 prefetch(&c.tags, pos + TAGS_AHEAD);
             }
+            let tag = c.tags[pos];
             let item = match tag {
                 ALLOC => {
                     let Some(a) = c.allocs.get(ka) else { continue };
@@ -105,6 +145,9 @@ impl Engine<'_> {
                     let kind = if tag == OP_END {
                         EventKind::OpEnd
                     } else {
+                        if SKIP_OPS {
+                            kn = op_skip.name_index(&c.tags, pos);
+                        }
                         let Some(&id) = c.names.get(kn) else { continue };
                         kn += 1;
                         if tag == OP_BEGIN {
@@ -113,21 +156,16 @@ impl Engine<'_> {
                             EventKind::Marker { label: id }
                         }
                     };
-                    // Op scopes do nothing to the devices.
-                    if tag != MARKER && !ops_bound && ord != mark {
-                        continue;
-                    }
-                    Item::Light(Event {
-                        ts: c.ts.get(pos).copied().unwrap_or(0),
-                        pid: Pid(c.pid.get(pos).copied().unwrap_or(0)),
-                        kind,
-                    })
+                    // Op scopes reach here only when a cycle rule follows them.
+                    light(c, pos, kind)
                 }
                 t if t as usize >= EventTag::ALL.len() => continue,
                 _ => {
-                    let Some((_, e)) = others.next() else {
+                    let Some((_, e)) = c.others.get(ko) else {
                         continue;
                     };
+                    prefetch(&c.others, ko + OTHERS_AHEAD);
+                    ko += 1;
                     if ord != mark && !looks_at(tag) {
                         self.event(ord, e)?;
                         if self.stopped {
@@ -144,7 +182,43 @@ impl Engine<'_> {
             }
             mark = self.next_start.min(self.cur_end);
         }
+        if SKIP_OPS {
+            let end = first + c.tags.len() as u64;
+            while mark >= first && mark < end {
+                if !self.skipped_op_step(online.as_deref_mut(), first, c, op_skip, mark)? {
+                    break;
+                }
+                if self.stopped {
+                    return Ok(());
+                }
+                mark = self.next_start.min(self.cur_end);
+            }
+        }
         Ok(())
+    }
+
+    /// The general step for the op scope at ordinal `ord` that the walk
+    /// left out (a precomputed span starts or ends there); false if there
+    /// is none (the walk over every event would not step there either).
+    fn skipped_op_step(
+        &mut self,
+        online: Option<&mut OnlineCycles>,
+        first: u64,
+        c: &BlockColumns,
+        op_skip: &OpSkip,
+        ord: u64,
+    ) -> crate::Result<bool> {
+        let pos = (ord - first) as usize;
+        let kind = match c.tags.get(pos) {
+            Some(&OP_END) => EventKind::OpEnd,
+            Some(&OP_BEGIN) => match c.names.get(op_skip.name_index(&c.tags, pos)) {
+                Some(&name) => EventKind::OpBegin { name },
+                None => return Ok(false),
+            },
+            _ => return Ok(false),
+        };
+        self.step::<false>(online, ord, &light(c, pos, kind))?;
+        Ok(true)
     }
 
     /// One event: the cycle boundaries it makes (precomputed spans, or the
@@ -238,24 +312,20 @@ impl Engine<'_> {
     }
 }
 
-/// How far ahead in their columns `feed_columns` asks for allocs, frees
-/// and tags (a few cache lines).
+/// How far ahead in their columns `feed_columns` asks for allocs, frees,
+/// tags and other events (a few cache lines).
 const ALLOCS_AHEAD: usize = 6;
 const FREES_AHEAD: usize = 16;
 const TAGS_AHEAD: usize = 256;
+const OTHERS_AHEAD: usize = 4;
 
-/// Asks for the cache line of `column[at]`, if there is one.
-#[inline(always)]
-fn prefetch<T>(column: &[T], at: usize) {
-    #[cfg(target_arch = "x86_64")]
-    if let Some(x) = column.get(at) {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        // SAFETY: SSE is part of every x86_64 target, and a prefetch is a
-        // hint that reads nothing (the address is a live element anyway).
-        unsafe { _mm_prefetch::<_MM_HINT_T0>((x as *const T).cast()) };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (column, at);
+/// Event `pos` of a block, a light one (no payload column but names).
+fn light<'c>(c: &BlockColumns, pos: usize, kind: EventKind) -> Item<'c> {
+    Item::Light(Event {
+        ts: c.ts.get(pos).copied().unwrap_or(0),
+        pid: Pid(c.pid.get(pos).copied().unwrap_or(0)),
+        kind,
+    })
 }
 
 /// The label of a marker (a cycle that starts there is named after it).
