@@ -96,6 +96,8 @@ impl Engine<'_> {
         let (mut ka, mut kf, mut kn, mut ko) = (0usize, 0usize, 0usize, 0usize);
         let kept = op_skip.kept();
         let count = if SKIP_OPS { kept.len() } else { c.tags.len() };
+        // `i` is a position itself when no event is left out.
+        #[allow(clippy::needless_range_loop)]
         for i in 0..count {
             let pos = if SKIP_OPS { kept[i] as usize } else { i };
             let ord = first + pos as u64;
