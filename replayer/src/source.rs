@@ -371,7 +371,8 @@ impl EventSource for TraceReader {
         events: u64,
         f: &mut dyn FnMut(&Chunk<'_>) -> Result<()>,
     ) -> Result<()> {
-        let mut columns = BlockColumns::default();
+        // From the pool the replay's decoder takes its buffers from next.
+        let mut columns = self.take_columns();
         for (i, block) in self.blocks().iter().enumerate() {
             if block.first_event >= events && i > 0 {
                 break;
@@ -382,6 +383,7 @@ impl EventSource for TraceReader {
                 columns: &columns,
             })?;
         }
+        self.put_columns(columns);
         Ok(())
     }
     fn interner(&self) -> &InternTables {
@@ -411,6 +413,7 @@ impl EventSource for TraceReader {
             self,
             decoders,
             |r: &TraceReader, i, buf: &mut Vec<Event>| r.decode_block(i, buf),
+            Buffers::NEW,
             None,
             &mut |i, buf: &Vec<Event>| f(blocks[i].first_event, buf),
         )
@@ -431,6 +434,7 @@ impl EventSource for TraceReader {
             self,
             1,
             |r: &TraceReader, i, buf: &mut Vec<Event>| r.decode_block(i, buf),
+            Buffers::NEW,
             Some(&mut |i, buf: &Vec<Event>| pre(blocks[i].first_event, buf)),
             &mut |i, buf: &Vec<Event>| f(blocks[i].first_event, buf),
         )
@@ -449,7 +453,7 @@ impl EventSource for TraceReader {
         }
         let decode = |r: &TraceReader, i, buf: &mut BlockColumns| r.decode_columns(i, buf);
         if blocks.len() < 2 {
-            let mut buf = BlockColumns::default();
+            let mut buf = self.take_columns();
             for i in 0..blocks.len() {
                 self.decode_columns(i, &mut buf)?;
                 let c = columns_of(blocks, i, &buf);
@@ -458,19 +462,31 @@ impl EventSource for TraceReader {
                 }
                 f(&c)?;
             }
+            self.put_columns(buf);
             return Ok(());
         }
+        // Decoded blocks come from the reader's pool and go back to it.
+        let pooled = Buffers {
+            take: &|| self.take_columns(),
+            give: &|b| self.put_columns(b),
+        };
         match pre {
             Some(p) => decode_ahead(
                 self,
                 1,
                 decode,
+                pooled,
                 Some(&mut |i, buf: &BlockColumns| p(&columns_of(blocks, i, buf))),
                 &mut |i, buf: &BlockColumns| f(&columns_of(blocks, i, buf)),
             ),
-            None => decode_ahead(self, 1, decode, None, &mut |i, buf: &BlockColumns| {
-                f(&columns_of(blocks, i, buf))
-            }),
+            None => decode_ahead(
+                self,
+                1,
+                decode,
+                pooled,
+                None,
+                &mut |i, buf: &BlockColumns| f(&columns_of(blocks, i, buf)),
+            ),
         }
     }
     fn checkpoints(&self) -> Option<&[BlockInfo]> {
@@ -490,15 +506,33 @@ type BlockHook<'a, B> = &'a mut (dyn FnMut(usize, &B) + Send);
 /// memory.
 const QUEUED: usize = 0;
 
+/// Where `decode_ahead` gets the buffers it decodes into and where they go
+/// when the scan is over.
+#[derive(Clone, Copy)]
+struct Buffers<'a, B> {
+    take: &'a (dyn Fn() -> B + Sync),
+    give: &'a (dyn Fn(B) + Sync),
+}
+
+impl<B: Default> Buffers<'_, B> {
+    /// New buffers, freed at the end.
+    const NEW: Self = Buffers {
+        take: &B::default,
+        give: &drop,
+    };
+}
+
 /// Decodes blocks on `decoders` threads (block i on thread i % decoders)
 /// with `decode`, while `f(i, block)` consumes them in order on the calling
 /// thread. Buffers go back to their decoder to be reused, so memory stays at
-/// a few blocks. `pre`, if any, runs on the decoder thread after each block
-/// is decoded (only with one decoder, so that it sees the blocks in order).
+/// a few blocks; they come from `buffers` and go back there at the end.
+/// `pre`, if any, runs on the decoder thread after each block is decoded
+/// (only with one decoder, so that it sees the blocks in order).
 fn decode_ahead<B, D>(
     reader: &TraceReader,
     decoders: usize,
     decode: D,
+    buffers: Buffers<'_, B>,
     mut pre: Option<BlockHook<'_, B>>,
     f: &mut dyn FnMut(usize, &B) -> Result<()>,
 ) -> Result<()>
@@ -517,15 +551,17 @@ where
     std::thread::scope(|scope| {
         let mut full: Vec<Receiver<ttalloc_trace::Result<B>>> = Vec::new();
         let mut empty: Vec<SyncSender<B>> = Vec::new();
+        let mut threads = Vec::new();
         for t in 0..decoders {
             let (full_tx, full_rx) = sync_channel(QUEUED);
             let (empty_tx, empty_rx) = sync_channel::<B>(QUEUED + 2);
             full.push(full_rx);
             empty.push(empty_tx);
             let mut pre = pre.take();
-            scope.spawn(move || {
+            // The thread hands back its queue of used buffers.
+            threads.push(scope.spawn(move || {
                 for i in (t..n).step_by(decoders) {
-                    let mut buf = empty_rx.try_recv().unwrap_or_default();
+                    let mut buf = empty_rx.try_recv().unwrap_or_else(|_| (buffers.take)());
                     let r = decode(reader, i, &mut buf).map(|()| buf);
                     if let (Some(pre), Ok(block)) = (pre.as_mut(), r.as_ref()) {
                         pre(i, block);
@@ -533,10 +569,11 @@ where
                     let failed = r.is_err();
                     // The consumer hung up (an error downstream): stop.
                     if full_tx.send(r).is_err() || failed {
-                        return;
+                        break;
                     }
                 }
-            });
+                empty_rx
+            }));
         }
         for i in 0..n {
             let t = i % decoders;
@@ -545,8 +582,80 @@ where
                 Err(_) => break,
             };
             f(i, &buf)?;
-            let _ = empty[t].try_send(buf);
+            use std::sync::mpsc::TrySendError::{Disconnected, Full};
+            if let Err(Full(buf) | Disconnected(buf)) = empty[t].try_send(buf) {
+                (buffers.give)(buf);
+            }
+        }
+        for thread in threads {
+            if let Ok(used) = thread.join() {
+                used.try_iter().for_each(buffers.give);
+            }
         }
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ttalloc_model::DeviceId;
+    use ttalloc_trace::{TraceHeader, TraceWriter, WriterOptions};
+
+    /// The cycle probe's decoded-block buffer is the one the replay's
+    /// decoder decodes its first block into (no second one faulted in from
+    /// scratch), and the replay's buffers go back to the reader after it.
+    #[test]
+    fn a_replay_decodes_into_the_buffer_its_probe_gave_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.zst");
+        let opts = WriterOptions {
+            block_events: 100,
+            ..WriterOptions::default()
+        };
+        let header = TraceHeader::new(vec!["test".into()], String::new());
+        let mut w = TraceWriter::create(&path, header, opts).unwrap();
+        for i in 0..1000u64 {
+            let device = DeviceId((i % 3) as u32);
+            w.push(&Event {
+                ts: 10 * i,
+                pid: Pid(1),
+                kind: EventKind::DeviceClose { device },
+            })
+            .unwrap();
+        }
+        w.finish().unwrap();
+        let reader = TraceReader::open(&path).unwrap();
+        // 150 events: blocks 0 and 1, decoded into one buffer.
+        let mut probed = 0;
+        let mut probe_buffer = None;
+        reader
+            .visit_prefix_chunks(150, &mut |c| {
+                probed += c.len();
+                if let Chunk::Columns { columns, .. } = c {
+                    probe_buffer = Some(columns.tags.as_ptr());
+                }
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(probed, 200);
+        let mut first_block_buffer = None;
+        let mut replayed = 0;
+        reader
+            .visit_chunks(None, &mut |c| {
+                if let Chunk::Columns { columns, .. } = c {
+                    first_block_buffer.get_or_insert(columns.tags.as_ptr());
+                }
+                replayed += c.len();
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(replayed, 1000);
+        assert_eq!(first_block_buffer, probe_buffer);
+        // Back in the pool: one or two buffers (as the threads' timing
+        // went), the probe's among them, each holding a block's room.
+        let back = [reader.take_columns(), reader.take_columns()];
+        assert!(back.iter().any(|b| Some(b.tags.as_ptr()) == probe_buffer));
+        assert!(back[0].tags.capacity() >= 100);
+    }
 }

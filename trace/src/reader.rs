@@ -70,6 +70,10 @@ fn read_unmapped(
     Ok(buf)
 }
 
+/// Most decoded-block buffers the reader keeps for reuse: a replay has two
+/// in flight per decoder thread and one decoder.
+const COLUMNS_POOL_MAX: usize = 4;
+
 pub struct TraceReader {
     path: PathBuf,
     map: Contents,
@@ -85,7 +89,8 @@ pub struct TraceReader {
     /// a replay's probe) is counted once.
     skipped_kinds: Mutex<BTreeMap<(u8, usize), u64>>,
     pool: Mutex<Vec<Scratch>>,
-    /// Decoded blocks reused by `visit_block` and the scans built on it.
+    /// Decoded-block buffers reused by `visit_block` and by every scan
+    /// that takes them with `take_columns` (see there).
     columns_pool: Mutex<Vec<BlockColumns>>,
     /// The checkpoint index (read on first use) and why it is unusable, if it is.
     checkpoints: OnceLock<(Vec<CheckpointInfo>, Option<String>)>,
@@ -408,22 +413,38 @@ impl TraceReader {
         self.pool.lock().unwrap_or_else(|p| p.into_inner()).push(s);
     }
 
-    /// Decodes block `i` straight into `f(ordinal, event)`.
-    pub fn visit_block<F: FnMut(u64, Event)>(&self, i: usize, f: F) -> Result<()> {
-        let mut cols = self
-            .columns_pool
+    /// A buffer to decode blocks into, from this reader's pool (or a new
+    /// one); give it back with [`TraceReader::put_columns`]. A decoded block
+    /// is megabytes (9 MB of workload W's) that the kernel hands out a page
+    /// at a time, each page fault costing more than decoding what it holds:
+    /// a replay's cycle probe and its decoders, or a bisection's repeated
+    /// replays, reuse the same few buffers instead of faulting in new ones.
+    pub fn take_columns(&self) -> BlockColumns {
+        self.columns_pool
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .pop()
-            .unwrap_or_default();
+            .unwrap_or_default()
+    }
+
+    /// Gives back a buffer from [`TraceReader::take_columns`]. The pool keeps
+    /// as many as a replay has in flight at once (more are freed), so what
+    /// it holds between scans never exceeds the peak a scan reached.
+    pub fn put_columns(&self, columns: BlockColumns) {
+        let mut pool = self.columns_pool.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < COLUMNS_POOL_MAX {
+            pool.push(columns);
+        }
+    }
+
+    /// Decodes block `i` straight into `f(ordinal, event)`.
+    pub fn visit_block<F: FnMut(u64, Event)>(&self, i: usize, f: F) -> Result<()> {
+        let mut cols = self.take_columns();
         let result = self.decode_columns(i, &mut cols);
         if result.is_ok() {
             cols.for_each_event(f);
         }
-        self.columns_pool
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(cols);
+        self.put_columns(cols);
         result
     }
 
@@ -594,6 +615,41 @@ mod tests {
         assert_eq!(all(&read).len(), 5);
         assert_eq!(all(&read), all(&mapped));
         assert_eq!(read.file_size(), mapped.file_size());
+    }
+
+    /// The reader keeps the decoded-block buffers given back, up to as many
+    /// as a replay has in flight, for the next scan to decode into.
+    #[test]
+    fn the_columns_pool_keeps_buffers_given_back_up_to_its_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.zst");
+        let header = TraceHeader::new(vec!["test".into()], String::new());
+        let mut w = TraceWriter::create(&path, header, WriterOptions::default()).unwrap();
+        w.push(&Event {
+            ts: 10,
+            pid: Pid(1),
+            kind: EventKind::DeviceClose {
+                device: DeviceId(0),
+            },
+        })
+        .unwrap();
+        w.finish().unwrap();
+        let reader = TraceReader::open(&path).unwrap();
+        let used = || {
+            let mut c = BlockColumns::default();
+            c.tags.reserve(64);
+            c
+        };
+        for _ in 0..COLUMNS_POOL_MAX + 2 {
+            reader.put_columns(used());
+        }
+        let taken: Vec<_> = (0..COLUMNS_POOL_MAX + 1)
+            .map(|_| reader.take_columns().tags.capacity())
+            .collect();
+        // COLUMNS_POOL_MAX kept (each with its room), the rest freed: the
+        // next one is new.
+        assert!(taken[..COLUMNS_POOL_MAX].iter().all(|&c| c >= 64));
+        assert_eq!(taken[COLUMNS_POOL_MAX], 0);
     }
 
     /// A trace cut short by another process after it was opened: reading
