@@ -69,21 +69,13 @@ impl LiveTracker {
                 buffer_type,
                 size,
                 ..
-            } => {
-                if let Some((bt, old)) = self.buffers.insert((device, buffer), (buffer_type, size))
-                {
-                    let s = self.slot(device);
-                    s[bt as usize] = s[bt as usize].wrapping_sub(old);
-                }
-                let s = self.slot(device);
-                s[buffer_type as usize] = s[buffer_type as usize].wrapping_add(size);
-                Some((device, buffer_type, s[buffer_type as usize]))
-            }
+            } => Some((
+                device,
+                buffer_type,
+                self.alloc(device, buffer, buffer_type, size),
+            )),
             EventKind::BufferFree { device, buffer, .. } => {
-                if let Some((bt, size)) = self.buffers.remove(&(device, buffer)) {
-                    let s = self.slot(device);
-                    s[bt as usize] = s[bt as usize].wrapping_sub(size);
-                }
+                self.free(device, buffer);
                 None
             }
             EventKind::DeviceClose { device } => {
@@ -92,6 +84,27 @@ impl LiveTracker {
                 None
             }
             _ => None,
+        }
+    }
+
+    /// A `BufferAlloc`: the device's live bytes of that type after it.
+    #[inline]
+    pub fn alloc(&mut self, device: DeviceId, buffer: BufferId, bt: BufferType, size: u64) -> u64 {
+        if let Some((old_bt, old)) = self.buffers.insert((device, buffer), (bt, size)) {
+            let s = self.slot(device);
+            s[old_bt as usize] = s[old_bt as usize].wrapping_sub(old);
+        }
+        let s = self.slot(device);
+        s[bt as usize] = s[bt as usize].wrapping_add(size);
+        s[bt as usize]
+    }
+
+    /// A `BufferFree` (of an unknown buffer: nothing).
+    #[inline]
+    pub fn free(&mut self, device: DeviceId, buffer: BufferId) {
+        if let Some((bt, size)) = self.buffers.remove(&(device, buffer)) {
+            let s = self.slot(device);
+            s[bt as usize] = s[bt as usize].wrapping_sub(size);
         }
     }
 

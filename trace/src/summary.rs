@@ -1,13 +1,14 @@
 //! What `ttalloc info` reports, computed here so it is testable: header facts,
 //! events by kind, processes, devices, peak live bytes, size and integrity.
 
-use crate::live::LiveTracker;
+mod tally;
+
 use crate::{Result, TraceReader, Truncation};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use ttalloc_model::event::split_argv;
+use tally::Tally;
 use ttalloc_model::units::plural;
-use ttalloc_model::{Arch, BufferType, DeviceConfig, EventKind, EventTag, StringId};
+use ttalloc_model::{Arch, DeviceConfig, EventTag};
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct TraceSummary {
@@ -93,103 +94,26 @@ pub struct DeviceSummary {
 }
 
 impl TraceSummary {
-    /// Reads every event once (one block in memory at a time).
+    /// Reads every event once, as columns, one block in memory at a time
+    /// (decoding ahead on other cores would save no CPU and hold more blocks).
     pub fn compute(reader: &TraceReader) -> Result<TraceSummary> {
-        let mut by_kind = [0u64; EventTag::ALL.len()];
-        let mut first_ts = u64::MAX;
-        let mut last_ts = 0u64;
-        let mut processes: BTreeMap<u32, ProcessSummary> = BTreeMap::new();
-        let mut devices: BTreeMap<u32, DeviceSummary> = BTreeMap::new();
-        let mut peaks: BTreeMap<(u32, BufferType), u64> = BTreeMap::new();
-        let mut live = LiveTracker::default();
         let t = reader.interner();
-        let mut events = 0u64;
-        let mut refusals = Vec::new();
-        reader.for_each_event(|ordinal, e| {
-            events += 1;
-            by_kind[e.kind.tag() as usize] += 1;
-            first_ts = first_ts.min(e.ts);
-            last_ts = last_ts.max(e.ts);
-            let p = processes.entry(e.pid.0).or_insert_with(|| ProcessSummary {
-                pid: e.pid.0,
-                ppid: None,
-                argv: Vec::new(),
-                exit_status: None,
-                exited: false,
-                events: 0,
-            });
-            p.events += 1;
-            match &e.kind {
-                EventKind::ProcessStart { ppid, argv } => {
-                    p.ppid = Some(ppid.0);
-                    p.argv = split_argv(t.string(*argv))
-                        .into_iter()
-                        .map(str::to_owned)
-                        .collect();
-                }
-                EventKind::ProcessExit { status } => {
-                    p.exited = true;
-                    p.exit_status = *status;
-                }
-                EventKind::AllocRefused {
-                    device,
-                    buffer_type,
-                    size,
-                    message,
-                    ..
-                } if refusals.len() < MAX_REFUSALS => refusals.push(RefusalSummary {
-                    ordinal,
-                    device: device.0,
-                    buffer_type: buffer_type.name().to_string(),
-                    size: *size,
-                    message: t.string(*message).to_string(),
-                }),
-                _ => {}
-            }
-            if let Some(d) = e.kind.device() {
-                let ds = devices.entry(d.0).or_insert_with(|| DeviceSummary {
-                    device: d.0,
-                    arch: Arch::Unknown,
-                    config: None,
-                    opens: 0,
-                    closes: 0,
-                    buffer_allocs: 0,
-                    buffer_frees: 0,
-                    allocs_refused: 0,
-                    labelled_allocs: 0,
-                    peak_live_bytes: BTreeMap::new(),
-                    live_bytes_at_end: BTreeMap::new(),
-                });
-                match &e.kind {
-                    EventKind::DeviceOpen { arch, config, .. } => {
-                        ds.opens += 1;
-                        ds.arch = *arch;
-                        ds.config = Some((**config).clone());
-                    }
-                    EventKind::DeviceClose { .. } => ds.closes += 1,
-                    EventKind::BufferAlloc { label, .. } => {
-                        ds.buffer_allocs += 1;
-                        ds.labelled_allocs += (*label != StringId::EMPTY) as u64;
-                    }
-                    EventKind::BufferFree { .. } => ds.buffer_frees += 1,
-                    EventKind::AllocRefused { .. } => ds.allocs_refused += 1,
-                    _ => {}
-                }
-            }
-            if let Some((d, bt, now)) = live.apply(&e) {
-                let peak = peaks.entry((d.0, bt)).or_default();
-                *peak = (*peak).max(now);
-            }
+        let mut tally = Tally::new();
+        reader.scan_columns_on(0, |_, c| {
+            tally.block(c, t);
+            Ok(())
         })?;
-        for ((d, bt), peak) in peaks {
-            if let Some(ds) = devices.get_mut(&d) {
-                ds.peak_live_bytes.insert(bt.name().to_string(), peak);
-                let now = live.bytes(ttalloc_model::DeviceId(d), bt);
-                if now > 0 {
-                    ds.live_bytes_at_end.insert(bt.name().to_string(), now);
-                }
-            }
-        }
+        tally.finish_devices();
+        let Tally {
+            events,
+            by_kind,
+            first_ts,
+            last_ts,
+            processes,
+            devices,
+            refusals,
+            ..
+        } = tally;
         let h = reader.header();
         let file_size = reader.file_size();
         let (first_ts, last_ts) = if events > 0 {

@@ -181,3 +181,79 @@ fn peaks_live_bytes_processes_and_counts() {
     assert!(text.contains("killed by signal 9"), "{text}");
     assert!(text.contains("integrity:  ok"), "{text}");
 }
+
+/// The summary read from columns agrees with a plain count over the
+/// decoded events, whatever the events and however they fall into blocks.
+mod against_events {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+    use ttalloc_trace::LiveTracker;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        #[test]
+        fn counts_equal_a_walk_over_events(
+            events in proptest::collection::vec(event(), 0..300),
+            block in 1usize..64,
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("t.zst");
+            write(&path, &events, block);
+            let r = TraceReader::open(&path).unwrap();
+            let s = TraceSummary::compute(&r).unwrap();
+
+            let mut by_pid: BTreeMap<u32, u64> = BTreeMap::new();
+            // device -> (allocs, frees, opens, closes, refused)
+            let mut dev: BTreeMap<u32, [u64; 5]> = BTreeMap::new();
+            let mut peaks: BTreeMap<(u32, String), u64> = BTreeMap::new();
+            let mut live = LiveTracker::default();
+            let mut n = 0u64;
+            let (mut lo, mut hi) = (u64::MAX, 0u64);
+            for e in r.events() {
+                let e = e.unwrap();
+                n += 1;
+                lo = lo.min(e.ts);
+                hi = hi.max(e.ts);
+                *by_pid.entry(e.pid.0).or_default() += 1;
+                if let Some(d) = e.kind.device() {
+                    let c = dev.entry(d.0).or_default();
+                    let i = match e.kind {
+                        EventKind::BufferAlloc { .. } => Some(0),
+                        EventKind::BufferFree { .. } => Some(1),
+                        EventKind::DeviceOpen { .. } => Some(2),
+                        EventKind::DeviceClose { .. } => Some(3),
+                        EventKind::AllocRefused { .. } => Some(4),
+                        _ => None,
+                    };
+                    if let Some(i) = i {
+                        c[i] += 1;
+                    }
+                }
+                if let Some((d, bt, now)) = live.apply(&e) {
+                    let p = peaks.entry((d.0, bt.name().to_string())).or_default();
+                    *p = (*p).max(now);
+                }
+            }
+            prop_assert_eq!(s.events, n);
+            prop_assert_eq!(s.events_by_kind.values().sum::<u64>(), n);
+            if n > 0 {
+                prop_assert_eq!((s.first_ts, s.last_ts), (Some(lo), Some(hi)));
+            }
+            let pids: BTreeMap<u32, u64> = s.processes.iter().map(|p| (p.pid, p.events)).collect();
+            prop_assert_eq!(pids, by_pid);
+            let devs: BTreeMap<u32, [u64; 5]> = s
+                .devices
+                .iter()
+                .map(|d| (d.device, [d.buffer_allocs, d.buffer_frees, d.opens, d.closes, d.allocs_refused]))
+                .collect();
+            prop_assert_eq!(devs, dev);
+            let got: BTreeMap<(u32, String), u64> = s
+                .devices
+                .iter()
+                .flat_map(|d| d.peak_live_bytes.iter().map(move |(t, &b)| ((d.device, t.clone()), b)))
+                .collect();
+            prop_assert_eq!(got, peaks);
+        }
+    }
+}

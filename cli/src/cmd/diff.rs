@@ -7,8 +7,9 @@ use crate::exit;
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use ttalloc_replayer::analysis::{analyse_file, summarise, Analysis, AnalysisOptions};
+use ttalloc_replayer::analysis::{analyse_file, Analysis, AnalysisOptions};
 use ttalloc_replayer::ReplayOptions;
+use ttalloc_trace::TraceReader;
 
 #[derive(clap::Args)]
 #[command(
@@ -44,7 +45,7 @@ fn parse_bytes(s: &str) -> Result<u64, String> {
 
 fn analyse(path: &Path, opts: &ReplayOptions) -> anyhow::Result<Analysis> {
     let name = path.display();
-    let (reader, _) = summarise(path).with_context(|| format!("reading {name}"))?;
+    let reader = TraceReader::open(path).with_context(|| format!("reading {name}"))?;
     let aopts = AnalysisOptions {
         timeline: false,
         ..AnalysisOptions::default()

@@ -6,8 +6,9 @@ use crate::analysis_args::{check_output, stream_output, write_output, ReplayArgs
 use anyhow::Context;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use ttalloc_replayer::analysis::{analyse_file, summarise, AnalysisOptions};
+use ttalloc_replayer::analysis::{analyse_file, AnalysisOptions};
 use ttalloc_replayer::export::{folded, perfetto, svg, Metric};
+use ttalloc_trace::TraceReader;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -56,7 +57,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     check_output(args.output.as_deref(), args.force)?;
     let opts = args.replay.options(false)?;
     let name = args.trace.display().to_string();
-    let (reader, _) = summarise(&args.trace).with_context(|| format!("reading {name}"))?;
+    let reader = TraceReader::open(&args.trace).with_context(|| format!("reading {name}"))?;
     let perfetto = args.format == Format::Perfetto;
     let aopts = AnalysisOptions {
         points: args.points as usize,
