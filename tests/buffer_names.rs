@@ -139,3 +139,86 @@ fn a_native_buffer_is_named_by_the_clients_number_and_its_label() {
     let text = std::fs::read_to_string(&script).unwrap();
     assert!(text.contains(&format!("# {name}, ")), "{text}");
 }
+
+/// `cat --from N` names a compat free whose alloc lies blocks before N: the
+/// checkpoint before N says what was live (with its address).
+#[test]
+fn cat_from_names_a_compat_free_whose_alloc_is_blocks_back() {
+    use ttalloc_model::buffer_name::COMPAT_LOCAL;
+    use ttalloc_model::*;
+    use ttalloc_trace::{TraceHeader, TraceWriter, WriterOptions};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.zst");
+    let header = TraceHeader {
+        format_major: 0,
+        format_minor: 0,
+        ttalloc_version: "test".into(),
+        argv: vec!["compat".into()],
+        start_time_ns: 0,
+        hostname: "host".into(),
+    };
+    let opts = WriterOptions {
+        block_events: 8,
+        ..Default::default()
+    };
+    let mut w = TraceWriter::create(&path, header, opts).unwrap();
+    let pid = Pid(4242);
+    let event = |ts: u64, kind: EventKind| Event { ts, pid, kind };
+    let alloc = |ts: u64, local: u64, address: u64| {
+        event(
+            ts,
+            EventKind::BufferAlloc {
+                device: DeviceId(0),
+                buffer: BufferId(COMPAT_LOCAL | local),
+                buffer_type: BufferType::Dram,
+                address: Some(address),
+                size: 4096,
+                page_size: None,
+                layout: Layout::Interleaved,
+                num_cores: None,
+                per_bank_size: None,
+                label: StringId::EMPTY,
+                site: SiteId(0),
+            },
+        )
+    };
+    let free = |ts: u64, local: u64| {
+        event(
+            ts,
+            EventKind::BufferFree {
+                device: DeviceId(0),
+                buffer: BufferId(COMPAT_LOCAL | local),
+                site: SiteId(0),
+            },
+        )
+    };
+    // Event 0: buffer 1 at 0x999000, live until event 199. Events 1..199:
+    // short-lived buffers (blocks of 8 events: 25 blocks, several
+    // checkpoints in between).
+    w.push(&alloc(0, 1, 0x999000)).unwrap();
+    for i in 0..99u64 {
+        w.push(&alloc(1 + 2 * i, 2 + i, 0x1000)).unwrap();
+        w.push(&free(2 + 2 * i, 2 + i)).unwrap();
+    }
+    w.push(&free(199, 1)).unwrap();
+    w.finish().unwrap();
+    let reader = ttalloc_trace::TraceReader::open(&path).unwrap();
+    assert!(
+        reader
+            .checkpoint_before(199)
+            .is_some_and(|i| reader.checkpoints()[i].next_event > 8),
+        "a checkpoint lies between the alloc's block and the free's"
+    );
+
+    let out = Command::new(BIN)
+        .args(["cat", "--from", "199", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("process 4242 buffer 0x999000"),
+        "the free is named by its alloc's address: {text}"
+    );
+}

@@ -60,10 +60,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut out = BufWriter::new(stdout.lock());
     let mut io_err: Option<std::io::Error> = None;
     // Buffers are named as every command names them; a compat free's name
-    // needs its alloc's address (the events of --from's block before it are
-    // read for names only; an alloc further back leaves its free unnamed).
+    // needs its alloc's address. What was live at the checkpoint before
+    // --from is known from it; the events from there to --from are read
+    // for names only (a trace without checkpoints: from --from's block).
     let mut names = StreamNames::default();
-    let first_block = reader.block_of(from);
+    let mut first_block = reader.block_of(from);
+    let checkpoint = reader
+        .checkpoint_before(from)
+        .and_then(|i| reader.checkpoint(i).ok());
+    if let Some(cp) = checkpoint {
+        for (_, alloc) in &cp.objects {
+            names.name(alloc, tables);
+        }
+        first_block = first_block.min(cp.after_block + 1);
+    }
     for i in first_block..reader.blocks().len() {
         if reader.blocks()[i].first_event >= to || io_err.is_some() {
             break;
