@@ -87,10 +87,7 @@ struct Dev {
     cycle_peak: PerType,
     /// Live objects (any flags) on this device, to skip scans at close.
     objects: u64,
-    /// Bytes per core of the static circular buffers `sim` holds (what
-    /// `Sim::cb_bytes` would sum: kept here, one addition per `cb_alloc`).
-    cb_bytes: u64,
-    /// Highest `cb_bytes` after a `cb_alloc`; `None` before the first.
+    /// Highest `Sim::cb_bytes` after a `cb_alloc`; `None` before the first.
     cb_peak: Option<u64>,
 }
 

@@ -28,7 +28,6 @@ impl Engine<'_> {
             peak: [Peak::default(); 4],
             cycle_peak: [0; 4],
             objects: 0,
-            cb_bytes: 0,
             cb_peak: None,
         });
         let idx = self.devs.len() - 1;
@@ -60,7 +59,6 @@ impl Engine<'_> {
             // Used again after its close without a new DeviceOpen: as it was.
             Some((arch, config, sim)) => {
                 self.devs[dev].sim = Some(sim);
-                self.devs[dev].cb_bytes = 0;
                 self.devs[dev].opened_with = Some((arch, config));
                 Ok(())
             }
@@ -84,7 +82,6 @@ impl Engine<'_> {
         if let Some((a, c, sim)) = self.devs[dev].spare.take() {
             if a == arch && c == config {
                 self.devs[dev].sim = Some(sim);
-                self.devs[dev].cb_bytes = 0;
                 self.devs[dev].opened_with = Some((arch, config));
                 return Ok(());
             }
@@ -130,7 +127,6 @@ impl Engine<'_> {
             }
         };
         self.devs[dev].sim = Some(sim);
-        self.devs[dev].cb_bytes = 0;
         // Spares are keyed by what was asked for, whatever it was built from.
         self.devs[dev].opened_with = Some((arch, config));
         Ok(())
@@ -194,7 +190,6 @@ impl Engine<'_> {
             self.devs[dev].resident = [0; 4];
         }
         let d = &mut self.devs[dev];
-        d.cb_bytes = 0;
         if let Some(mut sim) = d.sim.take() {
             sim.close();
             if let Some((arch, config)) = d.opened_with.take() {

@@ -68,13 +68,9 @@ impl Engine<'_> {
                 } else {
                     sim.cb_alloc(*address, *size, *cores, *globally_allocated)
                 };
-                // The model keeps every CB, clashing or not (`Sim::cb_bytes`).
-                let d = &mut self.devs[dev];
-                if !*globally_allocated {
-                    d.cb_bytes = d.cb_bytes.saturating_add(*size);
-                }
-                d.cb_peak = Some(d.cb_peak.unwrap_or(0).max(d.cb_bytes));
-                debug_assert_eq!(Some(d.cb_bytes), d.sim.as_ref().map(Sim::cb_bytes));
+                let cb_bytes = sim.cb_bytes();
+                let peak = &mut self.devs[dev].cb_peak;
+                *peak = Some(peak.unwrap_or(0).max(cb_bytes));
                 if let Err(clash) = placed {
                     self.f.cb_clashes += 1;
                     // Only the first clash is reported: format only that one
@@ -92,7 +88,6 @@ impl Engine<'_> {
             EventKind::CbFreeAll { device } => {
                 let dev = self.dev_index(*device)?;
                 self.sim(dev)?.cb_free_all();
-                self.devs[dev].cb_bytes = 0;
             }
             EventKind::ProgramLoad {
                 device,

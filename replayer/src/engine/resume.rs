@@ -189,8 +189,6 @@ impl<'a> Engine<'a> {
         }
         let last = cp.next_event.saturating_sub(1);
         for d in &mut self.devs {
-            // Restored circular buffers count as the model's.
-            d.cb_bytes = d.sim.as_ref().map_or(0, Sim::cb_bytes);
             for (peak, &bytes) in d.peak.iter_mut().zip(&d.resident) {
                 *peak = Peak { bytes, event: last };
             }

@@ -29,11 +29,13 @@ impl OpSkip {
         let (mut n, mut names) = (0usize, 0u32);
         for (group, chunk) in tags.chunks(GROUP).enumerate() {
             self.names_before.push(names);
-            for (i, &tag) in chunk.iter().enumerate() {
-                // Written every time, kept when it is not an op scope.
-                self.kept[n] = (group * GROUP + i) as u32;
-                n += (tag != OP_BEGIN && tag != OP_END) as usize;
-                names += (tag == OP_BEGIN || tag == MARKER) as u32;
+            let (mut kept, named) = group_masks(chunk);
+            names += named.count_ones();
+            let base = (group * GROUP) as u32;
+            while kept != 0 {
+                self.kept[n] = base + kept.trailing_zeros();
+                n += 1;
+                kept &= kept - 1;
             }
         }
         self.len = n;
@@ -57,6 +59,43 @@ impl OpSkip {
     }
 }
 
+/// Bit `i` set when `chunk[i]` (at most 64 tags) is kept (not an op
+/// scope), and when it holds a name (an op begin or a marker); eight tags
+/// at a time.
+fn group_masks(chunk: &[u8]) -> (u64, u64) {
+    // Op begin and end are 12 and 13, op begin and marker 12 and 14: one
+    // bit cleared makes each pair one value.
+    const _: () = assert!(OP_BEGIN == 12 && OP_END == 13 && MARKER == 14);
+    let (mut kept, mut named) = (0u64, 0u64);
+    let mut words = chunk.chunks_exact(8);
+    for (w, bytes) in (&mut words).enumerate() {
+        let x = u64::from_le_bytes(bytes.try_into().expect("8 bytes"));
+        kept |= nonzero_bytes((x & !bytes_of(1)) ^ bytes_of(OP_BEGIN)) << (8 * w);
+        named |= (!nonzero_bytes((x & !bytes_of(2)) ^ bytes_of(OP_BEGIN)) & 0xff) << (8 * w);
+    }
+    let done = chunk.len() - words.remainder().len();
+    for (i, &tag) in words.remainder().iter().enumerate() {
+        kept |= ((tag | 1 != OP_END) as u64) << (done + i);
+        named |= ((tag & !2 == OP_BEGIN) as u64) << (done + i);
+    }
+    (kept, named)
+}
+
+/// `b` in every byte of a word.
+const fn bytes_of(b: u8) -> u64 {
+    u64::from_le_bytes([b; 8])
+}
+
+/// Bit `i` set when byte `i` of `x` is not zero.
+#[inline]
+fn nonzero_bytes(x: u64) -> u64 {
+    const LOW7: u64 = bytes_of(0x7f);
+    // The high bit of each byte: set when any of its bits is.
+    let high = (((x & LOW7) + LOW7) | x) & !LOW7;
+    // Gathers the eight high bits into the top byte, then down.
+    (high >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,6 +116,33 @@ mod tests {
         for k in 0..40 {
             assert_eq!(skip.name_index(&tags, 5 * k + 1), 2 * k);
             assert_eq!(skip.name_index(&tags, 5 * k + 3), 2 * k + 1);
+        }
+        // Every tag value in every place of a word and of a tail.
+        for tag in 0..=255u8 {
+            for at in 0..67 {
+                let mut tags = vec![ALLOC; 67];
+                tags[at] = tag;
+                let (kept, named) = group_masks(&tags[..64]);
+                if at < 64 {
+                    let is_op = tag == OP_BEGIN || tag == OP_END;
+                    let is_named = tag == OP_BEGIN || tag == MARKER;
+                    assert_eq!(kept >> at & 1 == 0, is_op, "tag {tag} at {at}");
+                    assert_eq!(named >> at & 1 == 1, is_named, "tag {tag} at {at}");
+                    assert_eq!(kept.count_ones() + is_op as u32, 64);
+                    assert_eq!(named.count_ones(), is_named as u32);
+                }
+                let tail = &tags[64..];
+                let (kept, named) = group_masks(tail);
+                let want_kept =
+                    (0..3).filter(|&i| !(at == 64 + i && (tag == OP_BEGIN || tag == OP_END)));
+                assert_eq!(
+                    kept,
+                    want_kept.fold(0, |m, i| m | 1 << i),
+                    "tail {tag} at {at}"
+                );
+                let named_at = (at >= 64 && (tag == OP_BEGIN || tag == MARKER)) as u64;
+                assert_eq!(named, named_at << (at.max(64) - 64), "tail {tag} at {at}");
+            }
         }
         // A shorter block after a longer one: only its own positions.
         skip.scan(&tags[..7]);
