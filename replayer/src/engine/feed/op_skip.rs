@@ -120,7 +120,7 @@ mod tests {
         // Every tag value in every place of a word and of a tail.
         for tag in 0..=255u8 {
             for at in 0..67 {
-                let mut tags = vec![ALLOC; 67];
+                let mut tags = [ALLOC; 67];
                 tags[at] = tag;
                 let (kept, named) = group_masks(&tags[..64]);
                 if at < 64 {
