@@ -184,10 +184,8 @@ impl FreeList {
         self.off_grid = !self.size.is_multiple_of(self.alignment);
         self.compact = true;
         if self.size > 0 {
-            let i = self.new_block(self.base, self.size);
-            self.head = i;
             self.free_blocks = 1;
-            self.free.push(self.base, self.size, i);
+            self.free.push(self.base, self.size);
         }
         self.rebalance();
     }
@@ -204,6 +202,7 @@ impl FreeList {
     fn rebalance(&mut self) {
         if self.compact {
             if self.num_blocks() > self.compact_limit {
+                self.fill_list();
                 self.fill_buckets();
                 self.free.clear();
                 self.compact = false;
@@ -311,7 +310,15 @@ impl FreeList {
         if next != NIL {
             self.blocks[next as usize].prev = prev;
         }
-        self.blocks[i as usize].next = self.spare;
+        self.release_block(i);
+    }
+
+    /// Entry `i` (unlinked, or never linked) is unused now.
+    #[inline]
+    fn release_block(&mut self, i: u32) {
+        let b = &mut self.blocks[i as usize];
+        b.allocated = false;
+        b.next = self.spare;
         self.spare = i;
     }
 
@@ -396,29 +403,32 @@ impl FreeList {
         if address < self.base || address.checked_add(alloc)? > self.end() {
             return None;
         }
-        let (k, found) = if self.compact {
-            self.compact_block_for(address)?
-        } else {
-            (usize::MAX, self.bucketed_block_for(address))
-        };
-        if found == NIL {
-            return None;
-        }
-        let blk = self.blocks[found as usize];
-        if blk.allocated || address < blk.addr || address + alloc > blk.addr + blk.size {
-            return None;
-        }
-        if !(address - self.base).is_multiple_of(self.alignment) {
-            self.off_grid = true;
-        }
-        let offset = address - blk.addr;
         let placed = if self.compact {
+            let k = self.compact_free_at_or_before(address)?;
+            let offset = self.compact_offset_in(k, address, alloc)?;
+            self.note_grid(address);
             self.carve_compact(k, alloc, offset)
         } else {
-            self.carve_bucketed(found, alloc, offset)
+            let found = self.bucketed_block_for(address);
+            if found == NIL {
+                return None;
+            }
+            let blk = self.blocks[found as usize];
+            if blk.allocated || address < blk.addr || address + alloc > blk.addr + blk.size {
+                return None;
+            }
+            self.note_grid(address);
+            self.carve_bucketed(found, alloc, address - blk.addr)
         };
         self.rebalance();
         Some(placed)
+    }
+
+    /// A block boundary at `address` may lie off the alignment grid.
+    fn note_grid(&mut self, address: u64) {
+        if !(address - self.base).is_multiple_of(self.alignment) {
+            self.off_grid = true;
+        }
     }
 
     /// The allocated block starting at `address`.

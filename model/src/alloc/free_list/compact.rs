@@ -1,23 +1,26 @@
-//! The index of a free list with few blocks: its free blocks in one array
-//! sorted by address (address, size and block number of each). The
-//! first fit scans the sizes — free blocks only, never an allocated one —
-//! from the bottom or the top; a freed block finds its place (and its free
-//! neighbours) by a binary search on the addresses. A replay's lists hold
-//! a few free blocks each, so an operation touches a cache line or two.
+//! A free list with few blocks: its free blocks in one array sorted by
+//! address, its allocated blocks in the block table, unlinked. The first
+//! fit scans the free sizes — free blocks only, never an allocated one —
+//! from the bottom or the top; a freed block finds its place in the array
+//! by counting the free blocks below it, and its free neighbours are the
+//! entries on either side when they touch it. So an operation touches the
+//! array (a cache line or two: a replay's lists hold a few free blocks) and
+//! one block entry, never a neighbour's. What needs every block in address
+//! order (the block table, a switch to the bucketed index) sorts them.
 
-use super::{BlockRef, FreeList, NIL};
+use super::{Block, BlockRef, FreeList, Span, NIL};
 
 /// One free block of a compact list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct FreeBlock {
     addr: u64,
     size: u64,
-    block: u32,
 }
 
-/// The free blocks of a compact list, in address order. One array of
-/// entries (not one per field): a list of a few free blocks is one or two
-/// cache lines, and an insert or removal is one move.
+/// The free blocks of a compact list, in address order, never touching
+/// (free neighbours merge). One array of entries (not one per field): a
+/// few free blocks are one or two cache lines, an insert or removal is one
+/// move.
 #[derive(Clone, Debug, Default)]
 pub(super) struct FreeArray {
     free: Vec<FreeBlock>,
@@ -32,8 +35,8 @@ impl FreeArray {
         self.free.clear();
     }
 
-    pub(super) fn push(&mut self, addr: u64, size: u64, block: u32) {
-        self.free.push(FreeBlock { addr, size, block });
+    pub(super) fn push(&mut self, addr: u64, size: u64) {
+        self.free.push(FreeBlock { addr, size });
     }
 
     /// The first (bottom-up) or last free block of at least `alloc` bytes.
@@ -76,13 +79,8 @@ impl FreeArray {
     }
 
     #[inline]
-    fn set(&mut self, k: usize, addr: u64, size: u64, block: u32) {
-        self.free[k] = FreeBlock { addr, size, block };
-    }
-
-    #[inline]
-    fn insert(&mut self, k: usize, addr: u64, size: u64, block: u32) {
-        self.free.insert(k, FreeBlock { addr, size, block });
+    fn insert(&mut self, k: usize, addr: u64, size: u64) {
+        self.free.insert(k, FreeBlock { addr, size });
     }
 
     #[inline]
@@ -130,116 +128,216 @@ impl FreeList {
         Some(self.carve_compact(k, alloc, offset))
     }
 
-    /// The free block that would contain `address` (the last one starting
-    /// at or before it) and its place in the array.
-    pub(super) fn compact_block_for(&self, address: u64) -> Option<(usize, u32)> {
-        let k = self.free.rank(address.checked_add(1)?).checked_sub(1)?;
-        Some((k, self.free.free[k].block))
+    /// The free block starting at or before `address` (the only one that
+    /// can contain it), by its place in the array.
+    pub(super) fn compact_free_at_or_before(&self, address: u64) -> Option<usize> {
+        self.free.rank(address.checked_add(1)?).checked_sub(1)
     }
 
-    /// The first block of the run that holds `address`: the last free block
-    /// starting at or before it, else the head. Between two free blocks
-    /// every block is allocated, and a compact list has few blocks.
-    pub(super) fn compact_walk_from(&self, address: u64) -> u32 {
-        self.compact_block_for(address)
-            .map_or(self.head, |(_, i)| i)
+    /// Can `[address, address + alloc)` be carved from the `k`-th free
+    /// block? Then at which offset.
+    pub(super) fn compact_offset_in(&self, k: usize, address: u64, alloc: u64) -> Option<u64> {
+        let f = self.free.free[k];
+        (address >= f.addr && address + alloc <= f.addr + f.size).then(|| address - f.addr)
     }
 
-    /// The allocated block starting at `address`.
+    /// The allocated block starting at `address`: a scan of the block
+    /// table (a compact list has few blocks; frees by [`BlockRef`] need none).
     pub(super) fn compact_find_allocated(&self, address: u64) -> Option<u32> {
-        let mut i = self.compact_walk_from(address);
-        while i != NIL {
-            let blk = &self.blocks[i as usize];
-            if blk.addr >= address {
-                return (blk.addr == address && blk.allocated).then_some(i);
-            }
-            i = blk.next;
-        }
-        None
+        self.blocks
+            .iter()
+            .position(|b| b.allocated && b.addr == address)
+            .map(|i| i as u32)
     }
 
-    /// Carves `alloc` bytes at `offset` out of the `k`-th free block.
+    /// The block containing `address` (in range): the free block before
+    /// it if it reaches that far, else the allocated block holding it.
+    pub(super) fn compact_block_at(&self, address: u64) -> Option<Span> {
+        if let Some(k) = self.compact_free_at_or_before(address) {
+            let f = self.free.free[k];
+            if address < f.addr + f.size {
+                return Some(Span {
+                    address: f.addr,
+                    size: f.size,
+                    allocated: false,
+                });
+            }
+        }
+        self.blocks
+            .iter()
+            .find(|b| b.allocated && b.addr <= address && address < b.addr + b.size)
+            .map(|b| Span {
+                address: b.addr,
+                size: b.size,
+                allocated: true,
+            })
+    }
+
+    /// The lowest allocated address: the range's base unless a free block
+    /// starts there, else the end of that free block (free blocks never
+    /// touch, so an allocated block follows it).
+    pub(super) fn compact_lowest_allocated(&self) -> Option<u64> {
+        if self.num_allocated == 0 {
+            return None;
+        }
+        match self.free.free.first() {
+            Some(f) if f.addr == self.base => Some(f.addr + f.size),
+            _ => Some(self.base),
+        }
+    }
+
+    /// Every block in address order.
+    pub(super) fn compact_spans(&self) -> Vec<Span> {
+        let mut spans: Vec<Span> = self
+            .blocks
+            .iter()
+            .filter(|b| b.allocated)
+            .map(|b| Span {
+                address: b.addr,
+                size: b.size,
+                allocated: true,
+            })
+            .chain(self.free.free.iter().map(|f| Span {
+                address: f.addr,
+                size: f.size,
+                allocated: false,
+            }))
+            .collect();
+        spans.sort_unstable_by_key(|s| s.address);
+        spans
+    }
+
+    /// Carves `alloc` bytes at `offset` out of the `k`-th free block: the
+    /// allocation gets a block entry, what is left below and above stays
+    /// in the array.
     #[inline]
     pub(super) fn carve_compact(&mut self, k: usize, alloc: u64, offset: u64) -> (u64, BlockRef) {
-        let i = self.free.free[k].block;
-        let (cur, rest) = self.split(i, alloc, offset);
-        if offset > 0 {
-            // The bottom part stays free as block `i`, at the same place.
-            self.free.free[k].size = offset;
-            if rest != NIL {
-                let r = &self.blocks[rest as usize];
-                self.free.insert(k + 1, r.addr, r.size, rest);
+        let f = self.free.free[k];
+        let at = f.addr + offset;
+        let rest = f.size - offset - alloc;
+        let i = self.new_block(at, alloc);
+        self.blocks[i as usize].allocated = true;
+        self.num_allocated += 1;
+        self.allocated_bytes += alloc;
+        match (offset > 0, rest > 0) {
+            (true, true) => {
+                self.free.free[k].size = offset;
+                self.free.insert(k + 1, at + alloc, rest);
             }
-        } else if rest != NIL {
-            let r = &self.blocks[rest as usize];
-            self.free.set(k, r.addr, r.size, rest);
-        } else {
-            self.free.remove(k);
+            (true, false) => self.free.free[k].size = offset,
+            (false, true) => {
+                self.free.free[k] = FreeBlock {
+                    addr: at + alloc,
+                    size: rest,
+                }
+            }
+            (false, false) => self.free.remove(k),
         }
-        (self.blocks[cur as usize].addr, BlockRef(cur))
+        self.free_blocks = self.free.len();
+        (at, BlockRef(i))
     }
 
-    /// Frees allocated block `i` (already marked free and counted), merging
-    /// it with free neighbours, and updates the array.
+    /// Frees allocated block `i` (already marked free and uncounted): its
+    /// entry goes, and its bytes join the free blocks right below and
+    /// above it when they touch it.
     #[inline]
     pub(super) fn free_compact(&mut self, i: u32) {
-        let addr = self.blocks[i as usize].addr;
-        // Free blocks below `i`: the previous one, if free, is the last of them.
+        let Block { addr, size, .. } = self.blocks[i as usize];
+        self.release_block(i);
+        let end = addr + size;
         let k = self.free.rank(addr);
-        let p = self.blocks[i as usize].prev;
-        let n = self.blocks[i as usize].next;
-        let prev_free = p != NIL && !self.blocks[p as usize].allocated;
-        let next_free = n != NIL && !self.blocks[n as usize].allocated;
-        match (prev_free, next_free) {
-            (true, next_free) => {
-                self.merge_into(p, i);
-                if next_free {
-                    self.merge_into(p, n);
-                    self.free.remove(k);
-                }
-                self.free.free[k - 1].size = self.blocks[p as usize].size;
+        let free = &mut self.free.free;
+        let joins_prev = k > 0 && free[k - 1].addr + free[k - 1].size == addr;
+        let joins_next = k < free.len() && free[k].addr == end;
+        match (joins_prev, joins_next) {
+            (true, true) => {
+                free[k - 1].size += size + free[k].size;
+                self.free.remove(k);
             }
+            (true, false) => free[k - 1].size += size,
             (false, true) => {
-                self.merge_into(i, n);
-                self.free.set(k, addr, self.blocks[i as usize].size, i);
+                free[k].addr = addr;
+                free[k].size += size;
             }
-            (false, false) => {
-                self.free.insert(k, addr, self.blocks[i as usize].size, i);
-            }
+            (false, false) => self.free.insert(k, addr, size),
         }
+        self.free_blocks = self.free.len();
     }
 
-    /// Builds the array from the block list (the list becomes compact).
+    /// Leaves the linked list for the array (bucketed -> compact): free
+    /// blocks move to the array and give up their entries.
     pub(super) fn fill_compact(&mut self) {
         self.free.clear();
         let mut i = self.head;
         while i != NIL {
             let b = self.blocks[i as usize];
             if !b.allocated {
-                self.free.push(b.addr, b.size, i);
+                self.free.push(b.addr, b.size);
+                self.release_block(i);
             }
             i = b.next;
         }
+        self.head = NIL;
     }
 
-    /// The array holds exactly the list's free blocks (for tests).
+    /// Links every block in address order (compact -> bucketed): the free
+    /// blocks get entries; allocated ones keep theirs (their [`BlockRef`]s
+    /// stay valid).
+    pub(super) fn fill_list(&mut self) {
+        let mut order: Vec<u32> = (0..self.blocks.len() as u32)
+            .filter(|&i| self.blocks[i as usize].allocated)
+            .collect();
+        for k in 0..self.free.len() {
+            let FreeBlock { addr, size } = self.free.free[k];
+            order.push(self.new_block(addr, size));
+        }
+        order.sort_unstable_by_key(|&i| self.blocks[i as usize].addr);
+        let mut prev = NIL;
+        for &i in &order {
+            self.blocks[i as usize].prev = prev;
+            self.blocks[i as usize].next = NIL;
+            if prev != NIL {
+                self.blocks[prev as usize].next = i;
+            }
+            prev = i;
+        }
+        self.head = order.first().copied().unwrap_or(NIL);
+    }
+
+    /// The blocks tile the range, free blocks never touch, and the
+    /// counters and the (unused) bucket tables agree (for tests).
     pub(super) fn check_compact(&self) -> Result<(), String> {
-        let mut expect = FreeArray::default();
-        let mut i = self.head;
-        while i != NIL {
-            let b = &self.blocks[i as usize];
-            if !b.allocated {
-                expect.push(b.addr, b.size, i);
-            } else if self.compact_find_allocated(b.addr) != Some(i) {
+        let mut at = self.base;
+        let mut prev_free = false;
+        let (mut allocated, mut n_alloc) = (0, 0);
+        for s in self.compact_spans() {
+            if s.address != at || s.size == 0 {
                 return Err(format!(
-                    "allocated block at {} not found by address",
-                    b.addr
+                    "gap or empty block at {} (expected {at})",
+                    s.address
                 ));
             }
-            i = b.next;
+            if !s.allocated && prev_free {
+                return Err(format!("two free blocks touch at {}", s.address));
+            }
+            if s.allocated {
+                allocated += s.size;
+                n_alloc += 1;
+                if self.compact_find_allocated(s.address).is_none() {
+                    return Err(format!("allocated block at {} not found", s.address));
+                }
+            }
+            prev_free = !s.allocated;
+            at = s.address + s.size;
         }
-        if expect.free != self.free.free {
-            return Err("the compact array disagrees with the free blocks".into());
+        if at != self.end() && self.size > 0 {
+            return Err(format!("blocks end at {at}, range ends at {}", self.end()));
+        }
+        if allocated != self.allocated_bytes || n_alloc != self.num_allocated {
+            return Err("allocated counters disagree".into());
+        }
+        if self.free.len() != self.free_blocks {
+            return Err("free block counter disagrees".into());
         }
         self.check_buckets_empty()
     }

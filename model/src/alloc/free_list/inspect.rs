@@ -6,18 +6,17 @@ use super::{FreeList, Span, NIL};
 
 impl FreeList {
     /// The block (free or allocated) containing `address`: the last block
-    /// starting at or before it. Compact: a walk from the free block before
-    /// it; bucketed: found through the bucket bitmap in O(1) (plus a scan of
-    /// one bucket) however many buckets back it starts.
+    /// starting at or before it. Compact: the free block before it or a
+    /// scan of the allocated ones; bucketed: found through the bucket bitmap
+    /// in O(1) (plus a scan of one bucket) however many buckets back it starts.
     pub fn block_at(&self, address: u64) -> Option<Span> {
         if address < self.base || address >= self.end() {
             return None;
         }
-        let mut i = if self.compact {
-            self.compact_walk_from(address)
-        } else {
-            self.bucketed_first_at_or_before(address)?
-        };
+        if self.compact {
+            return self.compact_block_at(address);
+        }
+        let mut i = self.bucketed_first_at_or_before(address)?;
         loop {
             let blk = &self.blocks[i as usize];
             if address < blk.addr + blk.size {
@@ -42,6 +41,9 @@ impl FreeList {
 
     /// The lowest allocated address (tt-metal's `lowest_occupied_address`).
     pub fn lowest_allocated(&self) -> Option<u64> {
+        if self.compact {
+            return self.compact_lowest_allocated();
+        }
         if self.head == NIL {
             return None;
         }
@@ -88,8 +90,10 @@ impl FreeList {
 
     /// Every block in address order.
     pub fn blocks(&self) -> impl Iterator<Item = Span> + '_ {
-        let mut i = self.head;
-        std::iter::from_fn(move || {
+        // Compact lists keep no links: their blocks are sorted here.
+        let compact = self.compact.then(|| self.compact_spans().into_iter());
+        let mut i = if self.compact { NIL } else { self.head };
+        let linked = std::iter::from_fn(move || {
             if i == NIL {
                 return None;
             }
@@ -100,7 +104,8 @@ impl FreeList {
                 size: b.size,
                 allocated: b.allocated,
             })
-        })
+        });
+        compact.into_iter().flatten().chain(linked)
     }
 
     /// Checks every internal invariant (for tests): blocks tile the range,
@@ -108,6 +113,9 @@ impl FreeList {
     /// heads and the tree agree with the block list.
     #[doc(hidden)]
     pub fn check_invariants(&self) -> Result<(), String> {
+        if self.compact {
+            return self.check_compact();
+        }
         let mut at = self.base;
         let mut prev_free = false;
         let mut free_blocks = 0;
@@ -147,13 +155,6 @@ impl FreeList {
         if free_blocks != self.free_blocks {
             return Err("free block counter disagrees".into());
         }
-        if self.compact {
-            if self.free.len() != self.free_blocks {
-                return Err("compact array length disagrees".into());
-            }
-            self.check_compact()
-        } else {
-            self.check_buckets()
-        }
+        self.check_buckets()
     }
 }
