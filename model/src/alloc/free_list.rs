@@ -12,23 +12,26 @@
 //!   `max_size_bytes` as given), so a top-down carve from an unaligned tail
 //!   yields an unaligned address exactly as tt-metal would.
 //!
-//! Speed: blocks (free and allocated) form a doubly linked list in address
-//! order, so coalescing is O(1). What finds the first fit depends on how
-//! many blocks there are, like a hash table that grows its table:
+//! Speed: what finds the first fit and the neighbours of a freed block
+//! depends on how many blocks there are, like a hash table that grows its
+//! table:
 //!
 //! - **Compact** (at most `COMPACT_MAX_BLOCKS` blocks, the common case in
-//!   a replay: tens of live buffers per list): the free blocks sit in one
-//!   sorted array of addresses and sizes (`compact.rs`). The first fit is a
-//!   scan of the sizes, which never steps over an allocated block; a free
-//!   finds its place by a binary search. Nothing else is kept: no tables
-//!   that grow with the address range, so the few cache lines an operation
-//!   touches stay hot.
-//! - **Bucketed** (more blocks; `buckets.rs`): the address range is cut
-//!   into at most 2^14 buckets of at least 1 KiB; each bucket knows the
-//!   first block starting in it, and a `MaxTree` over the buckets holds
-//!   the largest free block starting in each. Finding the first fit is one
-//!   walk down the tree plus a scan of one bucket, so every operation costs
-//!   O(log16(buckets) + blocks per bucket) however many blocks are live.
+//!   a replay: tens of live buffers per list; `compact.rs`): the free
+//!   blocks sit in one sorted array of addresses and sizes, the allocated
+//!   ones unlinked in the block table. The first fit is a scan of the free
+//!   sizes, which never steps over an allocated block; a free finds its
+//!   place and its free neighbours in the array. No tables that grow with
+//!   the address range, no links to repair: an operation touches the array
+//!   and one block entry, and they stay hot.
+//! - **Bucketed** (more blocks; `buckets.rs`): blocks (free and allocated)
+//!   form a doubly linked list in address order, so coalescing is O(1);
+//!   the address range is cut into at most 2^14 buckets of at least 1 KiB;
+//!   each bucket knows the first block starting in it, and a `MaxTree`
+//!   over the buckets holds the largest free block starting in each.
+//!   Finding the first fit is one walk down the tree plus a scan of one
+//!   bucket, so every operation costs O(log16(buckets) + blocks per
+//!   bucket) however many blocks are live.
 //!
 //! A list switches to the buckets when it holds more than
 //! `COMPACT_MAX_BLOCKS` blocks and back when it holds fewer than a quarter
@@ -50,8 +53,10 @@ mod tests;
 const NIL: u32 = u32::MAX;
 
 /// The most blocks (free and allocated) a list keeps in compact mode; it
-/// returns to it below a quarter of this. Measured on the model stream
-/// bench (`model/benches/alloc_throughput.rs`): see the module comment.
+/// returns to it below a quarter of this. A compact operation costs a scan
+/// of up to half this many free blocks and one move of the array; the
+/// buckets cost ~70 ns per operation whatever the count
+/// (`model/benches/alloc_throughput.rs`).
 const COMPACT_MAX_BLOCKS: usize = 128;
 
 #[derive(Clone, Copy, Debug)]
