@@ -152,7 +152,7 @@ impl Sim {
     /// Frees a buffer by its handle (no lookup); false if it was freed already.
     #[inline]
     pub fn free_placed(&mut self, handle: Handle) -> bool {
-        self.device.deallocate_placed(handle).is_some()
+        self.device.discard_placed(handle)
     }
 
     /// Where a buffer placed with [`Sim::alloc_placed`] is.
