@@ -28,8 +28,8 @@ pub enum Chunk<'a> {
 
 /// One event of a [`Chunk`].
 pub enum Item<'a> {
-    Alloc(&'a AllocCol),
-    Free(&'a FreeCol),
+    Alloc(AllocCol),
+    Free(FreeCol),
     /// Any event (from an `Events` chunk, or a rare kind from columns).
     Event(&'a Event),
     /// `OpBegin`, `OpEnd` or `Marker` rebuilt from columns (no heap data).

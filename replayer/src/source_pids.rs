@@ -26,6 +26,24 @@ fn one_pid(pids: &[u32], events: usize) -> Option<u32> {
     (pids.len() == events && pids.iter().all(|&p| p == first)).then_some(first)
 }
 
+/// The source number every buffer id of `allocs` and `frees` has:
+/// `Some(None)` when there are none, `None` when they have several (one
+/// min/max reduction, no branch per id).
+fn one_source(allocs: &[u64], frees: &[u64]) -> Option<Option<u64>> {
+    let (lo, hi) = allocs
+        .iter()
+        .chain(frees)
+        .fold((u64::MAX, 0u64), |(lo, hi), &b| {
+            let s = b >> LOCAL_BITS;
+            (lo.min(s), hi.max(s))
+        });
+    match lo.cmp(&hi) {
+        std::cmp::Ordering::Equal => Some(Some(lo)),
+        std::cmp::Ordering::Greater => Some(None),
+        std::cmp::Ordering::Less => None,
+    }
+}
+
 impl SourcePids {
     /// Notes the source of every buffer alloc and free in `chunk`.
     pub fn scan(&mut self, chunk: &Chunk<'_>) {
@@ -40,30 +58,35 @@ impl SourcePids {
                 }
             }
             Chunk::Columns { columns: c, .. } => {
+                let (allocs, frees) = (c.allocs.buffers(), c.frees.buffers());
                 if let Some(pid) = one_pid(&c.pid, c.tags.len()) {
                     // One process wrote the whole block (nearly always): what
-                    // is noted does not depend on the order, so the alloc and
-                    // free columns are read straight, without the tag walk.
-                    // As many of each as the walk would reach: one per tag.
-                    let count = |t: EventTag| c.tags.iter().filter(|&&x| x == t as u8).count();
-                    let allocs = c.allocs.iter().take(count(EventTag::BufferAlloc));
-                    let frees = c.frees.iter().take(count(EventTag::BufferFree));
-                    for b in allocs.map(|a| a.buffer).chain(frees.map(|x| x.buffer)) {
-                        self.note(b, pid);
+                    // is noted does not depend on the order, so the buffer
+                    // id arrays are read straight, without the tag walk, and
+                    // when they all come from one source (one recording
+                    // connection: nearly always too) one reduction finds it.
+                    match one_source(allocs, frees) {
+                        Some(Some(source)) => self.note_source(source, pid),
+                        Some(None) => {}
+                        None => {
+                            for &b in allocs.iter().chain(frees) {
+                                self.note(BufferId(b), pid);
+                            }
+                        }
                     }
                     return;
                 }
-                let (mut allocs, mut frees) = (c.allocs.iter(), c.frees.iter());
+                let (mut allocs, mut frees) = (allocs.iter(), frees.iter());
                 for (pos, &tag) in c.tags.iter().enumerate() {
                     let buffer = if tag == EventTag::BufferAlloc as u8 {
-                        allocs.next().map(|a| a.buffer)
+                        allocs.next()
                     } else if tag == EventTag::BufferFree as u8 {
-                        frees.next().map(|x| x.buffer)
+                        frees.next()
                     } else {
                         continue;
                     };
-                    if let (Some(b), Some(&pid)) = (buffer, c.pid.get(pos)) {
-                        self.note(b, pid);
+                    if let (Some(&b), Some(&pid)) = (buffer, c.pid.get(pos)) {
+                        self.note(BufferId(b), pid);
                     }
                 }
             }
@@ -72,7 +95,11 @@ impl SourcePids {
 
     #[inline]
     fn note(&mut self, buffer: BufferId, pid: u32) {
-        let source = buffer.get() >> LOCAL_BITS;
+        self.note_source(buffer.get() >> LOCAL_BITS, pid)
+    }
+
+    #[inline]
+    fn note_source(&mut self, source: u64, pid: u32) {
         if self.last == Some((source, pid)) {
             return;
         }
@@ -139,19 +166,17 @@ mod tests {
         assert_eq!(p.pid_of(BufferId(7 << 40)), None);
     }
 
-    fn free_col(buffer: u64) -> FreeCol {
-        FreeCol {
-            device: DeviceId(0),
-            buffer: BufferId(buffer),
-            site: SiteId::UNKNOWN,
-        }
-    }
-
     fn scan_columns(tags: &[EventTag], pid: Vec<u32>, frees: &[u64]) -> SourcePids {
         let mut columns = BlockColumns::default();
         columns.tags = tags.iter().map(|&t| t as u8).collect();
         columns.pid = pid;
-        columns.frees = frees.iter().map(|&b| free_col(b)).collect();
+        for &b in frees {
+            columns.frees.push(&FreeCol {
+                device: DeviceId(0),
+                buffer: BufferId(b),
+                site: SiteId::UNKNOWN,
+            });
+        }
         let mut p = SourcePids::default();
         p.scan(&Chunk::Columns {
             first: 0,
@@ -161,18 +186,25 @@ mod tests {
     }
 
     #[test]
-    fn a_block_of_one_process_names_it_and_ignores_frees_past_the_tags() {
+    fn a_block_of_one_process_names_its_sources() {
         use EventTag::{BufferFree, OpEnd};
         // One pid for the whole block: both sources belong to process 7.
-        // The third free has no tag, so no event: source 3 stays unnamed.
         let p = scan_columns(
             &[BufferFree, OpEnd, BufferFree],
             vec![7, 7, 7],
-            &[1 << 40, 2 << 40, 3 << 40],
+            &[1 << 40, 2 << 40],
         );
         assert_eq!(p.pid_of(BufferId(1 << 40)), Some(Pid(7)));
         assert_eq!(p.pid_of(BufferId(2 << 40)), Some(Pid(7)));
         assert_eq!(p.pid_of(BufferId(3 << 40)), None);
+        // One pid and one source (the reduction's case): source 4 is 9's.
+        let p = scan_columns(
+            &[BufferFree, BufferFree],
+            vec![9, 9],
+            &[(4 << 40) | 1, (4 << 40) | 2],
+        );
+        assert_eq!(p.pid_of(BufferId(4 << 40)), Some(Pid(9)));
+        assert_eq!(p.pid_of(BufferId(1 << 40)), None);
         // Two pids in the block: source 1 is seen with both, source 2 with 8.
         let p = scan_columns(
             &[BufferFree, BufferFree, BufferFree],
@@ -181,5 +213,8 @@ mod tests {
         );
         assert_eq!(p.pid_of(BufferId(1 << 40)), None);
         assert_eq!(p.pid_of(BufferId(2 << 40)), Some(Pid(8)));
+        // A block without allocs or frees names nothing.
+        let p = scan_columns(&[OpEnd], vec![3], &[]);
+        assert_eq!(p, SourcePids::default());
     }
 }

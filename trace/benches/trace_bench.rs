@@ -59,7 +59,7 @@ fn parallel_columns_scan(reader: &TraceReader) -> (u64, u64) {
     reader
         .scan_columns(|_, cols| {
             n += cols.tags.len() as u64;
-            allocated += cols.allocs.iter().map(|a| a.size).sum::<u64>();
+            allocated += cols.allocs.sizes().iter().sum::<u64>();
             allocated -= cols.frees.len() as u64;
             black_box((&cols.ts, &cols.pid, &cols.names, &cols.others));
             Ok(())
@@ -118,7 +118,7 @@ fn columns_scan(reader: &TraceReader) -> (u64, u64) {
     for i in 0..reader.blocks().len() {
         reader.decode_columns(i, &mut cols).expect("decode");
         n += cols.tags.len() as u64;
-        allocated += cols.allocs.iter().map(|a| a.size).sum::<u64>();
+        allocated += cols.allocs.sizes().iter().sum::<u64>();
         allocated -= cols.frees.len() as u64;
         black_box((&cols.ts, &cols.pid, &cols.names, &cols.others));
     }

@@ -3,7 +3,7 @@
 //! AllocRefused kind, whose whole payload sits in EXT so a 2.0 reader skips
 //! it. Both are coded here, apart from the hot 2.0 paths.
 
-use crate::decode::{AllocCol, DecodeError, RefLimits};
+use crate::decode::{AllocExt, DecodeError, RefLimits};
 use crate::varint::{self, Cursor};
 use ttalloc_model::{BufferType, DeviceId, EventKind, EventTag, Layout, SiteId, StringId};
 
@@ -61,29 +61,35 @@ impl AllocExtEncoder {
     }
 }
 
-/// Fills the 2.1 fields of a block's allocs from its ALLOC_EXT column
-/// (empty: none has them).
+/// Decodes the 2.1 fields of a block's `n` allocs from its ALLOC_EXT
+/// column into `out`: nothing when the column is empty (no alloc has them),
+/// else one entry per alloc.
 pub(crate) fn decode_alloc_ext(
     bytes: &[u8],
-    allocs: &mut [AllocCol],
+    n: usize,
+    out: &mut Vec<AllocExt>,
     limits: RefLimits,
 ) -> Result<(), DecodeError> {
+    out.clear();
     if bytes.is_empty() {
         return Ok(());
     }
     let bad = |_| "column alloc ext ends early or holds a malformed varint".to_string();
     let mut c = Cursor::new(bytes);
-    for a in allocs.iter_mut() {
+    out.reserve(n);
+    for _ in 0..n {
         let bits = c.varint().map_err(bad)?;
         if bits & !(EXT_PER_BANK | EXT_LABEL) != 0 {
             return Err(format!("alloc ext entry has undefined bits {bits:#x}"));
         }
+        let mut ext = AllocExt::default();
         if bits & EXT_PER_BANK != 0 {
-            a.per_bank_size = Some(c.varint().map_err(bad)?);
+            ext.per_bank_size = Some(c.varint().map_err(bad)?);
         }
         if bits & EXT_LABEL != 0 {
-            a.label = string_id(c.varint().map_err(bad)?, limits)?;
+            ext.label = string_id(c.varint().map_err(bad)?, limits)?;
         }
+        out.push(ext);
     }
     if c.is_at_end() {
         Ok(())

@@ -104,7 +104,7 @@ mod varint;
 mod writer;
 
 pub use checkpoint::{Checkpoint, CheckpointInfo};
-pub use decode::{AllocCol, BlockColumns, FreeCol};
+pub use decode::{AllocCol, AllocColumns, AllocExt, BlockColumns, FreeCol, FreeColumns};
 pub use live::LiveTracker;
 pub use provenance::Provenance;
 pub use reader::{Events, TraceReader};

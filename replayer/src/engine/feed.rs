@@ -118,23 +118,27 @@ impl Engine<'_> {
             let tag = c.tags[pos];
             let item = match tag {
                 ALLOC => {
-                    let Some(a) = c.allocs.get(ka) else { continue };
+                    let i = ka;
+                    if i >= c.allocs.len() {
+                        continue;
+                    }
                     // The decoder wrote the columns on another core: ask for
-                    // the lines a few events ahead.
-                    prefetch(&c.allocs, ka + ALLOCS_AHEAD);
+                    // the lines a few allocs ahead.
+                    c.allocs.prefetch(ka + ALLOCS_AHEAD);
                     ka += 1;
                     if ord != mark {
-                        self.alloc_col(ord, a)?;
+                        self.alloc_at(ord, &c.allocs, i)?;
                         if self.stopped {
                             return Ok(());
                         }
                         continue;
                     }
+                    let Some(a) = c.allocs.get(i) else { continue };
                     Item::Alloc(a)
                 }
                 FREE => {
                     let Some(x) = c.frees.get(kf) else { continue };
-                    prefetch(&c.frees, kf + FREES_AHEAD);
+                    c.frees.prefetch(kf + FREES_AHEAD);
                     kf += 1;
                     if ord != mark {
                         let dev = self.dev_index(x.device)?;
@@ -299,7 +303,23 @@ impl Engine<'_> {
         }
     }
 
-    #[inline]
+    /// Alloc `i` of a block's columns, read where it lies (no copy of the
+    /// whole alloc is made to pass it: out of line, so the block walk keeps
+    /// its registers).
+    #[inline(never)]
+    fn alloc_at(
+        &mut self,
+        ord: u64,
+        allocs: &ttalloc_trace::AllocColumns,
+        i: usize,
+    ) -> crate::Result<()> {
+        match allocs.get(i) {
+            Some(a) => self.alloc_col(ord, &a),
+            None => Ok(()),
+        }
+    }
+
+    #[inline(always)]
     fn alloc_col(&mut self, ord: u64, a: &ttalloc_trace::AllocCol) -> crate::Result<()> {
         let dev = self.dev_index(a.device)?;
         let req = Req {
@@ -315,8 +335,9 @@ impl Engine<'_> {
 }
 
 /// How far ahead in their columns `feed_columns` asks for allocs, frees,
-/// tags and other events (a few cache lines).
-const ALLOCS_AHEAD: usize = 6;
+/// tags and other events (a few cache lines; allocs and frees are arrays of
+/// 8-byte fields, whose lines the columns' `prefetch` asks for every 8 entries).
+const ALLOCS_AHEAD: usize = 16;
 const FREES_AHEAD: usize = 16;
 const TAGS_AHEAD: usize = 256;
 const OTHERS_AHEAD: usize = 4;

@@ -1,40 +1,23 @@
 //! BufferAlloc events: flags, sizes, addresses and the optional fields.
 
 use super::block::coded_as;
-use super::columns::{AllocCol, ColumnValues};
+use super::columns::{AllocColumns, ColumnValues};
 use super::packed::{all_below, column_values};
 use super::{DecodeError, RefLimits};
 use crate::codec::{col, AddrHistory, ColumnLayout, SiteHistory, FLAG_ADDR, FLAG_CORES, FLAG_PAGE};
 use crate::recent_sizes::RecentSizes;
 use crate::site_flags::SiteFlags;
 use crate::varint::unzigzag;
-use ttalloc_model::{BufferId, BufferType, DeviceId, Layout, SiteId, StringId};
+use ttalloc_model::BufferType;
 
-/// Buffer type by code (codes 5–7 are rejected before this table is used).
-pub(super) const BUFFER_TYPES: [BufferType; 8] = [
-    BufferType::Dram,
-    BufferType::L1,
-    BufferType::SystemMemory,
-    BufferType::L1Small,
-    BufferType::Trace,
-    BufferType::Dram,
-    BufferType::Dram,
-    BufferType::Dram,
-];
-
-pub(super) const LAYOUTS: [Layout; 4] = [
-    Layout::Interleaved,
-    Layout::HeightSharded,
-    Layout::WidthSharded,
-    Layout::BlockSharded,
-];
-
+/// Decodes the block's allocs into `out`, one array per field (`devices`:
+/// the device of each, handed out already).
 pub(super) fn decode_allocs(
     cols: &[&[u8]; col::COUNT],
     devices: &[u32],
     limits: RefLimits,
     vals: &mut ColumnValues,
-    out: &mut Vec<AllocCol>,
+    out: &mut AllocColumns,
 ) -> Result<(), DecodeError> {
     let n = devices.len();
     // 2.4 blocks code sites by op name: decoded already (`block`).
@@ -135,55 +118,69 @@ pub(super) fn decode_allocs(
     // Sites are checked in one reduction, sizes by a flag the loop
     // accumulates (no branch per alloc); the error names the first bad one.
     all_below(&vals.alloc_site, limits.sites, "site")?;
+    vals.size_rem.push(0);
+    // The arrays every alloc has: copied whole, or overwritten whole below
+    // (only growth is zeroed).
     out.clear();
-    out.reserve(n);
+    out.device.clear();
+    out.device.extend_from_slice(devices);
+    out.buffer.clear();
+    out.buffer.extend_from_slice(&vals.alloc_buf[..n]);
+    out.site.clear();
+    out.site.extend(vals.alloc_site.iter().map(|&s| s as u32));
+    out.flags.clear();
+    out.flags.extend_from_slice(flags);
+    out.size.resize(n, 0);
+    out.address.resize(n, 0);
+    out.page_size.resize(n, 0);
+    out.num_cores.resize(n, 0);
+    // Sizes are checked by a flag the loop accumulates (no branch per
+    // alloc); the error names the first bad one.
     let mut bad_size = false;
     let (mut kp, mut ka, mut kc, mut kr) = (0usize, 0usize, 0usize, 0usize);
-    for (i, (&f, &d)) in flags.iter().zip(devices).enumerate() {
+    let rows = flags
+        .iter()
+        .zip(devices)
+        .zip(&vals.size)
+        .zip(out.size.iter_mut())
+        .zip(out.address.iter_mut())
+        .zip(out.page_size.iter_mut())
+        .zip(out.num_cores.iter_mut());
+    for ((((((&f, &d), &units), size), address), page_size), num_cores) in rows {
         let bt = f & 7;
         let has_page = f & FLAG_PAGE != 0;
         let has_addr = f & FLAG_ADDR != 0;
         let has_cores = f & FLAG_CORES != 0;
-        let p = vals.page[kp];
+        // Absent fields read the next present one (or the slack slot) and
+        // keep 0.
+        let p = vals.page[kp] & (has_page as u64).wrapping_neg();
         kp += has_page as usize;
-        let s = vals.size[i];
-        let size = if has_page && p > 0 {
-            let rem = vals.size_rem[kr];
-            kr += 1;
-            let (whole, o1) = s.overflowing_mul(p);
-            let (size, o2) = whole.overflowing_add(rem);
-            bad_size |= o1 | o2 | (rem >= p);
-            size
-        } else {
-            s
-        };
+        *page_size = p;
+        // A page size > 0 makes the stored size a page count with a remainder.
+        let paged = p > 0;
+        let rem = vals.size_rem[kr] & (paged as u64).wrapping_neg();
+        kr += paged as usize;
+        let (whole, o1) = units.overflowing_mul(p.max(1));
+        let (total, o2) = whole.overflowing_add(rem);
+        bad_size |= paged & (o1 | o2 | (rem >= p));
+        *size = total;
         let slot = &mut vals.addr_slots[AddrHistory::index(d, bt)];
         let addr = slot.wrapping_add(unzigzag(vals.addr[ka]) as u64);
         if has_addr {
             *slot = addr;
         }
+        *address = addr & (has_addr as u64).wrapping_neg();
         ka += has_addr as usize;
-        let cores = vals.cores[kc] as u32;
+        *num_cores = vals.cores[kc] as u32 & (has_cores as u32).wrapping_neg();
         kc += has_cores as usize;
-        out.push(AllocCol {
-            device: DeviceId(d),
-            buffer: BufferId(vals.alloc_buf[i]),
-            buffer_type: BUFFER_TYPES[bt as usize],
-            layout: LAYOUTS[((f >> 3) & 3) as usize],
-            address: has_addr.then_some(addr),
-            size,
-            page_size: has_page.then_some(p),
-            num_cores: has_cores.then_some(cores),
-            per_bank_size: None,
-            label: StringId::EMPTY,
-            site: SiteId(vals.alloc_site[i] as u32),
-        });
     }
     if bad_size {
         return Err(first_bad_size(flags, vals));
     }
     vals.flags = flags_buf;
-    crate::ext::decode_alloc_ext(cols[col::ALLOC_EXT as usize], out, limits)
+    crate::ext::decode_alloc_ext(cols[col::ALLOC_EXT as usize], n, &mut out.ext, limits)?;
+    out.filled(n);
+    Ok(())
 }
 
 /// 2.3: every alloc's flags byte into `flags`, and the core counts of

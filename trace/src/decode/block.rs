@@ -2,7 +2,7 @@
 //! and buffer ids, then the per-kind decoders.
 
 use super::allocs::decode_allocs;
-use super::columns::{BlockColumns, FreeCol};
+use super::columns::BlockColumns;
 use super::others::decode_others;
 use super::packed::{all_below, column_values};
 use super::{end, overrun, DecodeError, RefLimits};
@@ -10,7 +10,7 @@ use crate::codec::{col, ColumnLayout};
 use crate::records::ArchivedBlockRec;
 use crate::ts_by_kind::KindBases;
 use crate::varint::{unzigzag, Cursor};
-use ttalloc_model::{BufferId, DeviceId, EventTag, SiteId, StringId};
+use ttalloc_model::{EventTag, StringId};
 
 /// Whether events of a kind code carry a device (DEVICE column).
 pub(super) const HAS_DEVICE: [bool; 256] = {
@@ -206,18 +206,14 @@ pub fn decode_columns(
         &mut vals.free_site,
     )?;
     all_below(&vals.free_site, limits.sites, "site")?;
-    out.frees.clear();
-    out.frees.extend(
-        out.free_devices
-            .iter()
-            .zip(&vals.free_ids)
-            .zip(&vals.free_site)
-            .map(|((&d, &b), &s)| FreeCol {
-                device: DeviceId(d),
-                buffer: BufferId(b),
-                site: SiteId(s as u32),
-            }),
-    );
+    // The frees' arrays: the resolved devices and ids change places with
+    // the output's (both are overwritten whole by the next block).
+    let frees = &mut out.frees;
+    std::mem::swap(&mut frees.device, &mut out.free_devices);
+    std::mem::swap(&mut frees.buffer, &mut vals.free_ids);
+    frees.site.clear();
+    frees.site.extend(vals.free_site.iter().map(|&s| s as u32));
+    frees.filled(n_free);
 
     out.names
         .extend(vals.name.iter().map(|&v| StringId(v as u32)));

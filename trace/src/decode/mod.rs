@@ -18,7 +18,7 @@ mod tests;
 
 pub use block::decode_columns;
 pub(crate) use columns::EventCursor;
-pub use columns::{AllocCol, BlockColumns, FreeCol};
+pub use columns::{AllocCol, AllocColumns, AllocExt, BlockColumns, FreeCol, FreeColumns};
 
 use crate::varint::{Cursor, Overrun};
 use ttalloc_model::{SiteId, StringId};
