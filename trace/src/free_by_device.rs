@@ -125,33 +125,43 @@ impl FreeEncoder {
 /// The reader's side of FREE_DEV_NEAR: every free's device (into `out`)
 /// from `codes` (its values) and the device of the latest alloc before it
 /// in the block (`alloc_devices`, in event order), 0 when none.
+/// `allocs_before` holds, when `known`, how many allocs precede each free
+/// (the alloc sites' pass over the kinds counts them); else it is counted here.
 pub(crate) fn decode_free_devices(
     tags: &[u8],
     alloc_devices: &[u32],
     codes: &[u64],
     allocs_before: &mut Vec<u32>,
+    known: bool,
     out: &mut Vec<u32>,
 ) {
     use ttalloc_model::EventTag;
     let n_free = codes.len();
-    // How many allocs precede each free: a store per event, no branch.
-    allocs_before.resize(n_free + 1, 0);
-    {
-        let before = &mut allocs_before[..];
-        let (mut kf, mut ka) = (0usize, 0u32);
-        for &t in tags {
-            // SAFETY: `kf` counts the frees before this event, at most
-            // `n_free` (the caller's histogram of `tags`), and the list
-            // has one slot more.
-            unsafe { *before.get_unchecked_mut(kf) = ka };
-            kf += (t == EventTag::BufferFree as u8) as usize;
-            ka += (t == EventTag::BufferAlloc as u8) as u32;
+    if !known || allocs_before.len() != n_free {
+        // A store per event, no branch.
+        allocs_before.resize(n_free + 1, 0);
+        {
+            let before = &mut allocs_before[..];
+            let (mut kf, mut ka) = (0usize, 0u32);
+            for &t in tags {
+                // SAFETY: `kf` counts the frees before this event, at most
+                // `n_free` (the caller's histogram of `tags`), and the list
+                // has one slot more.
+                unsafe { *before.get_unchecked_mut(kf) = ka };
+                kf += (t == EventTag::BufferFree as u8) as usize;
+                ka += (t == EventTag::BufferAlloc as u8) as u32;
+            }
         }
+        allocs_before.truncate(n_free);
     }
     out.clear();
-    out.extend(codes.iter().zip(&allocs_before[..n_free]).map(|(&c, &k)| {
+    out.extend(codes.iter().zip(&allocs_before[..]).map(|(&c, &k)| {
         // `k` is at most the number of allocs (the same histogram).
-        let prev = k.checked_sub(1).map_or(0, |i| alloc_devices[i as usize]);
+        let prev = k
+            .checked_sub(1)
+            .and_then(|i| alloc_devices.get(i as usize))
+            .copied()
+            .unwrap_or(0);
         prev.wrapping_add(unzigzag(c) as u32)
     }));
 }
@@ -159,9 +169,11 @@ pub(crate) fn decode_free_devices(
 /// The reader's buffers, kept between blocks.
 #[derive(Clone, Default, Debug, PartialEq, Eq)]
 pub(crate) struct FreeColumnsScratch {
-    /// FREE_DEV_NEAR's values and the allocs before each free.
+    /// FREE_DEV_NEAR's values and the allocs before each free (counted
+    /// for this block when `allocs_before_known`).
     pub(crate) dev_codes: Vec<u64>,
     pub(crate) allocs_before: Vec<u32>,
+    pub(crate) allocs_before_known: bool,
     /// FREE_BY_DEV's and FREE_FAR's values.
     pub(crate) codes: Vec<u64>,
     pub(crate) far: Vec<u64>,
@@ -196,14 +208,8 @@ pub(crate) fn decode_free_ids(
         ));
     }
     // The block's allocs grouped by device slot, in event order.
-    let slots = alloc_devices
-        .iter()
-        .chain(free_devices)
-        .map(|&d| slot(d) + 1)
-        .max()
-        .unwrap_or(0);
     s.count.clear();
-    s.count.resize(slots, 0);
+    s.count.resize(MAX_SLOTS as usize, 0);
     for &d in alloc_devices {
         s.count[slot(d)] += 1;
     }
@@ -292,6 +298,23 @@ mod tests {
         let mut s = FreeIdScratch::default();
         decode_free_ids(&ad, &ai, &fd, &codes, &far, &mut s, &mut out).unwrap();
         assert_eq!(out, frees.iter().map(|f| f.1).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_free_s_device_is_the_latest_alloc_s_plus_its_change() {
+        use ttalloc_model::EventTag::{BufferAlloc as A, BufferFree as F, OpEnd as E};
+        // free (no alloc before: 0 + 2), alloc on 5, free (5 + 0), alloc on 3,
+        // op end, free (3 - 1), free (3 + 0).
+        let tags = [F, A, F, A, E, F, F].map(|t| t as u8);
+        let codes = [zigzag(2), 0, zigzag(-1), 0];
+        let mut before = Vec::new();
+        let mut out = Vec::new();
+        decode_free_devices(&tags, &[5, 3], &codes, &mut before, false, &mut out);
+        assert_eq!(out, [2, 5, 2, 3]);
+        assert_eq!(before, [0, 1, 2, 2]);
+        // Counted by the alloc sites' pass: the same.
+        decode_free_devices(&tags, &[5, 3], &codes, &mut before, true, &mut out);
+        assert_eq!(out, [2, 5, 2, 3]);
     }
 
     #[test]
