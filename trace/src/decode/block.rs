@@ -184,10 +184,11 @@ pub fn decode_columns(
         *v = buffer;
     }
     // Names before allocs: 2.4 codes an alloc's site by the op name it runs under.
+    vals.free_by_device.allocs_before_known = false;
     column_values(cols[col::NAME as usize], n_names, "name", &mut vals.name)?;
     all_below(&vals.name, limits.strings, "string")?;
     if !cols[col::SITE_BY_NAME as usize].is_empty() {
-        alloc_sites_by_name(&cols, n_alloc, out)?;
+        alloc_sites_by_name(&cols, n_alloc, n_free, out)?;
     } else if !cols[col::SITE_NEW as usize].is_empty() {
         return Err("block holds new sites without their site places".into());
     }
@@ -232,6 +233,7 @@ pub fn decode_columns(
 fn alloc_sites_by_name(
     cols: &[&[u8]; col::COUNT],
     n_alloc: usize,
+    n_free: usize,
     out: &mut BlockColumns,
 ) -> Result<(), DecodeError> {
     if !cols[col::ALLOC_SITE as usize].is_empty() {
@@ -239,19 +241,30 @@ fn alloc_sites_by_name(
     }
     let vals = &mut out.vals;
     let s = &mut vals.sites_by_name;
-    // How many names precede each alloc: a store per event, no branch.
+    // How many names precede each alloc, and (for FREE_DEV_NEAR) how many
+    // allocs precede each free: two stores per event, no branch.
     s.name_before.resize(n_alloc + 1, 0);
+    let f = &mut vals.free_by_device;
+    f.allocs_before.resize(n_free + 1, 0);
     {
         let before = &mut s.name_before[..];
-        let (mut ka, mut kn) = (0usize, 0u32);
+        let allocs_before = &mut f.allocs_before[..];
+        let (mut ka, mut kn, mut kf) = (0usize, 0u32, 0usize);
         for &t in &out.tags {
-            // SAFETY: `ka` counts the allocs before this event, at most
-            // `n_alloc` (the histogram's count), and the list has one slot more.
-            unsafe { *before.get_unchecked_mut(ka) = kn };
+            // SAFETY: `ka` and `kf` count the allocs and frees before this
+            // event, at most `n_alloc` and `n_free` (the histogram's counts),
+            // and each list has one slot more.
+            unsafe {
+                *before.get_unchecked_mut(ka) = kn;
+                *allocs_before.get_unchecked_mut(kf) = ka as u32;
+            }
             ka += (t == EventTag::BufferAlloc as u8) as usize;
+            kf += (t == EventTag::BufferFree as u8) as usize;
             kn += (t == EventTag::OpBegin as u8 || t == EventTag::Marker as u8) as u32;
         }
     }
+    f.allocs_before.truncate(n_free);
+    f.allocs_before_known = true;
     s.name_before.truncate(n_alloc);
     let places = cols[col::SITE_BY_NAME as usize];
     let n_new = places
@@ -357,6 +370,7 @@ fn hand_out_by_kind(
             &out.alloc_devices,
             &s.dev_codes,
             &mut s.allocs_before,
+            s.allocs_before_known,
             &mut out.free_devices,
         );
     } else {
