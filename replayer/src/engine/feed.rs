@@ -152,7 +152,7 @@ impl Engine<'_> {
                         EventKind::OpEnd
                     } else {
                         if SKIP_OPS {
-                            kn = op_skip.name_index(&c.tags, pos);
+                            kn = op_skip.name_index(pos);
                         }
                         let Some(&id) = c.names.get(kn) else { continue };
                         kn += 1;
@@ -217,7 +217,7 @@ impl Engine<'_> {
         let pos = (ord - first) as usize;
         let kind = match c.tags.get(pos) {
             Some(&OP_END) => EventKind::OpEnd,
-            Some(&OP_BEGIN) => match c.names.get(op_skip.name_index(&c.tags, pos)) {
+            Some(&OP_BEGIN) => match c.names.get(op_skip.name_index(pos)) {
                 Some(&name) => EventKind::OpBegin { name },
                 None => return Ok(false),
             },

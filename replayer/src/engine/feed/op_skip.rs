@@ -12,8 +12,10 @@ pub(in crate::engine) struct OpSkip {
     /// in order (the rest of the vector is scratch).
     kept: Vec<u32>,
     len: usize,
-    /// Names (op begins' and markers') before position `64 * i`.
+    /// Names (op begins' and markers') before position `64 * i`, and which
+    /// of the 64 events from there hold one (bit `j`: event `64 * i + j`).
     names_before: Vec<u32>,
+    named: Vec<u64>,
 }
 
 /// Events per entry of `names_before`.
@@ -26,10 +28,12 @@ impl OpSkip {
             self.kept.resize(tags.len(), 0);
         }
         self.names_before.clear();
+        self.named.clear();
         let (mut n, mut names) = (0usize, 0u32);
         for (group, chunk) in tags.chunks(GROUP).enumerate() {
             self.names_before.push(names);
             let (mut kept, named) = group_masks(chunk);
+            self.named.push(named);
             names += named.count_ones();
             let base = (group * GROUP) as u32;
             while kept != 0 {
@@ -47,15 +51,11 @@ impl OpSkip {
     }
 
     /// The index in the block's names column of the op begin or marker at
-    /// `pos` (of the `tags` last scanned).
-    pub(super) fn name_index(&self, tags: &[u8], pos: usize) -> usize {
-        let group = pos / GROUP;
-        let before = self.names_before[group] as usize;
-        before
-            + tags[group * GROUP..pos]
-                .iter()
-                .filter(|&&t| t == OP_BEGIN || t == MARKER)
-                .count()
+    /// `pos` (of the tags last scanned).
+    pub(super) fn name_index(&self, pos: usize) -> usize {
+        let (group, bit) = (pos / GROUP, pos % GROUP);
+        let below = self.named[group] & ((1u64 << bit) - 1);
+        self.names_before[group] as usize + below.count_ones() as usize
     }
 }
 
@@ -114,8 +114,8 @@ mod tests {
         let want: Vec<u32> = (0..200u32).filter(|p| matches!(p % 5, 0 | 2 | 3)).collect();
         assert_eq!(skip.kept(), &want[..]);
         for k in 0..40 {
-            assert_eq!(skip.name_index(&tags, 5 * k + 1), 2 * k);
-            assert_eq!(skip.name_index(&tags, 5 * k + 3), 2 * k + 1);
+            assert_eq!(skip.name_index(5 * k + 1), 2 * k);
+            assert_eq!(skip.name_index(5 * k + 3), 2 * k + 1);
         }
         // Every tag value in every place of a word and of a tail.
         for tag in 0..=255u8 {
