@@ -38,8 +38,9 @@
 //!   `for_each_event` stops at the first error.
 //! - Fastest scan: `decode_columns(i, &mut BlockColumns)` decodes a block
 //!   into columns (struct of arrays) without building `Event`s: `tags`,
-//!   `ts`, `pid` per event, then per kind `allocs` (`AllocCol`), `frees`
-//!   (`FreeCol`), `names` (OpBegin/Marker), and `others` (the remaining
+//!   `ts`, `pid` per event, then per kind `allocs` ([`AllocColumns`]: one
+//!   array per field, `get(i)` builds an `AllocCol`), `frees`
+//!   ([`FreeColumns`]), `names` (OpBegin/Marker), and `others` (the remaining
 //!   known kinds as `(position, Event)`); see [`BlockColumns`] for how
 //!   positions map to entries. Reuse one `BlockColumns` across blocks.
 //! - All decoding methods take `&self` and may be called from several threads
