@@ -1,0 +1,121 @@
+use super::*;
+use crate::{TraceHeader, TraceWriter, WriterOptions};
+use ttalloc_model::{DeviceId, Event, EventKind, Pid};
+
+#[test]
+fn a_trace_that_cannot_be_mapped_is_read_instead() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.zst");
+    let mut w = TraceWriter::create(
+        &path,
+        TraceHeader::new(vec!["test".into()], String::new()),
+        WriterOptions::default(),
+    )
+    .unwrap();
+    for d in 0..5 {
+        w.push(&Event {
+            ts: 10 + u64::from(d),
+            pid: Pid(1),
+            kind: EventKind::DeviceClose {
+                device: DeviceId(d),
+            },
+        })
+        .unwrap();
+    }
+    w.finish().unwrap();
+    let mapped = TraceReader::open_with(&path, true).unwrap();
+    let read = TraceReader::open_with(&path, false).unwrap();
+    assert!(matches!(read.map, Contents::Read(_)));
+    let all = |r: &TraceReader| r.events().collect::<Result<Vec<_>>>().unwrap();
+    assert_eq!(all(&read).len(), 5);
+    assert_eq!(all(&read), all(&mapped));
+    assert_eq!(read.file_size(), mapped.file_size());
+}
+
+/// The reader keeps the decoded-block buffers given back, up to as many
+/// as a replay has in flight, for the next scan to decode into.
+#[test]
+fn the_columns_pool_keeps_buffers_given_back_up_to_its_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.zst");
+    let header = TraceHeader::new(vec!["test".into()], String::new());
+    let mut w = TraceWriter::create(&path, header, WriterOptions::default()).unwrap();
+    w.push(&Event {
+        ts: 10,
+        pid: Pid(1),
+        kind: EventKind::DeviceClose {
+            device: DeviceId(0),
+        },
+    })
+    .unwrap();
+    w.finish().unwrap();
+    let reader = TraceReader::open(&path).unwrap();
+    let used = || {
+        let mut c = BlockColumns::default();
+        c.tags.reserve(64);
+        c
+    };
+    for _ in 0..COLUMNS_POOL_MAX + 2 {
+        reader.put_columns(used());
+    }
+    let taken: Vec<_> = (0..COLUMNS_POOL_MAX + 1)
+        .map(|_| reader.take_columns().tags.capacity())
+        .collect();
+    // COLUMNS_POOL_MAX kept (each with its room), the rest freed: the
+    // next one is new.
+    assert!(taken[..COLUMNS_POOL_MAX].iter().all(|&c| c >= 64));
+    assert_eq!(taken[COLUMNS_POOL_MAX], 0);
+}
+
+/// A trace cut short by another process after it was opened: reading
+/// a block through the map would raise SIGBUS; read from the file, the
+/// blocks before the cut decode and the first one past it is an error
+/// naming it, its offset and what happened.
+#[test]
+fn a_trace_cut_after_open_is_an_error_naming_the_block_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.zst");
+    let opts = WriterOptions {
+        block_events: 100,
+        ..WriterOptions::default()
+    };
+    let header = TraceHeader::new(vec!["test".into()], String::new());
+    let mut w = TraceWriter::create(&path, header, opts).unwrap();
+    for i in 0..1000u64 {
+        let device = DeviceId((i % 3) as u32);
+        w.push(&Event {
+            ts: 10 * i,
+            pid: Pid(1),
+            kind: EventKind::DeviceClose { device },
+        })
+        .unwrap();
+    }
+    w.finish().unwrap();
+    let reader = TraceReader::open(&path).unwrap();
+    // 1000 events in blocks of 100.
+    assert_eq!(reader.blocks().len(), 10);
+    let cut_at = reader.index.locs[6].offset + 1;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(cut_at)
+        .unwrap();
+    let mut cols = BlockColumns::default();
+    for i in 0..6 {
+        reader.decode_columns(i, &mut cols).unwrap();
+        assert_eq!(cols.len(), 100, "block {i}");
+    }
+    let err = reader.decode_columns(6, &mut cols).unwrap_err();
+    let TraceError::Corrupt {
+        block,
+        offset,
+        ref reason,
+        ..
+    } = err
+    else {
+        panic!("not a corrupt-block error: {err}");
+    };
+    assert_eq!((block, offset), (6, cut_at - 1));
+    assert!(reason.starts_with("reading its "), "{reason}");
+}
