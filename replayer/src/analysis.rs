@@ -170,7 +170,7 @@ fn analyse_source(
         if let Some(p) = &peak {
             // The checkpoint is the one before the timeline's own highest
             // peak: used only when that is the report's.
-            let from = at_best.as_ref().filter(|_| same_peak(best, p));
+            let from = at_best.as_deref().filter(|_| same_peak(best, p));
             timeline.snapshot_sites = sites_at_peak(src, reader, opts, p, from)?;
         }
     }

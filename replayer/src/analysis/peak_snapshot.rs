@@ -57,10 +57,9 @@ impl PeakWatch {
     }
 
     /// The timeline, its highest peak, and the checkpoint before that peak.
-    pub fn finish(self) -> (Timeline, Option<PeakSeen>, Option<ResumeAt>) {
+    pub fn finish(self) -> (Timeline, Option<PeakSeen>, Option<Rc<ResumeAt>>) {
         let best = self.timeline.best_peak();
-        let at = self.at_best.and_then(|r| Rc::try_unwrap(r).ok());
-        (self.timeline.finish(), best, at)
+        (self.timeline.finish(), best, self.at_best)
     }
 }
 
