@@ -493,6 +493,13 @@ impl Device {
         }
     }
 
+    /// Hints that the buffer of `handle` will be freed soon: asks for its
+    /// slot's cache line now (no effect on state; a stale handle is fine).
+    #[inline]
+    pub fn prefetch_placed(&self, handle: Handle) {
+        self.buffers.prefetch(handle);
+    }
+
     #[inline]
     fn release(&mut self, slot: live_buffers::Slot) -> Released {
         self.free_slot(&slot);

@@ -38,6 +38,19 @@ pub(super) struct Slot {
     indexed: bool,
 }
 
+/// A hint that the line at `p` will be read soon.
+#[inline(always)]
+fn prefetch_line(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint: it never faults, whatever the address.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// Puts a buffer in a vacant slot (or a new one) and returns its handle.
 #[inline]
 fn fill(
@@ -106,6 +119,14 @@ impl LiveBuffers {
             .filter(|e| e.occupied && e.generation == handle.generation)
     }
 
+    /// Asks for the slot of `handle` early (a prefetch; no state change).
+    #[inline]
+    pub(super) fn prefetch(&self, handle: Handle) {
+        if let Some(s) = self.slots.get(handle.slot as usize) {
+            prefetch_line(s as *const Slot as *const u8);
+        }
+    }
+
     /// Keeps a buffer: `indexed` for one allocated by id (the caller
     /// checked the id is new), else one the caller tracks by its own ids.
     #[inline]
@@ -154,12 +175,14 @@ impl LiveBuffers {
     #[inline]
     pub(super) fn remove(&mut self, handle: Handle) -> Option<Slot> {
         let e = self.slots.get_mut(handle.slot as usize)?;
-        if !e.occupied || e.generation != handle.generation {
+        // Read the slot whole before writing it: a load of bytes just
+        // written by a narrower store cannot be forwarded and stalls.
+        let out = *e;
+        if !out.occupied || out.generation != handle.generation {
             return None;
         }
         e.occupied = false;
-        e.generation = e.generation.wrapping_add(1);
-        let out = *e;
+        e.generation = out.generation.wrapping_add(1);
         self.vacant.push(handle.slot);
         self.len -= 1;
         if out.indexed {
