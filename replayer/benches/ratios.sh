@@ -13,7 +13,7 @@
 #
 # CPU is user + system of the whole process (from `wait4`, to the
 # microsecond: `/usr/bin/time` prints hundredths, a tenth of W's replay),
-# the median of RUNS alternating runs (W's, 3 x RUNS: they are short).
+# the median of RUNS alternating runs (W's, 5 x RUNS: they are short).
 # Run from anywhere:
 #   bash replayer/benches/ratios.sh
 # Environment: RATIOS_EVENTS (10000000), RATIOS_BIG (50000000; 0 skips the
@@ -23,7 +23,9 @@
 # checkout), RATIOS_W_FIXED (a recorded W trace, e.g. /tmp/lp/w.zst:
 # its events re-encoded by this checkout's writer give W's size on the same
 # events every run, where a fresh recording's timestamps move with the
-# machine's load; builds the column_sizes bench).
+# machine's load; builds the column_sizes bench; the trace itself, as it is,
+# is replayed too, beside the fresh recording, for a CPU ratio on the same
+# events every run).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 n=${RATIOS_EVENTS:-10000000}
@@ -109,6 +111,12 @@ fi
 if [ "${RATIOS_W:-1}" != 0 ]; then
     echo "== workload W ($w_dir)"
     "$bin/ttalloc" record --force -o "$dir/w.zst" -- python3 "$w_dir/wl_ttalloc.py" >/dev/null 2>&1
+    # describe TRACE: "N events, format X.Y, B blocks, S B/event" (what a W replay read).
+    describe() {
+        "$bin/ttalloc" info --json "$1" | python3 -c 'import json,sys
+d = json.load(sys.stdin)
+print("%d events, format %s, %d blocks, %.3f B/event" % (d["events"], d["format_version"], d["blocks"], d["bytes_per_event"]))'
+    }
     w_events=$("$bin/ttalloc" info --json "$dir/w.zst" |
         python3 -c 'import json,sys; print(json.load(sys.stdin)["events"])')
     echo "SIZE W (Python client): $(ratio3 "$(size_of "$dir/w.zst")" "$w_events") B/event, fresh recording   (target <= 0.6)"
@@ -121,14 +129,25 @@ if [ "${RATIOS_W:-1}" != 0 ]; then
         gcc -O2 -g -fno-omit-frame-pointer -o "$dir/wl_malloc" "$w_dir/wl_malloc.c"
         (cd "$dir" && heaptrack -o "$dir/hw" ./wl_malloc >/dev/null 2>&1)
         hfile=$(ls "$dir"/hw.* 2>/dev/null | head -1 || true)
-        for _ in $(seq $((3 * runs))); do
+        for _ in $(seq $((5 * runs))); do
             measure heaptrack_print heaptrack_print -l 1 "$hfile"
             measure w_replay "$bin/ttalloc" replay "$dir/w.zst"
+            if [ -n "${RATIOS_W_FIXED:-}" ]; then
+                measure w_fixed_replay "$bin/ttalloc" replay "$RATIOS_W_FIXED"
+            fi
         done
         h_cpu=$(median heaptrack_print 1)
         w_cpu=$(median w_replay 1)
-        echo "heaptrack_print -l CPU: ${h_cpu} s; ttalloc replay CPU: ${w_cpu} s; replay peak RSS $(($(median w_replay 2) / 1024)) MB"
-        echo "RATIO replay / heaptrack_print on W: $(ratio "$w_cpu" "$h_cpu")x   (target <= 0.5)"
+        echo "heaptrack_print -l CPU: ${h_cpu} s (median of $((5 * runs)), alternating with the replays)"
+        echo "W fresh recording: $(describe "$dir/w.zst"); replay CPU ${w_cpu} s, peak RSS $(($(median w_replay 2) / 1024)) MB"
+        echo "RATIO replay / heaptrack_print on W: $(ratio "$w_cpu" "$h_cpu")x   (target <= 0.5; the fresh recording)"
+        if [ -n "${RATIOS_W_FIXED:-}" ]; then
+            # The same events every run (a fresh recording's timestamps, so its
+            # size and blocks, move with the machine's load).
+            f_cpu=$(median w_fixed_replay 1)
+            echo "W fixed trace $RATIOS_W_FIXED: $(describe "$RATIOS_W_FIXED"); replay CPU ${f_cpu} s, peak RSS $(($(median w_fixed_replay 2) / 1024)) MB"
+            echo "RATIO replay / heaptrack_print on W, fixed trace: $(ratio "$f_cpu" "$h_cpu")x   (target <= 0.5)"
+        fi
     else
         echo "heaptrack is not installed (apt-get install -y heaptrack): W's CPU ratio skipped"
     fi

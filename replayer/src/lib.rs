@@ -62,14 +62,18 @@ use ttalloc_trace::TraceReader;
 
 /// Replays a trace file.
 pub fn replay_file(path: &Path, opts: &ReplayOptions) -> Result<Report> {
-    let reader = TraceReader::open(path)?;
+    replay_reader(&TraceReader::open(path)?, opts)
+}
+
+/// Replays an opened trace file; a truncated one says so in the report.
+pub fn replay_reader(reader: &TraceReader, opts: &ReplayOptions) -> Result<Report> {
     let truncated = reader.truncation().map(|t| {
         format!(
             "{} events recovered, readable up to byte {} of {}: {}",
             t.events_recovered, t.valid_up_to, t.file_size, t.reason
         )
     });
-    let mut report = replay(&reader, opts)?;
+    let mut report = replay(reader, opts)?;
     report.truncated = truncated;
     Ok(report)
 }
@@ -176,7 +180,9 @@ fn replay_with_cycles(
     // synthetic trace's): dropped before the replay, not held through it.
     let guess = {
         let mut probe = CycleScanner::new();
-        src.visit_prefix_chunks(PROBE_EVENTS, &mut |chunk| {
+        // The scanner skips buffer allocs and frees: blocks of nothing else
+        // are not decoded for it.
+        src.visit_prefix_non_buffer(PROBE_EVENTS, &mut |chunk| {
             probe.scan_chunk(chunk);
             Ok(())
         })?;

@@ -243,6 +243,17 @@ pub trait EventSource {
             f(&Chunk::Events { first, events })
         })
     }
+    /// Like `visit_prefix_chunks`, for a pass that skips buffer allocs and
+    /// frees (the replay's cycle probe): a source may leave them out of its
+    /// chunks (a trace block holding nothing else comes as its kinds alone,
+    /// not decoded).
+    fn visit_prefix_non_buffer(
+        &self,
+        events: u64,
+        f: &mut dyn FnMut(&Chunk<'_>) -> Result<()>,
+    ) -> Result<()> {
+        self.visit_prefix_chunks(events, f)
+    }
     /// The footer checkpoints (live bytes per device and type at block ends), if any.
     fn checkpoints(&self) -> Option<&[BlockInfo]> {
         None
@@ -371,20 +382,14 @@ impl EventSource for TraceReader {
         events: u64,
         f: &mut dyn FnMut(&Chunk<'_>) -> Result<()>,
     ) -> Result<()> {
-        // From the pool the replay's decoder takes its buffers from next.
-        let mut columns = self.take_columns();
-        for (i, block) in self.blocks().iter().enumerate() {
-            if block.first_event >= events && i > 0 {
-                break;
-            }
-            self.decode_columns(i, &mut columns)?;
-            f(&Chunk::Columns {
-                first: block.first_event,
-                columns: &columns,
-            })?;
-        }
-        self.put_columns(columns);
-        Ok(())
+        visit_prefix_decoded(self, events, TraceReader::decode_columns, f)
+    }
+    fn visit_prefix_non_buffer(
+        &self,
+        events: u64,
+        f: &mut dyn FnMut(&Chunk<'_>) -> Result<()>,
+    ) -> Result<()> {
+        visit_prefix_decoded(self, events, TraceReader::decode_columns_non_buffer, f)
     }
     fn interner(&self) -> &InternTables {
         TraceReader::interner(self)
@@ -492,6 +497,30 @@ impl EventSource for TraceReader {
     fn checkpoints(&self) -> Option<&[BlockInfo]> {
         Some(self.blocks())
     }
+}
+
+/// Decodes blocks with `decode` from the start until at least `events`
+/// events were seen, into one buffer from the reader's pool (the one the
+/// replay's decoder takes next), handing each to `f`.
+fn visit_prefix_decoded(
+    reader: &TraceReader,
+    events: u64,
+    decode: fn(&TraceReader, usize, &mut BlockColumns) -> ttalloc_trace::Result<()>,
+    f: &mut dyn FnMut(&Chunk<'_>) -> Result<()>,
+) -> Result<()> {
+    let mut columns = reader.take_columns();
+    for (i, block) in reader.blocks().iter().enumerate() {
+        if block.first_event >= events && i > 0 {
+            break;
+        }
+        decode(reader, i, &mut columns)?;
+        f(&Chunk::Columns {
+            first: block.first_event,
+            columns: &columns,
+        })?;
+    }
+    reader.put_columns(columns);
+    Ok(())
 }
 
 /// A hook run on the decoding thread on block `i` once decoded.

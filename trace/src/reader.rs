@@ -10,65 +10,13 @@ use crate::provenance::{self, Provenance};
 use crate::records::{ArchivedBlockRec, ArchivedHeaderRec, FrameLocRec, HEADER_MAGIC};
 use crate::recovery;
 use crate::{BlockInfo, Result, TraceError, TraceHeader, Truncation, FORMAT_MAJOR, FORMAT_MINOR};
+use contents::{drop_mapped, read_unmapped, Contents};
 use memmap2::Mmap;
 use rancor::BoxedError;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
-use ttalloc_model::{Event, InternTables};
-
-/// The file's bytes: mapped, or read into memory where it cannot be mapped
-/// (a file system without mmap, say).
-///
-/// A mapped trace's event blocks are not read through the map but with
-/// `pread` into a reused buffer (`TraceReader::frame_bytes`): pages of the
-/// map a scan has read count in the process's resident memory until they
-/// are dropped, and the kernel maps the 64 KiB-aligned window around every
-/// fault: dropping what a block spans after decoding it left the tail of the
-/// block before it that the block's first fault mapped back in (20 MB of
-/// a 50M-event trace by the end of a replay, which peaked at 51 MB against
-/// 33 MB at 10M events). Read into a buffer, a block costs one copy from the
-/// page cache instead of faults and `madvise` calls, and a replay's
-/// resident memory no longer grows with the trace's length.
-enum Contents {
-    Mapped(Mmap, std::fs::File),
-    Read(Vec<u8>),
-}
-
-impl std::ops::Deref for Contents {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        match self {
-            Contents::Mapped(m, _) => m,
-            Contents::Read(v) => v,
-        }
-    }
-}
-
-/// Reads the whole file when mapping it failed with `map_err`; a file too
-/// large for the memory the process may use is an error that says so.
-fn read_unmapped(
-    file: &mut std::fs::File,
-    len: u64,
-    map_err: std::io::Error,
-) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut buf = Vec::new();
-    let fits = usize::try_from(len)
-        .ok()
-        .is_some_and(|n| buf.try_reserve_exact(n).is_ok());
-    if !fits {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::OutOfMemory,
-            format!(
-                "cannot map the {len}-byte trace into memory ({map_err}) nor read it into memory: \
-                 the process may not use that much address space (see `ulimit -v`)"
-            ),
-        ));
-    }
-    file.read_to_end(&mut buf)?;
-    Ok(buf)
-}
+use ttalloc_model::{Event, EventTag, InternTables};
 
 /// Most decoded-block buffers the reader keeps for reuse: a replay has two
 /// in flight per decoder thread and one decoder.
@@ -354,6 +302,28 @@ impl TraceReader {
 
     /// Decodes block `i` into columns (the fastest scan; see [`BlockColumns`]).
     pub fn decode_columns(&self, i: usize, out: &mut BlockColumns) -> Result<()> {
+        self.decode_columns_unless(i, out, false)
+    }
+
+    /// Like [`TraceReader::decode_columns`], for a pass that skips buffer
+    /// allocs and frees (a cycle scan): a block that holds nothing else
+    /// comes back as its kind column alone (no alloc or free in `out`, no
+    /// timestamps), at the cost of decompressing it and one look at its
+    /// kinds instead of a whole decode. Such a block is checked as far as
+    /// its record (zstd frame, checksum, archive); its columns are checked
+    /// when a pass decodes it whole.
+    pub fn decode_columns_non_buffer(&self, i: usize, out: &mut BlockColumns) -> Result<()> {
+        self.decode_columns_unless(i, out, true)
+    }
+
+    /// Decodes block `i`, or only its kinds when `buffers_only_skip` and the
+    /// block holds nothing but buffer allocs and frees.
+    fn decode_columns_unless(
+        &self,
+        i: usize,
+        out: &mut BlockColumns,
+        buffers_only_skip: bool,
+    ) -> Result<()> {
         let Some(info) = self.index.blocks.get(i) else {
             return Err(TraceError::Other(format!(
                 "{}: block {i} does not exist ({} blocks)",
@@ -384,6 +354,14 @@ impl TraceReader {
             let block = rkyv::access::<ArchivedBlockRec, BoxedError>(rec.payload)
                 .map_err(|e| format!("block archive: {e}"))?;
             check_block_matches(block, info)?;
+            if buffers_only_skip {
+                if let Some(tags) = buffers_only(block) {
+                    out.clear();
+                    out.first_event = info.first_event;
+                    out.tags.extend_from_slice(tags);
+                    return Ok(());
+                }
+            }
             let limits = RefLimits {
                 strings: self.index.interner.num_strings() as u32,
                 sites: self.index.interner.num_sites() as u32,
@@ -478,6 +456,27 @@ impl TraceReader {
     }
 }
 
+/// The kind column of `block` when every event in it is a buffer alloc or
+/// free (and it holds one kind per event).
+fn buffers_only(block: &ArchivedBlockRec) -> Option<&[u8]> {
+    const ALLOC: u8 = EventTag::BufferAlloc as u8;
+    const FREE: u8 = EventTag::BufferFree as u8;
+    let tags = block
+        .columns
+        .iter()
+        .find(|c| c.id.to_native() == crate::codec::col::TAG)?
+        .bytes
+        .as_slice();
+    if tags.len() != block.count.to_native() as usize {
+        return None;
+    }
+    // One reduction over the column (no early exit: it vectorizes).
+    let others = tags
+        .iter()
+        .fold(0u8, |any, &t| any | (t != ALLOC && t != FREE) as u8);
+    (others == 0).then_some(tags)
+}
+
 fn check_block_matches(block: &ArchivedBlockRec, info: &BlockInfo) -> Result<(), String> {
     if block.first_event.to_native() != info.first_event || block.count.to_native() != info.count {
         return Err(format!(
@@ -552,34 +551,6 @@ fn read_provenance(
     provenance::decode(rec.payload).map(Some).map_err(damaged)
 }
 
-/// Drops this process's mapped pages of the whole pages in `[start, end)`.
-fn drop_mapped(map: &Contents, start: u64, end: u64) {
-    let Contents::Mapped(map, _) = map else {
-        return;
-    };
-    #[cfg(unix)]
-    {
-        const PAGE: u64 = 4096;
-        let start = start.div_ceil(PAGE) * PAGE;
-        let end = end.min(map.len() as u64) / PAGE * PAGE;
-        if end > start {
-            // SAFETY: the map is a read-only mapping of a file; MADV_DONTNEED
-            // only drops this process's copy of the pages, and any later read
-            // (here or in another thread) faults them in again from the file
-            // with the same contents. No reference sees the memory change.
-            // Errors (e.g. a larger page size) just leave the pages mapped.
-            let _ = unsafe {
-                map.unchecked_advise_range(
-                    memmap2::UncheckedAdvice::DontNeed,
-                    start as usize,
-                    (end - start) as usize,
-                )
-            };
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = (start, end);
-}
-
+mod contents;
 #[cfg(test)]
 mod tests;

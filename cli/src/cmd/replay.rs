@@ -10,7 +10,8 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use ttalloc_model::Arch;
-use ttalloc_replayer::{CycleMode, ReplayOptions};
+use ttalloc_replayer::{CycleMode, ReplayError, ReplayOptions};
+use ttalloc_trace::TraceReader;
 
 #[derive(clap::Args)]
 #[command(
@@ -71,8 +72,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     for s in &args.set {
         opts.set(s).map_err(anyhow::Error::msg).context("--set")?;
     }
-    let report = ttalloc_replayer::replay_file(&args.trace, &opts)
-        .with_context(|| format!("replaying {}", args.trace.display()))?;
+    let context = || format!("replaying {}", args.trace.display());
+    let reader = TraceReader::open(&args.trace)
+        .map_err(ReplayError::from)
+        .with_context(context)?;
+    let report = ttalloc_replayer::replay_reader(&reader, &opts).with_context(context)?;
+    // The process ends right after printing: the reader's map and its pool
+    // of decoded-block buffers (megabytes, in their own maps) are left to
+    // the exit instead of unmapped one by one (~3% of workload W's CPU).
+    std::mem::forget(reader);
     let text = if args.json {
         report.to_json() + "\n"
     } else {

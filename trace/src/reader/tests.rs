@@ -119,3 +119,90 @@ fn a_trace_cut_after_open_is_an_error_naming_the_block_not_a_crash() {
     assert_eq!((block, offset), (6, cut_at - 1));
     assert!(reason.starts_with("reading its "), "{reason}");
 }
+
+/// For a pass that skips buffer allocs and frees, a block of nothing else
+/// comes back as its kinds alone (its allocs and frees not decoded), and
+/// a block holding any other kind is decoded whole, as `decode_columns`
+/// decodes it.
+#[test]
+fn a_block_of_only_allocs_and_frees_is_not_decoded_for_a_non_buffer_pass() {
+    use ttalloc_model::{BufferId, BufferType, Layout, SiteId, StringId};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.zst");
+    let opts = WriterOptions {
+        block_events: 100,
+        ..WriterOptions::default()
+    };
+    let header = TraceHeader::new(vec!["test".into()], String::new());
+    let mut w = TraceWriter::create(&path, header, opts).unwrap();
+    let device = DeviceId(0);
+    // Block 0: 50 alloc/free pairs; block 1: the same with a device close
+    // as its last event.
+    for i in 0..199u64 {
+        let buffer = BufferId(i / 2);
+        let kind = if i % 2 == 0 {
+            EventKind::BufferAlloc {
+                device,
+                buffer,
+                buffer_type: BufferType::Dram,
+                address: None,
+                size: 4096,
+                page_size: None,
+                layout: Layout::Interleaved,
+                num_cores: None,
+                per_bank_size: None,
+                label: StringId::EMPTY,
+                site: SiteId(0),
+            }
+        } else {
+            EventKind::BufferFree {
+                device,
+                buffer,
+                site: SiteId(0),
+            }
+        };
+        w.push(&Event {
+            ts: 10 * i,
+            pid: Pid(1),
+            kind,
+        })
+        .unwrap();
+    }
+    w.push(&Event {
+        ts: 2000,
+        pid: Pid(1),
+        kind: EventKind::DeviceClose { device },
+    })
+    .unwrap();
+    w.finish().unwrap();
+    let reader = TraceReader::open(&path).unwrap();
+    assert_eq!(reader.blocks().len(), 2);
+    let (mut whole, mut light) = (BlockColumns::default(), BlockColumns::default());
+
+    reader.decode_columns(0, &mut whole).unwrap();
+    reader.decode_columns_non_buffer(0, &mut light).unwrap();
+    assert_eq!(whole.allocs.len(), 50);
+    assert_eq!(light.tags, whole.tags);
+    assert_eq!(light.first_event, 0);
+    assert_eq!((light.allocs.len(), light.frees.len()), (0, 0));
+    assert!(light.ts.is_empty() && light.others.is_empty());
+
+    // Decoded into the same buffer, block 1 comes whole.
+    reader.decode_columns(1, &mut whole).unwrap();
+    reader.decode_columns_non_buffer(1, &mut light).unwrap();
+    let public = |c: &BlockColumns| {
+        (
+            c.first_event,
+            c.tags.clone(),
+            c.ts.clone(),
+            c.pid.clone(),
+            c.allocs.clone(),
+            c.frees.clone(),
+            c.names.clone(),
+            c.others.clone(),
+        )
+    };
+    assert_eq!(public(&light), public(&whole));
+    assert_eq!(light.first_event, 100);
+    assert_eq!(light.others.len(), 1);
+}
