@@ -10,6 +10,7 @@
 //! Measured on the 1M-event synthetic trace (8 devices): FREE_CHAIN (the
 //! change from the previous free's id) 0.274 B/event, these columns 0.13.
 
+use crate::decode::KindWord;
 use crate::varint::{unzigzag, zigzag};
 
 /// Devices from this id on share slot 0 (writer and reader agree, so a
@@ -123,57 +124,48 @@ impl FreeEncoder {
 }
 
 /// The reader's side of FREE_DEV_NEAR: every free's device (into `out`)
-/// from `codes` (its values) and the device of the latest alloc before it
-/// in the block (`alloc_devices`, in event order), 0 when none.
-/// `allocs_before` holds, when `known`, how many allocs precede each free
-/// (the alloc sites' pass over the kinds counts them); else it is counted here.
+/// from `codes` (its values, one per free) and the device of the latest
+/// alloc before it in the block (`alloc_devices`, in event order), 0 when
+/// none. `words` are the block's kind words: the allocs before a free are
+/// those of earlier words and the ones below its bit.
 pub(crate) fn decode_free_devices(
-    tags: &[u8],
+    words: &[KindWord],
     alloc_devices: &[u32],
     codes: &[u64],
-    allocs_before: &mut Vec<u32>,
-    known: bool,
     out: &mut Vec<u32>,
-) {
-    use ttalloc_model::EventTag;
-    let n_free = codes.len();
-    if !known || allocs_before.len() != n_free {
-        // A store per event, no branch.
-        allocs_before.resize(n_free + 1, 0);
-        {
-            let before = &mut allocs_before[..];
-            let (mut kf, mut ka) = (0usize, 0u32);
-            for &t in tags {
-                // SAFETY: `kf` counts the frees before this event, at most
-                // `n_free` (the caller's histogram of `tags`), and the list
-                // has one slot more.
-                unsafe { *before.get_unchecked_mut(kf) = ka };
-                kf += (t == EventTag::BufferFree as u8) as usize;
-                ka += (t == EventTag::BufferAlloc as u8) as u32;
-            }
-        }
-        allocs_before.truncate(n_free);
+) -> Result<(), String> {
+    let n_free: usize = words.iter().map(|w| w.free.count_ones() as usize).sum();
+    let n_alloc: usize = words.iter().map(|w| w.alloc.count_ones() as usize).sum();
+    if codes.len() != n_free || alloc_devices.len() != n_alloc {
+        return Err("free devices do not match the kind column".into());
     }
     out.clear();
-    out.extend(codes.iter().zip(&allocs_before[..]).map(|(&c, &k)| {
-        // `k` is at most the number of allocs (the same histogram).
-        let prev = k
-            .checked_sub(1)
-            .and_then(|i| alloc_devices.get(i as usize))
-            .copied()
-            .unwrap_or(0);
-        prev.wrapping_add(unzigzag(c) as u32)
-    }));
+    out.resize(n_free, 0);
+    let (mut ka, mut kf) = (0usize, 0usize);
+    for w in words {
+        let mut m = w.free;
+        while m != 0 {
+            let bit = m.trailing_zeros();
+            m &= m - 1;
+            // At most `n_alloc` allocs precede it (the same kind words).
+            let k = ka + (w.alloc & ((1u64 << bit) - 1)).count_ones() as usize;
+            let prev = match k.checked_sub(1) {
+                Some(i) => alloc_devices[i],
+                None => 0,
+            };
+            out[kf] = prev.wrapping_add(unzigzag(codes[kf]) as u32);
+            kf += 1;
+        }
+        ka += w.alloc.count_ones() as usize;
+    }
+    Ok(())
 }
 
 /// The reader's buffers, kept between blocks.
 #[derive(Clone, Default, Debug, PartialEq, Eq)]
 pub(crate) struct FreeColumnsScratch {
-    /// FREE_DEV_NEAR's values and the allocs before each free (counted
-    /// for this block when `allocs_before_known`).
+    /// FREE_DEV_NEAR's values.
     pub(crate) dev_codes: Vec<u64>,
-    pub(crate) allocs_before: Vec<u32>,
-    pub(crate) allocs_before_known: bool,
     /// FREE_BY_DEV's and FREE_FAR's values.
     pub(crate) codes: Vec<u64>,
     pub(crate) far: Vec<u64>,
@@ -232,27 +224,28 @@ pub(crate) fn decode_free_ids(
     // From here `expected` is the ordinal after each slot's previous free.
     s.expected.fill(0);
     out.clear();
-    out.reserve(codes.len());
+    out.resize(codes.len(), 0);
     let mut far_vals = far.iter();
     let mut prev_far = 0u64;
-    for (&code, &d) in codes.iter().zip(free_devices) {
+    for ((&code, &d), o) in codes.iter().zip(free_devices).zip(out.iter_mut()) {
         let sl = slot(d);
         if code == FAR {
             // As many FAR codes as far values: counted above.
             let v = *far_vals.next().expect("one far value per FAR code");
             prev_far = prev_far.wrapping_add(unzigzag(v) as u64);
-            out.push(prev_far);
+            *o = prev_far;
             continue;
         }
-        let ord = s.expected[sl] as i64 + unzigzag(code - 1);
-        if ord < 0 || ord >= s.count[sl] as i64 {
+        let ord = (s.expected[sl] as i64).wrapping_add(unzigzag(code - 1));
+        // One unsigned compare: a negative ordinal is out of range too.
+        if ord as u64 >= s.count[sl] as u64 {
             return Err(format!(
                 "a free names the alloc at ordinal {ord} of device {d}, which has {} in the block",
                 s.count[sl]
             ));
         }
         s.expected[sl] = ord as u32 + 1;
-        out.push(s.ids[(s.start[sl] + ord as u32) as usize]);
+        *o = s.ids[(s.start[sl] + ord as u32) as usize];
     }
     Ok(())
 }
@@ -304,17 +297,17 @@ mod tests {
     fn a_free_s_device_is_the_latest_alloc_s_plus_its_change() {
         use ttalloc_model::EventTag::{BufferAlloc as A, BufferFree as F, OpEnd as E};
         // free (no alloc before: 0 + 2), alloc on 5, free (5 + 0), alloc on 3,
-        // op end, free (3 - 1), free (3 + 0).
-        let tags = [F, A, F, A, E, F, F].map(|t| t as u8);
+        // op end, free (3 - 1), free (3 + 0); after 60 op ends, so the
+        // events straddle two kind words.
+        let mut tags = vec![E as u8; 60];
+        tags.extend([F, A, F, A, E, F, F].map(|t| t as u8));
         let codes = [zigzag(2), 0, zigzag(-1), 0];
-        let mut before = Vec::new();
+        let mut words = Vec::new();
+        crate::decode::kind_words(&tags, &mut words);
         let mut out = Vec::new();
-        decode_free_devices(&tags, &[5, 3], &codes, &mut before, false, &mut out);
+        decode_free_devices(&words, &[5, 3], &codes, &mut out).unwrap();
         assert_eq!(out, [2, 5, 2, 3]);
-        assert_eq!(before, [0, 1, 2, 2]);
-        // Counted by the alloc sites' pass: the same.
-        decode_free_devices(&tags, &[5, 3], &codes, &mut before, true, &mut out);
-        assert_eq!(out, [2, 5, 2, 3]);
+        assert!(decode_free_devices(&words, &[5], &codes, &mut out).is_err());
     }
 
     #[test]

@@ -70,24 +70,33 @@ impl RecentSizes {
         }
     }
 
-    /// The reader's side of `SizeCode::Recent(place)` (`place < WAYS`,
-    /// checked by the caller).
+    /// The reader's side, without a branch on the place: `SizeCode::Recent(place)`
+    /// (`place` < `WAYS`), or when `is_new` (`place` is `NEW`)
+    /// `SizeCode::New { zigzag_delta }`; the size is then first.
     #[inline(always)]
-    pub(crate) fn recent(&mut self, site: u64, place: usize) -> u64 {
-        let ways = self.slot(site);
-        let size = ways[place];
-        move_to_front(ways, place);
-        size
-    }
-
-    /// The reader's side of `SizeCode::New`.
-    #[inline(always)]
-    pub(crate) fn new_size(&mut self, site: u64, zigzag_delta: u64) -> u64 {
-        let ways = self.slot(site);
-        let size = ways[0].wrapping_add(crate::varint::unzigzag(zigzag_delta) as u64);
-        ways.rotate_right(1);
-        ways[0] = size;
-        size
+    pub(crate) fn decode(
+        &mut self,
+        site: u64,
+        place: usize,
+        is_new: bool,
+        zigzag_delta: u64,
+    ) -> u64 {
+        let w = self.slot(site);
+        let i = place.min(Self::WAYS - 1);
+        let (w0, w1, w2, w3) = (w[0], w[1], w[2], w[3]);
+        let v = if is_new {
+            w0.wrapping_add(crate::varint::unzigzag(zigzag_delta) as u64)
+        } else {
+            w[i]
+        };
+        // A new size drops the last one: the same moves as place 3.
+        *w = [
+            v,
+            if i >= 1 { w0 } else { w1 },
+            if i >= 2 { w1 } else { w2 },
+            if i >= 3 { w2 } else { w3 },
+        ];
+        v
     }
 }
 
@@ -132,8 +141,10 @@ mod tests {
         for (site, size, code) in steps {
             assert_eq!(enc.encode(site, size), code, "site {site} size {size}");
             let got = match code {
-                SizeCode::Recent(p) => dec.recent(site, p as usize),
-                SizeCode::New { zigzag_delta } => dec.new_size(site, zigzag_delta),
+                SizeCode::Recent(p) => dec.decode(site, p as usize, false, 0),
+                SizeCode::New { zigzag_delta } => {
+                    dec.decode(site, RecentSizes::NEW as usize, true, zigzag_delta)
+                }
             };
             assert_eq!(got, size);
         }

@@ -8,6 +8,8 @@
 //! Measured on the 1M-event synthetic trace: ALLOC_SITE 0.178 B/event,
 //! these columns 0.069.
 
+use crate::decode::KindWord;
+
 /// Per name slot (string id + 1 modulo `SLOTS`, 0 before the block's first
 /// name; a clash only costs compression), the `WAYS` most recently used
 /// distinct sites, most recent first; every entry is 0 at block start.
@@ -59,22 +61,22 @@ impl SitesByName {
         }
     }
 
-    /// The reader's side: the site at `place` (< `WAYS`) of the slot's
-    /// cache, which moves to the front.
+    /// The reader's side, without a branch on the place: the site at
+    /// `place` (< `WAYS`) moves to the front, or when `is_new` (`place` is
+    /// `NEW`) `site` goes to the front and the last one is dropped.
     #[inline(always)]
-    pub(crate) fn recent(&mut self, slot: usize, place: usize) -> u32 {
-        let ways = &mut self.slots[slot];
-        let site = ways[place];
-        move_to_front(ways, place);
-        site
-    }
-
-    /// The reader's side of `NEW`: `site` goes to the front.
-    #[inline(always)]
-    pub(crate) fn new_site(&mut self, slot: usize, site: u32) {
-        let ways = &mut self.slots[slot];
-        move_to_front(ways, Self::WAYS - 1);
-        ways[0] = site;
+    pub(crate) fn decode(&mut self, slot: usize, place: usize, is_new: bool, site: u32) -> u32 {
+        let w = &mut self.slots[slot];
+        let i = place.min(Self::WAYS - 1);
+        let v = if is_new { site } else { w[i] };
+        let (w0, w1, w2, w3) = (w[0], w[1], w[2], w[3]);
+        *w = [
+            v,
+            if i >= 1 { w0 } else { w1 },
+            if i >= 2 { w1 } else { w2 },
+            if i >= 3 { w2 } else { w3 },
+        ];
+        v
     }
 }
 
@@ -91,30 +93,29 @@ fn move_to_front(ways: &mut [u32; SitesByName::WAYS], i: usize) {
 /// The reader's buffers, kept between blocks.
 #[derive(Clone, Default, Debug, PartialEq, Eq)]
 pub(crate) struct SiteScratch {
-    /// How many names precede each alloc of the block.
-    pub(crate) name_before: Vec<u32>,
-    /// SITE_NEW's values.
+    /// SITE_NEW's values (and a slack slot).
     pub(crate) new: Vec<u64>,
     pub(crate) cache: SitesByName,
 }
 
-/// Decodes the alloc sites of a 2.4 block into `out` (as u64 site ids):
-/// `name_before[i]` is how many NAME entries (OpBegin, Marker) precede
-/// alloc `i`, `names` the NAME column's values, `places` SITE_BY_NAME and
-/// `new` SITE_NEW's values. Ids are checked by the caller.
+/// Decodes the alloc sites of a 2.4 block into `out` (one per alloc):
+/// `words` are the block's kind words (which events are allocs and which
+/// names), `names` the NAME column's values (one per name bit), `places`
+/// SITE_BY_NAME and `new` SITE_NEW's values (`new` gets a slack slot).
+/// Ids are checked by the caller.
 pub(crate) fn decode_sites(
-    name_before: &[u32],
+    words: &[KindWord],
     names: &[u64],
     places: &[u8],
-    new: &[u64],
+    new: &mut Vec<u64>,
     cache: &mut SitesByName,
-    out: &mut Vec<u64>,
+    out: &mut Vec<u32>,
 ) -> Result<(), String> {
-    if places.len() != name_before.len() {
+    let n_alloc: usize = words.iter().map(|w| w.alloc.count_ones() as usize).sum();
+    if places.len() != n_alloc {
         return Err(format!(
-            "column site places holds {} allocs, the kind column {}",
+            "column site places holds {} allocs, the kind column {n_alloc}",
             places.len(),
-            name_before.len()
         ));
     }
     let mut n_new = 0usize;
@@ -138,31 +139,48 @@ pub(crate) fn decode_sites(
     if let Some(&s) = new.iter().find(|&&s| s > u32::MAX as u64) {
         return Err(format!("site id {s} is not defined"));
     }
+    if names.len()
+        != words
+            .iter()
+            .map(|w| w.name.count_ones() as usize)
+            .sum::<usize>()
+    {
+        return Err("the name column does not match the kind column".into());
+    }
+    new.push(0);
     cache.clear();
     out.clear();
-    out.reserve(places.len());
-    let mut new_sites = new.iter();
-    for (&p, &k) in places.iter().zip(name_before) {
-        // `k` counts NAME entries before the alloc: at most `names.len()`
-        // (the caller built it from the same kind column).
-        let name = (k as usize).checked_sub(1).map(|i| names[i] as u32);
-        let slot = SitesByName::slot_of(name);
-        let site = if p == SitesByName::NEW {
-            // As many NEW places as new sites: counted above.
-            let s = *new_sites.next().expect("one new site per NEW place") as u32;
-            cache.new_site(slot, s);
-            s
-        } else {
-            cache.recent(slot, p as usize)
-        };
-        out.push(site as u64);
+    out.resize(n_alloc, 0);
+    let (mut ka, mut kn, mut k_new) = (0usize, 0usize, 0usize);
+    for w in words {
+        let mut m = w.alloc;
+        while m != 0 {
+            let bit = m.trailing_zeros();
+            m &= m - 1;
+            // Names before this alloc: those of earlier words and the ones
+            // below its bit (at most `names.len()`, checked above).
+            let k = kn + (w.name & ((1u64 << bit) - 1)).count_ones() as usize;
+            let name = k.checked_sub(1).map(|i| names[i] as u32);
+            let slot = SitesByName::slot_of(name);
+            let p = places[ka];
+            let is_new = p == SitesByName::NEW;
+            // `new` has one value per NEW place and a slack slot.
+            let s = new[k_new] as u32;
+            k_new += is_new as usize;
+            out[ka] = cache.decode(slot, p as usize, is_new, s);
+            ka += 1;
+        }
+        kn += w.name.count_ones() as usize;
     }
+    new.pop();
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode::kind_words;
+    use ttalloc_model::EventTag::{BufferAlloc as A, OpBegin as B, OpEnd as E};
 
     #[test]
     fn the_writer_s_places_decode_to_the_same_sites() {
@@ -192,20 +210,25 @@ mod tests {
         // name 9: 11 new; name 7: 12 at 1 [12, 11], 13 new [13, 12, 11], 11 at 2.
         assert_eq!(places, [4, 4, 4, 1, 4, 1, 4, 2]);
         assert_eq!(new, [5, 11, 12, 11, 13]);
-        // NAME column: 7, 9, 7; allocs after 0, 1, 1, 1, 2, 3, 3, 3 names.
+        // NAME column: 7, 9, 7; the kinds: an alloc, begin 7, three allocs,
+        // an op end, begin 9, an alloc, begin 7, three allocs; 70 op ends
+        // first so the allocs straddle two kind words.
         let names = [7u64, 9, 7];
-        let before = [0u32, 1, 1, 1, 2, 3, 3, 3];
+        let mut tags = vec![E as u8; 70];
+        tags.extend([A, B, A, A, A, E, B, A, B, A, A, A].map(|t| t as u8));
+        let mut words = Vec::new();
+        kind_words(&tags, &mut words);
         let mut out = Vec::new();
         decode_sites(
-            &before,
+            &words,
             &names,
             &places,
-            &new,
+            &mut new,
             &mut SitesByName::default(),
             &mut out,
         )
         .unwrap();
-        let sites: Vec<u64> = allocs.iter().map(|&(_, s)| s as u64).collect();
+        let sites: Vec<u32> = allocs.iter().map(|&(_, s)| s).collect();
         assert_eq!(out, sites);
     }
 
@@ -213,13 +236,19 @@ mod tests {
     fn malformed_places_are_named() {
         let mut c = SitesByName::default();
         let mut out = Vec::new();
-        let err = |p: &[u8], n: &[u64], c: &mut SitesByName, out: &mut Vec<u64>| {
-            decode_sites(&vec![0; p.len()], &[], p, n, c, out).unwrap_err()
+        let mut err = |p: &[u8], mut n: Vec<u64>| {
+            let mut words = Vec::new();
+            kind_words(&vec![A as u8; p.len()], &mut words);
+            decode_sites(&words, &[], p, &mut n, &mut c, &mut out).unwrap_err()
         };
-        assert!(err(&[5], &[], &mut c, &mut out).contains("site place 5 is out of range"));
-        assert!(err(&[4, 4], &[3], &mut c, &mut out).contains("new sites holds 1 values"));
-        assert!(decode_sites(&[0, 0], &[], &[0], &[], &mut c, &mut out)
-            .unwrap_err()
-            .contains("holds 1 allocs, the kind column 2"));
+        assert!(err(&[5], vec![]).contains("site place 5 is out of range"));
+        assert!(err(&[4, 4], vec![3]).contains("new sites holds 1 values"));
+        let mut words = Vec::new();
+        kind_words(&[A as u8, A as u8], &mut words);
+        assert!(
+            decode_sites(&words, &[], &[0], &mut vec![], &mut c, &mut out)
+                .unwrap_err()
+                .contains("holds 1 allocs, the kind column 2")
+        );
     }
 }

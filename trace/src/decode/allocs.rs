@@ -2,7 +2,7 @@
 
 use super::block::coded_as;
 use super::columns::{AllocColumns, ColumnValues};
-use super::packed::{all_below, column_values};
+use super::packed::{all_below, all_below_u32, column_values};
 use super::{DecodeError, RefLimits};
 use crate::codec::{col, AddrHistory, ColumnLayout, SiteHistory, FLAG_ADDR, FLAG_CORES, FLAG_PAGE};
 use crate::recent_sizes::RecentSizes;
@@ -11,7 +11,8 @@ use crate::varint::unzigzag;
 use ttalloc_model::BufferType;
 
 /// Decodes the block's allocs into `out`, one array per field (`devices`:
-/// the device of each, handed out already).
+/// the device of each, handed out already; 2.4 blocks have their sites in
+/// `out.site` already, decoded by op name).
 pub(super) fn decode_allocs(
     cols: &[&[u8]; col::COUNT],
     devices: &[u32],
@@ -20,7 +21,7 @@ pub(super) fn decode_allocs(
     out: &mut AllocColumns,
 ) -> Result<(), DecodeError> {
     let n = devices.len();
-    // 2.4 blocks code sites by op name: decoded already (`block`).
+    out.clear();
     if cols[col::SITE_BY_NAME as usize].is_empty() {
         column_values(
             cols[col::ALLOC_SITE as usize],
@@ -28,61 +29,49 @@ pub(super) fn decode_allocs(
             "alloc site",
             &mut vals.alloc_site,
         )?;
-    }
-    // 2.3 blocks (sizes in SIZE_RECENT) store flags and cores only where
-    // they differ from the site's previous alloc's.
-    let site_coded = !cols[col::SIZE_RECENT as usize].is_empty();
-    let mut flags_buf = std::mem::take(&mut vals.flags);
-    if site_coded {
-        site_flags(cols, vals, &mut flags_buf)?;
-    } else if !cols[col::FLAGS_NEW as usize].is_empty() || !cols[col::CORES_NEW as usize].is_empty()
-    {
-        return Err("block holds new flags without their size places".into());
-    }
-    let flags = if site_coded {
-        &flags_buf[..]
+        all_below(&vals.alloc_site, limits.sites, "site")?;
+        out.site.clear();
+        out.site.extend(vals.alloc_site.iter().map(|&s| s as u32));
     } else {
-        cols[col::ALLOC_FLAGS as usize]
-    };
-    if flags.len() != n {
-        return Err(format!(
-            "alloc flags hold {} allocs, the kind column {n}",
-            flags.len()
-        ));
+        debug_assert_eq!(out.site.len(), n);
+        all_below_u32(&out.site, limits.sites, "site")?;
     }
-    // How many allocs carry each optional field, and the largest type code.
-    let (mut n_addr, mut n_page, mut n_cores, mut max_bt) = (0usize, 0usize, 0usize, 0u8);
-    for &f in flags {
-        n_addr += (f & FLAG_ADDR != 0) as usize;
-        n_page += (f & FLAG_PAGE != 0) as usize;
-        n_cores += (f & FLAG_CORES != 0) as usize;
-        max_bt = max_bt.max(f & 7);
-    }
-    if BufferType::from_u8(max_bt).is_none() {
-        return Err(format!("buffer type code {max_bt} is out of range"));
-    }
+    // Flags, core counts and size units, overwritten whole (only growth is
+    // zeroed); sizes are made of the units below.
+    out.flags.resize(n, 0);
+    out.num_cores.resize(n, 0);
+    out.size.resize(n, 0);
     let size_codings = [
         (ColumnLayout::V20, col::SIZE),
         (ColumnLayout::V22, col::SIZE_BY_SITE),
         (ColumnLayout::V23, col::SIZE_RECENT),
     ];
-    match coded_as(cols, &size_codings, "size")? {
-        ColumnLayout::V20 => column_values(cols[col::SIZE as usize], n, "size", &mut vals.size)?,
-        ColumnLayout::V22 => {
-            // 2.2: a delta against the previous size of the same site.
-            column_values(cols[col::SIZE_BY_SITE as usize], n, "size", &mut vals.size)?;
-            let prev = &mut vals.prev_size.slots;
-            prev.fill(0);
-            for (v, &site) in vals.size.iter_mut().zip(&vals.alloc_site) {
-                let slot = &mut prev[SiteHistory::index(site)];
-                *slot = slot.wrapping_add(unzigzag(*v) as u64);
-                *v = *slot;
-            }
+    let size_layout = coded_as(cols, &size_codings, "size")?;
+    if size_layout == ColumnLayout::V23 {
+        // 2.3 blocks store flags and cores only where they differ from the
+        // site's previous alloc's.
+        if !cols[col::ALLOC_FLAGS as usize].is_empty() || !cols[col::CORES as usize].is_empty() {
+            return Err("block holds flags in more than one coding".into());
         }
-        ColumnLayout::V23 | ColumnLayout::V24 => recent_sizes(cols, vals)?,
+        by_site(cols, vals, out)?;
+    } else {
+        if !cols[col::FLAGS_NEW as usize].is_empty() || !cols[col::CORES_NEW as usize].is_empty() {
+            return Err("block holds new flags without their size places".into());
+        }
+        if !cols[col::SIZE_NEW as usize].is_empty() {
+            return Err("block holds new sizes without their size places".into());
+        }
+        stored_whole(cols, size_layout, vals, out)?;
     }
-    if !cols[col::SIZE_NEW as usize].is_empty() && cols[col::SIZE_RECENT as usize].is_empty() {
-        return Err("block holds new sizes without their size places".into());
+    // How many allocs carry each optional field, and the largest type code.
+    let (mut n_addr, mut n_page, mut max_bt) = (0usize, 0usize, 0u8);
+    for &f in &out.flags {
+        n_addr += (f & FLAG_ADDR != 0) as usize;
+        n_page += (f & FLAG_PAGE != 0) as usize;
+        max_bt = max_bt.max(f & 7);
+    }
+    if BufferType::from_u8(max_bt).is_none() {
+        return Err(format!("buffer type code {max_bt} is out of range"));
     }
     column_values(
         cols[col::PAGE as usize],
@@ -91,16 +80,6 @@ pub(super) fn decode_allocs(
         &mut vals.page,
     )?;
     column_values(cols[col::ADDR as usize], n_addr, "address", &mut vals.addr)?;
-    if site_coded {
-        if !cols[col::ALLOC_FLAGS as usize].is_empty() || !cols[col::CORES as usize].is_empty() {
-            return Err("block holds flags in more than one coding".into());
-        }
-    } else {
-        column_values(cols[col::CORES as usize], n_cores, "cores", &mut vals.cores)?;
-    }
-    if vals.cores.iter().any(|&c| c > u32::MAX as u64) {
-        return Err("column cores holds a value above 2^32 - 1".into());
-    }
     // Every page size > 0 comes with a remainder.
     let n_rem = vals.page.iter().filter(|&&p| p > 0).count();
     column_values(
@@ -112,99 +91,157 @@ pub(super) fn decode_allocs(
     // Slack slots: optional fields are read for every alloc, used when present.
     vals.page.push(0);
     vals.addr.push(0);
-    vals.cores.push(0);
+    vals.size_rem.push(0);
     vals.addr_slots.clear();
     vals.addr_slots.resize(AddrHistory::SLOTS, 0);
-    // Sites are checked in one reduction, sizes by a flag the loop
-    // accumulates (no branch per alloc); the error names the first bad one.
-    all_below(&vals.alloc_site, limits.sites, "site")?;
-    vals.size_rem.push(0);
     // The arrays every alloc has: copied whole, or overwritten whole below
     // (only growth is zeroed).
-    out.clear();
     out.device.clear();
     out.device.extend_from_slice(devices);
     out.buffer.clear();
     out.buffer.extend_from_slice(&vals.alloc_buf[..n]);
-    out.site.clear();
-    out.site.extend(vals.alloc_site.iter().map(|&s| s as u32));
-    out.flags.clear();
-    out.flags.extend_from_slice(flags);
-    out.size.resize(n, 0);
     out.address.resize(n, 0);
     out.page_size.resize(n, 0);
-    out.num_cores.resize(n, 0);
     // Sizes are checked by a flag the loop accumulates (no branch per
     // alloc); the error names the first bad one.
     let mut bad_size = false;
-    let (mut kp, mut ka, mut kc, mut kr) = (0usize, 0usize, 0usize, 0usize);
-    let rows = flags
+    let (mut kp, mut ka, mut kr) = (0usize, 0usize, 0usize);
+    let (page, addr, size_rem) = (&vals.page[..], &vals.addr[..], &vals.size_rem[..]);
+    let slots = &mut vals.addr_slots[..];
+    let rows = out
+        .flags
         .iter()
         .zip(devices)
-        .zip(&vals.size)
         .zip(out.size.iter_mut())
         .zip(out.address.iter_mut())
-        .zip(out.page_size.iter_mut())
-        .zip(out.num_cores.iter_mut());
-    for ((((((&f, &d), &units), size), address), page_size), num_cores) in rows {
+        .zip(out.page_size.iter_mut());
+    for ((((&f, &d), size), address), page_size) in rows {
         let bt = f & 7;
         let has_page = f & FLAG_PAGE != 0;
         let has_addr = f & FLAG_ADDR != 0;
-        let has_cores = f & FLAG_CORES != 0;
         // Absent fields read the next present one (or the slack slot) and
-        // keep 0.
-        let p = vals.page[kp] & (has_page as u64).wrapping_neg();
+        // keep 0: `kp`, `ka` and `kr` count the present ones before this
+        // alloc, at most the counts the columns were decoded with.
+        let p = page[kp] & (has_page as u64).wrapping_neg();
         kp += has_page as usize;
         *page_size = p;
         // A page size > 0 makes the stored size a page count with a remainder.
         let paged = p > 0;
-        let rem = vals.size_rem[kr] & (paged as u64).wrapping_neg();
+        let rem = size_rem[kr] & (paged as u64).wrapping_neg();
         kr += paged as usize;
+        let units = *size;
         let (whole, o1) = units.overflowing_mul(p.max(1));
         let (total, o2) = whole.overflowing_add(rem);
         bad_size |= paged & (o1 | o2 | (rem >= p));
         *size = total;
-        let slot = &mut vals.addr_slots[AddrHistory::index(d, bt)];
-        let addr = slot.wrapping_add(unzigzag(vals.addr[ka]) as u64);
+        let slot = &mut slots[AddrHistory::index(d, bt)];
+        let a = slot.wrapping_add(unzigzag(addr[ka]) as u64);
         if has_addr {
-            *slot = addr;
+            *slot = a;
         }
-        *address = addr & (has_addr as u64).wrapping_neg();
+        *address = a & (has_addr as u64).wrapping_neg();
         ka += has_addr as usize;
-        *num_cores = vals.cores[kc] as u32 & (has_cores as u32).wrapping_neg();
-        kc += has_cores as usize;
     }
     if bad_size {
-        return Err(first_bad_size(flags, vals));
+        // The loop overwrote the units: decode them again to name the
+        // first bad size.
+        if size_layout == ColumnLayout::V23 {
+            by_site(cols, vals, out)?;
+        } else {
+            stored_whole(cols, size_layout, vals, out)?;
+        }
+        return Err(first_bad_size(out, vals));
     }
-    vals.flags = flags_buf;
     crate::ext::decode_alloc_ext(cols[col::ALLOC_EXT as usize], n, &mut out.ext, limits)?;
     out.filled(n);
     Ok(())
 }
 
-/// 2.3: every alloc's flags byte into `flags`, and the core counts of
-/// those with cores into `vals.cores`: the site's previous alloc's when
-/// SIZE_RECENT's bit 3 says so, else the next of FLAGS_NEW and CORES_NEW.
-fn site_flags(
+/// 2.0–2.2: flags in ALLOC_FLAGS, core counts in CORES, size units in
+/// SIZE (2.0) or as a change from the site's previous size (SIZE_BY_SITE,
+/// 2.2): into `out.flags`, `out.num_cores` and `out.size`.
+fn stored_whole(
+    cols: &[&[u8]; col::COUNT],
+    layout: ColumnLayout,
+    vals: &mut ColumnValues,
+    out: &mut AllocColumns,
+) -> Result<(), DecodeError> {
+    let n = out.site.len();
+    let flags = cols[col::ALLOC_FLAGS as usize];
+    if flags.len() != n {
+        return Err(format!(
+            "alloc flags hold {} allocs, the kind column {n}",
+            flags.len()
+        ));
+    }
+    out.flags.copy_from_slice(flags);
+    let n_cores = flags.iter().filter(|&&f| f & FLAG_CORES != 0).count();
+    column_values(cols[col::CORES as usize], n_cores, "cores", &mut vals.cores)?;
+    if vals.cores.iter().any(|&c| c > u32::MAX as u64) {
+        return Err("column cores holds a value above 2^32 - 1".into());
+    }
+    vals.cores.push(0);
+    let mut kc = 0usize;
+    for (&f, c) in flags.iter().zip(out.num_cores.iter_mut()) {
+        let has = f & FLAG_CORES != 0;
+        // `kc` counts the allocs with cores before this one (slack slot last).
+        *c = vals.cores[kc] as u32 & (has as u32).wrapping_neg();
+        kc += has as usize;
+    }
+    let size_col = if layout == ColumnLayout::V22 {
+        col::SIZE_BY_SITE
+    } else {
+        col::SIZE
+    };
+    column_values(cols[size_col as usize], n, "size", &mut vals.size)?;
+    if layout == ColumnLayout::V22 {
+        // 2.2: a delta against the previous size of the same site.
+        let prev = &mut vals.prev_size.slots;
+        prev.fill(0);
+        for (v, &site) in vals.size.iter_mut().zip(&out.site) {
+            let slot = &mut prev[SiteHistory::index(site as u64)];
+            *slot = slot.wrapping_add(unzigzag(*v) as u64);
+            *v = *slot;
+        }
+    }
+    out.size.copy_from_slice(&vals.size);
+    Ok(())
+}
+
+/// 2.3: each alloc's size units from its place among the site's recent
+/// sizes (SIZE_RECENT), or from SIZE_NEW when the site had not used it
+/// lately; its flags and core count the site's previous alloc's when
+/// SIZE_RECENT's bit 3 says so, else the next of FLAGS_NEW (and CORES_NEW
+/// when the flags say cores). One pass: into `out.flags`, `out.num_cores`
+/// and `out.size`.
+fn by_site(
     cols: &[&[u8]; col::COUNT],
     vals: &mut ColumnValues,
-    flags: &mut Vec<u8>,
+    out: &mut AllocColumns,
 ) -> Result<(), DecodeError> {
     let places = cols[col::SIZE_RECENT as usize];
-    let sites = &vals.alloc_site;
-    if places.len() != sites.len() {
+    let n = out.site.len();
+    if places.len() != n {
         return Err(format!(
-            "column size places holds {} allocs, the kind column {}",
+            "column size places holds {} allocs, the kind column {n}",
             places.len(),
-            sites.len()
+        ));
+    }
+    let (mut n_new, mut n_stored, mut max_place) = (0usize, 0usize, 0u8);
+    for &p in places {
+        // Bit 3 is the flags'.
+        let q = p & !SiteFlags::REPEAT;
+        n_new += (q == RecentSizes::NEW) as usize;
+        n_stored += (p & SiteFlags::REPEAT == 0) as usize;
+        max_place = max_place.max(q);
+    }
+    if max_place > RecentSizes::NEW {
+        return Err(format!(
+            "size place {max_place} is out of range (0 to {}, and bit 3)",
+            RecentSizes::NEW
         ));
     }
     let stored = cols[col::FLAGS_NEW as usize];
-    let n_stored = places
-        .iter()
-        .filter(|&&p| p & SiteFlags::REPEAT == 0)
-        .count();
     if stored.len() != n_stored {
         return Err(format!(
             "column new flags holds {} allocs, the size places say {n_stored}",
@@ -221,92 +258,62 @@ fn site_flags(
     if vals.cores_new.iter().any(|&c| c > u32::MAX as u64) {
         return Err("column new cores holds a value above 2^32 - 1".into());
     }
-    let table = &mut vals.site_flags;
-    table.clear();
-    flags.clear();
-    flags.reserve(places.len());
-    vals.cores.clear();
-    let (mut stored_flags, mut stored_cores) = (stored.iter(), vals.cores_new.iter());
-    for (&p, &site) in places.iter().zip(sites) {
-        let (f, c) = if p & SiteFlags::REPEAT != 0 {
-            table.previous(site)
-        } else {
-            // As many stored flags as places without the bit, and cores
-            // as stored flags with cores: counted above.
-            let f = *stored_flags.next().expect("counted");
-            let c = if f & FLAG_CORES != 0 {
-                *stored_cores.next().expect("counted") as u32
-            } else {
-                0
-            };
-            table.set(site, f, c);
-            (f, c)
-        };
-        flags.push(f);
-        if f & FLAG_CORES != 0 {
-            vals.cores.push(c as u64);
-        }
-    }
-    Ok(())
-}
-
-/// 2.3: each alloc's size units from its place among the site's recent
-/// sizes (SIZE_RECENT), or from SIZE_NEW when the site had not used it lately.
-fn recent_sizes(cols: &[&[u8]; col::COUNT], vals: &mut ColumnValues) -> Result<(), DecodeError> {
-    let sites = &vals.alloc_site;
-    let places = cols[col::SIZE_RECENT as usize];
-    if places.len() != sites.len() {
-        return Err(format!(
-            "column size places holds {} allocs, the kind column {}",
-            places.len(),
-            sites.len()
-        ));
-    }
-    let mut n_new = 0usize;
-    let mut max_place = 0u8;
-    for &p in places {
-        // Bit 3 is the flags' (`site_flags`).
-        let p = p & !SiteFlags::REPEAT;
-        n_new += (p == RecentSizes::NEW) as usize;
-        max_place = max_place.max(p);
-    }
-    if max_place > RecentSizes::NEW {
-        return Err(format!(
-            "size place {max_place} is out of range (0 to {}, and bit 3)",
-            RecentSizes::NEW
-        ));
-    }
     column_values(
         cols[col::SIZE_NEW as usize],
         n_new,
         "new size",
         &mut vals.size_new,
     )?;
-    let cache = &mut vals.recent_sizes;
+    // Slack slot: every alloc reads a new size, a NEW place uses it.
+    vals.size_new.push(0);
+    let (table, cache) = (&mut vals.site_flags, &mut vals.recent_sizes);
+    table.clear();
     cache.clear();
-    vals.size.clear();
-    vals.size.reserve(sites.len());
-    let mut new = vals.size_new.iter();
-    for (&p, &site) in places.iter().zip(sites) {
-        let p = p & !SiteFlags::REPEAT;
-        let units = if p == RecentSizes::NEW {
-            // As many NEW places as SIZE_NEW values: counted above.
-            let &d = new.next().expect("one new size per NEW place");
-            cache.new_size(site, d)
+    let (size_new, cores_new) = (&vals.size_new[..], &vals.cores_new[..]);
+    let (mut ks, mut kc, mut kn) = (0usize, 0usize, 0usize);
+    let rows = places
+        .iter()
+        .zip(&out.site)
+        .zip(out.flags.iter_mut())
+        .zip(out.num_cores.iter_mut())
+        .zip(out.size.iter_mut());
+    for ((((&p, &site), flags), cores), size) in rows {
+        let site = site as u64;
+        let (f, c) = if p & SiteFlags::REPEAT != 0 {
+            table.previous(site)
         } else {
-            cache.recent(site, p as usize)
+            // As many stored flags as places without the bit, and cores
+            // as stored flags with cores: counted above.
+            let f = stored[ks];
+            ks += 1;
+            let c = if f & FLAG_CORES != 0 {
+                kc += 1;
+                cores_new[kc - 1] as u32
+            } else {
+                0
+            };
+            table.set(site, f, c);
+            (f, c)
         };
-        vals.size.push(units);
+        *flags = f;
+        *cores = c;
+        let q = (p & !SiteFlags::REPEAT) as usize;
+        let is_new = q == RecentSizes::NEW as usize;
+        // `kn` counts the NEW places before this alloc (slack slot last).
+        let d = size_new[kn];
+        kn += is_new as usize;
+        *size = cache.decode(site, q, is_new, d);
     }
+    vals.size_new.pop();
     Ok(())
 }
 
 /// The error for the first alloc whose pages, page size and remainder do
-/// not make a size (found again after the loop flagged one).
+/// not make a size (`out.size` holds the units again).
 #[cold]
-fn first_bad_size(flags: &[u8], vals: &ColumnValues) -> DecodeError {
+fn first_bad_size(out: &AllocColumns, vals: &ColumnValues) -> DecodeError {
     let (mut kp, mut kr) = (0usize, 0usize);
-    for (i, &f) in flags.iter().enumerate() {
+    for (i, &f) in out.flags.iter().enumerate() {
         if f & FLAG_PAGE == 0 {
             continue;
         }
@@ -315,7 +322,7 @@ fn first_bad_size(flags: &[u8], vals: &ColumnValues) -> DecodeError {
         if p == 0 {
             continue;
         }
-        let (s, rem) = (vals.size[i], vals.size_rem[kr]);
+        let (s, rem) = (out.size[i], vals.size_rem[kr]);
         kr += 1;
         if rem >= p || s.checked_mul(p).and_then(|x| x.checked_add(rem)).is_none() {
             return format!("size of {s} pages of {p} + {rem} is not a valid size");

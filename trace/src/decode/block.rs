@@ -82,21 +82,32 @@ pub fn decode_columns(
         ));
     }
     out.tags.extend_from_slice(tags);
-    // Kind histogram (four partial tables: no store-to-load stalls on runs).
-    let mut part = [[0u32; 256]; 4];
-    let mut quads = tags.chunks_exact(4);
-    for q in &mut quads {
-        for (h, &t) in part.iter_mut().zip(q) {
-            h[t as usize] += 1;
-        }
-    }
-    for &t in quads.remainder() {
-        part[0][t as usize] += 1;
-    }
+    // Where each kind sits: allocs, frees and names are counted by
+    // popcount, the other kinds (rare) one by one.
+    super::kind_words(tags, &mut out.vals.kinds);
     let mut kinds = [0u32; 256];
-    for (k, slot) in kinds.iter_mut().enumerate() {
-        *slot = part[0][k] + part[1][k] + part[2][k] + part[3][k];
+    for w in &out.vals.kinds {
+        kinds[EventTag::BufferAlloc as usize] += w.alloc.count_ones();
+        kinds[EventTag::BufferFree as usize] += w.free.count_ones();
     }
+    out.other_pos.clear();
+    {
+        let other_pos = &mut out.other_pos;
+        super::kinds::for_each_of(
+            &out.vals.kinds,
+            |w| w.other,
+            |p| {
+                other_pos.push(p as u32);
+                kinds[tags[p] as usize] += 1;
+            },
+        );
+    }
+    let n_names: usize = out
+        .vals
+        .kinds
+        .iter()
+        .map(|w| w.name.count_ones() as usize)
+        .sum();
     let vals = &mut out.vals;
     // Timestamps: deltas, prefix-summed (from the block's first timestamp
     // since 2.2; less the median gap of the event's kind since 2.3).
@@ -163,8 +174,7 @@ pub fn decode_columns(
         .sum();
     let n_alloc = kinds[EventTag::BufferAlloc as usize] as usize;
     let n_free = kinds[EventTag::BufferFree as usize] as usize;
-    let n_names = (kinds[EventTag::OpBegin as usize] + kinds[EventTag::Marker as usize]) as usize;
-    let n_other = count - n_alloc - n_free - n_names - kinds[EventTag::OpEnd as usize] as usize;
+    let n_other = out.other_pos.len();
     let counts = KindCounts {
         dev: n_dev as usize,
         alloc: n_alloc,
@@ -184,11 +194,10 @@ pub fn decode_columns(
         *v = buffer;
     }
     // Names before allocs: 2.4 codes an alloc's site by the op name it runs under.
-    vals.free_by_device.allocs_before_known = false;
     column_values(cols[col::NAME as usize], n_names, "name", &mut vals.name)?;
     all_below(&vals.name, limits.strings, "string")?;
     if !cols[col::SITE_BY_NAME as usize].is_empty() {
-        alloc_sites_by_name(&cols, n_alloc, n_free, out)?;
+        alloc_sites_by_name(&cols, out)?;
     } else if !cols[col::SITE_NEW as usize].is_empty() {
         return Err("block holds new sites without their site places".into());
     }
@@ -227,13 +236,11 @@ pub fn decode_columns(
     Ok(())
 }
 
-/// 2.4: every alloc's site (into `vals.alloc_site`) from its place among
+/// 2.4: every alloc's site (into `out.allocs.site`) from its place among
 /// the recent sites of the name (OpBegin, Marker) it runs under; names are
 /// decoded (`vals.name`).
 fn alloc_sites_by_name(
     cols: &[&[u8]; col::COUNT],
-    n_alloc: usize,
-    n_free: usize,
     out: &mut BlockColumns,
 ) -> Result<(), DecodeError> {
     if !cols[col::ALLOC_SITE as usize].is_empty() {
@@ -241,31 +248,6 @@ fn alloc_sites_by_name(
     }
     let vals = &mut out.vals;
     let s = &mut vals.sites_by_name;
-    // How many names precede each alloc, and (for FREE_DEV_NEAR) how many
-    // allocs precede each free: two stores per event, no branch.
-    s.name_before.resize(n_alloc + 1, 0);
-    let f = &mut vals.free_by_device;
-    f.allocs_before.resize(n_free + 1, 0);
-    {
-        let before = &mut s.name_before[..];
-        let allocs_before = &mut f.allocs_before[..];
-        let (mut ka, mut kn, mut kf) = (0usize, 0u32, 0usize);
-        for &t in &out.tags {
-            // SAFETY: `ka` and `kf` count the allocs and frees before this
-            // event, at most `n_alloc` and `n_free` (the histogram's counts),
-            // and each list has one slot more.
-            unsafe {
-                *before.get_unchecked_mut(ka) = kn;
-                *allocs_before.get_unchecked_mut(kf) = ka as u32;
-            }
-            ka += (t == EventTag::BufferAlloc as u8) as usize;
-            kf += (t == EventTag::BufferFree as u8) as usize;
-            kn += (t == EventTag::OpBegin as u8 || t == EventTag::Marker as u8) as u32;
-        }
-    }
-    f.allocs_before.truncate(n_free);
-    f.allocs_before_known = true;
-    s.name_before.truncate(n_alloc);
     let places = cols[col::SITE_BY_NAME as usize];
     let n_new = places
         .iter()
@@ -273,12 +255,12 @@ fn alloc_sites_by_name(
         .count();
     column_values(cols[col::SITE_NEW as usize], n_new, "new site", &mut s.new)?;
     crate::site_by_name::decode_sites(
-        &s.name_before,
+        &vals.kinds,
         &vals.name,
-        cols[col::SITE_BY_NAME as usize],
-        &s.new,
+        places,
+        &mut s.new,
         &mut s.cache,
-        &mut vals.alloc_site,
+        &mut out.allocs.site,
     )
 }
 
@@ -366,13 +348,11 @@ fn hand_out_by_kind(
             &mut s.dev_codes,
         )?;
         crate::free_by_device::decode_free_devices(
-            &out.tags,
+            &vals.kinds,
             &out.alloc_devices,
             &s.dev_codes,
-            &mut s.allocs_before,
-            s.allocs_before_known,
             &mut out.free_devices,
-        );
+        )?;
     } else {
         device_chain(
             cols[col::FREE_DEV as usize],
@@ -434,19 +414,8 @@ fn hand_out_by_kind(
             *v = buffer;
         }
     }
-    out.other_pos.resize(n.other + 1, 0);
-    {
-        let other_pos = &mut out.other_pos[..];
-        let mut ko = 0usize;
-        for (pos, &t) in out.tags.iter().enumerate() {
-            // SAFETY: `ko` counts the events `IS_OTHER` marks before this
-            // one, at most `n.other` (the histogram's count of them), and
-            // the list has `n.other + 1` slots.
-            unsafe { *other_pos.get_unchecked_mut(ko) = pos as u32 };
-            ko += IS_OTHER[t as usize] as usize;
-        }
-    }
-    out.other_pos.truncate(n.other);
+    // `out.other_pos` holds the other kinds' positions (`decode_columns`).
+    debug_assert_eq!(out.other_pos.len(), n.other);
     // The other kinds that have a device take the next one of their chain
     // (`n.dev - n.alloc - n.free` of them, so the chain has one slot to spare).
     out.devices.push(0);

@@ -375,6 +375,8 @@ pub(super) struct ColumnValues {
     pub(super) cores_new: Vec<u64>,
     /// Previous address per (device, buffer type) slot (see `AddrHistory`).
     pub(super) addr_slots: Vec<u64>,
+    /// Which events are allocs, frees, names and other kinds (64 to a word).
+    pub(super) kinds: Vec<super::KindWord>,
     /// Format 2.4's alloc sites, freed buffers and circular buffers.
     pub(super) sites_by_name: crate::site_by_name::SiteScratch,
     pub(super) free_by_device: crate::free_by_device::FreeColumnsScratch,

@@ -11,6 +11,7 @@
 mod allocs;
 mod block;
 mod columns;
+mod kinds;
 mod others;
 mod packed;
 #[cfg(test)]
@@ -19,6 +20,7 @@ mod tests;
 pub use block::decode_columns;
 pub(crate) use columns::EventCursor;
 pub use columns::{AllocCol, AllocColumns, AllocExt, BlockColumns, FreeCol, FreeColumns};
+pub(crate) use kinds::{kind_words, KindWord};
 
 use crate::varint::{Cursor, Overrun};
 use ttalloc_model::{SiteId, StringId};

@@ -1,0 +1,137 @@
+//! Where each kind sits in a block: one bit per event for the kinds the
+//! decoder hands out by position (allocs, frees, names, the other kinds),
+//! 64 events to a word. Built in one vector pass over the kind column, so
+//! the passes that follow visit only the events of their kind (a count of
+//! the ones before is a popcount) instead of every event.
+
+use super::block::IS_OTHER;
+use ttalloc_model::EventTag;
+
+/// The kind bits of 64 consecutive events (bit `j` of word `w` is event
+/// `64 w + j`; bits past the block's last event are 0).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct KindWord {
+    pub(crate) alloc: u64,
+    pub(crate) free: u64,
+    /// OpBegin or Marker (an entry of the NAME column).
+    pub(crate) name: u64,
+    /// Every kind `decode_others` decodes (`IS_OTHER`).
+    pub(crate) other: u64,
+}
+
+/// Fills `out` with the kind words of `tags` (cleared first).
+pub(crate) fn kind_words(tags: &[u8], out: &mut Vec<KindWord>) {
+    out.clear();
+    out.reserve(tags.len().div_ceil(64));
+    let mut chunks = tags.chunks_exact(64);
+    for c in &mut chunks {
+        let c: &[u8; 64] = c.try_into().expect("64 tags");
+        out.push(word_of_64(c));
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut w = KindWord::default();
+        for (j, &t) in rest.iter().enumerate() {
+            w.alloc |= ((t == EventTag::BufferAlloc as u8) as u64) << j;
+            w.free |= ((t == EventTag::BufferFree as u8) as u64) << j;
+            w.name |= ((t == EventTag::OpBegin as u8 || t == EventTag::Marker as u8) as u64) << j;
+            w.other |= (IS_OTHER[t as usize] as u64) << j;
+        }
+        out.push(w);
+    }
+}
+
+/// The kind word of 64 tags: byte compares and movemasks, 16 tags at a time.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn word_of_64(tags: &[u8; 64]) -> KindWord {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+    };
+    // SAFETY: SSE2 is part of every x86_64 target; each load reads 16 of
+    // the 64 bytes of `tags`.
+    unsafe {
+        let alloc = _mm_set1_epi8(EventTag::BufferAlloc as i8);
+        let free = _mm_set1_epi8(EventTag::BufferFree as i8);
+        let begin = _mm_set1_epi8(EventTag::OpBegin as i8);
+        let end = _mm_set1_epi8(EventTag::OpEnd as i8);
+        let marker = _mm_set1_epi8(EventTag::Marker as i8);
+        let mut w = KindWord::default();
+        for q in 0..4 {
+            let v = _mm_loadu_si128(tags.as_ptr().add(16 * q) as *const __m128i);
+            let a = _mm_movemask_epi8(_mm_cmpeq_epi8(v, alloc)) as u16 as u64;
+            let f = _mm_movemask_epi8(_mm_cmpeq_epi8(v, free)) as u16 as u64;
+            let n = _mm_movemask_epi8(_mm_or_si128(
+                _mm_cmpeq_epi8(v, begin),
+                _mm_cmpeq_epi8(v, marker),
+            )) as u16 as u64;
+            let e = _mm_movemask_epi8(_mm_cmpeq_epi8(v, end)) as u16 as u64;
+            w.alloc |= a << (16 * q);
+            w.free |= f << (16 * q);
+            w.name |= n << (16 * q);
+            // Every kind is one of alloc, free, name, op end or other.
+            w.other |= (!(a | f | n | e) & 0xffff) << (16 * q);
+        }
+        w
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn word_of_64(tags: &[u8; 64]) -> KindWord {
+    let mut w = KindWord::default();
+    for (j, &t) in tags.iter().enumerate() {
+        w.alloc |= ((t == EventTag::BufferAlloc as u8) as u64) << j;
+        w.free |= ((t == EventTag::BufferFree as u8) as u64) << j;
+        w.name |= ((t == EventTag::OpBegin as u8 || t == EventTag::Marker as u8) as u64) << j;
+        w.other |= (IS_OTHER[t as usize] as u64) << j;
+    }
+    w
+}
+
+/// Calls `f(position)` for every set bit of `pick(word)`, in event order.
+#[inline(always)]
+pub(crate) fn for_each_of(
+    words: &[KindWord],
+    pick: impl Fn(&KindWord) -> u64,
+    mut f: impl FnMut(usize),
+) {
+    for (wi, w) in words.iter().enumerate() {
+        let mut m = pick(w);
+        while m != 0 {
+            f(wi * 64 + m.trailing_zeros() as usize);
+            m &= m - 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_lands_in_its_own_bits() {
+        // 150 tags cycling through every code 0..20 (unknown kinds 16..19
+        // count as other, like AllocRefused 15): two whole words and a rest.
+        let tags: Vec<u8> = (0..150u32).map(|i| (i % 20) as u8).collect();
+        let mut words = Vec::new();
+        kind_words(&tags, &mut words);
+        assert_eq!(words.len(), 3);
+        for (p, &t) in tags.iter().enumerate() {
+            let w = words[p / 64];
+            let bit = |m: u64| (m >> (p % 64)) & 1 == 1;
+            assert_eq!(bit(w.alloc), t == 4, "alloc at {p}");
+            assert_eq!(bit(w.free), t == 5, "free at {p}");
+            assert_eq!(bit(w.name), t == 12 || t == 14, "name at {p}");
+            assert_eq!(bit(w.other), IS_OTHER[t as usize], "other at {p}");
+        }
+        // No bit past the last event.
+        let last = words[2];
+        let past = !0u64 << (150 - 128);
+        assert_eq!((last.alloc | last.free | last.name | last.other) & past, 0);
+        let mut allocs = Vec::new();
+        for_each_of(&words, |w| w.alloc, |p| allocs.push(p));
+        let expected: Vec<usize> = (0..150).filter(|p| p % 20 == 4).collect();
+        assert_eq!(allocs, expected);
+    }
+}
