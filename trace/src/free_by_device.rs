@@ -123,12 +123,21 @@ impl FreeEncoder {
     }
 }
 
+crate::decode::fast_cpu_dispatch!(
 /// The reader's side of FREE_DEV_NEAR: every free's device (into `out`)
 /// from `codes` (its values, one per free) and the device of the latest
 /// alloc before it in the block (`alloc_devices`, in event order), 0 when
 /// none. `words` are the block's kind words: the allocs before a free are
 /// those of earlier words and the ones below its bit.
-pub(crate) fn decode_free_devices(
+pub(crate) fn decode_free_devices => decode_free_devices_any(
+    words: &[KindWord],
+    alloc_devices: &[u32],
+    codes: &[u64],
+    out: &mut Vec<u32>,
+) -> Result<(), String>);
+
+#[inline(always)]
+fn decode_free_devices_any(
     words: &[KindWord],
     alloc_devices: &[u32],
     codes: &[u64],

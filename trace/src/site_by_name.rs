@@ -98,12 +98,23 @@ pub(crate) struct SiteScratch {
     pub(crate) cache: SitesByName,
 }
 
+crate::decode::fast_cpu_dispatch!(
 /// Decodes the alloc sites of a 2.4 block into `out` (one per alloc):
 /// `words` are the block's kind words (which events are allocs and which
 /// names), `names` the NAME column's values (one per name bit), `places`
 /// SITE_BY_NAME and `new` SITE_NEW's values (`new` gets a slack slot).
 /// Ids are checked by the caller.
-pub(crate) fn decode_sites(
+pub(crate) fn decode_sites => decode_sites_any(
+    words: &[KindWord],
+    names: &[u64],
+    places: &[u8],
+    new: &mut Vec<u64>,
+    cache: &mut SitesByName,
+    out: &mut Vec<u32>,
+) -> Result<(), String>);
+
+#[inline(always)]
+fn decode_sites_any(
     words: &[KindWord],
     names: &[u64],
     places: &[u8],

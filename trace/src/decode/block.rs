@@ -84,12 +84,10 @@ pub fn decode_columns(
     out.tags.extend_from_slice(tags);
     // Where each kind sits: allocs, frees and names are counted by
     // popcount, the other kinds (rare) one by one.
-    super::kind_words(tags, &mut out.vals.kinds);
+    let [n_alloc, n_free, n_names] = super::kind_words(tags, &mut out.vals.kinds);
     let mut kinds = [0u32; 256];
-    for w in &out.vals.kinds {
-        kinds[EventTag::BufferAlloc as usize] += w.alloc.count_ones();
-        kinds[EventTag::BufferFree as usize] += w.free.count_ones();
-    }
+    kinds[EventTag::BufferAlloc as usize] = n_alloc as u32;
+    kinds[EventTag::BufferFree as usize] = n_free as u32;
     out.other_pos.clear();
     {
         let other_pos = &mut out.other_pos;
@@ -102,12 +100,6 @@ pub fn decode_columns(
             },
         );
     }
-    let n_names: usize = out
-        .vals
-        .kinds
-        .iter()
-        .map(|w| w.name.count_ones() as usize)
-        .sum();
     let vals = &mut out.vals;
     // Timestamps: deltas, prefix-summed (from the block's first timestamp
     // since 2.2; less the median gap of the event's kind since 2.3).
@@ -172,8 +164,6 @@ pub fn decode_columns(
     let n_dev: u32 = (EventTag::DeviceOpen as usize..=EventTag::TraceRelease as usize)
         .map(|k| kinds[k])
         .sum();
-    let n_alloc = kinds[EventTag::BufferAlloc as usize] as usize;
-    let n_free = kinds[EventTag::BufferFree as usize] as usize;
     let n_other = out.other_pos.len();
     let counts = KindCounts {
         dev: n_dev as usize,

@@ -8,6 +8,47 @@
 //! unchecked loop, the walk, is bounded by the kind histogram); malformed
 //! input is an error, never a panic.
 
+/// Defines `fn $name(args) -> ret` that runs `$inner` (an
+/// `#[inline(always)]` fn) compiled for POPCNT, BMI1/2, LZCNT and AVX2
+/// when the CPU has them (checked per call: a cached load), else for the
+/// baseline CPU. The decoder's bit loops count with popcounts, which the
+/// baseline x86_64 target codes as a dozen instructions each.
+macro_rules! fast_cpu_dispatch {
+    ($(#[$m:meta])* $vis:vis fn $name:ident => $inner:ident ( $($arg:ident : $ty:ty),* $(,)? ) -> $ret:ty) => {
+        $(#[$m])*
+        $vis fn $name($($arg: $ty),*) -> $ret {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,bmi1,bmi2,popcnt,lzcnt")]
+                unsafe fn fast($($arg: $ty),*) -> $ret {
+                    $inner($($arg),*)
+                }
+                if $crate::decode::fast_cpu() {
+                    // SAFETY: the CPU has every feature `fast` is compiled for.
+                    return unsafe { fast($($arg),*) };
+                }
+            }
+            $inner($($arg),*)
+        }
+    };
+}
+pub(crate) use fast_cpu_dispatch;
+
+/// Whether the CPU has the features `fast_cpu_dispatch` compiles for.
+#[inline]
+pub(crate) fn fast_cpu() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("bmi1")
+            && std::arch::is_x86_feature_detected!("bmi2")
+            && std::arch::is_x86_feature_detected!("popcnt")
+            && std::arch::is_x86_feature_detected!("lzcnt")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 mod allocs;
 mod block;
 mod columns;
