@@ -468,7 +468,8 @@ fn stream_placed(stream: &[Step]) -> Best {
                 }
                 Step::Free { device, id } => {
                     if let Some(h) = handles[id as usize].take() {
-                        black_box(devs[device as usize].deallocate_placed(h));
+                        // As the replay engine frees: nothing read back.
+                        black_box(devs[device as usize].discard_placed(h));
                     }
                 }
             }

@@ -50,6 +50,11 @@ impl AllocFailure {
 }
 
 impl From<AllocError> for AllocFailure {
+    // Cold and out of line: inlined into every allocation, building this
+    // (a String and a dozen fields) cost the replay's hot path a large
+    // stack frame even when nothing failed.
+    #[cold]
+    #[inline(never)]
     fn from(e: AllocError) -> Self {
         match e {
             AllocError::OutOfMemory(oom) => AllocFailure::Oom(Oom {
@@ -134,10 +139,10 @@ impl Sim {
         buffer: BufferId,
         req: &Req,
     ) -> Result<(u64, Handle), AllocFailure> {
-        self.device
-            .allocate_placed(buffer, &Self::request(req))
-            .map(|p| (p.placement.address, p.handle))
-            .map_err(Into::into)
+        match self.device.allocate_placed(buffer, &Self::request(req)) {
+            Ok(p) => Ok((p.placement.address, p.handle)),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// [`Sim::alloc_at`] for a caller that keeps its own ids: the handle, or

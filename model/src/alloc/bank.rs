@@ -99,11 +99,48 @@ fn div_ceil(a: u64, b: u64) -> u64 {
     }
 }
 
+/// `ceil(a / d)` for a divisor fixed when a bank manager is made (its bank
+/// count), by a multiplication: a DRAM bank count (12 on Wormhole) is no
+/// power of two, and a 64-bit division on every allocation's path costs
+/// more than the rest of the size arithmetic together.
+#[derive(Clone, Copy, Debug)]
+struct Divisor {
+    d: u64,
+    /// `ceil(2^64 / d)` for `d > 1`: for `a` and `d` below 2^32,
+    /// `floor(a / d) = (a * m) >> 64` exactly (Lemire, Kaser and Kurz,
+    /// "Faster remainder by direct computation", 2019).
+    m: u64,
+}
+
+impl Divisor {
+    fn new(d: u32) -> Divisor {
+        let d = u64::from(d.max(1));
+        Divisor {
+            d,
+            m: if d > 1 { u64::MAX / d + 1 } else { 0 },
+        }
+    }
+
+    #[inline(always)]
+    fn div_ceil(self, a: u64) -> u64 {
+        if self.d == 1 {
+            a
+        } else if a <= u64::from(u32::MAX) {
+            let q = ((u128::from(a) * u128::from(self.m)) >> 64) as u64;
+            q + u64::from(q * self.d != a)
+        } else {
+            a.div_ceil(self.d)
+        }
+    }
+}
+
 /// One buffer type's banks.
 #[derive(Clone, Debug)]
 pub struct BankManager {
     buffer_type: BufferType,
     num_banks: u32,
+    /// Divides by `num_banks` (at least 1, as `size_per_bank` takes it).
+    banks_divisor: Divisor,
     /// Page alignment of this buffer type (`alignment_bytes_`).
     page_alignment: u64,
     free_list: FreeList,
@@ -132,6 +169,7 @@ impl BankManager {
         Ok(BankManager {
             buffer_type,
             num_banks,
+            banks_divisor: Divisor::new(num_banks),
             page_alignment,
             free_list,
         })
@@ -167,15 +205,45 @@ impl BankManager {
     }
 
     /// `(per_bank, aligned_size, banks)` for a request.
+    #[inline(always)]
     pub fn spread(
         &self,
         size: u64,
         page_size: Option<u64>,
         num_shards: Option<u32>,
     ) -> (u64, u64, u32) {
-        let banks = self.banks_for(num_shards);
-        let (per_bank, aligned) = size_per_bank(size, page_size, banks, self.page_alignment);
-        (per_bank, aligned, banks)
+        match num_shards {
+            Some(n) if n > 0 => {
+                let (per_bank, aligned) = size_per_bank(size, page_size, n, self.page_alignment);
+                (per_bank, aligned, n)
+            }
+            _ => {
+                // `size_per_bank` over every bank, dividing by the bank
+                // count without a division (`page_alignment` is at least 1).
+                let page = match page_size {
+                    Some(p) if p > 0 => p,
+                    _ => self.page_alignment,
+                };
+                let align = self.page_alignment;
+                let (num_pages, aligned_page) =
+                    if page.is_power_of_two() && align.is_power_of_two() && page >= align {
+                        // Tile pages: a whole number of alignments, counted by a shift.
+                        let sh = page.trailing_zeros();
+                        ((size >> sh) + u64::from(size & (page - 1) != 0), page)
+                    } else {
+                        (
+                            div_ceil(size, page),
+                            div_ceil(page, align).saturating_mul(align),
+                        )
+                    };
+                let pages_per_bank = self.banks_divisor.div_ceil(num_pages);
+                (
+                    pages_per_bank.saturating_mul(aligned_page),
+                    num_pages.saturating_mul(aligned_page),
+                    self.num_banks,
+                )
+            }
+        }
     }
 
     fn out_of_memory(
@@ -200,11 +268,60 @@ impl BankManager {
         }
     }
 
+    /// Places a request first-fit in the given direction: where, and the
+    /// free-list block it got; `None` when no free block fits (then
+    /// [`BankManager::out_of_memory_for`] says why). The allocation path
+    /// of a replay: no error is built on it.
+    #[inline(always)]
+    pub(crate) fn place(
+        &mut self,
+        size: u64,
+        page_size: Option<u64>,
+        num_shards: Option<u32>,
+        recorded_per_bank: Option<u64>,
+        bottom_up: bool,
+    ) -> Option<(Placement, BlockRef)> {
+        let (per_bank, _, banks) =
+            self.spread_recorded(size, page_size, num_shards, recorded_per_bank);
+        let (address, block, reserved) = self.free_list.allocate_sized(per_bank, bottom_up)?;
+        Some((
+            Placement {
+                address,
+                per_bank: reserved,
+                num_banks: banks,
+            },
+            block,
+        ))
+    }
+
+    /// The out-of-memory of a request [`BankManager::place`] could not place.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn out_of_memory_for(
+        &self,
+        size: u64,
+        page_size: Option<u64>,
+        num_shards: Option<u32>,
+        recorded_per_bank: Option<u64>,
+    ) -> OutOfMemory {
+        let (per_bank, aligned, banks) =
+            self.spread_recorded(size, page_size, num_shards, recorded_per_bank);
+        self.out_of_memory(size, aligned, banks, per_bank)
+    }
+
+    /// Frees the live allocation at `address` that got `block` and
+    /// reserves `per_bank` bytes per bank (see [`FreeList::free_live_block`]).
+    #[inline(always)]
+    pub(crate) fn free_live(&mut self, block: BlockRef, address: u64, per_bank: u64) {
+        self.free_list.free_live_block(block, address, per_bank);
+    }
+
     /// [`BankManager::spread`], unless the recorder knew what tt-metal
     /// reserved per bank (`max_size_per_bank`): then exactly that. tt-metal
     /// reserves more than the size implies when shards are padded (its
     /// sharded size counts every shard's full pages), so a recorded figure
     /// wins; the size a sharded OOM prints is then `per_bank * shards`.
+    #[inline(always)]
     pub fn spread_recorded(
         &self,
         size: u64,
@@ -351,5 +468,54 @@ impl BankManager {
     /// The block table in address order (tt-metal's `get_memory_block_table`).
     pub fn blocks(&self) -> impl Iterator<Item = Span> + '_ {
         self.free_list.blocks()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_divisor_rounds_up_exactly_where_a_division_does() {
+        // Bank counts of real devices (12 DRAM banks on Wormhole, 7 on
+        // Blackhole...) and awkward ones; numerators at the edges of the
+        // 32-bit fast path and beyond it.
+        for d in [1u32, 2, 3, 6, 7, 8, 12, 64, 94, 108, 120, 1000, u32::MAX] {
+            let div = Divisor::new(d);
+            let d64 = u64::from(d);
+            let mut nums = vec![0u64, 1, 2, 11, 12, 13, 4095, 4096, 1 << 31];
+            nums.extend([u32::MAX as u64 - 1, u32::MAX as u64, 1 << 32, u64::MAX]);
+            nums.extend([d64 - 1, d64, d64 + 1, d64 * 3, d64 * 3 + 1]);
+            let mut x = 0x9E37_79B9_7F4A_7C15u64;
+            for _ in 0..2000 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                nums.push(x >> 32);
+                nums.push(x >> (x & 31));
+            }
+            for a in nums {
+                assert_eq!(div.div_ceil(a), a.div_ceil(d64), "ceil({a} / {d})");
+            }
+        }
+    }
+
+    #[test]
+    fn an_interleaved_spread_is_size_per_bank_over_every_bank() {
+        // 12 banks (Wormhole DRAM): the spread's own arithmetic must agree
+        // with `size_per_bank` for every page size, known or not.
+        let m = BankManager::new(BufferType::Dram, 12, 0, 1 << 30, 32, 32).unwrap();
+        for size in [0u64, 1, 31, 32, 2048, 2049, 12 * 2048, 12 * 2048 + 1, 1 << 33] {
+            for page in [None, Some(0), Some(1), Some(32), Some(100), Some(2048), Some(4096)] {
+                let (per_bank, aligned) = size_per_bank(size, page, 12, 32);
+                assert_eq!(
+                    m.spread(size, page, None),
+                    (per_bank, aligned, 12),
+                    "{size} B in pages of {page:?}"
+                );
+            }
+        }
+        // Sharded: over the shards, not the banks.
+        assert_eq!(m.spread(8 * 2048, Some(2048), Some(8)).2, 8);
     }
 }

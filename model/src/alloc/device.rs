@@ -43,14 +43,42 @@ pub fn trace_page_size(size: u64, num_banks: u32) -> u64 {
     pick
 }
 
-/// Places a request first-fit in its bank manager (its direction, its spread).
-#[inline]
-fn place_in(m: &mut BankManager, req: &AllocRequest) -> Result<(Placement, BlockRef), OutOfMemory> {
+/// Places a request first-fit in its bank manager (its direction, its
+/// spread); `None` when nothing fits (see [`place_failure`]).
+#[inline(always)]
+fn place_in(m: &mut BankManager, req: &AllocRequest) -> Option<(Placement, BlockRef)> {
     let bottom_up = req
         .bottom_up
         .unwrap_or_else(|| default_bottom_up(req.buffer_type));
-    let spread = m.spread_recorded(req.size, req.page_size, req.num_shards(), req.per_bank_size);
-    m.allocate_spread_block(req.size, spread, bottom_up)
+    m.place(
+        req.size,
+        req.page_size,
+        req.num_shards(),
+        req.per_bank_size,
+        bottom_up,
+    )
+}
+
+/// Why [`place_in`] placed nothing: out of memory. (Takes the request's
+/// fields, not the request: a reference would make every allocation
+/// build the request in memory for this call that almost never happens.)
+#[inline(always)]
+fn place_failure(m: &BankManager, req: &AllocRequest) -> AllocError {
+    AllocError::OutOfMemory(m.out_of_memory_for(
+        req.size,
+        req.page_size,
+        req.num_shards(),
+        req.per_bank_size,
+    ))
+}
+
+#[cold]
+#[inline(never)]
+fn l1_small_interleaved() -> AllocError {
+    AllocError::Unsupported {
+        buffer_type: BufferType::L1Small,
+        message: "L1_SMALL only supports sharded allocations, see validate_num_banks".into(),
+    }
 }
 
 /// tt-metal's default direction: `Buffer::bottom_up` defaults to true for DRAM and TRACE.
@@ -103,7 +131,7 @@ struct Live {
 }
 
 impl Live {
-    #[inline]
+    #[inline(always)]
     fn new(req: &AllocRequest, p: Placement) -> Live {
         Live {
             buffer_type: req.buffer_type,
@@ -165,15 +193,21 @@ pub struct Device {
     strict: bool,
 }
 
-#[inline]
+/// The bank manager of each buffer type (by tt-metal's number), or
+/// `HOST`: a table, not a jump table, on every allocation's path.
+const MANAGER_OF: [u8; 5] = {
+    let mut t = [live_buffers::HOST; 5];
+    t[BufferType::Dram as usize] = 0;
+    t[BufferType::L1 as usize] = 1;
+    t[BufferType::L1Small as usize] = 2;
+    t[BufferType::Trace as usize] = 3;
+    t
+};
+
+#[inline(always)]
 fn slot(bt: BufferType) -> Option<usize> {
-    match bt {
-        BufferType::Dram => Some(0),
-        BufferType::L1 => Some(1),
-        BufferType::L1Small => Some(2),
-        BufferType::Trace => Some(3),
-        BufferType::SystemMemory => None,
-    }
+    let m = MANAGER_OF[bt as usize];
+    (m != live_buffers::HOST).then_some(m as usize)
 }
 
 fn known(v: Option<u64>) -> u64 {
@@ -278,30 +312,30 @@ impl Device {
         Ok(())
     }
 
+    #[inline(always)]
     fn check_l1_small(&self, r: &AllocRequest) -> Result<(), AllocError> {
         if self.strict && r.buffer_type == BufferType::L1Small && r.num_shards().is_none() {
-            return Err(AllocError::Unsupported {
-                buffer_type: BufferType::L1Small,
-                message: "L1_SMALL only supports sharded allocations, see validate_num_banks"
-                    .into(),
-            });
+            return Err(l1_small_interleaved());
         }
         Ok(())
     }
 
-    fn track_system(&mut self, buffer: BufferId, r: &AllocRequest, indexed: bool) -> Placed {
-        self.system_bytes += r.size as u128;
+    #[inline(never)]
+    fn track_system(&mut self, buffer: BufferId, size: u64, indexed: bool) -> Placed {
+        self.system_bytes += size as u128;
         self.system_buffers += 1;
         let live = Live {
             buffer_type: BufferType::SystemMemory,
             address: 0,
-            size: r.size,
-            per_bank: r.size,
+            size,
+            per_bank: size,
             num_banks: 1,
         };
         Placed {
             placement: live.placement(),
-            handle: self.buffers.insert(buffer, live, BlockRef::NONE, indexed),
+            handle: self
+                .buffers
+                .insert(buffer, live, live_buffers::HOST, BlockRef::NONE, indexed),
         }
     }
 
@@ -315,16 +349,18 @@ impl Device {
     ) -> Result<Placement, AllocError> {
         let Some(s) = slot(req.buffer_type) else {
             self.check_new(buffer)?;
-            return Ok(self.track_system(buffer, req, true).placement);
+            return Ok(self.track_system(buffer, req.size, true).placement);
         };
         self.check_l1_small(req)?;
         let m = &mut self.managers[s];
         let mut placement = None;
         // One hash operation: the id's vacant entry is filled once placed.
         let handle = self.buffers.insert_new_id(buffer, || {
-            let (p, block) = place_in(m, req)?;
+            let Some((p, block)) = place_in(m, req) else {
+                return Err(place_failure(m, req));
+            };
             placement = Some(p);
-            Ok::<_, AllocError>((Live::new(req, p), block))
+            Ok::<_, AllocError>((Live::new(req, p), s as u8, block))
         })?;
         match (handle, placement) {
             (Some(_), Some(p)) => Ok(p),
@@ -339,7 +375,7 @@ impl Device {
     /// (no hash operation), and the returned [`Handle`] frees the buffer
     /// ([`Device::deallocate_placed`]). The caller must not place an id
     /// that is still live; [`Device::deallocate`] does not see these buffers.
-    #[inline]
+    #[inline(always)]
     pub fn allocate_placed(
         &mut self,
         buffer: BufferId,
@@ -348,14 +384,18 @@ impl Device {
         self.place(buffer, req)
     }
 
-    #[inline]
+    #[inline(always)]
     fn place(&mut self, buffer: BufferId, req: &AllocRequest) -> Result<Placed, AllocError> {
         let Some(s) = slot(req.buffer_type) else {
-            return Ok(self.track_system(buffer, req, false));
+            return Ok(self.track_system(buffer, req.size, false));
         };
         self.check_l1_small(req)?;
-        let (p, block) = place_in(&mut self.managers[s], req)?;
-        let handle = self.buffers.insert(buffer, Live::new(req, p), block, false);
+        let Some((p, block)) = place_in(&mut self.managers[s], req) else {
+            return Err(place_failure(&self.managers[s], req));
+        };
+        let handle = self
+            .buffers
+            .insert(buffer, Live::new(req, p), s as u8, block, false);
         Ok(Placed {
             placement: p,
             handle,
@@ -393,7 +433,7 @@ impl Device {
         indexed: bool,
     ) -> Result<Placed, AllocError> {
         let Some(s) = slot(req.buffer_type) else {
-            return Ok(self.track_system(buffer, req, indexed));
+            return Ok(self.track_system(buffer, req.size, indexed));
         };
         self.check_l1_small(req)?;
         let m = &mut self.managers[s];
@@ -401,9 +441,9 @@ impl Device {
             m.spread_recorded(req.size, req.page_size, req.num_shards(), req.per_bank_size);
         match m.allocate_spread_block_at(spread, address) {
             Some((p, block)) => {
-                let handle = self
-                    .buffers
-                    .insert(buffer, Live::new(req, p), block, indexed);
+                let handle =
+                    self.buffers
+                        .insert(buffer, Live::new(req, p), s as u8, block, indexed);
                 Ok(Placed {
                     placement: p,
                     handle,
@@ -466,8 +506,8 @@ impl Device {
     /// (tt-metal ignores those).
     #[inline]
     pub fn deallocate(&mut self, buffer: BufferId) -> Option<Released> {
-        let slot = self.buffers.remove_id(buffer)?;
-        Some(self.release(slot))
+        let (slot, entry) = self.buffers.remove_id(buffer)?;
+        Some(self.release(slot, entry))
     }
 
     /// Frees a buffer by the handle [`Device::allocate_placed`] gave: no
@@ -475,14 +515,14 @@ impl Device {
     /// released by [`Device::close`]).
     #[inline]
     pub fn deallocate_placed(&mut self, handle: Handle) -> Option<Released> {
-        let slot = self.buffers.remove(handle)?;
-        Some(self.release(slot))
+        let (slot, entry) = self.buffers.remove_entry(handle)?;
+        Some(self.release(slot, entry))
     }
 
     /// [`Device::deallocate_placed`] for a caller that does not need to
     /// know what left: true when the handle's buffer was live. (Building
     /// the unused [`Released`] cost a replay's free a quarter of its time.)
-    #[inline]
+    #[inline(always)]
     pub fn discard_placed(&mut self, handle: Handle) -> bool {
         match self.buffers.remove(handle) {
             Some(slot) => {
@@ -501,21 +541,19 @@ impl Device {
     }
 
     #[inline]
-    fn release(&mut self, slot: live_buffers::Slot) -> Released {
+    fn release(&mut self, slot: live_buffers::Slot, entry: live_buffers::Entry) -> Released {
         self.free_slot(&slot);
-        slot.live.released(Owner::Buffer(slot.buffer))
+        entry.live.released(Owner::Buffer(entry.buffer))
     }
 
     /// Gives a removed buffer's memory back.
-    #[inline]
+    #[inline(always)]
     fn free_slot(&mut self, slot: &live_buffers::Slot) {
-        let live = &slot.live;
-        match self::slot(live.buffer_type) {
-            Some(s) => {
-                self.managers[s].deallocate_block(slot.block, live.address);
-            }
+        match self.managers.get_mut(slot.manager as usize) {
+            Some(m) => m.free_live(slot.block, slot.address, slot.per_bank),
             None => {
-                self.system_bytes -= live.size as u128;
+                // A host buffer: its slot's `per_bank` is its size.
+                self.system_bytes -= slot.per_bank as u128;
                 self.system_buffers -= 1;
             }
         }

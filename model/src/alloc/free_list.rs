@@ -98,8 +98,8 @@ pub struct FreeList {
     align_shift: Option<u32>,
     min_allocation: u64,
     blocks: Vec<Block>,
-    /// Unused entries of `blocks`, chained through their `next`.
-    spare: u32,
+    /// Unused entries of `blocks` (a stack: taking one reads no entry).
+    spare: Vec<u32>,
     head: u32,
     num_allocated: usize,
     allocated_bytes: u64,
@@ -148,7 +148,7 @@ impl FreeList {
                 .then(|| alignment.trailing_zeros()),
             min_allocation: min_allocation.max(1),
             blocks: Vec::new(),
-            spare: NIL,
+            spare: Vec::new(),
             head: NIL,
             num_allocated: 0,
             allocated_bytes: 0,
@@ -180,7 +180,7 @@ impl FreeList {
 
     fn init(&mut self) {
         self.blocks.clear();
-        self.spare = NIL;
+        self.spare.clear();
         self.free.clear();
         self.num_allocated = 0;
         self.allocated_bytes = 0;
@@ -203,20 +203,32 @@ impl FreeList {
 
     /// Switches between compact and bucketed mode when the block count
     /// crossed a limit (with hysteresis: see `COMPACT_MAX_BLOCKS`).
-    #[inline]
+    #[inline(always)]
     fn rebalance(&mut self) {
         if self.compact {
             if self.num_blocks() > self.compact_limit {
-                self.fill_list();
-                self.fill_buckets();
-                self.free.clear();
-                self.compact = false;
+                self.leave_compact();
             }
         } else if self.num_blocks() < self.compact_limit / 4 {
-            self.clear_buckets();
-            self.fill_compact();
-            self.compact = true;
+            self.enter_compact();
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn leave_compact(&mut self) {
+        self.fill_list();
+        self.fill_buckets();
+        self.free.clear();
+        self.compact = false;
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn enter_compact(&mut self) {
+        self.clear_buckets();
+        self.fill_compact();
+        self.compact = true;
     }
 
     pub fn base(&self) -> u64 {
@@ -249,7 +261,7 @@ impl FreeList {
     }
 
     /// What a request of `size` bytes reserves: `align(max(size, min_allocation))`.
-    #[inline]
+    #[inline(always)]
     pub fn alloc_size(&self, size: u64) -> u64 {
         let s = size.max(self.min_allocation);
         match self.align_shift {
@@ -274,17 +286,16 @@ impl FreeList {
         self.div_align(bytes).min(i32::MAX as u64) as u32
     }
 
-    fn new_block(&mut self, addr: u64, size: u64) -> u32 {
+    #[inline(always)]
+    fn new_block(&mut self, addr: u64, size: u64, allocated: bool) -> u32 {
         let b = Block {
             addr,
             size,
             prev: NIL,
             next: NIL,
-            allocated: false,
+            allocated,
         };
-        if self.spare != NIL {
-            let i = self.spare;
-            self.spare = self.blocks[i as usize].next;
+        if let Some(i) = self.spare.pop() {
             self.blocks[i as usize] = b;
             i
         } else {
@@ -319,12 +330,10 @@ impl FreeList {
     }
 
     /// Entry `i` (unlinked, or never linked) is unused now.
-    #[inline]
+    #[inline(always)]
     fn release_block(&mut self, i: u32) {
-        let b = &mut self.blocks[i as usize];
-        b.allocated = false;
-        b.next = self.spare;
-        self.spare = i;
+        self.blocks[i as usize].allocated = false;
+        self.spare.push(i);
     }
 
     /// Free block `n` (right after free block `into`) joins `into`.
@@ -348,7 +357,7 @@ impl FreeList {
         let mut cur = i;
         if offset > 0 {
             self.blocks[i as usize].size = offset;
-            let r = self.new_block(orig_addr + offset, orig_size - offset);
+            let r = self.new_block(orig_addr + offset, orig_size - offset, false);
             self.link_after(i, r);
             self.free_blocks += 1;
             cur = r;
@@ -356,7 +365,7 @@ impl FreeList {
         let Block { addr, size, .. } = self.blocks[cur as usize];
         let mut rest = NIL;
         if size > alloc {
-            rest = self.new_block(addr + alloc, size - alloc);
+            rest = self.new_block(addr + alloc, size - alloc, false);
             self.link_after(cur, rest);
             self.blocks[cur as usize].size = alloc;
             self.free_blocks += 1;
@@ -379,6 +388,18 @@ impl FreeList {
     /// [`FreeList::allocate`], with the block the allocation got.
     #[inline]
     pub fn allocate_block(&mut self, size: u64, bottom_up: bool) -> Option<(u64, BlockRef)> {
+        self.allocate_sized(size, bottom_up)
+            .map(|(address, block, _)| (address, block))
+    }
+
+    /// [`FreeList::allocate_block`], with the bytes reserved
+    /// ([`FreeList::alloc_size`]).
+    #[inline(always)]
+    pub(crate) fn allocate_sized(
+        &mut self,
+        size: u64,
+        bottom_up: bool,
+    ) -> Option<(u64, BlockRef, u64)> {
         let alloc = self.alloc_size(size);
         if alloc > self.size {
             return None;
@@ -386,13 +407,19 @@ impl FreeList {
         let placed = if self.compact {
             self.allocate_compact(alloc, bottom_up)?
         } else {
-            let i = self.bucketed_fit(alloc, bottom_up)?;
-            let blk = self.blocks[i as usize];
-            let offset = if bottom_up { 0 } else { blk.size - alloc };
-            self.carve_bucketed(i, alloc, offset)
+            self.allocate_bucketed(alloc, bottom_up)?
         };
         self.rebalance();
-        Some(placed)
+        Some((placed.0, placed.1, alloc))
+    }
+
+    /// Bucketed first fit (kept out of the compact path's inlined code).
+    #[inline(never)]
+    fn allocate_bucketed(&mut self, alloc: u64, bottom_up: bool) -> Option<(u64, BlockRef)> {
+        let i = self.bucketed_fit(alloc, bottom_up)?;
+        let blk = self.blocks[i as usize];
+        let offset = if bottom_up { 0 } else { blk.size - alloc };
+        Some(self.carve_bucketed(i, alloc, offset))
     }
 
     /// Allocates `size` bytes at exactly `address` when `[address, address +
@@ -466,6 +493,37 @@ impl FreeList {
             Some(b) if b.allocated && b.addr == address => Some(self.free_block(block.0)),
             _ => self.deallocate(address),
         }
+    }
+
+    /// Frees the live allocation of `size` bytes (as reserved: its
+    /// [`FreeList::alloc_size`]) at `address` that got `block`. The caller
+    /// vouches that the allocation is live and these are its figures (a
+    /// device knows it from its live-buffer table), so a compact list
+    /// reads nothing of the block's entry: in a replay that entry was last
+    /// touched at the allocation, and reading it was a cache miss.
+    #[inline(always)]
+    pub(crate) fn free_live_block(&mut self, block: BlockRef, address: u64, size: u64) {
+        debug_assert!(
+            matches!(self.blocks.get(block.0 as usize),
+                Some(b) if b.allocated && b.addr == address && b.size == size),
+            "free_live_block of a block that is not the live allocation"
+        );
+        if self.compact {
+            self.num_allocated -= 1;
+            self.allocated_bytes -= size;
+            self.release_block(block.0);
+            // Freeing never adds blocks: a compact list stays compact.
+            self.free_compact_span(address, size);
+        } else {
+            self.free_block_bucketed(block.0);
+        }
+    }
+
+    /// [`FreeList::free_block`] of a bucketed list (kept out of the
+    /// compact path's inlined code).
+    #[inline(never)]
+    fn free_block_bucketed(&mut self, i: u32) {
+        self.free_block(i);
     }
 
     /// Frees allocated block `i`, merging it with free neighbours; returns its size.

@@ -43,7 +43,7 @@ impl FreeArray {
     /// Without a branch per block: where the fit lies is as good as random
     /// to a branch predictor, so the sizes of 64 blocks at a time become
     /// a bit mask (a few instructions per block) and the mask gives the index.
-    #[inline]
+    #[inline(always)]
     fn fit(&self, alloc: u64, bottom_up: bool) -> Option<usize> {
         if bottom_up {
             for (c, chunk) in self.free.chunks(64).enumerate() {
@@ -69,7 +69,7 @@ impl FreeArray {
     /// How many free blocks start below `addr` (where one starting at
     /// `addr` goes): a branch-free count over a few blocks, a binary search
     /// over many.
-    #[inline]
+    #[inline(always)]
     fn rank(&self, addr: u64) -> usize {
         if self.free.len() <= 16 {
             self.free.iter().map(|f| usize::from(f.addr < addr)).sum()
@@ -113,7 +113,7 @@ fn fit_mask(chunk: &[FreeBlock], alloc: u64) -> u64 {
 impl FreeList {
     /// Compact first fit: allocates `alloc` bytes (a multiple of the
     /// alignment) in the first or last free block that holds them.
-    #[inline]
+    #[inline(always)]
     pub(super) fn allocate_compact(
         &mut self,
         alloc: u64,
@@ -210,13 +210,12 @@ impl FreeList {
     /// Carves `alloc` bytes at `offset` out of the `k`-th free block: the
     /// allocation gets a block entry, what is left below and above stays
     /// in the array.
-    #[inline]
+    #[inline(always)]
     pub(super) fn carve_compact(&mut self, k: usize, alloc: u64, offset: u64) -> (u64, BlockRef) {
         let f = self.free.free[k];
         let at = f.addr + offset;
         let rest = f.size - offset - alloc;
-        let i = self.new_block(at, alloc);
-        self.blocks[i as usize].allocated = true;
+        let i = self.new_block(at, alloc, true);
         self.num_allocated += 1;
         self.allocated_bytes += alloc;
         match (offset > 0, rest > 0) {
@@ -244,6 +243,14 @@ impl FreeList {
     pub(super) fn free_compact(&mut self, i: u32) {
         let Block { addr, size, .. } = self.blocks[i as usize];
         self.release_block(i);
+        self.free_compact_span(addr, size);
+    }
+
+    /// Puts `[addr, addr + size)` (allocated until now, its block entry
+    /// already released) in the free array, joined with the free blocks
+    /// right below and above it when they touch it.
+    #[inline(always)]
+    pub(super) fn free_compact_span(&mut self, addr: u64, size: u64) {
         let end = addr + size;
         let k = self.free.rank(addr);
         let free = &mut self.free.free;
@@ -289,7 +296,7 @@ impl FreeList {
             .collect();
         for k in 0..self.free.len() {
             let FreeBlock { addr, size } = self.free.free[k];
-            order.push(self.new_block(addr, size));
+            order.push(self.new_block(addr, size, false));
         }
         order.sort_unstable_by_key(|&i| self.blocks[i as usize].addr);
         let mut prev = NIL;
