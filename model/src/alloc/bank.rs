@@ -505,8 +505,26 @@ mod tests {
         // 12 banks (Wormhole DRAM): the spread's own arithmetic must agree
         // with `size_per_bank` for every page size, known or not.
         let m = BankManager::new(BufferType::Dram, 12, 0, 1 << 30, 32, 32).unwrap();
-        for size in [0u64, 1, 31, 32, 2048, 2049, 12 * 2048, 12 * 2048 + 1, 1 << 33] {
-            for page in [None, Some(0), Some(1), Some(32), Some(100), Some(2048), Some(4096)] {
+        for size in [
+            0u64,
+            1,
+            31,
+            32,
+            2048,
+            2049,
+            12 * 2048,
+            12 * 2048 + 1,
+            1 << 33,
+        ] {
+            for page in [
+                None,
+                Some(0),
+                Some(1),
+                Some(32),
+                Some(100),
+                Some(2048),
+                Some(4096),
+            ] {
                 let (per_bank, aligned) = size_per_bank(size, page, 12, 32);
                 assert_eq!(
                     m.spread(size, page, None),
