@@ -3,7 +3,7 @@
 //! decodes one block at a time on demand.
 
 use crate::checkpoint::CheckpointInfo;
-use crate::decode::{self, BlockColumns, EventCursor, RefLimits};
+use crate::decode::{self, BlockColumns, ColumnValues, EventCursor, RefLimits};
 use crate::frame::{frame_len, open_record, RecordKind, Scratch};
 use crate::index::{self, Index};
 use crate::provenance::{self, Provenance};
@@ -40,6 +40,9 @@ pub struct TraceReader {
     /// Decoded-block buffers reused by `visit_block` and by every scan
     /// that takes them with `take_columns` (see there).
     columns_pool: Mutex<Vec<BlockColumns>>,
+    /// The decoder's working arrays, one per block being decoded at once
+    /// (see `decode_columns_unless`).
+    decode_scratch: Mutex<Vec<ColumnValues>>,
     /// The checkpoint index (read on first use) and why it is unusable, if it is.
     checkpoints: OnceLock<(Vec<CheckpointInfo>, Option<String>)>,
 }
@@ -145,6 +148,7 @@ impl TraceReader {
             skipped_kinds: Mutex::new(BTreeMap::new()),
             pool: Mutex::new(vec![scratch]),
             columns_pool: Mutex::new(Vec::new()),
+            decode_scratch: Mutex::new(Vec::new()),
             checkpoints: OnceLock::new(),
         };
         // Checking every frame's header against the seek table touched a
@@ -366,7 +370,16 @@ impl TraceReader {
                 strings: self.index.interner.num_strings() as u32,
                 sites: self.index.interner.num_sites() as u32,
             };
-            decode::decode_columns(block, limits, out)
+            // The decoder's working arrays (megabytes of a block's) are
+            // needed only while it decodes: one set per decoding thread,
+            // not one in every decoded block a replay holds (two in
+            // flight), which would fault them in twice.
+            let mut vals = self.take_pooled(&self.decode_scratch);
+            std::mem::swap(&mut out.vals, &mut vals);
+            let decoded = decode::decode_columns(block, limits, out);
+            std::mem::swap(&mut out.vals, &mut vals);
+            self.put_pooled(&self.decode_scratch, vals);
+            decoded
         })();
         self.put_scratch(scratch);
         result.map_err(|reason| self.corrupt(i, reason))?;
@@ -391,6 +404,22 @@ impl TraceReader {
         self.pool.lock().unwrap_or_else(|p| p.into_inner()).push(s);
     }
 
+    fn take_pooled<T: Default>(&self, pool: &Mutex<Vec<T>>) -> T {
+        pool.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop()
+            .unwrap_or_default()
+    }
+
+    /// Keeps `item` in `pool` for reuse, up to as many as a replay uses at
+    /// once (more are freed).
+    fn put_pooled<T>(&self, pool: &Mutex<Vec<T>>, item: T) {
+        let mut pool = pool.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < COLUMNS_POOL_MAX {
+            pool.push(item);
+        }
+    }
+
     /// A buffer to decode blocks into, from this reader's pool (or a new
     /// one); give it back with [`TraceReader::put_columns`]. A decoded block
     /// is megabytes (9 MB of workload W's) that the kernel hands out a page
@@ -398,21 +427,14 @@ impl TraceReader {
     /// a replay's cycle probe and its decoders, or a bisection's repeated
     /// replays, reuse the same few buffers instead of faulting in new ones.
     pub fn take_columns(&self) -> BlockColumns {
-        self.columns_pool
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pop()
-            .unwrap_or_default()
+        self.take_pooled(&self.columns_pool)
     }
 
     /// Gives back a buffer from [`TraceReader::take_columns`]. The pool keeps
     /// as many as a replay has in flight at once (more are freed), so what
     /// it holds between scans never exceeds the peak a scan reached.
     pub fn put_columns(&self, columns: BlockColumns) {
-        let mut pool = self.columns_pool.lock().unwrap_or_else(|p| p.into_inner());
-        if pool.len() < COLUMNS_POOL_MAX {
-            pool.push(columns);
-        }
+        self.put_pooled(&self.columns_pool, columns);
     }
 
     /// Decodes block `i` straight into `f(ordinal, event)`.

@@ -344,12 +344,12 @@ pub struct BlockColumns {
     pub(super) other_pos: Vec<u32>,
     pub(super) other_dev: Vec<u32>,
     /// Scratch: whole columns of varints, decoded in bulk.
-    pub(super) vals: ColumnValues,
+    pub(crate) vals: ColumnValues,
 }
 
 /// Reused buffers holding whole decoded varint columns.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(super) struct ColumnValues {
+pub(crate) struct ColumnValues {
     pub(super) device: Vec<u64>,
     pub(super) alloc_buf: Vec<u64>,
     pub(super) free_buf: Vec<u64>,

@@ -59,8 +59,8 @@ mod packed;
 mod tests;
 
 pub use block::decode_columns;
-pub(crate) use columns::EventCursor;
 pub use columns::{AllocCol, AllocColumns, AllocExt, BlockColumns, FreeCol, FreeColumns};
+pub(crate) use columns::{ColumnValues, EventCursor};
 pub(crate) use kinds::{kind_words, KindWord};
 
 use crate::varint::{Cursor, Overrun};

@@ -1,5 +1,6 @@
 use super::*;
-use crate::{TraceHeader, TraceWriter, WriterOptions};
+use crate::{AllocColumns, FreeColumns, TraceHeader, TraceWriter, WriterOptions};
+use std::path::Path;
 use ttalloc_model::{DeviceId, Event, EventKind, Pid};
 
 #[test]
@@ -120,24 +121,17 @@ fn a_trace_cut_after_open_is_an_error_naming_the_block_not_a_crash() {
     assert!(reason.starts_with("reading its "), "{reason}");
 }
 
-/// For a pass that skips buffer allocs and frees, a block of nothing else
-/// comes back as its kinds alone (its allocs and frees not decoded), and
-/// a block holding any other kind is decoded whole, as `decode_columns`
-/// decodes it.
-#[test]
-fn a_block_of_only_allocs_and_frees_is_not_decoded_for_a_non_buffer_pass() {
+/// A trace of two 100-event blocks: 50 alloc/free pairs, then 49 and a
+/// half and a device close as block 1's last event.
+fn allocs_and_frees_then_a_close(path: &Path) {
     use ttalloc_model::{BufferId, BufferType, Layout, SiteId, StringId};
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("t.zst");
     let opts = WriterOptions {
         block_events: 100,
         ..WriterOptions::default()
     };
     let header = TraceHeader::new(vec!["test".into()], String::new());
-    let mut w = TraceWriter::create(&path, header, opts).unwrap();
+    let mut w = TraceWriter::create(path, header, opts).unwrap();
     let device = DeviceId(0);
-    // Block 0: 50 alloc/free pairs; block 1: the same with a device close
-    // as its last event.
     for i in 0..199u64 {
         let buffer = BufferId(i / 2);
         let kind = if i % 2 == 0 {
@@ -175,6 +169,43 @@ fn a_block_of_only_allocs_and_frees_is_not_decoded_for_a_non_buffer_pass() {
     })
     .unwrap();
     w.finish().unwrap();
+}
+
+/// What a decoded block holds for its readers (not the decoder's scratch).
+#[allow(clippy::type_complexity)]
+fn decoded(
+    c: &BlockColumns,
+) -> (
+    u64,
+    &[u8],
+    &[u64],
+    &[u32],
+    &AllocColumns,
+    &FreeColumns,
+    &[ttalloc_model::StringId],
+    &[(u32, Event)],
+) {
+    (
+        c.first_event,
+        &c.tags,
+        &c.ts,
+        &c.pid,
+        &c.allocs,
+        &c.frees,
+        &c.names,
+        &c.others,
+    )
+}
+
+/// For a pass that skips buffer allocs and frees, a block of nothing else
+/// comes back as its kinds alone (its allocs and frees not decoded), and
+/// a block holding any other kind is decoded whole, as `decode_columns`
+/// decodes it.
+#[test]
+fn a_block_of_only_allocs_and_frees_is_not_decoded_for_a_non_buffer_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.zst");
+    allocs_and_frees_then_a_close(&path);
     let reader = TraceReader::open(&path).unwrap();
     assert_eq!(reader.blocks().len(), 2);
     let (mut whole, mut light) = (BlockColumns::default(), BlockColumns::default());
@@ -190,19 +221,30 @@ fn a_block_of_only_allocs_and_frees_is_not_decoded_for_a_non_buffer_pass() {
     // Decoded into the same buffer, block 1 comes whole.
     reader.decode_columns(1, &mut whole).unwrap();
     reader.decode_columns_non_buffer(1, &mut light).unwrap();
-    let public = |c: &BlockColumns| {
-        (
-            c.first_event,
-            c.tags.clone(),
-            c.ts.clone(),
-            c.pid.clone(),
-            c.allocs.clone(),
-            c.frees.clone(),
-            c.names.clone(),
-            c.others.clone(),
-        )
-    };
-    assert_eq!(public(&light), public(&whole));
+    assert_eq!(decoded(&light), decoded(&whole));
     assert_eq!(light.first_event, 100);
     assert_eq!(light.others.len(), 1);
+}
+
+/// The decoder's working arrays stay with the reader, one set per block
+/// being decoded at once: decoded blocks hold none (a replay's two blocks
+/// in flight would fault them in twice), and the blocks decoded are the
+/// same as when each buffer kept its own.
+#[test]
+fn decoded_blocks_do_not_keep_the_decoders_working_arrays() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.zst");
+    allocs_and_frees_then_a_close(&path);
+    let reader = TraceReader::open(&path).unwrap();
+    let (mut a, mut b) = (BlockColumns::default(), BlockColumns::default());
+    reader.decode_columns(0, &mut a).unwrap();
+    reader.decode_columns(1, &mut b).unwrap();
+    assert_eq!(a.vals, ColumnValues::default());
+    assert_eq!(b.vals, ColumnValues::default());
+    assert_eq!(reader.decode_scratch.lock().unwrap().len(), 1);
+    // Block 0 again into `b` (decoded after block 1 with the same working
+    // arrays): the same as into `a`.
+    reader.decode_columns(0, &mut b).unwrap();
+    assert_eq!(decoded(&b), decoded(&a));
+    assert_eq!(a.allocs.len(), 50);
 }
