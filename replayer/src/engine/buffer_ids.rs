@@ -114,9 +114,28 @@ impl BufferIds {
         (!w.retired).then_some(w)
     }
 
+    /// The window used last if it covers `id` (the common case: one
+    /// compare, no search), for the fast paths below.
+    #[inline(always)]
+    fn last_covering(&mut self, id: u64) -> Option<&mut Window> {
+        let w = self.windows.get_mut(self.last)?;
+        (w.run == id >> RUN_SHIFT && w.covers(id)).then_some(w)
+    }
+
     /// The slot of live buffer `id`.
-    #[inline]
+    #[inline(always)]
     pub(super) fn slot(&mut self, id: u64) -> Option<u32> {
+        match self.last_covering(id) {
+            Some(w) => match w.entries[(id & MASK) as usize] {
+                NONE | FREED => None,
+                live => Some(live - 1),
+            },
+            None => self.slot_slow(id),
+        }
+    }
+
+    #[inline(never)]
+    fn slot_slow(&mut self, id: u64) -> Option<u32> {
         match self.window(id) {
             Some(w) if w.covers(id) => match w.entries[(id & MASK) as usize] {
                 NONE | FREED => None,
@@ -129,9 +148,20 @@ impl BufferIds {
     }
 
     /// Buffer `id` is live in `slot` (and no longer counts as freed).
-    #[inline]
+    #[inline(always)]
     pub(super) fn set_live(&mut self, id: u64, slot: u32) {
         debug_assert!(slot < FREED - 1);
+        match self.last_covering(id) {
+            Some(w) => {
+                w.used += 1;
+                w.entries[(id & MASK) as usize] = slot + 1;
+            }
+            None => self.set_live_slow(id, slot),
+        }
+    }
+
+    #[inline(never)]
+    fn set_live_slow(&mut self, id: u64, slot: u32) {
         if self.window(id).is_none() && self.windows.len() < MAX_WINDOWS {
             let run = id >> RUN_SHIFT;
             if !self.windows.iter().any(|w| w.run == run) {
@@ -166,8 +196,25 @@ impl BufferIds {
     }
 
     /// Live buffer `id` was freed: returns its slot (`None` if not live).
-    #[inline]
+    #[inline(always)]
     pub(super) fn free(&mut self, id: u64) -> Option<u32> {
+        match self.last_covering(id) {
+            Some(w) => {
+                let e = &mut w.entries[(id & MASK) as usize];
+                match *e {
+                    NONE | FREED => None,
+                    live => {
+                        *e = FREED;
+                        Some(live - 1)
+                    }
+                }
+            }
+            None => self.free_slow(id),
+        }
+    }
+
+    #[inline(never)]
+    fn free_slow(&mut self, id: u64) -> Option<u32> {
         match self.window(id) {
             Some(w) if w.covers(id) => {
                 let e = &mut w.entries[(id & MASK) as usize];

@@ -5,8 +5,133 @@
 use super::*;
 
 impl Engine<'_> {
+    /// A buffer allocation. The common case (a device buffer type, a new
+    /// id, an open device) is handled here; the rest by `alloc_general`.
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     pub(super) fn alloc(
+        &mut self,
+        ord: u64,
+        dev: usize,
+        buffer: BufferId,
+        req: &Req,
+        recorded: Option<u64>,
+        site: SiteId,
+        label: StringId,
+    ) -> crate::Result<()> {
+        let Some(s) = device_type_slot(req.buffer_type) else {
+            return self.alloc_general(ord, dev, buffer, req, recorded, site, label);
+        };
+        if self.devs[dev].sim.is_none() || self.live.buffer_slot(buffer.get()).is_some() {
+            return self.alloc_general(ord, dev, buffer, req, recorded, site, label);
+        }
+        let sim = self.devs[dev].sim.as_mut().expect("checked above");
+        let (flags, handle, address) = match sim.alloc_placed(buffer, req) {
+            Ok((addr, handle)) => match recorded {
+                Some(rec) if rec != addr => (
+                    RESIDENT,
+                    self.resync(ord, dev, buffer, req, handle, rec, addr),
+                    rec,
+                ),
+                Some(rec) => (RESIDENT, Some(handle), rec),
+                None => (RESIDENT, Some(handle), addr),
+            },
+            Err(failure) => {
+                self.alloc_failed(ord, dev, s, buffer, req, recorded, site, failure);
+                (FAILED, None, recorded.unwrap_or(NO_ADDR))
+            }
+        };
+        let d = &mut self.devs[dev];
+        if flags & FAILED == 0 {
+            d.tracked[s] += req.size;
+            d.resident[s] += req.size;
+            d.cycle_peak[s] = d.cycle_peak[s].max(d.resident[s]);
+            if d.resident[s] > d.peak[s].bytes {
+                d.peak[s] = Peak {
+                    bytes: d.resident[s],
+                    event: ord,
+                };
+            }
+        }
+        d.objects += 1;
+        let cycle = self.cycle_number();
+        let slot = self.live.insert_new_buffer(Live {
+            dev: dev as u16,
+            slot: s as u8,
+            flags,
+            cycle,
+            site,
+            kind: ObjectKind::Buffer,
+            id: buffer.get(),
+            label,
+            handle,
+            size: req.size,
+            event: ord,
+            address,
+            closed_at: 0,
+        });
+        self.note_alloc(slot, ord);
+        Ok(())
+    }
+
+    /// The model placed a buffer elsewhere than recorded: re-synced on the
+    /// recorded address so one divergence does not cascade into every later
+    /// placement. Returns the buffer's handle at the recorded address.
+    #[cold]
+    #[allow(clippy::too_many_arguments)]
+    fn resync(
+        &mut self,
+        ord: u64,
+        dev: usize,
+        buffer: BufferId,
+        req: &Req,
+        handle: Handle,
+        recorded: u64,
+        model: u64,
+    ) -> Option<Handle> {
+        let device = self.devs[dev].id;
+        let sim = self.devs[dev].sim.as_mut().expect("placed on it");
+        sim.free_placed(handle);
+        let handle = sim
+            .alloc_placed_at(buffer, req, recorded)
+            .or_else(|| sim.alloc_placed(buffer, req).ok().map(|p| p.1));
+        self.divergence(ord, device, buffer, recorded, Some(model));
+        handle
+    }
+
+    /// The model could not place a buffer: an out-of-memory, or a refusal.
+    #[cold]
+    #[allow(clippy::too_many_arguments)]
+    fn alloc_failed(
+        &mut self,
+        ord: u64,
+        dev: usize,
+        slot: usize,
+        buffer: BufferId,
+        req: &Req,
+        recorded: Option<u64>,
+        site: SiteId,
+        failure: AllocFailure,
+    ) {
+        match failure {
+            AllocFailure::Oom(oom) => {
+                self.out_of_memory(ord, dev, slot, req.buffer_type, req.size, oom, site);
+            }
+            other => {
+                let why = other.reason();
+                self.rejected(why);
+                if let Some(rec) = recorded {
+                    self.divergence(ord, self.devs[dev].id, buffer, rec, None);
+                }
+            }
+        }
+    }
+
+    /// [`Engine::alloc`] in every case: host memory, an id live already,
+    /// a device not open.
+    #[cold]
+    #[allow(clippy::too_many_arguments)]
+    fn alloc_general(
         &mut self,
         ord: u64,
         dev: usize,

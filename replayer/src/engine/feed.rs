@@ -18,6 +18,8 @@ const FREE: u8 = EventTag::BufferFree as u8;
 const OP_BEGIN: u8 = EventTag::OpBegin as u8;
 const OP_END: u8 = EventTag::OpEnd as u8;
 const MARKER: u8 = EventTag::Marker as u8;
+const CB_ALLOC: u8 = EventTag::CbAlloc as u8;
+const CB_FREE_ALL: u8 = EventTag::CbFreeAll as u8;
 
 impl Engine<'_> {
     /// Replays `events`, the first of which has ordinal `first`.
@@ -164,6 +166,40 @@ impl Engine<'_> {
                     };
                     // Op scopes reach here only when a cycle rule follows them.
                     light(c, pos, kind)
+                }
+                // Circular buffers (a fifth of a trace) go to their own
+                // handlers: the kind is known here, no second dispatch.
+                CB_ALLOC | CB_FREE_ALL => {
+                    let Some((_, e)) = c.others.get(ko) else {
+                        continue;
+                    };
+                    prefetch(&c.others, ko + OTHERS_AHEAD);
+                    ko += 1;
+                    if ord != mark && !looks_at(tag) {
+                        match &e.kind {
+                            EventKind::CbAlloc {
+                                device,
+                                address,
+                                size,
+                                cores,
+                                globally_allocated,
+                                site,
+                            } => {
+                                let cb = super::objects::CbEvent {
+                                    address: *address,
+                                    size: *size,
+                                    cores: *cores,
+                                    global: *globally_allocated,
+                                    site: *site,
+                                };
+                                self.cb_alloc(ord, *device, &cb)?;
+                            }
+                            EventKind::CbFreeAll { device } => self.cb_free_all(*device)?,
+                            _ => self.event(ord, e)?,
+                        }
+                        continue;
+                    }
+                    Item::Event(e)
                 }
                 t if t as usize >= EventTag::ALL.len() => continue,
                 _ => {

@@ -3,6 +3,15 @@
 
 use super::*;
 
+/// A `CbAlloc`'s fields but its device.
+pub(super) struct CbEvent {
+    pub address: u64,
+    pub size: u64,
+    pub cores: Option<u32>,
+    pub global: bool,
+    pub site: SiteId,
+}
+
 impl Engine<'_> {
     pub(super) fn event(&mut self, ord: u64, e: &Event) -> crate::Result<()> {
         match &e.kind {
@@ -58,37 +67,16 @@ impl Engine<'_> {
                 globally_allocated,
                 site,
             } => {
-                let dev = self.dev_index(*device)?;
-                let sim = self.sim(dev)?;
-                // Address 0 is firmware space, never a static CB's: it means
-                // "not recorded" (graph captures), so place it as the
-                // program's CB allocator does.
-                let placed = if *address == 0 && !*globally_allocated {
-                    sim.cb_place(*size, *cores)
-                } else {
-                    sim.cb_alloc(*address, *size, *cores, *globally_allocated)
+                let cb = CbEvent {
+                    address: *address,
+                    size: *size,
+                    cores: *cores,
+                    global: *globally_allocated,
+                    site: *site,
                 };
-                let cb_bytes = sim.cb_bytes();
-                let peak = &mut self.devs[dev].cb_peak;
-                *peak = Some(peak.unwrap_or(0).max(cb_bytes));
-                if let Err(clash) = placed {
-                    self.f.cb_clashes += 1;
-                    // Only the first clash is reported: format only that one
-                    // (a trace may clash on every program).
-                    if self.f.first_cb_clash.is_none() {
-                        self.f.first_cb_clash = Some(CbClash {
-                            event: ord,
-                            device: *device,
-                            message: clash.to_string(),
-                            site: *site,
-                        });
-                    }
-                }
+                self.cb_alloc(ord, *device, &cb)?;
             }
-            EventKind::CbFreeAll { device } => {
-                let dev = self.dev_index(*device)?;
-                self.sim(dev)?.cb_free_all();
-            }
+            EventKind::CbFreeAll { device } => self.cb_free_all(*device)?,
             EventKind::ProgramLoad {
                 device,
                 program,
@@ -169,6 +157,49 @@ impl Engine<'_> {
                 self.refused(ord, dev, &req, *message, *site)?;
             }
         }
+        Ok(())
+    }
+
+    /// A circular buffer's allocation on `device`.
+    pub(super) fn cb_alloc(
+        &mut self,
+        ord: u64,
+        device: DeviceId,
+        cb: &CbEvent,
+    ) -> crate::Result<()> {
+        let dev = self.dev_index(device)?;
+        let sim = self.sim(dev)?;
+        // Address 0 is firmware space, never a static CB's: it means "not
+        // recorded" (graph captures), so place it as the program's CB
+        // allocator does.
+        let placed = if cb.address == 0 && !cb.global {
+            sim.cb_place(cb.size, cb.cores)
+        } else {
+            sim.cb_alloc(cb.address, cb.size, cb.cores, cb.global)
+        };
+        let cb_bytes = sim.cb_bytes();
+        let peak = &mut self.devs[dev].cb_peak;
+        *peak = Some(peak.unwrap_or(0).max(cb_bytes));
+        if let Err(clash) = placed {
+            self.f.cb_clashes += 1;
+            // Only the first clash is reported: format only that one (a
+            // trace may clash on every program).
+            if self.f.first_cb_clash.is_none() {
+                self.f.first_cb_clash = Some(CbClash {
+                    event: ord,
+                    device,
+                    message: clash.to_string(),
+                    site: cb.site,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Every circular buffer of `device` is freed.
+    pub(super) fn cb_free_all(&mut self, device: DeviceId) -> crate::Result<()> {
+        let dev = self.dev_index(device)?;
+        self.sim(dev)?.cb_free_all();
         Ok(())
     }
 
