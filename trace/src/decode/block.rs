@@ -85,9 +85,9 @@ pub fn decode_columns(
     // Where each kind sits: allocs, frees and names are counted by
     // popcount, the other kinds (rare) one by one.
     let [n_alloc, n_free, n_names] = super::kind_words(tags, &mut out.vals.kinds);
-    let mut kinds = [0u32; 256];
-    kinds[EventTag::BufferAlloc as usize] = n_alloc as u32;
-    kinds[EventTag::BufferFree as usize] = n_free as u32;
+    // The other kinds that have a device (a count in a register: a
+    // histogram's increments of one kind wait on each other's stores).
+    let mut n_dev_other = 0usize;
     out.other_pos.clear();
     {
         let other_pos = &mut out.other_pos;
@@ -96,81 +96,20 @@ pub fn decode_columns(
             |w| w.other,
             |p| {
                 other_pos.push(p as u32);
-                kinds[tags[p] as usize] += 1;
+                n_dev_other += HAS_DEVICE[tags[p] as usize] as usize;
             },
         );
     }
-    let vals = &mut out.vals;
-    // Timestamps: deltas, prefix-summed (from the block's first timestamp
-    // since 2.2; less the median gap of the event's kind since 2.3).
-    let ts_codings = [
-        (ColumnLayout::V20, col::TS),
-        (ColumnLayout::V22, col::TS_REL),
-        (ColumnLayout::V23, col::TS_KIND),
-        (ColumnLayout::V24, col::TS_TICKS),
-    ];
-    let (ts_col, mut ts) = match coded_as(&cols, &ts_codings, "ts")? {
-        ColumnLayout::V20 => (col::TS, 0),
-        ColumnLayout::V22 => (col::TS_REL, block.first_ts.to_native()),
-        ColumnLayout::V23 => (col::TS_KIND, block.first_ts.to_native()),
-        ColumnLayout::V24 => (col::TS_TICKS, block.first_ts.to_native()),
-    };
-    column_values(cols[ts_col as usize], count, "ts", &mut out.ts)?;
-    let unit = if ts_col == col::TS_TICKS {
-        crate::ts_by_kind::read_unit(cols[col::TS_UNIT as usize])?
-    } else if !cols[col::TS_UNIT as usize].is_empty() {
-        return Err("block holds a ts unit column without its ts column".into());
-    } else {
-        1
-    };
-    if ts_col == col::TS_KIND || (ts_col == col::TS_TICKS && unit == 1) {
-        let bases = KindBases::read(cols[col::TS_BASE as usize])?;
-        for (t, &k) in out.ts.iter_mut().zip(&out.tags) {
-            ts = ts
-                .wrapping_add(unzigzag(*t) as u64)
-                .wrapping_add(bases.base[k as usize]);
-            *t = ts;
-        }
-    } else if ts_col == col::TS_TICKS {
-        // 2.4 with a clock tick: gaps and bases in ticks.
-        let bases = KindBases::read(cols[col::TS_BASE as usize])?;
-        for (t, &k) in out.ts.iter_mut().zip(&out.tags) {
-            let ticks = (unzigzag(*t) as u64).wrapping_add(bases.base[k as usize]);
-            ts = ts.wrapping_add(ticks.wrapping_mul(unit));
-            *t = ts;
-        }
-    } else {
-        if !cols[col::TS_BASE as usize].is_empty() {
-            return Err("block holds a ts base column without its ts column".into());
-        }
-        for t in out.ts.iter_mut() {
-            ts = ts.wrapping_add(*t);
-            *t = ts;
-        }
-    }
-    // Pids: (delta, run length) pairs.
-    out.pid.reserve(count);
-    let mut c = Cursor::new(cols[col::PID as usize]);
-    let mut pid = 0u32;
-    while out.pid.len() < count {
-        pid = pid.wrapping_add(c.zigzag().map_err(overrun("pid"))? as u32);
-        let run = c.varint().map_err(overrun("pid"))?;
-        if run == 0 || run > (count - out.pid.len()) as u64 {
-            return Err(format!("pid run of {run} events does not fit the block"));
-        }
-        out.pid.resize(out.pid.len() + run as usize, pid);
-    }
-    end(&c, "pid")?;
-    let n_dev: u32 = (EventTag::DeviceOpen as usize..=EventTag::TraceRelease as usize)
-        .map(|k| kinds[k])
-        .sum();
+    // Allocs and frees have a device too.
+    let n_dev = n_alloc + n_free + n_dev_other;
     let n_other = out.other_pos.len();
     let counts = KindCounts {
-        dev: n_dev as usize,
+        dev: n_dev,
         alloc: n_alloc,
         free: n_free,
         other: n_other,
     };
+    let vals = &mut out.vals;
     // Alloc buffer ids: a zigzag delta chain.
     column_values(
         cols[col::ALLOC_BUF as usize],
@@ -218,11 +157,84 @@ pub fn decode_columns(
     out.names
         .extend(vals.name.iter().map(|&v| StringId(v as u32)));
 
+    // Timestamps and pids last, right before the other kinds, which read
+    // them at their positions (still in cache then).
+    times_and_pids(block, &cols, out)?;
     if n_other > 0 {
         decode_others(&cols, limits, out)?;
     } else if !cols[col::MISC as usize].is_empty() || !cols[col::EXT as usize].is_empty() {
         return Err("a column holds more values than the block's events use".into());
     }
+    Ok(())
+}
+
+/// Every event's timestamp and pid (into `out.ts`, `out.pid`).
+fn times_and_pids(
+    block: &ArchivedBlockRec,
+    cols: &[&[u8]; col::COUNT],
+    out: &mut BlockColumns,
+) -> Result<(), DecodeError> {
+    let count = out.tags.len();
+    // Timestamps: deltas, prefix-summed (from the block's first timestamp
+    // since 2.2; less the median gap of the event's kind since 2.3).
+    let ts_codings = [
+        (ColumnLayout::V20, col::TS),
+        (ColumnLayout::V22, col::TS_REL),
+        (ColumnLayout::V23, col::TS_KIND),
+        (ColumnLayout::V24, col::TS_TICKS),
+    ];
+    let (ts_col, mut ts) = match coded_as(&cols, &ts_codings, "ts")? {
+        ColumnLayout::V20 => (col::TS, 0),
+        ColumnLayout::V22 => (col::TS_REL, block.first_ts.to_native()),
+        ColumnLayout::V23 => (col::TS_KIND, block.first_ts.to_native()),
+        ColumnLayout::V24 => (col::TS_TICKS, block.first_ts.to_native()),
+    };
+    column_values(cols[ts_col as usize], count, "ts", &mut out.ts)?;
+    let unit = if ts_col == col::TS_TICKS {
+        crate::ts_by_kind::read_unit(cols[col::TS_UNIT as usize])?
+    } else if !cols[col::TS_UNIT as usize].is_empty() {
+        return Err("block holds a ts unit column without its ts column".into());
+    } else {
+        1
+    };
+    if ts_col == col::TS_KIND || (ts_col == col::TS_TICKS && unit == 1) {
+        let bases = KindBases::read(cols[col::TS_BASE as usize])?;
+        for (t, &k) in out.ts.iter_mut().zip(&out.tags) {
+            // One add on the running sum per event (the gap is made apart).
+            let gap = (unzigzag(*t) as u64).wrapping_add(bases.base[k as usize]);
+            ts = ts.wrapping_add(gap);
+            *t = ts;
+        }
+    } else if ts_col == col::TS_TICKS {
+        // 2.4 with a clock tick: gaps and bases in ticks.
+        let bases = KindBases::read(cols[col::TS_BASE as usize])?;
+        for (t, &k) in out.ts.iter_mut().zip(&out.tags) {
+            let ticks = (unzigzag(*t) as u64).wrapping_add(bases.base[k as usize]);
+            ts = ts.wrapping_add(ticks.wrapping_mul(unit));
+            *t = ts;
+        }
+    } else {
+        if !cols[col::TS_BASE as usize].is_empty() {
+            return Err("block holds a ts base column without its ts column".into());
+        }
+        for t in out.ts.iter_mut() {
+            ts = ts.wrapping_add(*t);
+            *t = ts;
+        }
+    }
+    // Pids: (delta, run length) pairs.
+    out.pid.reserve(count);
+    let mut c = Cursor::new(cols[col::PID as usize]);
+    let mut pid = 0u32;
+    while out.pid.len() < count {
+        pid = pid.wrapping_add(c.zigzag().map_err(overrun("pid"))? as u32);
+        let run = c.varint().map_err(overrun("pid"))?;
+        if run == 0 || run > (count - out.pid.len()) as u64 {
+            return Err(format!("pid run of {run} events does not fit the block"));
+        }
+        out.pid.resize(out.pid.len() + run as usize, pid);
+    }
+    end(&c, "pid")?;
     Ok(())
 }
 
@@ -475,7 +487,7 @@ fn hand_out_by_walk(
         debug_assert!(alloc_devices.len() == n_alloc + 1 && free_devices.len() == n_free + 1);
         debug_assert!(other_pos.len() == n_other + 1 && other_dev.len() == n_other + 1);
         for (pos, &t) in out.tags.iter().enumerate() {
-            // SAFETY: `kinds` is the histogram of `out.tags`, so before any
+            // SAFETY: the counts are those of `out.tags` (kind words), so before any
             // event each counter is at most the number of its kind in the
             // block: `kd <= n_dev`, `ka <= n_alloc`, `kf <= n_free`,
             // `ko <= n_other` (`n_dev` counts exactly the kinds `HAS_DEVICE`

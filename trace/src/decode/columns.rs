@@ -345,6 +345,9 @@ pub struct BlockColumns {
     pub(super) other_dev: Vec<u32>,
     /// Scratch: whole columns of varints, decoded in bulk.
     pub(crate) vals: ColumnValues,
+    /// Set by the decoder when no entry of `others` owns heap memory (no
+    /// DeviceOpen: its config is boxed), so `clear` need not visit them.
+    pub(super) others_own_nothing: bool,
 }
 
 /// Reused buffers holding whole decoded varint columns.
@@ -400,7 +403,15 @@ impl BlockColumns {
         self.allocs.clear();
         self.frees.n = 0;
         self.names.clear();
-        self.others.clear();
+        if self.others_own_nothing {
+            // SAFETY: 0 is within capacity, and the entries dropped from
+            // view own nothing (`others_own_nothing`; were it wrong, a
+            // config would leak, nothing worse).
+            unsafe { self.others.set_len(0) };
+        } else {
+            self.others.clear();
+        }
+        self.others_own_nothing = false;
         self.skipped.clear();
         // The other scratch lists are resized, not cleared: every slot
         // they keep is overwritten (only growth is zeroed).

@@ -26,6 +26,7 @@ pub(super) fn decode_others(
     // 2.4: circular buffers in columns of their own.
     let cb_coded = cb_columns(cols, out)?;
     let mut kc = 0usize;
+    let mut configs = false;
     for k in 0..out.other_pos.len() {
         let pos = out.other_pos[k] as usize;
         let tag = out.tags[pos];
@@ -126,6 +127,7 @@ pub(super) fn decode_others(
                 EventKind::ProcessExit { status }
             }
             EventTag::DeviceOpen => {
+                configs = true;
                 let device = dev;
                 let a = misc_c.byte().map_err(overrun("misc"))?;
                 let arch =
@@ -197,7 +199,9 @@ pub(super) fn decode_others(
         ));
     }
     end(&misc_c, "misc")?;
-    end(&ext_c, "ext")
+    end(&ext_c, "ext")?;
+    out.others_own_nothing = !configs;
+    Ok(())
 }
 
 /// Whether the block stores its circular buffers in CB_ADDR, CB_SIZE,
