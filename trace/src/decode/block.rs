@@ -183,7 +183,7 @@ fn times_and_pids(
         (ColumnLayout::V23, col::TS_KIND),
         (ColumnLayout::V24, col::TS_TICKS),
     ];
-    let (ts_col, mut ts) = match coded_as(&cols, &ts_codings, "ts")? {
+    let (ts_col, mut ts) = match coded_as(cols, &ts_codings, "ts")? {
         ColumnLayout::V20 => (col::TS, 0),
         ColumnLayout::V22 => (col::TS_REL, block.first_ts.to_native()),
         ColumnLayout::V23 => (col::TS_KIND, block.first_ts.to_native()),
