@@ -134,9 +134,57 @@ impl Divisor {
     }
 }
 
+/// The page size and shard count of recent requests, with what the
+/// spread derives from them: a replay asks for tile pages over the same
+/// few shard counts again and again, so the page's rounding and the
+/// shard divisor are worked out when they change, not per request.
+#[derive(Clone, Copy, Debug)]
+struct RecentShape {
+    /// The page size (unknown taken as the alignment); 0 before the first.
+    page: u64,
+    /// `log2(page)` when the page is a power of two and a whole number of
+    /// alignments (pages count by a shift); else [`RecentShape::NO_SHIFT`].
+    page_shift: u32,
+    /// The page rounded up to the alignment.
+    aligned_page: u64,
+    /// The last shard count (0 before the first) and its divisor.
+    shards: u32,
+    shards_divisor: Divisor,
+}
+
+impl RecentShape {
+    const NO_SHIFT: u32 = u32::MAX;
+    const NONE: RecentShape = RecentShape {
+        page: 0,
+        page_shift: RecentShape::NO_SHIFT,
+        aligned_page: 0,
+        shards: 0,
+        shards_divisor: Divisor { d: 1, m: 0 },
+    };
+
+    #[cold]
+    fn set_page(&mut self, page: u64, align: u64) {
+        self.page = page;
+        self.page_shift = if page.is_power_of_two() && align.is_power_of_two() && page >= align {
+            page.trailing_zeros()
+        } else {
+            RecentShape::NO_SHIFT
+        };
+        self.aligned_page = div_ceil(page, align).saturating_mul(align);
+    }
+
+    #[cold]
+    fn set_shards(&mut self, shards: u32) {
+        self.shards = shards;
+        self.shards_divisor = Divisor::new(shards);
+    }
+}
+
 /// One buffer type's banks.
 #[derive(Clone, Debug)]
 pub struct BankManager {
+    /// See [`RecentShape`]; only [`BankManager::place`] uses it.
+    recent: RecentShape,
     buffer_type: BufferType,
     num_banks: u32,
     /// Divides by `num_banks` (at least 1, as `size_per_bank` takes it).
@@ -167,6 +215,7 @@ impl BankManager {
         let free_list = FreeList::new(base, bank_size, free_list_alignment, free_list_alignment)
             .map_err(|e| ConfigError::new(format!("{buffer_type}: {}", e.message)))?;
         Ok(BankManager {
+            recent: RecentShape::NONE,
             buffer_type,
             num_banks,
             banks_divisor: Divisor::new(num_banks),
@@ -281,8 +330,7 @@ impl BankManager {
         recorded_per_bank: Option<u64>,
         bottom_up: bool,
     ) -> Option<(Placement, BlockRef)> {
-        let (per_bank, _, banks) =
-            self.spread_recorded(size, page_size, num_shards, recorded_per_bank);
+        let (per_bank, banks) = self.spread_recent(size, page_size, num_shards, recorded_per_bank);
         let (address, block, reserved) = self.free_list.allocate_sized(per_bank, bottom_up)?;
         Some((
             Placement {
@@ -292,6 +340,46 @@ impl BankManager {
             },
             block,
         ))
+    }
+
+    /// `(per_bank, banks)` of [`BankManager::spread_recorded`], with the
+    /// page's rounding and the shard divisor from [`RecentShape`]: a shift,
+    /// a multiplication and a few compares per request.
+    #[inline(always)]
+    fn spread_recent(
+        &mut self,
+        size: u64,
+        page_size: Option<u64>,
+        num_shards: Option<u32>,
+        recorded_per_bank: Option<u64>,
+    ) -> (u64, u32) {
+        let page = match page_size {
+            Some(p) if p > 0 => p,
+            _ => self.page_alignment,
+        };
+        if page != self.recent.page {
+            self.recent.set_page(page, self.page_alignment);
+        }
+        let (banks, divisor) = match num_shards {
+            Some(n) if n > 0 => {
+                if n != self.recent.shards {
+                    self.recent.set_shards(n);
+                }
+                (n, self.recent.shards_divisor)
+            }
+            _ => (self.num_banks, self.banks_divisor),
+        };
+        let r = &self.recent;
+        let num_pages = if r.page_shift != RecentShape::NO_SHIFT {
+            (size >> r.page_shift) + u64::from(size & (page - 1) != 0)
+        } else {
+            div_ceil(size, page)
+        };
+        let per_bank = divisor.div_ceil(num_pages).saturating_mul(r.aligned_page);
+        match recorded_per_bank {
+            Some(recorded) => (recorded, banks),
+            None => (per_bank, banks),
+        }
     }
 
     /// The out-of-memory of a request [`BankManager::place`] could not place.
@@ -472,68 +560,4 @@ impl BankManager {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_divisor_rounds_up_exactly_where_a_division_does() {
-        // Bank counts of real devices (12 DRAM banks on Wormhole, 7 on
-        // Blackhole...) and awkward ones; numerators at the edges of the
-        // 32-bit fast path and beyond it.
-        for d in [1u32, 2, 3, 6, 7, 8, 12, 64, 94, 108, 120, 1000, u32::MAX] {
-            let div = Divisor::new(d);
-            let d64 = u64::from(d);
-            let mut nums = vec![0u64, 1, 2, 11, 12, 13, 4095, 4096, 1 << 31];
-            nums.extend([u32::MAX as u64 - 1, u32::MAX as u64, 1 << 32, u64::MAX]);
-            nums.extend([d64 - 1, d64, d64 + 1, d64 * 3, d64 * 3 + 1]);
-            let mut x = 0x9E37_79B9_7F4A_7C15u64;
-            for _ in 0..2000 {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                nums.push(x >> 32);
-                nums.push(x >> (x & 31));
-            }
-            for a in nums {
-                assert_eq!(div.div_ceil(a), a.div_ceil(d64), "ceil({a} / {d})");
-            }
-        }
-    }
-
-    #[test]
-    fn an_interleaved_spread_is_size_per_bank_over_every_bank() {
-        // 12 banks (Wormhole DRAM): the spread's own arithmetic must agree
-        // with `size_per_bank` for every page size, known or not.
-        let m = BankManager::new(BufferType::Dram, 12, 0, 1 << 30, 32, 32).unwrap();
-        for size in [
-            0u64,
-            1,
-            31,
-            32,
-            2048,
-            2049,
-            12 * 2048,
-            12 * 2048 + 1,
-            1 << 33,
-        ] {
-            for page in [
-                None,
-                Some(0),
-                Some(1),
-                Some(32),
-                Some(100),
-                Some(2048),
-                Some(4096),
-            ] {
-                let (per_bank, aligned) = size_per_bank(size, page, 12, 32);
-                assert_eq!(
-                    m.spread(size, page, None),
-                    (per_bank, aligned, 12),
-                    "{size} B in pages of {page:?}"
-                );
-            }
-        }
-        // Sharded: over the shards, not the banks.
-        assert_eq!(m.spread(8 * 2048, Some(2048), Some(8)).2, 8);
-    }
-}
+mod tests;

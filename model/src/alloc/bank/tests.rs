@@ -1,0 +1,96 @@
+use super::*;
+
+#[test]
+fn the_divisor_rounds_up_exactly_where_a_division_does() {
+    // Bank counts of real devices (12 DRAM banks on Wormhole, 7 on
+    // Blackhole...) and awkward ones; numerators at the edges of the
+    // 32-bit fast path and beyond it.
+    for d in [1u32, 2, 3, 6, 7, 8, 12, 64, 94, 108, 120, 1000, u32::MAX] {
+        let div = Divisor::new(d);
+        let d64 = u64::from(d);
+        let mut nums = vec![0u64, 1, 2, 11, 12, 13, 4095, 4096, 1 << 31];
+        nums.extend([u32::MAX as u64 - 1, u32::MAX as u64, 1 << 32, u64::MAX]);
+        nums.extend([d64 - 1, d64, d64 + 1, d64 * 3, d64 * 3 + 1]);
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..2000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            nums.push(x >> 32);
+            nums.push(x >> (x & 31));
+        }
+        for a in nums {
+            assert_eq!(div.div_ceil(a), a.div_ceil(d64), "ceil({a} / {d})");
+        }
+    }
+}
+
+#[test]
+fn an_interleaved_spread_is_size_per_bank_over_every_bank() {
+    // 12 banks (Wormhole DRAM): the spread's own arithmetic must agree
+    // with `size_per_bank` for every page size, known or not.
+    let m = BankManager::new(BufferType::Dram, 12, 0, 1 << 30, 32, 32).unwrap();
+    for size in [
+        0u64,
+        1,
+        31,
+        32,
+        2048,
+        2049,
+        12 * 2048,
+        12 * 2048 + 1,
+        1 << 33,
+    ] {
+        for page in [
+            None,
+            Some(0),
+            Some(1),
+            Some(32),
+            Some(100),
+            Some(2048),
+            Some(4096),
+        ] {
+            let (per_bank, aligned) = size_per_bank(size, page, 12, 32);
+            assert_eq!(
+                m.spread(size, page, None),
+                (per_bank, aligned, 12),
+                "{size} B in pages of {page:?}"
+            );
+        }
+    }
+    // Sharded: over the shards, not the banks.
+    assert_eq!(m.spread(8 * 2048, Some(2048), Some(8)).2, 8);
+}
+
+#[test]
+fn the_recent_shape_spreads_as_spread_recorded_does() {
+    // Requests that change page size and shard count between calls (so
+    // the remembered shape is refreshed and reused), on a manager with
+    // an alignment that is not a power of two and one that is.
+    for (banks, align) in [(12u32, 32u64), (64, 16), (7, 48)] {
+        let mut m = BankManager::new(BufferType::L1, banks, 0, 1 << 30, align, 32).unwrap();
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let size = [0, 1, 2048, x >> 40, x >> 20, x][(x % 6) as usize];
+            let page = [
+                None,
+                Some(0),
+                Some(2048),
+                Some(32),
+                Some(100),
+                Some(x >> 50),
+            ][((x >> 8) % 6) as usize];
+            let shards = [None, Some(0), Some(8), Some(64), Some(3)][((x >> 16) % 5) as usize];
+            let recorded = [None, None, Some(4096), Some(x >> 44)][((x >> 24) % 4) as usize];
+            let (per_bank, _, n) = m.spread_recorded(size, page, shards, recorded);
+            assert_eq!(
+                m.spread_recent(size, page, shards, recorded),
+                (per_bank, n),
+                "{size} B, page {page:?}, shards {shards:?}, recorded {recorded:?}"
+            );
+        }
+    }
+}
