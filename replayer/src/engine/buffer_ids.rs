@@ -122,6 +122,25 @@ impl BufferIds {
         (w.run == id >> RUN_SHIFT && w.covers(id)).then_some(w)
     }
 
+    /// Where `id`'s entry is in the window used last, if that window
+    /// covers it and `id` is not live: a later `set_live_at` with it (no
+    /// other call on `self` between) makes `id` live without a second search.
+    #[inline(always)]
+    pub(super) fn vacant_at(&mut self, id: u64) -> Option<usize> {
+        let w = self.last_covering(id)?;
+        let at = (id & MASK) as usize;
+        matches!(w.entries[at], NONE | FREED).then_some(at)
+    }
+
+    /// `set_live` at the place `vacant_at` returned.
+    #[inline(always)]
+    pub(super) fn set_live_at(&mut self, at: usize, slot: u32) {
+        debug_assert!(slot < FREED - 1);
+        let w = &mut self.windows[self.last];
+        w.used += 1;
+        w.entries[at] = slot + 1;
+    }
+
     /// The slot of live buffer `id`.
     #[inline(always)]
     pub(super) fn slot(&mut self, id: u64) -> Option<u32> {

@@ -22,9 +22,17 @@ impl Engine<'_> {
         let Some(s) = device_type_slot(req.buffer_type) else {
             return self.alloc_general(ord, dev, buffer, req, recorded, site, label);
         };
-        if self.devs[dev].sim.is_none() || self.live.buffer_slot(buffer.get()).is_some() {
+        // The id's place in the id table, found once (a new id, nearly always).
+        let at = match self.live.new_buffer_at(buffer.get()) {
+            Some(at) => Some(at),
+            None if self.live.buffer_slot(buffer.get()).is_none() => None,
+            None => return self.alloc_general(ord, dev, buffer, req, recorded, site, label),
+        };
+        if self.devs[dev].sim.is_none() {
             return self.alloc_general(ord, dev, buffer, req, recorded, site, label);
         }
+        // `s` indexes arrays of four: the mask lets the compiler drop the checks.
+        let s = s & 3;
         let sim = self.devs[dev].sim.as_mut().expect("checked above");
         let (flags, handle, address) = match sim.alloc_placed(buffer, req) {
             Ok((addr, handle)) => match recorded {
@@ -55,7 +63,7 @@ impl Engine<'_> {
         }
         d.objects += 1;
         let cycle = self.cycle_number();
-        let slot = self.live.insert_new_buffer(Live {
+        let live = Live {
             dev: dev as u16,
             slot: s as u8,
             flags,
@@ -69,7 +77,11 @@ impl Engine<'_> {
             event: ord,
             address,
             closed_at: 0,
-        });
+        };
+        let slot = match at {
+            Some(at) => self.live.insert_new_buffer_at(at, live),
+            None => self.live.insert_new_buffer(live),
+        };
         self.note_alloc(slot, ord);
         Ok(())
     }
@@ -253,9 +265,11 @@ impl Engine<'_> {
         let handle = live.handle;
         let d = &mut self.devs[on];
         if ty != NO_SLOT && flags & FAILED == 0 {
-            d.tracked[ty as usize] -= size;
+            // A type slot indexes arrays of four (the mask drops the checks).
+            let ty = ty as usize & 3;
+            d.tracked[ty] -= size;
             if flags & RESIDENT != 0 {
-                d.resident[ty as usize] -= size;
+                d.resident[ty] -= size;
             }
         }
         // Freed after its device closed: the tracker hears of it now (the
@@ -382,6 +396,9 @@ impl Engine<'_> {
         }
     }
 }
+
+// Type slots index `PerType` arrays of four (`& 3` above relies on it).
+const _: () = assert!(TYPES.len() == 4);
 
 /// `type_slot` by table: buffer types come in no order a branch predicts.
 #[inline]

@@ -93,6 +93,23 @@ impl LiveTable {
         std::mem::replace(&mut self.records[slot as usize], live)
     }
 
+    /// Where to record buffer `id` if it is not in the table and its entry
+    /// is found without a search (see `BufferIds::vacant_at`); `None` when
+    /// unsure (ask `buffer_slot`).
+    #[inline(always)]
+    pub(super) fn new_buffer_at(&mut self, id: u64) -> Option<usize> {
+        self.buffers.vacant_at(id)
+    }
+
+    /// Records a buffer at the place `new_buffer_at` returned (no other
+    /// call on the table between); returns its slot.
+    #[inline(always)]
+    pub(super) fn insert_new_buffer_at(&mut self, at: usize, live: Live) -> u32 {
+        let slot = self.occupy(live);
+        self.buffers.set_live_at(at, slot);
+        slot
+    }
+
     /// Records buffer `live.id`, not in the table yet; returns its slot.
     #[inline]
     pub(super) fn insert_new_buffer(&mut self, live: Live) -> u32 {

@@ -74,12 +74,19 @@ fn check(ops: &[Op]) {
             }
             Op::AllocOld { run, back } => {
                 let id = id_of(&newest, run, back);
+                // The engine's way: the place found once when the window
+                // used last has it (only ever for an id not live).
+                let at = ids.vacant_at(id);
+                assert!(at.is_none() || !live.contains_key(&id), "vacant_at {id}");
                 if live.contains_key(&id) {
                     continue;
                 }
                 let slot = next_slot;
                 next_slot += 1;
-                ids.set_live(id, slot);
+                match at {
+                    Some(at) => ids.set_live_at(at, slot),
+                    None => ids.set_live(id, slot),
+                }
                 live.insert(id, slot);
                 freed.remove(&id);
             }
