@@ -20,28 +20,33 @@ pub struct SourcePids {
 }
 
 /// The pid of every event of a block, if one process wrote them all (and
-/// every event has one).
+/// every event has one): an OR of differences, which vectorises (no early
+/// exit).
 fn one_pid(pids: &[u32], events: usize) -> Option<u32> {
     let &first = pids.first()?;
-    (pids.len() == events && pids.iter().all(|&p| p == first)).then_some(first)
+    let differ = pids.iter().fold(0u32, |acc, &p| acc | (p ^ first));
+    (pids.len() == events && differ == 0).then_some(first)
 }
 
 /// The source number every buffer id of `allocs` and `frees` has:
-/// `Some(None)` when there are none, `None` when they have several (one
-/// min/max reduction, no branch per id).
+/// `Some(None)` when there are none, `None` when they have several. One
+/// AND and one OR reduction (they vectorise, unlike a 64-bit min/max):
+/// the sources are all equal exactly when no bit is set in some and clear
+/// in others, i.e. when their AND equals their OR.
 fn one_source(allocs: &[u64], frees: &[u64]) -> Option<Option<u64>> {
-    let (lo, hi) = allocs
-        .iter()
-        .chain(frees)
-        .fold((u64::MAX, 0u64), |(lo, hi), &b| {
-            let s = b >> LOCAL_BITS;
-            (lo.min(s), hi.max(s))
-        });
-    match lo.cmp(&hi) {
-        std::cmp::Ordering::Equal => Some(Some(lo)),
-        std::cmp::Ordering::Greater => Some(None),
-        std::cmp::Ordering::Less => None,
+    if allocs.is_empty() && frees.is_empty() {
+        return Some(None);
     }
+    let (mut all, mut any) = (u64::MAX, 0u64);
+    for ids in [allocs, frees] {
+        let (a, o) = ids.iter().fold((u64::MAX, 0u64), |(a, o), &b| {
+            let s = b >> LOCAL_BITS;
+            (a & s, o | s)
+        });
+        all &= a;
+        any |= o;
+    }
+    (all == any).then_some(Some(all))
 }
 
 impl SourcePids {
@@ -216,5 +221,19 @@ mod tests {
         // A block without allocs or frees names nothing.
         let p = scan_columns(&[OpEnd], vec![3], &[]);
         assert_eq!(p, SourcePids::default());
+    }
+
+    #[test]
+    fn one_source_is_found_by_and_and_or_of_the_source_numbers() {
+        // Sources 1 and 3 (AND 1, OR 3) differ; so do 2 and 3 across the
+        // two arrays; 2 with two local ids is one source; none is none.
+        assert_eq!(one_source(&[1 << 40, 3 << 40], &[]), None);
+        assert_eq!(one_source(&[2 << 40], &[3 << 40]), None);
+        assert_eq!(one_source(&[(2 << 40) | 5], &[2 << 40]), Some(Some(2)));
+        assert_eq!(one_source(&[], &[]), Some(None));
+        assert_eq!(one_pid(&[4, 4, 4], 3), Some(4));
+        assert_eq!(one_pid(&[4, 5, 4], 3), None);
+        // Fewer pids than events: not every event has one.
+        assert_eq!(one_pid(&[4, 4], 3), None);
     }
 }
