@@ -3,7 +3,8 @@
 //! columns), `data/synth-2.2.zst` by the 2.2 writer (before 2.3 gave each
 //! kind its own device column and chained the frees' buffers),
 //! `data/synth-2.3.zst` by the 2.3 writer (before 2.4 coded sites by op
-//! name, frees by device ordinal and circular buffers in columns), all with
+//! name, frees by device ordinal and circular buffers in columns),
+//! `data/synth-2.4.zst` by the 2.4 writer, all with
 //! `synth -n 4000 --cycles 10 --leak-site 3@4 --reopen --seed 7`; the
 //! generator is deterministic, so the events they read must be exactly the
 //! ones the generator makes today.
@@ -32,6 +33,11 @@ fn a_format_2_2_trace_reads_exactly_what_was_written() {
 #[test]
 fn a_format_2_3_trace_reads_exactly_what_was_written() {
     reads_exactly_what_was_written("synth-2.3.zst", 3);
+}
+
+#[test]
+fn a_format_2_4_trace_reads_exactly_what_was_written() {
+    reads_exactly_what_was_written("synth-2.4.zst", 4);
 }
 
 fn reads_exactly_what_was_written(name: &str, minor: u16) {
