@@ -382,7 +382,9 @@ impl EventSource for TraceReader {
         events: u64,
         f: &mut dyn FnMut(&Chunk<'_>) -> Result<()>,
     ) -> Result<()> {
-        visit_prefix_decoded(self, events, TraceReader::decode_columns, f)
+        let decode =
+            |r: &TraceReader, i, buf: &mut BlockColumns| r.decode_columns(i, buf).map(|()| true);
+        visit_prefix_decoded(self, events, decode, f)
     }
     fn visit_prefix_non_buffer(
         &self,
@@ -456,11 +458,12 @@ impl EventSource for TraceReader {
                 columns,
             }
         }
-        let decode = |r: &TraceReader, i, buf: &mut BlockColumns| r.decode_columns(i, buf);
+        // Block 0 may come decoded from the cycle probe (`keep_decoded`).
+        let decode = |r: &TraceReader, i, buf: &mut BlockColumns| r.decode_columns_or_kept(i, buf);
         if blocks.len() < 2 {
             let mut buf = self.take_columns();
             for i in 0..blocks.len() {
-                self.decode_columns(i, &mut buf)?;
+                self.decode_columns_or_kept(i, &mut buf)?;
                 let c = columns_of(blocks, i, &buf);
                 if let Some(pre) = pre.as_deref_mut() {
                     pre(&c);
@@ -499,13 +502,15 @@ impl EventSource for TraceReader {
     }
 }
 
-/// Decodes blocks with `decode` from the start until at least `events`
-/// events were seen, into one buffer from the reader's pool (the one the
-/// replay's decoder takes next), handing each to `f`.
+/// Decodes blocks with `decode` (which says whether it decoded a block
+/// whole) from the start until at least `events` events were seen, handing
+/// each to `f`. Block 0, decoded whole, is kept for the replay that follows
+/// (`TraceReader::keep_decoded`); the others go through one buffer from the
+/// reader's pool, back there at the end (the replay's decoder takes it next).
 fn visit_prefix_decoded(
     reader: &TraceReader,
     events: u64,
-    decode: fn(&TraceReader, usize, &mut BlockColumns) -> ttalloc_trace::Result<()>,
+    decode: impl Fn(&TraceReader, usize, &mut BlockColumns) -> ttalloc_trace::Result<bool>,
     f: &mut dyn FnMut(&Chunk<'_>) -> Result<()>,
 ) -> Result<()> {
     let mut columns = reader.take_columns();
@@ -513,11 +518,14 @@ fn visit_prefix_decoded(
         if block.first_event >= events && i > 0 {
             break;
         }
-        decode(reader, i, &mut columns)?;
+        let whole = decode(reader, i, &mut columns)?;
         f(&Chunk::Columns {
             first: block.first_event,
             columns: &columns,
         })?;
+        if i == 0 && whole {
+            reader.keep_decoded(0, std::mem::replace(&mut columns, reader.take_columns()));
+        }
     }
     reader.put_columns(columns);
     Ok(())

@@ -3,7 +3,7 @@
 //! decodes one block at a time on demand.
 
 use crate::checkpoint::CheckpointInfo;
-use crate::decode::{self, BlockColumns, ColumnValues, EventCursor, RefLimits};
+use crate::decode::{self, BlockColumns, ColumnValues, RefLimits};
 use crate::frame::{frame_len, open_record, RecordKind, Scratch};
 use crate::index::{self, Index};
 use crate::provenance::{self, Provenance};
@@ -43,6 +43,9 @@ pub struct TraceReader {
     /// The decoder's working arrays, one per block being decoded at once
     /// (see `decode_columns_unless`).
     decode_scratch: Mutex<Vec<ColumnValues>>,
+    /// A block decoded whole and its index, kept for the pass that will
+    /// decode it next (see `keep_decoded`).
+    kept: Mutex<Option<(usize, BlockColumns)>>,
     /// The checkpoint index (read on first use) and why it is unusable, if it is.
     checkpoints: OnceLock<(Vec<CheckpointInfo>, Option<String>)>,
 }
@@ -149,6 +152,7 @@ impl TraceReader {
             pool: Mutex::new(vec![scratch]),
             columns_pool: Mutex::new(Vec::new()),
             decode_scratch: Mutex::new(Vec::new()),
+            kept: Mutex::new(None),
             checkpoints: OnceLock::new(),
         };
         // Checking every frame's header against the seek table touched a
@@ -306,7 +310,7 @@ impl TraceReader {
 
     /// Decodes block `i` into columns (the fastest scan; see [`BlockColumns`]).
     pub fn decode_columns(&self, i: usize, out: &mut BlockColumns) -> Result<()> {
-        self.decode_columns_unless(i, out, false)
+        self.decode_columns_unless(i, out, false).map(|_whole| ())
     }
 
     /// Like [`TraceReader::decode_columns`], for a pass that skips buffer
@@ -315,19 +319,61 @@ impl TraceReader {
     /// timestamps), at the cost of decompressing it and one look at its
     /// kinds instead of a whole decode. Such a block is checked as far as
     /// its record (zstd frame, checksum, archive); its columns are checked
-    /// when a pass decodes it whole.
-    pub fn decode_columns_non_buffer(&self, i: usize, out: &mut BlockColumns) -> Result<()> {
+    /// when a pass decodes it whole. Returns whether `out` holds the block
+    /// whole.
+    pub fn decode_columns_non_buffer(&self, i: usize, out: &mut BlockColumns) -> Result<bool> {
         self.decode_columns_unless(i, out, true)
     }
 
+    /// Keeps `columns`, block `i` decoded whole, for the next
+    /// [`TraceReader::decode_columns_or_kept`] of block `i` (one block is
+    /// kept: a replay's cycle probe keeps the first block it decoded for
+    /// the replay that follows, which would decode it again).
+    pub fn keep_decoded(&self, i: usize, columns: BlockColumns) {
+        let old = self
+            .kept
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .replace((i, columns));
+        if let Some((_, old)) = old {
+            self.put_columns(old);
+        }
+    }
+
+    /// Like [`TraceReader::decode_columns`], taking the block kept by
+    /// [`TraceReader::keep_decoded`] instead when it is block `i`: `out`
+    /// and the kept copy change places (no decode), and what `out` held
+    /// goes to the pool of buffers.
+    pub fn decode_columns_or_kept(&self, i: usize, out: &mut BlockColumns) -> Result<()> {
+        let kept = {
+            let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+            match kept.take() {
+                Some((k, columns)) if k == i => Some(columns),
+                other => {
+                    *kept = other;
+                    None
+                }
+            }
+        };
+        match kept {
+            Some(mut columns) => {
+                std::mem::swap(out, &mut columns);
+                self.put_columns(columns);
+                Ok(())
+            }
+            None => self.decode_columns(i, out),
+        }
+    }
+
     /// Decodes block `i`, or only its kinds when `buffers_only_skip` and the
-    /// block holds nothing but buffer allocs and frees.
+    /// block holds nothing but buffer allocs and frees; returns whether it
+    /// decoded the block whole.
     fn decode_columns_unless(
         &self,
         i: usize,
         out: &mut BlockColumns,
         buffers_only_skip: bool,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let Some(info) = self.index.blocks.get(i) else {
             return Err(TraceError::Other(format!(
                 "{}: block {i} does not exist ({} blocks)",
@@ -363,7 +409,7 @@ impl TraceReader {
                     out.clear();
                     out.first_event = info.first_event;
                     out.tags.extend_from_slice(tags);
-                    return Ok(());
+                    return Ok(false);
                 }
             }
             let limits = RefLimits {
@@ -379,17 +425,17 @@ impl TraceReader {
             let decoded = decode::decode_columns(block, limits, out);
             std::mem::swap(&mut out.vals, &mut vals);
             self.put_pooled(&self.decode_scratch, vals);
-            decoded
+            decoded.map(|()| true)
         })();
         self.put_scratch(scratch);
-        result.map_err(|reason| self.corrupt(i, reason))?;
+        let whole = result.map_err(|reason| self.corrupt(i, reason))?;
         if !out.skipped.is_empty() {
             let mut s = self.skipped_kinds.lock().unwrap_or_else(|p| p.into_inner());
             for &(k, n) in &out.skipped {
                 s.insert((k, i), n as u64);
             }
         }
-        Ok(())
+        Ok(whole)
     }
 
     fn take_scratch(&self) -> Scratch {
@@ -469,12 +515,7 @@ impl TraceReader {
 
     /// All events in order, one block decoded at a time.
     pub fn events(&self) -> Events<'_> {
-        Events {
-            reader: self,
-            next_block: 0,
-            cols: BlockColumns::default(),
-            cur: EventCursor::default(),
-        }
+        Events::new(self)
     }
 }
 
@@ -507,38 +548,6 @@ fn check_block_matches(block: &ArchivedBlockRec, info: &BlockInfo) -> Result<(),
         ));
     }
     Ok(())
-}
-
-/// Iterator returned by [`TraceReader::events`]. After an error it goes on
-/// with the next block.
-pub struct Events<'a> {
-    reader: &'a TraceReader,
-    next_block: usize,
-    /// The current block, decoded into columns; events are built from it
-    /// one at a time (no intermediate `Vec<Event>`).
-    cols: BlockColumns,
-    cur: EventCursor,
-}
-
-impl Iterator for Events<'_> {
-    type Item = Result<Event>;
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some((_, e)) = self.cols.next_event(&mut self.cur) {
-                return Some(Ok(e));
-            }
-            if self.next_block >= self.reader.blocks().len() {
-                return None;
-            }
-            let i = self.next_block;
-            self.next_block += 1;
-            self.cur = EventCursor::default();
-            if let Err(e) = self.reader.decode_columns(i, &mut self.cols) {
-                self.cols.clear();
-                return Some(Err(e));
-            }
-        }
-    }
 }
 
 /// The provenance record, if frame 1 (at byte `at`) is one. A damaged one
@@ -574,5 +583,7 @@ fn read_provenance(
 }
 
 mod contents;
+mod events;
+pub use events::Events;
 #[cfg(test)]
 mod tests;

@@ -2,11 +2,12 @@ use super::*;
 use ttalloc_model::DeviceId;
 use ttalloc_trace::{TraceHeader, TraceWriter, WriterOptions};
 
-/// The cycle probe's decoded-block buffer is the one the replay's
-/// decoder decodes its first block into (no second one faulted in from
-/// scratch), and the replay's buffers go back to the reader after it.
+/// The cycle probe's first block, decoded whole, is the replay's first
+/// block (not decoded again), and the replay decodes the others into the
+/// probe's other buffer (no new one faulted in from scratch); the
+/// replay's buffers go back to the reader after it.
 #[test]
-fn a_replay_decodes_into_the_buffer_its_probe_gave_back() {
+fn a_replay_takes_its_first_block_and_its_buffers_from_the_probe() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.zst");
     let opts = WriterOptions {
@@ -26,35 +27,45 @@ fn a_replay_decodes_into_the_buffer_its_probe_gave_back() {
     }
     w.finish().unwrap();
     let reader = TraceReader::open(&path).unwrap();
-    // 150 events: blocks 0 and 1, decoded into one buffer.
-    let mut probed = 0;
-    let mut probe_buffer = None;
+    // 150 events: blocks 0 and 1.
+    let mut probe_buffers = Vec::new();
     reader
-        .visit_prefix_chunks(150, &mut |c| {
-            probed += c.len();
+        .visit_prefix_non_buffer(150, &mut |c| {
             if let Chunk::Columns { columns, .. } = c {
-                probe_buffer = Some(columns.tags.as_ptr());
+                probe_buffers.push(columns.tags.as_ptr());
             }
             Ok(())
         })
         .unwrap();
-    assert_eq!(probed, 200);
-    let mut first_block_buffer = None;
-    let mut replayed = 0;
+    assert_eq!(probe_buffers.len(), 2);
+    let mut replay_buffers = Vec::new();
+    let mut replayed = Vec::new();
     reader
         .visit_chunks(None, &mut |c| {
             if let Chunk::Columns { columns, .. } = c {
-                first_block_buffer.get_or_insert(columns.tags.as_ptr());
+                replay_buffers.push(columns.tags.as_ptr());
             }
-            replayed += c.len();
+            let mut ts = Vec::new();
+            c.try_for_each(|_, item| {
+                if let Item::Event(e) = item {
+                    ts.push(e.ts);
+                }
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+            replayed.extend(ts);
             Ok(())
         })
         .unwrap();
-    assert_eq!(replayed, 1000);
-    assert_eq!(first_block_buffer, probe_buffer);
+    // Every event, in order, block 0's included.
+    assert_eq!(replayed, (0..1000).map(|i| 10 * i).collect::<Vec<_>>());
+    assert_eq!(replay_buffers[0], probe_buffers[0]);
+    assert!(replay_buffers.iter().all(|p| probe_buffers.contains(p)));
     // Back in the pool: one or two buffers (as the threads' timing
-    // went), the probe's among them, each holding a block's room.
+    // went), each holding a block's room.
     let back = [reader.take_columns(), reader.take_columns()];
-    assert!(back.iter().any(|b| Some(b.tags.as_ptr()) == probe_buffer));
+    assert!(back
+        .iter()
+        .any(|b| probe_buffers.contains(&b.tags.as_ptr())));
     assert!(back[0].tags.capacity() >= 100);
 }

@@ -248,3 +248,30 @@ fn decoded_blocks_do_not_keep_the_decoders_working_arrays() {
     assert_eq!(decoded(&b), decoded(&a));
     assert_eq!(a.allocs.len(), 50);
 }
+
+/// A block kept decoded is handed out once, to a decode of that block
+/// only; every other decode decodes.
+#[test]
+fn a_kept_block_is_handed_out_once_for_its_own_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.zst");
+    allocs_and_frees_then_a_close(&path);
+    let reader = TraceReader::open(&path).unwrap();
+    let mut first = BlockColumns::default();
+    reader.decode_columns(0, &mut first).unwrap();
+    let kept_tags = first.tags.as_ptr();
+    let expected = first.clone();
+    reader.keep_decoded(0, first);
+
+    let mut out = BlockColumns::default();
+    reader.decode_columns_or_kept(1, &mut out).unwrap();
+    assert_eq!(out.first_event, 100);
+    reader.decode_columns_or_kept(0, &mut out).unwrap();
+    assert_eq!(out.tags.as_ptr(), kept_tags, "the kept buffer itself");
+    assert_eq!(decoded(&out), decoded(&expected));
+    // Taken: block 0 is decoded again into another buffer.
+    let mut again = BlockColumns::default();
+    reader.decode_columns_or_kept(0, &mut again).unwrap();
+    assert_ne!(again.tags.as_ptr(), kept_tags);
+    assert_eq!(decoded(&again), decoded(&expected));
+}
