@@ -315,9 +315,11 @@ enum Step {
 
 /// A replay's alloc/free stream: 8 wormhole_b0 devices taking turns, each
 /// with a few hundred live buffers (a window of short-lived activations
-/// plus a slowly growing set of leaked ones) — DRAM interleaved bottom-up
-/// and L1 sharded top-down, in tile pages, as `synth` generates them.
-fn generated_stream(steps: usize) -> Vec<Step> {
+/// plus a slowly growing set of leaked ones, one in `leak_one_in`; 0: none)
+/// — DRAM interleaved bottom-up and L1 sharded top-down, in tile pages, as
+/// `synth` generates them. Without leaks every list stays compact (tens of
+/// blocks), as in the replay of the synthetic trace between its leaks.
+fn generated_stream(steps: usize, leak_one_in: u64) -> Vec<Step> {
     let mut rng = Rng(0x5851_F42D_4C95_7F2D);
     let mut out = Vec::with_capacity(steps);
     let mut live: Vec<std::collections::VecDeque<u32>> = vec![Default::default(); 8];
@@ -328,8 +330,8 @@ fn generated_stream(steps: usize) -> Vec<Step> {
         let q = &mut live[device as usize];
         if q.len() > 16 && !(r >> 8).is_multiple_of(4) {
             let id = q.pop_front().expect("non-empty");
-            // One in 50 stays behind for good (a leak).
-            if !(r >> 16).is_multiple_of(50) {
+            // One in `leak_one_in` stays behind for good (a leak).
+            if leak_one_in == 0 || !(r >> 16).is_multiple_of(leak_one_in) {
                 out.push(Step::Free { device, id });
             }
             continue;
@@ -513,7 +515,7 @@ fn main() {
     }
     let stream = match std::env::var("ALLOC_BENCH_STREAM") {
         Ok(path) => stream_from_file(&path),
-        Err(_) => generated_stream(if full { 2_000_000 } else { 20_000 }),
+        Err(_) => generated_stream(if full { 2_000_000 } else { 20_000 }, 50),
     };
     println!(
         "replay of an alloc/free stream over {} devices ({} steps; ALLOC_BENCH_STREAM: a file from a trace), best of {} rounds",
@@ -528,6 +530,15 @@ fn main() {
         stream_placed(&stream),
         "",
     );
+    if std::env::var_os("ALLOC_BENCH_STREAM").is_none() {
+        let compact = generated_stream(if full { 2_000_000 } else { 20_000 }, 0);
+        report(
+            "Device, stream placed, no leaks (compact)",
+            0,
+            stream_placed(&compact),
+            "",
+        );
+    }
     if std::env::var_os("ALLOC_BENCH_STREAM_ONLY").is_some() {
         return;
     }
