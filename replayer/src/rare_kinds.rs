@@ -26,10 +26,13 @@ pub(crate) fn for_each_rare_kind<E>(
     // to position `counted`).
     let (mut named, mut counted) = (0usize, 0usize);
     let mut marker = memchr::memchr(MARKER, tags);
+    // Circular buffers are in their own columns: the next one is at `cb_at`.
+    let mut kc = 0usize;
     loop {
         let other_at = others.peek().map_or(usize::MAX, |(p, _)| *p as usize);
+        let cb_at = c.cbs.get(kc).map_or(usize::MAX, |cb| cb.pos as usize);
         match marker {
-            Some(m) if m < other_at => {
+            Some(m) if m < other_at && m < cb_at => {
                 named += tags[counted..m]
                     .iter()
                     .filter(|&&t| t == OP_BEGIN || t == MARKER)
@@ -45,6 +48,12 @@ pub(crate) fn for_each_rare_kind<E>(
                 }
                 named += 1;
                 marker = memchr::memchr(MARKER, &tags[m + 1..]).map(|k| m + 1 + k);
+            }
+            _ if cb_at < other_at => {
+                if let Some((p, e)) = c.cbs.event(kc, &c.ts, &c.pid) {
+                    f(first + p as u64, Item::Cb(e))?;
+                }
+                kc += 1;
             }
             _ => match others.next() {
                 Some((p, e)) => f(first + *p as u64, Item::Event(e))?,
@@ -115,7 +124,7 @@ mod tests {
         let mut note = |ord, item: Item<'_>| -> Result<(), ()> {
             match item {
                 Item::Event(e) => v.push((ord, e.clone())),
-                Item::Light(e) => v.push((ord, e)),
+                Item::Light(e) | Item::Cb(e) => v.push((ord, e)),
                 Item::Alloc(_) | Item::Free(_) => {}
             }
             Ok(())

@@ -34,6 +34,9 @@ pub enum Item<'a> {
     Event(&'a Event),
     /// `OpBegin`, `OpEnd` or `Marker` rebuilt from columns (no heap data).
     Light(Event),
+    /// A circular-buffer event (`CbAlloc`, `CbFreeAll`) rebuilt from its
+    /// block's `cbs` columns: handled as `Event` is.
+    Cb(Event),
 }
 
 impl Chunk<'_> {
@@ -120,6 +123,7 @@ impl Chunk<'_> {
                 let (mut allocs, mut frees, mut names) =
                     (c.allocs.iter(), c.frees.iter(), c.names.iter());
                 let mut others = c.others.iter();
+                let mut kc = 0usize;
                 for (pos, &tag) in c.tags.iter().enumerate() {
                     let ord = first + pos as u64;
                     let item = match tag {
@@ -163,6 +167,15 @@ impl Chunk<'_> {
                                 pid: Pid(c.pid.get(pos).copied().unwrap_or(0)),
                                 kind,
                             })
+                        }
+                        t if t == EventTag::CbAlloc as u8 || t == EventTag::CbFreeAll as u8 => {
+                            match c.cbs.event(kc, &c.ts, &c.pid) {
+                                Some((_, e)) => {
+                                    kc += 1;
+                                    Item::Cb(e)
+                                }
+                                None => continue,
+                            }
                         }
                         t if t as usize >= EventTag::ALL.len() => continue,
                         _ => match others.next() {

@@ -332,6 +332,7 @@ impl Observer for TimelineRecorder {
         let touched = match item {
             Item::Alloc(a) => Some(a.device),
             Item::Free(x) => Some(x.device),
+            Item::Cb(_) => None,
             Item::Event(e) => match &e.kind {
                 EventKind::BufferAlloc { device, .. } | EventKind::BufferFree { device, .. } => {
                     Some(*device)

@@ -61,7 +61,7 @@ fn parallel_columns_scan(reader: &TraceReader) -> (u64, u64) {
             n += cols.tags.len() as u64;
             allocated += cols.allocs.sizes().iter().sum::<u64>();
             allocated -= cols.frees.len() as u64;
-            black_box((&cols.ts, &cols.pid, &cols.names, &cols.others));
+            black_box((&cols.ts, &cols.pid, &cols.names, &cols.cbs, &cols.others));
             Ok(())
         })
         .expect("scan");
@@ -120,7 +120,7 @@ fn columns_scan(reader: &TraceReader) -> (u64, u64) {
         n += cols.tags.len() as u64;
         allocated += cols.allocs.sizes().iter().sum::<u64>();
         allocated -= cols.frees.len() as u64;
-        black_box((&cols.ts, &cols.pid, &cols.names, &cols.others));
+        black_box((&cols.ts, &cols.pid, &cols.names, &cols.cbs, &cols.others));
     }
     black_box((allocated, n))
 }

@@ -40,7 +40,8 @@
 //!   into columns (struct of arrays) without building `Event`s: `tags`,
 //!   `ts`, `pid` per event, then per kind `allocs` ([`AllocColumns`]: one
 //!   array per field, `get(i)` builds an `AllocCol`), `frees`
-//!   ([`FreeColumns`]), `names` (OpBegin/Marker), and `others` (the remaining
+//!   ([`FreeColumns`]), `names` (OpBegin/Marker), `cbs` (circular buffers,
+//!   [`CbColumns`]) and `others` (the remaining
 //!   known kinds as `(position, Event)`); see [`BlockColumns`] for how
 //!   positions map to entries. Reuse one `BlockColumns` across blocks.
 //! - All decoding methods take `&self` and may be called from several threads
@@ -105,7 +106,9 @@ mod varint;
 mod writer;
 
 pub use checkpoint::{Checkpoint, CheckpointInfo};
-pub use decode::{AllocCol, AllocColumns, AllocExt, BlockColumns, FreeCol, FreeColumns};
+pub use decode::{
+    AllocCol, AllocColumns, AllocExt, BlockColumns, CbCol, CbColumns, FreeCol, FreeColumns,
+};
 pub use live::LiveTracker;
 pub use provenance::Provenance;
 pub use reader::{Events, TraceReader};

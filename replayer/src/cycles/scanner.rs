@@ -96,7 +96,7 @@ impl CycleScanner {
             let e = match &item {
                 Item::Alloc(_) | Item::Free(_) => return Ok(()),
                 Item::Event(e) => *e,
-                Item::Light(e) => e,
+                Item::Light(e) | Item::Cb(e) => e,
             };
             match e.kind {
                 EventKind::DeviceOpen { device, .. } => {

@@ -95,7 +95,7 @@ impl Engine<'_> {
         // The next ordinal where a precomputed span starts or ends (never,
         // with an online rule): there the general step runs.
         let mut mark = self.next_start.min(self.cur_end);
-        let (mut ka, mut kf, mut kn, mut ko) = (0usize, 0usize, 0usize, 0usize);
+        let (mut ka, mut kf, mut kn, mut kc, mut ko) = (0usize, 0usize, 0usize, 0usize, 0usize);
         let kept = op_skip.kept();
         let count = if SKIP_OPS { kept.len() } else { c.tags.len() };
         // `i` is a position itself when no event is left out.
@@ -170,36 +170,30 @@ impl Engine<'_> {
                 // Circular buffers (a fifth of a trace) go to their own
                 // handlers: the kind is known here, no second dispatch.
                 CB_ALLOC | CB_FREE_ALL => {
-                    let Some((_, e)) = c.others.get(ko) else {
-                        continue;
-                    };
-                    prefetch(&c.others, ko + OTHERS_AHEAD);
-                    ko += 1;
+                    let Some(cb) = c.cbs.get(kc) else { continue };
+                    c.cbs.prefetch(kc + CBS_AHEAD);
+                    kc += 1;
                     if ord != mark && !looks_at(tag) {
-                        match &e.kind {
-                            EventKind::CbAlloc {
-                                device,
-                                address,
-                                size,
-                                cores,
-                                globally_allocated,
-                                site,
-                            } => {
-                                let cb = super::objects::CbEvent {
-                                    address: *address,
-                                    size: *size,
-                                    cores: *cores,
-                                    global: *globally_allocated,
-                                    site: *site,
-                                };
-                                self.cb_alloc(ord, *device, &cb)?;
-                            }
-                            EventKind::CbFreeAll { device } => self.cb_free_all(*device)?,
-                            _ => self.event(ord, e)?,
+                        if cb.free_all {
+                            self.cb_free_all(cb.device)?;
+                        } else {
+                            let event = super::objects::CbEvent {
+                                address: cb.address,
+                                size: cb.size,
+                                cores: cb.cores,
+                                global: cb.globally_allocated,
+                                site: cb.site,
+                            };
+                            self.cb_alloc(ord, cb.device, &event)?;
                         }
                         continue;
                     }
-                    Item::Event(e)
+                    let (ts, pid) = (c.ts[pos], Pid(c.pid[pos]));
+                    Item::Cb(Event {
+                        ts,
+                        pid,
+                        kind: cb.kind(),
+                    })
                 }
                 t if t as usize >= EventTag::ALL.len() => continue,
                 _ => {
@@ -300,7 +294,7 @@ impl Engine<'_> {
             // Buffer allocs and frees never bound a cycle.
             Item::Alloc(_) | Item::Free(_) => Boundary::default(),
             Item::Event(e) => cycles.boundary(e, self.setup.interner),
-            Item::Light(e) => cycles.boundary(e, self.setup.interner),
+            Item::Light(e) | Item::Cb(e) => cycles.boundary(e, self.setup.interner),
         };
         if b.end_before && self.in_cycle {
             self.end_cycle(ord - 1);
@@ -335,6 +329,7 @@ impl Engine<'_> {
                 Ok(())
             }
             Item::Event(e) => self.event(ord, e),
+            Item::Cb(e) => self.event(ord, e),
             Item::Light(_) => Ok(()),
         }
     }
@@ -371,12 +366,13 @@ impl Engine<'_> {
 }
 
 /// How far ahead in their columns `feed_columns` asks for allocs, frees,
-/// tags and other events (a few cache lines; allocs and frees are arrays of
+/// circular buffers, tags and other events (a few cache lines; allocs and frees are arrays of
 /// 8-byte fields, whose lines the columns' `prefetch` asks for every 8 entries).
 const ALLOCS_AHEAD: usize = 16;
 const FREES_AHEAD: usize = 16;
 const TAGS_AHEAD: usize = 256;
 const OTHERS_AHEAD: usize = 4;
+const CBS_AHEAD: usize = 16;
 
 /// Event `pos` of a block, a light one (no payload column but names).
 fn light<'c>(c: &BlockColumns, pos: usize, kind: EventKind) -> Item<'c> {

@@ -224,7 +224,7 @@ impl AllocColumns {
 
 /// Asks for the cache line of `column[i]` (`i` is in bounds).
 #[inline(always)]
-fn prefetch_line<T>(column: &[T], i: usize) {
+pub(super) fn prefetch_line<T>(column: &[T], i: usize) {
     #[cfg(target_arch = "x86_64")]
     if let Some(x) = column.get(i) {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
@@ -320,8 +320,8 @@ impl FreeColumns {
 /// Event `p` of the block (ordinal `first_event + p`) has kind code
 /// `tags[p]`, timestamp `ts[p]` and pid `pid[p]`. Its payload is the next
 /// unused entry of: `allocs` (BufferAlloc), `frees` (BufferFree), `names`
-/// (OpBegin's name / Marker's label), nothing (OpEnd), or `others` (every
-/// other known kind, stored whole with its position). Codes of kinds newer
+/// (OpBegin's name / Marker's label), nothing (OpEnd), `cbs` (CbAlloc,
+/// CbFreeAll), or `others` (every other known kind, stored whole with its position). Codes of kinds newer
 /// than this reader (`>= EventTag::ALL.len()`) have no payload here and are
 /// counted in `skipped`. [`BlockColumns::for_each_event`] does this walk.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -333,6 +333,8 @@ pub struct BlockColumns {
     pub allocs: AllocColumns,
     pub frees: FreeColumns,
     pub names: Vec<StringId>,
+    /// Circular buffers (`CbAlloc`, `CbFreeAll`), in their own columns.
+    pub cbs: super::CbColumns,
     pub others: Vec<(u32, Event)>,
     /// Events of unknown kinds skipped: (kind code, count).
     pub skipped: Vec<(u8, u32)>,
@@ -403,6 +405,7 @@ impl BlockColumns {
         self.allocs.clear();
         self.frees.n = 0;
         self.names.clear();
+        self.cbs.clear();
         if self.others_own_nothing {
             // SAFETY: 0 is within capacity, and the entries dropped from
             // view own nothing (`others_own_nothing`; were it wrong, a
@@ -511,6 +514,20 @@ impl BlockColumns {
                         kind: EventKind::OpEnd,
                     },
                 ),
+                CB_ALLOC | CB_FREE_ALL => match self.cbs.get(cur.cb) {
+                    Some(cb) => {
+                        cur.cb += 1;
+                        (
+                            ordinal,
+                            Event {
+                                ts,
+                                pid,
+                                kind: cb.kind(),
+                            },
+                        )
+                    }
+                    None => continue, // unreachable for a decoded block
+                },
                 t if t >= FIRST_UNKNOWN_TAG => continue,
                 _ => match self.others.get(cur.other) {
                     Some((_, e)) => {
@@ -539,5 +556,9 @@ pub(crate) struct EventCursor {
     alloc: usize,
     free: usize,
     name: usize,
+    cb: usize,
     other: usize,
 }
+
+const CB_ALLOC: u8 = ttalloc_model::EventTag::CbAlloc as u8;
+const CB_FREE_ALL: u8 = ttalloc_model::EventTag::CbFreeAll as u8;

@@ -51,6 +51,7 @@ pub(crate) fn fast_cpu() -> bool {
 
 mod allocs;
 mod block;
+mod cb_columns;
 mod columns;
 mod kinds;
 mod others;
@@ -59,6 +60,7 @@ mod packed;
 mod tests;
 
 pub use block::decode_columns;
+pub use cb_columns::{CbCol, CbColumns};
 pub use columns::{AllocCol, AllocColumns, AllocExt, BlockColumns, FreeCol, FreeColumns};
 pub(crate) use columns::{ColumnValues, EventCursor};
 pub(crate) use kinds::{kind_words, KindWord};

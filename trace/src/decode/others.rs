@@ -41,15 +41,12 @@ pub(super) fn decode_others(
             }
             continue;
         }
-        // The common other kinds first, each event built in place (see
-        // `BlockColumns::for_each_event`).
-        let (ts, pid) = (out.ts[pos], Pid(out.pid[pos]));
+        // Circular buffers (the common other kinds) first, into `out.cbs`.
         if tag == EventTag::CbFreeAll as u8 {
             if cb_coded {
                 out.vals.cb.predictor.free_all(dev.0);
             }
-            let kind = EventKind::CbFreeAll { device: dev };
-            out.others.push((pos as u32, Event { ts, pid, kind }));
+            out.cbs.push_free_all(pos as u32, dev);
             continue;
         }
         if tag == EventTag::CbAlloc as u8 && cb_coded {
@@ -62,15 +59,15 @@ pub(super) fn decode_others(
             let (cores, globally_allocated) = crate::cb_coding::from_flags(cb.flags[kc])?;
             let site = site_of(cb.predictor.site_of_code(dev.0, cb.site[kc]), limits)?;
             kc += 1;
-            let kind = EventKind::CbAlloc {
-                device: dev,
+            out.cbs.push_alloc(
+                pos as u32,
+                dev,
                 address,
                 size,
                 cores,
                 globally_allocated,
                 site,
-            };
-            out.others.push((pos as u32, Event { ts, pid, kind }));
+            );
             continue;
         }
         if tag == EventTag::CbAlloc as u8 {
@@ -86,21 +83,8 @@ pub(super) fn decode_others(
                 return Err(format!("globally_allocated flag is {g}, not 0 or 1"));
             }
             let site = site_of(misc!(), limits)?;
-            out.others.push((
-                pos as u32,
-                Event {
-                    ts,
-                    pid,
-                    kind: EventKind::CbAlloc {
-                        device,
-                        address,
-                        size,
-                        cores,
-                        globally_allocated: g == 1,
-                        site,
-                    },
-                },
-            ));
+            out.cbs
+                .push_alloc(pos as u32, device, address, size, cores, g == 1, site);
             continue;
         }
         let kind = match EventTag::from_u8(tag).expect("codes below FIRST_UNKNOWN_TAG are defined")

@@ -17,6 +17,8 @@ const FREE: u8 = EventTag::BufferFree as u8;
 const OP_BEGIN: u8 = EventTag::OpBegin as u8;
 const OP_END: u8 = EventTag::OpEnd as u8;
 const MARKER: u8 = EventTag::Marker as u8;
+const CB_ALLOC: u8 = EventTag::CbAlloc as u8;
+const CB_FREE_ALL: u8 = EventTag::CbFreeAll as u8;
 
 #[derive(Default)]
 pub(super) struct Tally {
@@ -60,6 +62,7 @@ impl Tally {
         let mut allocs = c.allocs.iter();
         let mut frees = c.frees.iter();
         let mut others = c.others.iter();
+        let mut cbs = (0..c.cbs.len()).map_while(|i| c.cbs.event(i, &c.ts, &c.pid));
         // The current run of one process's events: (pid, events).
         let mut run: Option<(u32, u64)> = None;
         for (p, &tag) in c.tags.iter().enumerate() {
@@ -94,6 +97,10 @@ impl Tally {
                     self.live.free(f.device, f.buffer);
                 }
                 OP_BEGIN | OP_END | MARKER => {}
+                CB_ALLOC | CB_FREE_ALL => {
+                    let Some((_, e)) = cbs.next() else { continue };
+                    self.other(p as u64 + c.first_event, &e, t);
+                }
                 _ => {
                     let Some((_, e)) = others.next() else {
                         continue;

@@ -1,0 +1,167 @@
+//! [`CbColumns`]: a block's circular-buffer events (`CbAlloc`, `CbFreeAll`),
+//! one array per field, so a reader on another core than the decoder reads
+//! ~30 bytes per event rather than a whole `Event`.
+
+use ttalloc_model::{DeviceId, Event, EventKind, Pid, SiteId};
+
+/// `CbColumns::flags`: the event is a `CbFreeAll` (its other fields are 0).
+const FREE_ALL: u8 = 1;
+/// `CbColumns::flags`: the alloc's core count is present.
+const HAS_CORES: u8 = 2;
+/// `CbColumns::flags`: the alloc is globally allocated.
+const GLOBAL: u8 = 4;
+
+/// One circular-buffer event of a block, as a value built from [`CbColumns`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CbCol {
+    /// Position of the event in its block.
+    pub pos: u32,
+    pub device: DeviceId,
+    /// A `CbFreeAll` (device only) rather than a `CbAlloc`.
+    pub free_all: bool,
+    pub address: u64,
+    pub size: u64,
+    pub cores: Option<u32>,
+    pub globally_allocated: bool,
+    pub site: SiteId,
+}
+
+impl CbCol {
+    /// The event's kind, as `Event` carries it.
+    pub fn kind(&self) -> EventKind {
+        if self.free_all {
+            EventKind::CbFreeAll {
+                device: self.device,
+            }
+        } else {
+            EventKind::CbAlloc {
+                device: self.device,
+                address: self.address,
+                size: self.size,
+                cores: self.cores,
+                globally_allocated: self.globally_allocated,
+                site: self.site,
+            }
+        }
+    }
+}
+
+/// A block's `CbAlloc`s and `CbFreeAll`s in trace order, one array per
+/// field (entry `i` of each is circular-buffer event `i`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CbColumns {
+    pub(crate) pos: Vec<u32>,
+    pub(crate) device: Vec<u32>,
+    pub(crate) flags: Vec<u8>,
+    pub(crate) address: Vec<u64>,
+    pub(crate) size: Vec<u64>,
+    pub(crate) cores: Vec<u32>,
+    pub(crate) site: Vec<u32>,
+}
+
+impl CbColumns {
+    pub fn len(&self) -> usize {
+        self.pos.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pos.is_empty()
+    }
+
+    /// Event `i`, if the block has that many.
+    #[inline(always)]
+    pub fn get(&self, i: usize) -> Option<CbCol> {
+        let &pos = self.pos.get(i)?;
+        let f = self.flags[i];
+        Some(CbCol {
+            pos,
+            device: DeviceId(self.device[i]),
+            free_all: f & FREE_ALL != 0,
+            address: self.address[i],
+            size: self.size[i],
+            cores: (f & HAS_CORES != 0).then_some(self.cores[i]),
+            globally_allocated: f & GLOBAL != 0,
+            site: SiteId(self.site[i]),
+        })
+    }
+
+    /// Event `i` whole, with the block's `ts` and `pid` columns.
+    pub fn event(&self, i: usize, ts: &[u64], pid: &[u32]) -> Option<(u32, Event)> {
+        let cb = self.get(i)?;
+        let p = cb.pos as usize;
+        Some((
+            cb.pos,
+            Event {
+                ts: ts.get(p).copied().unwrap_or(0),
+                pid: Pid(pid.get(p).copied().unwrap_or(0)),
+                kind: cb.kind(),
+            },
+        ))
+    }
+
+    /// Every event, in order.
+    pub fn iter(&self) -> impl Iterator<Item = CbCol> + '_ {
+        (0..self.len()).map_while(|i| self.get(i))
+    }
+
+    /// As [`super::AllocColumns::prefetch`].
+    #[inline(always)]
+    pub fn prefetch(&self, i: usize) {
+        if i.is_multiple_of(8) && i < self.len() {
+            super::columns::prefetch_line(&self.address, i);
+            super::columns::prefetch_line(&self.size, i);
+            super::columns::prefetch_line(&self.device, i);
+            super::columns::prefetch_line(&self.site, i);
+            super::columns::prefetch_line(&self.cores, i);
+            super::columns::prefetch_line(&self.flags, i);
+        }
+    }
+
+    /// Appends a `CbFreeAll` at position `pos`.
+    #[inline(always)]
+    pub fn push_free_all(&mut self, pos: u32, device: DeviceId) {
+        self.pos.push(pos);
+        self.device.push(device.0);
+        self.flags.push(FREE_ALL);
+        self.address.push(0);
+        self.size.push(0);
+        self.cores.push(0);
+        self.site.push(0);
+    }
+
+    /// Appends a `CbAlloc` at position `pos`.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn push_alloc(
+        &mut self,
+        pos: u32,
+        device: DeviceId,
+        address: u64,
+        size: u64,
+        cores: Option<u32>,
+        globally_allocated: bool,
+        site: SiteId,
+    ) {
+        self.pos.push(pos);
+        self.device.push(device.0);
+        self.flags.push(
+            if cores.is_some() { HAS_CORES } else { 0 }
+                | if globally_allocated { GLOBAL } else { 0 },
+        );
+        self.address.push(address);
+        self.size.push(size);
+        self.cores.push(cores.unwrap_or(0));
+        self.site.push(site.0);
+    }
+
+    /// Starts a block: no event (the arrays keep their memory).
+    pub(crate) fn clear(&mut self) {
+        self.pos.clear();
+        self.device.clear();
+        self.flags.clear();
+        self.address.clear();
+        self.size.clear();
+        self.cores.clear();
+        self.site.clear();
+    }
+}
