@@ -1,5 +1,6 @@
-//! The walk over a decoded block that skips buffer allocs and frees and op
-//! begins and ends (nearly all of a trace) without looking at them: the
+//! The walk over a decoded block that skips buffer allocs and frees, op
+//! begins and ends and circular buffers (nearly all of a trace) without
+//! looking at them: the
 //! other kinds come with the positions the decoder kept, and markers are
 //! found by a byte search of the kind column.
 
@@ -11,7 +12,8 @@ const MARKER: u8 = EventTag::Marker as u8;
 const OP_BEGIN: u8 = EventTag::OpBegin as u8;
 
 /// Calls `f(ordinal, item)` for every event of `c` (first ordinal `first`)
-/// that is neither a buffer alloc or free nor an op begin or end, in order;
+/// that is neither a buffer alloc or free, an op begin or end nor a
+/// circular buffer (those are in `c.cbs`, not `c.others`), in order;
 /// stops at the first error. The same items, in the same order, as the
 /// general walk of `Chunk::Columns` gives with buffers and ops skipped.
 pub(crate) fn for_each_rare_kind<E>(
@@ -26,13 +28,10 @@ pub(crate) fn for_each_rare_kind<E>(
     // to position `counted`).
     let (mut named, mut counted) = (0usize, 0usize);
     let mut marker = memchr::memchr(MARKER, tags);
-    // Circular buffers are in their own columns: the next one is at `cb_at`.
-    let mut kc = 0usize;
     loop {
         let other_at = others.peek().map_or(usize::MAX, |(p, _)| *p as usize);
-        let cb_at = c.cbs.get(kc).map_or(usize::MAX, |cb| cb.pos as usize);
         match marker {
-            Some(m) if m < other_at && m < cb_at => {
+            Some(m) if m < other_at => {
                 named += tags[counted..m]
                     .iter()
                     .filter(|&&t| t == OP_BEGIN || t == MARKER)
@@ -48,12 +47,6 @@ pub(crate) fn for_each_rare_kind<E>(
                 }
                 named += 1;
                 marker = memchr::memchr(MARKER, &tags[m + 1..]).map(|k| m + 1 + k);
-            }
-            _ if cb_at < other_at => {
-                if let Some((p, e)) = c.cbs.event(kc, &c.ts, &c.pid) {
-                    f(first + p as u64, Item::Cb(e))?;
-                }
-                kc += 1;
             }
             _ => match others.next() {
                 Some((p, e)) => f(first + *p as u64, Item::Event(e))?,
@@ -139,6 +132,7 @@ mod tests {
                         kind: EventKind::OpBegin { .. } | EventKind::OpEnd,
                         ..
                     }) => Ok(()),
+                    Item::Cb(_) => Ok(()),
                     _ => note(ord, item),
                 })
                 .unwrap();

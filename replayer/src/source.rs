@@ -81,7 +81,9 @@ impl Chunk<'_> {
     }
 
     /// Like [`Chunk::try_for_each_non_buffer`], also skipping op begins and
-    /// ends (a third of a trace): for passes that do not follow ops.
+    /// ends (a third of a trace) and circular buffers (`CbAlloc`,
+    /// `CbFreeAll`, a seventh): for passes that follow neither, such as the
+    /// cycle scan.
     #[inline]
     pub fn try_for_each_non_buffer_non_op<E>(
         &self,
@@ -106,7 +108,15 @@ impl Chunk<'_> {
                     {
                         continue;
                     }
-                    if !OPS && matches!(e.kind, EventKind::OpBegin { .. } | EventKind::OpEnd) {
+                    if !OPS
+                        && matches!(
+                            e.kind,
+                            EventKind::OpBegin { .. }
+                                | EventKind::OpEnd
+                                | EventKind::CbAlloc { .. }
+                                | EventKind::CbFreeAll { .. }
+                        )
+                    {
                         continue;
                     }
                     f(first + i as u64, Item::Event(e))?;
@@ -147,7 +157,13 @@ impl Chunk<'_> {
                             names.next();
                             continue;
                         }
-                        t if !OPS && t == EventTag::OpEnd as u8 => continue,
+                        t if !OPS
+                            && (t == EventTag::OpEnd as u8
+                                || t == EventTag::CbAlloc as u8
+                                || t == EventTag::CbFreeAll as u8) =>
+                        {
+                            continue
+                        }
                         t if t == EventTag::OpBegin as u8
                             || t == EventTag::Marker as u8
                             || t == EventTag::OpEnd as u8 =>

@@ -72,17 +72,21 @@ impl CbColumns {
     #[inline(always)]
     pub fn get(&self, i: usize) -> Option<CbCol> {
         let &pos = self.pos.get(i)?;
-        let f = self.flags[i];
-        Some(CbCol {
-            pos,
-            device: DeviceId(self.device[i]),
-            free_all: f & FREE_ALL != 0,
-            address: self.address[i],
-            size: self.size[i],
-            cores: (f & HAS_CORES != 0).then_some(self.cores[i]),
-            globally_allocated: f & GLOBAL != 0,
-            site: SiteId(self.site[i]),
-        })
+        // SAFETY: every array holds as many entries as `pos` (they are
+        // pushed and cleared together: `push_alloc`, `push_free_all`, `clear`).
+        unsafe {
+            let f = *self.flags.get_unchecked(i);
+            Some(CbCol {
+                pos,
+                device: DeviceId(*self.device.get_unchecked(i)),
+                free_all: f & FREE_ALL != 0,
+                address: *self.address.get_unchecked(i),
+                size: *self.size.get_unchecked(i),
+                cores: (f & HAS_CORES != 0).then_some(*self.cores.get_unchecked(i)),
+                globally_allocated: f & GLOBAL != 0,
+                site: SiteId(*self.site.get_unchecked(i)),
+            })
+        }
     }
 
     /// Event `i` whole, with the block's `ts` and `pid` columns.
@@ -119,7 +123,7 @@ impl CbColumns {
 
     /// Appends a `CbFreeAll` at position `pos`.
     #[inline(always)]
-    pub fn push_free_all(&mut self, pos: u32, device: DeviceId) {
+    pub(crate) fn push_free_all(&mut self, pos: u32, device: DeviceId) {
         self.pos.push(pos);
         self.device.push(device.0);
         self.flags.push(FREE_ALL);
@@ -132,7 +136,7 @@ impl CbColumns {
     /// Appends a `CbAlloc` at position `pos`.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    pub fn push_alloc(
+    pub(crate) fn push_alloc(
         &mut self,
         pos: u32,
         device: DeviceId,
@@ -152,6 +156,17 @@ impl CbColumns {
         self.size.push(size);
         self.cores.push(cores.unwrap_or(0));
         self.site.push(site.0);
+    }
+
+    /// Room for `n` more events in every array.
+    pub(crate) fn reserve(&mut self, n: usize) {
+        self.pos.reserve(n);
+        self.device.reserve(n);
+        self.flags.reserve(n);
+        self.address.reserve(n);
+        self.size.reserve(n);
+        self.cores.reserve(n);
+        self.site.reserve(n);
     }
 
     /// Starts a block: no event (the arrays keep their memory).

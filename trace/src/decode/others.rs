@@ -23,6 +23,7 @@ pub(super) fn decode_others(
         };
     }
     out.others.reserve(out.other_pos.len());
+    out.cbs.reserve(out.other_pos.len());
     // 2.4: circular buffers in columns of their own.
     let cb_coded = cb_columns(cols, out)?;
     let mut kc = 0usize;

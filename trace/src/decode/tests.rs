@@ -498,3 +498,63 @@ fn a_remainder_as_large_as_the_page_is_named() {
     // The first alloc (event 1) is 4096 * (1 % 9 + 1) = 8192 B: 4 pages.
     assert_eq!(err, "size of 4 pages of 2048 + 4096 is not a valid size");
 }
+
+#[test]
+fn circular_buffers_decode_into_their_own_columns_in_both_codings() {
+    use crate::codec::ColumnLayout::{V23, V24};
+    let cb_alloc = |address, cores, globally_allocated| EventKind::CbAlloc {
+        device: DeviceId(1),
+        address,
+        size: 4096,
+        cores,
+        globally_allocated,
+        site: SiteId(2),
+    };
+    let kinds = [
+        cb_alloc(0x8000, Some(3), false),
+        EventKind::DeviceClose {
+            device: DeviceId(0),
+        },
+        EventKind::CbFreeAll {
+            device: DeviceId(1),
+        },
+        cb_alloc(0x9000, None, true),
+    ];
+    for layout in [V23, V24] {
+        let mut enc = BlockEncoder::new(layout);
+        for (i, kind) in kinds.iter().enumerate() {
+            enc.push(&Event {
+                ts: 10 + i as u64,
+                pid: Pid(5),
+                kind: kind.clone(),
+            });
+        }
+        let count = enc.len();
+        let rec = BlockRec {
+            first_event: 0,
+            count,
+            first_ts: 0,
+            last_ts: 0,
+            live: vec![],
+            columns: enc.take_columns(),
+        };
+        let cols = decode(&rec).unwrap();
+        // Events 0, 2 and 3 are circular buffers; only the close (1) is in `others`.
+        let cbs: Vec<_> = cols.cbs.iter().collect();
+        assert_eq!(cbs.iter().map(|c| c.pos).collect::<Vec<_>>(), [0, 2, 3]);
+        assert_eq!(cbs[0].kind(), kinds[0]);
+        assert!(cbs[1].free_all && cbs[1].device == DeviceId(1));
+        assert_eq!(cbs[1].kind(), kinds[2]);
+        assert_eq!(cbs[2].kind(), kinds[3]);
+        assert_eq!(cols.others.len(), 1);
+        assert_eq!(cols.others[0].0, 1);
+        // Rebuilt whole, in trace order, with their ts and pid.
+        let mut back = Vec::new();
+        cols.for_each_event(|_, e| back.push(e));
+        assert_eq!(
+            back.iter().map(|e| &e.kind).collect::<Vec<_>>(),
+            kinds.iter().collect::<Vec<_>>()
+        );
+        assert_eq!(cols.cbs.event(1, &cols.ts, &cols.pid).unwrap().1.ts, 12);
+    }
+}
