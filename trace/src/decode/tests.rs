@@ -555,6 +555,8 @@ fn circular_buffers_decode_into_their_own_columns_in_both_codings() {
             back.iter().map(|e| &e.kind).collect::<Vec<_>>(),
             kinds.iter().collect::<Vec<_>>()
         );
-        assert_eq!(cols.cbs.event(1, &cols.ts, &cols.pid).unwrap().1.ts, 12);
+        // Event 1 of the columns is event 2 of the block, ts and pid included.
+        let (pos, free_all) = cols.cbs.event(1, &cols.ts, &cols.pid).unwrap();
+        assert_eq!((pos, &free_all), (2, &back[2]));
     }
 }
