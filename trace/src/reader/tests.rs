@@ -1,5 +1,5 @@
 use super::*;
-use crate::{AllocColumns, FreeColumns, TraceHeader, TraceWriter, WriterOptions};
+use crate::{AllocColumns, CbColumns, FreeColumns, TraceHeader, TraceWriter, WriterOptions};
 use std::path::Path;
 use ttalloc_model::{DeviceId, Event, EventKind, Pid};
 
@@ -184,6 +184,7 @@ fn decoded(
     &FreeColumns,
     &[ttalloc_model::StringId],
     &[(u32, Event)],
+    &CbColumns,
 ) {
     (
         c.first_event,
@@ -194,6 +195,7 @@ fn decoded(
         &c.frees,
         &c.names,
         &c.others,
+        &c.cbs,
     )
 }
 
