@@ -69,6 +69,25 @@ struct Live {
     closed_at: u64,
 }
 
+impl Live {
+    /// A slot's record before it is written (vacant: see `LiveTable`).
+    const VACANT: Live = Live {
+        dev: 0,
+        slot: NO_SLOT,
+        flags: 0,
+        cycle: 0,
+        site: SiteId(0),
+        kind: ObjectKind::Buffer,
+        id: 0,
+        label: StringId::EMPTY,
+        size: 0,
+        event: u64::MAX,
+        handle: None,
+        address: NO_ADDR,
+        closed_at: 0,
+    };
+}
+
 const NO_SLOT: u8 = u8::MAX;
 const NO_ADDR: u64 = u64::MAX;
 

@@ -37,7 +37,54 @@ impl Engine<'_> {
         // `s` indexes arrays of four: the mask lets the compiler drop the checks.
         let s = s & 3;
         let sim = self.devs[dev].sim.as_mut().expect("checked above");
-        let (flags, handle, address) = match sim.alloc_placed(buffer, req) {
+        // The common case, placed where recorded (or nothing recorded),
+        // straight on: a handle merged from several outcomes went through
+        // the stack in pieces and was read back whole (a store-forwarding
+        // stall at every alloc).
+        let placed = sim.alloc_placed(buffer, req);
+        let (address, handle) = match (placed, recorded) {
+            (Ok((addr, handle)), None) => (addr, handle),
+            (Ok((addr, handle)), Some(rec)) if rec == addr => (addr, handle),
+            (placed, _) => {
+                return self
+                    .alloc_unusual(ord, dev, s, at, buffer, req, recorded, site, label, placed)
+            }
+        };
+        self.settle_alloc(
+            ord,
+            dev,
+            s,
+            at,
+            buffer,
+            req.size,
+            site,
+            label,
+            RESIDENT,
+            Some(handle),
+            address,
+        );
+        Ok(())
+    }
+
+    /// [`Engine::alloc`] when the model failed to place a buffer, or placed
+    /// it elsewhere than recorded.
+    #[cold]
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn alloc_unusual(
+        &mut self,
+        ord: u64,
+        dev: usize,
+        s: usize,
+        at: Option<usize>,
+        buffer: BufferId,
+        req: &Req,
+        recorded: Option<u64>,
+        site: SiteId,
+        label: StringId,
+        placed: Result<(u64, Handle), AllocFailure>,
+    ) -> crate::Result<()> {
+        let (flags, handle, address) = match placed {
             Ok((addr, handle)) => match recorded {
                 Some(rec) if rec != addr => (
                     RESIDENT,
@@ -52,10 +99,35 @@ impl Engine<'_> {
                 (FAILED, None, recorded.unwrap_or(NO_ADDR))
             }
         };
+        self.settle_alloc(
+            ord, dev, s, at, buffer, req.size, site, label, flags, handle, address,
+        );
+        Ok(())
+    }
+
+    /// The books and the record of a new buffer on an open device, type
+    /// slot `s`, at the id table's place `at` (see `LiveTable::new_buffer_at`).
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn settle_alloc(
+        &mut self,
+        ord: u64,
+        dev: usize,
+        s: usize,
+        at: Option<usize>,
+        buffer: BufferId,
+        size: u64,
+        site: SiteId,
+        label: StringId,
+        flags: u8,
+        handle: Option<Handle>,
+        address: u64,
+    ) {
+        let s = s & 3;
         let d = &mut self.devs[dev];
         if flags & FAILED == 0 {
-            d.tracked[s] += req.size;
-            d.resident[s] += req.size;
+            d.tracked[s] += size;
+            d.resident[s] += size;
             d.cycle_peak[s] = d.cycle_peak[s].max(d.resident[s]);
             if d.resident[s] > d.peak[s].bytes {
                 d.peak[s] = Peak {
@@ -66,7 +138,8 @@ impl Engine<'_> {
         }
         d.objects += 1;
         let cycle = self.cycle_number();
-        let live = Live {
+        let slot = self.live.vacant_slot();
+        *self.live.get_mut(slot) = Live {
             dev: dev as u16,
             slot: s as u8,
             flags,
@@ -76,17 +149,16 @@ impl Engine<'_> {
             id: buffer.get(),
             label,
             handle,
-            size: req.size,
+            size,
             event: ord,
             address,
             closed_at: 0,
         };
-        let slot = match at {
-            Some(at) => self.live.insert_new_buffer_at(at, live),
-            None => self.live.insert_new_buffer(live),
-        };
+        match at {
+            Some(at) => self.live.set_new_buffer_at(at, slot),
+            None => self.live.set_new_buffer(buffer.get(), slot),
+        }
         self.note_alloc(slot, ord);
-        Ok(())
     }
 
     /// The model placed a buffer elsewhere than recorded: re-synced on the

@@ -30,6 +30,23 @@ impl LiveTable {
         &self.records[slot as usize]
     }
 
+    #[inline(always)]
+    pub(super) fn get_mut(&mut self, slot: u32) -> &mut Live {
+        &mut self.records[slot as usize]
+    }
+
+    /// A slot to write a new record in (vacant until it is).
+    #[inline(always)]
+    pub(super) fn vacant_slot(&mut self) -> u32 {
+        match self.vacant.pop() {
+            Some(slot) => slot,
+            None => {
+                self.records.push(Live::VACANT);
+                (self.records.len() - 1) as u32
+            }
+        }
+    }
+
     /// The record at `slot` if it is still the one created at `event`.
     #[inline]
     pub(super) fn holding(&self, slot: u32, event: u64) -> Option<&Live> {
@@ -101,13 +118,19 @@ impl LiveTable {
         self.buffers.vacant_at(id)
     }
 
-    /// Records a buffer at the place `new_buffer_at` returned (no other
-    /// call on the table between); returns its slot.
+    /// Buffer id of the record just written at `slot` (from
+    /// `vacant_slot`) is live there, at the place `new_buffer_at` returned
+    /// (no other call on the ids between).
     #[inline(always)]
-    pub(super) fn insert_new_buffer_at(&mut self, at: usize, live: Live) -> u32 {
-        let slot = self.occupy(live);
+    pub(super) fn set_new_buffer_at(&mut self, at: usize, slot: u32) {
         self.buffers.set_live_at(at, slot);
-        slot
+    }
+
+    /// Buffer `id`, not in the table yet, is live in `slot` (its record
+    /// just written there, from `vacant_slot`).
+    #[inline]
+    pub(super) fn set_new_buffer(&mut self, id: u64, slot: u32) {
+        self.buffers.set_live(id, slot);
     }
 
     /// Records buffer `live.id`, not in the table yet; returns its slot.
