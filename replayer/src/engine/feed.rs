@@ -3,7 +3,7 @@
 //! The hot path is a trace block's columns with no observer: buffer allocs
 //! and frees (nearly all of a trace), circular buffers, programs and traces
 //! go straight to their handlers, and op scopes no cycle rule looks at are
-//! skipped, with one ordinal compare per event for precomputed spans. Every
+//! skipped (`segments.rs`: no per-event check of precomputed spans). Every
 //! event that may start or end a cycle, and every event of an in-memory
 //! chunk or of an observed replay, takes the general step ([`Engine::step`]).
 
@@ -12,6 +12,7 @@ pub(super) use op_skip::OpSkip;
 use ttalloc_trace::BlockColumns;
 
 mod op_skip;
+mod segments;
 
 const ALLOC: u8 = EventTag::BufferAlloc as u8;
 const FREE: u8 = EventTag::BufferFree as u8;
@@ -71,51 +72,32 @@ impl Engine<'_> {
         let ops_bound = bounding & (1 << OP_BEGIN | 1 << OP_END) != 0;
         let mut op_skip = std::mem::take(&mut self.op_skip);
         let result = if ops_bound {
-            self.walk_columns::<false>(online, first, c, bounding, &op_skip)
+            self.walk_columns(online, first, c, bounding)
         } else {
             op_skip.scan(&c.tags);
-            self.walk_columns::<true>(online, first, c, bounding, &op_skip)
+            self.walk_segments(online, first, c, bounding, &op_skip)
         };
         self.op_skip = op_skip;
         result
     }
 
-    /// The walk of [`Engine::feed_columns`]: every event of the block, or
-    /// with `SKIP_OPS` the events `op_skip` kept (op scopes where a
-    /// precomputed span starts or ends still take the general step).
-    fn walk_columns<const SKIP_OPS: bool>(
+    /// The walk of [`Engine::feed_columns`] over every event of the block,
+    /// when the online rule follows op scopes (else `walk_segments` walks
+    /// the events other than op scopes).
+    fn walk_columns(
         &mut self,
         mut online: Option<&mut OnlineCycles>,
         first: u64,
         c: &BlockColumns,
         bounding: u32,
-        op_skip: &OpSkip,
     ) -> crate::Result<()> {
         let looks_at = |tag: u8| bounding & (1 << tag) != 0;
         // The next ordinal where a precomputed span starts or ends (never,
         // with an online rule): there the general step runs.
         let mut mark = self.next_start.min(self.cur_end);
         let (mut ka, mut kf, mut kn, mut kc, mut ko) = (0usize, 0usize, 0usize, 0usize, 0usize);
-        let kept = op_skip.kept();
-        let count = if SKIP_OPS { kept.len() } else { c.tags.len() };
-        // `i` is a position itself when no event is left out.
-        #[allow(clippy::needless_range_loop)]
-        for i in 0..count {
-            let pos = if SKIP_OPS { kept[i] as usize } else { i };
+        for (pos, &tag) in c.tags.iter().enumerate() {
             let ord = first + pos as u64;
-            if SKIP_OPS {
-                // Spans that start or end on op scopes left out before here.
-                while mark >= first && mark < ord {
-                    if !self.skipped_op_step(online.as_deref_mut(), first, c, op_skip, mark)? {
-                        break;
-                    }
-                    if self.stopped {
-                        return Ok(());
-                    }
-                    mark = self.next_start.min(self.cur_end);
-                }
-            }
-            let tag = c.tags[pos];
             let item = match tag {
                 ALLOC => {
                     let i = ka;
@@ -147,9 +129,6 @@ impl Engine<'_> {
                     let kind = if tag == OP_END {
                         EventKind::OpEnd
                     } else {
-                        if SKIP_OPS {
-                            kn = op_skip.name_index(pos);
-                        }
                         let Some(&id) = c.names.get(kn) else { continue };
                         kn += 1;
                         if tag == OP_BEGIN {
@@ -158,7 +137,6 @@ impl Engine<'_> {
                             EventKind::Marker { label: id }
                         }
                     };
-                    // Op scopes reach here only when a cycle rule follows them.
                     light(c, pos, kind)
                 }
                 // Circular buffers (a fifth of a trace) go to their own
@@ -210,18 +188,6 @@ impl Engine<'_> {
                 return Ok(());
             }
             mark = self.next_start.min(self.cur_end);
-        }
-        if SKIP_OPS {
-            let end = first + c.tags.len() as u64;
-            while mark >= first && mark < end {
-                if !self.skipped_op_step(online.as_deref_mut(), first, c, op_skip, mark)? {
-                    break;
-                }
-                if self.stopped {
-                    return Ok(());
-                }
-                mark = self.next_start.min(self.cur_end);
-            }
         }
         Ok(())
     }

@@ -1,0 +1,214 @@
+//! The walk over a block's columns in the common case: no observer, op
+//! scopes left out (no cycle rule follows them). The events between two
+//! bounds of precomputed spans (a few thousand, often a whole block; with
+//! an online rule, the whole block) form a segment that runs with no
+//! per-event check of the bounds: only the event at a bound, and events
+//! of the kinds the online rule looks at, take the general step.
+
+use super::*;
+
+impl Engine<'_> {
+    /// [`Engine::walk_columns`] with `SKIP_OPS`, by segments: the same
+    /// events, handled in the same order. `bounding`: the kinds the online
+    /// rule looks at (bit per kind code).
+    pub(super) fn walk_segments(
+        &mut self,
+        mut online: Option<&mut OnlineCycles>,
+        first: u64,
+        c: &BlockColumns,
+        bounding: u32,
+        op_skip: &OpSkip,
+    ) -> crate::Result<()> {
+        let kept = op_skip.kept();
+        let block_end = c.tags.len() as u64;
+        let mut cursor = Cursor::default();
+        let mut i = 0usize;
+        // Bounds (their positions in the block) at or after this one are
+        // not looked for any more: a bound on an op scope that has no
+        // name left is stepped over, as the walk over every event does.
+        let mut no_more_bounds = false;
+        loop {
+            let mark = self.next_start.min(self.cur_end);
+            // Position of the next bound in this block, if any.
+            let bound = match mark.checked_sub(first) {
+                Some(p) if p < block_end && !no_more_bounds => Some(p),
+                _ => None,
+            };
+            let end = match bound {
+                Some(p) => i + kept[i..].partition_point(|&k| (k as u64) < p),
+                None => kept.len(),
+            };
+            let positions = &kept[i..end];
+            self.run_segment(
+                online.as_deref_mut(),
+                first,
+                c,
+                bounding,
+                op_skip,
+                positions,
+                &mut cursor,
+            )?;
+            if self.stopped {
+                return Ok(());
+            }
+            i = end;
+            let Some(p) = bound else { return Ok(()) };
+            if kept.get(i).is_some_and(|&k| k as u64 == p) {
+                // The event at the bound is kept: the general step.
+                i += 1;
+                let item = match self.segment_item(c, op_skip, p as usize, &mut cursor) {
+                    Some(item) => item,
+                    None => continue,
+                };
+                self.step::<false>(online.as_deref_mut(), first + p, &item)?;
+            } else if !self.skipped_op_step(online.as_deref_mut(), first, c, op_skip, first + p)? {
+                no_more_bounds = true;
+            }
+            if self.stopped {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Events at `positions` of a block, none at a span bound, each
+    /// straight to its handler but those of the kinds the online rule looks
+    /// at (`bounding`), which take the general step.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn run_segment(
+        &mut self,
+        mut online: Option<&mut OnlineCycles>,
+        first: u64,
+        c: &BlockColumns,
+        bounding: u32,
+        op_skip: &OpSkip,
+        positions: &[u32],
+        k: &mut Cursor,
+    ) -> crate::Result<()> {
+        let looks_at = |tag: u8| bounding & (1 << tag) != 0;
+        for &pos in positions {
+            let pos = pos as usize;
+            let ord = first + pos as u64;
+            let Some(&tag) = c.tags.get(pos) else {
+                continue;
+            };
+            match tag {
+                ALLOC => {
+                    if k.allocs >= c.allocs.len() {
+                        continue;
+                    }
+                    let i = k.allocs;
+                    k.allocs += 1;
+                    self.alloc_at(ord, &c.allocs, i)?;
+                    if self.stopped {
+                        return Ok(());
+                    }
+                }
+                FREE => {
+                    let Some(x) = c.frees.get(k.frees) else {
+                        continue;
+                    };
+                    k.frees += 1;
+                    let dev = self.dev_index(x.device)?;
+                    self.free(ord, dev, x.buffer, x.site);
+                }
+                CB_ALLOC | CB_FREE_ALL if !looks_at(tag) => {
+                    let Some(cb) = c.cbs.get(k.cbs) else {
+                        continue;
+                    };
+                    k.cbs += 1;
+                    if cb.free_all {
+                        self.cb_free_all(cb.device)?;
+                    } else {
+                        let event = super::super::objects::CbEvent {
+                            address: cb.address,
+                            size: cb.size,
+                            cores: cb.cores,
+                            global: cb.globally_allocated,
+                            site: cb.site,
+                        };
+                        self.cb_alloc(ord, cb.device, &event)?;
+                    }
+                }
+                _ => {
+                    // Markers (op scopes are not in `positions`), the other
+                    // kinds, and kinds the online rule looks at: rare.
+                    let Some(item) = self.segment_item(c, op_skip, pos, k) else {
+                        continue;
+                    };
+                    match item {
+                        Item::Event(e) if !looks_at(tag) => self.event(ord, e)?,
+                        item => self.step::<false>(online.as_deref_mut(), ord, &item)?,
+                    }
+                    if self.stopped {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The kept event at `pos` as an item, its payload taken from the
+    /// columns (`None` if they hold no payload for it: the walk over every
+    /// event skips it too).
+    fn segment_item<'c>(
+        &self,
+        c: &'c BlockColumns,
+        op_skip: &OpSkip,
+        pos: usize,
+        k: &mut Cursor,
+    ) -> Option<Item<'c>> {
+        let tag = *c.tags.get(pos)?;
+        Some(match tag {
+            ALLOC => {
+                let a = c.allocs.get(k.allocs)?;
+                k.allocs += 1;
+                Item::Alloc(a)
+            }
+            FREE => {
+                let x = c.frees.get(k.frees)?;
+                k.frees += 1;
+                Item::Free(x)
+            }
+            OP_BEGIN | OP_END | MARKER => {
+                let kind = if tag == OP_END {
+                    EventKind::OpEnd
+                } else {
+                    let id = *c.names.get(op_skip.name_index(pos))?;
+                    if tag == OP_BEGIN {
+                        EventKind::OpBegin { name: id }
+                    } else {
+                        EventKind::Marker { label: id }
+                    }
+                };
+                light(c, pos, kind)
+            }
+            CB_ALLOC | CB_FREE_ALL => {
+                let cb = c.cbs.get(k.cbs)?;
+                k.cbs += 1;
+                Item::Cb(Event {
+                    ts: c.ts[pos],
+                    pid: Pid(c.pid[pos]),
+                    kind: cb.kind(),
+                })
+            }
+            t if t as usize >= EventTag::ALL.len() => return None,
+            _ => {
+                let (_, e) = c.others.get(k.others)?;
+                k.others += 1;
+                Item::Event(e)
+            }
+        })
+    }
+}
+
+/// How many allocs, frees, circular buffers and other events of a block
+/// were handled so far (the next one of each kind is at that index).
+#[derive(Default)]
+struct Cursor {
+    allocs: usize,
+    frees: usize,
+    cbs: usize,
+    others: usize,
+}
