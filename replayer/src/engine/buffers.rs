@@ -152,7 +152,6 @@ impl Engine<'_> {
             size,
             event: ord,
             address,
-            closed_at: 0,
         };
         match at {
             Some(at) => self.live.set_new_buffer_at(at, slot),
@@ -245,7 +244,6 @@ impl Engine<'_> {
             size: req.size,
             event: ord,
             address: recorded.unwrap_or(NO_ADDR),
-            closed_at: 0,
         };
         if let Some(s) = slot {
             let device = self.devs[dev].id;

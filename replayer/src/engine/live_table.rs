@@ -22,6 +22,10 @@ pub(super) struct LiveTable {
     /// Programs and traces that outlived their device -> slot. Kept apart:
     /// a program loaded again after its device reopened is a second record.
     outlived_others: FastMap<OtherKey, u32>,
+    /// Slot -> the event that closed the device of the `OUTLIVED` record
+    /// there (rare: kept beside the records; entries of slots vacated since
+    /// are stale, and overwritten when their slot outlives a device again).
+    closed_at: FastMap<u32, u64>,
 }
 
 impl LiveTable {
@@ -58,6 +62,18 @@ impl LiveTable {
     /// Every record, live or outlived.
     pub(super) fn iter(&self) -> impl Iterator<Item = &Live> {
         self.records.iter().filter(|l| l.event != VACANT)
+    }
+
+    /// Every record, live or outlived, with its slot.
+    pub(super) fn iter_with_slots(&self) -> impl Iterator<Item = (u32, &Live)> {
+        (0..self.records.len() as u32)
+            .zip(&self.records)
+            .filter(|(_, l)| l.event != VACANT)
+    }
+
+    /// The event that closed the device of the `OUTLIVED` record at `slot`.
+    pub(super) fn closed_at(&self, slot: u32) -> u64 {
+        self.closed_at.get(&slot).copied().unwrap_or(0)
     }
 
     /// Slots of the records of device `dev` that are still on it.
@@ -217,7 +233,7 @@ impl LiveTable {
         let r = &mut self.records[slot as usize];
         r.flags = OUTLIVED;
         r.handle = None;
-        r.closed_at = ord;
+        self.closed_at.insert(slot, ord);
         if r.kind != ObjectKind::Buffer {
             let key = Self::other_key(r);
             self.others.remove(&key);

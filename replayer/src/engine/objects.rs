@@ -233,7 +233,6 @@ impl Engine<'_> {
             size,
             event: ord,
             address: NO_ADDR,
-            closed_at: 0,
         };
         match placed {
             Ok(()) => {

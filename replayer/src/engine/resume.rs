@@ -221,7 +221,6 @@ impl<'a> Engine<'a> {
             size,
             event: ord,
             address,
-            closed_at: 0,
         };
         let (key, l) = match &e.kind {
             EventKind::BufferAlloc {
