@@ -1,6 +1,7 @@
 //! The `ttalloc` binary: parses arguments, calls the library crates, prints.
 
 mod analysis_args;
+mod block_pages;
 mod clock_tick;
 mod cmd;
 mod exit;
@@ -10,6 +11,10 @@ mod stdout;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
+
+/// Decoded trace blocks in huge pages (see `block_pages`).
+#[global_allocator]
+static ALLOCATOR: block_pages::BlockPages = block_pages::BlockPages;
 
 /// Record and replay device-memory allocations of tt-metal programs, and find
 /// what is left behind.

@@ -111,7 +111,7 @@ pub use decode::{
 };
 pub use live::LiveTracker;
 pub use provenance::Provenance;
-pub use reader::{Events, TraceReader};
+pub use reader::{decoding_block, Events, TraceReader};
 pub use scan::scan_workers;
 pub use writer::{TraceWriter, MAX_CLOCK_TICK_NS};
 

@@ -382,6 +382,8 @@ impl TraceReader {
             )));
         };
         let loc = self.index.locs[i];
+        // What the decode allocates is kept pooled (see `decoding`).
+        let _decoding = decoding::Decoding::start();
         let mut scratch = self.take_scratch();
         let result = (|| {
             let bytes = self.frame_bytes(loc, &mut scratch.input)?;
@@ -583,7 +585,9 @@ fn read_provenance(
 }
 
 mod contents;
+mod decoding;
 mod events;
+pub use decoding::decoding_block;
 pub use events::Events;
 #[cfg(test)]
 mod tests;
