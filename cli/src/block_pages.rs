@@ -22,9 +22,10 @@
 //! never touches (4 KiB pages leave that out). So only the region's first
 //! [`HUGE_PART`] bytes are advised for huge pages; the rest of it has 4 KiB
 //! pages. Measured (2-core VM, THP `madvise`): workload W's replay 3,100 →
-//! 700 page faults, ~8% less CPU, peak RSS 18.2 → 20.7 MB; the 10M-event
-//! synthetic trace 18 → 24 MB (its blocks' buffers grow more, in more
-//! steps).
+//! 1,100 page faults, 50.9 → 46.2 ms CPU, peak RSS 18.7 → 21.0 MB; the
+//! 10M-event synthetic trace 3,300 → 2,300 faults, peak RSS 18.1 → 24.2 MB
+//! (its buffers grow in more steps; 50M events: 25.2 MB). With 12 MiB
+//! advised: W 700 faults, 44.8 ms, but 24.9 MB at 10M.
 //!
 //! Where the region cannot be had (no mmap, strict overcommit refusing the
 //! reservation) or is full, allocations fall back to the system allocator;
@@ -48,7 +49,7 @@ const HUGE: usize = 2 << 20;
 /// first) is advised for huge pages: a bound on what they may add to
 /// resident memory. Workload W's decoded-block buffers take ~13 MB of the
 /// region, the 10M-event synthetic trace's ~18 MB.
-const HUGE_PART: usize = 12 << 20;
+const HUGE_PART: usize = 10 << 20;
 /// Address space reserved for the region (not memory: only what is
 /// touched becomes resident). A replay uses ~12 MB of it, a scan on 8
 /// cores ~60 MB.
