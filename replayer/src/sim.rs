@@ -133,7 +133,10 @@ impl Sim {
     /// address and the handle that frees it ([`Sim::free_placed`]). The id
     /// must not be live on this device; [`Sim::free`] and
     /// [`Sim::address_of`] do not see buffers placed this way.
-    #[inline]
+    /// Inlined into its caller: as a call, its prologue, the request's
+    /// copy and the result written through memory cost ~30 instructions
+    /// of an allocation's ~270 (the failure's conversion stays out of line).
+    #[inline(always)]
     pub fn alloc_placed(
         &mut self,
         buffer: BufferId,

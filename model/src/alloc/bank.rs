@@ -134,49 +134,66 @@ impl Divisor {
     }
 }
 
-/// The page size and shard count of recent requests, with what the
+/// The page size and shard count of the last request, with what the
 /// spread derives from them: a replay asks for tile pages over the same
 /// few shard counts again and again, so the page's rounding and the
-/// shard divisor are worked out when they change, not per request.
+/// divisor are worked out when they change, not per request. Keyed by
+/// the request's fields as given (an unknown page or shard count as 0),
+/// so one compare of each tells whether they still hold.
 #[derive(Clone, Copy, Debug)]
 struct RecentShape {
-    /// The page size (unknown taken as the alignment); 0 before the first.
+    /// The request's page size (0: unknown) and shard count (0: interleaved).
+    page_key: u64,
+    shards_key: u32,
+    /// Banks the buffer spreads over: the shard count, or every bank.
+    banks: u32,
+    /// The page size (unknown taken as the alignment).
     page: u64,
     /// `log2(page)` when the page is a power of two and a whole number of
     /// alignments (pages count by a shift); else [`RecentShape::NO_SHIFT`].
     page_shift: u32,
     /// The page rounded up to the alignment.
     aligned_page: u64,
-    /// The last shard count (0 before the first) and its divisor.
-    shards: u32,
-    shards_divisor: Divisor,
+    /// Divides by `banks`.
+    divisor: Divisor,
 }
 
 impl RecentShape {
     const NO_SHIFT: u32 = u32::MAX;
+    /// Matches no request (a page size of `u64::MAX` B never comes with
+    /// a shard count of `u32::MAX`); worked out at the first request.
     const NONE: RecentShape = RecentShape {
-        page: 0,
+        page_key: u64::MAX,
+        shards_key: u32::MAX,
+        banks: 1,
+        page: 1,
         page_shift: RecentShape::NO_SHIFT,
-        aligned_page: 0,
-        shards: 0,
-        shards_divisor: Divisor { d: 1, m: 0 },
+        aligned_page: 1,
+        divisor: Divisor { d: 1, m: 0 },
     };
 
     #[cold]
-    fn set_page(&mut self, page: u64, align: u64) {
-        self.page = page;
-        self.page_shift = if page.is_power_of_two() && align.is_power_of_two() && page >= align {
-            page.trailing_zeros()
+    #[inline(never)]
+    fn new(page_key: u64, shards_key: u32, align: u64, all_banks: (u32, Divisor)) -> RecentShape {
+        let page = if page_key > 0 { page_key } else { align };
+        let (banks, divisor) = if shards_key > 0 {
+            (shards_key, Divisor::new(shards_key))
         } else {
-            RecentShape::NO_SHIFT
+            all_banks
         };
-        self.aligned_page = div_ceil(page, align).saturating_mul(align);
-    }
-
-    #[cold]
-    fn set_shards(&mut self, shards: u32) {
-        self.shards = shards;
-        self.shards_divisor = Divisor::new(shards);
+        RecentShape {
+            page_key,
+            shards_key,
+            banks,
+            page,
+            page_shift: if page.is_power_of_two() && align.is_power_of_two() && page >= align {
+                page.trailing_zeros()
+            } else {
+                RecentShape::NO_SHIFT
+            },
+            aligned_page: div_ceil(page, align).saturating_mul(align),
+            divisor,
+        }
     }
 }
 
@@ -343,8 +360,8 @@ impl BankManager {
     }
 
     /// `(per_bank, banks)` of [`BankManager::spread_recorded`], with the
-    /// page's rounding and the shard divisor from [`RecentShape`]: a shift,
-    /// a multiplication and a few compares per request.
+    /// page's rounding and the divisor from [`RecentShape`]: two compares,
+    /// a shift and a multiplication per request.
     #[inline(always)]
     fn spread_recent(
         &mut self,
@@ -353,33 +370,24 @@ impl BankManager {
         num_shards: Option<u32>,
         recorded_per_bank: Option<u64>,
     ) -> (u64, u32) {
-        let page = match page_size {
-            Some(p) if p > 0 => p,
-            _ => self.page_alignment,
-        };
-        if page != self.recent.page {
-            self.recent.set_page(page, self.page_alignment);
+        let page_key = page_size.unwrap_or(0);
+        let shards_key = num_shards.unwrap_or(0);
+        if page_key != self.recent.page_key || shards_key != self.recent.shards_key {
+            self.recent = RecentShape::new(
+                page_key,
+                shards_key,
+                self.page_alignment,
+                (self.num_banks, self.banks_divisor),
+            );
         }
-        let (banks, divisor) = match num_shards {
-            Some(n) if n > 0 => {
-                if n != self.recent.shards {
-                    self.recent.set_shards(n);
-                }
-                (n, self.recent.shards_divisor)
-            }
-            _ => (self.num_banks, self.banks_divisor),
-        };
         let r = &self.recent;
         let num_pages = if r.page_shift != RecentShape::NO_SHIFT {
-            (size >> r.page_shift) + u64::from(size & (page - 1) != 0)
+            (size >> r.page_shift) + u64::from(size & (r.page - 1) != 0)
         } else {
-            div_ceil(size, page)
+            div_ceil(size, r.page)
         };
-        let per_bank = divisor.div_ceil(num_pages).saturating_mul(r.aligned_page);
-        match recorded_per_bank {
-            Some(recorded) => (recorded, banks),
-            None => (per_bank, banks),
-        }
+        let per_bank = r.divisor.div_ceil(num_pages).saturating_mul(r.aligned_page);
+        (recorded_per_bank.unwrap_or(per_bank), r.banks)
     }
 
     /// The out-of-memory of a request [`BankManager::place`] could not place.

@@ -5,14 +5,15 @@
 //! allocated by id (`Device::allocate` / `Device::deallocate`), so a replay
 //! that keeps its own id table does one hash operation per event, not two.
 //!
-//! A slot is split by temperature. What a free reads (the generation, the
-//! bank manager, the address, the bytes per bank and the free-list block)
-//! sits in one 32-byte [`Slot`], two to a cache line and never across
-//! one: in a replay the slot of a freed buffer was last touched at its
+//! A buffer's record is one 64-byte entry, one cache line: what a free
+//! reads (the generation, the bank manager, the address, the bytes per
+//! bank and the free-list block: a [`Slot`]) in its first half, what only
+//! reports read (the id, the requested size, the bank count) after it. In
+//! a replay the record of a freed buffer was last touched at its
 //! allocation, so a free costs one cache miss (or none, after
-//! [`LiveBuffers::prefetch`]). What only reports read (the id, the
-//! requested size, the bank count) sits in a parallel table that a free of
-//! a device buffer never touches.
+//! [`LiveBuffers::prefetch`]), and an allocation writes one line. Vacant
+//! records are chained through their entries (the last freed is reused
+//! first), so taking or giving one back touches no other table.
 
 use super::Live;
 use crate::alloc::bank::Placement;
@@ -58,27 +59,21 @@ pub(super) struct Slot {
     indexed: bool,
 }
 
-impl Slot {
-    /// A slot never filled yet.
-    const VACANT: Slot = Slot {
-        address: 0,
-        per_bank: 0,
-        block: BlockRef::NONE,
-        generation: 0,
-        manager: HOST,
-        buffer_type: BufferType::SystemMemory,
-        occupied: false,
-        indexed: false,
-    };
-}
-
-/// What only reports read (the cold part of a slot).
+/// A buffer's whole record, one cache line: the hot [`Slot`] first, then
+/// what only reports read, and the chain of vacant records.
 #[derive(Clone, Copy, Debug)]
-struct Info {
+#[repr(C, align(64))]
+struct Record {
+    slot: Slot,
     buffer: BufferId,
     size: u64,
     num_banks: u32,
+    /// While vacant: the next vacant record ([`NO_RECORD`] at the end).
+    next_vacant: u32,
 }
+
+/// The end of the vacant chain.
+const NO_RECORD: u32 = u32::MAX;
 
 /// A live buffer as reports see it.
 #[derive(Clone, Copy, Debug)]
@@ -87,15 +82,26 @@ pub(super) struct Entry {
     pub(super) live: Live,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub(super) struct LiveBuffers {
-    slots: Vec<Slot>,
-    info: Vec<Info>,
-    /// Vacant slots with the generation their next buffer gets: filling
-    /// one writes the slot without reading it first.
-    vacant: Vec<Handle>,
+    records: Vec<Record>,
+    /// The first vacant record ([`NO_RECORD`]: none; a new one is pushed).
+    /// Its slot holds the generation its next buffer gets, so filling it
+    /// writes the record without reading another table first.
+    vacant: u32,
     by_id: FastMap<BufferId, u32>,
     len: usize,
+}
+
+impl Default for LiveBuffers {
+    fn default() -> LiveBuffers {
+        LiveBuffers {
+            records: Vec::new(),
+            vacant: NO_RECORD,
+            by_id: FastMap::default(),
+            len: 0,
+        }
+    }
 }
 
 /// A hint that the line at `p` will be read soon.
@@ -121,16 +127,16 @@ impl LiveBuffers {
         self.by_id.contains_key(&buffer)
     }
 
-    fn entry(&self, slot: usize) -> Entry {
-        let (s, i) = (&self.slots[slot], &self.info[slot]);
+    fn entry(&self, at: usize) -> Entry {
+        let r = &self.records[at];
         Entry {
-            buffer: i.buffer,
+            buffer: r.buffer,
             live: Live {
-                buffer_type: s.buffer_type,
-                address: s.address,
-                size: i.size,
-                per_bank: s.per_bank,
-                num_banks: i.num_banks,
+                buffer_type: r.slot.buffer_type,
+                address: r.slot.address,
+                size: r.size,
+                per_bank: r.slot.per_bank,
+                num_banks: r.num_banks,
             },
         }
     }
@@ -142,15 +148,30 @@ impl LiveBuffers {
 
     /// A live buffer by handle.
     pub(super) fn get(&self, handle: Handle) -> Option<Entry> {
-        let s = self.slots.get(handle.slot as usize)?;
+        let s = &self.records.get(handle.slot as usize)?.slot;
         (s.occupied && s.generation == handle.generation).then(|| self.entry(handle.slot as usize))
     }
 
-    /// Asks for the slot of `handle` early (a prefetch; no state change).
+    /// Asks for the record of `handle` early (a prefetch; no state change).
     #[inline]
     pub(super) fn prefetch(&self, handle: Handle) {
-        if let Some(s) = self.slots.get(handle.slot as usize) {
-            prefetch_line(s as *const Slot as *const u8);
+        if let Some(r) = self.records.get(handle.slot as usize) {
+            prefetch_line(r as *const Record as *const u8);
+        }
+    }
+
+    /// The handle the next [`LiveBuffers::insert`] returns.
+    #[inline(always)]
+    fn next_handle(&self) -> Handle {
+        match self.records.get(self.vacant as usize) {
+            Some(r) => Handle {
+                slot: self.vacant,
+                generation: r.slot.generation,
+            },
+            None => Handle {
+                slot: self.records.len() as u32,
+                generation: 0,
+            },
         }
     }
 
@@ -167,33 +188,30 @@ impl LiveBuffers {
         indexed: bool,
     ) -> Handle {
         self.len += 1;
-        let info = Info {
+        let handle = self.next_handle();
+        let record = Record {
+            slot: Slot {
+                address: live.address,
+                per_bank: live.per_bank,
+                block,
+                generation: handle.generation,
+                manager,
+                buffer_type: live.buffer_type,
+                occupied: true,
+                indexed,
+            },
             buffer,
             size: live.size,
             num_banks: live.num_banks,
+            next_vacant: NO_RECORD,
         };
-        let handle = match self.vacant.pop() {
-            Some(h) => h,
-            None => {
-                self.slots.push(Slot::VACANT);
-                self.info.push(info);
-                Handle {
-                    slot: (self.slots.len() - 1) as u32,
-                    generation: 0,
-                }
+        match self.records.get_mut(handle.slot as usize) {
+            Some(r) => {
+                self.vacant = r.next_vacant;
+                *r = record;
             }
-        };
-        self.slots[handle.slot as usize] = Slot {
-            address: live.address,
-            per_bank: live.per_bank,
-            block,
-            generation: handle.generation,
-            manager,
-            buffer_type: live.buffer_type,
-            occupied: true,
-            indexed,
-        };
-        self.info[handle.slot as usize] = info;
+            None => self.records.push(record),
+        }
         if indexed {
             self.by_id.insert(buffer, handle.slot);
         }
@@ -214,38 +232,37 @@ impl LiveBuffers {
         };
         let (live, manager, block) = place()?;
         // The id goes in now, while the entry is held; `insert` must not index it again.
-        let at = self
-            .vacant
-            .last()
-            .map_or(self.slots.len() as u32, |h| h.slot);
+        let at = match self.records.get(self.vacant as usize) {
+            Some(_) => self.vacant,
+            None => self.records.len() as u32,
+        };
         v.insert(at);
         let handle = self.insert(buffer, live, manager, block, false);
         debug_assert_eq!(handle.slot, at);
-        self.slots[at as usize].indexed = true;
+        self.records[at as usize].slot.indexed = true;
         Ok(Some(handle))
     }
 
     /// Takes a buffer out by handle; `None` for a stale or foreign handle.
-    /// Reads only the slot's hot part (and the id, if indexed).
+    /// Reads only the record's hot part (and the id, if indexed).
     #[inline(always)]
     pub(super) fn remove(&mut self, handle: Handle) -> Option<Slot> {
-        let e = self.slots.get_mut(handle.slot as usize)?;
+        let r = self.records.get_mut(handle.slot as usize)?;
         // Read the slot whole before writing it: a load of bytes just
         // written by a narrower store cannot be forwarded and stalls.
-        let out = *e;
+        let out = r.slot;
         if !out.occupied || out.generation != handle.generation {
             return None;
         }
-        e.occupied = false;
-        e.indexed = false;
-        e.generation = out.generation.wrapping_add(1);
-        self.vacant.push(Handle {
-            slot: handle.slot,
-            generation: e.generation,
-        });
+        r.slot.occupied = false;
+        r.slot.indexed = false;
+        r.slot.generation = out.generation.wrapping_add(1);
+        r.next_vacant = self.vacant;
+        self.vacant = handle.slot;
         self.len -= 1;
         if out.indexed {
-            self.by_id.remove(&self.info[handle.slot as usize].buffer);
+            let buffer = r.buffer;
+            self.by_id.remove(&buffer);
         }
         Some(out)
     }
@@ -263,36 +280,33 @@ impl LiveBuffers {
         let at = *self.by_id.get(&buffer)?;
         let handle = Handle {
             slot: at,
-            generation: self.slots[at as usize].generation,
+            generation: self.records[at as usize].slot.generation,
         };
         self.remove_entry(handle)
     }
 
     /// Every live buffer, in slot order.
     pub(super) fn iter(&self) -> impl Iterator<Item = Entry> + '_ {
-        self.slots
+        self.records
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.occupied)
+            .filter(|(_, r)| r.slot.occupied)
             .map(|(i, _)| self.entry(i))
     }
 
     /// Forgets every buffer (handles given out so far go stale).
     pub(super) fn clear(&mut self) {
-        self.vacant.clear();
-        for (i, e) in self.slots.iter_mut().enumerate() {
-            if e.occupied {
-                e.occupied = false;
-                e.indexed = false;
-                e.generation = e.generation.wrapping_add(1);
+        // Chained from the highest record down, so the lowest are reused first.
+        self.vacant = NO_RECORD;
+        for (i, r) in self.records.iter_mut().enumerate().rev() {
+            if r.slot.occupied {
+                r.slot.occupied = false;
+                r.slot.indexed = false;
+                r.slot.generation = r.slot.generation.wrapping_add(1);
             }
-            self.vacant.push(Handle {
-                slot: i as u32,
-                generation: e.generation,
-            });
+            r.next_vacant = self.vacant;
+            self.vacant = i as u32;
         }
-        // Reuse the lowest slots first.
-        self.vacant.reverse();
         self.by_id.clear();
         self.len = 0;
     }
@@ -303,8 +317,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_slot_is_half_a_cache_line_and_never_straddles_one() {
+    fn a_record_is_one_cache_line_with_its_slot_first() {
         assert_eq!(std::mem::size_of::<Slot>(), 32);
-        assert_eq!(std::mem::align_of::<Slot>(), 32);
+        assert_eq!(std::mem::size_of::<Record>(), 64);
+        assert_eq!(std::mem::align_of::<Record>(), 64);
+        assert_eq!(std::mem::offset_of!(Record, slot), 0);
     }
 }
