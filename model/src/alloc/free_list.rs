@@ -98,8 +98,10 @@ pub struct FreeList {
     align_shift: Option<u32>,
     min_allocation: u64,
     blocks: Vec<Block>,
-    /// Unused entries of `blocks` (a stack: taking one reads no entry).
-    spare: Vec<u32>,
+    /// The first unused entry of `blocks` (`NIL`: none); unused entries
+    /// are chained through their `next` (the last released is reused
+    /// first), so taking or giving one back touches no other table.
+    spare: u32,
     head: u32,
     num_allocated: usize,
     allocated_bytes: u64,
@@ -148,7 +150,7 @@ impl FreeList {
                 .then(|| alignment.trailing_zeros()),
             min_allocation: min_allocation.max(1),
             blocks: Vec::new(),
-            spare: Vec::new(),
+            spare: NIL,
             head: NIL,
             num_allocated: 0,
             allocated_bytes: 0,
@@ -180,7 +182,7 @@ impl FreeList {
 
     fn init(&mut self) {
         self.blocks.clear();
-        self.spare.clear();
+        self.spare = NIL;
         self.free.clear();
         self.num_allocated = 0;
         self.allocated_bytes = 0;
@@ -295,8 +297,10 @@ impl FreeList {
             next: NIL,
             allocated,
         };
-        if let Some(i) = self.spare.pop() {
-            self.blocks[i as usize] = b;
+        if let Some(e) = self.blocks.get_mut(self.spare as usize) {
+            let i = self.spare;
+            self.spare = e.next;
+            *e = b;
             i
         } else {
             self.blocks.push(b);
@@ -332,8 +336,10 @@ impl FreeList {
     /// Entry `i` (unlinked, or never linked) is unused now.
     #[inline(always)]
     fn release_block(&mut self, i: u32) {
-        self.blocks[i as usize].allocated = false;
-        self.spare.push(i);
+        let b = &mut self.blocks[i as usize];
+        b.allocated = false;
+        b.next = self.spare;
+        self.spare = i;
     }
 
     /// Free block `n` (right after free block `into`) joins `into`.
