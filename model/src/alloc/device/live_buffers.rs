@@ -189,28 +189,32 @@ impl LiveBuffers {
     ) -> Handle {
         self.len += 1;
         let handle = self.next_handle();
-        let record = Record {
-            slot: Slot {
-                address: live.address,
-                per_bank: live.per_bank,
-                block,
-                generation: handle.generation,
-                manager,
-                buffer_type: live.buffer_type,
-                occupied: true,
-                indexed,
-            },
-            buffer,
-            size: live.size,
-            num_banks: live.num_banks,
-            next_vacant: NO_RECORD,
+        let slot = Slot {
+            address: live.address,
+            per_bank: live.per_bank,
+            block,
+            generation: handle.generation,
+            manager,
+            buffer_type: live.buffer_type,
+            occupied: true,
+            indexed,
         };
         match self.records.get_mut(handle.slot as usize) {
             Some(r) => {
+                // Field by field: a whole-record store went through the stack.
                 self.vacant = r.next_vacant;
-                *r = record;
+                r.slot = slot;
+                r.buffer = buffer;
+                r.size = live.size;
+                r.num_banks = live.num_banks;
             }
-            None => self.records.push(record),
+            None => self.records.push(Record {
+                slot,
+                buffer,
+                size: live.size,
+                num_banks: live.num_banks,
+                next_vacant: NO_RECORD,
+            }),
         }
         if indexed {
             self.by_id.insert(buffer, handle.slot);

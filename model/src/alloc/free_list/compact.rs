@@ -135,7 +135,9 @@ fn fit_mask(chunk: &[FreeBlock], alloc: u64) -> u64 {
 
 impl FreeList {
     /// Compact first fit: allocates `alloc` bytes (a multiple of the
-    /// alignment) in the first or last free block that holds them.
+    /// alignment) in the first or last free block that holds them: from
+    /// its bottom (bottom-up) or its top, so what is left of it is one
+    /// free block, in its place in the array (none on an exact fit).
     #[inline(always)]
     pub(super) fn allocate_compact(
         &mut self,
@@ -143,12 +145,22 @@ impl FreeList {
         bottom_up: bool,
     ) -> Option<(u64, BlockRef)> {
         let k = self.free.fit(alloc, bottom_up)?;
-        let offset = if bottom_up {
-            0
+        let f = self.free.free[k];
+        let left = f.size - alloc;
+        let at = if bottom_up { f.addr } else { f.addr + left };
+        if left > 0 {
+            self.free.free[k] = FreeBlock {
+                addr: if bottom_up { f.addr + alloc } else { f.addr },
+                size: left,
+            };
         } else {
-            self.free.free[k].size - alloc
-        };
-        Some(self.carve_compact(k, alloc, offset))
+            self.free.remove(k);
+            self.free_blocks -= 1;
+        }
+        let i = self.new_block(at, alloc, true);
+        self.num_allocated += 1;
+        self.allocated_bytes += alloc;
+        Some((at, BlockRef(i)))
     }
 
     /// The free block starting at or before `address` (the only one that
