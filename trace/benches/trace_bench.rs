@@ -6,7 +6,8 @@
 //! Peak RSS of `ttalloc info` is measured by `benches/info_rss.sh`.
 //! With a `.zst` path as the argument it only scans that trace (for
 //! profiling the reader); `TTALLOC_BENCH_COLUMNS_ONLY=1` then runs the
-//! `decode_columns` scan alone.
+//! `decode_columns` scan alone (`TTALLOC_BENCH_RUNS=N`: N times, no parallel
+//! scan).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -131,9 +132,16 @@ fn main() {
         let reader = TraceReader::open(std::path::Path::new(&path)).expect("open");
         let n = reader.num_events() as f64;
         if std::env::var_os("TTALLOC_BENCH_COLUMNS_ONLY").is_some() {
-            let (t, _) = best_of(30, || columns_scan(&reader));
+            // `TTALLOC_BENCH_RUNS=N`: N scans and no parallel one (for
+            // counting instructions under cachegrind).
+            let runs = std::env::var("TTALLOC_BENCH_RUNS")
+                .ok()
+                .and_then(|r| r.parse().ok());
+            let (t, _) = best_of(runs.unwrap_or(30), || columns_scan(&reader));
             println!("scan decode_columns events: {}", t.rate(n));
-            print_parallel_scan(&reader, n);
+            if runs.is_none() {
+                print_parallel_scan(&reader, n);
+            }
             return;
         }
         let (t, _) = best_of(10, || {
