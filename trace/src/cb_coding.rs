@@ -29,20 +29,35 @@ pub(crate) struct CbPredictor {
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct CbSlot {
+pub(crate) struct CbSlot {
     /// The end of the previous CbAlloc of the current group.
-    next: u64,
+    pub(crate) next: u64,
     /// The address the current (or, between groups, the previous) group started at.
-    group_start: u64,
+    pub(crate) group_start: u64,
     /// Whether a group is open (a CbAlloc since the last CbFreeAll).
-    open: bool,
+    pub(crate) open: bool,
     /// The site of the device's previous CbAlloc.
-    site: u32,
+    pub(crate) site: u32,
 }
 
 impl CbPredictor {
+    /// The slot of `device`.
+    #[inline(always)]
+    pub(crate) fn slot_index(device: u32) -> usize {
+        AddrHistory::index(device, 0) / 5
+    }
+
+    /// Every slot, reset (a reader's bulk pass indexes them by
+    /// [`CbPredictor::slot_index`]).
+    pub(crate) fn all_slots(&mut self) -> &mut [CbSlot] {
+        let n = AddrHistory::SLOTS / 5;
+        self.slots.clear();
+        self.slots.resize(n, CbSlot::default());
+        &mut self.slots
+    }
+
     fn slot(&mut self, device: u32) -> &mut CbSlot {
-        let i = AddrHistory::index(device, 0) / 5;
+        let i = Self::slot_index(device);
         if i >= self.slots.len() {
             self.slots.resize(i + 1, CbSlot::default());
         }

@@ -148,7 +148,7 @@ fn decode_free_devices_any(
     if codes.len() != n_free || alloc_devices.len() != n_alloc {
         return Err("free devices do not match the kind column".into());
     }
-    out.clear();
+    // Overwritten whole: only growth is zeroed.
     out.resize(n_free, 0);
     let (mut ka, mut kf) = (0usize, 0usize);
     for w in words {
@@ -221,7 +221,7 @@ pub(crate) fn decode_free_ids(
         at += c;
         here
     }));
-    s.ids.clear();
+    // Overwritten whole (a permutation of the alloc ids): only growth is zeroed.
     s.ids.resize(alloc_ids.len(), 0);
     s.expected.clear();
     s.expected.extend_from_slice(&s.start);
@@ -232,7 +232,7 @@ pub(crate) fn decode_free_ids(
     }
     // From here `expected` is the ordinal after each slot's previous free.
     s.expected.fill(0);
-    out.clear();
+    // Overwritten whole: only growth is zeroed.
     out.resize(codes.len(), 0);
     let mut far_vals = far.iter();
     let mut prev_far = 0u64;

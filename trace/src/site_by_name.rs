@@ -160,7 +160,7 @@ fn decode_sites_any(
     }
     new.push(0);
     cache.clear();
-    out.clear();
+    // Overwritten whole: only growth is zeroed.
     out.resize(n_alloc, 0);
     let (mut ka, mut kn, mut k_new) = (0usize, 0usize, 0usize);
     for w in words {

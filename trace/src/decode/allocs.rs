@@ -11,11 +11,12 @@ use crate::varint::unzigzag;
 use ttalloc_model::BufferType;
 
 /// Decodes the block's allocs into `out`, one array per field (`devices`:
-/// the device of each, handed out already; 2.4 blocks have their sites in
+/// the device of each, handed out already, which changes places with
+/// `out`'s array; 2.4 blocks have their sites in
 /// `out.site` already, decoded by op name).
 pub(super) fn decode_allocs(
     cols: &[&[u8]; col::COUNT],
-    devices: &[u32],
+    devices: &mut Vec<u32>,
     limits: RefLimits,
     vals: &mut ColumnValues,
     out: &mut AllocColumns,
@@ -96,10 +97,12 @@ pub(super) fn decode_allocs(
     vals.addr_slots.resize(AddrHistory::SLOTS, 0);
     // The arrays every alloc has: copied whole, or overwritten whole below
     // (only growth is zeroed).
-    out.device.clear();
-    out.device.extend_from_slice(devices);
-    out.buffer.clear();
-    out.buffer.extend_from_slice(&vals.alloc_buf[..n]);
+    // The devices and buffer ids change places with the output's arrays
+    // (the scratch ones are overwritten whole by the next block).
+    std::mem::swap(&mut out.device, devices);
+    std::mem::swap(&mut out.buffer, &mut vals.alloc_buf);
+    out.buffer.truncate(n);
+    let devices = &out.device[..];
     out.address.resize(n, 0);
     out.page_size.resize(n, 0);
     // Sizes are checked by a flag the loop accumulates (no branch per

@@ -136,7 +136,7 @@ pub fn decode_columns(
         hand_out_by_walk(&cols, counts, out)?;
     }
     let vals = &mut out.vals;
-    decode_allocs(&cols, &out.alloc_devices, limits, vals, &mut out.allocs)?;
+    decode_allocs(&cols, &mut out.alloc_devices, limits, vals, &mut out.allocs)?;
 
     column_values(
         cols[col::FREE_SITE as usize],

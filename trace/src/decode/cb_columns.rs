@@ -5,7 +5,7 @@
 use ttalloc_model::{DeviceId, Event, EventKind, Pid, SiteId};
 
 /// `CbColumns::flags`: the event is a `CbFreeAll` (its other fields are 0).
-const FREE_ALL: u8 = 1;
+pub(crate) const FREE_ALL: u8 = 1;
 /// `CbColumns::flags`: the alloc's core count is present.
 const HAS_CORES: u8 = 2;
 /// `CbColumns::flags`: the alloc is globally allocated.
@@ -57,6 +57,12 @@ pub struct CbColumns {
     pub(crate) size: Vec<u64>,
     pub(crate) cores: Vec<u32>,
     pub(crate) site: Vec<u32>,
+}
+
+/// The `flags` of a `CbAlloc`.
+#[inline(always)]
+pub(crate) fn alloc_flags(has_cores: bool, globally_allocated: bool) -> u8 {
+    (has_cores as u8 * HAS_CORES) | (globally_allocated as u8 * GLOBAL)
 }
 
 impl CbColumns {
@@ -121,6 +127,60 @@ impl CbColumns {
         }
     }
 
+    /// Starts a block of `pos.len()` events at positions `pos` on devices
+    /// `device`; the other arrays get as many entries, to be written
+    /// through [`CbColumns::rows_mut`].
+    pub(crate) fn fill_from(&mut self, pos: &[u32], device: &[u32]) {
+        let n = pos.len();
+        self.pos.clear();
+        self.pos.extend_from_slice(pos);
+        self.device.clear();
+        self.device.extend_from_slice(device);
+        // Overwritten whole by the caller: only growth is zeroed.
+        self.flags.resize(n, 0);
+        self.address.resize(n, 0);
+        self.size.resize(n, 0);
+        self.cores.resize(n, 0);
+        self.site.resize(n, 0);
+    }
+
+    /// The positions and devices, to be written.
+    pub(crate) fn pos_and_device_mut(&mut self) -> (&mut [u32], &mut [u32]) {
+        (&mut self.pos, &mut self.device)
+    }
+
+    /// Keeps the first `n` events.
+    pub(crate) fn truncate(&mut self, n: usize) {
+        self.pos.truncate(n);
+        self.device.truncate(n);
+        self.flags.truncate(n);
+        self.address.truncate(n);
+        self.size.truncate(n);
+        self.cores.truncate(n);
+        self.site.truncate(n);
+    }
+
+    /// The positions and devices, and every event's flags, address, size,
+    /// cores and site, to be written.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn rows_mut(
+        &mut self,
+    ) -> (
+        &[u32],
+        &[u32],
+        impl Iterator<Item = (&mut u8, &mut u64, &mut u64, &mut u32, &mut u32)>,
+    ) {
+        let rows = self
+            .flags
+            .iter_mut()
+            .zip(self.address.iter_mut())
+            .zip(self.size.iter_mut())
+            .zip(self.cores.iter_mut())
+            .zip(self.site.iter_mut())
+            .map(|((((f, a), s), c), site)| (f, a, s, c, site));
+        (&self.pos, &self.device, rows)
+    }
+
     /// Appends a `CbFreeAll` at position `pos`.
     #[inline(always)]
     pub(crate) fn push_free_all(&mut self, pos: u32, device: DeviceId) {
@@ -148,10 +208,8 @@ impl CbColumns {
     ) {
         self.pos.push(pos);
         self.device.push(device.0);
-        self.flags.push(
-            if cores.is_some() { HAS_CORES } else { 0 }
-                | if globally_allocated { GLOBAL } else { 0 },
-        );
+        self.flags
+            .push(alloc_flags(cores.is_some(), globally_allocated));
         self.address.push(address);
         self.size.push(size);
         self.cores.push(cores.unwrap_or(0));

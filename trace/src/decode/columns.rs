@@ -386,6 +386,8 @@ pub(crate) struct ColumnValues {
     pub(super) sites_by_name: crate::site_by_name::SiteScratch,
     pub(super) free_by_device: crate::free_by_device::FreeColumnsScratch,
     pub(super) cb: crate::cb_coding::CbScratch,
+    /// The other kinds that are not circular buffers (indices into `other_pos`).
+    pub(super) rare: Vec<u32>,
 }
 
 impl BlockColumns {

@@ -15,6 +15,36 @@ pub(super) fn decode_others(
     limits: RefLimits,
     out: &mut BlockColumns,
 ) -> Result<(), DecodeError> {
+    // 2.4: circular buffers in columns of their own, filled in bulk; the
+    // walk then visits only the rare kinds (unless a CB value is out of
+    // range: the walk over every event then names the first).
+    if has_cb_columns(cols) {
+        let n_cb_alloc = split_cbs(out);
+        decode_cb_columns(cols, n_cb_alloc, out)?;
+        if cb_values_valid(limits, &out.vals.cb) {
+            cbs_in_bulk(out);
+            let rare = std::mem::take(&mut out.vals.rare);
+            // (No circular buffer among them.)
+            let r = walk(cols, limits, out, rare.iter().map(|&k| k as usize), false);
+            out.vals.rare = rare;
+            return r;
+        }
+        out.cbs.clear();
+    }
+    let n = out.other_pos.len();
+    walk(cols, limits, out, 0..n, has_cb_columns(cols))
+}
+
+/// Decodes the other kinds at `ks` (indices into `out.other_pos`), in
+/// order: `cb_coded` says whether CbAllocs among them take their values
+/// from the CB_ columns (decoded into `out.vals.cb`) rather than MISC.
+fn walk(
+    cols: &[&[u8]; col::COUNT],
+    limits: RefLimits,
+    out: &mut BlockColumns,
+    ks: impl Iterator<Item = usize>,
+    cb_coded: bool,
+) -> Result<(), DecodeError> {
     let mut misc_c = Cursor::new(cols[col::MISC as usize]);
     let mut ext_c = Cursor::new(cols[col::EXT as usize]);
     macro_rules! misc {
@@ -22,13 +52,14 @@ pub(super) fn decode_others(
             misc_c.varint().map_err(overrun("misc"))?
         };
     }
-    out.others.reserve(out.other_pos.len());
-    out.cbs.reserve(out.other_pos.len());
-    // 2.4: circular buffers in columns of their own.
-    let cb_coded = cb_columns(cols, out)?;
+    if cb_coded {
+        out.vals.cb.predictor.clear();
+    }
+    out.others.reserve(ks.size_hint().0);
+    out.cbs.reserve(ks.size_hint().0);
     let mut kc = 0usize;
     let mut configs = false;
-    for k in 0..out.other_pos.len() {
+    for k in ks {
         let pos = out.other_pos[k] as usize;
         let tag = out.tags[pos];
         let dev = DeviceId(out.other_dev[k]);
@@ -190,23 +221,103 @@ pub(super) fn decode_others(
 }
 
 /// Whether the block stores its circular buffers in CB_ADDR, CB_SIZE,
-/// CB_FLAGS and CB_SITE (2.4) rather than MISC; if so their values are
-/// decoded into `out.vals.cb`, one per CbAlloc, and its predictor reset.
-fn cb_columns(cols: &[&[u8]; col::COUNT], out: &mut BlockColumns) -> Result<bool, DecodeError> {
+/// CB_FLAGS and CB_SITE (2.4) rather than MISC.
+fn has_cb_columns(cols: &[&[u8]; col::COUNT]) -> bool {
     let ids = [col::CB_ADDR, col::CB_SIZE, col::CB_FLAGS, col::CB_SITE];
-    if ids.iter().all(|&c| cols[c as usize].is_empty()) {
-        return Ok(false);
-    }
-    let n = out
-        .other_pos
-        .iter()
-        .filter(|&&p| out.tags[p as usize] == EventTag::CbAlloc as u8)
-        .count();
+    ids.iter().any(|&c| !cols[c as usize].is_empty())
+}
+
+/// Decodes the CB_ columns into `out.vals.cb`, one value per CbAlloc
+/// (`n` of them).
+fn decode_cb_columns(
+    cols: &[&[u8]; col::COUNT],
+    n: usize,
+    out: &mut BlockColumns,
+) -> Result<(), DecodeError> {
     let cb = &mut out.vals.cb;
     column_values(cols[col::CB_ADDR as usize], n, "cb address", &mut cb.addr)?;
     column_values(cols[col::CB_SIZE as usize], n, "cb size", &mut cb.size)?;
     column_values(cols[col::CB_FLAGS as usize], n, "cb flags", &mut cb.flags)?;
     column_values(cols[col::CB_SITE as usize], n, "cb site", &mut cb.site)?;
-    cb.predictor.clear();
-    Ok(true)
+    Ok(())
+}
+
+/// Splits the other kinds: the circular buffers' positions and devices go
+/// to `out.cbs` (its other arrays sized to match), the indices (into
+/// `out.other_pos`) of the rest to `out.vals.rare`. One branch-free pass;
+/// returns how many CbAllocs there are.
+fn split_cbs(out: &mut BlockColumns) -> usize {
+    let n = out.other_pos.len();
+    let (tags, cbs, rare) = (&out.tags, &mut out.cbs, &mut out.vals.rare);
+    cbs.fill_from(&out.other_pos, &out.other_dev);
+    rare.resize(n, 0);
+    let (mut kc, mut kr, mut n_alloc) = (0usize, 0usize, 0usize);
+    let (pos_out, dev_out) = cbs.pos_and_device_mut();
+    for (k, (&pos, &dev)) in out.other_pos.iter().zip(&out.other_dev).enumerate() {
+        let t = tags[pos as usize];
+        let is_alloc = t == EventTag::CbAlloc as u8;
+        let is_cb = is_alloc | (t == EventTag::CbFreeAll as u8);
+        // `kc` and `kr` are at most `k`, below `n`.
+        pos_out[kc] = pos;
+        dev_out[kc] = dev;
+        kc += is_cb as usize;
+        rare[kr] = k as u32;
+        kr += !is_cb as usize;
+        n_alloc += is_alloc as usize;
+    }
+    cbs.truncate(kc);
+    rare.truncate(kr);
+    n_alloc
+}
+
+/// Whether every CbAlloc's values are in range: cores + 1 at most 2^32,
+/// sites (`code - 1`) defined, and site 0 too (a device's first CbAlloc
+/// may repeat it).
+fn cb_values_valid(limits: RefLimits, cb: &crate::cb_coding::CbScratch) -> bool {
+    let max_flags = cb.flags.iter().copied().fold(0, u64::max);
+    let max_site = cb.site.iter().copied().fold(0, u64::max);
+    max_flags >> 1 <= u32::MAX as u64 + 1 && max_site <= limits.sites as u64 && limits.sites > 0
+}
+
+/// Fills `out.cbs`'s values (positions and devices are in place:
+/// `split_cbs`) from the decoded CB_ columns (`cb_values_valid`): one
+/// pass, each array written whole.
+fn cbs_in_bulk(out: &mut BlockColumns) {
+    let (tags, cbs, cb) = (&out.tags, &mut out.cbs, &mut out.vals.cb);
+    // Slack slots: a CbFreeAll reads the next CbAlloc's values (or these).
+    for c in [&mut cb.addr, &mut cb.size, &mut cb.flags, &mut cb.site] {
+        c.push(0);
+    }
+    let (pos, device, rows) = cbs.rows_mut();
+    let slots = cb.predictor.all_slots();
+    let (addr, size, flags, site) = (&cb.addr[..], &cb.size[..], &cb.flags[..], &cb.site[..]);
+    let mut kc = 0usize;
+    for ((&pos, &dev), (f_out, a_out, s_out, c_out, site_out)) in pos.iter().zip(device).zip(rows) {
+        let is_alloc = tags[pos as usize] == EventTag::CbAlloc as u8;
+        let keep = (is_alloc as u64).wrapping_neg();
+        // `kc` counts the CbAllocs before this event (at most the values
+        // each column holds, slack slot last).
+        let (d_addr, sz, fl, code) = (addr[kc], size[kc], flags[kc], site[kc]);
+        kc += is_alloc as usize;
+        let s = &mut slots[crate::cb_coding::CbPredictor::slot_index(dev)];
+        // Branch-free (allocs and frees interleave unpredictably): selects
+        // by masks.
+        let open = (s.open as u64).wrapping_neg();
+        let predicted = (s.next & open) | (s.group_start & !open);
+        let address = predicted.wrapping_add(unzigzag(d_addr) as u64);
+        let named = ((code != 0) as u32).wrapping_neg();
+        let st = ((code as u32).wrapping_sub(1) & named) | (s.site & !named);
+        let starts = keep & !open;
+        s.group_start = (address & starts) | (s.group_start & !starts);
+        s.next = (address.wrapping_add(sz) & keep) | (s.next & !keep);
+        s.site = (st & keep as u32) | (s.site & !keep as u32);
+        s.open = is_alloc;
+        let cores = fl >> 1;
+        let alloc_flags = super::cb_columns::alloc_flags(cores != 0, fl & 1 == 1);
+        *f_out = (alloc_flags & keep as u8) | (super::cb_columns::FREE_ALL & !keep as u8);
+        *a_out = address & keep;
+        *s_out = sz & keep;
+        *c_out = (cores.wrapping_sub(1) as u32) & ((cores != 0 && is_alloc) as u32).wrapping_neg();
+        *site_out = st & keep as u32;
+    }
 }

@@ -12,8 +12,7 @@ pub(super) fn column_values(
     what: &str,
     out: &mut Vec<u64>,
 ) -> Result<(), DecodeError> {
-    // `out` is not cleared: `gather` overwrites every value, so only growth
-    // is zeroed.
+    // `gather` writes every value (nothing is zeroed first).
     if n == 0 {
         out.clear();
         return if bytes.is_empty() {
@@ -77,18 +76,22 @@ pub(super) fn gather_any(w: usize, planes: &[u8], n: usize, out: &mut Vec<u64>) 
     }
 }
 
-/// One pass for a fixed width: every output word is written once.
+/// One pass for a fixed width: every output word is written once (into
+/// the vector's spare room: nothing is zeroed first).
 #[inline(always)]
 pub(super) fn gather_w<const W: usize>(planes: &[u8], n: usize, out: &mut Vec<u64>) {
     let p: [&[u8]; W] = std::array::from_fn(|j| &planes[j * n..(j + 1) * n]);
-    out.resize(n, 0);
-    for (i, o) in out.iter_mut().enumerate() {
+    out.clear();
+    out.reserve(n);
+    for (i, o) in out.spare_capacity_mut()[..n].iter_mut().enumerate() {
         let mut v = 0u64;
         for (j, plane) in p.iter().enumerate() {
             v |= (plane[i] as u64) << (8 * j);
         }
-        *o = v;
+        o.write(v);
     }
+    // SAFETY: the loop wrote the first `n` values (capacity reserved above).
+    unsafe { out.set_len(n) };
 }
 
 /// Checks that every value is below `limit` (one reduction, no branch per

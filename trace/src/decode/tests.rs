@@ -560,3 +560,56 @@ fn circular_buffers_decode_into_their_own_columns_in_both_codings() {
         assert_eq!((pos, &free_all), (2, &back[2]));
     }
 }
+
+#[test]
+fn a_circular_buffer_value_out_of_range_is_named() {
+    // One CbAlloc between two rare kinds, in 2.4's CB_ columns.
+    let mut enc = BlockEncoder::new(crate::codec::ColumnLayout::V24);
+    let kinds = [
+        EventKind::DeviceClose {
+            device: DeviceId(0),
+        },
+        EventKind::CbAlloc {
+            device: DeviceId(1),
+            address: 0x8000,
+            size: 4096,
+            cores: Some(3),
+            globally_allocated: false,
+            site: SiteId(2),
+        },
+        EventKind::DeviceClose {
+            device: DeviceId(1),
+        },
+    ];
+    for (i, kind) in kinds.iter().enumerate() {
+        enc.push(&Event {
+            ts: 10 + i as u64,
+            pid: Pid(5),
+            kind: kind.clone(),
+        });
+    }
+    let count = enc.len();
+    let rec = BlockRec {
+        first_event: 0,
+        count,
+        first_ts: 0,
+        last_ts: 0,
+        live: vec![],
+        columns: enc.take_columns(),
+    };
+    assert!(decode(&rec).is_ok());
+    let with = |id: u16, bytes: Vec<u8>| {
+        let mut r = rec.clone();
+        r.columns.iter_mut().find(|c| c.id == id).unwrap().bytes = bytes;
+        decode(&r).unwrap_err()
+    };
+    // CB_SITE 60 is site 59; LIMITS knows 50 sites.
+    let e = with(col::CB_SITE, vec![1, 60]);
+    assert!(e.contains("site id 59 is not defined"), "{e}");
+    // CB_FLAGS (2^32 + 1) << 1: cores + 1 = 2^32 + 1, so cores = 2^32.
+    let e = with(col::CB_FLAGS, vec![5, 2, 0, 0, 0, 2]);
+    assert!(
+        e.contains("circular buffer cores 4294967296 out of range"),
+        "{e}"
+    );
+}
