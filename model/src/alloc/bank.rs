@@ -134,65 +134,49 @@ impl Divisor {
     }
 }
 
-/// The page size and shard count of the last request, with what the
-/// spread derives from them: a replay asks for tile pages over the same
-/// few shard counts again and again, so the page's rounding and the
-/// divisor are worked out when they change, not per request. Keyed by
-/// the request's fields as given (an unknown page or shard count as 0),
-/// so one compare of each tells whether they still hold.
+/// The page size of the last request, with what the spread derives from
+/// it: a replay asks for tile pages again and again, so the page's
+/// rounding is worked out when it changes, not per request. Keyed by the
+/// request's field as given (an unknown page as 0), so one compare tells
+/// whether it still holds. (Not the shard count: sharded requests switch
+/// between a few shard counts all the time, and a shard count divides
+/// as cheaply as it would be looked up: a shift for a power of two.)
 #[derive(Clone, Copy, Debug)]
-struct RecentShape {
-    /// The request's page size (0: unknown) and shard count (0: interleaved).
+struct RecentPage {
+    /// The request's page size (0: unknown).
     page_key: u64,
-    shards_key: u32,
-    /// Banks the buffer spreads over: the shard count, or every bank.
-    banks: u32,
     /// The page size (unknown taken as the alignment).
     page: u64,
     /// `log2(page)` when the page is a power of two and a whole number of
-    /// alignments (pages count by a shift); else [`RecentShape::NO_SHIFT`].
+    /// alignments (pages count by a shift); else [`RecentPage::NO_SHIFT`].
     page_shift: u32,
     /// The page rounded up to the alignment.
     aligned_page: u64,
-    /// Divides by `banks`.
-    divisor: Divisor,
 }
 
-impl RecentShape {
+impl RecentPage {
     const NO_SHIFT: u32 = u32::MAX;
-    /// Matches no request (a page size of `u64::MAX` B never comes with
-    /// a shard count of `u32::MAX`); worked out at the first request.
-    const NONE: RecentShape = RecentShape {
+    /// Matches no request (a page of `u64::MAX` B); worked out at the first.
+    const NONE: RecentPage = RecentPage {
         page_key: u64::MAX,
-        shards_key: u32::MAX,
-        banks: 1,
         page: 1,
-        page_shift: RecentShape::NO_SHIFT,
+        page_shift: RecentPage::NO_SHIFT,
         aligned_page: 1,
-        divisor: Divisor { d: 1, m: 0 },
     };
 
     #[cold]
     #[inline(never)]
-    fn new(page_key: u64, shards_key: u32, align: u64, all_banks: (u32, Divisor)) -> RecentShape {
+    fn new(page_key: u64, align: u64) -> RecentPage {
         let page = if page_key > 0 { page_key } else { align };
-        let (banks, divisor) = if shards_key > 0 {
-            (shards_key, Divisor::new(shards_key))
-        } else {
-            all_banks
-        };
-        RecentShape {
+        RecentPage {
             page_key,
-            shards_key,
-            banks,
             page,
             page_shift: if page.is_power_of_two() && align.is_power_of_two() && page >= align {
                 page.trailing_zeros()
             } else {
-                RecentShape::NO_SHIFT
+                RecentPage::NO_SHIFT
             },
             aligned_page: div_ceil(page, align).saturating_mul(align),
-            divisor,
         }
     }
 }
@@ -200,8 +184,8 @@ impl RecentShape {
 /// One buffer type's banks.
 #[derive(Clone, Debug)]
 pub struct BankManager {
-    /// See [`RecentShape`]; only [`BankManager::place`] uses it.
-    recent: RecentShape,
+    /// See [`RecentPage`]; only [`BankManager::place`] uses it.
+    recent: RecentPage,
     buffer_type: BufferType,
     num_banks: u32,
     /// Divides by `num_banks` (at least 1, as `size_per_bank` takes it).
@@ -232,7 +216,7 @@ impl BankManager {
         let free_list = FreeList::new(base, bank_size, free_list_alignment, free_list_alignment)
             .map_err(|e| ConfigError::new(format!("{buffer_type}: {}", e.message)))?;
         Ok(BankManager {
-            recent: RecentShape::NONE,
+            recent: RecentPage::NONE,
             buffer_type,
             num_banks,
             banks_divisor: Divisor::new(num_banks),
@@ -360,8 +344,9 @@ impl BankManager {
     }
 
     /// `(per_bank, banks)` of [`BankManager::spread_recorded`], with the
-    /// page's rounding and the divisor from [`RecentShape`]: two compares,
-    /// a shift and a multiplication per request.
+    /// page's rounding from [`RecentPage`] and the bank count's divisor
+    /// made with the bank manager: a compare, a shift and a multiplication
+    /// per request (a shift, or a 32-bit division, for a shard count).
     #[inline(always)]
     fn spread_recent(
         &mut self,
@@ -371,23 +356,21 @@ impl BankManager {
         recorded_per_bank: Option<u64>,
     ) -> (u64, u32) {
         let page_key = page_size.unwrap_or(0);
-        let shards_key = num_shards.unwrap_or(0);
-        if page_key != self.recent.page_key || shards_key != self.recent.shards_key {
-            self.recent = RecentShape::new(
-                page_key,
-                shards_key,
-                self.page_alignment,
-                (self.num_banks, self.banks_divisor),
-            );
+        if page_key != self.recent.page_key {
+            self.recent = RecentPage::new(page_key, self.page_alignment);
         }
         let r = &self.recent;
-        let num_pages = if r.page_shift != RecentShape::NO_SHIFT {
+        let num_pages = if r.page_shift != RecentPage::NO_SHIFT {
             (size >> r.page_shift) + u64::from(size & (r.page - 1) != 0)
         } else {
             div_ceil(size, r.page)
         };
-        let per_bank = r.divisor.div_ceil(num_pages).saturating_mul(r.aligned_page);
-        (recorded_per_bank.unwrap_or(per_bank), r.banks)
+        let (banks, pages_per_bank) = match num_shards {
+            Some(n) if n > 0 => (n, div_ceil(num_pages, u64::from(n))),
+            _ => (self.num_banks, self.banks_divisor.div_ceil(num_pages)),
+        };
+        let per_bank = pages_per_bank.saturating_mul(r.aligned_page);
+        (recorded_per_bank.unwrap_or(per_bank), banks)
     }
 
     /// The out-of-memory of a request [`BankManager::place`] could not place.
