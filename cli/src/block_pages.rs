@@ -13,19 +13,25 @@
 //! Only those buffers: an allocation of at least [`MIN`] bytes made while
 //! its thread decodes a block ([`ttalloc_trace::decoding_block`]). They are
 //! packed from the bottom of the region, lowest free place first, and a
-//! buffer that grows extends in place when the space after it is free. The
-//! rest of the program (the allocator model's tables, say) keeps the
-//! system allocator and its 4 KiB pages.
+//! buffer that grows extends in place when the space after it is free. A
+//! block freed (a buffer that grew and moved) gives its pages back to the
+//! system, as the system allocator unmaps a big block. The rest of the
+//! program (the allocator model's tables, say) keeps the system allocator
+//! and its 4 KiB pages.
 //!
 //! The price is resident memory: a huge page is resident whole once any
-//! byte of it is touched, and a buffer grown by doubling has a tail it
-//! never touches (4 KiB pages leave that out). So only the region's first
-//! [`HUGE_PART`] bytes are advised for huge pages; the rest of it has 4 KiB
-//! pages. Measured (2-core VM, THP `madvise`): workload W's replay 3,100 →
-//! 1,100 page faults, 50.9 → 46.2 ms CPU, peak RSS 18.7 → 21.0 MB; the
-//! 10M-event synthetic trace 3,300 → 2,300 faults, peak RSS 18.1 → 24.2 MB
-//! (its buffers grow in more steps; 50M events: 25.2 MB). With 12 MiB
-//! advised: W 700 faults, 44.8 ms, but 24.9 MB at 10M.
+//! byte of it is touched, and a buffer grown by doubling (`Vec`'s growth
+//! when a later block is a little bigger) has a tail it never touches,
+//! which 4 KiB pages leave out. So only the region's first [`HUGE_PART`]
+//! bytes are advised for huge pages; the rest of it has 4 KiB pages.
+//! Measured (2-core VM, THP `madvise`, medians of 15 alternating runs):
+//! workload W's replay 3,100 → 1,000 page faults, 45.8 → 40.8 ms CPU, peak
+//! RSS 18.5 → 22.2 MB; the 10M-event synthetic trace 3,340 → 2,500 faults,
+//! peak RSS 18.1 → 22.9 MB (50M events: 23.9 MB). Tried: 10 MiB of huge
+//! pages (W 1,600 faults, 42.2 ms, 20.6 MB; 10M 21.2 MB); a part of 4 KiB
+//! pages for every buffer that grows (fewer faults saved: buffers of a
+//! trace whose blocks vary all grow after the first block); keeping freed
+//! blocks resident for reuse (10M 24 MB).
 //!
 //! Where the region cannot be had (no mmap, strict overcommit refusing the
 //! reservation) or is full, allocations fall back to the system allocator;
@@ -47,9 +53,9 @@ const PAGE: usize = 4 << 10;
 const HUGE: usize = 2 << 20;
 /// How much of the region (from its start, where buffers are packed
 /// first) is advised for huge pages: a bound on what they may add to
-/// resident memory. Workload W's decoded-block buffers take ~13 MB of the
-/// region, the 10M-event synthetic trace's ~18 MB.
-const HUGE_PART: usize = 10 << 20;
+/// resident memory. Workload W's decoded-block buffers reach ~14 MB into
+/// the region, the 10M-event synthetic trace's ~18 MB.
+const HUGE_PART: usize = 14 << 20;
 /// Address space reserved for the region (not memory: only what is
 /// touched becomes resident). A replay uses ~12 MB of it, a scan on 8
 /// cores ~60 MB.
@@ -133,6 +139,22 @@ fn wanted(layout: Layout) -> bool {
     layout.size() >= MIN && layout.align() <= PAGE && ttalloc_trace::decoding_block()
 }
 
+/// Gives the memory of the `len` bytes at `p`, a block of the region being
+/// freed, back to the system (in a huge page, only that part of it). Done
+/// before the block goes back to the free places: another thread may take
+/// it right after.
+fn release(p: *mut u8, len: usize) {
+    #[cfg(target_os = "linux")]
+    // SAFETY: the range is a block of the region owned by the caller, which
+    // frees it; its contents are not read again (taken again, it reads as
+    // zero or as what its next owner writes).
+    unsafe {
+        libc::madvise(p.cast(), len, libc::MADV_DONTNEED);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (p, len);
+}
+
 /// A block of `size` bytes from the region, and how many of its first
 /// bytes were used before (the rest is fresh, zero memory).
 fn take(size: usize) -> Option<(*mut u8, usize)> {
@@ -167,7 +189,11 @@ unsafe impl GlobalAlloc for BlockPages {
 
     unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
         match offset_of(p) {
-            Some(at) => spans().give(at, layout.size().next_multiple_of(PAGE)),
+            Some(at) => {
+                let len = layout.size().next_multiple_of(PAGE);
+                release(p, len);
+                spans().give(at, len);
+            }
             None => System.dealloc(p, layout),
         }
     }
@@ -188,6 +214,7 @@ unsafe impl GlobalAlloc for BlockPages {
                 };
                 if !q.is_null() {
                     ptr::copy_nonoverlapping(p, q, old.min(new));
+                    release(p, old.next_multiple_of(PAGE));
                     spans().give(at, old.next_multiple_of(PAGE));
                 }
                 q
