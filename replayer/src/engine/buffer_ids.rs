@@ -32,6 +32,11 @@ pub(super) struct BufferIds {
     windows: Vec<Window>,
     /// Index in `windows` of the one used last.
     last: usize,
+    /// The ids that window covers, `last_lo..last_lo + last_len` (inside
+    /// its run; empty when there is none or it is retired): one compare
+    /// finds whether it covers an id (see `sync_last`).
+    last_lo: u64,
+    last_len: u64,
     /// Live ids outside every window.
     overflow: FastMap<u64, u32>,
     /// Freed ids outside every window.
@@ -44,7 +49,7 @@ struct Window {
     /// It covers ids `base..base + WINDOW` (a multiple of `CHUNK`).
     base: u64,
     /// Entry of id `i` at `i & MASK`: `NONE`, `FREED`, or slot + 1.
-    entries: Box<[u32]>,
+    entries: Box<[u32; WINDOW as usize]>,
     /// Ids set live in it, and entries looked at while sliding: a window
     /// that slides far more than it is used is retired.
     used: u64,
@@ -107,6 +112,7 @@ impl BufferIds {
             _ => {
                 let i = self.windows.iter().position(|w| w.run == run)?;
                 self.last = i;
+                self.sync_last();
                 i
             }
         };
@@ -114,12 +120,37 @@ impl BufferIds {
         (!w.retired).then_some(w)
     }
 
+    /// Sets `last_lo`/`last_len` from the window used last: the ids it
+    /// covers (`Window::covers`) that are of its run. Called whenever that
+    /// window changes (another one, slid, retired).
+    fn sync_last(&mut self) {
+        let (lo, hi) = match self.windows.get(self.last) {
+            Some(w) if !w.retired => {
+                let run_start = w.run << RUN_SHIFT;
+                let run_end = (w.run + 1).checked_shl(RUN_SHIFT).unwrap_or(u64::MAX);
+                (
+                    w.base.max(run_start),
+                    w.base.saturating_add(WINDOW).min(run_end),
+                )
+            }
+            _ => (0, 0),
+        };
+        self.last_lo = lo;
+        self.last_len = hi.saturating_sub(lo);
+    }
+
     /// The window used last if it covers `id` (the common case: one
     /// compare, no search), for the fast paths below.
     #[inline(always)]
     fn last_covering(&mut self, id: u64) -> Option<&mut Window> {
-        let w = self.windows.get_mut(self.last)?;
-        (w.run == id >> RUN_SHIFT && w.covers(id)).then_some(w)
+        if id.wrapping_sub(self.last_lo) >= self.last_len {
+            return None;
+        }
+        debug_assert!({
+            let w = &self.windows[self.last];
+            w.run == id >> RUN_SHIFT && w.covers(id)
+        });
+        self.windows.get_mut(self.last)
     }
 
     /// Where `id`'s entry is in the window used last, if that window
@@ -181,13 +212,22 @@ impl BufferIds {
 
     #[inline(never)]
     fn set_live_slow(&mut self, id: u64, slot: u32) {
+        self.set_live_general(id, slot);
+        // A window may have been made, slid or retired.
+        self.sync_last();
+    }
+
+    fn set_live_general(&mut self, id: u64, slot: u32) {
         if self.window(id).is_none() && self.windows.len() < MAX_WINDOWS {
             let run = id >> RUN_SHIFT;
             if !self.windows.iter().any(|w| w.run == run) {
                 self.windows.push(Window {
                     run,
                     base: id.saturating_sub(WINDOW - 1).div_ceil(CHUNK) * CHUNK,
-                    entries: vec![NONE; WINDOW as usize].into_boxed_slice(),
+                    entries: vec![NONE; WINDOW as usize]
+                        .into_boxed_slice()
+                        .try_into()
+                        .expect("WINDOW entries"),
                     used: 0,
                     scanned: 0,
                     retired: false,
