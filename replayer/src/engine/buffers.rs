@@ -328,15 +328,12 @@ impl Engine<'_> {
 
     #[inline]
     pub(super) fn free(&mut self, ord: u64, dev: usize, buffer: BufferId, site: SiteId) {
-        let Some(slot) = self.live.take_buffer(buffer.get()) else {
+        let Some(live) = self.live.take_buffer(buffer.get()) else {
             self.bad_free(ord, dev, buffer, site);
             return;
         };
-        // Only the fields needed (the record is not copied whole).
-        let live = self.live.get(slot);
-        let (on, ty, flags, size) = (live.dev as usize, live.slot, live.flags, live.size);
-        let handle = live.handle;
-        let d = &mut self.devs[on];
+        let (ty, flags, size) = (live.slot, live.flags, live.size);
+        let d = &mut self.devs[live.dev as usize];
         if ty != NO_SLOT && flags & FAILED == 0 {
             // A type slot indexes arrays of four (the mask drops the checks).
             let ty = ty as usize & 3;
@@ -349,7 +346,7 @@ impl Engine<'_> {
         // device forgot it at its close).
         if flags & OUTLIVED == 0 {
             d.objects -= 1;
-            if let (Some(sim), Some(h)) = (d.sim.as_mut(), handle) {
+            if let (Some(sim), Some(h)) = (d.sim.as_mut(), live.handle) {
                 sim.free_placed(h);
             }
         }

@@ -10,6 +10,16 @@ use ttalloc_model::hash::FastMap;
 /// `Live::event` of a vacant slot (no event has this ordinal).
 const VACANT: u64 = u64::MAX;
 
+/// What a free reads of a buffer's record (`LiveTable::take_buffer`).
+pub(super) struct Taken {
+    pub(super) dev: u16,
+    /// `Live::slot`: the type slot.
+    pub(super) slot: u8,
+    pub(super) flags: u8,
+    pub(super) size: u64,
+    pub(super) handle: Option<super::Handle>,
+}
+
 #[derive(Default)]
 pub(super) struct LiveTable {
     records: Vec<Live>,
@@ -170,14 +180,22 @@ impl LiveTable {
         }
     }
 
-    /// Buffer `id` is freed: removes it; returns the slot its record stays
-    /// readable in until the next insertion.
+    /// Buffer `id` is freed: removes it; returns what a free reads of its
+    /// record (read once, on the way).
     #[inline]
-    pub(super) fn take_buffer(&mut self, id: u64) -> Option<u32> {
+    pub(super) fn take_buffer(&mut self, id: u64) -> Option<Taken> {
         let slot = self.buffers.free(id)?;
-        self.records[slot as usize].event = VACANT;
+        let r = &mut self.records[slot as usize];
+        let taken = Taken {
+            dev: r.dev,
+            slot: r.slot,
+            flags: r.flags,
+            size: r.size,
+            handle: r.handle,
+        };
+        r.event = VACANT;
         self.vacant.push(slot);
-        Some(slot)
+        Some(taken)
     }
 
     /// Removes buffer `id` (not freed: replaced).
