@@ -63,6 +63,7 @@ pub(super) fn gather_any(w: usize, planes: &[u8], n: usize, out: &mut Vec<u64>) 
     match w {
         0 => {
             out.clear();
+            reserve_exact(out, n);
             out.resize(n, 0);
         }
         1 => gather_w::<1>(planes, n, out),
@@ -76,13 +77,25 @@ pub(super) fn gather_any(w: usize, planes: &[u8], n: usize, out: &mut Vec<u64>) 
     }
 }
 
+/// Room for `n` values and one more (callers push a slack slot), exactly
+/// when the vector grows (cleared, `out` is empty): a pooled column grown
+/// by `Vec`'s doubling keeps an untouched tail, resident when the binary's
+/// allocator backs decoded blocks with huge pages (cli/src/block_pages.rs).
+#[inline(always)]
+fn reserve_exact(out: &mut Vec<u64>, n: usize) {
+    debug_assert!(out.is_empty());
+    if out.capacity() <= n {
+        out.reserve_exact(n + 1);
+    }
+}
+
 /// One pass for a fixed width: every output word is written once (into
 /// the vector's spare room: nothing is zeroed first).
 #[inline(always)]
 pub(super) fn gather_w<const W: usize>(planes: &[u8], n: usize, out: &mut Vec<u64>) {
     let p: [&[u8]; W] = std::array::from_fn(|j| &planes[j * n..(j + 1) * n]);
     out.clear();
-    out.reserve(n);
+    reserve_exact(out, n);
     for (i, o) in out.spare_capacity_mut()[..n].iter_mut().enumerate() {
         let mut v = 0u64;
         for (j, plane) in p.iter().enumerate() {
