@@ -142,17 +142,6 @@ impl Sim {
         buffer: BufferId,
         req: &Req,
     ) -> Result<(u64, Handle), AllocFailure> {
-        self.alloc_placed_inline(buffer, req)
-    }
-
-    /// [`Sim::alloc_placed`] inlined whole into its caller: for the
-    /// replay's one hot call (no call, and the result stays in registers).
-    #[inline(always)]
-    pub fn alloc_placed_inline(
-        &mut self,
-        buffer: BufferId,
-        req: &Req,
-    ) -> Result<(u64, Handle), AllocFailure> {
         match self.device.allocate_placed(buffer, &Self::request(req)) {
             Ok(p) => Ok((p.placement.address, p.handle)),
             Err(e) => Err(e.into()),

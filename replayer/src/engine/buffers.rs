@@ -41,7 +41,7 @@ impl Engine<'_> {
         // straight on: a handle merged from several outcomes went through
         // the stack in pieces and was read back whole (a store-forwarding
         // stall at every alloc).
-        let placed = sim.alloc_placed_inline(buffer, req);
+        let placed = sim.alloc_placed(buffer, req);
         let (address, handle) = match (placed, recorded) {
             (Ok((addr, handle)), None) => (addr, handle),
             (Ok((addr, handle)), Some(rec)) if rec == addr => (addr, handle),
