@@ -1,0 +1,106 @@
+//! Circular buffers: their own decoded columns (`BlockColumns::cbs`),
+//! from both codings, and out-of-range values named.
+
+use super::*;
+
+/// A block of `kinds`, one event each (ts 10, 11, ..., pid 5), in `layout`.
+fn block_of(layout: crate::codec::ColumnLayout, kinds: &[EventKind]) -> BlockRec {
+    let mut enc = BlockEncoder::new(layout);
+    for (i, kind) in kinds.iter().enumerate() {
+        enc.push(&Event {
+            ts: 10 + i as u64,
+            pid: Pid(5),
+            kind: kind.clone(),
+        });
+    }
+    BlockRec {
+        first_event: 0,
+        count: enc.len(),
+        first_ts: 0,
+        last_ts: 0,
+        live: vec![],
+        columns: enc.take_columns(),
+    }
+}
+
+#[test]
+fn circular_buffers_decode_into_their_own_columns_in_both_codings() {
+    use crate::codec::ColumnLayout::{V23, V24};
+    let cb_alloc = |address, cores, globally_allocated| EventKind::CbAlloc {
+        device: DeviceId(1),
+        address,
+        size: 4096,
+        cores,
+        globally_allocated,
+        site: SiteId(2),
+    };
+    let kinds = [
+        cb_alloc(0x8000, Some(3), false),
+        EventKind::DeviceClose {
+            device: DeviceId(0),
+        },
+        EventKind::CbFreeAll {
+            device: DeviceId(1),
+        },
+        cb_alloc(0x9000, None, true),
+    ];
+    for layout in [V23, V24] {
+        let cols = decode(&block_of(layout, &kinds)).unwrap();
+        // Events 0, 2 and 3 are circular buffers; only the close (1) is in `others`.
+        let cbs: Vec<_> = cols.cbs.iter().collect();
+        assert_eq!(cbs.iter().map(|c| c.pos).collect::<Vec<_>>(), [0, 2, 3]);
+        assert_eq!(cbs[0].kind(), kinds[0]);
+        assert!(cbs[1].free_all && cbs[1].device == DeviceId(1));
+        assert_eq!(cbs[1].kind(), kinds[2]);
+        assert_eq!(cbs[2].kind(), kinds[3]);
+        assert_eq!(cols.others.len(), 1);
+        assert_eq!(cols.others[0].0, 1);
+        // Rebuilt whole, in trace order, with their ts and pid.
+        let mut back = Vec::new();
+        cols.for_each_event(|_, e| back.push(e));
+        assert_eq!(
+            back.iter().map(|e| &e.kind).collect::<Vec<_>>(),
+            kinds.iter().collect::<Vec<_>>()
+        );
+        // Event 1 of the columns is event 2 of the block, ts and pid included.
+        let (pos, free_all) = cols.cbs.event(1, &cols.ts, &cols.pid).unwrap();
+        assert_eq!((pos, &free_all), (2, &back[2]));
+    }
+}
+
+#[test]
+fn a_circular_buffer_value_out_of_range_is_named() {
+    // One CbAlloc between two rare kinds, in 2.4's CB_ columns.
+    let kinds = [
+        EventKind::DeviceClose {
+            device: DeviceId(0),
+        },
+        EventKind::CbAlloc {
+            device: DeviceId(1),
+            address: 0x8000,
+            size: 4096,
+            cores: Some(3),
+            globally_allocated: false,
+            site: SiteId(2),
+        },
+        EventKind::DeviceClose {
+            device: DeviceId(1),
+        },
+    ];
+    let rec = block_of(crate::codec::ColumnLayout::V24, &kinds);
+    assert!(decode(&rec).is_ok());
+    let with = |id: u16, bytes: Vec<u8>| {
+        let mut r = rec.clone();
+        r.columns.iter_mut().find(|c| c.id == id).unwrap().bytes = bytes;
+        decode(&r).unwrap_err()
+    };
+    // CB_SITE 60 is site 59; LIMITS knows 50 sites.
+    let e = with(col::CB_SITE, vec![1, 60]);
+    assert!(e.contains("site id 59 is not defined"), "{e}");
+    // CB_FLAGS (2^32 + 1) << 1: cores + 1 = 2^32 + 1, so cores = 2^32.
+    let e = with(col::CB_FLAGS, vec![5, 2, 0, 0, 0, 2]);
+    assert!(
+        e.contains("circular buffer cores 4294967296 out of range"),
+        "{e}"
+    );
+}
