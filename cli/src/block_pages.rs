@@ -14,10 +14,14 @@
 //! its thread decodes a block ([`ttalloc_trace::decoding_block`]). They are
 //! packed from the bottom of the region, lowest free place first, and a
 //! buffer that grows extends in place when the space after it is free. A
-//! block freed (a buffer that grew and moved) gives its pages back to the
-//! system, as the system allocator unmaps a big block. The rest of the
-//! program (the allocator model's tables, say) keeps the system allocator
-//! and its 4 KiB pages.
+//! block freed (a buffer that grew and moved, mostly in the first blocks)
+//! keeps its pages while it lies in the huge-page part: the next buffers
+//! are packed into them, so a page is zeroed by the kernel once per
+//! process, not once per move (giving part of a huge page back splits it,
+//! and the part given back faults and is zeroed again 4 KiB at a time).
+//! Above that part a freed block gives its pages back, as the system
+//! allocator unmaps a big block. The rest of the program (the allocator
+//! model's tables, say) keeps the system allocator and its 4 KiB pages.
 //!
 //! The price is resident memory: a huge page is resident whole once any
 //! byte of it is touched, and a buffer grown by doubling (`Vec`'s growth
@@ -30,8 +34,13 @@
 //! peak RSS 18.1 → 22.9 MB (50M events: 23.9 MB). Tried: 10 MiB of huge
 //! pages (W 1,600 faults, 42.2 ms, 20.6 MB; 10M 21.2 MB); a part of 4 KiB
 //! pages for every buffer that grows (fewer faults saved: buffers of a
-//! trace whose blocks vary all grow after the first block); keeping freed
-//! blocks resident for reuse (10M 24 MB).
+//! trace whose blocks vary all grow after the first block); keeping all
+//! freed blocks resident for reuse (10M 24 MB). Later, with the decoder's
+//! columns reserved to size (its buffers reach ~11.5 MiB into the region
+//! for W, ~12.3 MiB for the 10M trace): freed blocks kept in a 14 MiB huge
+//! part, W 779 → 509 faults, 10M 1,729 → 1,258, but 10M peak RSS 22.2 →
+//! 24.4 MB (a last huge page zeroed whole for 0.3 MiB of use); with the
+//! part 12 MiB, W 511 faults and 10M 1,274 at 22.4 MB.
 //!
 //! Where the region cannot be had (no mmap, strict overcommit refusing the
 //! reservation) or is full, allocations fall back to the system allocator;
@@ -52,10 +61,11 @@ const PAGE: usize = 4 << 10;
 /// A transparent huge page on x86_64 and aarch64 with 4 KiB base pages.
 const HUGE: usize = 2 << 20;
 /// How much of the region (from its start, where buffers are packed
-/// first) is advised for huge pages: a bound on what they may add to
-/// resident memory. Workload W's decoded-block buffers reach ~14 MB into
-/// the region, the 10M-event synthetic trace's ~18 MB.
-const HUGE_PART: usize = 14 << 20;
+/// first) is advised for huge pages and keeps freed blocks' pages: a bound
+/// on what they may add to resident memory. Workload W's decoded-block
+/// buffers reach ~11.5 MiB into the region, the 10M-event synthetic
+/// trace's ~12.3 MiB.
+const HUGE_PART: usize = 12 << 20;
 /// Address space reserved for the region (not memory: only what is
 /// touched becomes resident). A replay uses ~12 MB of it, a scan on 8
 /// cores ~60 MB.
@@ -139,20 +149,43 @@ fn wanted(layout: Layout) -> bool {
     layout.size() >= MIN && layout.align() <= PAGE && ttalloc_trace::decoding_block()
 }
 
-/// Gives the memory of the `len` bytes at `p`, a block of the region being
-/// freed, back to the system (in a huge page, only that part of it). Done
-/// before the block goes back to the free places: another thread may take
-/// it right after.
-fn release(p: *mut u8, len: usize) {
+/// Of a freed block of `len` bytes at the region's offset `at`, the part
+/// given back to the system: its offset in the block and its length (zero
+/// when all of it stays). The part in the region's first [`HUGE_PART`]
+/// bytes stays resident and is handed out again (blocks are packed
+/// lowest-first, so the next buffers reuse it): giving it back would split
+/// its huge page and make the next block fault and zero it again, 4 KiB at
+/// a time. Above it, memory is given back as the system allocator unmaps a
+/// big block, so that resident memory stays bounded.
+fn given_back(at: usize, len: usize) -> (usize, usize) {
+    let kept = HUGE_PART.saturating_sub(at).min(len);
+    (kept, len - kept)
+}
+
+/// Gives back to the system the part of the `len` bytes at the region's
+/// offset `at`, a block being freed, that [`given_back`] says. Done before
+/// the block goes back to the free places: another thread may take it
+/// right after.
+fn release(at: usize, len: usize) {
+    let (from, back) = given_back(at, len);
+    if back == 0 {
+        return;
+    }
+    let base = BASE.load(Ordering::Acquire);
     #[cfg(target_os = "linux")]
-    // SAFETY: the range is a block of the region owned by the caller, which
+    // SAFETY: the range is part of a block of the region (mapped at
+    // `base`, since the block was handed out) owned by the caller, which
     // frees it; its contents are not read again (taken again, it reads as
     // zero or as what its next owner writes).
     unsafe {
-        libc::madvise(p.cast(), len, libc::MADV_DONTNEED);
+        libc::madvise(
+            (base + at + from) as *mut libc::c_void,
+            back,
+            libc::MADV_DONTNEED,
+        );
     }
     #[cfg(not(target_os = "linux"))]
-    let _ = (p, len);
+    let _ = (base, from);
 }
 
 /// A block of `size` bytes from the region, and how many of its first
@@ -191,7 +224,7 @@ unsafe impl GlobalAlloc for BlockPages {
         match offset_of(p) {
             Some(at) => {
                 let len = layout.size().next_multiple_of(PAGE);
-                release(p, len);
+                release(at, len);
                 spans().give(at, len);
             }
             None => System.dealloc(p, layout),
@@ -214,7 +247,7 @@ unsafe impl GlobalAlloc for BlockPages {
                 };
                 if !q.is_null() {
                     ptr::copy_nonoverlapping(p, q, old.min(new));
-                    release(p, old.next_multiple_of(PAGE));
+                    release(at, old.next_multiple_of(PAGE));
                     spans().give(at, old.next_multiple_of(PAGE));
                 }
                 q

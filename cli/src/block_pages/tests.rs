@@ -82,15 +82,30 @@ fn hand_out(pages: &mut [usize], step: usize) {
     }
 }
 
+#[test]
+fn a_freed_block_keeps_its_pages_in_the_huge_part_and_gives_back_the_rest() {
+    // Wholly in the huge part: nothing given back.
+    assert_eq!(given_back(0, 16 * P), (16 * P, 0));
+    assert_eq!(given_back(HUGE_PART - 4 * P, 4 * P), (4 * P, 0));
+    // Across its end: the 3 pages past it go back.
+    assert_eq!(given_back(HUGE_PART - 2 * P, 5 * P), (2 * P, 3 * P));
+    // Wholly above it: all of it goes back.
+    assert_eq!(given_back(HUGE_PART, 4 * P), (0, 4 * P));
+    assert_eq!(given_back(HUGE_PART + 8 * P, P), (0, P));
+}
+
 /// Random takes, gives and resizes against a map of which pages are
 /// handed out: no page is handed out twice, what is given back can be
-/// handed out again, and the free places stay sorted, apart and below the
-/// top.
+/// handed out again, a block taken says which of its pages may hold an
+/// earlier owner's bytes (freed pages are kept, so `alloc_zeroed` clears
+/// those), and the free places stay sorted, apart and below the top.
 #[test]
 fn random_use_never_hands_out_a_page_twice() {
     const PAGES: usize = 256;
     let mut s = Spans::new(PAGES * P);
     let mut owner = [usize::MAX; PAGES];
+    // Whether a page was ever handed out: such a page is not fresh zero.
+    let mut ever = [false; PAGES];
     let mut live: Vec<(usize, usize)> = Vec::new();
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = |n: usize| {
@@ -103,8 +118,12 @@ fn random_use_never_hands_out_a_page_twice() {
         match next(3) {
             0 => {
                 let len = (1 + next(16)) * P;
-                if let Some((at, _)) = s.take(len) {
+                if let Some((at, used)) = s.take(len) {
                     hand_out(&mut owner[at / P..(at + len) / P], step);
+                    // Past what it says was used before, every page is fresh.
+                    let fresh = (at + used) / P..(at + len) / P;
+                    assert!(!ever[fresh.clone()].contains(&true), "step {step}");
+                    ever[at / P..(at + len) / P].fill(true);
                     live.push((at, len));
                 }
             }
@@ -121,6 +140,7 @@ fn random_use_never_hands_out_a_page_twice() {
                     owner[(at + new.min(len)) / P..(at + len) / P].fill(usize::MAX);
                     if new > len {
                         hand_out(&mut owner[(at + len) / P..(at + new) / P], step);
+                        ever[(at + len) / P..(at + new) / P].fill(true);
                     }
                     live[k] = (at, new);
                 }
