@@ -21,25 +21,13 @@ use ttalloc_model::{Event, EventKind, EventTag, Pid};
 
 pub mod col;
 mod history;
+mod layout;
+mod packing;
 
 pub use history::AddrHistory;
 pub(crate) use history::SiteHistory;
-
-/// Byte width of a packed column holding values up to `max` (0 when all are 0).
-#[inline]
-pub(crate) fn packed_width(max: u64) -> usize {
-    (64 - max.leading_zeros() as usize).div_ceil(8)
-}
-
-/// Appends a packed column: the width byte, then one byte plane per width byte.
-pub(crate) fn pack(vals: &[u64], out: &mut Vec<u8>) {
-    let w = packed_width(vals.iter().copied().fold(0, u64::max));
-    out.reserve(1 + w * vals.len());
-    out.push(w as u8);
-    for j in 0..w {
-        out.extend(vals.iter().map(|&v| (v >> (8 * j)) as u8));
-    }
-}
+pub use layout::ColumnLayout;
+pub(crate) use packing::{pack, pack_near_constant, packed_width, NEAR_CONSTANT};
 
 /// First kind code a 2.0 reader does not know: such events carry their whole
 /// payload in the EXT column, length-prefixed, so old readers can skip them.
@@ -48,51 +36,6 @@ pub const FIRST_UNKNOWN_TAG: u8 = EventTag::ALL.len() as u8;
 pub(crate) const FLAG_ADDR: u8 = 1 << 5;
 pub(crate) const FLAG_PAGE: u8 = 1 << 6;
 pub(crate) const FLAG_CORES: u8 = 1 << 7;
-
-/// How a block's columns are coded: the format minor version decides
-/// (FORMAT.md §5.1; 2.0 and 2.1 share a layout).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
-pub enum ColumnLayout {
-    /// Formats 2.0 and 2.1.
-    V20,
-    /// Format 2.2: TS_REL instead of TS (deltas start from the block's first
-    /// timestamp), SIZE_BY_SITE instead of SIZE (a delta against the previous
-    /// size of the same call site). New column ids, so a 2.1 reader finds no
-    /// TS or SIZE and reports the block as damaged instead of misreading it.
-    V22,
-    /// Format 2.3: as 2.2, and each kind keeps its own device chain
-    /// (ALLOC_DEV, FREE_DEV, OTHER_DEV instead of DEVICE) and a free names
-    /// its buffer as a change from the previous free's (FREE_CHAIN instead
-    /// of FREE_BUF): a reader hands devices and buffer ids to each kind
-    /// without walking the kind column. TS_KIND and TS_BASE instead of
-    /// TS_REL (each gap less the block's median gap of its kind), SIZE_RECENT
-    /// and SIZE_NEW instead of SIZE_BY_SITE (a size's place among its
-    /// site's recent sizes), FLAGS_NEW and CORES_NEW instead of ALLOC_FLAGS
-    /// and CORES (only where they differ from the site's previous alloc's).
-    V23,
-    /// Format 2.4: as 2.3, and a CbAlloc's fields in columns of their own
-    /// (CB_ADDR, CB_SIZE, CB_FLAGS, CB_SITE instead of MISC), an alloc's
-    /// site by the op name it runs under (SITE_BY_NAME and SITE_NEW instead
-    /// of ALLOC_SITE), a free's buffer by its ordinal among the device's
-    /// allocs (FREE_BY_DEV and FREE_FAR instead of FREE_CHAIN), timestamps
-    /// in clock ticks (TS_TICKS and TS_UNIT instead of TS_KIND). Every 2.4
-    /// block holds TS_TICKS, so a 2.3 reader finds no timestamps in it and
-    /// reports it damaged.
-    #[default]
-    V24,
-}
-
-impl ColumnLayout {
-    /// The layout of blocks written as format 2.`minor`.
-    pub fn of_minor(minor: u16) -> ColumnLayout {
-        match minor {
-            0 | 1 => ColumnLayout::V20,
-            2 => ColumnLayout::V22,
-            3 => ColumnLayout::V23,
-            _ => ColumnLayout::V24,
-        }
-    }
-}
 
 /// Accumulates one block's events as columns.
 pub struct BlockEncoder {
@@ -227,7 +170,7 @@ impl BlockEncoder {
             // The kind's median is taken off when the block is sealed.
             ColumnLayout::V23 => col::TS_KIND,
             // And the gaps are divided by the clock tick then.
-            ColumnLayout::V24 => col::TS_TICKS,
+            ColumnLayout::V24 | ColumnLayout::V25 => col::TS_TICKS,
         };
         self.put(ts_col, ts.wrapping_sub(self.prev_ts));
         self.prev_ts = ts;
@@ -278,7 +221,7 @@ impl BlockEncoder {
                 (_, EventKind::BufferFree { .. }) => (col::FREE_DEV, 1),
                 (_, _) => (col::OTHER_DEV, 2),
             };
-            if self.layout == ColumnLayout::V24 && chain == 1 {
+            if self.layout >= ColumnLayout::V24 && chain == 1 {
                 // 2.4: a free's device against the latest alloc's (the op's).
                 let delta = d.0.wrapping_sub(self.last_alloc_device) as i32 as i64;
                 self.put(col::FREE_DEV_NEAR, zigzag(delta));
@@ -316,7 +259,7 @@ impl BlockEncoder {
                 }
             }
             EventKind::CbFreeAll { device } => {
-                if self.layout == ColumnLayout::V24 {
+                if self.layout >= ColumnLayout::V24 {
                     self.cb_predictor.free_all(device.0);
                 }
             }
@@ -366,7 +309,9 @@ impl BlockEncoder {
                 if !repeat {
                     let (flags_col, cores_col) = match self.layout {
                         ColumnLayout::V20 | ColumnLayout::V22 => (ALLOC_FLAGS, CORES),
-                        ColumnLayout::V23 | ColumnLayout::V24 => (FLAGS_NEW, CORES_NEW),
+                        ColumnLayout::V23 | ColumnLayout::V24 | ColumnLayout::V25 => {
+                            (FLAGS_NEW, CORES_NEW)
+                        }
                     };
                     self.cols[flags_col as usize].push(flags);
                     if let Some(c) = num_cores {
@@ -392,7 +337,7 @@ impl BlockEncoder {
                         self.put(SIZE_BY_SITE, zigzag(d));
                     }
                     // 2.3: its place among the site's recent sizes.
-                    ColumnLayout::V23 | ColumnLayout::V24 => {
+                    ColumnLayout::V23 | ColumnLayout::V24 | ColumnLayout::V25 => {
                         match self.recent_sizes.encode(site.0 as u64, units) {
                             SizeCode::Recent(place) => {
                                 self.cols[SIZE_RECENT as usize].push(place | repeat_bit)
@@ -404,7 +349,7 @@ impl BlockEncoder {
                         }
                     }
                 }
-                if self.layout == ColumnLayout::V24 {
+                if self.layout >= ColumnLayout::V24 {
                     // 2.4: its place among the recent sites of its op.
                     let slot = SitesByName::slot_of(self.last_name);
                     let place = self.sites_by_name.encode(slot, site.0);
@@ -422,7 +367,7 @@ impl BlockEncoder {
                 buffer,
                 site,
             } => {
-                if self.layout == ColumnLayout::V24 {
+                if self.layout >= ColumnLayout::V24 {
                     // 2.4: its alloc's ordinal among the device's allocs.
                     let (code, far) = self.frees.free(device.0, buffer.0);
                     self.put(FREE_BY_DEV, code);
@@ -450,7 +395,7 @@ impl BlockEncoder {
                 cores,
                 globally_allocated,
                 site,
-            } if self.layout == ColumnLayout::V24 => {
+            } if self.layout >= ColumnLayout::V24 => {
                 let predicted = self.cb_predictor.predict(device.0);
                 self.cb_predictor.alloc(device.0, *address, *size);
                 self.put(CB_ADDR, zigzag(address.wrapping_sub(predicted) as i64));
@@ -522,7 +467,7 @@ impl BlockEncoder {
         match self.layout {
             ColumnLayout::V20 | ColumnLayout::V22 => {}
             ColumnLayout::V23 => self.gaps_less_kind_medians(col::TS_KIND, 1),
-            ColumnLayout::V24 => {
+            ColumnLayout::V24 | ColumnLayout::V25 => {
                 // Every gap between multiples of the tick is one, unless a
                 // step of more than 2^63 ns wrapped: such a block keeps ns.
                 let tick = self.clock_tick;
@@ -537,9 +482,14 @@ impl BlockEncoder {
                 }
             }
         }
+        let near_constant = self.layout >= ColumnLayout::V25;
         for (c, v) in self.cols.iter_mut().zip(&mut self.vals) {
             if !v.is_empty() {
-                pack(v, c);
+                if near_constant {
+                    pack_near_constant(v, c);
+                } else {
+                    pack(v, c);
+                }
                 v.clear();
             }
         }
@@ -568,7 +518,7 @@ impl BlockEncoder {
                 self.recent_sizes.clear();
                 self.site_flags.clear();
             }
-            ColumnLayout::V24 => {
+            ColumnLayout::V24 | ColumnLayout::V25 => {
                 self.recent_sizes.clear();
                 self.site_flags.clear();
                 self.cb_predictor.clear();

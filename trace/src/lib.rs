@@ -121,7 +121,7 @@ use ttalloc_model::{BufferType, DeviceId};
 
 /// Format version written by this build.
 pub const FORMAT_MAJOR: u16 = 2;
-pub const FORMAT_MINOR: u16 = 4;
+pub const FORMAT_MINOR: u16 = 5;
 
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct TraceHeader {

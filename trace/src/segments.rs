@@ -29,7 +29,8 @@ pub(crate) fn block_cuts(payload: &[u8], cuts: &mut Vec<usize>) {
         let at = ENVELOPE_LEN + (bytes.as_ptr() as usize - base);
         starts.push(at);
         let id = c.id.to_native() as usize;
-        if col::PACKED.get(id).copied().unwrap_or(false) && bytes.len() > 1 {
+        // (A near-constant column, 2.5, has no planes.)
+        if col::PACKED.get(id).copied().unwrap_or(false) && bytes.len() > 1 && bytes[0] <= 8 {
             let w = bytes[0] as usize;
             let n = (bytes.len() - 1) / w.max(1);
             starts.extend((0..w).map(|j| at + 1 + j * n));

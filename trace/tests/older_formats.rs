@@ -4,7 +4,9 @@
 //! kind its own device column and chained the frees' buffers),
 //! `data/synth-2.3.zst` by the 2.3 writer (before 2.4 coded sites by op
 //! name, frees by device ordinal and circular buffers in columns),
-//! `data/synth-2.4.zst` by the 2.4 writer, all with
+//! `data/synth-2.4.zst` by the 2.4 writer (before 2.5 stored near-constant
+//! columns as one value and their exceptions), `data/synth-2.5.zst` by
+//! the 2.5 writer, all with
 //! `synth -n 4000 --cycles 10 --leak-site 3@4 --reopen --seed 7`; the
 //! generator is deterministic, so the events they read must be exactly the
 //! ones the generator makes today.
@@ -38,6 +40,11 @@ fn a_format_2_3_trace_reads_exactly_what_was_written() {
 #[test]
 fn a_format_2_4_trace_reads_exactly_what_was_written() {
     reads_exactly_what_was_written("synth-2.4.zst", 4);
+}
+
+#[test]
+fn a_format_2_5_trace_reads_exactly_what_was_written() {
+    reads_exactly_what_was_written("synth-2.5.zst", 5);
 }
 
 fn reads_exactly_what_was_written(name: &str, minor: u16) {

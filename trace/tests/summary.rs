@@ -111,7 +111,7 @@ fn peaks_live_bytes_processes_and_counts() {
     );
     assert_eq!(s.blocks, 4);
     assert!(s.truncation.is_none());
-    assert_eq!(s.format_version, "2.4");
+    assert_eq!(s.format_version, "2.5");
 
     assert_eq!(s.processes.len(), 2);
     let p = &s.processes[0];

@@ -187,7 +187,8 @@ fn times_and_pids(
         ColumnLayout::V20 => (col::TS, 0),
         ColumnLayout::V22 => (col::TS_REL, block.first_ts.to_native()),
         ColumnLayout::V23 => (col::TS_KIND, block.first_ts.to_native()),
-        ColumnLayout::V24 => (col::TS_TICKS, block.first_ts.to_native()),
+        // (No coding names 2.5: `coded_as` returns one of the above.)
+        ColumnLayout::V24 | ColumnLayout::V25 => (col::TS_TICKS, block.first_ts.to_native()),
     };
     column_values(cols[ts_col as usize], count, "ts", &mut out.ts)?;
     let unit = if ts_col == col::TS_TICKS {

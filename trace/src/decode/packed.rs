@@ -1,7 +1,9 @@
 //! Packed columns (FORMAT.md §5): a width byte and byte planes, decoded
 //! whole in one vectorisable pass per width.
 
-use super::DecodeError;
+use super::{end, overrun, DecodeError};
+use crate::codec::NEAR_CONSTANT;
+use crate::varint::Cursor;
 
 /// Decodes packed column `bytes` into `out`; it must hold exactly `n` values:
 /// a width byte `w` (0–8) and `w` byte planes of `n` bytes, or nothing when
@@ -24,6 +26,9 @@ pub(super) fn column_values(
     let Some((&w, planes)) = bytes.split_first() else {
         return Err(format!("column {what} ends early"));
     };
+    if w == NEAR_CONSTANT {
+        return near_constant(planes, n, what, out);
+    }
     if w > 8 {
         return Err(format!("column {what} is {w} bytes wide (at most 8)"));
     }
@@ -35,6 +40,42 @@ pub(super) fn column_values(
         }
     }
     gather(w as usize, planes, n, out);
+    Ok(())
+}
+
+/// 2.5: a near-constant column's `n` values (after its width byte): one
+/// value and the entries that differ from it (`codec/packing.rs`): filled,
+/// then patched; into `out` (cleared first).
+fn near_constant(
+    bytes: &[u8],
+    n: usize,
+    what: &str,
+    out: &mut Vec<u64>,
+) -> Result<(), DecodeError> {
+    let mut c = Cursor::new(bytes);
+    let common = c.varint_long().map_err(overrun(what))?;
+    let k = c.varint().map_err(overrun(what))?;
+    if k > n as u64 {
+        return Err(format!(
+            "column {what} holds {k} exceptions among {n} values"
+        ));
+    }
+    out.clear();
+    reserve_exact(out, n);
+    out.resize(n, common);
+    let mut next = 0u64;
+    for _ in 0..k {
+        let at = next.saturating_add(c.varint().map_err(overrun(what))?);
+        let v = c.varint_long().map_err(overrun(what))?;
+        if at >= n as u64 {
+            return Err(format!(
+                "column {what} places an exception at {at}, past its {n} values"
+            ));
+        }
+        out[at as usize] = v;
+        next = at + 1;
+    }
+    end(&c, what)?;
     Ok(())
 }
 
@@ -177,4 +218,60 @@ fn max_of_u32(vals: &[u32]) -> u32 {
 #[target_feature(enable = "avx2")]
 unsafe fn max_of_u32_avx2(vals: &[u32]) -> u32 {
     vals.iter().copied().fold(0, u32::max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::column_values;
+
+    fn decode(bytes: &[u8], n: usize) -> Result<Vec<u64>, String> {
+        let mut out = vec![9; 3];
+        column_values(bytes, n, "page size", &mut out).map(|()| out)
+    }
+
+    /// 2 everywhere but value 0 (300: varint 0xac 0x02) and value 4 (gap 3
+    /// after the first exception's next, 1).
+    #[test]
+    fn a_near_constant_column_is_its_value_but_at_the_exceptions() {
+        let got = decode(&[0x80, 2, 2, 0, 0xac, 0x02, 3, 7], 6).unwrap();
+        assert_eq!(got, [300, 2, 2, 2, 7, 2]);
+    }
+
+    #[test]
+    fn a_near_constant_column_without_exceptions_is_one_value() {
+        assert_eq!(decode(&[0x80, 5, 0], 4).unwrap(), [5; 4]);
+    }
+
+    #[test]
+    fn an_exception_past_the_last_value_is_an_error() {
+        let e = decode(&[0x80, 2, 1, 4, 7], 4).unwrap_err();
+        assert_eq!(
+            e,
+            "column page size places an exception at 4, past its 4 values"
+        );
+    }
+
+    #[test]
+    fn more_exceptions_than_values_is_an_error() {
+        let e = decode(&[0x80, 2, 5, 0, 1], 4).unwrap_err();
+        assert_eq!(e, "column page size holds 5 exceptions among 4 values");
+    }
+
+    #[test]
+    fn a_near_constant_column_must_end_with_its_last_exception() {
+        let e = decode(&[0x80, 2, 1, 0, 7, 0], 4).unwrap_err();
+        assert!(e.contains("bytes left"), "{e}");
+        let e = decode(&[0x80, 2, 2, 0, 7], 4).unwrap_err();
+        assert!(e.contains("ends early"), "{e}");
+    }
+
+    /// Widths 9 to 0x7f and above 0x80 stay errors (a 2.4 reader rejects
+    /// 0x80 the same way).
+    #[test]
+    fn other_widths_above_8_are_errors() {
+        for w in [9u8, 0x7f, 0x81, 0xff] {
+            let e = decode(&[w, 0], 1).unwrap_err();
+            assert!(e.contains("bytes wide"), "{w}: {e}");
+        }
+    }
 }
