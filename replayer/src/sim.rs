@@ -163,14 +163,6 @@ impl Sim {
         self.device.discard_placed(handle)
     }
 
-    /// Hints that the buffer of `handle` will be freed soon (a prefetch of
-    /// its slot; no effect on state, a stale handle is fine).
-    #[allow(dead_code)] // for the engine's frees ahead (notes/model-api.md)
-    #[inline]
-    pub fn prefetch_placed(&self, handle: Handle) {
-        self.device.prefetch_placed(handle)
-    }
-
     /// Where a buffer placed with [`Sim::alloc_placed`] is.
     pub fn address_of_placed(&self, handle: Handle) -> Option<u64> {
         self.device.live_placed(handle).map(|r| r.address)

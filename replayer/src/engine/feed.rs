@@ -126,18 +126,14 @@ impl Engine<'_> {
                     Item::Free(x)
                 }
                 OP_BEGIN | OP_END | MARKER => {
-                    let kind = if tag == OP_END {
-                        EventKind::OpEnd
+                    let name = if tag == OP_END {
+                        StringId::EMPTY
                     } else {
                         let Some(&id) = c.names.get(kn) else { continue };
                         kn += 1;
-                        if tag == OP_BEGIN {
-                            EventKind::OpBegin { name: id }
-                        } else {
-                            EventKind::Marker { label: id }
-                        }
+                        id
                     };
-                    light(c, pos, kind)
+                    scope_item(c, pos, tag, name)
                 }
                 // Circular buffers (a fifth of a trace) go to their own
                 // handlers: the kind is known here, no second dispatch.
@@ -145,26 +141,10 @@ impl Engine<'_> {
                     let Some(cb) = c.cbs.get(kc) else { continue };
                     kc += 1;
                     if ord != mark && !looks_at(tag) {
-                        if cb.free_all {
-                            self.cb_free_all(cb.device)?;
-                        } else {
-                            let event = super::objects::CbEvent {
-                                address: cb.address,
-                                size: cb.size,
-                                cores: cb.cores,
-                                global: cb.globally_allocated,
-                                site: cb.site,
-                            };
-                            self.cb_alloc(ord, cb.device, &event)?;
-                        }
+                        self.cb_col(ord, &cb)?;
                         continue;
                     }
-                    let (ts, pid) = (c.ts[pos], Pid(c.pid[pos]));
-                    Item::Cb(Event {
-                        ts,
-                        pid,
-                        kind: cb.kind(),
-                    })
+                    cb_item(c, pos, &cb)
                 }
                 t if t as usize >= EventTag::ALL.len() => continue,
                 _ => {
@@ -204,15 +184,15 @@ impl Engine<'_> {
         ord: u64,
     ) -> crate::Result<bool> {
         let pos = (ord - first) as usize;
-        let kind = match c.tags.get(pos) {
-            Some(&OP_END) => EventKind::OpEnd,
+        let (tag, name) = match c.tags.get(pos) {
+            Some(&OP_END) => (OP_END, StringId::EMPTY),
             Some(&OP_BEGIN) => match c.names.get(op_skip.name_index(pos)) {
-                Some(&name) => EventKind::OpBegin { name },
+                Some(&name) => (OP_BEGIN, name),
                 None => return Ok(false),
             },
             _ => return Ok(false),
         };
-        self.step::<false>(online, ord, &light(c, pos, kind))?;
+        self.step::<false>(online, ord, &scope_item(c, pos, tag, name))?;
         Ok(true)
     }
 
@@ -309,6 +289,22 @@ impl Engine<'_> {
         }
     }
 
+    /// A circular-buffer event of a block's columns, straight to its handler.
+    #[inline(always)]
+    fn cb_col(&mut self, ord: u64, cb: &ttalloc_trace::CbCol) -> crate::Result<()> {
+        if cb.free_all {
+            return self.cb_free_all(cb.device);
+        }
+        let event = super::objects::CbEvent {
+            address: cb.address,
+            size: cb.size,
+            cores: cb.cores,
+            global: cb.globally_allocated,
+            site: cb.site,
+        };
+        self.cb_alloc(ord, cb.device, &event)
+    }
+
     #[inline(always)]
     fn alloc_col(&mut self, ord: u64, a: &ttalloc_trace::AllocCol) -> crate::Result<()> {
         let dev = self.dev_index(a.device)?;
@@ -337,6 +333,26 @@ fn light<'c>(c: &BlockColumns, pos: usize, kind: EventKind) -> Item<'c> {
         ts: c.ts.get(pos).copied().unwrap_or(0),
         pid: Pid(c.pid.get(pos).copied().unwrap_or(0)),
         kind,
+    })
+}
+
+/// The op begin, op end or marker (`tag`) at `pos` of a block as a light
+/// item; `name` is its entry of the names column (unused for an op end).
+fn scope_item<'c>(c: &BlockColumns, pos: usize, tag: u8, name: StringId) -> Item<'c> {
+    let kind = match tag {
+        OP_BEGIN => EventKind::OpBegin { name },
+        MARKER => EventKind::Marker { label: name },
+        _ => EventKind::OpEnd,
+    };
+    light(c, pos, kind)
+}
+
+/// The circular-buffer event `cb` at `pos` of a block, as an item.
+fn cb_item<'c>(c: &BlockColumns, pos: usize, cb: &ttalloc_trace::CbCol) -> Item<'c> {
+    Item::Cb(Event {
+        ts: c.ts[pos],
+        pid: Pid(c.pid[pos]),
+        kind: cb.kind(),
     })
 }
 

@@ -117,18 +117,7 @@ impl Engine<'_> {
                         continue;
                     };
                     k.cbs += 1;
-                    if cb.free_all {
-                        self.cb_free_all(cb.device)?;
-                    } else {
-                        let event = super::super::objects::CbEvent {
-                            address: cb.address,
-                            size: cb.size,
-                            cores: cb.cores,
-                            global: cb.globally_allocated,
-                            site: cb.site,
-                        };
-                        self.cb_alloc(ord, cb.device, &event)?;
-                    }
+                    self.cb_col(ord, &cb)?;
                 }
                 _ => {
                     // Markers (op scopes are not in `positions`), the other
@@ -172,26 +161,16 @@ impl Engine<'_> {
                 Item::Free(x)
             }
             OP_BEGIN | OP_END | MARKER => {
-                let kind = if tag == OP_END {
-                    EventKind::OpEnd
-                } else {
-                    let id = *c.names.get(op_skip.name_index(pos))?;
-                    if tag == OP_BEGIN {
-                        EventKind::OpBegin { name: id }
-                    } else {
-                        EventKind::Marker { label: id }
-                    }
+                let name = match tag {
+                    OP_END => StringId::EMPTY,
+                    _ => *c.names.get(op_skip.name_index(pos))?,
                 };
-                light(c, pos, kind)
+                scope_item(c, pos, tag, name)
             }
             CB_ALLOC | CB_FREE_ALL => {
                 let cb = c.cbs.get(k.cbs)?;
                 k.cbs += 1;
-                Item::Cb(Event {
-                    ts: c.ts[pos],
-                    pid: Pid(c.pid[pos]),
-                    kind: cb.kind(),
-                })
+                cb_item(c, pos, &cb)
             }
             t if t as usize >= EventTag::ALL.len() => return None,
             _ => {
