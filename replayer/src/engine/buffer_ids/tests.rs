@@ -3,7 +3,7 @@
 //! long-lived and freed ids), several runs at once, old ids allocated
 //! again, and sparse ids (windows retired).
 
-use super::{BufferIds, MAX_WINDOWS, RUN_SHIFT, WINDOW};
+use super::{BufferIds, FREED, MAX_WINDOWS, NONE, RUN_SHIFT, WINDOW};
 use proptest::prelude::*;
 use std::collections::{HashMap, HashSet};
 
@@ -167,4 +167,25 @@ fn sparse_ids_retire_the_window() {
     }
     assert_eq!(ids.free(7 << 20), Some(7));
     assert!(ids.was_freed(7 << 20) && !ids.was_freed(8 << 20));
+}
+
+#[test]
+fn the_freed_mask_marks_freed_entries_and_sees_live_ones() {
+    // Entry i: FREED when i % 3 == 0, NONE otherwise: bits 0, 3, 6, ...
+    let mut group = [NONE; 64];
+    for i in (0..64).step_by(3) {
+        group[i] = FREED;
+    }
+    let want = (0..64).step_by(3).fold(0u64, |m, i| m | 1 << i);
+    assert_eq!(super::freed_mask(&group), (want, false));
+    // One live entry (slot 7 + 1) in each place: seen, and not freed.
+    for at in 0..64 {
+        let mut g = group;
+        g[at] = 8;
+        assert_eq!(
+            super::freed_mask(&g),
+            (want & !(1 << at), true),
+            "live at {at}"
+        );
+    }
 }
