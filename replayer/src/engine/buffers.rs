@@ -326,7 +326,10 @@ impl Engine<'_> {
         Ok(())
     }
 
-    #[inline]
+    /// A buffer free. Inlined whole into the block walks: as a call, its
+    /// prologue and epilogue cost 4 instructions per event (2M synthetic
+    /// 1059.4M -> 1046.6M instructions in all).
+    #[inline(always)]
     pub(super) fn free(&mut self, ord: u64, dev: usize, buffer: BufferId, site: SiteId) {
         let Some(live) = self.live.take_buffer(buffer.get()) else {
             self.bad_free(ord, dev, buffer, site);
