@@ -2,6 +2,7 @@
 //! buffers, programs and traces (the "other" objects), and refusals.
 
 use super::*;
+use ttalloc_model::alloc::CbClash as SimCbClash;
 
 /// A `CbAlloc`'s fields but its device.
 pub(super) struct CbEvent {
@@ -160,7 +161,10 @@ impl Engine<'_> {
         Ok(())
     }
 
-    /// A circular buffer's allocation on `device`.
+    /// A circular buffer's allocation on `device`. Inlined into the block
+    /// walks (as a call, its prologue and epilogue cost more than its own
+    /// work; the model's part stays a call).
+    #[inline(always)]
     pub(super) fn cb_alloc(
         &mut self,
         ord: u64,
@@ -181,22 +185,30 @@ impl Engine<'_> {
         let peak = &mut self.devs[dev].cb_peak;
         *peak = Some(peak.unwrap_or(0).max(cb_bytes));
         if let Err(clash) = placed {
-            self.f.cb_clashes += 1;
-            // Only the first clash is reported: format only that one (a
-            // trace may clash on every program).
-            if self.f.first_cb_clash.is_none() {
-                self.f.first_cb_clash = Some(CbClash {
-                    event: ord,
-                    device,
-                    message: clash.to_string(),
-                    site: cb.site,
-                });
-            }
+            self.cb_clash(ord, device, clash, cb.site);
         }
         Ok(())
     }
 
+    /// Counts a circular buffer that clashed; the first becomes the finding.
+    #[cold]
+    #[inline(never)]
+    fn cb_clash(&mut self, ord: u64, device: DeviceId, clash: SimCbClash, site: SiteId) {
+        self.f.cb_clashes += 1;
+        // Only the first clash is reported: format only that one (a
+        // trace may clash on every program).
+        if self.f.first_cb_clash.is_none() {
+            self.f.first_cb_clash = Some(CbClash {
+                event: ord,
+                device,
+                message: clash.to_string(),
+                site,
+            });
+        }
+    }
+
     /// Every circular buffer of `device` is freed.
+    #[inline(always)]
     pub(super) fn cb_free_all(&mut self, device: DeviceId) -> crate::Result<()> {
         let dev = self.dev_index(device)?;
         self.sim(dev)?.cb_free_all();
