@@ -99,38 +99,34 @@ fn div_ceil(a: u64, b: u64) -> u64 {
     }
 }
 
-/// `ceil(a / d)` for a divisor fixed when a bank manager is made (its bank
-/// count), by a multiplication: a DRAM bank count (12 on Wormhole) is no
-/// power of two, and a 64-bit division on every allocation's path costs
-/// more than the rest of the size arithmetic together.
-#[derive(Clone, Copy, Debug)]
-struct Divisor {
-    d: u64,
-    /// `ceil(2^64 / d)` for `d > 1`: for `a` and `d` below 2^32,
-    /// `floor(a / d) = (a * m) >> 64` exactly (Lemire, Kaser and Kurz,
-    /// "Faster remainder by direct computation", 2019).
-    m: u64,
-}
-
-impl Divisor {
-    fn new(d: u32) -> Divisor {
-        let d = u64::from(d.max(1));
-        Divisor {
-            d,
-            m: if d > 1 { u64::MAX / d + 1 } else { 0 },
-        }
+/// `RECIPROCALS[d] = ceil(2^64 / d)` for `2 <= d < 256`, and `2^64 - 1`
+/// for `d` of 0 or 1 (see [`div_ceil_by`]): bank and shard counts are
+/// small, and a 64-bit division on every allocation's path costs more than
+/// the rest of the size arithmetic together.
+const RECIPROCALS: [u64; 256] = {
+    let mut t = [u64::MAX; 256];
+    let mut d = 2;
+    while d < 256 {
+        t[d] = u64::MAX / d as u64 + 1;
+        d += 1;
     }
+    t
+};
 
-    #[inline(always)]
-    fn div_ceil(self, a: u64) -> u64 {
-        if self.d == 1 {
-            a
-        } else if a <= u64::from(u32::MAX) {
-            let q = ((u128::from(a) * u128::from(self.m)) >> 64) as u64;
-            q + u64::from(q * self.d != a)
-        } else {
-            a.div_ceil(self.d)
+/// `ceil(a / max(d, 1))`, by a multiplication when `a < 2^32` and `d <
+/// 256` (always, in practice): with `m = ceil(2^64 / d)`, `q = (a * m) >>
+/// 64` is `floor(a / d)` exactly for `a, d < 2^32` (Lemire, Kaser and
+/// Kurz, "Faster remainder by direct computation", 2019), and `q + (q * d
+/// != a)` rounds it up. For `d` of 0 or 1, `m = 2^64 - 1` gives `q = a -
+/// 1` (0 for `a = 0`), which the same rounding turns into `a`.
+#[inline(always)]
+fn div_ceil_by(a: u64, d: u32) -> u64 {
+    match RECIPROCALS.get(d as usize) {
+        Some(&m) if a <= u64::from(u32::MAX) => {
+            let q = ((u128::from(a) * u128::from(m)) >> 64) as u64;
+            q + u64::from(q * u64::from(d) != a)
         }
+        _ => div_ceil(a, u64::from(d.max(1))),
     }
 }
 
@@ -188,8 +184,6 @@ pub struct BankManager {
     recent: RecentPage,
     buffer_type: BufferType,
     num_banks: u32,
-    /// Divides by `num_banks` (at least 1, as `size_per_bank` takes it).
-    banks_divisor: Divisor,
     /// Page alignment of this buffer type (`alignment_bytes_`).
     page_alignment: u64,
     free_list: FreeList,
@@ -219,7 +213,6 @@ impl BankManager {
             recent: RecentPage::NONE,
             buffer_type,
             num_banks,
-            banks_divisor: Divisor::new(num_banks),
             page_alignment,
             free_list,
         })
@@ -286,7 +279,7 @@ impl BankManager {
                             div_ceil(page, align).saturating_mul(align),
                         )
                     };
-                let pages_per_bank = self.banks_divisor.div_ceil(num_pages);
+                let pages_per_bank = div_ceil_by(num_pages, self.num_banks);
                 (
                     pages_per_bank.saturating_mul(aligned_page),
                     num_pages.saturating_mul(aligned_page),
@@ -322,16 +315,17 @@ impl BankManager {
     /// free-list block it got; `None` when no free block fits (then
     /// [`BankManager::out_of_memory_for`] says why). The allocation path
     /// of a replay: no error is built on it.
+    /// `shards`: the request's shard count, 0 for an interleaved buffer.
     #[inline(always)]
     pub(crate) fn place(
         &mut self,
         size: u64,
         page_size: Option<u64>,
-        num_shards: Option<u32>,
+        shards: u32,
         recorded_per_bank: Option<u64>,
         bottom_up: bool,
     ) -> Option<(Placement, BlockRef)> {
-        let (per_bank, banks) = self.spread_recent(size, page_size, num_shards, recorded_per_bank);
+        let (per_bank, banks) = self.spread_recent(size, page_size, shards, recorded_per_bank);
         let (address, block, reserved) = self.free_list.allocate_sized(per_bank, bottom_up)?;
         Some((
             Placement {
@@ -343,16 +337,18 @@ impl BankManager {
         ))
     }
 
-    /// `(per_bank, banks)` of [`BankManager::spread_recorded`], with the
-    /// page's rounding from [`RecentPage`] and the bank count's divisor
-    /// made with the bank manager: a compare, a shift and a multiplication
-    /// per request (a shift, or a 32-bit division, for a shard count).
+    /// `(per_bank, banks)` of [`BankManager::spread_recorded`] for
+    /// `shards` shards (0: interleaved over every bank), with the page's
+    /// rounding from [`RecentPage`] and the pages divided among the banks
+    /// by a multiplication ([`div_ceil_by`]): a compare, a shift, a load
+    /// and two multiplications per request, and no branch on whether the
+    /// buffer is sharded.
     #[inline(always)]
     fn spread_recent(
         &mut self,
         size: u64,
         page_size: Option<u64>,
-        num_shards: Option<u32>,
+        shards: u32,
         recorded_per_bank: Option<u64>,
     ) -> (u64, u32) {
         let page_key = page_size.unwrap_or(0);
@@ -365,10 +361,8 @@ impl BankManager {
         } else {
             div_ceil(size, r.page)
         };
-        let (banks, pages_per_bank) = match num_shards {
-            Some(n) if n > 0 => (n, div_ceil(num_pages, u64::from(n))),
-            _ => (self.num_banks, self.banks_divisor.div_ceil(num_pages)),
-        };
+        let banks = std::hint::select_unpredictable(shards > 0, shards, self.num_banks);
+        let pages_per_bank = div_ceil_by(num_pages, banks);
         let per_bank = pages_per_bank.saturating_mul(r.aligned_page);
         (recorded_per_bank.unwrap_or(per_bank), banks)
     }

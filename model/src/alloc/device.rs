@@ -56,7 +56,7 @@ fn place_in(m: &mut BankManager, req: &AllocRequest) -> Option<(Placement, Block
     m.place(
         req.size,
         req.page_size,
-        req.num_shards(),
+        req.shard_count(),
         req.per_bank_size,
         bottom_up,
     )

@@ -1,13 +1,15 @@
 use super::*;
 
 #[test]
-fn the_divisor_rounds_up_exactly_where_a_division_does() {
+fn the_reciprocal_division_rounds_up_exactly_where_a_division_does() {
     // Bank counts of real devices (12 DRAM banks on Wormhole, 7 on
-    // Blackhole...) and awkward ones; numerators at the edges of the
-    // 32-bit fast path and beyond it.
-    for d in [1u32, 2, 3, 6, 7, 8, 12, 64, 94, 108, 120, 1000, u32::MAX] {
-        let div = Divisor::new(d);
-        let d64 = u64::from(d);
+    // Blackhole...), every count of the reciprocal table, and awkward ones
+    // past it; numerators at the edges of the 32-bit fast path and beyond it.
+    let mut counts: Vec<u32> = (0..=256).collect();
+    counts.extend([1000, 65_536, u32::MAX]);
+    for d in counts {
+        // A count of 0 divides as 1 (`size_per_bank` takes it so).
+        let d64 = u64::from(d.max(1));
         let mut nums = vec![0u64, 1, 2, 11, 12, 13, 4095, 4096, 1 << 31];
         nums.extend([u32::MAX as u64 - 1, u32::MAX as u64, 1 << 32, u64::MAX]);
         nums.extend([d64 - 1, d64, d64 + 1, d64 * 3, d64 * 3 + 1]);
@@ -20,7 +22,7 @@ fn the_divisor_rounds_up_exactly_where_a_division_does() {
             nums.push(x >> (x & 31));
         }
         for a in nums {
-            assert_eq!(div.div_ceil(a), a.div_ceil(d64), "ceil({a} / {d})");
+            assert_eq!(div_ceil_by(a, d), a.div_ceil(d64), "ceil({a} / {d})");
         }
     }
 }
@@ -83,11 +85,12 @@ fn the_recent_shape_spreads_as_spread_recorded_does() {
                 Some(100),
                 Some(x >> 50),
             ][((x >> 8) % 6) as usize];
-            let shards = [None, Some(0), Some(8), Some(64), Some(3)][((x >> 16) % 5) as usize];
+            let shards =
+                [None, Some(0), Some(8), Some(64), Some(3), Some(300)][((x >> 16) % 6) as usize];
             let recorded = [None, None, Some(4096), Some(x >> 44)][((x >> 24) % 4) as usize];
             let (per_bank, _, n) = m.spread_recorded(size, page, shards, recorded);
             assert_eq!(
-                m.spread_recent(size, page, shards, recorded),
+                m.spread_recent(size, page, shards.unwrap_or(0), recorded),
                 (per_bank, n),
                 "{size} B, page {page:?}, shards {shards:?}, recorded {recorded:?}"
             );

@@ -63,6 +63,14 @@ impl AllocRequest {
         self
     }
 
+    /// [`AllocRequest::num_shards`] as a count, 0 for none, worked out
+    /// without a branch (a replay mixes interleaved and sharded buffers
+    /// unpredictably).
+    #[inline(always)]
+    pub(in crate::alloc) fn shard_count(&self) -> u32 {
+        std::hint::select_unpredictable(self.layout.is_sharded(), self.num_cores.unwrap_or(0), 0)
+    }
+
     /// Shards for the bank manager: `Some` only for sharded layouts with a known core count.
     pub(in crate::alloc) fn num_shards(&self) -> Option<u32> {
         if self.layout.is_sharded() {
