@@ -126,6 +126,24 @@ fn columns_scan(reader: &TraceReader) -> (u64, u64) {
     black_box((allocated, n))
 }
 
+/// What one decoded block holds once the whole trace went through it (its
+/// arrays' capacity: a replay keeps two such buffers resident), per event
+/// of the trace's largest block.
+fn print_block_bytes(reader: &TraceReader) {
+    let mut cols = BlockColumns::default();
+    let mut most = 0usize;
+    for i in 0..reader.blocks().len() {
+        reader.decode_columns(i, &mut cols).expect("decode");
+        most = most.max(cols.tags.len());
+    }
+    let held = cols.heap_bytes();
+    println!(
+        "decoded block holds {:.2} MiB ({:.1} B per event of a {most}-event block)",
+        held as f64 / (1u64 << 20) as f64,
+        held as f64 / most.max(1) as f64
+    );
+}
+
 fn main() {
     if let Some(path) = std::env::args().nth(1).filter(|a| a.ends_with(".zst")) {
         // Scan an existing trace only (for profiling the reader).
@@ -141,6 +159,7 @@ fn main() {
             println!("scan decode_columns events: {}", t.rate(n));
             if runs.is_none() {
                 print_parallel_scan(&reader, n);
+                print_block_bytes(&reader);
             }
             return;
         }
@@ -160,6 +179,7 @@ fn main() {
             }
         });
         println!("floor (zstd + checksum + rkyv only) events: {}", t.rate(n));
+        print_block_bytes(&reader);
         return;
     }
     let args: Vec<String> = std::env::args()

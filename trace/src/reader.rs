@@ -3,7 +3,7 @@
 //! decodes one block at a time on demand.
 
 use crate::checkpoint::CheckpointInfo;
-use crate::decode::{self, BlockColumns, ColumnValues, RefLimits};
+use crate::decode::{self, BlockColumns, DecodeScratch, RefLimits};
 use crate::frame::{frame_len, open_record, RecordKind, Scratch};
 use crate::index::{self, Index};
 use crate::provenance::{self, Provenance};
@@ -42,7 +42,7 @@ pub struct TraceReader {
     columns_pool: Mutex<Vec<BlockColumns>>,
     /// The decoder's working arrays, one per block being decoded at once
     /// (see `decode_columns_unless`).
-    decode_scratch: Mutex<Vec<ColumnValues>>,
+    decode_scratch: Mutex<Vec<DecodeScratch>>,
     /// A block decoded whole and its index, kept for the pass that will
     /// decode it next (see `keep_decoded`).
     kept: Mutex<Option<(usize, BlockColumns)>>,
@@ -422,11 +422,9 @@ impl TraceReader {
             // needed only while it decodes: one set per decoding thread,
             // not one in every decoded block a replay holds (two in
             // flight), which would fault them in twice.
-            let mut vals = self.take_pooled(&self.decode_scratch);
-            std::mem::swap(&mut out.vals, &mut vals);
-            let decoded = decode::decode_columns(block, limits, out);
-            std::mem::swap(&mut out.vals, &mut vals);
-            self.put_pooled(&self.decode_scratch, vals);
+            let mut working = self.take_pooled(&self.decode_scratch);
+            let decoded = decode::decode_columns(block, limits, &mut working, out);
+            self.put_pooled(&self.decode_scratch, working);
             decoded.map(|()| true)
         })();
         self.put_scratch(scratch);

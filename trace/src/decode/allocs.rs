@@ -1,8 +1,9 @@
 //! BufferAlloc events: flags, sizes, addresses and the optional fields.
 
 use super::block::coded_as;
-use super::columns::{AllocColumns, ColumnValues};
+use super::columns::AllocColumns;
 use super::packed::{all_below, all_below_u32, column_values};
+use super::scratch::ColumnValues;
 use super::{DecodeError, RefLimits};
 use crate::codec::{col, AddrHistory, ColumnLayout, SiteHistory, FLAG_ADDR, FLAG_CORES, FLAG_PAGE};
 use crate::recent_sizes::RecentSizes;

@@ -5,6 +5,7 @@ use super::allocs::decode_allocs;
 use super::columns::BlockColumns;
 use super::others::decode_others;
 use super::packed::{all_below, column_values};
+use super::scratch::DecodeScratch;
 use super::{end, overrun, DecodeError, RefLimits};
 use crate::codec::{col, ColumnLayout};
 use crate::records::ArchivedBlockRec;
@@ -54,10 +55,11 @@ pub(super) fn coded_as(
     }
 }
 
-/// Decodes `block` into `out` (cleared first).
+/// Decodes `block` into `out` (cleared first), with the working arrays `s`.
 pub fn decode_columns(
     block: &ArchivedBlockRec,
     limits: RefLimits,
+    s: &mut DecodeScratch,
     out: &mut BlockColumns,
 ) -> Result<(), DecodeError> {
     // Timestamps are overwritten whole below: keep the old ones so only
@@ -84,15 +86,15 @@ pub fn decode_columns(
     out.tags.extend_from_slice(tags);
     // Where each kind sits: allocs, frees and names are counted by
     // popcount, the other kinds (rare) one by one.
-    let [n_alloc, n_free, n_names] = super::kind_words(tags, &mut out.vals.kinds);
+    let [n_alloc, n_free, n_names] = super::kind_words(tags, &mut s.vals.kinds);
     // The other kinds that have a device (a count in a register: a
     // histogram's increments of one kind wait on each other's stores).
     let mut n_dev_other = 0usize;
-    out.other_pos.clear();
+    s.other_pos.clear();
     {
-        let other_pos = &mut out.other_pos;
+        let other_pos = &mut s.other_pos;
         super::kinds::for_each_of(
-            &out.vals.kinds,
+            &s.vals.kinds,
             |w| w.other,
             |p| {
                 other_pos.push(p as u32);
@@ -102,14 +104,14 @@ pub fn decode_columns(
     }
     // Allocs and frees have a device too.
     let n_dev = n_alloc + n_free + n_dev_other;
-    let n_other = out.other_pos.len();
+    let n_other = s.other_pos.len();
     let counts = KindCounts {
         dev: n_dev,
         alloc: n_alloc,
         free: n_free,
         other: n_other,
     };
-    let vals = &mut out.vals;
+    let vals = &mut s.vals;
     // Alloc buffer ids: a zigzag delta chain.
     column_values(
         cols[col::ALLOC_BUF as usize],
@@ -126,17 +128,17 @@ pub fn decode_columns(
     column_values(cols[col::NAME as usize], n_names, "name", &mut vals.name)?;
     all_below(&vals.name, limits.strings, "string")?;
     if !cols[col::SITE_BY_NAME as usize].is_empty() {
-        alloc_sites_by_name(&cols, out)?;
+        alloc_sites_by_name(&cols, s, out)?;
     } else if !cols[col::SITE_NEW as usize].is_empty() {
         return Err("block holds new sites without their site places".into());
     }
     if by_kind_layout(&cols)? {
-        hand_out_by_kind(&cols, counts, out)?;
+        hand_out_by_kind(&cols, counts, s, out)?;
     } else {
-        hand_out_by_walk(&cols, counts, out)?;
+        hand_out_by_walk(&cols, counts, s, out)?;
     }
-    let vals = &mut out.vals;
-    decode_allocs(&cols, &mut out.alloc_devices, limits, vals, &mut out.allocs)?;
+    let vals = &mut s.vals;
+    decode_allocs(&cols, &mut s.alloc_devices, limits, vals, &mut out.allocs)?;
 
     column_values(
         cols[col::FREE_SITE as usize],
@@ -148,7 +150,7 @@ pub fn decode_columns(
     // The frees' arrays: the resolved devices and ids change places with
     // the output's (both are overwritten whole by the next block).
     let frees = &mut out.frees;
-    std::mem::swap(&mut frees.device, &mut out.free_devices);
+    std::mem::swap(&mut frees.device, &mut s.free_devices);
     std::mem::swap(&mut frees.buffer, &mut vals.free_ids);
     frees.site.clear();
     frees.site.extend(vals.free_site.iter().map(|&s| s as u32));
@@ -161,7 +163,7 @@ pub fn decode_columns(
     // them at their positions (still in cache then).
     times_and_pids(block, &cols, out)?;
     if n_other > 0 {
-        decode_others(&cols, limits, out)?;
+        decode_others(&cols, limits, s, out)?;
     } else if !cols[col::MISC as usize].is_empty() || !cols[col::EXT as usize].is_empty() {
         return Err("a column holds more values than the block's events use".into());
     }
@@ -244,25 +246,31 @@ fn times_and_pids(
 /// decoded (`vals.name`).
 fn alloc_sites_by_name(
     cols: &[&[u8]; col::COUNT],
+    s: &mut DecodeScratch,
     out: &mut BlockColumns,
 ) -> Result<(), DecodeError> {
     if !cols[col::ALLOC_SITE as usize].is_empty() {
         return Err("block holds alloc sites in more than one coding".into());
     }
-    let vals = &mut out.vals;
-    let s = &mut vals.sites_by_name;
+    let vals = &mut s.vals;
+    let sites = &mut vals.sites_by_name;
     let places = cols[col::SITE_BY_NAME as usize];
     let n_new = places
         .iter()
         .filter(|&&p| p == crate::site_by_name::SitesByName::NEW)
         .count();
-    column_values(cols[col::SITE_NEW as usize], n_new, "new site", &mut s.new)?;
+    column_values(
+        cols[col::SITE_NEW as usize],
+        n_new,
+        "new site",
+        &mut sites.new,
+    )?;
     crate::site_by_name::decode_sites(
         &vals.kinds,
         &vals.name,
         places,
-        &mut s.new,
-        &mut s.cache,
+        &mut sites.new,
+        &mut sites.cache,
         &mut out.allocs.site,
     )
 }
@@ -327,15 +335,16 @@ fn device_chain(
 fn hand_out_by_kind(
     cols: &[&[u8]; col::COUNT],
     n: KindCounts,
+    s: &mut DecodeScratch,
     out: &mut BlockColumns,
 ) -> Result<(), DecodeError> {
-    let vals = &mut out.vals;
+    let vals = &mut s.vals;
     device_chain(
         cols[col::ALLOC_DEV as usize],
         n.alloc,
         "alloc device",
         &mut vals.device,
-        &mut out.alloc_devices,
+        &mut s.alloc_devices,
     )?;
     let free_dev_codings = [
         (ColumnLayout::V23, col::FREE_DEV),
@@ -343,18 +352,18 @@ fn hand_out_by_kind(
     ];
     if coded_as(cols, &free_dev_codings, "free devices")? == ColumnLayout::V24 {
         // 2.4: against the latest alloc's device.
-        let s = &mut vals.free_by_device;
+        let fd = &mut vals.free_by_device;
         column_values(
             cols[col::FREE_DEV_NEAR as usize],
             n.free,
             "free device",
-            &mut s.dev_codes,
+            &mut fd.dev_codes,
         )?;
         crate::free_by_device::decode_free_devices(
             &vals.kinds,
-            &out.alloc_devices,
-            &s.dev_codes,
-            &mut out.free_devices,
+            &s.alloc_devices,
+            &fd.dev_codes,
+            &mut s.free_devices,
         )?;
     } else {
         device_chain(
@@ -362,7 +371,7 @@ fn hand_out_by_kind(
             n.free,
             "free device",
             &mut vals.device,
-            &mut out.free_devices,
+            &mut s.free_devices,
         )?;
     }
     // Devices of the other kinds, in event order.
@@ -371,7 +380,7 @@ fn hand_out_by_kind(
         n.dev - n.alloc - n.free,
         "other device",
         &mut vals.device,
-        &mut out.devices,
+        &mut s.devices,
     )?;
     let free_codings = [
         (ColumnLayout::V23, col::FREE_CHAIN),
@@ -379,26 +388,26 @@ fn hand_out_by_kind(
     ];
     if coded_as(cols, &free_codings, "freed buffers")? == ColumnLayout::V24 {
         // 2.4: by the ordinal of their alloc among the device's.
-        let s = &mut vals.free_by_device;
+        let fd = &mut vals.free_by_device;
         column_values(
             cols[col::FREE_BY_DEV as usize],
             n.free,
             "free ordinal",
-            &mut s.codes,
+            &mut fd.codes,
         )?;
-        let n_far = s
+        let n_far = fd
             .codes
             .iter()
             .filter(|&&c| c == crate::free_by_device::FAR)
             .count();
-        column_values(cols[col::FREE_FAR as usize], n_far, "far free", &mut s.far)?;
+        column_values(cols[col::FREE_FAR as usize], n_far, "far free", &mut fd.far)?;
         crate::free_by_device::decode_free_ids(
-            &out.alloc_devices,
+            &s.alloc_devices,
             &vals.alloc_buf,
-            &out.free_devices,
-            &s.codes,
-            &s.far,
-            &mut s.scratch,
+            &s.free_devices,
+            &fd.codes,
+            &fd.far,
+            &mut fd.scratch,
             &mut vals.free_ids,
         )?;
     } else {
@@ -417,19 +426,19 @@ fn hand_out_by_kind(
             *v = buffer;
         }
     }
-    // `out.other_pos` holds the other kinds' positions (`decode_columns`).
-    debug_assert_eq!(out.other_pos.len(), n.other);
+    // `s.other_pos` holds the other kinds' positions (`decode_columns`).
+    debug_assert_eq!(s.other_pos.len(), n.other);
     // The other kinds that have a device take the next one of their chain
     // (`n.dev - n.alloc - n.free` of them, so the chain has one slot to spare).
-    out.devices.push(0);
-    out.other_dev.clear();
+    s.devices.push(0);
+    s.other_dev.clear();
     let mut kd = 0usize;
-    for &pos in &out.other_pos {
+    for &pos in &s.other_pos {
         let t = out.tags[pos as usize];
-        out.other_dev.push(out.devices[kd]);
+        s.other_dev.push(s.devices[kd]);
         kd += HAS_DEVICE[t as usize] as usize;
     }
-    out.devices.pop();
+    s.devices.pop();
     Ok(())
 }
 
@@ -441,15 +450,16 @@ fn hand_out_by_kind(
 fn hand_out_by_walk(
     cols: &[&[u8]; col::COUNT],
     n: KindCounts,
+    s: &mut DecodeScratch,
     out: &mut BlockColumns,
 ) -> Result<(), DecodeError> {
-    let vals = &mut out.vals;
+    let vals = &mut s.vals;
     device_chain(
         cols[col::DEVICE as usize],
         n.dev,
         "device",
         &mut vals.device,
-        &mut out.devices,
+        &mut s.devices,
     )?;
     column_values(
         cols[col::FREE_BUF as usize],
@@ -464,23 +474,23 @@ fn hand_out_by_walk(
     // store per event, into a slack slot past its end when the event is
     // not of its kind.
     let (n_dev, n_alloc, n_free, n_other) = (n.dev, n.alloc, n.free, n.other);
-    out.devices.push(0);
+    s.devices.push(0);
     vals.alloc_buf.push(0);
     vals.free_buf.push(0);
-    out.alloc_devices.resize(n_alloc + 1, 0);
-    out.free_devices.resize(n_free + 1, 0);
+    s.alloc_devices.resize(n_alloc + 1, 0);
+    s.free_devices.resize(n_free + 1, 0);
     vals.free_ids.resize(n_free + 1, 0);
-    out.other_pos.resize(n_other + 1, 0);
-    out.other_dev.resize(n_other + 1, 0);
+    s.other_pos.resize(n_other + 1, 0);
+    s.other_dev.resize(n_other + 1, 0);
     {
-        let devices = &out.devices[..];
+        let devices = &s.devices[..];
         let alloc_ids = &vals.alloc_buf[..];
         let dist = &vals.free_buf[..];
-        let alloc_devices = &mut out.alloc_devices[..];
-        let free_devices = &mut out.free_devices[..];
+        let alloc_devices = &mut s.alloc_devices[..];
+        let free_devices = &mut s.free_devices[..];
         let free_ids = &mut vals.free_ids[..];
-        let other_pos = &mut out.other_pos[..];
-        let other_dev = &mut out.other_dev[..];
+        let other_pos = &mut s.other_pos[..];
+        let other_dev = &mut s.other_dev[..];
         let (mut kd, mut ka, mut kf, mut ko) = (0usize, 0usize, 0usize, 0usize);
         let mut latest = 0u64;
         debug_assert!(devices.len() == n_dev + 1 && alloc_ids.len() == n_alloc + 1);
@@ -513,13 +523,13 @@ fn hand_out_by_walk(
             }
         }
     }
-    out.devices.pop();
+    s.devices.pop();
     vals.alloc_buf.pop();
     vals.free_buf.pop();
-    out.alloc_devices.truncate(n_alloc);
-    out.free_devices.truncate(n_free);
+    s.alloc_devices.truncate(n_alloc);
+    s.free_devices.truncate(n_free);
     vals.free_ids.truncate(n_free);
-    out.other_pos.truncate(n_other);
-    out.other_dev.truncate(n_other);
+    s.other_pos.truncate(n_other);
+    s.other_dev.truncate(n_other);
     Ok(())
 }

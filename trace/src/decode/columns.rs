@@ -338,56 +338,9 @@ pub struct BlockColumns {
     pub others: Vec<(u32, Event)>,
     /// Events of unknown kinds skipped: (kind code, count).
     pub skipped: Vec<(u8, u32)>,
-    /// Scratch: the device of every event that has one, and of allocs / frees.
-    pub(super) devices: Vec<u32>,
-    pub(super) alloc_devices: Vec<u32>,
-    pub(super) free_devices: Vec<u32>,
-    /// Scratch: position and device of every event of another kind.
-    pub(super) other_pos: Vec<u32>,
-    pub(super) other_dev: Vec<u32>,
-    /// Scratch: whole columns of varints, decoded in bulk.
-    pub(crate) vals: ColumnValues,
     /// Set by the decoder when no entry of `others` owns heap memory (no
     /// DeviceOpen: its config is boxed), so `clear` need not visit them.
     pub(super) others_own_nothing: bool,
-}
-
-/// Reused buffers holding whole decoded varint columns.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct ColumnValues {
-    pub(super) device: Vec<u64>,
-    pub(super) alloc_buf: Vec<u64>,
-    pub(super) free_buf: Vec<u64>,
-    pub(super) alloc_site: Vec<u64>,
-    pub(super) free_site: Vec<u64>,
-    pub(super) page: Vec<u64>,
-    pub(super) size: Vec<u64>,
-    pub(super) size_rem: Vec<u64>,
-    pub(super) addr: Vec<u64>,
-    pub(super) cores: Vec<u64>,
-    pub(super) name: Vec<u64>,
-    /// Resolved buffer ids of the block's frees.
-    pub(super) free_ids: Vec<u64>,
-    /// Previous size per site slot (format 2.2; see `SiteHistory`).
-    pub(super) prev_size: crate::codec::SiteHistory,
-    /// Recent sizes per site slot and the sizes stored whole (format 2.3).
-    pub(super) recent_sizes: crate::recent_sizes::RecentSizes,
-    pub(super) size_new: Vec<u64>,
-    /// Flags of every alloc, previous flags per site slot and the core
-    /// counts stored whole (format 2.3).
-    pub(super) flags: Vec<u8>,
-    pub(super) site_flags: crate::site_flags::SiteFlags,
-    pub(super) cores_new: Vec<u64>,
-    /// Previous address per (device, buffer type) slot (see `AddrHistory`).
-    pub(super) addr_slots: Vec<u64>,
-    /// Which events are allocs, frees, names and other kinds (64 to a word).
-    pub(super) kinds: Vec<super::KindWord>,
-    /// Format 2.4's alloc sites, freed buffers and circular buffers.
-    pub(super) sites_by_name: crate::site_by_name::SiteScratch,
-    pub(super) free_by_device: crate::free_by_device::FreeColumnsScratch,
-    pub(super) cb: crate::cb_coding::CbScratch,
-    /// The other kinds that are not circular buffers (indices into `other_pos`).
-    pub(super) rare: Vec<u32>,
 }
 
 impl BlockColumns {
@@ -398,6 +351,49 @@ impl BlockColumns {
 
     pub fn is_empty(&self) -> bool {
         self.tags.is_empty()
+    }
+
+    /// Bytes of heap the block's arrays hold (their capacity, not only
+    /// what the block uses; boxed device configs of `others` not counted):
+    /// what a reader keeping this buffer keeps resident once it was
+    /// written. For benchmarks and tests.
+    #[doc(hidden)]
+    pub fn heap_bytes(&self) -> usize {
+        fn b<T>(v: &Vec<T>) -> usize {
+            v.capacity() * std::mem::size_of::<T>()
+        }
+        let a = &self.allocs;
+        let f = &self.frees;
+        let c = &self.cbs;
+        [
+            b(&self.tags),
+            b(&self.ts),
+            b(&self.pid),
+            b(&a.device),
+            b(&a.buffer),
+            b(&a.flags),
+            b(&a.size),
+            b(&a.address),
+            b(&a.page_size),
+            b(&a.num_cores),
+            b(&a.site),
+            b(&a.ext),
+            b(&f.device),
+            b(&f.buffer),
+            b(&f.site),
+            b(&self.names),
+            b(&c.pos),
+            b(&c.device),
+            b(&c.flags),
+            b(&c.address),
+            b(&c.size),
+            b(&c.cores),
+            b(&c.site),
+            b(&self.others),
+            b(&self.skipped),
+        ]
+        .iter()
+        .sum()
     }
 
     pub(crate) fn clear(&mut self) {
@@ -418,9 +414,6 @@ impl BlockColumns {
         }
         self.others_own_nothing = false;
         self.skipped.clear();
-        // The other scratch lists are resized, not cleared: every slot
-        // they keep is overwritten (only growth is zeroed).
-        self.devices.clear();
     }
 
     /// Calls `f(ordinal, event)` for every event of a known kind, in order.

@@ -56,14 +56,16 @@ mod columns;
 mod kinds;
 mod others;
 mod packed;
+mod scratch;
 #[cfg(test)]
 mod tests;
 
 pub use block::decode_columns;
 pub use cb_columns::{CbCol, CbColumns};
+pub(crate) use columns::EventCursor;
 pub use columns::{AllocCol, AllocColumns, AllocExt, BlockColumns, FreeCol, FreeColumns};
-pub(crate) use columns::{ColumnValues, EventCursor};
 pub(crate) use kinds::{kind_words, KindWord};
+pub(crate) use scratch::DecodeScratch;
 
 use crate::varint::{Cursor, Overrun};
 use ttalloc_model::{SiteId, StringId};

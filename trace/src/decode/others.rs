@@ -2,6 +2,7 @@
 
 use super::columns::BlockColumns;
 use super::packed::column_values;
+use super::scratch::DecodeScratch;
 use super::{end, overrun, site_of, string_of, DecodeError, RefLimits};
 use crate::codec::{col, FIRST_UNKNOWN_TAG};
 use crate::varint::{unzigzag, Cursor};
@@ -13,34 +14,43 @@ use ttalloc_model::{
 pub(super) fn decode_others(
     cols: &[&[u8]; col::COUNT],
     limits: RefLimits,
+    s: &mut DecodeScratch,
     out: &mut BlockColumns,
 ) -> Result<(), DecodeError> {
     // 2.4: circular buffers in columns of their own, filled in bulk; the
     // walk then visits only the rare kinds (unless a CB value is out of
     // range: the walk over every event then names the first).
     if has_cb_columns(cols) {
-        let n_cb_alloc = split_cbs(out);
-        decode_cb_columns(cols, n_cb_alloc, out)?;
-        if cb_values_valid(limits, &out.vals.cb) {
-            cbs_in_bulk(out);
-            let rare = std::mem::take(&mut out.vals.rare);
+        let n_cb_alloc = split_cbs(s, out);
+        decode_cb_columns(cols, n_cb_alloc, s)?;
+        if cb_values_valid(limits, &s.vals.cb) {
+            cbs_in_bulk(s, out);
+            let rare = std::mem::take(&mut s.vals.rare);
             // (No circular buffer among them.)
-            let r = walk(cols, limits, out, rare.iter().map(|&k| k as usize), false);
-            out.vals.rare = rare;
+            let r = walk(
+                cols,
+                limits,
+                s,
+                out,
+                rare.iter().map(|&k| k as usize),
+                false,
+            );
+            s.vals.rare = rare;
             return r;
         }
         out.cbs.clear();
     }
-    let n = out.other_pos.len();
-    walk(cols, limits, out, 0..n, has_cb_columns(cols))
+    let n = s.other_pos.len();
+    walk(cols, limits, s, out, 0..n, has_cb_columns(cols))
 }
 
-/// Decodes the other kinds at `ks` (indices into `out.other_pos`), in
+/// Decodes the other kinds at `ks` (indices into `s.other_pos`), in
 /// order: `cb_coded` says whether CbAllocs among them take their values
-/// from the CB_ columns (decoded into `out.vals.cb`) rather than MISC.
+/// from the CB_ columns (decoded into `s.vals.cb`) rather than MISC.
 fn walk(
     cols: &[&[u8]; col::COUNT],
     limits: RefLimits,
+    s: &mut DecodeScratch,
     out: &mut BlockColumns,
     ks: impl Iterator<Item = usize>,
     cb_coded: bool,
@@ -53,16 +63,16 @@ fn walk(
         };
     }
     if cb_coded {
-        out.vals.cb.predictor.clear();
+        s.vals.cb.predictor.clear();
     }
     out.others.reserve(ks.size_hint().0);
     out.cbs.reserve(ks.size_hint().0);
     let mut kc = 0usize;
     let mut configs = false;
     for k in ks {
-        let pos = out.other_pos[k] as usize;
+        let pos = s.other_pos[k] as usize;
         let tag = out.tags[pos];
-        let dev = DeviceId(out.other_dev[k]);
+        let dev = DeviceId(s.other_dev[k]);
         if tag >= FIRST_UNKNOWN_TAG {
             let n = ext_c.varint().map_err(overrun("ext"))?;
             let n = usize::try_from(n).map_err(|_| "ext length overflows".to_string())?;
@@ -76,14 +86,14 @@ fn walk(
         // Circular buffers (the common other kinds) first, into `out.cbs`.
         if tag == EventTag::CbFreeAll as u8 {
             if cb_coded {
-                out.vals.cb.predictor.free_all(dev.0);
+                s.vals.cb.predictor.free_all(dev.0);
             }
             out.cbs.push_free_all(pos as u32, dev);
             continue;
         }
         if tag == EventTag::CbAlloc as u8 && cb_coded {
             // As many CbAllocs as values in each column (`cb_columns`).
-            let cb = &mut out.vals.cb;
+            let cb = &mut s.vals.cb;
             let predicted = cb.predictor.predict(dev.0);
             let address = predicted.wrapping_add(unzigzag(cb.addr[kc]) as u64);
             let size = cb.size[kc];
@@ -227,14 +237,14 @@ fn has_cb_columns(cols: &[&[u8]; col::COUNT]) -> bool {
     ids.iter().any(|&c| !cols[c as usize].is_empty())
 }
 
-/// Decodes the CB_ columns into `out.vals.cb`, one value per CbAlloc
+/// Decodes the CB_ columns into `s.vals.cb`, one value per CbAlloc
 /// (`n` of them).
 fn decode_cb_columns(
     cols: &[&[u8]; col::COUNT],
     n: usize,
-    out: &mut BlockColumns,
+    s: &mut DecodeScratch,
 ) -> Result<(), DecodeError> {
-    let cb = &mut out.vals.cb;
+    let cb = &mut s.vals.cb;
     column_values(cols[col::CB_ADDR as usize], n, "cb address", &mut cb.addr)?;
     column_values(cols[col::CB_SIZE as usize], n, "cb size", &mut cb.size)?;
     column_values(cols[col::CB_FLAGS as usize], n, "cb flags", &mut cb.flags)?;
@@ -244,16 +254,16 @@ fn decode_cb_columns(
 
 /// Splits the other kinds: the circular buffers' positions and devices go
 /// to `out.cbs` (its other arrays sized to match), the indices (into
-/// `out.other_pos`) of the rest to `out.vals.rare`. One branch-free pass;
+/// `s.other_pos`) of the rest to `s.vals.rare`. One branch-free pass;
 /// returns how many CbAllocs there are.
-fn split_cbs(out: &mut BlockColumns) -> usize {
-    let n = out.other_pos.len();
-    let (tags, cbs, rare) = (&out.tags, &mut out.cbs, &mut out.vals.rare);
-    cbs.fill_from(&out.other_pos, &out.other_dev);
+fn split_cbs(s: &mut DecodeScratch, out: &mut BlockColumns) -> usize {
+    let n = s.other_pos.len();
+    let (tags, cbs, rare) = (&out.tags, &mut out.cbs, &mut s.vals.rare);
+    cbs.fill_from(&s.other_pos, &s.other_dev);
     rare.resize(n, 0);
     let (mut kc, mut kr, mut n_alloc) = (0usize, 0usize, 0usize);
     let (pos_out, dev_out) = cbs.pos_and_device_mut();
-    for (k, (&pos, &dev)) in out.other_pos.iter().zip(&out.other_dev).enumerate() {
+    for (k, (&pos, &dev)) in s.other_pos.iter().zip(&s.other_dev).enumerate() {
         let t = tags[pos as usize];
         let is_alloc = t == EventTag::CbAlloc as u8;
         let is_cb = is_alloc | (t == EventTag::CbFreeAll as u8);
@@ -282,8 +292,8 @@ fn cb_values_valid(limits: RefLimits, cb: &crate::cb_coding::CbScratch) -> bool 
 /// Fills `out.cbs`'s values (positions and devices are in place:
 /// `split_cbs`) from the decoded CB_ columns (`cb_values_valid`): one
 /// pass, each array written whole.
-fn cbs_in_bulk(out: &mut BlockColumns) {
-    let (tags, cbs, cb) = (&out.tags, &mut out.cbs, &mut out.vals.cb);
+fn cbs_in_bulk(s: &mut DecodeScratch, out: &mut BlockColumns) {
+    let (tags, cbs, cb) = (&out.tags, &mut out.cbs, &mut s.vals.cb);
     // Slack slots: a CbFreeAll reads the next CbAlloc's values (or these).
     for c in [&mut cb.addr, &mut cb.size, &mut cb.flags, &mut cb.site] {
         c.push(0);

@@ -21,7 +21,7 @@ fn decode(rec: &BlockRec) -> Result<BlockColumns, DecodeError> {
     let bytes = rkyv::to_bytes::<BoxedError>(rec).unwrap();
     let archived = rkyv::access::<crate::records::ArchivedBlockRec, BoxedError>(&bytes).unwrap();
     let mut out = BlockColumns::default();
-    decode_columns(archived, LIMITS, &mut out).map(|_| out)
+    decode_columns(archived, LIMITS, &mut DecodeScratch::default(), &mut out).map(|_| out)
 }
 
 fn valid_block() -> BlockRec {
