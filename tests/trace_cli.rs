@@ -55,6 +55,28 @@ fn info_json(path: &Path) -> Value {
     serde_json::from_str(&ok_stdout(&["info", "--json", path.to_str().unwrap()])).unwrap()
 }
 
+/// `info` shows the clock tick the trace was written at (100 ns, what
+/// `record` keeps by default), in text and JSON.
+#[test]
+fn info_shows_the_clock_tick() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = SynthOptions {
+        events: 5_000,
+        seed: 3,
+        ..Default::default()
+    };
+    let path = dir.path().join("tick.zst");
+    let writer = WriterOptions {
+        block_events: 1024,
+        clock_tick_ns: 100,
+        ..Default::default()
+    };
+    write_trace(&path, &opts, writer).unwrap();
+    assert_eq!(info_json(&path)["clock_tick_ns"], 100);
+    let text = ok_stdout(&["info", path.to_str().unwrap()]);
+    assert!(text.contains("\nclock tick: 100 ns\n"), "{text}");
+}
+
 #[test]
 fn info_json_reports_exactly_the_generator_counts() {
     let dir = tempfile::tempdir().unwrap();

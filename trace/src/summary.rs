@@ -23,6 +23,12 @@ pub struct TraceSummary {
     pub first_ts: Option<u64>,
     pub last_ts: Option<u64>,
     pub duration_ns: u64,
+    /// The clock tick the trace keeps time at, in ns: every timestamp is a
+    /// multiple of it (`record --clock-tick`; 1 for a trace that keeps
+    /// every digit). Stored per block: this is the one all blocks share
+    /// (their greatest common divisor, should they differ). None for a
+    /// trace without events.
+    pub clock_tick_ns: Option<u64>,
     pub events: u64,
     /// Count per kind name (`EventTag::name`), every kind listed (zeros included).
     pub events_by_kind: BTreeMap<String, u64>,
@@ -109,6 +115,7 @@ impl TraceSummary {
             by_kind,
             first_ts,
             last_ts,
+            clock_tick_ns,
             processes,
             devices,
             refusals,
@@ -131,6 +138,7 @@ impl TraceSummary {
             first_ts,
             last_ts,
             duration_ns: last_ts.zip(first_ts).map_or(0, |(l, f)| l - f),
+            clock_tick_ns: (clock_tick_ns > 0).then_some(clock_tick_ns),
             events,
             events_by_kind: EventTag::ALL
                 .iter()
@@ -182,6 +190,19 @@ pub fn format_utc(ns: u64) -> String {
     )
 }
 
+/// A clock tick in the largest unit that divides it: `100 ns`, `1 µs`,
+/// `5 ms`, `1 s` (as `record --clock-tick` takes them, with a space).
+pub fn format_tick(ns: u64) -> String {
+    let units = [(1_000_000_000, "s"), (1_000_000, "ms"), (1_000, "µs")];
+    match units
+        .iter()
+        .find(|(scale, _)| ns >= *scale && ns.is_multiple_of(*scale))
+    {
+        Some((scale, unit)) => format!("{} {unit}", ns / scale),
+        None => format!("{ns} ns"),
+    }
+}
+
 /// Bytes as every command writes them (see `ttalloc_model::units`).
 pub fn format_bytes(b: u64) -> String {
     ttalloc_model::units::bytes(b)
@@ -221,6 +242,9 @@ impl TraceSummary {
             _ => {
                 let _ = writeln!(s, "time span:  (no events)");
             }
+        }
+        if let Some(tick) = self.clock_tick_ns {
+            let _ = writeln!(s, "clock tick: {}", format_tick(tick));
         }
         let _ = writeln!(
             s,
@@ -347,6 +371,14 @@ mod tests {
             format_utc(951_782_400_000_000_000),
             "2000-02-29T00:00:00.000Z"
         );
+        // A tick in the largest unit that divides it.
+        assert_eq!(format_tick(1), "1 ns");
+        assert_eq!(format_tick(100), "100 ns");
+        assert_eq!(format_tick(1_000), "1 µs");
+        assert_eq!(format_tick(1_500), "1500 ns");
+        assert_eq!(format_tick(250_000), "250 µs");
+        assert_eq!(format_tick(5_000_000), "5 ms");
+        assert_eq!(format_tick(1_000_000_000), "1 s");
         assert_eq!(format_bytes(512), "512 B");
         assert_eq!(format_bytes(36 * 1024), "36,864 B");
         assert_eq!(format_bytes(3 << 29), "1,610,612,736 B (1.5 GiB)");

@@ -110,6 +110,8 @@ fn peaks_live_bytes_processes_and_counts() {
         (Some(100), Some(210), 110)
     );
     assert_eq!(s.blocks, 4);
+    // Written with the default tick (1 ns): every digit kept.
+    assert_eq!(s.clock_tick_ns, Some(1));
     assert!(s.truncation.is_none());
     assert_eq!(s.format_version, "2.5");
 
@@ -180,6 +182,45 @@ fn peaks_live_bytes_processes_and_counts() {
     }
     assert!(text.contains("killed by signal 9"), "{text}");
     assert!(text.contains("integrity:  ok"), "{text}");
+}
+
+/// The clock tick a trace was written at is what the summary shows (the
+/// writer stores it in every block); a trace without events has none.
+#[test]
+fn the_clock_tick_is_the_one_the_trace_was_written_at() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.zst");
+    let opts = ttalloc_trace::WriterOptions {
+        block_events: 2,
+        clock_tick_ns: 250_000,
+        ..Default::default()
+    };
+    let mut w = ttalloc_trace::TraceWriter::create(&path, header(), opts).unwrap();
+    vocabulary(w.interner_mut());
+    // Five events in three blocks; timestamps are rounded down to 250 µs.
+    for (i, ts) in [1_000_000u64, 1_300_000, 1_800_000, 2_260_000, 2_500_001]
+        .into_iter()
+        .enumerate()
+    {
+        w.push(&alloc(ts, 0, i as u64, BufferType::Dram, 100))
+            .unwrap();
+    }
+    w.finish().unwrap();
+    let s = TraceSummary::compute(&TraceReader::open(&path).unwrap()).unwrap();
+    assert_eq!(s.blocks, 3);
+    assert_eq!(s.clock_tick_ns, Some(250_000));
+    // 1,000,000 stays; 2,500,001 is rounded down to 2,500,000.
+    assert_eq!((s.first_ts, s.last_ts), (Some(1_000_000), Some(2_500_000)));
+    let text = s.to_text();
+    assert!(text.contains("\nclock tick: 250 µs\n"), "{text}");
+    let json = serde_json::to_value(&s).unwrap();
+    assert_eq!(json["clock_tick_ns"], 250_000);
+
+    write(&path, &[], 2);
+    let s = TraceSummary::compute(&TraceReader::open(&path).unwrap()).unwrap();
+    assert_eq!(s.clock_tick_ns, None);
+    assert!(!s.to_text().contains("clock tick"));
+    assert!(serde_json::to_value(&s).unwrap()["clock_tick_ns"].is_null());
 }
 
 /// The summary read from columns agrees with a plain count over the

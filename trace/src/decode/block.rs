@@ -200,6 +200,7 @@ fn times_and_pids(
     } else {
         1
     };
+    out.clock_tick_ns = unit;
     if ts_col == col::TS_KIND || (ts_col == col::TS_TICKS && unit == 1) {
         let bases = KindBases::read(cols[col::TS_BASE as usize])?;
         for (t, &k) in out.ts.iter_mut().zip(&out.tags) {

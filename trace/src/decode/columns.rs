@@ -327,6 +327,11 @@ impl FreeColumns {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BlockColumns {
     pub first_event: u64,
+    /// The clock tick the block's timestamps were written at, in ns (each
+    /// is a multiple of it; 1 where the block keeps every digit, as blocks
+    /// before format 2.4 do); 0 where its timestamps were not decoded
+    /// ([`TraceReader::decode_columns_non_buffer`](crate::TraceReader::decode_columns_non_buffer)).
+    pub clock_tick_ns: u64,
     pub tags: Vec<u8>,
     pub ts: Vec<u64>,
     pub pid: Vec<u32>,
@@ -397,6 +402,7 @@ impl BlockColumns {
     }
 
     pub(crate) fn clear(&mut self) {
+        self.clock_tick_ns = 0;
         self.tags.clear();
         self.ts.clear();
         self.pid.clear();

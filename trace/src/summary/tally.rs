@@ -26,6 +26,9 @@ pub(super) struct Tally {
     pub by_kind: [u64; EventTag::ALL.len()],
     pub first_ts: u64,
     pub last_ts: u64,
+    /// The greatest common divisor of the blocks' clock ticks (0 before
+    /// a block with events).
+    pub clock_tick_ns: u64,
     pub processes: BTreeMap<u32, ProcessSummary>,
     pub devices: BTreeMap<u32, DeviceSummary>,
     pub refusals: Vec<RefusalSummary>,
@@ -59,6 +62,9 @@ impl Tally {
 
     /// Counts one decoded block, its events in order.
     pub fn block(&mut self, c: &BlockColumns, t: &InternTables) {
+        if !c.tags.is_empty() {
+            self.clock_tick_ns = gcd(self.clock_tick_ns, c.clock_tick_ns);
+        }
         let mut allocs = c.allocs.iter();
         let mut frees = c.frees.iter();
         let mut others = c.others.iter();
@@ -199,4 +205,12 @@ impl Tally {
             }
         }
     }
+}
+
+/// The greatest common divisor (`gcd(0, x) = x`).
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
 }
