@@ -1,7 +1,7 @@
 //! Free-list level and device level benchmarks at a steady number of live
 //! buffers (synthetic mixes, not a trace).
 
-use super::timing::{Best, Rng, Timer, ROUNDS};
+use super::timing::{best_of_rounds, Best, Rng, Timer, ROUNDS};
 use std::hint::black_box;
 use ttalloc_model::alloc::{AllocRequest, Device, FreeList};
 use ttalloc_model::{Arch, BufferId, BufferType, DeviceConfig};
@@ -26,25 +26,19 @@ pub fn free_list_steady(live_target: usize, ops_per_round: u64) -> (Best, u64) {
             live.push(a);
         }
     }
-    let mut best = Best::new();
     let mut failed = 0;
-    for _ in 0..ROUNDS {
-        let timer = Timer::start();
-        let mut ops = 0u64;
-        while ops < ops_per_round {
-            let r = rng.next();
-            // Free a random live buffer, then allocate one: live count stays put.
-            let i = (r >> 32) as usize % live.len();
-            let a = live.swap_remove(i);
-            black_box(fl.deallocate(a));
-            match fl.allocate(tile_pages(r), r & 256 == 0) {
-                Some(a) => live.push(a),
-                None => failed += 1,
-            }
-            ops += 2;
+    let best = best_of_rounds(ops_per_round, || {
+        let r = rng.next();
+        // Free a random live buffer, then allocate one: live count stays put.
+        let i = (r >> 32) as usize % live.len();
+        let a = live.swap_remove(i);
+        black_box(fl.deallocate(a));
+        match fl.allocate(tile_pages(r), r & 256 == 0) {
+            Some(a) => live.push(a),
+            None => failed += 1,
         }
-        best.add(timer.per_op(ops));
-    }
+        2
+    });
     assert_eq!(fl.num_allocated(), live.len());
     (best, failed)
 }
@@ -71,24 +65,18 @@ pub fn free_list_churn(live_target: usize, ops_per_round: u64) -> Best {
     }
     const WINDOW: usize = 64;
     let mut window: Vec<u64> = Vec::with_capacity(WINDOW + 1);
-    let mut best = Best::new();
-    for _ in 0..ROUNDS {
-        let timer = Timer::start();
-        let mut ops = 0u64;
-        while ops < ops_per_round {
-            let r = rng.next();
-            if let Some(a) = fl.allocate(tile_pages(r), r & 256 == 0) {
-                window.push(a);
-            }
-            ops += 1;
-            if window.len() > WINDOW {
-                let a = window.swap_remove((r >> 32) as usize % window.len());
-                black_box(fl.deallocate(a));
-                ops += 1;
-            }
+    let best = best_of_rounds(ops_per_round, || {
+        let r = rng.next();
+        if let Some(a) = fl.allocate(tile_pages(r), r & 256 == 0) {
+            window.push(a);
         }
-        best.add(timer.per_op(ops));
-    }
+        if window.len() > WINDOW {
+            let a = window.swap_remove((r >> 32) as usize % window.len());
+            black_box(fl.deallocate(a));
+            return 2;
+        }
+        1
+    });
     assert_eq!(fl.num_allocated(), live_target + window.len());
     best
 }
@@ -161,27 +149,20 @@ pub fn device_churn(live_target: usize, ops_per_round: u64) -> Best {
         let _ = d.allocate(BufferId(next), &dram(rng.next()));
     }
     let mut window: Vec<BufferId> = Vec::new();
-    let mut best = Best::new();
-    for _ in 0..ROUNDS {
-        let timer = Timer::start();
-        let mut ops = 0u64;
-        while ops < ops_per_round {
-            let r = rng.next();
-            next += 1;
-            let req = if r & 256 == 0 { dram(r) } else { l1(r) };
-            if d.allocate(BufferId(next), &req).is_ok() {
-                window.push(BufferId(next));
-            }
-            ops += 1;
-            if window.len() > 64 {
-                let id = window.swap_remove((r >> 32) as usize % window.len());
-                black_box(d.deallocate(id));
-                ops += 1;
-            }
+    best_of_rounds(ops_per_round, || {
+        let r = rng.next();
+        next += 1;
+        let req = if r & 256 == 0 { dram(r) } else { l1(r) };
+        if d.allocate(BufferId(next), &req).is_ok() {
+            window.push(BufferId(next));
         }
-        best.add(timer.per_op(ops));
-    }
-    best
+        if window.len() > 64 {
+            let id = window.swap_remove((r >> 32) as usize % window.len());
+            black_box(d.deallocate(id));
+            return 2;
+        }
+        1
+    })
 }
 
 /// Device level: buffer ids, lockstep interleaved DRAM buffers of 12-96
@@ -208,30 +189,23 @@ pub fn device_steady(live_target: usize, ops_per_round: u64) -> Best {
             live.push(BufferId(next));
         }
     }
-    let mut best = Best::new();
-    for _ in 0..ROUNDS {
-        let timer = Timer::start();
-        let mut ops = 0u64;
-        while ops < ops_per_round {
-            let r = rng.next();
-            let i = (r >> 32) as usize % live.len();
-            let id = live.swap_remove(i);
-            if let Some(rel) = d.deallocate(id) {
-                if rel.buffer_type == BufferType::L1 {
-                    l1_live -= 1;
-                }
+    best_of_rounds(ops_per_round, || {
+        let r = rng.next();
+        let i = (r >> 32) as usize % live.len();
+        let id = live.swap_remove(i);
+        if let Some(rel) = d.deallocate(id) {
+            if rel.buffer_type == BufferType::L1 {
+                l1_live -= 1;
             }
-            let r = if l1_live >= l1_cap { r | 1 } else { r };
-            next += 1;
-            if d.allocate(BufferId(next), &req_for(r)).is_ok() {
-                live.push(BufferId(next));
-                if r & 15 == 0 {
-                    l1_live += 1;
-                }
-            }
-            ops += 2;
         }
-        best.add(timer.per_op(ops));
-    }
-    best
+        let r = if l1_live >= l1_cap { r | 1 } else { r };
+        next += 1;
+        if d.allocate(BufferId(next), &req_for(r)).is_ok() {
+            live.push(BufferId(next));
+            if r & 15 == 0 {
+                l1_live += 1;
+            }
+        }
+        2
+    })
 }

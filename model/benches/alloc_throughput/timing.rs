@@ -50,6 +50,22 @@ impl Best {
     }
 }
 
+/// Best of [`ROUNDS`] timed rounds; a round calls `step` until it has done
+/// `ops_per_round` ops (`step` returns how many ops it did). Generic, so
+/// `step` is inlined into the timed loop.
+pub fn best_of_rounds(ops_per_round: u64, mut step: impl FnMut() -> u64) -> Best {
+    let mut best = Best::new();
+    for _ in 0..ROUNDS {
+        let timer = Timer::start();
+        let mut ops = 0u64;
+        while ops < ops_per_round {
+            ops += step();
+        }
+        best.add(timer.per_op(ops));
+    }
+    best
+}
+
 pub struct Rng(pub u64);
 impl Rng {
     #[inline]
