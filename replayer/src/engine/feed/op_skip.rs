@@ -1,53 +1,52 @@
 //! The events of a block the engine acts on when no cycle rule follows op
 //! scopes: every event but op begins and ends (about a third of a trace),
-//! found in one pass without branches, so the walk that dispatches on each
-//! event's kind sees only those.
+//! found without branches as one bit mask per 64 events, so the walk that
+//! dispatches on each event's kind sees only those (it takes them from the
+//! masks: a list of their positions cost a store and a load per event).
 
 use super::{MARKER, OP_BEGIN, OP_END};
 
-/// Positions in a block that are not op scopes, and where its names are.
+/// Which events of a block are not op scopes, and where its names are.
 #[derive(Default)]
 pub(in crate::engine) struct OpSkip {
-    /// `kept[..len]`: positions of the events other than op begins and ends,
-    /// in order (the rest of the vector is scratch).
-    kept: Vec<u32>,
-    len: usize,
+    /// Bit `j` of entry `i`: event `64 * i + j` is kept (not an op begin
+    /// or end; no bit past the block's end).
+    kept: Vec<u64>,
     /// Names (op begins' and markers') before position `64 * i`, and which
     /// of the 64 events from there hold one (bit `j`: event `64 * i + j`).
     names_before: Vec<u32>,
     named: Vec<u64>,
 }
 
-/// Events per entry of `names_before`.
-const GROUP: usize = 64;
+/// Events per mask.
+pub(super) const GROUP: usize = 64;
 
 impl OpSkip {
     /// Finds the events of a block with kind codes `tags` that are kept.
     pub(super) fn scan(&mut self, tags: &[u8]) {
-        if self.kept.len() < tags.len() {
-            self.kept.resize(tags.len(), 0);
-        }
+        self.kept.clear();
         self.names_before.clear();
         self.named.clear();
-        let (mut n, mut names) = (0usize, 0u32);
-        for (group, chunk) in tags.chunks(GROUP).enumerate() {
+        let mut names = 0u32;
+        for chunk in tags.chunks(GROUP) {
             self.names_before.push(names);
-            let (mut kept, named) = group_masks(chunk);
+            let (kept, named) = group_masks(chunk);
+            self.kept.push(kept);
             self.named.push(named);
             names += named.count_ones();
-            let base = (group * GROUP) as u32;
-            while kept != 0 {
-                self.kept[n] = base + kept.trailing_zeros();
-                n += 1;
-                kept &= kept - 1;
-            }
         }
-        self.len = n;
     }
 
-    /// Positions of the kept events, in order.
-    pub(super) fn kept(&self) -> &[u32] {
-        &self.kept[..self.len]
+    /// The kept events among positions `64 * group ..` (bit `j`: position
+    /// `64 * group + j`); none past the tags last scanned.
+    #[inline(always)]
+    pub(super) fn kept_mask(&self, group: usize) -> u64 {
+        self.kept.get(group).copied().unwrap_or(0)
+    }
+
+    /// True if the event at `pos` is kept.
+    pub(super) fn is_kept(&self, pos: usize) -> bool {
+        self.kept_mask(pos / GROUP) >> (pos % GROUP) & 1 != 0
     }
 
     /// The index in the block's names column of the op begin or marker at
@@ -112,7 +111,7 @@ mod tests {
         let mut skip = OpSkip::default();
         skip.scan(&tags);
         let want: Vec<u32> = (0..200u32).filter(|p| matches!(p % 5, 0 | 2 | 3)).collect();
-        assert_eq!(skip.kept(), &want[..]);
+        assert_eq!(kept_positions(&skip, 4), want);
         for k in 0..40 {
             assert_eq!(skip.name_index(5 * k + 1), 2 * k);
             assert_eq!(skip.name_index(5 * k + 3), 2 * k + 1);
@@ -146,6 +145,15 @@ mod tests {
         }
         // A shorter block after a longer one: only its own positions.
         skip.scan(&tags[..7]);
-        assert_eq!(skip.kept(), &[0, 2, 3, 5][..]);
+        assert_eq!(kept_positions(&skip, 4), [0, 2, 3, 5]);
+        assert!(skip.is_kept(5) && !skip.is_kept(6) && !skip.is_kept(64));
+    }
+
+    /// The positions whose bit is set in the first `groups` masks.
+    fn kept_positions(skip: &OpSkip, groups: usize) -> Vec<u32> {
+        (0..groups * GROUP)
+            .filter(|&p| skip.is_kept(p))
+            .map(|p| p as u32)
+            .collect()
     }
 }

@@ -5,6 +5,7 @@
 //! per-event check of the bounds: only the event at a bound, and events
 //! of the kinds the online rule looks at, take the general step.
 
+use super::op_skip::GROUP;
 use super::*;
 
 impl Engine<'_> {
@@ -19,10 +20,10 @@ impl Engine<'_> {
         bounding: u32,
         op_skip: &OpSkip,
     ) -> crate::Result<()> {
-        let kept = op_skip.kept();
-        let block_end = c.tags.len() as u64;
+        let block_end = c.tags.len();
         let mut cursor = Cursor::default();
-        let mut i = 0usize;
+        // Events before this position are handled.
+        let mut from = 0usize;
         // Bounds (their positions in the block) at or after this one are
         // not looked for any more: a bound on an op scope that has no
         // name left is stepped over, as the walk over every event does.
@@ -31,37 +32,42 @@ impl Engine<'_> {
             let mark = self.next_start.min(self.cur_end);
             // Position of the next bound in this block, if any.
             let bound = match mark.checked_sub(first) {
-                Some(p) if p < block_end && !no_more_bounds => Some(p),
+                Some(p) if p < block_end as u64 && !no_more_bounds => Some(p as usize),
                 _ => None,
             };
-            let end = match bound {
-                Some(p) => i + kept[i..].partition_point(|&k| (k as u64) < p),
-                None => kept.len(),
-            };
-            let positions = &kept[i..end];
-            self.run_segment(
-                online.as_deref_mut(),
-                first,
-                c,
-                bounding,
-                op_skip,
-                positions,
-                &mut cursor,
-            )?;
-            if self.stopped {
-                return Ok(());
+            let segment_from = from;
+            let end = bound.unwrap_or(block_end);
+            if from < end {
+                self.run_segment(
+                    online.as_deref_mut(),
+                    first,
+                    c,
+                    bounding,
+                    op_skip,
+                    from..end,
+                    &mut cursor,
+                )?;
+                if self.stopped {
+                    return Ok(());
+                }
+                from = end;
             }
-            i = end;
             let Some(p) = bound else { return Ok(()) };
-            if kept.get(i).is_some_and(|&k| k as u64 == p) {
+            if p >= segment_from && op_skip.is_kept(p) {
                 // The event at the bound is kept: the general step.
-                i += 1;
-                let item = match self.segment_item(c, op_skip, p as usize, &mut cursor) {
+                from = p + 1;
+                let item = match self.segment_item(c, op_skip, p, &mut cursor) {
                     Some(item) => item,
                     None => continue,
                 };
-                self.step::<false>(online.as_deref_mut(), first + p, &item)?;
-            } else if !self.skipped_op_step(online.as_deref_mut(), first, c, op_skip, first + p)? {
+                self.step::<false>(online.as_deref_mut(), first + p as u64, &item)?;
+            } else if !self.skipped_op_step(
+                online.as_deref_mut(),
+                first,
+                c,
+                op_skip,
+                first + p as u64,
+            )? {
                 no_more_bounds = true;
             }
             if self.stopped {
@@ -70,9 +76,10 @@ impl Engine<'_> {
         }
     }
 
-    /// Events at `positions` of a block, none at a span bound, each
-    /// straight to its handler but those of the kinds the online rule looks
-    /// at (`bounding`), which take the general step.
+    /// The kept events at positions `range` of a block (taken from the
+    /// masks of `op_skip`), none at a span bound, each straight to its
+    /// handler but those of the kinds the online rule looks at
+    /// (`bounding`), which take the general step.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn run_segment(
@@ -82,55 +89,67 @@ impl Engine<'_> {
         c: &BlockColumns,
         bounding: u32,
         op_skip: &OpSkip,
-        positions: &[u32],
+        range: std::ops::Range<usize>,
         k: &mut Cursor,
     ) -> crate::Result<()> {
         let looks_at = |tag: u8| bounding & (1 << tag) != 0;
-        for &pos in positions {
-            let pos = pos as usize;
-            let ord = first + pos as u64;
-            let Some(&tag) = c.tags.get(pos) else {
-                continue;
-            };
-            match tag {
-                ALLOC => {
-                    if k.allocs >= c.allocs.len() {
-                        continue;
+        let (first_group, last_group) = (range.start / GROUP, (range.end - 1) / GROUP);
+        for group in first_group..=last_group {
+            let mut kept = op_skip.kept_mask(group);
+            if group == first_group {
+                kept &= u64::MAX << (range.start % GROUP);
+            }
+            if group == last_group {
+                kept &= u64::MAX >> (GROUP - 1 - (range.end - 1) % GROUP);
+            }
+            let base = group * GROUP;
+            while kept != 0 {
+                let pos = base + kept.trailing_zeros() as usize;
+                kept &= kept - 1;
+                let ord = first + pos as u64;
+                let Some(&tag) = c.tags.get(pos) else {
+                    continue;
+                };
+                match tag {
+                    ALLOC => {
+                        if k.allocs >= c.allocs.len() {
+                            continue;
+                        }
+                        let i = k.allocs;
+                        k.allocs += 1;
+                        self.alloc_at(ord, &c.allocs, i)?;
+                        if self.stopped {
+                            return Ok(());
+                        }
                     }
-                    let i = k.allocs;
-                    k.allocs += 1;
-                    self.alloc_at(ord, &c.allocs, i)?;
-                    if self.stopped {
-                        return Ok(());
+                    FREE => {
+                        let Some(x) = c.frees.get(k.frees) else {
+                            continue;
+                        };
+                        k.frees += 1;
+                        let dev = self.dev_index(x.device)?;
+                        self.free(ord, dev, x.buffer, x.site);
                     }
-                }
-                FREE => {
-                    let Some(x) = c.frees.get(k.frees) else {
-                        continue;
-                    };
-                    k.frees += 1;
-                    let dev = self.dev_index(x.device)?;
-                    self.free(ord, dev, x.buffer, x.site);
-                }
-                CB_ALLOC | CB_FREE_ALL if !looks_at(tag) => {
-                    let Some(cb) = c.cbs.get(k.cbs) else {
-                        continue;
-                    };
-                    k.cbs += 1;
-                    self.cb_col(ord, &cb)?;
-                }
-                _ => {
-                    // Markers (op scopes are not in `positions`), the other
-                    // kinds, and kinds the online rule looks at: rare.
-                    let Some(item) = self.segment_item(c, op_skip, pos, k) else {
-                        continue;
-                    };
-                    match item {
-                        Item::Event(e) if !looks_at(tag) => self.event(ord, e)?,
-                        item => self.step::<false>(online.as_deref_mut(), ord, &item)?,
+                    CB_ALLOC | CB_FREE_ALL if !looks_at(tag) => {
+                        let Some(cb) = c.cbs.get(k.cbs) else {
+                            continue;
+                        };
+                        k.cbs += 1;
+                        self.cb_col(ord, &cb)?;
                     }
-                    if self.stopped {
-                        return Ok(());
+                    _ => {
+                        // Markers (op scopes are not kept), the other kinds,
+                        // and kinds the online rule looks at: rare.
+                        let Some(item) = self.segment_item(c, op_skip, pos, k) else {
+                            continue;
+                        };
+                        match item {
+                            Item::Event(e) if !looks_at(tag) => self.event(ord, e)?,
+                            item => self.step::<false>(online.as_deref_mut(), ord, &item)?,
+                        }
+                        if self.stopped {
+                            return Ok(());
+                        }
                     }
                 }
             }
