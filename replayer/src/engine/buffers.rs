@@ -17,7 +17,7 @@ impl Engine<'_> {
         ord: u64,
         dev: usize,
         buffer: BufferId,
-        req: &Req,
+        req: Req,
         recorded: Option<u64>,
         site: SiteId,
         label: StringId,
@@ -41,7 +41,7 @@ impl Engine<'_> {
         // straight on: a handle merged from several outcomes went through
         // the stack in pieces and was read back whole (a store-forwarding
         // stall at every alloc).
-        let placed = sim.alloc_placed(buffer, req);
+        let placed = sim.alloc_placed(buffer, &req);
         let (address, handle) = match (placed, recorded) {
             (Ok((addr, handle)), None) => (addr, handle),
             (Ok((addr, handle)), Some(rec)) if rec == addr => (addr, handle),
@@ -78,7 +78,7 @@ impl Engine<'_> {
         s: usize,
         at: Option<usize>,
         buffer: BufferId,
-        req: &Req,
+        req: Req,
         recorded: Option<u64>,
         site: SiteId,
         label: StringId,
@@ -88,14 +88,14 @@ impl Engine<'_> {
             Ok((addr, handle)) => match recorded {
                 Some(rec) if rec != addr => (
                     RESIDENT,
-                    self.resync(ord, dev, buffer, req, handle, rec, addr),
+                    self.resync(ord, dev, buffer, &req, handle, rec, addr),
                     rec,
                 ),
                 Some(rec) => (RESIDENT, Some(handle), rec),
                 None => (RESIDENT, Some(handle), addr),
             },
             Err(failure) => {
-                self.alloc_failed(ord, dev, s, buffer, req, recorded, site, failure);
+                self.alloc_failed(ord, dev, s, buffer, &req, recorded, site, failure);
                 (FAILED, None, recorded.unwrap_or(NO_ADDR))
             }
         };
@@ -222,11 +222,12 @@ impl Engine<'_> {
         ord: u64,
         dev: usize,
         buffer: BufferId,
-        req: &Req,
+        req: Req,
         recorded: Option<u64>,
         site: SiteId,
         label: StringId,
     ) -> crate::Result<()> {
+        let req = &req;
         let slot = device_type_slot(req.buffer_type);
         let cycle = self.cycle_number();
         // The one id lookup of an allocation (a new id is then inserted).

@@ -106,7 +106,7 @@ impl Engine<'_> {
                     }
                     ka += 1;
                     if ord != mark {
-                        self.alloc_at(ord, &c.allocs, i)?;
+                        self.alloc_at(ord, &c.allocs, i).map_err(|e| *e)?;
                         if self.stopped {
                             return Ok(());
                         }
@@ -275,16 +275,17 @@ impl Engine<'_> {
 
     /// Alloc `i` of a block's columns, read where it lies (no copy of the
     /// whole alloc is made to pass it: out of line, so the block walk keeps
-    /// its registers).
+    /// its registers). The error is boxed so that the result comes back in
+    /// a register, not through memory (`ReplayError` is large).
     #[inline(never)]
     fn alloc_at(
         &mut self,
         ord: u64,
         allocs: &ttalloc_trace::AllocColumns,
         i: usize,
-    ) -> crate::Result<()> {
+    ) -> Result<(), Box<crate::ReplayError>> {
         match allocs.get(i) {
-            Some(a) => self.alloc_col(ord, &a),
+            Some(a) => self.alloc_col(ord, &a).map_err(Box::new),
             None => Ok(()),
         }
     }
@@ -316,7 +317,7 @@ impl Engine<'_> {
             num_cores: a.num_cores,
             per_bank_size: a.per_bank_size,
         };
-        self.alloc(ord, dev, a.buffer, &req, a.address, a.site, a.label)
+        self.alloc(ord, dev, a.buffer, req, a.address, a.site, a.label)
     }
 }
 

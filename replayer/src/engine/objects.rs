@@ -38,7 +38,7 @@ impl Engine<'_> {
                     num_cores: *num_cores,
                     per_bank_size: *per_bank_size,
                 };
-                self.alloc(ord, dev, *buffer, &req, *address, *site, *label)?;
+                self.alloc(ord, dev, *buffer, req, *address, *site, *label)?;
             }
             EventKind::BufferFree {
                 device,
