@@ -16,12 +16,16 @@ use crate::decode::KindWord;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct SitesByName {
     slots: Box<[[u32; SitesByName::WAYS]]>,
+    /// The reader's: the slot of each name of the block being decoded
+    /// (`decode_sites`), after the slot of none.
+    name_slots: Vec<u32>,
 }
 
 impl Default for SitesByName {
     fn default() -> Self {
         SitesByName {
             slots: vec![[0; Self::WAYS]; Self::SLOTS].into_boxed_slice(),
+            name_slots: Vec::new(),
         }
     }
 }
@@ -60,24 +64,6 @@ impl SitesByName {
             }
         }
     }
-
-    /// The reader's side, without a branch on the place: the site at
-    /// `place` (< `WAYS`) moves to the front, or when `is_new` (`place` is
-    /// `NEW`) `site` goes to the front and the last one is dropped.
-    #[inline(always)]
-    pub(crate) fn decode(&mut self, slot: usize, place: usize, is_new: bool, site: u32) -> u32 {
-        let w = &mut self.slots[slot];
-        let i = place.min(Self::WAYS - 1);
-        let v = if is_new { site } else { w[i] };
-        let (w0, w1, w2, w3) = (w[0], w[1], w[2], w[3]);
-        *w = [
-            v,
-            if i >= 1 { w0 } else { w1 },
-            if i >= 2 { w1 } else { w2 },
-            if i >= 3 { w2 } else { w3 },
-        ];
-        v
-    }
 }
 
 /// Moves entry `i` to the front, the ones before it one place back.
@@ -98,23 +84,12 @@ pub(crate) struct SiteScratch {
     pub(crate) cache: SitesByName,
 }
 
-crate::decode::fast_cpu_dispatch!(
 /// Decodes the alloc sites of a 2.4 block into `out` (one per alloc):
 /// `words` are the block's kind words (which events are allocs and which
 /// names), `names` the NAME column's values (one per name bit), `places`
 /// SITE_BY_NAME and `new` SITE_NEW's values (`new` gets a slack slot).
 /// Ids are checked by the caller.
-pub(crate) fn decode_sites => decode_sites_any(
-    words: &[KindWord],
-    names: &[u64],
-    places: &[u8],
-    new: &mut Vec<u64>,
-    cache: &mut SitesByName,
-    out: &mut Vec<u32>,
-) -> Result<(), String>);
-
-#[inline(always)]
-fn decode_sites_any(
+pub(crate) fn decode_sites(
     words: &[KindWord],
     names: &[u64],
     places: &[u8],
@@ -158,33 +133,83 @@ fn decode_sites_any(
     {
         return Err("the name column does not match the kind column".into());
     }
+    // The name slot of an alloc after `k` names is `name_slots[k]`.
+    let name_slots = &mut cache.name_slots;
+    name_slots.clear();
+    name_slots.push(SitesByName::slot_of(None) as u32);
+    name_slots.extend(
+        names
+            .iter()
+            .map(|&n| SitesByName::slot_of(Some(n as u32)) as u32),
+    );
     new.push(0);
     cache.clear();
     // Overwritten whole: only growth is zeroed.
     out.resize(n_alloc, 0);
+    #[cfg(target_arch = "x86_64")]
+    if crate::decode::fast_cpu() {
+        // SAFETY: the CPU has every feature `sites_fast` is compiled for.
+        unsafe { sites_fast(words, places, new, cache, out) };
+        new.pop();
+        return Ok(());
+    }
+    sites_loop::<false>(words, places, new, cache, out);
+    new.pop();
+    Ok(())
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,bmi1,bmi2,popcnt,lzcnt")]
+unsafe fn sites_fast(
+    words: &[KindWord],
+    places: &[u8],
+    new: &[u64],
+    cache: &mut SitesByName,
+    out: &mut [u32],
+) {
+    sites_loop::<true>(words, places, new, cache, out)
+}
+
+/// The loop of `decode_sites` (checked there: one place per alloc, each at
+/// most `NEW`, one `new` value per NEW place and a slack slot, one name
+/// slot per name and one for none); `SIMD` only where the CPU has AVX2.
+#[inline(always)]
+fn sites_loop<const SIMD: bool>(
+    words: &[KindWord],
+    places: &[u8],
+    new: &[u64],
+    cache: &mut SitesByName,
+    out: &mut [u32],
+) {
     let (mut ka, mut kn, mut k_new) = (0usize, 0usize, 0usize);
+    let (name_slots, slots) = (&cache.name_slots[..], &mut cache.slots[..]);
     for w in words {
         let mut m = w.alloc;
         while m != 0 {
             let bit = m.trailing_zeros();
             m &= m - 1;
             // Names before this alloc: those of earlier words and the ones
-            // below its bit (at most `names.len()`, checked above).
+            // below its bit.
             let k = kn + (w.name & ((1u64 << bit) - 1)).count_ones() as usize;
-            let name = k.checked_sub(1).map(|i| names[i] as u32);
-            let slot = SitesByName::slot_of(name);
+            let slot = &mut slots[name_slots[k] as usize & (SitesByName::SLOTS - 1)];
             let p = places[ka];
-            let is_new = p == SitesByName::NEW;
             // `new` has one value per NEW place and a slack slot.
             let s = new[k_new] as u32;
-            k_new += is_new as usize;
-            out[ka] = cache.decode(slot, p as usize, is_new, s);
+            k_new += (p == SitesByName::NEW) as usize;
+            #[cfg(target_arch = "x86_64")]
+            let site = if SIMD {
+                // SAFETY: `SIMD` is set only where the CPU has AVX2.
+                unsafe { crate::decode::mtf::mtf_u32_avx2(slot, p, s) }
+            } else {
+                crate::decode::mtf::mtf_u32(slot, p, s)
+            };
+            #[cfg(not(target_arch = "x86_64"))]
+            let site = crate::decode::mtf::mtf_u32(slot, p, s);
+            out[ka] = site;
             ka += 1;
         }
         kn += w.name.count_ones() as usize;
     }
-    new.pop();
-    Ok(())
 }
 
 #[cfg(test)]

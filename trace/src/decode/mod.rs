@@ -54,6 +54,7 @@ mod block;
 mod cb_columns;
 mod columns;
 mod kinds;
+pub(crate) mod mtf;
 mod others;
 mod packed;
 mod scratch;
