@@ -45,6 +45,13 @@ impl RecentSizes {
         &mut self.slots[(site as usize) & (Self::SLOTS - 1)]
     }
 
+    /// The reader's side: the cache of `site`'s slot (`decode::mtf`
+    /// moves its entries).
+    #[inline(always)]
+    pub(crate) fn slot_mut(&mut self, site: u64) -> &mut [u64; Self::WAYS] {
+        self.slot(site)
+    }
+
     pub(crate) fn clear(&mut self) {
         self.slots.fill([0; Self::WAYS]);
     }
@@ -69,35 +76,6 @@ impl RecentSizes {
             }
         }
     }
-
-    /// The reader's side, without a branch on the place: `SizeCode::Recent(place)`
-    /// (`place` < `WAYS`), or when `is_new` (`place` is `NEW`)
-    /// `SizeCode::New { zigzag_delta }`; the size is then first.
-    #[inline(always)]
-    pub(crate) fn decode(
-        &mut self,
-        site: u64,
-        place: usize,
-        is_new: bool,
-        zigzag_delta: u64,
-    ) -> u64 {
-        let w = self.slot(site);
-        let i = place.min(Self::WAYS - 1);
-        let (w0, w1, w2, w3) = (w[0], w[1], w[2], w[3]);
-        let v = if is_new {
-            w0.wrapping_add(crate::varint::unzigzag(zigzag_delta) as u64)
-        } else {
-            w[i]
-        };
-        // A new size drops the last one: the same moves as place 3.
-        *w = [
-            v,
-            if i >= 1 { w0 } else { w1 },
-            if i >= 2 { w1 } else { w2 },
-            if i >= 3 { w2 } else { w3 },
-        ];
-        v
-    }
 }
 
 /// Moves entry `i` to the front, the ones before it one place back (a
@@ -116,6 +94,7 @@ fn move_to_front(ways: &mut [u64; RecentSizes::WAYS], i: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode::mtf::mtf_u64;
 
     #[test]
     fn a_site_s_sizes_come_back_as_places_in_its_cache() {
@@ -141,10 +120,12 @@ mod tests {
         for (site, size, code) in steps {
             assert_eq!(enc.encode(site, size), code, "site {site} size {size}");
             let got = match code {
-                SizeCode::Recent(p) => dec.decode(site, p as usize, false, 0),
-                SizeCode::New { zigzag_delta } => {
-                    dec.decode(site, RecentSizes::NEW as usize, true, zigzag_delta)
-                }
+                SizeCode::Recent(p) => mtf_u64(dec.slot_mut(site), p, 0),
+                SizeCode::New { zigzag_delta } => mtf_u64(
+                    dec.slot_mut(site),
+                    RecentSizes::NEW,
+                    crate::varint::unzigzag(zigzag_delta) as u64,
+                ),
             };
             assert_eq!(got, size);
         }

@@ -49,13 +49,14 @@ pub(super) fn decode_allocs(
         (ColumnLayout::V23, col::SIZE_RECENT),
     ];
     let size_layout = coded_as(cols, &size_codings, "size")?;
-    if size_layout == ColumnLayout::V23 {
+    // How many allocs carry each optional field, and the largest type code.
+    let counts = if size_layout == ColumnLayout::V23 {
         // 2.3 blocks store flags and cores only where they differ from the
         // site's previous alloc's.
         if !cols[col::ALLOC_FLAGS as usize].is_empty() || !cols[col::CORES as usize].is_empty() {
             return Err("block holds flags in more than one coding".into());
         }
-        by_site(cols, vals, out)?;
+        by_site(cols, vals, out)?
     } else {
         if !cols[col::FLAGS_NEW as usize].is_empty() || !cols[col::CORES_NEW as usize].is_empty() {
             return Err("block holds new flags without their size places".into());
@@ -64,14 +65,13 @@ pub(super) fn decode_allocs(
             return Err("block holds new sizes without their size places".into());
         }
         stored_whole(cols, size_layout, vals, out)?;
-    }
-    // How many allocs carry each optional field, and the largest type code.
-    let (mut n_addr, mut n_page, mut max_bt) = (0usize, 0usize, 0u8);
-    for &f in &out.flags {
-        n_addr += (f & FLAG_ADDR != 0) as usize;
-        n_page += (f & FLAG_PAGE != 0) as usize;
-        max_bt = max_bt.max(f & 7);
-    }
+        FlagCounts::of(&out.flags)
+    };
+    let FlagCounts {
+        n_addr,
+        n_page,
+        max_bt,
+    } = counts;
     if BufferType::from_u8(max_bt).is_none() {
         return Err(format!("buffer type code {max_bt} is out of range"));
     }
@@ -222,7 +222,7 @@ fn by_site(
     cols: &[&[u8]; col::COUNT],
     vals: &mut ColumnValues,
     out: &mut AllocColumns,
-) -> Result<(), DecodeError> {
+) -> Result<FlagCounts, DecodeError> {
     let places = cols[col::SIZE_RECENT as usize];
     let n = out.site.len();
     if places.len() != n {
@@ -231,14 +231,8 @@ fn by_site(
             places.len(),
         ));
     }
-    let (mut n_new, mut n_stored, mut max_place) = (0usize, 0usize, 0u8);
-    for &p in places {
-        // Bit 3 is the flags'.
-        let q = p & !SiteFlags::REPEAT;
-        n_new += (q == RecentSizes::NEW) as usize;
-        n_stored += (p & SiteFlags::REPEAT == 0) as usize;
-        max_place = max_place.max(q);
-    }
+    let [n_new, n_stored, max_place] = place_counts(places);
+    let max_place = max_place as u8;
     if max_place > RecentSizes::NEW {
         return Err(format!(
             "size place {max_place} is out of range (0 to {}, and bit 3)",
@@ -268,48 +262,172 @@ fn by_site(
         "new size",
         &mut vals.size_new,
     )?;
-    // Slack slot: every alloc reads a new size, a NEW place uses it.
+    // Slack slots: every alloc reads a new size and every stored flags
+    // byte a core count; a NEW place or flags with cores use them.
     vals.size_new.push(0);
+    vals.cores_new.push(0);
     let (table, cache) = (&mut vals.site_flags, &mut vals.recent_sizes);
     table.clear();
     cache.clear();
-    let (size_new, cores_new) = (&vals.size_new[..], &vals.cores_new[..]);
-    let (mut ks, mut kc, mut kn) = (0usize, 0usize, 0usize);
-    let rows = places
+    let cols = SiteCols {
+        places,
+        sites: &out.site,
+        flags_new: stored,
+        cores_new: &vals.cores_new,
+        size_new: &vals.size_new,
+    };
+    let rows = (
+        &mut out.flags[..],
+        &mut out.num_cores[..],
+        &mut out.size[..],
+    );
+    #[cfg(target_arch = "x86_64")]
+    let counts = if crate::decode::fast_cpu() {
+        // SAFETY: the CPU has every feature `by_site_fast` is compiled for.
+        unsafe { by_site_fast(cols, table, cache, rows) }
+    } else {
+        by_site_loop::<false>(cols, table, cache, rows)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let counts = by_site_loop::<false>(cols, table, cache, rows);
+    vals.size_new.pop();
+    vals.cores_new.pop();
+    Ok(counts)
+}
+
+super::fast_cpu_dispatch!(
+    /// How many SIZE_RECENT places are NEW, how many lack the repeat bit
+    /// (bit 3, the flags'), and the largest place without that bit.
+    fn place_counts => place_counts_any(places: &[u8]) -> [usize; 3]
+);
+
+/// (A loop the compiler vectorises: byte counters, summed every 255.)
+#[inline(always)]
+fn place_counts_any(places: &[u8]) -> [usize; 3] {
+    let (mut n_new, mut n_stored, mut max_place) = (0usize, 0usize, 0u8);
+    for chunk in places.chunks(255) {
+        let (mut new, mut stored, mut max) = (0u8, 0u8, 0u8);
+        for &p in chunk {
+            let q = p & !SiteFlags::REPEAT;
+            new += (q == RecentSizes::NEW) as u8;
+            stored += (p & SiteFlags::REPEAT == 0) as u8;
+            max = max.max(q);
+        }
+        n_new += new as usize;
+        n_stored += stored as usize;
+        max_place = max_place.max(max);
+    }
+    [n_new, n_stored, max_place as usize]
+}
+
+/// How many allocs carry an address and a page size, and their largest
+/// buffer type code.
+#[derive(Clone, Copy, Default)]
+struct FlagCounts {
+    n_addr: usize,
+    n_page: usize,
+    max_bt: u8,
+}
+
+impl FlagCounts {
+    /// (A loop the compiler vectorises: byte counters, summed every 255.)
+    #[inline(always)]
+    fn of(flags: &[u8]) -> FlagCounts {
+        let mut c = FlagCounts::default();
+        for chunk in flags.chunks(255) {
+            let (mut a, mut p, mut bt) = (0u8, 0u8, 0u8);
+            for &f in chunk {
+                a += (f >> 5) & 1;
+                p += (f >> 6) & 1;
+                bt = bt.max(f & 7);
+            }
+            c.n_addr += a as usize;
+            c.n_page += p as usize;
+            c.max_bt = c.max_bt.max(bt);
+        }
+        c
+    }
+}
+
+/// The columns `by_site` reads, checked: one place and site per alloc,
+/// one stored flags byte per place without the repeat bit, one stored
+/// core count per stored flags byte with cores, one new size per NEW
+/// place; each with a slack slot.
+#[derive(Clone, Copy)]
+struct SiteCols<'a> {
+    places: &'a [u8],
+    sites: &'a [u32],
+    flags_new: &'a [u8],
+    cores_new: &'a [u64],
+    size_new: &'a [u64],
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,bmi1,bmi2,popcnt,lzcnt")]
+unsafe fn by_site_fast(
+    cols: SiteCols,
+    table: &mut SiteFlags,
+    cache: &mut RecentSizes,
+    rows: (&mut [u8], &mut [u32], &mut [u64]),
+) -> FlagCounts {
+    by_site_loop::<true>(cols, table, cache, rows)
+}
+
+/// The loop of `by_site`: flags, cores and size units of every alloc, and
+/// what its flags say; `SIMD` only where the CPU has AVX2. Two passes,
+/// flags then sizes: one loop over both keeps too many arrays in flight
+/// for the registers.
+#[inline(always)]
+fn by_site_loop<const SIMD: bool>(
+    cols: SiteCols,
+    table: &mut SiteFlags,
+    cache: &mut RecentSizes,
+    (flags, cores, sizes): (&mut [u8], &mut [u32], &mut [u64]),
+) -> FlagCounts {
+    let (mut ks, mut kc) = (0usize, 0usize);
+    let rows = cols
+        .places
         .iter()
-        .zip(&out.site)
-        .zip(out.flags.iter_mut())
-        .zip(out.num_cores.iter_mut())
-        .zip(out.size.iter_mut());
-    for ((((&p, &site), flags), cores), size) in rows {
+        .zip(cols.sites)
+        .zip(flags.iter_mut())
+        .zip(cores.iter_mut());
+    for (((&p, &site), flags), cores) in rows {
         let site = site as u64;
         let (f, c) = if p & SiteFlags::REPEAT != 0 {
             table.previous(site)
         } else {
-            // As many stored flags as places without the bit, and cores
-            // as stored flags with cores: counted above.
-            let f = stored[ks];
+            // Stored flags, and their cores when they say so (a slack
+            // slot past the last: counted by the caller).
+            let f = cols.flags_new[ks];
             ks += 1;
-            let c = if f & FLAG_CORES != 0 {
-                kc += 1;
-                cores_new[kc - 1] as u32
-            } else {
-                0
-            };
+            let has_cores = f & FLAG_CORES != 0;
+            let c = cols.cores_new[kc] as u32 & (has_cores as u32).wrapping_neg();
+            kc += has_cores as usize;
             table.set(site, f, c);
             (f, c)
         };
         *flags = f;
         *cores = c;
-        let q = (p & !SiteFlags::REPEAT) as usize;
-        let is_new = q == RecentSizes::NEW as usize;
-        // `kn` counts the NEW places before this alloc (slack slot last).
-        let d = size_new[kn];
-        kn += is_new as usize;
-        *size = cache.decode(site, q, is_new, d);
     }
-    vals.size_new.pop();
-    Ok(())
+    let mut kn = 0usize;
+    for ((&p, &site), size) in cols.places.iter().zip(cols.sites).zip(sizes.iter_mut()) {
+        let q = p & !SiteFlags::REPEAT;
+        // `kn` counts the NEW places before this alloc (slack slot last).
+        let d = unzigzag(cols.size_new[kn]) as u64;
+        kn += (q == RecentSizes::NEW) as usize;
+        let slot = cache.slot_mut(site as u64);
+        #[cfg(target_arch = "x86_64")]
+        let units = if SIMD {
+            // SAFETY: `SIMD` is set only where the CPU has AVX2.
+            unsafe { crate::decode::mtf::mtf_u64_avx2(slot, q, d) }
+        } else {
+            crate::decode::mtf::mtf_u64(slot, q, d)
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let units = crate::decode::mtf::mtf_u64(slot, q, d);
+        *size = units;
+    }
+    FlagCounts::of(flags)
 }
 
 /// The error for the first alloc whose pages, page size and remainder do
