@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use ttalloc_model::hash::{FastMap, FastSet};
 use ttalloc_model::{
     Arch, BufferId, BufferType, DeviceConfig, DeviceId, Event, EventKind, EventTag, InternTables,
-    Pid, SiteId, StringId,
+    SiteId, StringId,
 };
 
 mod buffer_ids;

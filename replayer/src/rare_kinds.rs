@@ -5,7 +5,7 @@
 //! found by a byte search of the kind column.
 
 use crate::source::Item;
-use ttalloc_model::{Event, EventKind, EventTag, Pid};
+use ttalloc_model::{Event, EventKind, EventTag};
 use ttalloc_trace::BlockColumns;
 
 const MARKER: u8 = EventTag::Marker as u8;
@@ -39,8 +39,8 @@ pub(crate) fn for_each_rare_kind<E>(
                 counted = m + 1;
                 if let Some(&label) = c.names.get(named) {
                     let event = Event {
-                        ts: c.ts.get(m).copied().unwrap_or(0),
-                        pid: Pid(c.pid.get(m).copied().unwrap_or(0)),
+                        ts: c.ts_at(m),
+                        pid: c.pid_at(m),
                         kind: EventKind::Marker { label },
                     };
                     f(first + m as u64, Item::Light(event))?;

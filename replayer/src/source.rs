@@ -4,7 +4,7 @@
 
 use crate::error::Result;
 use decode_ahead::{decode_ahead, Buffers};
-use ttalloc_model::{Event, EventKind, EventTag, InternTables, Pid};
+use ttalloc_model::{Event, EventKind, EventTag, InternTables};
 use ttalloc_trace::{AllocCol, BlockColumns, BlockInfo, FreeCol, TraceReader};
 
 /// A hook run on the decoding thread on every run of events, in order.
@@ -180,13 +180,13 @@ impl Chunk<'_> {
                                 }
                             };
                             Item::Light(Event {
-                                ts: c.ts.get(pos).copied().unwrap_or(0),
-                                pid: Pid(c.pid.get(pos).copied().unwrap_or(0)),
+                                ts: c.ts_at(pos),
+                                pid: c.pid_at(pos),
                                 kind,
                             })
                         }
                         t if t == EventTag::CbAlloc as u8 || t == EventTag::CbFreeAll as u8 => {
-                            match c.cbs.event(kc, &c.ts, &c.pid) {
+                            match c.cb_event(kc) {
                                 Some((_, e)) => {
                                     kc += 1;
                                     Item::Cb(e)

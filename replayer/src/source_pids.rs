@@ -19,15 +19,6 @@ pub struct SourcePids {
     last: Option<(u64, u32)>,
 }
 
-/// The pid of every event of a block, if one process wrote them all (and
-/// every event has one): an OR of differences, which vectorises (no early
-/// exit).
-fn one_pid(pids: &[u32], events: usize) -> Option<u32> {
-    let &first = pids.first()?;
-    let differ = pids.iter().fold(0u32, |acc, &p| acc | (p ^ first));
-    (pids.len() == events && differ == 0).then_some(first)
-}
-
 /// The source number every buffer id of `allocs` and `frees` has:
 /// `Some(None)` when there are none, `None` when they have several. One
 /// AND and one OR reduction (they vectorise, unlike a 64-bit min/max):
@@ -64,7 +55,7 @@ impl SourcePids {
             }
             Chunk::Columns { columns: c, .. } => {
                 let (allocs, frees) = (c.allocs.buffers(), c.frees.buffers());
-                if let Some(pid) = one_pid(&c.pid, c.tags.len()) {
+                if let Some(Pid(pid)) = c.one_pid() {
                     // One process wrote the whole block (nearly always): what
                     // is noted does not depend on the order, so the buffer
                     // id arrays are read straight, without the tag walk, and
@@ -82,7 +73,7 @@ impl SourcePids {
                     return;
                 }
                 let (mut allocs, mut frees) = (allocs.iter(), frees.iter());
-                for (pos, &tag) in c.tags.iter().enumerate() {
+                for (&tag, pid) in c.tags.iter().zip(c.pids()) {
                     let buffer = if tag == EventTag::BufferAlloc as u8 {
                         allocs.next()
                     } else if tag == EventTag::BufferFree as u8 {
@@ -90,8 +81,8 @@ impl SourcePids {
                     } else {
                         continue;
                     };
-                    if let (Some(&b), Some(&pid)) = (buffer, c.pid.get(pos)) {
-                        self.note(BufferId(b), pid);
+                    if let Some(&b) = buffer {
+                        self.note(BufferId(b), pid.0);
                     }
                 }
             }
@@ -173,8 +164,9 @@ mod tests {
 
     fn scan_columns(tags: &[EventTag], pid: Vec<u32>, frees: &[u64]) -> SourcePids {
         let mut columns = BlockColumns::default();
-        columns.tags = tags.iter().map(|&t| t as u8).collect();
-        columns.pid = pid;
+        for (&t, &p) in tags.iter().zip(&pid) {
+            columns.push_event_head(t as u8, 0, Pid(p));
+        }
         for &b in frees {
             columns.frees.push(&FreeCol {
                 device: DeviceId(0),
@@ -231,9 +223,5 @@ mod tests {
         assert_eq!(one_source(&[2 << 40], &[3 << 40]), None);
         assert_eq!(one_source(&[(2 << 40) | 5], &[2 << 40]), Some(Some(2)));
         assert_eq!(one_source(&[], &[]), Some(None));
-        assert_eq!(one_pid(&[4, 4, 4], 3), Some(4));
-        assert_eq!(one_pid(&[4, 5, 4], 3), None);
-        // Fewer pids than events: not every event has one.
-        assert_eq!(one_pid(&[4, 4], 3), None);
     }
 }

@@ -307,7 +307,7 @@ impl Observer for TimelineRecorder {
         self.chunk_ts.clear();
         match chunk {
             Chunk::Events { events, .. } => self.chunk_ts.extend(events.iter().map(|e| e.ts)),
-            Chunk::Columns { columns, .. } => self.chunk_ts.extend_from_slice(&columns.ts),
+            Chunk::Columns { columns, .. } => self.chunk_ts.extend(columns.timestamps()),
         }
     }
 

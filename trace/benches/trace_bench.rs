@@ -62,7 +62,13 @@ fn parallel_columns_scan(reader: &TraceReader) -> (u64, u64) {
             n += cols.tags.len() as u64;
             allocated += cols.allocs.sizes().iter().sum::<u64>();
             allocated -= cols.frees.len() as u64;
-            black_box((&cols.ts, &cols.pid, &cols.names, &cols.cbs, &cols.others));
+            black_box((
+                cols.ts_at(0),
+                cols.one_pid(),
+                &cols.names,
+                &cols.cbs,
+                &cols.others,
+            ));
             Ok(())
         })
         .expect("scan");
@@ -121,7 +127,13 @@ fn columns_scan(reader: &TraceReader) -> (u64, u64) {
         n += cols.tags.len() as u64;
         allocated += cols.allocs.sizes().iter().sum::<u64>();
         allocated -= cols.frees.len() as u64;
-        black_box((&cols.ts, &cols.pid, &cols.names, &cols.cbs, &cols.others));
+        black_box((
+            cols.ts_at(0),
+            cols.one_pid(),
+            &cols.names,
+            &cols.cbs,
+            &cols.others,
+        ));
     }
     black_box((allocated, n))
 }

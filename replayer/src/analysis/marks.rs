@@ -16,14 +16,16 @@ pub(super) fn timestamps(
     marks.retain(|&m| m < src.num_events());
     let mut out = Vec::with_capacity(marks.len());
     let mut next = 0;
-    let mut take = |first: u64, ts: &[u64], out: &mut Vec<(u64, u64)>| {
+    // The marks among the `n` events from ordinal `first` on, with their
+    // times (`ts_at(i)`: the time of the run's event `i`).
+    let mut take = |first: u64, n: usize, ts_at: &dyn Fn(usize) -> u64, out: &mut Vec<_>| {
         // Marks before this run were in no run (cannot happen in a sound
         // trace): passed over.
         while next < marks.len() && marks[next] < first {
             next += 1;
         }
-        while next < marks.len() && marks[next] - first < ts.len() as u64 {
-            out.push((marks[next], ts[(marks[next] - first) as usize]));
+        while next < marks.len() && marks[next] - first < n as u64 {
+            out.push((marks[next], ts_at((marks[next] - first) as usize)));
             next += 1;
         }
     };
@@ -36,7 +38,7 @@ pub(super) fn timestamps(
                 if block != Some(b) {
                     block = Some(b);
                     r.decode_columns(b, &mut cols)?;
-                    take(cols.first_event, &cols.ts, &mut out);
+                    take(cols.first_event, cols.len(), &|i| cols.ts_at(i), &mut out);
                 }
             }
         }
@@ -46,9 +48,9 @@ pub(super) fn timestamps(
                 ts.clear();
                 match chunk {
                     Chunk::Events { events, .. } => ts.extend(events.iter().map(|e| e.ts)),
-                    Chunk::Columns { columns, .. } => ts.extend_from_slice(&columns.ts),
+                    Chunk::Columns { columns, .. } => ts.extend(columns.timestamps()),
                 }
-                take(chunk.first(), &ts, &mut out);
+                take(chunk.first(), ts.len(), &|i| ts[i], &mut out);
                 Ok(())
             })?;
         }

@@ -331,8 +331,8 @@ const OTHERS_AHEAD: usize = 4;
 /// Event `pos` of a block, a light one (no payload column but names).
 fn light<'c>(c: &BlockColumns, pos: usize, kind: EventKind) -> Item<'c> {
     Item::Light(Event {
-        ts: c.ts.get(pos).copied().unwrap_or(0),
-        pid: Pid(c.pid.get(pos).copied().unwrap_or(0)),
+        ts: c.ts_at(pos),
+        pid: c.pid_at(pos),
         kind,
     })
 }
@@ -351,8 +351,8 @@ fn scope_item<'c>(c: &BlockColumns, pos: usize, tag: u8, name: StringId) -> Item
 /// The circular-buffer event `cb` at `pos` of a block, as an item.
 fn cb_item<'c>(c: &BlockColumns, pos: usize, cb: &ttalloc_trace::CbCol) -> Item<'c> {
     Item::Cb(Event {
-        ts: c.ts[pos],
-        pid: Pid(c.pid[pos]),
+        ts: c.ts_at(pos),
+        pid: c.pid_at(pos),
         kind: cb.kind(),
     })
 }

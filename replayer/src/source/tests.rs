@@ -1,5 +1,5 @@
 use super::*;
-use ttalloc_model::DeviceId;
+use ttalloc_model::{DeviceId, Pid};
 use ttalloc_trace::{TraceHeader, TraceWriter, WriterOptions};
 
 /// The cycle probe's first block, decoded whole, is the replay's first

@@ -64,9 +64,9 @@ pub fn decode_columns(
 ) -> Result<(), DecodeError> {
     // Timestamps are overwritten whole below: keep the old ones so only
     // growth is zeroed.
-    let ts = std::mem::take(&mut out.ts);
+    let ts = std::mem::take(&mut out.times.values);
     out.clear();
-    out.ts = ts;
+    out.times.values = ts;
     let mut cols: [&[u8]; col::COUNT] = [&[]; col::COUNT];
     for c in block.columns.iter() {
         let id = c.id.to_native() as usize;
@@ -170,7 +170,7 @@ pub fn decode_columns(
     Ok(())
 }
 
-/// Every event's timestamp and pid (into `out.ts`, `out.pid`).
+/// Every event's timestamp and pid (into `out.times`, `out.pids`).
 fn times_and_pids(
     block: &ArchivedBlockRec,
     cols: &[&[u8]; col::COUNT],
@@ -192,7 +192,8 @@ fn times_and_pids(
         // (No coding names 2.5: `coded_as` returns one of the above.)
         ColumnLayout::V24 | ColumnLayout::V25 => (col::TS_TICKS, block.first_ts.to_native()),
     };
-    column_values(cols[ts_col as usize], count, "ts", &mut out.ts)?;
+    let values = &mut out.times.values;
+    column_values(cols[ts_col as usize], count, "ts", values)?;
     let unit = if ts_col == col::TS_TICKS {
         crate::ts_by_kind::read_unit(cols[col::TS_UNIT as usize])?
     } else if !cols[col::TS_UNIT as usize].is_empty() {
@@ -203,7 +204,7 @@ fn times_and_pids(
     out.clock_tick_ns = unit;
     if ts_col == col::TS_KIND || (ts_col == col::TS_TICKS && unit == 1) {
         let bases = KindBases::read(cols[col::TS_BASE as usize])?;
-        for (t, &k) in out.ts.iter_mut().zip(&out.tags) {
+        for (t, &k) in values.iter_mut().zip(&out.tags) {
             // One add on the running sum per event (the gap is made apart).
             let gap = (unzigzag(*t) as u64).wrapping_add(bases.base[k as usize]);
             ts = ts.wrapping_add(gap);
@@ -212,7 +213,7 @@ fn times_and_pids(
     } else if ts_col == col::TS_TICKS {
         // 2.4 with a clock tick: gaps and bases in ticks.
         let bases = KindBases::read(cols[col::TS_BASE as usize])?;
-        for (t, &k) in out.ts.iter_mut().zip(&out.tags) {
+        for (t, &k) in values.iter_mut().zip(&out.tags) {
             let ticks = (unzigzag(*t) as u64).wrapping_add(bases.base[k as usize]);
             ts = ts.wrapping_add(ticks.wrapping_mul(unit));
             *t = ts;
@@ -221,22 +222,21 @@ fn times_and_pids(
         if !cols[col::TS_BASE as usize].is_empty() {
             return Err("block holds a ts base column without its ts column".into());
         }
-        for t in out.ts.iter_mut() {
+        for t in values.iter_mut() {
             ts = ts.wrapping_add(*t);
             *t = ts;
         }
     }
-    // Pids: (delta, run length) pairs.
-    out.pid.reserve(count);
+    // Pids: (delta, run length) pairs, kept as runs.
     let mut c = Cursor::new(cols[col::PID as usize]);
     let mut pid = 0u32;
-    while out.pid.len() < count {
+    while out.pids.len() < count {
         pid = pid.wrapping_add(c.zigzag().map_err(overrun("pid"))? as u32);
         let run = c.varint().map_err(overrun("pid"))?;
-        if run == 0 || run > (count - out.pid.len()) as u64 {
+        if run == 0 || run > (count - out.pids.len()) as u64 {
             return Err(format!("pid run of {run} events does not fit the block"));
         }
-        out.pid.resize(out.pid.len() + run as usize, pid);
+        out.pids.push(pid, run as usize);
     }
     end(&c, "pid")?;
     Ok(())

@@ -2,7 +2,7 @@
 //! one array per field, so a reader on another core than the decoder reads
 //! ~30 bytes per event rather than a whole `Event`.
 
-use ttalloc_model::{DeviceId, Event, EventKind, Pid, SiteId};
+use ttalloc_model::{DeviceId, EventKind, SiteId};
 
 /// `CbColumns::flags`: the event is a `CbFreeAll` (its other fields are 0).
 pub(crate) const FREE_ALL: u8 = 1;
@@ -93,20 +93,6 @@ impl CbColumns {
                 site: SiteId(*self.site.get_unchecked(i)),
             })
         }
-    }
-
-    /// Event `i` whole, with the block's `ts` and `pid` columns.
-    pub fn event(&self, i: usize, ts: &[u64], pid: &[u32]) -> Option<(u32, Event)> {
-        let cb = self.get(i)?;
-        let p = cb.pos as usize;
-        Some((
-            cb.pos,
-            Event {
-                ts: ts.get(p).copied().unwrap_or(0),
-                pid: Pid(pid.get(p).copied().unwrap_or(0)),
-                kind: cb.kind(),
-            },
-        ))
     }
 
     /// Every event, in order.

@@ -318,7 +318,8 @@ impl FreeColumns {
 /// a trace when an analysis can work per kind.
 ///
 /// Event `p` of the block (ordinal `first_event + p`) has kind code
-/// `tags[p]`, timestamp `ts[p]` and pid `pid[p]`. Its payload is the next
+/// `tags[p]`, timestamp [`ts_at(p)`](BlockColumns::ts_at) and pid
+/// [`pid_at(p)`](BlockColumns::pid_at). Its payload is the next
 /// unused entry of: `allocs` (BufferAlloc), `frees` (BufferFree), `names`
 /// (OpBegin's name / Marker's label), nothing (OpEnd), `cbs` (CbAlloc,
 /// CbFreeAll), or `others` (every other known kind, stored whole with its position). Codes of kinds newer
@@ -333,8 +334,10 @@ pub struct BlockColumns {
     /// ([`TraceReader::decode_columns_non_buffer`](crate::TraceReader::decode_columns_non_buffer)).
     pub clock_tick_ns: u64,
     pub tags: Vec<u8>,
-    pub ts: Vec<u64>,
-    pub pid: Vec<u32>,
+    /// Every event's timestamp and pid (`ts_at`, `pid_at`, `timestamps`,
+    /// `pid_runs`): kept in the form cheapest to write (`times.rs`).
+    pub(crate) times: super::times::Times,
+    pub(crate) pids: super::times::PidRuns,
     pub allocs: AllocColumns,
     pub frees: FreeColumns,
     pub names: Vec<StringId>,
@@ -372,8 +375,8 @@ impl BlockColumns {
         let c = &self.cbs;
         [
             b(&self.tags),
-            b(&self.ts),
-            b(&self.pid),
+            self.times.heap_bytes(),
+            self.pids.heap_bytes(),
             b(&a.device),
             b(&a.buffer),
             b(&a.flags),
@@ -401,11 +404,74 @@ impl BlockColumns {
         .sum()
     }
 
+    /// The timestamp of event `pos` (ns; 0 past the block's end, and for
+    /// every event of a block whose timestamps were not decoded:
+    /// [`TraceReader::decode_columns_non_buffer`](crate::TraceReader::decode_columns_non_buffer)).
+    #[inline]
+    pub fn ts_at(&self, pos: usize) -> u64 {
+        self.times.at(pos)
+    }
+
+    /// The pid of event `pos` (`Pid(0)` past the block's end, and where
+    /// pids were not decoded, as for [`BlockColumns::ts_at`]).
+    #[inline]
+    pub fn pid_at(&self, pos: usize) -> Pid {
+        Pid(self.pids.at(pos))
+    }
+
+    /// Every event's timestamp, in order (none where they were not decoded).
+    pub fn timestamps(&self) -> impl Iterator<Item = u64> + '_ {
+        self.times.iter()
+    }
+
+    /// Every event's pid, in order (none where pids were not decoded).
+    pub fn pids(&self) -> impl Iterator<Item = Pid> + '_ {
+        self.pids
+            .runs()
+            .flat_map(|(pid, n)| std::iter::repeat_n(pid, n))
+    }
+
+    /// The pids of the block's events as runs, in order: `(pid, events)`,
+    /// neighbours with different pids (none where pids were not decoded).
+    pub fn pid_runs(&self) -> impl Iterator<Item = (Pid, usize)> + '_ {
+        self.pids.runs()
+    }
+
+    /// The pid of every event, if one process wrote the whole block (nearly
+    /// always): `None` when several did, or pids were not decoded.
+    pub fn one_pid(&self) -> Option<Pid> {
+        let whole = self.pids.len() == self.tags.len();
+        self.pids.one().filter(|_| whole).map(Pid)
+    }
+
+    /// Appends one event's kind code, timestamp and pid (tests and
+    /// hand-built blocks; its payload goes to its kind's columns).
+    pub fn push_event_head(&mut self, tag: u8, ts: u64, pid: Pid) {
+        self.tags.push(tag);
+        self.times.push(ts);
+        self.pids.push(pid.0, 1);
+    }
+
+    /// The circular-buffer event `i` of the block (`cbs` entry `i`) with
+    /// its position.
+    pub fn cb_event(&self, i: usize) -> Option<(u32, Event)> {
+        let cb = self.cbs.get(i)?;
+        let p = cb.pos as usize;
+        Some((
+            cb.pos,
+            Event {
+                ts: self.ts_at(p),
+                pid: self.pid_at(p),
+                kind: cb.kind(),
+            },
+        ))
+    }
+
     pub(crate) fn clear(&mut self) {
         self.clock_tick_ns = 0;
         self.tags.clear();
-        self.ts.clear();
-        self.pid.clear();
+        self.times.clear();
+        self.pids.clear();
         self.allocs.clear();
         self.frees.n = 0;
         self.names.clear();
@@ -438,7 +504,7 @@ impl BlockColumns {
             let &tag = self.tags.get(pos)?;
             cur.pos += 1;
             let ordinal = self.first_event + pos as u64;
-            let (ts, pid) = (self.ts[pos], Pid(self.pid[pos]));
+            let (ts, pid) = (self.times.at(pos), self.pid_at(pos));
             // Each arm builds its event where it is returned: a kind built
             // apart and then moved into the event is stored and reloaded at
             // different widths, which stalls store-to-load forwarding.

@@ -60,6 +60,7 @@ mod packed;
 mod scratch;
 #[cfg(test)]
 mod tests;
+mod times;
 
 pub use block::decode_columns;
 pub use cb_columns::{CbCol, CbColumns};

@@ -218,8 +218,8 @@ fn walk(
         out.others.push((
             pos as u32,
             Event {
-                ts: out.ts[pos],
-                pid: Pid(out.pid[pos]),
+                ts: out.ts_at(pos),
+                pid: out.pid_at(pos),
                 kind,
             },
         ));

@@ -178,8 +178,8 @@ fn decoded(
 ) -> (
     u64,
     &[u8],
-    &[u64],
-    &[u32],
+    Vec<u64>,
+    Vec<(Pid, usize)>,
     &AllocColumns,
     &FreeColumns,
     &[ttalloc_model::StringId],
@@ -189,8 +189,8 @@ fn decoded(
     (
         c.first_event,
         &c.tags,
-        &c.ts,
-        &c.pid,
+        c.timestamps().collect(),
+        c.pid_runs().collect(),
         &c.allocs,
         &c.frees,
         &c.names,
@@ -218,7 +218,7 @@ fn a_block_of_only_allocs_and_frees_is_not_decoded_for_a_non_buffer_pass() {
     assert_eq!(light.tags, whole.tags);
     assert_eq!(light.first_event, 0);
     assert_eq!((light.allocs.len(), light.frees.len()), (0, 0));
-    assert!(light.ts.is_empty() && light.others.is_empty());
+    assert!(light.timestamps().next().is_none() && light.others.is_empty());
 
     // Decoded into the same buffer, block 1 comes whole.
     reader.decode_columns(1, &mut whole).unwrap();
@@ -243,12 +243,13 @@ fn decoded_blocks_do_not_keep_the_decoders_working_arrays() {
     reader.decode_columns(0, &mut a).unwrap();
     reader.decode_columns(1, &mut b).unwrap();
     assert_eq!(reader.decode_scratch.lock().unwrap().len(), 1);
-    // Block 0: 100 events (kind 1 B, ts 8, pid 4 each), 50 allocs (device
-    // 4, buffer 8, flags 1, size 8, address 8, page size 8, cores 4, site
-    // 4) and 50 frees (device 4, buffer 8, site 4): 1300 + 2250 + 800 B.
+    // Block 0: 100 events (kind 1 B, ts 8 each) of one pid (one run, kept
+    // in place: no heap), 50 allocs (device 4, buffer 8, flags 1, size 8,
+    // address 8, page size 8, cores 4, site 4) and 50 frees (device 4,
+    // buffer 8, site 4): 900 + 2250 + 800 B.
     // The decoder's lists of alloc and free devices alone would add 400 B;
     // a spare slot per array (the decoder's slack slots) stays below 100.
-    let columns = 100 * 13 + 50 * 45 + 50 * 16;
+    let columns = 100 * 9 + 50 * 45 + 50 * 16;
     assert!(
         (columns..columns + 100).contains(&a.heap_bytes()),
         "block 0 holds {} B, its columns {columns} B",

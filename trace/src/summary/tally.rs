@@ -68,19 +68,19 @@ impl Tally {
         let mut allocs = c.allocs.iter();
         let mut frees = c.frees.iter();
         let mut others = c.others.iter();
-        let mut cbs = (0..c.cbs.len()).map_while(|i| c.cbs.event(i, &c.ts, &c.pid));
+        let mut cbs = (0..c.cbs.len()).map_while(|i| c.cb_event(i));
         // The current run of one process's events: (pid, events).
         let mut run: Option<(u32, u64)> = None;
-        for (p, &tag) in c.tags.iter().enumerate() {
+        let heads = c.timestamps().zip(c.pids());
+        for (p, (&tag, (ts, pid))) in c.tags.iter().zip(heads).enumerate() {
             if tag as usize >= EventTag::ALL.len() {
                 continue; // a kind newer than this reader: not an event here
             }
             self.events += 1;
             self.by_kind[tag as usize] += 1;
-            let ts = c.ts[p];
             self.first_ts = self.first_ts.min(ts);
             self.last_ts = self.last_ts.max(ts);
-            let pid = c.pid[p];
+            let pid = pid.0;
             match &mut run {
                 Some((q, n)) if *q == pid => *n += 1,
                 _ => {

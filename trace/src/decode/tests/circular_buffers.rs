@@ -63,7 +63,7 @@ fn circular_buffers_decode_into_their_own_columns_in_both_codings() {
             kinds.iter().collect::<Vec<_>>()
         );
         // Event 1 of the columns is event 2 of the block, ts and pid included.
-        let (pos, free_all) = cols.cbs.event(1, &cols.ts, &cols.pid).unwrap();
+        let (pos, free_all) = cols.cb_event(1).unwrap();
         assert_eq!((pos, &free_all), (2, &back[2]));
     }
 }
