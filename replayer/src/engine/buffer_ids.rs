@@ -196,23 +196,26 @@ impl BufferIds {
         self.windows.get_mut(self.last)
     }
 
-    /// Where `id`'s entry is in the window used last, if that window
-    /// covers it and `id` is not live: a later `set_live_at` with it (no
-    /// other call on `self` between) makes `id` live without a second search.
+    /// The entry of `id` in the window used last, if that window covers it
+    /// and `id` is not live (counted as used): the caller makes `id` live
+    /// there at once (writes [`BufferIds::live_entry`] of its slot), with
+    /// no second search.
     #[inline(always)]
-    pub(super) fn vacant_at(&mut self, id: u64) -> Option<usize> {
+    pub(super) fn vacant_entry(&mut self, id: u64) -> Option<&mut u32> {
         let w = self.last_covering(id)?;
         let at = (id & MASK) as usize;
-        matches!(w.entries[at], NONE | FREED).then_some(at)
+        if !matches!(w.entries[at], NONE | FREED) {
+            return None;
+        }
+        w.used += 1;
+        Some(&mut w.entries[at])
     }
 
-    /// `set_live` at the place `vacant_at` returned.
+    /// A window's entry of an id live in `slot`.
     #[inline(always)]
-    pub(super) fn set_live_at(&mut self, at: usize, slot: u32) {
+    pub(super) fn live_entry(slot: u32) -> u32 {
         debug_assert!(slot < FREED - 1);
-        let w = &mut self.windows[self.last];
-        w.used += 1;
-        w.entries[at] = slot + 1;
+        slot + 1
     }
 
     /// The slot of live buffer `id`.

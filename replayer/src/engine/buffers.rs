@@ -25,18 +25,22 @@ impl Engine<'_> {
         let Some(s) = device_type_slot(req.buffer_type) else {
             return self.alloc_general(ord, dev, buffer, req, recorded, site, label);
         };
-        // The id's place in the id table, found once (a new id, nearly always).
-        let at = match self.live.new_buffer_at(buffer.get()) {
-            Some(at) => Some(at),
-            None if self.live.buffer_slot(buffer.get()).is_none() => None,
-            None => return self.alloc_general(ord, dev, buffer, req, recorded, site, label),
-        };
         if self.devs[dev].sim.is_none() {
             return self.alloc_general(ord, dev, buffer, req, recorded, site, label);
         }
+        // The id's record slot, claimed at once (a new id, nearly always):
+        // nothing of the claim is carried across the placement.
+        let slot = match self.live.claim_new_buffer(buffer.get()) {
+            Some(slot) => slot,
+            None if self.live.buffer_slot(buffer.get()).is_none() => {
+                self.live.claim_new_buffer_slow(buffer.get())
+            }
+            None => return self.alloc_general(ord, dev, buffer, req, recorded, site, label),
+        };
         // `s` indexes arrays of four: the mask lets the compiler drop the checks.
         let s = s & 3;
-        let sim = self.devs[dev].sim.as_mut().expect("checked above");
+        let d = &mut self.devs[dev];
+        let sim = d.sim.as_mut().expect("checked above");
         // The common case, placed where recorded (or nothing recorded),
         // straight on: a handle merged from several outcomes went through
         // the stack in pieces and was read back whole (a store-forwarding
@@ -46,23 +50,22 @@ impl Engine<'_> {
             (Ok((addr, handle)), None) => (addr, handle),
             (Ok((addr, handle)), Some(rec)) if rec == addr => (addr, handle),
             (placed, _) => {
-                return self
-                    .alloc_unusual(ord, dev, s, at, buffer, req, recorded, site, label, placed)
+                return self.alloc_unusual(
+                    ord, dev, s, slot, buffer, req, recorded, site, label, placed,
+                )
             }
         };
-        self.settle_alloc(
-            ord,
+        // The books, on the device already at hand.
+        count_placed(d, s, req.size, ord);
+        d.objects += 1;
+        let record = Placed {
             dev,
             s,
-            at,
-            buffer,
-            req.size,
-            site,
-            label,
-            RESIDENT,
-            Some(handle),
+            flags: RESIDENT,
+            handle: Some(handle),
             address,
-        );
+        };
+        self.write_record(ord, slot, buffer, req.size, site, label, record);
         Ok(())
     }
 
@@ -76,7 +79,7 @@ impl Engine<'_> {
         ord: u64,
         dev: usize,
         s: usize,
-        at: Option<usize>,
+        slot: u32,
         buffer: BufferId,
         req: Req,
         recorded: Option<u64>,
@@ -99,65 +102,54 @@ impl Engine<'_> {
                 (FAILED, None, recorded.unwrap_or(NO_ADDR))
             }
         };
-        self.settle_alloc(
-            ord, dev, s, at, buffer, req.size, site, label, flags, handle, address,
-        );
+        let d = &mut self.devs[dev];
+        if flags & FAILED == 0 {
+            count_placed(d, s, req.size, ord);
+        }
+        d.objects += 1;
+        let record = Placed {
+            dev,
+            s,
+            flags,
+            handle,
+            address,
+        };
+        self.write_record(ord, slot, buffer, req.size, site, label, record);
         Ok(())
     }
 
-    /// The books and the record of a new buffer on an open device, type
-    /// slot `s`, at the id table's place `at` (see `LiveTable::new_buffer_at`).
+    /// The record of a new buffer at `slot` (claimed for its id), and the
+    /// current cycle's note of it.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    fn settle_alloc(
+    fn write_record(
         &mut self,
         ord: u64,
-        dev: usize,
-        s: usize,
-        at: Option<usize>,
+        slot: u32,
         buffer: BufferId,
         size: u64,
         site: SiteId,
         label: StringId,
-        flags: u8,
-        handle: Option<Handle>,
-        address: u64,
+        p: Placed,
     ) {
-        let s = s & 3;
-        let d = &mut self.devs[dev];
-        if flags & FAILED == 0 {
-            d.tracked[s] += size;
-            d.resident[s] += size;
-            d.cycle_peak[s] = d.cycle_peak[s].max(d.resident[s]);
-            if d.resident[s] > d.peak[s].bytes {
-                d.peak[s] = Peak {
-                    bytes: d.resident[s],
-                    event: ord,
-                };
-            }
-        }
-        d.objects += 1;
         let cycle = self.cycle_number();
-        let slot = self.live.vacant_slot();
         *self.live.get_mut(slot) = Live {
-            dev: dev as u16,
-            slot: s as u8,
-            flags,
+            dev: p.dev as u16,
+            slot: p.s as u8,
+            flags: p.flags,
             cycle,
             site,
             kind: ObjectKind::Buffer,
             id: buffer.get(),
             label,
-            handle,
+            handle: p.handle,
             size,
             event: ord,
-            address,
+            address: p.address,
         };
-        match at {
-            Some(at) => self.live.set_new_buffer_at(at, slot),
-            None => self.live.set_new_buffer(buffer.get(), slot),
+        if cycle != 0 {
+            self.cycle_allocs.push((slot, ord));
         }
-        self.note_alloc(slot, ord);
     }
 
     /// The model placed a buffer elsewhere than recorded: re-synced on the
@@ -293,16 +285,7 @@ impl Engine<'_> {
                 }
             }
             if live.flags & FAILED == 0 {
-                let d = &mut self.devs[dev];
-                d.tracked[s] += req.size;
-                d.resident[s] += req.size;
-                d.cycle_peak[s] = d.cycle_peak[s].max(d.resident[s]);
-                if d.resident[s] > d.peak[s].bytes {
-                    d.peak[s] = Peak {
-                        bytes: d.resident[s],
-                        event: ord,
-                    };
-                }
+                count_placed(&mut self.devs[dev], s, req.size, ord);
             }
         }
         self.devs[dev].objects += 1;
@@ -468,6 +451,31 @@ impl Engine<'_> {
                 model,
             });
         }
+    }
+}
+
+/// Where a new buffer went: its device, type slot, flags, handle and address.
+struct Placed {
+    dev: usize,
+    s: usize,
+    flags: u8,
+    handle: Option<Handle>,
+    address: u64,
+}
+
+/// A buffer of `size` bytes placed on device `d`, type slot `s`, at event
+/// `ord`: tracked and resident bytes, and their peaks.
+#[inline(always)]
+fn count_placed(d: &mut Dev, s: usize, size: u64, ord: u64) {
+    let s = s & 3;
+    d.tracked[s] += size;
+    d.resident[s] += size;
+    d.cycle_peak[s] = d.cycle_peak[s].max(d.resident[s]);
+    if d.resident[s] > d.peak[s].bytes {
+        d.peak[s] = Peak {
+            bytes: d.resident[s],
+            event: ord,
+        };
     }
 }
 

@@ -28,16 +28,23 @@ impl Engine<'_> {
     /// Records an allocation of the current cycle.
     #[inline]
     pub(super) fn note_alloc(&mut self, slot: u32, event: u64) {
-        if !self.in_cycle {
-            return;
+        if self.in_cycle {
+            self.cycle_allocs.push((slot, event));
         }
+    }
+
+    /// Drops the entries of objects no longer tracked from `cycle_allocs`
+    /// once it has doubled past `cycle_allocs_compact_at`. Checked before
+    /// each chunk, not at each allocation: a chunk adds at most one entry
+    /// per event (a block's worth past the mark), and which entries are
+    /// dropped when changes nothing (`end_cycle` skips them anyway).
+    pub(super) fn compact_cycle_allocs(&mut self) {
         if self.cycle_allocs.len() >= self.cycle_allocs_compact_at {
             let mut allocs = std::mem::take(&mut self.cycle_allocs);
             allocs.retain(|&(slot, e)| self.live.holding(slot, e).is_some());
             self.cycle_allocs_compact_at = (2 * allocs.len()).max(CYCLE_ALLOCS_MIN);
             self.cycle_allocs = allocs;
         }
-        self.cycle_allocs.push((slot, event));
     }
 
     pub(super) fn end_cycle(&mut self, end: u64) {

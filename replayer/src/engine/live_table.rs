@@ -126,27 +126,32 @@ impl LiveTable {
         std::mem::replace(&mut self.records[slot as usize], live)
     }
 
-    /// Where to record buffer `id` if it is not in the table and its entry
-    /// is found without a search (see `BufferIds::vacant_at`); `None` when
-    /// unsure (ask `buffer_slot`).
+    /// A slot for the record of buffer `id`, which is not in the table,
+    /// with `id` live there already, when its entry is found without a
+    /// search (see `BufferIds::vacant_entry`); `None` when unsure (ask
+    /// `buffer_slot`). The slot stays vacant until its record is written
+    /// (`get_mut`), which the caller does before the table is read again.
     #[inline(always)]
-    pub(super) fn new_buffer_at(&mut self, id: u64) -> Option<usize> {
-        self.buffers.vacant_at(id)
+    pub(super) fn claim_new_buffer(&mut self, id: u64) -> Option<u32> {
+        let entry = self.buffers.vacant_entry(id)?;
+        let slot = match self.vacant.pop() {
+            Some(slot) => slot,
+            None => {
+                self.records.push(Live::VACANT);
+                (self.records.len() - 1) as u32
+            }
+        };
+        *entry = BufferIds::live_entry(slot);
+        Some(slot)
     }
 
-    /// Buffer id of the record just written at `slot` (from
-    /// `vacant_slot`) is live there, at the place `new_buffer_at` returned
-    /// (no other call on the ids between).
-    #[inline(always)]
-    pub(super) fn set_new_buffer_at(&mut self, at: usize, slot: u32) {
-        self.buffers.set_live_at(at, slot);
-    }
-
-    /// Buffer `id`, not in the table yet, is live in `slot` (its record
-    /// just written there, from `vacant_slot`).
-    #[inline]
-    pub(super) fn set_new_buffer(&mut self, id: u64, slot: u32) {
+    /// [`LiveTable::claim_new_buffer`] by the general path (`id` is not in
+    /// the table).
+    #[inline(never)]
+    pub(super) fn claim_new_buffer_slow(&mut self, id: u64) -> u32 {
+        let slot = self.vacant_slot();
         self.buffers.set_live(id, slot);
+        slot
     }
 
     /// Records buffer `live.id`, not in the table yet; returns its slot.

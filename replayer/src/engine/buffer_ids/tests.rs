@@ -76,15 +76,14 @@ fn check(ops: &[Op]) {
                 let id = id_of(&newest, run, back);
                 // The engine's way: the place found once when the window
                 // used last has it (only ever for an id not live).
-                let at = ids.vacant_at(id);
-                assert!(at.is_none() || !live.contains_key(&id), "vacant_at {id}");
                 if live.contains_key(&id) {
+                    assert!(ids.vacant_entry(id).is_none(), "vacant_entry {id}");
                     continue;
                 }
                 let slot = next_slot;
                 next_slot += 1;
-                match at {
-                    Some(at) => ids.set_live_at(at, slot),
+                match ids.vacant_entry(id) {
+                    Some(entry) => *entry = BufferIds::live_entry(slot),
                     None => ids.set_live(id, slot),
                 }
                 live.insert(id, slot);
