@@ -107,7 +107,7 @@ impl Engine<'_> {
                     }
                     ka += 1;
                     if ord != mark {
-                        self.alloc_at(ord, &c.allocs, i).map_err(|e| *e)?;
+                        self.alloc_at(ord, &c.allocs, i)?;
                         if self.stopped {
                             return Ok(());
                         }
@@ -275,18 +275,19 @@ impl Engine<'_> {
     }
 
     /// Alloc `i` of a block's columns, read where it lies (no copy of the
-    /// whole alloc is made to pass it: out of line, so the block walk keeps
-    /// its registers). The error is boxed so that the result comes back in
-    /// a register, not through memory (`ReplayError` is large).
-    #[inline(never)]
+    /// whole alloc is made to pass it). Inlined into the block walks: out
+    /// of line, its call, prologue and epilogue and the result's way back
+    /// cost ~16 instructions per alloc (2M synthetic 960.3M -> 951.2M
+    /// instructions inlined; 10M replay no slower).
+    #[inline(always)]
     fn alloc_at(
         &mut self,
         ord: u64,
         allocs: &ttalloc_trace::AllocColumns,
         i: usize,
-    ) -> Result<(), Box<crate::ReplayError>> {
+    ) -> crate::Result<()> {
         match allocs.get(i) {
-            Some(a) => self.alloc_col(ord, &a).map_err(Box::new),
+            Some(a) => self.alloc_col(ord, &a),
             None => Ok(()),
         }
     }

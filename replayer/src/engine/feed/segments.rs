@@ -117,7 +117,7 @@ impl Engine<'_> {
                         }
                         let i = k.allocs;
                         k.allocs += 1;
-                        self.alloc_at(ord, &c.allocs, i).map_err(|e| *e)?;
+                        self.alloc_at(ord, &c.allocs, i)?;
                         if self.stopped {
                             return Ok(());
                         }
