@@ -382,11 +382,11 @@ impl BankManager {
         self.out_of_memory(size, aligned, banks, per_bank)
     }
 
-    /// Frees the live allocation at `address` that got `block` and
-    /// reserves `per_bank` bytes per bank (see [`FreeList::free_live_block`]).
+    /// Frees the allocation held as `(block, generation)`: its bytes per
+    /// bank, or `None` for a stale pair (see `free_list/held.rs`).
     #[inline(always)]
-    pub(crate) fn free_live(&mut self, block: BlockRef, address: u64, per_bank: u64) {
-        self.free_list.free_live_block(block, address, per_bank);
+    pub(crate) fn free_held(&mut self, block: BlockRef, generation: u32) -> Option<u64> {
+        self.free_list.free_held(block, generation)
     }
 
     /// [`BankManager::spread`], unless the recorder knew what tt-metal
@@ -520,6 +520,7 @@ impl BankManager {
         self.free_list.deallocate_all();
     }
 
+    #[inline]
     pub fn lowest_allocated(&self) -> Option<u64> {
         self.free_list.lowest_allocated()
     }

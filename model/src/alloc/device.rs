@@ -106,6 +106,8 @@ pub struct Device {
     system_bytes: u128,
     system_buffers: usize,
     cbs: circular_buffers::CbTable,
+    /// Worker L1's size: a static CB region must end within it.
+    cb_l1_limit: u64,
     last_program: Option<ProgramId>,
     strict: bool,
 }
@@ -125,6 +127,15 @@ const MANAGER_OF: [u8; 5] = {
 fn slot(bt: BufferType) -> Option<usize> {
     let m = MANAGER_OF[bt as usize];
     (m != live_buffers::HOST).then_some(m as usize)
+}
+
+/// Where a host buffer of `size` bytes "lands": nowhere, one bank of its size.
+fn host_placement(size: u64) -> Placement {
+    Placement {
+        address: 0,
+        per_bank: size,
+        num_banks: 1,
+    }
 }
 
 fn known(v: Option<u64>) -> u64 {
@@ -185,9 +196,11 @@ impl Device {
                 fl_align,
             )?,
         ];
+        let cb_l1_limit = known(c.worker_l1_size);
         Ok(Device {
             arch,
             config: c,
+            cb_l1_limit,
             managers,
             buffers: LiveBuffers::default(),
             programs: FastMap::default(),
@@ -239,21 +252,16 @@ impl Device {
 
     #[inline(never)]
     fn track_system(&mut self, buffer: BufferId, size: u64, indexed: bool) -> Placed {
+        self.count_system(size);
+        Placed {
+            placement: host_placement(size),
+            handle: self.buffers.insert_host(buffer, size, indexed),
+        }
+    }
+
+    fn count_system(&mut self, size: u64) {
         self.system_bytes += size as u128;
         self.system_buffers += 1;
-        let live = Live {
-            buffer_type: BufferType::SystemMemory,
-            address: 0,
-            size,
-            per_bank: size,
-            num_banks: 1,
-        };
-        Placed {
-            placement: live.placement(),
-            handle: self
-                .buffers
-                .insert(buffer, live, live_buffers::HOST, BlockRef::NONE, indexed),
-        }
     }
 
     /// Allocates a buffer where tt-metal would put it. The device keeps the
@@ -264,23 +272,32 @@ impl Device {
         buffer: BufferId,
         req: &AllocRequest,
     ) -> Result<Placement, AllocError> {
-        let Some(s) = slot(req.buffer_type) else {
-            self.check_new(buffer)?;
-            return Ok(self.track_system(buffer, req.size, true).placement);
-        };
-        self.check_l1_small(req)?;
-        let m = &mut self.managers[s];
+        let s = slot(req.buffer_type);
+        if s.is_some() {
+            self.check_l1_small(req)?;
+        }
         let mut placement = None;
-        // One hash operation: the id's vacant entry is filled once placed.
-        let handle = self.buffers.insert_new_id(buffer, || {
-            let Some((p, block)) = place_in(m, req) else {
-                return Err(place_failure(m, req));
-            };
-            placement = Some(p);
-            Ok::<_, AllocError>((Live::new(req, p), s as u8, block))
-        })?;
+        let handle =
+            self.buffers
+                .insert_new_id(&mut self.managers, buffer, req.size, |managers| {
+                    let Some(s) = s else {
+                        placement = Some(host_placement(req.size));
+                        return Ok(None);
+                    };
+                    let m = &mut managers[s];
+                    let Some((p, block)) = place_in(m, req) else {
+                        return Err(place_failure(m, req));
+                    };
+                    placement = Some(p);
+                    Ok::<_, AllocError>(Some((Live::new(req, p), s, block)))
+                })?;
         match (handle, placement) {
-            (Some(_), Some(p)) => Ok(p),
+            (Some(_), Some(p)) => {
+                if s.is_none() {
+                    self.count_system(req.size);
+                }
+                Ok(p)
+            }
             _ => Err(AllocError::AlreadyLive {
                 owner: Owner::Buffer(buffer),
             }),
@@ -310,9 +327,9 @@ impl Device {
         let Some((p, block)) = place_in(&mut self.managers[s], req) else {
             return Err(place_failure(&self.managers[s], req));
         };
-        let handle = self
-            .buffers
-            .insert(buffer, Live::new(req, p), s as u8, block, false);
+        let handle =
+            self.buffers
+                .insert(&self.managers, buffer, Live::new(req, p), s, block, false);
         Ok(Placed {
             placement: p,
             handle,
@@ -358,9 +375,15 @@ impl Device {
             m.spread_recorded(req.size, req.page_size, req.num_shards(), req.per_bank_size);
         match m.allocate_spread_block_at(spread, address) {
             Some((p, block)) => {
-                let handle =
-                    self.buffers
-                        .insert(buffer, Live::new(req, p), s as u8, block, indexed);
+                let handle = self.buffers.insert(
+                    &self.managers,
+                    buffer,
+                    Live::new(req, p),
+                    s,
+                    block,
+                    indexed,
+                );
+
                 Ok(Placed {
                     placement: p,
                     handle,
@@ -423,8 +446,8 @@ impl Device {
     /// (tt-metal ignores those).
     #[inline]
     pub fn deallocate(&mut self, buffer: BufferId) -> Option<Released> {
-        let (slot, entry) = self.buffers.remove_id(buffer)?;
-        Some(self.release(slot, entry))
+        let (removed, entry) = self.buffers.remove_id(&mut self.managers, buffer)?;
+        Some(self.release(removed, entry))
     }
 
     /// Frees a buffer by the handle [`Device::allocate_placed`] gave: no
@@ -432,8 +455,8 @@ impl Device {
     /// released by [`Device::close`]).
     #[inline]
     pub fn deallocate_placed(&mut self, handle: Handle) -> Option<Released> {
-        let (slot, entry) = self.buffers.remove_entry(handle)?;
-        Some(self.release(slot, entry))
+        let (removed, entry) = self.buffers.remove_entry(&mut self.managers, handle)?;
+        Some(self.release(removed, entry))
     }
 
     /// [`Device::deallocate_placed`] for a caller that does not need to
@@ -441,9 +464,9 @@ impl Device {
     /// the unused [`Released`] cost a replay's free a quarter of its time.)
     #[inline(always)]
     pub fn discard_placed(&mut self, handle: Handle) -> bool {
-        match self.buffers.remove(handle) {
-            Some(slot) => {
-                self.free_slot(&slot);
+        match self.buffers.remove(&mut self.managers, handle) {
+            Some(removed) => {
+                self.uncount(removed);
                 true
             }
             None => false,
@@ -451,28 +474,26 @@ impl Device {
     }
 
     /// Hints that the buffer of `handle` will be freed soon: asks for its
-    /// slot's cache line now (no effect on state; a stale handle is fine).
+    /// block entry's cache line now (no effect on state; a stale handle is fine).
     #[inline]
     pub fn prefetch_placed(&self, handle: Handle) {
-        self.buffers.prefetch(handle);
+        self.buffers.prefetch(&self.managers, handle);
     }
 
     #[inline]
-    fn release(&mut self, slot: live_buffers::Slot, entry: live_buffers::Entry) -> Released {
-        self.free_slot(&slot);
+    fn release(&mut self, removed: live_buffers::Removed, entry: live_buffers::Entry) -> Released {
+        self.uncount(removed);
         entry.live.released(Owner::Buffer(entry.buffer))
     }
 
-    /// Gives a removed buffer's memory back.
+    /// A removed host buffer leaves the host counts (a device buffer's
+    /// memory went back with its removal).
     #[inline(always)]
-    fn free_slot(&mut self, slot: &live_buffers::Slot) {
-        match self.managers.get_mut(slot.manager as usize) {
-            Some(m) => m.free_live(slot.block, slot.address, slot.per_bank),
-            None => {
-                // A host buffer: its slot's `per_bank` is its size.
-                self.system_bytes -= slot.per_bank as u128;
-                self.system_buffers -= 1;
-            }
+    fn uncount(&mut self, removed: live_buffers::Removed) {
+        if removed.manager == live_buffers::HOST {
+            // A host buffer: its `per_bank` is its size.
+            self.system_bytes -= removed.per_bank as u128;
+            self.system_buffers -= 1;
         }
     }
 
@@ -484,14 +505,14 @@ impl Device {
     /// A live buffer allocated by id, as it would be released now.
     pub fn live(&self, buffer: BufferId) -> Option<Released> {
         self.buffers
-            .by_id(buffer)
+            .by_id(&self.managers, buffer)
             .map(|e| e.live.released(Owner::Buffer(e.buffer)))
     }
 
     /// A live buffer by handle, as it would be released now.
     pub fn live_placed(&self, handle: Handle) -> Option<Released> {
         self.buffers
-            .get(handle)
+            .get(&self.managers, handle)
             .map(|e| e.live.released(Owner::Buffer(e.buffer)))
     }
 
@@ -499,7 +520,7 @@ impl Device {
     /// as `close()` would release it (in no particular order).
     pub fn live_all(&self) -> impl Iterator<Item = Released> + '_ {
         self.buffers
-            .iter()
+            .iter(&self.managers)
             .map(|e| e.live.released(Owner::Buffer(e.buffer)))
             .chain(
                 self.programs
@@ -524,7 +545,7 @@ impl Device {
     pub fn close(&mut self) -> Vec<Released> {
         let mut out: Vec<Released> = self
             .buffers
-            .iter()
+            .iter(&self.managers)
             .map(|e| e.live.released(Owner::Buffer(e.buffer)))
             .chain(
                 self.programs

@@ -46,6 +46,7 @@ use compact::FreeArray;
 mod bucket_bits;
 mod buckets;
 mod compact;
+mod held;
 mod inspect;
 #[cfg(test)]
 mod tests;
@@ -65,6 +66,10 @@ struct Block {
     size: u64,
     prev: u32,
     next: u32,
+    /// Counts the times the entry stopped holding an allocation, so a
+    /// holder's (block, generation) pair goes stale when it is freed
+    /// (see `held.rs`). Kept when the entry is reused, and by `init`.
+    generation: u32,
     allocated: bool,
 }
 
@@ -78,6 +83,17 @@ pub struct BlockRef(u32);
 impl BlockRef {
     /// Refers to no block (host buffers, tests): a free with it looks the address up.
     pub const NONE: BlockRef = BlockRef(NIL);
+
+    /// The block at index `i` of the block table (a holder's handle keeps the index).
+    #[inline(always)]
+    pub(crate) fn at(i: u32) -> BlockRef {
+        BlockRef(i)
+    }
+
+    #[inline(always)]
+    pub(crate) fn index(self) -> u32 {
+        self.0
+    }
 }
 
 /// One block of the free list, as the memory view shows it.
@@ -105,6 +121,8 @@ pub struct FreeList {
     head: u32,
     num_allocated: usize,
     allocated_bytes: u64,
+    /// Free blocks, counted in bucketed mode only: a compact list's are
+    /// its free array's length ([`FreeList::num_free_blocks`]).
     free_blocks: usize,
     /// Set once a block boundary off the alignment grid exists (unaligned
     /// range end or an `allocate_at` at an unaligned address): the largest
@@ -181,8 +199,18 @@ impl FreeList {
     }
 
     fn init(&mut self) {
-        self.blocks.clear();
+        // Every entry goes back to the spare chain (the lowest first),
+        // keeping its generation: a holder of a block freed here must
+        // not take a later allocation in the same entry for its own.
         self.spare = NIL;
+        for (i, b) in self.blocks.iter_mut().enumerate().rev() {
+            if b.allocated {
+                b.allocated = false;
+                b.generation = b.generation.wrapping_add(1);
+            }
+            b.next = self.spare;
+            self.spare = i as u32;
+        }
         self.free.clear();
         self.num_allocated = 0;
         self.allocated_bytes = 0;
@@ -200,7 +228,7 @@ impl FreeList {
     /// Blocks, free and allocated.
     #[inline]
     fn num_blocks(&self) -> usize {
-        self.num_allocated + self.free_blocks
+        self.num_allocated + self.num_free_blocks()
     }
 
     /// Switches between compact and bucketed mode when the block count
@@ -219,6 +247,7 @@ impl FreeList {
     #[cold]
     #[inline(never)]
     fn leave_compact(&mut self) {
+        self.free_blocks = self.free.len();
         self.fill_list();
         self.fill_buckets();
         self.free.clear();
@@ -259,7 +288,11 @@ impl FreeList {
         self.num_allocated
     }
     pub fn num_free_blocks(&self) -> usize {
-        self.free_blocks
+        if self.compact {
+            self.free.len()
+        } else {
+            self.free_blocks
+        }
     }
 
     /// What a request of `size` bytes reserves: `align(max(size, min_allocation))`.
@@ -290,20 +323,25 @@ impl FreeList {
 
     #[inline(always)]
     fn new_block(&mut self, addr: u64, size: u64, allocated: bool) -> u32 {
-        let b = Block {
-            addr,
-            size,
-            prev: NIL,
-            next: NIL,
-            allocated,
-        };
         if let Some(e) = self.blocks.get_mut(self.spare as usize) {
             let i = self.spare;
             self.spare = e.next;
-            *e = b;
+            // Field by field: the entry keeps its generation.
+            e.addr = addr;
+            e.size = size;
+            e.prev = NIL;
+            e.next = NIL;
+            e.allocated = allocated;
             i
         } else {
-            self.blocks.push(b);
+            self.blocks.push(Block {
+                addr,
+                size,
+                prev: NIL,
+                next: NIL,
+                generation: 0,
+                allocated,
+            });
             (self.blocks.len() - 1) as u32
         }
     }
@@ -333,10 +371,12 @@ impl FreeList {
         self.release_block(i);
     }
 
-    /// Entry `i` (unlinked, or never linked) is unused now.
+    /// Entry `i` (unlinked, or never linked) is unused now; if it held
+    /// an allocation, that allocation's holders go stale.
     #[inline(always)]
     fn release_block(&mut self, i: u32) {
         let b = &mut self.blocks[i as usize];
+        b.generation = b.generation.wrapping_add(u32::from(b.allocated));
         b.allocated = false;
         b.next = self.spare;
         self.spare = i;
@@ -501,30 +541,6 @@ impl FreeList {
         }
     }
 
-    /// Frees the live allocation of `size` bytes (as reserved: its
-    /// [`FreeList::alloc_size`]) at `address` that got `block`. The caller
-    /// vouches that the allocation is live and these are its figures (a
-    /// device knows it from its live-buffer table), so a compact list
-    /// reads nothing of the block's entry: in a replay that entry was last
-    /// touched at the allocation, and reading it was a cache miss.
-    #[inline(always)]
-    pub(crate) fn free_live_block(&mut self, block: BlockRef, address: u64, size: u64) {
-        debug_assert!(
-            matches!(self.blocks.get(block.0 as usize),
-                Some(b) if b.allocated && b.addr == address && b.size == size),
-            "free_live_block of a block that is not the live allocation"
-        );
-        if self.compact {
-            self.num_allocated -= 1;
-            self.allocated_bytes -= size;
-            self.release_block(block.0);
-            // Freeing never adds blocks: a compact list stays compact.
-            self.free_compact_span(address, size);
-        } else {
-            self.free_block_bucketed(block.0);
-        }
-    }
-
     /// [`FreeList::free_block`] of a bucketed list (kept out of the
     /// compact path's inlined code).
     #[inline(never)]
@@ -538,11 +554,13 @@ impl FreeList {
         self.num_allocated -= 1;
         let size = self.blocks[i as usize].size;
         self.allocated_bytes -= size;
-        self.blocks[i as usize].allocated = false;
-        self.free_blocks += 1;
+        let b = &mut self.blocks[i as usize];
+        b.allocated = false;
+        b.generation = b.generation.wrapping_add(1);
         if self.compact {
             self.free_compact(i);
         } else {
+            self.free_blocks += 1;
             self.free_bucketed(i);
         }
         self.rebalance();

@@ -15,13 +15,18 @@ pub(super) struct CbTable {
 }
 
 impl CbTable {
-    fn push(&mut self, cb: CircularBuffer) {
-        if !cb.globally_allocated {
-            let end = cb.address.saturating_add(cb.size);
-            self.static_end = Some(self.static_end.map_or(end, |e| e.max(end)));
-            self.static_bytes = self.static_bytes.saturating_add(cb.size);
-        }
+    /// Records a CB; for a static one, returns the static region's end now.
+    #[inline(always)]
+    fn push(&mut self, cb: CircularBuffer) -> Option<u64> {
         self.list.push(cb);
+        if cb.globally_allocated {
+            return None;
+        }
+        let end = cb.address.saturating_add(cb.size);
+        let end = self.static_end.map_or(end, |e| e.max(end));
+        self.static_end = Some(end);
+        self.static_bytes = self.static_bytes.saturating_add(cb.size);
+        Some(end)
     }
 
     pub(super) fn clear(&mut self) {
@@ -39,6 +44,9 @@ impl Device {
     /// within worker L1. Globally allocated CBs live inside an L1 buffer and
     /// are not checked. The CB is recorded even when the check fails (the
     /// recorded program did create it).
+    /// (A call, not in line: the replay engine's walk keeps its own code
+    /// small around it.)
+    #[inline(never)]
     pub fn cb_alloc(
         &mut self,
         address: u64,
@@ -46,40 +54,34 @@ impl Device {
         cores: Option<u32>,
         globally_allocated: bool,
     ) -> Result<(), CbClash> {
-        self.cbs.push(CircularBuffer {
+        let Some(end) = self.cbs.push(CircularBuffer {
             address,
             size,
             cores,
             globally_allocated,
-        });
-        if globally_allocated {
+        }) else {
             return Ok(());
-        }
-        let end = self.cb_region_end().unwrap_or(0);
-        let max_l1 = known(self.config.worker_l1_size);
-        if end > max_l1 {
-            return Err(CbClash {
-                program: self.last_program,
-                cores,
-                cb_region_end: end,
-                kind: CbClashKind::BeyondL1 {
-                    max_l1_size: max_l1,
-                },
-            });
-        }
-        if let Some(lowest) = self.managers[1].lowest_allocated() {
-            if lowest < end {
-                return Err(CbClash {
-                    program: self.last_program,
-                    cores,
-                    cb_region_end: end,
-                    kind: CbClashKind::L1Buffer {
-                        l1_buffer_address: lowest,
-                    },
-                });
+        };
+        let max_l1 = self.cb_l1_limit;
+        let lowest = self.managers[1].lowest_allocated();
+        let kind = if end > max_l1 {
+            CbClashKind::BeyondL1 {
+                max_l1_size: max_l1,
             }
-        }
-        Ok(())
+        } else {
+            match lowest {
+                Some(lowest) if lowest < end => CbClashKind::L1Buffer {
+                    l1_buffer_address: lowest,
+                },
+                _ => return Ok(()),
+            }
+        };
+        Err(CbClash {
+            program: self.last_program,
+            cores,
+            cb_region_end: end,
+            kind,
+        })
     }
 
     /// Places a statically allocated circular buffer whose address was not

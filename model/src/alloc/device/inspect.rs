@@ -9,7 +9,7 @@ impl Device {
     pub fn owner_at(&self, bt: BufferType, address: u64) -> Option<Owner> {
         let hit = |l: &Live| l.buffer_type == bt && l.address == address;
         self.buffers
-            .iter()
+            .iter(&self.managers)
             .find(|e| hit(&e.live))
             .map(|e| Owner::Buffer(e.buffer))
             .or_else(|| {
@@ -33,7 +33,7 @@ impl Device {
         let on = |l: &Live| l.buffer_type == bt;
         owners.extend(
             self.buffers
-                .iter()
+                .iter(&self.managers)
                 .filter(|e| on(&e.live))
                 .map(|e| (e.live.address, Owner::Buffer(e.buffer))),
         );

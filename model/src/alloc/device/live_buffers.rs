@@ -1,31 +1,31 @@
-//! The device's live buffers: one slot per buffer in a dense table, with
-//! the free-list block each holds. A caller that keeps the [`Handle`] of a
-//! buffer frees it with no lookup at all (`Device::allocate_placed` /
-//! `Device::deallocate_placed`); an id index is kept only for the buffers
-//! allocated by id (`Device::allocate` / `Device::deallocate`), so a replay
-//! that keeps its own id table does one hash operation per event, not two.
+//! The device's live buffers. A buffer in a bank manager is held by its
+//! free-list block: the [`Handle`] names the bank manager, the block and
+//! the block's generation (`free_list/held.rs`), so freeing by handle
+//! reads one 32-byte block entry — address, size, generation — and keeps
+//! no other record up to date. What only reports read (the id, the
+//! requested size, the bank count) sits in a side table by block, written
+//! at the allocation and valid while its generation is the block's. Host
+//! (SYSTEM_MEMORY) buffers, placed nowhere, have records of their own.
 //!
-//! A buffer's record is one 64-byte entry, one cache line: what a free
-//! reads (the generation, the bank manager, the address, the bytes per
-//! bank and the free-list block: a [`Slot`]) in its first half, what only
-//! reports read (the id, the requested size, the bank count) after it. In
-//! a replay the record of a freed buffer was last touched at its
-//! allocation, so a free costs one cache miss (or none, after
-//! [`LiveBuffers::prefetch`]), and an allocation writes one line. Vacant
-//! records are chained through their entries (the last freed is reused
-//! first), so taking or giving one back touches no other table.
+//! An id index is kept only for the buffers allocated by id
+//! (`Device::allocate` / `Device::deallocate`), so a replay that keeps its
+//! own id table (`Device::allocate_placed` / `Device::discard_placed`)
+//! does no hash operation in the model.
 
 use super::Live;
-use crate::alloc::bank::Placement;
+use crate::alloc::bank::BankManager;
 use crate::alloc::free_list::BlockRef;
 use crate::event::BufferType;
 use crate::hash::FastMap;
 use crate::ids::BufferId;
 
 /// Where the device keeps a live buffer. Stale handles (the buffer was
-/// freed since) are recognised and ignored: each slot counts its reuses.
+/// freed since) are recognised and ignored: each block counts the times
+/// it was freed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Handle {
+    /// The bank manager (or [`HOST`]) above [`INDEX_BITS`], the block
+    /// (or host record) below.
     slot: u32,
     generation: u32,
 }
@@ -33,46 +33,76 @@ pub struct Handle {
 /// Where a buffer landed, and the handle that frees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Placed {
-    pub placement: Placement,
+    pub placement: crate::alloc::bank::Placement,
     pub handle: Handle,
 }
 
-/// `Slot::manager` of a host (SYSTEM_MEMORY) buffer: no bank manager.
-pub(super) const HOST: u8 = u8::MAX;
+/// The bank-manager number of a host (SYSTEM_MEMORY) buffer: none.
+pub(super) const HOST: u8 = 4;
 
-/// What freeing a live buffer needs (the hot part of a slot).
+/// Bits of [`Handle::slot`] for the block or record: a free list's blocks
+/// are at least one alignment unit each and stay far below 2^29.
+const INDEX_BITS: u32 = 29;
+const INDEX_MASK: u32 = (1 << INDEX_BITS) - 1;
+
+impl Handle {
+    #[inline(always)]
+    fn new(manager: u8, index: u32, generation: u32) -> Handle {
+        debug_assert!(
+            index <= INDEX_MASK,
+            "block index {index} past the handle's bits"
+        );
+        Handle {
+            slot: (u32::from(manager) << INDEX_BITS) | (index & INDEX_MASK),
+            generation,
+        }
+    }
+
+    #[inline(always)]
+    fn manager(self) -> usize {
+        (self.slot >> INDEX_BITS) as usize
+    }
+
+    #[inline(always)]
+    fn index(self) -> u32 {
+        self.slot & INDEX_MASK
+    }
+}
+
+/// What reports read of a buffer in a bank manager, by its block.
 #[derive(Clone, Copy, Debug)]
-#[repr(C, align(32))]
-pub(super) struct Slot {
-    pub(super) address: u64,
-    /// Bytes reserved per bank: the size of its free-list block (the
-    /// requested size for a host buffer).
-    pub(super) per_bank: u64,
-    /// The free-list block it holds (`BlockRef::NONE` for host buffers).
-    pub(super) block: BlockRef,
+struct Cold {
+    buffer: BufferId,
+    size: u64,
+    num_banks: u32,
+    /// The block's generation when the buffer got it: the entry is the
+    /// block's buffer while they agree.
     generation: u32,
-    /// Index of its bank manager in `Device::managers`, or [`HOST`].
-    pub(super) manager: u8,
-    pub(super) buffer_type: BufferType,
-    occupied: bool,
     /// Allocated by id: `by_id` holds it.
     indexed: bool,
 }
 
-/// A buffer's whole record, one cache line: the hot [`Slot`] first, then
-/// what only reports read, and the chain of vacant records.
+const NO_COLD: Cold = Cold {
+    buffer: BufferId(0),
+    size: 0,
+    num_banks: 0,
+    generation: u32::MAX,
+    indexed: false,
+};
+
+/// A host buffer's record.
 #[derive(Clone, Copy, Debug)]
-#[repr(C, align(64))]
-struct Record {
-    slot: Slot,
+struct HostRecord {
     buffer: BufferId,
     size: u64,
-    num_banks: u32,
+    generation: u32,
+    occupied: bool,
+    indexed: bool,
     /// While vacant: the next vacant record ([`NO_RECORD`] at the end).
     next_vacant: u32,
 }
 
-/// The end of the vacant chain.
+/// The end of the host records' vacant chain.
 const NO_RECORD: u32 = u32::MAX;
 
 /// A live buffer as reports see it.
@@ -82,39 +112,35 @@ pub(super) struct Entry {
     pub(super) live: Live,
 }
 
+/// A buffer taken out: its bank manager ([`HOST`] for a host buffer) and
+/// bytes per bank (a host buffer's size).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Removed {
+    pub(super) manager: u8,
+    pub(super) per_bank: u64,
+}
+
 #[derive(Clone, Debug)]
 pub(super) struct LiveBuffers {
-    records: Vec<Record>,
-    /// The first vacant record ([`NO_RECORD`]: none; a new one is pushed).
-    /// Its slot holds the generation its next buffer gets, so filling it
-    /// writes the record without reading another table first.
-    vacant: u32,
-    by_id: FastMap<BufferId, u32>,
+    /// Per bank manager, by block: see [`Cold`].
+    cold: [Vec<Cold>; 4],
+    host: Vec<HostRecord>,
+    /// The first vacant host record ([`NO_RECORD`]: none; a new one is pushed).
+    host_vacant: u32,
+    by_id: FastMap<BufferId, Handle>,
     len: usize,
 }
 
 impl Default for LiveBuffers {
     fn default() -> LiveBuffers {
         LiveBuffers {
-            records: Vec::new(),
-            vacant: NO_RECORD,
+            cold: Default::default(),
+            host: Vec::new(),
+            host_vacant: NO_RECORD,
             by_id: FastMap::default(),
             len: 0,
         }
     }
-}
-
-/// A hint that the line at `p` will be read soon.
-#[inline(always)]
-fn prefetch_line(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint: it never faults, whatever the address.
-    unsafe {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        _mm_prefetch::<_MM_HINT_T0>(p.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
 impl LiveBuffers {
@@ -127,193 +153,282 @@ impl LiveBuffers {
         self.by_id.contains_key(&buffer)
     }
 
-    fn entry(&self, at: usize) -> Entry {
-        let r = &self.records[at];
-        Entry {
-            buffer: r.buffer,
-            live: Live {
-                buffer_type: r.slot.buffer_type,
-                address: r.slot.address,
-                size: r.size,
-                per_bank: r.slot.per_bank,
-                num_banks: r.num_banks,
-            },
-        }
-    }
-
     /// A live buffer allocated by id.
-    pub(super) fn by_id(&self, buffer: BufferId) -> Option<Entry> {
-        self.by_id.get(&buffer).map(|&s| self.entry(s as usize))
+    pub(super) fn by_id(&self, managers: &[BankManager; 4], buffer: BufferId) -> Option<Entry> {
+        self.get(managers, *self.by_id.get(&buffer)?)
     }
 
     /// A live buffer by handle.
-    pub(super) fn get(&self, handle: Handle) -> Option<Entry> {
-        let s = &self.records.get(handle.slot as usize)?.slot;
-        (s.occupied && s.generation == handle.generation).then(|| self.entry(handle.slot as usize))
+    pub(super) fn get(&self, managers: &[BankManager; 4], handle: Handle) -> Option<Entry> {
+        let i = handle.index();
+        if handle.manager() == HOST as usize {
+            let r = self.host.get(i as usize)?;
+            return (r.occupied && r.generation == handle.generation).then(|| host_entry(r));
+        }
+        let m = managers.get(handle.manager())?;
+        let block = BlockRef::at(i);
+        let (address, per_bank) = m.free_list().held(block, handle.generation)?;
+        let c = self.cold[handle.manager()].get(i as usize)?;
+        Some(Entry {
+            buffer: c.buffer,
+            live: Live {
+                buffer_type: m.buffer_type(),
+                address,
+                size: c.size,
+                per_bank,
+                num_banks: c.num_banks,
+            },
+        })
     }
 
-    /// Asks for the record of `handle` early (a prefetch; no state change).
+    /// Asks for the block entry of `handle` early (a prefetch; no state change).
     #[inline]
-    pub(super) fn prefetch(&self, handle: Handle) {
-        if let Some(r) = self.records.get(handle.slot as usize) {
-            prefetch_line(r as *const Record as *const u8);
+    pub(super) fn prefetch(&self, managers: &[BankManager; 4], handle: Handle) {
+        if let Some(m) = managers.get(handle.manager()) {
+            m.free_list().prefetch_block(BlockRef::at(handle.index()));
         }
     }
 
-    /// The handle the next [`LiveBuffers::insert`] returns.
-    #[inline(always)]
-    fn next_handle(&self) -> Handle {
-        match self.records.get(self.vacant as usize) {
-            Some(r) => Handle {
-                slot: self.vacant,
-                generation: r.slot.generation,
-            },
-            None => Handle {
-                slot: self.records.len() as u32,
-                generation: 0,
-            },
-        }
-    }
-
-    /// Keeps a buffer placed in bank manager `manager` ([`HOST`] for a host
-    /// buffer): `indexed` for one allocated by id (the caller checked the
-    /// id is new), else one the caller tracks by its own ids.
+    /// Keeps a buffer that got `block` of bank manager `manager` (a
+    /// device buffer: `live` is its placement there): `indexed` for one
+    /// allocated by id (the caller checked the id is new, and indexes it),
+    /// else one the caller tracks by its own ids.
     #[inline(always)]
     pub(super) fn insert(
         &mut self,
+        managers: &[BankManager; 4],
         buffer: BufferId,
         live: Live,
-        manager: u8,
+        manager: usize,
         block: BlockRef,
         indexed: bool,
     ) -> Handle {
         self.len += 1;
-        let handle = self.next_handle();
-        let slot = Slot {
-            address: live.address,
-            per_bank: live.per_bank,
-            block,
-            generation: handle.generation,
-            manager,
-            buffer_type: live.buffer_type,
-            occupied: true,
-            indexed,
-        };
-        match self.records.get_mut(handle.slot as usize) {
-            Some(r) => {
-                // Field by field: a whole-record store went through the stack.
-                self.vacant = r.next_vacant;
-                r.slot = slot;
-                r.buffer = buffer;
-                r.size = live.size;
-                r.num_banks = live.num_banks;
-            }
-            None => self.records.push(Record {
-                slot,
-                buffer,
-                size: live.size,
-                num_banks: live.num_banks,
-                next_vacant: NO_RECORD,
-            }),
+        let manager = manager & 3;
+        let i = block.index();
+        let generation = managers[manager].free_list().generation_of(block);
+        let cold = &mut self.cold[manager];
+        if cold.len() <= i as usize {
+            grow(cold, i as usize);
         }
+        // SAFETY: `cold.len() > i` (grown just above when it was not).
+        let c = unsafe { cold.get_unchecked_mut(i as usize) };
+        // Field by field: a whole-entry store went through the stack.
+        c.buffer = buffer;
+        c.size = live.size;
+        c.num_banks = live.num_banks;
+        c.generation = generation;
+        c.indexed = indexed;
+        let handle = Handle::new(manager as u8, i, generation);
         if indexed {
-            self.by_id.insert(buffer, handle.slot);
+            self.by_id.insert(buffer, handle);
         }
         handle
     }
 
-    /// Keeps a buffer allocated by id, placed by `place` (its live record,
-    /// bank manager and block) unless the id is live already (then
+    /// Keeps a host buffer of `size` bytes (`indexed` as in [`LiveBuffers::insert`]).
+    pub(super) fn insert_host(&mut self, buffer: BufferId, size: u64, indexed: bool) -> Handle {
+        let handle = self.new_host(buffer, size, indexed);
+        if indexed {
+            self.by_id.insert(buffer, handle);
+        }
+        handle
+    }
+
+    fn new_host(&mut self, buffer: BufferId, size: u64, indexed: bool) -> Handle {
+        self.len += 1;
+        let record = |generation| HostRecord {
+            buffer,
+            size,
+            generation,
+            occupied: true,
+            indexed,
+            next_vacant: NO_RECORD,
+        };
+        match self.host.get_mut(self.host_vacant as usize) {
+            Some(r) => {
+                let at = self.host_vacant;
+                self.host_vacant = r.next_vacant;
+                *r = record(r.generation);
+                Handle::new(HOST, at, r.generation)
+            }
+            None => {
+                self.host.push(record(0));
+                Handle::new(HOST, (self.host.len() - 1) as u32, 0)
+            }
+        }
+    }
+
+    /// Keeps a buffer allocated by id, placed by `place` (a device
+    /// buffer's placement, bank manager and block; `None` for a host
+    /// buffer of `host_size` bytes), unless the id is live already (then
     /// `Ok(None)`, and `place` is not called): one hash operation.
-    #[inline]
     pub(super) fn insert_new_id<E>(
         &mut self,
+        managers: &mut [BankManager; 4],
         buffer: BufferId,
-        place: impl FnOnce() -> Result<(Live, u8, BlockRef), E>,
+        host_size: u64,
+        place: impl FnOnce(&mut [BankManager; 4]) -> Result<Option<(Live, usize, BlockRef)>, E>,
     ) -> Result<Option<Handle>, E> {
-        let std::collections::hash_map::Entry::Vacant(v) = self.by_id.entry(buffer) else {
+        // Checked, then indexed: the handle is known only once placed.
+        if self.by_id.contains_key(&buffer) {
             return Ok(None);
+        }
+        let handle = match place(managers)? {
+            Some((live, manager, block)) => {
+                self.insert(managers, buffer, live, manager, block, true)
+            }
+            None => self.insert_host(buffer, host_size, true),
         };
-        let (live, manager, block) = place()?;
-        // The id goes in now, while the entry is held; `insert` must not index it again.
-        let at = match self.records.get(self.vacant as usize) {
-            Some(_) => self.vacant,
-            None => self.records.len() as u32,
-        };
-        v.insert(at);
-        let handle = self.insert(buffer, live, manager, block, false);
-        debug_assert_eq!(handle.slot, at);
-        self.records[at as usize].slot.indexed = true;
         Ok(Some(handle))
     }
 
-    /// Takes a buffer out by handle; `None` for a stale or foreign handle.
-    /// Reads only the record's hot part (and the id, if indexed).
+    /// Takes a buffer out by handle and gives its memory back; `None`
+    /// for a stale or foreign handle. A device buffer's free reads its
+    /// block entry only (and its side entry when ids are indexed).
     #[inline(always)]
-    pub(super) fn remove(&mut self, handle: Handle) -> Option<Slot> {
-        let r = self.records.get_mut(handle.slot as usize)?;
-        // Read the slot whole before writing it: a load of bytes just
-        // written by a narrower store cannot be forwarded and stalls.
-        let out = r.slot;
-        if !out.occupied || out.generation != handle.generation {
-            return None;
-        }
-        r.slot.occupied = false;
-        r.slot.indexed = false;
-        r.slot.generation = out.generation.wrapping_add(1);
-        r.next_vacant = self.vacant;
-        self.vacant = handle.slot;
+    pub(super) fn remove(
+        &mut self,
+        managers: &mut [BankManager; 4],
+        handle: Handle,
+    ) -> Option<Removed> {
+        let Some(m) = managers.get_mut(handle.manager()) else {
+            return self.remove_host(handle);
+        };
+        let i = handle.index();
+        let per_bank = m.free_held(BlockRef::at(i), handle.generation)?;
         self.len -= 1;
-        if out.indexed {
-            let buffer = r.buffer;
+        if !self.by_id.is_empty() {
+            self.unindex(handle);
+        }
+        Some(Removed {
+            manager: handle.manager() as u8,
+            per_bank,
+        })
+    }
+
+    /// Drops a removed device buffer's id from the index if it was
+    /// allocated by id.
+    #[inline(never)]
+    fn unindex(&mut self, handle: Handle) {
+        let c = self.cold[handle.manager() & 3].get(handle.index() as usize);
+        if let Some(c) = c.filter(|c| c.indexed && c.generation == handle.generation) {
+            let buffer = c.buffer;
             self.by_id.remove(&buffer);
         }
-        Some(out)
+    }
+
+    #[inline(never)]
+    fn remove_host(&mut self, handle: Handle) -> Option<Removed> {
+        if handle.manager() != HOST as usize {
+            return None;
+        }
+        let at = handle.index();
+        let r = self.host.get_mut(at as usize)?;
+        if !r.occupied || r.generation != handle.generation {
+            return None;
+        }
+        r.occupied = false;
+        r.generation = r.generation.wrapping_add(1);
+        r.next_vacant = self.host_vacant;
+        self.host_vacant = at;
+        self.len -= 1;
+        let (buffer, size) = (r.buffer, r.size);
+        if std::mem::take(&mut r.indexed) {
+            self.by_id.remove(&buffer);
+        }
+        Some(Removed {
+            manager: HOST,
+            per_bank: size,
+        })
     }
 
     /// [`LiveBuffers::remove`], with the buffer as reports see it.
     #[inline]
-    pub(super) fn remove_entry(&mut self, handle: Handle) -> Option<(Slot, Entry)> {
-        let entry = self.get(handle)?;
-        self.remove(handle).map(|s| (s, entry))
+    pub(super) fn remove_entry(
+        &mut self,
+        managers: &mut [BankManager; 4],
+        handle: Handle,
+    ) -> Option<(Removed, Entry)> {
+        let entry = self.get(managers, handle)?;
+        self.remove(managers, handle).map(|r| (r, entry))
     }
 
     /// Takes a buffer allocated by id out.
     #[inline]
-    pub(super) fn remove_id(&mut self, buffer: BufferId) -> Option<(Slot, Entry)> {
-        let at = *self.by_id.get(&buffer)?;
-        let handle = Handle {
-            slot: at,
-            generation: self.records[at as usize].slot.generation,
-        };
-        self.remove_entry(handle)
+    pub(super) fn remove_id(
+        &mut self,
+        managers: &mut [BankManager; 4],
+        buffer: BufferId,
+    ) -> Option<(Removed, Entry)> {
+        let handle = *self.by_id.get(&buffer)?;
+        self.remove_entry(managers, handle)
     }
 
-    /// Every live buffer, in slot order.
-    pub(super) fn iter(&self) -> impl Iterator<Item = Entry> + '_ {
-        self.records
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.slot.occupied)
-            .map(|(i, _)| self.entry(i))
+    /// Every live buffer: the bank managers' by block, then host buffers.
+    pub(super) fn iter<'a>(
+        &'a self,
+        managers: &'a [BankManager; 4],
+    ) -> impl Iterator<Item = Entry> + 'a {
+        let device = managers.iter().enumerate().flat_map(move |(s, m)| {
+            m.free_list()
+                .held_blocks()
+                .filter_map(move |(block, generation, address, per_bank)| {
+                    let c = self.cold[s].get(block.index() as usize)?;
+                    (c.generation == generation).then_some(Entry {
+                        buffer: c.buffer,
+                        live: Live {
+                            buffer_type: m.buffer_type(),
+                            address,
+                            size: c.size,
+                            per_bank,
+                            num_banks: c.num_banks,
+                        },
+                    })
+                })
+        });
+        let host = self.host.iter().filter(|r| r.occupied).map(host_entry);
+        device.chain(host)
     }
 
-    /// Forgets every buffer (handles given out so far go stale).
+    /// Forgets every buffer; the caller frees the bank managers'
+    /// (`deallocate_all`), which makes their handles stale.
     pub(super) fn clear(&mut self) {
         // Chained from the highest record down, so the lowest are reused first.
-        self.vacant = NO_RECORD;
-        for (i, r) in self.records.iter_mut().enumerate().rev() {
-            if r.slot.occupied {
-                r.slot.occupied = false;
-                r.slot.indexed = false;
-                r.slot.generation = r.slot.generation.wrapping_add(1);
+        self.host_vacant = NO_RECORD;
+        for (i, r) in self.host.iter_mut().enumerate().rev() {
+            if r.occupied {
+                r.occupied = false;
+                r.indexed = false;
+                r.generation = r.generation.wrapping_add(1);
             }
-            r.next_vacant = self.vacant;
-            self.vacant = i as u32;
+            r.next_vacant = self.host_vacant;
+            self.host_vacant = i as u32;
         }
         self.by_id.clear();
         self.len = 0;
     }
+}
+
+fn host_entry(r: &HostRecord) -> Entry {
+    Entry {
+        buffer: r.buffer,
+        live: Live {
+            buffer_type: BufferType::SystemMemory,
+            address: 0,
+            size: r.size,
+            per_bank: r.size,
+            num_banks: 1,
+        },
+    }
+}
+
+/// Makes room for block `i`'s side entry (with headroom: blocks come in
+/// order of first use).
+#[cold]
+#[inline(never)]
+fn grow(cold: &mut Vec<Cold>, i: usize) {
+    cold.resize((i + 1).max(cold.len() * 2).max(64), NO_COLD);
 }
 
 #[cfg(test)]
@@ -321,10 +436,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_record_is_one_cache_line_with_its_slot_first() {
-        assert_eq!(std::mem::size_of::<Slot>(), 32);
-        assert_eq!(std::mem::size_of::<Record>(), 64);
-        assert_eq!(std::mem::align_of::<Record>(), 64);
-        assert_eq!(std::mem::offset_of!(Record, slot), 0);
+    fn a_handle_keeps_its_manager_and_block_apart() {
+        let h = Handle::new(3, INDEX_MASK, 7);
+        assert_eq!((h.manager(), h.index(), h.generation), (3, INDEX_MASK, 7));
+        let h = Handle::new(HOST, 0, 0);
+        assert_eq!((h.manager(), h.index()), (HOST as usize, 0));
     }
 }

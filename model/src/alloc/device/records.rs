@@ -59,14 +59,6 @@ impl Live {
         }
     }
 
-    pub(super) fn placement(&self) -> Placement {
-        Placement {
-            address: self.address,
-            per_bank: self.per_bank,
-            num_banks: self.num_banks,
-        }
-    }
-
     pub(super) fn released(self, owner: Owner) -> Released {
         Released {
             owner,

@@ -80,14 +80,31 @@ impl FreeArray {
         base + usize::from(unsafe { free.get_unchecked(base) }.addr < addr)
     }
 
-    #[inline]
+    /// Puts a block at `k`, the entries from `k` on moving up one. A chain
+    /// of swaps, not `Vec::insert`: a replay's arrays are a few entries, and
+    /// its out-of-line call and `memmove` cost more than the moves.
+    #[inline(always)]
     fn insert(&mut self, k: usize, addr: u64, size: u64) {
-        self.free.insert(k, FreeBlock { addr, size });
+        debug_assert!(k <= self.free.len());
+        let mut carry = FreeBlock { addr, size };
+        for f in &mut self.free[k..] {
+            std::mem::swap(&mut carry, f);
+        }
+        self.free.push(carry);
     }
 
-    #[inline]
+    /// Takes out the entry at `k` (which must exist), the later ones
+    /// moving down one (a chain of swaps, as in [`FreeArray::insert`]).
+    #[inline(always)]
     fn remove(&mut self, k: usize) {
-        self.free.remove(k);
+        debug_assert!(k < self.free.len());
+        let Some(mut carry) = self.free.pop() else {
+            return;
+        };
+        let n = self.free.len();
+        for f in self.free[k.min(n)..].iter_mut().rev() {
+            std::mem::swap(&mut carry, f);
+        }
     }
 
     /// The largest free block, the lowest address winning ties.
@@ -114,17 +131,19 @@ impl FreeList {
         bottom_up: bool,
     ) -> Option<(u64, BlockRef)> {
         let k = self.free.fit(alloc, bottom_up)?;
-        let f = self.free.free[k];
+        debug_assert!(k < self.free.len());
+        // SAFETY: `fit` returns the index of an entry.
+        let f = unsafe { self.free.free.get_unchecked_mut(k) };
         let left = f.size - alloc;
-        let at = if bottom_up { f.addr } else { f.addr + left };
-        if left > 0 {
-            self.free.free[k] = FreeBlock {
-                addr: if bottom_up { f.addr + alloc } else { f.addr },
-                size: left,
-            };
+        let at = if bottom_up {
+            f.addr += alloc;
+            f.addr - alloc
         } else {
+            f.addr + left
+        };
+        f.size = left;
+        if left == 0 {
             self.free.remove(k);
-            self.free_blocks -= 1;
         }
         let i = self.new_block(at, alloc, true);
         self.num_allocated += 1;
@@ -236,7 +255,6 @@ impl FreeList {
             }
             (false, false) => self.free.remove(k),
         }
-        self.free_blocks = self.free.len();
         (at, BlockRef(i))
     }
 
@@ -257,22 +275,25 @@ impl FreeList {
     pub(super) fn free_compact_span(&mut self, addr: u64, size: u64) {
         let end = addr + size;
         let k = self.free.rank(addr);
-        let free = &mut self.free.free;
-        let joins_prev = k > 0 && free[k - 1].addr + free[k - 1].size == addr;
-        let joins_next = k < free.len() && free[k].addr == end;
-        match (joins_prev, joins_next) {
-            (true, true) => {
-                free[k - 1].size += size + free[k].size;
-                self.free.remove(k);
+        let free = &mut self.free.free[..];
+        // The free blocks right below and above: `k - 1` and `k`, if they touch it.
+        let (below, above) = free.split_at_mut(k);
+        match (below.last_mut(), above.first_mut()) {
+            (Some(p), Some(n)) if p.addr + p.size == addr => {
+                if n.addr == end {
+                    p.size += size + n.size;
+                    self.free.remove(k);
+                } else {
+                    p.size += size;
+                }
             }
-            (true, false) => free[k - 1].size += size,
-            (false, true) => {
-                free[k].addr = addr;
-                free[k].size += size;
+            (Some(p), None) if p.addr + p.size == addr => p.size += size,
+            (_, Some(n)) if n.addr == end => {
+                n.addr = addr;
+                n.size += size;
             }
-            (false, false) => self.free.insert(k, addr, size),
+            _ => self.free.insert(k, addr, size),
         }
-        self.free_blocks = self.free.len();
     }
 
     /// Leaves the linked list for the array (bucketed -> compact): free
@@ -346,9 +367,6 @@ impl FreeList {
         }
         if allocated != self.allocated_bytes || n_alloc != self.num_allocated {
             return Err("allocated counters disagree".into());
-        }
-        if self.free.len() != self.free_blocks {
-            return Err("free block counter disagrees".into());
         }
         self.check_buckets_empty()
     }

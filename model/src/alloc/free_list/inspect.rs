@@ -40,6 +40,7 @@ impl FreeList {
     }
 
     /// The lowest allocated address (tt-metal's `lowest_occupied_address`).
+    #[inline]
     pub fn lowest_allocated(&self) -> Option<u64> {
         if self.compact {
             return self.compact_lowest_allocated();
@@ -57,7 +58,7 @@ impl FreeList {
 
     /// The largest free block as `(address, size)`; the lowest address wins ties.
     pub fn largest_free(&self) -> Option<(u64, u64)> {
-        if self.free_blocks == 0 {
+        if self.num_free_blocks() == 0 {
             return None;
         }
         if self.compact {
