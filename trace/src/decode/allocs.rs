@@ -75,25 +75,24 @@ pub(super) fn decode_allocs(
     if BufferType::from_u8(max_bt).is_none() {
         return Err(format!("buffer type code {max_bt} is out of range"));
     }
-    column_values(
-        cols[col::PAGE as usize],
-        n_page,
-        "page size",
-        &mut vals.page,
-    )?;
-    column_values(cols[col::ADDR as usize], n_addr, "address", &mut vals.addr)?;
+    // When every alloc has a page size and an address (the common case)
+    // page sizes are decoded straight into the output.
+    let every = n_page == n && n_addr == n;
+    let page = if every {
+        &mut out.page_size
+    } else {
+        &mut vals.page
+    };
+    column_values(cols[col::PAGE as usize], n_page, "page size", page)?;
     // Every page size > 0 comes with a remainder.
-    let n_rem = vals.page.iter().filter(|&&p| p > 0).count();
+    let n_rem = count_positive(page);
+    column_values(cols[col::ADDR as usize], n_addr, "address", &mut vals.addr)?;
     column_values(
         cols[col::SIZE_REM as usize],
         n_rem,
         "size remainder",
         &mut vals.size_rem,
     )?;
-    // Slack slots: optional fields are read for every alloc, used when present.
-    vals.page.push(0);
-    vals.addr.push(0);
-    vals.size_rem.push(0);
     vals.addr_slots.clear();
     vals.addr_slots.resize(AddrHistory::SLOTS, 0);
     // The arrays every alloc has: copied whole, or overwritten whole below
@@ -103,9 +102,53 @@ pub(super) fn decode_allocs(
     std::mem::swap(&mut out.device, devices);
     std::mem::swap(&mut out.buffer, &mut vals.alloc_buf);
     out.buffer.truncate(n);
-    let devices = &out.device[..];
     out.address.resize(n, 0);
-    out.page_size.resize(n, 0);
+    let bad_size = if every && n_rem == n {
+        let rows = PagedRows {
+            flags: &out.flags,
+            devices: &out.device,
+            pages: &out.page_size,
+            addr: &vals.addr,
+            size_rem: &vals.size_rem,
+        };
+        let bad = paged(rows, &mut vals.addr_slots, &mut out.size, &mut out.address);
+        if bad {
+            // (`first_bad_size` reads the page sizes there.)
+            std::mem::swap(&mut vals.page, &mut out.page_size);
+        }
+        bad
+    } else {
+        if every {
+            std::mem::swap(&mut vals.page, &mut out.page_size);
+        }
+        out.page_size.resize(n, 0);
+        any_fields(vals, out)
+    };
+    if bad_size {
+        // The loop overwrote the units: decode them again to name the
+        // first bad size.
+        if size_layout == ColumnLayout::V23 {
+            by_site(cols, vals, out)?;
+        } else {
+            stored_whole(cols, size_layout, vals, out)?;
+        }
+        return Err(first_bad_size(out, vals));
+    }
+    crate::ext::decode_alloc_ext(cols[col::ALLOC_EXT as usize], n, &mut out.ext, limits)?;
+    out.filled(n);
+    Ok(())
+}
+
+/// The sizes (from units, page sizes and remainders) and addresses of a
+/// block whose allocs may lack a page size or an address (`vals.page`
+/// holds the page sizes present): into `out.size` (units in),
+/// `out.address` and `out.page_size`. Whether a size overflowed or a
+/// remainder is not below its page size.
+fn any_fields(vals: &mut ColumnValues, out: &mut AllocColumns) -> bool {
+    // Slack slots: optional fields are read for every alloc, used when present.
+    vals.page.push(0);
+    vals.addr.push(0);
+    vals.size_rem.push(0);
     // Sizes are checked by a flag the loop accumulates (no branch per
     // alloc); the error names the first bad one.
     let mut bad_size = false;
@@ -115,7 +158,7 @@ pub(super) fn decode_allocs(
     let rows = out
         .flags
         .iter()
-        .zip(devices)
+        .zip(&out.device)
         .zip(out.size.iter_mut())
         .zip(out.address.iter_mut())
         .zip(out.page_size.iter_mut());
@@ -146,19 +189,68 @@ pub(super) fn decode_allocs(
         *address = a & (has_addr as u64).wrapping_neg();
         ka += has_addr as usize;
     }
-    if bad_size {
-        // The loop overwrote the units: decode them again to name the
-        // first bad size.
-        if size_layout == ColumnLayout::V23 {
-            by_site(cols, vals, out)?;
-        } else {
-            stored_whole(cols, size_layout, vals, out)?;
-        }
-        return Err(first_bad_size(out, vals));
+    vals.page.pop();
+    vals.addr.pop();
+    vals.size_rem.pop();
+    bad_size
+}
+
+super::fast_cpu_dispatch!(
+    /// How many values are above 0.
+    fn count_positive => count_positive_any(values: &[u64]) -> usize
+);
+
+#[inline(always)]
+fn count_positive_any(values: &[u64]) -> usize {
+    values.iter().map(|&v| (v > 0) as usize).sum()
+}
+
+/// The columns of a block whose every alloc has a page size > 0 (and so
+/// a remainder) and an address: one entry per alloc each.
+#[derive(Clone, Copy)]
+struct PagedRows<'a> {
+    flags: &'a [u8],
+    devices: &'a [u32],
+    pages: &'a [u64],
+    addr: &'a [u64],
+    size_rem: &'a [u64],
+}
+
+super::fast_cpu_dispatch!(
+    /// `any_fields` for a block whose every alloc has a page size > 0 and
+    /// an address (`rows`): sizes into `sizes` (units in), addresses into
+    /// `addresses`, with the previous address per (device, buffer type)
+    /// in `slots`.
+    fn paged => paged_any(
+        rows: PagedRows,
+        slots: &mut [u64],
+        sizes: &mut [u64],
+        addresses: &mut [u64],
+    ) -> bool
+);
+
+#[inline(always)]
+fn paged_any(rows: PagedRows, slots: &mut [u64], sizes: &mut [u64], addresses: &mut [u64]) -> bool {
+    let mut bad_size = false;
+    let cols = rows
+        .flags
+        .iter()
+        .zip(rows.devices)
+        .zip(rows.pages)
+        .zip(rows.addr)
+        .zip(rows.size_rem);
+    for (((((&f, &d), &p), &a), &rem), (size, address)) in
+        cols.zip(sizes.iter_mut().zip(addresses.iter_mut()))
+    {
+        let (whole, o1) = size.overflowing_mul(p);
+        let (total, o2) = whole.overflowing_add(rem);
+        bad_size |= o1 | o2 | (rem >= p);
+        *size = total;
+        let slot = &mut slots[AddrHistory::index(d, f & 7)];
+        *slot = slot.wrapping_add(unzigzag(a) as u64);
+        *address = *slot;
     }
-    crate::ext::decode_alloc_ext(cols[col::ALLOC_EXT as usize], n, &mut out.ext, limits)?;
-    out.filled(n);
-    Ok(())
+    bad_size
 }
 
 /// 2.0–2.2: flags in ALLOC_FLAGS, core counts in CORES, size units in
