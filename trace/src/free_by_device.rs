@@ -182,12 +182,30 @@ pub(crate) struct FreeColumnsScratch {
 }
 
 /// The reader's scratch, kept between blocks.
-#[derive(Clone, Default, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct FreeIdScratch {
-    count: Vec<u32>,
-    start: Vec<u32>,
+    slots: Box<[SlotState; MAX_SLOTS as usize]>,
+    /// The block's alloc ids grouped by device slot, in event order.
     ids: Vec<u64>,
-    expected: Vec<u32>,
+}
+
+impl Default for FreeIdScratch {
+    fn default() -> Self {
+        FreeIdScratch {
+            slots: Box::new([SlotState::default(); MAX_SLOTS as usize]),
+            ids: Vec::new(),
+        }
+    }
+}
+
+/// One device slot's allocs in the block: where they start in
+/// `FreeIdScratch::ids`, how many, and the ordinal after the previous
+/// free's (while grouping: where the next alloc goes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct SlotState {
+    start: u32,
+    count: u32,
+    next: u32,
 }
 
 /// Resolves the buffer ids of a 2.4 block's frees into `out`: `codes` are
@@ -201,7 +219,7 @@ pub(crate) fn decode_free_ids(
     s: &mut FreeIdScratch,
     out: &mut Vec<u64>,
 ) -> Result<(), String> {
-    let n_far = codes.iter().filter(|&&c| c == FAR).count();
+    let n_far = count_far(codes);
     if far.len() != n_far {
         return Err(format!(
             "column far frees holds {} values, the free ordinals say {n_far}",
@@ -209,35 +227,34 @@ pub(crate) fn decode_free_ids(
         ));
     }
     // The block's allocs grouped by device slot, in event order.
-    s.count.clear();
-    s.count.resize(MAX_SLOTS as usize, 0);
+    let slots = &mut s.slots[..];
+    slots.fill(SlotState::default());
     for &d in alloc_devices {
-        s.count[slot(d)] += 1;
+        slots[slot(d)].count += 1;
     }
-    s.start.clear();
     let mut at = 0u32;
-    s.start.extend(s.count.iter().map(|&c| {
-        let here = at;
-        at += c;
-        here
-    }));
+    for st in slots.iter_mut() {
+        st.start = at;
+        st.next = at;
+        at += st.count;
+    }
     // Overwritten whole (a permutation of the alloc ids): only growth is zeroed.
     s.ids.resize(alloc_ids.len(), 0);
-    s.expected.clear();
-    s.expected.extend_from_slice(&s.start);
     for (&d, &id) in alloc_devices.iter().zip(alloc_ids) {
-        let e = &mut s.expected[slot(d)];
-        s.ids[*e as usize] = id;
-        *e += 1;
+        let st = &mut slots[slot(d)];
+        s.ids[st.next as usize] = id;
+        st.next += 1;
     }
-    // From here `expected` is the ordinal after each slot's previous free.
-    s.expected.fill(0);
+    // From here `next` is the ordinal after each slot's previous free.
+    for st in slots.iter_mut() {
+        st.next = 0;
+    }
     // Overwritten whole: only growth is zeroed.
     out.resize(codes.len(), 0);
+    let ids = &s.ids[..];
     let mut far_vals = far.iter();
     let mut prev_far = 0u64;
     for ((&code, &d), o) in codes.iter().zip(free_devices).zip(out.iter_mut()) {
-        let sl = slot(d);
         if code == FAR {
             // As many FAR codes as far values: counted above.
             let v = *far_vals.next().expect("one far value per FAR code");
@@ -245,18 +262,29 @@ pub(crate) fn decode_free_ids(
             *o = prev_far;
             continue;
         }
-        let ord = (s.expected[sl] as i64).wrapping_add(unzigzag(code - 1));
+        let st = &mut slots[slot(d)];
+        let ord = (st.next as u64).wrapping_add(unzigzag(code - 1) as u64);
         // One unsigned compare: a negative ordinal is out of range too.
-        if ord as u64 >= s.count[sl] as u64 {
+        if ord >= st.count as u64 {
             return Err(format!(
-                "a free names the alloc at ordinal {ord} of device {d}, which has {} in the block",
-                s.count[sl]
+                "a free names the alloc at ordinal {} of device {d}, which has {} in the block",
+                ord as i64, st.count
             ));
         }
-        s.expected[sl] = ord as u32 + 1;
-        *o = s.ids[(s.start[sl] + ord as u32) as usize];
+        st.next = ord as u32 + 1;
+        *o = ids[(st.start + ord as u32) as usize];
     }
     Ok(())
+}
+
+crate::decode::fast_cpu_dispatch!(
+    /// How many FREE_BY_DEV values are `FAR`.
+    fn count_far => count_far_any(codes: &[u64]) -> usize
+);
+
+#[inline(always)]
+fn count_far_any(codes: &[u64]) -> usize {
+    codes.iter().map(|&c| (c == FAR) as usize).sum()
 }
 
 #[cfg(test)]
