@@ -59,6 +59,17 @@ pub struct CbColumns {
     pub(crate) site: Vec<u32>,
 }
 
+/// [`CbColumns`]'s arrays, borrowed to be written.
+pub(crate) struct CbArrays<'a> {
+    pub(crate) pos: &'a mut [u32],
+    pub(crate) device: &'a mut [u32],
+    pub(crate) flags: &'a mut [u8],
+    pub(crate) address: &'a mut [u64],
+    pub(crate) size: &'a mut [u64],
+    pub(crate) cores: &'a mut [u32],
+    pub(crate) site: &'a mut [u32],
+}
+
 /// The `flags` of a `CbAlloc`.
 #[inline(always)]
 pub(crate) fn alloc_flags(has_cores: bool, globally_allocated: bool) -> u8 {
@@ -113,26 +124,17 @@ impl CbColumns {
         }
     }
 
-    /// Starts a block of `pos.len()` events at positions `pos` on devices
-    /// `device`; the other arrays get as many entries, to be written
-    /// through [`CbColumns::rows_mut`].
-    pub(crate) fn fill_from(&mut self, pos: &[u32], device: &[u32]) {
-        let n = pos.len();
-        self.pos.clear();
-        self.pos.extend_from_slice(pos);
-        self.device.clear();
-        self.device.extend_from_slice(device);
-        // Overwritten whole by the caller: only growth is zeroed.
+    /// Makes room for `n` events in every array, to be written through
+    /// [`CbColumns::arrays_mut`] (overwritten whole by the caller: only
+    /// growth is zeroed) and cut with [`CbColumns::truncate`].
+    pub(crate) fn resize_rows(&mut self, n: usize) {
+        self.pos.resize(n, 0);
+        self.device.resize(n, 0);
         self.flags.resize(n, 0);
         self.address.resize(n, 0);
         self.size.resize(n, 0);
         self.cores.resize(n, 0);
         self.site.resize(n, 0);
-    }
-
-    /// The positions and devices, to be written.
-    pub(crate) fn pos_and_device_mut(&mut self) -> (&mut [u32], &mut [u32]) {
-        (&mut self.pos, &mut self.device)
     }
 
     /// Keeps the first `n` events.
@@ -146,25 +148,18 @@ impl CbColumns {
         self.site.truncate(n);
     }
 
-    /// The positions and devices, and every event's flags, address, size,
-    /// cores and site, to be written.
-    #[allow(clippy::type_complexity)]
-    pub(crate) fn rows_mut(
-        &mut self,
-    ) -> (
-        &[u32],
-        &[u32],
-        impl Iterator<Item = (&mut u8, &mut u64, &mut u64, &mut u32, &mut u32)>,
-    ) {
-        let rows = self
-            .flags
-            .iter_mut()
-            .zip(self.address.iter_mut())
-            .zip(self.size.iter_mut())
-            .zip(self.cores.iter_mut())
-            .zip(self.site.iter_mut())
-            .map(|((((f, a), s), c), site)| (f, a, s, c, site));
-        (&self.pos, &self.device, rows)
+    /// Every array, to be written: positions, devices, flags, addresses,
+    /// sizes, cores and sites.
+    pub(crate) fn arrays_mut(&mut self) -> CbArrays<'_> {
+        CbArrays {
+            pos: &mut self.pos,
+            device: &mut self.device,
+            flags: &mut self.flags,
+            address: &mut self.address,
+            size: &mut self.size,
+            cores: &mut self.cores,
+            site: &mut self.site,
+        }
     }
 
     /// Appends a `CbFreeAll` at position `pos`.

@@ -21,7 +21,7 @@ pub(super) fn decode_others(
     // walk then visits only the rare kinds (unless a CB value is out of
     // range: the walk over every event then names the first).
     if has_cb_columns(cols) {
-        let n_cb_alloc = split_cbs(s, out);
+        let n_cb_alloc = count_cb_allocs(&out.tags);
         decode_cb_columns(cols, n_cb_alloc, s)?;
         if cb_values_valid(limits, &s.vals.cb) {
             cbs_in_bulk(s, out);
@@ -252,32 +252,21 @@ fn decode_cb_columns(
     Ok(())
 }
 
-/// Splits the other kinds: the circular buffers' positions and devices go
-/// to `out.cbs` (its other arrays sized to match), the indices (into
-/// `s.other_pos`) of the rest to `s.vals.rare`. One branch-free pass;
-/// returns how many CbAllocs there are.
-fn split_cbs(s: &mut DecodeScratch, out: &mut BlockColumns) -> usize {
-    let n = s.other_pos.len();
-    let (tags, cbs, rare) = (&out.tags, &mut out.cbs, &mut s.vals.rare);
-    cbs.fill_from(&s.other_pos, &s.other_dev);
-    rare.resize(n, 0);
-    let (mut kc, mut kr, mut n_alloc) = (0usize, 0usize, 0usize);
-    let (pos_out, dev_out) = cbs.pos_and_device_mut();
-    for (k, (&pos, &dev)) in s.other_pos.iter().zip(&s.other_dev).enumerate() {
-        let t = tags[pos as usize];
-        let is_alloc = t == EventTag::CbAlloc as u8;
-        let is_cb = is_alloc | (t == EventTag::CbFreeAll as u8);
-        // `kc` and `kr` are at most `k`, below `n`.
-        pos_out[kc] = pos;
-        dev_out[kc] = dev;
-        kc += is_cb as usize;
-        rare[kr] = k as u32;
-        kr += !is_cb as usize;
-        n_alloc += is_alloc as usize;
-    }
-    cbs.truncate(kc);
-    rare.truncate(kr);
-    n_alloc
+super::fast_cpu_dispatch!(
+    /// How many of `tags` are CbAllocs.
+    fn count_cb_allocs => count_cb_allocs_any(tags: &[u8]) -> usize
+);
+
+/// (A loop the compiler vectorises: byte counters, summed every 255.)
+#[inline(always)]
+fn count_cb_allocs_any(tags: &[u8]) -> usize {
+    tags.chunks(255)
+        .map(|c| {
+            c.iter()
+                .map(|&t| (t == EventTag::CbAlloc as u8) as u8)
+                .fold(0u8, |a, b| a + b) as usize
+        })
+        .sum()
 }
 
 /// Whether every CbAlloc's values are in range: cores + 1 at most 2^32,
@@ -289,45 +278,79 @@ fn cb_values_valid(limits: RefLimits, cb: &crate::cb_coding::CbScratch) -> bool 
     max_flags >> 1 <= u32::MAX as u64 + 1 && max_site <= limits.sites as u64 && limits.sites > 0
 }
 
-/// Fills `out.cbs`'s values (positions and devices are in place:
-/// `split_cbs`) from the decoded CB_ columns (`cb_values_valid`): one
-/// pass, each array written whole.
+/// Splits the other kinds (`s.other_pos`, `s.other_dev`): the circular
+/// buffers go to `out.cbs`, their values from the decoded CB_ columns
+/// (`cb_values_valid`), the indices (into `s.other_pos`) of the rest to
+/// `s.vals.rare`. One pass, each array written whole.
 fn cbs_in_bulk(s: &mut DecodeScratch, out: &mut BlockColumns) {
-    let (tags, cbs, cb) = (&out.tags, &mut out.cbs, &mut s.vals.cb);
-    // Slack slots: a CbFreeAll reads the next CbAlloc's values (or these).
-    for c in [&mut cb.addr, &mut cb.size, &mut cb.flags, &mut cb.site] {
-        c.push(0);
-    }
-    let (pos, device, rows) = cbs.rows_mut();
+    let n = s.other_pos.len();
+    let (tags, cbs, cb, rare) = (&out.tags, &mut out.cbs, &mut s.vals.cb, &mut s.vals.rare);
+    cbs.resize_rows(n);
+    rare.resize(n, 0);
+    let o = cbs.arrays_mut();
+    debug_assert!(o.pos.len() == n && o.site.len() == n && s.other_dev.len() == n);
     let slots = cb.predictor.all_slots();
     let (addr, size, flags, site) = (&cb.addr[..], &cb.size[..], &cb.flags[..], &cb.site[..]);
-    let mut kc = 0usize;
-    for ((&pos, &dev), (f_out, a_out, s_out, c_out, site_out)) in pos.iter().zip(device).zip(rows) {
-        let is_alloc = tags[pos as usize] == EventTag::CbAlloc as u8;
-        let keep = (is_alloc as u64).wrapping_neg();
-        // `kc` counts the CbAllocs before this event (at most the values
-        // each column holds, slack slot last).
-        let (d_addr, sz, fl, code) = (addr[kc], size[kc], flags[kc], site[kc]);
-        kc += is_alloc as usize;
-        let s = &mut slots[crate::cb_coding::CbPredictor::slot_index(dev)];
-        // Branch-free (allocs and frees interleave unpredictably): selects
-        // by masks.
-        let open = (s.open as u64).wrapping_neg();
-        let predicted = (s.next & open) | (s.group_start & !open);
-        let address = predicted.wrapping_add(unzigzag(d_addr) as u64);
-        let named = ((code != 0) as u32).wrapping_neg();
-        let st = ((code as u32).wrapping_sub(1) & named) | (s.site & !named);
-        let starts = keep & !open;
-        s.group_start = (address & starts) | (s.group_start & !starts);
-        s.next = (address.wrapping_add(sz) & keep) | (s.next & !keep);
-        s.site = (st & keep as u32) | (s.site & !keep as u32);
-        s.open = is_alloc;
-        let cores = fl >> 1;
-        let alloc_flags = super::cb_columns::alloc_flags(cores != 0, fl & 1 == 1);
-        *f_out = (alloc_flags & keep as u8) | (super::cb_columns::FREE_ALL & !keep as u8);
-        *a_out = address & keep;
-        *s_out = sz & keep;
-        *c_out = (cores.wrapping_sub(1) as u32) & ((cores != 0 && is_alloc) as u32).wrapping_neg();
-        *site_out = st & keep as u32;
+    let (mut ka, mut kc, mut kr) = (0usize, 0usize, 0usize);
+    for (k, (&pos, &dev)) in s.other_pos.iter().zip(&s.other_dev).enumerate() {
+        let t = tags[pos as usize];
+        // A branch per kind: a program's circular buffers come in groups
+        // of several CbAllocs closed by a CbFreeAll, which a branch
+        // predicts better than a select per field costs.
+        if t == EventTag::CbAlloc as u8 {
+            // `ka` counts the CbAllocs before this one (as many as values
+            // each column holds).
+            let (d_addr, sz, fl, code) = (addr[ka], size[ka], flags[ka], site[ka]);
+            ka += 1;
+            let s = &mut slots[crate::cb_coding::CbPredictor::slot_index(dev)];
+            let predicted = if s.open { s.next } else { s.group_start };
+            let address = predicted.wrapping_add(unzigzag(d_addr) as u64);
+            let st = if code != 0 {
+                (code as u32).wrapping_sub(1)
+            } else {
+                s.site
+            };
+            if !s.open {
+                s.group_start = address;
+            }
+            s.next = address.wrapping_add(sz);
+            s.site = st;
+            s.open = true;
+            let cores = fl >> 1;
+            // SAFETY: `kc` counts events before this one (`k < n`), and
+            // every array of `o` holds `n` entries.
+            unsafe {
+                *o.pos.get_unchecked_mut(kc) = pos;
+                *o.device.get_unchecked_mut(kc) = dev;
+                *o.flags.get_unchecked_mut(kc) =
+                    super::cb_columns::alloc_flags(cores != 0, fl & 1 == 1);
+                *o.address.get_unchecked_mut(kc) = address;
+                *o.size.get_unchecked_mut(kc) = sz;
+                *o.cores.get_unchecked_mut(kc) =
+                    (cores as u32).wrapping_sub(1) & ((cores != 0) as u32).wrapping_neg();
+                *o.site.get_unchecked_mut(kc) = st;
+            }
+            kc += 1;
+        } else if t == EventTag::CbFreeAll as u8 {
+            slots[crate::cb_coding::CbPredictor::slot_index(dev)].open = false;
+            // SAFETY: as above.
+            unsafe {
+                *o.pos.get_unchecked_mut(kc) = pos;
+                *o.device.get_unchecked_mut(kc) = dev;
+                *o.flags.get_unchecked_mut(kc) = super::cb_columns::FREE_ALL;
+                *o.address.get_unchecked_mut(kc) = 0;
+                *o.size.get_unchecked_mut(kc) = 0;
+                *o.cores.get_unchecked_mut(kc) = 0;
+                *o.site.get_unchecked_mut(kc) = 0;
+            }
+            kc += 1;
+        } else {
+            // SAFETY: `kr` counts events before this one, and `rare`
+            // holds `n` entries.
+            unsafe { *rare.get_unchecked_mut(kr) = k as u32 };
+            kr += 1;
+        }
     }
+    cbs.truncate(kc);
+    rare.truncate(kr);
 }
