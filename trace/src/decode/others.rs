@@ -264,7 +264,7 @@ fn count_cb_allocs_any(tags: &[u8]) -> usize {
         .map(|c| {
             c.iter()
                 .map(|&t| (t == EventTag::CbAlloc as u8) as u8)
-                .fold(0u8, |a, b| a + b) as usize
+                .sum::<u8>() as usize
         })
         .sum()
 }
