@@ -5,7 +5,7 @@
 
 use proptest::prelude::*;
 use ttalloc_model::alloc::{AllocRequest, Device, Handle, Owner};
-use ttalloc_model::{Arch, BufferId, BufferType, DeviceConfig, Layout};
+use ttalloc_model::{Arch, BufferId, BufferType, DeviceConfig, Layout, ProgramId};
 
 /// Small banks, so that out-of-memory and fragmentation happen often.
 fn small_config() -> DeviceConfig {
@@ -185,4 +185,48 @@ fn a_placed_buffer_is_not_visible_by_id_and_frees_by_handle() {
     assert_eq!((released.per_bank, released.num_banks), (2048, 12));
     assert_eq!(d.deallocate_placed(p.handle), None);
     assert_eq!(d.stats(BufferType::Dram).num_allocated_blocks, 0);
+}
+
+/// A handle names the free-list block its buffer got and how many times
+/// that block had been freed: the block's entry is reused by whatever is
+/// allocated next, so the old handle must not reach the newcomer.
+#[test]
+fn a_freed_buffers_handle_does_not_reach_the_program_that_reuses_its_block() {
+    let mut d = Device::new(Arch::WormholeB0, &DeviceConfig::default()).unwrap();
+    let req = AllocRequest::interleaved(BufferType::Dram, 12 * 2048, Some(2048));
+    let old = d.allocate_placed(BufferId(1), &req).unwrap();
+    assert!(d.discard_placed(old.handle));
+    // The next DRAM allocation takes the freed block's entry (the last
+    // freed is reused first); a program binary goes top-down, elsewhere.
+    let program = d.load_program(ProgramId(9), 4096).unwrap();
+    assert_ne!(program.address, old.placement.address);
+    assert!(!d.discard_placed(old.handle));
+    assert_eq!(d.live_placed(old.handle), None);
+    assert_eq!(d.deallocate_placed(old.handle), None);
+    // The program is untouched: still held, and unloaded by its id.
+    let held: Vec<Owner> = d.live_all().map(|r| r.owner).collect();
+    assert_eq!(held, vec![Owner::Program(ProgramId(9))]);
+    assert_eq!(
+        d.unload_program(ProgramId(9)).map(|r| r.address),
+        Some(program.address)
+    );
+    assert_eq!(d.stats(BufferType::Dram).num_allocated_blocks, 0);
+}
+
+/// `close` frees every block; a handle from before it stays stale even
+/// when a new buffer lands in the same block at the same address.
+#[test]
+fn a_handle_from_before_close_does_not_free_the_buffer_placed_after_it() {
+    let mut d = Device::new(Arch::WormholeB0, &DeviceConfig::default()).unwrap();
+    let req = AllocRequest::interleaved(BufferType::L1, 64 * 2048, Some(2048));
+    let before = d.allocate_placed(BufferId(1), &req).unwrap();
+    assert_eq!(d.close().len(), 1);
+    let after = d.allocate_placed(BufferId(2), &req).unwrap();
+    // Same request on an empty device: same place.
+    assert_eq!(after.placement, before.placement);
+    assert!(!d.discard_placed(before.handle));
+    assert_eq!(d.num_live_buffers(), 1);
+    let released = d.deallocate_placed(after.handle).unwrap();
+    assert_eq!(released.owner, Owner::Buffer(BufferId(2)));
+    assert_eq!(d.num_live_buffers(), 0);
 }
