@@ -29,9 +29,9 @@ const FREED: u32 = u32::MAX;
 
 #[derive(Default)]
 pub(super) struct BufferIds {
+    /// The first is the one used last (moved to the front when another
+    /// is used: found without an index).
     windows: Vec<Window>,
-    /// Index in `windows` of the one used last.
-    last: usize,
     /// The ids that window covers, `last_lo..last_lo + last_len` (inside
     /// its run; empty when there is none or it is retired): one compare
     /// finds whether it covers an id (see `sync_last`).
@@ -150,16 +150,15 @@ impl BufferIds {
     #[inline]
     fn window(&mut self, id: u64) -> Option<&mut Window> {
         let run = id >> RUN_SHIFT;
-        let w = match self.windows.get(self.last) {
-            Some(w) if w.run == run => self.last,
+        match self.windows.first() {
+            Some(w) if w.run == run => {}
             _ => {
                 let i = self.windows.iter().position(|w| w.run == run)?;
-                self.last = i;
+                self.windows.swap(0, i);
                 self.sync_last();
-                i
             }
-        };
-        let w = &mut self.windows[w];
+        }
+        let w = &mut self.windows[0];
         (!w.retired).then_some(w)
     }
 
@@ -167,7 +166,7 @@ impl BufferIds {
     /// covers (`Window::covers`) that are of its run. Called whenever that
     /// window changes (another one, slid, retired).
     fn sync_last(&mut self) {
-        let (lo, hi) = match self.windows.get(self.last) {
+        let (lo, hi) = match self.windows.first() {
             Some(w) if !w.retired => {
                 let run_start = w.run << RUN_SHIFT;
                 let run_end = (w.run + 1).checked_shl(RUN_SHIFT).unwrap_or(u64::MAX);
@@ -190,10 +189,10 @@ impl BufferIds {
             return None;
         }
         debug_assert!({
-            let w = &self.windows[self.last];
+            let w = &self.windows[0];
             w.run == id >> RUN_SHIFT && w.covers(id)
         });
-        self.windows.get_mut(self.last)
+        self.windows.first_mut()
     }
 
     /// The entry of `id` in the window used last, if that window covers it
@@ -278,12 +277,12 @@ impl BufferIds {
                     scanned: 0,
                     retired: false,
                 });
-                self.last = self.windows.len() - 1;
+                let new = self.windows.len() - 1;
+                self.windows.swap(0, new);
             }
         }
         let (overflow, freed) = (&mut self.overflow, &mut self.freed);
-        let last = self.last;
-        match self.windows.get_mut(last) {
+        match self.windows.first_mut() {
             Some(w) if w.run == id >> RUN_SHIFT && !w.retired && id >= w.base => {
                 if !w.covers(id) {
                     w.slide_to(id, overflow, freed);

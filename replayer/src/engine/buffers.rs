@@ -5,11 +5,13 @@
 use super::*;
 
 impl Engine<'_> {
-    /// A buffer allocation. The common case (a device buffer type, a new
-    /// id, an open device) is handled here; the rest by `alloc_general`.
-    /// Inlined whole into the block walk's `alloc_at`: called there, the
-    /// request and the arguments went through memory (35 instructions more
-    /// per alloc).
+    /// A buffer allocation; `Ok(true)` if the replay stopped at it (the
+    /// first out-of-memory with `stop_at_oom`: only the cold paths can stop,
+    /// so the block walk has nothing to look at after a plain one). The
+    /// common case (a device buffer type, a new id, an open device) is
+    /// handled here; the rest by `alloc_general`. Inlined whole into the
+    /// block walk's `alloc_at`: called there, the request and the arguments
+    /// went through memory (35 instructions more per alloc).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     pub(super) fn alloc(
@@ -21,12 +23,15 @@ impl Engine<'_> {
         recorded: Option<u64>,
         site: SiteId,
         label: StringId,
-    ) -> crate::Result<()> {
+    ) -> crate::Result<bool> {
         let Some(s) = device_type_slot(req.buffer_type) else {
-            return self.alloc_general(ord, dev, buffer, req, recorded, site, label);
+            let done = self.alloc_general(ord, dev, buffer, req, recorded, site, label);
+            return done.map(|()| self.stopped);
         };
-        if self.devs[dev].sim.is_none() {
-            return self.alloc_general(ord, dev, buffer, req, recorded, site, label);
+        let d = &mut self.devs[dev];
+        if d.sim.is_none() {
+            let done = self.alloc_general(ord, dev, buffer, req, recorded, site, label);
+            return done.map(|()| self.stopped);
         }
         // The id's record slot, claimed at once (a new id, nearly always):
         // nothing of the claim is carried across the placement.
@@ -35,11 +40,13 @@ impl Engine<'_> {
             None if self.live.buffer_slot(buffer.get()).is_none() => {
                 self.live.claim_new_buffer_slow(buffer.get())
             }
-            None => return self.alloc_general(ord, dev, buffer, req, recorded, site, label),
+            None => {
+                let done = self.alloc_general(ord, dev, buffer, req, recorded, site, label);
+                return done.map(|()| self.stopped);
+            }
         };
         // `s` indexes arrays of four: the mask lets the compiler drop the checks.
         let s = s & 3;
-        let d = &mut self.devs[dev];
         let sim = d.sim.as_mut().expect("checked above");
         // The common case, placed where recorded (or nothing recorded),
         // straight on: a handle merged from several outcomes went through
@@ -50,9 +57,10 @@ impl Engine<'_> {
             (Ok((addr, handle)), None) => (addr, handle),
             (Ok((addr, handle)), Some(rec)) if rec == addr => (addr, handle),
             (placed, _) => {
-                return self.alloc_unusual(
+                self.alloc_unusual(
                     ord, dev, s, slot, buffer, req, recorded, site, label, placed,
-                )
+                );
+                return Ok(self.stopped);
             }
         };
         // The books, on the device already at hand.
@@ -66,7 +74,7 @@ impl Engine<'_> {
             address,
         };
         self.write_record(ord, slot, buffer, req.size, site, label, record);
-        Ok(())
+        Ok(false)
     }
 
     /// [`Engine::alloc`] when the model failed to place a buffer, or placed
@@ -86,7 +94,7 @@ impl Engine<'_> {
         site: SiteId,
         label: StringId,
         placed: Result<(u64, Handle), AllocFailure>,
-    ) -> crate::Result<()> {
+    ) {
         let (flags, handle, address) = match placed {
             Ok((addr, handle)) => match recorded {
                 Some(rec) if rec != addr => (
@@ -115,7 +123,6 @@ impl Engine<'_> {
             address,
         };
         self.write_record(ord, slot, buffer, req.size, site, label, record);
-        Ok(())
     }
 
     /// The record of a new buffer at `slot` (claimed for its id), and the

@@ -107,8 +107,7 @@ impl Engine<'_> {
                     }
                     ka += 1;
                     if ord != mark {
-                        self.alloc_at(ord, &c.allocs, i)?;
-                        if self.stopped {
+                        if self.alloc_at(ord, &c.allocs, i)? {
                             return Ok(());
                         }
                         continue;
@@ -262,7 +261,7 @@ impl Engine<'_> {
     #[inline]
     fn item(&mut self, ord: u64, item: &Item<'_>) -> crate::Result<()> {
         match item {
-            Item::Alloc(a) => self.alloc_col(ord, a),
+            Item::Alloc(a) => self.alloc_col(ord, a).map(|_stopped| ()),
             Item::Free(x) => {
                 let dev = self.dev_index(x.device)?;
                 self.free(ord, dev, x.buffer, x.site);
@@ -285,10 +284,10 @@ impl Engine<'_> {
         ord: u64,
         allocs: &ttalloc_trace::AllocColumns,
         i: usize,
-    ) -> crate::Result<()> {
+    ) -> crate::Result<bool> {
         match allocs.get(i) {
             Some(a) => self.alloc_col(ord, &a),
-            None => Ok(()),
+            None => Ok(false),
         }
     }
 
@@ -309,7 +308,7 @@ impl Engine<'_> {
     }
 
     #[inline(always)]
-    fn alloc_col(&mut self, ord: u64, a: &ttalloc_trace::AllocCol) -> crate::Result<()> {
+    fn alloc_col(&mut self, ord: u64, a: &ttalloc_trace::AllocCol) -> crate::Result<bool> {
         let dev = self.dev_index(a.device)?;
         let req = Req {
             buffer_type: a.buffer_type,

@@ -117,8 +117,7 @@ impl Engine<'_> {
                         }
                         let i = k.allocs;
                         k.allocs += 1;
-                        self.alloc_at(ord, &c.allocs, i)?;
-                        if self.stopped {
+                        if self.alloc_at(ord, &c.allocs, i)? {
                             return Ok(());
                         }
                     }
