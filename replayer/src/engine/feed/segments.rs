@@ -103,13 +103,24 @@ impl Engine<'_> {
                 kept &= u64::MAX >> (GROUP - 1 - (range.end - 1) % GROUP);
             }
             let base = group * GROUP;
+            // The group's tags as an array, so that a kept event's tag is
+            // read without a bounds check (a block's last, partial group is
+            // copied into one: its masks have no bit past the block's end).
+            let mut partial = [0u8; GROUP];
+            let tags: &[u8; GROUP] = match c.tags.get(base..base + GROUP) {
+                Some(whole) => whole.try_into().expect("a group of tags"),
+                None => {
+                    let rest = c.tags.get(base..).unwrap_or_default();
+                    partial[..rest.len()].copy_from_slice(rest);
+                    &partial
+                }
+            };
             while kept != 0 {
-                let pos = base + kept.trailing_zeros() as usize;
+                let bit = kept.trailing_zeros() as usize % GROUP;
                 kept &= kept - 1;
+                let pos = base + bit;
                 let ord = first + pos as u64;
-                let Some(&tag) = c.tags.get(pos) else {
-                    continue;
-                };
+                let tag = tags[bit];
                 match tag {
                     ALLOC => {
                         if k.allocs >= c.allocs.len() {
