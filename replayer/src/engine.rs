@@ -170,9 +170,9 @@ pub struct Engine<'a> {
     next_start: u64,
     cur_end: u64,
     /// Allocations of the current cycle, (slot in `live`, event), in order. Entries of
-    /// objects no longer tracked are dropped when the list has doubled past
-    /// `cycle_allocs_compact_at` (looked at before each chunk), so it stays
-    /// within a few times the live objects, plus a chunk, however long the cycle.
+    /// objects no longer tracked are dropped when the list is full and has
+    /// doubled past `cycle_allocs_compact_at`, so it stays within a few
+    /// times the live objects however long the cycle.
     cycle_allocs: Vec<(u32, u64)>,
     cycle_allocs_compact_at: usize,
     site_left: FastMap<SiteId, u64>,

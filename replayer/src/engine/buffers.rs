@@ -155,7 +155,7 @@ impl Engine<'_> {
             address: p.address,
         };
         if cycle != 0 {
-            self.cycle_allocs.push((slot, ord));
+            self.push_cycle_alloc(slot, ord);
         }
     }
 

@@ -29,16 +29,27 @@ impl Engine<'_> {
     #[inline]
     pub(super) fn note_alloc(&mut self, slot: u32, event: u64) {
         if self.in_cycle {
-            self.cycle_allocs.push((slot, event));
+            self.push_cycle_alloc(slot, event);
         }
     }
 
-    /// Drops the entries of objects no longer tracked from `cycle_allocs`
-    /// once it has doubled past `cycle_allocs_compact_at`. Checked before
-    /// each chunk, not at each allocation: a chunk adds at most one entry
-    /// per event (a block's worth past the mark), and which entries are
-    /// dropped when changes nothing (`end_cycle` skips them anyway).
-    pub(super) fn compact_cycle_allocs(&mut self) {
+    /// [`Engine::note_alloc`] inside a cycle.
+    #[inline(always)]
+    pub(super) fn push_cycle_alloc(&mut self, slot: u32, event: u64) {
+        if self.cycle_allocs.len() == self.cycle_allocs.capacity() {
+            self.make_room_in_cycle_allocs();
+        }
+        self.cycle_allocs.push((slot, event));
+    }
+
+    /// `cycle_allocs` is full: the entries of objects no longer tracked are
+    /// dropped if it has doubled past `cycle_allocs_compact_at` (else the
+    /// push grows it). Looked at only when the list is full, not at each
+    /// allocation; which entries are dropped when changes nothing
+    /// (`end_cycle` skips them anyway).
+    #[cold]
+    #[inline(never)]
+    fn make_room_in_cycle_allocs(&mut self) {
         if self.cycle_allocs.len() >= self.cycle_allocs_compact_at {
             let mut allocs = std::mem::take(&mut self.cycle_allocs);
             allocs.retain(|&(slot, e)| self.live.holding(slot, e).is_some());

@@ -33,7 +33,6 @@ impl Engine<'_> {
         if let Some(o) = self.observer.as_deref_mut() {
             o.chunk(chunk);
         }
-        self.compact_cycle_allocs();
         let mut online = self.online.take();
         let result = match (chunk, self.observer.is_some()) {
             (Chunk::Columns { first, columns }, false) => {
