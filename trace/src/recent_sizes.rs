@@ -14,13 +14,13 @@
 /// first; every entry is 0 at the start of a block.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct RecentSizes {
-    slots: Box<[[u64; RecentSizes::WAYS]]>,
+    slots: Box<[[u64; RecentSizes::WAYS]; RecentSizes::SLOTS]>,
 }
 
 impl Default for RecentSizes {
     fn default() -> Self {
         RecentSizes {
-            slots: vec![[0; Self::WAYS]; Self::SLOTS].into_boxed_slice(),
+            slots: crate::site_flags::boxed_table([0; Self::WAYS]),
         }
     }
 }

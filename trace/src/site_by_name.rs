@@ -15,7 +15,7 @@ use crate::decode::KindWord;
 /// distinct sites, most recent first; every entry is 0 at block start.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct SitesByName {
-    slots: Box<[[u32; SitesByName::WAYS]]>,
+    slots: Box<[[u32; SitesByName::WAYS]; SitesByName::SLOTS]>,
     /// The reader's: the slot of each name of the block being decoded
     /// (`decode_sites`), after the slot of none.
     name_slots: Vec<u32>,
@@ -24,7 +24,7 @@ pub(crate) struct SitesByName {
 impl Default for SitesByName {
     fn default() -> Self {
         SitesByName {
-            slots: vec![[0; Self::WAYS]; Self::SLOTS].into_boxed_slice(),
+            slots: crate::site_flags::boxed_table([0; Self::WAYS]),
             name_slots: Vec::new(),
         }
     }
@@ -198,7 +198,7 @@ fn sites_loop<const SIMD: bool>(
     out: &mut [u32],
 ) {
     let (mut ka, mut kn, mut k_new) = (0usize, 0usize, 0usize);
-    let (name_slots, slots) = (&cache.name_slots[..], &mut cache.slots[..]);
+    let (name_slots, slots) = (&cache.name_slots[..], &mut *cache.slots);
     for w in words {
         let mut m = w.alloc;
         while m != 0 {

@@ -11,13 +11,13 @@
 /// count (0 when absent) of the previous alloc; 0 and 0 at block start.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct SiteFlags {
-    slots: Box<[(u8, u32)]>,
+    slots: Box<[(u8, u32); SiteFlags::SLOTS]>,
 }
 
 impl Default for SiteFlags {
     fn default() -> Self {
         SiteFlags {
-            slots: vec![(0, 0); Self::SLOTS].into_boxed_slice(),
+            slots: boxed_table((0, 0)),
         }
     }
 }
@@ -52,6 +52,14 @@ impl SiteFlags {
     pub(crate) fn set(&mut self, site: u64, flags: u8, cores: u32) {
         self.slots[(site as usize) & (Self::SLOTS - 1)] = (flags, cores);
     }
+}
+
+/// A zeroed table of `N` entries on the heap (not built on the stack first).
+pub(crate) fn boxed_table<T: Copy, const N: usize>(v: T) -> Box<[T; N]> {
+    vec![v; N]
+        .into_boxed_slice()
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("a Vec of N entries"))
 }
 
 #[cfg(test)]
