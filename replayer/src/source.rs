@@ -67,18 +67,21 @@ impl Chunk<'_> {
         &self,
         f: impl FnMut(u64, Item<'_>) -> std::result::Result<(), E>,
     ) -> std::result::Result<(), E> {
-        self.walk::<true, true, E>(f)
+        self.walk::<true, true, true, E>(f)
     }
 
     /// Like [`Chunk::try_for_each`], skipping buffer allocs and frees (nearly
     /// all of a trace): for passes that only look at the other kinds, such
-    /// as cycle scans. From columns, skipping them costs a byte compare each.
+    /// as cycle scans. From columns, skipping them costs a byte compare each,
+    /// and op begins and ends and circular buffers come **without their
+    /// time** (`ts` 0: a block keeps its times coded, and a time costs a few
+    /// gaps' sum; cycle scans read none).
     #[inline]
     pub fn try_for_each_non_buffer<E>(
         &self,
         f: impl FnMut(u64, Item<'_>) -> std::result::Result<(), E>,
     ) -> std::result::Result<(), E> {
-        self.walk::<false, true, E>(f)
+        self.walk::<false, true, false, E>(f)
     }
 
     /// Like [`Chunk::try_for_each_non_buffer`], also skipping op begins and
@@ -90,11 +93,13 @@ impl Chunk<'_> {
         &self,
         f: impl FnMut(u64, Item<'_>) -> std::result::Result<(), E>,
     ) -> std::result::Result<(), E> {
-        self.walk::<false, false, E>(f)
+        self.walk::<false, false, false, E>(f)
     }
 
+    /// The walk of the `try_for_each` kinds; `TIMED`: whether op scopes
+    /// and circular buffers from columns come with their times (else 0).
     #[inline]
-    fn walk<const BUFFERS: bool, const OPS: bool, E>(
+    fn walk<const BUFFERS: bool, const OPS: bool, const TIMED: bool, E>(
         &self,
         mut f: impl FnMut(u64, Item<'_>) -> std::result::Result<(), E>,
     ) -> std::result::Result<(), E> {
@@ -135,8 +140,11 @@ impl Chunk<'_> {
                     (c.allocs.iter(), c.frees.iter(), c.names.iter());
                 let mut others = c.others.iter();
                 let mut kc = 0usize;
+                // Times in one pass (each event's gap added once), if wanted.
+                let mut times = TIMED.then(|| c.timestamps());
                 for (pos, &tag) in c.tags.iter().enumerate() {
                     let ord = first + pos as u64;
+                    let ts = times.as_mut().and_then(|t| t.next()).unwrap_or(0);
                     let item = match tag {
                         // Allocs and frees only advance their own columns.
                         t if !BUFFERS
@@ -180,16 +188,20 @@ impl Chunk<'_> {
                                 }
                             };
                             Item::Light(Event {
-                                ts: c.ts_at(pos),
+                                ts,
                                 pid: c.pid_at(pos),
                                 kind,
                             })
                         }
                         t if t == EventTag::CbAlloc as u8 || t == EventTag::CbFreeAll as u8 => {
-                            match c.cb_event(kc) {
-                                Some((_, e)) => {
+                            match c.cbs.get(kc) {
+                                Some(cb) => {
                                     kc += 1;
-                                    Item::Cb(e)
+                                    Item::Cb(Event {
+                                        ts,
+                                        pid: c.pid_at(pos),
+                                        kind: cb.kind(),
+                                    })
                                 }
                                 None => continue,
                             }

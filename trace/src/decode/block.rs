@@ -62,11 +62,7 @@ pub fn decode_columns(
     s: &mut DecodeScratch,
     out: &mut BlockColumns,
 ) -> Result<(), DecodeError> {
-    // Timestamps are overwritten whole below: keep the old ones so only
-    // growth is zeroed.
-    let ts = std::mem::take(&mut out.times.values);
     out.clear();
-    out.times.values = ts;
     let mut cols: [&[u8]; col::COUNT] = [&[]; col::COUNT];
     for c in block.columns.iter() {
         let id = c.id.to_native() as usize;
@@ -177,8 +173,7 @@ fn times_and_pids(
     out: &mut BlockColumns,
 ) -> Result<(), DecodeError> {
     let count = out.tags.len();
-    // Timestamps: deltas, prefix-summed (from the block's first timestamp
-    // since 2.2; less the median gap of the event's kind since 2.3).
+    // Timestamps: deltas from the block's first timestamp since 2.2.
     let ts_codings = [
         (ColumnLayout::V20, col::TS),
         (ColumnLayout::V22, col::TS_REL),
@@ -192,7 +187,15 @@ fn times_and_pids(
         // (No coding names 2.5: `coded_as` returns one of the above.)
         ColumnLayout::V24 | ColumnLayout::V25 => (col::TS_TICKS, block.first_ts.to_native()),
     };
-    let values = &mut out.times.values;
+    // 2.3+: gaps less their kind's base (in ticks since 2.4), kept coded:
+    // the time of each chunk of events is summed, not of each event
+    // (`times.rs`). Before: deltas, prefix-summed here.
+    let coded = ts_col == col::TS_KIND || ts_col == col::TS_TICKS;
+    let values = if coded {
+        out.times.codes_mut()
+    } else {
+        out.times.values_mut()
+    };
     column_values(cols[ts_col as usize], count, "ts", values)?;
     let unit = if ts_col == col::TS_TICKS {
         crate::ts_by_kind::read_unit(cols[col::TS_UNIT as usize])?
@@ -202,22 +205,9 @@ fn times_and_pids(
         1
     };
     out.clock_tick_ns = unit;
-    if ts_col == col::TS_KIND || (ts_col == col::TS_TICKS && unit == 1) {
+    if coded {
         let bases = KindBases::read(cols[col::TS_BASE as usize])?;
-        for (t, &k) in values.iter_mut().zip(&out.tags) {
-            // One add on the running sum per event (the gap is made apart).
-            let gap = (unzigzag(*t) as u64).wrapping_add(bases.base[k as usize]);
-            ts = ts.wrapping_add(gap);
-            *t = ts;
-        }
-    } else if ts_col == col::TS_TICKS {
-        // 2.4 with a clock tick: gaps and bases in ticks.
-        let bases = KindBases::read(cols[col::TS_BASE as usize])?;
-        for (t, &k) in values.iter_mut().zip(&out.tags) {
-            let ticks = (unzigzag(*t) as u64).wrapping_add(bases.base[k as usize]);
-            ts = ts.wrapping_add(ticks.wrapping_mul(unit));
-            *t = ts;
-        }
+        out.times.coded(ts, unit, &bases.base, &out.tags);
     } else {
         if !cols[col::TS_BASE as usize].is_empty() {
             return Err("block holds a ts base column without its ts column".into());

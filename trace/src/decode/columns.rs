@@ -407,9 +407,8 @@ impl BlockColumns {
     /// The timestamp of event `pos` (ns; 0 past the block's end, and for
     /// every event of a block whose timestamps were not decoded:
     /// [`TraceReader::decode_columns_non_buffer`](crate::TraceReader::decode_columns_non_buffer)).
-    #[inline]
     pub fn ts_at(&self, pos: usize) -> u64 {
-        self.times.at(pos)
+        self.times.at(pos, &self.tags)
     }
 
     /// The pid of event `pos` (`Pid(0)` past the block's end, and where
@@ -419,9 +418,11 @@ impl BlockColumns {
         Pid(self.pids.at(pos))
     }
 
-    /// Every event's timestamp, in order (none where they were not decoded).
+    /// Every event's timestamp, in order (none where they were not
+    /// decoded): one pass that adds each event's gap, for readers of every
+    /// event's time ([`BlockColumns::ts_at`] sums up to a few gaps per call).
     pub fn timestamps(&self) -> impl Iterator<Item = u64> + '_ {
-        self.times.iter()
+        self.times.iter(&self.tags)
     }
 
     /// Every event's pid, in order (none where pids were not decoded).
@@ -447,8 +448,8 @@ impl BlockColumns {
     /// Appends one event's kind code, timestamp and pid (tests and
     /// hand-built blocks; its payload goes to its kind's columns).
     pub fn push_event_head(&mut self, tag: u8, ts: u64, pid: Pid) {
+        self.times.push(ts, &self.tags);
         self.tags.push(tag);
-        self.times.push(ts);
         self.pids.push(pid.0, 1);
     }
 
@@ -504,7 +505,9 @@ impl BlockColumns {
             let &tag = self.tags.get(pos)?;
             cur.pos += 1;
             let ordinal = self.first_event + pos as u64;
-            let (ts, pid) = (self.times.at(pos), self.pid_at(pos));
+            let ts = self.times.next(pos, cur.ts, &self.tags);
+            cur.ts = ts;
+            let pid = self.pid_at(pos);
             // Each arm builds its event where it is returned: a kind built
             // apart and then moved into the event is stored and reloaded at
             // different widths, which stalls store-to-load forwarding.
@@ -620,6 +623,8 @@ impl BlockColumns {
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct EventCursor {
     pos: usize,
+    /// The time of event `pos - 1`.
+    ts: u64,
     alloc: usize,
     free: usize,
     name: usize,

@@ -6,6 +6,9 @@
 //! whatever form is cheapest to write. Pids are kept as runs (one process
 //! writes a whole block, nearly always).
 
+use crate::varint::unzigzag;
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use ttalloc_model::Pid;
 
 /// Every event's pid, as runs of one pid.
@@ -86,42 +89,307 @@ impl PidRuns {
     }
 }
 
-/// Every event's timestamp (ns).
+/// Events per key of a block's coded timestamps: [`Times::at`] sums at
+/// most this many gaps.
+const CHUNK: usize = 8;
+
+/// Every event's timestamp (ns), in one of two forms:
+/// - coded (formats 2.3 and later, what the decoder writes): the TS
+///   column's codes as they were unpacked, the block's base gap per kind
+///   and its clock tick, and a key every [`CHUNK`] events (the time before
+///   the chunk's first event). The decoder then sums each chunk's gaps (a
+///   vectorised reduction) instead of prefix-summing every event; a reader
+///   asking for one event's time adds at most a chunk's gaps to its key;
+/// - plain values (hand-built blocks, formats before 2.3).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Times {
-    /// Every event's timestamp, in order.
-    pub(super) values: Vec<u64>,
+    /// Plain: every event's timestamp, in order.
+    values: Vec<u64>,
+    /// Whether the times are coded (else `values`).
+    coded: bool,
+    /// Coded: event `i`'s gap after event `i - 1` (after `start` for the
+    /// first) is `(unzigzag(codes[i]) + bases[tags[i]]) * unit` ns.
+    codes: Vec<u64>,
+    /// Coded: the base gap per kind code (256 entries), in ticks.
+    bases: Vec<u64>,
+    unit: u64,
+    start: u64,
+    /// Coded: `keys[j]` is the time before event `j * CHUNK`.
+    keys: Vec<u64>,
+    /// Coded: which decode made them (unique in the process), naming them
+    /// in the thread's last answer ([`LAST_ANSWER`]).
+    decode: DecodeId,
+}
+
+/// A decode's number (0: none). Not part of what a block holds: blocks
+/// compare equal whichever decode made them.
+#[derive(Clone, Copy, Debug, Default)]
+struct DecodeId(u64);
+
+impl PartialEq for DecodeId {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for DecodeId {}
+
+static DECODES: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// `(decode, position, time)` of the last coded time this thread asked
+    /// for: a reader asking for events in order (a walk that follows op
+    /// scopes: a third of a trace) sums only the gaps since. Kept apart
+    /// from the block: an `UnsafeCell` inside `BlockColumns` would make
+    /// every walk over it reload its arrays after each call it makes.
+    static LAST_ANSWER: Cell<(u64, usize, u64)> = const { Cell::new((0, 0, 0)) };
 }
 
 impl Times {
     pub(crate) fn clear(&mut self) {
         self.values.clear();
+        self.codes.clear();
+        self.keys.clear();
+        self.coded = false;
+        self.decode = DecodeId(0);
     }
 
-    /// The timestamp of event `pos` (0 past the end).
+    /// The plain values, for the decoder to fill (formats before 2.3).
+    pub(super) fn values_mut(&mut self) -> &mut Vec<u64> {
+        self.coded = false;
+        &mut self.values
+    }
+
+    /// The codes, for the decoder to fill before [`Times::coded`].
+    pub(super) fn codes_mut(&mut self) -> &mut Vec<u64> {
+        &mut self.codes
+    }
+
+    /// Makes the times coded: the codes were filled (one per entry of
+    /// `tags`); the first event's gap is after `start`, every gap is in
+    /// ticks of `unit` ns.
+    pub(super) fn coded(&mut self, start: u64, unit: u64, bases: &[u64; 256], tags: &[u8]) {
+        debug_assert_eq!(self.codes.len(), tags.len());
+        self.coded = true;
+        self.decode = DecodeId(DECODES.fetch_add(1, Ordering::Relaxed));
+        self.start = start;
+        self.unit = unit;
+        self.bases.clear();
+        self.bases.extend_from_slice(bases);
+        self.keys.clear();
+        self.keys.resize(tags.len().div_ceil(CHUNK), 0);
+        chunk_keys(&self.codes, tags, bases, unit, start, &mut self.keys);
+    }
+
+    /// Event `i`'s gap in ticks (coded times; `i` below the codes' and
+    /// `tags`' lengths).
+    #[inline(always)]
+    unsafe fn ticks(&self, i: usize, tags: &[u8]) -> u64 {
+        // SAFETY: the caller keeps `i` in bounds; coded times have 256
+        // bases (`Times::coded`), one per kind code.
+        unsafe {
+            let k = *tags.get_unchecked(i) as usize;
+            (unzigzag(*self.codes.get_unchecked(i)) as u64)
+                .wrapping_add(*self.bases.get_unchecked(k))
+        }
+    }
+
+    /// The timestamp of event `pos` (0 past the end); `tags` is the block's
+    /// kind column: the chunk's key plus at most a chunk's gaps, or the
+    /// last answer plus the gaps since, if it is nearer.
+    /// Out of line: the block walks that call it (for a few events: op
+    /// scopes and circular buffers at cycle boundaries) keep their
+    /// registers (inlined, the test alone made a replay's walk 3
+    /// instructions per event dearer).
+    #[inline(never)]
+    pub(crate) fn at(&self, pos: usize, tags: &[u8]) -> u64 {
+        if !self.coded {
+            return self.values.get(pos).copied().unwrap_or(0);
+        }
+        self.coded_at(pos, tags)
+    }
+
+    fn coded_at(&self, pos: usize, tags: &[u8]) -> u64 {
+        let n = self.codes.len();
+        if pos >= n || tags.len() < n || self.bases.len() != 256 {
+            return 0;
+        }
+        let chunk = pos / CHUNK;
+        let (decode, last, last_ts) = LAST_ANSWER.with(Cell::get);
+        let near = decode == self.decode.0 && last >= chunk * CHUNK && last <= pos;
+        let (mut i, mut ts) = if near {
+            (last + 1, last_ts)
+        } else {
+            match self.keys.get(chunk) {
+                Some(&key) => (chunk * CHUNK, key),
+                None => return 0,
+            }
+        };
+        let mut ticks = 0u64;
+        while i <= pos {
+            // SAFETY: `i <= pos < n`, and `tags` holds `n` kinds at least.
+            ticks = ticks.wrapping_add(unsafe { self.ticks(i, tags) });
+            i += 1;
+        }
+        ts = ts.wrapping_add(ticks.wrapping_mul(self.unit));
+        LAST_ANSWER.with(|l| l.set((self.decode.0, pos, ts)));
+        ts
+    }
+
+    /// The timestamp of event `pos`, given `prev`, that of event `pos - 1`
+    /// (anything for event 0): one add for a reader going through the
+    /// events in order. 0 past the end.
     #[inline]
-    pub(crate) fn at(&self, pos: usize) -> u64 {
-        self.values.get(pos).copied().unwrap_or(0)
+    pub(crate) fn next(&self, pos: usize, prev: u64, tags: &[u8]) -> u64 {
+        if !self.coded {
+            return self.values.get(pos).copied().unwrap_or(0);
+        }
+        if pos >= self.codes.len() || pos >= tags.len() || self.bases.len() != 256 {
+            return 0;
+        }
+        let prev = if pos == 0 { self.start } else { prev };
+        // SAFETY: `pos` is below both lengths (checked above).
+        let ticks = unsafe { self.ticks(pos, tags) };
+        prev.wrapping_add(ticks.wrapping_mul(self.unit))
     }
 
-    /// Appends one event's timestamp (hand-built blocks).
-    pub(crate) fn push(&mut self, ts: u64) {
+    /// Appends one event's timestamp (hand-built blocks: plain values;
+    /// coded times are made plain first).
+    pub(crate) fn push(&mut self, ts: u64, tags: &[u8]) {
+        if self.coded {
+            let mut values = std::mem::take(&mut self.values);
+            values.clear();
+            values.extend(self.iter(tags));
+            self.values = values;
+            self.coded = false;
+        }
         self.values.push(ts);
     }
 
-    /// Every event's timestamp, in order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = u64> + '_ {
-        self.values.iter().copied()
+    /// Every event's timestamp, in order (`tags`: the block's kind column).
+    pub(crate) fn iter<'a>(&'a self, tags: &'a [u8]) -> impl Iterator<Item = u64> + 'a {
+        let n = if self.coded {
+            self.codes.len()
+        } else {
+            self.values.len()
+        };
+        let mut prev = 0u64;
+        (0..n).map(move |pos| {
+            prev = self.next(pos, prev, tags);
+            prev
+        })
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.values.capacity() * std::mem::size_of::<u64>()
+        let b = std::mem::size_of::<u64>();
+        (self.values.capacity()
+            + self.codes.capacity()
+            + self.bases.capacity()
+            + self.keys.capacity())
+            * b
+    }
+}
+
+crate::decode::fast_cpu_dispatch! {
+    /// Writes to `keys` (one per chunk, the last one partial) the time
+    /// before every chunk of [`CHUNK`] events:
+    /// each chunk's codes and bases summed apart (the codes' sum is a vector
+    /// reduction), not event after event.
+    fn chunk_keys => chunk_keys_any(
+        codes: &[u64],
+        tags: &[u8],
+        bases: &[u64; 256],
+        unit: u64,
+        start: u64,
+        keys: &mut [u64],
+    ) -> ()
+}
+
+#[inline(always)]
+fn chunk_keys_any(
+    codes: &[u64],
+    tags: &[u8],
+    bases: &[u64; 256],
+    unit: u64,
+    start: u64,
+    keys: &mut [u64],
+) {
+    let mut before = start;
+    let chunks = codes.chunks_exact(CHUNK).zip(tags.chunks_exact(CHUNK));
+    for ((cc, tc), key) in chunks.zip(keys.iter_mut()) {
+        *key = before;
+        let mut z = 0u64;
+        for &c in cc {
+            z = z.wrapping_add(unzigzag(c) as u64);
+        }
+        let mut b = 0u64;
+        for &t in tc {
+            b = b.wrapping_add(bases[t as usize]);
+        }
+        before = before.wrapping_add(z.wrapping_add(b).wrapping_mul(unit));
+    }
+    // The last, partial chunk needs its key only.
+    if !codes.len().is_multiple_of(CHUNK) {
+        if let Some(key) = keys.last_mut() {
+            *key = before;
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::varint::zigzag;
+
+    /// Coded times answer every position as the running sum of gaps the
+    /// decoder made before (`ts += (unzigzag(code) + base[kind]) * unit`),
+    /// whether asked one by one, in order or all at once, for lengths on
+    /// and off a chunk boundary, with gaps that wrap around.
+    #[test]
+    fn coded_times_are_the_running_sum_of_their_gaps() {
+        let mut bases = [0u64; 256];
+        bases[4] = 1000;
+        bases[5] = 40;
+        bases[12] = (-7i64) as u64; // a base below 0 (wrapping)
+        let kinds = [4u8, 5, 12, 13, 4, 4, 5, 200];
+        for (n, unit, start) in [(0, 1, 5), (1, 1, 5), (8, 10, 0), (21, 100, u64::MAX - 5000)] {
+            let tags: Vec<u8> = (0..n)
+                .map(|i| kinds[(i * 5 + i / 3) % kinds.len()])
+                .collect();
+            // Gaps from the base: -3, 0, 5, -1, ... (some events before their base).
+            let codes: Vec<u64> = (0..n).map(|i| zigzag((i as i64 * 37) % 11 - 5)).collect();
+            let mut expect = Vec::new();
+            let mut ts = start;
+            for (&c, &k) in codes.iter().zip(&tags) {
+                let ticks = (unzigzag(c) as u64).wrapping_add(bases[k as usize]);
+                ts = ts.wrapping_add(ticks.wrapping_mul(unit));
+                expect.push(ts);
+            }
+            let mut t = Times::default();
+            t.codes_mut().extend_from_slice(&codes);
+            t.coded(start, unit, &bases, &tags);
+            let at: Vec<u64> = (0..n).map(|p| t.at(p, &tags)).collect();
+            assert_eq!(at, expect, "{n} events");
+            // Out of order (from the keys, or from the last answer when
+            // it is behind in the same chunk), and again.
+            for p in (0..n).rev().chain((0..n).step_by(3)).chain((0..n).rev()) {
+                assert_eq!(t.at(p, &tags), expect[p], "event {p} of {n}");
+            }
+            assert_eq!(t.iter(&tags).collect::<Vec<_>>(), expect);
+            assert_eq!(
+                (t.at(n, &tags), t.next(n, 1, &tags)),
+                (0, 0),
+                "past the end"
+            );
+            // A hand-built event after them: the times become plain.
+            t.push(77, &tags);
+            expect.push(77);
+            let mut tags = tags.clone();
+            tags.push(4);
+            assert_eq!(t.iter(&tags).collect::<Vec<_>>(), expect);
+            assert_eq!(t.at(n, &tags), 77);
+        }
+    }
 
     #[test]
     fn pid_runs_answer_each_position_and_merge_equal_neighbours() {
