@@ -8,6 +8,7 @@
 
 use crate::varint::unzigzag;
 use std::cell::Cell;
+use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicU64, Ordering};
 use ttalloc_model::Pid;
 
@@ -176,9 +177,14 @@ impl Times {
         self.unit = unit;
         self.bases.clear();
         self.bases.extend_from_slice(bases);
+        let n_keys = tags.len().div_ceil(CHUNK);
         self.keys.clear();
-        self.keys.resize(tags.len().div_ceil(CHUNK), 0);
-        chunk_keys(&self.codes, tags, bases, unit, start, &mut self.keys);
+        self.keys.reserve(n_keys);
+        let keys = &mut self.keys.spare_capacity_mut()[..n_keys];
+        chunk_keys(&self.codes, tags, bases, unit, start, keys);
+        // SAFETY: `chunk_keys` wrote every one of the `n_keys` keys
+        // (capacity reserved above).
+        unsafe { self.keys.set_len(n_keys) };
     }
 
     /// Event `i`'s gap in ticks (coded times; `i` below the codes' and
@@ -291,8 +297,9 @@ impl Times {
 }
 
 crate::decode::fast_cpu_dispatch! {
-    /// Writes to `keys` (one per chunk, the last one partial) the time
-    /// before every chunk of [`CHUNK`] events:
+    /// Writes every entry of `keys` (one per chunk of `codes`, the last one
+    /// partial; nothing is zeroed first) with the time before every chunk of
+    /// [`CHUNK`] events:
     /// each chunk's codes and bases summed apart (the codes' sum is a vector
     /// reduction), not event after event.
     fn chunk_keys => chunk_keys_any(
@@ -301,7 +308,7 @@ crate::decode::fast_cpu_dispatch! {
         bases: &[u64; 256],
         unit: u64,
         start: u64,
-        keys: &mut [u64],
+        keys: &mut [MaybeUninit<u64>],
     ) -> ()
 }
 
@@ -312,12 +319,13 @@ fn chunk_keys_any(
     bases: &[u64; 256],
     unit: u64,
     start: u64,
-    keys: &mut [u64],
+    keys: &mut [MaybeUninit<u64>],
 ) {
+    assert_eq!(keys.len(), codes.len().div_ceil(CHUNK));
     let mut before = start;
     let chunks = codes.chunks_exact(CHUNK).zip(tags.chunks_exact(CHUNK));
     for ((cc, tc), key) in chunks.zip(keys.iter_mut()) {
-        *key = before;
+        key.write(before);
         let mut z = 0u64;
         for &c in cc {
             z = z.wrapping_add(unzigzag(c) as u64);
@@ -331,7 +339,7 @@ fn chunk_keys_any(
     // The last, partial chunk needs its key only.
     if !codes.len().is_multiple_of(CHUNK) {
         if let Some(key) = keys.last_mut() {
-            *key = before;
+            key.write(before);
         }
     }
 }
