@@ -158,10 +158,8 @@ fn decode_free_devices_any(
             m &= m - 1;
             // At most `n_alloc` allocs precede it (the same kind words).
             let k = ka + (w.alloc & ((1u64 << bit) - 1)).count_ones() as usize;
-            let prev = match k.checked_sub(1) {
-                Some(i) => alloc_devices[i],
-                None => 0,
-            };
+            // (None before the block's first alloc: `k - 1` wraps.)
+            let prev = alloc_devices.get(k.wrapping_sub(1)).copied().unwrap_or(0);
             out[kf] = prev.wrapping_add(unzigzag(codes[kf]) as u32);
             kf += 1;
         }
