@@ -237,6 +237,9 @@ impl BankManager {
     pub fn free_list(&self) -> &FreeList {
         &self.free_list
     }
+    pub(crate) fn free_list_mut(&mut self) -> &mut FreeList {
+        &mut self.free_list
+    }
 
     /// Banks a buffer spreads over: the shard count for sharded buffers,
     /// every bank otherwise.

@@ -327,9 +327,14 @@ impl Device {
         let Some((p, block)) = place_in(&mut self.managers[s], req) else {
             return Err(place_failure(&self.managers[s], req));
         };
-        let handle =
-            self.buffers
-                .insert(&self.managers, buffer, Live::new(req, p), s, block, false);
+        let handle = self.buffers.insert(
+            &mut self.managers,
+            buffer,
+            Live::new(req, p),
+            s,
+            block,
+            false,
+        );
         Ok(Placed {
             placement: p,
             handle,
@@ -376,7 +381,7 @@ impl Device {
         match m.allocate_spread_block_at(spread, address) {
             Some((p, block)) => {
                 let handle = self.buffers.insert(
-                    &self.managers,
+                    &mut self.managers,
                     buffer,
                     Live::new(req, p),
                     s,

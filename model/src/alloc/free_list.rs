@@ -42,6 +42,7 @@
 use super::error::ConfigError;
 use buckets::Buckets;
 use compact::FreeArray;
+pub(crate) use held::Payload;
 
 mod bucket_bits;
 mod buckets;
@@ -60,7 +61,9 @@ const NIL: u32 = u32::MAX;
 /// (`model/benches/alloc_throughput.rs`).
 const COMPACT_MAX_BLOCKS: usize = 128;
 
+/// One block (a line: its holder's [`Payload`] shares it).
 #[derive(Clone, Copy, Debug)]
+#[repr(align(64))]
 struct Block {
     addr: u64,
     size: u64,
@@ -71,6 +74,8 @@ struct Block {
     /// (see `held.rs`). Kept when the entry is reused, and by `init`.
     generation: u32,
     allocated: bool,
+    /// What the allocation's holder keeps with it (`held.rs`).
+    payload: Payload,
 }
 
 /// Which block of a [`FreeList`] an allocation got: given back to
@@ -341,6 +346,7 @@ impl FreeList {
                 next: NIL,
                 generation: 0,
                 allocated,
+                payload: Payload::NONE,
             });
             (self.blocks.len() - 1) as u32
         }

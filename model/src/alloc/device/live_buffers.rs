@@ -1,11 +1,11 @@
 //! The device's live buffers. A buffer in a bank manager is held by its
 //! free-list block: the [`Handle`] names the bank manager, the block and
 //! the block's generation (`free_list/held.rs`), so freeing by handle
-//! reads one 32-byte block entry — address, size, generation — and keeps
-//! no other record up to date. What only reports read (the id, the
-//! requested size, the bank count) sits in a side table by block, written
-//! at the allocation and valid while its generation is the block's. Host
-//! (SYSTEM_MEMORY) buffers, placed nowhere, have records of their own.
+//! reads one block entry — address, size, generation — and keeps no other
+//! record up to date. What only reports read (the id, the requested size,
+//! the bank count) is the block's payload, in the same 64-byte entry,
+//! written at the allocation. Host (SYSTEM_MEMORY) buffers, placed
+//! nowhere, have records of their own.
 //!
 //! An id index is kept only for the buffers allocated by id
 //! (`Device::allocate` / `Device::deallocate`), so a replay that keeps its
@@ -14,7 +14,7 @@
 
 use super::Live;
 use crate::alloc::bank::BankManager;
-use crate::alloc::free_list::BlockRef;
+use crate::alloc::free_list::{BlockRef, Payload};
 use crate::event::BufferType;
 use crate::hash::FastMap;
 use crate::ids::BufferId;
@@ -69,27 +69,6 @@ impl Handle {
     }
 }
 
-/// What reports read of a buffer in a bank manager, by its block.
-#[derive(Clone, Copy, Debug)]
-struct Cold {
-    buffer: BufferId,
-    size: u64,
-    num_banks: u32,
-    /// The block's generation when the buffer got it: the entry is the
-    /// block's buffer while they agree.
-    generation: u32,
-    /// Allocated by id: `by_id` holds it.
-    indexed: bool,
-}
-
-const NO_COLD: Cold = Cold {
-    buffer: BufferId(0),
-    size: 0,
-    num_banks: 0,
-    generation: u32::MAX,
-    indexed: false,
-};
-
 /// A host buffer's record.
 #[derive(Clone, Copy, Debug)]
 struct HostRecord {
@@ -122,8 +101,6 @@ pub(super) struct Removed {
 
 #[derive(Clone, Debug)]
 pub(super) struct LiveBuffers {
-    /// Per bank manager, by block: see [`Cold`].
-    cold: [Vec<Cold>; 4],
     host: Vec<HostRecord>,
     /// The first vacant host record ([`NO_RECORD`]: none; a new one is pushed).
     host_vacant: u32,
@@ -134,7 +111,6 @@ pub(super) struct LiveBuffers {
 impl Default for LiveBuffers {
     fn default() -> LiveBuffers {
         LiveBuffers {
-            cold: Default::default(),
             host: Vec::new(),
             host_vacant: NO_RECORD,
             by_id: FastMap::default(),
@@ -166,19 +142,8 @@ impl LiveBuffers {
             return (r.occupied && r.generation == handle.generation).then(|| host_entry(r));
         }
         let m = managers.get(handle.manager())?;
-        let block = BlockRef::at(i);
-        let (address, per_bank) = m.free_list().held(block, handle.generation)?;
-        let c = self.cold[handle.manager()].get(i as usize)?;
-        Some(Entry {
-            buffer: c.buffer,
-            live: Live {
-                buffer_type: m.buffer_type(),
-                address,
-                size: c.size,
-                per_bank,
-                num_banks: c.num_banks,
-            },
-        })
+        let (address, per_bank, p) = m.free_list().held(BlockRef::at(i), handle.generation)?;
+        Some(device_entry(m, address, per_bank, p))
     }
 
     /// Asks for the block entry of `handle` early (a prefetch; no state change).
@@ -196,7 +161,7 @@ impl LiveBuffers {
     #[inline(always)]
     pub(super) fn insert(
         &mut self,
-        managers: &[BankManager; 4],
+        managers: &mut [BankManager; 4],
         buffer: BufferId,
         live: Live,
         manager: usize,
@@ -205,21 +170,14 @@ impl LiveBuffers {
     ) -> Handle {
         self.len += 1;
         let manager = manager & 3;
-        let i = block.index();
-        let generation = managers[manager].free_list().generation_of(block);
-        let cold = &mut self.cold[manager];
-        if cold.len() <= i as usize {
-            grow(cold, i as usize);
-        }
-        // SAFETY: `cold.len() > i` (grown just above when it was not).
-        let c = unsafe { cold.get_unchecked_mut(i as usize) };
-        // Field by field: a whole-entry store went through the stack.
-        c.buffer = buffer;
-        c.size = live.size;
-        c.num_banks = live.num_banks;
-        c.generation = generation;
-        c.indexed = indexed;
-        let handle = Handle::new(manager as u8, i, generation);
+        let generation = managers[manager].free_list_mut().hold(
+            block,
+            buffer.0,
+            live.size,
+            live.num_banks,
+            indexed,
+        );
+        let handle = Handle::new(manager as u8, block.index(), generation);
         if indexed {
             self.by_id.insert(buffer, handle);
         }
@@ -295,27 +253,22 @@ impl LiveBuffers {
         let Some(m) = managers.get_mut(handle.manager()) else {
             return self.remove_host(handle);
         };
-        let i = handle.index();
-        let per_bank = m.free_held(BlockRef::at(i), handle.generation)?;
-        self.len -= 1;
+        let block = BlockRef::at(handle.index());
         if !self.by_id.is_empty() {
-            self.unindex(handle);
+            // Before the free: the payload says whether the id is indexed.
+            if let Some((_, _, p)) = m.free_list().held(block, handle.generation) {
+                if p.flag {
+                    let buffer = BufferId(p.owner);
+                    self.by_id.remove(&buffer);
+                }
+            }
         }
+        let per_bank = m.free_held(block, handle.generation)?;
+        self.len -= 1;
         Some(Removed {
             manager: handle.manager() as u8,
             per_bank,
         })
-    }
-
-    /// Drops a removed device buffer's id from the index if it was
-    /// allocated by id.
-    #[inline(never)]
-    fn unindex(&mut self, handle: Handle) {
-        let c = self.cold[handle.manager() & 3].get(handle.index() as usize);
-        if let Some(c) = c.filter(|c| c.indexed && c.generation == handle.generation) {
-            let buffer = c.buffer;
-            self.by_id.remove(&buffer);
-        }
     }
 
     #[inline(never)]
@@ -370,22 +323,10 @@ impl LiveBuffers {
         &'a self,
         managers: &'a [BankManager; 4],
     ) -> impl Iterator<Item = Entry> + 'a {
-        let device = managers.iter().enumerate().flat_map(move |(s, m)| {
+        let device = managers.iter().flat_map(move |m| {
             m.free_list()
                 .held_blocks()
-                .filter_map(move |(block, generation, address, per_bank)| {
-                    let c = self.cold[s].get(block.index() as usize)?;
-                    (c.generation == generation).then_some(Entry {
-                        buffer: c.buffer,
-                        live: Live {
-                            buffer_type: m.buffer_type(),
-                            address,
-                            size: c.size,
-                            per_bank,
-                            num_banks: c.num_banks,
-                        },
-                    })
-                })
+                .map(move |(address, per_bank, p)| device_entry(m, address, per_bank, p))
         });
         let host = self.host.iter().filter(|r| r.occupied).map(host_entry);
         device.chain(host)
@@ -423,12 +364,18 @@ fn host_entry(r: &HostRecord) -> Entry {
     }
 }
 
-/// Makes room for block `i`'s side entry (with headroom: blocks come in
-/// order of first use).
-#[cold]
-#[inline(never)]
-fn grow(cold: &mut Vec<Cold>, i: usize) {
-    cold.resize((i + 1).max(cold.len() * 2).max(64), NO_COLD);
+/// A device buffer as reports see it, from its block and payload.
+fn device_entry(m: &BankManager, address: u64, per_bank: u64, p: &Payload) -> Entry {
+    Entry {
+        buffer: BufferId(p.owner),
+        live: Live {
+            buffer_type: m.buffer_type(),
+            address,
+            size: p.size,
+            per_bank,
+            num_banks: p.banks,
+        },
+    }
 }
 
 #[cfg(test)]

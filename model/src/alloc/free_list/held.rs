@@ -6,19 +6,62 @@
 
 use super::{BlockRef, FreeList};
 
+/// What a holder keeps with an allocation, in its block's entry (a
+/// device: the buffer's id, requested size and bank count). The free list
+/// never reads it; it is the allocation's while its `generation` is the
+/// block's (an allocation made without one, a program binary say, finds
+/// an older payload there, of an older generation).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Payload {
+    pub(crate) owner: u64,
+    pub(crate) size: u64,
+    pub(crate) banks: u32,
+    pub(crate) generation: u32,
+    pub(crate) flag: bool,
+}
+
+impl Payload {
+    pub(crate) const NONE: Payload = Payload {
+        owner: 0,
+        size: 0,
+        banks: 0,
+        generation: u32::MAX,
+        flag: false,
+    };
+}
+
 impl FreeList {
-    /// The generation of block `b` (just allocated: what its holder keeps).
+    /// Keeps `payload` with the allocation in block `b` (just allocated)
+    /// and returns the block's generation, what its holder keeps.
     #[inline(always)]
-    pub(crate) fn generation_of(&self, b: BlockRef) -> u32 {
-        self.blocks.get(b.0 as usize).map_or(0, |e| e.generation)
+    pub(crate) fn hold(
+        &mut self,
+        b: BlockRef,
+        owner: u64,
+        size: u64,
+        banks: u32,
+        flag: bool,
+    ) -> u32 {
+        match self.blocks.get_mut(b.0 as usize) {
+            Some(e) => {
+                // Field by field: a whole-payload store went through the stack.
+                e.payload.owner = owner;
+                e.payload.size = size;
+                e.payload.banks = banks;
+                e.payload.generation = e.generation;
+                e.payload.flag = flag;
+                e.generation
+            }
+            None => 0,
+        }
     }
 
-    /// `(address, bytes reserved)` of the allocation in block `b`, if the
-    /// block still holds the one of `generation`.
+    /// `(address, bytes reserved, payload)` of the allocation in block
+    /// `b`, if the block still holds the one of `generation`.
     #[inline]
-    pub(crate) fn held(&self, b: BlockRef, generation: u32) -> Option<(u64, u64)> {
+    pub(crate) fn held(&self, b: BlockRef, generation: u32) -> Option<(u64, u64, &Payload)> {
         let e = self.blocks.get(b.0 as usize)?;
-        (e.allocated && e.generation == generation).then_some((e.addr, e.size))
+        (e.allocated && e.generation == generation).then_some((e.addr, e.size, &e.payload))
     }
 
     /// Frees the allocation in block `b` if it is still the one of
@@ -47,14 +90,13 @@ impl FreeList {
         Some(size)
     }
 
-    /// Every allocation: its block, generation, address and bytes reserved
-    /// (in block-table order, not address order).
-    pub(crate) fn held_blocks(&self) -> impl Iterator<Item = (BlockRef, u32, u64, u64)> + '_ {
+    /// Every allocation kept with a payload: its address, bytes reserved
+    /// and payload (in block-table order, not address order).
+    pub(crate) fn held_blocks(&self) -> impl Iterator<Item = (u64, u64, &Payload)> + '_ {
         self.blocks
             .iter()
-            .enumerate()
-            .filter(|(_, e)| e.allocated)
-            .map(|(i, e)| (BlockRef(i as u32), e.generation, e.addr, e.size))
+            .filter(|e| e.allocated && e.payload.generation == e.generation)
+            .map(|e| (e.addr, e.size, &e.payload))
     }
 
     /// Asks for block `b`'s entry early (a prefetch; no state change).
