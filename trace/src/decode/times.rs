@@ -163,6 +163,7 @@ impl Times {
 
     /// The codes, for the decoder to fill before [`Times::coded`].
     pub(super) fn codes_mut(&mut self) -> &mut Vec<u64> {
+        self.coded = false;
         &mut self.codes
     }
 
