@@ -332,8 +332,8 @@ const OTHERS_AHEAD: usize = 4;
 ///
 /// The block walks' items carry no time (`ts` 0): nothing the engine does
 /// with them reads it (an observer gets its items from `Chunk::try_for_each`,
-/// which times them), and a block keeps its times coded: `ts_at` sums a few
-/// gaps, ~50 instructions for each op scope a walk that follows them makes.
+/// which times them), and a block keeps its times coded: `ts_at` sums up to
+/// a chunk's gaps for each op scope a walk that follows them would ask.
 fn light<'c>(c: &BlockColumns, pos: usize, kind: EventKind) -> Item<'c> {
     Item::Light(Event {
         ts: 0,

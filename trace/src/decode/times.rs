@@ -92,7 +92,7 @@ impl PidRuns {
 
 /// Events per key of a block's coded timestamps: [`Times::at`] sums at
 /// most this many gaps.
-const CHUNK: usize = 8;
+const CHUNK: usize = 32;
 
 /// Every event's timestamp (ns), in one of two forms:
 /// - coded (formats 2.3 and later, what the decoder writes): the TS
@@ -361,7 +361,12 @@ mod tests {
         bases[5] = 40;
         bases[12] = (-7i64) as u64; // a base below 0 (wrapping)
         let kinds = [4u8, 5, 12, 13, 4, 4, 5, 200];
-        for (n, unit, start) in [(0, 1, 5), (1, 1, 5), (8, 10, 0), (21, 100, u64::MAX - 5000)] {
+        for (n, unit, start) in [
+            (0, 1, 5),
+            (1, 1, 5),
+            (32, 10, 0),
+            (99, 100, u64::MAX - 5000),
+        ] {
             let tags: Vec<u8> = (0..n)
                 .map(|i| kinds[(i * 5 + i / 3) % kinds.len()])
                 .collect();
