@@ -121,9 +121,13 @@ print("%d events, format %s, %d blocks, %.3f B/event" % (d["events"], d["format_
         python3 -c 'import json,sys; print(json.load(sys.stdin)["events"])')
     echo "SIZE W (Python client): $(ratio3 "$(size_of "$dir/w.zst")" "$w_events") B/event, fresh recording   (target <= 0.6)"
     if [ -n "${RATIOS_W_FIXED:-}" ]; then
-        fixed=$(cargo bench -q -p ttalloc-trace --bench column_sizes -- "$RATIOS_W_FIXED" --reencode 2>/dev/null |
+        # At the trace's own clock tick (a recording keeps 100 ns by
+        # default; re-encoding at 1 ns would keep digits it never had).
+        tick=$("$bin/ttalloc" info --json "$RATIOS_W_FIXED" |
+            python3 -c 'import json,sys; print(json.load(sys.stdin).get("clock_tick_ns") or 1)')
+        fixed=$(cargo bench -q -p ttalloc-trace --bench column_sizes -- "$RATIOS_W_FIXED" --reencode --clock-tick="$tick" 2>/dev/null |
             sed -n 's/.* \([0-9.]*\) B\/event in the file/\1/p')
-        echo "SIZE W re-encoded from $RATIOS_W_FIXED: ${fixed:-failed} B/event   (target <= 0.6)"
+        echo "SIZE W re-encoded from $RATIOS_W_FIXED at its ${tick} ns tick: ${fixed:-failed} B/event   (target <= 0.6)"
     fi
     if command -v heaptrack >/dev/null && command -v heaptrack_print >/dev/null; then
         gcc -O2 -g -fno-omit-frame-pointer -o "$dir/wl_malloc" "$w_dir/wl_malloc.c"
