@@ -32,10 +32,7 @@ pub(crate) fn for_each_rare_kind<E>(
         let other_at = others.peek().map_or(usize::MAX, |(p, _)| *p as usize);
         match marker {
             Some(m) if m < other_at => {
-                named += tags[counted..m]
-                    .iter()
-                    .filter(|&&t| t == OP_BEGIN || t == MARKER)
-                    .count();
+                named += count_named(&tags[counted..m]);
                 counted = m + 1;
                 if let Some(&label) = c.names.get(named) {
                     let event = Event {
@@ -54,6 +51,20 @@ pub(crate) fn for_each_rare_kind<E>(
             },
         }
     }
+}
+
+/// How many of `tags` are op begins or markers (the kinds with a name):
+/// counted in byte lanes, 255 tags at most per lane sum, so that it
+/// vectorises (a filtered count went a tag at a time: ~2.7 instructions
+/// per tag, over nearly every tag of a trace).
+fn count_named(tags: &[u8]) -> usize {
+    tags.chunks(255)
+        .map(|run| {
+            run.iter().fold(0u8, |n, &t| {
+                n + u8::from(t == OP_BEGIN) + u8::from(t == MARKER)
+            }) as usize
+        })
+        .sum()
 }
 
 #[cfg(test)]
@@ -142,6 +153,16 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+        /// The lane count agrees with a plain filtered count, across the
+        /// 255-tag runs it sums in.
+        #[test]
+        fn the_named_count_is_the_filtered_count(
+            tags in proptest::collection::vec(0u8..9, 0..2000),
+        ) {
+            let plain = tags.iter().filter(|&&t| t == super::OP_BEGIN || t == super::MARKER).count();
+            prop_assert_eq!(super::count_named(&tags), plain);
+        }
 
         /// Markers among op begins (which share the names column) and the
         /// other kinds come out as the general walk gives them, with their

@@ -28,15 +28,17 @@ fn one_source(allocs: &[u64], frees: &[u64]) -> Option<Option<u64>> {
     if allocs.is_empty() && frees.is_empty() {
         return Some(None);
     }
+    // The ids are reduced whole and shifted once: the source bits of an
+    // AND (an OR) are the AND (OR) of the sources.
     let (mut all, mut any) = (u64::MAX, 0u64);
     for ids in [allocs, frees] {
-        let (a, o) = ids.iter().fold((u64::MAX, 0u64), |(a, o), &b| {
-            let s = b >> LOCAL_BITS;
-            (a & s, o | s)
-        });
+        let (a, o) = ids
+            .iter()
+            .fold((u64::MAX, 0u64), |(a, o), &b| (a & b, o | b));
         all &= a;
         any |= o;
     }
+    let (all, any) = (all >> LOCAL_BITS, any >> LOCAL_BITS);
     (all == any).then_some(Some(all))
 }
 

@@ -8,6 +8,8 @@ use crate::source::{Chunk, Item};
 use ttalloc_model::hash::FastMap;
 use ttalloc_model::{DeviceId, Event, EventKind, InternTables, Pid, StringId};
 
+mod columns;
+
 /// Counts every kind of candidate boundary in one pass.
 #[derive(Default)]
 pub struct CycleScanner {
@@ -92,59 +94,24 @@ impl CycleScanner {
         if !wants_ops && !self.top_ops.is_empty() {
             self.top_ops = Vec::new();
         }
+        // A block one process wrote (nearly always), while op scopes are
+        // followed: its op nesting is kept in a local, not looked up per op.
+        if let (true, Chunk::Columns { first, columns }) = (wants_ops, chunk) {
+            if let Some(pid) = columns.one_pid() {
+                self.scan_columns_one_pid(*first, columns, pid);
+                if !chunk.is_empty() {
+                    self.last = Some(chunk.first() + chunk.len() as u64 - 1);
+                }
+                return;
+            }
+        }
         let scan = |ord: u64, item: Item<'_>| -> Result<(), ()> {
             let e = match &item {
                 Item::Alloc(_) | Item::Free(_) => return Ok(()),
                 Item::Event(e) => *e,
                 Item::Light(e) | Item::Cb(e) => e,
             };
-            match e.kind {
-                EventKind::DeviceOpen { device, .. } => {
-                    if self.open.is_empty() {
-                        self.span_start = ord;
-                    }
-                    if !self.open.contains(&device) {
-                        self.open.push(device);
-                    }
-                }
-                EventKind::DeviceClose { device } => {
-                    if let Some(pos) = self.open.iter().position(|&d| d == device) {
-                        self.open.swap_remove(pos);
-                        if self.open.is_empty() {
-                            self.device_spans.push(CycleSpan {
-                                start_event: self.span_start,
-                                end_event: ord,
-                            });
-                        }
-                    }
-                }
-                EventKind::Marker { label } => self.markers.push((ord, label, e.pid)),
-                EventKind::OpBegin { name } => {
-                    let st = self.ops.entry(e.pid).or_insert((0, 0, StringId::EMPTY));
-                    if st.0 == 0 {
-                        st.1 = ord;
-                        st.2 = name;
-                    }
-                    st.0 += 1;
-                }
-                EventKind::OpEnd => {
-                    if let Some(st) = self.ops.get_mut(&e.pid) {
-                        if st.0 > 0 {
-                            st.0 -= 1;
-                            if st.0 == 0 && wants_ops {
-                                self.top_ops.push((
-                                    CycleSpan {
-                                        start_event: st.1,
-                                        end_event: ord,
-                                    },
-                                    st.2,
-                                ));
-                            }
-                        }
-                    }
-                }
-                _ => {}
-            }
+            self.note(ord, e, wants_ops);
             Ok(())
         };
         // Once no rule can cut at ops, their nesting is not followed either
@@ -157,6 +124,58 @@ impl CycleScanner {
         };
         if !chunk.is_empty() {
             self.last = Some(chunk.first() + chunk.len() as u64 - 1);
+        }
+    }
+
+    /// Event `e` at ordinal `ord` (any kind but a buffer alloc or free);
+    /// `wants_ops`: whether finished top-level ops are kept.
+    fn note(&mut self, ord: u64, e: &Event, wants_ops: bool) {
+        match e.kind {
+            EventKind::DeviceOpen { device, .. } => {
+                if self.open.is_empty() {
+                    self.span_start = ord;
+                }
+                if !self.open.contains(&device) {
+                    self.open.push(device);
+                }
+            }
+            EventKind::DeviceClose { device } => {
+                if let Some(pos) = self.open.iter().position(|&d| d == device) {
+                    self.open.swap_remove(pos);
+                    if self.open.is_empty() {
+                        self.device_spans.push(CycleSpan {
+                            start_event: self.span_start,
+                            end_event: ord,
+                        });
+                    }
+                }
+            }
+            EventKind::Marker { label } => self.markers.push((ord, label, e.pid)),
+            EventKind::OpBegin { name } => {
+                let st = self.ops.entry(e.pid).or_insert((0, 0, StringId::EMPTY));
+                if st.0 == 0 {
+                    st.1 = ord;
+                    st.2 = name;
+                }
+                st.0 += 1;
+            }
+            EventKind::OpEnd => {
+                if let Some(st) = self.ops.get_mut(&e.pid) {
+                    if st.0 > 0 {
+                        st.0 -= 1;
+                        if st.0 == 0 && wants_ops {
+                            self.top_ops.push((
+                                CycleSpan {
+                                    start_event: st.1,
+                                    end_event: ord,
+                                },
+                                st.2,
+                            ));
+                        }
+                    }
+                }
+            }
+            _ => {}
         }
     }
 
