@@ -175,6 +175,17 @@ pub struct Engine<'a> {
     /// times the live objects however long the cycle.
     cycle_allocs: Vec<(u32, u64)>,
     cycle_allocs_compact_at: usize,
+    /// The current cycle's allocations are not listed: its end finds
+    /// them in the table of records (cheaper when a cycle allocates about
+    /// as many objects as the table holds; see `cycle_books.rs`).
+    cycle_allocs_by_scan: bool,
+    /// Allocations of the current cycle (listed or not), and of the last
+    /// one that ended: whether the next cycle is scanned is guessed from it.
+    cycle_alloc_count: u64,
+    last_cycle_allocs: u64,
+    /// Whether cycles are scanned: `None` guesses per cycle (tests force
+    /// either way, to compare them).
+    cycle_scan: Option<bool>,
     site_left: FastMap<SiteId, u64>,
     program_site_left: FastMap<SiteId, u64>,
     live_before: BTreeMap<DeviceId, PerType>,
@@ -210,6 +221,10 @@ impl<'a> Engine<'a> {
             cur_end: u64::MAX,
             cycle_allocs: Vec::new(),
             cycle_allocs_compact_at: CYCLE_ALLOCS_MIN,
+            cycle_allocs_by_scan: false,
+            cycle_alloc_count: 0,
+            last_cycle_allocs: 0,
+            cycle_scan: None,
             site_left: FastMap::default(),
             program_site_left: FastMap::default(),
             live_before: BTreeMap::new(),

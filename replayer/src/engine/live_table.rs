@@ -51,6 +51,11 @@ impl LiveTable {
         }
     }
 
+    /// How many slots the table has (vacant or not).
+    pub(super) fn slots(&self) -> usize {
+        self.records.len()
+    }
+
     /// The record at `slot` if it is still the one created at `event`.
     #[inline]
     pub(super) fn holding(&self, slot: u32, event: u64) -> Option<&Live> {

@@ -3,7 +3,10 @@
 //! balance: a stream that frees everything it allocates and closes its
 //! devices reports no leak.
 use super::*;
+use crate::cycles::CycleRule;
+use crate::engine::{CycleInput, Engine, EngineSetup};
 use proptest::prelude::*;
+use ttalloc_model::hash::FastSet;
 
 #[derive(Clone, Debug)]
 enum Step {
@@ -178,6 +181,35 @@ proptest! {
             let _ = r.render_human();
             let _ = r.to_json();
         }
+    }
+
+    /// A cycle's allocations found at its end by a scan of the records
+    /// give the books a list of them gives (leaks, what each cycle left
+    /// behind, per site, and the what-if release of a site).
+    #[test]
+    fn cycles_found_by_scan_or_by_list_agree(ops in proptest::collection::vec(step(), 0..200), release in any::<bool>()) {
+        let t = build(&ops);
+        let sites: FastSet<SiteId> = t.events.iter().filter_map(|e| match e.kind {
+            EventKind::BufferAlloc { site, .. } => Some(site),
+            _ => None,
+        }).collect();
+        let run = |scan: bool| {
+            let overrides = DeviceConfig::default();
+            let mut engine = Engine::new(EngineSetup {
+                arch: Arch::WormholeB0,
+                overrides: &overrides,
+                warmup: 1,
+                cycles: CycleInput::Online(CycleRule::MarkerAll),
+                interner: &t.it,
+                release_sites: release.then_some(&sites),
+                stop_at_oom: false,
+            });
+            engine.force_cycle_scan(scan);
+            let fed = engine.feed(0, &t.events).is_ok();
+            (fed, engine.finish())
+        };
+        let (listed, scanned) = (run(false), run(true));
+        prop_assert_eq!(listed, scanned);
     }
 
     /// Every allocation fits — each buffer type's sizes are bounded so
