@@ -56,6 +56,14 @@ impl RecentSizes {
         self.slots.fill([0; Self::WAYS]);
     }
 
+    /// [`RecentSizes::clear`] for a block whose sites are all below
+    /// `sites`: only their slots (a table is 128 KiB, a trace's sites a
+    /// few hundred).
+    pub(crate) fn clear_sites_below(&mut self, sites: u32) {
+        let n = (sites as usize).min(Self::SLOTS);
+        self.slots[..n].fill([0; Self::WAYS]);
+    }
+
     /// The writer's side: how `size` allocated at `site` is coded; the cache
     /// then holds it first.
     #[inline]

@@ -31,6 +31,13 @@ impl SiteFlags {
         self.slots.fill((0, 0));
     }
 
+    /// [`SiteFlags::clear`] for a block whose sites are all below
+    /// `sites`: only their slots.
+    pub(crate) fn clear_sites_below(&mut self, sites: u32) {
+        let n = (sites as usize).min(Self::SLOTS);
+        self.slots[..n].fill((0, 0));
+    }
+
     /// Whether `flags` and `cores` (0 when the alloc has none) repeat the
     /// site's previous alloc's; they become the site's previous either way.
     #[inline(always)]

@@ -56,7 +56,7 @@ pub(super) fn decode_allocs(
         if !cols[col::ALLOC_FLAGS as usize].is_empty() || !cols[col::CORES as usize].is_empty() {
             return Err("block holds flags in more than one coding".into());
         }
-        by_site(cols, vals, out)?
+        by_site(cols, limits.sites, vals, out)?
     } else {
         if !cols[col::FLAGS_NEW as usize].is_empty() || !cols[col::CORES_NEW as usize].is_empty() {
             return Err("block holds new flags without their size places".into());
@@ -87,12 +87,20 @@ pub(super) fn decode_allocs(
     // Every page size > 0 comes with a remainder.
     let n_rem = count_positive(page);
     column_values(cols[col::ADDR as usize], n_addr, "address", &mut vals.addr)?;
-    column_values(
-        cols[col::SIZE_REM as usize],
-        n_rem,
-        "size remainder",
-        &mut vals.size_rem,
-    )?;
+    // Where every alloc is paged (the common case) and the remainder
+    // column is of width 0 (sizes of whole pages), the remainders are not
+    // unpacked: the loop adds none (a block's worth of zeros was written
+    // and read back otherwise).
+    let paged_rows = every && n_rem == n;
+    let rem_zero = paged_rows && n_rem > 0 && cols[col::SIZE_REM as usize] == [0u8];
+    if !rem_zero {
+        column_values(
+            cols[col::SIZE_REM as usize],
+            n_rem,
+            "size remainder",
+            &mut vals.size_rem,
+        )?;
+    }
     vals.addr_slots.clear();
     vals.addr_slots.resize(AddrHistory::SLOTS, 0);
     // The arrays every alloc has: copied whole, or overwritten whole below
@@ -103,13 +111,13 @@ pub(super) fn decode_allocs(
     std::mem::swap(&mut out.buffer, &mut vals.alloc_buf);
     out.buffer.truncate(n);
     out.address.resize(n, 0);
-    let bad_size = if every && n_rem == n {
+    let bad_size = if paged_rows {
         let rows = PagedRows {
             flags: &out.flags,
             devices: &out.device,
             pages: &out.page_size,
             addr: &vals.addr,
-            size_rem: &vals.size_rem,
+            size_rem: (!rem_zero).then_some(&vals.size_rem[..]),
         };
         let bad = paged(rows, &mut vals.addr_slots, &mut out.size, &mut out.address);
         if bad {
@@ -128,9 +136,17 @@ pub(super) fn decode_allocs(
         // The loop overwrote the units: decode them again to name the
         // first bad size.
         if size_layout == ColumnLayout::V23 {
-            by_site(cols, vals, out)?;
+            by_site(cols, limits.sites, vals, out)?;
         } else {
             stored_whole(cols, size_layout, vals, out)?;
+        }
+        if rem_zero {
+            column_values(
+                cols[col::SIZE_REM as usize],
+                n_rem,
+                "size remainder",
+                &mut vals.size_rem,
+            )?;
         }
         return Err(first_bad_size(out, vals));
     }
@@ -213,7 +229,8 @@ struct PagedRows<'a> {
     devices: &'a [u32],
     pages: &'a [u64],
     addr: &'a [u64],
-    size_rem: &'a [u64],
+    /// `None` where every remainder is 0.
+    size_rem: Option<&'a [u64]>,
 }
 
 super::fast_cpu_dispatch!(
@@ -231,6 +248,21 @@ super::fast_cpu_dispatch!(
 
 #[inline(always)]
 fn paged_any(rows: PagedRows, slots: &mut [u64], sizes: &mut [u64], addresses: &mut [u64]) -> bool {
+    match rows.size_rem {
+        Some(size_rem) => paged_rows(rows, size_rem.iter().copied(), slots, sizes, addresses),
+        None => paged_rows(rows, std::iter::repeat(0), slots, sizes, addresses),
+    }
+}
+
+/// The loop of `paged_any`; `rems` are the allocs' remainders.
+#[inline(always)]
+fn paged_rows(
+    rows: PagedRows,
+    rems: impl Iterator<Item = u64>,
+    slots: &mut [u64],
+    sizes: &mut [u64],
+    addresses: &mut [u64],
+) -> bool {
     let mut bad_size = false;
     let cols = rows
         .flags
@@ -238,8 +270,8 @@ fn paged_any(rows: PagedRows, slots: &mut [u64], sizes: &mut [u64], addresses: &
         .zip(rows.devices)
         .zip(rows.pages)
         .zip(rows.addr)
-        .zip(rows.size_rem);
-    for (((((&f, &d), &p), &a), &rem), (size, address)) in
+        .zip(rems);
+    for (((((&f, &d), &p), &a), rem), (size, address)) in
         cols.zip(sizes.iter_mut().zip(addresses.iter_mut()))
     {
         let (whole, o1) = size.overflowing_mul(p);
@@ -312,6 +344,7 @@ fn stored_whole(
 /// and `out.size`.
 fn by_site(
     cols: &[&[u8]; col::COUNT],
+    sites: u32,
     vals: &mut ColumnValues,
     out: &mut AllocColumns,
 ) -> Result<FlagCounts, DecodeError> {
@@ -359,8 +392,9 @@ fn by_site(
     vals.size_new.push(0);
     vals.cores_new.push(0);
     let (table, cache) = (&mut vals.site_flags, &mut vals.recent_sizes);
-    table.clear();
-    cache.clear();
+    // Every site is below `sites` (checked by `decode_allocs`).
+    table.clear_sites_below(sites);
+    cache.clear_sites_below(sites);
     let cols = SiteCols {
         places,
         sites: &out.site,

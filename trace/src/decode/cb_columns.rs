@@ -2,6 +2,7 @@
 //! one array per field, so a reader on another core than the decoder reads
 //! ~30 bytes per event rather than a whole `Event`.
 
+use std::mem::MaybeUninit;
 use ttalloc_model::{DeviceId, EventKind, SiteId};
 
 /// `CbColumns::flags`: the event is a `CbFreeAll` (its other fields are 0).
@@ -59,15 +60,16 @@ pub struct CbColumns {
     pub(crate) site: Vec<u32>,
 }
 
-/// [`CbColumns`]'s arrays, borrowed to be written.
-pub(crate) struct CbArrays<'a> {
-    pub(crate) pos: &'a mut [u32],
-    pub(crate) device: &'a mut [u32],
-    pub(crate) flags: &'a mut [u8],
-    pub(crate) address: &'a mut [u64],
-    pub(crate) size: &'a mut [u64],
-    pub(crate) cores: &'a mut [u32],
-    pub(crate) site: &'a mut [u32],
+/// The spare room of [`CbColumns`]'s arrays, `n` entries each, to be
+/// written (`CbColumns::spare_rows`): nothing is zeroed first.
+pub(crate) struct CbSpare<'a> {
+    pub(crate) pos: &'a mut [MaybeUninit<u32>],
+    pub(crate) device: &'a mut [MaybeUninit<u32>],
+    pub(crate) flags: &'a mut [MaybeUninit<u8>],
+    pub(crate) address: &'a mut [MaybeUninit<u64>],
+    pub(crate) size: &'a mut [MaybeUninit<u64>],
+    pub(crate) cores: &'a mut [MaybeUninit<u32>],
+    pub(crate) site: &'a mut [MaybeUninit<u32>],
 }
 
 /// The `flags` of a `CbAlloc`.
@@ -124,41 +126,42 @@ impl CbColumns {
         }
     }
 
-    /// Makes room for `n` events in every array, to be written through
-    /// [`CbColumns::arrays_mut`] (overwritten whole by the caller: only
-    /// growth is zeroed) and cut with [`CbColumns::truncate`].
-    pub(crate) fn resize_rows(&mut self, n: usize) {
-        self.pos.resize(n, 0);
-        self.device.resize(n, 0);
-        self.flags.resize(n, 0);
-        self.address.resize(n, 0);
-        self.size.resize(n, 0);
-        self.cores.resize(n, 0);
-        self.site.resize(n, 0);
+    /// Empties every array and hands out room for `n` events in each, to
+    /// be written (nothing is zeroed: a block's circular buffers would
+    /// otherwise be zeroed whole before being written whole); the first
+    /// ones written become the events with [`CbColumns::set_len`].
+    pub(crate) fn spare_rows(&mut self, n: usize) -> CbSpare<'_> {
+        self.clear();
+        self.reserve(n);
+        CbSpare {
+            pos: &mut self.pos.spare_capacity_mut()[..n],
+            device: &mut self.device.spare_capacity_mut()[..n],
+            flags: &mut self.flags.spare_capacity_mut()[..n],
+            address: &mut self.address.spare_capacity_mut()[..n],
+            size: &mut self.size.spare_capacity_mut()[..n],
+            cores: &mut self.cores.spare_capacity_mut()[..n],
+            site: &mut self.site.spare_capacity_mut()[..n],
+        }
     }
 
-    /// Keeps the first `n` events.
-    pub(crate) fn truncate(&mut self, n: usize) {
-        self.pos.truncate(n);
-        self.device.truncate(n);
-        self.flags.truncate(n);
-        self.address.truncate(n);
-        self.size.truncate(n);
-        self.cores.truncate(n);
-        self.site.truncate(n);
-    }
-
-    /// Every array, to be written: positions, devices, flags, addresses,
-    /// sizes, cores and sites.
-    pub(crate) fn arrays_mut(&mut self) -> CbArrays<'_> {
-        CbArrays {
-            pos: &mut self.pos,
-            device: &mut self.device,
-            flags: &mut self.flags,
-            address: &mut self.address,
-            size: &mut self.size,
-            cores: &mut self.cores,
-            site: &mut self.site,
+    /// Makes the first `n` entries of the room [`CbColumns::spare_rows`]
+    /// handed out the events.
+    ///
+    /// # Safety
+    ///
+    /// The first `n` entries of every array's room were written.
+    pub(crate) unsafe fn set_len(&mut self, n: usize) {
+        debug_assert!(n <= self.pos.capacity() && n <= self.site.capacity());
+        // SAFETY: the caller wrote the first `n` entries of each array's
+        // spare room (so `n` is within every capacity).
+        unsafe {
+            self.pos.set_len(n);
+            self.device.set_len(n);
+            self.flags.set_len(n);
+            self.address.set_len(n);
+            self.size.set_len(n);
+            self.cores.set_len(n);
+            self.site.set_len(n);
         }
     }
 

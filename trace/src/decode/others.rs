@@ -285,9 +285,11 @@ fn cb_values_valid(limits: RefLimits, cb: &crate::cb_coding::CbScratch) -> bool 
 fn cbs_in_bulk(s: &mut DecodeScratch, out: &mut BlockColumns) {
     let n = s.other_pos.len();
     let (tags, cbs, cb, rare) = (&out.tags, &mut out.cbs, &mut s.vals.cb, &mut s.vals.rare);
-    cbs.resize_rows(n);
-    rare.resize(n, 0);
-    let o = cbs.arrays_mut();
+    // Written into the arrays' spare room: each entry once, none zeroed.
+    let o = cbs.spare_rows(n);
+    rare.clear();
+    rare.reserve(n);
+    let rare_out = &mut rare.spare_capacity_mut()[..n];
     debug_assert!(o.pos.len() == n && o.site.len() == n && s.other_dev.len() == n);
     let slots = cb.predictor.all_slots();
     let (addr, size, flags, site) = (&cb.addr[..], &cb.size[..], &cb.flags[..], &cb.site[..]);
@@ -320,37 +322,46 @@ fn cbs_in_bulk(s: &mut DecodeScratch, out: &mut BlockColumns) {
             // SAFETY: `kc` counts events before this one (`k < n`), and
             // every array of `o` holds `n` entries.
             unsafe {
-                *o.pos.get_unchecked_mut(kc) = pos;
-                *o.device.get_unchecked_mut(kc) = dev;
-                *o.flags.get_unchecked_mut(kc) =
-                    super::cb_columns::alloc_flags(cores != 0, fl & 1 == 1);
-                *o.address.get_unchecked_mut(kc) = address;
-                *o.size.get_unchecked_mut(kc) = sz;
-                *o.cores.get_unchecked_mut(kc) =
-                    (cores as u32).wrapping_sub(1) & ((cores != 0) as u32).wrapping_neg();
-                *o.site.get_unchecked_mut(kc) = st;
+                o.pos.get_unchecked_mut(kc).write(pos);
+                o.device.get_unchecked_mut(kc).write(dev);
+                o.flags
+                    .get_unchecked_mut(kc)
+                    .write(super::cb_columns::alloc_flags(cores != 0, fl & 1 == 1));
+                o.address.get_unchecked_mut(kc).write(address);
+                o.size.get_unchecked_mut(kc).write(sz);
+                o.cores
+                    .get_unchecked_mut(kc)
+                    .write((cores as u32).wrapping_sub(1) & ((cores != 0) as u32).wrapping_neg());
+                o.site.get_unchecked_mut(kc).write(st);
             }
             kc += 1;
         } else if t == EventTag::CbFreeAll as u8 {
             slots[crate::cb_coding::CbPredictor::slot_index(dev)].open = false;
             // SAFETY: as above.
             unsafe {
-                *o.pos.get_unchecked_mut(kc) = pos;
-                *o.device.get_unchecked_mut(kc) = dev;
-                *o.flags.get_unchecked_mut(kc) = super::cb_columns::FREE_ALL;
-                *o.address.get_unchecked_mut(kc) = 0;
-                *o.size.get_unchecked_mut(kc) = 0;
-                *o.cores.get_unchecked_mut(kc) = 0;
-                *o.site.get_unchecked_mut(kc) = 0;
+                o.pos.get_unchecked_mut(kc).write(pos);
+                o.device.get_unchecked_mut(kc).write(dev);
+                o.flags
+                    .get_unchecked_mut(kc)
+                    .write(super::cb_columns::FREE_ALL);
+                o.address.get_unchecked_mut(kc).write(0);
+                o.size.get_unchecked_mut(kc).write(0);
+                o.cores.get_unchecked_mut(kc).write(0);
+                o.site.get_unchecked_mut(kc).write(0);
             }
             kc += 1;
         } else {
-            // SAFETY: `kr` counts events before this one, and `rare`
+            // SAFETY: `kr` counts events before this one, and `rare_out`
             // holds `n` entries.
-            unsafe { *rare.get_unchecked_mut(kr) = k as u32 };
+            unsafe { rare_out.get_unchecked_mut(kr).write(k as u32) };
             kr += 1;
         }
     }
-    cbs.truncate(kc);
-    rare.truncate(kr);
+    // SAFETY: both branches that count a circular buffer (`kc`) wrote its
+    // entry of every array, and the one that counts a rare kind (`kr`) its
+    // entry of `rare` (reserved for `n` above; `kc + kr <= n`).
+    unsafe {
+        cbs.set_len(kc);
+        rare.set_len(kr);
+    }
 }

@@ -499,4 +499,46 @@ fn a_remainder_as_large_as_the_page_is_named() {
     assert_eq!(err, "size of 4 pages of 2048 + 4096 is not a valid size");
 }
 
+/// valid_block's remainder column (width 0: every size is whole pages) is
+/// not unpacked for the paged loop; the same zeros stored one byte wide
+/// are, and decode the same.
+#[test]
+fn remainders_of_width_0_decode_as_stored_zeros() {
+    let rec = valid_block();
+    let n = column(&rec, col::SIZE_RECENT).len();
+    assert_eq!(column(&rec, col::SIZE_REM), [0u8]);
+    let mut wide = valid_block();
+    let rem = wide
+        .columns
+        .iter_mut()
+        .find(|c| c.id == col::SIZE_REM)
+        .unwrap();
+    rem.bytes = std::iter::once(1u8).chain(vec![0; n]).collect();
+    let (a, b) = (decode(&rec).unwrap(), decode(&wide).unwrap());
+    assert!(a.allocs.len() > 50);
+    assert_eq!(a, b);
+}
+
+/// A size that overflows is named the same whether the remainders were
+/// unpacked or not (width 0).
+#[test]
+fn an_overflowing_size_is_named_with_remainders_of_width_0() {
+    let mut rec = valid_block();
+    let n = column(&rec, col::SIZE_RECENT).len();
+    let page = rec.columns.iter_mut().find(|c| c.id == col::PAGE).unwrap();
+    page.bytes.clear();
+    crate::codec::pack(&vec![1 << 62; n], &mut page.bytes);
+    assert_eq!(column(&rec, col::SIZE_REM), [0u8]);
+    let err = decode(&rec).unwrap_err();
+    // The first alloc (event 1) is 8192 B of 2048-byte pages: 4 units.
+    assert_eq!(
+        err,
+        "size of 4 pages of 4611686018427387904 + 0 is not a valid size"
+    );
+}
+
+fn column(rec: &BlockRec, id: u16) -> &[u8] {
+    &rec.columns.iter().find(|c| c.id == id).unwrap().bytes
+}
+
 mod circular_buffers;
