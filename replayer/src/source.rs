@@ -287,8 +287,7 @@ pub trait EventSource {
     }
     /// Like `visit_prefix_chunks`, for a pass that skips buffer allocs and
     /// frees (the replay's cycle probe): a source may leave them out of its
-    /// chunks (a trace block holding nothing else comes as its kinds alone,
-    /// not decoded).
+    /// chunks (a trace's blocks after its first come without them).
     fn visit_prefix_non_buffer(
         &self,
         events: u64,
@@ -433,7 +432,13 @@ impl EventSource for TraceReader {
         events: u64,
         f: &mut dyn FnMut(&Chunk<'_>) -> Result<()>,
     ) -> Result<()> {
-        visit_prefix_decoded(self, events, TraceReader::decode_columns_non_buffer, f)
+        // Block 0 whole (the replay that follows takes it), the others
+        // without their allocs and frees (the replay decodes them again).
+        let decode = |r: &TraceReader, i, buf: &mut BlockColumns| match i {
+            0 => r.decode_columns(i, buf).map(|()| true),
+            _ => r.decode_columns_non_buffer(i, buf),
+        };
+        visit_prefix_decoded(self, events, decode, f)
     }
     fn interner(&self) -> &InternTables {
         TraceReader::interner(self)

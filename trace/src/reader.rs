@@ -317,10 +317,12 @@ impl TraceReader {
     /// allocs and frees (a cycle scan): a block that holds nothing else
     /// comes back as its kind column alone (no alloc or free in `out`, no
     /// timestamps), at the cost of decompressing it and one look at its
-    /// kinds instead of a whole decode. Such a block is checked as far as
-    /// its record (zstd frame, checksum, archive); its columns are checked
-    /// when a pass decodes it whole. Returns whether `out` holds the block
-    /// whole.
+    /// kinds instead of a whole decode; a block of format 2.3 or later
+    /// comes without its allocs and frees (`out.allocs` and `out.frees`
+    /// empty: a third of a whole decode). Such a block is checked as far
+    /// as its record (zstd frame, checksum, archive) and the columns
+    /// decoded; the others are checked when a pass decodes it whole.
+    /// Returns whether `out` holds the block whole.
     pub fn decode_columns_non_buffer(&self, i: usize, out: &mut BlockColumns) -> Result<bool> {
         self.decode_columns_unless(i, out, true)
     }
@@ -423,9 +425,13 @@ impl TraceReader {
             // not one in every decoded block a replay holds (two in
             // flight), which would fault them in twice.
             let mut working = self.take_pooled(&self.decode_scratch);
-            let decoded = decode::decode_columns(block, limits, &mut working, out);
+            let decoded = if buffers_only_skip {
+                decode::decode_columns_non_buffer(block, limits, &mut working, out)
+            } else {
+                decode::decode_columns(block, limits, &mut working, out).map(|()| true)
+            };
             self.put_pooled(&self.decode_scratch, working);
-            decoded.map(|()| true)
+            decoded
         })();
         self.put_scratch(scratch);
         let whole = result.map_err(|reason| self.corrupt(i, reason))?;

@@ -62,7 +62,7 @@ mod scratch;
 mod tests;
 mod times;
 
-pub use block::decode_columns;
+pub use block::{decode_columns, decode_columns_non_buffer};
 pub use cb_columns::{CbCol, CbColumns};
 pub(crate) use columns::EventCursor;
 pub use columns::{AllocCol, AllocColumns, AllocExt, BlockColumns, FreeCol, FreeColumns};

@@ -541,4 +541,44 @@ fn column(rec: &BlockRec, id: u16) -> &[u8] {
     &rec.columns.iter().find(|c| c.id == id).unwrap().bytes
 }
 
+/// Without its allocs and frees, a block decodes to the rest of what it
+/// decodes to whole: kinds, times, pids, names, circular buffers and the
+/// other kinds; blocks before 2.3 come whole.
+#[test]
+fn a_block_decoded_without_buffers_holds_the_rest_of_it() {
+    use crate::codec::ColumnLayout;
+    let decode_non_buffer = |rec: &BlockRec| {
+        let bytes = rkyv::to_bytes::<BoxedError>(rec).unwrap();
+        let archived =
+            rkyv::access::<crate::records::ArchivedBlockRec, BoxedError>(&bytes).unwrap();
+        let mut out = BlockColumns::default();
+        decode_columns_non_buffer(archived, LIMITS, &mut DecodeScratch::default(), &mut out)
+            .map(|whole| (whole, out))
+    };
+    let rest = |c: &BlockColumns| {
+        (
+            c.tags.clone(),
+            c.timestamps().collect::<Vec<_>>(),
+            c.pid_runs().collect::<Vec<_>>(),
+            c.names.clone(),
+            c.cbs.clone(),
+            c.others.clone(),
+        )
+    };
+    for layout in [ColumnLayout::V23, ColumnLayout::V24, ColumnLayout::V25] {
+        let rec = recoded(layout);
+        let whole = decode(&rec).unwrap();
+        let (is_whole, light) = decode_non_buffer(&rec).unwrap();
+        assert!(!is_whole, "{layout:?}");
+        assert!(whole.allocs.len() > 50 && whole.frees.len() > 20);
+        assert!(whole.cbs.len() > 20 && !whole.others.is_empty());
+        assert_eq!((light.allocs.len(), light.frees.len()), (0, 0));
+        assert_eq!(rest(&light), rest(&whole), "{layout:?}");
+    }
+    let old = recoded(ColumnLayout::V22);
+    let (is_whole, light) = decode_non_buffer(&old).unwrap();
+    assert!(is_whole);
+    assert_eq!(light, decode(&old).unwrap());
+}
+
 mod circular_buffers;

@@ -201,8 +201,8 @@ fn decoded(
 
 /// For a pass that skips buffer allocs and frees, a block of nothing else
 /// comes back as its kinds alone (its allocs and frees not decoded), and
-/// a block holding any other kind is decoded whole, as `decode_columns`
-/// decodes it.
+/// a block holding any other kind comes as `decode_columns` decodes it,
+/// without its allocs and frees.
 #[test]
 fn a_block_of_only_allocs_and_frees_is_not_decoded_for_a_non_buffer_pass() {
     let dir = tempfile::tempdir().unwrap();
@@ -220,9 +220,14 @@ fn a_block_of_only_allocs_and_frees_is_not_decoded_for_a_non_buffer_pass() {
     assert_eq!((light.allocs.len(), light.frees.len()), (0, 0));
     assert!(light.timestamps().next().is_none() && light.others.is_empty());
 
-    // Decoded into the same buffer, block 1 comes whole.
+    // Decoded into the same buffer, block 1 comes without its allocs and
+    // frees, the rest as decoded whole.
     reader.decode_columns(1, &mut whole).unwrap();
-    reader.decode_columns_non_buffer(1, &mut light).unwrap();
+    assert!(!reader.decode_columns_non_buffer(1, &mut light).unwrap());
+    assert_eq!((whole.allocs.len(), whole.frees.len()), (50, 49));
+    assert_eq!((light.allocs.len(), light.frees.len()), (0, 0));
+    whole.allocs = AllocColumns::default();
+    whole.frees = FreeColumns::default();
     assert_eq!(decoded(&light), decoded(&whole));
     assert_eq!(light.first_event, 100);
     assert_eq!(light.others.len(), 1);
