@@ -30,6 +30,10 @@ enum Op {
         pages: u64,
         sharded: Option<u32>,
         dir: Option<bool>,
+        /// Which of [`PAGES`], bytes past the whole pages, and a recorded
+        /// per-bank size: the placed API's tile-page shortcut and its
+        /// general arithmetic must both reserve what the id-keyed API does.
+        shape: (usize, u64, Option<u64>),
     },
     /// Places at the address the id-keyed device chose for an earlier,
     /// since freed buffer (often taken by now: both must refuse alike).
@@ -55,19 +59,51 @@ fn op() -> impl Strategy<Value = Op> {
         Just(BufferType::SystemMemory)
     ];
     prop_oneof![
-        4 => (bt, 1u64..30, prop::option::of(1u32..8), prop::option::of(any::<bool>()))
-            .prop_map(|(bt, pages, sharded, dir)| Op::Alloc { bt, pages, sharded, dir }),
+        4 => (bt, 0u64..30, prop::option::of(1u32..8), prop::option::of(any::<bool>()), shape())
+            .prop_map(|(bt, pages, sharded, dir, shape)| Op::Alloc { bt, pages, sharded, dir, shape }),
         1 => (1u64..8, any::<usize>()).prop_map(|(pages, which)| Op::AllocAt { pages, which }),
         3 => any::<usize>().prop_map(|which| Op::Free { which }),
         1 => any::<usize>().prop_map(|which| Op::FreeStale { which }),
     ]
 }
 
+/// Page sizes: tiles (powers of two at or past the alignments), unknown
+/// ones, and pages the alignments do not divide.
+const PAGES: [Option<u64>; 8] = [
+    Some(2048),
+    Some(2048),
+    Some(4096),
+    Some(32),
+    None,
+    Some(0),
+    Some(100),
+    Some(16),
+];
+
+fn shape() -> impl Strategy<Value = (usize, u64, Option<u64>)> {
+    (
+        0..PAGES.len(),
+        prop_oneof![3 => Just(0u64), 1 => 1u64..100],
+        prop_oneof![5 => Just(None), 1 => (1u64..5000).prop_map(Some)],
+    )
+}
+
 fn request(bt: BufferType, pages: u64, sharded: Option<u32>, dir: Option<bool>) -> AllocRequest {
+    shaped_request(bt, pages, sharded, dir, (0, 0, None))
+}
+
+fn shaped_request(
+    bt: BufferType,
+    pages: u64,
+    sharded: Option<u32>,
+    dir: Option<bool>,
+    (page, extra, recorded): (usize, u64, Option<u64>),
+) -> AllocRequest {
+    let page_size = PAGES[page];
     AllocRequest {
         buffer_type: bt,
-        size: pages * 2048,
-        page_size: Some(2048),
+        size: pages * page_size.filter(|&p| p > 0).unwrap_or(32) + extra,
+        page_size,
         layout: if sharded.is_some() {
             Layout::BlockSharded
         } else {
@@ -75,7 +111,7 @@ fn request(bt: BufferType, pages: u64, sharded: Option<u32>, dir: Option<bool>) 
         },
         num_cores: sharded,
         bottom_up: dir,
-        per_bank_size: None,
+        per_bank_size: recorded,
     }
 }
 
@@ -99,10 +135,10 @@ proptest! {
         let mut next = 0u64;
         for op in &ops {
             match *op {
-                Op::Alloc { bt, pages, sharded, dir } => {
+                Op::Alloc { bt, pages, sharded, dir, shape } => {
                     next += 1;
                     let id = BufferId(next);
-                    let req = request(bt, pages, sharded, dir);
+                    let req = shaped_request(bt, pages, sharded, dir, shape);
                     let a = by_id.allocate(id, &req);
                     let b = placed.allocate_placed(id, &req);
                     prop_assert_eq!(a.as_ref().ok(), b.as_ref().ok().map(|p| &p.placement));

@@ -5,6 +5,10 @@
 use super::error::{ConfigError, OutOfMemory};
 use super::free_list::{BlockRef, FreeList, Span};
 use crate::event::BufferType;
+pub use spread::size_per_bank;
+use spread::{div_ceil, div_ceil_by, RecentPage};
+
+mod spread;
 
 /// Where a buffer landed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -47,136 +51,6 @@ impl Statistics {
     }
 }
 
-/// tt-metal's `calculate_bank_size_spread`:
-/// `ceil(num_pages / num_banks) * round_up(page_size, alignment)` with
-/// `num_pages = size / page_size` (rounded up here, so a size that is not a
-/// whole number of pages still gets its last page). Returns `(per_bank,
-/// aligned_size)` where `aligned_size = num_pages * aligned_page` is the size
-/// tt-metal passes to the bank manager and prints when it runs out of memory.
-///
-/// A page size of 0 or `None` is unknown (the compat protocol never sends
-/// one, nor does a client that does not know it): the buffer is taken to
-/// spread evenly over all banks, `per_bank = round_up(ceil(size / banks),
-/// alignment)` — the same as pages of `alignment` bytes. Taking it as one
-/// page stored whole in every bank would need `banks` times its size and
-/// report out-of-memory that never happened.
-#[inline]
-pub fn size_per_bank(
-    size: u64,
-    page_size: Option<u64>,
-    num_banks: u32,
-    alignment: u64,
-) -> (u64, u64) {
-    let page = match page_size {
-        Some(p) if p > 0 => p,
-        _ => alignment.max(1),
-    };
-    if page == 0 {
-        return (0, 0);
-    }
-    let num_pages = div_ceil(size, page);
-    let alignment = alignment.max(1);
-    let aligned_page = div_ceil(page, alignment).saturating_mul(alignment);
-    let pages_per_bank = div_ceil(num_pages, num_banks.max(1) as u64);
-    (
-        pages_per_bank.saturating_mul(aligned_page),
-        num_pages.saturating_mul(aligned_page),
-    )
-}
-
-/// `ceil(a / b)` for `b > 0`, avoiding a 64-bit division where it can
-/// (powers of two, or operands that fit 32 bits): this sits on every
-/// allocation's path.
-#[inline(always)]
-fn div_ceil(a: u64, b: u64) -> u64 {
-    if b.is_power_of_two() {
-        let sh = b.trailing_zeros();
-        (a >> sh) + u64::from(a & (b - 1) != 0)
-    } else if (a | b) <= u32::MAX as u64 {
-        (a as u32).div_ceil(b as u32) as u64
-    } else {
-        a.div_ceil(b)
-    }
-}
-
-/// `RECIPROCALS[d] = ceil(2^64 / d)` for `2 <= d < 256`, and `2^64 - 1`
-/// for `d` of 0 or 1 (see [`div_ceil_by`]): bank and shard counts are
-/// small, and a 64-bit division on every allocation's path costs more than
-/// the rest of the size arithmetic together.
-const RECIPROCALS: [u64; 256] = {
-    let mut t = [u64::MAX; 256];
-    let mut d = 2;
-    while d < 256 {
-        t[d] = u64::MAX / d as u64 + 1;
-        d += 1;
-    }
-    t
-};
-
-/// `ceil(a / max(d, 1))`, by a multiplication when `a < 2^32` and `d <
-/// 256` (always, in practice): with `m = ceil(2^64 / d)`, `q = (a * m) >>
-/// 64` is `floor(a / d)` exactly for `a, d < 2^32` (Lemire, Kaser and
-/// Kurz, "Faster remainder by direct computation", 2019), and `q + (q * d
-/// != a)` rounds it up. For `d` of 0 or 1, `m = 2^64 - 1` gives `q = a -
-/// 1` (0 for `a = 0`), which the same rounding turns into `a`.
-#[inline(always)]
-fn div_ceil_by(a: u64, d: u32) -> u64 {
-    match RECIPROCALS.get(d as usize) {
-        Some(&m) if a <= u64::from(u32::MAX) => {
-            let q = ((u128::from(a) * u128::from(m)) >> 64) as u64;
-            q + u64::from(q * u64::from(d) != a)
-        }
-        _ => div_ceil(a, u64::from(d.max(1))),
-    }
-}
-
-/// The page size of the last request, with what the spread derives from
-/// it: a replay asks for tile pages again and again, so the page's
-/// rounding is worked out when it changes, not per request. Keyed by the
-/// request's field as given (an unknown page as 0), so one compare tells
-/// whether it still holds. (Not the shard count: sharded requests switch
-/// between a few shard counts all the time, and a shard count divides
-/// as cheaply as it would be looked up: a shift for a power of two.)
-#[derive(Clone, Copy, Debug)]
-struct RecentPage {
-    /// The request's page size (0: unknown).
-    page_key: u64,
-    /// The page size (unknown taken as the alignment).
-    page: u64,
-    /// `log2(page)` when the page is a power of two and a whole number of
-    /// alignments (pages count by a shift); else [`RecentPage::NO_SHIFT`].
-    page_shift: u32,
-    /// The page rounded up to the alignment.
-    aligned_page: u64,
-}
-
-impl RecentPage {
-    const NO_SHIFT: u32 = u32::MAX;
-    /// Matches no request (a page of `u64::MAX` B); worked out at the first.
-    const NONE: RecentPage = RecentPage {
-        page_key: u64::MAX,
-        page: 1,
-        page_shift: RecentPage::NO_SHIFT,
-        aligned_page: 1,
-    };
-
-    #[cold]
-    #[inline(never)]
-    fn new(page_key: u64, align: u64) -> RecentPage {
-        let page = if page_key > 0 { page_key } else { align };
-        RecentPage {
-            page_key,
-            page,
-            page_shift: if page.is_power_of_two() && align.is_power_of_two() && page >= align {
-                page.trailing_zeros()
-            } else {
-                RecentPage::NO_SHIFT
-            },
-            aligned_page: div_ceil(page, align).saturating_mul(align),
-        }
-    }
-}
-
 /// One buffer type's banks.
 #[derive(Clone, Debug)]
 pub struct BankManager {
@@ -210,7 +84,9 @@ impl BankManager {
         let free_list = FreeList::new(base, bank_size, free_list_alignment, free_list_alignment)
             .map_err(|e| ConfigError::new(format!("{buffer_type}: {}", e.message)))?;
         Ok(BankManager {
-            recent: RecentPage::NONE,
+            // Worked out for a real key (an unknown page), so that every
+            // key it matches gets its own figures.
+            recent: RecentPage::new(0, page_alignment, &free_list),
             buffer_type,
             num_banks,
             page_alignment,
@@ -340,6 +216,78 @@ impl BankManager {
         ))
     }
 
+    /// [`BankManager::place`] for a holder that keeps the allocation by
+    /// its block ([`FreeList::allocate_held`]): `owner`, `size` (the
+    /// request's) and the bank count go in the block's payload, and the
+    /// block's generation comes back with the placement.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn place_held(
+        &mut self,
+        size: u64,
+        page_size: Option<u64>,
+        shards: u32,
+        recorded_per_bank: Option<u64>,
+        bottom_up: bool,
+        owner: u64,
+        flag: bool,
+    ) -> Option<(Placement, BlockRef, u32)> {
+        let (reserved, banks) = self.reserve_recent(size, page_size, shards, recorded_per_bank);
+        let (address, block, generation) = self
+            .free_list
+            .allocate_held(reserved, bottom_up, owner, size, banks, flag)?;
+        Some((
+            Placement {
+                address,
+                per_bank: reserved,
+                num_banks: banks,
+            },
+            block,
+            generation,
+        ))
+    }
+
+    /// `(bytes the free list reserves, banks)` for a request:
+    /// [`FreeList::alloc_size`] of [`BankManager::spread_recent`]'s per-bank
+    /// size. Tile pages ([`RecentPage::tile`]) with nothing recorded have
+    /// it straight: pages counted by a shift, divided among the banks by
+    /// a multiplication, times the page, and no rounding after.
+    #[inline(always)]
+    fn reserve_recent(
+        &mut self,
+        size: u64,
+        page_size: Option<u64>,
+        shards: u32,
+        recorded_per_bank: Option<u64>,
+    ) -> (u64, u32) {
+        let page_key = page_size.unwrap_or(0);
+        if page_key != self.recent.page_key {
+            self.recent = RecentPage::new(page_key, self.page_alignment, &self.free_list);
+        }
+        let r = &self.recent;
+        if r.tile & recorded_per_bank.is_none() & (size != 0) {
+            let num_pages = (size >> r.page_shift) + u64::from(size & (r.page - 1) != 0);
+            let banks = std::hint::select_unpredictable(shards > 0, shards, self.num_banks);
+            // A tile page is its own aligned page.
+            return (div_ceil_by(num_pages, banks).saturating_mul(r.page), banks);
+        }
+        self.reserve_other(size, page_size, shards, recorded_per_bank)
+    }
+
+    /// [`BankManager::reserve_recent`] of any other request (kept out of
+    /// the allocation path's inlined code).
+    #[inline(never)]
+    fn reserve_other(
+        &mut self,
+        size: u64,
+        page_size: Option<u64>,
+        shards: u32,
+        recorded_per_bank: Option<u64>,
+    ) -> (u64, u32) {
+        let (per_bank, banks) = self.spread_recent(size, page_size, shards, recorded_per_bank);
+        (self.free_list.alloc_size(per_bank), banks)
+    }
+
     /// `(per_bank, banks)` of [`BankManager::spread_recorded`] for
     /// `shards` shards (0: interleaved over every bank), with the page's
     /// rounding from [`RecentPage`] and the pages divided among the banks
@@ -356,7 +304,7 @@ impl BankManager {
     ) -> (u64, u32) {
         let page_key = page_size.unwrap_or(0);
         if page_key != self.recent.page_key {
-            self.recent = RecentPage::new(page_key, self.page_alignment);
+            self.recent = RecentPage::new(page_key, self.page_alignment, &self.free_list);
         }
         let r = &self.recent;
         let num_pages = if r.page_shift != RecentPage::NO_SHIFT {

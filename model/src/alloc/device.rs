@@ -324,20 +324,24 @@ impl Device {
             return Ok(self.track_system(buffer, req.size, false));
         };
         self.check_l1_small(req)?;
-        let Some((p, block)) = place_in(&mut self.managers[s], req) else {
+        let bottom_up = req
+            .bottom_up
+            .unwrap_or_else(|| default_bottom_up(req.buffer_type));
+        // The payload goes in with the placement: one write of the block entry.
+        let Some((p, block, generation)) = self.managers[s].place_held(
+            req.size,
+            req.page_size,
+            req.shard_count(),
+            req.per_bank_size,
+            bottom_up,
+            buffer.0,
+            false,
+        ) else {
             return Err(place_failure(&self.managers[s], req));
         };
-        let handle = self.buffers.insert(
-            &mut self.managers,
-            buffer,
-            Live::new(req, p),
-            s,
-            block,
-            false,
-        );
         Ok(Placed {
             placement: p,
-            handle,
+            handle: self.buffers.held(s, block, generation),
         })
     }
 

@@ -184,6 +184,17 @@ impl LiveBuffers {
         handle
     }
 
+    /// Counts a buffer that got `block` of bank manager `manager` with
+    /// its payload held already ([`FreeList::allocate_held`], not indexed
+    /// by id): its handle.
+    ///
+    /// [`FreeList::allocate_held`]: crate::alloc::free_list::FreeList::allocate_held
+    #[inline(always)]
+    pub(super) fn held(&mut self, manager: usize, block: BlockRef, generation: u32) -> Handle {
+        self.len += 1;
+        Handle::new((manager & 3) as u8, block.index(), generation)
+    }
+
     /// Keeps a host buffer of `size` bytes (`indexed` as in [`LiveBuffers::insert`]).
     pub(super) fn insert_host(&mut self, buffer: BufferId, size: u64, indexed: bool) -> Handle {
         let handle = self.new_host(buffer, size, indexed);

@@ -10,6 +10,10 @@
 
 use super::{Block, BlockRef, FreeList, Span, NIL};
 
+/// Free arrays up to this long are ranked by a count, longer ones by a
+/// binary search ([`FreeArray::rank`]).
+const RANK_BY_COUNT: usize = 8;
+
 /// One free block of a compact list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct FreeBlock {
@@ -53,15 +57,23 @@ impl FreeArray {
     }
 
     /// How many free blocks start below `addr` (where one starting at
-    /// `addr` goes): a binary search (the standard library's has no
-    /// data-dependent branch), fewer steps than a count over the few
-    /// blocks of a replay's lists.
+    /// `addr` goes): a count over a short array (a replay's lists hold a
+    /// few free blocks: a compare and an add each, no branch on the data),
+    /// a binary search over a longer one.
     #[inline(always)]
     fn rank(&self, addr: u64) -> usize {
-        // `partition_point`'s halving, written out: the standard library's
-        // was not inlined into the free path, and its call cost as much as
-        // the search.
         let free = &self.free[..];
+        if free.len() <= RANK_BY_COUNT {
+            return free.iter().map(|f| usize::from(f.addr < addr)).sum();
+        }
+        Self::rank_by_halving(free, addr)
+    }
+
+    /// [`FreeArray::rank`] of a longer array: the standard library's
+    /// `partition_point` halving, written out (it was not inlined, and its
+    /// call cost as much as the search), with no data-dependent branch.
+    #[inline(never)]
+    fn rank_by_halving(free: &[FreeBlock], addr: u64) -> usize {
         let mut size = free.len();
         if size == 0 {
             return 0;
@@ -130,6 +142,19 @@ impl FreeList {
         alloc: u64,
         bottom_up: bool,
     ) -> Option<(u64, BlockRef)> {
+        let at = self.carve_fit_compact(alloc, bottom_up)?;
+        let i = self.new_block(at, alloc, true);
+        self.num_allocated += 1;
+        self.allocated_bytes += alloc;
+        Some((at, BlockRef(i)))
+    }
+
+    /// The free array's part of [`FreeList::allocate_compact`]: takes
+    /// `alloc` bytes from the first (or last) free block that holds them
+    /// and returns their address; the caller gives them a block entry
+    /// and counts them.
+    #[inline(always)]
+    pub(super) fn carve_fit_compact(&mut self, alloc: u64, bottom_up: bool) -> Option<u64> {
         let k = self.free.fit(alloc, bottom_up)?;
         debug_assert!(k < self.free.len());
         // SAFETY: `fit` returns the index of an entry.
@@ -145,10 +170,7 @@ impl FreeList {
         if left == 0 {
             self.free.remove(k);
         }
-        let i = self.new_block(at, alloc, true);
-        self.num_allocated += 1;
-        self.allocated_bytes += alloc;
-        Some((at, BlockRef(i)))
+        Some(at)
     }
 
     /// The free block starting at or before `address` (the only one that

@@ -56,6 +56,74 @@ impl FreeList {
         }
     }
 
+    /// Allocates `alloc` bytes (already rounded: [`FreeList::alloc_size`])
+    /// first fit, keeping `owner`, `size` and `banks` with it (as
+    /// [`FreeList::hold`] does): the address, the block and its
+    /// generation. A compact list writes the block's entry once, payload
+    /// and all; a bucketed one places, then holds.
+    #[inline(always)]
+    pub(crate) fn allocate_held(
+        &mut self,
+        alloc: u64,
+        bottom_up: bool,
+        owner: u64,
+        size: u64,
+        banks: u32,
+        flag: bool,
+    ) -> Option<(u64, BlockRef, u32)> {
+        if !self.compact {
+            return self.allocate_held_bucketed(alloc, bottom_up, owner, size, banks, flag);
+        }
+        // No free block is larger than the range: a request larger than
+        // it fits nowhere, with no check of its own.
+        let at = self.carve_fit_compact(alloc, bottom_up)?;
+        let (i, generation) = match self.blocks.get_mut(self.spare as usize) {
+            Some(e) => {
+                let i = self.spare;
+                self.spare = e.next;
+                // Field by field: the entry keeps its generation; a compact
+                // list never reads an allocated entry's links.
+                e.addr = at;
+                e.size = alloc;
+                e.allocated = true;
+                e.payload.owner = owner;
+                e.payload.size = size;
+                e.payload.banks = banks;
+                e.payload.generation = e.generation;
+                e.payload.flag = flag;
+                (i, e.generation)
+            }
+            None => {
+                let i = self.new_block(at, alloc, true);
+                (i, self.hold(BlockRef(i), owner, size, banks, flag))
+            }
+        };
+        self.num_allocated += 1;
+        self.allocated_bytes += alloc;
+        self.rebalance();
+        Some((at, BlockRef(i), generation))
+    }
+
+    /// [`FreeList::allocate_held`] of a bucketed list (out of the compact
+    /// path's inlined code).
+    #[inline(never)]
+    fn allocate_held_bucketed(
+        &mut self,
+        alloc: u64,
+        bottom_up: bool,
+        owner: u64,
+        size: u64,
+        banks: u32,
+        flag: bool,
+    ) -> Option<(u64, BlockRef, u32)> {
+        if alloc > self.size {
+            return None;
+        }
+        let (at, b) = self.allocate_bucketed(alloc, bottom_up)?;
+        self.rebalance();
+        Some((at, b, self.hold(b, owner, size, banks, flag)))
+    }
+
     /// `(address, bytes reserved, payload)` of the allocation in block
     /// `b`, if the block still holds the one of `generation`.
     #[inline]
