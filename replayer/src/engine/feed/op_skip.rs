@@ -59,9 +59,50 @@ impl OpSkip {
 }
 
 /// Bit `i` set when `chunk[i]` (at most 64 tags) is kept (not an op
-/// scope), and when it holds a name (an op begin or a marker); eight tags
-/// at a time.
+/// scope), and when it holds a name (an op begin or a marker).
+#[inline]
 fn group_masks(chunk: &[u8]) -> (u64, u64) {
+    match <&[u8; GROUP]>::try_from(chunk) {
+        Ok(whole) => whole_group_masks(whole),
+        Err(_) => group_masks_by_words(chunk),
+    }
+}
+
+/// [`group_masks`] of a whole group, sixteen tags a step (SSE2, part of
+/// every x86_64 target): byte compares and their masks, where the word
+/// version's bit gathering took ~3.7 instructions a tag (a 64-bit
+/// multiply SSE2 lacks, done in halves).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn whole_group_masks(group: &[u8; GROUP]) -> (u64, u64) {
+    use std::arch::x86_64::*;
+    let (mut scopes, mut named) = (0u64, 0u64);
+    // SAFETY: SSE2 is part of every x86_64 target; each unaligned load
+    // reads the sixteen bytes of `sixteen`.
+    unsafe {
+        let begin = _mm_set1_epi8(OP_BEGIN as i8);
+        let end = _mm_set1_epi8(OP_END as i8);
+        let marker = _mm_set1_epi8(MARKER as i8);
+        for (k, sixteen) in group.chunks_exact(16).enumerate() {
+            let v = _mm_loadu_si128(sixteen.as_ptr().cast());
+            let is_begin = _mm_cmpeq_epi8(v, begin);
+            let scope = _mm_or_si128(is_begin, _mm_cmpeq_epi8(v, end));
+            let name = _mm_or_si128(is_begin, _mm_cmpeq_epi8(v, marker));
+            scopes |= u64::from(_mm_movemask_epi8(scope) as u16) << (16 * k);
+            named |= u64::from(_mm_movemask_epi8(name) as u16) << (16 * k);
+        }
+    }
+    (!scopes, named)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline]
+fn whole_group_masks(group: &[u8; GROUP]) -> (u64, u64) {
+    group_masks_by_words(group)
+}
+
+/// [`group_masks`] eight tags at a time (and a tail of fewer).
+fn group_masks_by_words(chunk: &[u8]) -> (u64, u64) {
     // Op begin and end are 12 and 13, op begin and marker 12 and 14: one
     // bit cleared makes each pair one value.
     const _: () = assert!(OP_BEGIN == 12 && OP_END == 13 && MARKER == 14);
@@ -147,6 +188,35 @@ mod tests {
         skip.scan(&tags[..7]);
         assert_eq!(kept_positions(&skip, 4), [0, 2, 3, 5]);
         assert!(skip.is_kept(5) && !skip.is_kept(6) && !skip.is_kept(64));
+    }
+
+    /// A whole group's masks by byte compares are those eight tags at a
+    /// time give.
+    #[test]
+    fn whole_groups_by_compares_agree_with_words() {
+        let mut tags = [ALLOC; GROUP];
+        for tag in 0..=255u8 {
+            for at in 0..GROUP {
+                tags[at] = tag;
+                assert_eq!(
+                    whole_group_masks(&tags),
+                    group_masks_by_words(&tags),
+                    "tag {tag} at {at}"
+                );
+                tags[at] = ALLOC;
+            }
+        }
+        // Mixed groups (a fixed pseudo-random sequence of kind codes).
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..1000 {
+            for t in tags.iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *t = (x % 16) as u8;
+            }
+            assert_eq!(whole_group_masks(&tags), group_masks_by_words(&tags));
+        }
     }
 
     /// The positions whose bit is set in the first `groups` masks.
