@@ -149,7 +149,7 @@ fn decode_free_devices_any(
         return Err("free devices do not match the kind column".into());
     }
     // Overwritten whole: only growth is zeroed.
-    out.resize(n_free, 0);
+    crate::decode::overwrite_len(out, n_free);
     let (mut ka, mut kf) = (0usize, 0usize);
     for w in words {
         let mut m = w.free;
@@ -237,7 +237,7 @@ pub(crate) fn decode_free_ids(
         at += st.count;
     }
     // Overwritten whole (a permutation of the alloc ids): only growth is zeroed.
-    s.ids.resize(alloc_ids.len(), 0);
+    crate::decode::overwrite_len(&mut s.ids, alloc_ids.len());
     for (&d, &id) in alloc_devices.iter().zip(alloc_ids) {
         let st = &mut slots[slot(d)];
         s.ids[st.next as usize] = id;
@@ -248,7 +248,7 @@ pub(crate) fn decode_free_ids(
         st.next = 0;
     }
     // Overwritten whole: only growth is zeroed.
-    out.resize(codes.len(), 0);
+    crate::decode::overwrite_len(out, codes.len());
     let ids = &s.ids[..];
     let mut far_vals = far.iter();
     let mut prev_far = 0u64;

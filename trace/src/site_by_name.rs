@@ -140,7 +140,7 @@ pub(crate) fn decode_sites(
     new.push(0);
     cache.clear();
     // Overwritten whole: only growth is zeroed.
-    out.resize(n_alloc, 0);
+    crate::decode::overwrite_len(out, n_alloc);
     #[cfg(target_arch = "x86_64")]
     if crate::decode::fast_cpu() {
         // SAFETY: the CPU has every feature `sites_fast` is compiled for.

@@ -40,9 +40,9 @@ pub(super) fn decode_allocs(
     }
     // Flags, core counts and size units, overwritten whole (only growth is
     // zeroed); sizes are made of the units below.
-    out.flags.resize(n, 0);
-    out.num_cores.resize(n, 0);
-    out.size.resize(n, 0);
+    super::overwrite_len(&mut out.flags, n);
+    super::overwrite_len(&mut out.num_cores, n);
+    super::overwrite_len(&mut out.size, n);
     let size_codings = [
         (ColumnLayout::V20, col::SIZE),
         (ColumnLayout::V22, col::SIZE_BY_SITE),
@@ -110,7 +110,7 @@ pub(super) fn decode_allocs(
     std::mem::swap(&mut out.device, devices);
     std::mem::swap(&mut out.buffer, &mut vals.alloc_buf);
     out.buffer.truncate(n);
-    out.address.resize(n, 0);
+    super::overwrite_len(&mut out.address, n);
     let bad_size = if paged_rows {
         let rows = PagedRows {
             flags: &out.flags,
@@ -129,7 +129,7 @@ pub(super) fn decode_allocs(
         if every {
             std::mem::swap(&mut vals.page, &mut out.page_size);
         }
-        out.page_size.resize(n, 0);
+        super::overwrite_len(&mut out.page_size, n);
         any_fields(vals, out)
     };
     if bad_size {

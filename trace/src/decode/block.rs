@@ -357,8 +357,7 @@ fn device_chain(
     out: &mut Vec<u32>,
 ) -> Result<(), DecodeError> {
     column_values(bytes, n, what, vals)?;
-    out.clear();
-    out.reserve(n + 1);
+    super::clear_for(out, n + 1);
     let mut d = 0u32;
     out.extend(vals.iter().map(|&v| {
         d = d.wrapping_add(unzigzag(v) as u32);

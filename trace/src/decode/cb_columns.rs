@@ -131,8 +131,14 @@ impl CbColumns {
     /// otherwise be zeroed whole before being written whole); the first
     /// ones written become the events with [`CbColumns::set_len`].
     pub(crate) fn spare_rows(&mut self, n: usize) -> CbSpare<'_> {
-        self.clear();
-        self.reserve(n);
+        use super::clear_for;
+        clear_for(&mut self.pos, n);
+        clear_for(&mut self.device, n);
+        clear_for(&mut self.flags, n);
+        clear_for(&mut self.address, n);
+        clear_for(&mut self.size, n);
+        clear_for(&mut self.cores, n);
+        clear_for(&mut self.site, n);
         CbSpare {
             pos: &mut self.pos.spare_capacity_mut()[..n],
             device: &mut self.device.spare_capacity_mut()[..n],

@@ -82,6 +82,43 @@ pub struct RefLimits {
 /// Why a block did not decode (the caller adds block and offset).
 pub type DecodeError = String;
 
+/// The capacity a decoded column of `n` entries gets when it must grow: a
+/// sixteenth to spare from a thousand entries on (one grown to the exact
+/// count grows again at the next block holding a few more; small ones
+/// cost little to grow and are kept exact).
+#[inline]
+pub(crate) const fn room_for(n: usize) -> usize {
+    if n >= 1024 {
+        n + n / 16
+    } else {
+        n
+    }
+}
+
+/// Makes `v` `n` entries long for a decode that overwrites every one
+/// (only growth is zeroed). A vector too small is replaced
+/// ([`room_for`]), not grown: growing copies its old entries, which mean
+/// nothing.
+#[inline]
+pub(crate) fn overwrite_len<T: Copy + Default>(v: &mut Vec<T>, n: usize) {
+    if v.capacity() < n {
+        *v = Vec::new();
+        v.reserve_exact(room_for(n));
+    }
+    v.resize(n, T::default());
+}
+
+/// Empties `v` and makes room for `n` entries in it (replaced, not grown,
+/// when too small: as [`overwrite_len`]).
+#[inline]
+pub(crate) fn clear_for<T>(v: &mut Vec<T>, n: usize) {
+    v.clear();
+    if v.capacity() < n {
+        *v = Vec::new();
+        v.reserve_exact(room_for(n));
+    }
+}
+
 pub(super) fn overrun(what: &str) -> impl Fn(Overrun) -> DecodeError + '_ {
     move |_| format!("column {what} ends early or holds a malformed varint")
 }

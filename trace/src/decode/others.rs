@@ -287,8 +287,7 @@ fn cbs_in_bulk(s: &mut DecodeScratch, out: &mut BlockColumns) {
     let (tags, cbs, cb, rare) = (&out.tags, &mut out.cbs, &mut s.vals.cb, &mut s.vals.rare);
     // Written into the arrays' spare room: each entry once, none zeroed.
     let o = cbs.spare_rows(n);
-    rare.clear();
-    rare.reserve(n);
+    super::clear_for(rare, n);
     let rare_out = &mut rare.spare_capacity_mut()[..n];
     debug_assert!(o.pos.len() == n && o.site.len() == n && s.other_dev.len() == n);
     let slots = cb.predictor.all_slots();

@@ -118,15 +118,18 @@ pub(super) fn gather_any(w: usize, planes: &[u8], n: usize, out: &mut Vec<u64>) 
     }
 }
 
-/// Room for `n` values and one more (callers push a slack slot), exactly
-/// when the vector grows (cleared, `out` is empty): a pooled column grown
-/// by `Vec`'s doubling keeps an untouched tail, resident when the binary's
-/// allocator backs decoded blocks with huge pages (cli/src/block_pages.rs).
+/// Room for `n` values and one more (callers push a slack slot), as
+/// [`room_for`](super::room_for) says when the vector grows (cleared,
+/// `out` is empty): not `Vec`'s doubling, as a pooled column grown by it
+/// keeps an untouched tail, resident when the binary's allocator backs
+/// decoded blocks with huge pages (cli/src/block_pages.rs). Replaced, not
+/// grown: a cleared vector's old values are not copied.
 #[inline(always)]
 fn reserve_exact(out: &mut Vec<u64>, n: usize) {
     debug_assert!(out.is_empty());
     if out.capacity() <= n {
-        out.reserve_exact(n + 1);
+        *out = Vec::new();
+        out.reserve_exact(super::room_for(n + 1));
     }
 }
 

@@ -179,8 +179,7 @@ impl Times {
         self.bases.clear();
         self.bases.extend_from_slice(bases);
         let n_keys = tags.len().div_ceil(CHUNK);
-        self.keys.clear();
-        self.keys.reserve(n_keys);
+        super::clear_for(&mut self.keys, n_keys);
         let keys = &mut self.keys.spare_capacity_mut()[..n_keys];
         chunk_keys(&self.codes, tags, bases, unit, start, keys);
         // SAFETY: `chunk_keys` wrote every one of the `n_keys` keys
