@@ -100,7 +100,10 @@ impl FreeList {
         };
         self.num_allocated += 1;
         self.allocated_bytes += alloc;
-        self.rebalance();
+        // `rebalance` of a list known to be compact.
+        if self.num_allocated + self.free.len() > self.compact_limit {
+            self.leave_compact();
+        }
         Some((at, BlockRef(i), generation))
     }
 
