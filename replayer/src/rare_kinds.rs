@@ -71,55 +71,11 @@ fn count_named(tags: &[u8]) -> usize {
 mod tests {
     use crate::source::{Chunk, Item};
     use proptest::prelude::*;
-    use ttalloc_model::{
-        BufferId, BufferType, DeviceConfig, DeviceId, Event, EventKind, Layout, Pid, SiteId,
-        StringId,
-    };
+    use ttalloc_model::{Event, EventKind, Pid, StringId};
     use ttalloc_trace::{BlockColumns, TraceHeader, TraceReader, TraceWriter, WriterOptions};
 
     fn kind(code: u8, i: u64, names: &[StringId]) -> EventKind {
-        let device = DeviceId((i % 3) as u32);
-        match code {
-            0 => EventKind::BufferAlloc {
-                device,
-                buffer: BufferId(i),
-                buffer_type: BufferType::Dram,
-                address: None,
-                size: 4096,
-                page_size: None,
-                layout: Layout::Interleaved,
-                num_cores: None,
-                per_bank_size: None,
-                label: StringId::EMPTY,
-                site: SiteId::UNKNOWN,
-            },
-            1 => EventKind::BufferFree {
-                device,
-                buffer: BufferId(i / 2),
-                site: SiteId::UNKNOWN,
-            },
-            2 => EventKind::OpBegin {
-                name: names[i as usize % names.len()],
-            },
-            3 => EventKind::OpEnd,
-            4 => EventKind::Marker {
-                label: names[(i as usize + 1) % names.len()],
-            },
-            5 => EventKind::CbAlloc {
-                device,
-                address: 0x1000,
-                size: 64,
-                cores: None,
-                globally_allocated: false,
-                site: SiteId::UNKNOWN,
-            },
-            6 => EventKind::CbFreeAll { device },
-            _ => EventKind::DeviceOpen {
-                device,
-                arch: ttalloc_model::Arch::WormholeB0,
-                config: Box::new(DeviceConfig::default()),
-            },
-        }
+        crate::tests::mixed_events::mixed_kind(code, i, names, 3)
     }
 
     /// What a walk yields, as comparable values.

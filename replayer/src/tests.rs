@@ -169,4 +169,5 @@ fn mesh_runs(leak_from_run: u32) -> (Trace, Vec<u64>) {
 mod arbitrary_streams;
 mod cycles;
 mod findings;
+pub(crate) mod mixed_events;
 mod outputs;

@@ -131,48 +131,13 @@ mod tests {
     use super::super::CycleScanner;
     use crate::source::Chunk;
     use proptest::prelude::*;
-    use ttalloc_model::{
-        BufferId, BufferType, DeviceConfig, DeviceId, Event, EventKind, Layout, Pid, SiteId,
-        StringId,
-    };
+    use ttalloc_model::{Event, EventKind, Pid, StringId};
     use ttalloc_trace::{BlockColumns, TraceHeader, TraceReader, TraceWriter, WriterOptions};
 
+    /// Op scopes twice as often as the other kinds (codes 0..10).
     fn kind(code: u8, i: u64, names: &[StringId]) -> EventKind {
-        let device = DeviceId((i % 2) as u32);
-        match code {
-            0 => EventKind::BufferAlloc {
-                device,
-                buffer: BufferId(i),
-                buffer_type: BufferType::Dram,
-                address: None,
-                size: 4096,
-                page_size: None,
-                layout: Layout::Interleaved,
-                num_cores: None,
-                per_bank_size: None,
-                label: StringId::EMPTY,
-                site: SiteId::UNKNOWN,
-            },
-            1 => EventKind::BufferFree {
-                device,
-                buffer: BufferId(i / 2),
-                site: SiteId::UNKNOWN,
-            },
-            2 | 3 => EventKind::OpBegin {
-                name: names[i as usize % names.len()],
-            },
-            4 | 5 => EventKind::OpEnd,
-            6 => EventKind::Marker {
-                label: names[(i as usize + 1) % names.len()],
-            },
-            7 => EventKind::CbFreeAll { device },
-            8 => EventKind::DeviceOpen {
-                device,
-                arch: ttalloc_model::Arch::WormholeB0,
-                config: Box::new(DeviceConfig::default()),
-            },
-            _ => EventKind::DeviceClose { device },
-        }
+        const CODES: [u8; 10] = [0, 1, 2, 2, 3, 3, 4, 6, 7, 8];
+        crate::tests::mixed_events::mixed_kind(CODES[code as usize], i, names, 2)
     }
 
     /// Everything a scanner noted, as comparable values.
