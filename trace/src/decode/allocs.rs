@@ -1,7 +1,7 @@
 //! BufferAlloc events: flags, sizes, addresses and the optional fields.
 
 use super::block::coded_as;
-use super::columns::AllocColumns;
+use super::buffer_columns::AllocColumns;
 use super::packed::{all_below, all_below_u32, column_values};
 use super::scratch::ColumnValues;
 use super::{DecodeError, RefLimits};

@@ -117,12 +117,12 @@ impl CbColumns {
     #[inline(always)]
     pub fn prefetch(&self, i: usize) {
         if i.is_multiple_of(8) && i < self.len() {
-            super::columns::prefetch_line(&self.address, i);
-            super::columns::prefetch_line(&self.size, i);
-            super::columns::prefetch_line(&self.device, i);
-            super::columns::prefetch_line(&self.site, i);
-            super::columns::prefetch_line(&self.cores, i);
-            super::columns::prefetch_line(&self.flags, i);
+            super::buffer_columns::prefetch_line(&self.address, i);
+            super::buffer_columns::prefetch_line(&self.size, i);
+            super::buffer_columns::prefetch_line(&self.device, i);
+            super::buffer_columns::prefetch_line(&self.site, i);
+            super::buffer_columns::prefetch_line(&self.cores, i);
+            super::buffer_columns::prefetch_line(&self.flags, i);
         }
     }
 

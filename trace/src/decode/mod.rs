@@ -51,6 +51,7 @@ pub(crate) fn fast_cpu() -> bool {
 
 mod allocs;
 mod block;
+mod buffer_columns;
 mod cb_columns;
 mod columns;
 mod kinds;
@@ -63,9 +64,10 @@ mod tests;
 mod times;
 
 pub use block::{decode_columns, decode_columns_non_buffer};
+pub use buffer_columns::{AllocCol, AllocColumns, AllocExt, FreeCol, FreeColumns};
 pub use cb_columns::{CbCol, CbColumns};
+pub use columns::BlockColumns;
 pub(crate) use columns::EventCursor;
-pub use columns::{AllocCol, AllocColumns, AllocExt, BlockColumns, FreeCol, FreeColumns};
 pub(crate) use kinds::{kind_words, KindWord};
 pub(crate) use scratch::DecodeScratch;
 
