@@ -433,7 +433,8 @@ impl EventSource for TraceReader {
         f: &mut dyn FnMut(&Chunk<'_>) -> Result<()>,
     ) -> Result<()> {
         // Block 0 whole (the replay that follows takes it), the others
-        // without their allocs and frees (the replay decodes them again).
+        // without their allocs and frees (the replay decodes them again,
+        // from the decompressed records the reader keeps for it).
         let decode = |r: &TraceReader, i, buf: &mut BlockColumns| match i {
             0 => r.decode_columns(i, buf).map(|()| true),
             _ => r.decode_columns_non_buffer(i, buf),

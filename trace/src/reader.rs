@@ -43,9 +43,9 @@ pub struct TraceReader {
     /// The decoder's working arrays, one per block being decoded at once
     /// (see `decode_columns_unless`).
     decode_scratch: Mutex<Vec<DecodeScratch>>,
-    /// A block decoded whole and its index, kept for the pass that will
-    /// decode it next (see `keep_decoded`).
-    kept: Mutex<Option<(usize, BlockColumns)>>,
+    /// What a replay's cycle probe decoded, kept for the replay to take
+    /// (see `keep_decoded`, `decode_columns_non_buffer`).
+    kept: kept::Kept,
     /// The checkpoint index (read on first use) and why it is unusable, if it is.
     checkpoints: OnceLock<(Vec<CheckpointInfo>, Option<String>)>,
 }
@@ -152,7 +152,7 @@ impl TraceReader {
             pool: Mutex::new(vec![scratch]),
             columns_pool: Mutex::new(Vec::new()),
             decode_scratch: Mutex::new(Vec::new()),
-            kept: Mutex::new(None),
+            kept: kept::Kept::default(),
             checkpoints: OnceLock::new(),
         };
         // Checking every frame's header against the seek table touched a
@@ -322,7 +322,10 @@ impl TraceReader {
     /// empty: a third of a whole decode). Such a block is checked as far
     /// as its record (zstd frame, checksum, archive) and the columns
     /// decoded; the others are checked when a pass decodes it whole.
-    /// Returns whether `out` holds the block whole.
+    /// Its decompressed record is kept for the next whole decode of block
+    /// `i` (a few blocks' at most: the replay that follows a cycle probe
+    /// decodes the same blocks again). Returns whether `out` holds the
+    /// block whole.
     pub fn decode_columns_non_buffer(&self, i: usize, out: &mut BlockColumns) -> Result<bool> {
         self.decode_columns_unless(i, out, true)
     }
@@ -332,12 +335,7 @@ impl TraceReader {
     /// kept: a replay's cycle probe keeps the first block it decoded for
     /// the replay that follows, which would decode it again).
     pub fn keep_decoded(&self, i: usize, columns: BlockColumns) {
-        let old = self
-            .kept
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .replace((i, columns));
-        if let Some((_, old)) = old {
+        if let Some(old) = self.kept.keep_block(i, columns) {
             self.put_columns(old);
         }
     }
@@ -347,17 +345,7 @@ impl TraceReader {
     /// and the kept copy change places (no decode), and what `out` held
     /// goes to the pool of buffers.
     pub fn decode_columns_or_kept(&self, i: usize, out: &mut BlockColumns) -> Result<()> {
-        let kept = {
-            let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
-            match kept.take() {
-                Some((k, columns)) if k == i => Some(columns),
-                other => {
-                    *kept = other;
-                    None
-                }
-            }
-        };
-        match kept {
+        match self.kept.take_block(i) {
             Some(mut columns) => {
                 std::mem::swap(out, &mut columns);
                 self.put_columns(columns);
@@ -369,7 +357,9 @@ impl TraceReader {
 
     /// Decodes block `i`, or only its kinds when `buffers_only_skip` and the
     /// block holds nothing but buffer allocs and frees; returns whether it
-    /// decoded the block whole.
+    /// decoded the block whole. A record kept for block `i` is taken
+    /// instead of decompressing its frame again; with `buffers_only_skip`,
+    /// the record is kept afterwards (`Kept::keep_record`).
     fn decode_columns_unless(
         &self,
         i: usize,
@@ -388,8 +378,13 @@ impl TraceReader {
         let _decoding = decoding::Decoding::start();
         let mut scratch = self.take_scratch();
         let result = (|| {
-            let bytes = self.frame_bytes(loc, &mut scratch.input)?;
-            scratch.dctx.decompress(bytes, &mut scratch.buf)?;
+            match self.kept.take_record(i) {
+                Some(record) => scratch.buf = record,
+                None => {
+                    let bytes = self.frame_bytes(loc, &mut scratch.input)?;
+                    scratch.dctx.decompress(bytes, &mut scratch.buf)?;
+                }
+            }
             let rec = open_record(&scratch.buf)?;
             // FORMAT.md §3: a record whose major version is not the header's
             // is corrupt (its layout cannot be trusted).
@@ -433,6 +428,9 @@ impl TraceReader {
             self.put_pooled(&self.decode_scratch, working);
             decoded
         })();
+        if buffers_only_skip && result.is_ok() {
+            self.kept.keep_record(i, std::mem::take(&mut scratch.buf));
+        }
         self.put_scratch(scratch);
         let whole = result.map_err(|reason| self.corrupt(i, reason))?;
         if !out.skipped.is_empty() {
@@ -591,6 +589,7 @@ fn read_provenance(
 mod contents;
 mod decoding;
 mod events;
+mod kept;
 pub use decoding::decoding_block;
 pub use events::Events;
 #[cfg(test)]

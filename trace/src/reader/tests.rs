@@ -294,3 +294,31 @@ fn a_kept_block_is_handed_out_once_for_its_own_index() {
     assert_ne!(again.tags.as_ptr(), kept_tags);
     assert_eq!(decoded(&again), decoded(&expected));
 }
+
+/// A block decoded for a non-buffer pass leaves its decompressed record
+/// for the next decode of that block, which takes it (once) and decodes
+/// exactly what a decode from the file does.
+#[test]
+fn a_non_buffer_decode_leaves_its_record_to_the_next_decode_of_the_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.zst");
+    allocs_and_frees_then_a_close(&path);
+    let reader = TraceReader::open(&path).unwrap();
+    let fresh = TraceReader::open(&path).unwrap();
+    let mut light = BlockColumns::default();
+    for i in 0..2 {
+        reader.decode_columns_non_buffer(i, &mut light).unwrap();
+    }
+    for i in 0..2 {
+        let (mut taken, mut decoded_anew) = (BlockColumns::default(), BlockColumns::default());
+        reader.decode_columns(i, &mut taken).unwrap();
+        fresh.decode_columns(i, &mut decoded_anew).unwrap();
+        assert_eq!(decoded(&taken), decoded(&decoded_anew));
+        assert_eq!(taken.allocs.len(), 50);
+        assert!(reader.kept.take_record(i).is_none(), "block {i}: taken");
+    }
+    // Kept again by another non-buffer decode, the record is the frame's.
+    reader.decode_columns_non_buffer(1, &mut light).unwrap();
+    let record = reader.kept.take_record(1).unwrap();
+    assert!(open_record(&record).is_ok());
+}
