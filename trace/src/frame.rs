@@ -234,12 +234,14 @@ impl FrameDecompressor {
             ));
         }
         let size = size as usize;
-        // Every byte is overwritten by zstd: not clearing first means only
-        // growth is zeroed.
-        out.resize(size, 0);
+        // zstd writes every byte into room not zeroed first (zeroing a
+        // buffer that grew, or one handed to a kept record, cost as much as
+        // copying it).
+        out.clear();
+        out.reserve(size);
         let n = self
             .dctx
-            .decompress(&mut out[..], frame)
+            .decompress(&mut SpareRoom(out), frame)
             .map_err(|code| format!("zstd: {}", zstd_safe::get_error_name(code)))?;
         if n != size {
             return Err(format!(
@@ -247,6 +249,34 @@ impl FrameDecompressor {
             ));
         }
         Ok(())
+    }
+}
+
+/// A buffer's room past its length as zstd's output: zstd writes there
+/// (no byte is read before it is written) and the length becomes what it
+/// wrote.
+struct SpareRoom<'a>(&'a mut AlignedVec<16>);
+
+// SAFETY: `as_slice` covers the buffer's initialized bytes (its length)
+// only, `capacity` and `as_mut_ptr` are its allocation's, and
+// `filled_until(n)` is called (by zstd-safe's `write_from`) only with the
+// count zstd returned, the bytes it wrote from `as_mut_ptr` into at most
+// `capacity` bytes: the first `n` bytes are initialized when the length is
+// set.
+unsafe impl zstd_safe::WriteBuf for SpareRoom<'_> {
+    fn as_slice(&self) -> &[u8] {
+        self.0.as_slice()
+    }
+    fn capacity(&self) -> usize {
+        self.0.capacity()
+    }
+    fn as_mut_ptr(&mut self) -> *mut u8 {
+        self.0.as_mut_ptr()
+    }
+    unsafe fn filled_until(&mut self, n: usize) {
+        // SAFETY: see the impl's comment: `n` bytes from the start are
+        // initialized and `n` is at most the capacity.
+        unsafe { self.0.set_len(n) }
     }
 }
 
