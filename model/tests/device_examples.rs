@@ -102,6 +102,9 @@ fn circular_buffers_clash_with_low_l1_buffers() {
         "Statically allocated circular buffers in program 7 clash with L1 buffers on core range [64 cores]. L1 buffer \
          allocated at 138304 and static circular buffer region ends at 142400"
     );
+    // A region ending right at the L1 buffer does not clash.
+    d.cb_free_all();
+    d.cb_alloc(134_208, 4096, Some(64), false).unwrap();
     // CBs without a recorded address stack up from the L1 base:
     // 134208, then 134208 + 1000 = 135208 rounded up to 16 B = 135216.
     d.cb_free_all();
@@ -121,6 +124,9 @@ fn circular_buffers_clash_with_low_l1_buffers() {
         "Statically allocated circular buffers on core range [all cores] grow to 1500000 B which is beyond max L1 \
          size of 1499136 B"
     );
+    // One ending right at the top of worker L1 does not.
+    d.cb_free_all();
+    d.cb_alloc(1_490_000, 9_136, None, false).unwrap();
 }
 
 #[test]

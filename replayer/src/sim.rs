@@ -173,6 +173,7 @@ impl Sim {
         self.device.deallocate(buffer).is_some()
     }
 
+    #[inline]
     pub fn cb_alloc(
         &mut self,
         address: u64,

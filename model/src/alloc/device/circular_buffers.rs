@@ -44,9 +44,10 @@ impl Device {
     /// within worker L1. Globally allocated CBs live inside an L1 buffer and
     /// are not checked. The CB is recorded even when the check fails (the
     /// recorded program did create it).
-    /// (A call, not in line: the replay engine's walk keeps its own code
-    /// small around it.)
-    #[inline(never)]
+    /// In line: the check is a few compares, and as a call its entry, exit
+    /// and the result written through memory cost as much again; only a
+    /// clash's description is built out of line.
+    #[inline(always)]
     pub fn cb_alloc(
         &mut self,
         address: u64,
@@ -62,19 +63,38 @@ impl Device {
         }) else {
             return Ok(());
         };
-        let max_l1 = self.cb_l1_limit;
         let lowest = self.managers[1].lowest_allocated();
-        let kind = if end > max_l1 {
-            CbClashKind::BeyondL1 {
+        let below_l1_buffers = match lowest {
+            Some(lowest) => end <= lowest,
+            None => true,
+        };
+        if end <= self.cb_l1_limit && below_l1_buffers {
+            return Ok(());
+        }
+        self.cb_region_clash(end, lowest, cores)
+    }
+
+    /// The check of [`Device::cb_alloc`] for a static CB region ending at
+    /// `end` (`lowest`: the lowest L1 buffer's address) that failed the
+    /// quick one: beyond worker L1 first, else into the lowest L1 buffer.
+    /// (Out of line, though a replay may clash on most programs: it is the
+    /// rarer outcome, and the bigger code.)
+    #[inline(never)]
+    fn cb_region_clash(
+        &self,
+        end: u64,
+        lowest: Option<u64>,
+        cores: Option<u32>,
+    ) -> Result<(), CbClash> {
+        let max_l1 = self.cb_l1_limit;
+        let kind = match lowest {
+            _ if end > max_l1 => CbClashKind::BeyondL1 {
                 max_l1_size: max_l1,
-            }
-        } else {
-            match lowest {
-                Some(lowest) if lowest < end => CbClashKind::L1Buffer {
-                    l1_buffer_address: lowest,
-                },
-                _ => return Ok(()),
-            }
+            },
+            Some(lowest) if lowest < end => CbClashKind::L1Buffer {
+                l1_buffer_address: lowest,
+            },
+            _ => return Ok(()),
         };
         Err(CbClash {
             program: self.last_program,
