@@ -118,8 +118,7 @@ impl Engine<'_> {
                     let Some(x) = c.frees.get(kf) else { continue };
                     kf += 1;
                     if ord != mark {
-                        let dev = self.dev_index(x.device)?;
-                        self.free(ord, dev, x.buffer, x.site);
+                        self.free(ord, x.device, x.buffer, x.site)?;
                         continue;
                     }
                     Item::Free(x)
@@ -261,11 +260,7 @@ impl Engine<'_> {
     fn item(&mut self, ord: u64, item: &Item<'_>) -> crate::Result<()> {
         match item {
             Item::Alloc(a) => self.alloc_col(ord, a).map(|_stopped| ()),
-            Item::Free(x) => {
-                let dev = self.dev_index(x.device)?;
-                self.free(ord, dev, x.buffer, x.site);
-                Ok(())
-            }
+            Item::Free(x) => self.free(ord, x.device, x.buffer, x.site),
             Item::Event(e) => self.event(ord, e),
             Item::Cb(e) => self.event(ord, e),
             Item::Light(_) => Ok(()),

@@ -44,10 +44,7 @@ impl Engine<'_> {
                 device,
                 buffer,
                 site,
-            } => {
-                let dev = self.dev_index(*device)?;
-                self.free(ord, dev, *buffer, *site);
-            }
+            } => self.free(ord, *device, *buffer, *site)?,
             EventKind::DeviceOpen {
                 device,
                 arch,

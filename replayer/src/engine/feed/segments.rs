@@ -137,8 +137,7 @@ impl Engine<'_> {
                             continue;
                         };
                         k.frees += 1;
-                        let dev = self.dev_index(x.device)?;
-                        self.free(ord, dev, x.buffer, x.site);
+                        self.free(ord, x.device, x.buffer, x.site)?;
                     }
                     CB_ALLOC | CB_FREE_ALL if !looks_at(tag) => {
                         let Some(cb) = c.cbs.get(k.cbs) else {
