@@ -150,8 +150,10 @@ pub struct EngineSetup<'a> {
 pub struct Engine<'a> {
     setup: EngineSetup<'a>,
     devs: Vec<Dev>,
-    /// Device id -> index in `devs`, for ids below `DIRECT_DEVICE_IDS`.
-    dev_by_id: Vec<u16>,
+    /// Device id -> index in `devs`, for ids below `DIRECT_DEVICE_IDS`
+    /// (`NO_DEV` if not seen yet). Held in place: a lookup is one compare
+    /// with a constant and one read, no length or pointer to load.
+    dev_by_id: [u16; DIRECT_DEVICE_IDS],
     /// Every tracked object: live, or outlived its device (its device
     /// closed while it was live: still tracked, no longer on any device).
     live: LiveTable,
@@ -208,7 +210,7 @@ impl<'a> Engine<'a> {
         Engine {
             setup,
             devs: Vec::new(),
-            dev_by_id: Vec::new(),
+            dev_by_id: [NO_DEV; DIRECT_DEVICE_IDS],
             live: LiveTable::default(),
             spans,
             online,

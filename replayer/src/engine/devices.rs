@@ -32,12 +32,8 @@ impl Engine<'_> {
         });
         let idx = self.devs.len() - 1;
         // Small ids (every real device) are found by indexing from now on.
-        if (id.0 as usize) < DIRECT_DEVICE_IDS {
-            let at = id.0 as usize;
-            if self.dev_by_id.len() <= at {
-                self.dev_by_id.resize(at + 1, NO_DEV);
-            }
-            self.dev_by_id[at] = idx as u16;
+        if let Some(entry) = self.dev_by_id.get_mut(id.0 as usize) {
+            *entry = idx as u16;
         }
         idx
     }
