@@ -39,6 +39,9 @@ pub use resume::ModelAddresses;
 use cycle_books::CYCLE_ALLOCS_MIN;
 use live_table::LiveTable;
 
+/// Counted in its device's resident (and tracked) bytes of its type: only
+/// ever set alone (no other flag), and only on a record with a type slot,
+/// so a free finds the common case by this one bit.
 const RESIDENT: u8 = 1;
 const OUTLIVED: u8 = 2;
 /// The model could not place it: not tracked, not a leak; its free is silent.

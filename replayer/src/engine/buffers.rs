@@ -492,14 +492,28 @@ fn count_placed(d: &mut Dev, s: usize, size: u64, ord: u64) {
 /// its model (unless it outlived the device).
 #[inline(always)]
 fn release(d: &mut Dev, live: &Live) {
+    if live.flags & RESIDENT == 0 {
+        return release_not_resident(d, live);
+    }
+    // RESIDENT: a type slot, not failed, not outlived (see the flag). A
+    // type slot indexes arrays of four (the mask drops the checks).
+    let ty = live.slot as usize & 3;
+    d.tracked[ty] -= live.size;
+    d.resident[ty] -= live.size;
+    d.objects -= 1;
+    if let (Some(sim), Some(h)) = (d.sim.as_mut(), live.handle) {
+        sim.free_placed(h);
+    }
+}
+
+/// [`release`] of a record not resident: failed, outlived its device, or
+/// of host memory (no type slot).
+#[cold]
+#[inline(never)]
+fn release_not_resident(d: &mut Dev, live: &Live) {
     let (ty, flags, size) = (live.slot, live.flags, live.size);
     if ty != NO_SLOT && flags & FAILED == 0 {
-        // A type slot indexes arrays of four (the mask drops the checks).
-        let ty = ty as usize & 3;
-        d.tracked[ty] -= size;
-        if flags & RESIDENT != 0 {
-            d.resident[ty] -= size;
-        }
+        d.tracked[ty as usize & 3] -= size;
     }
     // Freed after its device closed: the tracker hears of it now (the
     // device forgot it at its close).

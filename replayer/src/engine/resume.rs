@@ -211,7 +211,8 @@ impl<'a> Engine<'a> {
         let live = |slot: Option<usize>, kind, id, size, site, label, address| Live {
             dev: dev as u16,
             slot: slot.map_or(NO_SLOT, |s| s as u8),
-            flags: RESIDENT,
+            // Host memory (no type slot) is never counted as resident.
+            flags: if slot.is_some() { RESIDENT } else { 0 },
             cycle: 0,
             site,
             kind,
