@@ -168,6 +168,9 @@ pub struct Engine<'a> {
     /// Index in `spans` of the next cycle to start.
     next_cycle: usize,
     in_cycle: bool,
+    /// The current cycle's 1-based index, 0 outside every cycle (what an
+    /// allocation records: one read, kept with `in_cycle`).
+    cycle_number: u32,
     cur_start: u64,
     /// The label of the marker that started the current cycle.
     cycle_label: Option<StringId>,
@@ -221,6 +224,7 @@ impl<'a> Engine<'a> {
             cycle_label: None,
             next_cycle: 0,
             in_cycle: false,
+            cycle_number: 0,
             cur_start: 0,
             next_start,
             cur_end: u64::MAX,

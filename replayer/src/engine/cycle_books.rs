@@ -13,6 +13,7 @@ impl Engine<'_> {
             d.cycle_peak = d.resident;
         }
         self.cycle_count += 1;
+        self.cycle_number = self.cycle_count;
         self.cycle_allocs.clear();
         // Listing an allocation and looking it up at the end costs about
         // 21 instructions; a record of the table looked at costs about 6.
@@ -32,12 +33,9 @@ impl Engine<'_> {
         self.cycle_scan = Some(scan);
     }
 
+    #[inline(always)]
     pub(super) fn cycle_number(&self) -> u32 {
-        if self.in_cycle {
-            self.cycle_count
-        } else {
-            0
-        }
+        self.cycle_number
     }
 
     /// Records an allocation of the current cycle.
@@ -158,6 +156,7 @@ impl Engine<'_> {
         self.cycle_allocs_compact_at = CYCLE_ALLOCS_MIN;
         self.f.cycles.push(stats);
         self.in_cycle = false;
+        self.cycle_number = 0;
     }
 
     /// What-if: frees an object at the end of its cycle, as if its site had
