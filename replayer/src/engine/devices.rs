@@ -48,6 +48,15 @@ impl Engine<'_> {
         Ok(self.devs[dev].sim.as_mut().expect("opened above"))
     }
 
+    /// Device `dev`, its model opened as [`Engine::sim`] does.
+    #[inline]
+    pub(super) fn open_dev(&mut self, dev: usize) -> crate::Result<&mut Dev> {
+        if self.devs[dev].sim.is_none() {
+            self.open_for_use(dev)?;
+        }
+        Ok(&mut self.devs[dev])
+    }
+
     /// Opens a device used while not open (see [`Engine::sim`]).
     #[cold]
     fn open_for_use(&mut self, dev: usize) -> crate::Result<()> {

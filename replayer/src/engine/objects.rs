@@ -169,7 +169,9 @@ impl Engine<'_> {
         cb: &CbEvent,
     ) -> crate::Result<()> {
         let dev = self.dev_index(device)?;
-        let sim = self.sim(dev)?;
+        // The device and its model found once (its peak is kept beside).
+        let d = self.open_dev(dev)?;
+        let sim = d.sim.as_mut().expect("opened");
         // Address 0 is firmware space, never a static CB's: it means "not
         // recorded" (graph captures), so place it as the program's CB
         // allocator does.
@@ -179,8 +181,7 @@ impl Engine<'_> {
             sim.cb_alloc(cb.address, cb.size, cb.cores, cb.global)
         };
         let cb_bytes = sim.cb_bytes();
-        let peak = &mut self.devs[dev].cb_peak;
-        *peak = Some(peak.unwrap_or(0).max(cb_bytes));
+        d.cb_peak = Some(d.cb_peak.unwrap_or(0).max(cb_bytes));
         if let Err(clash) = placed {
             self.cb_clash(ord, device, clash, cb.site);
         }
