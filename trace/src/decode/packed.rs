@@ -175,7 +175,7 @@ pub(super) fn all_below_u32(vals: &[u32], limit: u32, what: &str) -> Result<(), 
     ))
 }
 
-fn max_of(vals: &[u64]) -> u64 {
+pub(super) fn max_of(vals: &[u64]) -> u64 {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx2") {
