@@ -277,7 +277,7 @@ pub(crate) fn decode_free_ids(
 
 crate::decode::fast_cpu_dispatch!(
     /// How many FREE_BY_DEV values are `FAR`.
-    fn count_far => count_far_any(codes: &[u64]) -> usize
+    pub(crate) fn count_far => count_far_any(codes: &[u64]) -> usize
 );
 
 #[inline(always)]

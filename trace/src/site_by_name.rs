@@ -155,7 +155,7 @@ pub(crate) fn decode_sites(
 
 crate::decode::fast_cpu_dispatch!(
     /// How many places are NEW, and the largest place.
-    fn new_and_max => new_and_max_any(places: &[u8]) -> (usize, u8)
+    pub(crate) fn new_and_max => new_and_max_any(places: &[u8]) -> (usize, u8)
 );
 
 /// (A loop the compiler vectorises: byte counters, summed every 255.)

@@ -293,10 +293,8 @@ fn alloc_sites_by_name(
     let vals = &mut s.vals;
     let sites = &mut vals.sites_by_name;
     let places = cols[col::SITE_BY_NAME as usize];
-    let n_new = places
-        .iter()
-        .filter(|&&p| p == crate::site_by_name::SitesByName::NEW)
-        .count();
+    // (`decode_sites` checks the largest place.)
+    let (n_new, _) = crate::site_by_name::new_and_max(places);
     column_values(
         cols[col::SITE_NEW as usize],
         n_new,
@@ -424,11 +422,7 @@ fn hand_out_by_kind(
             "free ordinal",
             &mut fd.codes,
         )?;
-        let n_far = fd
-            .codes
-            .iter()
-            .filter(|&&c| c == crate::free_by_device::FAR)
-            .count();
+        let n_far = crate::free_by_device::count_far(&fd.codes);
         column_values(cols[col::FREE_FAR as usize], n_far, "far free", &mut fd.far)?;
         crate::free_by_device::decode_free_ids(
             &s.alloc_devices,
@@ -480,11 +474,13 @@ fn other_devices(
     s.devices.push(0);
     s.other_dev.clear();
     let mut kd = 0usize;
-    for &pos in &s.other_pos {
-        let t = tags[pos as usize];
-        s.other_dev.push(s.devices[kd]);
-        kd += HAS_DEVICE[t as usize] as usize;
-    }
+    let devices = &s.devices;
+    // (One extend of a known length: no capacity check per event.)
+    s.other_dev.extend(s.other_pos.iter().map(|&pos| {
+        let d = devices[kd];
+        kd += HAS_DEVICE[tags[pos as usize] as usize] as usize;
+        d
+    }));
     s.devices.pop();
     Ok(())
 }
