@@ -150,6 +150,7 @@ fn decode_free_devices_any(
     }
     // Overwritten whole: only growth is zeroed.
     crate::decode::overwrite_len(out, n_free);
+    let out = &mut out[..n_free];
     let (mut ka, mut kf) = (0usize, 0usize);
     for w in words {
         let mut m = w.free;
@@ -160,7 +161,14 @@ fn decode_free_devices_any(
             let k = ka + (w.alloc & ((1u64 << bit) - 1)).count_ones() as usize;
             // (None before the block's first alloc: `k - 1` wraps.)
             let prev = alloc_devices.get(k.wrapping_sub(1)).copied().unwrap_or(0);
-            out[kf] = prev.wrapping_add(unzigzag(codes[kf]) as u32);
+            debug_assert!(kf < n_free);
+            // SAFETY: `kf` counts the free bits before this one of the
+            // words whose free bits number `n_free` = `codes.len()` =
+            // `out.len()` (checked above): it is below both lengths.
+            unsafe {
+                let code = *codes.get_unchecked(kf);
+                *out.get_unchecked_mut(kf) = prev.wrapping_add(unzigzag(code) as u32);
+            }
             kf += 1;
         }
         ka += w.alloc.count_ones() as usize;
@@ -238,9 +246,20 @@ pub(crate) fn decode_free_ids(
     }
     // Overwritten whole (a permutation of the alloc ids): only growth is zeroed.
     crate::decode::overwrite_len(&mut s.ids, alloc_ids.len());
+    let ids = &mut s.ids[..alloc_ids.len()];
+    // Each slot's `start..start + count` lies in `0..at` (its start is the
+    // counts of the slots before it) and `at` is the allocs' count.
+    if alloc_devices.len() != ids.len() {
+        return Err("alloc devices and alloc buffers differ in number".into());
+    }
+    debug_assert_eq!(at as usize, alloc_devices.len());
     for (&d, &id) in alloc_devices.iter().zip(alloc_ids) {
         let st = &mut slots[slot(d)];
-        s.ids[st.next as usize] = id;
+        debug_assert!((st.next as usize) < ids.len());
+        // SAFETY: `next` stays in the slot's `start..start + count`, below
+        // `at` = `ids.len()` (checked above): the slot has `count` allocs,
+        // and each moves it one on.
+        unsafe { *ids.get_unchecked_mut(st.next as usize) = id };
         st.next += 1;
     }
     // From here `next` is the ordinal after each slot's previous free.
@@ -270,7 +289,11 @@ pub(crate) fn decode_free_ids(
             ));
         }
         st.next = ord as u32 + 1;
-        *o = ids[(st.start + ord as u32) as usize];
+        debug_assert!(((st.start + ord as u32) as usize) < ids.len());
+        // SAFETY: `ord < count` (checked above), so the index lies in the
+        // slot's `start..start + count`, below `ids.len()` (checked where
+        // the ids were grouped).
+        *o = unsafe { *ids.get_unchecked((st.start + ord as u32) as usize) };
     }
     Ok(())
 }
