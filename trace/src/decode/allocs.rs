@@ -8,9 +8,11 @@ use super::{DecodeError, RefLimits};
 use crate::codec::{col, AddrHistory, ColumnLayout, SiteHistory, FLAG_ADDR, FLAG_CORES, FLAG_PAGE};
 use crate::varint::unzigzag;
 use by_site::by_site;
+use paged::{paged, PagedRows, ADDR_TABLE};
 use ttalloc_model::BufferType;
 
 mod by_site;
+mod paged;
 
 /// Decodes the block's allocs into `out`, one array per field (`devices`:
 /// the device of each, handed out already, which changes places with
@@ -103,7 +105,7 @@ pub(super) fn decode_allocs(
         )?;
     }
     vals.addr_slots.clear();
-    vals.addr_slots.resize(AddrHistory::SLOTS, 0);
+    vals.addr_slots.resize(ADDR_TABLE, 0);
     // The arrays every alloc has: copied whole, or overwritten whole below
     // (only growth is zeroed).
     // The devices and buffer ids change places with the output's arrays
@@ -117,10 +119,18 @@ pub(super) fn decode_allocs(
             flags: &out.flags,
             devices: &out.device,
             pages: &out.page_size,
-            addr: &vals.addr,
             size_rem: (!rem_zero).then_some(&vals.size_rem[..]),
         };
-        let bad = paged(rows, &mut vals.addr_slots, &mut out.size, &mut out.address);
+        let slots = <&mut [u64; ADDR_TABLE]>::try_from(&mut vals.addr_slots[..])
+            .expect("the table was made ADDR_TABLE long above");
+        let bad = paged(
+            rows,
+            &mut vals.addr,
+            slots,
+            &mut vals.addr_slot_of,
+            &mut out.size,
+            &mut out.address,
+        );
         if bad {
             // (`first_bad_size` reads the page sizes there.)
             std::mem::swap(&mut vals.page, &mut out.page_size);
@@ -220,70 +230,6 @@ super::fast_cpu_dispatch!(
 #[inline(always)]
 fn count_positive_any(values: &[u64]) -> usize {
     values.iter().map(|&v| (v > 0) as usize).sum()
-}
-
-/// The columns of a block whose every alloc has a page size > 0 (and so
-/// a remainder) and an address: one entry per alloc each.
-#[derive(Clone, Copy)]
-struct PagedRows<'a> {
-    flags: &'a [u8],
-    devices: &'a [u32],
-    pages: &'a [u64],
-    addr: &'a [u64],
-    /// `None` where every remainder is 0.
-    size_rem: Option<&'a [u64]>,
-}
-
-super::fast_cpu_dispatch!(
-    /// `any_fields` for a block whose every alloc has a page size > 0 and
-    /// an address (`rows`): sizes into `sizes` (units in), addresses into
-    /// `addresses`, with the previous address per (device, buffer type)
-    /// in `slots`.
-    fn paged => paged_any(
-        rows: PagedRows,
-        slots: &mut [u64],
-        sizes: &mut [u64],
-        addresses: &mut [u64],
-    ) -> bool
-);
-
-#[inline(always)]
-fn paged_any(rows: PagedRows, slots: &mut [u64], sizes: &mut [u64], addresses: &mut [u64]) -> bool {
-    match rows.size_rem {
-        Some(size_rem) => paged_rows(rows, size_rem.iter().copied(), slots, sizes, addresses),
-        None => paged_rows(rows, std::iter::repeat(0), slots, sizes, addresses),
-    }
-}
-
-/// The loop of `paged_any`; `rems` are the allocs' remainders.
-#[inline(always)]
-fn paged_rows(
-    rows: PagedRows,
-    rems: impl Iterator<Item = u64>,
-    slots: &mut [u64],
-    sizes: &mut [u64],
-    addresses: &mut [u64],
-) -> bool {
-    let mut bad_size = false;
-    let cols = rows
-        .flags
-        .iter()
-        .zip(rows.devices)
-        .zip(rows.pages)
-        .zip(rows.addr)
-        .zip(rems);
-    for (((((&f, &d), &p), &a), rem), (size, address)) in
-        cols.zip(sizes.iter_mut().zip(addresses.iter_mut()))
-    {
-        let (whole, o1) = size.overflowing_mul(p);
-        let (total, o2) = whole.overflowing_add(rem);
-        bad_size |= o1 | o2 | (rem >= p);
-        *size = total;
-        let slot = &mut slots[AddrHistory::index(d, f & 7)];
-        *slot = slot.wrapping_add(unzigzag(a) as u64);
-        *address = *slot;
-    }
-    bad_size
 }
 
 /// 2.0–2.2: flags in ALLOC_FLAGS, core counts in CORES, size units in
