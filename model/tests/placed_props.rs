@@ -48,6 +48,12 @@ enum Op {
     FreeStale {
         which: usize,
     },
+    /// Loads a program binary (a DRAM block held by no buffer: the live
+    /// buffers must not count or list it), or unloads a loaded one.
+    Program {
+        load: bool,
+        which: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -64,6 +70,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (1u64..8, any::<usize>()).prop_map(|(pages, which)| Op::AllocAt { pages, which }),
         3 => any::<usize>().prop_map(|which| Op::Free { which }),
         1 => any::<usize>().prop_map(|which| Op::FreeStale { which }),
+        1 => (any::<bool>(), any::<usize>()).prop_map(|(load, which)| Op::Program { load, which }),
     ]
 }
 
@@ -129,8 +136,10 @@ proptest! {
     fn placed_and_id_keyed_devices_agree(ops in prop::collection::vec(op(), 1..250)) {
         let mut by_id = Device::new(Arch::WormholeB0, &small_config()).unwrap();
         let mut placed = Device::new(Arch::WormholeB0, &small_config()).unwrap();
-        // (id, handle) of every live buffer, in allocation order.
-        let mut live: Vec<(BufferId, Handle)> = Vec::new();
+        // (id, handle, address) of every live buffer, in allocation order:
+        // the reference the devices' live buffers are checked against.
+        let mut live: Vec<(BufferId, Handle, u64)> = Vec::new();
+        let mut programs: Vec<ProgramId> = Vec::new();
         let mut gone: Vec<(Handle, u64)> = Vec::new();
         let mut next = 0u64;
         for op in &ops {
@@ -144,7 +153,7 @@ proptest! {
                     prop_assert_eq!(a.as_ref().ok(), b.as_ref().ok().map(|p| &p.placement));
                     prop_assert_eq!(a.err(), b.as_ref().err().cloned());
                     if let Ok(p) = b {
-                        live.push((id, p.handle));
+                        live.push((id, p.handle, p.placement.address));
                     }
                 }
                 Op::AllocAt { pages, which } => {
@@ -157,12 +166,12 @@ proptest! {
                     prop_assert_eq!(a.as_ref().ok(), b.as_ref().ok().map(|p| &p.placement));
                     prop_assert_eq!(a.err(), b.as_ref().err().cloned());
                     if let Ok(p) = b {
-                        live.push((id, p.handle));
+                        live.push((id, p.handle, p.placement.address));
                     }
                 }
                 Op::Free { which } => {
                     if live.is_empty() { continue }
-                    let (id, handle) = live.remove(which % live.len());
+                    let (id, handle, _) = live.remove(which % live.len());
                     prop_assert_eq!(placed.live_placed(handle), by_id.live(id));
                     let a = by_id.deallocate(id);
                     prop_assert!(a.is_some());
@@ -181,8 +190,38 @@ proptest! {
                     prop_assert!(!placed.discard_placed(handle));
                     prop_assert_eq!(placed.live_placed(handle), None);
                 }
+                Op::Program { load: true, .. } => {
+                    next += 1;
+                    let program = ProgramId(next);
+                    let a = by_id.load_program(program, 3000);
+                    let b = placed.load_program(program, 3000);
+                    prop_assert_eq!(&a, &b);
+                    if a.is_ok() {
+                        programs.push(program);
+                    }
+                }
+                Op::Program { load: false, which } => {
+                    if programs.is_empty() { continue }
+                    let program = programs.remove(which % programs.len());
+                    prop_assert_eq!(by_id.unload_program(program), placed.unload_program(program));
+                }
             }
-            prop_assert_eq!(placed.num_live_buffers(), by_id.num_live_buffers());
+            prop_assert_eq!(placed.num_live_buffers(), live.len());
+            prop_assert_eq!(by_id.num_live_buffers(), live.len());
+            let mut expected: Vec<(Owner, u64)> = live
+                .iter()
+                .map(|&(id, _, address)| (Owner::Buffer(id), address))
+                .collect();
+            expected.sort();
+            for d in [&by_id, &placed] {
+                let mut held: Vec<(Owner, u64)> = d
+                    .live_all()
+                    .filter(|r| matches!(r.owner, Owner::Buffer(_)))
+                    .map(|r| (r.owner, r.address))
+                    .collect();
+                held.sort();
+                prop_assert_eq!(&held, &expected);
+            }
         }
         for bt in PLACED_TYPES {
             prop_assert_eq!(placed.memory_view(bt), by_id.memory_view(bt));
@@ -195,7 +234,7 @@ proptest! {
         prop_assert_eq!(all_a, all_b);
         prop_assert_eq!(by_id.close(), placed.close());
         // After close every handle is stale, and the device is as new.
-        for (_, handle) in live {
+        for (_, handle, _) in live {
             prop_assert_eq!(placed.deallocate_placed(handle), None);
         }
         prop_assert_eq!(placed.num_live_buffers(), 0);
@@ -265,4 +304,51 @@ fn a_handle_from_before_close_does_not_free_the_buffer_placed_after_it() {
     let released = d.deallocate_placed(after.handle).unwrap();
     assert_eq!(released.owner, Owner::Buffer(BufferId(2)));
     assert_eq!(d.num_live_buffers(), 0);
+}
+
+/// A program binary that lands in the block entry a freed buffer held
+/// (top-down, in the highest hole, of the hole's size) is not a buffer:
+/// with few blocks (the compact list) and with many (the bucketed one,
+/// where a freed block keeps its entry and its old payload).
+#[test]
+fn a_program_in_a_freed_buffers_block_is_not_a_live_buffer() {
+    for count in [16u64, 400] {
+        let mut d = Device::new(Arch::WormholeB0, &DeviceConfig::default()).unwrap();
+        // One 2048 B page per DRAM bank, top-down: the holes end up above
+        // the free space, where a top-down program of the same size goes.
+        let req = AllocRequest {
+            bottom_up: Some(false),
+            ..AllocRequest::interleaved(BufferType::Dram, 12 * 2048, Some(2048))
+        };
+        let mut live: Vec<(BufferId, Handle, u64)> = (0..count)
+            .map(|i| {
+                let p = d.allocate_placed(BufferId(i), &req).unwrap();
+                (BufferId(i), p.handle, p.placement.address)
+            })
+            .collect();
+        let mut holes = Vec::new();
+        for k in (0..live.len()).rev().step_by(2) {
+            let (_, handle, address) = live.remove(k);
+            assert!(d.discard_placed(handle));
+            holes.push(address);
+        }
+        for p in 0..holes.len() as u64 {
+            let program = d.load_program(ProgramId(p), 12 * 2048).unwrap();
+            assert!(holes.contains(&program.address), "count {count}");
+        }
+        assert_eq!(d.num_live_buffers(), live.len(), "count {count}");
+        let mut held: Vec<(Owner, u64)> = d
+            .live_all()
+            .filter(|r| matches!(r.owner, Owner::Buffer(_)))
+            .map(|r| (r.owner, r.address))
+            .collect();
+        held.sort();
+        let mut expected: Vec<(Owner, u64)> = live
+            .iter()
+            .map(|&(id, _, address)| (Owner::Buffer(id), address))
+            .collect();
+        expected.sort();
+        assert_eq!(held, expected, "count {count}");
+        assert_eq!(d.close().len(), live.len() + holes.len());
+    }
 }

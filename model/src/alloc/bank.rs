@@ -221,7 +221,6 @@ impl BankManager {
     /// request's) and the bank count go in the block's payload, and the
     /// block's generation comes back with the placement.
     #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn place_held(
         &mut self,
         size: u64,
@@ -230,12 +229,11 @@ impl BankManager {
         recorded_per_bank: Option<u64>,
         bottom_up: bool,
         owner: u64,
-        flag: bool,
     ) -> Option<(Placement, BlockRef, u32)> {
         let (reserved, banks) = self.reserve_recent(size, page_size, shards, recorded_per_bank);
         let (address, block, generation) = self
             .free_list
-            .allocate_held(reserved, bottom_up, owner, size, banks, flag)?;
+            .allocate_held(reserved, bottom_up, owner, size, banks)?;
         Some((
             Placement {
                 address,

@@ -335,13 +335,12 @@ impl Device {
             req.per_bank_size,
             bottom_up,
             buffer.0,
-            false,
         ) else {
             return Err(place_failure(&self.managers[s], req));
         };
         Ok(Placed {
             placement: p,
-            handle: self.buffers.held(s, block, generation),
+            handle: Handle::held(s, block, generation),
         })
     }
 
@@ -543,9 +542,17 @@ impl Device {
             )
     }
 
-    /// Live buffers (not programs or traces).
+    /// Live buffers (not programs or traces): every allocated block but
+    /// the programs' and traces' (one each), and the host buffers. Counted
+    /// from what the device keeps anyway: a count of its own cost every
+    /// allocation and free an update.
     pub fn num_live_buffers(&self) -> usize {
-        self.buffers.len()
+        let allocated: usize = self
+            .managers
+            .iter()
+            .map(|m| m.free_list().num_allocated())
+            .sum();
+        allocated - self.programs.len() - self.traces.len() + self.system_buffers
     }
 
     /// Device close: frees everything still live the way `deallocate_all()`

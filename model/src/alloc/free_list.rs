@@ -331,12 +331,14 @@ impl FreeList {
         if let Some(e) = self.blocks.get_mut(self.spare as usize) {
             let i = self.spare;
             self.spare = e.next;
-            // Field by field: the entry keeps its generation.
+            // Field by field: the entry keeps its generation. Whatever
+            // allocates it here holds no payload (see `held.rs`).
             e.addr = addr;
             e.size = size;
             e.prev = NIL;
             e.next = NIL;
             e.allocated = allocated;
+            e.payload.held = false;
             i
         } else {
             self.blocks.push(Block {
@@ -422,7 +424,10 @@ impl FreeList {
             self.blocks[cur as usize].size = alloc;
             self.free_blocks += 1;
         }
-        self.blocks[cur as usize].allocated = true;
+        let b = &mut self.blocks[cur as usize];
+        b.allocated = true;
+        // An allocation without a payload, until `hold` gives it one.
+        b.payload.held = false;
         self.free_blocks -= 1;
         self.num_allocated += 1;
         self.allocated_bytes += alloc;

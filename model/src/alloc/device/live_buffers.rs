@@ -10,7 +10,10 @@
 //! An id index is kept only for the buffers allocated by id
 //! (`Device::allocate` / `Device::deallocate`), so a replay that keeps its
 //! own id table (`Device::allocate_placed` / `Device::discard_placed`)
-//! does no hash operation in the model.
+//! does no hash operation in the model. The handles of indexed buffers
+//! stay in the index (the placed API never gives them out), so a free by
+//! handle never has an id to forget: only [`LiveBuffers::remove_id`]
+//! takes ids out of the index.
 
 use super::Live;
 use crate::alloc::bank::BankManager;
@@ -58,6 +61,16 @@ impl Handle {
         }
     }
 
+    /// The handle of a buffer that got `block` of bank manager `manager`
+    /// with its payload held already ([`FreeList::allocate_held`], not
+    /// indexed by id).
+    ///
+    /// [`FreeList::allocate_held`]: crate::alloc::free_list::FreeList::allocate_held
+    #[inline(always)]
+    pub(super) fn held(manager: usize, block: BlockRef, generation: u32) -> Handle {
+        Handle::new((manager & 3) as u8, block.index(), generation)
+    }
+
     #[inline(always)]
     fn manager(self) -> usize {
         (self.slot >> INDEX_BITS) as usize
@@ -76,7 +89,6 @@ struct HostRecord {
     size: u64,
     generation: u32,
     occupied: bool,
-    indexed: bool,
     /// While vacant: the next vacant record ([`NO_RECORD`] at the end).
     next_vacant: u32,
 }
@@ -99,13 +111,14 @@ pub(super) struct Removed {
     pub(super) per_bank: u64,
 }
 
+/// The live buffers: no count of their own (`Device::num_live_buffers`
+/// counts the allocated blocks).
 #[derive(Clone, Debug)]
 pub(super) struct LiveBuffers {
     host: Vec<HostRecord>,
     /// The first vacant host record ([`NO_RECORD`]: none; a new one is pushed).
     host_vacant: u32,
     by_id: FastMap<BufferId, Handle>,
-    len: usize,
 }
 
 impl Default for LiveBuffers {
@@ -114,16 +127,11 @@ impl Default for LiveBuffers {
             host: Vec::new(),
             host_vacant: NO_RECORD,
             by_id: FastMap::default(),
-            len: 0,
         }
     }
 }
 
 impl LiveBuffers {
-    pub(super) fn len(&self) -> usize {
-        self.len
-    }
-
     /// Is an id allocated *by id* live?
     pub(super) fn contains_id(&self, buffer: BufferId) -> bool {
         self.by_id.contains_key(&buffer)
@@ -168,15 +176,11 @@ impl LiveBuffers {
         block: BlockRef,
         indexed: bool,
     ) -> Handle {
-        self.len += 1;
         let manager = manager & 3;
-        let generation = managers[manager].free_list_mut().hold(
-            block,
-            buffer.0,
-            live.size,
-            live.num_banks,
-            indexed,
-        );
+        let generation =
+            managers[manager]
+                .free_list_mut()
+                .hold(block, buffer.0, live.size, live.num_banks);
         let handle = Handle::new(manager as u8, block.index(), generation);
         if indexed {
             self.by_id.insert(buffer, handle);
@@ -184,34 +188,21 @@ impl LiveBuffers {
         handle
     }
 
-    /// Counts a buffer that got `block` of bank manager `manager` with
-    /// its payload held already ([`FreeList::allocate_held`], not indexed
-    /// by id): its handle.
-    ///
-    /// [`FreeList::allocate_held`]: crate::alloc::free_list::FreeList::allocate_held
-    #[inline(always)]
-    pub(super) fn held(&mut self, manager: usize, block: BlockRef, generation: u32) -> Handle {
-        self.len += 1;
-        Handle::new((manager & 3) as u8, block.index(), generation)
-    }
-
     /// Keeps a host buffer of `size` bytes (`indexed` as in [`LiveBuffers::insert`]).
     pub(super) fn insert_host(&mut self, buffer: BufferId, size: u64, indexed: bool) -> Handle {
-        let handle = self.new_host(buffer, size, indexed);
+        let handle = self.new_host(buffer, size);
         if indexed {
             self.by_id.insert(buffer, handle);
         }
         handle
     }
 
-    fn new_host(&mut self, buffer: BufferId, size: u64, indexed: bool) -> Handle {
-        self.len += 1;
+    fn new_host(&mut self, buffer: BufferId, size: u64) -> Handle {
         let record = |generation| HostRecord {
             buffer,
             size,
             generation,
             occupied: true,
-            indexed,
             next_vacant: NO_RECORD,
         };
         match self.host.get_mut(self.host_vacant as usize) {
@@ -254,7 +245,8 @@ impl LiveBuffers {
 
     /// Takes a buffer out by handle and gives its memory back; `None`
     /// for a stale or foreign handle. A device buffer's free reads its
-    /// block entry only (and its side entry when ids are indexed).
+    /// block entry only. The id index is not looked at: an indexed
+    /// buffer's handle is the index's own (see the module's comment).
     #[inline(always)]
     pub(super) fn remove(
         &mut self,
@@ -265,17 +257,7 @@ impl LiveBuffers {
             return self.remove_host(handle);
         };
         let block = BlockRef::at(handle.index());
-        if !self.by_id.is_empty() {
-            // Before the free: the payload says whether the id is indexed.
-            if let Some((_, _, p)) = m.free_list().held(block, handle.generation) {
-                if p.flag {
-                    let buffer = BufferId(p.owner);
-                    self.by_id.remove(&buffer);
-                }
-            }
-        }
         let per_bank = m.free_held(block, handle.generation)?;
-        self.len -= 1;
         Some(Removed {
             manager: handle.manager() as u8,
             per_bank,
@@ -296,14 +278,9 @@ impl LiveBuffers {
         r.generation = r.generation.wrapping_add(1);
         r.next_vacant = self.host_vacant;
         self.host_vacant = at;
-        self.len -= 1;
-        let (buffer, size) = (r.buffer, r.size);
-        if std::mem::take(&mut r.indexed) {
-            self.by_id.remove(&buffer);
-        }
         Some(Removed {
             manager: HOST,
-            per_bank: size,
+            per_bank: r.size,
         })
     }
 
@@ -318,14 +295,14 @@ impl LiveBuffers {
         self.remove(managers, handle).map(|r| (r, entry))
     }
 
-    /// Takes a buffer allocated by id out.
+    /// Takes a buffer allocated by id out (the one way out of the id index).
     #[inline]
     pub(super) fn remove_id(
         &mut self,
         managers: &mut [BankManager; 4],
         buffer: BufferId,
     ) -> Option<(Removed, Entry)> {
-        let handle = *self.by_id.get(&buffer)?;
+        let handle = self.by_id.remove(&buffer)?;
         self.remove_entry(managers, handle)
     }
 
@@ -351,14 +328,12 @@ impl LiveBuffers {
         for (i, r) in self.host.iter_mut().enumerate().rev() {
             if r.occupied {
                 r.occupied = false;
-                r.indexed = false;
                 r.generation = r.generation.wrapping_add(1);
             }
             r.next_vacant = self.host_vacant;
             self.host_vacant = i as u32;
         }
         self.by_id.clear();
-        self.len = 0;
     }
 }
 

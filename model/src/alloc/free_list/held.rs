@@ -8,16 +8,17 @@ use super::{BlockRef, FreeList};
 
 /// What a holder keeps with an allocation, in its block's entry (a
 /// device: the buffer's id, requested size and bank count). The free list
-/// never reads it; it is the allocation's while its `generation` is the
-/// block's (an allocation made without one, a program binary say, finds
-/// an older payload there, of an older generation).
+/// never reads it; it is the allocation's while the block is allocated
+/// and `held` (an allocation made without one, a program binary say,
+/// clears `held`: whatever older payload is left there is not its own).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Payload {
     pub(crate) owner: u64,
     pub(crate) size: u64,
     pub(crate) banks: u32,
-    pub(crate) generation: u32,
-    pub(crate) flag: bool,
+    /// Written by every path that allocates the block: true only by
+    /// [`FreeList::hold`] and [`FreeList::allocate_held`].
+    pub(crate) held: bool,
 }
 
 impl Payload {
@@ -25,8 +26,7 @@ impl Payload {
         owner: 0,
         size: 0,
         banks: 0,
-        generation: u32::MAX,
-        flag: false,
+        held: false,
     };
 }
 
@@ -34,22 +34,14 @@ impl FreeList {
     /// Keeps `payload` with the allocation in block `b` (just allocated)
     /// and returns the block's generation, what its holder keeps.
     #[inline(always)]
-    pub(crate) fn hold(
-        &mut self,
-        b: BlockRef,
-        owner: u64,
-        size: u64,
-        banks: u32,
-        flag: bool,
-    ) -> u32 {
+    pub(crate) fn hold(&mut self, b: BlockRef, owner: u64, size: u64, banks: u32) -> u32 {
         match self.blocks.get_mut(b.0 as usize) {
             Some(e) => {
                 // Field by field: a whole-payload store went through the stack.
                 e.payload.owner = owner;
                 e.payload.size = size;
                 e.payload.banks = banks;
-                e.payload.generation = e.generation;
-                e.payload.flag = flag;
+                e.payload.held = true;
                 e.generation
             }
             None => 0,
@@ -69,10 +61,9 @@ impl FreeList {
         owner: u64,
         size: u64,
         banks: u32,
-        flag: bool,
     ) -> Option<(u64, BlockRef, u32)> {
         if !self.compact {
-            return self.allocate_held_bucketed(alloc, bottom_up, owner, size, banks, flag);
+            return self.allocate_held_bucketed(alloc, bottom_up, owner, size, banks);
         }
         // No free block is larger than the range: a request larger than
         // it fits nowhere, with no check of its own.
@@ -89,13 +80,12 @@ impl FreeList {
                 e.payload.owner = owner;
                 e.payload.size = size;
                 e.payload.banks = banks;
-                e.payload.generation = e.generation;
-                e.payload.flag = flag;
+                e.payload.held = true;
                 (i, e.generation)
             }
             None => {
                 let i = self.new_block(at, alloc, true);
-                (i, self.hold(BlockRef(i), owner, size, banks, flag))
+                (i, self.hold(BlockRef(i), owner, size, banks))
             }
         };
         self.num_allocated += 1;
@@ -117,14 +107,13 @@ impl FreeList {
         owner: u64,
         size: u64,
         banks: u32,
-        flag: bool,
     ) -> Option<(u64, BlockRef, u32)> {
         if alloc > self.size {
             return None;
         }
         let (at, b) = self.allocate_bucketed(alloc, bottom_up)?;
         self.rebalance();
-        Some((at, b, self.hold(b, owner, size, banks, flag)))
+        Some((at, b, self.hold(b, owner, size, banks)))
     }
 
     /// `(address, bytes reserved, payload)` of the allocation in block
@@ -168,7 +157,7 @@ impl FreeList {
     pub(crate) fn held_blocks(&self) -> impl Iterator<Item = (u64, u64, &Payload)> + '_ {
         self.blocks
             .iter()
-            .filter(|e| e.allocated && e.payload.generation == e.generation)
+            .filter(|e| e.allocated && e.payload.held)
             .map(|e| (e.addr, e.size, &e.payload))
     }
 
