@@ -144,17 +144,12 @@ fn decode(
     }
     let vals = &mut s.vals;
     // Alloc buffer ids: a zigzag delta chain.
-    column_values(
+    super::chain::chain_u64(
         cols[col::ALLOC_BUF as usize],
         n_alloc,
         "alloc buffer",
         &mut vals.alloc_buf,
     )?;
-    let mut buffer = 0u64;
-    for v in vals.alloc_buf.iter_mut() {
-        buffer = buffer.wrapping_add(unzigzag(*v) as u64);
-        *v = buffer;
-    }
     // Names before allocs: 2.4 codes an alloc's site by the op name it runs under.
     column_values(cols[col::NAME as usize], n_names, "name", &mut vals.name)?;
     all_below(&vals.name, limits.strings, "string")?;
@@ -346,7 +341,7 @@ fn by_kind_layout(cols: &[&[u8]; col::COUNT]) -> Result<bool, DecodeError> {
 }
 
 /// Decodes a packed column of zigzag deltas into its running sum (as u32)
-/// in `out`, through the scratch `vals`.
+/// in `out`, through the scratch `vals` if it must (`chain.rs`).
 fn device_chain(
     bytes: &[u8],
     n: usize,
@@ -354,14 +349,7 @@ fn device_chain(
     vals: &mut Vec<u64>,
     out: &mut Vec<u32>,
 ) -> Result<(), DecodeError> {
-    column_values(bytes, n, what, vals)?;
-    super::clear_for(out, n + 1);
-    let mut d = 0u32;
-    out.extend(vals.iter().map(|&v| {
-        d = d.wrapping_add(unzigzag(v) as u32);
-        d
-    }));
-    Ok(())
+    super::chain::chain_u32(bytes, n, what, vals, out)
 }
 
 /// 2.3: every kind has its own device chain and frees chain their buffers,
@@ -437,17 +425,12 @@ fn hand_out_by_kind(
         if !cols[col::FREE_FAR as usize].is_empty() {
             return Err("block holds far frees without their free ordinals".into());
         }
-        column_values(
+        super::chain::chain_u64(
             cols[col::FREE_CHAIN as usize],
             n.free,
             "free buffer",
             &mut vals.free_ids,
         )?;
-        let mut buffer = 0u64;
-        for v in vals.free_ids.iter_mut() {
-            buffer = buffer.wrapping_add(unzigzag(*v) as u64);
-            *v = buffer;
-        }
     }
     other_devices(cols, n, s, &out.tags)
 }

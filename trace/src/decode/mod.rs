@@ -53,6 +53,7 @@ mod allocs;
 mod block;
 mod buffer_columns;
 mod cb_columns;
+mod chain;
 mod columns;
 mod kinds;
 pub(crate) mod mtf;

@@ -14,11 +14,36 @@ pub(super) fn column_values(
     what: &str,
     out: &mut Vec<u64>,
 ) -> Result<(), DecodeError> {
-    // `gather` writes every value (nothing is zeroed first).
+    match packed_as(bytes, n, what)? {
+        Packed::Empty => out.clear(),
+        Packed::NearConstant(rest) => near_constant(rest, n, what, out)?,
+        // `gather` writes every value (nothing is zeroed first).
+        Packed::Planes { w, planes } => gather(w, planes, n, out),
+    }
+    Ok(())
+}
+
+/// How a packed column of `n` values is stored (checked: planes of the
+/// right length, a known width).
+pub(super) enum Packed<'a> {
+    /// No values (`n` is 0).
+    Empty,
+    /// 2.5: what follows the width byte of a near-constant column.
+    NearConstant(&'a [u8]),
+    /// `w` (0–8) byte planes of `n` bytes each.
+    Planes { w: usize, planes: &'a [u8] },
+}
+
+/// Reads the width byte of packed column `bytes` of `n` values and checks
+/// that its planes hold exactly `n` values.
+pub(super) fn packed_as<'a>(
+    bytes: &'a [u8],
+    n: usize,
+    what: &str,
+) -> Result<Packed<'a>, DecodeError> {
     if n == 0 {
-        out.clear();
         return if bytes.is_empty() {
-            Ok(())
+            Ok(Packed::Empty)
         } else {
             Err(format!("column {what} has bytes left after the last event"))
         };
@@ -27,30 +52,50 @@ pub(super) fn column_values(
         return Err(format!("column {what} ends early"));
     };
     if w == NEAR_CONSTANT {
-        return near_constant(planes, n, what, out);
+        return Ok(Packed::NearConstant(planes));
     }
     if w > 8 {
         return Err(format!("column {what} is {w} bytes wide (at most 8)"));
     }
     match planes.len().cmp(&(w as usize * n)) {
-        std::cmp::Ordering::Equal => {}
-        std::cmp::Ordering::Less => return Err(format!("column {what} ends early")),
+        std::cmp::Ordering::Equal => Ok(Packed::Planes {
+            w: w as usize,
+            planes,
+        }),
+        std::cmp::Ordering::Less => Err(format!("column {what} ends early")),
         std::cmp::Ordering::Greater => {
-            return Err(format!("column {what} has bytes left after the last event"))
+            Err(format!("column {what} has bytes left after the last event"))
         }
     }
-    gather(w as usize, planes, n, out);
-    Ok(())
 }
 
 /// 2.5: a near-constant column's `n` values (after its width byte): one
-/// value and the entries that differ from it (`codec/packing.rs`): filled,
-/// then patched; into `out` (cleared first).
+/// value and the entries that differ from it (`codec/packing.rs`); into
+/// `out` (cleared first).
 fn near_constant(
     bytes: &[u8],
     n: usize,
     what: &str,
     out: &mut Vec<u64>,
+) -> Result<(), DecodeError> {
+    out.clear();
+    reserve_exact(out, n);
+    near_constant_runs(bytes, n, what, |common, run, exception| {
+        out.extend(std::iter::repeat_n(common, run));
+        out.extend(exception);
+    })
+}
+
+/// Reads a near-constant column of `n` values (`bytes`: after its width
+/// byte) as runs: calls `each(common, run, Some(v))` for every exception
+/// `v`, with the `run` of common values before it, then `each(common,
+/// run, None)` with the run after the last (the runs and exceptions add
+/// up to `n` values, checked before each call).
+pub(super) fn near_constant_runs(
+    bytes: &[u8],
+    n: usize,
+    what: &str,
+    mut each: impl FnMut(u64, usize, Option<u64>),
 ) -> Result<(), DecodeError> {
     let mut c = Cursor::new(bytes);
     let common = c.varint_long().map_err(overrun(what))?;
@@ -60,9 +105,6 @@ fn near_constant(
             "column {what} holds {k} exceptions among {n} values"
         ));
     }
-    out.clear();
-    reserve_exact(out, n);
-    out.resize(n, common);
     let mut next = 0u64;
     for _ in 0..k {
         let at = next.saturating_add(c.varint().map_err(overrun(what))?);
@@ -72,10 +114,11 @@ fn near_constant(
                 "column {what} places an exception at {at}, past its {n} values"
             ));
         }
-        out[at as usize] = v;
+        each(common, (at - next) as usize, Some(v));
         next = at + 1;
     }
     end(&c, what)?;
+    each(common, n - next as usize, None);
     Ok(())
 }
 
@@ -125,7 +168,7 @@ pub(super) fn gather_any(w: usize, planes: &[u8], n: usize, out: &mut Vec<u64>) 
 /// decoded blocks with huge pages (cli/src/block_pages.rs). Replaced, not
 /// grown: a cleared vector's old values are not copied.
 #[inline(always)]
-fn reserve_exact(out: &mut Vec<u64>, n: usize) {
+pub(super) fn reserve_exact<T>(out: &mut Vec<T>, n: usize) {
     debug_assert!(out.is_empty());
     if out.capacity() <= n {
         *out = Vec::new();
