@@ -107,7 +107,8 @@ mod writer;
 
 pub use checkpoint::{Checkpoint, CheckpointInfo};
 pub use decode::{
-    AllocCol, AllocColumns, AllocExt, BlockColumns, CbCol, CbColumns, FreeCol, FreeColumns,
+    AllocCol, AllocColumns, AllocExt, AllocRef, BlockColumns, CbCol, CbColumns, FreeCol,
+    FreeColumns,
 };
 pub use live::LiveTracker;
 pub use provenance::Provenance;

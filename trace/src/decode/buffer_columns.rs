@@ -127,6 +127,24 @@ impl AllocColumns {
         }
     }
 
+    /// Alloc `i` where it lies, if the block has that many: its flags byte
+    /// read once, each field read from its column when asked. What the
+    /// replay's hot path reads (no `Option` built for a field nobody asks
+    /// for, and none tested twice: `get` builds a whole [`AllocCol`]).
+    #[inline(always)]
+    pub fn at(&self, i: usize) -> Option<AllocRef<'_>> {
+        if i >= self.n {
+            return None;
+        }
+        // SAFETY: `flags` holds at least `n` entries (`AllocColumns::filled`).
+        let flags = unsafe { *self.flags.get_unchecked(i) };
+        Some(AllocRef {
+            columns: self,
+            i,
+            flags,
+        })
+    }
+
     /// Asks for the cache lines of alloc `i` when it starts a line of the
     /// 8-byte arrays (every 8 allocs; the narrower arrays' lines hold more):
     /// a reader on another core than the decoder calls it some way ahead.
@@ -222,6 +240,88 @@ impl AllocColumns {
     }
 }
 
+/// One alloc of a block's [`AllocColumns`], read where it lies (see
+/// [`AllocColumns::at`]): `i` is below the columns' count, so every read
+/// is in bounds without a check.
+#[derive(Clone, Copy)]
+pub struct AllocRef<'c> {
+    columns: &'c AllocColumns,
+    i: usize,
+    flags: u8,
+}
+
+impl AllocRef<'_> {
+    /// Entry `i` of one of the columns (not `ext`).
+    #[inline(always)]
+    fn read<T: Copy>(&self, column: &[T]) -> T {
+        debug_assert!(self.i < column.len());
+        // SAFETY: `i < n` (`AllocColumns::at`), and every array but `ext`
+        // holds at least `n` entries (`AllocColumns::filled`, `push`).
+        unsafe { *column.get_unchecked(self.i) }
+    }
+
+    #[inline(always)]
+    pub fn device(&self) -> DeviceId {
+        DeviceId(self.read(&self.columns.device))
+    }
+
+    #[inline(always)]
+    pub fn buffer(&self) -> BufferId {
+        BufferId(self.read(&self.columns.buffer))
+    }
+
+    /// The buffer type's code (0–4: `BufferType as u8`; the decoder
+    /// rejects codes 5–7, and `BUFFER_TYPES` maps them as `get` does).
+    #[inline(always)]
+    pub fn buffer_type(&self) -> BufferType {
+        BUFFER_TYPES[(self.flags & 7) as usize]
+    }
+
+    #[inline(always)]
+    pub fn layout(&self) -> Layout {
+        // The codes are the discriminants (a match, not a table: it folds
+        // to the code itself).
+        match (self.flags >> 3) & 3 {
+            0 => Layout::Interleaved,
+            1 => Layout::HeightSharded,
+            2 => Layout::WidthSharded,
+            _ => Layout::BlockSharded,
+        }
+    }
+
+    #[inline(always)]
+    pub fn size(&self) -> u64 {
+        self.read(&self.columns.size)
+    }
+
+    /// The recorded address, if any.
+    #[inline(always)]
+    pub fn address(&self) -> Option<u64> {
+        (self.flags & FLAG_ADDR != 0).then(|| self.read(&self.columns.address))
+    }
+
+    #[inline(always)]
+    pub fn page_size(&self) -> Option<u64> {
+        (self.flags & FLAG_PAGE != 0).then(|| self.read(&self.columns.page_size))
+    }
+
+    #[inline(always)]
+    pub fn num_cores(&self) -> Option<u32> {
+        (self.flags & FLAG_CORES != 0).then(|| self.read(&self.columns.num_cores))
+    }
+
+    #[inline(always)]
+    pub fn site(&self) -> SiteId {
+        SiteId(self.read(&self.columns.site))
+    }
+
+    /// The format 2.1 fields (per-bank size, label; none in most blocks).
+    #[inline(always)]
+    pub fn ext(&self) -> AllocExt {
+        self.columns.ext.get(self.i).copied().unwrap_or_default()
+    }
+}
+
 /// Asks for the cache line of `column[i]` (`i` is in bounds).
 #[inline(always)]
 pub(super) fn prefetch_line<T>(column: &[T], i: usize) {
@@ -313,3 +413,6 @@ impl FreeColumns {
         self.filled(n + 1);
     }
 }
+
+#[cfg(test)]
+mod tests;

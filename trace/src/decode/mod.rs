@@ -65,7 +65,7 @@ mod tests;
 mod times;
 
 pub use block::{decode_columns, decode_columns_non_buffer};
-pub use buffer_columns::{AllocCol, AllocColumns, AllocExt, FreeCol, FreeColumns};
+pub use buffer_columns::{AllocCol, AllocColumns, AllocExt, AllocRef, FreeCol, FreeColumns};
 pub use cb_columns::{CbCol, CbColumns};
 pub use columns::BlockColumns;
 pub(crate) use columns::EventCursor;

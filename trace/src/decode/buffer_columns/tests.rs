@@ -1,0 +1,78 @@
+//! [`AllocColumns::at`] reads what [`AllocColumns::get`] builds.
+
+use super::*;
+use proptest::prelude::*;
+
+fn alloc() -> impl Strategy<Value = AllocCol> {
+    (
+        (
+            any::<u32>(),
+            any::<u64>(),
+            0usize..BufferType::ALL.len(),
+            0usize..4,
+        ),
+        (
+            proptest::option::of(any::<u64>()),
+            any::<u64>(),
+            proptest::option::of(any::<u64>()),
+            proptest::option::of(any::<u32>()),
+        ),
+        (
+            proptest::option::of(any::<u64>()),
+            any::<u32>(),
+            any::<u32>(),
+        ),
+    )
+        .prop_map(
+            |(
+                (device, buffer, bt, layout),
+                (address, size, page_size, num_cores),
+                (per_bank_size, label, site),
+            )| AllocCol {
+                device: DeviceId(device),
+                buffer: BufferId(buffer),
+                buffer_type: BufferType::ALL[bt],
+                layout: LAYOUTS[layout],
+                address,
+                size,
+                page_size,
+                num_cores,
+                per_bank_size,
+                label: StringId(label),
+                site: SiteId(site),
+            },
+        )
+}
+
+/// The value `at` reads, field by field, as an `AllocCol`.
+fn read(a: AllocRef<'_>) -> AllocCol {
+    let ext = a.ext();
+    AllocCol {
+        device: a.device(),
+        buffer: a.buffer(),
+        buffer_type: a.buffer_type(),
+        layout: a.layout(),
+        address: a.address(),
+        size: a.size(),
+        page_size: a.page_size(),
+        num_cores: a.num_cores(),
+        per_bank_size: ext.per_bank_size,
+        label: ext.label,
+        site: a.site(),
+    }
+}
+
+proptest! {
+    #[test]
+    fn at_reads_the_fields_get_builds(allocs in proptest::collection::vec(alloc(), 0..40)) {
+        let mut columns = AllocColumns::default();
+        for a in &allocs {
+            columns.push(a);
+        }
+        for (i, a) in allocs.iter().enumerate() {
+            prop_assert_eq!(columns.get(i), Some(*a));
+            prop_assert_eq!(columns.at(i).map(read), Some(*a));
+        }
+        prop_assert!(columns.at(allocs.len()).is_none());
+    }
+}
