@@ -8,6 +8,8 @@
 
 use crate::varint::unzigzag;
 use std::cell::Cell;
+
+mod gaps;
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicU64, Ordering};
 use ttalloc_model::Pid;
@@ -295,7 +297,8 @@ impl Times {
         };
         TimesIter {
             plain: plain.iter(),
-            codes: codes.iter().zip(tags),
+            codes: codes.iter(),
+            tags: tags[..codes.len()].iter(),
             bases,
             unit: self.unit,
             start: self.start,
@@ -319,7 +322,9 @@ static NO_BASES: [u64; 256] = [0; 256];
 /// [`Times::iter`]: the plain values, or the coded gaps summed in order.
 pub(crate) struct TimesIter<'a> {
     plain: std::slice::Iter<'a, u64>,
-    codes: std::iter::Zip<std::slice::Iter<'a, u64>, std::slice::Iter<'a, u8>>,
+    /// The coded gaps left and their events' kinds (as many).
+    codes: std::slice::Iter<'a, u64>,
+    tags: std::slice::Iter<'a, u8>,
     bases: &'a [u64; 256],
     unit: u64,
     start: u64,
@@ -335,7 +340,7 @@ impl Iterator for TimesIter<'_> {
         if let Some(&v) = self.plain.next() {
             return Some(v);
         }
-        let (&code, &tag) = self.codes.next()?;
+        let (&code, &tag) = (self.codes.next()?, self.tags.next()?);
         let gap = (unzigzag(code) as u64).wrapping_add(self.bases[tag as usize]);
         self.ticks = self.ticks.wrapping_add(gap);
         Some(self.start.wrapping_add(self.ticks.wrapping_mul(self.unit)))
@@ -344,6 +349,27 @@ impl Iterator for TimesIter<'_> {
     fn size_hint(&self) -> (usize, Option<usize>) {
         let n = self.plain.len() + self.codes.len();
         (n, Some(n))
+    }
+
+    /// Every time in one loop per form (a whole-column pass: `sum`,
+    /// `extend`, `for_each` come here), not a test of the plain values
+    /// per coded one. The gaps of each chunk are made first, apart from
+    /// the running sum: a loop without the sum's dependency.
+    fn fold<B, F: FnMut(B, u64) -> B>(self, init: B, mut f: F) -> B {
+        let mut acc = self.plain.copied().fold(init, &mut f);
+        let (bases, unit, start) = (self.bases, self.unit, self.start);
+        let mut ticks = self.ticks;
+        let (codes, tags) = (self.codes.as_slice(), self.tags.as_slice());
+        let mut gaps = [0u64; CHUNK];
+        for (cc, tc) in codes.chunks(CHUNK).zip(tags.chunks(CHUNK)) {
+            let gaps = &mut gaps[..cc.len()];
+            gaps::gaps(cc, tc, bases, gaps);
+            for &g in gaps.iter() {
+                ticks = ticks.wrapping_add(g);
+                acc = f(acc, start.wrapping_add(ticks.wrapping_mul(unit)));
+            }
+        }
+        acc
     }
 }
 
@@ -440,6 +466,16 @@ mod tests {
                 assert_eq!(t.at(p, &tags), expect[p], "event {p} of {n}");
             }
             assert_eq!(t.iter(&tags).collect::<Vec<_>>(), expect);
+            // A fold (in chunks), from the start and after a few `next`s.
+            let folded = |skip: usize| {
+                let mut it = t.iter(&tags);
+                let mut got: Vec<u64> = it.by_ref().take(skip).collect();
+                it.fold((), |(), ts| got.push(ts));
+                got
+            };
+            for skip in [0, 1, 5, 40] {
+                assert_eq!(folded(skip), expect, "{n} events, {skip} taken first");
+            }
             assert_eq!(
                 (t.at(n, &tags), t.next(n, 1, &tags)),
                 (0, 0),
