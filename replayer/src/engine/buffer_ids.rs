@@ -27,11 +27,13 @@ const NONE: u32 = 0;
 /// Entry of a freed id.
 const FREED: u32 = u32::MAX;
 
-#[derive(Default)]
 pub(super) struct BufferIds {
-    /// The first is the one used last (moved to the front when another
-    /// is used: found without an index).
-    windows: Vec<Window>,
+    /// The window used last (a placeholder, `NO_RUN`, before the first):
+    /// held in place, so the fast paths read its entries with no length
+    /// check and no pointer to a list of windows to load.
+    front: Window,
+    /// The other windows (swapped with `front` when one of them is used).
+    rest: Vec<Window>,
     /// The ids that window covers, `last_lo..last_lo + last_len` (inside
     /// its run; empty when there is none or it is retired): one compare
     /// finds whether it covers an id (see `sync_last`).
@@ -42,6 +44,9 @@ pub(super) struct BufferIds {
     /// Freed ids outside every window.
     freed: FreedSet,
 }
+
+/// `Window::run` of the placeholder (no id's run: ids have 64 bits).
+const NO_RUN: u64 = u64::MAX;
 
 struct Window {
     /// `id >> RUN_SHIFT` of the ids it covers.
@@ -59,6 +64,29 @@ struct Window {
 }
 
 impl Window {
+    /// A window of run `run` over ids `base..base + WINDOW`, all entries `NONE`.
+    fn new(run: u64, base: u64) -> Window {
+        Window {
+            run,
+            base,
+            entries: vec![NONE; WINDOW as usize]
+                .into_boxed_slice()
+                .try_into()
+                .expect("WINDOW entries"),
+            used: 0,
+            scanned: 0,
+            retired: false,
+        }
+    }
+
+    /// `BufferIds::front` before any window: covers nothing (retired).
+    fn placeholder() -> Window {
+        Window {
+            retired: true,
+            ..Window::new(NO_RUN, 0)
+        }
+    }
+
     #[inline]
     fn covers(&self, id: u64) -> bool {
         id.wrapping_sub(self.base) < WINDOW && !self.retired
@@ -145,20 +173,38 @@ fn freed_mask(group: &[u32]) -> (u64, bool) {
     (bits, live)
 }
 
+impl Default for BufferIds {
+    fn default() -> Self {
+        BufferIds {
+            front: Window::placeholder(),
+            rest: Vec::new(),
+            last_lo: 0,
+            last_len: 0,
+            overflow: FastMap::default(),
+            freed: FreedSet::default(),
+        }
+    }
+}
+
 impl BufferIds {
+    /// How many windows there are (the placeholder is none).
+    fn window_count(&self) -> usize {
+        self.rest.len() + usize::from(self.front.run != NO_RUN)
+    }
+
     /// The window of `id`'s run, if it has one (not retired).
     #[inline]
     fn window(&mut self, id: u64) -> Option<&mut Window> {
         let run = id >> RUN_SHIFT;
-        match self.windows.first() {
-            Some(w) if w.run == run => {}
-            _ => {
-                let i = self.windows.iter().position(|w| w.run == run)?;
-                self.windows.swap(0, i);
-                self.sync_last();
+        if self.front.run != run {
+            let i = self.rest.iter().position(|w| w.run == run)?;
+            std::mem::swap(&mut self.front, &mut self.rest[i]);
+            if self.rest[i].run == NO_RUN {
+                self.rest.swap_remove(i);
             }
+            self.sync_last();
         }
-        let w = &mut self.windows[0];
+        let w = &mut self.front;
         (!w.retired).then_some(w)
     }
 
@@ -166,8 +212,8 @@ impl BufferIds {
     /// covers (`Window::covers`) that are of its run. Called whenever that
     /// window changes (another one, slid, retired).
     fn sync_last(&mut self) {
-        let (lo, hi) = match self.windows.first() {
-            Some(w) if !w.retired => {
+        let (lo, hi) = match &self.front {
+            w if !w.retired => {
                 let run_start = w.run << RUN_SHIFT;
                 let run_end = (w.run + 1).checked_shl(RUN_SHIFT).unwrap_or(u64::MAX);
                 (
@@ -189,10 +235,10 @@ impl BufferIds {
             return None;
         }
         debug_assert!({
-            let w = &self.windows[0];
+            let w = &self.front;
             w.run == id >> RUN_SHIFT && w.covers(id)
         });
-        self.windows.first_mut()
+        Some(&mut self.front)
     }
 
     /// The entry of `id` in the window used last, if that window covers it
@@ -263,27 +309,20 @@ impl BufferIds {
     }
 
     fn set_live_general(&mut self, id: u64, slot: u32) {
-        if self.window(id).is_none() && self.windows.len() < MAX_WINDOWS {
+        if self.window(id).is_none() && self.window_count() < MAX_WINDOWS {
             let run = id >> RUN_SHIFT;
-            if !self.windows.iter().any(|w| w.run == run) {
-                self.windows.push(Window {
-                    run,
-                    base: id.saturating_sub(WINDOW - 1).div_ceil(CHUNK) * CHUNK,
-                    entries: vec![NONE; WINDOW as usize]
-                        .into_boxed_slice()
-                        .try_into()
-                        .expect("WINDOW entries"),
-                    used: 0,
-                    scanned: 0,
-                    retired: false,
-                });
-                let new = self.windows.len() - 1;
-                self.windows.swap(0, new);
+            // (`window` made the run's window the front, if it has one.)
+            if self.front.run != run {
+                let base = id.saturating_sub(WINDOW - 1).div_ceil(CHUNK) * CHUNK;
+                let old = std::mem::replace(&mut self.front, Window::new(run, base));
+                if old.run != NO_RUN {
+                    self.rest.push(old);
+                }
             }
         }
         let (overflow, freed) = (&mut self.overflow, &mut self.freed);
-        match self.windows.first_mut() {
-            Some(w) if w.run == id >> RUN_SHIFT && !w.retired && id >= w.base => {
+        match &mut self.front {
+            w if w.run == id >> RUN_SHIFT && !w.retired && id >= w.base => {
                 if !w.covers(id) {
                     w.slide_to(id, overflow, freed);
                 }

@@ -142,8 +142,8 @@ fn a_long_dense_run_keeps_its_long_lived_and_freed_ids() {
             assert_eq!(ids.free(id - 10), Some(((id - 10) % 1_000_000) as u32));
         }
     }
-    assert!(!ids.windows[0].retired);
-    assert_eq!(ids.windows[0].base, 184_320);
+    assert!(!ids.front.retired);
+    assert_eq!(ids.front.base, 184_320);
     assert_eq!(ids.overflow.len(), 185);
     for id in (0..199_990u64).step_by(1000) {
         assert_eq!(ids.slot(id), Some(id as u32));
@@ -160,7 +160,7 @@ fn sparse_ids_retire_the_window() {
     for i in 0..100u64 {
         ids.set_live(i << 20, i as u32);
     }
-    assert!(ids.windows[0].retired);
+    assert!(ids.front.retired);
     for i in 0..100u64 {
         assert_eq!(ids.slot(i << 20), Some(i as u32));
     }
