@@ -108,7 +108,7 @@ mod writer;
 pub use checkpoint::{Checkpoint, CheckpointInfo};
 pub use decode::{
     AllocCol, AllocColumns, AllocExt, AllocRef, BlockColumns, CbCol, CbColumns, FreeCol,
-    FreeColumns,
+    FreeColumns, FreeRef,
 };
 pub use live::LiveTracker;
 pub use provenance::Provenance;

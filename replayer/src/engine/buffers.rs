@@ -322,17 +322,19 @@ impl Engine<'_> {
     /// synthetic 1059.4M -> 1046.6M instructions in all). The device's
     /// index is not looked up when the freed record is on it (nearly
     /// always): its entry exists, and nothing else here needs it.
+    /// `site` gives the free's call site, read only for a bad free (a
+    /// block's column is not read for every free).
     #[inline(always)]
     pub(super) fn free(
         &mut self,
         ord: u64,
         device: DeviceId,
         buffer: BufferId,
-        site: SiteId,
+        site: impl FnOnce() -> SiteId,
     ) -> crate::Result<()> {
         let Some(live) = self.live.take_buffer(buffer.get()) else {
             let dev = self.dev_index(device)?;
-            self.bad_free(ord, dev, buffer, site);
+            self.bad_free(ord, dev, buffer, site());
             return Ok(());
         };
         let d = &mut self.devs[live.dev as usize];

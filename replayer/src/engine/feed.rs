@@ -118,7 +118,7 @@ impl Engine<'_> {
                     let Some(x) = c.frees.get(kf) else { continue };
                     kf += 1;
                     if ord != mark {
-                        self.free(ord, x.device, x.buffer, x.site)?;
+                        self.free(ord, x.device, x.buffer, || x.site)?;
                         continue;
                     }
                     Item::Free(x)
@@ -260,7 +260,7 @@ impl Engine<'_> {
     fn item(&mut self, ord: u64, item: &Item<'_>) -> crate::Result<()> {
         match item {
             Item::Alloc(a) => self.alloc_col(ord, a).map(|_stopped| ()),
-            Item::Free(x) => self.free(ord, x.device, x.buffer, x.site),
+            Item::Free(x) => self.free(ord, x.device, x.buffer, || x.site),
             Item::Event(e) => self.event(ord, e),
             Item::Cb(e) => self.event(ord, e),
             Item::Light(_) => Ok(()),

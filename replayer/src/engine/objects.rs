@@ -44,7 +44,7 @@ impl Engine<'_> {
                 device,
                 buffer,
                 site,
-            } => self.free(ord, *device, *buffer, *site)?,
+            } => self.free(ord, *device, *buffer, || *site)?,
             EventKind::DeviceOpen {
                 device,
                 arch,

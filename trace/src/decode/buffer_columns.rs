@@ -376,6 +376,13 @@ impl FreeColumns {
         }
     }
 
+    /// Free `i` where it lies, if the block has that many: each field read
+    /// from its column when asked (the site only matters to a bad free).
+    #[inline(always)]
+    pub fn at(&self, i: usize) -> Option<FreeRef<'_>> {
+        (i < self.n).then_some(FreeRef { columns: self, i })
+    }
+
     /// As [`AllocColumns::prefetch`].
     #[inline(always)]
     pub fn prefetch(&self, i: usize) {
@@ -411,6 +418,40 @@ impl FreeColumns {
         self.buffer.push(x.buffer.0);
         self.site.push(x.site.0);
         self.filled(n + 1);
+    }
+}
+
+/// One free of a block's [`FreeColumns`], read where it lies (see
+/// [`FreeColumns::at`]): `i` is below the columns' count.
+#[derive(Clone, Copy)]
+pub struct FreeRef<'c> {
+    columns: &'c FreeColumns,
+    i: usize,
+}
+
+impl FreeRef<'_> {
+    /// Entry `i` of one of the columns.
+    #[inline(always)]
+    fn read<T: Copy>(&self, column: &[T]) -> T {
+        debug_assert!(self.i < column.len());
+        // SAFETY: `i < n` (`FreeColumns::at`), and every array holds at
+        // least `n` entries (`FreeColumns::filled`, `push`).
+        unsafe { *column.get_unchecked(self.i) }
+    }
+
+    #[inline(always)]
+    pub fn device(&self) -> DeviceId {
+        DeviceId(self.read(&self.columns.device))
+    }
+
+    #[inline(always)]
+    pub fn buffer(&self) -> BufferId {
+        BufferId(self.read(&self.columns.buffer))
+    }
+
+    #[inline(always)]
+    pub fn site(&self) -> SiteId {
+        SiteId(self.read(&self.columns.site))
     }
 }
 

@@ -65,7 +65,9 @@ mod tests;
 mod times;
 
 pub use block::{decode_columns, decode_columns_non_buffer};
-pub use buffer_columns::{AllocCol, AllocColumns, AllocExt, AllocRef, FreeCol, FreeColumns};
+pub use buffer_columns::{
+    AllocCol, AllocColumns, AllocExt, AllocRef, FreeCol, FreeColumns, FreeRef,
+};
 pub use cb_columns::{CbCol, CbColumns};
 pub use columns::BlockColumns;
 pub(crate) use columns::EventCursor;

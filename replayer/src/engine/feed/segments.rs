@@ -133,11 +133,11 @@ impl Engine<'_> {
                         }
                     }
                     FREE => {
-                        let Some(x) = c.frees.get(k.frees) else {
+                        let Some(x) = c.frees.at(k.frees) else {
                             continue;
                         };
                         k.frees += 1;
-                        self.free(ord, x.device, x.buffer, x.site)?;
+                        self.free(ord, x.device(), x.buffer(), || x.site())?;
                     }
                     CB_ALLOC | CB_FREE_ALL if !looks_at(tag) => {
                         let Some(cb) = c.cbs.get(k.cbs) else {

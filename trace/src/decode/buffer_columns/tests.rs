@@ -1,4 +1,4 @@
-//! [`AllocColumns::at`] reads what [`AllocColumns::get`] builds.
+//! [`AllocColumns::at`] and [`FreeColumns::at`] read what `get` builds.
 
 use super::*;
 use proptest::prelude::*;
@@ -74,5 +74,31 @@ proptest! {
             prop_assert_eq!(columns.at(i).map(read), Some(*a));
         }
         prop_assert!(columns.at(allocs.len()).is_none());
+    }
+}
+
+proptest! {
+    #[test]
+    fn free_at_reads_the_fields_get_builds(
+        frees in proptest::collection::vec((any::<u32>(), any::<u64>(), any::<u32>()), 0..40),
+    ) {
+        let mut columns = FreeColumns::default();
+        let frees: Vec<FreeCol> = frees
+            .into_iter()
+            .map(|(device, buffer, site)| FreeCol {
+                device: DeviceId(device),
+                buffer: BufferId(buffer),
+                site: SiteId(site),
+            })
+            .collect();
+        for x in &frees {
+            columns.push(x);
+        }
+        for (i, x) in frees.iter().enumerate() {
+            let at = columns.at(i).expect("in the block");
+            prop_assert_eq!(columns.get(i), Some(*x));
+            prop_assert_eq!((at.device(), at.buffer(), at.site()), (x.device, x.buffer, x.site));
+        }
+        prop_assert!(columns.at(frees.len()).is_none());
     }
 }
