@@ -481,12 +481,18 @@ fn count_placed(d: &mut Dev, s: usize, size: u64, ord: u64) {
     let s = s & 3;
     d.tracked[s] += size;
     d.resident[s] += size;
-    d.cycle_peak[s] = d.cycle_peak[s].max(d.resident[s]);
-    if d.resident[s] > d.peak[s].bytes {
-        d.peak[s] = Peak {
-            bytes: d.resident[s],
-            event: ord,
-        };
+    // The cycle's peak is one of the bytes resident since the cycle began,
+    // so never above the replay's peak: only a new cycle peak can be a new
+    // peak (one compare for most allocations, not two).
+    debug_assert!(d.cycle_peak[s] <= d.peak[s].bytes);
+    if d.resident[s] > d.cycle_peak[s] {
+        d.cycle_peak[s] = d.resident[s];
+        if d.resident[s] > d.peak[s].bytes {
+            d.peak[s] = Peak {
+                bytes: d.resident[s],
+                event: ord,
+            };
+        }
     }
 }
 
