@@ -2,6 +2,7 @@
 //! the recorded address, and kept in the books (tracked and resident bytes,
 //! peaks, out-of-memory, divergences, bad frees).
 
+use super::live_table::Claimed;
 use super::*;
 
 impl Engine<'_> {
@@ -87,7 +88,7 @@ impl Engine<'_> {
         ord: u64,
         dev: usize,
         s: usize,
-        slot: u32,
+        slot: Claimed,
         buffer: BufferId,
         req: Req,
         recorded: Option<u64>,
@@ -132,7 +133,7 @@ impl Engine<'_> {
     fn write_record(
         &mut self,
         ord: u64,
-        slot: u32,
+        slot: Claimed,
         buffer: BufferId,
         size: u64,
         site: SiteId,
@@ -140,7 +141,7 @@ impl Engine<'_> {
         p: Placed,
     ) {
         let cycle = self.cycle_number();
-        *self.live.get_mut(slot) = Live {
+        let record = Live {
             dev: p.dev as u16,
             slot: p.s as u8,
             flags: p.flags,
@@ -154,8 +155,9 @@ impl Engine<'_> {
             event: ord,
             address: p.address,
         };
+        self.live.write_claimed(slot, record);
         if cycle != 0 {
-            self.push_cycle_alloc(slot, ord);
+            self.push_cycle_alloc(slot.slot(), ord);
         }
     }
 

@@ -10,6 +10,20 @@ use ttalloc_model::hash::FastMap;
 /// `Live::event` of a vacant slot (no event has this ordinal).
 const VACANT: u64 = u64::MAX;
 
+/// A slot claimed for a new buffer's record ([`LiveTable::claim_new_buffer`]).
+/// Made only there, from a slot of the table (a vacant one, or one pushed
+/// then), and the table never drops a slot: so its record is written
+/// without a bounds check ([`LiveTable::write_claimed`]).
+#[derive(Clone, Copy)]
+pub(super) struct Claimed(u32);
+
+impl Claimed {
+    #[inline(always)]
+    pub(super) fn slot(self) -> u32 {
+        self.0
+    }
+}
+
 #[derive(Default)]
 pub(super) struct LiveTable {
     records: Vec<Live>,
@@ -32,11 +46,6 @@ impl LiveTable {
     #[inline]
     pub(super) fn get(&self, slot: u32) -> &Live {
         &self.records[slot as usize]
-    }
-
-    #[inline(always)]
-    pub(super) fn get_mut(&mut self, slot: u32) -> &mut Live {
-        &mut self.records[slot as usize]
     }
 
     /// A slot to write a new record in (vacant until it is).
@@ -137,7 +146,7 @@ impl LiveTable {
     /// `buffer_slot`). The slot stays vacant until its record is written
     /// (`get_mut`), which the caller does before the table is read again.
     #[inline(always)]
-    pub(super) fn claim_new_buffer(&mut self, id: u64) -> Option<u32> {
+    pub(super) fn claim_new_buffer(&mut self, id: u64) -> Option<Claimed> {
         let entry = self.buffers.vacant_entry(id)?;
         let slot = match self.vacant.pop() {
             Some(slot) => slot,
@@ -147,16 +156,27 @@ impl LiveTable {
             }
         };
         *entry = BufferIds::live_entry(slot);
-        Some(slot)
+        Some(Claimed(slot))
     }
 
     /// [`LiveTable::claim_new_buffer`] by the general path (`id` is not in
     /// the table).
     #[inline(never)]
-    pub(super) fn claim_new_buffer_slow(&mut self, id: u64) -> u32 {
+    pub(super) fn claim_new_buffer_slow(&mut self, id: u64) -> Claimed {
         let slot = self.vacant_slot();
         self.buffers.set_live(id, slot);
-        slot
+        Claimed(slot)
+    }
+
+    /// Writes the record of a claimed slot.
+    #[inline(always)]
+    pub(super) fn write_claimed(&mut self, at: Claimed, live: Live) {
+        debug_assert!((at.0 as usize) < self.records.len());
+        // SAFETY: a `Claimed` holds a slot of `records` (see `Claimed`:
+        // made only by the claims above, from `vacant`, which holds slots
+        // of records, or from a record just pushed), and `records` never
+        // shrinks.
+        unsafe { *self.records.get_unchecked_mut(at.0 as usize) = live };
     }
 
     /// Records buffer `live.id`, not in the table yet; returns its slot.
@@ -188,7 +208,11 @@ impl LiveTable {
     pub(super) fn take_buffer(&mut self, id: u64) -> Option<&Live> {
         let slot = self.buffers.free(id)?;
         self.vacant.push(slot);
-        let r = &mut self.records[slot as usize];
+        debug_assert!((slot as usize) < self.records.len());
+        // SAFETY: `buffers` holds only slots of `records` (this table gives
+        // it each slot it holds: `claim_new_buffer`, `claim_new_buffer_slow`,
+        // `insert_new_buffer`), and `records` never shrinks.
+        let r = unsafe { self.records.get_unchecked_mut(slot as usize) };
         r.event = VACANT;
         Some(r)
     }
