@@ -148,6 +148,25 @@ impl Sim {
         }
     }
 
+    /// [`Sim::alloc_placed`] of a device buffer whose bank manager the
+    /// caller knows: `slot` is `manager_slot(req.buffer_type)` (the
+    /// engine's type slot), so the model does not look it up again.
+    #[inline(always)]
+    pub fn alloc_placed_in(
+        &mut self,
+        slot: usize,
+        buffer: BufferId,
+        req: &Req,
+    ) -> Result<(u64, Handle), AllocFailure> {
+        match self
+            .device
+            .allocate_placed_in(slot, buffer, &Self::request(req))
+        {
+            Ok(p) => Ok((p.placement.address, p.handle)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// [`Sim::alloc_at`] for a caller that keeps its own ids: the handle, or
     /// `None` if the range is not free.
     pub fn alloc_placed_at(&mut self, buffer: BufferId, req: &Req, address: u64) -> Option<Handle> {

@@ -112,21 +112,30 @@ pub struct Device {
     strict: bool,
 }
 
-/// The bank manager of each buffer type (by tt-metal's number), or
-/// `HOST`: a table, not a jump table, on every allocation's path.
+/// The bank manager of each buffer type (by tt-metal's number): its place
+/// in [`BufferType::DEVICE`], or `HOST`. A table, not a jump table.
 const MANAGER_OF: [u8; 5] = {
     let mut t = [live_buffers::HOST; 5];
-    t[BufferType::Dram as usize] = 0;
-    t[BufferType::L1 as usize] = 1;
-    t[BufferType::L1Small as usize] = 2;
-    t[BufferType::Trace as usize] = 3;
+    let mut i = 0;
+    while i < BufferType::DEVICE.len() {
+        t[BufferType::DEVICE[i] as usize] = i as u8;
+        i += 1;
+    }
     t
 };
 
+/// The bank manager of a buffer type: its place in [`BufferType::DEVICE`]
+/// (DRAM, L1, L1_SMALL, TRACE); `None` for SYSTEM_MEMORY, which has none.
+/// What [`Device::allocate_placed_in`] takes.
 #[inline(always)]
-fn slot(bt: BufferType) -> Option<usize> {
+pub fn manager_slot(bt: BufferType) -> Option<usize> {
     let m = MANAGER_OF[bt as usize];
     (m != live_buffers::HOST).then_some(m as usize)
+}
+
+#[inline(always)]
+fn slot(bt: BufferType) -> Option<usize> {
+    manager_slot(bt)
 }
 
 /// Where a host buffer of `size` bytes "lands": nowhere, one bank of its size.
@@ -318,11 +327,39 @@ impl Device {
         self.place(buffer, req)
     }
 
+    /// [`Device::allocate_placed`] of a device buffer for a caller that
+    /// knows the request's bank manager already: `slot` must be
+    /// [`manager_slot`]`(req.buffer_type)` (a replay has it: one table
+    /// lookup per allocation, not two). Any other slot places the buffer
+    /// in that slot's bank manager.
+    #[inline(always)]
+    pub fn allocate_placed_in(
+        &mut self,
+        slot: usize,
+        buffer: BufferId,
+        req: &AllocRequest,
+    ) -> Result<Placed, AllocError> {
+        debug_assert_eq!(Some(slot), manager_slot(req.buffer_type));
+        // Masked: the four bank managers need no bounds check.
+        self.place_in_slot(slot & 3, buffer, req)
+    }
+
     #[inline(always)]
     fn place(&mut self, buffer: BufferId, req: &AllocRequest) -> Result<Placed, AllocError> {
         let Some(s) = slot(req.buffer_type) else {
             return Ok(self.track_system(buffer, req.size, false));
         };
+        self.place_in_slot(s, buffer, req)
+    }
+
+    /// Places a device buffer in bank manager `s`.
+    #[inline(always)]
+    fn place_in_slot(
+        &mut self,
+        s: usize,
+        buffer: BufferId,
+        req: &AllocRequest,
+    ) -> Result<Placed, AllocError> {
         self.check_l1_small(req)?;
         let bottom_up = req
             .bottom_up

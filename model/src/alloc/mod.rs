@@ -79,8 +79,8 @@ mod restore;
 
 pub use bank::{size_per_bank, BankManager, Placement, Statistics};
 pub use device::{
-    default_bottom_up, trace_page_size, AllocRequest, BlockView, CircularBuffer, Device, Handle,
-    Placed, Released, PROGRAM_PAGE_SIZE,
+    default_bottom_up, manager_slot, trace_page_size, AllocRequest, BlockView, CircularBuffer,
+    Device, Handle, Placed, Released, PROGRAM_PAGE_SIZE,
 };
 pub use error::{AllocError, CbClash, CbClashKind, ConfigError, OutOfMemory};
 pub use free_list::{BlockRef, FreeList, Span};

@@ -53,7 +53,7 @@ impl Engine<'_> {
         // straight on: a handle merged from several outcomes went through
         // the stack in pieces and was read back whole (a store-forwarding
         // stall at every alloc).
-        let placed = sim.alloc_placed(buffer, &req);
+        let placed = sim.alloc_placed_in(s, buffer, &req);
         let (address, handle) = match (placed, recorded) {
             (Ok((addr, handle)), None) => (addr, handle),
             (Ok((addr, handle)), Some(rec)) if rec == addr => (addr, handle),
@@ -559,5 +559,11 @@ fn device_type_slot(bt: BufferType) -> Option<usize> {
 fn the_slot_table_is_type_slot() {
     for bt in BufferType::ALL {
         assert_eq!(device_type_slot(bt), type_slot(bt), "{bt:?}");
+        // What `Sim::alloc_placed_in` is given for the model's bank manager.
+        assert_eq!(
+            device_type_slot(bt),
+            ttalloc_model::alloc::manager_slot(bt),
+            "{bt:?}"
+        );
     }
 }
