@@ -54,7 +54,7 @@ impl LiveTable {
         match self.vacant.pop() {
             Some(slot) => slot,
             None => {
-                self.records.push(Live::VACANT);
+                push_record(&mut self.records, &mut self.vacant, Live::VACANT);
                 (self.records.len() - 1) as u32
             }
         }
@@ -108,7 +108,7 @@ impl LiveTable {
                 slot
             }
             None => {
-                self.records.push(live);
+                push_record(&mut self.records, &mut self.vacant, live);
                 (self.records.len() - 1) as u32
             }
         }
@@ -121,6 +121,24 @@ impl LiveTable {
         r.event = VACANT;
         self.vacant.push(slot);
         live
+    }
+
+    /// `slot`, whose record was live until now, is vacant: pushed on
+    /// `vacant` without a capacity check (a free's).
+    #[inline(always)]
+    fn push_vacant(&mut self, slot: u32) {
+        let len = self.vacant.len();
+        debug_assert!(len < self.records.len() && self.records.len() <= self.vacant.capacity());
+        // SAFETY: `vacant` holds distinct slots of vacant records (a slot
+        // goes on it when its record stops being live, and comes off when
+        // it is claimed), and `slot`'s record was live: so `len` is below
+        // `records.len()`, which `push_record` keeps at most the capacity.
+        // Entry `len` is in the allocation, and the first `len + 1` are
+        // initialized once it is written.
+        unsafe {
+            self.vacant.as_mut_ptr().add(len).write(slot);
+            self.vacant.set_len(len + 1);
+        }
     }
 
     #[inline]
@@ -151,7 +169,7 @@ impl LiveTable {
         let slot = match self.vacant.pop() {
             Some(slot) => slot,
             None => {
-                self.records.push(Live::VACANT);
+                push_record(&mut self.records, &mut self.vacant, Live::VACANT);
                 (self.records.len() - 1) as u32
             }
         };
@@ -207,7 +225,7 @@ impl LiveTable {
     #[inline]
     pub(super) fn take_buffer(&mut self, id: u64) -> Option<&Live> {
         let slot = self.buffers.free(id)?;
-        self.vacant.push(slot);
+        self.push_vacant(slot);
         debug_assert!((slot as usize) < self.records.len());
         // SAFETY: `buffers` holds only slots of `records` (this table gives
         // it each slot it holds: `claim_new_buffer`, `claim_new_buffer_slow`,
@@ -281,4 +299,21 @@ impl LiveTable {
             }
         }
     }
+}
+
+/// Appends a record to a table's `records` (its slot is `records.len() -
+/// 1`), keeping room in its `vacant` for every slot (what lets
+/// `LiveTable::push_vacant` skip its check).
+#[inline]
+fn push_record(records: &mut Vec<Live>, vacant: &mut Vec<u32>, live: Live) {
+    records.push(live);
+    if vacant.capacity() < records.len() {
+        grow_vacant(records.len(), vacant);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn grow_vacant(slots: usize, vacant: &mut Vec<u32>) {
+    vacant.reserve(slots.next_power_of_two() - vacant.len());
 }
