@@ -452,6 +452,12 @@ fn other_devices(
     )?;
     // `s.other_pos` holds the other kinds' positions (`decode_columns`).
     debug_assert_eq!(s.other_pos.len(), n.other);
+    if n.dev - n.alloc - n.free == n.other {
+        // Every other kind has a device (no process start or exit in the
+        // block: nearly every block), so the chain is theirs, in order.
+        std::mem::swap(&mut s.other_dev, &mut s.devices);
+        return Ok(());
+    }
     // The other kinds that have a device take the next one of their chain
     // (`n.dev - n.alloc - n.free` of them, so the chain has one slot to spare).
     s.devices.push(0);

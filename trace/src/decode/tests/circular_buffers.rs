@@ -4,7 +4,7 @@
 use super::*;
 
 /// A block of `kinds`, one event each (ts 10, 11, ..., pid 5), in `layout`.
-fn block_of(layout: crate::codec::ColumnLayout, kinds: &[EventKind]) -> BlockRec {
+pub(super) fn block_of(layout: crate::codec::ColumnLayout, kinds: &[EventKind]) -> BlockRec {
     let mut enc = BlockEncoder::new(layout);
     for (i, kind) in kinds.iter().enumerate() {
         enc.push(&Event {
