@@ -6,14 +6,20 @@ pub use ttalloc_model::alloc::Handle;
 use ttalloc_model::alloc::{AllocError, AllocRequest, CbClash, Device, Held, Owner, RestoreError};
 use ttalloc_model::{Arch, BufferId, BufferType, DeviceConfig, Layout, ProgramId, TraceId};
 
-/// An allocation request as recorded.
+/// An allocation request as recorded. Page size and core count are plain
+/// values, 0 when not recorded: the model takes a page size of 0 as
+/// unknown and a core count of 0 as none, the same as `None` (see
+/// [`Sim::request`]), and an `Option` of each was built, carried through
+/// the stack and unpacked again on every allocation.
 #[derive(Clone, Copy, Debug)]
 pub struct Req {
     pub buffer_type: BufferType,
     pub size: u64,
-    pub page_size: Option<u64>,
+    /// 0: unknown.
+    pub page_size: u64,
     pub layout: Layout,
-    pub num_cores: Option<u32>,
+    /// 0: none recorded.
+    pub num_cores: u32,
     /// What tt-metal reserved per bank, when recorded: the model reserves exactly that.
     pub per_bank_size: Option<u64>,
 }
@@ -87,13 +93,19 @@ impl Sim {
         self.device.config()
     }
 
+    /// The model's request for `req`. A page size or core count of 0 goes
+    /// in as `None`: the model treats `Some(0)` as `None` for both (an
+    /// unknown page, no shard count), so this is the request as recorded
+    /// for every input. Inlined, the `Option`s fold away where the model
+    /// unpacks them (`unwrap_or(0)` of a nonzero-or-`None` is the value).
+    #[inline(always)]
     pub(crate) fn request(req: &Req) -> AllocRequest {
         AllocRequest {
             buffer_type: req.buffer_type,
             size: req.size,
-            page_size: req.page_size,
+            page_size: (req.page_size != 0).then_some(req.page_size),
             layout: req.layout,
-            num_cores: req.num_cores,
+            num_cores: (req.num_cores != 0).then_some(req.num_cores),
             bottom_up: None,
             per_bank_size: req.per_bank_size,
         }

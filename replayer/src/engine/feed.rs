@@ -288,9 +288,9 @@ impl Engine<'_> {
         let req = Req {
             buffer_type: a.buffer_type(),
             size: a.size(),
-            page_size: a.page_size(),
+            page_size: a.page_size_or_zero(),
             layout: a.layout(),
-            num_cores: a.num_cores(),
+            num_cores: a.num_cores_or_zero(),
             per_bank_size: ext.per_bank_size,
         };
         self.alloc(ord, dev, a.buffer(), req, a.address(), a.site(), ext.label)
@@ -318,9 +318,9 @@ impl Engine<'_> {
         let req = Req {
             buffer_type: a.buffer_type,
             size: a.size,
-            page_size: a.page_size,
+            page_size: a.page_size.unwrap_or(0),
             layout: a.layout,
-            num_cores: a.num_cores,
+            num_cores: a.num_cores.unwrap_or(0),
             per_bank_size: a.per_bank_size,
         };
         self.alloc(ord, dev, a.buffer, req, a.address, a.site, a.label)

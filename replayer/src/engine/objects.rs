@@ -33,9 +33,9 @@ impl Engine<'_> {
                 let req = Req {
                     buffer_type: *buffer_type,
                     size: *size,
-                    page_size: *page_size,
+                    page_size: page_size.unwrap_or(0),
                     layout: *layout,
-                    num_cores: *num_cores,
+                    num_cores: num_cores.unwrap_or(0),
                     per_bank_size: *per_bank_size,
                 };
                 self.alloc(ord, dev, *buffer, req, *address, *site, *label)?;
@@ -147,9 +147,9 @@ impl Engine<'_> {
                 let req = Req {
                     buffer_type: *buffer_type,
                     size: *size,
-                    page_size: *page_size,
+                    page_size: page_size.unwrap_or(0),
                     layout: *layout,
-                    num_cores: *num_cores,
+                    num_cores: num_cores.unwrap_or(0),
                     per_bank_size: *per_bank_size,
                 };
                 self.refused(ord, dev, &req, *message, *site)?;

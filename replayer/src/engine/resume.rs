@@ -131,9 +131,9 @@ impl<'a> Engine<'a> {
                         request: Sim::request(&Req {
                             buffer_type: *buffer_type,
                             size: *size,
-                            page_size: *page_size,
+                            page_size: page_size.unwrap_or(0),
                             layout: *layout,
-                            num_cores: *num_cores,
+                            num_cores: num_cores.unwrap_or(0),
                             per_bank_size: *per_bank_size,
                         }),
                         address,

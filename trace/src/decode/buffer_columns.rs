@@ -310,6 +310,25 @@ impl AllocRef<'_> {
         (self.flags & FLAG_CORES != 0).then(|| self.read(&self.columns.num_cores))
     }
 
+    /// The page size, 0 when none was recorded: the column as it lies (an
+    /// alloc without one holds 0 there, see [`AllocColumns`]), no flag
+    /// tested and no `Option` built for a caller to whom 0 means unknown.
+    #[inline(always)]
+    pub fn page_size_or_zero(&self) -> u64 {
+        let page = self.read(&self.columns.page_size);
+        debug_assert!(self.flags & FLAG_PAGE != 0 || page == 0);
+        page
+    }
+
+    /// The core count, 0 when none was recorded (as
+    /// [`AllocRef::page_size_or_zero`]).
+    #[inline(always)]
+    pub fn num_cores_or_zero(&self) -> u32 {
+        let cores = self.read(&self.columns.num_cores);
+        debug_assert!(self.flags & FLAG_CORES != 0 || cores == 0);
+        cores
+    }
+
     #[inline(always)]
     pub fn site(&self) -> SiteId {
         SiteId(self.read(&self.columns.site))
