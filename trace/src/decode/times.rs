@@ -373,24 +373,47 @@ impl Iterator for TimesIter<'_> {
     }
 }
 
-crate::decode::fast_cpu_dispatch! {
-    /// Writes every entry of `keys` (one per chunk of `codes`, the last one
-    /// partial; nothing is zeroed first) with the time before every chunk of
-    /// [`CHUNK`] events:
-    /// each chunk's codes and bases summed apart (the codes' sum is a vector
-    /// reduction), not event after event.
-    fn chunk_keys => chunk_keys_any(
-        codes: &[u64],
-        tags: &[u8],
-        bases: &[u64; 256],
-        unit: u64,
-        start: u64,
-        keys: &mut [MaybeUninit<u64>],
-    ) -> ()
+/// Writes every entry of `keys` (one per chunk of `codes`, the last one
+/// partial; nothing is zeroed first) with the time before every chunk of
+/// [`CHUNK`] events: each chunk's gaps summed apart (a vector reduction
+/// with AVX2, the bases gathered by kind), not event after event.
+fn chunk_keys(
+    codes: &[u64],
+    tags: &[u8],
+    bases: &[u64; 256],
+    unit: u64,
+    start: u64,
+    keys: &mut [MaybeUninit<u64>],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above).
+        return unsafe { chunk_keys_avx2(codes, tags, bases, unit, start, keys) };
+    }
+    chunk_keys_with::<false>(codes, tags, bases, unit, start, keys)
 }
 
+/// [`chunk_keys`] with AVX2.
+///
+/// # Safety
+///
+/// The CPU has AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn chunk_keys_avx2(
+    codes: &[u64],
+    tags: &[u8],
+    bases: &[u64; 256],
+    unit: u64,
+    start: u64,
+    keys: &mut [MaybeUninit<u64>],
+) {
+    chunk_keys_with::<true>(codes, tags, bases, unit, start, keys)
+}
+
+/// [`chunk_keys`]; `AVX2` only where the CPU has it.
 #[inline(always)]
-fn chunk_keys_any(
+fn chunk_keys_with<const AVX2: bool>(
     codes: &[u64],
     tags: &[u8],
     bases: &[u64; 256],
@@ -399,19 +422,22 @@ fn chunk_keys_any(
     keys: &mut [MaybeUninit<u64>],
 ) {
     assert_eq!(keys.len(), codes.len().div_ceil(CHUNK));
+    // Every key is written (`Times::coded` relies on it): one kind per code.
+    let tags = &tags[..codes.len()];
     let mut before = start;
     let chunks = codes.chunks_exact(CHUNK).zip(tags.chunks_exact(CHUNK));
     for ((cc, tc), key) in chunks.zip(keys.iter_mut()) {
         key.write(before);
-        let mut z = 0u64;
-        for &c in cc {
-            z = z.wrapping_add(unzigzag(c) as u64);
-        }
-        let mut b = 0u64;
-        for &t in tc {
-            b = b.wrapping_add(bases[t as usize]);
-        }
-        before = before.wrapping_add(z.wrapping_add(b).wrapping_mul(unit));
+        #[cfg(target_arch = "x86_64")]
+        let ticks = if AVX2 {
+            // SAFETY: `AVX2` is set only where the CPU has it.
+            unsafe { gaps::sum_avx2(cc, tc, bases) }
+        } else {
+            gaps::sum(cc, tc, bases)
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let ticks = gaps::sum(cc, tc, bases);
+        before = before.wrapping_add(ticks.wrapping_mul(unit));
     }
     // The last, partial chunk needs its key only.
     if !codes.len().is_multiple_of(CHUNK) {
