@@ -190,28 +190,88 @@ pub(crate) struct FreeColumnsScratch {
 /// The reader's scratch, kept between blocks.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct FreeIdScratch {
-    slots: Box<[SlotState; MAX_SLOTS as usize]>,
+    /// Per device slot, the block's allocs on it: how many, and where
+    /// they start in `ids`.
+    count: Box<[u32; MAX_SLOTS as usize]>,
+    start: Box<[u32; MAX_SLOTS as usize]>,
+    /// Per device slot: while grouping, where its next alloc goes in
+    /// `ids`; then the ordinal after its previous free's.
+    next: Box<[u32; MAX_SLOTS as usize]>,
     /// The block's alloc ids grouped by device slot, in event order.
     ids: Vec<u64>,
+    /// Each alloc's device slot.
+    alloc_slots: Vec<u32>,
+    /// Each free's device slot (`FAR_SLOT` for a far free) and the change
+    /// of its ordinal from the one after its slot's previous free.
+    free_slots: Vec<u32>,
+    deltas: Vec<u64>,
 }
 
 impl Default for FreeIdScratch {
     fn default() -> Self {
         FreeIdScratch {
-            slots: Box::new([SlotState::default(); MAX_SLOTS as usize]),
+            count: Box::new([0; MAX_SLOTS as usize]),
+            start: Box::new([0; MAX_SLOTS as usize]),
+            next: Box::new([0; MAX_SLOTS as usize]),
             ids: Vec::new(),
+            alloc_slots: Vec::new(),
+            free_slots: Vec::new(),
+            deltas: Vec::new(),
         }
     }
 }
 
-/// One device slot's allocs in the block: where they start in
-/// `FreeIdScratch::ids`, how many, and the ordinal after the previous
-/// free's (while grouping: where the next alloc goes).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct SlotState {
-    start: u32,
-    count: u32,
-    next: u32,
+/// The slot `free_steps` gives a far free (no device slot is this high).
+const FAR_SLOT: u32 = u32::MAX;
+
+/// A slot (below `MAX_SLOTS`, a power of two) as an index the compiler
+/// sees is in bounds of a slot table.
+#[inline(always)]
+fn index(slot: u32) -> usize {
+    (slot & (MAX_SLOTS - 1)) as usize
+}
+
+crate::decode::fast_cpu_dispatch!(
+    /// Each device's slot, into `out` (a loop the compiler vectorises:
+    /// the grouping loops then index their tables with it directly).
+    fn slots_of => slots_of_any(devices: &[u32], out: &mut [u32]) -> ()
+);
+
+#[inline(always)]
+fn slots_of_any(devices: &[u32], out: &mut [u32]) {
+    for (o, &d) in out.iter_mut().zip(devices) {
+        *o = slot(d) as u32;
+    }
+}
+
+crate::decode::fast_cpu_dispatch!(
+    /// Each free's slot (`FAR_SLOT` when its FREE_BY_DEV value is `FAR`)
+    /// and ordinal change (`unzigzag(code - 1)`), from `codes` and the
+    /// frees' `devices`; returns how many are far. A loop the compiler
+    /// vectorises, apart from the serial walk over the slots' states.
+    fn free_steps => free_steps_any(
+        codes: &[u64],
+        devices: &[u32],
+        slots: &mut [u32],
+        deltas: &mut [u64],
+    ) -> usize
+);
+
+#[inline(always)]
+fn free_steps_any(codes: &[u64], devices: &[u32], slots: &mut [u32], deltas: &mut [u64]) -> usize {
+    let mut n_far = 0usize;
+    let rows = codes
+        .iter()
+        .zip(devices)
+        .zip(slots.iter_mut())
+        .zip(deltas.iter_mut());
+    for (((&c, &d), sl), dl) in rows {
+        let far = c == FAR;
+        n_far += far as usize;
+        *sl = if far { FAR_SLOT } else { slot(d) as u32 };
+        *dl = unzigzag(c.wrapping_sub(1)) as u64;
+    }
+    n_far
 }
 
 /// Resolves the buffer ids of a 2.4 block's frees into `out`: `codes` are
@@ -225,7 +285,19 @@ pub(crate) fn decode_free_ids(
     s: &mut FreeIdScratch,
     out: &mut Vec<u64>,
 ) -> Result<(), String> {
-    let n_far = count_far(codes);
+    if alloc_devices.len() != alloc_ids.len() {
+        return Err("alloc devices and alloc buffers differ in number".into());
+    }
+    if free_devices.len() != codes.len() {
+        return Err("free devices and free ordinals differ in number".into());
+    }
+    let (n_alloc, n_free) = (alloc_ids.len(), codes.len());
+    // Slots and ordinal changes first, in vector passes.
+    crate::decode::overwrite_len(&mut s.alloc_slots, n_alloc);
+    slots_of(alloc_devices, &mut s.alloc_slots);
+    crate::decode::overwrite_len(&mut s.free_slots, n_free);
+    crate::decode::overwrite_len(&mut s.deltas, n_free);
+    let n_far = free_steps(codes, free_devices, &mut s.free_slots, &mut s.deltas);
     if far.len() != n_far {
         return Err(format!(
             "column far frees holds {} values, the free ordinals say {n_far}",
@@ -233,67 +305,63 @@ pub(crate) fn decode_free_ids(
         ));
     }
     // The block's allocs grouped by device slot, in event order.
-    let slots = &mut s.slots[..];
-    slots.fill(SlotState::default());
-    for &d in alloc_devices {
-        slots[slot(d)].count += 1;
+    let (count, start, next) = (&mut *s.count, &mut *s.start, &mut *s.next);
+    count.fill(0);
+    for &sl in &s.alloc_slots {
+        count[index(sl)] += 1;
     }
     let mut at = 0u32;
-    for st in slots.iter_mut() {
-        st.start = at;
-        st.next = at;
-        at += st.count;
+    for ((st, nx), &c) in start.iter_mut().zip(next.iter_mut()).zip(count.iter()) {
+        *st = at;
+        *nx = at;
+        at += c;
     }
     // Overwritten whole (a permutation of the alloc ids): only growth is zeroed.
-    crate::decode::overwrite_len(&mut s.ids, alloc_ids.len());
-    let ids = &mut s.ids[..alloc_ids.len()];
+    crate::decode::overwrite_len(&mut s.ids, n_alloc);
+    let ids = &mut s.ids[..n_alloc];
     // Each slot's `start..start + count` lies in `0..at` (its start is the
-    // counts of the slots before it) and `at` is the allocs' count.
-    if alloc_devices.len() != ids.len() {
-        return Err("alloc devices and alloc buffers differ in number".into());
-    }
-    debug_assert_eq!(at as usize, alloc_devices.len());
-    for (&d, &id) in alloc_devices.iter().zip(alloc_ids) {
-        let st = &mut slots[slot(d)];
-        debug_assert!((st.next as usize) < ids.len());
+    // counts of the slots before it), and `at` is the allocs' count.
+    debug_assert_eq!(at as usize, n_alloc);
+    for (&sl, &id) in s.alloc_slots.iter().zip(alloc_ids) {
+        let nx = &mut next[index(sl)];
+        debug_assert!((*nx as usize) < ids.len());
         // SAFETY: `next` stays in the slot's `start..start + count`, below
-        // `at` = `ids.len()` (checked above): the slot has `count` allocs,
-        // and each moves it one on.
-        unsafe { *ids.get_unchecked_mut(st.next as usize) = id };
-        st.next += 1;
+        // `at` = `ids.len()`: the slot has `count` allocs, and each moves
+        // it one on.
+        unsafe { *ids.get_unchecked_mut(*nx as usize) = id };
+        *nx += 1;
     }
     // From here `next` is the ordinal after each slot's previous free.
-    for st in slots.iter_mut() {
-        st.next = 0;
-    }
+    next.fill(0);
     // Overwritten whole: only growth is zeroed.
-    crate::decode::overwrite_len(out, codes.len());
+    crate::decode::overwrite_len(out, n_free);
     let ids = &s.ids[..];
     let mut far_vals = far.iter();
     let mut prev_far = 0u64;
-    for ((&code, &d), o) in codes.iter().zip(free_devices).zip(out.iter_mut()) {
-        if code == FAR {
-            // As many FAR codes as far values: counted above.
+    let rows = s.free_slots.iter().zip(&s.deltas).zip(out.iter_mut());
+    for (i, ((&sl, &delta), o)) in rows.enumerate() {
+        if sl == FAR_SLOT {
+            // As many far slots as far values: counted above.
             let v = *far_vals.next().expect("one far value per FAR code");
             prev_far = prev_far.wrapping_add(unzigzag(v) as u64);
             *o = prev_far;
             continue;
         }
-        let st = &mut slots[slot(d)];
-        let ord = (st.next as u64).wrapping_add(unzigzag(code - 1) as u64);
+        let k = index(sl);
+        let ord = (next[k] as u64).wrapping_add(delta);
         // One unsigned compare: a negative ordinal is out of range too.
-        if ord >= st.count as u64 {
+        if ord >= count[k] as u64 {
             return Err(format!(
-                "a free names the alloc at ordinal {} of device {d}, which has {} in the block",
-                ord as i64, st.count
+                "a free names the alloc at ordinal {} of device {}, which has {} in the block",
+                ord as i64, free_devices[i], count[k]
             ));
         }
-        st.next = ord as u32 + 1;
-        debug_assert!(((st.start + ord as u32) as usize) < ids.len());
+        next[k] = ord as u32 + 1;
+        debug_assert!(((start[k] + ord as u32) as usize) < ids.len());
         // SAFETY: `ord < count` (checked above), so the index lies in the
-        // slot's `start..start + count`, below `ids.len()` (checked where
-        // the ids were grouped).
-        *o = unsafe { *ids.get_unchecked((st.start + ord as u32) as usize) };
+        // slot's `start..start + count`, below `ids.len()` (see where the
+        // ids were grouped).
+        *o = unsafe { *ids.get_unchecked((start[k] + ord as u32) as usize) };
     }
     Ok(())
 }
@@ -366,6 +434,39 @@ mod tests {
         decode_free_devices(&words, &[5, 3], &codes, &mut out).unwrap();
         assert_eq!(out, [2, 5, 2, 3]);
         assert!(decode_free_devices(&words, &[5], &codes, &mut out).is_err());
+    }
+
+    proptest::proptest! {
+        /// Whatever the writer codes (frees of this block's allocs in any
+        /// order, again, on another device, never allocated; devices past
+        /// the slots sharing slot 0), the reader resolves every free's id.
+        #[test]
+        fn decoded_free_ids_are_the_encoded_ones(
+            allocs in proptest::collection::vec((0u32..6, 0u64..40), 0..60),
+            frees in proptest::collection::vec((0u32..6, 0u64..48), 0..60),
+        ) {
+            // Devices 4 and 5 stand for ids past the slots (1024, 1030).
+            let dev = |d: u32| if d < 4 { d } else { MAX_SLOTS + (d - 4) * 6 };
+            let mut w = FreeEncoder::default();
+            for &(d, b) in &allocs {
+                w.alloc(dev(d), b);
+            }
+            let (mut codes, mut far) = (Vec::new(), Vec::new());
+            for &(d, b) in &frees {
+                let (c, f) = w.free(dev(d), b);
+                codes.push(c);
+                far.extend(f);
+            }
+            let ad: Vec<u32> = allocs.iter().map(|a| dev(a.0)).collect();
+            let ai: Vec<u64> = allocs.iter().map(|a| a.1).collect();
+            let fd: Vec<u32> = frees.iter().map(|f| dev(f.0)).collect();
+            let (mut s, mut out) = (FreeIdScratch::default(), Vec::new());
+            // Twice with the same scratch: nothing of a block leaks into the next.
+            for _ in 0..2 {
+                decode_free_ids(&ad, &ai, &fd, &codes, &far, &mut s, &mut out).unwrap();
+                proptest::prop_assert_eq!(&out, &frees.iter().map(|f| f.1).collect::<Vec<_>>());
+            }
+        }
     }
 
     #[test]
