@@ -204,12 +204,20 @@ unsafe fn by_site_loop<const SIMD: bool>(
     let mut kn = 0usize;
     for ((&p, &site), size) in cols.places.iter().zip(cols.sites).zip(sizes.iter_mut()) {
         let q = p & !SiteFlags::REPEAT;
-        // `kn` counts the NEW places before this alloc (slack slot last).
-        debug_assert!(kn < cols.size_new.len());
-        // SAFETY: `kn` is at most the NEW places' count,
-        // `size_new.len() - 1` (`# Safety`).
-        let d = unzigzag(unsafe { *cols.size_new.get_unchecked(kn) }) as u64;
-        kn += (q == RecentSizes::NEW) as usize;
+        // A branch: most allocs repeat a recent size, and reading and
+        // unzigzagging a new size for each (a select) cost a third of
+        // the loop.
+        let d = if q == RecentSizes::NEW {
+            // `kn` counts the NEW places before this alloc.
+            debug_assert!(kn < cols.size_new.len());
+            // SAFETY: `kn` is below the NEW places' count,
+            // `size_new.len() - 1` (`# Safety`).
+            let d = unzigzag(unsafe { *cols.size_new.get_unchecked(kn) }) as u64;
+            kn += 1;
+            d
+        } else {
+            0
+        };
         let slot = cache.slot_mut(site as u64);
         #[cfg(target_arch = "x86_64")]
         let units = if SIMD {
