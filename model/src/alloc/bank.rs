@@ -86,7 +86,7 @@ impl BankManager {
         Ok(BankManager {
             // Worked out for a real key (an unknown page), so that every
             // key it matches gets its own figures.
-            recent: RecentPage::new(0, page_alignment, &free_list),
+            recent: RecentPage::new(0, page_alignment, num_banks, &free_list),
             buffer_type,
             num_banks,
             page_alignment,
@@ -249,7 +249,11 @@ impl BankManager {
     /// [`FreeList::alloc_size`] of [`BankManager::spread_recent`]'s per-bank
     /// size. Tile pages ([`RecentPage::tile`]) with nothing recorded have
     /// it straight: pages counted by a shift, divided among the banks by
-    /// a multiplication, times the page, and no rounding after.
+    /// a multiplication, times the page, and no rounding after. An
+    /// interleaved one (most of a replay's) skips the page count:
+    /// its rows come from the size by one multiplication (half the
+    /// instructions of the sharded path; the branch between the two
+    /// follows the layout, which the caller has just branched on).
     #[inline(always)]
     fn reserve_recent(
         &mut self,
@@ -260,10 +264,26 @@ impl BankManager {
     ) -> (u64, u32) {
         let page_key = page_size.unwrap_or(0);
         if page_key != self.recent.page_key {
-            self.recent = RecentPage::new(page_key, self.page_alignment, &self.free_list);
+            self.recent = RecentPage::new(
+                page_key,
+                self.page_alignment,
+                self.num_banks,
+                &self.free_list,
+            );
         }
         let r = &self.recent;
         if r.tile & recorded_per_bank.is_none() & (size != 0) {
+            if (shards == 0) & (size <= r.row_max_size) {
+                // Interleaved over every bank: `ceil(ceil(size / page) /
+                // banks) = ceil(size / (page * banks))`, one division by
+                // the row (a page in every bank) worked out when the page
+                // changed, by its reciprocal (see `div_ceil_by`; both
+                // operands below 2^32, which `row_max_size` ensures).
+                let q = ((u128::from(size) * u128::from(r.row_recip)) >> 64) as u64;
+                let rows = q + u64::from(q * r.row != size);
+                // No overflow: `rows * page <= size / banks + page < 2^64`.
+                return (rows << r.page_shift, self.num_banks);
+            }
             let num_pages = (size >> r.page_shift) + u64::from(size & (r.page - 1) != 0);
             let banks = std::hint::select_unpredictable(shards > 0, shards, self.num_banks);
             // A tile page is its own aligned page.
@@ -302,7 +322,12 @@ impl BankManager {
     ) -> (u64, u32) {
         let page_key = page_size.unwrap_or(0);
         if page_key != self.recent.page_key {
-            self.recent = RecentPage::new(page_key, self.page_alignment, &self.free_list);
+            self.recent = RecentPage::new(
+                page_key,
+                self.page_alignment,
+                self.num_banks,
+                &self.free_list,
+            );
         }
         let r = &self.recent;
         let num_pages = if r.page_shift != RecentPage::NO_SHIFT {

@@ -111,6 +111,14 @@ pub(super) struct RecentPage {
     pub(super) tile: bool,
     /// The page rounded up to the alignment.
     pub(super) aligned_page: u64,
+    /// A tile page in every bank: `page * max(num_banks, 1)`.
+    pub(super) row: u64,
+    /// `ceil(2^64 / row)`: an interleaved request's rows by a multiplication.
+    pub(super) row_recip: u64,
+    /// The largest size whose rows the reciprocal counts exactly:
+    /// `u32::MAX` for a tile page whose row is below 2^32 (Lemire's bound:
+    /// both operands under 2^32), else 0 (no size qualifies).
+    pub(super) row_max_size: u64,
 }
 
 impl RecentPage {
@@ -118,7 +126,12 @@ impl RecentPage {
 
     #[cold]
     #[inline(never)]
-    pub(super) fn new(page_key: u64, align: u64, free_list: &FreeList) -> RecentPage {
+    pub(super) fn new(
+        page_key: u64,
+        align: u64,
+        num_banks: u32,
+        free_list: &FreeList,
+    ) -> RecentPage {
         let page = if page_key > 0 { page_key } else { align };
         let aligned_page = div_ceil(page, align).saturating_mul(align);
         let page_shift = if page.is_power_of_two() && align.is_power_of_two() && page >= align {
@@ -126,14 +139,20 @@ impl RecentPage {
         } else {
             RecentPage::NO_SHIFT
         };
+        let tile = page_shift != RecentPage::NO_SHIFT
+            && free_list.alloc_size(page) == page
+            && page.is_multiple_of(free_list.alignment());
+        let row = page.saturating_mul(u64::from(num_banks.max(1)));
+        let row_fits = tile && (2..=u64::from(u32::MAX)).contains(&row);
         RecentPage {
             page_key,
             page,
             page_shift,
-            tile: page_shift != RecentPage::NO_SHIFT
-                && free_list.alloc_size(page) == page
-                && page.is_multiple_of(free_list.alignment()),
+            tile,
             aligned_page,
+            row,
+            row_recip: if row_fits { u64::MAX / row + 1 } else { 0 },
+            row_max_size: if row_fits { u64::from(u32::MAX) } else { 0 },
         }
     }
 }

@@ -97,3 +97,57 @@ fn the_recent_shape_spreads_as_spread_recorded_does() {
         }
     }
 }
+
+#[test]
+fn the_reserved_bytes_are_the_free_lists_rounding_of_spread_recorded() {
+    // What an allocation reserves (`reserve_recent`, with its tile-page
+    // shortcuts) against the plain arithmetic: `spread_recorded`, then the
+    // free list's rounding. Bank counts of real devices and awkward ones;
+    // tile pages whose row (a page in every bank) is near or past 2^32,
+    // where the interleaved shortcut must step aside; sizes at the edges
+    // of its 32-bit range.
+    for (banks, align, fl_align) in [
+        (12u32, 32u64, 32u64),
+        (64, 16, 32),
+        (7, 64, 32),
+        (1, 32, 32),
+    ] {
+        let mut m = BankManager::new(BufferType::L1, banks, 0, 1 << 30, align, fl_align).unwrap();
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..40_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let size = [
+                0,
+                1,
+                2048,
+                u64::from(u32::MAX),
+                u64::from(u32::MAX) + 1,
+                x >> 40,
+                x >> 20,
+                x >> (x & 63),
+            ][(x % 8) as usize];
+            let page = [
+                None,
+                Some(0),
+                Some(2048),
+                Some(32),
+                Some(4096),
+                Some(1 << 26),
+                Some(1 << 27),
+                Some(1 << (x >> 58)),
+            ][((x >> 8) % 8) as usize];
+            let shards =
+                [None, None, Some(0), Some(8), Some(3), Some(300)][((x >> 16) % 6) as usize];
+            let recorded = [None, None, None, Some(4096), Some(x >> 44)][((x >> 24) % 5) as usize];
+            let (per_bank, _, n) = m.spread_recorded(size, page, shards, recorded);
+            let want = (m.free_list().alloc_size(per_bank), n);
+            assert_eq!(
+                m.reserve_recent(size, page, shards.unwrap_or(0), recorded),
+                want,
+                "{banks} banks, {size} B, page {page:?}, shards {shards:?}, recorded {recorded:?}"
+            );
+        }
+    }
+}
