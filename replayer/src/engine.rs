@@ -37,6 +37,7 @@ mod resume;
 pub use resume::ModelAddresses;
 
 use cycle_books::CYCLE_ALLOCS_MIN;
+use devices::{DevIx, Devices};
 use live_table::LiveTable;
 
 /// Counted in its device's resident (and tracked) bytes of its type: only
@@ -118,11 +119,6 @@ struct Dev {
     cb_peak: Option<u64>,
 }
 
-/// Device ids below this are found by indexing `Engine::dev_by_id`.
-const DIRECT_DEVICE_IDS: usize = 1024;
-/// `Engine::dev_by_id` entry of an id not seen yet.
-const NO_DEV: u16 = u16::MAX;
-
 /// Key of a program or trace in `others`.
 type OtherKey = (ObjectKind, u16, u64);
 
@@ -152,11 +148,8 @@ pub struct EngineSetup<'a> {
 
 pub struct Engine<'a> {
     setup: EngineSetup<'a>,
-    devs: Vec<Dev>,
-    /// Device id -> index in `devs`, for ids below `DIRECT_DEVICE_IDS`
-    /// (`NO_DEV` if not seen yet). Held in place: a lookup is one compare
-    /// with a constant and one read, no length or pointer to load.
-    dev_by_id: [u16; DIRECT_DEVICE_IDS],
+    /// Every device seen so far, found by id (see `devices/table.rs`).
+    devs: Devices,
     /// Every tracked object: live, or outlived its device (its device
     /// closed while it was live: still tracked, no longer on any device).
     live: LiveTable,
@@ -215,8 +208,7 @@ impl<'a> Engine<'a> {
         let next_start = spans.first().map_or(u64::MAX, |c| c.start_event);
         Engine {
             setup,
-            devs: Vec::new(),
-            dev_by_id: [NO_DEV; DIRECT_DEVICE_IDS],
+            devs: Devices::default(),
             live: LiveTable::default(),
             spans,
             online,

@@ -18,7 +18,7 @@ impl Engine<'_> {
     pub(super) fn alloc(
         &mut self,
         ord: u64,
-        dev: usize,
+        dev: DevIx,
         buffer: BufferId,
         req: Req,
         recorded: Option<u64>,
@@ -86,7 +86,7 @@ impl Engine<'_> {
     fn alloc_unusual(
         &mut self,
         ord: u64,
-        dev: usize,
+        dev: DevIx,
         s: usize,
         slot: Claimed,
         buffer: BufferId,
@@ -142,7 +142,7 @@ impl Engine<'_> {
     ) {
         let cycle = self.cycle_number();
         let record = Live {
-            dev: p.dev as u16,
+            dev: p.dev.stored(),
             slot: p.s as u8,
             flags: p.flags,
             cycle,
@@ -169,7 +169,7 @@ impl Engine<'_> {
     fn resync(
         &mut self,
         ord: u64,
-        dev: usize,
+        dev: DevIx,
         buffer: BufferId,
         req: &Req,
         handle: Handle,
@@ -192,7 +192,7 @@ impl Engine<'_> {
     fn alloc_failed(
         &mut self,
         ord: u64,
-        dev: usize,
+        dev: DevIx,
         slot: usize,
         buffer: BufferId,
         req: &Req,
@@ -221,7 +221,7 @@ impl Engine<'_> {
     fn alloc_general(
         &mut self,
         ord: u64,
-        dev: usize,
+        dev: DevIx,
         buffer: BufferId,
         req: Req,
         recorded: Option<u64>,
@@ -234,7 +234,7 @@ impl Engine<'_> {
         // The one id lookup of an allocation (a new id is then inserted).
         let mut existing = self.live.buffer_slot(buffer.get());
         let mut live = Live {
-            dev: dev as u16,
+            dev: dev.stored(),
             slot: slot.map_or(NO_SLOT, |s| s as u8),
             flags: 0,
             cycle,
@@ -251,7 +251,7 @@ impl Engine<'_> {
             let device = self.devs[dev].id;
             if let Some(at) = existing {
                 let old = self.live.get(at);
-                if old.dev as usize == dev && old.handle.is_some() {
+                if old.dev as usize == dev.get() && old.handle.is_some() {
                     // A live id allocated again on this device (its model
                     // holds it): the first one is gone for good (settled
                     // before the new one counts, so peaks never hold both).
@@ -354,7 +354,7 @@ impl Engine<'_> {
 
     /// A free of a buffer not tracked: freed twice, or never allocated.
     #[cold]
-    fn bad_free(&mut self, ord: u64, dev: usize, buffer: BufferId, site: SiteId) {
+    fn bad_free(&mut self, ord: u64, dev: DevIx, buffer: BufferId, site: SiteId) {
         let bad = BadFree {
             event: ord,
             device: self.devs[dev].id,
@@ -399,7 +399,7 @@ impl Engine<'_> {
     pub(super) fn out_of_memory(
         &mut self,
         ord: u64,
-        dev: usize,
+        dev: DevIx,
         slot: usize,
         buffer_type: BufferType,
         size: u64,
@@ -469,7 +469,7 @@ impl Engine<'_> {
 
 /// Where a new buffer went: its device, type slot, flags, handle and address.
 struct Placed {
-    dev: usize,
+    dev: DevIx,
     s: usize,
     flags: u8,
     handle: Option<Handle>,

@@ -9,7 +9,7 @@ impl Engine<'_> {
         self.in_cycle = true;
         self.cur_start = ord;
         self.cycle_label = label;
-        for d in &mut self.devs {
+        for d in self.devs.iter_mut() {
             d.cycle_peak = d.resident;
         }
         self.cycle_count += 1;
@@ -148,7 +148,7 @@ impl Engine<'_> {
                 *self.site_left.entry(live.site).or_default() += live.size;
             }
         }
-        for d in &self.devs {
+        for d in self.devs.iter() {
             stats.live_after.insert(d.id, d.tracked);
         }
         self.cycle_allocs = allocs;

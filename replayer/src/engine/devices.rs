@@ -2,23 +2,14 @@
 //! rebuilt on a new config, and closed (its live objects outlive it).
 
 use super::*;
+pub(super) use table::{DevIx, Devices};
 
-impl Engine<'_> {
-    /// The index in `devs` of device `id` (a new entry the first time).
-    #[inline]
-    pub(super) fn dev_index(&mut self, id: DeviceId) -> crate::Result<usize> {
-        match self.dev_by_id.get(id.0 as usize) {
-            Some(&i) if i != NO_DEV => Ok(i as usize),
-            _ => Ok(self.dev_index_slow(id)),
-        }
-    }
+mod table;
 
-    #[cold]
-    fn dev_index_slow(&mut self, id: DeviceId) -> usize {
-        if let Some(i) = self.devs.iter().position(|d| d.id == id) {
-            return i;
-        }
-        self.devs.push(Dev {
+impl Dev {
+    /// Device `id` as first seen: not open, nothing counted.
+    pub(super) fn new(id: DeviceId) -> Dev {
+        Dev {
             id,
             sim: None,
             opened_with: None,
@@ -29,19 +20,32 @@ impl Engine<'_> {
             cycle_peak: [0; 4],
             objects: 0,
             cb_peak: None,
-        });
-        let idx = self.devs.len() - 1;
-        // Small ids (every real device) are found by indexing from now on.
-        if let Some(entry) = self.dev_by_id.get_mut(id.0 as usize) {
-            *entry = idx as u16;
         }
-        idx
+    }
+}
+
+impl Engine<'_> {
+    /// The index in `devs` of device `id` (a new entry the first time).
+    #[inline]
+    pub(super) fn dev_index(&mut self, id: DeviceId) -> crate::Result<DevIx> {
+        match self.devs.find(id) {
+            Some(ix) => Ok(ix),
+            None => Ok(self.dev_index_slow(id)),
+        }
+    }
+
+    #[cold]
+    fn dev_index_slow(&mut self, id: DeviceId) -> DevIx {
+        if let Some(ix) = self.devs.position(|d| d.id == id) {
+            return ix;
+        }
+        self.devs.push(Dev::new(id))
     }
 
     /// The device's simulator: reopened as it was if the trace closed it,
     /// opened from the preset if the trace never opened it.
     #[inline]
-    pub(super) fn sim(&mut self, dev: usize) -> crate::Result<&mut Sim> {
+    pub(super) fn sim(&mut self, dev: DevIx) -> crate::Result<&mut Sim> {
         if self.devs[dev].sim.is_none() {
             self.open_for_use(dev)?;
         }
@@ -50,7 +54,7 @@ impl Engine<'_> {
 
     /// Device `dev`, its model opened as [`Engine::sim`] does.
     #[inline]
-    pub(super) fn open_dev(&mut self, dev: usize) -> crate::Result<&mut Dev> {
+    pub(super) fn open_dev(&mut self, dev: DevIx) -> crate::Result<&mut Dev> {
         if self.devs[dev].sim.is_none() {
             self.open_for_use(dev)?;
         }
@@ -59,7 +63,7 @@ impl Engine<'_> {
 
     /// Opens a device used while not open (see [`Engine::sim`]).
     #[cold]
-    fn open_for_use(&mut self, dev: usize) -> crate::Result<()> {
+    fn open_for_use(&mut self, dev: DevIx) -> crate::Result<()> {
         match self.devs[dev].spare.take() {
             // Used again after its close without a new DeviceOpen: as it was.
             Some((arch, config, sim)) => {
@@ -73,7 +77,7 @@ impl Engine<'_> {
 
     pub(super) fn open(
         &mut self,
-        dev: usize,
+        dev: DevIx,
         arch: Arch,
         recorded: &DeviceConfig,
     ) -> crate::Result<()> {
@@ -143,7 +147,7 @@ impl Engine<'_> {
     pub(super) fn device_open(
         &mut self,
         ord: u64,
-        dev: usize,
+        dev: DevIx,
         arch: Arch,
         config: &DeviceConfig,
     ) -> crate::Result<()> {
@@ -181,9 +185,9 @@ impl Engine<'_> {
         Ok(())
     }
 
-    pub(super) fn close(&mut self, ord: u64, dev: usize) {
+    pub(super) fn close(&mut self, ord: u64, dev: DevIx) {
         if self.devs[dev].objects > 0 {
-            for slot in self.live.on_device(dev as u16) {
+            for slot in self.live.on_device(dev.stored()) {
                 // Objects the model never placed are gone with the device.
                 if self.live.get(slot).flags & FAILED != 0 {
                     self.live.remove_slot(slot);
@@ -210,17 +214,19 @@ impl Engine<'_> {
 
     /// `resident_sites` by device id (for observers).
     pub(crate) fn resident_sites_of(&self, device: DeviceId, slot: usize) -> Vec<(SiteId, u64)> {
-        match self.devs.iter().position(|d| d.id == device) {
+        match self.devs.position(|d| d.id == device) {
             Some(dev) => self.resident_sites(dev, slot),
             None => Vec::new(),
         }
     }
 
     /// Sites and bytes of the objects resident in `slot` of device `dev`.
-    pub(super) fn resident_sites(&self, dev: usize, slot: usize) -> Vec<(SiteId, u64)> {
+    pub(super) fn resident_sites(&self, dev: DevIx, slot: usize) -> Vec<(SiteId, u64)> {
         let mut by_site: FastMap<SiteId, u64> = FastMap::default();
         for live in self.live.iter() {
-            if live.dev as usize == dev && live.slot as usize == slot && live.flags & RESIDENT != 0
+            if live.dev as usize == dev.get()
+                && live.slot as usize == slot
+                && live.flags & RESIDENT != 0
             {
                 *by_site.entry(live.site).or_default() += live.size;
             }

@@ -82,7 +82,7 @@ impl Engine<'_> {
                 site,
             } => {
                 let dev = self.dev_index(*device)?;
-                let key = (ObjectKind::Program, dev as u16, program.get());
+                let key = (ObjectKind::Program, dev.stored(), program.get());
                 let sim = self.sim(dev)?;
                 let mut placed = sim.load_program(program.get(), *binary_size);
                 if let Err(AllocFailure::AlreadyLive) = placed {
@@ -104,7 +104,7 @@ impl Engine<'_> {
             EventKind::ProgramUnload { device, program } => {
                 let dev = self.dev_index(*device)?;
                 self.sim(dev)?.unload_program(program.get());
-                self.remove_other((ObjectKind::Program, dev as u16, program.get()));
+                self.remove_other((ObjectKind::Program, dev.stored(), program.get()));
             }
             EventKind::TraceCapture {
                 device,
@@ -113,7 +113,7 @@ impl Engine<'_> {
                 site,
             } => {
                 let dev = self.dev_index(*device)?;
-                let key = (ObjectKind::Trace, dev as u16, trace_id.get() as u64);
+                let key = (ObjectKind::Trace, dev.stored(), trace_id.get() as u64);
                 let sim = self.sim(dev)?;
                 let mut placed = sim.capture_trace(trace_id.get(), *size);
                 if let Err(AllocFailure::AlreadyLive) = placed {
@@ -125,7 +125,7 @@ impl Engine<'_> {
             EventKind::TraceRelease { device, trace_id } => {
                 let dev = self.dev_index(*device)?;
                 self.sim(dev)?.release_trace(trace_id.get());
-                self.remove_other((ObjectKind::Trace, dev as u16, trace_id.get() as u64));
+                self.remove_other((ObjectKind::Trace, dev.stored(), trace_id.get() as u64));
             }
             EventKind::ProcessStart { .. }
             | EventKind::ProcessExit { .. }
@@ -217,7 +217,7 @@ impl Engine<'_> {
     pub(super) fn add_other(
         &mut self,
         ord: u64,
-        dev: usize,
+        dev: DevIx,
         key: OtherKey,
         slot: usize,
         size: u64,
@@ -231,7 +231,7 @@ impl Engine<'_> {
             self.devs[dev].objects -= 1;
         }
         let mut live = Live {
-            dev: dev as u16,
+            dev: dev.stored(),
             slot: slot as u8,
             flags: RESIDENT,
             cycle: self.cycle_number(),

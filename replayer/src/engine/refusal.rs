@@ -4,7 +4,7 @@
 //! model's; placed by the model, it is a divergence, and the model frees it
 //! again at once (nothing was allocated on the device).
 
-use super::Engine;
+use super::{DevIx, Engine};
 use crate::findings::{type_slot, PlacedRefusal};
 use crate::sim::{AllocFailure, Req};
 use ttalloc_model::{BufferId, SiteId, StringId};
@@ -17,7 +17,7 @@ impl Engine<'_> {
     pub(super) fn refused(
         &mut self,
         ord: u64,
-        dev: usize,
+        dev: DevIx,
         req: &Req,
         message: StringId,
         site: SiteId,

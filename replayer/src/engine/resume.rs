@@ -56,7 +56,7 @@ impl<'a> Engine<'a> {
     /// What the model holds now that a checkpoint cannot say (see [`ModelAddresses`]).
     pub fn model_addresses(&self) -> ModelAddresses {
         let mut m = ModelAddresses::default();
-        for d in &self.devs {
+        for d in self.devs.iter() {
             let Some(sim) = &d.sim else { continue };
             for (owner, address) in sim.held_addresses() {
                 match owner {
@@ -95,7 +95,7 @@ impl<'a> Engine<'a> {
             }
         }
         // Per device, what its model holds, in creation order.
-        let mut held: Vec<(usize, Vec<Held>, Vec<u64>)> = Vec::new();
+        let mut held: Vec<(DevIx, Vec<Held>, Vec<u64>)> = Vec::new();
         for (ord, e) in &cp.objects {
             let Some(device) = e.kind.device() else {
                 continue;
@@ -172,7 +172,7 @@ impl<'a> Engine<'a> {
             held[i].2.push(*ord);
         }
         // The handle of every restored buffer, by (device, buffer id).
-        let mut handles: FastMap<(usize, u64), Handle> = FastMap::default();
+        let mut handles: FastMap<(DevIx, u64), Handle> = FastMap::default();
         for (dev, objects, ords) in &held {
             let placed = self
                 .sim(*dev)
@@ -188,7 +188,7 @@ impl<'a> Engine<'a> {
             self.track_restored(*ord, e, known, &handles)?;
         }
         let last = cp.next_event.saturating_sub(1);
-        for d in &mut self.devs {
+        for d in self.devs.iter_mut() {
             for (peak, &bytes) in d.peak.iter_mut().zip(&d.resident) {
                 *peak = Peak { bytes, event: last };
             }
@@ -202,14 +202,14 @@ impl<'a> Engine<'a> {
         ord: u64,
         e: &Event,
         known: Option<&ModelAddresses>,
-        handles: &FastMap<(usize, u64), Handle>,
+        handles: &FastMap<(DevIx, u64), Handle>,
     ) -> Result<(), String> {
         let Some(device) = e.kind.device() else {
             return Ok(());
         };
         let dev = self.dev_index(device).map_err(|e| e.to_string())?;
         let live = |slot: Option<usize>, kind, id, size, site, label, address| Live {
-            dev: dev as u16,
+            dev: dev.stored(),
             slot: slot.map_or(NO_SLOT, |s| s as u8),
             // Host memory (no type slot) is never counted as resident.
             flags: if slot.is_some() { RESIDENT } else { 0 },
@@ -261,7 +261,7 @@ impl<'a> Engine<'a> {
                 site,
                 ..
             } => {
-                let key = (ObjectKind::Program, dev as u16, program.get());
+                let key = (ObjectKind::Program, dev.stored(), program.get());
                 let l = live(
                     Some(0),
                     key.0,
@@ -279,7 +279,7 @@ impl<'a> Engine<'a> {
                 site,
                 ..
             } => {
-                let key = (ObjectKind::Trace, dev as u16, trace_id.get() as u64);
+                let key = (ObjectKind::Trace, dev.stored(), trace_id.get() as u64);
                 let l = live(
                     Some(3),
                     key.0,
