@@ -10,8 +10,10 @@
 //! Measured on the 1M-event synthetic trace (8 devices): FREE_CHAIN (the
 //! change from the previous free's id) 0.274 B/event, these columns 0.13.
 
-use crate::decode::KindWord;
 use crate::varint::{unzigzag, zigzag};
+
+mod near;
+pub(crate) use near::decode_free_devices;
 
 /// Devices from this id on share slot 0 (writer and reader agree, so a
 /// clash only costs compression).
@@ -121,59 +123,6 @@ impl FreeEncoder {
             (FAR, Some(zigzag(d as i64)))
         }
     }
-}
-
-crate::decode::fast_cpu_dispatch!(
-/// The reader's side of FREE_DEV_NEAR: every free's device (into `out`)
-/// from `codes` (its values, one per free) and the device of the latest
-/// alloc before it in the block (`alloc_devices`, in event order), 0 when
-/// none. `words` are the block's kind words: the allocs before a free are
-/// those of earlier words and the ones below its bit.
-pub(crate) fn decode_free_devices => decode_free_devices_any(
-    words: &[KindWord],
-    alloc_devices: &[u32],
-    codes: &[u64],
-    out: &mut Vec<u32>,
-) -> Result<(), String>);
-
-#[inline(always)]
-fn decode_free_devices_any(
-    words: &[KindWord],
-    alloc_devices: &[u32],
-    codes: &[u64],
-    out: &mut Vec<u32>,
-) -> Result<(), String> {
-    let n_free: usize = words.iter().map(|w| w.free.count_ones() as usize).sum();
-    let n_alloc: usize = words.iter().map(|w| w.alloc.count_ones() as usize).sum();
-    if codes.len() != n_free || alloc_devices.len() != n_alloc {
-        return Err("free devices do not match the kind column".into());
-    }
-    // Overwritten whole: only growth is zeroed.
-    crate::decode::overwrite_len(out, n_free);
-    let out = &mut out[..n_free];
-    let (mut ka, mut kf) = (0usize, 0usize);
-    for w in words {
-        let mut m = w.free;
-        while m != 0 {
-            let bit = m.trailing_zeros();
-            m &= m - 1;
-            // At most `n_alloc` allocs precede it (the same kind words).
-            let k = ka + (w.alloc & ((1u64 << bit) - 1)).count_ones() as usize;
-            // (None before the block's first alloc: `k - 1` wraps.)
-            let prev = alloc_devices.get(k.wrapping_sub(1)).copied().unwrap_or(0);
-            debug_assert!(kf < n_free);
-            // SAFETY: `kf` counts the free bits before this one of the
-            // words whose free bits number `n_free` = `codes.len()` =
-            // `out.len()` (checked above): it is below both lengths.
-            unsafe {
-                let code = *codes.get_unchecked(kf);
-                *out.get_unchecked_mut(kf) = prev.wrapping_add(unzigzag(code) as u32);
-            }
-            kf += 1;
-        }
-        ka += w.alloc.count_ones() as usize;
-    }
-    Ok(())
 }
 
 /// The reader's buffers, kept between blocks.
@@ -417,23 +366,6 @@ mod tests {
         let mut s = FreeIdScratch::default();
         decode_free_ids(&ad, &ai, &fd, &codes, &far, &mut s, &mut out).unwrap();
         assert_eq!(out, frees.iter().map(|f| f.1).collect::<Vec<_>>());
-    }
-
-    #[test]
-    fn a_free_s_device_is_the_latest_alloc_s_plus_its_change() {
-        use ttalloc_model::EventTag::{BufferAlloc as A, BufferFree as F, OpEnd as E};
-        // free (no alloc before: 0 + 2), alloc on 5, free (5 + 0), alloc on 3,
-        // op end, free (3 - 1), free (3 + 0); after 60 op ends, so the
-        // events straddle two kind words.
-        let mut tags = vec![E as u8; 60];
-        tags.extend([F, A, F, A, E, F, F].map(|t| t as u8));
-        let codes = [zigzag(2), 0, zigzag(-1), 0];
-        let mut words = Vec::new();
-        crate::decode::kind_words(&tags, &mut words);
-        let mut out = Vec::new();
-        decode_free_devices(&words, &[5, 3], &codes, &mut out).unwrap();
-        assert_eq!(out, [2, 5, 2, 3]);
-        assert!(decode_free_devices(&words, &[5], &codes, &mut out).is_err());
     }
 
     proptest::proptest! {

@@ -1,0 +1,191 @@
+//! The reader's side of FREE_DEV_NEAR (FORMAT.md §5.1): a free's device is
+//! the change from the device of the latest alloc before it in the block.
+//! Two passes: each free's alloc rank (how many allocs precede it, a walk
+//! over the kind words), then the devices from the ranks (eight frees at a
+//! time with AVX2: a masked gather of the allocs' devices). One pass that
+//! did both spent half of each free on the read of the alloc's device
+//! (none before the block's first alloc) and the change's unzigzag.
+
+use crate::decode::KindWord;
+use crate::varint::unzigzag;
+
+crate::decode::fast_cpu_dispatch!(
+/// Every free's device (into `out`) from `codes` (its values, one per
+/// free) and the device of the latest alloc before it in the block
+/// (`alloc_devices`, in event order), 0 when none. `words` are the block's
+/// kind words: the allocs before a free are those of earlier words and the
+/// ones below its bit.
+pub(crate) fn decode_free_devices => decode_free_devices_any(
+    words: &[KindWord],
+    alloc_devices: &[u32],
+    codes: &[u64],
+    out: &mut Vec<u32>,
+) -> Result<(), String>);
+
+#[inline(always)]
+fn decode_free_devices_any(
+    words: &[KindWord],
+    alloc_devices: &[u32],
+    codes: &[u64],
+    out: &mut Vec<u32>,
+) -> Result<(), String> {
+    let n_free: usize = words.iter().map(|w| w.free.count_ones() as usize).sum();
+    let n_alloc: usize = words.iter().map(|w| w.alloc.count_ones() as usize).sum();
+    if codes.len() != n_free || alloc_devices.len() != n_alloc {
+        return Err("free devices do not match the kind column".into());
+    }
+    // (Ranks are gathered as i32 lanes.)
+    if n_alloc > i32::MAX as usize {
+        return Err(format!("a block of {n_alloc} allocs is too large"));
+    }
+    // Overwritten whole: only growth is zeroed.
+    crate::decode::overwrite_len(out, n_free);
+    let out = &mut out[..n_free];
+    // Each free's rank first, into `out`.
+    let (mut ka, mut kf) = (0u32, 0usize);
+    for w in words {
+        let mut m = w.free;
+        while m != 0 {
+            let bit = m.trailing_zeros();
+            m &= m - 1;
+            let k = ka + (w.alloc & ((1u64 << bit) - 1)).count_ones();
+            debug_assert!(kf < n_free);
+            // SAFETY: `kf` counts the free bits before this one of the
+            // words whose free bits number `n_free` = `out.len()`.
+            unsafe { *out.get_unchecked_mut(kf) = k };
+            kf += 1;
+        }
+        ka += w.alloc.count_ones();
+    }
+    // Every rank counts allocs of these words: at most `n_alloc`
+    // (`alloc_devices.len()`, below 2^31: checked above).
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above); the ranks are as
+        // `devices_avx2` needs (see above).
+        done = unsafe { devices_avx2(alloc_devices, codes, out) };
+    }
+    for (o, &c) in out.iter_mut().zip(codes).skip(done) {
+        *o = device_after(alloc_devices, *o).wrapping_add(unzigzag(c) as u32);
+    }
+    Ok(())
+}
+
+/// The device of the alloc of rank `rank` (the latest of `rank` allocs),
+/// 0 for none.
+#[inline(always)]
+fn device_after(alloc_devices: &[u32], rank: u32) -> u32 {
+    match (rank as usize).checked_sub(1) {
+        Some(i) => alloc_devices.get(i).copied().unwrap_or(0),
+        None => 0,
+    }
+}
+
+/// Turns the alloc ranks in `out` into devices (`device_after` plus the
+/// change in `codes`) for every whole group of eight; returns how many.
+///
+/// # Safety
+///
+/// AVX2; every entry of `out` is at most `alloc_devices.len()`, which is
+/// below 2^31.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn devices_avx2(alloc_devices: &[u32], codes: &[u64], out: &mut [u32]) -> usize {
+    use std::arch::x86_64::*;
+    let n = out.len().min(codes.len());
+    let zero = _mm256_setzero_si256();
+    let one32 = _mm256_set1_epi32(1);
+    let one64 = _mm256_set1_epi64x(1);
+    // The low half of each 64-bit lane, in the low four 32-bit lanes.
+    let low_halves = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
+    let unzigzag4 = |c: __m256i| {
+        let sign = _mm256_sub_epi64(zero, _mm256_and_si256(c, one64));
+        _mm256_permutevar8x32_epi32(
+            _mm256_xor_si256(_mm256_srli_epi64::<1>(c), sign),
+            low_halves,
+        )
+    };
+    let mut i = 0;
+    while i + 8 <= n {
+        // SAFETY: entries `i..i + 8` lie in `out` and `codes` (`i + 8 <= n`).
+        // A lane gathers only where its rank is at least 1 (the mask), at
+        // index `rank - 1`, below `alloc_devices.len()` (`# Safety`).
+        unsafe {
+            let rank = _mm256_loadu_si256(out.as_ptr().add(i) as *const __m256i);
+            let none = _mm256_cmpeq_epi32(rank, zero);
+            let some = _mm256_andnot_si256(none, _mm256_cmpeq_epi32(zero, zero));
+            let prev = _mm256_mask_i32gather_epi32::<4>(
+                zero,
+                alloc_devices.as_ptr() as *const i32,
+                _mm256_sub_epi32(rank, one32),
+                some,
+            );
+            let c0 = _mm256_loadu_si256(codes.as_ptr().add(i) as *const __m256i);
+            let c1 = _mm256_loadu_si256(codes.as_ptr().add(i + 4) as *const __m256i);
+            let change = _mm256_blend_epi32::<0b1111_0000>(unzigzag4(c0), unzigzag4(c1));
+            _mm256_storeu_si256(
+                out.as_mut_ptr().add(i) as *mut __m256i,
+                _mm256_add_epi32(prev, change),
+            );
+        }
+        i += 8;
+    }
+    i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::varint::zigzag;
+    use proptest::prelude::*;
+    use ttalloc_model::EventTag::{BufferAlloc as A, BufferFree as F, OpEnd as E};
+
+    #[test]
+    fn a_free_s_device_is_the_latest_alloc_s_plus_its_change() {
+        // free (no alloc before: 0 + 2), alloc on 5, free (5 + 0), alloc on 3,
+        // op end, free (3 - 1), free (3 + 0); after 60 op ends, so the
+        // events straddle two kind words.
+        let mut tags = vec![E as u8; 60];
+        tags.extend([F, A, F, A, E, F, F].map(|t| t as u8));
+        let codes = [zigzag(2), 0, zigzag(-1), 0];
+        let mut words = Vec::new();
+        crate::decode::kind_words(&tags, &mut words);
+        let mut out = Vec::new();
+        decode_free_devices(&words, &[5, 3], &codes, &mut out).unwrap();
+        assert_eq!(out, [2, 5, 2, 3]);
+        assert!(decode_free_devices(&words, &[5], &codes, &mut out).is_err());
+    }
+
+    proptest! {
+        /// Against a walk over the events that keeps the latest alloc's
+        /// device: blocks of any length and mix (frees before any alloc,
+        /// runs of frees, changes that wrap).
+        #[test]
+        fn free_devices_are_the_latest_alloc_s_plus_the_change(
+            events in proptest::collection::vec((0u8..3, any::<u32>(), any::<u64>()), 0..300),
+        ) {
+            let tags: Vec<u8> = events.iter().map(|e| [A, F, E][e.0 as usize] as u8).collect();
+            let (mut alloc_devices, mut codes, mut want) = (Vec::new(), Vec::new(), Vec::new());
+            let mut latest = 0u32;
+            for &(kind, device, code) in &events {
+                match kind {
+                    0 => {
+                        alloc_devices.push(device);
+                        latest = device;
+                    }
+                    1 => {
+                        codes.push(code);
+                        want.push(latest.wrapping_add(unzigzag(code) as u32));
+                    }
+                    _ => {}
+                }
+            }
+            let mut words = Vec::new();
+            crate::decode::kind_words(&tags, &mut words);
+            let mut out = vec![7; 3];
+            decode_free_devices(&words, &alloc_devices, &codes, &mut out).unwrap();
+            prop_assert_eq!(out, want);
+        }
+    }
+}
