@@ -5,10 +5,11 @@
 
 use crate::varint::unzigzag;
 
-/// `out[i] = unzigzag(codes[i]) + bases[tags[i]]` (wrapping: ticks) for
-/// every `i` below the three lengths.
+/// `out[i] = (unzigzag(codes[i]) + bases[tags[i]]) * unit` (wrapping: each
+/// event's gap in ns) for every `i` below the three lengths. Scaled here,
+/// four at a time, so that the running sum after is one add per event.
 #[inline]
-pub(super) fn gaps(codes: &[u64], tags: &[u8], bases: &[u64; 256], out: &mut [u64]) {
+pub(super) fn gaps(codes: &[u64], tags: &[u8], bases: &[u64; 256], unit: u64, out: &mut [u64]) {
     let n = codes.len().min(tags.len()).min(out.len());
     let (codes, tags, out) = (&codes[..n], &tags[..n], &mut out[..n]);
     let mut done = 0;
@@ -16,10 +17,12 @@ pub(super) fn gaps(codes: &[u64], tags: &[u8], bases: &[u64; 256], out: &mut [u6
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2 (checked just above); the three
         // slices are `n` long.
-        done = unsafe { gaps_avx2(codes, tags, bases, out) };
+        done = unsafe { gaps_avx2(codes, tags, bases, unit, out) };
     }
     for ((o, &c), &t) in out.iter_mut().zip(codes).zip(tags).skip(done) {
-        *o = (unzigzag(c) as u64).wrapping_add(bases[t as usize]);
+        *o = (unzigzag(c) as u64)
+            .wrapping_add(bases[t as usize])
+            .wrapping_mul(unit);
     }
 }
 
@@ -46,22 +49,9 @@ pub(super) unsafe fn sum_avx2(codes: &[u64], tags: &[u8], bases: &[u64; 256]) ->
     use std::arch::x86_64::*;
     let n = codes.len().min(tags.len());
     let (codes, tags) = (&codes[..n], &tags[..n]);
-    let one = _mm256_set1_epi64x(1);
     // The four gaps from entry `i` on.
-    let gaps4 = |i: usize| {
-        // SAFETY: callers pass `i + 4 <= n`: entries `i..i + 4` lie in
-        // both slices; a kind code is below 256, the bases' length, so
-        // every lane of the gather reads a base.
-        unsafe {
-            let c = _mm256_loadu_si256(codes.as_ptr().add(i) as *const __m256i);
-            let sign = _mm256_sub_epi64(_mm256_setzero_si256(), _mm256_and_si256(c, one));
-            let z = _mm256_xor_si256(_mm256_srli_epi64::<1>(c), sign);
-            let kinds = (tags.as_ptr().add(i) as *const i32).read_unaligned();
-            let idx = _mm_cvtepu8_epi32(_mm_cvtsi32_si128(kinds));
-            let b = _mm256_i32gather_epi64::<8>(bases.as_ptr() as *const i64, idx);
-            _mm256_add_epi64(z, b)
-        }
-    };
+    // SAFETY (of each call): callers pass `i + 4 <= n`.
+    let gaps4 = |i: usize| unsafe { gaps4(codes, tags, bases, i) };
     let (mut a0, mut a1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
     let mut i = 0;
     while i + 8 <= n {
@@ -79,6 +69,39 @@ pub(super) unsafe fn sum_avx2(codes: &[u64], tags: &[u8], bases: &[u64; 256]) ->
     lanes.wrapping_add(sum(&codes[i..], &tags[i..], bases))
 }
 
+/// The four gaps (in ticks) of entries `i..i + 4`.
+///
+/// # Safety
+///
+/// AVX2; `i + 4` is at most the lengths of `codes` and `tags`.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn gaps4(
+    codes: &[u64],
+    tags: &[u8],
+    bases: &[u64; 256],
+    i: usize,
+) -> std::arch::x86_64::__m256i {
+    use std::arch::x86_64::*;
+    debug_assert!(i + 4 <= codes.len() && i + 4 <= tags.len());
+    // SAFETY: entries `i..i + 4` lie in both slices (`# Safety`); a kind
+    // code is below 256, the bases' length, so every lane of the gather
+    // reads a base.
+    unsafe {
+        let c = _mm256_loadu_si256(codes.as_ptr().add(i) as *const __m256i);
+        let sign = _mm256_sub_epi64(
+            _mm256_setzero_si256(),
+            _mm256_and_si256(c, _mm256_set1_epi64x(1)),
+        );
+        let z = _mm256_xor_si256(_mm256_srli_epi64::<1>(c), sign);
+        let kinds = (tags.as_ptr().add(i) as *const i32).read_unaligned();
+        let idx = _mm_cvtepu8_epi32(_mm_cvtsi32_si128(kinds));
+        let b = _mm256_i32gather_epi64::<8>(bases.as_ptr() as *const i64, idx);
+        _mm256_add_epi64(z, b)
+    }
+}
+
 /// [`gaps`] of every whole group of four; returns how many were written.
 ///
 /// # Safety
@@ -86,27 +109,67 @@ pub(super) unsafe fn sum_avx2(codes: &[u64], tags: &[u8], bases: &[u64; 256]) ->
 /// AVX2; `codes`, `tags` and `out` are equally long.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn gaps_avx2(codes: &[u64], tags: &[u8], bases: &[u64; 256], out: &mut [u64]) -> usize {
+unsafe fn gaps_avx2(
+    codes: &[u64],
+    tags: &[u8],
+    bases: &[u64; 256],
+    unit: u64,
+    out: &mut [u64],
+) -> usize {
+    // A loop per kind of unit: 1 ns (no tick column: nothing to scale),
+    // below 2^32 (one multiply less), any.
+    // SAFETY: the caller upholds `scaled_avx2`'s contract (the same).
+    unsafe {
+        if unit == 1 {
+            scaled_avx2::<false, false>(codes, tags, bases, unit, out)
+        } else if unit >> 32 == 0 {
+            scaled_avx2::<true, false>(codes, tags, bases, unit, out)
+        } else {
+            scaled_avx2::<true, true>(codes, tags, bases, unit, out)
+        }
+    }
+}
+
+/// [`gaps_avx2`], times `unit` if `MUL`, whose high half is read only if
+/// `WIDE`. (AVX2 has no 64-bit multiply: `x * unit` is made of 32-bit
+/// halves, `lo(x) * lo(unit) + ((hi(x) * lo(unit) + lo(x) * hi(unit)) << 32)`.)
+///
+/// # Safety
+///
+/// As [`gaps_avx2`]; `unit` is 1 unless `MUL`, below 2^32 unless `WIDE`.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn scaled_avx2<const MUL: bool, const WIDE: bool>(
+    codes: &[u64],
+    tags: &[u8],
+    bases: &[u64; 256],
+    unit: u64,
+    out: &mut [u64],
+) -> usize {
     use std::arch::x86_64::*;
     let n = out.len();
     debug_assert!(codes.len() == n && tags.len() == n);
-    let one = _mm256_set1_epi64x(1);
+    debug_assert!((MUL || unit == 1) && (WIDE || unit >> 32 == 0));
+    let unit_lo = _mm256_set1_epi64x(unit as u32 as i64);
+    let unit_hi = _mm256_set1_epi64x((unit >> 32) as i64);
     let mut i = 0;
     while i + 4 <= n {
         // SAFETY: entries `i..i + 4` lie in each slice (`i + 4 <= n`, and
-        // they are `n` long: `# Safety`); a kind code is below 256, the
-        // bases' length, so every lane of the gather reads a base.
+        // they are `n` long: `# Safety`).
         unsafe {
-            let c = _mm256_loadu_si256(codes.as_ptr().add(i) as *const __m256i);
-            let sign = _mm256_sub_epi64(_mm256_setzero_si256(), _mm256_and_si256(c, one));
-            let z = _mm256_xor_si256(_mm256_srli_epi64::<1>(c), sign);
-            let kinds = (tags.as_ptr().add(i) as *const i32).read_unaligned();
-            let idx = _mm_cvtepu8_epi32(_mm_cvtsi32_si128(kinds));
-            let b = _mm256_i32gather_epi64::<8>(bases.as_ptr() as *const i64, idx);
-            _mm256_storeu_si256(
-                out.as_mut_ptr().add(i) as *mut __m256i,
-                _mm256_add_epi64(z, b),
-            );
+            let g = gaps4(codes, tags, bases, i);
+            let ns = if MUL {
+                let lo = _mm256_mul_epu32(g, unit_lo);
+                let mut cross = _mm256_mul_epu32(_mm256_srli_epi64::<32>(g), unit_lo);
+                if WIDE {
+                    cross = _mm256_add_epi64(cross, _mm256_mul_epu32(g, unit_hi));
+                }
+                _mm256_add_epi64(lo, _mm256_slli_epi64::<32>(cross))
+            } else {
+                g
+            };
+            _mm256_storeu_si256(out.as_mut_ptr().add(i) as *mut __m256i, ns);
         }
         i += 4;
     }
@@ -132,9 +195,13 @@ mod tests {
                 .zip(&tags)
                 .map(|(&c, &t)| (unzigzag(c) as u64).wrapping_add(bases[t as usize]))
                 .collect();
-            let mut out = vec![0; codes.len()];
-            gaps(&codes, &tags, &bases, &mut out);
-            prop_assert_eq!(&out, &want);
+            // Units of 1 ns, within 32 bits, and past them.
+            for unit in [1, seed >> 40 | 2, seed | (1 << 63)] {
+                let mut out = vec![0; codes.len()];
+                gaps(&codes, &tags, &bases, unit, &mut out);
+                let scaled: Vec<u64> = want.iter().map(|&g| g.wrapping_mul(unit)).collect();
+                prop_assert_eq!(&out, &scaled, "unit {}", unit);
+            }
             let total = want.iter().fold(0u64, |s, &g| s.wrapping_add(g));
             prop_assert_eq!(sum(&codes, &tags, &bases), total);
             #[cfg(target_arch = "x86_64")]
