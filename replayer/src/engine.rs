@@ -180,9 +180,16 @@ pub struct Engine<'a> {
     /// them in the table of records (cheaper when a cycle allocates about
     /// as many objects as the table holds; see `cycle_books.rs`).
     cycle_allocs_by_scan: bool,
-    /// Allocations of the current cycle (listed or not), and of the last
-    /// one that ended: whether the next cycle is scanned is guessed from it.
-    cycle_alloc_count: u64,
+    /// In a cycle whose allocations are listed (`in_cycle` and not
+    /// `cycle_allocs_by_scan`): one flag for an allocation to test.
+    list_cycle_allocs: bool,
+    /// Allocations so far, in a cycle or not (counted without a test), and
+    /// their count when the current cycle started: the difference is the
+    /// cycle's allocations (listed or not).
+    allocs_noted: u64,
+    allocs_noted_at_start: u64,
+    /// Allocations of the last cycle that ended: whether the next cycle is
+    /// scanned is guessed from it.
     last_cycle_allocs: u64,
     /// Whether cycles are scanned: `None` guesses per cycle (tests force
     /// either way, to compare them).
@@ -223,7 +230,9 @@ impl<'a> Engine<'a> {
             cycle_allocs: Vec::new(),
             cycle_allocs_compact_at: CYCLE_ALLOCS_MIN,
             cycle_allocs_by_scan: false,
-            cycle_alloc_count: 0,
+            list_cycle_allocs: false,
+            allocs_noted: 0,
+            allocs_noted_at_start: 0,
             last_cycle_allocs: 0,
             cycle_scan: None,
             site_left: FastMap::default(),

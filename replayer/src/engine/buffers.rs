@@ -126,8 +126,8 @@ impl Engine<'_> {
         self.write_record(ord, slot, buffer, req.size, site, label, record);
     }
 
-    /// The record of a new buffer at `slot` (claimed for its id), and the
-    /// current cycle's note of it.
+    /// The record of a new buffer at `slot` (claimed for its id), and its
+    /// note for the current cycle (`note_alloc`).
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn write_record(
@@ -156,9 +156,7 @@ impl Engine<'_> {
             address: p.address,
         };
         self.live.write_claimed(slot, record);
-        if cycle != 0 {
-            self.push_cycle_alloc(slot.slot(), ord);
-        }
+        self.note_alloc(slot.slot(), ord);
     }
 
     /// The model placed a buffer elsewhere than recorded: re-synced on the

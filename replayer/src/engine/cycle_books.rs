@@ -22,7 +22,8 @@ impl Engine<'_> {
             self.last_cycle_allocs >= CYCLE_SCAN_MIN
                 && self.live.slots() as u64 <= 2 * self.last_cycle_allocs,
         );
-        self.cycle_alloc_count = 0;
+        self.list_cycle_allocs = !self.cycle_allocs_by_scan;
+        self.allocs_noted_at_start = self.allocs_noted;
         self.live_before = self.devs.iter().map(|d| (d.id, d.tracked)).collect();
     }
 
@@ -38,21 +39,20 @@ impl Engine<'_> {
         self.cycle_number
     }
 
-    /// Records an allocation of the current cycle.
-    #[inline]
+    /// Notes an allocation (at `slot`, event `event`): counted, and listed
+    /// when the current cycle lists its allocations. One increment and one
+    /// flag tested per allocation (outside cycles the count is not used).
+    #[inline(always)]
     pub(super) fn note_alloc(&mut self, slot: u32, event: u64) {
-        if self.in_cycle {
-            self.push_cycle_alloc(slot, event);
+        self.allocs_noted += 1;
+        if self.list_cycle_allocs {
+            self.list_cycle_alloc(slot, event);
         }
     }
 
-    /// [`Engine::note_alloc`] inside a cycle.
+    /// [`Engine::note_alloc`] in a cycle that lists its allocations.
     #[inline(always)]
-    pub(super) fn push_cycle_alloc(&mut self, slot: u32, event: u64) {
-        self.cycle_alloc_count += 1;
-        if self.cycle_allocs_by_scan {
-            return;
-        }
+    fn list_cycle_alloc(&mut self, slot: u32, event: u64) {
         if self.cycle_allocs.len() == self.cycle_allocs.capacity() {
             self.make_room_in_cycle_allocs();
         }
@@ -107,7 +107,7 @@ impl Engine<'_> {
             );
             allocs.sort_unstable_by_key(|&(_, event)| event);
         }
-        self.last_cycle_allocs = self.cycle_alloc_count;
+        self.last_cycle_allocs = self.allocs_noted - self.allocs_noted_at_start;
         for &(slot, event) in &allocs {
             let Some(&live) = self.live.holding(slot, event) else {
                 continue;
@@ -156,6 +156,7 @@ impl Engine<'_> {
         self.cycle_allocs_compact_at = CYCLE_ALLOCS_MIN;
         self.f.cycles.push(stats);
         self.in_cycle = false;
+        self.list_cycle_allocs = false;
         self.cycle_number = 0;
     }
 
