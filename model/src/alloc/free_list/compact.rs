@@ -157,12 +157,25 @@ impl FreeList {
     /// and counts them.
     #[inline(always)]
     pub(super) fn carve_fit_compact(&mut self, alloc: u64, bottom_up: bool) -> Option<u64> {
-        let k = self.free.fit(alloc, bottom_up)?;
+        // One branch on the direction, then a walk and a carve of that
+        // direction only: the direction is the request's data (DRAM and
+        // L1 requests interleave), so it is tested once, not per step.
+        if bottom_up {
+            self.carve_fit_in::<true>(alloc)
+        } else {
+            self.carve_fit_in::<false>(alloc)
+        }
+    }
+
+    /// [`FreeList::carve_fit_compact`] in one direction.
+    #[inline(always)]
+    fn carve_fit_in<const BOTTOM_UP: bool>(&mut self, alloc: u64) -> Option<u64> {
+        let k = self.free.fit(alloc, BOTTOM_UP)?;
         debug_assert!(k < self.free.len());
         // SAFETY: `fit` returns the index of an entry.
         let f = unsafe { self.free.free.get_unchecked_mut(k) };
         let left = f.size - alloc;
-        let at = if bottom_up {
+        let at = if BOTTOM_UP {
             f.addr += alloc;
             f.addr - alloc
         } else {
