@@ -61,9 +61,11 @@ const NIL: u32 = u32::MAX;
 /// (`model/benches/alloc_throughput.rs`).
 const COMPACT_MAX_BLOCKS: usize = 128;
 
-/// One block (a line: its holder's [`Payload`] shares it).
+/// One block (a line: its holder's [`Payload`] shares it). `repr(C)`
+/// for `allocated` and `held` side by side: every allocating path writes
+/// both, and two neighbouring bytes go in one store.
 #[derive(Clone, Copy, Debug)]
-#[repr(align(64))]
+#[repr(C, align(64))]
 struct Block {
     addr: u64,
     size: u64,
@@ -74,6 +76,10 @@ struct Block {
     /// (see `held.rs`). Kept when the entry is reused, and by `init`.
     generation: u32,
     allocated: bool,
+    /// The allocation has a payload: written by every path that
+    /// allocates the block, true only by [`FreeList::hold`] and
+    /// [`FreeList::allocate_held`].
+    held: bool,
     /// What the allocation's holder keeps with it (`held.rs`).
     payload: Payload,
 }
@@ -338,7 +344,7 @@ impl FreeList {
             e.prev = NIL;
             e.next = NIL;
             e.allocated = allocated;
-            e.payload.held = false;
+            e.held = false;
             i
         } else {
             self.blocks.push(Block {
@@ -348,6 +354,7 @@ impl FreeList {
                 next: NIL,
                 generation: 0,
                 allocated,
+                held: false,
                 payload: Payload::NONE,
             });
             (self.blocks.len() - 1) as u32
@@ -427,7 +434,7 @@ impl FreeList {
         let b = &mut self.blocks[cur as usize];
         b.allocated = true;
         // An allocation without a payload, until `hold` gives it one.
-        b.payload.held = false;
+        b.held = false;
         self.free_blocks -= 1;
         self.num_allocated += 1;
         self.allocated_bytes += alloc;

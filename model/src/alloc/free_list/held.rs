@@ -4,21 +4,19 @@
 //! `device/live_buffers.rs`). The block entry is the one record a free
 //! reads: its address, size and generation sit in one 32-byte entry.
 
-use super::{BlockRef, FreeList};
+use super::{Block, BlockRef, FreeList, NIL};
 
 /// What a holder keeps with an allocation, in its block's entry (a
 /// device: the buffer's id, requested size and bank count). The free list
 /// never reads it; it is the allocation's while the block is allocated
-/// and `held` (an allocation made without one, a program binary say,
-/// clears `held`: whatever older payload is left there is not its own).
+/// and held (the block's `held` flag: an allocation made without one, a
+/// program binary say, clears it: whatever older payload is left there
+/// is not its own).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Payload {
     pub(crate) owner: u64,
     pub(crate) size: u64,
     pub(crate) banks: u32,
-    /// Written by every path that allocates the block: true only by
-    /// [`FreeList::hold`] and [`FreeList::allocate_held`].
-    pub(crate) held: bool,
 }
 
 impl Payload {
@@ -26,7 +24,6 @@ impl Payload {
         owner: 0,
         size: 0,
         banks: 0,
-        held: false,
     };
 }
 
@@ -41,7 +38,7 @@ impl FreeList {
                 e.payload.owner = owner;
                 e.payload.size = size;
                 e.payload.banks = banks;
-                e.payload.held = true;
+                e.held = true;
                 e.generation
             }
             None => 0,
@@ -68,26 +65,24 @@ impl FreeList {
         // No free block is larger than the range: a request larger than
         // it fits nowhere, with no check of its own.
         let at = self.carve_fit_compact(alloc, bottom_up)?;
-        let (i, generation) = match self.blocks.get_mut(self.spare as usize) {
-            Some(e) => {
-                let i = self.spare;
-                self.spare = e.next;
-                // Field by field: the entry keeps its generation; a compact
-                // list never reads an allocated entry's links.
-                e.addr = at;
-                e.size = alloc;
-                e.allocated = true;
-                e.payload.owner = owner;
-                e.payload.size = size;
-                e.payload.banks = banks;
-                e.payload.held = true;
-                (i, e.generation)
-            }
-            None => {
-                let i = self.new_block(at, alloc, true);
-                (i, self.hold(BlockRef(i), owner, size, banks))
-            }
+        // The spare entry, or a blank one pushed (its `next` ends the
+        // chain): either way the entry is written below, on one path, so
+        // neighbouring fields (`allocated`, `held`) go in one store.
+        let (i, e) = match self.blocks.get_mut(self.spare as usize) {
+            Some(e) => (self.spare, e),
+            None => push_blank(&mut self.blocks),
         };
+        self.spare = e.next;
+        // Field by field: the entry keeps its generation; a compact list
+        // never reads an allocated entry's links.
+        e.addr = at;
+        e.size = alloc;
+        e.allocated = true;
+        e.held = true;
+        e.payload.owner = owner;
+        e.payload.size = size;
+        e.payload.banks = banks;
+        let generation = e.generation;
         self.num_allocated += 1;
         self.allocated_bytes += alloc;
         // `rebalance` of a list known to be compact.
@@ -157,7 +152,7 @@ impl FreeList {
     pub(crate) fn held_blocks(&self) -> impl Iterator<Item = (u64, u64, &Payload)> + '_ {
         self.blocks
             .iter()
-            .filter(|e| e.allocated && e.payload.held)
+            .filter(|e| e.allocated && e.held)
             .map(|e| (e.addr, e.size, &e.payload))
     }
 
@@ -168,6 +163,25 @@ impl FreeList {
             prefetch_line(e as *const _ as *const u8);
         }
     }
+}
+
+/// Pushes an unused entry whose `next` ends the spare chain (`NIL`), for
+/// an allocation when the chain is empty: its index and the entry.
+#[cold]
+#[inline(never)]
+fn push_blank(blocks: &mut Vec<Block>) -> (u32, &mut Block) {
+    blocks.push(Block {
+        addr: 0,
+        size: 0,
+        prev: NIL,
+        next: NIL,
+        generation: 0,
+        allocated: false,
+        held: false,
+        payload: Payload::NONE,
+    });
+    let i = blocks.len() - 1;
+    (i as u32, &mut blocks[i])
 }
 
 /// A hint that the line at `p` will be read soon.
