@@ -109,7 +109,8 @@ fn decode(
     out.tags.extend_from_slice(tags);
     // Where each kind sits: allocs, frees and names are counted by
     // popcount, the other kinds (rare) one by one.
-    let [n_alloc, n_free, n_names] = super::kind_words(tags, &mut s.vals.kinds);
+    let [n_alloc, n_free, n_names, n_cb_alloc] = super::kind_words(tags, &mut s.vals.kinds);
+    s.cb_allocs = n_cb_alloc;
     // The other kinds that have a device (a count in a register: a
     // histogram's increments of one kind wait on each other's stores).
     let mut n_dev_other = 0usize;

@@ -19,20 +19,49 @@ pub(crate) struct KindWord {
     pub(crate) other: u64,
 }
 
-super::fast_cpu_dispatch!(
-    /// Fills `out` with the kind words of `tags` (cleared first); returns
-    /// how many allocs, frees and names they hold.
-    pub(crate) fn kind_words => kind_words_any(tags: &[u8], out: &mut Vec<KindWord>) -> [usize; 3]
-);
+/// Fills `out` with the kind words of `tags` (cleared first); returns
+/// how many allocs, frees, names and circular-buffer allocs they hold (the
+/// last for `decode_others`, which counted them in a pass of its own).
+pub(crate) fn kind_words(tags: &[u8], out: &mut Vec<KindWord>) -> [usize; 4] {
+    #[cfg(target_arch = "x86_64")]
+    if super::fast_cpu() {
+        // SAFETY: the CPU has every feature `kind_words_fast` is compiled for.
+        return unsafe { kind_words_fast(tags, out) };
+    }
+    kind_words_with::<false>(tags, out)
+}
 
+/// [`kind_words`] 32 tags to a compare (AVX2).
+///
+/// # Safety
+///
+/// The CPU has the features it is compiled for.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,bmi1,bmi2,popcnt,lzcnt")]
+unsafe fn kind_words_fast(tags: &[u8], out: &mut Vec<KindWord>) -> [usize; 4] {
+    kind_words_with::<true>(tags, out)
+}
+
+/// [`kind_words`]; `AVX2` only where the CPU has it.
 #[inline(always)]
-fn kind_words_any(tags: &[u8], out: &mut Vec<KindWord>) -> [usize; 3] {
+fn kind_words_with<const AVX2: bool>(tags: &[u8], out: &mut Vec<KindWord>) -> [usize; 4] {
     out.clear();
     out.reserve(tags.len().div_ceil(64));
+    let mut n_cb = 0usize;
     let mut chunks = tags.chunks_exact(64);
     for c in &mut chunks {
         let c: &[u8; 64] = c.try_into().expect("64 tags");
-        out.push(word_of_64(c));
+        #[cfg(target_arch = "x86_64")]
+        let (w, cb) = if AVX2 {
+            // SAFETY: `AVX2` is set only where the CPU has it.
+            unsafe { word_of_64_avx2(c) }
+        } else {
+            word_of_64(c)
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let (w, cb) = word_of_64(c);
+        n_cb += cb.count_ones() as usize;
+        out.push(w);
     }
     let rest = chunks.remainder();
     if !rest.is_empty() {
@@ -42,10 +71,11 @@ fn kind_words_any(tags: &[u8], out: &mut Vec<KindWord>) -> [usize; 3] {
             w.free |= ((t == EventTag::BufferFree as u8) as u64) << j;
             w.name |= ((t == EventTag::OpBegin as u8 || t == EventTag::Marker as u8) as u64) << j;
             w.other |= (IS_OTHER[t as usize] as u64) << j;
+            n_cb += (t == EventTag::CbAlloc as u8) as usize;
         }
         out.push(w);
     }
-    let mut n = [0usize; 3];
+    let mut n = [0, 0, 0, n_cb];
     for w in out.iter() {
         n[0] += w.alloc.count_ones() as usize;
         n[1] += w.free.count_ones() as usize;
@@ -54,10 +84,55 @@ fn kind_words_any(tags: &[u8], out: &mut Vec<KindWord>) -> [usize; 3] {
     n
 }
 
-/// The kind word of 64 tags: byte compares and movemasks, 16 tags at a time.
+/// [`word_of_64`] 32 tags at a time.
+///
+/// # Safety
+///
+/// The CPU has AVX2.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn word_of_64_avx2(tags: &[u8; 64]) -> (KindWord, u64) {
+    use std::arch::x86_64::*;
+    let alloc = _mm256_set1_epi8(EventTag::BufferAlloc as i8);
+    let free = _mm256_set1_epi8(EventTag::BufferFree as i8);
+    let begin = _mm256_set1_epi8(EventTag::OpBegin as i8);
+    let end = _mm256_set1_epi8(EventTag::OpEnd as i8);
+    let marker = _mm256_set1_epi8(EventTag::Marker as i8);
+    let cb_alloc = _mm256_set1_epi8(EventTag::CbAlloc as i8);
+    // SAFETY: each load reads 32 of the 64 bytes of `tags`.
+    let (lo, hi) = unsafe {
+        (
+            _mm256_loadu_si256(tags.as_ptr() as *const __m256i),
+            _mm256_loadu_si256(tags.as_ptr().add(32) as *const __m256i),
+        )
+    };
+    // The 64 bits of `eq` over both halves.
+    let bits = |eq: &dyn Fn(__m256i) -> __m256i| {
+        let l = _mm256_movemask_epi8(eq(lo)) as u32 as u64;
+        let h = _mm256_movemask_epi8(eq(hi)) as u32 as u64;
+        l | h << 32
+    };
+    let a = bits(&|v| _mm256_cmpeq_epi8(v, alloc));
+    let f = bits(&|v| _mm256_cmpeq_epi8(v, free));
+    let n = bits(&|v| _mm256_or_si256(_mm256_cmpeq_epi8(v, begin), _mm256_cmpeq_epi8(v, marker)));
+    let e = bits(&|v| _mm256_cmpeq_epi8(v, end));
+    let cb = bits(&|v| _mm256_cmpeq_epi8(v, cb_alloc));
+    let w = KindWord {
+        alloc: a,
+        free: f,
+        name: n,
+        // Every kind is one of alloc, free, name, op end or other.
+        other: !(a | f | n | e),
+    };
+    (w, cb)
+}
+
+/// The kind word of 64 tags and the mask of their CbAllocs: byte compares
+/// and movemasks, 16 tags at a time.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn word_of_64(tags: &[u8; 64]) -> KindWord {
+fn word_of_64(tags: &[u8; 64]) -> (KindWord, u64) {
     use std::arch::x86_64::{
         __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
     };
@@ -69,7 +144,8 @@ fn word_of_64(tags: &[u8; 64]) -> KindWord {
         let begin = _mm_set1_epi8(EventTag::OpBegin as i8);
         let end = _mm_set1_epi8(EventTag::OpEnd as i8);
         let marker = _mm_set1_epi8(EventTag::Marker as i8);
-        let mut w = KindWord::default();
+        let cb_alloc = _mm_set1_epi8(EventTag::CbAlloc as i8);
+        let (mut w, mut cb) = (KindWord::default(), 0u64);
         for q in 0..4 {
             let v = _mm_loadu_si128(tags.as_ptr().add(16 * q) as *const __m128i);
             let a = _mm_movemask_epi8(_mm_cmpeq_epi8(v, alloc)) as u16 as u64;
@@ -84,22 +160,24 @@ fn word_of_64(tags: &[u8; 64]) -> KindWord {
             w.name |= n << (16 * q);
             // Every kind is one of alloc, free, name, op end or other.
             w.other |= (!(a | f | n | e) & 0xffff) << (16 * q);
+            cb |= (_mm_movemask_epi8(_mm_cmpeq_epi8(v, cb_alloc)) as u16 as u64) << (16 * q);
         }
-        w
+        (w, cb)
     }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
 #[inline(always)]
-fn word_of_64(tags: &[u8; 64]) -> KindWord {
-    let mut w = KindWord::default();
+fn word_of_64(tags: &[u8; 64]) -> (KindWord, u64) {
+    let (mut w, mut cb) = (KindWord::default(), 0u64);
     for (j, &t) in tags.iter().enumerate() {
+        cb |= ((t == EventTag::CbAlloc as u8) as u64) << j;
         w.alloc |= ((t == EventTag::BufferAlloc as u8) as u64) << j;
         w.free |= ((t == EventTag::BufferFree as u8) as u64) << j;
         w.name |= ((t == EventTag::OpBegin as u8 || t == EventTag::Marker as u8) as u64) << j;
         w.other |= (IS_OTHER[t as usize] as u64) << j;
     }
-    w
+    (w, cb)
 }
 
 /// Calls `f(position)` for every set bit of `pick(word)`, in event order.
@@ -128,10 +206,17 @@ mod tests {
         // count as other, like AllocRefused 15): two whole words and a rest.
         let tags: Vec<u8> = (0..150u32).map(|i| (i % 20) as u8).collect();
         let mut words = Vec::new();
-        // Codes 4 (alloc), 5 (free), 12 and 14 (names) once in every 20 tags:
-        // allocs at 4, 24, ..., 144 (8), frees at 5, ..., 145 (8), names at
-        // 12, ..., 132 and 14, ..., 134 (7 + 7).
-        assert_eq!(kind_words(&tags, &mut words), [8, 8, 14]);
+        // Codes 4 (alloc), 5 (free), 12 and 14 (names) and 6 (CbAlloc) once
+        // in every 20 tags: allocs at 4, 24, ..., 144 (8), frees at 5, ...,
+        // 145 (8), names at 12, ..., 132 and 14, ..., 134 (7 + 7),
+        // CbAllocs at 6, ..., 146 (8). With and without AVX2 alike.
+        let mut portable = Vec::new();
+        assert_eq!(
+            kind_words_with::<false>(&tags, &mut portable),
+            [8, 8, 14, 8]
+        );
+        assert_eq!(kind_words(&tags, &mut words), [8, 8, 14, 8]);
+        assert_eq!(words, portable);
         assert_eq!(words.len(), 3);
         for (p, &t) in tags.iter().enumerate() {
             let w = words[p / 64];

@@ -21,8 +21,7 @@ pub(super) fn decode_others(
     // walk then visits only the rare kinds (unless a CB value is out of
     // range: the walk over every event then names the first).
     if has_cb_columns(cols) {
-        let n_cb_alloc = count_cb_allocs(&out.tags);
-        decode_cb_columns(cols, n_cb_alloc, s)?;
+        decode_cb_columns(cols, s.cb_allocs, s)?;
         if cb_values_valid(limits, &s.vals.cb) {
             cbs_in_bulk(s, out);
             let rare = std::mem::take(&mut s.vals.rare);
@@ -250,23 +249,6 @@ fn decode_cb_columns(
     column_values(cols[col::CB_FLAGS as usize], n, "cb flags", &mut cb.flags)?;
     column_values(cols[col::CB_SITE as usize], n, "cb site", &mut cb.site)?;
     Ok(())
-}
-
-super::fast_cpu_dispatch!(
-    /// How many of `tags` are CbAllocs.
-    fn count_cb_allocs => count_cb_allocs_any(tags: &[u8]) -> usize
-);
-
-/// (A loop the compiler vectorises: byte counters, summed every 255.)
-#[inline(always)]
-fn count_cb_allocs_any(tags: &[u8]) -> usize {
-    tags.chunks(255)
-        .map(|c| {
-            c.iter()
-                .map(|&t| (t == EventTag::CbAlloc as u8) as u8)
-                .sum::<u8>() as usize
-        })
-        .sum()
 }
 
 /// Whether every CbAlloc's values are in range: cores + 1 at most 2^32,

@@ -20,6 +20,9 @@ pub(crate) struct DecodeScratch {
     /// Position and device of every event of another kind.
     pub(super) other_pos: Vec<u32>,
     pub(super) other_dev: Vec<u32>,
+    /// How many of the block's kinds are CbAllocs (counted with the kind
+    /// words).
+    pub(super) cb_allocs: usize,
     /// Whole columns of varints, decoded in bulk.
     pub(super) vals: ColumnValues,
 }
