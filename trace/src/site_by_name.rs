@@ -229,27 +229,41 @@ unsafe fn sites_loop<const SIMD: bool>(
             // below its bit.
             let k = kn + (w.name & ((1u64 << bit) - 1)).count_ones() as usize;
             debug_assert!(k < name_slots.len() && ka < places.len() && k_new < new.len());
-            // SAFETY: `k < name_slots.len()`, `ka < places.len()` and
-            // `k_new < new.len()` (see above the loop, and `# Safety`).
-            let (name_slot, p, s) = unsafe {
-                (
-                    *name_slots.get_unchecked(k),
-                    *places.get_unchecked(ka),
-                    *new.get_unchecked(k_new) as u32,
-                )
-            };
+            // SAFETY: `k < name_slots.len()` and `ka < places.len()` (see
+            // above the loop, and `# Safety`).
+            let (name_slot, p) =
+                unsafe { (*name_slots.get_unchecked(k), *places.get_unchecked(ka)) };
             let slot = &mut slots[name_slot as usize & (SitesByName::SLOTS - 1)];
-            k_new += (p == SitesByName::NEW) as usize;
-            #[cfg(target_arch = "x86_64")]
-            let site = if SIMD {
-                // SAFETY: `SIMD` is set only where the CPU has AVX2.
-                unsafe { crate::decode::mtf::mtf_u32_avx2(slot, p, s) }
+            // A branch: most allocs repeat a recent site of their name,
+            // which only moves the name's sites (no new one to read and
+            // blend in).
+            let site = if p == SitesByName::NEW {
+                // SAFETY: `k_new` counts the NEW places before this one,
+                // below their count, `new.len() - 1` (`# Safety`).
+                let s = unsafe { *new.get_unchecked(k_new) } as u32;
+                k_new += 1;
+                #[cfg(target_arch = "x86_64")]
+                let v = if SIMD {
+                    // SAFETY: `SIMD` is set only where the CPU has AVX2.
+                    unsafe { crate::decode::mtf::mtf_u32_avx2(slot, p, s) }
+                } else {
+                    crate::decode::mtf::mtf_u32(slot, p, s)
+                };
+                #[cfg(not(target_arch = "x86_64"))]
+                let v = crate::decode::mtf::mtf_u32(slot, p, s);
+                v
             } else {
-                crate::decode::mtf::mtf_u32(slot, p, s)
+                #[cfg(target_arch = "x86_64")]
+                let v = if SIMD {
+                    // SAFETY: as above.
+                    unsafe { crate::decode::mtf::mtf_u32_avx2_recent(slot, p) }
+                } else {
+                    crate::decode::mtf::mtf_u32(slot, p, 0)
+                };
+                #[cfg(not(target_arch = "x86_64"))]
+                let v = crate::decode::mtf::mtf_u32(slot, p, 0);
+                v
             };
-            #[cfg(not(target_arch = "x86_64"))]
-            let site = crate::decode::mtf::mtf_u32(slot, p, s);
-            // SAFETY: `ka < places.len() = out.len()` (see `# Safety`).
             unsafe { *out.get_unchecked_mut(ka) = site };
             ka += 1;
         }

@@ -121,6 +121,42 @@ pub(crate) unsafe fn mtf_u32_avx2(w: &mut [u32; 4], place: u8, new: u32) -> u32 
     v
 }
 
+/// `mtf_u32_avx2` of a place below 4 (a value used lately): the entries
+/// only move, no new one comes in, so nothing is blended in (the common
+/// case: callers branch on a new value).
+///
+/// # Safety
+/// The CPU must have AVX2.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn mtf_u32_avx2_recent(w: &mut [u32; 4], place: u8) -> u32 {
+    let p = (place & 7) as usize;
+    // SAFETY: `w` is 16 bytes; the table rows are 16 bytes, aligned.
+    let x = _mm_loadu_si128(w.as_ptr() as *const __m128i);
+    let m = _mm_loadu_si128(SHUFFLE_U32.0[p].as_ptr() as *const __m128i);
+    let y = _mm_shuffle_epi8(x, m);
+    _mm_storeu_si128(w.as_mut_ptr() as *mut __m128i, y);
+    _mm_cvtsi128_si32(y) as u32
+}
+
+/// `mtf_u64_avx2` of a place below 4: as `mtf_u32_avx2_recent`.
+///
+/// # Safety
+/// The CPU must have AVX2.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn mtf_u64_avx2_recent(w: &mut [u64; 4], place: u8) -> u64 {
+    let p = (place & 7) as usize;
+    // SAFETY: `w` is 32 bytes; the table rows are 32 bytes, aligned.
+    let x = _mm256_loadu_si256(w.as_ptr() as *const __m256i);
+    let m = _mm256_loadu_si256(PERMUTE_U64.0[p].as_ptr() as *const __m256i);
+    let y = _mm256_permutevar8x32_epi32(x, m);
+    _mm256_storeu_si256(w.as_mut_ptr() as *mut __m256i, y);
+    _mm_cvtsi128_si64(_mm256_castsi256_si128(y)) as u64
+}
+
 /// `mtf_u64` as one lane permutation (`place` at most 4).
 ///
 /// # Safety
@@ -174,6 +210,17 @@ mod tests {
             let got = unsafe { mtf_u64_avx2(&mut b, place, 3) };
             assert_eq!(got, mtf_u64(&mut a, place, 3), "place {place}");
             assert_eq!(a, b, "place {place}");
+            if place < 4 {
+                // A recent value: the same moves without a new one.
+                let (mut a, mut b) = ([7u32, 8, 9, u32::MAX], [7u32, 8, 9, u32::MAX]);
+                // SAFETY: as above.
+                let got = unsafe { mtf_u32_avx2_recent(&mut b, place) };
+                assert_eq!((got, b), (mtf_u32(&mut a, place, 5), a), "place {place}");
+                let (mut a, mut b) = ([u64::MAX, 1 << 33, 9, 10], [u64::MAX, 1 << 33, 9, 10]);
+                // SAFETY: as above.
+                let got = unsafe { mtf_u64_avx2_recent(&mut b, place) };
+                assert_eq!((got, b), (mtf_u64(&mut a, place, 3), a), "place {place}");
+            }
         }
     }
 }

@@ -204,30 +204,38 @@ unsafe fn by_site_loop<const SIMD: bool>(
     let mut kn = 0usize;
     for ((&p, &site), size) in cols.places.iter().zip(cols.sites).zip(sizes.iter_mut()) {
         let q = p & !SiteFlags::REPEAT;
-        // A branch: most allocs repeat a recent size, and reading and
-        // unzigzagging a new size for each (a select) cost a third of
-        // the loop.
-        let d = if q == RecentSizes::NEW {
+        // A branch: most allocs repeat a recent size, which only moves
+        // the site's sizes (no new size to read, unzigzag and blend in).
+        let slot = cache.slot_mut(site as u64);
+        let units = if q == RecentSizes::NEW {
             // `kn` counts the NEW places before this alloc.
             debug_assert!(kn < cols.size_new.len());
             // SAFETY: `kn` is below the NEW places' count,
             // `size_new.len() - 1` (`# Safety`).
             let d = unzigzag(unsafe { *cols.size_new.get_unchecked(kn) }) as u64;
             kn += 1;
-            d
+            #[cfg(target_arch = "x86_64")]
+            let v = if SIMD {
+                // SAFETY: `SIMD` is set only where the CPU has AVX2.
+                unsafe { crate::decode::mtf::mtf_u64_avx2(slot, q, d) }
+            } else {
+                crate::decode::mtf::mtf_u64(slot, q, d)
+            };
+            #[cfg(not(target_arch = "x86_64"))]
+            let v = crate::decode::mtf::mtf_u64(slot, q, d);
+            v
         } else {
-            0
+            #[cfg(target_arch = "x86_64")]
+            let v = if SIMD {
+                // SAFETY: as above.
+                unsafe { crate::decode::mtf::mtf_u64_avx2_recent(slot, q) }
+            } else {
+                crate::decode::mtf::mtf_u64(slot, q, 0)
+            };
+            #[cfg(not(target_arch = "x86_64"))]
+            let v = crate::decode::mtf::mtf_u64(slot, q, 0);
+            v
         };
-        let slot = cache.slot_mut(site as u64);
-        #[cfg(target_arch = "x86_64")]
-        let units = if SIMD {
-            // SAFETY: `SIMD` is set only where the CPU has AVX2.
-            unsafe { crate::decode::mtf::mtf_u64_avx2(slot, q, d) }
-        } else {
-            crate::decode::mtf::mtf_u64(slot, q, d)
-        };
-        #[cfg(not(target_arch = "x86_64"))]
-        let units = crate::decode::mtf::mtf_u64(slot, q, d);
         *size = units;
     }
     FlagCounts::of(flags)
