@@ -231,10 +231,33 @@ pub(super) fn max_of(vals: &[u64]) -> u64 {
     max_of_any(vals)
 }
 
+/// [`max_of`] with AVX2, which has no 64-bit max: while every value fits
+/// 32 bits (ids, flags: nearly always) their max is that of their low
+/// halves, eight 32-bit maxima at a time, and an OR of the values tells;
+/// a value past 32 bits takes the exact fold.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn max_of_avx2(vals: &[u64]) -> u64 {
-    max_of_any(vals)
+    use std::arch::x86_64::*;
+    let (mut any, mut max) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+    let mut quads = vals.chunks_exact(4);
+    for q in &mut quads {
+        // SAFETY: `q` is four values, 32 bytes.
+        let v = unsafe { _mm256_loadu_si256(q.as_ptr() as *const __m256i) };
+        any = _mm256_or_si256(any, v);
+        max = _mm256_max_epu32(max, v);
+    }
+    let (mut ors, mut maxima) = ([0u64; 4], [0u32; 8]);
+    // SAFETY: both arrays are 32 bytes.
+    unsafe {
+        _mm256_storeu_si256(ors.as_mut_ptr() as *mut __m256i, any);
+        _mm256_storeu_si256(maxima.as_mut_ptr() as *mut __m256i, max);
+    }
+    if ors.iter().any(|&o| o >> 32 != 0) {
+        return max_of_any(vals);
+    }
+    let rest = quads.remainder().iter().copied().fold(0u64, u64::max);
+    maxima.iter().fold(rest, |m, &v| m.max(v as u64))
 }
 
 #[inline(always)]
@@ -271,6 +294,23 @@ unsafe fn max_of_u32_avx2(vals: &[u32]) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::column_values;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The largest value, whether all fit 32 bits or not.
+        #[test]
+        fn max_of_is_the_largest_value(
+            small in proptest::collection::vec(0u64..1 << 32, 0..40),
+            big in proptest::option::of((any::<u64>(), any::<prop::sample::Index>())),
+        ) {
+            let mut vals = small;
+            if let Some((v, at)) = big {
+                vals.insert(at.index(vals.len() + 1), v);
+            }
+            let want = vals.iter().copied().max().unwrap_or(0);
+            prop_assert_eq!(super::max_of(&vals), want);
+        }
+    }
 
     fn decode(bytes: &[u8], n: usize) -> Result<Vec<u64>, String> {
         let mut out = vec![9; 3];
