@@ -84,11 +84,16 @@ pub(super) fn chain_u64(
             let mut sum = 0u64;
             near_constant_runs(rest, n, what, |common, run, exception| {
                 let step = unzigzag(common) as u64;
-                // (A loop the compiler vectorises: an induction variable.)
-                out.extend((0..run).map(|_| {
+                // Into the spare room (reserved above), in a loop the
+                // compiler vectorises (an induction variable): an extend
+                // by a mapped range was that only where it was inlined.
+                let at = out.len();
+                for o in &mut out.spare_capacity_mut()[..run] {
                     sum = sum.wrapping_add(step);
-                    sum
-                }));
+                    o.write(sum);
+                }
+                // SAFETY: the loop wrote the `run` entries after `at`.
+                unsafe { out.set_len(at + run) };
                 if let Some(v) = exception {
                     sum = sum.wrapping_add(unzigzag(v) as u64);
                     out.push(sum);
