@@ -12,6 +12,7 @@
 
 use crate::varint::{unzigzag, zigzag};
 
+mod lanes;
 mod near;
 pub(crate) use near::decode_free_devices;
 
@@ -240,6 +241,33 @@ pub(crate) fn decode_free_ids(
     if free_devices.len() != codes.len() {
         return Err("free devices and free ordinals differ in number".into());
     }
+    // Overwritten whole: only growth is zeroed.
+    crate::decode::overwrite_len(out, codes.len());
+    if lanes::resolve(
+        alloc_devices,
+        alloc_ids,
+        free_devices,
+        codes,
+        far,
+        &mut s.ids,
+        out,
+    ) {
+        return Ok(());
+    }
+    by_tables(alloc_devices, alloc_ids, free_devices, codes, far, s, out)
+}
+
+/// [`decode_free_ids`] for any block, with each device slot's counters in
+/// tables (`s`); `out` is as long as `codes`, and the lengths are checked.
+pub(super) fn by_tables(
+    alloc_devices: &[u32],
+    alloc_ids: &[u64],
+    free_devices: &[u32],
+    codes: &[u64],
+    far: &[u64],
+    s: &mut FreeIdScratch,
+    out: &mut [u64],
+) -> Result<(), String> {
     let (n_alloc, n_free) = (alloc_ids.len(), codes.len());
     // Slots and ordinal changes first, in vector passes.
     crate::decode::overwrite_len(&mut s.alloc_slots, n_alloc);
@@ -282,8 +310,6 @@ pub(crate) fn decode_free_ids(
     }
     // From here `next` is the ordinal after each slot's previous free.
     next.fill(0);
-    // Overwritten whole: only growth is zeroed.
-    crate::decode::overwrite_len(out, n_free);
     let ids = &s.ids[..];
     let mut far_vals = far.iter();
     let mut prev_far = 0u64;
