@@ -182,27 +182,29 @@ impl Engine<'_> {
         };
         let cb_bytes = sim.cb_bytes();
         d.cb_peak = Some(d.cb_peak.unwrap_or(0).max(cb_bytes));
+        // Clashes are counted here: a trace may clash on most of its CBs
+        // (a call with the clash copied through the stack, for each, cost
+        // 28 instructions); only the first is reported.
         if let Err(clash) = placed {
-            self.cb_clash(ord, device, clash, cb.site);
+            self.f.cb_clashes += 1;
+            if self.f.first_cb_clash.is_none() {
+                self.first_cb_clash(ord, device, &clash, cb.site);
+            }
         }
         Ok(())
     }
 
-    /// Counts a circular buffer that clashed; the first becomes the finding.
+    /// The first circular buffer that clashed, as the finding (formatted
+    /// only for that one).
     #[cold]
     #[inline(never)]
-    fn cb_clash(&mut self, ord: u64, device: DeviceId, clash: SimCbClash, site: SiteId) {
-        self.f.cb_clashes += 1;
-        // Only the first clash is reported: format only that one (a
-        // trace may clash on every program).
-        if self.f.first_cb_clash.is_none() {
-            self.f.first_cb_clash = Some(CbClash {
-                event: ord,
-                device,
-                message: clash.to_string(),
-                site,
-            });
-        }
+    fn first_cb_clash(&mut self, ord: u64, device: DeviceId, clash: &SimCbClash, site: SiteId) {
+        self.f.first_cb_clash = Some(CbClash {
+            event: ord,
+            device,
+            message: clash.to_string(),
+            site,
+        });
     }
 
     /// Every circular buffer of `device` is freed.

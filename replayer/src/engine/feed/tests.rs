@@ -94,3 +94,89 @@ fn columns_and_events_replay_alike_under_every_cycle_rule() {
     assert_eq!(from_file, in_memory, "released sites");
     assert!(from_file.site_left_behind.is_empty());
 }
+
+/// Circular buffers that clash with an L1 buffer, several times: each is
+/// counted, and the first is the finding, from a file's blocks (the block
+/// walk) and from memory (the general step) alike.
+#[test]
+fn every_cb_clash_is_counted_and_the_first_reported() {
+    use ttalloc_model::{Arch, BufferId, BufferType, DeviceConfig, Event, EventKind, Layout, Pid};
+    use ttalloc_trace::{TraceHeader, TraceWriter};
+    // One L1 bank of 64 KiB above 4 KiB: a 61440 B buffer placed top-down
+    // starts at 8192, so CBs from 4096 that end past 8192 clash.
+    let config = DeviceConfig {
+        l1_banks: Some(1),
+        l1_bank_size: Some(65536),
+        l1_alignment: Some(16),
+        l1_unreserved_base: Some(4096),
+        l1_small_size: Some(0),
+        worker_l1_size: Some(4096 + 65536),
+        ..Default::default()
+    };
+    let device = DeviceId(0);
+    let mut kinds = vec![
+        EventKind::DeviceOpen {
+            device,
+            arch: Arch::WormholeB0,
+            config: Box::new(config),
+        },
+        EventKind::BufferAlloc {
+            device,
+            buffer: BufferId(1),
+            buffer_type: BufferType::L1,
+            address: None,
+            size: 61440,
+            page_size: Some(2048),
+            layout: Layout::Interleaved,
+            num_cores: None,
+            per_bank_size: None,
+            label: StringId::EMPTY,
+            site: SiteId::UNKNOWN,
+        },
+    ];
+    // Three programs' CBs: 2048 B (fine) then 4096 B more (a clash), each
+    // freed after; the second and fourth CB events of each are the clashes.
+    let mut clashes = Vec::new();
+    for _ in 0..3 {
+        for (address, size) in [(4096, 2048), (6144, 4096)] {
+            if size == 4096 {
+                clashes.push(kinds.len() as u64);
+            }
+            kinds.push(EventKind::CbAlloc {
+                device,
+                address,
+                size,
+                cores: Some(1),
+                globally_allocated: false,
+                site: SiteId::UNKNOWN,
+            });
+        }
+        kinds.push(EventKind::CbFreeAll { device });
+    }
+    let events: Vec<Event> = (0u64..)
+        .zip(kinds)
+        .map(|(ts, kind)| Event {
+            ts: 1_000 + ts,
+            pid: Pid(1),
+            kind,
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clashes.zst");
+    let header = TraceHeader::new(vec!["test".into()], "test".into());
+    let mut w = TraceWriter::create(&path, header, WriterOptions::default()).unwrap();
+    for e in &events {
+        w.push(e).unwrap();
+    }
+    w.finish().unwrap();
+    let reader = TraceReader::open(&path).unwrap();
+    let memory = MemoryTrace::new(events, reader.interner().clone());
+    for (what, f) in [
+        ("file", findings(&reader, CycleInput::Spans(&[]), None)),
+        ("memory", findings(&memory, CycleInput::Spans(&[]), None)),
+    ] {
+        assert_eq!(f.cb_clashes, 3, "{what}");
+        let first = f.first_cb_clash.as_ref().expect("a clash");
+        assert_eq!(first.event, clashes[0], "{what}");
+    }
+}
