@@ -4,7 +4,7 @@
 use super::allocs::decode_allocs;
 use super::columns::BlockColumns;
 use super::others::decode_others;
-use super::packed::{all_below, column_values};
+use super::packed::{all_below, column_values, column_values_u32};
 use super::scratch::DecodeScratch;
 use super::{end, overrun, DecodeError, RefLimits};
 use crate::codec::{col, ColumnLayout};
@@ -234,12 +234,14 @@ fn times_and_pids(
     // the time of each chunk of events is summed, not of each event
     // (`times.rs`). Before: deltas, prefix-summed here.
     let coded = ts_col == col::TS_KIND || ts_col == col::TS_TICKS;
-    let values = if coded {
-        out.times.codes_mut()
-    } else {
-        out.times.values_mut()
-    };
-    column_values(cols[ts_col as usize], count, "ts", values)?;
+    // Coded times keep 32-bit codes when they fit (nearly every block);
+    // codes that do not are made plain values below.
+    let narrow =
+        coded && column_values_u32(cols[ts_col as usize], count, "ts", out.times.codes_mut())?;
+    if !narrow {
+        out.times.codes_mut().clear();
+        column_values(cols[ts_col as usize], count, "ts", out.times.values_mut())?;
+    }
     let unit = if ts_col == col::TS_TICKS {
         crate::ts_by_kind::read_unit(cols[col::TS_UNIT as usize])?
     } else if !cols[col::TS_UNIT as usize].is_empty() {
@@ -250,12 +252,16 @@ fn times_and_pids(
     out.clock_tick_ns = unit;
     if coded {
         let bases = KindBases::read(cols[col::TS_BASE as usize])?;
-        out.times.coded(ts, unit, &bases.base, &out.tags);
+        if narrow {
+            out.times.coded(ts, unit, &bases.base, &out.tags);
+        } else {
+            out.times.plain_from_codes(ts, unit, &bases.base, &out.tags);
+        }
     } else {
         if !cols[col::TS_BASE as usize].is_empty() {
             return Err("block holds a ts base column without its ts column".into());
         }
-        for t in values.iter_mut() {
+        for t in out.times.values_mut().iter_mut() {
             ts = ts.wrapping_add(*t);
             *t = ts;
         }

@@ -69,6 +69,88 @@ pub(super) fn packed_as<'a>(
     }
 }
 
+/// [`column_values`] as 32-bit values, when every one fits: widths up
+/// to 4 bytes, or a near-constant column whose values fit; into `out`.
+/// Returns false (`out` unspecified) when one does not, after the same
+/// checks of the column as `column_values` (which then reads it whole).
+pub(super) fn column_values_u32(
+    bytes: &[u8],
+    n: usize,
+    what: &str,
+    out: &mut Vec<u32>,
+) -> Result<bool, DecodeError> {
+    match packed_as(bytes, n, what)? {
+        Packed::Empty => out.clear(),
+        Packed::NearConstant(rest) => {
+            out.clear();
+            reserve_exact(out, n);
+            let mut fits = true;
+            near_constant_runs(rest, n, what, |common, run, exception| {
+                // (The common value counts only where it is used.)
+                fits &= (run == 0 || common >> 32 == 0) && exception.is_none_or(|v| v >> 32 == 0);
+                out.resize(out.len() + run, common as u32);
+                out.extend(exception.map(|v| v as u32));
+            })?;
+            return Ok(fits);
+        }
+        Packed::Planes { w, planes } if w <= 4 => gather_u32(w, planes, n, out),
+        Packed::Planes { .. } => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// [`gather`] into 32-bit values, for widths up to 4 (`w` above 4 reads
+/// the first 4 planes only: callers do not pass one).
+fn gather_u32(w: usize, planes: &[u8], n: usize, out: &mut Vec<u32>) {
+    debug_assert!(w <= 4);
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            return unsafe { gather_u32_avx2(w, planes, n, out) };
+        }
+    }
+    gather_u32_any(w, planes, n, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn gather_u32_avx2(w: usize, planes: &[u8], n: usize, out: &mut Vec<u32>) {
+    gather_u32_any(w, planes, n, out)
+}
+
+#[inline(always)]
+fn gather_u32_any(w: usize, planes: &[u8], n: usize, out: &mut Vec<u32>) {
+    match w {
+        0 => {
+            out.clear();
+            reserve_exact(out, n);
+            out.resize(n, 0);
+        }
+        1 => gather_w_u32::<1>(planes, n, out),
+        2 => gather_w_u32::<2>(planes, n, out),
+        3 => gather_w_u32::<3>(planes, n, out),
+        _ => gather_w_u32::<4>(planes, n, out),
+    }
+}
+
+/// [`gather_w`] into 32-bit values (`W` at most 4).
+#[inline(always)]
+fn gather_w_u32<const W: usize>(planes: &[u8], n: usize, out: &mut Vec<u32>) {
+    let p: [&[u8]; W] = std::array::from_fn(|j| &planes[j * n..(j + 1) * n]);
+    out.clear();
+    reserve_exact(out, n);
+    for (i, o) in out.spare_capacity_mut()[..n].iter_mut().enumerate() {
+        let mut v = 0u32;
+        for (j, plane) in p.iter().enumerate() {
+            v |= (plane[i] as u32) << (8 * j);
+        }
+        o.write(v);
+    }
+    // SAFETY: the loop wrote the first `n` values (capacity reserved above).
+    unsafe { out.set_len(n) };
+}
+
 /// 2.5: a near-constant column's `n` values (after its width byte): one
 /// value and the entries that differ from it (`codec/packing.rs`); into
 /// `out` (cleared first).
@@ -309,6 +391,58 @@ mod tests {
             }
             let want = vals.iter().copied().max().unwrap_or(0);
             prop_assert_eq!(super::max_of(&vals), want);
+        }
+    }
+
+    proptest! {
+        /// The 32-bit decode of any column (planes of widths 0 to 8, or
+        /// near-constant with values that fit or not) is the 64-bit one
+        /// whenever it says the values fit, and says so whenever they do.
+        #[test]
+        fn u32_values_are_the_u64_ones_when_they_fit(
+            vals in proptest::collection::vec(any::<u64>(), 1..70),
+            w in 0usize..=8,
+            near in any::<bool>(),
+            common in prop_oneof![0u64..300, any::<u64>()],
+        ) {
+            let n = vals.len();
+            let mut bytes = Vec::new();
+            if near {
+                // Common value, then every third value as an exception.
+                let put = |b: &mut Vec<u8>, mut v: u64| loop {
+                    let byte = (v & 0x7f) as u8;
+                    v >>= 7;
+                    if v == 0 {
+                        b.push(byte);
+                        break;
+                    }
+                    b.push(byte | 0x80);
+                };
+                bytes.push(crate::codec::NEAR_CONSTANT);
+                put(&mut bytes, common);
+                let exceptions: Vec<(usize, u64)> =
+                    vals.iter().copied().enumerate().filter(|(i, _)| i % 3 == 0).collect();
+                put(&mut bytes, exceptions.len() as u64);
+                let mut next = 0;
+                for (at, v) in exceptions {
+                    put(&mut bytes, (at - next) as u64);
+                    put(&mut bytes, v >> (8 * (8 - w.max(1))));
+                    next = at + 1;
+                }
+            } else {
+                bytes.push(w as u8);
+                for j in 0..w {
+                    bytes.extend(vals.iter().map(|&v| (v >> (8 * j)) as u8));
+                }
+            }
+            let mut wide = Vec::new();
+            column_values(&bytes, n, "x", &mut wide).unwrap();
+            let mut narrow = vec![3u32; 2];
+            let fits = super::column_values_u32(&bytes, n, "x", &mut narrow).unwrap();
+            prop_assert_eq!(fits, wide.iter().all(|&v| v >> 32 == 0));
+            if fits {
+                prop_assert_eq!(narrow.iter().map(|&v| v as u64).collect::<Vec<_>>(), wide);
+            }
         }
     }
 

@@ -115,8 +115,10 @@ pub(crate) struct Times {
     /// Whether the times are coded (else `values`).
     coded: bool,
     /// Coded: event `i`'s gap after event `i - 1` (after `start` for the
-    /// first) is `(unzigzag(codes[i]) + bases[tags[i]]) * unit` ns.
-    codes: Vec<u64>,
+    /// first) is `(unzigzag(codes[i]) + bases[tags[i]]) * unit` ns. 32-bit:
+    /// half the bytes to write and read of 64-bit ones (a block whose
+    /// codes do not fit keeps plain values).
+    codes: Vec<u32>,
     /// Coded: the base gap per kind code (256 entries), in ticks.
     bases: Vec<u64>,
     unit: u64,
@@ -168,7 +170,7 @@ impl Times {
     }
 
     /// The codes, for the decoder to fill before [`Times::coded`].
-    pub(super) fn codes_mut(&mut self) -> &mut Vec<u64> {
+    pub(super) fn codes_mut(&mut self) -> &mut Vec<u32> {
         self.coded = false;
         &mut self.codes
     }
@@ -201,7 +203,7 @@ impl Times {
         // bases (`Times::coded`), one per kind code.
         unsafe {
             let k = *tags.get_unchecked(i) as usize;
-            (unzigzag(*self.codes.get_unchecked(i)) as u64)
+            (unzigzag(*self.codes.get_unchecked(i) as u64) as u64)
                 .wrapping_add(*self.bases.get_unchecked(k))
         }
     }
@@ -288,7 +290,7 @@ impl Times {
             coded || !self.coded,
             "coded times always have a kind and base per code"
         );
-        let (plain, codes): (&[u64], &[u64]) = if coded {
+        let (plain, codes): (&[u64], &[u32]) = if coded {
             (&[], &self.codes)
         } else if self.coded {
             (&[], &[])
@@ -312,11 +314,29 @@ impl Times {
 
     pub(crate) fn heap_bytes(&self) -> usize {
         let b = std::mem::size_of::<u64>();
-        (self.values.capacity()
-            + self.codes.capacity()
-            + self.bases.capacity()
-            + self.keys.capacity())
-            * b
+        (self.values.capacity() + self.bases.capacity() + self.keys.capacity()) * b
+            + self.codes.capacity() * std::mem::size_of::<u32>()
+    }
+
+    /// Makes the times plain from codes too wide for 32 bits, which the
+    /// decoder put in the plain values (one per entry of `tags`): each
+    /// becomes its event's time, the running sum from `start` of the gaps
+    /// [`Times::coded`] would make.
+    pub(super) fn plain_from_codes(
+        &mut self,
+        start: u64,
+        unit: u64,
+        bases: &[u64; 256],
+        tags: &[u8],
+    ) {
+        debug_assert_eq!(self.values.len(), tags.len());
+        self.coded = false;
+        let mut ts = start;
+        for (v, &t) in self.values.iter_mut().zip(tags) {
+            let ticks = (unzigzag(*v) as u64).wrapping_add(bases[t as usize]);
+            ts = ts.wrapping_add(ticks.wrapping_mul(unit));
+            *v = ts;
+        }
     }
 }
 
@@ -327,7 +347,7 @@ static NO_BASES: [u64; 256] = [0; 256];
 pub(crate) struct TimesIter<'a> {
     plain: std::slice::Iter<'a, u64>,
     /// The coded gaps left and their events' kinds (as many).
-    codes: std::slice::Iter<'a, u64>,
+    codes: std::slice::Iter<'a, u32>,
     tags: std::slice::Iter<'a, u8>,
     bases: &'a [u64; 256],
     unit: u64,
@@ -345,7 +365,7 @@ impl Iterator for TimesIter<'_> {
             return Some(v);
         }
         let (&code, &tag) = (self.codes.next()?, self.tags.next()?);
-        let gap = (unzigzag(code) as u64).wrapping_add(self.bases[tag as usize]);
+        let gap = (unzigzag(code as u64) as u64).wrapping_add(self.bases[tag as usize]);
         self.ticks = self.ticks.wrapping_add(gap);
         Some(self.start.wrapping_add(self.ticks.wrapping_mul(self.unit)))
     }
@@ -385,7 +405,7 @@ impl Iterator for TimesIter<'_> {
 /// [`CHUNK`] events: each chunk's gaps summed apart (a vector reduction
 /// with AVX2, the bases gathered by kind), not event after event.
 fn chunk_keys(
-    codes: &[u64],
+    codes: &[u32],
     tags: &[u8],
     bases: &[u64; 256],
     unit: u64,
@@ -408,7 +428,7 @@ fn chunk_keys(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn chunk_keys_avx2(
-    codes: &[u64],
+    codes: &[u32],
     tags: &[u8],
     bases: &[u64; 256],
     unit: u64,
@@ -421,7 +441,7 @@ unsafe fn chunk_keys_avx2(
 /// [`chunk_keys`]; `AVX2` only where the CPU has it.
 #[inline(always)]
 fn chunk_keys_with<const AVX2: bool>(
-    codes: &[u64],
+    codes: &[u32],
     tags: &[u8],
     bases: &[u64; 256],
     unit: u64,
@@ -480,11 +500,13 @@ mod tests {
                 .map(|i| kinds[(i * 5 + i / 3) % kinds.len()])
                 .collect();
             // Gaps from the base: -3, 0, 5, -1, ... (some events before their base).
-            let codes: Vec<u64> = (0..n).map(|i| zigzag((i as i64 * 37) % 11 - 5)).collect();
+            let codes: Vec<u32> = (0..n)
+                .map(|i| zigzag((i as i64 * 37) % 11 - 5) as u32)
+                .collect();
             let mut expect = Vec::new();
             let mut ts = start;
             for (&c, &k) in codes.iter().zip(&tags) {
-                let ticks = (unzigzag(c) as u64).wrapping_add(bases[k as usize]);
+                let ticks = (unzigzag(c as u64) as u64).wrapping_add(bases[k as usize]);
                 ts = ts.wrapping_add(ticks.wrapping_mul(unit));
                 expect.push(ts);
             }
