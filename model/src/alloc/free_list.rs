@@ -41,12 +41,13 @@
 
 use super::error::ConfigError;
 use buckets::Buckets;
-use compact::FreeArray;
+use free_array::FreeArray;
 pub(crate) use held::Payload;
 
 mod bucket_bits;
 mod buckets;
 mod compact;
+mod free_array;
 mod held;
 mod inspect;
 #[cfg(test)]

@@ -7,142 +7,10 @@
 //! array (a cache line or two: a replay's lists hold a few free blocks) and
 //! one block entry, never a neighbour's. What needs every block in address
 //! order (the block table, a switch to the bucketed index) sorts them.
+//! The array itself, and its padding, is `free_array.rs`.
 
+use super::free_array::FreeBlock;
 use super::{Block, BlockRef, FreeList, Span, NIL};
-
-/// Free arrays up to this long are ranked by a count, longer ones by a
-/// binary search ([`FreeArray::rank`]).
-const RANK_BY_COUNT: usize = 8;
-
-/// One free block of a compact list.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct FreeBlock {
-    addr: u64,
-    size: u64,
-}
-
-/// The free blocks of a compact list, in address order, never touching
-/// (free neighbours merge). One array of entries (not one per field): a
-/// few free blocks are one or two cache lines, an insert or removal is one
-/// move.
-#[derive(Clone, Debug, Default)]
-pub(super) struct FreeArray {
-    free: Vec<FreeBlock>,
-}
-
-impl FreeArray {
-    pub(super) fn len(&self) -> usize {
-        self.free.len()
-    }
-
-    pub(super) fn clear(&mut self) {
-        self.free.clear();
-    }
-
-    pub(super) fn push(&mut self, addr: u64, size: u64) {
-        self.free.push(FreeBlock { addr, size });
-    }
-
-    /// The first (bottom-up) or last free block of at least `alloc` bytes:
-    /// a scan that stops at the fit. (A replay's fit is mostly the first
-    /// or second block looked at; bit masks over chunks of 8 took ~44
-    /// instructions per allocation with their iterator and bounds checks.)
-    #[inline(always)]
-    fn fit(&self, alloc: u64, bottom_up: bool) -> Option<usize> {
-        if bottom_up {
-            self.free.iter().position(|f| f.size >= alloc)
-        } else {
-            // Down by index, not `rposition`: its iterator kept an index
-            // and a pointer and stepped both (8 instructions a step, not 5).
-            let free = &self.free[..];
-            let mut k = free.len();
-            while k > 0 {
-                k -= 1;
-                // SAFETY: `k < free.len()`.
-                if unsafe { free.get_unchecked(k) }.size >= alloc {
-                    return Some(k);
-                }
-            }
-            None
-        }
-    }
-
-    /// How many free blocks start below `addr` (where one starting at
-    /// `addr` goes): a count over a short array (a replay's lists hold a
-    /// few free blocks: a compare and an add each, no branch on the data),
-    /// a binary search over a longer one.
-    #[inline(always)]
-    fn rank(&self, addr: u64) -> usize {
-        let free = &self.free[..];
-        if free.len() <= RANK_BY_COUNT {
-            return free.iter().map(|f| usize::from(f.addr < addr)).sum();
-        }
-        Self::rank_by_halving(free, addr)
-    }
-
-    /// [`FreeArray::rank`] of a longer array: the standard library's
-    /// `partition_point` halving, written out (it was not inlined, and its
-    /// call cost as much as the search), with no data-dependent branch.
-    /// In line too: a replay's free finds one array in ten longer than
-    /// [`RANK_BY_COUNT`], and the call cost ~15 of its ~55 instructions.
-    #[inline(always)]
-    fn rank_by_halving(free: &[FreeBlock], addr: u64) -> usize {
-        let mut size = free.len();
-        if size == 0 {
-            return 0;
-        }
-        let mut base = 0;
-        // Invariant: `base + size <= free.len()` and `size >= 1`.
-        while size > 1 {
-            let half = size / 2;
-            let mid = base + half;
-            // SAFETY: `mid = base + half < base + size <= free.len()`.
-            let below = unsafe { free.get_unchecked(mid) }.addr < addr;
-            base = std::hint::select_unpredictable(below, mid, base);
-            size -= half;
-        }
-        // SAFETY: `base < base + size <= free.len()`.
-        base + usize::from(unsafe { free.get_unchecked(base) }.addr < addr)
-    }
-
-    /// Puts a block at `k`, the entries from `k` on moving up one. A chain
-    /// of swaps, not `Vec::insert`: a replay's arrays are a few entries, and
-    /// its out-of-line call and `memmove` cost more than the moves.
-    #[inline(always)]
-    fn insert(&mut self, k: usize, addr: u64, size: u64) {
-        debug_assert!(k <= self.free.len());
-        let mut carry = FreeBlock { addr, size };
-        for f in &mut self.free[k..] {
-            std::mem::swap(&mut carry, f);
-        }
-        self.free.push(carry);
-    }
-
-    /// Takes out the entry at `k` (which must exist), the later ones
-    /// moving down one (a chain of swaps, as in [`FreeArray::insert`]).
-    #[inline(always)]
-    fn remove(&mut self, k: usize) {
-        debug_assert!(k < self.free.len());
-        let Some(mut carry) = self.free.pop() else {
-            return;
-        };
-        let n = self.free.len();
-        for f in self.free[k.min(n)..].iter_mut().rev() {
-            std::mem::swap(&mut carry, f);
-        }
-    }
-
-    /// The largest free block, the lowest address winning ties.
-    pub(super) fn largest(&self) -> Option<(u64, u64)> {
-        let mut best: Option<(u64, u64)> = None;
-        for f in &self.free {
-            if best.is_none_or(|(_, b)| f.size > b) {
-                best = Some((f.addr, f.size));
-            }
-        }
-        best
-    }
-}
 
 impl FreeList {
     /// Compact first fit: allocates `alloc` bytes (a multiple of the
@@ -184,7 +52,7 @@ impl FreeList {
         let k = self.free.fit(alloc, BOTTOM_UP)?;
         debug_assert!(k < self.free.len());
         // SAFETY: `fit` returns the index of an entry.
-        let f = unsafe { self.free.free.get_unchecked_mut(k) };
+        let f = unsafe { self.free.blocks_mut().get_unchecked_mut(k) };
         let left = f.size - alloc;
         let at = if BOTTOM_UP {
             f.addr += alloc;
@@ -208,7 +76,7 @@ impl FreeList {
     /// Can `[address, address + alloc)` be carved from the `k`-th free
     /// block? Then at which offset.
     pub(super) fn compact_offset_in(&self, k: usize, address: u64, alloc: u64) -> Option<u64> {
-        let f = self.free.free[k];
+        let f = self.free.blocks()[k];
         (address >= f.addr && address + alloc <= f.addr + f.size).then(|| address - f.addr)
     }
 
@@ -225,7 +93,7 @@ impl FreeList {
     /// it if it reaches that far, else the allocated block holding it.
     pub(super) fn compact_block_at(&self, address: u64) -> Option<Span> {
         if let Some(k) = self.compact_free_at_or_before(address) {
-            let f = self.free.free[k];
+            let f = self.free.blocks()[k];
             if address < f.addr + f.size {
                 return Some(Span {
                     address: f.addr,
@@ -251,7 +119,7 @@ impl FreeList {
         if self.num_allocated == 0 {
             return None;
         }
-        match self.free.free.first() {
+        match self.free.blocks().first() {
             Some(f) if f.addr == self.base => Some(f.addr + f.size),
             _ => Some(self.base),
         }
@@ -268,7 +136,7 @@ impl FreeList {
                 size: b.size,
                 allocated: true,
             })
-            .chain(self.free.free.iter().map(|f| Span {
+            .chain(self.free.blocks().iter().map(|f| Span {
                 address: f.addr,
                 size: f.size,
                 allocated: false,
@@ -283,7 +151,7 @@ impl FreeList {
     /// in the array.
     #[inline(always)]
     pub(super) fn carve_compact(&mut self, k: usize, alloc: u64, offset: u64) -> (u64, BlockRef) {
-        let f = self.free.free[k];
+        let f = self.free.blocks()[k];
         let at = f.addr + offset;
         let rest = f.size - offset - alloc;
         let i = self.new_block(at, alloc, true);
@@ -291,12 +159,12 @@ impl FreeList {
         self.allocated_bytes += alloc;
         match (offset > 0, rest > 0) {
             (true, true) => {
-                self.free.free[k].size = offset;
+                self.free.blocks_mut()[k].size = offset;
                 self.free.insert(k + 1, at + alloc, rest);
             }
-            (true, false) => self.free.free[k].size = offset,
+            (true, false) => self.free.blocks_mut()[k].size = offset,
             (false, true) => {
-                self.free.free[k] = FreeBlock {
+                self.free.blocks_mut()[k] = FreeBlock {
                     addr: at + alloc,
                     size: rest,
                 }
@@ -318,33 +186,11 @@ impl FreeList {
 
     /// Puts `[addr, addr + size)` (allocated until now, its block entry
     /// already released) in the free array, joined with the free blocks
-    /// right below and above it when they touch it.
+    /// right below and above it when they touch it
+    /// ([`FreeArray::free_span`](super::free_array::FreeArray::free_span)).
     #[inline(always)]
     pub(super) fn free_compact_span(&mut self, addr: u64, size: u64) {
-        let end = addr + size;
-        let k = self.free.rank(addr);
-        let free = &mut self.free.free[..];
-        debug_assert!(k <= free.len());
-        // The free blocks right below and above: `k - 1` and `k`, if they touch it.
-        // SAFETY: `rank` counts entries of the array, so `k <= free.len()`
-        // (the checked split cost a compare and a branch per free).
-        let (below, above) = unsafe { free.split_at_mut_unchecked(k) };
-        match (below.last_mut(), above.first_mut()) {
-            (Some(p), Some(n)) if p.addr + p.size == addr => {
-                if n.addr == end {
-                    p.size += size + n.size;
-                    self.free.remove(k);
-                } else {
-                    p.size += size;
-                }
-            }
-            (Some(p), None) if p.addr + p.size == addr => p.size += size,
-            (_, Some(n)) if n.addr == end => {
-                n.addr = addr;
-                n.size += size;
-            }
-            _ => self.free.insert(k, addr, size),
-        }
+        self.free.free_span(addr, size);
     }
 
     /// Leaves the linked list for the array (bucketed -> compact): free
@@ -371,7 +217,7 @@ impl FreeList {
             .filter(|&i| self.blocks[i as usize].allocated)
             .collect();
         for k in 0..self.free.len() {
-            let FreeBlock { addr, size } = self.free.free[k];
+            let FreeBlock { addr, size } = self.free.blocks()[k];
             order.push(self.new_block(addr, size, false));
         }
         order.sort_unstable_by_key(|&i| self.blocks[i as usize].addr);
