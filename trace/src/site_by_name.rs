@@ -91,7 +91,7 @@ pub(crate) struct SiteScratch {
 /// Ids are checked by the caller.
 pub(crate) fn decode_sites(
     words: &[KindWord],
-    names: &[u64],
+    names: &[u32],
     places: &[u8],
     new: &mut Vec<u64>,
     cache: &mut SitesByName,
@@ -132,11 +132,7 @@ pub(crate) fn decode_sites(
     let name_slots = &mut cache.name_slots;
     name_slots.clear();
     name_slots.push(SitesByName::slot_of(None) as u32);
-    name_slots.extend(
-        names
-            .iter()
-            .map(|&n| SitesByName::slot_of(Some(n as u32)) as u32),
-    );
+    name_slots.extend(names.iter().map(|&n| SitesByName::slot_of(Some(n)) as u32));
     new.push(0);
     cache.clear();
     // Overwritten whole: only growth is zeroed.
@@ -308,7 +304,7 @@ mod tests {
         // NAME column: 7, 9, 7; the kinds: an alloc, begin 7, three allocs,
         // an op end, begin 9, an alloc, begin 7, three allocs; 70 op ends
         // first so the allocs straddle two kind words.
-        let names = [7u64, 9, 7];
+        let names = [7u32, 9, 7];
         let mut tags = vec![E as u8; 70];
         tags.extend([A, B, A, A, A, E, B, A, B, A, A, A].map(|t| t as u8));
         let mut words = Vec::new();

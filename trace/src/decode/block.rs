@@ -4,7 +4,7 @@
 use super::allocs::decode_allocs;
 use super::columns::BlockColumns;
 use super::others::decode_others;
-use super::packed::{all_below, column_values, column_values_u32};
+use super::packed::{all_below, all_below_u32, column_values, column_values_u32};
 use super::scratch::DecodeScratch;
 use super::{end, overrun, DecodeError, RefLimits};
 use crate::codec::{col, ColumnLayout};
@@ -137,8 +137,7 @@ fn decode(
     };
     if non_buffer && by_kind_layout(&cols)? {
         let vals = &mut s.vals;
-        column_values(cols[col::NAME as usize], n_names, "name", &mut vals.name)?;
-        all_below(&vals.name, limits.strings, "string")?;
+        names(&cols, n_names, limits, &mut vals.name)?;
         other_devices(&cols, counts, s, &out.tags)?;
         others_and_times(block, &cols, limits, s, out)?;
         return Ok(false);
@@ -152,8 +151,7 @@ fn decode(
         &mut vals.alloc_buf,
     )?;
     // Names before allocs: 2.4 codes an alloc's site by the op name it runs under.
-    column_values(cols[col::NAME as usize], n_names, "name", &mut vals.name)?;
-    all_below(&vals.name, limits.strings, "string")?;
+    names(&cols, n_names, limits, &mut vals.name)?;
     if !cols[col::SITE_BY_NAME as usize].is_empty() {
         alloc_sites_by_name(&cols, s, out)?;
     } else if !cols[col::SITE_NEW as usize].is_empty() {
@@ -167,20 +165,21 @@ fn decode(
     let vals = &mut s.vals;
     decode_allocs(&cols, &mut s.alloc_devices, limits, vals, &mut out.allocs)?;
 
-    column_values(
-        cols[col::FREE_SITE as usize],
-        n_free,
-        "free site",
-        &mut vals.free_site,
-    )?;
-    all_below(&vals.free_site, limits.sites, "site")?;
-    // The frees' arrays: the resolved devices and ids change places with
-    // the output's (both are overwritten whole by the next block).
     let frees = &mut out.frees;
+    // The sites straight into the frees' column, as 32-bit values (no
+    // 64-bit copy to write, read and narrow). A value past 32 bits is no
+    // defined site: the 64-bit decode then names it.
+    let free_sites = cols[col::FREE_SITE as usize];
+    if !column_values_u32(free_sites, n_free, "free site", &mut frees.site)? {
+        column_values(free_sites, n_free, "free site", &mut vals.free_site)?;
+        all_below(&vals.free_site, limits.sites, "site")?;
+        return Err("free sites do not fit 32 bits".into());
+    }
+    all_below_u32(&frees.site, limits.sites, "site")?;
+    // The frees' other arrays: the resolved devices and ids change places
+    // with the output's (both are overwritten whole by the next block).
     std::mem::swap(&mut frees.device, &mut s.free_devices);
     std::mem::swap(&mut frees.buffer, &mut vals.free_ids);
-    frees.site.clear();
-    frees.site.extend(vals.free_site.iter().map(|&s| s as u32));
     frees.filled(n_free);
 
     others_and_times(block, &cols, limits, s, out)?;
@@ -196,8 +195,7 @@ fn others_and_times(
     s: &mut DecodeScratch,
     out: &mut BlockColumns,
 ) -> Result<(), DecodeError> {
-    out.names
-        .extend(s.vals.name.iter().map(|&v| StringId(v as u32)));
+    out.names.extend(s.vals.name.iter().map(|&v| StringId(v)));
     // Timestamps and pids last, right before the other kinds, which read
     // them at their positions (still in cache then).
     times_and_pids(block, cols, out)?;
@@ -207,6 +205,26 @@ fn others_and_times(
         return Err("a column holds more values than the block's events use".into());
     }
     Ok(())
+}
+
+/// The NAME column's `n` values into `out`, as 32-bit string ids (half
+/// the bytes of 64-bit values to write and read), checked against the
+/// interned strings. A value past 32 bits is no defined string: the 64-bit
+/// decode then names it.
+fn names(
+    cols: &[&[u8]; col::COUNT],
+    n: usize,
+    limits: RefLimits,
+    out: &mut Vec<u32>,
+) -> Result<(), DecodeError> {
+    let bytes = cols[col::NAME as usize];
+    if !column_values_u32(bytes, n, "name", out)? {
+        let mut wide = Vec::new();
+        column_values(bytes, n, "name", &mut wide)?;
+        all_below(&wide, limits.strings, "string")?;
+        return Err("names do not fit 32 bits".into());
+    }
+    all_below_u32(out, limits.strings, "string")
 }
 
 /// Every event's timestamp and pid (into `out.times`, `out.pids`).

@@ -40,7 +40,7 @@ pub(super) struct ColumnValues {
     pub(super) size_rem: Vec<u64>,
     pub(super) addr: Vec<u64>,
     pub(super) cores: Vec<u64>,
-    pub(super) name: Vec<u64>,
+    pub(super) name: Vec<u32>,
     /// Resolved buffer ids of the block's frees.
     pub(super) free_ids: Vec<u64>,
     /// Previous size per site slot (format 2.2; see `SiteHistory`).
