@@ -337,7 +337,11 @@ impl Engine<'_> {
             self.bad_free(ord, dev, buffer, site());
             return Ok(());
         };
-        let d = &mut self.devs[live.dev as usize];
+        // SAFETY: every record is written with its device's `DevIx::stored`
+        // (`alloc`, `alloc_general`, `add_other`, and a resumed replay's
+        // records), made by this engine's table. Checked, the index cost
+        // three instructions per free.
+        let d = unsafe { self.devs.of_record(live.dev) };
         if d.id != device {
             // Freed on another device than its own: that device gets its
             // entry now, as any event naming a device does.

@@ -79,6 +79,22 @@ impl Devices {
         DevIx(ix)
     }
 
+    /// The device a record names (`Live::dev`), read without a bounds check
+    /// (a free's: its record was found by the buffer's id).
+    ///
+    /// # Safety
+    /// `stored` is `DevIx::stored` of an index made by this table: every
+    /// record of the engine that owns it holds one (its device's index
+    /// when it was written).
+    #[inline(always)]
+    pub(in crate::engine) unsafe fn of_record(&mut self, stored: u16) -> &mut Dev {
+        debug_assert!((stored as usize) < self.list.len());
+        // SAFETY: a `DevIx` is an index of `list` (see `DevIx`), and its
+        // `stored` form is no larger (an index past `u16` wraps to a
+        // smaller one); the list never shrinks.
+        unsafe { self.list.get_unchecked_mut(stored as usize) }
+    }
+
     /// The index of the first device `f` holds for.
     pub(in crate::engine) fn position(&self, f: impl FnMut(&Dev) -> bool) -> Option<DevIx> {
         self.list.iter().position(f).map(DevIx)
