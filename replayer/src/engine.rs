@@ -108,7 +108,10 @@ struct Dev {
     /// A closed simulator (as empty as a new one), kept to be reopened with
     /// the same config: building a device costs far more than a reopen.
     spare: Option<(Arch, DeviceConfig, Sim)>,
-    tracked: PerType,
+    /// Tracked bytes per type not resident: of objects that outlived the
+    /// device (what is tracked is these and the resident bytes, see
+    /// `Dev::tracked`: one count for an alloc or free to keep, not two).
+    outlived: PerType,
     resident: PerType,
     peak: [Peak; 4],
     /// Highest resident bytes per type since the current cycle began.

@@ -389,9 +389,10 @@ impl Engine<'_> {
         }
         let d = &mut self.devs[live.dev as usize];
         let s = live.slot as usize;
-        d.tracked[s] -= live.size;
         if live.flags & RESIDENT != 0 {
             d.resident[s] -= live.size;
+        } else {
+            d.outlived[s] -= live.size;
         }
     }
 
@@ -483,7 +484,6 @@ struct Placed {
 #[inline(always)]
 fn count_placed(d: &mut Dev, s: usize, size: u64, ord: u64) {
     let s = s & 3;
-    d.tracked[s] += size;
     d.resident[s] += size;
     // The cycle's peak is one of the bytes resident since the cycle began,
     // so never above the replay's peak: only a new cycle peak can be a new
@@ -510,7 +510,6 @@ fn release(d: &mut Dev, live: &Live) {
     // RESIDENT: a type slot, not failed, not outlived (see the flag). A
     // type slot indexes arrays of four (the mask drops the checks).
     let ty = live.slot as usize & 3;
-    d.tracked[ty] -= live.size;
     d.resident[ty] -= live.size;
     d.objects -= 1;
     if let (Some(sim), Some(h)) = (d.sim.as_mut(), live.handle) {
@@ -525,7 +524,8 @@ fn release(d: &mut Dev, live: &Live) {
 fn release_not_resident(d: &mut Dev, live: &Live) {
     let (ty, flags, size) = (live.slot, live.flags, live.size);
     if ty != NO_SLOT && flags & FAILED == 0 {
-        d.tracked[ty as usize & 3] -= size;
+        // Slotted, not failed, not resident: outlived its device.
+        d.outlived[ty as usize & 3] -= size;
     }
     // Freed after its device closed: the tracker hears of it now (the
     // device forgot it at its close).

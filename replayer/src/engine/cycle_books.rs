@@ -24,7 +24,7 @@ impl Engine<'_> {
         );
         self.list_cycle_allocs = !self.cycle_allocs_by_scan;
         self.allocs_noted_at_start = self.allocs_noted;
-        self.live_before = self.devs.iter().map(|d| (d.id, d.tracked)).collect();
+        self.live_before = self.devs.iter().map(|d| (d.id, d.tracked())).collect();
     }
 
     /// Finds every cycle's allocations by a scan of the records (`true`)
@@ -149,7 +149,7 @@ impl Engine<'_> {
             }
         }
         for d in self.devs.iter() {
-            stats.live_after.insert(d.id, d.tracked);
+            stats.live_after.insert(d.id, d.tracked());
         }
         self.cycle_allocs = allocs;
         self.cycle_allocs.clear();

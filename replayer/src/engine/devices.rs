@@ -7,6 +7,12 @@ pub(super) use table::{DevIx, Devices};
 mod table;
 
 impl Dev {
+    /// Bytes per type a tracker believes live on this device: resident,
+    /// or outlived it.
+    pub(super) fn tracked(&self) -> PerType {
+        std::array::from_fn(|s| self.resident[s] + self.outlived[s])
+    }
+
     /// Device `id` as first seen: not open, nothing counted.
     pub(super) fn new(id: DeviceId) -> Dev {
         Dev {
@@ -14,7 +20,7 @@ impl Dev {
             sim: None,
             opened_with: None,
             spare: None,
-            tracked: [0; 4],
+            outlived: [0; 4],
             resident: [0; 4],
             peak: [Peak::default(); 4],
             cycle_peak: [0; 4],
@@ -195,8 +201,12 @@ impl Engine<'_> {
                     self.live.outlive(slot, ord);
                 }
             }
-            self.devs[dev].objects = 0;
-            self.devs[dev].resident = [0; 4];
+            let d = &mut self.devs[dev];
+            d.objects = 0;
+            // What was resident is tracked still (it outlived the device).
+            for (o, r) in d.outlived.iter_mut().zip(&mut d.resident) {
+                *o += std::mem::take(r);
+            }
         }
         let d = &mut self.devs[dev];
         if let Some(mut sim) = d.sim.take() {

@@ -249,7 +249,6 @@ impl Engine<'_> {
         match placed {
             Ok(()) => {
                 let d = &mut self.devs[dev];
-                d.tracked[slot] += size;
                 d.resident[slot] += size;
                 d.cycle_peak[slot] = d.cycle_peak[slot].max(d.resident[slot]);
                 if d.resident[slot] > d.peak[slot].bytes {

@@ -295,7 +295,6 @@ impl<'a> Engine<'a> {
         };
         if l.slot != NO_SLOT && l.flags & FAILED == 0 {
             let d = &mut self.devs[dev];
-            d.tracked[l.slot as usize] += l.size;
             d.resident[l.slot as usize] += l.size;
         }
         self.devs[dev].objects += 1;
