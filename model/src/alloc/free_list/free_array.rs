@@ -70,6 +70,13 @@ impl FreeArray {
         unsafe { self.slots.get_unchecked_mut(..self.len) }
     }
 
+    /// The first slot: the lowest free block, or a pad when there is none.
+    #[inline(always)]
+    pub(super) fn first_slot(&self) -> FreeBlock {
+        // SAFETY: there are at least `WINDOW` slots (the invariant).
+        unsafe { *self.slots.get_unchecked(0) }
+    }
+
     /// The first [`WINDOW`] slots, when they hold every free block.
     #[inline(always)]
     fn window(&self) -> Option<&[FreeBlock; WINDOW]> {
