@@ -355,6 +355,43 @@ fn count_far_any(codes: &[u64]) -> usize {
 mod tests {
     use super::*;
 
+    /// A block's free columns as the writer codes them: the allocs' and
+    /// frees' devices (mapped by `dev`) and ids, the frees' codes and the
+    /// far values.
+    pub(super) struct EncodedBlock {
+        pub(super) alloc_devices: Vec<u32>,
+        pub(super) alloc_ids: Vec<u64>,
+        pub(super) free_devices: Vec<u32>,
+        pub(super) codes: Vec<u64>,
+        pub(super) far: Vec<u64>,
+    }
+
+    impl EncodedBlock {
+        pub(super) fn encode(
+            allocs: &[(u32, u64)],
+            frees: &[(u32, u64)],
+            dev: impl Fn(u32) -> u32,
+        ) -> Self {
+            let mut w = FreeEncoder::default();
+            for &(d, b) in allocs {
+                w.alloc(dev(d), b);
+            }
+            let (mut codes, mut far) = (Vec::new(), Vec::new());
+            for &(d, b) in frees {
+                let (c, f) = w.free(dev(d), b);
+                codes.push(c);
+                far.extend(f);
+            }
+            EncodedBlock {
+                alloc_devices: allocs.iter().map(|a| dev(a.0)).collect(),
+                alloc_ids: allocs.iter().map(|a| a.1).collect(),
+                free_devices: frees.iter().map(|f| dev(f.0)).collect(),
+                codes,
+                far,
+            }
+        }
+    }
+
     #[test]
     fn frees_in_each_device_s_alloc_order_cost_one_and_others_go_far() {
         // Allocs: id 10 on dev 0, 11 on dev 1, 12 on dev 0, 13 on dev 1, 14 on dev 0.
@@ -405,19 +442,8 @@ mod tests {
         ) {
             // Devices 4 and 5 stand for ids past the slots (1024, 1030).
             let dev = |d: u32| if d < 4 { d } else { MAX_SLOTS + (d - 4) * 6 };
-            let mut w = FreeEncoder::default();
-            for &(d, b) in &allocs {
-                w.alloc(dev(d), b);
-            }
-            let (mut codes, mut far) = (Vec::new(), Vec::new());
-            for &(d, b) in &frees {
-                let (c, f) = w.free(dev(d), b);
-                codes.push(c);
-                far.extend(f);
-            }
-            let ad: Vec<u32> = allocs.iter().map(|a| dev(a.0)).collect();
-            let ai: Vec<u64> = allocs.iter().map(|a| a.1).collect();
-            let fd: Vec<u32> = frees.iter().map(|f| dev(f.0)).collect();
+            let EncodedBlock { alloc_devices: ad, alloc_ids: ai, free_devices: fd, codes, far } =
+                EncodedBlock::encode(&allocs, &frees, dev);
             let (mut s, mut out) = (FreeIdScratch::default(), Vec::new());
             // Twice with the same scratch: nothing of a block leaks into the next.
             for _ in 0..2 {

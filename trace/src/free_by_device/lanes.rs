@@ -143,7 +143,8 @@ unsafe fn resolve_avx2(
 
 #[cfg(test)]
 mod tests {
-    use super::super::{by_tables, FreeEncoder, FreeIdScratch};
+    use super::super::tests::EncodedBlock;
+    use super::super::{by_tables, FreeIdScratch};
     use super::*;
     use proptest::prelude::*;
 
@@ -185,19 +186,8 @@ mod tests {
         ) {
             // Half the cases keep every device below `LANES`.
             let dev = |d: u32| if low { d % LANES } else { d };
-            let mut w = FreeEncoder::default();
-            for &(d, b) in &allocs {
-                w.alloc(dev(d), b);
-            }
-            let (mut codes, mut far) = (Vec::new(), Vec::new());
-            for &(d, b) in &frees {
-                let (c, f) = w.free(dev(d), b);
-                codes.push(c);
-                far.extend(f);
-            }
-            let ad: Vec<u32> = allocs.iter().map(|a| dev(a.0)).collect();
-            let ai: Vec<u64> = allocs.iter().map(|a| a.1).collect();
-            let fd: Vec<u32> = frees.iter().map(|f| dev(f.0)).collect();
+            let EncodedBlock { alloc_devices: ad, alloc_ids: ai, free_devices: fd, codes, far } =
+                EncodedBlock::encode(&allocs, &frees, dev);
             let (lanes, tables) = both(&ad, &ai, &fd, &codes, &far);
             let tables = tables.unwrap();
             prop_assert_eq!(&tables, &frees.iter().map(|f| f.1).collect::<Vec<_>>());
