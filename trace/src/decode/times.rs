@@ -94,7 +94,7 @@ impl PidRuns {
 
 /// Events per key of a block's coded timestamps: [`Times::at`] sums at
 /// most this many gaps.
-const CHUNK: usize = 32;
+const CHUNK: usize = gaps::SUM_RUN;
 
 /// Events whose gaps [`TimesIter::fold`] makes at a time (2 KiB on the
 /// stack): runs of [`CHUNK`] spent a fifth of the fold on each run's setup.
@@ -452,15 +452,17 @@ fn chunk_keys_with<const AVX2: bool>(
     // Every key is written (`Times::coded` relies on it): one kind per code.
     let tags = &tags[..codes.len()];
     let mut before = start;
+    // SAFETY (of both): `AVX2` is set only where the CPU has it; every
+    // chunk holds `CHUNK` (= `SUM_RUN`) codes and kinds.
+    #[cfg(target_arch = "x86_64")]
+    let planes = AVX2.then(|| unsafe { gaps::BytePlanes::new(bases) });
     let chunks = codes.chunks_exact(CHUNK).zip(tags.chunks_exact(CHUNK));
     for ((cc, tc), key) in chunks.zip(keys.iter_mut()) {
         key.write(before);
         #[cfg(target_arch = "x86_64")]
-        let ticks = if AVX2 {
-            // SAFETY: `AVX2` is set only where the CPU has it.
-            unsafe { gaps::sum_avx2(cc, tc, bases) }
-        } else {
-            gaps::sum(cc, tc, bases)
+        let ticks = match &planes {
+            Some(planes) => unsafe { gaps::sum32_avx2(cc, tc, bases, planes) },
+            None => gaps::sum(cc, tc, bases),
         };
         #[cfg(not(target_arch = "x86_64"))]
         let ticks = gaps::sum(cc, tc, bases);

@@ -1,9 +1,12 @@
-//! The gaps of a run of coded timestamps, four at a time with AVX2 when the
-//! CPU has it (a base per event is a gather by its kind), for a pass over
-//! every event's time: made apart from the running sum that follows, the
-//! per-event work does not wait on it.
+//! The gaps of a run of coded timestamps, with AVX2 when the CPU has it (a
+//! base per event looked up by its kind: in registers, else gathered), for
+//! a pass over every event's time: made apart from the running sum that
+//! follows, the per-event work does not wait on it.
 
 use crate::varint::unzigzag;
+
+#[cfg(target_arch = "x86_64")]
+mod permute;
 
 /// `out[i] = (unzigzag(codes[i]) + bases[tags[i]]) * unit` (wrapping: each
 /// event's gap in ns) for every `i` below the three lengths. Scaled here,
@@ -36,37 +39,103 @@ pub(super) fn sum(codes: &[u32], tags: &[u8], bases: &[u64; 256]) -> u64 {
     })
 }
 
-/// [`sum`] four gaps at a time (the bases gathered by kind), in two
-/// accumulators so that consecutive gathers do not wait on each other.
+/// Events [`sum32_avx2`] sums: a chunk of coded times (`CHUNK`), one
+/// 32-byte vector of kinds.
+pub(super) const SUM_RUN: usize = 32;
+
+/// Kinds whose bases [`BytePlanes`] holds (every kind this version knows;
+/// a later one's chunk is summed by [`sum`]).
+const PLANE_KINDS: usize = 16;
+
+/// A block's bases of the kinds below [`PLANE_KINDS`], cut into byte
+/// planes: plane `b` is byte `b` of each base, a 16-byte table (in both
+/// halves of the register). One byte shuffle of 32 kinds then looks up
+/// byte `b` of all their bases, and a sum of absolute differences adds
+/// them up: a chunk's bases cost a few single-cycle instructions per
+/// plane instead of eight gathers (whose latency held the chunk sums up:
+/// most of their time, by `perf annotate`).
+#[cfg(target_arch = "x86_64")]
+pub(super) struct BytePlanes {
+    planes: [std::arch::x86_64::__m256i; 8],
+    /// Planes up to the highest byte any of the bases uses (the others
+    /// add nothing).
+    used: usize,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl BytePlanes {
+    /// # Safety
+    ///
+    /// The CPU has AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn new(bases: &[u64; 256]) -> BytePlanes {
+        use std::arch::x86_64::*;
+        let known = &bases[..PLANE_KINDS];
+        let planes = std::array::from_fn(|b| {
+            let table: [u8; PLANE_KINDS] = std::array::from_fn(|k| (known[k] >> (8 * b)) as u8);
+            // SAFETY: `table` is 16 readable bytes.
+            _mm256_broadcastsi128_si256(unsafe {
+                _mm_loadu_si128(table.as_ptr() as *const __m128i)
+            })
+        });
+        let all = known.iter().fold(0u64, |a, &b| a | b);
+        let used = (64 - all.leading_zeros() as usize).div_ceil(8);
+        BytePlanes { planes, used }
+    }
+}
+
+/// [`sum`] of the first [`SUM_RUN`] events: their codes unzigzagged eight
+/// at a time, their bases by [`BytePlanes`] (a chunk holding a kind past
+/// those is summed by [`sum`]).
 ///
 /// # Safety
 ///
-/// The CPU has AVX2.
+/// The CPU has AVX2; `codes` and `tags` hold [`SUM_RUN`] entries at least;
+/// `planes` are those of `bases`.
 #[cfg(target_arch = "x86_64")]
 #[inline]
 #[target_feature(enable = "avx2")]
-pub(super) unsafe fn sum_avx2(codes: &[u32], tags: &[u8], bases: &[u64; 256]) -> u64 {
+pub(super) unsafe fn sum32_avx2(
+    codes: &[u32],
+    tags: &[u8],
+    bases: &[u64; 256],
+    planes: &BytePlanes,
+) -> u64 {
     use std::arch::x86_64::*;
-    let n = codes.len().min(tags.len());
-    let (codes, tags) = (&codes[..n], &tags[..n]);
-    // The four gaps from entry `i` on.
-    // SAFETY (of each call): callers pass `i + 4 <= n`.
-    let gaps4 = |i: usize| unsafe { gaps4(codes, tags, bases, i) };
-    let (mut a0, mut a1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
-    let mut i = 0;
-    while i + 8 <= n {
-        a0 = _mm256_add_epi64(a0, gaps4(i));
-        a1 = _mm256_add_epi64(a1, gaps4(i + 4));
-        i += 8;
+    debug_assert!(codes.len() >= SUM_RUN && tags.len() >= SUM_RUN);
+    // SAFETY: the 32 kinds and codes read lie in `tags` and `codes`
+    // (`# Safety`).
+    unsafe {
+        let kinds = _mm256_loadu_si256(tags.as_ptr() as *const __m256i);
+        // A kind at 16 or past it would read its byte at `kind & 15` (or
+        // 0 past 127): such chunks (none before a new kind) take `sum`.
+        if _mm256_testz_si256(kinds, _mm256_set1_epi8(0xF0u8 as i8)) == 0 {
+            return sum(&codes[..SUM_RUN], &tags[..SUM_RUN], bases);
+        }
+        let zero = _mm256_setzero_si256();
+        // Bases: the planes' bytes summed in four 64-bit lanes, highest
+        // plane first, each sum so far moved a byte up (Horner).
+        let mut acc = zero;
+        for plane in planes.planes[..planes.used].iter().rev() {
+            let bytes = _mm256_shuffle_epi8(*plane, kinds);
+            acc = _mm256_add_epi64(_mm256_slli_epi64::<8>(acc), _mm256_sad_epu8(bytes, zero));
+        }
+        // Codes: unzigzagged as 32-bit lanes, then sign-extended (the same
+        // as in 64 bits: `c >> 1` is below 2^31).
+        let one = _mm256_set1_epi32(1);
+        for i in (0..SUM_RUN).step_by(8) {
+            let c = _mm256_loadu_si256(codes.as_ptr().add(i) as *const __m256i);
+            let sign = _mm256_sub_epi32(zero, _mm256_and_si256(c, one));
+            let z = _mm256_xor_si256(_mm256_srli_epi32::<1>(c), sign);
+            acc = _mm256_add_epi64(acc, _mm256_cvtepi32_epi64(_mm256_castsi256_si128(z)));
+            acc = _mm256_add_epi64(acc, _mm256_cvtepi32_epi64(_mm256_extracti128_si256::<1>(z)));
+        }
+        let h = _mm_add_epi64(
+            _mm256_castsi256_si128(acc),
+            _mm256_extracti128_si256::<1>(acc),
+        );
+        (_mm_cvtsi128_si64(h) as u64).wrapping_add(_mm_extract_epi64::<1>(h) as u64)
     }
-    if i + 4 <= n {
-        a0 = _mm256_add_epi64(a0, gaps4(i));
-        i += 4;
-    }
-    let a = _mm256_add_epi64(a0, a1);
-    let h = _mm_add_epi64(_mm256_castsi256_si128(a), _mm256_extracti128_si256::<1>(a));
-    let lanes = (_mm_cvtsi128_si64(h) as u64).wrapping_add(_mm_extract_epi64::<1>(h) as u64);
-    lanes.wrapping_add(sum(&codes[i..], &tags[i..], bases))
 }
 
 /// The four gaps (in ticks) of entries `i..i + 4`.
@@ -117,15 +186,42 @@ unsafe fn gaps_avx2(
     out: &mut [u64],
 ) -> usize {
     // A loop per kind of unit: 1 ns (no tick column: nothing to scale),
-    // below 2^32 (one multiply less), any.
-    // SAFETY: the caller upholds `scaled_avx2`'s contract (the same).
+    // below 2^32 (one multiply less), any; and per way to look up bases.
+    // SAFETY: the caller upholds `scaled_avx2`'s contract (the same); the
+    // CPU has AVX2.
+    unsafe {
+        match permute::PermutedBases::of(bases, tags) {
+            Some(p) => by_unit(codes, tags, bases, Some(&p), unit, out),
+            None => by_unit(codes, tags, bases, None, unit, out),
+        }
+    }
+}
+
+/// [`gaps_avx2`] for the kind of `unit`.
+///
+/// # Safety
+///
+/// As [`scaled_avx2`] (`MUL` and `WIDE` are picked here).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn by_unit(
+    codes: &[u32],
+    tags: &[u8],
+    bases: &[u64; 256],
+    permuted: Option<&permute::PermutedBases>,
+    unit: u64,
+    out: &mut [u64],
+) -> usize {
+    // SAFETY: `unit` is 1 for `MUL` false, below 2^32 for `WIDE` false;
+    // the rest is the caller's.
     unsafe {
         if unit == 1 {
-            scaled_avx2::<false, false>(codes, tags, bases, unit, out)
+            scaled_avx2::<false, false>(codes, tags, bases, permuted, unit, out)
         } else if unit >> 32 == 0 {
-            scaled_avx2::<true, false>(codes, tags, bases, unit, out)
+            scaled_avx2::<true, false>(codes, tags, bases, permuted, unit, out)
         } else {
-            scaled_avx2::<true, true>(codes, tags, bases, unit, out)
+            scaled_avx2::<true, true>(codes, tags, bases, permuted, unit, out)
         }
     }
 }
@@ -136,7 +232,8 @@ unsafe fn gaps_avx2(
 ///
 /// # Safety
 ///
-/// As [`gaps_avx2`]; `unit` is 1 unless `MUL`, below 2^32 unless `WIDE`.
+/// As [`gaps_avx2`]; `unit` is 1 unless `MUL`, below 2^32 unless `WIDE`;
+/// `permuted` (if any) was made for `bases` and `tags`.
 #[cfg(target_arch = "x86_64")]
 #[inline]
 #[target_feature(enable = "avx2")]
@@ -144,6 +241,7 @@ unsafe fn scaled_avx2<const MUL: bool, const WIDE: bool>(
     codes: &[u32],
     tags: &[u8],
     bases: &[u64; 256],
+    permuted: Option<&permute::PermutedBases>,
     unit: u64,
     out: &mut [u64],
 ) -> usize {
@@ -153,23 +251,38 @@ unsafe fn scaled_avx2<const MUL: bool, const WIDE: bool>(
     debug_assert!((MUL || unit == 1) && (WIDE || unit >> 32 == 0));
     let unit_lo = _mm256_set1_epi64x(unit as u32 as i64);
     let unit_hi = _mm256_set1_epi64x((unit >> 32) as i64);
+    let scale = |g: __m256i| {
+        if MUL {
+            let lo = _mm256_mul_epu32(g, unit_lo);
+            let mut cross = _mm256_mul_epu32(_mm256_srli_epi64::<32>(g), unit_lo);
+            if WIDE {
+                cross = _mm256_add_epi64(cross, _mm256_mul_epu32(g, unit_hi));
+            }
+            _mm256_add_epi64(lo, _mm256_slli_epi64::<32>(cross))
+        } else {
+            g
+        }
+    };
     let mut i = 0;
+    if let Some(p) = permuted {
+        while i + 8 <= n {
+            // SAFETY: entries `i..i + 8` lie in each slice (`i + 8 <= n`,
+            // and they are `n` long: `# Safety`); `p` was made for `tags`.
+            unsafe {
+                let [g0, g1] = p.gaps8(codes, tags, i);
+                let o = out.as_mut_ptr().add(i) as *mut __m256i;
+                _mm256_storeu_si256(o, scale(g0));
+                _mm256_storeu_si256(o.add(1), scale(g1));
+            }
+            i += 8;
+        }
+    }
     while i + 4 <= n {
         // SAFETY: entries `i..i + 4` lie in each slice (`i + 4 <= n`, and
         // they are `n` long: `# Safety`).
         unsafe {
             let g = gaps4(codes, tags, bases, i);
-            let ns = if MUL {
-                let lo = _mm256_mul_epu32(g, unit_lo);
-                let mut cross = _mm256_mul_epu32(_mm256_srli_epi64::<32>(g), unit_lo);
-                if WIDE {
-                    cross = _mm256_add_epi64(cross, _mm256_mul_epu32(g, unit_hi));
-                }
-                _mm256_add_epi64(lo, _mm256_slli_epi64::<32>(cross))
-            } else {
-                g
-            };
-            _mm256_storeu_si256(out.as_mut_ptr().add(i) as *mut __m256i, ns);
+            _mm256_storeu_si256(out.as_mut_ptr().add(i) as *mut __m256i, scale(g));
         }
         i += 4;
     }
@@ -186,10 +299,21 @@ mod tests {
         fn gaps_are_each_code_unzigzagged_plus_its_kind_s_base(
             events in proptest::collection::vec((any::<u32>(), any::<u8>()), 0..40),
             seed in any::<u64>(),
+            known in any::<bool>(),
+            narrow in any::<bool>(),
         ) {
-            let bases: [u64; 256] =
-                std::array::from_fn(|k| seed.wrapping_mul(k as u64 + 1).rotate_left(k as u32));
-            let (codes, tags): (Vec<u32>, Vec<u8>) = events.into_iter().unzip();
+            // Bases of 64 bits, or of 32 (which registers can hold).
+            let bases: [u64; 256] = std::array::from_fn(|k| {
+                let b = seed.wrapping_mul(k as u64 + 1).rotate_left(k as u32);
+                if narrow { b >> 32 } else { b }
+            });
+            let (codes, mut tags): (Vec<u32>, Vec<u8>) = events.into_iter().unzip();
+            if known {
+                // Only the kinds this version knows (bases looked up in
+                // registers when they fit 32 bits; any later kind, or a
+                // wider base, takes the gathers).
+                tags.iter_mut().for_each(|t| *t &= 15);
+            }
             let want: Vec<u64> = codes
                 .iter()
                 .zip(&tags)
@@ -204,10 +328,37 @@ mod tests {
             }
             let total = want.iter().fold(0u64, |s, &g| s.wrapping_add(g));
             prop_assert_eq!(sum(&codes, &tags, &bases), total);
+        }
+
+        /// A chunk's sum by byte planes is the plain sum, for bases of any
+        /// width (small, past 32 bits, wrapped below 0: every plane used)
+        /// and chunks with a kind past the planes' (summed plainly).
+        #[test]
+        fn a_chunk_s_sum_by_byte_planes_is_the_plain_sum(
+            codes in proptest::collection::vec(any::<u32>(), SUM_RUN),
+            tags in proptest::collection::vec(
+                prop_oneof![9 => 0..PLANE_KINDS as u8, 1 => any::<u8>()],
+                SUM_RUN,
+            ),
+            seed in any::<u64>(),
+            width in 0u32..=64,
+        ) {
+            let bases: [u64; 256] = std::array::from_fn(|k| {
+                let b = seed.wrapping_mul(k as u64 * 2 + 1).rotate_left(k as u32);
+                b.checked_shr(64 - width).unwrap_or(0)
+            });
+            // The same chunk with a base below 0 (every plane in use).
+            let mut wrapped = bases;
+            wrapped[(seed % PLANE_KINDS as u64) as usize] = (-7i64) as u64;
             #[cfg(target_arch = "x86_64")]
             if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU has AVX2 (checked just above).
-                prop_assert_eq!(unsafe { sum_avx2(&codes, &tags, &bases) }, total);
+                for bases in [bases, wrapped] {
+                    // SAFETY: the CPU has AVX2 (checked above); both
+                    // vectors hold `SUM_RUN` entries.
+                    let planes = unsafe { BytePlanes::new(&bases) };
+                    let got = unsafe { sum32_avx2(&codes, &tags, &bases, &planes) };
+                    prop_assert_eq!(got, sum(&codes, &tags, &bases));
+                }
             }
         }
     }
