@@ -22,6 +22,27 @@ pub struct ReplayArgs {
     /// How the trace is cut into cycles: auto, device, marker, marker=REGEX or op=NAME.
     #[arg(long, default_value = "auto", value_parser = parse_cycles, value_name = "MODE")]
     pub cycles: CycleMode,
+    #[command(flatten)]
+    pub threads: ThreadsArg,
+}
+
+/// `--threads`, for every command that replays.
+#[derive(clap::Args, Clone, Copy)]
+pub struct ThreadsArg {
+    /// Threads for a replay pass: 1 decodes and replays on one thread (the
+    /// least CPU); 2 decodes the next block on a second thread meanwhile
+    /// (done sooner when a core is free). Default: 2 on a machine with two
+    /// cores or more.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub threads: Option<u8>,
+}
+
+impl ThreadsArg {
+    /// Whether a replay decodes ahead on a second thread.
+    pub fn decode_ahead(self) -> bool {
+        let cores = || std::thread::available_parallelism().map_or(1, |n| n.get());
+        self.threads.map_or_else(|| cores() >= 2, |n| n >= 2)
+    }
 }
 
 fn parse_arch(s: &str) -> Result<Arch, String> {
@@ -40,6 +61,7 @@ impl ReplayArgs {
             cycles: self.cycles.clone(),
             bisect,
             progress: false,
+            decode_ahead: self.threads.decode_ahead(),
             ..ReplayOptions::default()
         };
         for s in &self.set {

@@ -45,21 +45,24 @@ fi
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 
-# measure NAME CMD...: appends "cpu_seconds max_rss_kb user_seconds" to $dir/NAME.
+# measure NAME CMD...: appends "cpu_seconds max_rss_kb user_seconds
+# wall_seconds" to $dir/NAME.
 # The command's own status is ignored (a replay with findings may exit 1).
 measure() {
     local name=$1
     shift
     python3 -c '
-import os, subprocess, sys
+import os, subprocess, sys, time
 with open(os.devnull, "wb") as null, open(sys.argv[1], "wb") as err:
+    start = time.perf_counter()
     child = subprocess.Popen(sys.argv[2:], stdout=null, stderr=err)
     _, _, use = os.wait4(child.pid, 0)
-print("%.4f %d %.4f" % (use.ru_utime + use.ru_stime, use.ru_maxrss, use.ru_utime))
+    wall = time.perf_counter() - start
+print("%.4f %d %.4f %.4f" % (use.ru_utime + use.ru_stime, use.ru_maxrss, use.ru_utime, wall))
 ' "$dir/stderr" "$@" >>"$dir/$name"
 }
-# median NAME COLUMN: the median of column 1 (CPU s), 2 (RSS kB) or 3
-# (user CPU s) of NAME.
+# median NAME COLUMN: the median of column 1 (CPU s), 2 (RSS kB), 3
+# (user CPU s) or 4 (wall s) of NAME.
 median() {
     sort -g -k"$2" "$dir/$1" | awk -v c="$2" '{v[NR] = $c} END {print v[int((NR + 1) / 2)]}'
 }
@@ -74,6 +77,7 @@ bytes=$(size_of "$dir/synth.zst")
 for _ in $(seq "$runs"); do
     measure zstd zstd -d -q -c "$dir/synth.zst"
     measure replay "$bin/ttalloc" replay "$dir/synth.zst"
+    measure replay1 "$bin/ttalloc" replay --threads 1 "$dir/synth.zst"
     measure bisect "$bin/ttalloc" replay --bisect "$dir/synth.zst"
 done
 zstd_cpu=$(median zstd 1)
@@ -85,7 +89,14 @@ rss10=$(median replay 2)
 echo "zstd -d CPU:           ${zstd_cpu} s"
 echo "replay CPU:            ${replay_cpu} s ($(awk -v n="$events" -v s="$replay_cpu" 'BEGIN {printf "%.1f", n / s / 1e6}') M events per CPU-second)"
 echo "replay --bisect CPU:   ${bisect_cpu} s"
+replay1_cpu=$(median replay1 1)
+# The default decodes the next block on a second thread (on a machine with
+# two cores or more); `--threads 1` decodes on the replaying thread: less
+# CPU (a block's columns are read back from this core's caches), more wall
+# time when a core is free.
+echo "replay --threads 1 CPU: ${replay1_cpu} s; wall $(median replay1 4) s (default: $(median replay 4) s)"
 echo "RATIO replay / zstd -d:          $(ratio "$replay_cpu" "$zstd_cpu")x   (target <= 3)"
+echo "RATIO replay --threads 1 / zstd -d: $(ratio "$replay1_cpu" "$zstd_cpu")x   (target <= 3)"
 # zstd -d spends a third or more of its CPU in the kernel (reading the file,
 # writing to /dev/null), and that share moves a lot from run to run on a
 # VM (0.083 to 0.125 s on the same file): the user-time ratio, beside the

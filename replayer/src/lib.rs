@@ -257,7 +257,7 @@ pub fn find_cycles(src: &dyn EventSource, opts: &ReplayOptions) -> Result<Cycles
     let mut scanner = CycleScanner::for_mode(&opts.cycles);
     // The scan is light: one thread decodes, this one only looks at events
     // (in the same chunks, with the same ordinals, as a replay).
-    src.visit_chunks(None, &mut |chunk| {
+    src.visit_chunks_with(opts.decode_ahead, None, &mut |chunk| {
         scanner.scan_chunk(chunk);
         Ok(())
     })?;
@@ -267,7 +267,7 @@ pub fn find_cycles(src: &dyn EventSource, opts: &ReplayOptions) -> Result<Cycles
 /// Who else sees the events of a replay pass besides the engine.
 #[derive(Default)]
 pub struct PassWatchers<'s, 'o> {
-    /// Scans for cycles, on the decoding thread.
+    /// Scans for cycles, on the decoding thread (when there is one).
     pub scanner: Option<&'s mut CycleScanner>,
     /// Sees every event right after the engine applied it.
     pub observer: Option<&'o mut dyn observe::Observer>,
@@ -302,7 +302,8 @@ pub fn run_engine(
         engine.set_observer(o);
     }
     let bar = progress(src, opts, what);
-    // One thread decodes ahead (and scans for cycles) while this one replays.
+    // With `decode_ahead`, one thread decodes ahead (and scans for cycles)
+    // while this one replays.
     let mut consume = |chunk: &Chunk<'_>| {
         engine.feed_chunk(chunk)?;
         if let Some(b) = &bar {
@@ -310,17 +311,23 @@ pub fn run_engine(
         }
         Ok(())
     };
-    // The decoding thread also notes each buffer's process (for names).
+    // The decoding thread (or this one) also notes each buffer's process
+    // (for names).
     let mut pids = source_pids::SourcePids::default();
     match scanner {
-        Some(s) => src.visit_chunks(
+        Some(s) => src.visit_chunks_with(
+            opts.decode_ahead,
             Some(&mut |chunk| {
                 s.scan_chunk(chunk);
                 pids.scan(chunk)
             }),
             &mut consume,
         )?,
-        None => src.visit_chunks(Some(&mut |chunk| pids.scan(chunk)), &mut consume)?,
+        None => src.visit_chunks_with(
+            opts.decode_ahead,
+            Some(&mut |chunk| pids.scan(chunk)),
+            &mut consume,
+        )?,
     }
     if let Some(b) = bar {
         b.finish_and_clear();

@@ -2,6 +2,7 @@
 //! report what is left behind, growth per cycle, out-of-memory, bad frees;
 //! `--bisect` finds the call site that first leaves bytes behind.
 
+use crate::analysis_args::ThreadsArg;
 use crate::exit;
 use crate::fail_on::{self, FailOn};
 use crate::stdout;
@@ -43,6 +44,8 @@ pub struct Args {
     /// leak, growth, oom, unknown-free, double-free, divergence, any.
     #[arg(long, value_name = "KINDS", value_parser = fail_on::parse)]
     pub fail_on: Option<FailOn>,
+    #[command(flatten)]
+    pub threads: ThreadsArg,
 }
 
 /// An architecture with a preset; "" or "unknown" would replay devices
@@ -67,6 +70,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         cycles: args.cycles,
         bisect: args.bisect,
         progress: std::io::stderr().is_terminal(),
+        decode_ahead: args.threads.decode_ahead(),
         ..ReplayOptions::default()
     };
     for s in &args.set {

@@ -69,3 +69,53 @@ fn a_replay_takes_its_first_block_and_its_buffers_from_the_probe() {
         .any(|b| probe_buffers.contains(&b.tags.as_ptr())));
     assert!(back[0].tags.capacity() >= 100);
 }
+
+/// Without decoding ahead, every block is decoded and handed to `pre` and
+/// `f` on the calling thread; with it, `pre` runs on the decoding thread.
+/// Both see every event, in order.
+#[test]
+fn chunks_are_decoded_on_the_calling_thread_unless_decoded_ahead() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.zst");
+    let opts = WriterOptions {
+        block_events: 100,
+        ..WriterOptions::default()
+    };
+    let header = TraceHeader::new(vec!["test".into()], String::new());
+    let mut w = TraceWriter::create(&path, header, opts).unwrap();
+    for i in 0..1000u64 {
+        w.push(&Event {
+            ts: 10 * i,
+            pid: Pid(1),
+            kind: EventKind::DeviceClose {
+                device: DeviceId((i % 3) as u32),
+            },
+        })
+        .unwrap();
+    }
+    w.finish().unwrap();
+    let reader = TraceReader::open(&path).unwrap();
+    let here = std::thread::current().id();
+    for ahead in [false, true] {
+        let mut pre_threads = Vec::new();
+        let mut firsts = Vec::new();
+        reader
+            .visit_chunks_with(
+                ahead,
+                Some(&mut |c| pre_threads.push((c.first(), std::thread::current().id()))),
+                &mut |c| {
+                    assert_eq!(std::thread::current().id(), here);
+                    firsts.push(c.first());
+                    Ok(())
+                },
+            )
+            .unwrap();
+        assert_eq!(firsts, (0..10).map(|b| 100 * b).collect::<Vec<u64>>());
+        let pre_firsts: Vec<u64> = pre_threads.iter().map(|&(f, _)| f).collect();
+        assert_eq!(pre_firsts, firsts, "ahead: {ahead}");
+        assert!(
+            pre_threads.iter().all(|&(_, t)| (t == here) != ahead),
+            "ahead: {ahead}"
+        );
+    }
+}
