@@ -2,6 +2,29 @@ use super::*;
 use ttalloc_model::{DeviceId, Pid};
 use ttalloc_trace::{TraceHeader, TraceWriter, WriterOptions};
 
+/// A trace of 1,000 device closes at ts 0, 10, 20, ... in blocks of 100
+/// events, written to `path` and opened.
+fn device_closes(path: &std::path::Path) -> TraceReader {
+    let opts = WriterOptions {
+        block_events: 100,
+        ..WriterOptions::default()
+    };
+    let header = TraceHeader::new(vec!["test".into()], String::new());
+    let mut w = TraceWriter::create(path, header, opts).unwrap();
+    for i in 0..1000u64 {
+        w.push(&Event {
+            ts: 10 * i,
+            pid: Pid(1),
+            kind: EventKind::DeviceClose {
+                device: DeviceId((i % 3) as u32),
+            },
+        })
+        .unwrap();
+    }
+    w.finish().unwrap();
+    TraceReader::open(path).unwrap()
+}
+
 /// The cycle probe's first block, decoded whole, is the replay's first
 /// block (not decoded again), and the replay decodes the others into the
 /// probe's other buffer (no new one faulted in from scratch); the
@@ -9,24 +32,7 @@ use ttalloc_trace::{TraceHeader, TraceWriter, WriterOptions};
 #[test]
 fn a_replay_takes_its_first_block_and_its_buffers_from_the_probe() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("t.zst");
-    let opts = WriterOptions {
-        block_events: 100,
-        ..WriterOptions::default()
-    };
-    let header = TraceHeader::new(vec!["test".into()], String::new());
-    let mut w = TraceWriter::create(&path, header, opts).unwrap();
-    for i in 0..1000u64 {
-        let device = DeviceId((i % 3) as u32);
-        w.push(&Event {
-            ts: 10 * i,
-            pid: Pid(1),
-            kind: EventKind::DeviceClose { device },
-        })
-        .unwrap();
-    }
-    w.finish().unwrap();
-    let reader = TraceReader::open(&path).unwrap();
+    let reader = device_closes(&dir.path().join("t.zst"));
     // 150 events: blocks 0 and 1.
     let mut probe_buffers = Vec::new();
     reader
@@ -76,25 +82,7 @@ fn a_replay_takes_its_first_block_and_its_buffers_from_the_probe() {
 #[test]
 fn chunks_are_decoded_on_the_calling_thread_unless_decoded_ahead() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("t.zst");
-    let opts = WriterOptions {
-        block_events: 100,
-        ..WriterOptions::default()
-    };
-    let header = TraceHeader::new(vec!["test".into()], String::new());
-    let mut w = TraceWriter::create(&path, header, opts).unwrap();
-    for i in 0..1000u64 {
-        w.push(&Event {
-            ts: 10 * i,
-            pid: Pid(1),
-            kind: EventKind::DeviceClose {
-                device: DeviceId((i % 3) as u32),
-            },
-        })
-        .unwrap();
-    }
-    w.finish().unwrap();
-    let reader = TraceReader::open(&path).unwrap();
+    let reader = device_closes(&dir.path().join("t.zst"));
     let here = std::thread::current().id();
     for ahead in [false, true] {
         let mut pre_threads = Vec::new();
