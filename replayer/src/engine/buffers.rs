@@ -30,10 +30,13 @@ impl Engine<'_> {
             return done.map(|()| self.stopped);
         };
         let d = &mut self.devs[dev];
-        if d.sim.is_none() {
+        // The model, taken before the claim: taken after it, its presence
+        // was tested again (the claim's stores may have changed it, for
+        // all the compiler knows).
+        let Some(sim) = d.sim.as_mut() else {
             let done = self.alloc_general(ord, dev, buffer, req, recorded, site, label);
             return done.map(|()| self.stopped);
-        }
+        };
         // The id's record slot, claimed at once (a new id, nearly always):
         // nothing of the claim is carried across the placement.
         let slot = match self.live.claim_new_buffer(buffer.get()) {
@@ -48,7 +51,6 @@ impl Engine<'_> {
         };
         // `s` indexes arrays of four: the mask lets the compiler drop the checks.
         let s = s & 3;
-        let sim = d.sim.as_mut().expect("checked above");
         // The common case, placed where recorded (or nothing recorded),
         // straight on: a handle merged from several outcomes went through
         // the stack in pieces and was read back whole (a store-forwarding
