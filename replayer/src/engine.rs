@@ -330,3 +330,11 @@ fn prefetch<T>(column: &[T], at: usize) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (column, at);
 }
+
+/// Called on a path the hot walks rarely take, so the compiler lays that
+/// path out apart and the common one falls through: a jump less on it
+/// (`std::hint::cold_path`, stable from Rust 1.95, is past the MSRV). A
+/// call of an empty cold function, made only on the rare path.
+#[cold]
+#[inline(never)]
+fn cold_path() {}

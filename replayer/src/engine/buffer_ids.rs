@@ -250,6 +250,7 @@ impl BufferIds {
         let w = self.last_covering(id)?;
         let at = (id & MASK) as usize;
         if !matches!(w.entries[at], NONE | FREED) {
+            super::cold_path();
             return None;
         }
         w.used += 1;
@@ -345,14 +346,21 @@ impl BufferIds {
             Some(w) => {
                 let e = &mut w.entries[(id & MASK) as usize];
                 match *e {
-                    NONE | FREED => None,
+                    NONE | FREED => {
+                        // A bad free (laid out apart from the common path).
+                        super::cold_path();
+                        None
+                    }
                     live => {
                         *e = FREED;
                         Some(live - 1)
                     }
                 }
             }
-            None => self.free_slow(id),
+            None => {
+                super::cold_path();
+                self.free_slow(id)
+            }
         }
     }
 
