@@ -44,6 +44,8 @@ use buckets::Buckets;
 use free_array::FreeArray;
 pub(crate) use held::Payload;
 
+#[macro_use]
+mod words;
 mod bucket_bits;
 mod buckets;
 mod compact;
@@ -144,7 +146,11 @@ pub struct FreeList {
     compact: bool,
     /// Blocks above which the list leaves compact mode.
     compact_limit: usize,
+    /// A compact list's free blocks, in `u32` words when `fits_u32`
+    /// (`free.narrow`, `words.rs`), else in `u64` words.
     free: FreeArray,
+    /// The range ends below `i32::MAX`: `u32` words hold its addresses.
+    fits_u32: bool,
     buckets: Buckets,
 }
 
@@ -188,7 +194,8 @@ impl FreeList {
             off_grid: !size.is_multiple_of(alignment),
             compact: true,
             compact_limit: COMPACT_MAX_BLOCKS,
-            free: FreeArray::default(),
+            free: FreeArray::new::<u64>(),
+            fits_u32: base + size < i32::MAX as u64,
             buckets: Buckets::new(units, alignment),
         };
         fl.init();
@@ -223,16 +230,16 @@ impl FreeList {
             b.next = self.spare;
             self.spare = i as u32;
         }
-        self.free.clear();
         self.num_allocated = 0;
         self.allocated_bytes = 0;
         self.head = NIL;
         self.free_blocks = 0;
         self.off_grid = !self.size.is_multiple_of(self.alignment);
         self.compact = true;
+        self.choose_words();
         if self.size > 0 {
             self.free_blocks = 1;
-            self.free.push(self.base, self.size);
+            self.free_whole_range();
         }
         self.rebalance();
     }
@@ -259,10 +266,12 @@ impl FreeList {
     #[cold]
     #[inline(never)]
     fn leave_compact(&mut self) {
-        self.free_blocks = self.free.len();
+        self.free_blocks = self.free_len();
         self.fill_list();
         self.fill_buckets();
-        self.free.clear();
+        // Unused while bucketed; `free.narrow` marks a compact list only.
+        self.free.reset::<u64>();
+        self.free.narrow = false;
         self.compact = false;
     }
 
@@ -270,6 +279,7 @@ impl FreeList {
     #[inline(never)]
     fn enter_compact(&mut self) {
         self.clear_buckets();
+        self.choose_words();
         self.fill_compact();
         self.compact = true;
     }
@@ -301,7 +311,7 @@ impl FreeList {
     }
     pub fn num_free_blocks(&self) -> usize {
         if self.compact {
-            self.free.len()
+            self.free_len()
         } else {
             self.free_blocks
         }
@@ -560,8 +570,8 @@ impl FreeList {
         }
     }
 
-    /// [`FreeList::free_block`] of a bucketed list (kept out of the
-    /// compact path's inlined code).
+    /// [`FreeList::free_block`] of a bucketed list or one in `u64` words
+    /// (kept out of the compact path's inlined code).
     #[inline(never)]
     fn free_block_bucketed(&mut self, i: u32) {
         self.free_block(i);

@@ -9,10 +9,17 @@
 //! order (the block table, a switch to the bucketed index) sorts them.
 //! The array itself, and its padding, is `free_array.rs`.
 
-use super::free_array::FreeBlock;
+use super::free_array::{FreeArray, FreeBlock};
+use super::words::Word;
 use super::{Block, BlockRef, FreeList, Span, NIL};
 
 impl FreeList {
+    /// The compact list's free blocks.
+    #[inline(always)]
+    pub(super) fn free_len(&self) -> usize {
+        self.free.len()
+    }
+
     /// Compact first fit: allocates `alloc` bytes (a multiple of the
     /// alignment) in the first or last free block that holds them: from
     /// its bottom (bottom-up) or its top, so what is left of it is one
@@ -39,45 +46,53 @@ impl FreeList {
         // One branch on the direction, then a walk and a carve of that
         // direction only: the direction is the request's data (DRAM and
         // L1 requests interleave), so it is tested once, not per step.
+        if !self.free.narrow {
+            return self.carve_fit_bytes(alloc, bottom_up);
+        }
+        self.carve_fit_narrow(alloc, bottom_up)
+    }
+
+    /// [`FreeList::carve_fit_compact`] of a list in `u32` words
+    /// (`free.narrow`), `alloc` at most the range's size.
+    #[inline(always)]
+    pub(super) fn carve_fit_narrow(&mut self, alloc: u64, bottom_up: bool) -> Option<u64> {
+        debug_assert!(self.free.narrow && alloc <= self.size);
         if bottom_up {
-            self.carve_fit_in::<true>(alloc)
+            self.free.carve_fit_in::<u32, true>(alloc)
         } else {
-            self.carve_fit_in::<false>(alloc)
+            self.free.carve_fit_in::<u32, false>(alloc)
         }
     }
 
-    /// [`FreeList::carve_fit_compact`] in one direction.
-    #[inline(always)]
-    fn carve_fit_in<const BOTTOM_UP: bool>(&mut self, alloc: u64) -> Option<u64> {
-        let k = self.free.fit(alloc, BOTTOM_UP)?;
-        debug_assert!(k < self.free.len());
-        // SAFETY: `fit` returns the index of an entry.
-        let f = unsafe { self.free.blocks_mut().get_unchecked_mut(k) };
-        let left = f.size - alloc;
-        let at = if BOTTOM_UP {
-            f.addr += alloc;
-            f.addr - alloc
+    /// [`FreeList::carve_fit_compact`] in `u64` words, out of line: `u32`
+    /// words are the common case, and a second copy of the carve in the
+    /// replay's loop cost it registers (spills) more than the call.
+    #[inline(never)]
+    fn carve_fit_bytes(&mut self, alloc: u64, bottom_up: bool) -> Option<u64> {
+        if bottom_up {
+            self.free.carve_fit_in::<u64, true>(alloc)
         } else {
-            f.addr + left
-        };
-        f.size = left;
-        if left == 0 {
-            self.free.remove(k);
+            self.free.carve_fit_in::<u64, false>(alloc)
         }
-        Some(at)
     }
 
     /// The free block starting at or before `address` (the only one that
     /// can contain it), by its place in the array.
     pub(super) fn compact_free_at_or_before(&self, address: u64) -> Option<usize> {
-        self.free.rank(address.checked_add(1)?).checked_sub(1)
+        let probe = address.checked_add(1)?;
+        with_words!(self, W => self.free.rank(W::probe(probe))).checked_sub(1)
+    }
+
+    /// The `k`-th free block, in bytes.
+    fn compact_free_block(&self, k: usize) -> (u64, u64) {
+        with_words!(self, W => self.free.bytes::<W>(k))
     }
 
     /// Can `[address, address + alloc)` be carved from the `k`-th free
     /// block? Then at which offset.
     pub(super) fn compact_offset_in(&self, k: usize, address: u64, alloc: u64) -> Option<u64> {
-        let f = self.free.blocks()[k];
-        (address >= f.addr && address + alloc <= f.addr + f.size).then(|| address - f.addr)
+        let (addr, size) = self.compact_free_block(k);
+        (address >= addr && address + alloc <= addr + size).then(|| address - addr)
     }
 
     /// The allocated block starting at `address`: a scan of the block
@@ -93,11 +108,11 @@ impl FreeList {
     /// it if it reaches that far, else the allocated block holding it.
     pub(super) fn compact_block_at(&self, address: u64) -> Option<Span> {
         if let Some(k) = self.compact_free_at_or_before(address) {
-            let f = self.free.blocks()[k];
-            if address < f.addr + f.size {
+            let (addr, size) = self.compact_free_block(k);
+            if address < addr + size {
                 return Some(Span {
-                    address: f.addr,
-                    size: f.size,
+                    address: addr,
+                    size,
                     allocated: false,
                 });
             }
@@ -124,12 +139,7 @@ impl FreeList {
         // mispredicts in the 2M synthetic replay). With no free block the
         // first slot is a pad, at `u64::MAX`: not the base of a range
         // holding an allocation.
-        let f = self.free.first_slot();
-        Some(std::hint::select_unpredictable(
-            f.addr == self.base,
-            f.addr + f.size,
-            self.base,
-        ))
+        Some(with_words!(self, W => self.free.lowest_allocated::<W>(self.base)))
     }
 
     /// Every block in address order.
@@ -143,11 +153,15 @@ impl FreeList {
                 size: b.size,
                 allocated: true,
             })
-            .chain(self.free.blocks().iter().map(|f| Span {
-                address: f.addr,
-                size: f.size,
-                allocated: false,
-            }))
+            .chain(
+                self.compact_free_blocks()
+                    .into_iter()
+                    .map(|(addr, size)| Span {
+                        address: addr,
+                        size,
+                        allocated: false,
+                    }),
+            )
             .collect();
         spans.sort_unstable_by_key(|s| s.address);
         spans
@@ -158,26 +172,10 @@ impl FreeList {
     /// in the array.
     #[inline(always)]
     pub(super) fn carve_compact(&mut self, k: usize, alloc: u64, offset: u64) -> (u64, BlockRef) {
-        let f = self.free.blocks()[k];
-        let at = f.addr + offset;
-        let rest = f.size - offset - alloc;
+        let at = with_words!(self, W => self.free.carve_at::<W>(k, alloc, offset));
         let i = self.new_block(at, alloc, true);
         self.num_allocated += 1;
         self.allocated_bytes += alloc;
-        match (offset > 0, rest > 0) {
-            (true, true) => {
-                self.free.blocks_mut()[k].size = offset;
-                self.free.insert(k + 1, at + alloc, rest);
-            }
-            (true, false) => self.free.blocks_mut()[k].size = offset,
-            (false, true) => {
-                self.free.blocks_mut()[k] = FreeBlock {
-                    addr: at + alloc,
-                    size: rest,
-                }
-            }
-            (false, false) => self.free.remove(k),
-        }
         (at, BlockRef(i))
     }
 
@@ -197,18 +195,39 @@ impl FreeList {
     /// ([`FreeArray::free_span`](super::free_array::FreeArray::free_span)).
     #[inline(always)]
     pub(super) fn free_compact_span(&mut self, addr: u64, size: u64) {
-        self.free.free_span(addr, size);
+        if !self.free.narrow {
+            return self.free_span_bytes(addr, size);
+        }
+        self.free_narrow_span(addr, size);
+    }
+
+    /// [`FreeList::free_compact_span`] of a list in `u32` words.
+    #[inline(always)]
+    pub(super) fn free_narrow_span(&mut self, addr: u64, size: u64) {
+        debug_assert!(self.free.narrow);
+        self.free
+            .free_span::<u32>(Word::of_addr(addr), Word::of_size(size));
+    }
+
+    /// [`FreeList::free_compact_span`] in `u64` words, out of line (as
+    /// [`FreeList::carve_fit_compact`]'s).
+    #[inline(never)]
+    fn free_span_bytes(&mut self, addr: u64, size: u64) {
+        self.free.free_span::<u64>(addr, size);
     }
 
     /// Leaves the linked list for the array (bucketed -> compact): free
     /// blocks move to the array and give up their entries.
     pub(super) fn fill_compact(&mut self) {
-        self.free.clear();
+        self.clear_free_array();
         let mut i = self.head;
         while i != NIL {
             let b = self.blocks[i as usize];
             if !b.allocated {
-                self.free.push(b.addr, b.size);
+                with_words!(self, W => self.free.push::<W>(
+                    Word::of_addr(b.addr),
+                    Word::of_size(b.size)
+                ));
                 self.release_block(i);
             }
             i = b.next;
@@ -223,8 +242,7 @@ impl FreeList {
         let mut order: Vec<u32> = (0..self.blocks.len() as u32)
             .filter(|&i| self.blocks[i as usize].allocated)
             .collect();
-        for k in 0..self.free.len() {
-            let FreeBlock { addr, size } = self.free.blocks()[k];
+        for (addr, size) in self.compact_free_blocks() {
             order.push(self.new_block(addr, size, false));
         }
         order.sort_unstable_by_key(|&i| self.blocks[i as usize].addr);
@@ -273,5 +291,102 @@ impl FreeList {
             return Err("allocated counters disagree".into());
         }
         self.check_buckets_empty()
+    }
+}
+
+impl FreeList {
+    /// The free blocks in bytes, in address order.
+    pub(super) fn compact_free_blocks(&self) -> Vec<(u64, u64)> {
+        with_words!(self, W => self.free.blocks::<W>().iter().map(|f| f.bytes()).collect())
+    }
+
+    /// The largest free block in bytes, the lowest address winning ties.
+    pub(super) fn compact_largest(&self) -> Option<(u64, u64)> {
+        with_words!(self, W => self.free.largest::<W>().map(|f| f.bytes()))
+    }
+
+    /// Empties the free array.
+    pub(super) fn clear_free_array(&mut self) {
+        with_words!(self, W => self.free.clear::<W>());
+    }
+}
+
+impl<W: Word> FreeBlock<W> {
+    /// `(address, size)` in bytes.
+    #[inline(always)]
+    fn bytes(self) -> (u64, u64) {
+        (self.addr.to_addr(), self.size.to_size())
+    }
+}
+
+/// The compact list's operations on its free array, in the array's words.
+impl FreeArray {
+    /// [`FreeList::carve_fit_compact`] in one direction.
+    #[inline(always)]
+    fn carve_fit_in<W: Word, const BOTTOM_UP: bool>(&mut self, alloc: u64) -> Option<u64> {
+        let alloc = W::of_request(alloc);
+        let k = self.fit(alloc, BOTTOM_UP);
+        if k >= self.len() {
+            return None;
+        }
+        // SAFETY: `fit` returns the index of an entry.
+        let f = unsafe { self.blocks_mut::<W>().get_unchecked_mut(k) };
+        let left = f.size - alloc;
+        let at = if BOTTOM_UP {
+            f.addr += alloc;
+            f.addr - alloc
+        } else {
+            f.addr + left
+        };
+        f.size = left;
+        if left == W::ZERO {
+            self.remove::<W>(k);
+        }
+        Some(at.to_addr())
+    }
+
+    /// The `k`-th free block in bytes.
+    fn bytes<W: Word>(&self, k: usize) -> (u64, u64) {
+        self.blocks::<W>()[k].bytes()
+    }
+
+    /// [`FreeList::compact_lowest_allocated`] of a list holding an
+    /// allocation.
+    #[inline(always)]
+    fn lowest_allocated<W: Word>(&self, base: u64) -> u64 {
+        // A conditional move, not a branch: whether a free block sits at
+        // the base is data. With no free block the first slot is a pad,
+        // above every address: not the base.
+        let f = self.first_slot::<W>();
+        std::hint::select_unpredictable(
+            f.addr == W::of_addr(base),
+            (f.addr + f.size).to_addr(),
+            base,
+        )
+    }
+
+    /// [`FreeList::carve_compact`]'s part in the array: returns the address.
+    #[inline(always)]
+    fn carve_at<W: Word>(&mut self, k: usize, alloc: u64, offset: u64) -> u64 {
+        let (addr, size) = self.bytes::<W>(k);
+        let at = addr + offset;
+        let rest = size - offset - alloc;
+        let of_addr = |x| W::of_addr(x);
+        let of_size = |x| W::of_size(x);
+        match (offset > 0, rest > 0) {
+            (true, true) => {
+                self.blocks_mut::<W>()[k].size = of_size(offset);
+                self.insert(k + 1, of_addr(at + alloc), of_size(rest));
+            }
+            (true, false) => self.blocks_mut::<W>()[k].size = of_size(offset),
+            (false, true) => {
+                self.blocks_mut::<W>()[k] = FreeBlock {
+                    addr: of_addr(at + alloc),
+                    size: of_size(rest),
+                }
+            }
+            (false, false) => self.remove::<W>(k),
+        }
+        at
     }
 }

@@ -9,49 +9,119 @@
 //! branch simulation). Over a window of fixed width, with pads that never
 //! count and never fit, both are straight-line code: compares and
 //! conditional moves, no branch on the data.
+//!
+//! Its words are `u64` or, for a range below 2^31 B, `u32`: `words.rs`.
+
+use super::words::Word;
 
 /// Arrays up to this long are looked at as a window of this many slots
-/// (ranked by a count, fitted by conditional moves); longer ones by a
-/// binary search and a scan.
+/// (ranked by a count, fitted by conditional moves or vector compares:
+/// `words.rs`); longer ones by a binary search and a scan.
 pub(super) const WINDOW: usize = 8;
 
-/// One free block of a compact list.
+/// One free block of a compact list, in words of `W` (`words.rs`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct FreeBlock {
-    pub(super) addr: u64,
-    pub(super) size: u64,
+#[repr(C)]
+pub(super) struct FreeBlock<W> {
+    pub(super) addr: W,
+    pub(super) size: W,
 }
 
-/// What fills the slots past the free blocks: it starts above every
-/// address (a rank never counts it) and holds no byte (no request fits
-/// it: a fit asks for at least one byte).
-const PAD: FreeBlock = FreeBlock {
-    addr: u64::MAX,
-    size: 0,
-};
+impl<W: Word> FreeBlock<W> {
+    /// What fills the slots past the free blocks: it starts above every
+    /// address (a rank never counts it) and holds nothing (no request
+    /// fits it: a fit asks for at least one byte).
+    const PAD: FreeBlock<W> = FreeBlock {
+        addr: W::PAD_ADDR,
+        size: W::ZERO,
+    };
+}
+
+/// The slots' storage: 64 B lines, so that a window of 8-byte slots is
+/// exactly one cache line.
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(64))]
+struct Line([u64; 8]);
 
 /// The free blocks of a compact list, in address order, never touching
 /// (free neighbours merge). One array of entries (not one per field): a
 /// few free blocks are one or two cache lines, an insert or removal is one
-/// move.
+/// move. Its words are one [`Word`] type at a time (`narrow`: `u32`),
+/// which every method names (`W`); what holds it keeps to that one.
 #[derive(Clone, Debug)]
 pub(super) struct FreeArray {
-    /// The free blocks (`..len`), then pads: always at least [`WINDOW`]
-    /// slots and at least one pad (an insert's room).
-    slots: Vec<FreeBlock>,
+    /// The slots: the free blocks (`..len`), then pads; always at least
+    /// [`WINDOW`] slots and at least one pad (an insert's room).
+    lines: Vec<Line>,
     len: usize,
-}
-
-impl Default for FreeArray {
-    fn default() -> FreeArray {
-        FreeArray {
-            slots: vec![PAD; WINDOW],
-            len: 0,
-        }
-    }
+    /// A compact list in `u32` words (the common, in-line case; else
+    /// `u64` words, or a bucketed list). Kept here, by the array's length,
+    /// because every operation reads both.
+    pub(super) narrow: bool,
 }
 
 impl FreeArray {
+    /// An empty array of `W` words.
+    pub(super) fn new<W: Word>() -> FreeArray {
+        let mut a = FreeArray {
+            lines: Vec::new(),
+            len: 0,
+            narrow: false,
+        };
+        a.reset::<W>();
+        a
+    }
+
+    /// Empties the array for words of `W` (whatever it held: every slot
+    /// becomes a `W` pad).
+    pub(super) fn reset<W: Word>(&mut self) {
+        self.len = 0;
+        while self.lines.len() * per_line::<W>() < WINDOW {
+            self.lines.push(Line([0; 8]));
+        }
+        self.slots_mut::<W>().fill(FreeBlock::PAD);
+    }
+}
+
+/// Slots of `W` words per line.
+const fn per_line<W>() -> usize {
+    size_of::<Line>() / size_of::<FreeBlock<W>>()
+}
+
+impl FreeArray {
+    #[inline(always)]
+    fn slots<W: Word>(&self) -> &[FreeBlock<W>] {
+        // SAFETY: `FreeBlock<W>` is two `u32` or two `u64` (`repr(C)`, no
+        // padding, any bits valid), its size divides a line's and its
+        // alignment is at most a line's: the lines are that many slots.
+        unsafe {
+            std::slice::from_raw_parts(
+                self.lines.as_ptr().cast(),
+                self.lines.len() * per_line::<W>(),
+            )
+        }
+    }
+
+    #[inline(always)]
+    fn slots_mut<W: Word>(&mut self) -> &mut [FreeBlock<W>] {
+        // SAFETY: as in `slots`.
+        unsafe {
+            std::slice::from_raw_parts_mut(
+                self.lines.as_mut_ptr().cast(),
+                self.lines.len() * per_line::<W>(),
+            )
+        }
+    }
+
+    /// One more line of pads.
+    #[cold]
+    #[inline(never)]
+    fn add_line<W: Word>(&mut self) {
+        self.lines.push(Line([0; 8]));
+        let n = self.slots::<W>().len();
+        self.slots_mut::<W>()[n - per_line::<W>()..].fill(FreeBlock::PAD);
+    }
+
     #[inline(always)]
     pub(super) fn len(&self) -> usize {
         self.len
@@ -59,84 +129,77 @@ impl FreeArray {
 
     /// The free blocks, in address order.
     #[inline(always)]
-    pub(super) fn blocks(&self) -> &[FreeBlock] {
+    pub(super) fn blocks<W: Word>(&self) -> &[FreeBlock<W>] {
         // SAFETY: `len < slots.len()` (the struct's invariant).
-        unsafe { self.slots.get_unchecked(..self.len) }
+        unsafe { self.slots::<W>().get_unchecked(..self.len) }
     }
 
     #[inline(always)]
-    pub(super) fn blocks_mut(&mut self) -> &mut [FreeBlock] {
+    pub(super) fn blocks_mut<W: Word>(&mut self) -> &mut [FreeBlock<W>] {
+        let len = self.len;
         // SAFETY: as in `blocks`.
-        unsafe { self.slots.get_unchecked_mut(..self.len) }
+        unsafe { self.slots_mut::<W>().get_unchecked_mut(..len) }
     }
 
     /// The first slot: the lowest free block, or a pad when there is none.
     #[inline(always)]
-    pub(super) fn first_slot(&self) -> FreeBlock {
+    pub(super) fn first_slot<W: Word>(&self) -> FreeBlock<W> {
         // SAFETY: there are at least `WINDOW` slots (the invariant).
-        unsafe { *self.slots.get_unchecked(0) }
+        unsafe { *self.slots::<W>().get_unchecked(0) }
     }
 
     /// The first [`WINDOW`] slots, when they hold every free block.
     #[inline(always)]
-    fn window(&self) -> Option<&[FreeBlock; WINDOW]> {
+    fn window<W: Word>(&self) -> Option<&[FreeBlock<W>; WINDOW]> {
         if self.len > WINDOW {
             return None;
         }
         // SAFETY: there are at least `WINDOW` slots (the invariant).
-        Some(unsafe { &*self.slots.as_ptr().cast::<[FreeBlock; WINDOW]>() })
+        Some(unsafe { &*self.lines.as_ptr().cast::<[FreeBlock<W>; WINDOW]>() })
     }
 
-    pub(super) fn clear(&mut self) {
-        self.slots[..self.len].fill(PAD);
+    pub(super) fn clear<W: Word>(&mut self) {
+        let len = self.len;
+        self.slots_mut::<W>()[..len].fill(FreeBlock::PAD);
         self.len = 0;
     }
 
     /// Appends a block above every other.
-    pub(super) fn push(&mut self, addr: u64, size: u64) {
-        self.slots[self.len] = FreeBlock { addr, size };
-        self.grow();
+    pub(super) fn push<W: Word>(&mut self, addr: W, size: W) {
+        let len = self.len;
+        self.slots_mut::<W>()[len] = FreeBlock { addr, size };
+        self.grow::<W>();
     }
 
     /// One more block is in the slots: keeps a pad after it.
     #[inline(always)]
-    fn grow(&mut self) {
+    fn grow<W: Word>(&mut self) {
         self.len += 1;
-        if self.len == self.slots.len() {
-            self.slots.push(PAD);
+        if self.len == self.lines.len() * per_line::<W>() {
+            self.add_line::<W>();
         }
     }
 
-    /// The first (bottom-up) or last free block of at least `alloc` bytes.
-    /// Over the window: a conditional move per slot, walking towards the
-    /// end that wins (pads never fit). A longer array: a scan that stops
-    /// at the fit.
+    /// The first (bottom-up) or last free block of at least `alloc`
+    /// (at least 1), or an index at or past `len` when none holds it. Over
+    /// the window: see [`Word::window_fit`]. A longer array: a scan that
+    /// stops at the fit.
     #[inline(always)]
-    pub(super) fn fit(&self, alloc: u64, bottom_up: bool) -> Option<usize> {
-        let Some(w) = self.window() else {
-            return self.fit_scan(alloc, bottom_up);
+    pub(super) fn fit<W: Word>(&self, alloc: W, bottom_up: bool) -> usize {
+        let Some(w) = self.window::<W>() else {
+            return self.fit_scan::<W>(alloc, bottom_up).unwrap_or(usize::MAX);
         };
         // Every request is of at least one byte (`FreeList::alloc_size`
         // rounds up to the alignment; a replay's reservations are whole
         // pages): a pad (0 B) never fits.
-        debug_assert!(alloc >= 1);
-        let mut at = WINDOW;
-        if bottom_up {
-            for k in (0..WINDOW).rev() {
-                at = std::hint::select_unpredictable(w[k].size >= alloc, k, at);
-            }
-        } else {
-            for (k, f) in w.iter().enumerate() {
-                at = std::hint::select_unpredictable(f.size >= alloc, k, at);
-            }
-        }
-        (at < WINDOW).then_some(at)
+        debug_assert!(alloc > W::ZERO);
+        W::window_fit(w, alloc, bottom_up)
     }
 
     /// [`FreeArray::fit`] of an array longer than the window.
     #[inline(never)]
-    fn fit_scan(&self, alloc: u64, bottom_up: bool) -> Option<usize> {
-        let free = self.blocks();
+    fn fit_scan<W: Word>(&self, alloc: W, bottom_up: bool) -> Option<usize> {
+        let free = self.blocks::<W>();
         if bottom_up {
             free.iter().position(|f| f.size >= alloc)
         } else {
@@ -145,42 +208,44 @@ impl FreeArray {
     }
 
     /// How many free blocks start below `addr` (where one starting at
-    /// `addr` goes): a count over the window (a compare and an add per
-    /// slot, pads never counting), a binary search over a longer array.
+    /// `addr` goes): over the window [`Word::window_rank`] (pads never
+    /// count), a binary search over a longer array.
     #[inline(always)]
-    pub(super) fn rank(&self, addr: u64) -> usize {
-        if let Some(w) = self.window() {
-            return w.iter().map(|f| usize::from(f.addr < addr)).sum();
+    pub(super) fn rank<W: Word>(&self, addr: W) -> usize {
+        if let Some(w) = self.window::<W>() {
+            return W::window_rank(w, addr);
         }
-        rank_by_halving(self.blocks(), addr)
+        rank_by_halving(self.blocks::<W>(), addr)
     }
 
     /// Puts a block at `k`, the entries from `k` on moving up one. A chain
     /// of swaps, not `Vec::insert`: a replay's arrays are a few entries, and
     /// its out-of-line call and `memmove` cost more than the moves.
     #[inline(always)]
-    pub(super) fn insert(&mut self, k: usize, addr: u64, size: u64) {
+    pub(super) fn insert<W: Word>(&mut self, k: usize, addr: W, size: W) {
         debug_assert!(k <= self.len);
         let mut carry = FreeBlock { addr, size };
+        let len = self.len;
         // Up to the first pad, which the last swap takes out.
         // SAFETY: `k <= len < slots.len()` (the invariant).
-        for f in unsafe { self.slots.get_unchecked_mut(k..=self.len) } {
+        for f in unsafe { self.slots_mut::<W>().get_unchecked_mut(k..=len) } {
             std::mem::swap(&mut carry, f);
         }
-        self.grow();
+        self.grow::<W>();
     }
 
     /// Takes out the entry at `k` (which must exist), the later ones
     /// moving down one (a chain of swaps, as in [`FreeArray::insert`]).
     #[inline(always)]
-    pub(super) fn remove(&mut self, k: usize) {
+    pub(super) fn remove<W: Word>(&mut self, k: usize) {
         debug_assert!(k < self.len);
-        if k >= self.len {
+        let len = self.len;
+        if k >= len {
             return;
         }
-        let mut carry = PAD;
+        let mut carry = FreeBlock::<W>::PAD;
         // SAFETY: `k < len < slots.len()`.
-        for f in unsafe { self.slots.get_unchecked_mut(k..self.len) }
+        for f in unsafe { self.slots_mut::<W>().get_unchecked_mut(k..len) }
             .iter_mut()
             .rev()
         {
@@ -190,11 +255,11 @@ impl FreeArray {
     }
 
     /// The largest free block, the lowest address winning ties.
-    pub(super) fn largest(&self) -> Option<(u64, u64)> {
-        let mut best: Option<(u64, u64)> = None;
-        for f in self.blocks() {
-            if best.is_none_or(|(_, b)| f.size > b) {
-                best = Some((f.addr, f.size));
+    pub(super) fn largest<W: Word>(&self) -> Option<FreeBlock<W>> {
+        let mut best: Option<FreeBlock<W>> = None;
+        for &f in self.blocks::<W>() {
+            if best.is_none_or(|b| f.size > b.size) {
+                best = Some(f);
             }
         }
         best
@@ -210,39 +275,40 @@ impl FreeArray {
     /// left to branch on is "neither" (an insert) and "both" (the one
     /// above goes), each a single test of a word, not a chain of tests.
     #[inline(always)]
-    pub(super) fn free_span(&mut self, addr: u64, size: u64) {
+    pub(super) fn free_span<W: Word>(&mut self, addr: W, size: W) {
         let end = addr + size;
-        let k = self.rank(addr);
+        let k = self.rank::<W>(addr);
         let len = self.len;
         debug_assert!(k <= len);
+        let slots = self.slots::<W>();
         // SAFETY: `k <= len < slots.len()` (`rank` counts free blocks; the
         // invariant). With no block below (`k == 0`), slot 0 is a block
-        // starting above `addr` or a pad (at `u64::MAX`, above `addr`):
-        // neither ends at `addr`, so the test needs no `k > 0`.
-        let below = unsafe { *self.slots.get_unchecked(k.saturating_sub(1)) };
+        // starting above `addr` or a pad (above `addr`): neither ends at
+        // `addr`, so the test needs no `k > 0`.
+        let below = unsafe { *slots.get_unchecked(k.saturating_sub(1)) };
         // SAFETY: as above.
-        let above = unsafe { *self.slots.get_unchecked(k) };
+        let above = unsafe { *slots.get_unchecked(k) };
         // Zero when the neighbour touches the span. No overflow: a real
         // block ends inside the range, a pad has no size. A pad starts at
-        // `u64::MAX`, where `end` may be (a range may end there): hence
-        // the `k < len`.
+        // `W::PAD_ADDR`, where `end` may be (a range may end there):
+        // hence the `k < len`.
         let off_below = (below.addr + below.size) ^ addr;
-        let off_above = (above.addr ^ end) | u64::from(k >= len);
+        let off_above = (above.addr ^ end) | W::from_bool(k >= len);
         // One test each (`min`, `|`): as `||`/`&&` of two compares, the
         // compiler split them into two data-driven branches.
-        if off_below.min(off_above) != 0 {
-            self.insert(k, addr, size);
+        if off_below.min(off_above) != W::ZERO {
+            self.insert::<W>(k, addr, size);
             return;
         }
-        let j = k - usize::from(off_below == 0);
+        let j = k - usize::from(off_below == W::ZERO);
         // SAFETY: `j` is `k - 1` (a block below touches, so `k > 0`) or
         // `k` (the block above touches, so `k < len`).
-        let f = unsafe { self.slots.get_unchecked_mut(j) };
+        let f = unsafe { self.slots_mut::<W>().get_unchecked_mut(j) };
         f.addr = f.addr.min(addr);
         f.size += size;
-        if (off_below | off_above) == 0 {
+        if (off_below | off_above) == W::ZERO {
             f.size += above.size;
-            self.remove(k);
+            self.remove::<W>(k);
         }
     }
 }
@@ -253,7 +319,7 @@ impl FreeArray {
 /// In line too: a replay's free finds one array in ten longer than
 /// [`WINDOW`], and the call cost ~15 of its ~55 instructions.
 #[inline(always)]
-fn rank_by_halving(free: &[FreeBlock], addr: u64) -> usize {
+fn rank_by_halving<W: Word>(free: &[FreeBlock<W>], addr: W) -> usize {
     let mut size = free.len();
     if size == 0 {
         return 0;
@@ -278,65 +344,109 @@ mod tests {
     use proptest::prelude::*;
 
     /// A plain sorted vector of free blocks, the reference.
-    fn reference_rank(v: &[FreeBlock], addr: u64) -> usize {
+    fn reference_rank<W: Word>(v: &[FreeBlock<W>], addr: W) -> usize {
         v.iter().filter(|f| f.addr < addr).count()
     }
 
+    /// Blocks freed and carved at random (`ops`) keep the array equal to
+    /// a plain vector merged by hand, and its rank and first fits (both
+    /// directions, window or scan) equal plain scans. Over 40 units of
+    /// `unit` words each.
+    fn matches_a_plain_vector<W: Word>(
+        ops: &[(u64, u64, bool, u64)],
+        word: impl Fn(u64) -> W,
+        unit: u64,
+    ) -> Result<(), TestCaseError> {
+        // `taken[u]`: unit `u` is allocated.
+        let mut taken = [true; 40];
+        let mut a = FreeArray::new::<W>();
+        for &(u, len, bottom_up, want) in ops {
+            let u = u as usize;
+            let end = (u + len as usize).min(40);
+            if taken[u..end].iter().all(|&t| t) {
+                // Free the run (it is allocated): the array merges it.
+                a.free_span(word(u as u64 * unit), word((end - u) as u64 * unit));
+                taken[u..end].fill(false);
+            } else {
+                // Carve `want` units first fit, as the compact list does.
+                let alloc = word(want * unit);
+                let plain: Vec<FreeBlock<W>> = a.blocks::<W>().to_vec();
+                let expect = if bottom_up {
+                    plain.iter().position(|f| f.size >= alloc)
+                } else {
+                    plain.iter().rposition(|f| f.size >= alloc)
+                };
+                let got = a.fit(alloc, bottom_up);
+                prop_assert_eq!((got < a.len()).then_some(got), expect);
+                if let Some(k) = expect {
+                    let f = plain[k];
+                    let at = if bottom_up {
+                        f.addr
+                    } else {
+                        f.addr + f.size - alloc
+                    };
+                    let fk = &mut a.blocks_mut::<W>()[k];
+                    fk.size -= alloc;
+                    if bottom_up {
+                        fk.addr += alloc;
+                    }
+                    if fk.size == W::ZERO {
+                        a.remove::<W>(k);
+                    }
+                    let first = (0..40).find(|&x| word(x * unit) == at).unwrap() as usize;
+                    taken[first..first + want as usize].fill(true);
+                }
+            }
+            // The array is the free runs of `taken`, in order.
+            let mut runs = Vec::new();
+            let mut x = 0;
+            while x < 40 {
+                if taken[x] {
+                    x += 1;
+                    continue;
+                }
+                let s = x;
+                while x < 40 && !taken[x] {
+                    x += 1;
+                }
+                runs.push(FreeBlock {
+                    addr: word(s as u64 * unit),
+                    size: word((x - s) as u64 * unit),
+                });
+            }
+            prop_assert_eq!(a.blocks::<W>(), &runs[..]);
+            let slots = a.slots::<W>();
+            prop_assert!(slots.len() > a.len && slots.len() >= WINDOW);
+            prop_assert!(slots[a.len..].iter().all(|&f| f == FreeBlock::PAD));
+            prop_assert_eq!(a.lines.as_ptr() as usize % 64, 0);
+            for probe in [
+                0,
+                1,
+                unit - 1,
+                unit,
+                unit + 1,
+                20 * unit,
+                40 * unit - 1,
+                40 * unit,
+            ] {
+                prop_assert_eq!(a.rank(word(probe)), reference_rank(&runs, word(probe)));
+            }
+            prop_assert_eq!(a.rank(W::PAD_ADDR), runs.len());
+        }
+        Ok(())
+    }
+
     proptest! {
-        /// Blocks freed and carved at random keep the array equal to a
-        /// plain vector merged by hand, and its rank and first fits
-        /// (both directions, window or scan) equal plain scans.
+        /// In `u64` and `u32` words (its SSE2 window), units of 16 B and
+        /// of 2^25 B (words near `i32::MAX`).
         #[test]
         fn the_padded_array_matches_a_plain_vector(
             ops in prop::collection::vec((0u64..40, 1u64..6, any::<bool>(), 1u64..12), 1..200),
         ) {
-            // 40 units of 16 B; `taken[u]`: unit `u` is allocated.
-            let mut taken = [true; 40];
-            let mut a = FreeArray::default();
-            for (unit, len, bottom_up, want) in ops {
-                let unit = unit as usize;
-                let end = (unit + len as usize).min(40);
-                if taken[unit..end].iter().all(|&t| t) {
-                    // Free the run (it is allocated): the array merges it.
-                    a.free_span(unit as u64 * 16, (end - unit) as u64 * 16);
-                    taken[unit..end].fill(false);
-                } else {
-                    // Carve `want` units first fit, as the compact list does.
-                    let alloc = want * 16;
-                    let plain: Vec<FreeBlock> = a.blocks().to_vec();
-                    let expect = if bottom_up {
-                        plain.iter().position(|f| f.size >= alloc)
-                    } else {
-                        plain.iter().rposition(|f| f.size >= alloc)
-                    };
-                    prop_assert_eq!(a.fit(alloc, bottom_up), expect);
-                    if let Some(k) = expect {
-                        let f = plain[k];
-                        let at = if bottom_up { f.addr } else { f.addr + f.size - alloc };
-                        let fk = &mut a.blocks_mut()[k];
-                        fk.size -= alloc;
-                        if bottom_up { fk.addr += alloc; }
-                        if fk.size == 0 { a.remove(k); }
-                        let u = (at / 16) as usize;
-                        taken[u..u + want as usize].fill(true);
-                    }
-                }
-                // The array is the free runs of `taken`, in order.
-                let mut runs = Vec::new();
-                let mut u = 0;
-                while u < 40 {
-                    if taken[u] { u += 1; continue; }
-                    let s = u;
-                    while u < 40 && !taken[u] { u += 1; }
-                    runs.push(FreeBlock { addr: s as u64 * 16, size: (u - s) as u64 * 16 });
-                }
-                prop_assert_eq!(a.blocks(), &runs[..]);
-                prop_assert!(a.slots.len() > a.len && a.slots.len() >= WINDOW);
-                prop_assert!(a.slots[a.len..].iter().all(|&f| f == PAD));
-                for probe in [0u64, 1, 15, 16, 17, 320, 639, 640, u64::MAX] {
-                    prop_assert_eq!(a.rank(probe), reference_rank(&runs, probe));
-                }
-            }
+            matches_a_plain_vector::<u64>(&ops, |x| x, 16)?;
+            matches_a_plain_vector::<u32>(&ops, |x| x as u32, 1)?;
+            // Units far apart: words up to near `i32::MAX`.
+            matches_a_plain_vector::<u32>(&ops, |x| x as u32, 1 << 25)?;
         }
     }
 }

@@ -59,12 +59,51 @@ impl FreeList {
         size: u64,
         banks: u32,
     ) -> Option<(u64, BlockRef, u32)> {
+        // One test for the common case, a compact list in `u32` words:
+        // they hold requests up to the range's size (a larger one fits
+        // nowhere). Any other list takes the call.
+        if !self.free.narrow {
+            return self.allocate_held_slow(alloc, bottom_up, owner, size, banks);
+        }
+        if alloc > self.size {
+            return None;
+        }
+        let at = self.carve_fit_narrow(alloc, bottom_up)?;
+        Some(self.hold_new(at, alloc, owner, size, banks))
+    }
+
+    /// [`FreeList::allocate_held`] of a list in `u64` words or bucketed
+    /// (out of the common path's inlined code).
+    #[inline(never)]
+    fn allocate_held_slow(
+        &mut self,
+        alloc: u64,
+        bottom_up: bool,
+        owner: u64,
+        size: u64,
+        banks: u32,
+    ) -> Option<(u64, BlockRef, u32)> {
         if !self.compact {
             return self.allocate_held_bucketed(alloc, bottom_up, owner, size, banks);
         }
         // No free block is larger than the range: a request larger than
         // it fits nowhere, with no check of its own.
         let at = self.carve_fit_compact(alloc, bottom_up)?;
+        Some(self.hold_new(at, alloc, owner, size, banks))
+    }
+
+    /// Gives the `alloc` bytes at `at` (just carved from a compact list's
+    /// free array) a block entry holding the payload: the address, the
+    /// block and its generation.
+    #[inline(always)]
+    fn hold_new(
+        &mut self,
+        at: u64,
+        alloc: u64,
+        owner: u64,
+        size: u64,
+        banks: u32,
+    ) -> (u64, BlockRef, u32) {
         // The spare entry, or a blank one pushed (its `next` ends the
         // chain): either way the entry is written below, on one path, so
         // neighbouring fields (`allocated`, `held`) go in one store.
@@ -94,10 +133,10 @@ impl FreeList {
         self.num_allocated += 1;
         self.allocated_bytes += alloc;
         // `rebalance` of a list known to be compact.
-        if self.num_allocated + self.free.len() > self.compact_limit {
+        if self.num_allocated + self.free_len() > self.compact_limit {
             self.leave_compact();
         }
-        Some((at, BlockRef(i), generation))
+        (at, BlockRef(i), generation)
     }
 
     /// [`FreeList::allocate_held`] of a bucketed list (out of the compact
@@ -137,7 +176,9 @@ impl FreeList {
             return None;
         }
         let (addr, size) = (e.addr, e.size);
-        if self.compact {
+        // The common case in line (a compact list in `u32` words), any
+        // other list by a call.
+        if self.free.narrow {
             // `release_block`, on the entry in hand.
             e.generation = generation.wrapping_add(1);
             e.allocated = false;
@@ -145,7 +186,7 @@ impl FreeList {
             self.spare = b.0;
             self.allocated_bytes -= size;
             // Freeing never adds blocks: a compact list stays compact.
-            self.free_compact_span(addr, size);
+            self.free_narrow_span(addr, size);
             // Counted apart from the bytes: side by side, the two were
             // made one vector subtraction (six instructions, not two).
             self.num_allocated -= 1;

@@ -62,7 +62,7 @@ impl FreeList {
             return None;
         }
         if self.compact {
-            return self.free.largest();
+            return self.compact_largest();
         }
         if self.off_grid {
             let mut best: Option<(u64, u64)> = None;

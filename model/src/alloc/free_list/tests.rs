@@ -46,3 +46,52 @@ fn block_at_finds_blocks_starting_many_buckets_back() {
     assert_eq!(fl.allocate(64, false), Some((1 << 30) - 64));
     fl.check_invariants().unwrap();
 }
+
+/// A list in `u32` words (range below 2^31) and one in `u64` words (the
+/// same range 4 GiB up) place held allocations alike, in and out of
+/// compact mode, and agree with the plain allocation path.
+#[test]
+fn held_allocations_place_alike_in_both_word_widths() {
+    const HIGH: u64 = 1 << 32;
+    let mut lists = [
+        FreeList::new(64, 1 << 20, 32, 32).unwrap(),
+        FreeList::new(HIGH + 64, 1 << 20, 32, 32).unwrap(),
+        FreeList::new(64, 1 << 20, 32, 32).unwrap(),
+    ];
+    assert!(lists[0].free.narrow && !lists[1].free.narrow);
+    let mut live: Vec<[(BlockRef, u32, u64); 2]> = Vec::new();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut seen = [false; 2];
+    for step in 0..6000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        // Phases of growth and shrinkage, to cross the compact limit.
+        let grow = (step / 1500) % 2 == 0;
+        if live.is_empty() || (x % 8 < if grow { 6 } else { 2 }) {
+            let bytes = lists[0].alloc_size(32 * (1 + (x >> 8) % 40));
+            let bottom_up = x & (1 << 20) != 0;
+            let a = lists[0].allocate_held(bytes, bottom_up, step, bytes, 1);
+            let b = lists[1].allocate_held(bytes, bottom_up, step, bytes, 1);
+            let plain = lists[2].allocate(bytes, bottom_up);
+            assert_eq!(a.map(|p| p.0), b.map(|p| p.0 - HIGH), "step {step}");
+            assert_eq!(a.map(|p| p.0), plain, "step {step}");
+            if let (Some(a), Some(b)) = (a, b) {
+                live.push([(a.1, a.2, a.0), (b.1, b.2, b.0)]);
+            }
+        } else {
+            let [a, b] = live.swap_remove((x >> 16) as usize % live.len());
+            let fa = lists[0].free_held(a.0, a.1);
+            assert_eq!(fa, lists[1].free_held(b.0, b.1), "step {step}");
+            assert_eq!(fa, lists[2].deallocate(a.2), "step {step}");
+        }
+        seen[usize::from(lists[0].is_compact())] = true;
+        assert_eq!(lists[0].is_compact(), lists[1].is_compact());
+        if step % 100 == 0 {
+            for l in &lists {
+                l.check_invariants().unwrap();
+            }
+        }
+    }
+    assert_eq!(seen, [true, true], "compact and bucketed");
+}
