@@ -284,6 +284,14 @@ impl Engine<'_> {
             return Ok(false);
         };
         let dev = self.dev_index(a.device())?;
+        let recorded = a.address();
+        if recorded.is_none() {
+            // The path with a recorded address is laid out straight (a
+            // jump less per alloc): a replay checks placements against
+            // them, and the synthetic traces record every one. An alloc
+            // without one takes a jump more.
+            super::cold_path();
+        }
         let ext = a.ext();
         let req = Req {
             buffer_type: a.buffer_type(),
@@ -293,7 +301,7 @@ impl Engine<'_> {
             num_cores: a.num_cores_or_zero(),
             per_bank_size: ext.per_bank_size,
         };
-        self.alloc(ord, dev, a.buffer(), req, a.address(), a.site(), ext.label)
+        self.alloc(ord, dev, a.buffer(), req, recorded, a.site(), ext.label)
     }
 
     /// A circular-buffer event of a block's columns, straight to its handler.
