@@ -195,7 +195,7 @@ impl Word for u32 {
         // The addresses are sorted and pads never count: the slots below
         // `probe` are a prefix, and the rank its length.
         let below = sse2::addrs_below(w, probe);
-        (!below).trailing_zeros() as usize
+        ((!below).trailing_zeros() / 2) as usize
     }
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
@@ -203,12 +203,13 @@ impl Word for u32 {
         debug_assert!(alloc >= 1 && alloc <= i32::MAX as u32);
         let fits = sse2::sizes_at_least(w, alloc);
         if bottom_up {
-            // The lowest set bit; `WINDOW` when none.
-            (fits | 1 << WINDOW).trailing_zeros() as usize
+            // The lowest set bit's slot; `WINDOW` when none.
+            ((fits | 1 << (2 * WINDOW)).trailing_zeros() / 2) as usize
         } else {
             // The highest set bit, one place up, less one: `usize::MAX`
-            // when none (the log of a word never zero needs no test).
-            ((fits << 1 | 1).ilog2() as usize).wrapping_sub(1)
+            // when none (the log of a word never zero needs no test),
+            // then its slot (still past the window when none).
+            ((fits << 1 | 1).ilog2() as usize).wrapping_sub(1) / 2
         }
     }
 }
@@ -243,17 +244,16 @@ mod sse2 {
         }
     }
 
-    /// Eight lanes of all-ones or zero, as a bit per slot.
+    /// Eight lanes of all-ones or zero, as two bits per slot (slot `k`:
+    /// bits `2k` and `2k + 1`): one pack and a byte mask, where a bit per
+    /// slot took a second pack (and a zero register).
     #[inline(always)]
     fn mask(lo: __m128i, hi: __m128i) -> u32 {
         // SAFETY: SSE2 is baseline on x86-64.
-        unsafe {
-            let words = _mm_packs_epi32(lo, hi);
-            _mm_movemask_epi8(_mm_packs_epi16(words, _mm_setzero_si128())) as u32
-        }
+        unsafe { _mm_movemask_epi8(_mm_packs_epi32(lo, hi)) as u32 }
     }
 
-    /// Bit `k`: slot `k` starts below `probe`. Signed compares: every
+    /// Bits `2k`, `2k + 1`: slot `k` starts below `probe`. Signed compares: every
     /// word is at most `i32::MAX`.
     #[inline(always)]
     pub(super) fn addrs_below(w: &[FreeBlock<u32>; WINDOW], probe: u32) -> u32 {
@@ -265,7 +265,8 @@ mod sse2 {
         }
     }
 
-    /// Bit `k`: slot `k` holds at least `alloc` (at least 1) bytes.
+    /// Bits `2k`, `2k + 1`: slot `k` holds at least `alloc` (at least 1)
+    /// bytes.
     #[inline(always)]
     pub(super) fn sizes_at_least(w: &[FreeBlock<u32>; WINDOW], alloc: u32) -> u32 {
         let (_, [s0, s1]) = split(w);
