@@ -321,6 +321,21 @@ mod tests {
         (took.then_some(lanes_out), tables.map(|()| tables_out))
     }
 
+    /// The lanes path agrees with the tables: the same ids for a block
+    /// both accept; no block the tables reject; a decline of one they
+    /// accept only where the lanes path is unavailable.
+    fn agree(
+        (lanes, tables): (Option<Vec<u64>>, Result<Vec<u64>, String>),
+    ) -> Result<(), TestCaseError> {
+        match (lanes, tables) {
+            (Some(l), Ok(t)) => prop_assert_eq!(l, t),
+            (Some(_), Err(e)) => prop_assert!(false, "lanes took a block the tables reject: {}", e),
+            (None, Ok(_)) => prop_assert!(!has_lanes()),
+            (None, Err(_)) => {}
+        }
+        Ok(())
+    }
+
     #[cfg(target_arch = "x86_64")]
     fn has_lanes() -> bool {
         std::arch::is_x86_feature_detected!("avx2")
@@ -367,13 +382,7 @@ mod tests {
             let n = fd.len().min(codes.len());
             let (fd, codes) = (&fd[..n], &codes[..n]);
             let ai: Vec<u64> = (0..ad.len() as u64).map(|i| 1000 + i).collect();
-            let (lanes, tables) = both(&ad, &ai, fd, codes, &far);
-            match (lanes, tables) {
-                (Some(l), Ok(t)) => prop_assert_eq!(l, t),
-                (Some(_), Err(e)) => prop_assert!(false, "lanes took a block the tables reject: {}", e),
-                (None, Ok(_)) => prop_assert!(!has_lanes()),
-                (None, Err(_)) => {}
-            }
+            agree(both(&ad, &ai, fd, codes, &far))?;
         }
 
         /// Eight frees at a time on blocks the writer coded: frees of the
@@ -430,13 +439,7 @@ mod tests {
             let n = fd.len().min(codes.len());
             let (fd, codes) = (&fd[..n], &codes[..n]);
             let ai: Vec<u64> = (0..ad.len() as u64).map(|i| 1000 + i).collect();
-            let (lanes, tables) = both(&ad, &ai, fd, codes, &far);
-            match (lanes, tables) {
-                (Some(l), Ok(t)) => prop_assert_eq!(l, t),
-                (Some(_), Err(e)) => prop_assert!(false, "lanes took a block the tables reject: {}", e),
-                (None, Ok(_)) => prop_assert!(!has_lanes()),
-                (None, Err(_)) => {}
-            }
+            agree(both(&ad, &ai, fd, codes, &far))?;
         }
     }
 }
