@@ -522,8 +522,8 @@ impl EventSource for TraceReader {
         let decode = |r: &TraceReader, i, buf: &mut BlockColumns| r.decode_columns_or_kept(i, buf);
         // Decoding on this thread costs less CPU in all: two cores at work
         // at once, with a block's columns written on one and read on the
-        // other, took 3-18% more CPU on the 10M synthetic trace, for the
-        // overlap in wall time.
+        // other, took 3-18% more CPU on the 10M synthetic trace beside
+        // other work (1-2% on an idle machine), for the overlap in wall time.
         if blocks.len() < 2 || !ahead {
             let mut buf = self.take_columns();
             for i in 0..blocks.len() {
