@@ -75,7 +75,13 @@ impl Engine<'_> {
             self.walk_columns(online, first, c, bounding)
         } else {
             op_skip.scan(&c.tags);
-            self.walk_segments(online, first, c, bounding, &op_skip)
+            // Most blocks have no 2.1 alloc field: their walk passes the
+            // defaults as constants (one copy of the walk each).
+            if c.allocs.has_ext() {
+                self.walk_segments::<true>(online, first, c, bounding, &op_skip)
+            } else {
+                self.walk_segments::<false>(online, first, c, bounding, &op_skip)
+            }
         };
         self.op_skip = op_skip;
         result
@@ -106,7 +112,7 @@ impl Engine<'_> {
                     }
                     ka += 1;
                     if ord != mark {
-                        if self.alloc_at(ord, &c.allocs, i)? {
+                        if self.alloc_at::<true>(ord, &c.allocs, i)? {
                             return Ok(());
                         }
                         continue;
@@ -273,13 +279,19 @@ impl Engine<'_> {
     /// of line, its call, prologue and epilogue and the result's way back
     /// cost ~16 instructions per alloc (2M synthetic 960.3M -> 951.2M
     /// instructions inlined; 10M replay no slower).
+    ///
+    /// `EXT`: whether the block's allocs may have 2.1 fields
+    /// ([`AllocColumns::has_ext`](ttalloc_trace::AllocColumns::has_ext)).
+    /// Without, the defaults are constants: no read, test or spill of them
+    /// per alloc.
     #[inline(always)]
-    fn alloc_at(
+    fn alloc_at<const EXT: bool>(
         &mut self,
         ord: u64,
         allocs: &ttalloc_trace::AllocColumns,
         i: usize,
     ) -> crate::Result<bool> {
+        debug_assert!(EXT || !allocs.has_ext());
         let Some(a) = allocs.at(i) else {
             return Ok(false);
         };
@@ -292,7 +304,7 @@ impl Engine<'_> {
             // without one takes a jump more.
             super::cold_path();
         }
-        let ext = a.ext();
+        let ext = if EXT { a.ext() } else { Default::default() };
         let req = Req {
             buffer_type: a.buffer_type(),
             size: a.size(),

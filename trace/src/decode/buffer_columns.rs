@@ -90,6 +90,14 @@ impl AllocColumns {
         self.n == 0
     }
 
+    /// Whether any alloc of the block has a format 2.1 field (per-bank
+    /// size, label): when none has, a reader can use the defaults for every
+    /// alloc of the block instead of asking [`AllocRef::ext`] for each.
+    #[inline(always)]
+    pub fn has_ext(&self) -> bool {
+        !self.ext.is_empty()
+    }
+
     /// Every alloc's buffer id.
     pub fn buffers(&self) -> &[u64] {
         &self.buffer[..self.n]

@@ -11,8 +11,8 @@ use super::*;
 impl Engine<'_> {
     /// [`Engine::walk_columns`] with `SKIP_OPS`, by segments: the same
     /// events, handled in the same order. `bounding`: the kinds the online
-    /// rule looks at (bit per kind code).
-    pub(super) fn walk_segments(
+    /// rule looks at (bit per kind code). `EXT`: as [`Engine::alloc_at`].
+    pub(super) fn walk_segments<const EXT: bool>(
         &mut self,
         mut online: Option<&mut OnlineCycles>,
         first: u64,
@@ -38,7 +38,7 @@ impl Engine<'_> {
             let segment_from = from;
             let end = bound.unwrap_or(block_end);
             if from < end {
-                self.run_segment(
+                self.run_segment::<EXT>(
                     online.as_deref_mut(),
                     first,
                     c,
@@ -82,7 +82,7 @@ impl Engine<'_> {
     /// (`bounding`), which take the general step.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    fn run_segment(
+    fn run_segment<const EXT: bool>(
         &mut self,
         mut online: Option<&mut OnlineCycles>,
         first: u64,
@@ -128,7 +128,7 @@ impl Engine<'_> {
                         }
                         let i = k.allocs;
                         k.allocs += 1;
-                        if self.alloc_at(ord, &c.allocs, i)? {
+                        if self.alloc_at::<EXT>(ord, &c.allocs, i)? {
                             return Ok(());
                         }
                     }

@@ -180,3 +180,92 @@ fn every_cb_clash_is_counted_and_the_first_reported() {
         assert_eq!(first.event, clashes[0], "{what}");
     }
 }
+
+/// Blocks whose allocs have no format 2.1 field (their walk passes the
+/// defaults as constants) and blocks where some have a per-bank size and a
+/// label replay alike from a file's blocks and from memory: the leaks keep
+/// each label and the model's placements, which the per-bank size moves.
+#[test]
+fn blocks_with_and_without_2_1_fields_replay_alike() {
+    use ttalloc_model::{Arch, BufferId, BufferType, DeviceConfig, Event, EventKind, Layout, Pid};
+    use ttalloc_trace::{TraceHeader, TraceWriter};
+    let config = DeviceConfig {
+        l1_banks: Some(8),
+        l1_bank_size: Some(1 << 20),
+        l1_alignment: Some(32),
+        l1_unreserved_base: Some(4096),
+        l1_small_size: Some(0),
+        worker_l1_size: Some(4096 + (1 << 20)),
+        ..Default::default()
+    };
+    let device = DeviceId(0);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ext.zst");
+    let header = TraceHeader::new(vec!["test".into()], "test".into());
+    // Four events a block: blocks 2, 3, 6, 7, ... hold allocs with 2.1
+    // fields, the others none.
+    let wopts = WriterOptions {
+        block_events: 4,
+        ..WriterOptions::default()
+    };
+    let mut w = TraceWriter::create(&path, header, wopts).unwrap();
+    let label = w.interner_mut().intern_string("sharded tensor");
+    let mut kinds = vec![EventKind::DeviceOpen {
+        device,
+        arch: Arch::WormholeB0,
+        config: Box::new(config),
+    }];
+    let mut labelled = Vec::new();
+    for k in 0..48u64 {
+        let ext = (k / 8) % 2 == 1 && k % 3 != 2;
+        if ext {
+            labelled.push(BufferId(k + 1));
+        }
+        kinds.push(EventKind::BufferAlloc {
+            device,
+            buffer: BufferId(k + 1),
+            buffer_type: BufferType::L1,
+            address: None,
+            size: 4096 * (1 + k % 5),
+            page_size: Some(1024),
+            layout: Layout::BlockSharded,
+            num_cores: Some(4),
+            per_bank_size: ext.then_some(8192 * (1 + k % 3)),
+            label: if ext { label } else { StringId::EMPTY },
+            site: SiteId::UNKNOWN,
+        });
+        if k % 4 == 3 {
+            kinds.push(EventKind::BufferFree {
+                device,
+                buffer: BufferId(k),
+                site: SiteId::UNKNOWN,
+            });
+        }
+    }
+    let events: Vec<Event> = (0u64..)
+        .zip(kinds)
+        .map(|(ts, kind)| Event {
+            ts: 1_000 + ts,
+            pid: Pid(1),
+            kind,
+        })
+        .collect();
+    for e in &events {
+        w.push(e).unwrap();
+    }
+    w.finish().unwrap();
+    let reader = TraceReader::open(&path).unwrap();
+    let memory = MemoryTrace::new(events, reader.interner().clone());
+    let from_file = findings(&reader, CycleInput::Spans(&[]), None);
+    let in_memory = findings(&memory, CycleInput::Spans(&[]), None);
+    assert_eq!(from_file, in_memory);
+    let leaked_with_label: Vec<BufferId> = from_file
+        .leaks
+        .iter()
+        .filter(|l| l.label == label)
+        .map(|l| l.buffer)
+        .collect();
+    let still_live: Vec<BufferId> = labelled.into_iter().filter(|b| b.0 % 4 != 3).collect();
+    assert!(!still_live.is_empty());
+    assert_eq!(leaked_with_label, still_live);
+}

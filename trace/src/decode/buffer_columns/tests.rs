@@ -81,6 +81,35 @@ proptest! {
 }
 
 proptest! {
+    /// `has_ext` says whether any alloc has a 2.1 field; when none has,
+    /// every alloc's `ext` is the default (what a reader uses instead).
+    #[test]
+    fn has_ext_is_whether_any_alloc_has_a_2_1_field(
+        allocs in proptest::collection::vec((alloc(), any::<bool>(), any::<bool>()), 0..20),
+    ) {
+        let mut columns = AllocColumns::default();
+        let mut any_ext = false;
+        for (a, keep_size, keep_label) in &allocs {
+            let mut a = *a;
+            if !keep_size {
+                a.per_bank_size = None;
+            }
+            if !keep_label {
+                a.label = StringId::EMPTY;
+            }
+            any_ext |= a.per_bank_size.is_some() || a.label != StringId::EMPTY;
+            columns.push(&a);
+            prop_assert_eq!(columns.has_ext(), any_ext);
+        }
+        if !columns.has_ext() {
+            for i in 0..columns.len() {
+                prop_assert_eq!(columns.at(i).expect("alloc i").ext(), AllocExt::default());
+            }
+        }
+    }
+}
+
+proptest! {
     #[test]
     fn free_at_reads_the_fields_get_builds(
         frees in proptest::collection::vec((any::<u32>(), any::<u64>(), any::<u32>()), 0..40),
