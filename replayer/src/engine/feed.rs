@@ -75,12 +75,17 @@ impl Engine<'_> {
             self.walk_columns(online, first, c, bounding)
         } else {
             op_skip.scan(&c.tags);
-            // Most blocks have no 2.1 alloc field: their walk passes the
-            // defaults as constants (one copy of the walk each).
-            if c.allocs.has_ext() {
-                self.walk_segments::<true>(online, first, c, bounding, &op_skip)
+            // Most blocks have no 2.1 alloc field, and an entry in each
+            // column for every alloc, free and circular buffer (a decoded
+            // block always has): their walk passes the defaults as
+            // constants and checks no event's entry. Any other block takes
+            // the walk that reads and checks them (one copy of the walk
+            // each).
+            let fit = op_skip::KindCounts::of(&c.tags).fit(c);
+            if fit && !c.allocs.has_ext() {
+                self.walk_segments::<false, false>(online, first, c, bounding, &op_skip)
             } else {
-                self.walk_segments::<false>(online, first, c, bounding, &op_skip)
+                self.walk_segments::<true, true>(online, first, c, bounding, &op_skip)
             }
         };
         self.op_skip = op_skip;

@@ -4,7 +4,7 @@
 //! dispatches on each event's kind sees only those (it takes them from the
 //! masks: a list of their positions cost a store and a load per event).
 
-use super::{MARKER, OP_BEGIN, OP_END};
+use super::{ALLOC, CB_ALLOC, CB_FREE_ALL, FREE, MARKER, OP_BEGIN, OP_END};
 
 /// Which events of a block are not op scopes, and where its names are.
 #[derive(Default)]
@@ -55,6 +55,78 @@ impl OpSkip {
         let (group, bit) = (pos / GROUP, pos % GROUP);
         let below = self.named[group] & ((1u64 << bit) - 1);
         self.names_before[group] as usize + below.count_ones() as usize
+    }
+}
+
+/// How many allocs, frees and circular-buffer events (both kinds) a
+/// block's tags hold.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct KindCounts {
+    pub(super) allocs: usize,
+    pub(super) frees: usize,
+    pub(super) cbs: usize,
+}
+
+impl KindCounts {
+    /// Counts the kinds of `tags`, sixteen a step (SSE2, part of every
+    /// x86_64 target): once per block, so that the walk need not check
+    /// each event's column entry ([`KindCounts::fit`]).
+    pub(super) fn of(tags: &[u8]) -> KindCounts {
+        let mut n = KindCounts::default();
+        // Per-byte counts, summed every 255 steps before a byte can wrap.
+        let steps = tags.chunks(16 * 255);
+        for run in steps {
+            let sixteens = run.chunks_exact(16);
+            let rest = sixteens.remainder();
+            #[cfg(target_arch = "x86_64")]
+            n.add_sixteens(sixteens);
+            #[cfg(not(target_arch = "x86_64"))]
+            let rest = run;
+            for &tag in rest {
+                n.allocs += (tag == ALLOC) as usize;
+                n.frees += (tag == FREE) as usize;
+                n.cbs += (tag == CB_ALLOC || tag == CB_FREE_ALL) as usize;
+            }
+        }
+        n
+    }
+
+    /// Adds the counts of at most 255 groups of sixteen tags.
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    fn add_sixteens(&mut self, sixteens: std::slice::ChunksExact<'_, u8>) {
+        use std::arch::x86_64::*;
+        debug_assert!(sixteens.len() <= 255);
+        // SAFETY: SSE2 is part of every x86_64 target; each unaligned
+        // load reads the sixteen bytes of `sixteen`.
+        unsafe {
+            let (alloc, free) = (_mm_set1_epi8(ALLOC as i8), _mm_set1_epi8(FREE as i8));
+            let cb = _mm_set1_epi8(CB_ALLOC as i8);
+            let cb_all = _mm_set1_epi8(CB_FREE_ALL as i8);
+            let zero = _mm_setzero_si128();
+            let (mut a, mut f, mut c) = (zero, zero, zero);
+            for sixteen in sixteens {
+                let v = _mm_loadu_si128(sixteen.as_ptr().cast());
+                // A compare's 0xff is -1: subtracted, it counts one.
+                a = _mm_sub_epi8(a, _mm_cmpeq_epi8(v, alloc));
+                f = _mm_sub_epi8(f, _mm_cmpeq_epi8(v, free));
+                let is_cb = _mm_or_si128(_mm_cmpeq_epi8(v, cb), _mm_cmpeq_epi8(v, cb_all));
+                c = _mm_sub_epi8(c, is_cb);
+            }
+            let sum = |v: __m128i| {
+                let s = _mm_sad_epu8(v, zero);
+                (_mm_cvtsi128_si64(s) + _mm_cvtsi128_si64(_mm_unpackhi_epi64(s, s))) as usize
+            };
+            self.allocs += sum(a);
+            self.frees += sum(f);
+            self.cbs += sum(c);
+        }
+    }
+
+    /// True if the columns hold an entry for every alloc, free and
+    /// circular-buffer event of the block these counts are of.
+    pub(super) fn fit(self, c: &ttalloc_trace::BlockColumns) -> bool {
+        self.allocs <= c.allocs.len() && self.frees <= c.frees.len() && self.cbs <= c.cbs.len()
     }
 }
 
@@ -139,7 +211,6 @@ fn nonzero_bytes(x: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::feed::{ALLOC, FREE};
 
     #[test]
     fn keeps_all_but_op_scopes_and_finds_every_name() {
@@ -216,6 +287,43 @@ mod tests {
                 *t = (x % 16) as u8;
             }
             assert_eq!(whole_group_masks(&tags), group_masks_by_words(&tags));
+        }
+    }
+
+    /// Kind counts by compares agree with counting tag by tag, for every
+    /// tag value, across the 255-step runs and in a tail.
+    #[test]
+    fn kind_counts_are_the_tags_of_each_kind() {
+        let plain = |tags: &[u8]| KindCounts {
+            allocs: tags.iter().filter(|&&t| t == ALLOC).count(),
+            frees: tags.iter().filter(|&&t| t == FREE).count(),
+            cbs: tags
+                .iter()
+                .filter(|&&t| t == CB_ALLOC || t == CB_FREE_ALL)
+                .count(),
+        };
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for len in [0, 1, 15, 16, 17, 255 * 16 - 1, 255 * 16, 255 * 16 + 5, 9000] {
+            for modulus in [16u64, 256] {
+                let tags: Vec<u8> = (0..len)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        (x % modulus) as u8
+                    })
+                    .collect();
+                assert_eq!(
+                    KindCounts::of(&tags),
+                    plain(&tags),
+                    "{len} tags < {modulus}"
+                );
+            }
+            // One kind only: every byte counter runs to its limit.
+            for tag in [ALLOC, FREE, CB_ALLOC, CB_FREE_ALL, OP_BEGIN] {
+                let tags = vec![tag; len];
+                assert_eq!(KindCounts::of(&tags), plain(&tags), "{len} of {tag}");
+            }
         }
     }
 

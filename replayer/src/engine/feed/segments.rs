@@ -12,7 +12,11 @@ impl Engine<'_> {
     /// [`Engine::walk_columns`] with `SKIP_OPS`, by segments: the same
     /// events, handled in the same order. `bounding`: the kinds the online
     /// rule looks at (bit per kind code). `EXT`: as [`Engine::alloc_at`].
-    pub(super) fn walk_segments<const EXT: bool>(
+    /// `CHECKED`: whether an alloc, free or circular buffer may lack its
+    /// column entry; without `CHECKED`, the caller found that each of these
+    /// columns holds an entry for every event of its kind in the block
+    /// ([`KindCounts::fit`]).
+    pub(super) fn walk_segments<const EXT: bool, const CHECKED: bool>(
         &mut self,
         mut online: Option<&mut OnlineCycles>,
         first: u64,
@@ -38,7 +42,7 @@ impl Engine<'_> {
             let segment_from = from;
             let end = bound.unwrap_or(block_end);
             if from < end {
-                self.run_segment::<EXT>(
+                self.run_segment::<EXT, CHECKED>(
                     online.as_deref_mut(),
                     first,
                     c,
@@ -82,7 +86,7 @@ impl Engine<'_> {
     /// (`bounding`), which take the general step.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    fn run_segment<const EXT: bool>(
+    fn run_segment<const EXT: bool, const CHECKED: bool>(
         &mut self,
         mut online: Option<&mut OnlineCycles>,
         first: u64,
@@ -123,8 +127,17 @@ impl Engine<'_> {
                 let tag = tags[bit];
                 match tag {
                     ALLOC => {
-                        if k.allocs >= c.allocs.len() {
+                        if CHECKED && k.allocs >= c.allocs.len() {
                             continue;
+                        }
+                        if !CHECKED {
+                            // SAFETY: without `CHECKED`, the block has no
+                            // more allocs than `c.allocs` holds
+                            // (`KindCounts::fit`), and `k.allocs` counts the
+                            // allocs before this one (each is handled once,
+                            // in order, here or by `segment_item`, from a
+                            // cursor at 0 at the block's start): below that.
+                            unsafe { std::hint::assert_unchecked(k.allocs < c.allocs.len()) };
                         }
                         let i = k.allocs;
                         k.allocs += 1;
@@ -133,6 +146,10 @@ impl Engine<'_> {
                         }
                     }
                     FREE => {
+                        if !CHECKED {
+                            // SAFETY: as for allocs, with frees.
+                            unsafe { std::hint::assert_unchecked(k.frees < c.frees.len()) };
+                        }
                         let Some(x) = c.frees.at(k.frees) else {
                             continue;
                         };
@@ -140,6 +157,11 @@ impl Engine<'_> {
                         self.free(ord, x.device(), x.buffer(), || x.site())?;
                     }
                     CB_ALLOC | CB_FREE_ALL if !looks_at(tag) => {
+                        if !CHECKED {
+                            // SAFETY: as for allocs, with circular-buffer
+                            // events (both kinds count).
+                            unsafe { std::hint::assert_unchecked(k.cbs < c.cbs.len()) };
+                        }
                         let Some(cb) = c.cbs.get(k.cbs) else {
                             continue;
                         };

@@ -269,3 +269,87 @@ fn blocks_with_and_without_2_1_fields_replay_alike() {
     assert!(!still_live.is_empty());
     assert_eq!(leaked_with_label, still_live);
 }
+
+/// Blocks whose columns lack entries for some of their allocs, frees or
+/// circular buffers (not what a decoder makes, but a block is plain data)
+/// take the walk that checks each event's entry: they replay as the
+/// general step does (with an observer), which skips such events too.
+#[test]
+fn blocks_short_of_column_entries_replay_as_the_general_step() {
+    use crate::observe::EngineView;
+    use ttalloc_model::{Arch, DeviceConfig};
+    use ttalloc_trace::{AllocColumns, BlockColumns, CbColumns, FreeColumns};
+    struct Nothing;
+    impl Observer for Nothing {
+        fn event(&mut self, _: u64, _: &Item<'_>, _: &EngineView<'_, '_>) {}
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("synth.zst");
+    let synth = SynthOptions {
+        events: 6_000,
+        seed: 11,
+        devices: 2,
+        cycles: 4,
+        leak_site: None,
+        reopen_devices: false,
+    };
+    let wopts = WriterOptions {
+        block_events: 500,
+        ..WriterOptions::default()
+    };
+    write_trace(&path, &synth, wopts).unwrap();
+    let reader = TraceReader::open(&path).unwrap();
+    // Block `b` keeps the first half of its allocs (b % 4 == 1), of its
+    // frees (2), or none of its circular buffers (3); others are whole.
+    let mut blocks = Vec::new();
+    for (b, block) in reader.blocks().iter().enumerate() {
+        let mut cols = BlockColumns::default();
+        reader.decode_columns(b, &mut cols).unwrap();
+        match b % 4 {
+            1 => {
+                let mut short = AllocColumns::default();
+                for a in cols.allocs.iter().take(cols.allocs.len() / 2) {
+                    short.push(&a);
+                }
+                cols.allocs = short;
+            }
+            2 => {
+                let mut short = FreeColumns::default();
+                for x in cols.frees.iter().take(cols.frees.len() / 2) {
+                    short.push(&x);
+                }
+                cols.frees = short;
+            }
+            3 => cols.cbs = CbColumns::default(),
+            _ => {}
+        }
+        blocks.push((block.first_event, cols));
+    }
+    let overrides = DeviceConfig::default();
+    let run = |observe: bool| {
+        let mut nothing = Nothing;
+        let mut engine = Engine::new(EngineSetup {
+            arch: Arch::WormholeB0,
+            overrides: &overrides,
+            warmup: 1,
+            cycles: CycleInput::Spans(&[]),
+            interner: reader.interner(),
+            release_sites: None,
+            stop_at_oom: false,
+        });
+        if observe {
+            engine.set_observer(&mut nothing);
+        }
+        for (first, columns) in &blocks {
+            let chunk = Chunk::Columns {
+                first: *first,
+                columns,
+            };
+            engine.feed_chunk(&chunk).unwrap();
+        }
+        engine.finish()
+    };
+    let (walked, stepped) = (run(false), run(true));
+    assert!(stepped.unknown_frees > 0 && !stepped.leaks.is_empty());
+    assert_eq!(walked, stepped);
+}
