@@ -62,6 +62,11 @@ pub(super) trait Word:
 {
     /// A pad's address: above every block's and every rank's probe.
     const PAD_ADDR: Self;
+    /// A freed span may end at a pad's address: a `u64` range may end at
+    /// `u64::MAX`, a `u32` one ends below `i32::MAX` (`FreeList::new`
+    /// keeps `u32` words only then), the pad's. Only where it may must a
+    /// free tell a pad from a block starting at the span's end.
+    const PAD_MAY_BE_AN_END: bool;
     const ZERO: Self;
     fn from_bool(b: bool) -> Self;
     /// The word of a block's address.
@@ -120,6 +125,7 @@ pub(super) fn fit_portable<W: Word>(
 
 impl Word for u64 {
     const PAD_ADDR: u64 = u64::MAX;
+    const PAD_MAY_BE_AN_END: bool = true;
     const ZERO: u64 = 0;
     #[inline(always)]
     fn from_bool(b: bool) -> u64 {
@@ -155,6 +161,7 @@ impl Word for u32 {
     /// `i32::MAX`, not `u32::MAX`: SSE2 compares signed words, and every
     /// address and size is below `i32::MAX`.
     const PAD_ADDR: u32 = i32::MAX as u32;
+    const PAD_MAY_BE_AN_END: bool = false;
     const ZERO: u32 = 0;
     #[inline(always)]
     fn from_bool(b: bool) -> u32 {
