@@ -12,9 +12,10 @@
 
 use crate::varint::{unzigzag, zigzag};
 
+mod code;
 mod lanes;
 mod near;
-pub(crate) use near::decode_free_devices;
+pub(crate) use near::{decode_free_devices, decode_free_devices_bytes};
 
 /// Devices from this id on share slot 0 (writer and reader agree, so a
 /// clash only costs compression).
@@ -257,6 +258,40 @@ pub(crate) fn decode_free_ids(
     by_tables(alloc_devices, alloc_ids, free_devices, codes, far, s, out)
 }
 
+/// [`decode_free_ids`] with the codes as FREE_BY_DEV's one byte plane
+/// (`wide`: scratch for them as `u64`s, where the lanes path declines).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn decode_free_ids_bytes(
+    alloc_devices: &[u32],
+    alloc_ids: &[u64],
+    free_devices: &[u32],
+    codes: &[u8],
+    far: &[u64],
+    s: &mut FreeIdScratch,
+    wide: &mut Vec<u64>,
+    out: &mut Vec<u64>,
+) -> Result<(), String> {
+    if alloc_devices.len() == alloc_ids.len() && free_devices.len() == codes.len() {
+        crate::decode::overwrite_len(out, codes.len());
+        if lanes::resolve(
+            alloc_devices,
+            alloc_ids,
+            free_devices,
+            codes,
+            far,
+            &mut s.ids,
+            out,
+        ) {
+            return Ok(());
+        }
+    }
+    // (Rare: devices of 8 and more, or a malformed block, whose error
+    // the tables name.)
+    wide.clear();
+    wide.extend(codes.iter().map(|&c| c as u64));
+    decode_free_ids(alloc_devices, alloc_ids, free_devices, wide, far, s, out)
+}
+
 /// [`decode_free_ids`] for any block, with each device slot's counters in
 /// tables (`s`); `out` is as long as `codes`, and the lengths are checked.
 pub(super) fn by_tables(
@@ -346,9 +381,23 @@ crate::decode::fast_cpu_dispatch!(
     pub(crate) fn count_far => count_far_any(codes: &[u64]) -> usize
 );
 
+crate::decode::fast_cpu_dispatch!(
+    /// [`count_far`] of FREE_BY_DEV's one byte plane.
+    pub(crate) fn count_far_bytes => count_far_bytes_any(codes: &[u8]) -> usize
+);
+
 #[inline(always)]
 fn count_far_any(codes: &[u64]) -> usize {
     codes.iter().map(|&c| (c == FAR) as usize).sum()
+}
+
+/// (A loop the compiler vectorises: byte counters, summed every 255.)
+#[inline(always)]
+fn count_far_bytes_any(codes: &[u8]) -> usize {
+    codes
+        .chunks(255)
+        .map(|chunk| chunk.iter().fold(0u8, |n, &c| n + (c == FAR as u8) as u8) as usize)
+        .sum()
 }
 
 #[cfg(test)]

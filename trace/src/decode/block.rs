@@ -4,7 +4,7 @@
 use super::allocs::decode_allocs;
 use super::columns::BlockColumns;
 use super::others::decode_others;
-use super::packed::{all_below, all_below_u32, column_values, column_values_u32};
+use super::packed::{all_below, all_below_u32, column_values, column_values_u32, one_byte_plane};
 use super::scratch::DecodeScratch;
 use super::{end, overrun, DecodeError, RefLimits};
 use crate::codec::{col, ColumnLayout};
@@ -399,20 +399,26 @@ fn hand_out_by_kind(
         (ColumnLayout::V24, col::FREE_DEV_NEAR),
     ];
     if coded_as(cols, &free_dev_codings, "free devices")? == ColumnLayout::V24 {
-        // 2.4: against the latest alloc's device.
+        // 2.4: against the latest alloc's device; a column of one byte
+        // plane (nearly every block) read in place.
         let fd = &mut vals.free_by_device;
-        column_values(
-            cols[col::FREE_DEV_NEAR as usize],
-            n.free,
-            "free device",
-            &mut fd.dev_codes,
-        )?;
-        crate::free_by_device::decode_free_devices(
-            &vals.kinds,
-            &s.alloc_devices,
-            &fd.dev_codes,
-            &mut s.free_devices,
-        )?;
+        let bytes = cols[col::FREE_DEV_NEAR as usize];
+        if let Some(codes) = one_byte_plane(bytes, n.free, "free device")? {
+            crate::free_by_device::decode_free_devices_bytes(
+                &vals.kinds,
+                &s.alloc_devices,
+                codes,
+                &mut s.free_devices,
+            )?;
+        } else {
+            column_values(bytes, n.free, "free device", &mut fd.dev_codes)?;
+            crate::free_by_device::decode_free_devices(
+                &vals.kinds,
+                &s.alloc_devices,
+                &fd.dev_codes,
+                &mut s.free_devices,
+            )?;
+        }
     } else {
         device_chain(
             cols[col::FREE_DEV as usize],
@@ -427,25 +433,37 @@ fn hand_out_by_kind(
         (ColumnLayout::V24, col::FREE_BY_DEV),
     ];
     if coded_as(cols, &free_codings, "freed buffers")? == ColumnLayout::V24 {
-        // 2.4: by the ordinal of their alloc among the device's.
+        // 2.4: by the ordinal of their alloc among the device's; a
+        // column of one byte plane (nearly every block) read in place.
         let fd = &mut vals.free_by_device;
-        column_values(
-            cols[col::FREE_BY_DEV as usize],
-            n.free,
-            "free ordinal",
-            &mut fd.codes,
-        )?;
-        let n_far = crate::free_by_device::count_far(&fd.codes);
-        column_values(cols[col::FREE_FAR as usize], n_far, "far free", &mut fd.far)?;
-        crate::free_by_device::decode_free_ids(
-            &s.alloc_devices,
-            &vals.alloc_buf,
-            &s.free_devices,
-            &fd.codes,
-            &fd.far,
-            &mut fd.scratch,
-            &mut vals.free_ids,
-        )?;
+        let bytes = cols[col::FREE_BY_DEV as usize];
+        if let Some(codes) = one_byte_plane(bytes, n.free, "free ordinal")? {
+            let n_far = crate::free_by_device::count_far_bytes(codes);
+            column_values(cols[col::FREE_FAR as usize], n_far, "far free", &mut fd.far)?;
+            crate::free_by_device::decode_free_ids_bytes(
+                &s.alloc_devices,
+                &vals.alloc_buf,
+                &s.free_devices,
+                codes,
+                &fd.far,
+                &mut fd.scratch,
+                &mut fd.codes,
+                &mut vals.free_ids,
+            )?;
+        } else {
+            column_values(bytes, n.free, "free ordinal", &mut fd.codes)?;
+            let n_far = crate::free_by_device::count_far(&fd.codes);
+            column_values(cols[col::FREE_FAR as usize], n_far, "far free", &mut fd.far)?;
+            crate::free_by_device::decode_free_ids(
+                &s.alloc_devices,
+                &vals.alloc_buf,
+                &s.free_devices,
+                &fd.codes,
+                &fd.far,
+                &mut fd.scratch,
+                &mut vals.free_ids,
+            )?;
+        }
     } else {
         if !cols[col::FREE_FAR as usize].is_empty() {
             return Err("block holds far frees without their free ordinals".into());

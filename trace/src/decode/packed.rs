@@ -23,6 +23,20 @@ pub(super) fn column_values(
     Ok(())
 }
 
+/// The one byte plane of packed column `bytes` of `n` values, when it is
+/// stored as one (every value below 256, none near-constant): its values
+/// read in place. Errors as [`column_values`]'s.
+pub(super) fn one_byte_plane<'a>(
+    bytes: &'a [u8],
+    n: usize,
+    what: &str,
+) -> Result<Option<&'a [u8]>, DecodeError> {
+    Ok(match packed_as(bytes, n, what)? {
+        Packed::Planes { w: 1, planes } => Some(planes),
+        _ => None,
+    })
+}
+
 /// How a packed column of `n` values is stored (checked: planes of the
 /// right length, a known width).
 pub(super) enum Packed<'a> {

@@ -8,6 +8,7 @@
 //! such event). A lane is moved on by a vector add that waits only on
 //! the previous add; reading it (a permute and a move) is off that chain.
 
+use super::code::Code;
 #[cfg(target_arch = "x86_64")]
 use super::FAR;
 #[cfg(target_arch = "x86_64")]
@@ -24,11 +25,11 @@ pub(super) const LANES: u32 = 8;
 /// or names the error).
 /// `alloc_devices` and `alloc_ids` are as long as each other, and so are
 /// `free_devices`, `codes` and `out`.
-pub(super) fn resolve(
+pub(super) fn resolve<C: Code>(
     alloc_devices: &[u32],
     alloc_ids: &[u64],
     free_devices: &[u32],
-    codes: &[u64],
+    codes: &[C],
     far: &[u64],
     ids: &mut Vec<u64>,
     out: &mut [u64],
@@ -49,11 +50,11 @@ pub(super) fn resolve(
 /// [`resolve`] with AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn resolve_avx2(
+unsafe fn resolve_avx2<C: Code>(
     alloc_devices: &[u32],
     alloc_ids: &[u64],
     free_devices: &[u32],
-    codes: &[u64],
+    codes: &[C],
     far: &[u64],
     ids: &mut Vec<u64>,
     out: &mut [u64],
@@ -146,6 +147,7 @@ unsafe fn resolve_avx2(
             .zip(&codes[i..end])
             .zip(&free_devices[i..end])
         {
+            let c = c.wide();
             if c == FAR {
                 let Some(&v) = far_vals.next() else {
                     return false;
@@ -207,9 +209,9 @@ enum Eight {
 /// count in `ids` (in range of it).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn eight(
+unsafe fn eight<C: Code>(
     i: usize,
-    codes: &[u64],
+    codes: &[C],
     devices: &[u32],
     ids: &[u64],
     out: &mut [u64],
@@ -221,22 +223,11 @@ unsafe fn eight(
     // SAFETY (every block below): the caller's contract; loads and stores
     // are of frees `i..i + 8` and of ids inside their devices' ranges.
     unsafe {
-        let c = codes.as_ptr().add(i) as *const __m256i;
-        let one = _mm256_set1_epi64x(1);
-        let (lo, hi) = (
-            _mm256_sub_epi64(_mm256_loadu_si256(c), one),
-            _mm256_sub_epi64(_mm256_loadu_si256(c.add(1)), one),
-        );
-        // Each code minus 1: the low halves in order, and the high ones,
-        // which are 0 unless the code is FAR (0, so all ones) or its
-        // change of ordinal is 2^31 or more in size.
-        let (lo_ps, hi_ps) = (_mm256_castsi256_ps(lo), _mm256_castsi256_ps(hi));
-        let highs = _mm256_castps_si256(_mm256_shuffle_ps::<0b11_01_11_01>(lo_ps, hi_ps));
-        if _mm256_testz_si256(highs, highs) == 0 {
+        // Each code minus 1, unless one is FAR or its change of ordinal
+        // is 2^31 or more in size.
+        let Some(x) = C::less_one8(codes, i) else {
             return Eight::Declined;
-        }
-        let lows = _mm256_castps_si256(_mm256_shuffle_ps::<0b10_00_10_00>(lo_ps, hi_ps));
-        let x = _mm256_permute4x64_epi64::<0b11_01_10_00>(lows);
+        };
         // unzigzag in 32 bits: (x >> 1) ^ -(x & 1).
         let delta = _mm256_xor_si256(
             _mm256_srli_epi32::<1>(x),

@@ -6,6 +6,7 @@
 //! did both spent half of each free on the read of the alloc's device
 //! (none before the block's first alloc) and the change's unzigzag.
 
+use super::code::Code;
 use crate::decode::KindWord;
 use crate::varint::unzigzag;
 
@@ -22,11 +23,20 @@ pub(crate) fn decode_free_devices => decode_free_devices_any(
     out: &mut Vec<u32>,
 ) -> Result<(), String>);
 
-#[inline(always)]
-fn decode_free_devices_any(
+crate::decode::fast_cpu_dispatch!(
+/// [`decode_free_devices`] with the codes as the column's one byte plane.
+pub(crate) fn decode_free_devices_bytes => decode_free_devices_any(
     words: &[KindWord],
     alloc_devices: &[u32],
-    codes: &[u64],
+    codes: &[u8],
+    out: &mut Vec<u32>,
+) -> Result<(), String>);
+
+#[inline(always)]
+fn decode_free_devices_any<C: Code>(
+    words: &[KindWord],
+    alloc_devices: &[u32],
+    codes: &[C],
     out: &mut Vec<u32>,
 ) -> Result<(), String> {
     let n_free: usize = words.iter().map(|w| w.free.count_ones() as usize).sum();
@@ -67,7 +77,7 @@ fn decode_free_devices_any(
         done = unsafe { devices_avx2(alloc_devices, codes, out) };
     }
     for (o, &c) in out.iter_mut().zip(codes).skip(done) {
-        *o = device_after(alloc_devices, *o).wrapping_add(unzigzag(c) as u32);
+        *o = device_after(alloc_devices, *o).wrapping_add(unzigzag(c.wide()) as u32);
     }
     Ok(())
 }
@@ -91,21 +101,11 @@ fn device_after(alloc_devices: &[u32], rank: u32) -> u32 {
 /// below 2^31.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn devices_avx2(alloc_devices: &[u32], codes: &[u64], out: &mut [u32]) -> usize {
+unsafe fn devices_avx2<C: Code>(alloc_devices: &[u32], codes: &[C], out: &mut [u32]) -> usize {
     use std::arch::x86_64::*;
     let n = out.len().min(codes.len());
     let zero = _mm256_setzero_si256();
     let one32 = _mm256_set1_epi32(1);
-    let one64 = _mm256_set1_epi64x(1);
-    // The low half of each 64-bit lane, in the low four 32-bit lanes.
-    let low_halves = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
-    let unzigzag4 = |c: __m256i| {
-        let sign = _mm256_sub_epi64(zero, _mm256_and_si256(c, one64));
-        _mm256_permutevar8x32_epi32(
-            _mm256_xor_si256(_mm256_srli_epi64::<1>(c), sign),
-            low_halves,
-        )
-    };
     let mut i = 0;
     while i + 8 <= n {
         // SAFETY: entries `i..i + 8` lie in `out` and `codes` (`i + 8 <= n`).
@@ -121,9 +121,7 @@ unsafe fn devices_avx2(alloc_devices: &[u32], codes: &[u64], out: &mut [u32]) ->
                 _mm256_sub_epi32(rank, one32),
                 some,
             );
-            let c0 = _mm256_loadu_si256(codes.as_ptr().add(i) as *const __m256i);
-            let c1 = _mm256_loadu_si256(codes.as_ptr().add(i + 4) as *const __m256i);
-            let change = _mm256_blend_epi32::<0b1111_0000>(unzigzag4(c0), unzigzag4(c1));
+            let change = C::changes8(codes, i);
             _mm256_storeu_si256(
                 out.as_mut_ptr().add(i) as *mut __m256i,
                 _mm256_add_epi32(prev, change),
