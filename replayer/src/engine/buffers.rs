@@ -4,6 +4,10 @@
 
 use super::live_table::Claimed;
 use super::*;
+use type_slots::device_type_slot;
+pub(super) use type_slots::device_type_slot_of_code;
+
+mod type_slots;
 
 impl Engine<'_> {
     /// A buffer allocation; `Ok(true)` if the replay stopped at it (the
@@ -25,7 +29,27 @@ impl Engine<'_> {
         site: SiteId,
         label: StringId,
     ) -> crate::Result<bool> {
-        let Some(s) = device_type_slot(req.buffer_type) else {
+        let slot = device_type_slot(req.buffer_type);
+        self.alloc_in(ord, dev, slot, buffer, req, recorded, site, label)
+    }
+
+    /// [`Engine::alloc`] with the type's slot `slot` found by the caller
+    /// (`device_type_slot` of `req.buffer_type`).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub(super) fn alloc_in(
+        &mut self,
+        ord: u64,
+        dev: DevIx,
+        slot: Option<usize>,
+        buffer: BufferId,
+        req: Req,
+        recorded: Option<u64>,
+        site: SiteId,
+        label: StringId,
+    ) -> crate::Result<bool> {
+        debug_assert_eq!(slot, device_type_slot(req.buffer_type));
+        let Some(s) = slot else {
             let done = self.alloc_general(ord, dev, buffer, req, recorded, site, label);
             return done.map(|()| self.stopped);
         };
@@ -536,38 +560,5 @@ fn release_not_resident(d: &mut Dev, live: &Live) {
         if let (Some(sim), Some(h)) = (d.sim.as_mut(), live.handle) {
             sim.free_placed(h);
         }
-    }
-}
-
-// Type slots index `PerType` arrays of four (`& 3` above relies on it).
-const _: () = assert!(TYPES.len() == 4);
-
-/// `type_slot` by table: buffer types come in no order a branch predicts.
-#[inline]
-fn device_type_slot(bt: BufferType) -> Option<usize> {
-    const SLOTS: [u8; BufferType::ALL.len()] = {
-        let mut slots = [NO_SLOT; BufferType::ALL.len()];
-        let mut i = 0;
-        while i < TYPES.len() {
-            slots[TYPES[i] as usize] = i as u8;
-            i += 1;
-        }
-        slots
-    };
-    let s = SLOTS[bt as usize];
-    (s != NO_SLOT).then_some(s as usize)
-}
-
-#[cfg(test)]
-#[test]
-fn the_slot_table_is_type_slot() {
-    for bt in BufferType::ALL {
-        assert_eq!(device_type_slot(bt), type_slot(bt), "{bt:?}");
-        // What `Sim::alloc_placed_in` is given for the model's bank manager.
-        assert_eq!(
-            device_type_slot(bt),
-            ttalloc_model::alloc::manager_slot(bt),
-            "{bt:?}"
-        );
     }
 }

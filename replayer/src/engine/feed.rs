@@ -318,7 +318,17 @@ impl Engine<'_> {
             num_cores: a.num_cores_or_zero(),
             per_bank_size: ext.per_bank_size,
         };
-        self.alloc(ord, dev, a.buffer(), req, recorded, a.site(), ext.label)
+        let slot = super::buffers::device_type_slot_of_code(a.type_code());
+        self.alloc_in(
+            ord,
+            dev,
+            slot,
+            a.buffer(),
+            req,
+            recorded,
+            a.site(),
+            ext.label,
+        )
     }
 
     /// A circular-buffer event of a block's columns, straight to its handler.

@@ -285,6 +285,15 @@ impl AllocRef<'_> {
         BUFFER_TYPES[(self.flags & 7) as usize]
     }
 
+    /// The buffer type's code (flags bits 0-2): [`AllocRef::buffer_type`]
+    /// is `BufferType::ALL[code]` for codes 0-4 (a decoded block has no
+    /// other) and `Dram` for 5-7. For a reader that maps the type to its
+    /// own table: one lookup by the code, not two.
+    #[inline(always)]
+    pub fn type_code(&self) -> u8 {
+        self.flags & 7
+    }
+
     #[inline(always)]
     pub fn layout(&self) -> Layout {
         // The codes are the discriminants (a match, not a table: it folds

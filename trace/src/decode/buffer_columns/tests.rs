@@ -73,6 +73,7 @@ proptest! {
             prop_assert_eq!(columns.get(i), Some(*a));
             prop_assert_eq!(columns.at(i).map(read), Some(*a));
             let at = columns.at(i).expect("alloc i");
+            prop_assert_eq!(BufferType::ALL[at.type_code() as usize], a.buffer_type);
             prop_assert_eq!(at.page_size_or_zero(), a.page_size.unwrap_or(0));
             prop_assert_eq!(at.num_cores_or_zero(), a.num_cores.unwrap_or(0));
         }
