@@ -542,56 +542,6 @@ impl Device {
         }
     }
 
-    /// Is a buffer allocated by id live?
-    pub fn is_live(&self, buffer: BufferId) -> bool {
-        self.buffers.contains_id(buffer)
-    }
-
-    /// A live buffer allocated by id, as it would be released now.
-    pub fn live(&self, buffer: BufferId) -> Option<Released> {
-        self.buffers
-            .by_id(&self.managers, buffer)
-            .map(|e| e.live.released(Owner::Buffer(e.buffer)))
-    }
-
-    /// A live buffer by handle, as it would be released now.
-    pub fn live_placed(&self, handle: Handle) -> Option<Released> {
-        self.buffers
-            .get(&self.managers, handle)
-            .map(|e| e.live.released(Owner::Buffer(e.buffer)))
-    }
-
-    /// Everything still live — buffers (by id or placed), programs, traces —
-    /// as `close()` would release it (in no particular order).
-    pub fn live_all(&self) -> impl Iterator<Item = Released> + '_ {
-        self.buffers
-            .iter(&self.managers)
-            .map(|e| e.live.released(Owner::Buffer(e.buffer)))
-            .chain(
-                self.programs
-                    .iter()
-                    .map(|(p, l)| l.released(Owner::Program(*p))),
-            )
-            .chain(
-                self.traces
-                    .iter()
-                    .map(|(t, l)| l.released(Owner::Trace(*t))),
-            )
-    }
-
-    /// Live buffers (not programs or traces): every allocated block but
-    /// the programs' and traces' (one each), and the host buffers. Counted
-    /// from what the device keeps anyway: a count of its own cost every
-    /// allocation and free an update.
-    pub fn num_live_buffers(&self) -> usize {
-        let allocated: usize = self
-            .managers
-            .iter()
-            .map(|m| m.free_list().num_allocated())
-            .sum();
-        allocated - self.programs.len() - self.traces.len() + self.system_buffers
-    }
-
     /// Device close: frees everything still live the way `deallocate_all()`
     /// does and reports it (buffers, programs, traces; host buffers too),
     /// ordered by buffer type then address.
@@ -621,18 +571,5 @@ impl Device {
         self.cbs.clear();
         self.last_program = None;
         out
-    }
-
-    /// A bank manager's statistics (per bank). For SYSTEM_MEMORY: the host
-    /// bytes tracked, with no capacity.
-    pub fn stats(&self, bt: BufferType) -> Statistics {
-        match slot(bt) {
-            Some(s) => self.managers[s].statistics(),
-            None => Statistics {
-                allocated: self.system_bytes.min(u64::MAX as u128) as u64,
-                num_allocated_blocks: self.system_buffers,
-                ..Statistics::default()
-            },
-        }
     }
 }
