@@ -31,10 +31,32 @@ fn findings(
     f
 }
 
+/// `synth` written into `dir` in blocks of `block_events` events, opened.
+fn synth_file(dir: &tempfile::TempDir, synth: &SynthOptions, block_events: usize) -> TraceReader {
+    let path = dir.path().join("synth.zst");
+    let wopts = WriterOptions {
+        block_events,
+        ..WriterOptions::default()
+    };
+    write_trace(&path, synth, wopts).unwrap();
+    TraceReader::open(&path).unwrap()
+}
+
+/// `kinds` as events of process 1, one nanosecond apart from ts 1000.
+fn timed(kinds: Vec<ttalloc_model::EventKind>) -> Vec<ttalloc_model::Event> {
+    (0u64..)
+        .zip(kinds)
+        .map(|(ts, kind)| ttalloc_model::Event {
+            ts: 1_000 + ts,
+            pid: ttalloc_model::Pid(1),
+            kind,
+        })
+        .collect()
+}
+
 #[test]
 fn columns_and_events_replay_alike_under_every_cycle_rule() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("synth.zst");
     let synth = SynthOptions {
         events: 30_000,
         seed: 7,
@@ -47,12 +69,7 @@ fn columns_and_events_replay_alike_under_every_cycle_rule() {
         reopen_devices: true,
     };
     // Small blocks: many chunks, spans that start and end inside them.
-    let wopts = WriterOptions {
-        block_events: 700,
-        ..WriterOptions::default()
-    };
-    write_trace(&path, &synth, wopts).unwrap();
-    let reader = TraceReader::open(&path).unwrap();
+    let reader = synth_file(&dir, &synth, 700);
     let mut events = Vec::new();
     reader.for_each_event(|_, e| events.push(e)).unwrap();
     let memory = MemoryTrace::new(events, reader.interner().clone());
@@ -100,7 +117,7 @@ fn columns_and_events_replay_alike_under_every_cycle_rule() {
 /// walk) and from memory (the general step) alike.
 #[test]
 fn every_cb_clash_is_counted_and_the_first_reported() {
-    use ttalloc_model::{Arch, BufferId, BufferType, DeviceConfig, Event, EventKind, Layout, Pid};
+    use ttalloc_model::{Arch, BufferId, BufferType, DeviceConfig, EventKind, Layout};
     use ttalloc_trace::{TraceHeader, TraceWriter};
     // One L1 bank of 64 KiB above 4 KiB: a 61440 B buffer placed top-down
     // starts at 8192, so CBs from 4096 that end past 8192 clash.
@@ -153,14 +170,7 @@ fn every_cb_clash_is_counted_and_the_first_reported() {
         }
         kinds.push(EventKind::CbFreeAll { device });
     }
-    let events: Vec<Event> = (0u64..)
-        .zip(kinds)
-        .map(|(ts, kind)| Event {
-            ts: 1_000 + ts,
-            pid: Pid(1),
-            kind,
-        })
-        .collect();
+    let events = timed(kinds);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("clashes.zst");
     let header = TraceHeader::new(vec!["test".into()], "test".into());
@@ -187,7 +197,7 @@ fn every_cb_clash_is_counted_and_the_first_reported() {
 /// each label and the model's placements, which the per-bank size moves.
 #[test]
 fn blocks_with_and_without_2_1_fields_replay_alike() {
-    use ttalloc_model::{Arch, BufferId, BufferType, DeviceConfig, Event, EventKind, Layout, Pid};
+    use ttalloc_model::{Arch, BufferId, BufferType, DeviceConfig, EventKind, Layout};
     use ttalloc_trace::{TraceHeader, TraceWriter};
     let config = DeviceConfig {
         l1_banks: Some(8),
@@ -242,14 +252,7 @@ fn blocks_with_and_without_2_1_fields_replay_alike() {
             });
         }
     }
-    let events: Vec<Event> = (0u64..)
-        .zip(kinds)
-        .map(|(ts, kind)| Event {
-            ts: 1_000 + ts,
-            pid: Pid(1),
-            kind,
-        })
-        .collect();
+    let events = timed(kinds);
     for e in &events {
         w.push(e).unwrap();
     }
@@ -284,7 +287,6 @@ fn blocks_short_of_column_entries_replay_as_the_general_step() {
         fn event(&mut self, _: u64, _: &Item<'_>, _: &EngineView<'_, '_>) {}
     }
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("synth.zst");
     let synth = SynthOptions {
         events: 6_000,
         seed: 11,
@@ -293,12 +295,7 @@ fn blocks_short_of_column_entries_replay_as_the_general_step() {
         leak_site: None,
         reopen_devices: false,
     };
-    let wopts = WriterOptions {
-        block_events: 500,
-        ..WriterOptions::default()
-    };
-    write_trace(&path, &synth, wopts).unwrap();
-    let reader = TraceReader::open(&path).unwrap();
+    let reader = synth_file(&dir, &synth, 500);
     // Block `b` keeps the first half of its allocs (b % 4 == 1), of its
     // frees (2), or none of its circular buffers (3); others are whole.
     let mut blocks = Vec::new();
