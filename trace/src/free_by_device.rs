@@ -415,6 +415,34 @@ mod tests {
         pub(super) far: Vec<u64>,
     }
 
+    /// A block of allocs on `devices` (alloc `i` has id `1000 + i`) and
+    /// frees of them picked by `picks` (any order, some twice), with a free
+    /// of a buffer never allocated (far) every `far_every` frees (none
+    /// when 0): (device, id) pairs.
+    pub(super) fn picked_frees(
+        devices: &[u32],
+        picks: &[proptest::sample::Index],
+        far_every: usize,
+    ) -> (Vec<(u32, u64)>, Vec<(u32, u64)>) {
+        let allocs: Vec<(u32, u64)> = devices
+            .iter()
+            .enumerate()
+            .map(|(i, &d)| (d, 1000 + i as u64))
+            .collect();
+        let frees = picks
+            .iter()
+            .enumerate()
+            .map(|(k, p)| {
+                if far_every > 0 && k % far_every == far_every - 1 {
+                    (0, 7)
+                } else {
+                    allocs[p.index(allocs.len())]
+                }
+            })
+            .collect();
+        (allocs, frees)
+    }
+
     impl EncodedBlock {
         pub(super) fn encode(
             allocs: &[(u32, u64)],

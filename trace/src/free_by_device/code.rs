@@ -139,7 +139,7 @@ unsafe fn widen8(codes: &[u8], i: usize) -> std::arch::x86_64::__m256i {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::EncodedBlock;
+    use super::super::tests::{picked_frees, EncodedBlock};
     use super::super::{
         count_far, count_far_bytes, decode_free_devices, decode_free_devices_bytes,
         decode_free_ids, decode_free_ids_bytes, FreeIdScratch,
@@ -209,19 +209,7 @@ mod tests {
             picks in proptest::collection::vec(any::<prop::sample::Index>(), 8..120),
             far_every in 0usize..12,
         ) {
-            let allocs: Vec<(u32, u64)> =
-                devices.iter().enumerate().map(|(i, &d)| (d, 1000 + i as u64)).collect();
-            let frees: Vec<(u32, u64)> = picks
-                .iter()
-                .enumerate()
-                .map(|(k, p)| {
-                    if far_every > 0 && k % far_every == far_every - 1 {
-                        (0, 7)
-                    } else {
-                        allocs[p.index(allocs.len())]
-                    }
-                })
-                .collect();
+            let (allocs, frees) = picked_frees(&devices, &picks, far_every);
             let EncodedBlock { alloc_devices: ad, alloc_ids: ai, free_devices: fd, codes, far } =
                 EncodedBlock::encode(&allocs, &frees, |d| d);
             prop_assume!(codes.iter().all(|&c| c < 256));

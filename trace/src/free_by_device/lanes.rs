@@ -290,7 +290,7 @@ unsafe fn eight<C: Code>(
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::EncodedBlock;
+    use super::super::tests::{picked_frees, EncodedBlock};
     use super::super::{by_tables, FreeIdScratch};
     use super::*;
     use proptest::prelude::*;
@@ -386,19 +386,7 @@ mod tests {
             picks in proptest::collection::vec(any::<prop::sample::Index>(), 8..120),
             far_every in 0usize..12,
         ) {
-            let allocs: Vec<(u32, u64)> =
-                devices.iter().enumerate().map(|(i, &d)| (d, 1000 + i as u64)).collect();
-            let frees: Vec<(u32, u64)> = picks
-                .iter()
-                .enumerate()
-                .map(|(k, p)| {
-                    if far_every > 0 && k % far_every == far_every - 1 {
-                        (0, 7) // never allocated: far
-                    } else {
-                        allocs[p.index(allocs.len())]
-                    }
-                })
-                .collect();
+            let (allocs, frees) = picked_frees(&devices, &picks, far_every);
             let EncodedBlock { alloc_devices: ad, alloc_ids: ai, free_devices: fd, codes, far } =
                 EncodedBlock::encode(&allocs, &frees, |d| d);
             let (lanes, tables) = both(&ad, &ai, &fd, &codes, &far);
