@@ -415,6 +415,9 @@ mod tests {
         pub(super) far: Vec<u64>,
     }
 
+    /// (device, buffer id) pairs.
+    pub(super) type Pairs = Vec<(u32, u64)>;
+
     /// A block of allocs on `devices` (alloc `i` has id `1000 + i`) and
     /// frees of them picked by `picks` (any order, some twice), with a free
     /// of a buffer never allocated (far) every `far_every` frees (none
@@ -423,7 +426,7 @@ mod tests {
         devices: &[u32],
         picks: &[proptest::sample::Index],
         far_every: usize,
-    ) -> (Vec<(u32, u64)>, Vec<(u32, u64)>) {
+    ) -> (Pairs, Pairs) {
         let allocs: Vec<(u32, u64)> = devices
             .iter()
             .enumerate()
