@@ -2,13 +2,13 @@
 
 use super::block::coded_as;
 use super::buffer_columns::AllocColumns;
-use super::packed::{all_below, all_below_u32, column_values};
+use super::packed::{all_below, all_below_u32, column_values, constant_of};
 use super::scratch::ColumnValues;
 use super::{DecodeError, RefLimits};
 use crate::codec::{col, AddrHistory, ColumnLayout, SiteHistory, FLAG_ADDR, FLAG_CORES, FLAG_PAGE};
 use crate::varint::unzigzag;
 use by_site::by_site;
-use paged::{paged, PagedRows, ADDR_TABLE};
+use paged::{paged, PagedRows, Pages, ADDR_TABLE};
 use ttalloc_model::BufferType;
 
 mod by_site;
@@ -81,14 +81,33 @@ pub(super) fn decode_allocs(
     // When every alloc has a page size and an address (the common case)
     // page sizes are decoded straight into the output.
     let every = n_page == n && n_addr == n;
-    let page = if every {
-        &mut out.page_size
+    // A page size every alloc shares (a near-constant column without
+    // exceptions: nearly every block) is filled into the output but not
+    // read back: the passes below take the value.
+    let page_common = if every {
+        constant_of(cols[col::PAGE as usize], n, "page size")
     } else {
-        &mut vals.page
+        None
     };
-    column_values(cols[col::PAGE as usize], n_page, "page size", page)?;
     // Every page size > 0 comes with a remainder.
-    let n_rem = count_positive(page);
+    let n_rem = if let Some(p) = page_common {
+        out.page_size.clear();
+        super::packed::reserve_exact(&mut out.page_size, n);
+        out.page_size.resize(n, p);
+        if p > 0 {
+            n
+        } else {
+            0
+        }
+    } else {
+        let page = if every {
+            &mut out.page_size
+        } else {
+            &mut vals.page
+        };
+        column_values(cols[col::PAGE as usize], n_page, "page size", page)?;
+        count_positive(page)
+    };
     column_values(cols[col::ADDR as usize], n_addr, "address", &mut vals.addr)?;
     // Where every alloc is paged (the common case) and the remainder
     // column is of width 0 (sizes of whole pages), the remainders are not
@@ -118,7 +137,10 @@ pub(super) fn decode_allocs(
         let rows = PagedRows {
             flags: &out.flags,
             devices: &out.device,
-            pages: &out.page_size,
+            pages: match page_common {
+                Some(p) => Pages::All(p),
+                None => Pages::Each(&out.page_size),
+            },
             size_rem: (!rem_zero).then_some(&vals.size_rem[..]),
         };
         let slots = <&mut [u64; ADDR_TABLE]>::try_from(&mut vals.addr_slots[..])

@@ -37,6 +37,26 @@ pub(super) fn one_byte_plane<'a>(
     })
 }
 
+/// The one value of packed column `bytes` of `n` values (`n` > 0) when
+/// every entry is it: a near-constant column without exceptions, or width
+/// 0 (all 0). `None` otherwise, or for a malformed column (which
+/// [`column_values`] then reports): a consumer can take the value rather
+/// than read `n` copies of it back.
+pub(super) fn constant_of(bytes: &[u8], n: usize, what: &str) -> Option<u64> {
+    match packed_as(bytes, n, what).ok()? {
+        Packed::Planes { w: 0, .. } => Some(0),
+        Packed::NearConstant(rest) => {
+            let mut only = None;
+            near_constant_runs(rest, n, what, |common, run, exception| {
+                only = (exception.is_none() && run == n).then_some(common);
+            })
+            .ok()?;
+            only
+        }
+        _ => None,
+    }
+}
+
 /// How a packed column of `n` values is stored (checked: planes of the
 /// right length, a known width).
 pub(super) enum Packed<'a> {
@@ -405,6 +425,43 @@ mod tests {
             }
             let want = vals.iter().copied().max().unwrap_or(0);
             prop_assert_eq!(super::max_of(&vals), want);
+        }
+    }
+
+    proptest! {
+        /// `constant_of` names a column's one value exactly when every
+        /// value decodes to it: columns written whole or near-constant
+        /// (with and without exceptions), of one value or several.
+        #[test]
+        fn constant_of_is_the_one_value_the_column_decodes_to(
+            common in prop_oneof![Just(0u64), 1u64..300, any::<u64>()],
+            n in 1usize..1200,
+            others in proptest::collection::vec((any::<prop::sample::Index>(), any::<u64>()), 0..4),
+            near in any::<bool>(),
+        ) {
+            let mut vals = vec![common; n];
+            for (at, v) in others {
+                vals[at.index(n)] = v;
+            }
+            let mut bytes = Vec::new();
+            if near {
+                crate::codec::pack_near_constant(&vals, &mut bytes);
+            } else {
+                crate::codec::pack(&vals, &mut bytes);
+            }
+            let mut all = Vec::new();
+            column_values(&bytes, n, "x", &mut all).unwrap();
+            let one = super::constant_of(&bytes, n, "x");
+            if let Some(c) = one {
+                prop_assert!(all.iter().all(|&v| v == c));
+            }
+            // Every near-constant or width-0 column of one value is seen as one.
+            let alike = all.iter().all(|&v| v == all[0]);
+            if alike && (near || all[0] == 0) {
+                prop_assert_eq!(one, Some(all[0]));
+            }
+            // Malformed columns are not (their decode reports them).
+            prop_assert_eq!(super::constant_of(&bytes[..bytes.len() - 1], n, "x"), None);
         }
     }
 

@@ -21,9 +21,19 @@ const _: () = assert!(AddrHistory::SLOTS + 8 <= ADDR_TABLE);
 pub(super) struct PagedRows<'a> {
     pub(super) flags: &'a [u8],
     pub(super) devices: &'a [u32],
-    pub(super) pages: &'a [u64],
+    pub(super) pages: Pages<'a>,
     /// `None` where every remainder is 0.
     pub(super) size_rem: Option<&'a [u64]>,
+}
+
+/// The page sizes of [`PagedRows`].
+#[derive(Clone, Copy)]
+pub(in crate::decode) enum Pages<'a> {
+    /// One per alloc.
+    Each(&'a [u64]),
+    /// One every alloc shares (a near-constant column without exceptions):
+    /// not read back from an array of copies.
+    All(u64),
 }
 
 crate::decode::fast_cpu_dispatch!(
@@ -52,9 +62,11 @@ fn paged_any(
     sizes: &mut [u64],
     addresses: &mut [u64],
 ) -> bool {
-    let bad = match rows.size_rem {
-        Some(rems) => sizes_of_pages(sizes, rows.pages, rems),
-        None => sizes_of_whole_pages(sizes, rows.pages),
+    let bad = match (rows.pages, rows.size_rem) {
+        (Pages::Each(pages), Some(rems)) => sizes_of_pages(sizes, pages, rems),
+        (Pages::Each(pages), None) => sizes_of_whole_pages(sizes, pages),
+        (Pages::All(p), Some(rems)) => sizes_of_one_page(sizes, p, rems),
+        (Pages::All(p), None) => sizes_of_one_whole_page(sizes, p),
     };
     slot_numbers(rows.flags, rows.devices, slot_of);
     for a in addr.iter_mut() {
@@ -84,7 +96,7 @@ fn sizes_of_pages(sizes: &mut [u64], pages: &[u64], rems: &[u64]) -> bool {
         high |= s | p | r;
     }
     if high & HIGH != 0 {
-        return exact_sizes(sizes, pages, rems.iter().copied());
+        return exact_sizes(sizes, pages.iter().copied(), rems.iter().copied());
     }
     let mut bad = 0u64;
     for ((s, &p), &r) in sizes.iter_mut().zip(pages).zip(rems) {
@@ -102,7 +114,7 @@ fn sizes_of_whole_pages(sizes: &mut [u64], pages: &[u64]) -> bool {
         high |= s | p;
     }
     if high & HIGH != 0 {
-        return exact_sizes(sizes, pages, std::iter::repeat(0));
+        return exact_sizes(sizes, pages.iter().copied(), std::iter::repeat(0));
     }
     let mut bad = 0u64;
     for (s, &p) in sizes.iter_mut().zip(pages) {
@@ -112,11 +124,49 @@ fn sizes_of_whole_pages(sizes: &mut [u64], pages: &[u64]) -> bool {
     bad != 0
 }
 
+/// [`sizes_of_pages`] with every page size `p`.
+#[inline(always)]
+fn sizes_of_one_page(sizes: &mut [u64], p: u64, rems: &[u64]) -> bool {
+    let mut high = p;
+    for (&s, &r) in sizes.iter().zip(rems) {
+        high |= s | r;
+    }
+    if high & HIGH != 0 {
+        return exact_sizes(sizes, std::iter::repeat(p), rems.iter().copied());
+    }
+    let mut bad = 0u64;
+    for (s, &r) in sizes.iter_mut().zip(rems) {
+        bad |= (r >= p) as u64;
+        *s = (*s & !HIGH) * p + r;
+    }
+    bad != 0
+}
+
+/// [`sizes_of_whole_pages`] with every page size `p`.
+#[inline(always)]
+fn sizes_of_one_whole_page(sizes: &mut [u64], p: u64) -> bool {
+    let mut high = p;
+    for &s in sizes.iter() {
+        high |= s;
+    }
+    if high & HIGH != 0 {
+        return exact_sizes(sizes, std::iter::repeat(p), std::iter::repeat(0));
+    }
+    for s in sizes.iter_mut() {
+        *s = (*s & !HIGH) * p;
+    }
+    p == 0 && !sizes.is_empty()
+}
+
 /// [`sizes_of_pages`] for values of any width (each multiply checked).
 #[inline(never)]
-fn exact_sizes(sizes: &mut [u64], pages: &[u64], rems: impl Iterator<Item = u64>) -> bool {
+fn exact_sizes(
+    sizes: &mut [u64],
+    pages: impl Iterator<Item = u64>,
+    rems: impl Iterator<Item = u64>,
+) -> bool {
     let mut bad = false;
-    for ((s, &p), rem) in sizes.iter_mut().zip(pages).zip(rems) {
+    for ((s, p), rem) in sizes.iter_mut().zip(pages).zip(rems) {
         let (whole, o1) = s.overflowing_mul(p);
         let (total, o2) = whole.overflowing_add(rem);
         bad |= o1 | o2 | (rem >= p);
@@ -156,7 +206,11 @@ mod tests {
         };
         let mut bad = false;
         for i in 0..sizes.len() {
-            let (p, rem) = (rows.pages[i], rems[i]);
+            let p = match rows.pages {
+                Pages::Each(pages) => pages[i],
+                Pages::All(p) => p,
+            };
+            let rem = rems[i];
             let (whole, o1) = sizes[i].overflowing_mul(p);
             let (total, o2) = whole.overflowing_add(rem);
             bad |= o1 | o2 | (rem >= p);
@@ -189,18 +243,32 @@ mod tests {
         fn paged_matches_the_alloc_by_alloc_loop(
             rows in proptest::collection::vec(row(), 0..300),
             with_rems in any::<bool>(),
+            // Every alloc's page size this one (a near-constant column
+            // without exceptions), given as one value or as copies.
+            one_page in proptest::option::of(prop_oneof![1 => Just(0), 4 => value()]),
+            as_one in any::<bool>(),
+            // Every value below 2^32 (the vector path; one wide value
+            // anywhere takes the checked one).
+            narrow in any::<bool>(),
         ) {
+            let cut = |v: u64| if narrow { v & u32::MAX as u64 } else { v };
+            let one_page = one_page.map(cut);
             let flags: Vec<u8> = rows.iter().map(|r| r.0).collect();
             let devices: Vec<u32> = rows.iter().map(|r| r.1).collect();
-            let units: Vec<u64> = rows.iter().map(|r| r.2).collect();
-            let pages: Vec<u64> = rows.iter().map(|r| r.3).collect();
-            let rems: Vec<u64> = rows.iter().map(|r| r.4).collect();
+            let units: Vec<u64> = rows.iter().map(|r| cut(r.2)).collect();
+            let pages: Vec<u64> = rows.iter().map(|r| one_page.unwrap_or(cut(r.3))).collect();
+            let rems: Vec<u64> = rows.iter().map(|r| cut(r.4)).collect();
             let addr: Vec<u64> = rows.iter().map(|r| r.5).collect();
             let rows = PagedRows {
                 flags: &flags,
                 devices: &devices,
-                pages: &pages,
+                pages: Pages::Each(&pages),
                 size_rem: with_rems.then_some(&rems[..]),
+            };
+            // The reference reads the copies; `paged` may take the value.
+            let given = match one_page {
+                Some(p) if as_one => PagedRows { pages: Pages::All(p), ..rows },
+                _ => rows,
             };
             let n = units.len();
             let (mut want_sizes, mut want_addresses) = (units.clone(), vec![0; n]);
@@ -208,7 +276,7 @@ mod tests {
                 reference(rows, &addr, &mut want_sizes, &mut want_addresses);
             let mut slots = Box::new([0u64; ADDR_TABLE]);
             let (mut sizes, mut addresses, mut deltas) = (units, vec![0; n], addr);
-            let bad = paged(rows, &mut deltas, &mut slots, &mut Vec::new(), &mut sizes, &mut addresses);
+            let bad = paged(given, &mut deltas, &mut slots, &mut Vec::new(), &mut sizes, &mut addresses);
             prop_assert_eq!(bad, want_bad);
             prop_assert_eq!(sizes, want_sizes);
             prop_assert_eq!(addresses, want_addresses);
