@@ -21,9 +21,16 @@ pub(super) fn decode_others(
     // walk then visits only the rare kinds (unless a CB value is out of
     // range: the walk over every event then names the first).
     if has_cb_columns(cols) {
-        decode_cb_columns(cols, s.cb_allocs, s)?;
-        if cb_values_valid(limits, &s.vals.cb) {
-            cbs_in_bulk(s, out);
+        let in_place = in_place(cols, s.cb_allocs, limits);
+        if in_place.is_some() {
+            let (cb, n) = (&mut s.vals.cb, s.cb_allocs);
+            column_values(cols[col::CB_ADDR as usize], n, "cb address", &mut cb.addr)?;
+            column_values(cols[col::CB_SIZE as usize], n, "cb size", &mut cb.size)?;
+        } else {
+            decode_cb_columns(cols, s.cb_allocs, s)?;
+        }
+        if in_place.is_some() || cb_values_valid(limits, &s.vals.cb) {
+            cbs_in_bulk(s, out, in_place);
             let rare = std::mem::take(&mut s.vals.rare);
             // (No circular buffer among them.)
             let r = walk(
@@ -262,11 +269,93 @@ fn cb_values_valid(limits: RefLimits, cb: &crate::cb_coding::CbScratch) -> bool 
     max_flags >> 1 <= u32::MAX as u64 + 1 && max_site <= limits.sites as u64 && limits.sites > 0
 }
 
+/// A block's CbAlloc site codes and flags read where they are stored:
+/// the site codes' one byte plane and the flags' one value (nearly every
+/// block), rather than unpacked into two `u64` arrays read back once.
+#[derive(Clone, Copy)]
+struct InPlace<'a> {
+    site: &'a [u8],
+    flags: u64,
+}
+
+/// [`InPlace`] for CB_SITE and CB_FLAGS of `n` values, when they are so
+/// stored and every value is in range (as `cb_values_valid` checks);
+/// `None` otherwise, malformed columns included (their decode reports
+/// them).
+fn in_place<'a>(cols: &[&'a [u8]; col::COUNT], n: usize, limits: RefLimits) -> Option<InPlace<'a>> {
+    let flags = super::packed::constant_of(cols[col::CB_FLAGS as usize], n, "cb flags")?;
+    let site = super::packed::one_byte_plane(cols[col::CB_SITE as usize], n, "cb site").ok()??;
+    // (A byte max the compiler vectorises.)
+    let max_site = site.iter().copied().fold(0u8, u8::max);
+    let valid = flags >> 1 <= u32::MAX as u64 + 1
+        && max_site as u64 <= limits.sites as u64
+        && limits.sites > 0;
+    valid.then_some(InPlace { site, flags })
+}
+
+/// How [`bulk`] reads CbAlloc `k`'s site code and flags.
+trait SiteFlags: Copy {
+    fn site(self, k: usize) -> u64;
+    fn flags(self, k: usize) -> u64;
+}
+
+/// Decoded into `u64` arrays (`decode_cb_columns`).
+#[derive(Clone, Copy)]
+struct Decoded<'a> {
+    site: &'a [u64],
+    flags: &'a [u64],
+}
+
+impl SiteFlags for Decoded<'_> {
+    #[inline(always)]
+    fn site(self, k: usize) -> u64 {
+        self.site[k]
+    }
+    #[inline(always)]
+    fn flags(self, k: usize) -> u64 {
+        self.flags[k]
+    }
+}
+
+impl SiteFlags for InPlace<'_> {
+    #[inline(always)]
+    fn site(self, k: usize) -> u64 {
+        self.site[k] as u64
+    }
+    #[inline(always)]
+    fn flags(self, _: usize) -> u64 {
+        self.flags
+    }
+}
+
 /// Splits the other kinds (`s.other_pos`, `s.other_dev`): the circular
-/// buffers go to `out.cbs`, their values from the decoded CB_ columns
-/// (`cb_values_valid`), the indices (into `s.other_pos`) of the rest to
-/// `s.vals.rare`. One pass, each array written whole.
-fn cbs_in_bulk(s: &mut DecodeScratch, out: &mut BlockColumns) {
+/// buffers go to `out.cbs`, their values from the CB_ columns (decoded,
+/// and valid by `cb_values_valid`; or site codes and flags `in_place`),
+/// the indices (into `s.other_pos`) of the rest to `s.vals.rare`. One
+/// pass, each array written whole.
+fn cbs_in_bulk(s: &mut DecodeScratch, out: &mut BlockColumns, in_place: Option<InPlace>) {
+    match in_place {
+        Some(v) => bulk(s, out, v),
+        None => {
+            // (Taken out for the pass, which borrows the rest of `s`.)
+            let site = std::mem::take(&mut s.vals.cb.site);
+            let flags = std::mem::take(&mut s.vals.cb.flags);
+            bulk(
+                s,
+                out,
+                Decoded {
+                    site: &site,
+                    flags: &flags,
+                },
+            );
+            s.vals.cb.site = site;
+            s.vals.cb.flags = flags;
+        }
+    }
+}
+
+#[inline(always)]
+fn bulk(s: &mut DecodeScratch, out: &mut BlockColumns, v: impl SiteFlags) {
     let n = s.other_pos.len();
     let (tags, cbs, cb, rare) = (&out.tags, &mut out.cbs, &mut s.vals.cb, &mut s.vals.rare);
     // Written into the arrays' spare room: each entry once, none zeroed.
@@ -275,7 +364,7 @@ fn cbs_in_bulk(s: &mut DecodeScratch, out: &mut BlockColumns) {
     let rare_out = &mut rare.spare_capacity_mut()[..n];
     debug_assert!(o.pos.len() == n && o.site.len() == n && s.other_dev.len() == n);
     let slots = cb.predictor.all_slots();
-    let (addr, size, flags, site) = (&cb.addr[..], &cb.size[..], &cb.flags[..], &cb.site[..]);
+    let (addr, size) = (&cb.addr[..], &cb.size[..]);
     let (mut ka, mut kc, mut kr) = (0usize, 0usize, 0usize);
     for (k, (&pos, &dev)) in s.other_pos.iter().zip(&s.other_dev).enumerate() {
         let t = tags[pos as usize];
@@ -285,7 +374,7 @@ fn cbs_in_bulk(s: &mut DecodeScratch, out: &mut BlockColumns) {
         if t == EventTag::CbAlloc as u8 {
             // `ka` counts the CbAllocs before this one (as many as values
             // each column holds).
-            let (d_addr, sz, fl, code) = (addr[ka], size[ka], flags[ka], site[ka]);
+            let (d_addr, sz, fl, code) = (addr[ka], size[ka], v.flags(ka), v.site(ka));
             ka += 1;
             let s = &mut slots[crate::cb_coding::CbPredictor::slot_index(dev)];
             let predicted = std::hint::select_unpredictable(s.open, s.next, s.group_start);
