@@ -89,10 +89,18 @@ pub(super) fn decode_allocs(
     } else {
         None
     };
+    // (`None` until the block's page sizes are all written below.)
+    let filled_with = out.page_fill.take();
     // Every page size > 0 comes with a remainder.
     let n_rem = if let Some(p) = page_common {
-        out.page_size.clear();
-        super::packed::reserve_exact(&mut out.page_size, n);
+        if filled_with == Some(p) {
+            // The previous block's copies of the same value stay: only
+            // entries past them are written.
+            out.page_size.truncate(n);
+        } else {
+            out.page_size.clear();
+            super::packed::reserve_exact(&mut out.page_size, n);
+        }
         out.page_size.resize(n, p);
         if p > 0 {
             n
@@ -185,6 +193,11 @@ pub(super) fn decode_allocs(
     }
     crate::ext::decode_alloc_ext(cols[col::ALLOC_EXT as usize], n, &mut out.ext, limits)?;
     out.filled(n);
+    if paged_rows {
+        // `out.page_size` holds the shared value's copies, written above
+        // (the rows did not write it; the other path does).
+        out.page_fill = page_common;
+    }
     Ok(())
 }
 

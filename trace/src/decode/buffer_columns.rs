@@ -54,7 +54,7 @@ pub(crate) const LAYOUTS: [Layout; 4] = [
 /// `i`): the decoder writes each field in its own pass, and a reader that
 /// wants one field (buffer ids, sizes) reads only that array. Fields an
 /// alloc lacks hold 0; `flags` says which are present.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct AllocColumns {
     pub(crate) device: Vec<u32>,
     pub(crate) buffer: Vec<u64>,
@@ -64,6 +64,11 @@ pub struct AllocColumns {
     pub(crate) size: Vec<u64>,
     pub(crate) address: Vec<u64>,
     pub(crate) page_size: Vec<u64>,
+    /// `Some(p)` when every entry `page_size` holds is `p`, however many:
+    /// the next block whose allocs all share page size `p` (nearly every
+    /// block) writes only the entries past them, not a block-long array of
+    /// copies. Any other write of `page_size` makes it `None`.
+    pub(crate) page_fill: Option<u64>,
     pub(crate) num_cores: Vec<u32>,
     pub(crate) site: Vec<u32>,
     /// The 2.1 fields (per-bank size, label), rare: empty when no alloc of
@@ -80,6 +85,25 @@ pub struct AllocExt {
     pub per_bank_size: Option<u64>,
     pub label: StringId,
 }
+
+/// Equal when they hold the same allocs (`page_fill` is a note on how
+/// `page_size` was written, not part of them).
+impl PartialEq for AllocColumns {
+    fn eq(&self, o: &Self) -> bool {
+        self.n == o.n
+            && self.device == o.device
+            && self.buffer == o.buffer
+            && self.flags == o.flags
+            && self.size == o.size
+            && self.address == o.address
+            && self.page_size == o.page_size
+            && self.num_cores == o.num_cores
+            && self.site == o.site
+            && self.ext == o.ext
+    }
+}
+
+impl Eq for AllocColumns {}
 
 impl AllocColumns {
     pub fn len(&self) -> usize {
@@ -214,6 +238,7 @@ impl AllocColumns {
             label: a.label,
         };
         let n = self.n;
+        self.page_fill = None;
         for v in [
             &mut self.buffer,
             &mut self.size,
