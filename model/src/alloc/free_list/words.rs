@@ -11,7 +11,7 @@
 //! not allocation units: a conversion is then a move, and a boundary off
 //! the alignment grid needs no other array.
 
-use super::free_array::{FreeBlock, WINDOW};
+use super::free_array::{FreeBlock, WIDE, WINDOW};
 use super::FreeList;
 use std::fmt::Debug;
 use std::ops::{Add, AddAssign, BitOr, BitXor, Sub, SubAssign};
@@ -93,26 +93,42 @@ pub(super) trait Word:
     fn window_fit(w: &[FreeBlock<Self>; WINDOW], alloc: Self, bottom_up: bool) -> usize {
         fit_portable(w, alloc, bottom_up)
     }
+    /// Are arrays of up to [`WIDE`] blocks looked at as a wide window
+    /// ([`Word::wide_rank`], [`Word::wide_fit`]: straight-line code)
+    /// rather than by a binary search and a scan (loops whose exits
+    /// mispredict)? Only where the words fill a line with a window.
+    const HAS_WIDE: bool = false;
+    /// [`Word::window_rank`] over [`WIDE`] slots.
+    #[inline(always)]
+    fn wide_rank(w: &[FreeBlock<Self>; WIDE], probe: Self) -> usize {
+        rank_portable(w, probe)
+    }
+    /// [`Word::window_fit`] over [`WIDE`] slots ([`WIDE`] or more when
+    /// none holds `alloc`).
+    #[inline(always)]
+    fn wide_fit(w: &[FreeBlock<Self>; WIDE], alloc: Self, bottom_up: bool) -> usize {
+        fit_portable(w, alloc, bottom_up)
+    }
 }
 
 /// [`Word::window_rank`] by a compare and an add per slot (pads never
 /// count): straight-line code, no branch on the data.
 #[inline(always)]
-pub(super) fn rank_portable<W: Word>(w: &[FreeBlock<W>; WINDOW], probe: W) -> usize {
+pub(super) fn rank_portable<W: Word, const N: usize>(w: &[FreeBlock<W>; N], probe: W) -> usize {
     w.iter().map(|f| usize::from(f.addr < probe)).sum()
 }
 
 /// [`Word::window_fit`] by a conditional move per slot, walking towards
 /// the end that wins (pads, of no size, never fit).
 #[inline(always)]
-pub(super) fn fit_portable<W: Word>(
-    w: &[FreeBlock<W>; WINDOW],
+pub(super) fn fit_portable<W: Word, const N: usize>(
+    w: &[FreeBlock<W>; N],
     alloc: W,
     bottom_up: bool,
 ) -> usize {
-    let mut at = WINDOW;
+    let mut at = N;
     if bottom_up {
-        for k in (0..WINDOW).rev() {
+        for k in (0..N).rev() {
             at = std::hint::select_unpredictable(w[k].size >= alloc, k, at);
         }
     } else {
@@ -219,6 +235,42 @@ impl Word for u32 {
             ((fits << 1 | 1).ilog2() as usize).wrapping_sub(1) / 2
         }
     }
+    #[cfg(target_arch = "x86_64")]
+    const HAS_WIDE: bool = true;
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    fn wide_rank(w: &[FreeBlock<u32>; WIDE], probe: u32) -> usize {
+        debug_assert!(probe <= i32::MAX as u32);
+        let (lo, hi) = halves(w);
+        // Two bits per slot, the second window's above the first's: a
+        // prefix again, of up to 32 bits.
+        let below = sse2::addrs_below(lo, probe) | sse2::addrs_below(hi, probe) << (2 * WINDOW);
+        ((!below).trailing_zeros() / 2) as usize
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    fn wide_fit(w: &[FreeBlock<u32>; WIDE], alloc: u32, bottom_up: bool) -> usize {
+        debug_assert!(alloc >= 1 && alloc <= i32::MAX as u32);
+        let (lo, hi) = halves(w);
+        // In 64 bits: a sentinel above the 32 slot bits.
+        let fits = u64::from(
+            sse2::sizes_at_least(lo, alloc) | sse2::sizes_at_least(hi, alloc) << (2 * WINDOW),
+        );
+        // As in `window_fit`, over twice the slots.
+        if bottom_up {
+            ((fits | 1 << (2 * WIDE)).trailing_zeros() / 2) as usize
+        } else {
+            ((fits << 1 | 1).ilog2() as usize).wrapping_sub(1) / 2
+        }
+    }
+}
+
+/// The two windows of a wide one.
+#[inline(always)]
+fn halves<W>(w: &[FreeBlock<W>; WIDE]) -> (&[FreeBlock<W>; WINDOW], &[FreeBlock<W>; WINDOW]) {
+    let (lo, hi) = w.split_at(WINDOW);
+    // Infallible: `WIDE` is two windows.
+    (lo.try_into().unwrap(), hi.try_into().unwrap())
 }
 
 /// The window's compares, four slots to a vector. SSE2 is part of the
@@ -292,13 +344,13 @@ mod tests {
 
     /// A window as the free array keeps one: sorted addresses that never
     /// touch, then pads.
-    fn window(blocks: &[(u32, u32)]) -> [FreeBlock<u32>; WINDOW] {
+    fn window<const N: usize>(blocks: &[(u32, u32)]) -> [FreeBlock<u32>; N] {
         let mut w = [FreeBlock {
             addr: u32::PAD_ADDR,
             size: 0,
-        }; WINDOW];
+        }; N];
         let mut at = 0u32;
-        for (k, &(gap, size)) in blocks.iter().take(WINDOW).enumerate() {
+        for (k, &(gap, size)) in blocks.iter().take(N).enumerate() {
             at += gap;
             w[k] = FreeBlock { addr: at, size };
             at += size + 1;
@@ -315,7 +367,7 @@ mod tests {
             probe in prop_oneof![0u32..1 << 31, Just(i32::MAX as u32), Just(0)],
             alloc in prop_oneof![1u32..1 << 27, Just(1), Just(i32::MAX as u32)],
         ) {
-            let w = window(&blocks);
+            let w = window::<WINDOW>(&blocks);
             prop_assert_eq!(u32::window_rank(&w, probe), rank_portable(&w, probe));
             for k in 0..WINDOW {
                 prop_assert_eq!(u32::window_rank(&w, w[k].addr), rank_portable(&w, w[k].addr));
@@ -326,6 +378,30 @@ mod tests {
             }
             for bottom_up in [true, false] {
                 prop_assert_eq!(u32::window_fit(&w, alloc, bottom_up).min(WINDOW), fit_portable(&w, alloc, bottom_up));
+            }
+        }
+
+        /// The same over the wide window (two lines): blocks in either
+        /// or both, up to the last slot; words up to near `i32::MAX`.
+        #[test]
+        fn the_vector_wide_window_matches_the_portable_one(
+            blocks in prop::collection::vec((0u32..1 << 25, 1u32..1 << 25), 0..=WIDE),
+            probe in prop_oneof![0u32..1 << 31, Just(i32::MAX as u32), Just(0)],
+            alloc in prop_oneof![1u32..1 << 25, Just(1), Just(i32::MAX as u32)],
+        ) {
+            let w = window::<WIDE>(&blocks);
+            prop_assert_eq!(u32::wide_rank(&w, probe), rank_portable(&w, probe));
+            for k in 0..WIDE {
+                prop_assert_eq!(u32::wide_rank(&w, w[k].addr), rank_portable(&w, w[k].addr));
+                let past = (w[k].addr + 1).min(i32::MAX as u32);
+                prop_assert_eq!(u32::wide_rank(&w, past), rank_portable(&w, past));
+                let s = w[k].size.max(1);
+                for bottom_up in [true, false] {
+                    prop_assert_eq!(u32::wide_fit(&w, s, bottom_up).min(WIDE), fit_portable(&w, s, bottom_up));
+                }
+            }
+            for bottom_up in [true, false] {
+                prop_assert_eq!(u32::wide_fit(&w, alloc, bottom_up).min(WIDE), fit_portable(&w, alloc, bottom_up));
             }
         }
 
