@@ -2,7 +2,7 @@
 
 use super::block::coded_as;
 use super::buffer_columns::AllocColumns;
-use super::packed::{all_below, all_below_u32, column_values, constant_of};
+use super::packed::{all_below, all_below_u32, column_deltas, column_values, constant_of};
 use super::scratch::ColumnValues;
 use super::{DecodeError, RefLimits};
 use crate::codec::{col, AddrHistory, ColumnLayout, SiteHistory, FLAG_ADDR, FLAG_CORES, FLAG_PAGE};
@@ -116,12 +116,19 @@ pub(super) fn decode_allocs(
         column_values(cols[col::PAGE as usize], n_page, "page size", page)?;
         count_positive(page)
     };
-    column_values(cols[col::ADDR as usize], n_addr, "address", &mut vals.addr)?;
+    let paged_rows = every && n_rem == n;
+    // `paged` takes the address deltas unzigzagged (in the gather's pass);
+    // `any_fields` the values as stored.
+    let addr = cols[col::ADDR as usize];
+    if paged_rows {
+        column_deltas(addr, n_addr, "address", &mut vals.addr)?;
+    } else {
+        column_values(addr, n_addr, "address", &mut vals.addr)?;
+    }
     // Where every alloc is paged (the common case) and the remainder
     // column is of width 0 (sizes of whole pages), the remainders are not
     // unpacked: the loop adds none (a block's worth of zeros was written
     // and read back otherwise).
-    let paged_rows = every && n_rem == n;
     let rem_zero = paged_rows && n_rem > 0 && cols[col::SIZE_REM as usize] == [0u8];
     if !rem_zero {
         column_values(
@@ -155,7 +162,7 @@ pub(super) fn decode_allocs(
             .expect("the table was made ADDR_TABLE long above");
         let bad = paged(
             rows,
-            &mut vals.addr,
+            &vals.addr,
             slots,
             &mut vals.addr_slot_of,
             &mut out.size,

@@ -3,7 +3,10 @@
 
 use super::{end, overrun, DecodeError};
 use crate::codec::NEAR_CONSTANT;
+
+mod deltas;
 use crate::varint::Cursor;
+pub(super) use deltas::column_deltas;
 
 /// Decodes packed column `bytes` into `out`; it must hold exactly `n` values:
 /// a width byte `w` (0–8) and `w` byte planes of `n` bytes, or nothing when
@@ -262,20 +265,26 @@ unsafe fn gather_avx2(w: usize, planes: &[u8], n: usize, out: &mut Vec<u64>) {
 
 #[inline(always)]
 pub(super) fn gather_any(w: usize, planes: &[u8], n: usize, out: &mut Vec<u64>) {
+    gather_map(w, planes, n, out, |v| v)
+}
+
+/// [`gather_any`] with `f` applied to each value.
+#[inline(always)]
+fn gather_map(w: usize, planes: &[u8], n: usize, out: &mut Vec<u64>, f: impl Fn(u64) -> u64) {
     match w {
         0 => {
             out.clear();
             reserve_exact(out, n);
-            out.resize(n, 0);
+            out.resize(n, f(0));
         }
-        1 => gather_w::<1>(planes, n, out),
-        2 => gather_w::<2>(planes, n, out),
-        3 => gather_w::<3>(planes, n, out),
-        4 => gather_w::<4>(planes, n, out),
-        5 => gather_w::<5>(planes, n, out),
-        6 => gather_w::<6>(planes, n, out),
-        7 => gather_w::<7>(planes, n, out),
-        _ => gather_w::<8>(planes, n, out),
+        1 => gather_w::<1>(planes, n, out, f),
+        2 => gather_w::<2>(planes, n, out, f),
+        3 => gather_w::<3>(planes, n, out, f),
+        4 => gather_w::<4>(planes, n, out, f),
+        5 => gather_w::<5>(planes, n, out, f),
+        6 => gather_w::<6>(planes, n, out, f),
+        7 => gather_w::<7>(planes, n, out, f),
+        _ => gather_w::<8>(planes, n, out, f),
     }
 }
 
@@ -297,7 +306,12 @@ pub(super) fn reserve_exact<T>(out: &mut Vec<T>, n: usize) {
 /// One pass for a fixed width: every output word is written once (into
 /// the vector's spare room: nothing is zeroed first).
 #[inline(always)]
-pub(super) fn gather_w<const W: usize>(planes: &[u8], n: usize, out: &mut Vec<u64>) {
+pub(super) fn gather_w<const W: usize>(
+    planes: &[u8],
+    n: usize,
+    out: &mut Vec<u64>,
+    f: impl Fn(u64) -> u64,
+) {
     let p: [&[u8]; W] = std::array::from_fn(|j| &planes[j * n..(j + 1) * n]);
     out.clear();
     reserve_exact(out, n);
@@ -306,7 +320,7 @@ pub(super) fn gather_w<const W: usize>(planes: &[u8], n: usize, out: &mut Vec<u6
         for (j, plane) in p.iter().enumerate() {
             v |= (plane[i] as u64) << (8 * j);
         }
-        o.write(v);
+        o.write(f(v));
     }
     // SAFETY: the loop wrote the first `n` values (capacity reserved above).
     unsafe { out.set_len(n) };

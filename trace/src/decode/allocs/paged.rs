@@ -1,12 +1,12 @@
 //! The sizes and addresses of a block whose every alloc has a page size
 //! above 0 and an address (nearly every block): in passes a vector unit runs
-//! (sizes, slot numbers, address deltas), and one scalar pass for what
-//! chains from alloc to alloc (the previous address per slot). One loop
+//! (sizes, slot numbers; the address deltas come unzigzagged from their
+//! column's gather, `column_deltas`), and one scalar pass for what chains
+//! from alloc to alloc (the previous address per slot). One loop
 //! over all of it held too many arrays for the registers (stack reloads
 //! each alloc) and no vector multiply could check a 64-bit overflow.
 
 use crate::codec::AddrHistory;
-use crate::varint::unzigzag;
 
 /// Entries of the previous-address table `paged` takes: a power of two
 /// above every (device, buffer type) slot `AddrHistory::index` names (for
@@ -39,13 +39,13 @@ pub(in crate::decode) enum Pages<'a> {
 crate::decode::fast_cpu_dispatch!(
     /// `any_fields` for a block whose every alloc has a page size above 0
     /// and an address (`rows`): sizes into `sizes` (units in), addresses into
-    /// `addresses` from their zigzag deltas `addr` (overwritten), with the
+    /// `addresses` from their deltas `addr` (unzigzagged already), with the
     /// previous address per (device, buffer type) in `slots`; `slot_of`
     /// is scratch. Whether a size overflowed or a remainder is not below
     /// its page size.
     pub(super) fn paged => paged_any(
         rows: PagedRows,
-        addr: &mut [u64],
+        addr: &[u64],
         slots: &mut [u64; ADDR_TABLE],
         slot_of: &mut Vec<u32>,
         sizes: &mut [u64],
@@ -56,7 +56,7 @@ crate::decode::fast_cpu_dispatch!(
 #[inline(always)]
 fn paged_any(
     rows: PagedRows,
-    addr: &mut [u64],
+    addr: &[u64],
     slots: &mut [u64; ADDR_TABLE],
     slot_of: &mut Vec<u32>,
     sizes: &mut [u64],
@@ -69,11 +69,8 @@ fn paged_any(
         (Pages::All(p), None) => sizes_of_one_whole_page(sizes, p),
     };
     slot_numbers(rows.flags, rows.devices, slot_of);
-    for a in addr.iter_mut() {
-        *a = unzigzag(*a) as u64;
-    }
     // The chain: each address is its slot's previous one plus its delta.
-    for ((&slot, &delta), address) in slot_of.iter().zip(&*addr).zip(addresses.iter_mut()) {
+    for ((&slot, &delta), address) in slot_of.iter().zip(addr).zip(addresses.iter_mut()) {
         let prev = &mut slots[slot as usize & (ADDR_TABLE - 1)];
         *prev = prev.wrapping_add(delta);
         *address = *prev;
@@ -189,6 +186,7 @@ fn slot_numbers(flags: &[u8], devices: &[u32], out: &mut Vec<u32>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::varint::unzigzag;
     use proptest::prelude::*;
 
     /// The loop `paged` replaced: one alloc after the other, every
@@ -275,8 +273,10 @@ mod tests {
             let (want_bad, want_slots) =
                 reference(rows, &addr, &mut want_sizes, &mut want_addresses);
             let mut slots = Box::new([0u64; ADDR_TABLE]);
-            let (mut sizes, mut addresses, mut deltas) = (units, vec![0; n], addr);
-            let bad = paged(given, &mut deltas, &mut slots, &mut Vec::new(), &mut sizes, &mut addresses);
+            // (`paged` takes the deltas unzigzagged: `column_deltas`.)
+            let deltas: Vec<u64> = addr.iter().map(|&a| unzigzag(a) as u64).collect();
+            let (mut sizes, mut addresses) = (units, vec![0; n]);
+            let bad = paged(given, &deltas, &mut slots, &mut Vec::new(), &mut sizes, &mut addresses);
             prop_assert_eq!(bad, want_bad);
             prop_assert_eq!(sizes, want_sizes);
             prop_assert_eq!(addresses, want_addresses);
