@@ -59,7 +59,8 @@ struct Line([u64; 8]);
 #[derive(Clone, Debug)]
 pub(super) struct FreeArray {
     /// The slots: the free blocks (`..len`), then pads; always at least
-    /// [`WINDOW`] slots and at least one pad (an insert's room).
+    /// [`WIDE`] slots (a window's fixed moves reach `WINDOW` slots past
+    /// any of its entries) and at least one pad (an insert's room).
     lines: Vec<Line>,
     len: usize,
     /// A compact list in `u32` words (the common, in-line case; else
@@ -84,7 +85,7 @@ impl FreeArray {
     /// becomes a `W` pad).
     pub(super) fn reset<W: Word>(&mut self) {
         self.len = 0;
-        while self.lines.len() * per_line::<W>() < WINDOW {
+        while self.lines.len() * per_line::<W>() < WIDE {
             self.lines.push(Line([0; 8]));
         }
         self.slots_mut::<W>().fill(FreeBlock::PAD);
@@ -152,7 +153,7 @@ impl FreeArray {
     /// The first slot: the lowest free block, or a pad when there is none.
     #[inline(always)]
     pub(super) fn first_slot<W: Word>(&self) -> FreeBlock<W> {
-        // SAFETY: there are at least `WINDOW` slots (the invariant).
+        // SAFETY: there are at least `WIDE` slots (the invariant).
         unsafe { *self.slots::<W>().get_unchecked(0) }
     }
 
@@ -162,7 +163,7 @@ impl FreeArray {
         if self.len > WINDOW {
             return None;
         }
-        // SAFETY: there are at least `WINDOW` slots (the invariant).
+        // SAFETY: there are at least `WIDE` slots (the invariant).
         Some(unsafe { &*self.lines.as_ptr().cast::<[FreeBlock<W>; WINDOW]>() })
     }
 
@@ -171,15 +172,11 @@ impl FreeArray {
     /// ([`Word::HAS_WIDE`]).
     #[inline(always)]
     fn wide<W: Word>(&self) -> Option<&[FreeBlock<W>; WIDE]> {
-        // A wide view's words fill a line with a window.
-        const { assert!(!W::HAS_WIDE || per_line::<W>() == WINDOW) };
         debug_assert!(self.len > WINDOW);
         if !W::HAS_WIDE || self.len > WIDE {
             return None;
         }
-        // SAFETY: there are more slots than blocks (the invariant), so more
-        // than `WINDOW`, in whole lines of `WINDOW` slots (asserted above):
-        // at least two lines, `WIDE` slots.
+        // SAFETY: there are at least `WIDE` slots (the invariant).
         Some(unsafe { &*self.lines.as_ptr().cast::<[FreeBlock<W>; WIDE]>() })
     }
 
@@ -250,14 +247,30 @@ impl FreeArray {
         rank_by_halving(self.blocks::<W>(), addr)
     }
 
-    /// Puts a block at `k`, the entries from `k` on moving up one. A chain
-    /// of swaps, not `Vec::insert`: a replay's arrays are a few entries, and
-    /// its out-of-line call and `memmove` cost more than the moves.
+    /// Puts a block at `k`, the entries from `k` on moving up one. In a
+    /// window (`u32` words: one line) a move of a fixed [`WINDOW`] slots,
+    /// pads and all: a loop of as many steps as there are entries past
+    /// `k` mispredicted its exit (with `remove`'s, ~180k times in the 2M
+    /// synthetic replay, cachegrind). Else a chain of swaps, not
+    /// `Vec::insert`: a replay's arrays are a few entries, and its
+    /// out-of-line call and `memmove` cost more than the moves.
     #[inline(always)]
     pub(super) fn insert<W: Word>(&mut self, k: usize, addr: W, size: W) {
         debug_assert!(k <= self.len);
-        let mut carry = FreeBlock { addr, size };
         let len = self.len;
+        if W::HAS_WIDE && len < WINDOW {
+            // SAFETY: `k <= len < WINDOW`, and there are at least `WIDE`
+            // slots (the invariant): slots `k..=k + WINDOW` exist.
+            unsafe {
+                let p = self.slots_mut::<W>().as_mut_ptr().add(k);
+                let moved = p.cast::<[FreeBlock<W>; WINDOW]>().read();
+                p.add(1).cast::<[FreeBlock<W>; WINDOW]>().write(moved);
+                p.write(FreeBlock { addr, size });
+            }
+            self.grow::<W>();
+            return;
+        }
+        let mut carry = FreeBlock { addr, size };
         // Up to the first pad, which the last swap takes out.
         // SAFETY: `k <= len < slots.len()` (the invariant).
         for f in unsafe { self.slots_mut::<W>().get_unchecked_mut(k..=len) } {
@@ -267,12 +280,25 @@ impl FreeArray {
     }
 
     /// Takes out the entry at `k` (which must exist), the later ones
-    /// moving down one (a chain of swaps, as in [`FreeArray::insert`]).
+    /// moving down one (a fixed move in a window, else a chain of swaps,
+    /// as in [`FreeArray::insert`]).
     #[inline(always)]
     pub(super) fn remove<W: Word>(&mut self, k: usize) {
         debug_assert!(k < self.len);
         let len = self.len;
         if k >= len {
+            return;
+        }
+        if W::HAS_WIDE && len <= WINDOW {
+            // SAFETY: `k < len <= WINDOW`, and there are at least `WIDE`
+            // slots (the invariant): slots `k..=k + WINDOW` exist. Slot
+            // `k + WINDOW` is at or past `len`: a pad comes down last.
+            unsafe {
+                let p = self.slots_mut::<W>().as_mut_ptr().add(k);
+                let moved = p.add(1).cast::<[FreeBlock<W>; WINDOW]>().read();
+                p.cast::<[FreeBlock<W>; WINDOW]>().write(moved);
+            }
+            self.len -= 1;
             return;
         }
         let mut carry = FreeBlock::<W>::PAD;
@@ -452,7 +478,7 @@ mod tests {
             }
             prop_assert_eq!(a.blocks::<W>(), &runs[..]);
             let slots = a.slots::<W>();
-            prop_assert!(slots.len() > a.len && slots.len() >= WINDOW);
+            prop_assert!(slots.len() > a.len && slots.len() >= WIDE);
             prop_assert!(slots[a.len..].iter().all(|&f| f == FreeBlock::PAD));
             prop_assert_eq!(a.lines.as_ptr() as usize % 64, 0);
             for probe in [
