@@ -99,7 +99,7 @@ impl BlockColumns {
     /// every event of a block whose timestamps were not decoded:
     /// [`TraceReader::decode_columns_non_buffer`](crate::TraceReader::decode_columns_non_buffer)).
     pub fn ts_at(&self, pos: usize) -> u64 {
-        self.times.at(pos, &self.tags)
+        self.times.at(pos)
     }
 
     /// The pid of event `pos` (`Pid(0)` past the block's end, and where
@@ -113,7 +113,7 @@ impl BlockColumns {
     /// decoded): one pass that adds each event's gap, for readers of every
     /// event's time ([`BlockColumns::ts_at`] sums up to a few gaps per call).
     pub fn timestamps(&self) -> impl Iterator<Item = u64> + '_ {
-        self.times.iter(&self.tags)
+        self.times.iter()
     }
 
     /// Every event's pid, in order (none where pids were not decoded).
@@ -139,7 +139,7 @@ impl BlockColumns {
     /// Appends one event's kind code, timestamp and pid (tests and
     /// hand-built blocks; its payload goes to its kind's columns).
     pub fn push_event_head(&mut self, tag: u8, ts: u64, pid: Pid) {
-        self.times.push(ts, &self.tags);
+        self.times.push(ts);
         self.tags.push(tag);
         self.pids.push(pid.0, 1);
     }
@@ -196,7 +196,7 @@ impl BlockColumns {
             let &tag = self.tags.get(pos)?;
             cur.pos += 1;
             let ordinal = self.first_event + pos as u64;
-            let ts = self.times.next(pos, cur.ts, &self.tags);
+            let ts = self.times.next(pos, cur.ts);
             cur.ts = ts;
             let pid = self.pid_at(pos);
             // Each arm builds its event where it is returned: a kind built

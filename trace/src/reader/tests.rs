@@ -248,14 +248,14 @@ fn decoded_blocks_do_not_keep_the_decoders_working_arrays() {
     reader.decode_columns(0, &mut a).unwrap();
     reader.decode_columns(1, &mut b).unwrap();
     assert_eq!(reader.decode_scratch.lock().unwrap().len(), 1);
-    // Block 0: 100 events (kind 1 B, ts code 4 each; a time key of 8 B
-    // per 32 events, 4; the 256 kinds' base gaps, 8 B each) of one pid
-    // (one run, kept in place: no heap), 50 allocs (device 4, buffer 8,
-    // flags 1, size 8, address 8, page size 8, cores 4, site 4) and 50
-    // frees (device 4, buffer 8, site 4): 500 + 32 + 2048 + 2250 + 800 B.
+    // Block 0: 100 events (kind 1 B, ts gap 4 each; a time key of 8 B
+    // per 32 events, 4) of one pid (one run, kept in place: no heap), 50
+    // allocs (device 4, buffer 8, flags 1, size 8, address 8, page size
+    // 8, cores 4, site 4) and 50 frees (device 4, buffer 8, site 4):
+    // 500 + 32 + 2250 + 800 B.
     // The decoder's lists of alloc and free devices alone would add 400 B;
     // a spare slot per array (the decoder's slack slots) stays below 100.
-    let columns = 100 * 5 + 4 * 8 + 256 * 8 + 50 * 45 + 50 * 16;
+    let columns = 100 * 5 + 4 * 8 + 50 * 45 + 50 * 16;
     assert!(
         (columns..columns + 100).contains(&a.heap_bytes()),
         "block 0 holds {} B, its columns {columns} B",
