@@ -1,6 +1,6 @@
 //! [`CbColumns`]: a block's circular-buffer events (`CbAlloc`, `CbFreeAll`),
-//! one array per field, so a reader on another core than the decoder reads
-//! ~30 bytes per event rather than a whole `Event`.
+//! a 32-byte row and a flags byte each, so a reader on another core than
+//! the decoder reads 33 bytes per event rather than a whole `Event`.
 
 use std::mem::MaybeUninit;
 use ttalloc_model::{DeviceId, EventKind, SiteId};
@@ -47,29 +47,29 @@ impl CbCol {
     }
 }
 
-/// A block's `CbAlloc`s and `CbFreeAll`s in trace order, one array per
-/// field (entry `i` of each is circular-buffer event `i`).
+/// A block's `CbAlloc`s and `CbFreeAll`s in trace order, a row and a flags
+/// byte per event: the decoder writes an event through two pointers (an
+/// array per field kept seven live in its loop, more than the registers
+/// hold, and its other values spilled), and a reader finds its fields in
+/// two cache lines.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CbColumns {
-    pub(crate) pos: Vec<u32>,
-    pub(crate) device: Vec<u32>,
+    pub(crate) rows: Vec<CbRow>,
+    /// Each event's flags, beside its row (in it, a row would take 40
+    /// bytes rather than 32).
     pub(crate) flags: Vec<u8>,
-    pub(crate) address: Vec<u64>,
-    pub(crate) size: Vec<u64>,
-    pub(crate) cores: Vec<u32>,
-    pub(crate) site: Vec<u32>,
 }
 
-/// The spare room of [`CbColumns`]'s arrays, `n` entries each, to be
-/// written (`CbColumns::spare_rows`): nothing is zeroed first.
-pub(crate) struct CbSpare<'a> {
-    pub(crate) pos: &'a mut [MaybeUninit<u32>],
-    pub(crate) device: &'a mut [MaybeUninit<u32>],
-    pub(crate) flags: &'a mut [MaybeUninit<u8>],
-    pub(crate) address: &'a mut [MaybeUninit<u64>],
-    pub(crate) size: &'a mut [MaybeUninit<u64>],
-    pub(crate) cores: &'a mut [MaybeUninit<u32>],
-    pub(crate) site: &'a mut [MaybeUninit<u32>],
+/// One circular-buffer event as [`CbColumns`] holds it (a `CbFreeAll`'s
+/// fields past its device are 0).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct CbRow {
+    pub(crate) address: u64,
+    pub(crate) size: u64,
+    pub(crate) pos: u32,
+    pub(crate) device: u32,
+    pub(crate) cores: u32,
+    pub(crate) site: u32,
 }
 
 /// The `flags` of a `CbAlloc`.
@@ -80,32 +80,30 @@ pub(crate) fn alloc_flags(has_cores: bool, globally_allocated: bool) -> u8 {
 
 impl CbColumns {
     pub fn len(&self) -> usize {
-        self.pos.len()
+        self.rows.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.pos.is_empty()
+        self.rows.is_empty()
     }
 
     /// Event `i`, if the block has that many.
     #[inline(always)]
     pub fn get(&self, i: usize) -> Option<CbCol> {
-        let &pos = self.pos.get(i)?;
-        // SAFETY: every array holds as many entries as `pos` (they are
-        // pushed and cleared together: `push_alloc`, `push_free_all`, `clear`).
-        unsafe {
-            let f = *self.flags.get_unchecked(i);
-            Some(CbCol {
-                pos,
-                device: DeviceId(*self.device.get_unchecked(i)),
-                free_all: f & FREE_ALL != 0,
-                address: *self.address.get_unchecked(i),
-                size: *self.size.get_unchecked(i),
-                cores: (f & HAS_CORES != 0).then_some(*self.cores.get_unchecked(i)),
-                globally_allocated: f & GLOBAL != 0,
-                site: SiteId(*self.site.get_unchecked(i)),
-            })
-        }
+        let r = self.rows.get(i)?;
+        // SAFETY: `flags` holds as many entries as `rows` (they are pushed
+        // and cleared together).
+        let f = unsafe { *self.flags.get_unchecked(i) };
+        Some(CbCol {
+            pos: r.pos,
+            device: DeviceId(r.device),
+            free_all: f & FREE_ALL != 0,
+            address: r.address,
+            size: r.size,
+            cores: (f & HAS_CORES != 0).then_some(r.cores),
+            globally_allocated: f & GLOBAL != 0,
+            site: SiteId(r.site),
+        })
     }
 
     /// Every event, in order.
@@ -113,74 +111,51 @@ impl CbColumns {
         (0..self.len()).map_while(|i| self.get(i))
     }
 
-    /// As [`super::AllocColumns::prefetch`].
+    /// As [`super::AllocColumns::prefetch`]: event `i`'s row.
     #[inline(always)]
     pub fn prefetch(&self, i: usize) {
-        if i.is_multiple_of(8) && i < self.len() {
-            super::buffer_columns::prefetch_line(&self.address, i);
-            super::buffer_columns::prefetch_line(&self.size, i);
-            super::buffer_columns::prefetch_line(&self.device, i);
-            super::buffer_columns::prefetch_line(&self.site, i);
-            super::buffer_columns::prefetch_line(&self.cores, i);
-            super::buffer_columns::prefetch_line(&self.flags, i);
-        }
+        super::buffer_columns::prefetch_line(&self.rows, i);
+        super::buffer_columns::prefetch_line(&self.flags, i);
     }
 
-    /// Empties every array and hands out room for `n` events in each, to
-    /// be written (nothing is zeroed: a block's circular buffers would
-    /// otherwise be zeroed whole before being written whole); the first
-    /// ones written become the events with [`CbColumns::set_len`].
-    pub(crate) fn spare_rows(&mut self, n: usize) -> CbSpare<'_> {
-        use super::clear_for;
-        clear_for(&mut self.pos, n);
-        clear_for(&mut self.device, n);
-        clear_for(&mut self.flags, n);
-        clear_for(&mut self.address, n);
-        clear_for(&mut self.size, n);
-        clear_for(&mut self.cores, n);
-        clear_for(&mut self.site, n);
-        CbSpare {
-            pos: &mut self.pos.spare_capacity_mut()[..n],
-            device: &mut self.device.spare_capacity_mut()[..n],
-            flags: &mut self.flags.spare_capacity_mut()[..n],
-            address: &mut self.address.spare_capacity_mut()[..n],
-            size: &mut self.size.spare_capacity_mut()[..n],
-            cores: &mut self.cores.spare_capacity_mut()[..n],
-            site: &mut self.site.spare_capacity_mut()[..n],
-        }
+    /// Empties the rows and hands out room for `n` events, to be written
+    /// (nothing is zeroed: a block's circular buffers would otherwise be
+    /// zeroed whole before being written whole); the first ones written
+    /// become the events with [`CbColumns::set_len`].
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn spare_rows(
+        &mut self,
+        n: usize,
+    ) -> (&mut [MaybeUninit<CbRow>], &mut [MaybeUninit<u8>]) {
+        super::clear_for(&mut self.rows, n);
+        super::clear_for(&mut self.flags, n);
+        (
+            &mut self.rows.spare_capacity_mut()[..n],
+            &mut self.flags.spare_capacity_mut()[..n],
+        )
     }
 
-    /// Makes the first `n` entries of the room [`CbColumns::spare_rows`]
+    /// Makes the first `n` rows of the room [`CbColumns::spare_rows`]
     /// handed out the events.
     ///
     /// # Safety
     ///
-    /// The first `n` entries of every array's room were written.
+    /// The first `n` rows of that room were written.
     pub(crate) unsafe fn set_len(&mut self, n: usize) {
-        debug_assert!(n <= self.pos.capacity() && n <= self.site.capacity());
-        // SAFETY: the caller wrote the first `n` entries of each array's
-        // spare room (so `n` is within every capacity).
+        debug_assert!(n <= self.rows.capacity() && n <= self.flags.capacity());
+        // SAFETY: the caller wrote the first `n` rows and flags of the
+        // spare room (so `n` is within both capacities).
         unsafe {
-            self.pos.set_len(n);
-            self.device.set_len(n);
+            self.rows.set_len(n);
             self.flags.set_len(n);
-            self.address.set_len(n);
-            self.size.set_len(n);
-            self.cores.set_len(n);
-            self.site.set_len(n);
         }
     }
 
     /// Appends a `CbFreeAll` at position `pos`.
     #[inline(always)]
     pub(crate) fn push_free_all(&mut self, pos: u32, device: DeviceId) {
-        self.pos.push(pos);
-        self.device.push(device.0);
+        self.rows.push(CbRow::free_all(pos, device.0));
         self.flags.push(FREE_ALL);
-        self.address.push(0);
-        self.size.push(0);
-        self.cores.push(0);
-        self.site.push(0);
     }
 
     /// Appends a `CbAlloc` at position `pos`.
@@ -196,35 +171,39 @@ impl CbColumns {
         globally_allocated: bool,
         site: SiteId,
     ) {
-        self.pos.push(pos);
-        self.device.push(device.0);
+        self.rows.push(CbRow {
+            address,
+            size,
+            pos,
+            device: device.0,
+            cores: cores.unwrap_or(0),
+            site: site.0,
+        });
         self.flags
             .push(alloc_flags(cores.is_some(), globally_allocated));
-        self.address.push(address);
-        self.size.push(size);
-        self.cores.push(cores.unwrap_or(0));
-        self.site.push(site.0);
     }
 
-    /// Room for `n` more events in every array.
+    /// Room for `n` more events.
     pub(crate) fn reserve(&mut self, n: usize) {
-        self.pos.reserve(n);
-        self.device.reserve(n);
+        self.rows.reserve(n);
         self.flags.reserve(n);
-        self.address.reserve(n);
-        self.size.reserve(n);
-        self.cores.reserve(n);
-        self.site.reserve(n);
     }
 
-    /// Starts a block: no event (the arrays keep their memory).
+    /// Starts a block: no event (the rows keep their memory).
     pub(crate) fn clear(&mut self) {
-        self.pos.clear();
-        self.device.clear();
+        self.rows.clear();
         self.flags.clear();
-        self.address.clear();
-        self.size.clear();
-        self.cores.clear();
-        self.site.clear();
+    }
+}
+
+impl CbRow {
+    /// A `CbFreeAll` at position `pos` on `device` (flags `FREE_ALL`).
+    #[inline(always)]
+    pub(crate) fn free_all(pos: u32, device: u32) -> CbRow {
+        CbRow {
+            pos,
+            device,
+            ..CbRow::default()
+        }
     }
 }

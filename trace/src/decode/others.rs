@@ -1,5 +1,6 @@
 //! The rarer kinds: payload in MISC, device in DEVICE, unknown kinds in EXT.
 
+use super::cb_columns::CbRow;
 use super::columns::BlockColumns;
 use super::packed::column_values;
 use super::scratch::DecodeScratch;
@@ -294,9 +295,13 @@ fn in_place<'a>(cols: &[&'a [u8]; col::COUNT], n: usize, limits: RefLimits) -> O
 }
 
 /// How [`bulk`] reads CbAlloc `k`'s site code and flags.
+///
+/// # Safety (of both methods)
+///
+/// `k` is below the block's CbAllocs, as many as values each holds.
 trait SiteFlags: Copy {
-    fn site(self, k: usize) -> u64;
-    fn flags(self, k: usize) -> u64;
+    unsafe fn site(self, k: usize) -> u64;
+    unsafe fn flags(self, k: usize) -> u64;
 }
 
 /// Decoded into `u64` arrays (`decode_cb_columns`).
@@ -308,22 +313,28 @@ struct Decoded<'a> {
 
 impl SiteFlags for Decoded<'_> {
     #[inline(always)]
-    fn site(self, k: usize) -> u64 {
-        self.site[k]
+    unsafe fn site(self, k: usize) -> u64 {
+        debug_assert!(k < self.site.len());
+        // SAFETY: `k` is below the CbAllocs, the column's values (`# Safety`).
+        unsafe { *self.site.get_unchecked(k) }
     }
     #[inline(always)]
-    fn flags(self, k: usize) -> u64 {
-        self.flags[k]
+    unsafe fn flags(self, k: usize) -> u64 {
+        debug_assert!(k < self.flags.len());
+        // SAFETY: as above.
+        unsafe { *self.flags.get_unchecked(k) }
     }
 }
 
 impl SiteFlags for InPlace<'_> {
     #[inline(always)]
-    fn site(self, k: usize) -> u64 {
-        self.site[k] as u64
+    unsafe fn site(self, k: usize) -> u64 {
+        debug_assert!(k < self.site.len());
+        // SAFETY: `k` is below the CbAllocs, the plane's bytes (`# Safety`).
+        unsafe { *self.site.get_unchecked(k) as u64 }
     }
     #[inline(always)]
-    fn flags(self, _: usize) -> u64 {
+    unsafe fn flags(self, _: usize) -> u64 {
         self.flags
     }
 }
@@ -357,26 +368,54 @@ fn cbs_in_bulk(s: &mut DecodeScratch, out: &mut BlockColumns, in_place: Option<I
 #[inline(always)]
 fn bulk(s: &mut DecodeScratch, out: &mut BlockColumns, v: impl SiteFlags) {
     let n = s.other_pos.len();
-    let (tags, cbs, cb, rare) = (&out.tags, &mut out.cbs, &mut s.vals.cb, &mut s.vals.rare);
+    let (tags, cbs, cb, rare) = (
+        &out.tags[..],
+        &mut out.cbs,
+        &mut s.vals.cb,
+        &mut s.vals.rare,
+    );
     // Written into the arrays' spare room: each entry once, none zeroed.
-    let o = cbs.spare_rows(n);
+    let (o, o_flags) = cbs.spare_rows(n);
     super::clear_for(rare, n);
     let rare_out = &mut rare.spare_capacity_mut()[..n];
-    debug_assert!(o.pos.len() == n && o.site.len() == n && s.other_dev.len() == n);
+    debug_assert!(o.len() == n && o_flags.len() == n && s.other_dev.len() == n);
     let slots = cb.predictor.all_slots();
     let (addr, size) = (&cb.addr[..], &cb.size[..]);
+    // The reads below go unchecked (a check each kept their lengths live
+    // and spilled the loop's other values): `s.other_pos` holds positions
+    // of `tags`, distinct, among them every CbAlloc's (`kind_words` counted
+    // them: `s.cb_allocs`), and CB_ADDR, CB_SIZE and the site codes and
+    // flags hold that many values each (decoded or read in place with
+    // `n = s.cb_allocs`, checked), so `ka`, which counts the CbAllocs
+    // before one, is below each length; a device's slot index is below
+    // `CbPredictor::slot_index`'s bound, the slots' count.
+    debug_assert!(addr.len() == s.cb_allocs && size.len() == s.cb_allocs);
     let (mut ka, mut kc, mut kr) = (0usize, 0usize, 0usize);
     for (k, (&pos, &dev)) in s.other_pos.iter().zip(&s.other_dev).enumerate() {
-        let t = tags[pos as usize];
+        debug_assert!((pos as usize) < tags.len());
+        // SAFETY: `pos` is a position of `tags` (see above the loop).
+        let t = unsafe { *tags.get_unchecked(pos as usize) };
         // A branch per kind: a program's circular buffers come in groups
         // of several CbAllocs closed by a CbFreeAll, which a branch
         // predicts better than a select per field costs.
         if t == EventTag::CbAlloc as u8 {
             // `ka` counts the CbAllocs before this one (as many as values
             // each column holds).
-            let (d_addr, sz, fl, code) = (addr[ka], size[ka], v.flags(ka), v.site(ka));
+            debug_assert!(ka < addr.len() && ka < size.len());
+            let slot = crate::cb_coding::CbPredictor::slot_index(dev);
+            debug_assert!(slot < slots.len());
+            // SAFETY: `ka` is below the CbAllocs and `slot` below the
+            // slots (see above the loop).
+            let (d_addr, sz, fl, code, s) = unsafe {
+                (
+                    *addr.get_unchecked(ka),
+                    *size.get_unchecked(ka),
+                    v.flags(ka),
+                    v.site(ka),
+                    slots.get_unchecked_mut(slot),
+                )
+            };
             ka += 1;
-            let s = &mut slots[crate::cb_coding::CbPredictor::slot_index(dev)];
             let predicted = std::hint::select_unpredictable(s.open, s.next, s.group_start);
             let address = predicted.wrapping_add(unzigzag(d_addr) as u64);
             // A select, not a branch: whether a CbAlloc repeats its
@@ -393,34 +432,30 @@ fn bulk(s: &mut DecodeScratch, out: &mut BlockColumns, v: impl SiteFlags) {
             s.open = true;
             let cores = fl >> 1;
             // SAFETY: `kc` counts events before this one (`k < n`), and
-            // every array of `o` holds `n` entries.
+            // `o` and `o_flags` hold `n` entries.
             unsafe {
-                o.pos.get_unchecked_mut(kc).write(pos);
-                o.device.get_unchecked_mut(kc).write(dev);
-                o.flags
+                o.get_unchecked_mut(kc).write(CbRow {
+                    address,
+                    size: sz,
+                    pos,
+                    device: dev,
+                    cores: (cores as u32).wrapping_sub(1) & ((cores != 0) as u32).wrapping_neg(),
+                    site: st,
+                });
+                o_flags
                     .get_unchecked_mut(kc)
                     .write(super::cb_columns::alloc_flags(cores != 0, fl & 1 == 1));
-                o.address.get_unchecked_mut(kc).write(address);
-                o.size.get_unchecked_mut(kc).write(sz);
-                o.cores
-                    .get_unchecked_mut(kc)
-                    .write((cores as u32).wrapping_sub(1) & ((cores != 0) as u32).wrapping_neg());
-                o.site.get_unchecked_mut(kc).write(st);
-            }
+            };
             kc += 1;
         } else if t == EventTag::CbFreeAll as u8 {
-            slots[crate::cb_coding::CbPredictor::slot_index(dev)].open = false;
-            // SAFETY: as above.
+            let slot = crate::cb_coding::CbPredictor::slot_index(dev);
+            // SAFETY: `slot` is below the slots, and `kc` below `n` (as above).
             unsafe {
-                o.pos.get_unchecked_mut(kc).write(pos);
-                o.device.get_unchecked_mut(kc).write(dev);
-                o.flags
+                slots.get_unchecked_mut(slot).open = false;
+                o.get_unchecked_mut(kc).write(CbRow::free_all(pos, dev));
+                o_flags
                     .get_unchecked_mut(kc)
                     .write(super::cb_columns::FREE_ALL);
-                o.address.get_unchecked_mut(kc).write(0);
-                o.size.get_unchecked_mut(kc).write(0);
-                o.cores.get_unchecked_mut(kc).write(0);
-                o.site.get_unchecked_mut(kc).write(0);
             }
             kc += 1;
         } else {
@@ -431,7 +466,7 @@ fn bulk(s: &mut DecodeScratch, out: &mut BlockColumns, v: impl SiteFlags) {
         }
     }
     // SAFETY: both branches that count a circular buffer (`kc`) wrote its
-    // entry of every array, and the one that counts a rare kind (`kr`) its
+    // row, and the one that counts a rare kind (`kr`) its
     // entry of `rare` (reserved for `n` above; `kc + kr <= n`).
     unsafe {
         cbs.set_len(kc);

@@ -123,7 +123,8 @@ proptest! {
     #[test]
     fn cb_sites_and_flags_read_in_place_decode_as_unpacked(
         events in proptest::collection::vec(
-            (0u8..8, 0u32..3, 0u64..1 << 20, 1u64..1 << 17, 0u32..50),
+            // Devices from 1024 on share device 0's predictor slot.
+            (0u8..8, prop_oneof![6 => 0u32..3, 1 => Just(1024u32), 1 => Just(u32::MAX)], 0u64..1 << 20, 1u64..1 << 17, 0u32..50),
             1..700,
         ),
         flags in prop_oneof![Just(None), Just(Some((Some(3), false))), Just(Some((None, false))), Just(Some((Some(0), true)))],
