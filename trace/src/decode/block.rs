@@ -109,26 +109,31 @@ fn decode(
     out.tags.extend_from_slice(tags);
     // Where each kind sits: allocs, frees and names are counted by
     // popcount, the other kinds (rare) one by one.
-    let [n_alloc, n_free, n_names, n_cb_alloc] = super::kind_words(tags, &mut s.vals.kinds);
+    let [n_alloc, n_free, n_names, n_cb_alloc, n_dev] = super::kind_words(tags, &mut s.vals.kinds);
     s.cb_allocs = n_cb_alloc;
-    // The other kinds that have a device (a count in a register: a
-    // histogram's increments of one kind wait on each other's stores).
-    let mut n_dev_other = 0usize;
-    s.other_pos.clear();
+    // The other kinds' positions, each written in place (no capacity
+    // check per event).
+    let n_other: usize = s
+        .vals
+        .kinds
+        .iter()
+        .map(|w| w.other.count_ones() as usize)
+        .sum();
+    super::overwrite_len(&mut s.other_pos, n_other);
     {
-        let other_pos = &mut s.other_pos;
+        let (other_pos, mut k) = (&mut s.other_pos[..], 0usize);
         super::kinds::for_each_of(
             &s.vals.kinds,
             |w| w.other,
             |p| {
-                other_pos.push(p as u32);
-                n_dev_other += HAS_DEVICE[tags[p] as usize] as usize;
+                debug_assert!(k < other_pos.len());
+                // SAFETY: `k` counts the other bits before this one, fewer
+                // than all of them, `n_other = other_pos.len()`.
+                unsafe { *other_pos.get_unchecked_mut(k) = p as u32 };
+                k += 1;
             },
         );
     }
-    // Allocs and frees have a device too.
-    let n_dev = n_alloc + n_free + n_dev_other;
-    let n_other = s.other_pos.len();
     let counts = KindCounts {
         dev: n_dev,
         alloc: n_alloc,
