@@ -148,7 +148,7 @@ pub(crate) fn decode_sites(
         new.pop();
         return Ok(());
     }
-    unsafe { sites_loop::<false>(words, places, new, cache, out) };
+    unsafe { sites_loop(words, places, new, cache, out) };
     new.pop();
     Ok(())
 }
@@ -174,7 +174,9 @@ fn new_and_max_any(places: &[u8]) -> (usize, u8) {
     (n_new, max_place)
 }
 
-/// `sites_loop` compiled for AVX2 and the bit instructions.
+/// `sites_loop` with AVX2 and the bit instructions: each alloc's slot
+/// moves by one byte shuffle in a register (its place's row), and only a
+/// new site (rare) takes a branch, to blend it in.
 ///
 /// # Safety
 ///
@@ -188,11 +190,49 @@ unsafe fn sites_fast(
     cache: &mut SitesByName,
     out: &mut [u32],
 ) {
-    // SAFETY: the caller upholds `sites_loop`'s bounds.
-    unsafe { sites_loop::<true>(words, places, new, cache, out) }
+    use std::arch::x86_64::{
+        __m128i, _mm_blend_epi32, _mm_cvtsi128_si32, _mm_cvtsi32_si128, _mm_loadu_si128,
+        _mm_storeu_si128,
+    };
+    let (name_slots, slots) = (&cache.name_slots[..], &mut *cache.slots);
+    let base = slots.as_mut_ptr() as *mut __m128i;
+    let (mut ka, mut kn, mut k_new) = (0usize, 0usize, 0usize);
+    // The bounds below hold as in `sites_loop` (`# Safety`); a name slot
+    // is below `SLOTS` (`slot_of` masks it) and a place at most `NEW`.
+    for w in words {
+        let mut m = w.alloc;
+        while m != 0 {
+            let bit = m.trailing_zeros();
+            m &= m - 1;
+            let k = kn + (w.name & ((1u64 << bit) - 1)).count_ones() as usize;
+            debug_assert!(k < name_slots.len() && ka < places.len() && k_new < new.len());
+            // SAFETY: `k < name_slots.len()`, `ka < places.len()` and
+            // `k_new < new.len()` (see `sites_loop`); the name slot is
+            // below `SLOTS`, the table's length, and `p <= NEW < 8`.
+            unsafe {
+                let (name_slot, p) = (*name_slots.get_unchecked(k), *places.get_unchecked(ka));
+                debug_assert!((name_slot as usize) < SitesByName::SLOTS && p <= SitesByName::NEW);
+                let slot = base.add(name_slot as usize);
+                // Every place one shuffle (NEW's moves the entries back);
+                // a NEW place (rare: its branch is predicted) then puts
+                // the new site first.
+                let mut ways = crate::decode::mtf::mtf_u32_shuffle(_mm_loadu_si128(slot), p);
+                if p == SitesByName::NEW {
+                    let s = *new.get_unchecked(k_new) as u32;
+                    k_new += 1;
+                    ways = _mm_blend_epi32::<1>(ways, _mm_cvtsi32_si128(s as i32));
+                }
+                _mm_storeu_si128(slot, ways);
+                *out.get_unchecked_mut(ka) = _mm_cvtsi128_si32(ways) as u32;
+            }
+            ka += 1;
+        }
+        kn += w.name.count_ones() as usize;
+    }
 }
 
-/// The loop of `decode_sites`; `SIMD` only where the CPU has AVX2.
+/// The loop of `decode_sites` on CPUs without AVX2 (and the reference
+/// of `sites_fast`'s tests).
 ///
 /// # Safety
 ///
@@ -202,7 +242,7 @@ unsafe fn sites_fast(
 /// value per NEW place and a slack slot. The loop reads and writes
 /// without a bounds check each (a check each was a fifth of it).
 #[inline(always)]
-unsafe fn sites_loop<const SIMD: bool>(
+unsafe fn sites_loop(
     words: &[KindWord],
     places: &[u8],
     new: &[u64],
@@ -230,36 +270,12 @@ unsafe fn sites_loop<const SIMD: bool>(
             let (name_slot, p) =
                 unsafe { (*name_slots.get_unchecked(k), *places.get_unchecked(ka)) };
             let slot = &mut slots[name_slot as usize & (SitesByName::SLOTS - 1)];
-            // A branch: most allocs repeat a recent site of their name,
-            // which only moves the name's sites (no new one to read and
-            // blend in).
-            let site = if p == SitesByName::NEW {
-                // SAFETY: `k_new` counts the NEW places before this one,
-                // below their count, `new.len() - 1` (`# Safety`).
-                let s = unsafe { *new.get_unchecked(k_new) } as u32;
-                k_new += 1;
-                #[cfg(target_arch = "x86_64")]
-                let v = if SIMD {
-                    // SAFETY: `SIMD` is set only where the CPU has AVX2.
-                    unsafe { crate::decode::mtf::mtf_u32_avx2(slot, p, s) }
-                } else {
-                    crate::decode::mtf::mtf_u32(slot, p, s)
-                };
-                #[cfg(not(target_arch = "x86_64"))]
-                let v = crate::decode::mtf::mtf_u32(slot, p, s);
-                v
-            } else {
-                #[cfg(target_arch = "x86_64")]
-                let v = if SIMD {
-                    // SAFETY: as above.
-                    unsafe { crate::decode::mtf::mtf_u32_avx2_recent(slot, p) }
-                } else {
-                    crate::decode::mtf::mtf_u32(slot, p, 0)
-                };
-                #[cfg(not(target_arch = "x86_64"))]
-                let v = crate::decode::mtf::mtf_u32(slot, p, 0);
-                v
-            };
+            // SAFETY: `k_new` counts the NEW places before this one, at
+            // most their count, `new.len() - 1` (`# Safety`).
+            let s = unsafe { *new.get_unchecked(k_new) } as u32;
+            k_new += (p == SitesByName::NEW) as usize;
+            let site = crate::decode::mtf::mtf_u32(slot, p, s);
+            // SAFETY: `ka < places.len() = out.len()` (`# Safety`).
             unsafe { *out.get_unchecked_mut(ka) = site };
             ka += 1;
         }
@@ -271,6 +287,7 @@ unsafe fn sites_loop<const SIMD: bool>(
 mod tests {
     use super::*;
     use crate::decode::kind_words;
+    use proptest::strategy::Strategy;
     use ttalloc_model::EventTag::{BufferAlloc as A, OpBegin as B, OpEnd as E};
 
     #[test]
@@ -321,6 +338,81 @@ mod tests {
         .unwrap();
         let sites: Vec<u32> = allocs.iter().map(|&(_, s)| s).collect();
         assert_eq!(out, sites);
+    }
+
+    /// `new_and_max`, `decode_sites` and `sites_loop` (the portable loop,
+    /// set up as `decode_sites` does) of the writer's places for `events`
+    /// (`Ok(site)`: an alloc; `Err(Some(name))`: an op begin, `Err(None)`:
+    /// an op end), against the sites it coded.
+    fn both_loops(events: &[Result<u32, Option<u32>>]) -> (Vec<u32>, Vec<u32>, Vec<u32>) {
+        let mut w = SitesByName::default();
+        let (mut tags, mut names, mut places, mut new, mut sites) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut name = None;
+        for e in events {
+            match *e {
+                Ok(site) => {
+                    tags.push(A as u8);
+                    let p = w.encode(SitesByName::slot_of(name), site);
+                    places.push(p);
+                    if p == SitesByName::NEW {
+                        new.push(site as u64);
+                    }
+                    sites.push(site);
+                }
+                Err(Some(n)) => {
+                    tags.push(B as u8);
+                    names.push(n);
+                    name = Some(n);
+                }
+                Err(None) => tags.push(E as u8),
+            }
+        }
+        let mut words = Vec::new();
+        kind_words(&tags, &mut words);
+        let mut fast = Vec::new();
+        let mut cache = SitesByName::default();
+        decode_sites(
+            &words,
+            &names,
+            &places,
+            &mut new.clone(),
+            &mut cache,
+            &mut fast,
+        )
+        .unwrap();
+        cache.clear();
+        cache.name_slots.clear();
+        cache.name_slots.push(SitesByName::slot_of(None) as u32);
+        cache
+            .name_slots
+            .extend(names.iter().map(|&n| SitesByName::slot_of(Some(n)) as u32));
+        new.push(0);
+        let mut portable = vec![0; places.len()];
+        // SAFETY: the bounds `decode_sites` checked (on the same columns) hold.
+        unsafe { sites_loop(&words, &places, &new, &mut cache, &mut portable) };
+        (fast, portable, sites)
+    }
+
+    proptest::proptest! {
+        /// Both loops give the writer's sites: allocs under names whose
+        /// slots clash (ids 1024 apart), sites that come back, new ones
+        /// (more than the ways), allocs before any name.
+        #[test]
+        fn both_loops_decode_the_writer_s_sites(
+            events in proptest::collection::vec(
+                proptest::prop_oneof![
+                    6 => (0u32..7).prop_map(Ok),
+                    1 => (0u32..3, 0u32..3).prop_map(|(n, k)| Err(Some(n + 1024 * k))),
+                    1 => proptest::strategy::Just(Err(None)),
+                ],
+                0..400,
+            ),
+        ) {
+            let (fast, portable, sites) = both_loops(&events);
+            proptest::prop_assert_eq!(&fast, &sites);
+            proptest::prop_assert_eq!(&portable, &sites);
+        }
     }
 
     #[test]

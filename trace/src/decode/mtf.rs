@@ -7,9 +7,8 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::{
     __m128i, __m256i, _mm256_blend_epi32, _mm256_castsi128_si256, _mm256_castsi256_si128,
-    _mm256_loadu_si256, _mm256_permutevar8x32_epi32, _mm256_storeu_si256, _mm_blend_epi32,
-    _mm_cvtsi128_si32, _mm_cvtsi128_si64, _mm_cvtsi32_si128, _mm_cvtsi64_si128, _mm_loadu_si128,
-    _mm_shuffle_epi8, _mm_storeu_si128,
+    _mm256_loadu_si256, _mm256_permutevar8x32_epi32, _mm256_storeu_si256, _mm_cvtsi128_si64,
+    _mm_cvtsi64_si128, _mm_load_si128, _mm_shuffle_epi8,
 };
 
 /// Which entry lands in each place after a move-to-front of place `p`
@@ -101,43 +100,21 @@ pub(crate) fn mtf_u64(w: &mut [u64; 4], place: u8, delta: u64) -> u64 {
     v
 }
 
-/// `mtf_u32` as one byte shuffle (`place` at most 4).
+/// The move-to-front of place `place` (4: new, its value not yet in
+/// place 0) on four u32 entries held in a register: one byte shuffle.
 ///
 /// # Safety
-/// The CPU must have AVX2.
+/// The CPU must have AVX2, and `place` is below 8 (a row of `ORDER`).
 #[cfg(target_arch = "x86_64")]
 #[inline]
 #[target_feature(enable = "avx2")]
-pub(crate) unsafe fn mtf_u32_avx2(w: &mut [u32; 4], place: u8, new: u32) -> u32 {
-    let p = (place & 7) as usize;
-    // SAFETY: `w` is 16 bytes; the table rows are 16 bytes, aligned.
-    let x = _mm_loadu_si128(w.as_ptr() as *const __m128i);
-    let m = _mm_loadu_si128(SHUFFLE_U32.0[p].as_ptr() as *const __m128i);
-    let y = _mm_shuffle_epi8(x, m);
-    let front = _mm_cvtsi128_si32(y) as u32;
-    let v = if place >= 4 { new } else { front };
-    let z = _mm_blend_epi32::<1>(y, _mm_cvtsi32_si128(v as i32));
-    _mm_storeu_si128(w.as_mut_ptr() as *mut __m128i, z);
-    v
-}
-
-/// `mtf_u32_avx2` of a place below 4 (a value used lately): the entries
-/// only move, no new one comes in, so nothing is blended in (the common
-/// case: callers branch on a new value).
-///
-/// # Safety
-/// The CPU must have AVX2.
-#[cfg(target_arch = "x86_64")]
-#[inline]
-#[target_feature(enable = "avx2")]
-pub(crate) unsafe fn mtf_u32_avx2_recent(w: &mut [u32; 4], place: u8) -> u32 {
-    let p = (place & 7) as usize;
-    // SAFETY: `w` is 16 bytes; the table rows are 16 bytes, aligned.
-    let x = _mm_loadu_si128(w.as_ptr() as *const __m128i);
-    let m = _mm_loadu_si128(SHUFFLE_U32.0[p].as_ptr() as *const __m128i);
-    let y = _mm_shuffle_epi8(x, m);
-    _mm_storeu_si128(w.as_mut_ptr() as *mut __m128i, y);
-    _mm_cvtsi128_si32(y) as u32
+pub(crate) unsafe fn mtf_u32_shuffle(x: __m128i, place: u8) -> __m128i {
+    debug_assert!(place < 8);
+    // SAFETY: `place` names one of the 8 rows, each 16 bytes, aligned.
+    let m = unsafe {
+        _mm_load_si128(SHUFFLE_U32.0.get_unchecked(place as usize).as_ptr() as *const __m128i)
+    };
+    _mm_shuffle_epi8(x, m)
 }
 
 /// `mtf_u64_avx2` of a place below 4: as `mtf_u32_avx2_recent`.
@@ -200,11 +177,20 @@ mod tests {
             return;
         }
         for place in 0..=4u8 {
-            let (mut a, mut b) = ([7u32, 8, 9, u32::MAX], [7u32, 8, 9, u32::MAX]);
-            // SAFETY: the CPU has AVX2 (checked above).
-            let got = unsafe { mtf_u32_avx2(&mut b, place, 5) };
-            assert_eq!(got, mtf_u32(&mut a, place, 5), "place {place}");
-            assert_eq!(a, b, "place {place}");
+            let mut a = [7u32, 8, 9, u32::MAX];
+            let v = mtf_u32(&mut a, place, 5);
+            // SAFETY: the CPU has AVX2 (checked above); `place < 8`.
+            let b: [u32; 4] = unsafe {
+                let y = mtf_u32_shuffle(
+                    std::mem::transmute::<[u32; 4], __m128i>([7, 8, 9, u32::MAX]),
+                    place,
+                );
+                std::mem::transmute(y)
+            };
+            // The same entries moved; a new value (place 4) is the caller's
+            // to put first.
+            let b = if place == 4 { [5, b[1], b[2], b[3]] } else { b };
+            assert_eq!((b[0], b), (v, a), "place {place}");
             let (mut a, mut b) = ([u64::MAX, 1 << 33, 9, 10], [u64::MAX, 1 << 33, 9, 10]);
             // SAFETY: as above.
             let got = unsafe { mtf_u64_avx2(&mut b, place, 3) };
@@ -212,10 +198,6 @@ mod tests {
             assert_eq!(a, b, "place {place}");
             if place < 4 {
                 // A recent value: the same moves without a new one.
-                let (mut a, mut b) = ([7u32, 8, 9, u32::MAX], [7u32, 8, 9, u32::MAX]);
-                // SAFETY: as above.
-                let got = unsafe { mtf_u32_avx2_recent(&mut b, place) };
-                assert_eq!((got, b), (mtf_u32(&mut a, place, 5), a), "place {place}");
                 let (mut a, mut b) = ([u64::MAX, 1 << 33, 9, 10], [u64::MAX, 1 << 33, 9, 10]);
                 // SAFETY: as above.
                 let got = unsafe { mtf_u64_avx2_recent(&mut b, place) };
