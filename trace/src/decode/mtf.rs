@@ -46,17 +46,19 @@ static SHUFFLE_U32: Bytes16 = Bytes16({
     t
 });
 
-/// `ORDER` as u32-lane permutations of four u64 entries.
+/// `ORDER` as u32-lane permutations of four u64 entries; row `p` is
+/// `ORDER[p & 7]`, so a place with a flag in bit 3 (by_site's repeat bit)
+/// reads its row without a mask.
 #[repr(align(32))]
-struct Lanes8([[u32; 8]; 8]);
+struct Lanes8([[u32; 8]; 16]);
 static PERMUTE_U64: Lanes8 = Lanes8({
-    let mut t = [[0u32; 8]; 8];
+    let mut t = [[0u32; 8]; 16];
     let mut p = 0;
-    while p < 8 {
+    while p < 16 {
         let mut lane = 0;
         while lane < 4 {
-            t[p][lane * 2] = ORDER[p][lane] as u32 * 2;
-            t[p][lane * 2 + 1] = ORDER[p][lane] as u32 * 2 + 1;
+            t[p][lane * 2] = ORDER[p & 7][lane] as u32 * 2;
+            t[p][lane * 2 + 1] = ORDER[p & 7][lane] as u32 * 2 + 1;
             lane += 1;
         }
         p += 1;
@@ -121,16 +123,18 @@ pub(crate) unsafe fn mtf_u32_shuffle(x: __m128i, place: u8) -> __m128i {
 /// only move, no new one comes in, so nothing is blended in (the common
 /// case: callers branch on a new value).
 ///
+/// `place & 7` is the place; bit 3 may hold a flag of the caller's.
+///
 /// # Safety
-/// The CPU must have AVX2, and `place` is below 8 (a row of `ORDER`; the
-/// row is read unmasked, a mask per alloc being an instruction in six of
-/// the loop's).
+/// The CPU must have AVX2, and `place` is below 16 (a row of
+/// `PERMUTE_U64`; the row is read unmasked, a mask per alloc being an
+/// instruction in six of the loop's).
 #[cfg(target_arch = "x86_64")]
 #[inline]
 #[target_feature(enable = "avx2")]
-pub(crate) unsafe fn mtf_u64_avx2_recent(w: &mut [u64; 4], place: u8) -> u64 {
-    debug_assert!(place < 4);
-    // SAFETY: `w` is 32 bytes; `place` names one of the 8 table rows
+pub(crate) unsafe fn mtf_u64_avx2_recent(w: &mut [u64; 4], place: u8) -> __m128i {
+    debug_assert!(place < 16 && place & 7 < 4);
+    // SAFETY: `w` is 32 bytes; `place` names one of the 16 table rows
     // (`# Safety`), each 32 bytes, aligned.
     let x = _mm256_loadu_si256(w.as_ptr() as *const __m256i);
     let m = unsafe {
@@ -138,17 +142,20 @@ pub(crate) unsafe fn mtf_u64_avx2_recent(w: &mut [u64; 4], place: u8) -> u64 {
     };
     let y = _mm256_permutevar8x32_epi32(x, m);
     _mm256_storeu_si256(w.as_mut_ptr() as *mut __m256i, y);
-    _mm_cvtsi128_si64(_mm256_castsi256_si128(y)) as u64
+    // The front in the low 8 bytes: callers store it from the register.
+    _mm256_castsi256_si128(y)
 }
 
-/// `mtf_u64` as one lane permutation (`place` at most 4).
+/// `mtf_u64` as one lane permutation (`place` at most 4); the value now
+/// first in the low 8 bytes of the result (callers store it from the
+/// register).
 ///
 /// # Safety
 /// The CPU must have AVX2.
 #[cfg(target_arch = "x86_64")]
 #[inline]
 #[target_feature(enable = "avx2")]
-pub(crate) unsafe fn mtf_u64_avx2(w: &mut [u64; 4], place: u8, delta: u64) -> u64 {
+pub(crate) unsafe fn mtf_u64_avx2(w: &mut [u64; 4], place: u8, delta: u64) -> __m128i {
     let p = (place & 7) as usize;
     // SAFETY: `w` is 32 bytes; the table rows are 32 bytes, aligned.
     let x = _mm256_loadu_si256(w.as_ptr() as *const __m256i);
@@ -159,12 +166,18 @@ pub(crate) unsafe fn mtf_u64_avx2(w: &mut [u64; 4], place: u8, delta: u64) -> u6
     let v = front.wrapping_add(delta & ((place >= 4) as u64).wrapping_neg());
     let z = _mm256_blend_epi32::<0b11>(y, _mm256_castsi128_si256(_mm_cvtsi64_si128(v as i64)));
     _mm256_storeu_si256(w.as_mut_ptr() as *mut __m256i, z);
-    v
+    _mm256_castsi256_si128(z)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The low 8 bytes of `x`, as the loops store them.
+    fn front(x: __m128i) -> u64 {
+        // SAFETY: an __m128i is 16 plain bytes.
+        unsafe { std::mem::transmute::<__m128i, [u64; 2]>(x)[0] }
+    }
 
     #[test]
     fn every_place_moves_the_same_entries_as_the_portable_code() {
@@ -200,15 +213,19 @@ mod tests {
             assert_eq!((b[0], b), (v, a), "place {place}");
             let (mut a, mut b) = ([u64::MAX, 1 << 33, 9, 10], [u64::MAX, 1 << 33, 9, 10]);
             // SAFETY: as above.
-            let got = unsafe { mtf_u64_avx2(&mut b, place, 3) };
+            let got = front(unsafe { mtf_u64_avx2(&mut b, place, 3) });
             assert_eq!(got, mtf_u64(&mut a, place, 3), "place {place}");
             assert_eq!(a, b, "place {place}");
             if place < 4 {
-                // A recent value: the same moves without a new one.
-                let (mut a, mut b) = ([u64::MAX, 1 << 33, 9, 10], [u64::MAX, 1 << 33, 9, 10]);
-                // SAFETY: as above.
-                let got = unsafe { mtf_u64_avx2_recent(&mut b, place) };
-                assert_eq!((got, b), (mtf_u64(&mut a, place, 3), a), "place {place}");
+                // A recent value: the same moves without a new one, with
+                // bit 3 (a caller's flag) set or not.
+                for flag in [0, 8] {
+                    let (mut a, mut b) = ([u64::MAX, 1 << 33, 9, 10], [u64::MAX, 1 << 33, 9, 10]);
+                    // SAFETY: as above; `place | flag < 16`.
+                    let got = unsafe { mtf_u64_avx2_recent(&mut b, place | flag) };
+                    let got = front(got);
+                    assert_eq!((got, b), (mtf_u64(&mut a, place, 3), a), "place {place}");
+                }
             }
         }
     }

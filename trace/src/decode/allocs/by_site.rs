@@ -151,6 +151,11 @@ unsafe fn by_site_fast(
     unsafe { by_site_loop::<true>(cols, table, cache, rows) }
 }
 
+// The sizes pass tests NEW's bit alone (places below NEW have none of it)
+// and reads a permutation row by the place with the repeat bit (rows 8-15
+// repeat 0-7).
+const _: () = assert!(RecentSizes::NEW == 4 && SiteFlags::REPEAT == 8);
+
 /// The loop of `by_site`: flags, cores and size units of every alloc, and
 /// what its flags say; `SIMD` only where the CPU has AVX2. Two passes,
 /// flags then sizes: one loop over both keeps too many arrays in flight
@@ -203,40 +208,61 @@ unsafe fn by_site_loop<const SIMD: bool>(
     }
     let mut kn = 0usize;
     for ((&p, &site), size) in cols.places.iter().zip(cols.sites).zip(sizes.iter_mut()) {
-        let q = p & !SiteFlags::REPEAT;
         // A branch: most allocs repeat a recent size, which only moves
         // the site's sizes (no new size to read, unzigzag and blend in).
+        // Without the repeat bit a place is at most NEW (checked), so
+        // NEW's bit says NEW: no mask of the repeat bit first.
         let slot = cache.slot_mut(site as u64);
-        let units = if q == RecentSizes::NEW {
+        if p & RecentSizes::NEW != 0 {
             // `kn` counts the NEW places before this alloc.
             debug_assert!(kn < cols.size_new.len());
             // SAFETY: `kn` is below the NEW places' count,
             // `size_new.len() - 1` (`# Safety`).
             let d = unzigzag(unsafe { *cols.size_new.get_unchecked(kn) }) as u64;
             kn += 1;
+            let q = RecentSizes::NEW;
             #[cfg(target_arch = "x86_64")]
-            let v = if SIMD {
+            if SIMD {
                 // SAFETY: `SIMD` is set only where the CPU has AVX2.
-                unsafe { crate::decode::mtf::mtf_u64_avx2(slot, q, d) }
+                unsafe { store_front(size, crate::decode::mtf::mtf_u64_avx2(slot, q, d)) }
             } else {
-                crate::decode::mtf::mtf_u64(slot, q, d)
-            };
+                *size = crate::decode::mtf::mtf_u64(slot, q, d);
+            }
             #[cfg(not(target_arch = "x86_64"))]
-            let v = crate::decode::mtf::mtf_u64(slot, q, d);
-            v
+            {
+                *size = crate::decode::mtf::mtf_u64(slot, q, d);
+            }
         } else {
             #[cfg(target_arch = "x86_64")]
-            let v = if SIMD {
-                // SAFETY: as above.
-                unsafe { crate::decode::mtf::mtf_u64_avx2_recent(slot, q) }
+            if SIMD {
+                // SAFETY: `SIMD` is set only where the CPU has AVX2; `p`
+                // is below 16 (a u8 at most NEW once its repeat bit is
+                // masked, checked).
+                unsafe { store_front(size, crate::decode::mtf::mtf_u64_avx2_recent(slot, p)) }
             } else {
-                crate::decode::mtf::mtf_u64(slot, q, 0)
-            };
+                *size = crate::decode::mtf::mtf_u64(slot, p & !SiteFlags::REPEAT, 0);
+            }
             #[cfg(not(target_arch = "x86_64"))]
-            let v = crate::decode::mtf::mtf_u64(slot, q, 0);
-            v
-        };
-        *size = units;
+            {
+                *size = crate::decode::mtf::mtf_u64(slot, p & !SiteFlags::REPEAT, 0);
+            }
+        }
     }
     FlagCounts::of(flags)
+}
+
+/// `*size` = the low 8 bytes of `front`, stored from the vector register
+/// (both branches so: a move to a general register before the store was
+/// an instruction more per alloc).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn store_front(size: &mut u64, front: std::arch::x86_64::__m128i) {
+    // SAFETY: `size` is 8 writable bytes; `_mm_storel_epi64` writes 8
+    // bytes, unaligned, and needs only SSE2, in x86_64's baseline.
+    unsafe {
+        std::arch::x86_64::_mm_storel_epi64(
+            (size as *mut u64).cast::<std::arch::x86_64::__m128i>(),
+            front,
+        )
+    }
 }
