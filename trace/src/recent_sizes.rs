@@ -52,6 +52,18 @@ impl RecentSizes {
         self.slot(site)
     }
 
+    /// [`RecentSizes::slot_mut`] of a site below `SLOTS`, read without
+    /// the mask (an instruction per alloc in the reader's loop).
+    ///
+    /// # Safety
+    /// `site` is below `SLOTS`.
+    #[inline(always)]
+    pub(crate) unsafe fn slot_of_narrow_site(&mut self, site: u32) -> &mut [u64; Self::WAYS] {
+        debug_assert!((site as usize) < Self::SLOTS);
+        // SAFETY: `site` is below `SLOTS`, the table's length (`# Safety`).
+        unsafe { self.slots.get_unchecked_mut(site as usize) }
+    }
+
     pub(crate) fn clear(&mut self) {
         self.slots.fill([0; Self::WAYS]);
     }

@@ -584,5 +584,6 @@ fn a_block_decoded_without_buffers_holds_the_rest_of_it() {
 mod circular_buffers;
 mod other_devices;
 mod reused_output;
+mod sites_past_the_slots;
 mod wide_ids;
 mod wide_times;

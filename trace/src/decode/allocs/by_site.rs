@@ -87,15 +87,22 @@ pub(super) fn by_site(
     #[cfg(target_arch = "x86_64")]
     let counts = if crate::decode::fast_cpu() {
         // SAFETY: the CPU has every feature `by_site_fast` is compiled
-        // for, and `cols` is checked (see `SiteCols`).
-        unsafe { by_site_fast(cols, table, cache, rows) }
+        // for, and `cols` is checked (see `SiteCols`); every site is below
+        // `sites`, so below the size slots when `sites` is.
+        unsafe {
+            if sites as usize <= RecentSizes::SLOTS {
+                by_site_fast::<true>(cols, table, cache, rows)
+            } else {
+                by_site_fast::<false>(cols, table, cache, rows)
+            }
+        }
     } else {
         // SAFETY: `cols` is checked (see `SiteCols`).
-        unsafe { by_site_loop::<false>(cols, table, cache, rows) }
+        unsafe { by_site_loop::<false, false>(cols, table, cache, rows) }
     };
     #[cfg(not(target_arch = "x86_64"))]
     // SAFETY: `cols` is checked (see `SiteCols`).
-    let counts = unsafe { by_site_loop::<false>(cols, table, cache, rows) };
+    let counts = unsafe { by_site_loop::<false, false>(cols, table, cache, rows) };
     vals.size_new.pop();
     vals.cores_new.pop();
     Ok(counts)
@@ -141,14 +148,14 @@ struct SiteCols<'a> {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,bmi1,bmi2,popcnt,lzcnt")]
-unsafe fn by_site_fast(
+unsafe fn by_site_fast<const NARROW: bool>(
     cols: SiteCols,
     table: &mut SiteFlags,
     cache: &mut RecentSizes,
     rows: (&mut [u8], &mut [u32], &mut [u64]),
 ) -> FlagCounts {
     // SAFETY: the caller upholds `by_site_loop`'s contract.
-    unsafe { by_site_loop::<true>(cols, table, cache, rows) }
+    unsafe { by_site_loop::<true, NARROW>(cols, table, cache, rows) }
 }
 
 // The sizes pass tests NEW's bit alone (places below NEW have none of it)
@@ -157,7 +164,9 @@ unsafe fn by_site_fast(
 const _: () = assert!(RecentSizes::NEW == 4 && SiteFlags::REPEAT == 8);
 
 /// The loop of `by_site`: flags, cores and size units of every alloc, and
-/// what its flags say; `SIMD` only where the CPU has AVX2. Two passes,
+/// what its flags say; `SIMD` only where the CPU has AVX2; `NARROW` only
+/// where every site is below the size slots (`RecentSizes::SLOTS`), which
+/// are then read by the site unmasked. Two passes,
 /// flags then sizes: one loop over both keeps too many arrays in flight
 /// for the registers.
 ///
@@ -165,9 +174,10 @@ const _: () = assert!(RecentSizes::NEW == 4 && SiteFlags::REPEAT == 8);
 ///
 /// `cols` holds what `SiteCols` says (checked by `by_site`): the stored
 /// flags, core counts and new sizes are read without a bounds check each
-/// (a check each was a sixth of the loop).
+/// (a check each was a sixth of the loop); with `NARROW`, every site is
+/// below `RecentSizes::SLOTS`.
 #[inline(always)]
-unsafe fn by_site_loop<const SIMD: bool>(
+unsafe fn by_site_loop<const SIMD: bool, const NARROW: bool>(
     cols: SiteCols,
     table: &mut SiteFlags,
     cache: &mut RecentSizes,
@@ -212,7 +222,12 @@ unsafe fn by_site_loop<const SIMD: bool>(
         // the site's sizes (no new size to read, unzigzag and blend in).
         // Without the repeat bit a place is at most NEW (checked), so
         // NEW's bit says NEW: no mask of the repeat bit first.
-        let slot = cache.slot_mut(site as u64);
+        let slot = if NARROW {
+            // SAFETY: `NARROW`: every site is below the slots (`# Safety`).
+            unsafe { cache.slot_of_narrow_site(site) }
+        } else {
+            cache.slot_mut(site as u64)
+        };
         if p & RecentSizes::NEW != 0 {
             // `kn` counts the NEW places before this alloc.
             debug_assert!(kn < cols.size_new.len());
