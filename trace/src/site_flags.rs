@@ -54,6 +54,18 @@ impl SiteFlags {
         self.slots[(site as usize) & (Self::SLOTS - 1)]
     }
 
+    /// [`SiteFlags::previous`] of a site below `SLOTS`, read without the
+    /// mask (an instruction per alloc in the reader's loop).
+    ///
+    /// # Safety
+    /// `site` is below `SLOTS`.
+    #[inline(always)]
+    pub(crate) unsafe fn previous_of_narrow_site(&self, site: u32) -> (u8, u32) {
+        debug_assert!((site as usize) < Self::SLOTS);
+        // SAFETY: `site` is below `SLOTS`, the table's length (`# Safety`).
+        unsafe { *self.slots.get_unchecked(site as usize) }
+    }
+
     /// The reader's side of flags stored whole: they become the site's previous.
     #[inline(always)]
     pub(crate) fn set(&mut self, site: u64, flags: u8, cores: u32) {
