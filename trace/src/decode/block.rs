@@ -4,7 +4,9 @@
 use super::allocs::decode_allocs;
 use super::columns::BlockColumns;
 use super::others::decode_others;
-use super::packed::{all_below, all_below_u32, column_values, column_values_u32, one_byte_plane};
+use super::packed::{
+    all_below, all_below_u32, column_values, column_values_u32, narrow_planes, one_byte_plane,
+};
 use super::scratch::DecodeScratch;
 use super::{end, overrun, DecodeError, RefLimits};
 use crate::codec::{col, ColumnLayout};
@@ -259,8 +261,12 @@ fn times_and_pids(
     let coded = ts_col == col::TS_KIND || ts_col == col::TS_TICKS;
     // Coded times keep 32-bit codes when they fit (nearly every block);
     // codes that do not are made plain values below.
-    let narrow =
-        coded && column_values_u32(cols[ts_col as usize], count, "ts", out.times.codes_mut())?;
+    // Codes in up to 4 byte planes (nearly every block) are made gaps as
+    // they are read (`Times::coded_from_planes`), the others read first.
+    let ts_planes = coded.then(|| narrow_planes(cols[ts_col as usize], count, "ts"));
+    let ts_planes = ts_planes.transpose()?.flatten();
+    let narrow = ts_planes.is_some()
+        || coded && column_values_u32(cols[ts_col as usize], count, "ts", out.times.codes_mut())?;
     if !narrow {
         out.times.codes_mut().clear();
         column_values(cols[ts_col as usize], count, "ts", out.times.values_mut())?;
@@ -275,7 +281,10 @@ fn times_and_pids(
     out.clock_tick_ns = unit;
     if coded {
         let bases = KindBases::read(cols[col::TS_BASE as usize])?;
-        if narrow {
+        if let Some((w, planes)) = ts_planes {
+            out.times
+                .coded_from_planes(w, planes, ts, unit, &bases.base, &out.tags);
+        } else if narrow {
             out.times.coded(ts, unit, &bases.base, &out.tags);
         } else {
             out.times.plain_from_codes(ts, unit, &bases.base, &out.tags);

@@ -40,6 +40,24 @@ pub(super) fn one_byte_plane<'a>(
     })
 }
 
+/// The width (1 to 4) and byte planes of packed column `bytes` of `n`
+/// values, when it is stored as planes of 32-bit values; `None` for
+/// another (0 or more than 4 bytes wide, near-constant, empty). Errors as
+/// [`column_values`]'s.
+pub(super) fn narrow_planes<'a>(
+    bytes: &'a [u8],
+    n: usize,
+    what: &str,
+) -> Result<Option<(usize, &'a [u8])>, DecodeError> {
+    Ok(match packed_as(bytes, n, what)? {
+        Packed::Planes {
+            w: w @ 1..=4,
+            planes,
+        } => Some((w, planes)),
+        _ => None,
+    })
+}
+
 /// The one value of packed column `bytes` of `n` values (`n` > 0) when
 /// every entry is it: a near-constant column without exceptions, or width
 /// 0 (all 0). `None` otherwise, or for a malformed column (which
@@ -138,7 +156,7 @@ pub(super) fn column_values_u32(
 
 /// [`gather`] into 32-bit values, for widths up to 4 (`w` above 4 reads
 /// the first 4 planes only: callers do not pass one).
-fn gather_u32(w: usize, planes: &[u8], n: usize, out: &mut Vec<u32>) {
+pub(super) fn gather_u32(w: usize, planes: &[u8], n: usize, out: &mut Vec<u32>) {
     debug_assert!(w <= 4);
     #[cfg(target_arch = "x86_64")]
     {

@@ -177,11 +177,61 @@ impl Times {
         let n_keys = self.gaps.len().div_ceil(CHUNK);
         super::clear_for(&mut self.keys, n_keys);
         let keys = &mut self.keys.spare_capacity_mut()[..n_keys];
-        match ticks::from_codes(&mut self.gaps, tags, bases, unit, start, keys) {
+        let made = ticks::from_codes(&mut self.gaps, tags, bases, unit, start, keys);
+        self.made(made, start, unit, bases, tags);
+    }
+
+    /// [`Times::coded`] of the codes in the TS column's `w` byte planes
+    /// (1 to 4; `planes`: `w` planes of one byte per entry of `tags`),
+    /// made gaps as they are read (`ticks::from_planes`) where the CPU
+    /// and the bases allow it, else gathered first.
+    pub(super) fn coded_from_planes(
+        &mut self,
+        w: usize,
+        planes: &[u8],
+        start: u64,
+        unit: u64,
+        bases: &[u64; 256],
+        tags: &[u8],
+    ) {
+        let n = tags.len();
+        let n_keys = n.div_ceil(CHUNK);
+        super::clear_for(&mut self.keys, n_keys);
+        self.gaps.clear();
+        super::packed::reserve_exact(&mut self.gaps, n);
+        let keys = &mut self.keys.spare_capacity_mut()[..n_keys];
+        let out = &mut self.gaps.spare_capacity_mut()[..n];
+        match ticks::from_planes((w, planes), tags, bases, unit, start, out, keys) {
+            Some(made) => {
+                // SAFETY: `from_planes` wrote every one of the `n` entries
+                // (capacity reserved above) when it returned `Some`.
+                unsafe { self.gaps.set_len(n) };
+                self.made(made, start, unit, bases, tags);
+            }
+            None => {
+                super::packed::gather_u32(w, planes, n, &mut self.gaps);
+                self.coded(start, unit, bases, tags);
+            }
+        }
+    }
+
+    /// The times once the codes were made gaps (`made`: as
+    /// `ticks::from_codes` returns; the keys were written into `keys`'
+    /// spare room).
+    fn made(
+        &mut self,
+        made: Result<(), usize>,
+        start: u64,
+        unit: u64,
+        bases: &[u64; 256],
+        tags: &[u8],
+    ) {
+        match made {
             Ok(()) => {
-                // SAFETY: `from_codes` wrote every one of the `n_keys` keys
-                // (capacity reserved above) when it made every gap.
-                unsafe { self.keys.set_len(n_keys) };
+                // SAFETY: the gaps were made (`Ok`), which wrote every one
+                // of the keys, one per chunk (capacity reserved by the
+                // caller).
+                unsafe { self.keys.set_len(self.gaps.len().div_ceil(CHUNK)) };
                 self.coded = true;
                 self.decode = DecodeId(DECODES.fetch_add(1, Ordering::Relaxed));
                 self.start = start;

@@ -8,6 +8,9 @@
 use crate::varint::unzigzag;
 use std::mem::MaybeUninit;
 
+mod planes;
+pub(super) use planes::from_planes;
+
 /// Events per key: [`Times::at`](super::Times::at) sums at most this many
 /// gaps.
 pub(super) const CHUNK: usize = 32;
@@ -149,17 +152,17 @@ mod avx2 {
     use std::arch::x86_64::*;
 
     /// Kinds the tables hold (every kind this version knows).
-    const KINDS: usize = 16;
+    pub(super) const KINDS: usize = 16;
 
     /// Bases below this make a gap whose 32-bit sum is near 0 exact:
     /// a code's `unzigzag` is within 32 signed bits, so with such a base
     /// the true gap is below `2^31 + 2^30`, and one that wrapped past
     /// `2^31` reads as below `-2^31 + 2^30` (see [`Tables::chunk`]).
-    const BASE_LIMIT: u64 = 1 << 30;
+    pub(super) const BASE_LIMIT: u64 = 1 << 30;
 
     /// Gaps a chunk sums in 32 bits: each below `2^26` either way, so
     /// the chunk's 32 of them sum within 32 signed bits.
-    const SMALL: i32 = 1 << 26;
+    pub(super) const SMALL: i32 = 1 << 26;
 
     /// The bases of the kinds below [`KINDS`], as two tables of eight
     /// 32-bit lanes (kinds 0-7, 8-15): two permutes and a blend look up
