@@ -160,14 +160,7 @@ pub(super) fn decode_allocs(
         };
         let slots = <&mut [u64; ADDR_TABLE]>::try_from(&mut vals.addr_slots[..])
             .expect("the table was made ADDR_TABLE long above");
-        let bad = paged(
-            rows,
-            &vals.addr,
-            slots,
-            &mut vals.addr_slot_of,
-            &mut out.size,
-            &mut out.address,
-        );
+        let bad = paged(rows, &vals.addr, slots, &mut out.size, &mut out.address);
         if bad {
             // (`first_bad_size` reads the page sizes there.)
             std::mem::swap(&mut vals.page, &mut out.page_size);

@@ -55,8 +55,6 @@ pub(super) struct ColumnValues {
     pub(super) cores_new: Vec<u64>,
     /// Previous address per (device, buffer type) slot (see `AddrHistory`).
     pub(super) addr_slots: Vec<u64>,
-    /// Every alloc's slot in `addr_slots` (`allocs/paged.rs`).
-    pub(super) addr_slot_of: Vec<u32>,
     /// Which events are allocs, frees, names and other kinds (64 to a word).
     pub(super) kinds: Vec<super::KindWord>,
     /// Format 2.4's alloc sites, freed buffers and circular buffers.

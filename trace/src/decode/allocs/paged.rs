@@ -40,42 +40,80 @@ crate::decode::fast_cpu_dispatch!(
     /// `any_fields` for a block whose every alloc has a page size above 0
     /// and an address (`rows`): sizes into `sizes` (units in), addresses into
     /// `addresses` from their deltas `addr` (unzigzagged already), with the
-    /// previous address per (device, buffer type) in `slots`; `slot_of`
-    /// is scratch. Whether a size overflowed or a remainder is not below
-    /// its page size.
+    /// previous address per (device, buffer type) in `slots`. Whether a
+    /// size overflowed or a remainder is not below its page size.
     pub(super) fn paged => paged_any(
         rows: PagedRows,
         addr: &[u64],
         slots: &mut [u64; ADDR_TABLE],
-        slot_of: &mut Vec<u32>,
         sizes: &mut [u64],
         addresses: &mut [u64],
     ) -> bool
 );
+
+/// Allocs per chunk of `paged`'s passes: each pass over a chunk finds the
+/// next one's input still in L1 (8 KiB of sizes; a block's allocs, some
+/// 18k, are past L1 in each of the block's arrays, so whole-block passes
+/// read every array back from L2).
+const CHUNK: usize = 1024;
 
 #[inline(always)]
 fn paged_any(
     rows: PagedRows,
     addr: &[u64],
     slots: &mut [u64; ADDR_TABLE],
-    slot_of: &mut Vec<u32>,
     sizes: &mut [u64],
     addresses: &mut [u64],
 ) -> bool {
+    // (Arrays shorter than `sizes` leave the rest as they are, as the
+    // zips of the passes do.)
     let bad = match (rows.pages, rows.size_rem) {
-        (Pages::Each(pages), Some(rems)) => sizes_of_pages(sizes, pages, rems),
-        (Pages::Each(pages), None) => sizes_of_whole_pages(sizes, pages),
-        (Pages::All(p), Some(rems)) => sizes_of_one_page(sizes, p, rems),
-        (Pages::All(p), None) => sizes_of_one_whole_page(sizes, p),
+        (Pages::Each(pages), Some(rems)) => by_chunks(sizes, |s, at| {
+            sizes_of_pages(s, tail(pages, at), tail(rems, at))
+        }),
+        (Pages::Each(pages), None) => {
+            by_chunks(sizes, |s, at| sizes_of_whole_pages(s, tail(pages, at)))
+        }
+        (Pages::All(p), Some(rems)) => {
+            by_chunks(sizes, |s, at| sizes_of_one_page(s, p, tail(rems, at)))
+        }
+        (Pages::All(p), None) => by_chunks(sizes, |s, _| sizes_of_one_whole_page(s, p)),
     };
-    slot_numbers(rows.flags, rows.devices, slot_of);
-    // The chain: each address is its slot's previous one plus its delta.
-    for ((&slot, &delta), address) in slot_of.iter().zip(addr).zip(addresses.iter_mut()) {
-        let prev = &mut slots[slot as usize & (ADDR_TABLE - 1)];
-        *prev = prev.wrapping_add(delta);
-        *address = *prev;
+    // The chain: each address is its slot's previous one plus its delta;
+    // the slot numbers of a chunk at a time, on the stack.
+    let mut slot_of = [0u32; CHUNK];
+    let chunks = rows
+        .flags
+        .chunks(CHUNK)
+        .zip(rows.devices.chunks(CHUNK))
+        .zip(addr.chunks(CHUNK))
+        .zip(addresses.chunks_mut(CHUNK));
+    for (((flags, devices), addr), addresses) in chunks {
+        let n = slot_numbers(flags, devices, &mut slot_of);
+        for ((&slot, &delta), address) in slot_of[..n].iter().zip(addr).zip(addresses.iter_mut()) {
+            let prev = &mut slots[slot as usize & (ADDR_TABLE - 1)];
+            *prev = prev.wrapping_add(delta);
+            *address = *prev;
+        }
     }
     bad
+}
+
+/// `sizes` in chunks of `CHUNK`, each with its first index, through `pass`;
+/// whether `pass` said bad of any.
+#[inline(always)]
+fn by_chunks(sizes: &mut [u64], mut pass: impl FnMut(&mut [u64], usize) -> bool) -> bool {
+    let mut bad = false;
+    for (k, chunk) in sizes.chunks_mut(CHUNK).enumerate() {
+        bad |= pass(chunk, k * CHUNK);
+    }
+    bad
+}
+
+/// `values` from `at` on (empty past their end).
+#[inline(always)]
+fn tail(values: &[u64], at: usize) -> &[u64] {
+    values.get(at..).unwrap_or(&[])
 }
 
 /// Bits above the low 32 of a value: where none of a block's units, page
@@ -173,14 +211,14 @@ fn exact_sizes(
 }
 
 /// Every alloc's previous-address slot (`AddrHistory::index` of its device
-/// and buffer type code) into `out` (overwritten whole).
+/// and buffer type code) into `out`; how many (at most `CHUNK`).
 #[inline(always)]
-fn slot_numbers(flags: &[u8], devices: &[u32], out: &mut Vec<u32>) {
-    let n = flags.len().min(devices.len());
-    crate::decode::overwrite_len(out, n);
+fn slot_numbers(flags: &[u8], devices: &[u32], out: &mut [u32; CHUNK]) -> usize {
+    let n = flags.len().min(devices.len()).min(CHUNK);
     for ((&f, &d), o) in flags.iter().zip(devices).zip(out.iter_mut()) {
         *o = AddrHistory::index(d, f & 7) as u32;
     }
+    n
 }
 
 #[cfg(test)]
@@ -239,7 +277,11 @@ mod tests {
     proptest! {
         #[test]
         fn paged_matches_the_alloc_by_alloc_loop(
-            rows in proptest::collection::vec(row(), 0..300),
+            // (Past `CHUNK` too: the passes go chunk by chunk.)
+            rows in prop_oneof![
+                3 => proptest::collection::vec(row(), 0..300),
+                1 => proptest::collection::vec(row(), CHUNK - 10..3 * CHUNK + 10),
+            ],
             with_rems in any::<bool>(),
             // Every alloc's page size this one (a near-constant column
             // without exceptions), given as one value or as copies.
@@ -276,7 +318,7 @@ mod tests {
             // (`paged` takes the deltas unzigzagged: `column_deltas`.)
             let deltas: Vec<u64> = addr.iter().map(|&a| unzigzag(a) as u64).collect();
             let (mut sizes, mut addresses) = (units, vec![0; n]);
-            let bad = paged(given, &deltas, &mut slots, &mut Vec::new(), &mut sizes, &mut addresses);
+            let bad = paged(given, &deltas, &mut slots, &mut sizes, &mut addresses);
             prop_assert_eq!(bad, want_bad);
             prop_assert_eq!(sizes, want_sizes);
             prop_assert_eq!(addresses, want_addresses);
