@@ -87,11 +87,17 @@ pub(super) fn chain_u64(
                 // Into the spare room (reserved above), in a loop the
                 // compiler vectorises (an induction variable): an extend
                 // by a mapped range was that only where it was inlined.
+                // The sum runs in a local: the closure's captured `sum`
+                // was loaded and stored for every value (the compiler
+                // could not tell it from the stores into `out`), a chain
+                // through memory and no vector loop.
                 let at = out.len();
+                let mut s = sum;
                 for o in &mut out.spare_capacity_mut()[..run] {
-                    sum = sum.wrapping_add(step);
-                    o.write(sum);
+                    s = s.wrapping_add(step);
+                    o.write(s);
                 }
+                sum = s;
                 // SAFETY: the loop wrote the `run` entries after `at`.
                 unsafe { out.set_len(at + run) };
                 if let Some(v) = exception {
