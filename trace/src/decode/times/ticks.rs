@@ -164,6 +164,13 @@ mod avx2 {
     /// the chunk's 32 of them sum within 32 signed bits.
     pub(super) const SMALL: i32 = 1 << 26;
 
+    /// The bases of the kinds below [`KINDS`], if every one is below
+    /// [`BASE_LIMIT`] (what the lanes of both table forms can hold).
+    pub(super) fn lane_bases(bases: &[u64; 256]) -> Option<&[u64]> {
+        let known = &bases[..KINDS];
+        known.iter().all(|&b| b < BASE_LIMIT).then_some(known)
+    }
+
     /// The bases of the kinds below [`KINDS`], as two tables of eight
     /// 32-bit lanes (kinds 0-7, 8-15): two permutes and a blend look up
     /// eight events' bases.
@@ -181,10 +188,7 @@ mod avx2 {
         /// The CPU has AVX2.
         #[target_feature(enable = "avx2")]
         pub(super) unsafe fn of(bases: &[u64; 256]) -> Option<Tables> {
-            let known = &bases[..KINDS];
-            if known.iter().any(|&b| b >= BASE_LIMIT) {
-                return None;
-            }
+            let known = lane_bases(bases)?;
             let table = |from: usize| {
                 let lanes: [u32; 8] = std::array::from_fn(|k| known[from + k] as u32);
                 // SAFETY: `lanes` is 32 readable bytes.

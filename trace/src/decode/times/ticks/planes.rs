@@ -158,7 +158,7 @@ unsafe fn from_planes_avx2<const W: usize>(
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::super::avx2::{BASE_LIMIT, KINDS, SMALL};
+    use super::super::avx2::{lane_bases, KINDS, SMALL};
     use super::CHUNK;
     use std::arch::x86_64::*;
 
@@ -192,17 +192,14 @@ mod avx2 {
 
     impl ByteTables {
         /// The tables of `bases`, if the bases of the kinds below
-        /// [`KINDS`] are below [`BASE_LIMIT`] (as `from_codes`' lanes need).
+        /// [`KINDS`] are below the lanes' limit ([`lane_bases`], as `from_codes`' lanes need).
         ///
         /// # Safety
         ///
         /// The CPU has AVX2.
         #[target_feature(enable = "avx2")]
         pub(super) unsafe fn of(bases: &[u64; 256]) -> Option<ByteTables> {
-            let known = &bases[..KINDS];
-            if known.iter().any(|&b| b >= BASE_LIMIT) {
-                return None;
-            }
+            let known = lane_bases(bases)?;
             let table = |b: usize| {
                 let bytes: [u8; 32] = std::array::from_fn(|k| (known[k % KINDS] >> (8 * b)) as u8);
                 // SAFETY: `bytes` is 32 readable bytes.
