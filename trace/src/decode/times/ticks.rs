@@ -164,6 +164,20 @@ mod avx2 {
     /// the chunk's 32 of them sum within 32 signed bits.
     pub(super) const SMALL: i32 = 1 << 26;
 
+    /// The wrapping sum of `v`'s eight 32-bit lanes (a chunk's gaps).
+    ///
+    /// # Safety
+    ///
+    /// The CPU has AVX2.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn lane_sum(v: __m256i) -> i32 {
+        let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+        let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
+        let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
+        _mm_cvtsi128_si32(s)
+    }
+
     /// The bases of the kinds below [`KINDS`], if every one is below
     /// [`BASE_LIMIT`] (what the lanes of both table forms can hold).
     pub(super) fn lane_bases(bases: &[u64; 256]) -> Option<&[u64]> {
@@ -259,13 +273,7 @@ mod avx2 {
                 // SAFETY: as above (entries `8 v .. 8 v + 8` of `codes`).
                 unsafe { _mm256_storeu_si256(codes.as_mut_ptr().add(8 * v) as *mut __m256i, *g) };
             }
-            let s = _mm_add_epi32(
-                _mm256_castsi256_si128(sum),
-                _mm256_extracti128_si256::<1>(sum),
-            );
-            let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
-            let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
-            Some(_mm_cvtsi128_si32(s) as i64)
+            Some(lane_sum(sum) as i64)
         }
     }
 }

@@ -158,7 +158,7 @@ unsafe fn from_planes_avx2<const W: usize>(
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::super::avx2::{lane_bases, KINDS, SMALL};
+    use super::super::avx2::{lane_bases, lane_sum, KINDS, SMALL};
     use super::CHUNK;
     use std::arch::x86_64::*;
 
@@ -276,13 +276,7 @@ mod avx2 {
                 // SAFETY: entries `8 v .. 8 v + 8` of `out` (as above).
                 unsafe { _mm256_storeu_si256(out.add(8 * v) as *mut __m256i, g) };
             }
-            let s = _mm_add_epi32(
-                _mm256_castsi256_si128(sum),
-                _mm256_extracti128_si256::<1>(sum),
-            );
-            let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
-            let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
-            Some(_mm_cvtsi128_si32(s) as i64)
+            Some(lane_sum(sum) as i64)
         }
     }
 }
