@@ -204,21 +204,30 @@ impl Sim {
         self.device.deallocate(buffer).is_some()
     }
 
-    #[inline]
-    pub fn cb_alloc(
+    /// Records a circular buffer and checks it (`Device::cb_alloc`), telling
+    /// only whether it fits (true); the clash, if any, is
+    /// [`Sim::cb_clash_now`] until the next change.
+    #[inline(always)]
+    pub fn cb_alloc_fits(
         &mut self,
         address: u64,
         size: u64,
         cores: Option<u32>,
         global: bool,
-    ) -> Result<(), CbClash> {
-        self.device.cb_alloc(address, size, cores, global)
+    ) -> bool {
+        self.device.cb_alloc_fits(address, size, cores, global)
     }
 
     /// Places a circular buffer whose address was not recorded where the
-    /// program's CB allocator would (see `Device::cb_place`), then checks it.
-    pub fn cb_place(&mut self, size: u64, cores: Option<u32>) -> Result<(), CbClash> {
-        self.device.cb_place(size, cores).map(|_| ())
+    /// program's CB allocator would (`Device::cb_place`), then checks it as
+    /// [`Sim::cb_alloc_fits`] does.
+    pub fn cb_place_fits(&mut self, size: u64, cores: Option<u32>) -> bool {
+        self.device.cb_place_fits(size, cores)
+    }
+
+    /// The clash of the static CB region as it stands, for a CB with `cores`.
+    pub fn cb_clash_now(&self, cores: Option<u32>) -> Option<CbClash> {
+        self.device.cb_clash_now(cores)
     }
 
     /// Bytes per core of the statically allocated circular buffers since the

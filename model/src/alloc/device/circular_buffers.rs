@@ -74,6 +74,48 @@ impl Device {
         self.cb_region_clash(end, lowest, cores)
     }
 
+    /// [`Device::cb_alloc`] that only tells whether the CB fits (true) or
+    /// clashes. A replay counts clashes (the 2M synthetic trace: 83k of its
+    /// 200k CBs) and describes only its first ([`Device::cb_clash_now`]):
+    /// building each clash (a call, a 48-byte result through the stack and
+    /// a branch on it) is not needed, and the outcome is data, so it is
+    /// found without a branch.
+    #[inline(always)]
+    pub fn cb_alloc_fits(
+        &mut self,
+        address: u64,
+        size: u64,
+        cores: Option<u32>,
+        globally_allocated: bool,
+    ) -> bool {
+        match self.cbs.push(CircularBuffer {
+            address,
+            size,
+            cores,
+            globally_allocated,
+        }) {
+            Some(end) => self.cb_region_fits(end),
+            None => true,
+        }
+    }
+
+    /// Whether a static CB region ending at `end` stays within worker L1
+    /// and below every L1 buffer (the quick check of [`Device::cb_alloc`]).
+    #[inline(always)]
+    fn cb_region_fits(&self, end: u64) -> bool {
+        let lowest = self.managers[1].lowest_allocated().unwrap_or(u64::MAX);
+        (end <= self.cb_l1_limit) & (end <= lowest)
+    }
+
+    /// The clash of the static CB region as it stands, for a CB with
+    /// `cores` (what [`Device::cb_alloc`] returned for the static CB just
+    /// recorded, with nothing placed or freed since); `None` if it fits.
+    pub fn cb_clash_now(&self, cores: Option<u32>) -> Option<CbClash> {
+        let end = self.cbs.static_end?;
+        let lowest = self.managers[1].lowest_allocated();
+        self.cb_region_clash(end, lowest, cores).err()
+    }
+
     /// The check of [`Device::cb_alloc`] for a static CB region ending at
     /// `end` (`lowest`: the lowest L1 buffer's address) that failed the
     /// quick one: beyond worker L1 first, else into the lowest L1 buffer.
@@ -115,6 +157,12 @@ impl Device {
         let at = self.cb_region_end().unwrap_or(base).max(base);
         let address = at.div_ceil(align).saturating_mul(align);
         self.cb_alloc(address, size, cores, false).map(|()| address)
+    }
+
+    /// [`Device::cb_place`] that only tells whether the CB fits (as
+    /// [`Device::cb_alloc_fits`]).
+    pub fn cb_place_fits(&mut self, size: u64, cores: Option<u32>) -> bool {
+        self.cb_place(size, cores).is_ok()
     }
 
     /// All circular buffers of the device are gone (`track_deallocate_cb`).
