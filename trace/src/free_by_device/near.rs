@@ -1,8 +1,9 @@
 //! The reader's side of FREE_DEV_NEAR (FORMAT.md §5.1): a free's device is
 //! the change from the device of the latest alloc before it in the block.
-//! Two passes: each free's alloc rank (how many allocs precede it, a walk
-//! over the kind words), then the devices from the ranks (eight frees at a
-//! time with AVX2: a masked gather of the allocs' devices). One pass that
+//! Two passes, chunk by chunk of the kind words: each free's alloc rank
+//! (how many allocs precede it, a walk over the kind words), then the
+//! devices from the ranks (eight frees at a time with AVX2: a masked
+//! gather of the allocs' devices). One pass that
 //! did both spent half of each free on the read of the alloc's device
 //! (none before the block's first alloc) and the change's unzigzag.
 
@@ -48,30 +49,23 @@ fn decode_free_devices_any<C: Code>(
     if n_alloc > i32::MAX as usize {
         return Err(format!("a block of {n_alloc} allocs is too large"));
     }
-    // Each free's rank first, into `out`.
+    // Every rank counts allocs of these words: at most `n_alloc`
+    // (`alloc_devices.len()`, below 2^31: checked above).
     #[cfg(target_arch = "x86_64")]
-    let ranked = if crate::decode::fast_cpu() {
+    if crate::decode::fast_cpu() {
         // Eight past the frees: `ranks_by_bytes` stores eight at a time.
         crate::decode::overwrite_len(out, n_free + 8);
         // SAFETY: the CPU has the features (checked just above); `out`
-        // holds eight more than the frees of `words`.
-        unsafe { ranks_by_bytes(words, out) };
+        // holds eight more than the frees of `words`, `codes` the frees.
+        unsafe { ranks_and_devices(words, alloc_devices, codes, out) };
         out.truncate(n_free);
-        true
-    } else {
-        false
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let ranked = false;
-    if !ranked {
-        // Overwritten whole: only growth is zeroed.
-        crate::decode::overwrite_len(out, n_free);
-        // SAFETY: `out` holds `n_free`, the free bits of `words`.
-        unsafe { ranks_by_bits(words, out) };
+        return Ok(());
     }
+    // Overwritten whole: only growth is zeroed.
+    crate::decode::overwrite_len(out, n_free);
+    // SAFETY: `out` holds `n_free`, the free bits of `words`.
+    unsafe { ranks_by_bits(words, out) };
     let out = &mut out[..n_free];
-    // Every rank counts allocs of these words: at most `n_alloc`
-    // (`alloc_devices.len()`, below 2^31: checked above).
     let mut done = 0;
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
@@ -79,10 +73,62 @@ fn decode_free_devices_any<C: Code>(
         // `devices_avx2` needs (see above).
         done = unsafe { devices_avx2(alloc_devices, codes, out) };
     }
+    devices_one_at_a_time(alloc_devices, codes, out, done);
+    Ok(())
+}
+
+/// The devices of the frees from `done` on, whose ranks are in `out`.
+#[inline(always)]
+fn devices_one_at_a_time<C: Code>(
+    alloc_devices: &[u32],
+    codes: &[C],
+    out: &mut [u32],
+    done: usize,
+) {
     for (o, &c) in out.iter_mut().zip(codes).skip(done) {
         *o = device_after(alloc_devices, *o).wrapping_add(unzigzag(c.wide()) as u32);
     }
-    Ok(())
+}
+
+/// Kind words per chunk of [`ranks_and_devices`]: 4096 events, some
+/// 1200 frees (5 KB of ranks).
+#[cfg(target_arch = "x86_64")]
+const CHUNK_WORDS: usize = 64;
+
+/// The ranks (`ranks_by_bytes`) and then the devices (`devices_avx2`)
+/// of the frees of each chunk of [`CHUNK_WORDS`] words, so the devices
+/// pass finds the chunk's ranks still in L1: over the whole block the
+/// ranks (4 bytes a free, some 74 KB) were written out to L2 and read
+/// back. The frees of a chunk past its last whole eight wait for the
+/// next chunk's; those past the block's take the one-at-a-time loop.
+///
+/// # Safety
+///
+/// The CPU has the features `fast_cpu_dispatch` is compiled for; `out`
+/// holds eight more than the free bits of `words`, and `codes` as many
+/// as those bits; every rank (at most the alloc bits of `words`) is at
+/// most `alloc_devices.len()`, below 2^31.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,bmi1,bmi2,popcnt,lzcnt")]
+unsafe fn ranks_and_devices<C: Code>(
+    words: &[KindWord],
+    alloc_devices: &[u32],
+    codes: &[C],
+    out: &mut [u32],
+) {
+    let n_free = out.len() - 8;
+    debug_assert_eq!(codes.len(), n_free);
+    let (mut ka, mut kf, mut done) = (0u32, 0usize, 0usize);
+    for chunk in words.chunks(CHUNK_WORDS) {
+        // SAFETY: `out[kf..]` holds eight more than the free bits of
+        // `chunk` (`kf` counts those of the chunks before; `# Safety`).
+        (ka, kf) = unsafe { ranks_by_bytes(chunk, ka, kf, out) };
+        // SAFETY: the CPU has AVX2; the ranks `done..kf` are as
+        // `devices_avx2` needs (`# Safety`), `codes` holds `kf` (at most
+        // `n_free`).
+        done += unsafe { devices_avx2(alloc_devices, &codes[done..kf], &mut out[done..kf]) };
+    }
+    devices_one_at_a_time(alloc_devices, codes, &mut out[..n_free], done);
 }
 
 /// Each free's alloc rank into `out`, a free at a time.
@@ -140,17 +186,22 @@ const ALLOCS_BELOW: [u64; 256] = {
 /// table row, widened and stored as eight lanes; the lanes past its
 /// frees are overwritten by the next byte's (or land in the eight spare).
 /// A word has at most eight such bytes, all taken, so no exit depends
-/// on the data.
+/// on the data. The ranks start at `ka` (the allocs before `words`) and
+/// go into `out` from `kf`; returns both moved past `words`.
 ///
 /// # Safety
 ///
 /// The CPU has the features `fast_cpu_dispatch` is compiled for; `out`
-/// holds at least eight more than the free bits of `words`.
+/// holds at least `kf` plus eight more than the free bits of `words`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,bmi1,bmi2,popcnt,lzcnt")]
-unsafe fn ranks_by_bytes(words: &[KindWord], out: &mut [u32]) {
+unsafe fn ranks_by_bytes(
+    words: &[KindWord],
+    mut ka: u32,
+    mut kf: usize,
+    out: &mut [u32],
+) -> (u32, usize) {
     use std::arch::x86_64::*;
-    let (mut ka, mut kf) = (0u32, 0usize);
     for w in words {
         let packed = _pext_u64(w.free, w.alloc | w.free);
         // Allocs before the byte's first event (wrapping past the last
@@ -164,9 +215,9 @@ unsafe fn ranks_by_bytes(words: &[KindWord], out: &mut [u32]) {
                 _mm256_set1_epi32(before as i32),
             );
             debug_assert!(kf + 8 <= out.len());
-            // SAFETY: `kf` counts the frees of the bytes before this one,
-            // at most the frees of `words`, so `kf + 8` is at most
-            // `out.len()` (`# Safety`).
+            // SAFETY: `kf` is the given one plus the frees of the bytes
+            // before this one, at most the frees of `words`, so `kf + 8`
+            // is at most `out.len()` (`# Safety`).
             unsafe { _mm256_storeu_si256(out.as_mut_ptr().add(kf) as *mut __m256i, ranks) };
             let n = frees.count_ones();
             kf += n as usize;
@@ -174,6 +225,7 @@ unsafe fn ranks_by_bytes(words: &[KindWord], out: &mut [u32]) {
         }
         ka = ka.wrapping_add(w.alloc.count_ones());
     }
+    (ka, kf)
 }
 
 /// The device of the alloc of rank `rank` (the latest of `rank` allocs),
@@ -278,7 +330,46 @@ mod tests {
             let mut got = vec![7; n_free + 8];
             // SAFETY: the CPU has the features (assumed above); `got` holds
             // eight more than the frees.
-            unsafe { ranks_by_bytes(&words, &mut got) };
+            unsafe { ranks_by_bytes(&words, 0, 0, &mut got) };
+            prop_assert_eq!(&got[..n_free], &want[..]);
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    proptest! {
+        /// Ranks and devices chunk by chunk are the ranks a free at a time
+        /// and the devices a free at a time: blocks of up to four chunks
+        /// of words (dense, sparse or empty), so frees past a chunk's
+        /// last whole eight wait for the next chunk.
+        #[test]
+        fn chunked_devices_are_the_devices_a_free_at_a_time(
+            masks in proptest::collection::vec(
+                (any::<u64>(), prop_oneof![Just(0u64), Just(u64::MAX), any::<u64>()]),
+                0..4 * CHUNK_WORDS + 3,
+            ),
+            seed in any::<u64>(),
+        ) {
+            prop_assume!(crate::decode::fast_cpu());
+            let words: Vec<KindWord> = masks
+                .iter()
+                .map(|&(which, busy)| {
+                    KindWord { alloc: busy & !which, free: busy & which, ..Default::default() }
+                })
+                .collect();
+            let n_free: usize = words.iter().map(|w| w.free.count_ones() as usize).sum();
+            let n_alloc: usize = words.iter().map(|w| w.alloc.count_ones() as usize).sum();
+            let mix = |i: u64| (i ^ seed).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40;
+            let alloc_devices: Vec<u32> = (0..n_alloc as u64).map(|i| mix(i) as u32 % 9).collect();
+            let codes: Vec<u64> = (0..n_free as u64).map(|i| mix(!i) % 5).collect();
+            let mut want = vec![0; n_free];
+            // SAFETY: `want` holds the frees of `words`.
+            unsafe { ranks_by_bits(&words, &mut want) };
+            devices_one_at_a_time(&alloc_devices, &codes, &mut want, 0);
+            let mut got = vec![7; n_free + 8];
+            // SAFETY: the CPU has the features (assumed above); `got` holds
+            // eight more than the frees, `codes` the frees; every rank is at
+            // most `n_alloc`.
+            unsafe { ranks_and_devices(&words, &alloc_devices, &codes, &mut got) };
             prop_assert_eq!(&got[..n_free], &want[..]);
         }
     }
