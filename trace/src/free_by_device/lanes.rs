@@ -69,9 +69,6 @@ unsafe fn resolve_avx2<C: Code>(
     if codes.len() != out.len() || n_alloc >= u32::MAX as usize {
         return false;
     }
-    if free_devices.iter().fold(0u32, |m, &d| m.max(d)) >= LANES {
-        return false;
-    }
     let iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     // Lane `d` of `_mm256_permutevar8x32_epi32(v, lane(d))`, as a u32.
     let lane = |d: u32| _mm256_set1_epi32(d as i32);
@@ -118,9 +115,9 @@ unsafe fn resolve_avx2<C: Code>(
     while i < n_free {
         let end = if by_eight && i + 8 <= n_free {
             // SAFETY: frees `i..i + 8` exist (`codes`, `free_devices` and
-            // `out` are as long as each other, checked above); every device
-            // is below 8 and `ids` holds each device's allocs at
-            // `start..start + count` (grouped above); `n_alloc` is below 2^31.
+            // `out` are as long as each other, checked above); `ids` holds
+            // each device's allocs at `start..start + count` (grouped
+            // above); `n_alloc` is below 2^31.
             match unsafe { eight(i, codes, free_devices, ids, out, &mut next, bounds) } {
                 Eight::Done => {
                     i += 8;
@@ -139,6 +136,9 @@ unsafe fn resolve_avx2<C: Code>(
             .zip(&codes[i..end])
             .zip(&free_devices[i..end])
         {
+            if d >= LANES {
+                return false;
+            }
             let c = c.wide();
             if c == FAR {
                 let Some(&v) = far_vals.next() else {
@@ -176,7 +176,8 @@ unsafe fn resolve_avx2<C: Code>(
 enum Eight {
     /// Resolved into `out`; the lanes moved on.
     Done,
-    /// One names an ordinal outside its device's allocs (a malformed block).
+    /// One names an ordinal outside its device's allocs (a malformed
+    /// block), or a device past the lanes.
     Bad,
     /// One is far, or changes its ordinal by 2^31 or more: nothing done.
     Declined,
@@ -197,8 +198,8 @@ enum Eight {
 /// # Safety
 ///
 /// The CPU has AVX2; frees `i..i + 8` exist in `codes`, `devices` and
-/// `out`; every device is below 8; `bounds` are each device's start and
-/// count in `ids` (in range of it).
+/// `out`; `bounds` are each device's start and count in `ids` (in range
+/// of it). (A device past the lanes is `Bad`, found before any load.)
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn eight<C: Code>(
@@ -286,6 +287,13 @@ unsafe fn eight<C: Code>(
         let off = _mm256_sub_epi32(to, _mm256_permutevar8x32_epi32(start, d));
         let n = _mm256_permutevar8x32_epi32(count, d);
         let bad = _mm256_cmpeq_epi32(_mm256_max_epu32(off, n), off);
+        // A device past the lanes (its lane above was another's) is bad
+        // too: checked here, not by a pass over the devices first (which
+        // read them back from L2 once more).
+        let bad = _mm256_or_si256(
+            bad,
+            _mm256_andnot_si256(_mm256_set1_epi32(LANES as i32 - 1), d),
+        );
         if _mm256_testz_si256(bad, bad) == 0 {
             return Eight::Bad;
         }
@@ -361,14 +369,16 @@ mod tests {
 
     /// The lanes path agrees with the tables: the same ids for a block
     /// both accept; no block the tables reject; a decline of one they
-    /// accept only where the lanes path is unavailable.
+    /// accept only where the lanes path is unavailable or a free's device
+    /// is past the lanes (`fd`).
     fn agree(
         (lanes, tables): (Option<Vec<u64>>, Result<Vec<u64>, String>),
+        fd: &[u32],
     ) -> Result<(), TestCaseError> {
         match (lanes, tables) {
             (Some(l), Ok(t)) => prop_assert_eq!(l, t),
             (Some(_), Err(e)) => prop_assert!(false, "lanes took a block the tables reject: {}", e),
-            (None, Ok(_)) => prop_assert!(!has_lanes()),
+            (None, Ok(_)) => prop_assert!(!has_lanes() || fd.iter().any(|&d| d >= LANES)),
             (None, Err(_)) => {}
         }
         Ok(())
@@ -408,19 +418,21 @@ mod tests {
         }
 
         /// Malformed blocks (ordinals past a device's allocs or before
-        /// them, far values too few or too many): the lanes path declines
-        /// whatever the tables reject, and agrees with what they accept.
+        /// them, far values too few or too many, frees of a device past
+        /// the lanes with every alloc's below them): the lanes path
+        /// declines whatever the tables reject, and agrees with what they
+        /// accept.
         #[test]
         fn the_lanes_decline_what_the_tables_reject(
             ad in proptest::collection::vec(0u32..8, 0..20),
-            fd in proptest::collection::vec(0u32..8, 0..20),
+            fd in proptest::collection::vec(prop_oneof![12 => 0u32..8, 1 => 8u32..10], 0..20),
             codes in proptest::collection::vec(0u64..12, 0..20),
             far in proptest::collection::vec(0u64..100, 0..4),
         ) {
             let n = fd.len().min(codes.len());
             let (fd, codes) = (&fd[..n], &codes[..n]);
             let ai: Vec<u64> = (0..ad.len() as u64).map(|i| 1000 + i).collect();
-            agree(both(&ad, &ai, fd, codes, &far))?;
+            agree(both(&ad, &ai, fd, codes, &far), fd)?;
         }
 
         /// Eight frees at a time on blocks the writer coded: frees of the
@@ -444,15 +456,36 @@ mod tests {
             }
         }
 
+        /// A free of a block the writer coded moved to a device past the
+        /// lanes (`d + LANES`: it has no allocs, and its lane would be
+        /// `d`'s): the lanes path declines the block.
+        #[test]
+        fn a_free_of_a_device_past_the_lanes_is_declined(
+            devices in proptest::collection::vec(0u32..5, 1..120),
+            picks in proptest::collection::vec(any::<prop::sample::Index>(), 8..120),
+            far_every in 0usize..12,
+            moved in any::<prop::sample::Index>(),
+        ) {
+            let (allocs, frees) = picked_frees(&devices, &picks, far_every);
+            let EncodedBlock { alloc_devices: ad, alloc_ids: ai, free_devices: mut fd, codes, far } =
+                EncodedBlock::encode(&allocs, &frees, |d| d);
+            prop_assume!(!fd.is_empty());
+            let k = moved.index(fd.len());
+            fd[k] += LANES;
+            let (lanes, tables) = both(&ad, &ai, &fd, &codes, &far);
+            prop_assert_eq!(lanes, None);
+            agree((None, tables), &fd)?;
+        }
+
         /// Eight frees at a time: runs of frees long enough for it, codes
         /// that step back, far ones, and changes of ordinal of 2^31 and
         /// more (which that path leaves to the one-at-a-time loop, and which
         /// in 32 bits would wrap): the lanes agree with the tables on
-        /// every block, accepted or not.
+        /// every block, accepted or not (some frees of devices past the lanes).
         #[test]
         fn eight_at_a_time_agrees_with_the_tables(
             ad in proptest::collection::vec(0u32..8, 0..60),
-            fd in proptest::collection::vec(0u32..4, 8..40),
+            fd in proptest::collection::vec(prop_oneof![12 => 0u32..4, 1 => 8u32..10], 8..40),
             codes in proptest::collection::vec(prop_oneof![
                 8 => 1u64..6,
                 1 => Just(0u64),
@@ -465,7 +498,7 @@ mod tests {
             let n = fd.len().min(codes.len());
             let (fd, codes) = (&fd[..n], &codes[..n]);
             let ai: Vec<u64> = (0..ad.len() as u64).map(|i| 1000 + i).collect();
-            agree(both(&ad, &ai, fd, codes, &far))?;
+            agree(both(&ad, &ai, fd, codes, &far), fd)?;
         }
     }
 }
