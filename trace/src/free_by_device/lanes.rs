@@ -75,7 +75,9 @@ unsafe fn resolve_avx2<C: Code>(
     let at =
         |v: __m256i, sel: __m256i| _mm256_cvtsi256_si32(_mm256_permutevar8x32_epi32(v, sel)) as u32;
     // SAFETY: the CPU has AVX2 (this function's contract).
-    let counts = unsafe { group::alloc_counts(alloc_devices) };
+    let Some(counts) = (unsafe { group::alloc_counts(alloc_devices) }) else {
+        return false;
+    };
     let mut count = [0u32; LANES as usize];
     // SAFETY: `count` is eight u32s, 32 bytes.
     unsafe { _mm256_storeu_si256(count.as_mut_ptr() as *mut __m256i, counts) };
@@ -86,7 +88,8 @@ unsafe fn resolve_avx2<C: Code>(
         // (At most `n_alloc` in all, below u32::MAX: checked above.)
         sum += c;
     }
-    // An alloc's device past the lanes is counted in none.
+    // Every alloc is counted in its device's lane (none is past them):
+    // `group`'s bounds rest on this sum.
     if sum as usize != n_alloc {
         return false;
     }

@@ -5,47 +5,76 @@
 use super::LANES;
 use std::arch::x86_64::*;
 
-/// The allocs of each device below [`LANES`] (lane `d`: device `d`'s);
-/// a device past them is counted in no lane.
+/// The allocs of each device (lane `d`: device `d`'s), or `None` when a
+/// device is past the [`LANES`].
 ///
-/// Eight devices at a time, each compared with every lane's device into
-/// a sum of its own: one running sum of every device's compare (the way
-/// this was done before) made a chain of an add per alloc.
+/// Eight devices at a time, each turned into a 4-bit count at its
+/// device's nibble of a 32-bit lane (1 shifted left by 4 times the
+/// device) and added up, so each lane holds eight nibble counters; the
+/// devices are or-ed together to find one past the lanes. Some six ops
+/// per eight allocs: each device compared with every lane's device took
+/// 17. Before they can reach 16 the nibbles are added into byte counters
+/// (the even devices' and the odd ones'), and those into the counts
+/// before they can reach 256.
 ///
 /// # Safety
 ///
 /// The CPU has AVX2.
 #[inline(always)]
-pub(super) unsafe fn alloc_counts(devices: &[u32]) -> __m256i {
+pub(super) unsafe fn alloc_counts(devices: &[u32]) -> Option<__m256i> {
+    // Eights per nibble round (a nibble counts 15), and nibble rounds per
+    // byte round (17 * 15 = 255: a byte counts 255).
+    const EIGHTS: usize = 15;
+    const NIBBLE_ROUNDS: usize = 17;
+    let mut counts = [0u32; LANES as usize];
     let zero = _mm256_setzero_si256();
-    // Lane `j` of `by[d]`: how many of the devices at `j` mod 8 are `d`
-    // (less: a compare's all-ones lane is -1).
-    let mut by = [zero; LANES as usize];
+    let (one, seven) = (_mm256_set1_epi32(1), _mm256_set1_epi32(LANES as i32 - 1));
+    let low_nibbles = _mm256_set1_epi8(0x0F);
+    let mut all = zero;
     let mut eights = devices.chunks_exact(LANES as usize);
-    for e in &mut eights {
-        // SAFETY: `e` is eight u32s, 32 bytes.
-        let v = unsafe { _mm256_loadu_si256(e.as_ptr() as *const __m256i) };
-        for (d, b) in by.iter_mut().enumerate() {
-            *b = _mm256_sub_epi32(*b, _mm256_cmpeq_epi32(v, _mm256_set1_epi32(d as i32)));
+    let mut more = true;
+    while more {
+        // Byte `j` of each lane: device `2 j`'s count (`even`), `2 j + 1`'s (`odd`).
+        let (mut even, mut odd) = (zero, zero);
+        for _ in 0..NIBBLE_ROUNDS {
+            let mut nibbles = zero;
+            let mut taken = 0;
+            for e in (&mut eights).take(EIGHTS) {
+                // SAFETY: `e` is eight u32s, 32 bytes.
+                let v = unsafe { _mm256_loadu_si256(e.as_ptr() as *const __m256i) };
+                all = _mm256_or_si256(all, v);
+                let shift = _mm256_slli_epi32::<2>(_mm256_and_si256(v, seven));
+                nibbles = _mm256_add_epi32(nibbles, _mm256_sllv_epi32(one, shift));
+                taken += 1;
+            }
+            even = _mm256_add_epi8(even, _mm256_and_si256(nibbles, low_nibbles));
+            let high = _mm256_srli_epi32::<4>(nibbles);
+            odd = _mm256_add_epi8(odd, _mm256_and_si256(high, low_nibbles));
+            if taken < EIGHTS {
+                more = false;
+                break;
+            }
+        }
+        let (mut e, mut o) = ([0u8; 32], [0u8; 32]);
+        // SAFETY: `e` and `o` are 32 bytes each.
+        unsafe {
+            _mm256_storeu_si256(e.as_mut_ptr() as *mut __m256i, even);
+            _mm256_storeu_si256(o.as_mut_ptr() as *mut __m256i, odd);
+        }
+        for (k, (&e, &o)) in e.iter().zip(&o).enumerate() {
+            counts[2 * (k % 4)] += e as u32;
+            counts[2 * (k % 4) + 1] += o as u32;
         }
     }
-    // Each `by[d]`'s lanes summed into lane `d`: pairs added within each
-    // half twice, then the two halves added.
-    let [b0, b1, b2, b3, b4, b5, b6, b7] = by;
-    let low = _mm256_hadd_epi32(_mm256_hadd_epi32(b0, b1), _mm256_hadd_epi32(b2, b3));
-    let high = _mm256_hadd_epi32(_mm256_hadd_epi32(b4, b5), _mm256_hadd_epi32(b6, b7));
-    let mut counts = _mm256_add_epi32(
-        _mm256_permute2x128_si256::<0x20>(low, high),
-        _mm256_permute2x128_si256::<0x31>(low, high),
-    );
-    let iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    for &d in eights.remainder() {
-        counts = _mm256_sub_epi32(
-            counts,
-            _mm256_cmpeq_epi32(iota, _mm256_set1_epi32(d as i32)),
-        );
+    // (The nibbles were counted by each device's low three bits.)
+    if _mm256_testz_si256(all, _mm256_set1_epi32(!(LANES as i32 - 1))) == 0 {
+        return None;
     }
-    counts
+    for &d in eights.remainder() {
+        *counts.get_mut(d as usize)? += 1;
+    }
+    // SAFETY: `counts` is eight u32s, 32 bytes.
+    Some(unsafe { _mm256_loadu_si256(counts.as_ptr() as *const __m256i) })
 }
 
 /// Puts each alloc's id (`alloc_ids`, as many as `devices`) into `ids`
@@ -85,15 +114,31 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
-        /// Each lane counts its device's allocs, and no lane a device past
-        /// them, for any number of devices (whole eights and a rest).
+        /// Each lane counts its device's allocs (any number of devices:
+        /// whole eights and a rest, past the 2040 a byte round holds, runs
+        /// of one device), and a device past them gives none.
         #[test]
         fn alloc_counts_are_each_device_s_allocs(
-            devices in proptest::collection::vec(prop_oneof![8 => 0u32..8, 1 => any::<u32>()], 0..60),
+            devices in proptest::collection::vec(prop_oneof![4 => 0u32..8, 1 => Just(3u32)], 0..4200),
+            past in proptest::option::of((any::<prop::sample::Index>(), LANES..=u32::MAX)),
+            one_device in any::<bool>(),
         ) {
             prop_assume!(std::arch::is_x86_feature_detected!("avx2"));
+            let mut devices = devices;
+            if one_device {
+                devices.fill(3);
+            }
+            if let (Some((at, d)), false) = (past, devices.is_empty()) {
+                let k = at.index(devices.len());
+                devices[k] = d;
+            }
             // SAFETY: the CPU has AVX2 (assumed above).
             let counts = unsafe { alloc_counts(&devices) };
+            if devices.iter().any(|&d| d >= LANES) {
+                prop_assert!(counts.is_none());
+                return Ok(());
+            }
+            let counts = counts.unwrap();
             let mut got = [0u32; 8];
             // SAFETY: `got` is eight u32s, 32 bytes.
             unsafe { _mm256_storeu_si256(got.as_mut_ptr() as *mut __m256i, counts) };
