@@ -160,7 +160,7 @@ unsafe fn ranks_by_bits(words: &[KindWord], out: &mut [u32]) {
 /// each set bit's count of clear bits below it (allocs before that free
 /// among the eight), in order, a byte each.
 #[cfg(target_arch = "x86_64")]
-const ALLOCS_BELOW: [u64; 256] = {
+static ALLOCS_BELOW: [u64; 256] = {
     let mut table = [0u64; 256];
     let mut byte = 0;
     while byte < 256 {
@@ -174,6 +174,19 @@ const ALLOCS_BELOW: [u64; 256] = {
             }
             bit += 1;
         }
+        byte += 1;
+    }
+    table
+};
+
+/// For a byte of `ALLOCS_BELOW`, its clear bits (its allocs), as a
+/// 32-bit lane: the allocs before the next byte's frees move on by this.
+#[cfg(target_arch = "x86_64")]
+static ALLOCS_IN: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        table[byte] = 8 - (byte as u8).count_ones();
         byte += 1;
     }
     table
@@ -204,24 +217,29 @@ unsafe fn ranks_by_bytes(
     use std::arch::x86_64::*;
     for w in words {
         let packed = _pext_u64(w.free, w.alloc | w.free);
-        // Allocs before the byte's first event (wrapping past the last
-        // byte holding any: the lanes those store are overwritten).
-        let mut before = ka;
+        // Allocs before the byte's first event, in every lane (wrapping
+        // past the last byte holding any: the lanes those store are
+        // overwritten). Moved on by a lane broadcast from memory (a load),
+        // not by a scalar add and a broadcast from a register (a shuffle).
+        let mut before = _mm256_set1_epi32(ka as i32);
         for byte in 0..8 {
-            let frees = (packed >> (8 * byte)) as u8;
-            let row = ALLOCS_BELOW[frees as usize];
-            let ranks = _mm256_add_epi32(
-                _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(row as i64)),
-                _mm256_set1_epi32(before as i32),
-            );
+            let frees = (packed >> (8 * byte)) as u8 as usize;
+            // SAFETY: `frees` is below 256, the tables' length; a row is
+            // eight bytes.
+            let (row, allocs) = unsafe {
+                (
+                    _mm_loadl_epi64(ALLOCS_BELOW.as_ptr().add(frees) as *const __m128i),
+                    *ALLOCS_IN.get_unchecked(frees),
+                )
+            };
+            let ranks = _mm256_add_epi32(_mm256_cvtepu8_epi32(row), before);
             debug_assert!(kf + 8 <= out.len());
             // SAFETY: `kf` is the given one plus the frees of the bytes
             // before this one, at most the frees of `words`, so `kf + 8`
             // is at most `out.len()` (`# Safety`).
             unsafe { _mm256_storeu_si256(out.as_mut_ptr().add(kf) as *mut __m256i, ranks) };
-            let n = frees.count_ones();
-            kf += n as usize;
-            before = before.wrapping_add(8 - n);
+            kf += 8 - allocs as usize;
+            before = _mm256_add_epi32(before, _mm256_set1_epi32(allocs as i32));
         }
         ka = ka.wrapping_add(w.alloc.count_ones());
     }
