@@ -390,7 +390,9 @@ fn bulk(s: &mut DecodeScratch, out: &mut BlockColumns, v: impl SiteFlags) {
     // before one, is below each length; a device's slot index is below
     // `CbPredictor::slot_index`'s bound, the slots' count.
     debug_assert!(addr.len() == s.cb_allocs && size.len() == s.cb_allocs);
-    let (mut ka, mut kc, mut kr) = (0usize, 0usize, 0usize);
+    // (The rare kinds before an event are `k - kc`: a counter of their
+    // own was one more value for the loop to keep.)
+    let (mut ka, mut kc) = (0usize, 0usize);
     for (k, (&pos, &dev)) in s.other_pos.iter().zip(&s.other_dev).enumerate() {
         debug_assert!((pos as usize) < tags.len());
         // SAFETY: `pos` is a position of `tags` (see above the loop).
@@ -459,17 +461,17 @@ fn bulk(s: &mut DecodeScratch, out: &mut BlockColumns, v: impl SiteFlags) {
             }
             kc += 1;
         } else {
-            // SAFETY: `kr` counts events before this one, and `rare_out`
-            // holds `n` entries.
-            unsafe { rare_out.get_unchecked_mut(kr).write(k as u32) };
-            kr += 1;
+            // SAFETY: `k - kc` counts the rare kinds before this one (the
+            // events before it less the circular buffers), below `n`, and
+            // `rare_out` holds `n` entries.
+            unsafe { rare_out.get_unchecked_mut(k - kc).write(k as u32) };
         }
     }
     // SAFETY: both branches that count a circular buffer (`kc`) wrote its
-    // row, and the one that counts a rare kind (`kr`) its
-    // entry of `rare` (reserved for `n` above; `kc + kr <= n`).
+    // row, and the other wrote an entry of `rare` for each of the
+    // `n - kc` rare kinds (reserved for `n` above).
     unsafe {
         cbs.set_len(kc);
-        rare.set_len(kr);
+        rare.set_len(n - kc);
     }
 }
