@@ -16,8 +16,10 @@ use crate::decode::KindWord;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct SitesByName {
     slots: Box<[[u32; SitesByName::WAYS]; SitesByName::SLOTS]>,
-    /// The reader's: the slot of each name of the block being decoded
-    /// (`decode_sites`), after the slot of none.
+    /// The reader's: the byte offset in `slots` of the slot of each name
+    /// of the block being decoded (`decode_sites`), after the slot of
+    /// none's (`sites_fast` adds it to the table's address as it is: a
+    /// slot number took a shift per alloc).
     name_slots: Vec<u32>,
 }
 
@@ -41,6 +43,15 @@ impl SitesByName {
     #[inline(always)]
     pub(crate) fn slot_of(name: Option<u32>) -> usize {
         name.map_or(0, |n| n as usize + 1) & (Self::SLOTS - 1)
+    }
+
+    /// Bytes per slot.
+    const SLOT_BYTES: usize = std::mem::size_of::<[u32; Self::WAYS]>();
+
+    /// The reader's `name_slots` entry of `name`: its slot's byte offset.
+    #[inline(always)]
+    fn slot_offset_of(name: Option<u32>) -> u32 {
+        (Self::slot_of(name) * Self::SLOT_BYTES) as u32
     }
 
     pub(crate) fn clear(&mut self) {
@@ -128,11 +139,11 @@ pub(crate) fn decode_sites(
     {
         return Err("the name column does not match the kind column".into());
     }
-    // The name slot of an alloc after `k` names is `name_slots[k]`.
+    // The name slot of an alloc after `k` names is at `name_slots[k]`.
     let name_slots = &mut cache.name_slots;
     name_slots.clear();
-    name_slots.push(SitesByName::slot_of(None) as u32);
-    name_slots.extend(names.iter().map(|&n| SitesByName::slot_of(Some(n)) as u32));
+    name_slots.push(SitesByName::slot_offset_of(None));
+    name_slots.extend(names.iter().map(|&n| SitesByName::slot_offset_of(Some(n))));
     new.push(0);
     cache.clear();
     // Overwritten whole: only growth is zeroed.
@@ -197,8 +208,9 @@ unsafe fn sites_fast(
     let (name_slots, slots) = (&cache.name_slots[..], &mut *cache.slots);
     let base = slots.as_mut_ptr() as *mut __m128i;
     let (mut ka, mut kn, mut k_new) = (0usize, 0usize, 0usize);
-    // The bounds below hold as in `sites_loop` (`# Safety`); a name slot
-    // is below `SLOTS` (`slot_of` masks it) and a place at most `NEW`.
+    // The bounds below hold as in `sites_loop` (`# Safety`); a name slot's
+    // offset is below the table's bytes (`slot_of` masks the slot) and a
+    // place at most `NEW`.
     for w in words {
         let mut m = w.alloc;
         while m != 0 {
@@ -208,11 +220,15 @@ unsafe fn sites_fast(
             debug_assert!(k < name_slots.len() && ka < places.len() && k_new < new.len());
             // SAFETY: `k < name_slots.len()`, `ka < places.len()` and
             // `k_new < new.len()` (see `sites_loop`); the name slot is
-            // below `SLOTS`, the table's length, and `p <= NEW < 8`.
+            // a slot below `SLOTS`, the table's length, and `p <= NEW < 8`.
             unsafe {
-                let (name_slot, p) = (*name_slots.get_unchecked(k), *places.get_unchecked(ka));
-                debug_assert!((name_slot as usize) < SitesByName::SLOTS && p <= SitesByName::NEW);
-                let slot = base.add(name_slot as usize);
+                let (offset, p) = (*name_slots.get_unchecked(k), *places.get_unchecked(ka));
+                debug_assert!(
+                    (offset as usize) < SitesByName::SLOTS * SitesByName::SLOT_BYTES
+                        && (offset as usize).is_multiple_of(SitesByName::SLOT_BYTES)
+                        && p <= SitesByName::NEW
+                );
+                let slot = base.byte_add(offset as usize);
                 // Every place one shuffle (NEW's moves the entries back);
                 // a NEW place (rare: its branch is predicted) then puts
                 // the new site first.
@@ -267,9 +283,8 @@ unsafe fn sites_loop(
             debug_assert!(k < name_slots.len() && ka < places.len() && k_new < new.len());
             // SAFETY: `k < name_slots.len()` and `ka < places.len()` (see
             // above the loop, and `# Safety`).
-            let (name_slot, p) =
-                unsafe { (*name_slots.get_unchecked(k), *places.get_unchecked(ka)) };
-            let slot = &mut slots[name_slot as usize & (SitesByName::SLOTS - 1)];
+            let (offset, p) = unsafe { (*name_slots.get_unchecked(k), *places.get_unchecked(ka)) };
+            let slot = &mut slots[offset as usize / SitesByName::SLOT_BYTES];
             // SAFETY: `k_new` counts the NEW places before this one, at
             // most their count, `new.len() - 1` (`# Safety`).
             let s = unsafe { *new.get_unchecked(k_new) } as u32;
@@ -383,10 +398,10 @@ mod tests {
         .unwrap();
         cache.clear();
         cache.name_slots.clear();
-        cache.name_slots.push(SitesByName::slot_of(None) as u32);
+        cache.name_slots.push(SitesByName::slot_offset_of(None));
         cache
             .name_slots
-            .extend(names.iter().map(|&n| SitesByName::slot_of(Some(n)) as u32));
+            .extend(names.iter().map(|&n| SitesByName::slot_offset_of(Some(n))));
         new.push(0);
         let mut portable = vec![0; places.len()];
         // SAFETY: the bounds `decode_sites` checked (on the same columns) hold.
