@@ -5,22 +5,10 @@
 
 use proptest::prelude::*;
 use ttalloc_model::alloc::{AllocRequest, Device};
-use ttalloc_model::{Arch, BufferId, BufferType, DeviceConfig, Layout, ProgramId};
+use ttalloc_model::{Arch, BufferId, BufferType, Layout, ProgramId};
 
-fn config() -> DeviceConfig {
-    DeviceConfig {
-        dram_banks: Some(4),
-        dram_bank_size: Some(64 << 10),
-        dram_unreserved_base: Some(32),
-        l1_banks: Some(8),
-        l1_bank_size: Some(24 << 10),
-        l1_unreserved_base: Some(4096),
-        l1_small_size: Some(8 << 10),
-        trace_region_size: Some(16 << 10),
-        worker_l1_size: Some(4096 + (32 << 10)),
-        ..Default::default()
-    }
-}
+mod common;
+use common::small_config;
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -79,7 +67,7 @@ proptest! {
 
     #[test]
     fn fit_only_checks_agree_with_cb_alloc(ops in prop::collection::vec(op(), 1..120)) {
-        let cfg = config();
+        let cfg = small_config();
         // `full` takes the checks that build each clash, `fits` the fit-only ones.
         let mut full = Device::new(Arch::WormholeB0, &cfg).unwrap();
         let mut fits = Device::new(Arch::WormholeB0, &cfg).unwrap();

@@ -7,20 +7,8 @@ use std::collections::BTreeMap;
 use ttalloc_model::alloc::{AllocError, AllocRequest, Device, Owner, Placement};
 use ttalloc_model::{Arch, BufferId, BufferType, DeviceConfig, Layout};
 
-fn small_config() -> DeviceConfig {
-    DeviceConfig {
-        dram_banks: Some(4),
-        dram_bank_size: Some(64 << 10),
-        dram_unreserved_base: Some(32),
-        l1_banks: Some(8),
-        l1_bank_size: Some(24 << 10),
-        l1_unreserved_base: Some(4096),
-        l1_small_size: Some(8 << 10),
-        trace_region_size: Some(16 << 10),
-        worker_l1_size: Some(4096 + (32 << 10)),
-        ..Default::default()
-    }
-}
+mod common;
+use common::small_config;
 
 #[derive(Clone, Debug)]
 enum Op {

@@ -7,21 +7,8 @@ use proptest::prelude::*;
 use ttalloc_model::alloc::{manager_slot, AllocRequest, Device, Handle, Owner};
 use ttalloc_model::{Arch, BufferId, BufferType, DeviceConfig, Layout, ProgramId};
 
-/// Small banks, so that out-of-memory and fragmentation happen often.
-fn small_config() -> DeviceConfig {
-    DeviceConfig {
-        dram_banks: Some(4),
-        dram_bank_size: Some(64 << 10),
-        dram_unreserved_base: Some(32),
-        l1_banks: Some(8),
-        l1_bank_size: Some(24 << 10),
-        l1_unreserved_base: Some(4096),
-        l1_small_size: Some(8 << 10),
-        trace_region_size: Some(16 << 10),
-        worker_l1_size: Some(4096 + (32 << 10)),
-        ..Default::default()
-    }
-}
+mod common;
+use common::small_config;
 
 #[derive(Clone, Debug)]
 enum Op {
