@@ -55,6 +55,7 @@ mod buffer_columns;
 mod cb_columns;
 mod chain;
 mod columns;
+mod hand_out;
 mod kinds;
 pub(crate) mod mtf;
 mod others;
