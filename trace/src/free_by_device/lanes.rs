@@ -234,55 +234,65 @@ unsafe fn eight<C: Code>(
         );
         let step = _mm256_add_epi32(delta, _mm256_set1_epi32(1));
         let d = _mm256_loadu_si256(devices.as_ptr().add(i) as *const __m256i);
-        // The steps of the earlier frees of the same device: free `j`
-        // compared with free `j - k` for k = 1..8. The frees are moved up
-        // `k` lanes by byte shifts within each half (`alignr`) of the
-        // vector and of its low half moved up (`[0, low]`), not by a
-        // lane permute: on Zen 3 a permute (vpermd) issues once in two
-        // cycles, and these took 14 of the 33 in every eight frees. The
-        // lanes below `k` are shifted in as 0s: a device 0 there matches,
-        // but adds a step of 0.
-        let (d_up4, step_up4) = (
-            _mm256_permute2x128_si256::<0x08>(d, d),
-            _mm256_permute2x128_si256::<0x08>(step, step),
+        // Each free's device and step turned within each half of the
+        // vectors (in-half shuffles: on Zen 3 two issue a cycle, a lane
+        // permute such as vpermd once in two): lane `p` of a half meets
+        // the half's lane `(p + t) % 4` in turn `t`.
+        // 0xE4 keeps each lane; 0x39, 0x4E and 0x93 take the one 1, 2
+        // and 3 lanes on (within the half, wrapping).
+        let turned = [
+            (d, step),
+            (
+                _mm256_shuffle_epi32::<0x39>(d),
+                _mm256_shuffle_epi32::<0x39>(step),
+            ),
+            (
+                _mm256_shuffle_epi32::<0x4E>(d),
+                _mm256_shuffle_epi32::<0x4E>(step),
+            ),
+            (
+                _mm256_shuffle_epi32::<0x93>(d),
+                _mm256_shuffle_epi32::<0x93>(step),
+            ),
+        ];
+        // The steps of the earlier frees of the same device: in its own
+        // half, free `p` meets free `q < p` in the turns that wrap
+        // (`p + t >= 4`); a free of the high half meets each of the low
+        // half's in the turns of the low half compared with the high half's
+        // devices, the sum of which is then moved up a half. (Shifting the
+        // frees up 1 to 7 lanes instead took 12 byte shifts and two
+        // two-half permutes, and its own compares.)
+        let wrapped = [
+            _mm256_setr_epi32(0, 0, 0, -1, 0, 0, 0, -1),
+            _mm256_setr_epi32(0, 0, -1, -1, 0, 0, -1, -1),
+            _mm256_setr_epi32(0, -1, -1, -1, 0, -1, -1, -1),
+        ];
+        let d_high = _mm256_permute2x128_si256::<0x11>(d, d);
+        let same_device = |a: __m256i, (d, step): (__m256i, __m256i)| {
+            _mm256_and_si256(_mm256_cmpeq_epi32(a, d), step)
+        };
+        let in_half = _mm256_add_epi32(
+            _mm256_and_si256(same_device(d, turned[1]), wrapped[0]),
+            _mm256_add_epi32(
+                _mm256_and_si256(same_device(d, turned[2]), wrapped[1]),
+                _mm256_and_si256(same_device(d, turned[3]), wrapped[2]),
+            ),
         );
-        let zero = _mm256_setzero_si256();
-        let mut before = _mm256_setzero_si256();
-        macro_rules! shifted {
-            ($($shift:expr),*) => {$(
-                let (d_back, step_back) = $shift;
-                before = _mm256_add_epi32(
-                    before,
-                    _mm256_and_si256(_mm256_cmpeq_epi32(d, d_back), step_back),
-                );
-            )*};
-        }
-        shifted!(
-            (
-                _mm256_alignr_epi8::<12>(d, d_up4),
-                _mm256_alignr_epi8::<12>(step, step_up4)
+        // (Its high half compares the low half with later frees: dropped
+        // by the move up.)
+        let low_to_high = _mm256_add_epi32(
+            _mm256_add_epi32(
+                same_device(d_high, turned[0]),
+                same_device(d_high, turned[1]),
             ),
-            (
-                _mm256_alignr_epi8::<8>(d, d_up4),
-                _mm256_alignr_epi8::<8>(step, step_up4)
+            _mm256_add_epi32(
+                same_device(d_high, turned[2]),
+                same_device(d_high, turned[3]),
             ),
-            (
-                _mm256_alignr_epi8::<4>(d, d_up4),
-                _mm256_alignr_epi8::<4>(step, step_up4)
-            ),
-            (d_up4, step_up4),
-            (
-                _mm256_alignr_epi8::<12>(d_up4, zero),
-                _mm256_alignr_epi8::<12>(step_up4, zero)
-            ),
-            (
-                _mm256_alignr_epi8::<8>(d_up4, zero),
-                _mm256_alignr_epi8::<8>(step_up4, zero)
-            ),
-            (
-                _mm256_alignr_epi8::<4>(d_up4, zero),
-                _mm256_alignr_epi8::<4>(step_up4, zero)
-            )
+        );
+        let before = _mm256_add_epi32(
+            in_half,
+            _mm256_permute2x128_si256::<0x08>(low_to_high, low_to_high),
         );
         let from = _mm256_add_epi32(_mm256_permutevar8x32_epi32(*next, d), before);
         let to = _mm256_add_epi32(from, delta);
@@ -307,34 +317,31 @@ unsafe fn eight<C: Code>(
         // permute, three adds and eight blends, each waiting on the one
         // before: on Zen 3 some 30 cycles per eight frees). Lane `k`
         // meets every free's device and step by turning the frees within
-        // each half (an in-half shuffle) and by swapping the halves (one
-        // two-half permute): broadcasting each free's device and step,
+        // each half (an in-half shuffle); the lanes of the other half meet
+        // them by the same turns compared with that half's lane numbers
+        // (`iota_swapped`), their sum then swapped into place (one two-half
+        // permute per eight). Broadcasting each free's device and step,
         // which the compiler did with lane-crossing shuffles (vpermq,
         // vpbroadcastd from a register: one in every 1 to 1.4 cycles
-        // here), made each eight 14% longer (llvm-mca, Zen 3).
+        // here), made each eight 14% longer (llvm-mca, Zen 3); turning the
+        // frees with their halves swapped instead took eight `vpermq`s
+        // (LLVM made each shuffle of a swapped vector one).
         let iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        let (d_swapped, step_swapped) = (
-            _mm256_permute2x128_si256::<0x01>(d, d),
-            _mm256_permute2x128_si256::<0x01>(step, step),
-        );
-        macro_rules! steps_of_lane_devices {
-            ($($d:ident $step:ident $turn:literal)*) => {[$(
-                _mm256_and_si256(
-                    _mm256_cmpeq_epi32(iota, _mm256_shuffle_epi32::<$turn>($d)),
-                    _mm256_shuffle_epi32::<$turn>($step),
+        let iota_swapped = _mm256_setr_epi32(4, 5, 6, 7, 0, 1, 2, 3);
+        macro_rules! steps_of {
+            ($lanes:expr) => {{
+                let lanes = $lanes;
+                let term = |(d, step): (__m256i, __m256i)| {
+                    _mm256_and_si256(_mm256_cmpeq_epi32(lanes, d), step)
+                };
+                _mm256_add_epi32(
+                    _mm256_add_epi32(term(turned[0]), term(turned[1])),
+                    _mm256_add_epi32(term(turned[2]), term(turned[3])),
                 )
-            ),*]};
+            }};
         }
-        // 0xE4 keeps each lane; 0x39, 0x4E and 0x93 take the one 1, 2
-        // and 3 lanes on (within the half, wrapping).
-        let [s0, s1, s2, s3, s4, s5, s6, s7] = steps_of_lane_devices!(
-            d step 0xE4 d step 0x39 d step 0x4E d step 0x93
-            d_swapped step_swapped 0xE4 d_swapped step_swapped 0x39
-            d_swapped step_swapped 0x4E d_swapped step_swapped 0x93
-        );
-        let (s01, s23) = (_mm256_add_epi32(s0, s1), _mm256_add_epi32(s2, s3));
-        let (s45, s67) = (_mm256_add_epi32(s4, s5), _mm256_add_epi32(s6, s7));
-        let moved = _mm256_add_epi32(_mm256_add_epi32(s01, s23), _mm256_add_epi32(s45, s67));
+        let (own, other) = (steps_of!(iota), steps_of!(iota_swapped));
+        let moved = _mm256_add_epi32(own, _mm256_permute2x128_si256::<0x01>(other, other));
         *next = _mm256_add_epi32(*next, moved);
         let mut at = [0u32; 8];
         _mm256_storeu_si256(at.as_mut_ptr() as *mut __m256i, to);
