@@ -354,6 +354,11 @@ impl FreeArray {
         debug_assert!(W::PAD_MAY_BE_AN_END || end != W::PAD_ADDR);
         let off_below = (below.addr + below.size) ^ addr;
         let off_above = (above.addr ^ end) | W::from_bool(W::PAD_MAY_BE_AN_END & (k >= len));
+        if W::HAS_WIDE && len < WINDOW {
+            let joins = (off_below == W::ZERO, off_above == W::ZERO);
+            self.join_in_window::<W>(k, FreeBlock { addr, size }, below, above, joins);
+            return;
+        }
         // One test each (`min`, `|`): as `||`/`&&` of two compares, the
         // compiler split them into two data-driven branches.
         if off_below.min(off_above) != W::ZERO {
@@ -370,6 +375,49 @@ impl FreeArray {
             f.size += above.size;
             self.remove::<W>(k);
         }
+    }
+
+    /// [`FreeArray::free_span`] in a window (`len < WINDOW`), its four
+    /// cases (`joins`: the span touches the block below, above) as one
+    /// move and one write, no branch: the block that takes the span in
+    /// goes at `w` (the one below if it touches, else `k`), and the slots
+    /// from `k` on (from `k + 1` when the one above joins) move to just
+    /// after it, up one for an insert, down one when both join. Branches
+    /// on "neither" and "both" mispredicted ~218k times per 570k frees in
+    /// the 2M synthetic replay (cachegrind): which neighbours touch is data.
+    #[inline(always)]
+    fn join_in_window<W: Word>(
+        &mut self,
+        k: usize,
+        span: FreeBlock<W>,
+        below: FreeBlock<W>,
+        above: FreeBlock<W>,
+        (joins_below, joins_above): (bool, bool),
+    ) {
+        debug_assert!(W::HAS_WIDE && self.len < WINDOW && k <= self.len);
+        let pick = std::hint::select_unpredictable;
+        let w = k - usize::from(joins_below);
+        let from = k + usize::from(joins_above);
+        let taken = FreeBlock {
+            addr: pick(joins_below, below.addr, span.addr),
+            size: span.size
+                + pick(joins_below, below.size, W::ZERO)
+                + pick(joins_above, above.size, W::ZERO),
+        };
+        // SAFETY: `k <= len < WINDOW`, and `joins_below` only with a block
+        // below (`k > 0`: see `free_span`, as for its `j`), so
+        // `w + 1 <= len + 1 <= WINDOW` and `from <= k + 1 <= WINDOW`: both
+        // windows end within the first `WIDE` (`2 * WINDOW`) slots, which
+        // exist (the invariant). `joins_above` only with a block above
+        // (`k < len`), so slots read past `len` are pads; the one left
+        // past the moved window is at or past `WINDOW`, a pad too.
+        unsafe {
+            let p = self.slots_mut::<W>().as_mut_ptr();
+            let moved = p.add(from).cast::<[FreeBlock<W>; WINDOW]>().read();
+            p.add(w + 1).cast::<[FreeBlock<W>; WINDOW]>().write(moved);
+            p.add(w).write(taken);
+        }
+        self.len = self.len + 1 - usize::from(joins_below) - usize::from(joins_above);
     }
 }
 
