@@ -124,6 +124,7 @@ const FAST_LEVELS: i32 = 9;
 /// the zstd checksum, so `zstd -d` verifies them too).
 pub struct FrameCompressor {
     cctx: zstd_safe::CCtx<'static>,
+    sequences: crate::zstd_sequences::SequenceCoder,
 }
 
 impl FrameCompressor {
@@ -137,19 +138,24 @@ impl FrameCompressor {
         ] {
             cctx.set_parameter(p).map_err(zstd_error)?;
         }
-        if level <= FAST_LEVELS {
-            cctx.set_parameter(CParameter::MinMatch(MIN_MATCH))
+        let min_match = (level <= FAST_LEVELS).then_some(MIN_MATCH);
+        if let Some(m) = min_match {
+            cctx.set_parameter(CParameter::MinMatch(m))
                 .map_err(zstd_error)?;
         }
-        Ok(FrameCompressor { cctx })
+        let sequences = crate::zstd_sequences::SequenceCoder::new(level, min_match)?;
+        Ok(FrameCompressor { cctx, sequences })
     }
 
     /// Compresses `record` into `out` (cleared first) as one frame whose zstd blocks end at the
     /// offsets `cuts` (ascending, inside the record): each segment gets its
     /// own entropy tables, so byte planes of different statistics (a
     /// column's noisy low bytes, another's near-constant ones) are not coded
-    /// with one table. Matches still reach back across cuts. The frame is an
-    /// ordinary zstd frame: readers see no difference.
+    /// with one table. Matches still reach back across cuts, and only those
+    /// worth a sequence are kept (`match_filter`). The frame is an ordinary
+    /// zstd frame: readers see no difference. If zstd's sequence API fails
+    /// (its match finder is documented as not always succeeding), the frame
+    /// is compressed as a stream, keeping every match.
     pub fn compress_segmented(
         &mut self,
         record: &[u8],
@@ -157,6 +163,9 @@ impl FrameCompressor {
         out: &mut Vec<u8>,
     ) -> std::io::Result<()> {
         use zstd_safe::zstd_sys::ZSTD_EndDirective;
+        if self.sequences.compress(record, cuts, out)? {
+            return Ok(());
+        }
         out.clear();
         // A flush adds at most a block header and an empty block per cut.
         out.reserve(zstd_safe::compress_bound(record.len()) + 16 * (cuts.len() + 1));

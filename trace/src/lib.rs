@@ -89,6 +89,7 @@ mod free_by_device;
 mod index;
 mod intern;
 mod live;
+mod match_filter;
 pub mod provenance;
 mod reader;
 mod recent_sizes;
@@ -104,6 +105,7 @@ pub mod summary;
 mod ts_by_kind;
 mod varint;
 mod writer;
+mod zstd_sequences;
 
 pub use checkpoint::{Checkpoint, CheckpointInfo};
 pub use decode::{
