@@ -264,6 +264,9 @@ unsafe fn repeat_groups<const NARROW: bool>(
         if word & (REPEAT_BITS | NEW_BITS) != REPEAT_BITS {
             break;
         }
+        // The group's flags are one 8-byte store, not eight byte stores:
+        // the loop is bound by its stores (four an alloc before).
+        let mut flag_word = 0u64;
         for j in 0..GROUP {
             let site = s8[j];
             let (f, c) = if NARROW {
@@ -272,7 +275,7 @@ unsafe fn repeat_groups<const NARROW: bool>(
             } else {
                 table.previous(site as u64)
             };
-            f8[j] = f;
+            flag_word |= (f as u64) << (8 * j);
             c8[j] = c;
             let slot = if NARROW {
                 // SAFETY: as above.
@@ -284,6 +287,7 @@ unsafe fn repeat_groups<const NARROW: bool>(
             // not NEW's: 8 to 11.
             unsafe { store_front(&mut z8[j], mtf_u64_avx2_recent(slot, p8[j])) };
         }
+        f8.copy_from_slice(&flag_word.to_le_bytes());
         done += GROUP;
     }
     done
