@@ -3,6 +3,7 @@
 //! (2.0–2.2).
 
 use super::block::{coded_as, HAS_DEVICE, IS_OTHER};
+use super::chain::chain_u32;
 use super::columns::BlockColumns;
 use super::packed::{column_values, one_byte_plane};
 use super::scratch::DecodeScratch;
@@ -45,18 +46,6 @@ pub(super) fn by_kind_layout(cols: &[&[u8]; col::COUNT]) -> Result<bool, DecodeE
     }
 }
 
-/// Decodes a packed column of zigzag deltas into its running sum (as u32)
-/// in `out`, through the scratch `vals` if it must (`chain.rs`).
-fn device_chain(
-    bytes: &[u8],
-    n: usize,
-    what: &str,
-    vals: &mut Vec<u64>,
-    out: &mut Vec<u32>,
-) -> Result<(), DecodeError> {
-    super::chain::chain_u32(bytes, n, what, vals, out)
-}
-
 /// 2.3: every kind has its own device chain and frees chain their buffers,
 /// so each list is a prefix sum; only the other kinds' positions take a
 /// pass over the kinds (a store per event, no branch).
@@ -67,7 +56,7 @@ pub(super) fn hand_out_by_kind(
     out: &mut BlockColumns,
 ) -> Result<(), DecodeError> {
     let vals = &mut s.vals;
-    device_chain(
+    chain_u32(
         cols[col::ALLOC_DEV as usize],
         n.alloc,
         "alloc device",
@@ -100,7 +89,7 @@ pub(super) fn hand_out_by_kind(
             )?;
         }
     } else {
-        device_chain(
+        chain_u32(
             cols[col::FREE_DEV as usize],
             n.free,
             "free device",
@@ -166,7 +155,7 @@ pub(super) fn other_devices(
     s: &mut DecodeScratch,
     tags: &[u8],
 ) -> Result<(), DecodeError> {
-    device_chain(
+    chain_u32(
         cols[col::OTHER_DEV as usize],
         n.dev - n.alloc - n.free,
         "other device",
@@ -209,7 +198,7 @@ pub(super) fn hand_out_by_walk(
     out: &mut BlockColumns,
 ) -> Result<(), DecodeError> {
     let vals = &mut s.vals;
-    device_chain(
+    chain_u32(
         cols[col::DEVICE as usize],
         n.dev,
         "device",
