@@ -20,7 +20,7 @@ use zstd::zstd_safe::zstd_sys::ZSTD_Sequence;
 const MIN_SAVING: f64 = 2.5;
 
 /// zstd's largest block: explicit block delimiters must come at least this often.
-const BLOCK_MAX: usize = 128 << 10;
+pub(crate) const BLOCK_MAX: usize = 128 << 10;
 
 /// zstd's shortest match (a match split at a block end keeps its parts
 /// at least this long, shorter parts become literals).
@@ -264,6 +264,29 @@ mod tests {
             &mut out
         ));
         assert!(!keep_paying_matches(&record, &[30, 20], &[], &mut out));
+    }
+
+    #[test]
+    fn a_record_ending_in_a_tiny_block_takes_the_sequence_path() {
+        // zstd's sequence collector refuses a record whose last block is
+        // under 7 bytes; the coder searches the whole blocks before it.
+        let mut noise = two_bit_noise(BLOCK_MAX, 5);
+        noise.extend_from_within(..BLOCK_MAX);
+        for len in [1, 3, 6, 7, BLOCK_MAX + 3, 2 * BLOCK_MAX] {
+            let record = &noise[..len];
+            let mut coder = crate::zstd_sequences::SequenceCoder::new(3, Some(7)).unwrap();
+            let mut z = vec![];
+            assert!(coder.compress(record, &[], &mut z).unwrap(), "{len} bytes");
+            let mut back = AlignedVec::<16>::new();
+            FrameDecompressor::default()
+                .decompress(&z, &mut back)
+                .unwrap();
+            assert_eq!(&back[..], record, "{len} bytes");
+            if len > BLOCK_MAX {
+                // The repeat of the first block is coded as matches.
+                assert!(z.len() < BLOCK_MAX / 2, "{len} bytes: {}", z.len());
+            }
+        }
     }
 
     /// A record of planes like a block's: noisy bytes, few-bit bytes, runs.

@@ -49,6 +49,12 @@ fn check(code: usize) -> std::io::Result<usize> {
     }
 }
 
+/// The shortest block zstd compresses (`MIN_CBLOCK_SIZE` +
+/// `ZSTD_blockHeaderSize` + 2 in zstd 1.5.7's `ZSTD_buildSeqStore`); below it
+/// the sequence collector fails. (A different zstd only makes the writer
+/// fall back to its streaming path.)
+const ZSTD_TINY_BLOCK: usize = 7;
+
 const NO_SEQUENCE: zs::ZSTD_Sequence = zs::ZSTD_Sequence {
     offset: 0,
     litLength: 0,
@@ -109,27 +115,41 @@ impl SequenceCoder {
         cuts: &[usize],
         out: &mut Vec<u8>,
     ) -> std::io::Result<bool> {
-        let bound = zstd_safe::sequence_bound(record.len());
-        if self.found.len() < bound {
-            self.found.resize(bound, NO_SEQUENCE);
-        }
-        // SAFETY: `found` holds `bound` (>= ZSTD_sequenceBound) initialized
-        // sequences, the capacity passed; `record` is a live slice of its length.
-        #[allow(deprecated)]
-        let n = unsafe {
-            zs::ZSTD_generateSequences(
-                self.finder.0.as_ptr(),
-                self.found.as_mut_ptr(),
-                bound,
-                record.as_ptr().cast(),
-                record.len(),
-            )
+        // zstd stores a block under `ZSTD_TINY_BLOCK` bytes raw, and its
+        // sequence collector then refuses the whole record ("Uncompressible
+        // block"). Such a block holds no match: find the matches of the
+        // whole blocks before it and leave it to literals.
+        let tail = record.len() % match_filter::BLOCK_MAX;
+        let searched = if tail < ZSTD_TINY_BLOCK {
+            &record[..record.len() - tail]
+        } else {
+            record
         };
-        let Ok(n) = check(n) else {
-            return Ok(false);
+        let n = if searched.is_empty() {
+            0
+        } else {
+            let bound = zstd_safe::sequence_bound(searched.len());
+            if self.found.len() < bound {
+                self.found.resize(bound, NO_SEQUENCE);
+            }
+            // SAFETY: `found` holds `bound` (>= ZSTD_sequenceBound) initialized
+            // sequences, the capacity passed; `searched` is a live slice of its length.
+            #[allow(deprecated)]
+            let n = unsafe {
+                zs::ZSTD_generateSequences(
+                    self.finder.0.as_ptr(),
+                    self.found.as_mut_ptr(),
+                    bound,
+                    searched.as_ptr().cast(),
+                    searched.len(),
+                )
+            };
+            let Ok(n) = check(n) else {
+                return Ok(false);
+            };
+            // SAFETY: the first `n` (<= bound) sequences were just written.
+            unsafe { zs::ZSTD_mergeBlockDelimiters(self.found.as_mut_ptr(), n.min(bound)) }
         };
-        // SAFETY: the first `n` (<= bound) sequences were just written.
-        let n = unsafe { zs::ZSTD_mergeBlockDelimiters(self.found.as_mut_ptr(), n.min(bound)) };
         if !match_filter::keep_paying_matches(record, cuts, &self.found[..n], &mut self.kept) {
             return Ok(false);
         }
