@@ -130,6 +130,35 @@ fn circular_buffers_clash_with_low_l1_buffers() {
 }
 
 #[test]
+fn circular_buffers_are_counted_until_their_free_all() {
+    let mut d = wormhole();
+    assert_eq!(d.cb_count(), 0);
+    // Every CB counts: static, globally allocated, placed, clashing or not
+    // (a clashing CB was still created by its program), through the full
+    // check and the fit-only one alike.
+    d.cb_alloc(134_208, 8192, Some(64), false).unwrap();
+    d.cb_alloc(140_000, 4096, None, true).unwrap();
+    assert_eq!(d.cb_place(1000, None), Ok(142_400));
+    assert!(d.cb_alloc_fits(134_208, 64, None, false));
+    assert!(d.cb_alloc(1_490_000, 10_000, None, false).is_err());
+    assert!(!d.cb_alloc_fits(1_490_000, 10_000, None, false));
+    // Placed at the region's end, 1500000: beyond worker L1 too.
+    assert!(!d.cb_place_fits(64, None));
+    assert!(d.cb_alloc_fits(0, 4096, None, true));
+    assert_eq!(d.cb_count(), 8);
+    // Static bytes: 8192 + 1000 + 64 + 10000 + 10000 + 64; the globally
+    // allocated CBs live inside L1 buffers and add none.
+    assert_eq!(d.cb_static_bytes(), 29_320);
+    d.cb_free_all();
+    assert_eq!(d.cb_count(), 0);
+    assert_eq!(d.cb_region_end(), None);
+    d.cb_alloc(140_000, 4096, None, true).unwrap();
+    assert_eq!(d.cb_count(), 1);
+    d.close();
+    assert_eq!(d.cb_count(), 0);
+}
+
+#[test]
 fn close_releases_everything_still_live() {
     let mut d = wormhole();
     let dram = AllocRequest::interleaved(BufferType::Dram, 12 * 2048, Some(2048));

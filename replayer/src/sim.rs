@@ -239,7 +239,7 @@ impl Sim {
     /// True when nothing at all is placed: no buffer, program binary, trace
     /// or circular buffer.
     pub fn holds_nothing(&self) -> bool {
-        self.device.live_all().next().is_none() && self.device.circular_buffers().is_empty()
+        self.device.live_all().next().is_none() && self.device.cb_count() == 0
     }
 
     pub fn cb_free_all(&mut self) {

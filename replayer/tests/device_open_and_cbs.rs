@@ -147,6 +147,35 @@ fn a_device_open_after_everything_was_freed_reconfigures_the_device() {
 }
 
 #[test]
+fn circular_buffers_alone_keep_a_device_from_being_reconfigured() {
+    // Event 0 uses device 0 (from the preset) for a CB only. The open at
+    // event 1 finds it holding that CB: the preset stays (the 1 MiB per
+    // bank of event 2 fits) and a warning says so. After the CB's free-all
+    // the device holds nothing, and the same open rebuilds it with 64 KiB
+    // L1 banks (event 3 is out of memory).
+    let mut s = Stream::default();
+    s.cb(134_208, 4096)
+        .open(small_l1())
+        .alloc(1, BufferType::L1, big_l1_request());
+    let r = s.replay();
+    assert!(r.oom.is_none(), "{:?}", r.oom);
+    assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
+    assert!(
+        r.warnings[0].starts_with("device 0: the device_open at event 1 "),
+        "{:?}",
+        r.warnings
+    );
+    let mut s = Stream::default();
+    s.cb(134_208, 4096)
+        .cb_free_all()
+        .open(small_l1())
+        .alloc(1, BufferType::L1, big_l1_request());
+    let r = s.replay();
+    assert_eq!(r.oom.as_ref().map(|o| o.event), Some(3), "{:?}", r.oom);
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+}
+
+#[test]
 fn the_same_device_open_twice_is_not_a_change() {
     let mut s = Stream::default();
     s.open(small_l1())

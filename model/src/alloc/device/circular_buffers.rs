@@ -3,13 +3,14 @@
 
 use super::*;
 
-/// The circular buffers recorded since the last `cb_free_all`, with the
-/// static ones' region end and byte total kept as they come: every
-/// `cb_alloc` checks the end and a replay reads the total after each, so
-/// neither may cost a walk over all of them.
+/// The circular buffers recorded since the last `cb_free_all`: how many,
+/// and the static ones' region end and byte total, kept as they come
+/// (every `cb_alloc` checks the end and a replay reads the total after
+/// each). The CBs themselves are not kept: nothing reads them back, and
+/// keeping each (a 32-byte push) was a third of a replay's work per CB.
 #[derive(Clone, Debug, Default)]
 pub(super) struct CbTable {
-    list: Vec<CircularBuffer>,
+    count: u64,
     static_end: Option<u64>,
     static_bytes: u64,
 }
@@ -18,7 +19,7 @@ impl CbTable {
     /// Records a CB; for a static one, returns the static region's end now.
     #[inline(always)]
     fn push(&mut self, cb: CircularBuffer) -> Option<u64> {
-        self.list.push(cb);
+        self.count += 1;
         if cb.globally_allocated {
             return None;
         }
@@ -30,7 +31,7 @@ impl CbTable {
     }
 
     pub(super) fn clear(&mut self) {
-        self.list.clear();
+        self.count = 0;
         self.static_end = None;
         self.static_bytes = 0;
     }
@@ -176,9 +177,10 @@ impl Device {
         self.cbs.static_bytes
     }
 
-    /// The circular buffers recorded since the last `cb_free_all`.
-    pub fn circular_buffers(&self) -> &[CircularBuffer] {
-        &self.cbs.list
+    /// How many circular buffers were recorded since the last
+    /// `cb_free_all` (static and globally allocated).
+    pub fn cb_count(&self) -> u64 {
+        self.cbs.count
     }
 
     /// End of the static (not globally allocated) CB region, if any.
