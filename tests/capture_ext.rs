@@ -145,7 +145,14 @@ fn the_recorded_per_bank_size_labels_and_refusal_reach_every_output() {
 
     // info counts them and lists the refusal.
     let info: Value = serde_json::from_str(&stdout(&["info", "--json"], &trace)).unwrap();
-    assert_eq!(info["format_version"], "2.5");
+    assert_eq!(
+        info["format_version"],
+        format!(
+            "{}.{}",
+            ttalloc_trace::FORMAT_MAJOR,
+            ttalloc_trace::FORMAT_MINOR
+        )
+    );
     assert_eq!(info["events_by_kind"]["alloc_refused"], 1);
     let d0 = &info["devices"][0];
     assert_eq!(

@@ -98,7 +98,14 @@ fn info_json_reports_exactly_the_generator_counts() {
     for (k, n) in &stats.by_kind {
         assert_eq!(by_kind[k].as_u64(), Some(*n), "kind {k}");
     }
-    assert_eq!(j["format_version"], "2.5");
+    assert_eq!(
+        j["format_version"],
+        format!(
+            "{}.{}",
+            ttalloc_trace::FORMAT_MAJOR,
+            ttalloc_trace::FORMAT_MINOR
+        )
+    );
     assert!(j["truncation"].is_null());
     assert_eq!(j["devices"].as_array().unwrap().len(), 8);
     let allocs: u64 = j["devices"]

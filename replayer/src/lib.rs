@@ -47,7 +47,7 @@ pub use error::{ReplayError, Result};
 pub use fail::{parse_fail_on, FailKind};
 pub use options::{CycleMode, ReplayOptions};
 pub use report::Report;
-pub use source::{EventSource, MemoryTrace};
+pub use source::{ChunkPass, EventSource, MemoryTrace};
 
 use cycles::{CycleRule, CycleScanner, Cycles};
 use engine::{CycleInput, Engine, EngineSetup};
@@ -257,7 +257,11 @@ pub fn find_cycles(src: &dyn EventSource, opts: &ReplayOptions) -> Result<Cycles
     let mut scanner = CycleScanner::for_mode(&opts.cycles);
     // The scan is light: one thread decodes, this one only looks at events
     // (in the same chunks, with the same ordinals, as a replay).
-    src.visit_chunks_with(opts.decode_ahead, None, &mut |chunk| {
+    let pass = ChunkPass {
+        ahead: opts.decode_ahead,
+        timed: false,
+    };
+    src.visit_chunks_with(pass, None, &mut |chunk| {
         scanner.scan_chunk(chunk);
         Ok(())
     })?;
@@ -298,6 +302,7 @@ pub fn run_engine(
         release_sites,
         stop_at_oom,
     });
+    let observer_set = observer.is_some();
     if let Some(o) = observer {
         engine.set_observer(o);
     }
@@ -314,20 +319,21 @@ pub fn run_engine(
     // The decoding thread (or this one) also notes each buffer's process
     // (for names).
     let mut pids = source_pids::SourcePids::default();
+    // The engine reads no time; an observer may (a report's timeline).
+    let pass = ChunkPass {
+        ahead: opts.decode_ahead,
+        timed: observer_set,
+    };
     match scanner {
         Some(s) => src.visit_chunks_with(
-            opts.decode_ahead,
+            pass,
             Some(&mut |chunk| {
                 s.scan_chunk(chunk);
                 pids.scan(chunk)
             }),
             &mut consume,
         )?,
-        None => src.visit_chunks_with(
-            opts.decode_ahead,
-            Some(&mut |chunk| pids.scan(chunk)),
-            &mut consume,
-        )?,
+        None => src.visit_chunks_with(pass, Some(&mut |chunk| pids.scan(chunk)), &mut consume)?,
     }
     if let Some(b) = bar {
         b.finish_and_clear();

@@ -220,6 +220,21 @@ impl Chunk<'_> {
     }
 }
 
+/// How a pass over a source's chunks
+/// ([`EventSource::visit_chunks_with`]) wants them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkPass {
+    /// Whether a trace file's blocks are decoded on a thread of their own,
+    /// ahead of the consumer (else on the calling thread, just before it
+    /// sees them). Sources held in memory ignore it.
+    pub ahead: bool,
+    /// Whether the pass reads the events' times. Without, a trace file's
+    /// blocks come without them (`ts_at` 0): a block's times are most of a
+    /// trace's compressed bytes, and from format 2.6 on a frame of their
+    /// own that is then not read. Sources held in memory ignore it.
+    pub timed: bool,
+}
+
 pub trait EventSource {
     fn interner(&self) -> &InternTables;
     fn num_events(&self) -> u64;
@@ -258,14 +273,16 @@ pub trait EventSource {
         pre: Option<ChunkHook<'_>>,
         f: &mut dyn FnMut(&Chunk<'_>) -> Result<()>,
     ) -> Result<()> {
-        self.visit_chunks_with(true, pre, f)
+        let pass = ChunkPass {
+            ahead: true,
+            timed: true,
+        };
+        self.visit_chunks_with(pass, pre, f)
     }
-    /// Like `visit_chunks`; with `ahead` false, a trace file's blocks are
-    /// decoded on the calling thread, just before `f` sees them (sources
-    /// held in memory ignore it).
+    /// Like `visit_chunks`, decoded as `pass` says.
     fn visit_chunks_with(
         &self,
-        _ahead: bool,
+        _pass: ChunkPass,
         pre: Option<ChunkHook<'_>>,
         f: &mut dyn FnMut(&Chunk<'_>) -> Result<()>,
     ) -> Result<()> {
@@ -313,6 +330,7 @@ pub trait EventSource {
     /// Visits the runs of events from the one holding event `ordinal` back
     /// to the start, last run first, until `f` returns `Ok(false)`: a look
     /// at what precedes one event that costs a block or two, not the prefix.
+    /// A trace file's come without their times (`ts` 0).
     fn visit_back(
         &self,
         ordinal: u64,
@@ -405,13 +423,17 @@ impl EventSource for TraceReader {
         let Some(last) = blocks.len().checked_sub(1) else {
             return Ok(());
         };
-        let mut buf = Vec::new();
+        // Its only user (the op behind an event) reads no time.
+        let (mut columns, mut buf) = (self.take_columns(), Vec::new());
         for i in (0..=self.block_of(ordinal).min(last)).rev() {
-            self.decode_block(i, &mut buf)?;
+            self.decode_columns_untimed(i, &mut columns)?;
+            buf.clear();
+            columns.for_each_event(|_, e| buf.push(e));
             if !f(blocks[i].first_event, &buf)? {
                 break;
             }
         }
+        self.put_columns(columns);
         Ok(())
     }
     fn visit_prefix(
@@ -446,8 +468,9 @@ impl EventSource for TraceReader {
         // Block 0 whole (the replay that follows takes it), the others
         // without their allocs and frees (the replay decodes them again,
         // from the decompressed records the reader keeps for it).
+        // No times: the probe reads none, nor does a replay.
         let decode = |r: &TraceReader, i, buf: &mut BlockColumns| match i {
-            0 => r.decode_columns(i, buf).map(|()| true),
+            0 => r.decode_columns_untimed(i, buf).map(|()| true),
             _ => r.decode_columns_non_buffer(i, buf),
         };
         visit_prefix_decoded(self, events, decode, f)
@@ -507,7 +530,7 @@ impl EventSource for TraceReader {
     }
     fn visit_chunks_with(
         &self,
-        ahead: bool,
+        pass: ChunkPass,
         mut pre: Option<ChunkHook<'_>>,
         f: &mut dyn FnMut(&Chunk<'_>) -> Result<()>,
     ) -> Result<()> {
@@ -519,15 +542,19 @@ impl EventSource for TraceReader {
             }
         }
         // Block 0 may come decoded from the cycle probe (`keep_decoded`).
-        let decode = |r: &TraceReader, i, buf: &mut BlockColumns| r.decode_columns_or_kept(i, buf);
+        let timed = pass.timed;
+        let decode = move |r: &TraceReader, i, buf: &mut BlockColumns| match timed {
+            true => r.decode_columns_or_kept(i, buf),
+            false => r.decode_columns_or_kept_untimed(i, buf),
+        };
         // Decoding on this thread costs less CPU in all: two cores at work
         // at once, with a block's columns written on one and read on the
         // other, took 3-18% more CPU on the 10M synthetic trace beside
         // other work (1-2% on an idle machine), for the overlap in wall time.
-        if blocks.len() < 2 || !ahead {
+        if blocks.len() < 2 || !pass.ahead {
             let mut buf = self.take_columns();
             for i in 0..blocks.len() {
-                self.decode_columns_or_kept(i, &mut buf)?;
+                decode(self, i, &mut buf)?;
                 let c = columns_of(blocks, i, &buf);
                 if let Some(pre) = pre.as_deref_mut() {
                     pre(&c);

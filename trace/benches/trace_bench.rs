@@ -7,7 +7,8 @@
 //! With a `.zst` path as the argument it only scans that trace (for
 //! profiling the reader); `TTALLOC_BENCH_COLUMNS_ONLY=1` then runs the
 //! `decode_columns` scan alone (`TTALLOC_BENCH_RUNS=N`: N times, no parallel
-//! scan).
+//! scan; `TTALLOC_BENCH_UNTIMED=1`: the `decode_columns_untimed` scan
+//! instead).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -136,6 +137,18 @@ fn columns_scan(reader: &TraceReader) -> (u64, u64) {
     black_box((allocated, n))
 }
 
+/// [`columns_scan`] without the events' times (what a replay reads:
+/// from format 2.6 on, their frames are not decompressed).
+fn columns_scan_untimed(reader: &TraceReader) -> (u64, u64) {
+    let mut cols = BlockColumns::default();
+    let (mut allocated, mut n) = (0u64, 0u64);
+    for i in 0..reader.blocks().len() {
+        reader.decode_columns_untimed(i, &mut cols).expect("decode");
+        consume(&cols, &mut allocated, &mut n);
+    }
+    black_box((allocated, n))
+}
+
 /// What one decoded block holds once the whole trace went through it (its
 /// arrays' capacity: a replay keeps two such buffers resident), per event
 /// of the trace's largest block.
@@ -165,6 +178,11 @@ fn main() {
             let runs = std::env::var("TTALLOC_BENCH_RUNS")
                 .ok()
                 .and_then(|r| r.parse().ok());
+            if std::env::var_os("TTALLOC_BENCH_UNTIMED").is_some() {
+                let (t, _) = best_of(runs.unwrap_or(30), || columns_scan_untimed(&reader));
+                println!("scan decode_columns_untimed events: {}", t.rate(n));
+                return;
+            }
             let (t, _) = best_of(runs.unwrap_or(30), || columns_scan(&reader));
             println!("scan decode_columns events: {}", t.rate(n));
             if runs.is_none() {
@@ -183,6 +201,8 @@ fn main() {
         println!("scan for_each_event events: {}", t.rate(n));
         let (t, _) = best_of(10, || columns_scan(&reader));
         println!("scan decode_columns events: {}", t.rate(n));
+        let (t, _) = best_of(10, || columns_scan_untimed(&reader));
+        println!("scan decode_columns_untimed events: {}", t.rate(n));
         let (t, _) = best_of(10, || {
             for i in 0..reader.blocks().len() {
                 black_box(reader.bench_unpack_block(i).expect("unpack"));
@@ -285,6 +305,9 @@ fn main() {
     let (t, (_, c)) = best_of(5, || columns_scan(&reader));
     assert_eq!(c, n);
     println!("scan decode_columns events: {}", t.rate(n as f64));
+    let (t, (_, c)) = best_of(5, || columns_scan_untimed(&reader));
+    assert_eq!(c, n);
+    println!("scan decode_columns_untimed events: {}", t.rate(n as f64));
     print_parallel_scan(&reader, n as f64);
     let (t, _) = best_of(3, || {
         let mut buf = Vec::new();

@@ -26,6 +26,8 @@ pub enum RecordKind {
     Checkpoint = 6,
     /// Where the checkpoints are: the data frame before the footer (2.2).
     CheckpointIndex = 7,
+    /// An event block's timestamps, the frame after the block's (2.6).
+    Times = 8,
 }
 
 impl RecordKind {
@@ -38,6 +40,7 @@ impl RecordKind {
             5 => Some(RecordKind::Provenance),
             6 => Some(RecordKind::Checkpoint),
             7 => Some(RecordKind::CheckpointIndex),
+            8 => Some(RecordKind::Times),
             _ => None,
         }
     }
@@ -296,6 +299,8 @@ pub struct Scratch {
     pub buf: AlignedVec<16>,
     /// A frame's compressed bytes, read from the file (see `TraceReader`).
     pub input: Vec<u8>,
+    /// A block's times record (2.6), decompressed beside the block's.
+    pub times: AlignedVec<16>,
 }
 
 /// Compressed size of the zstd (or skippable) frame at the start of `bytes`.

@@ -19,6 +19,9 @@ pub(crate) struct Index {
     pub(crate) interner: InternTables,
     pub(crate) blocks: Vec<BlockInfo>,
     pub(crate) locs: Vec<FrameLocRec>,
+    /// Format 2.6: every block's times record (the frame after the
+    /// block's); empty before, when blocks hold their times.
+    pub(crate) times: Vec<FrameLocRec>,
     pub(crate) truncation: Option<Truncation>,
     /// The data frame before the footer of a finished file: the checkpoint
     /// index from format 2.2 on.
@@ -62,6 +65,7 @@ pub(crate) fn open_indexed(
     data: &[u8],
     scratch: &mut Scratch,
     release: &dyn Fn(u64, u64),
+    times_apart: bool,
 ) -> Result<Index, String> {
     let st_len = seek_table_len(data)?;
     let table = zeekstd::SeekTable::from_seekable(&mut zeekstd::BytesWrapper::new(data))
@@ -111,16 +115,33 @@ pub(crate) fn open_indexed(
     let footer = rkyv::access::<ArchivedFooterRec, BoxedError>(rec.payload)
         .map_err(|e| format!("footer: {e}"))?;
     let (blocks, locs) = footer_blocks(footer)?;
-    let is_frame = |l: &FrameLocRec| {
+    let frame_number = |l: &FrameLocRec| {
         starts
             .binary_search_by_key(&l.offset, |s| s.offset)
-            .is_ok_and(|i| starts[i] == *l)
+            .ok()
+            .filter(|&i| starts[i] == *l)
     };
-    if let Some(bad) = locs.iter().find(|l| !is_frame(l)) {
-        return Err(format!(
-            "footer points at byte {} which is not a frame of the seek table",
-            bad.offset
-        ));
+    let is_frame = |l: &FrameLocRec| frame_number(l).is_some();
+    let mut times = Vec::new();
+    for loc in &locs {
+        let Some(i) = frame_number(loc) else {
+            return Err(format!(
+                "footer points at byte {} which is not a frame of the seek table",
+                loc.offset
+            ));
+        };
+        // 2.6: the block's times are the next frame (never the footer).
+        if times_apart {
+            match starts.get(i + 1).filter(|_| i + 2 < starts.len()) {
+                Some(&next) => times.push(next),
+                None => {
+                    return Err(format!(
+                        "the block at byte {} has no frame after it for its times",
+                        loc.offset
+                    ))
+                }
+            }
+        }
     }
     let intern_locs: Vec<FrameLocRec> = footer
         .intern_frames
@@ -166,6 +187,7 @@ pub(crate) fn open_indexed(
         interner,
         blocks,
         locs,
+        times,
         truncation: None,
         // The frame before the footer (format 2.2: the checkpoint index).
         checkpoint_index: (n >= 3).then(|| starts[n as usize - 2]),

@@ -51,17 +51,15 @@
 //!   are decoded ahead on every available core ([`scan_workers`]) and handed
 //!   to the callback in order on the calling thread; `scan_columns_on(n, ..)`
 //!   picks the number of decoding threads (0: the calling thread only).
+//! - Passes that read no time (a replay, a cycle scan) use
+//!   `decode_columns_untimed`: every `ts_at` is 0, and from format 2.6 on
+//!   the block's times record (its own frame, most of a trace's bytes) is
+//!   not read at all.
 //! - Speed, one thread, 10M-event synthetic trace (`synth -n 10000000
-//!   --cycles 1000 --leak-site 7@400`), shared 2-core VM under load
-//!   (`cargo bench -p ttalloc-trace --bench trace_bench -- TRACE.zst`, per
-//!   CPU-second, format 2.2): `decode_columns` 38–55 M events/s,
-//!   `for_each_event` 34–42 M/s; zstd + record checksum + validation alone
-//!   107–142 M/s. Of ~20 ns per event in `decode_columns`, zstd takes ~5;
-//!   the walk handing devices and buffer ids to the kinds, the allocs'
-//!   assembly and the rarer kinds' MISC varints take most of the rest
-//!   (`perf` shares: zstd 23%, the driver with its walk 26%, allocs 15%,
-//!   other kinds 9%, packed gathers 5%). The 100 M/s target is not reached
-//!   on one thread; `scan_columns` decodes on several.
+//!   --cycles 1000 --leak-site 7@400`), 2-core Zen 3 VM (`cargo bench -p
+//!   ttalloc-trace --bench trace_bench -- TRACE.zst`, per CPU-second,
+//!   format 2.6): `decode_columns` 99–100 M events/s,
+//!   `decode_columns_untimed` 121 M/s.
 //!   Where a trace's bytes go: `cargo bench -p ttalloc-trace --bench
 //!   column_sizes -- TRACE.zst [--reencode]`.
 //! - `block_of(ordinal)` finds the block holding an event (for `--from`).
@@ -124,7 +122,13 @@ use ttalloc_model::{BufferType, DeviceId};
 
 /// Format version written by this build.
 pub const FORMAT_MAJOR: u16 = 2;
-pub const FORMAT_MINOR: u16 = 5;
+pub const FORMAT_MINOR: u16 = 6;
+
+/// From format 2.6 on, a block's time columns are in a record of their own
+/// (kind 8, `TimesRec`) in the frame right after the block's.
+pub(crate) fn times_apart(minor: u16) -> bool {
+    minor >= 6
+}
 
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct TraceHeader {

@@ -3,7 +3,7 @@
 //! decodes one block at a time on demand.
 
 use crate::checkpoint::CheckpointInfo;
-use crate::decode::{self, BlockColumns, DecodeScratch, RefLimits};
+use crate::decode::{BlockColumns, DecodeScratch};
 use crate::frame::{frame_len, open_record, RecordKind, Scratch};
 use crate::index::{self, Index};
 use crate::provenance::{self, Provenance};
@@ -131,9 +131,10 @@ impl TraceReader {
         };
 
         let release = |start: u64, end: u64| drop_mapped(&map, start, end);
-        let index = match index::open_indexed(data, &mut scratch, &release) {
+        let times_apart = crate::times_apart(header.format_minor);
+        let index = match index::open_indexed(data, &mut scratch, &release, times_apart) {
             Ok(ix) => ix,
-            Err(why) => recovery::scan(data, hlen, &mut scratch, why),
+            Err(why) => recovery::scan(data, hlen, &mut scratch, why, times_apart),
         };
         let num_events = index.blocks.iter().map(|b| b.count as u64).sum();
         let (provenance, provenance_error) = match read_provenance(data, hlen, &mut scratch) {
@@ -276,6 +277,14 @@ impl TraceReader {
         }
     }
 
+    /// Where block `i`'s times record is in the file, `(offset, length)`
+    /// of its frame (format 2.6; none before, when blocks hold their
+    /// times). For tests and benchmarks.
+    #[doc(hidden)]
+    pub fn times_frame(&self, i: usize) -> Option<(u64, u64)> {
+        self.index.times.get(i).map(|l| (l.offset, l.len))
+    }
+
     /// Benchmark floor: decompresses and validates block `i` (zstd, checksum,
     /// rkyv) without decoding events; returns its column bytes.
     #[doc(hidden)]
@@ -306,140 +315,6 @@ impl TraceReader {
         })();
         self.put_scratch(scratch);
         result.map_err(|reason| self.corrupt(i, reason))
-    }
-
-    /// Decodes block `i` into columns (the fastest scan; see [`BlockColumns`]).
-    pub fn decode_columns(&self, i: usize, out: &mut BlockColumns) -> Result<()> {
-        self.decode_columns_unless(i, out, false).map(|_whole| ())
-    }
-
-    /// Like [`TraceReader::decode_columns`], for a pass that skips buffer
-    /// allocs and frees (a cycle scan): a block that holds nothing else
-    /// comes back as its kind column alone (no alloc or free in `out`, no
-    /// timestamps), at the cost of decompressing it and one look at its
-    /// kinds instead of a whole decode; a block of format 2.3 or later
-    /// comes without its allocs and frees (`out.allocs` and `out.frees`
-    /// empty: a third of a whole decode). Such a block is checked as far
-    /// as its record (zstd frame, checksum, archive) and the columns
-    /// decoded; the others are checked when a pass decodes it whole.
-    /// Its decompressed record is kept for the next whole decode of block
-    /// `i` (a few blocks' at most: the replay that follows a cycle probe
-    /// decodes the same blocks again). Returns whether `out` holds the
-    /// block whole.
-    pub fn decode_columns_non_buffer(&self, i: usize, out: &mut BlockColumns) -> Result<bool> {
-        self.decode_columns_unless(i, out, true)
-    }
-
-    /// Keeps `columns`, block `i` decoded whole, for the next
-    /// [`TraceReader::decode_columns_or_kept`] of block `i` (one block is
-    /// kept: a replay's cycle probe keeps the first block it decoded for
-    /// the replay that follows, which would decode it again).
-    pub fn keep_decoded(&self, i: usize, columns: BlockColumns) {
-        if let Some(old) = self.kept.keep_block(i, columns) {
-            self.put_columns(old);
-        }
-    }
-
-    /// Like [`TraceReader::decode_columns`], taking the block kept by
-    /// [`TraceReader::keep_decoded`] instead when it is block `i`: `out`
-    /// and the kept copy change places (no decode), and what `out` held
-    /// goes to the pool of buffers.
-    pub fn decode_columns_or_kept(&self, i: usize, out: &mut BlockColumns) -> Result<()> {
-        match self.kept.take_block(i) {
-            Some(mut columns) => {
-                std::mem::swap(out, &mut columns);
-                self.put_columns(columns);
-                Ok(())
-            }
-            None => self.decode_columns(i, out),
-        }
-    }
-
-    /// Decodes block `i`, or only its kinds when `buffers_only_skip` and the
-    /// block holds nothing but buffer allocs and frees; returns whether it
-    /// decoded the block whole. A record kept for block `i` is taken
-    /// instead of decompressing its frame again; with `buffers_only_skip`,
-    /// the record is kept afterwards (`Kept::keep_record`).
-    fn decode_columns_unless(
-        &self,
-        i: usize,
-        out: &mut BlockColumns,
-        buffers_only_skip: bool,
-    ) -> Result<bool> {
-        let Some(info) = self.index.blocks.get(i) else {
-            return Err(TraceError::Other(format!(
-                "{}: block {i} does not exist ({} blocks)",
-                self.path.display(),
-                self.index.blocks.len()
-            )));
-        };
-        let loc = self.index.locs[i];
-        // What the decode allocates is kept pooled (see `decoding`).
-        let _decoding = decoding::Decoding::start();
-        let mut scratch = self.take_scratch();
-        let result = (|| {
-            match self.kept.take_record(i) {
-                Some(record) => scratch.buf = record,
-                None => {
-                    let bytes = self.frame_bytes(loc, &mut scratch.input)?;
-                    scratch.dctx.decompress(bytes, &mut scratch.buf)?;
-                }
-            }
-            let rec = open_record(&scratch.buf)?;
-            // FORMAT.md §3: a record whose major version is not the header's
-            // is corrupt (its layout cannot be trusted).
-            if rec.major != FORMAT_MAJOR {
-                return Err(format!(
-                    "block record of format {}.{} in a trace of format {FORMAT_MAJOR}.x",
-                    rec.major, rec.minor
-                ));
-            }
-            if rec.kind != RecordKind::Block as u32 {
-                return Err(format!(
-                    "frame holds a record of kind {}, not an event block",
-                    rec.kind
-                ));
-            }
-            let block = rkyv::access::<ArchivedBlockRec, BoxedError>(rec.payload)
-                .map_err(|e| format!("block archive: {e}"))?;
-            check_block_matches(block, info)?;
-            if buffers_only_skip {
-                if let Some(tags) = buffers_only(block) {
-                    out.clear();
-                    out.first_event = info.first_event;
-                    out.tags.extend_from_slice(tags);
-                    return Ok(false);
-                }
-            }
-            let limits = RefLimits {
-                strings: self.index.interner.num_strings() as u32,
-                sites: self.index.interner.num_sites() as u32,
-            };
-            // The decoder's working arrays (megabytes of a block's) are
-            // needed only while it decodes: one set per decoding thread,
-            // not one in every decoded block a replay holds (two in
-            // flight), which would fault them in twice.
-            let mut working = self.take_pooled(&self.decode_scratch);
-            let decoded = if buffers_only_skip {
-                decode::decode_columns_non_buffer(block, limits, &mut working, out)
-            } else {
-                decode::decode_columns(block, limits, &mut working, out).map(|()| true)
-            };
-            self.put_pooled(&self.decode_scratch, working);
-            decoded
-        })();
-        if buffers_only_skip && result.is_ok() {
-            self.kept.keep_record(i, std::mem::take(&mut scratch.buf));
-        }
-        self.put_scratch(scratch);
-        let whole = result.map_err(|reason| self.corrupt(i, reason))?;
-        if !out.skipped.is_empty() {
-            let mut s = self.skipped_kinds.lock().unwrap_or_else(|p| p.into_inner());
-            for &(k, n) in &out.skipped {
-                s.insert((k, i), n as u64);
-            }
-        }
-        Ok(whole)
     }
 
     fn take_scratch(&self) -> Scratch {
@@ -586,10 +461,12 @@ fn read_provenance(
     provenance::decode(rec.payload).map(Some).map_err(damaged)
 }
 
+mod block_decode;
 mod contents;
 mod decoding;
 mod events;
 mod kept;
+mod times_frame;
 pub use decoding::decoding_block;
 pub use events::Events;
 #[cfg(test)]

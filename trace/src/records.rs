@@ -70,6 +70,17 @@ pub struct BlockRec {
     pub columns: Vec<ColumnRec>,
 }
 
+/// An event block's timestamps (format 2.6: the time columns, TS_TICKS,
+/// TS_UNIT and TS_BASE, in a frame of their own right after their block's,
+/// so a reader that needs no time does not decompress them). Repeats the
+/// block's first event and count so it cannot be paired with another block.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct TimesRec {
+    pub first_event: u64,
+    pub count: u32,
+    pub columns: Vec<ColumnRec>,
+}
+
 /// Where a frame is in the file (compressed offset and length).
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameLocRec {

@@ -9,7 +9,7 @@
 
 use crate::codec::col;
 use crate::frame::ENVELOPE_LEN;
-use crate::records::ArchivedBlockRec;
+use crate::records::{ArchivedBlockRec, ArchivedColumnRec, ArchivedTimesRec};
 use rancor::BoxedError;
 
 /// The shortest segment worth its own tables.
@@ -22,9 +22,23 @@ pub(crate) fn block_cuts(payload: &[u8], cuts: &mut Vec<usize>) {
     let Ok(block) = rkyv::access::<ArchivedBlockRec, BoxedError>(payload) else {
         return;
     };
+    column_cuts(payload, block.columns.as_slice(), cuts);
+}
+
+/// [`block_cuts`] for a block's times record (format 2.6).
+pub(crate) fn times_cuts(payload: &[u8], cuts: &mut Vec<usize>) {
+    cuts.clear();
+    let Ok(times) = rkyv::access::<ArchivedTimesRec, BoxedError>(payload) else {
+        return;
+    };
+    column_cuts(payload, times.columns.as_slice(), cuts);
+}
+
+/// The cuts of a record archived in `payload` whose columns are `columns`.
+fn column_cuts(payload: &[u8], columns: &[ArchivedColumnRec], cuts: &mut Vec<usize>) {
     let base = payload.as_ptr() as usize;
     let mut starts = Vec::new();
-    for c in block.columns.iter() {
+    for c in columns {
         let bytes = c.bytes.as_slice();
         let at = ENVELOPE_LEN + (bytes.as_ptr() as usize - base);
         starts.push(at);

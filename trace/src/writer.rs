@@ -7,7 +7,9 @@ use crate::codec::{BlockEncoder, ColumnLayout};
 use crate::frame::{build_record, FrameCompressor, RecordKind};
 use crate::intern::InternCursor;
 use crate::live::LiveTracker;
-use crate::records::{BlockEntryRec, BlockRec, FooterRec, FrameLocRec, HeaderRec, HEADER_MAGIC};
+use crate::records::{
+    BlockEntryRec, BlockRec, ColumnRec, FooterRec, FrameLocRec, HeaderRec, TimesRec, HEADER_MAGIC,
+};
 use crate::{Result, TraceError, TraceHeader, WriterOptions, FORMAT_MAJOR, FORMAT_MINOR};
 
 use rancor::BoxedError;
@@ -290,13 +292,21 @@ impl TraceWriter {
         self.raw_bytes += self.encoder.raw_len() as u64;
         let first_ts = self.encoder.first_ts();
         let last_ts = self.encoder.last_ts();
+        let first_event = self.events_written - count as u64;
+        let mut columns = self.encoder.take_columns();
+        // 2.6: the times go in a frame of their own, after the block's.
+        let times = crate::times_apart(self.minor).then(|| TimesRec {
+            first_event,
+            count,
+            columns: take_time_columns(&mut columns),
+        });
         let rec = BlockRec {
-            first_event: self.events_written - count as u64,
+            first_event,
             count,
             first_ts,
             last_ts,
             live: self.live.snapshot(),
-            columns: self.encoder.take_columns(),
+            columns,
         };
         self.block_started = None;
         let bytes =
@@ -304,16 +314,22 @@ impl TraceWriter {
         let mut cuts = std::mem::take(&mut self.cuts);
         crate::segments::block_cuts(&bytes, &mut cuts);
         let loc = self.write_frame_segmented(RecordKind::Block, &bytes, &cuts);
+        let times_written = match (&loc, &times) {
+            (Ok(_), Some(times)) => self.write_times(times, &mut cuts),
+            _ => Ok(()),
+        };
         self.cuts = cuts;
         let loc = loc?;
+        times_written?;
         let BlockRec {
             first_event,
             count,
             first_ts,
             last_ts,
             live,
-            columns,
+            mut columns,
         } = rec;
+        columns.extend(times.into_iter().flat_map(|t| t.columns));
         self.encoder.reclaim(columns);
         self.blocks.push(BlockEntryRec {
             frame: loc,
@@ -402,6 +418,15 @@ impl TraceWriter {
     }
 
     /// Wraps `payload` in an envelope, compresses it into one frame, appends it.
+    /// Writes a block's times record (2.6), right after the block's frame.
+    fn write_times(&mut self, times: &TimesRec, cuts: &mut Vec<usize>) -> Result<()> {
+        let bytes =
+            rkyv::to_bytes::<BoxedError>(times).map_err(|e| TraceError::Other(e.to_string()))?;
+        crate::segments::times_cuts(&bytes, cuts);
+        self.write_frame_segmented(RecordKind::Times, &bytes, cuts)
+            .map(|_loc| ())
+    }
+
     fn write_frame(&mut self, kind: RecordKind, payload: &[u8]) -> Result<FrameLocRec> {
         self.write_frame_segmented(kind, payload, &[])
     }
@@ -453,6 +478,16 @@ impl Drop for TraceWriter {
             let _ = self.seal();
         }
     }
+}
+
+/// Moves the time columns (`col::is_time`) out of `columns`, keeping the
+/// others in order.
+fn take_time_columns(columns: &mut Vec<ColumnRec>) -> Vec<ColumnRec> {
+    let (times, others) = std::mem::take(columns)
+        .into_iter()
+        .partition(|c| crate::codec::col::is_time(c.id));
+    *columns = others;
+    times
 }
 
 #[cfg(test)]

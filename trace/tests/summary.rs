@@ -113,7 +113,14 @@ fn peaks_live_bytes_processes_and_counts() {
     // Written with the default tick (1 ns): every digit kept.
     assert_eq!(s.clock_tick_ns, Some(1));
     assert!(s.truncation.is_none());
-    assert_eq!(s.format_version, "2.5");
+    assert_eq!(
+        s.format_version,
+        format!(
+            "{}.{}",
+            ttalloc_trace::FORMAT_MAJOR,
+            ttalloc_trace::FORMAT_MINOR
+        )
+    );
 
     assert_eq!(s.processes.len(), 2);
     let p = &s.processes[0];

@@ -28,43 +28,51 @@ fn device_closes(path: &std::path::Path) -> TraceReader {
 /// The cycle probe's first block, decoded whole, is the replay's first
 /// block (not decoded again), and the replay decodes the others into the
 /// probe's other buffer (no new one faulted in from scratch); the
-/// replay's buffers go back to the reader after it.
+/// replay's buffers go back to the reader after it. The probe reads no
+/// time, nor does a replay: a pass that reads them decodes block 0 again.
 #[test]
 fn a_replay_takes_its_first_block_and_its_buffers_from_the_probe() {
     let dir = tempfile::tempdir().unwrap();
     let reader = device_closes(&dir.path().join("t.zst"));
-    // 150 events: blocks 0 and 1.
-    let mut probe_buffers = Vec::new();
-    reader
-        .visit_prefix_non_buffer(150, &mut |c| {
-            if let Chunk::Columns { columns, .. } = c {
-                probe_buffers.push(columns.tags.as_ptr());
-            }
-            Ok(())
-        })
-        .unwrap();
-    assert_eq!(probe_buffers.len(), 2);
-    let mut replay_buffers = Vec::new();
-    let mut replayed = Vec::new();
-    reader
-        .visit_chunks(None, &mut |c| {
-            if let Chunk::Columns { columns, .. } = c {
-                replay_buffers.push(columns.tags.as_ptr());
-            }
-            let mut ts = Vec::new();
-            c.try_for_each(|_, item| {
-                if let Item::Event(e) = item {
-                    ts.push(e.ts);
+    let probe = || {
+        // 150 events: blocks 0 and 1.
+        let mut probe_buffers = Vec::new();
+        reader
+            .visit_prefix_non_buffer(150, &mut |c| {
+                if let Chunk::Columns { columns, .. } = c {
+                    probe_buffers.push(columns.tags.as_ptr());
                 }
-                Ok::<(), ()>(())
+                Ok(())
             })
             .unwrap();
-            replayed.extend(ts);
-            Ok(())
-        })
-        .unwrap();
-    // Every event, in order, block 0's included.
-    assert_eq!(replayed, (0..1000).map(|i| 10 * i).collect::<Vec<_>>());
+        assert_eq!(probe_buffers.len(), 2);
+        probe_buffers
+    };
+    // (ordinal, ts) of every event of a pass, and each chunk's buffer.
+    let pass = |timed| {
+        let (mut buffers, mut replayed) = (Vec::new(), Vec::new());
+        let pass = ChunkPass { ahead: true, timed };
+        reader
+            .visit_chunks_with(pass, None, &mut |c| {
+                if let Chunk::Columns { columns, .. } = c {
+                    buffers.push(columns.tags.as_ptr());
+                }
+                c.try_for_each(|ord, item| {
+                    if let Item::Event(e) = item {
+                        replayed.push((ord, e.ts));
+                    }
+                    Ok::<(), ()>(())
+                })
+                .unwrap();
+                Ok(())
+            })
+            .unwrap();
+        (buffers, replayed)
+    };
+    let probe_buffers = probe();
+    let (replay_buffers, replayed) = pass(false);
+    // Every event, in order, block 0's included; no times.
+    assert_eq!(replayed, (0..1000).map(|i| (i, 0)).collect::<Vec<_>>());
     assert_eq!(replay_buffers[0], probe_buffers[0]);
     assert!(replay_buffers.iter().all(|p| probe_buffers.contains(p)));
     // Back in the pool: one or two buffers (as the threads' timing
@@ -74,6 +82,11 @@ fn a_replay_takes_its_first_block_and_its_buffers_from_the_probe() {
         .iter()
         .any(|b| probe_buffers.contains(&b.tags.as_ptr())));
     assert!(back[0].tags.capacity() >= 100);
+    drop(back);
+
+    probe();
+    let (_, timed) = pass(true);
+    assert_eq!(timed, (0..1000).map(|i| (i, 10 * i)).collect::<Vec<_>>());
 }
 
 /// Without decoding ahead, every block is decoded and handed to `pre` and
@@ -89,7 +102,7 @@ fn chunks_are_decoded_on_the_calling_thread_unless_decoded_ahead() {
         let mut firsts = Vec::new();
         reader
             .visit_chunks_with(
-                ahead,
+                ChunkPass { ahead, timed: true },
                 Some(&mut |c| pre_threads.push((c.first(), std::thread::current().id()))),
                 &mut |c| {
                     assert_eq!(std::thread::current().id(), here);

@@ -107,3 +107,12 @@ pub const PACKED: [bool; COUNT] = {
     }
     p
 };
+
+/// The columns of an event's time, of every format: from 2.6 on they are
+/// in the block's times record (`TimesRec`), never in the block's own.
+pub const TIME: [u16; 6] = [TS, TS_REL, TS_KIND, TS_BASE, TS_TICKS, TS_UNIT];
+
+/// Whether column `id` holds (part of) the events' times.
+pub fn is_time(id: u16) -> bool {
+    TIME.contains(&id)
+}

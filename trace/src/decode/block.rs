@@ -11,7 +11,7 @@ use super::packed::{all_below, all_below_u32, column_values, column_values_u32, 
 use super::scratch::DecodeScratch;
 use super::{end, overrun, DecodeError, RefLimits};
 use crate::codec::{col, ColumnLayout};
-use crate::records::ArchivedBlockRec;
+use crate::records::{ArchivedBlockRec, ArchivedTimesRec};
 use crate::ts_by_kind::KindBases;
 use crate::varint::Cursor;
 use ttalloc_model::{EventTag, StringId};
@@ -58,14 +58,28 @@ pub(super) fn coded_as(
     }
 }
 
+/// Where a block's timestamps are, for the decoder.
+#[derive(Clone, Copy)]
+pub enum BlockTimes<'a> {
+    /// In the block's own columns (formats before 2.6).
+    InBlock,
+    /// In the block's times record (2.6: `TimesRec`, the next frame).
+    Apart(&'a ArchivedTimesRec),
+    /// Not decoded (the record not even read, from 2.6 on): every
+    /// `ts_at` of the block is 0 and its `clock_tick_ns` 0. For passes
+    /// that read no time, such as a replay.
+    Skipped,
+}
+
 /// Decodes `block` into `out` (cleared first), with the working arrays `s`.
 pub fn decode_columns(
     block: &ArchivedBlockRec,
+    times: BlockTimes<'_>,
     limits: RefLimits,
     s: &mut DecodeScratch,
     out: &mut BlockColumns,
 ) -> Result<(), DecodeError> {
-    decode(block, limits, s, out, false).map(|_whole| ())
+    decode(block, times, limits, s, out, false).map(|_whole| ())
 }
 
 /// Like [`decode_columns`], leaving out the block's buffer allocs and
@@ -76,30 +90,26 @@ pub fn decode_columns(
 /// `out` holds the block whole.
 pub fn decode_columns_non_buffer(
     block: &ArchivedBlockRec,
+    times: BlockTimes<'_>,
     limits: RefLimits,
     s: &mut DecodeScratch,
     out: &mut BlockColumns,
 ) -> Result<bool, DecodeError> {
-    decode(block, limits, s, out, true)
+    decode(block, times, limits, s, out, true)
 }
 
 /// [`decode_columns`], or without allocs and frees when `non_buffer` and
 /// the block's layout allows; returns whether the block was decoded whole.
 fn decode(
     block: &ArchivedBlockRec,
+    times: BlockTimes<'_>,
     limits: RefLimits,
     s: &mut DecodeScratch,
     out: &mut BlockColumns,
     non_buffer: bool,
 ) -> Result<bool, DecodeError> {
     out.clear();
-    let mut cols: [&[u8]; col::COUNT] = [&[]; col::COUNT];
-    for c in block.columns.iter() {
-        let id = c.id.to_native() as usize;
-        if id < col::COUNT {
-            cols[id] = c.bytes.as_slice();
-        }
-    }
+    let cols = columns_by_id(block, times)?;
     let count = block.count.to_native() as usize;
     out.first_event = block.first_event.to_native();
     let tags = cols[col::TAG as usize];
@@ -147,7 +157,7 @@ fn decode(
         let vals = &mut s.vals;
         names(&cols, n_names, limits, &mut vals.name)?;
         other_devices(&cols, counts, s, &out.tags)?;
-        others_and_times(block, &cols, limits, s, out)?;
+        others_and_times(block, times, &cols, limits, s, out)?;
         return Ok(false);
     }
     let vals = &mut s.vals;
@@ -190,14 +200,60 @@ fn decode(
     std::mem::swap(&mut frees.buffer, &mut vals.free_ids);
     frees.filled(n_free);
 
-    others_and_times(block, &cols, limits, s, out)?;
+    others_and_times(block, times, &cols, limits, s, out)?;
     Ok(true)
+}
+
+/// Every column of the block by id (empty where absent), the times from
+/// where `times` says they are; a 2.6 block and its times record each
+/// hold only their own columns.
+fn columns_by_id<'a>(
+    block: &'a ArchivedBlockRec,
+    times: BlockTimes<'a>,
+) -> Result<[&'a [u8]; col::COUNT], DecodeError> {
+    let mut cols: [&[u8]; col::COUNT] = [&[]; col::COUNT];
+    for c in block.columns.iter() {
+        let id = c.id.to_native() as usize;
+        if id < col::COUNT {
+            cols[id] = c.bytes.as_slice();
+        }
+    }
+    match times {
+        BlockTimes::InBlock => {}
+        BlockTimes::Skipped => {
+            for id in col::TIME {
+                cols[id as usize] = &[];
+            }
+        }
+        BlockTimes::Apart(t) => {
+            if let Some(id) = col::TIME.iter().find(|&&id| !cols[id as usize].is_empty()) {
+                return Err(format!(
+                    "block holds time column {id} although its times are in a record of their own"
+                ));
+            }
+            if t.first_event != block.first_event || t.count != block.count {
+                return Err(format!(
+                    "times record is of events {}+{}, the block of {}+{}",
+                    t.first_event, t.count, block.first_event, block.count
+                ));
+            }
+            for c in t.columns.iter() {
+                let id = c.id.to_native();
+                if !col::is_time(id) {
+                    return Err(format!("times record holds column {id}, not a time column"));
+                }
+                cols[id as usize] = c.bytes.as_slice();
+            }
+        }
+    }
+    Ok(cols)
 }
 
 /// The names (decoded into `s.vals.name`), timestamps, pids and the other
 /// kinds of a block whose other kinds have their devices (`s.other_dev`).
 fn others_and_times(
     block: &ArchivedBlockRec,
+    times: BlockTimes<'_>,
     cols: &[&[u8]; col::COUNT],
     limits: RefLimits,
     s: &mut DecodeScratch,
@@ -206,7 +262,10 @@ fn others_and_times(
     out.names.extend(s.vals.name.iter().map(|&v| StringId(v)));
     // Timestamps and pids last, right before the other kinds, which read
     // them at their positions (still in cache then).
-    times_and_pids(block, cols, out)?;
+    if !matches!(times, BlockTimes::Skipped) {
+        timestamps(block, cols, out)?;
+    }
+    pids(cols, out)?;
     if !s.other_pos.is_empty() {
         decode_others(cols, limits, s, out)?;
     } else if !cols[col::MISC as usize].is_empty() || !cols[col::EXT as usize].is_empty() {
@@ -235,8 +294,8 @@ fn names(
     all_below_u32(out, limits.strings, "string")
 }
 
-/// Every event's timestamp and pid (into `out.times`, `out.pids`).
-fn times_and_pids(
+/// Every event's timestamp (into `out.times`).
+fn timestamps(
     block: &ArchivedBlockRec,
     cols: &[&[u8]; col::COUNT],
     out: &mut BlockColumns,
@@ -299,7 +358,13 @@ fn times_and_pids(
             *t = ts;
         }
     }
-    // Pids: (delta, run length) pairs, kept as runs.
+    Ok(())
+}
+
+/// Every event's pid (into `out.pids`): (delta, run length) pairs, kept
+/// as runs.
+fn pids(cols: &[&[u8]; col::COUNT], out: &mut BlockColumns) -> Result<(), DecodeError> {
+    let count = out.tags.len();
     let mut c = Cursor::new(cols[col::PID as usize]);
     let mut pid = 0u32;
     while out.pids.len() < count {

@@ -97,6 +97,12 @@ impl BlockColumns {
         self.times.at(pos)
     }
 
+    /// Whether every event has its time (false where the block was
+    /// decoded without: [`TraceReader::decode_columns_untimed`](crate::TraceReader::decode_columns_untimed)).
+    pub fn has_times(&self) -> bool {
+        self.times.len() == self.tags.len()
+    }
+
     /// The pid of event `pos` (`Pid(0)` past the block's end, and where
     /// pids were not decoded, as for [`BlockColumns::ts_at`]).
     #[inline]

@@ -65,7 +65,7 @@ mod scratch;
 mod tests;
 mod times;
 
-pub use block::{decode_columns, decode_columns_non_buffer};
+pub use block::{decode_columns, decode_columns_non_buffer, BlockTimes};
 pub use buffer_columns::{
     AllocCol, AllocColumns, AllocExt, AllocRef, FreeCol, FreeColumns, FreeRef,
 };

@@ -21,7 +21,14 @@ fn decode(rec: &BlockRec) -> Result<BlockColumns, DecodeError> {
     let bytes = rkyv::to_bytes::<BoxedError>(rec).unwrap();
     let archived = rkyv::access::<crate::records::ArchivedBlockRec, BoxedError>(&bytes).unwrap();
     let mut out = BlockColumns::default();
-    decode_columns(archived, LIMITS, &mut DecodeScratch::default(), &mut out).map(|_| out)
+    decode_columns(
+        archived,
+        BlockTimes::InBlock,
+        LIMITS,
+        &mut DecodeScratch::default(),
+        &mut out,
+    )
+    .map(|_| out)
 }
 
 fn valid_block() -> BlockRec {
@@ -552,8 +559,14 @@ fn a_block_decoded_without_buffers_holds_the_rest_of_it() {
         let archived =
             rkyv::access::<crate::records::ArchivedBlockRec, BoxedError>(&bytes).unwrap();
         let mut out = BlockColumns::default();
-        decode_columns_non_buffer(archived, LIMITS, &mut DecodeScratch::default(), &mut out)
-            .map(|whole| (whole, out))
+        decode_columns_non_buffer(
+            archived,
+            BlockTimes::InBlock,
+            LIMITS,
+            &mut DecodeScratch::default(),
+            &mut out,
+        )
+        .map(|whole| (whole, out))
     };
     let rest = |c: &BlockColumns| {
         (
@@ -585,5 +598,6 @@ mod circular_buffers;
 mod other_devices;
 mod reused_output;
 mod sites_past_the_slots;
+mod times_record;
 mod wide_ids;
 mod wide_times;

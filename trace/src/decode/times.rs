@@ -340,6 +340,15 @@ impl Times {
         }
     }
 
+    /// Number of events with a time.
+    pub(crate) fn len(&self) -> usize {
+        if self.coded {
+            self.gaps.len()
+        } else {
+            self.values.len()
+        }
+    }
+
     pub(crate) fn heap_bytes(&self) -> usize {
         let b = std::mem::size_of::<u64>();
         (self.values.capacity() + self.keys.capacity()) * b

@@ -201,8 +201,9 @@ fn decoded(
 
 /// For a pass that skips buffer allocs and frees, a block of nothing else
 /// comes back as its kinds alone (its allocs and frees not decoded), and
-/// a block holding any other kind comes as `decode_columns` decodes it,
-/// without its allocs and frees.
+/// a block holding any other kind comes as `decode_columns_untimed`
+/// decodes it (no times: a cycle scan reads none), without its allocs and
+/// frees.
 #[test]
 fn a_block_of_only_allocs_and_frees_is_not_decoded_for_a_non_buffer_pass() {
     let dir = tempfile::tempdir().unwrap();
@@ -221,8 +222,8 @@ fn a_block_of_only_allocs_and_frees_is_not_decoded_for_a_non_buffer_pass() {
     assert!(light.timestamps().next().is_none() && light.others.is_empty());
 
     // Decoded into the same buffer, block 1 comes without its allocs and
-    // frees, the rest as decoded whole.
-    reader.decode_columns(1, &mut whole).unwrap();
+    // frees, the rest as decoded whole without times.
+    reader.decode_columns_untimed(1, &mut whole).unwrap();
     assert!(!reader.decode_columns_non_buffer(1, &mut light).unwrap());
     assert_eq!((whole.allocs.len(), whole.frees.len()), (50, 49));
     assert_eq!((light.allocs.len(), light.frees.len()), (0, 0));
@@ -231,6 +232,7 @@ fn a_block_of_only_allocs_and_frees_is_not_decoded_for_a_non_buffer_pass() {
     assert_eq!(decoded(&light), decoded(&whole));
     assert_eq!(light.first_event, 100);
     assert_eq!(light.others.len(), 1);
+    assert!(light.timestamps().next().is_none());
 }
 
 /// The decoder's working arrays stay with the reader, one set per block
@@ -322,3 +324,5 @@ fn a_non_buffer_decode_leaves_its_record_to_the_next_decode_of_the_block() {
     let record = reader.kept.take_record(1).unwrap();
     assert!(open_record(&record).is_ok());
 }
+
+mod times_apart;

@@ -100,7 +100,7 @@ proptest! {
             let archived =
                 rkyv::access::<crate::records::ArchivedBlockRec, BoxedError>(&bytes).unwrap();
             let reused =
-                decode_columns(archived, LIMITS, &mut s, &mut out).map(|_| out.allocs.clone());
+                decode_columns(archived, BlockTimes::InBlock, LIMITS, &mut s, &mut out).map(|_| out.allocs.clone());
             prop_assert_eq!(&reused, &fresh);
             if let Ok(allocs) = &fresh {
                 let got: Vec<Option<u64>> = allocs.iter().map(|a| a.page_size).collect();

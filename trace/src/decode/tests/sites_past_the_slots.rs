@@ -46,7 +46,14 @@ fn sizes_decode_as_written(sites: &[u32], limit: u32) {
         sites: limit,
     };
     let mut out = BlockColumns::default();
-    decode_columns(archived, limits, &mut DecodeScratch::default(), &mut out).unwrap();
+    decode_columns(
+        archived,
+        BlockTimes::InBlock,
+        limits,
+        &mut DecodeScratch::default(),
+        &mut out,
+    )
+    .unwrap();
     let mut decoded = Vec::new();
     out.for_each_event(|_, e| {
         if let EventKind::BufferAlloc { site, size, .. } = e.kind {
