@@ -8,6 +8,7 @@
 #   2. replay peak RSS at 50M events / at 10M;                 target <= 1.25x, < 64 MB
 #      and `replay --bisect` / plain replay at 50M events;     target <= 1.2x
 #   3. `decode_columns` scan, events per CPU-second (one core); target >= 100M
+#      (and `decode_columns_untimed`, the scan a replay makes)
 #   4. bytes per event of the synthetic trace and of workload W; targets 3.0 / 0.6
 #   5. replay CPU / `heaptrack_print -l` CPU on workload W;    target <= 0.5x
 #
@@ -110,6 +111,11 @@ if [ "${RATIOS_SCAN:-1}" != 0 ]; then
     scan=$(TTALLOC_BENCH_COLUMNS_ONLY=1 cargo bench -q -p ttalloc-trace --bench trace_bench -- "$dir/synth.zst" 2>/dev/null |
         grep 'decode_columns' || echo "scan failed")
     echo "SCAN $scan   (target >= 100 M per CPU-second)"
+    # What a replay reads: no times (format 2.6: their frames unread).
+    untimed=$(TTALLOC_BENCH_UNTIMED=1 TTALLOC_BENCH_COLUMNS_ONLY=1 TTALLOC_BENCH_RUNS=30 \
+        cargo bench -q -p ttalloc-trace --bench trace_bench -- "$dir/synth.zst" 2>/dev/null |
+        grep 'decode_columns_untimed' || echo "scan failed")
+    echo "SCAN $untimed   (a replay's: no times)"
 fi
 
 if [ "$big" != 0 ]; then
