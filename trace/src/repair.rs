@@ -3,6 +3,7 @@
 
 use crate::{Result, TraceError, TraceReader, TraceWriter, WriterOptions};
 use std::path::Path;
+use ttalloc_model::Event;
 
 /// What a repair kept and lost.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -12,6 +13,10 @@ pub struct RepairReport {
     /// Blocks that failed to decode (their events are not in the output).
     pub blocks_skipped: Vec<usize>,
     pub events_lost: u64,
+    /// Blocks whose times could not be read (format 2.6: their times
+    /// record is damaged) but whose events could: copied, every event at
+    /// its block's first timestamp (from the index), in order.
+    pub blocks_untimed: Vec<usize>,
     /// The input's truncation, if it had one.
     pub input_truncated: bool,
 }
@@ -35,11 +40,29 @@ pub fn repair(input: &Path, output: &Path, opts: WriterOptions) -> Result<Repair
         blocks_copied: 0,
         blocks_skipped: Vec::new(),
         events_lost: 0,
+        blocks_untimed: Vec::new(),
         input_truncated: reader.truncation().is_some(),
     };
-    let mut events = Vec::new();
+    let (mut events, mut untimed) = (Vec::new(), crate::BlockColumns::default());
     for (i, b) in reader.blocks().iter().enumerate() {
-        match reader.decode_block(i, &mut events) {
+        let read = match reader.decode_block(i, &mut events) {
+            // A block whose times alone are damaged keeps its events.
+            Err(TraceError::Corrupt { .. })
+                if reader.decode_columns_untimed(i, &mut untimed).is_ok() =>
+            {
+                events.clear();
+                untimed.for_each_event(|_, e| {
+                    events.push(Event {
+                        ts: b.first_ts,
+                        ..e
+                    })
+                });
+                report.blocks_untimed.push(i);
+                Ok(())
+            }
+            read => read,
+        };
+        match read {
             Ok(()) => {
                 for e in &events {
                     w.push(e)?;

@@ -292,6 +292,45 @@ fn repair_writes_a_sealed_copy_of_a_cut_trace() {
     assert!(ttalloc_trace::repair::repair(&out, &out, WriterOptions::default()).is_err());
 }
 
+/// Format 2.6: a block whose times record alone is damaged keeps its
+/// events in a repair (at the block's first timestamp); the others are
+/// copied as they are.
+#[test]
+fn repair_keeps_the_events_of_a_block_whose_times_are_damaged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut bytes, events, _, _) = small_trace(dir.path());
+    let full = dir.path().join("full.zst");
+    let reader = TraceReader::open(&full).unwrap();
+    let (offset, len) = reader.times_frame(2).expect("a 2.6 trace");
+    let block = reader.blocks()[2].clone();
+    let middle = (offset + len / 2) as usize;
+    bytes[middle..middle + 4].fill(0xAA);
+    let damaged = dir.path().join("damaged.zst");
+    std::fs::write(&damaged, &bytes).unwrap();
+    let out = dir.path().join("fixed.zst");
+    let report = ttalloc_trace::repair::repair(&damaged, &out, WriterOptions::default()).unwrap();
+    assert_eq!(report.blocks_untimed, vec![2]);
+    assert!(report.blocks_skipped.is_empty());
+    assert_eq!(report.events_written, 240);
+    let got: Vec<Event> = TraceReader::open(&out)
+        .unwrap()
+        .events()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let first = block.first_event as usize;
+    let end = first + block.count as usize;
+    let expected: Vec<Event> = (events.iter().enumerate())
+        .map(|(i, e)| match i {
+            i if (first..end).contains(&i) => Event {
+                ts: block.first_ts,
+                ..e.clone()
+            },
+            _ => e.clone(),
+        })
+        .collect();
+    assert_eq!(got, expected);
+}
+
 #[test]
 fn an_altered_seek_table_decompressed_size_is_not_integrity_ok() {
     // Seek table layout (zstd seekable format): entries of compressed size,

@@ -50,6 +50,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             report.events_lost
         );
     }
+    if !report.blocks_untimed.is_empty() {
+        text += &format!(
+            "kept {} block(s) {:?} whose times are damaged: their events are at each block's first timestamp\n",
+            report.blocks_untimed.len(),
+            report.blocks_untimed
+        );
+    }
     stdout::print(&text)?;
     Ok(ExitCode::SUCCESS)
 }
