@@ -297,7 +297,7 @@ impl FreeList {
 impl FreeList {
     /// The free blocks in bytes, in address order.
     pub(super) fn compact_free_blocks(&self) -> Vec<(u64, u64)> {
-        with_words!(self, W => self.free.blocks::<W>().iter().map(|f| f.bytes()).collect())
+        with_words!(self, W => self.free.blocks::<W>().map(|f| f.bytes()).collect())
     }
 
     /// The largest free block in bytes, the lowest address winning ties.
@@ -324,30 +324,13 @@ impl FreeArray {
     /// [`FreeList::carve_fit_compact`] in one direction.
     #[inline(always)]
     fn carve_fit_in<W: Word, const BOTTOM_UP: bool>(&mut self, alloc: u64) -> Option<u64> {
-        let alloc = W::of_request(alloc);
-        let k = self.fit(alloc, BOTTOM_UP);
-        if k >= self.len() {
-            return None;
-        }
-        // SAFETY: `fit` returns the index of an entry.
-        let f = unsafe { self.blocks_mut::<W>().get_unchecked_mut(k) };
-        let left = f.size - alloc;
-        let at = if BOTTOM_UP {
-            f.addr += alloc;
-            f.addr - alloc
-        } else {
-            f.addr + left
-        };
-        f.size = left;
-        if left == W::ZERO {
-            self.remove::<W>(k);
-        }
-        Some(at.to_addr())
+        self.carve_fit::<W, BOTTOM_UP>(W::of_request(alloc))
+            .map(W::to_addr)
     }
 
     /// The `k`-th free block in bytes.
     fn bytes<W: Word>(&self, k: usize) -> (u64, u64) {
-        self.blocks::<W>()[k].bytes()
+        self.get::<W>(k).bytes()
     }
 
     /// [`FreeList::compact_lowest_allocated`] of a list holding an
@@ -373,19 +356,21 @@ impl FreeArray {
         let rest = size - offset - alloc;
         let of_addr = |x| W::of_addr(x);
         let of_size = |x| W::of_size(x);
-        match (offset > 0, rest > 0) {
-            (true, true) => {
-                self.blocks_mut::<W>()[k].size = of_size(offset);
-                self.insert(k + 1, of_addr(at + alloc), of_size(rest));
-            }
-            (true, false) => self.blocks_mut::<W>()[k].size = of_size(offset),
-            (false, true) => {
-                self.blocks_mut::<W>()[k] = FreeBlock {
-                    addr: of_addr(at + alloc),
-                    size: of_size(rest),
+        // SAFETY: `bytes` checked that `k < len`; an insert or a removal
+        // comes after the writes at `k`.
+        unsafe {
+            match (offset > 0, rest > 0) {
+                (true, true) => {
+                    self.set_size(k, of_size(offset));
+                    self.insert(k + 1, of_addr(at + alloc), of_size(rest));
                 }
+                (true, false) => self.set_size(k, of_size(offset)),
+                (false, true) => {
+                    self.set_addr(k, of_addr(at + alloc));
+                    self.set_size(k, of_size(rest));
+                }
+                (false, false) => self.remove::<W>(k),
             }
-            (false, false) => self.remove::<W>(k),
         }
         at
     }

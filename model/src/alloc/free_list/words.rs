@@ -3,15 +3,15 @@
 //! `i32::MAX` bytes: every list of the Wormhole presets, DRAM banks of
 //! 1 GiB included).
 //!
-//! Why `u32`: a slot is then 8 B, not 16, so the window of [`WINDOW`]
-//! slots is one 64 B line instead of two or three, and SSE2 (baseline
-//! x86-64) compares four 32-bit words at once, where it has no 64-bit
-//! compare: the rank and the first fit of a window are two compares and a
-//! mask each, not a chain of eight compares and conditional moves. Bytes,
+//! Why `u32`: a window of [`WINDOW`] addresses (or sizes) is then 32 B,
+//! two vectors, and a wide one a line; and SSE2 (baseline x86-64)
+//! compares four 32-bit words at once, where it has no 64-bit compare:
+//! the rank and the first fit of a window are two loads, two compares and
+//! a mask each, not a chain of eight compares and conditional moves. Bytes,
 //! not allocation units: a conversion is then a move, and a boundary off
 //! the alignment grid needs no other array.
 
-use super::free_array::{FreeBlock, WIDE, WINDOW};
+use super::free_array::{WIDE, WINDOW};
 use super::FreeList;
 use std::fmt::Debug;
 use std::ops::{Add, AddAssign, BitOr, BitXor, Sub, SubAssign};
@@ -50,7 +50,8 @@ impl FreeList {
 /// signed words; `FreeList::new` keeps `u32` words only for a range
 /// ending below it).
 pub(super) trait Word:
-    Copy
+    'static
+    + Copy
     + Ord
     + Debug
     + Add<Output = Self>
@@ -81,17 +82,19 @@ pub(super) trait Word:
     /// The probe whose rank is the count of blocks starting below byte
     /// `addr` (any address, inside the range or not).
     fn probe(addr: u64) -> Self;
-    /// How many of the window's blocks start below `probe`.
+    /// How many of the window's blocks (`addrs`: their addresses) start
+    /// below `probe`.
     #[inline(always)]
-    fn window_rank(w: &[FreeBlock<Self>; WINDOW], probe: Self) -> usize {
-        rank_portable(w, probe)
+    fn window_rank(addrs: &[Self; WINDOW], probe: Self) -> usize {
+        rank_portable(addrs, probe)
     }
-    /// The first (bottom-up) or last slot of the window holding at least
+    /// The first (bottom-up) or last slot of the window (`sizes`: its
+    /// blocks' sizes) holding at least
     /// `alloc` (at least 1); [`WINDOW`] or more when none does (a plain
     /// index, not an `Option`: the caller's one test is against the length).
     #[inline(always)]
-    fn window_fit(w: &[FreeBlock<Self>; WINDOW], alloc: Self, bottom_up: bool) -> usize {
-        fit_portable(w, alloc, bottom_up)
+    fn window_fit(sizes: &[Self; WINDOW], alloc: Self, bottom_up: bool) -> usize {
+        fit_portable(sizes, alloc, bottom_up)
     }
     /// Are arrays of up to [`WIDE`] blocks looked at as a wide window
     /// ([`Word::wide_rank`], [`Word::wide_fit`]: straight-line code)
@@ -100,40 +103,40 @@ pub(super) trait Word:
     const HAS_WIDE: bool = false;
     /// [`Word::window_rank`] over [`WIDE`] slots.
     #[inline(always)]
-    fn wide_rank(w: &[FreeBlock<Self>; WIDE], probe: Self) -> usize {
-        rank_portable(w, probe)
+    fn wide_rank(addrs: &[Self; WIDE], probe: Self) -> usize {
+        rank_portable(addrs, probe)
     }
     /// [`Word::window_fit`] over [`WIDE`] slots ([`WIDE`] or more when
     /// none holds `alloc`).
     #[inline(always)]
-    fn wide_fit(w: &[FreeBlock<Self>; WIDE], alloc: Self, bottom_up: bool) -> usize {
-        fit_portable(w, alloc, bottom_up)
+    fn wide_fit(sizes: &[Self; WIDE], alloc: Self, bottom_up: bool) -> usize {
+        fit_portable(sizes, alloc, bottom_up)
     }
 }
 
 /// [`Word::window_rank`] by a compare and an add per slot (pads never
 /// count): straight-line code, no branch on the data.
 #[inline(always)]
-pub(super) fn rank_portable<W: Word, const N: usize>(w: &[FreeBlock<W>; N], probe: W) -> usize {
-    w.iter().map(|f| usize::from(f.addr < probe)).sum()
+pub(super) fn rank_portable<W: Word, const N: usize>(addrs: &[W; N], probe: W) -> usize {
+    addrs.iter().map(|&a| usize::from(a < probe)).sum()
 }
 
 /// [`Word::window_fit`] by a conditional move per slot, walking towards
 /// the end that wins (pads, of no size, never fit).
 #[inline(always)]
 pub(super) fn fit_portable<W: Word, const N: usize>(
-    w: &[FreeBlock<W>; N],
+    sizes: &[W; N],
     alloc: W,
     bottom_up: bool,
 ) -> usize {
     let mut at = N;
     if bottom_up {
         for k in (0..N).rev() {
-            at = std::hint::select_unpredictable(w[k].size >= alloc, k, at);
+            at = std::hint::select_unpredictable(sizes[k] >= alloc, k, at);
         }
     } else {
-        for (k, f) in w.iter().enumerate() {
-            at = std::hint::select_unpredictable(f.size >= alloc, k, at);
+        for (k, &s) in sizes.iter().enumerate() {
+            at = std::hint::select_unpredictable(s >= alloc, k, at);
         }
     }
     at
@@ -213,18 +216,18 @@ impl Word for u32 {
     }
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
-    fn window_rank(w: &[FreeBlock<u32>; WINDOW], probe: u32) -> usize {
+    fn window_rank(addrs: &[u32; WINDOW], probe: u32) -> usize {
         debug_assert!(probe <= i32::MAX as u32);
         // The addresses are sorted and pads never count: the slots below
         // `probe` are a prefix, and the rank its length.
-        let below = sse2::addrs_below(w, probe);
+        let below = sse2::below(addrs, probe);
         ((!below).trailing_zeros() / 2) as usize
     }
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
-    fn window_fit(w: &[FreeBlock<u32>; WINDOW], alloc: u32, bottom_up: bool) -> usize {
+    fn window_fit(sizes: &[u32; WINDOW], alloc: u32, bottom_up: bool) -> usize {
         debug_assert!(alloc >= 1 && alloc <= i32::MAX as u32);
-        let fits = sse2::sizes_at_least(w, alloc);
+        let fits = sse2::at_least(sizes, alloc);
         if bottom_up {
             // The lowest set bit's slot; `WINDOW` when none.
             ((fits | 1 << (2 * WINDOW)).trailing_zeros() / 2) as usize
@@ -239,23 +242,21 @@ impl Word for u32 {
     const HAS_WIDE: bool = true;
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
-    fn wide_rank(w: &[FreeBlock<u32>; WIDE], probe: u32) -> usize {
+    fn wide_rank(addrs: &[u32; WIDE], probe: u32) -> usize {
         debug_assert!(probe <= i32::MAX as u32);
-        let (lo, hi) = halves(w);
+        let (lo, hi) = halves(addrs);
         // Two bits per slot, the second window's above the first's: a
         // prefix again, of up to 32 bits.
-        let below = sse2::addrs_below(lo, probe) | sse2::addrs_below(hi, probe) << (2 * WINDOW);
+        let below = sse2::below(lo, probe) | sse2::below(hi, probe) << (2 * WINDOW);
         ((!below).trailing_zeros() / 2) as usize
     }
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
-    fn wide_fit(w: &[FreeBlock<u32>; WIDE], alloc: u32, bottom_up: bool) -> usize {
+    fn wide_fit(sizes: &[u32; WIDE], alloc: u32, bottom_up: bool) -> usize {
         debug_assert!(alloc >= 1 && alloc <= i32::MAX as u32);
-        let (lo, hi) = halves(w);
+        let (lo, hi) = halves(sizes);
         // In 64 bits: a sentinel above the 32 slot bits.
-        let fits = u64::from(
-            sse2::sizes_at_least(lo, alloc) | sse2::sizes_at_least(hi, alloc) << (2 * WINDOW),
-        );
+        let fits = u64::from(sse2::at_least(lo, alloc) | sse2::at_least(hi, alloc) << (2 * WINDOW));
         // As in `window_fit`, over twice the slots.
         if bottom_up {
             ((fits | 1 << (2 * WIDE)).trailing_zeros() / 2) as usize
@@ -267,7 +268,7 @@ impl Word for u32 {
 
 /// The two windows of a wide one.
 #[inline(always)]
-fn halves<W>(w: &[FreeBlock<W>; WIDE]) -> (&[FreeBlock<W>; WINDOW], &[FreeBlock<W>; WINDOW]) {
+fn halves<W>(w: &[W; WIDE]) -> (&[W; WINDOW], &[W; WINDOW]) {
     let (lo, hi) = w.split_at(WINDOW);
     // Infallible: `WIDE` is two windows.
     (lo.try_into().unwrap(), hi.try_into().unwrap())
@@ -277,30 +278,16 @@ fn halves<W>(w: &[FreeBlock<W>; WIDE]) -> (&[FreeBlock<W>; WINDOW], &[FreeBlock<
 /// x86-64 baseline: no feature test.
 #[cfg(target_arch = "x86_64")]
 mod sse2 {
-    use super::{FreeBlock, WINDOW};
+    use super::WINDOW;
     use std::arch::x86_64::*;
 
-    /// The window's addresses (`addr` words) and sizes, four slots each.
+    /// A window of one column (addresses or sizes), four slots to a vector.
     #[inline(always)]
-    fn split(w: &[FreeBlock<u32>; WINDOW]) -> ([__m128i; 2], [__m128i; 2]) {
+    fn load(w: &[u32; WINDOW]) -> [__m128i; 2] {
         let p = w.as_ptr().cast::<__m128i>();
-        // SAFETY: the window is 64 B (8 slots of two `u32`), read as four
-        // unaligned 16 B vectors; SSE2 is baseline on x86-64.
-        unsafe {
-            let v = [
-                _mm_castsi128_ps(_mm_loadu_si128(p)),
-                _mm_castsi128_ps(_mm_loadu_si128(p.add(1))),
-                _mm_castsi128_ps(_mm_loadu_si128(p.add(2))),
-                _mm_castsi128_ps(_mm_loadu_si128(p.add(3))),
-            ];
-            // Even words are addresses, odd ones sizes (`FreeBlock` is
-            // `repr(C)`, `addr` first).
-            let a0 = _mm_castps_si128(_mm_shuffle_ps::<0b10_00_10_00>(v[0], v[1]));
-            let a1 = _mm_castps_si128(_mm_shuffle_ps::<0b10_00_10_00>(v[2], v[3]));
-            let s0 = _mm_castps_si128(_mm_shuffle_ps::<0b11_01_11_01>(v[0], v[1]));
-            let s1 = _mm_castps_si128(_mm_shuffle_ps::<0b11_01_11_01>(v[2], v[3]));
-            ([a0, a1], [s0, s1])
-        }
+        // SAFETY: the window is 32 B (8 `u32`), read as two unaligned 16 B
+        // vectors; SSE2 is baseline on x86-64.
+        unsafe { [_mm_loadu_si128(p), _mm_loadu_si128(p.add(1))] }
     }
 
     /// Eight lanes of all-ones or zero, as two bits per slot (slot `k`:
@@ -312,11 +299,11 @@ mod sse2 {
         unsafe { _mm_movemask_epi8(_mm_packs_epi32(lo, hi)) as u32 }
     }
 
-    /// Bits `2k`, `2k + 1`: slot `k` starts below `probe`. Signed compares: every
-    /// word is at most `i32::MAX`.
+    /// Bits `2k`, `2k + 1`: address `k` of the window is below `probe`.
+    /// Signed compares: every word is at most `i32::MAX`.
     #[inline(always)]
-    pub(super) fn addrs_below(w: &[FreeBlock<u32>; WINDOW], probe: u32) -> u32 {
-        let ([a0, a1], _) = split(w);
+    pub(super) fn below(addrs: &[u32; WINDOW], probe: u32) -> u32 {
+        let [a0, a1] = load(addrs);
         // SAFETY: SSE2 is baseline on x86-64.
         unsafe {
             let x = _mm_set1_epi32(probe as i32);
@@ -324,11 +311,11 @@ mod sse2 {
         }
     }
 
-    /// Bits `2k`, `2k + 1`: slot `k` holds at least `alloc` (at least 1)
-    /// bytes.
+    /// Bits `2k`, `2k + 1`: size `k` of the window is at least `alloc`
+    /// (at least 1) bytes.
     #[inline(always)]
-    pub(super) fn sizes_at_least(w: &[FreeBlock<u32>; WINDOW], alloc: u32) -> u32 {
-        let (_, [s0, s1]) = split(w);
+    pub(super) fn at_least(sizes: &[u32; WINDOW], alloc: u32) -> u32 {
+        let [s0, s1] = load(sizes);
         // SAFETY: SSE2 is baseline on x86-64.
         unsafe {
             let x = _mm_set1_epi32(alloc as i32 - 1);
@@ -342,20 +329,17 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// A window as the free array keeps one: sorted addresses that never
-    /// touch, then pads.
-    fn window<const N: usize>(blocks: &[(u32, u32)]) -> [FreeBlock<u32>; N] {
-        let mut w = [FreeBlock {
-            addr: u32::PAD_ADDR,
-            size: 0,
-        }; N];
+    /// A window's two columns as the free array keeps them: sorted
+    /// addresses of blocks that never touch, and their sizes; then pads.
+    fn window<const N: usize>(blocks: &[(u32, u32)]) -> ([u32; N], [u32; N]) {
+        let (mut a, mut s) = ([u32::PAD_ADDR; N], [0; N]);
         let mut at = 0u32;
         for (k, &(gap, size)) in blocks.iter().take(N).enumerate() {
             at += gap;
-            w[k] = FreeBlock { addr: at, size };
+            (a[k], s[k]) = (at, size);
             at += size + 1;
         }
-        w
+        (a, s)
     }
 
     proptest! {
@@ -367,17 +351,17 @@ mod tests {
             probe in prop_oneof![0u32..1 << 31, Just(i32::MAX as u32), Just(0)],
             alloc in prop_oneof![1u32..1 << 27, Just(1), Just(i32::MAX as u32)],
         ) {
-            let w = window::<WINDOW>(&blocks);
-            prop_assert_eq!(u32::window_rank(&w, probe), rank_portable(&w, probe));
+            let (a, sz) = window::<WINDOW>(&blocks);
+            prop_assert_eq!(u32::window_rank(&a, probe), rank_portable(&a, probe));
             for k in 0..WINDOW {
-                prop_assert_eq!(u32::window_rank(&w, w[k].addr), rank_portable(&w, w[k].addr));
-                let s = w[k].size.max(1);
+                prop_assert_eq!(u32::window_rank(&a, a[k]), rank_portable(&a, a[k]));
+                let s = sz[k].max(1);
                 for bottom_up in [true, false] {
-                    prop_assert_eq!(u32::window_fit(&w, s, bottom_up).min(WINDOW), fit_portable(&w, s, bottom_up));
+                    prop_assert_eq!(u32::window_fit(&sz, s, bottom_up).min(WINDOW), fit_portable(&sz, s, bottom_up));
                 }
             }
             for bottom_up in [true, false] {
-                prop_assert_eq!(u32::window_fit(&w, alloc, bottom_up).min(WINDOW), fit_portable(&w, alloc, bottom_up));
+                prop_assert_eq!(u32::window_fit(&sz, alloc, bottom_up).min(WINDOW), fit_portable(&sz, alloc, bottom_up));
             }
         }
 
@@ -389,19 +373,19 @@ mod tests {
             probe in prop_oneof![0u32..1 << 31, Just(i32::MAX as u32), Just(0)],
             alloc in prop_oneof![1u32..1 << 25, Just(1), Just(i32::MAX as u32)],
         ) {
-            let w = window::<WIDE>(&blocks);
-            prop_assert_eq!(u32::wide_rank(&w, probe), rank_portable(&w, probe));
+            let (a, sz) = window::<WIDE>(&blocks);
+            prop_assert_eq!(u32::wide_rank(&a, probe), rank_portable(&a, probe));
             for k in 0..WIDE {
-                prop_assert_eq!(u32::wide_rank(&w, w[k].addr), rank_portable(&w, w[k].addr));
-                let past = (w[k].addr + 1).min(i32::MAX as u32);
-                prop_assert_eq!(u32::wide_rank(&w, past), rank_portable(&w, past));
-                let s = w[k].size.max(1);
+                prop_assert_eq!(u32::wide_rank(&a, a[k]), rank_portable(&a, a[k]));
+                let past = (a[k] + 1).min(i32::MAX as u32);
+                prop_assert_eq!(u32::wide_rank(&a, past), rank_portable(&a, past));
+                let s = sz[k].max(1);
                 for bottom_up in [true, false] {
-                    prop_assert_eq!(u32::wide_fit(&w, s, bottom_up).min(WIDE), fit_portable(&w, s, bottom_up));
+                    prop_assert_eq!(u32::wide_fit(&sz, s, bottom_up).min(WIDE), fit_portable(&sz, s, bottom_up));
                 }
             }
             for bottom_up in [true, false] {
-                prop_assert_eq!(u32::wide_fit(&w, alloc, bottom_up).min(WIDE), fit_portable(&w, alloc, bottom_up));
+                prop_assert_eq!(u32::wide_fit(&sz, alloc, bottom_up).min(WIDE), fit_portable(&sz, alloc, bottom_up));
             }
         }
 
