@@ -128,22 +128,23 @@ fn best_of<T>(runs: usize, mut f: impl FnMut() -> T) -> (Timing, T) {
 /// The columnar scan: decode every block into `BlockColumns` and touch
 /// every column (bytes allocated and freed, event count).
 fn columns_scan(reader: &TraceReader) -> (u64, u64) {
-    let mut cols = BlockColumns::default();
-    let (mut allocated, mut n) = (0u64, 0u64);
-    for i in 0..reader.blocks().len() {
-        reader.decode_columns(i, &mut cols).expect("decode");
-        consume(&cols, &mut allocated, &mut n);
-    }
-    black_box((allocated, n))
+    scan_with(reader, TraceReader::decode_columns)
 }
 
 /// [`columns_scan`] without the events' times (what a replay reads:
 /// from format 2.6 on, their frames are not decompressed).
 fn columns_scan_untimed(reader: &TraceReader) -> (u64, u64) {
+    scan_with(reader, TraceReader::decode_columns_untimed)
+}
+
+fn scan_with(
+    reader: &TraceReader,
+    decode: impl Fn(&TraceReader, usize, &mut BlockColumns) -> ttalloc_trace::Result<()>,
+) -> (u64, u64) {
     let mut cols = BlockColumns::default();
     let (mut allocated, mut n) = (0u64, 0u64);
     for i in 0..reader.blocks().len() {
-        reader.decode_columns_untimed(i, &mut cols).expect("decode");
+        decode(reader, i, &mut cols).expect("decode");
         consume(&cols, &mut allocated, &mut n);
     }
     black_box((allocated, n))

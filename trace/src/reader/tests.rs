@@ -124,7 +124,7 @@ fn a_trace_cut_after_open_is_an_error_naming_the_block_not_a_crash() {
 /// A trace of two 100-event blocks: 50 alloc/free pairs, then 49 and a
 /// half and a device close as block 1's last event.
 fn allocs_and_frees_then_a_close(path: &Path) {
-    use ttalloc_model::{BufferId, BufferType, Layout, SiteId, StringId};
+    use ttalloc_model::{BufferId, SiteId};
     let opts = WriterOptions {
         block_events: 100,
         ..WriterOptions::default()
@@ -135,19 +135,7 @@ fn allocs_and_frees_then_a_close(path: &Path) {
     for i in 0..199u64 {
         let buffer = BufferId(i / 2);
         let kind = if i % 2 == 0 {
-            EventKind::BufferAlloc {
-                device,
-                buffer,
-                buffer_type: BufferType::Dram,
-                address: None,
-                size: 4096,
-                page_size: None,
-                layout: Layout::Interleaved,
-                num_cores: None,
-                per_bank_size: None,
-                label: StringId::EMPTY,
-                site: SiteId(0),
-            }
+            dram_alloc(device, buffer, None)
         } else {
             EventKind::BufferFree {
                 device,
@@ -169,6 +157,28 @@ fn allocs_and_frees_then_a_close(path: &Path) {
     })
     .unwrap();
     w.finish().unwrap();
+}
+
+/// A 4 KiB interleaved DRAM buffer at site 0, at `address` if recorded.
+fn dram_alloc(
+    device: DeviceId,
+    buffer: ttalloc_model::BufferId,
+    address: Option<u64>,
+) -> EventKind {
+    use ttalloc_model::{BufferType, Layout, SiteId, StringId};
+    EventKind::BufferAlloc {
+        device,
+        buffer,
+        buffer_type: BufferType::Dram,
+        address,
+        size: 4096,
+        page_size: None,
+        layout: Layout::Interleaved,
+        num_cores: None,
+        per_bank_size: None,
+        label: StringId::EMPTY,
+        site: SiteId(0),
+    }
 }
 
 /// What a decoded block holds for its readers (not the decoder's scratch).

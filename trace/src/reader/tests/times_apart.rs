@@ -2,7 +2,7 @@
 //! block's; a pass that reads no time never reads that frame.
 
 use super::*;
-use ttalloc_model::{BufferId, BufferType, Layout, SiteId, StringId};
+use ttalloc_model::{BufferId, SiteId};
 
 /// 1,000 events in blocks of 100 (allocs, frees, op scopes and device
 /// closes, gaps of 1 to 97 ns), as written.
@@ -21,19 +21,7 @@ fn mixed_trace(path: &Path) -> Vec<Event> {
         let device = DeviceId((i % 3) as u32);
         let buffer = BufferId(i / 4);
         let kind = match i % 4 {
-            0 => EventKind::BufferAlloc {
-                device,
-                buffer,
-                buffer_type: BufferType::Dram,
-                address: Some(4096 * i),
-                size: 4096,
-                page_size: None,
-                layout: Layout::Interleaved,
-                num_cores: None,
-                per_bank_size: None,
-                label: StringId::EMPTY,
-                site: SiteId(0),
-            },
+            0 => dram_alloc(device, buffer, Some(4096 * i)),
             1 => EventKind::BufferFree {
                 device,
                 buffer,
