@@ -1,6 +1,6 @@
 use super::*;
 use ttalloc_model::{DeviceId, Pid};
-use ttalloc_trace::{TraceHeader, TraceWriter, WriterOptions};
+use ttalloc_trace::{TraceHeader, TraceReader, TraceWriter, WriterOptions};
 
 /// A trace of 1,000 device closes at ts 0, 10, 20, ... in blocks of 100
 /// events, written to `path` and opened.
