@@ -1,6 +1,7 @@
 //! `ttalloc cat TRACE [--from N] [--to M] [--jsonl]`: events one per line,
 //! with ordinal, timestamp and call site resolved to frames.
 
+use std::fmt::Write as _;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -57,7 +58,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     let stdout = std::io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
+    // Lines are ~150 bytes and millions: fewer, larger writes.
+    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut lines = render::LineRenderer::new(tables, style.clone());
+    let mut line = String::new();
     let mut io_err: Option<std::io::Error> = None;
     // Buffers are named as every command names them; a compat free's name
     // needs its alloc's address. What was live at the checkpoint before
@@ -86,12 +90,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             if ord < from {
                 return;
             }
-            let line = if args.jsonl {
-                render::event_json(ord, &e, tables, name.as_deref()).to_string()
+            line.clear();
+            if args.jsonl {
+                let _ = write!(
+                    line,
+                    "{}",
+                    render::event_json(ord, &e, tables, name.as_deref())
+                );
             } else {
-                render::event_line_styled(ord, &e, tables, &style, name.as_deref())
-            };
-            if let Err(err) = writeln!(out, "{line}") {
+                lines.write_line(&mut line, ord, &e, name.as_deref());
+            }
+            line.push('\n');
+            if let Err(err) = out.write_all(line.as_bytes()) {
                 io_err = Some(err);
             }
         })?;
