@@ -1,7 +1,10 @@
 //! One event as a line of text or a JSON object, with strings and call sites
 //! resolved (what `ttalloc cat` prints).
 
+mod json_line;
 mod line;
+
+pub use json_line::JsonLineRenderer;
 
 pub use line::{common_dir, event_line, event_line_styled, site_text, LineRenderer, LineStyle};
 

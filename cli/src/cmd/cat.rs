@@ -1,7 +1,6 @@
 //! `ttalloc cat TRACE [--from N] [--to M] [--jsonl]`: events one per line,
 //! with ordinal, timestamp and call site resolved to frames.
 
-use std::fmt::Write as _;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -61,6 +60,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Lines are ~150 bytes and millions: fewer, larger writes.
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut lines = render::LineRenderer::new(tables, style.clone());
+    let mut json_lines = render::JsonLineRenderer::new(tables);
     let mut line = String::new();
     let mut io_err: Option<std::io::Error> = None;
     // Buffers are named as every command names them; a compat free's name
@@ -92,11 +92,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             line.clear();
             if args.jsonl {
-                let _ = write!(
-                    line,
-                    "{}",
-                    render::event_json(ord, &e, tables, name.as_deref())
-                );
+                json_lines.write_line(&mut line, ord, &e, name.as_deref());
             } else {
                 lines.write_line(&mut line, ord, &e, name.as_deref());
             }
