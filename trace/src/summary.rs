@@ -1,6 +1,7 @@
 //! What `ttalloc info` reports, computed here so it is testable: header facts,
 //! events by kind, processes, devices, peak live bytes, size and integrity.
 
+mod devices;
 mod tally;
 
 use crate::{Result, TraceReader, Truncation};
@@ -109,7 +110,7 @@ impl TraceSummary {
             tally.block(c, t);
             Ok(())
         })?;
-        tally.finish_devices();
+        let devices = tally.finish_devices();
         let Tally {
             events,
             by_kind,
@@ -117,7 +118,6 @@ impl TraceSummary {
             last_ts,
             clock_tick_ns,
             processes,
-            devices,
             refusals,
             ..
         } = tally;

@@ -231,7 +231,8 @@ fn the_clock_tick_is_the_one_the_trace_was_written_at() {
 }
 
 /// The summary read from columns agrees with a plain count over the
-/// decoded events, whatever the events and however they fall into blocks.
+/// decoded events (live bytes by the writer's `LiveTracker`), whatever the
+/// events and however they fall into blocks.
 mod against_events {
     use super::*;
     use proptest::prelude::*;
@@ -301,7 +302,22 @@ mod against_events {
                 .iter()
                 .flat_map(|d| d.peak_live_bytes.iter().map(move |(t, &b)| ((d.device, t.clone()), b)))
                 .collect();
-            prop_assert_eq!(got, peaks);
+            prop_assert_eq!(got, peaks.clone());
+            // Live at the end: every type that had an alloc, when non-zero.
+            let end: BTreeMap<(u32, String), u64> = s
+                .devices
+                .iter()
+                .flat_map(|d| d.live_bytes_at_end.iter().map(move |(t, &b)| ((d.device, t.clone()), b)))
+                .collect();
+            let want: BTreeMap<(u32, String), u64> = peaks
+                .keys()
+                .filter_map(|(d, t)| {
+                    let bt = *BufferType::ALL.iter().find(|b| b.name() == t).unwrap();
+                    let b = live.bytes(DeviceId(*d), bt);
+                    (b > 0).then(|| ((*d, t.clone()), b))
+                })
+                .collect();
+            prop_assert_eq!(end, want);
         }
     }
 }

@@ -3,14 +3,12 @@
 //! and markers (nearly every event), and processes are looked up once per
 //! run of events of the same process, not per event.
 
+use super::devices::DeviceTable;
 use super::{DeviceSummary, ProcessSummary, RefusalSummary, MAX_REFUSALS};
-use crate::live::{IntMap, LiveTracker};
 use crate::BlockColumns;
 use std::collections::BTreeMap;
 use ttalloc_model::event::split_argv;
-use ttalloc_model::{
-    Arch, BufferType, DeviceId, Event, EventKind, EventTag, InternTables, StringId,
-};
+use ttalloc_model::{Event, EventKind, EventTag, InternTables, StringId};
 
 const ALLOC: u8 = EventTag::BufferAlloc as u8;
 const FREE: u8 = EventTag::BufferFree as u8;
@@ -30,26 +28,8 @@ pub(super) struct Tally {
     /// a block with events).
     pub clock_tick_ns: u64,
     pub processes: BTreeMap<u32, ProcessSummary>,
-    pub devices: BTreeMap<u32, DeviceSummary>,
+    devices: DeviceTable,
     pub refusals: Vec<RefusalSummary>,
-    peaks: IntMap<(u32, u8), u64>,
-    live: LiveTracker,
-}
-
-fn device_entry(devices: &mut BTreeMap<u32, DeviceSummary>, d: u32) -> &mut DeviceSummary {
-    devices.entry(d).or_insert_with(|| DeviceSummary {
-        device: d,
-        arch: Arch::Unknown,
-        config: None,
-        opens: 0,
-        closes: 0,
-        buffer_allocs: 0,
-        buffer_frees: 0,
-        allocs_refused: 0,
-        labelled_allocs: 0,
-        peak_live_bytes: BTreeMap::new(),
-        live_bytes_at_end: BTreeMap::new(),
-    })
 }
 
 impl Tally {
@@ -91,16 +71,18 @@ impl Tally {
             match tag {
                 ALLOC => {
                     let Some(a) = allocs.next() else { continue };
-                    let d = device_entry(&mut self.devices, a.device.0);
+                    let i = self.devices.index(a.device.0);
+                    let d = self.devices.summary(i);
                     d.buffer_allocs += 1;
                     d.labelled_allocs += (a.label != StringId::EMPTY) as u64;
-                    let now = self.live.alloc(a.device, a.buffer, a.buffer_type, a.size);
-                    self.peak(a.device, a.buffer_type, now);
+                    self.devices
+                        .alloc(i, a.device.0, a.buffer.0, a.buffer_type, a.size);
                 }
                 FREE => {
                     let Some(f) = frees.next() else { continue };
-                    device_entry(&mut self.devices, f.device.0).buffer_frees += 1;
-                    self.live.free(f.device, f.buffer);
+                    let i = self.devices.index(f.device.0);
+                    self.devices.summary(i).buffer_frees += 1;
+                    self.devices.free(i, f.device.0, f.buffer.0);
                 }
                 OP_BEGIN | OP_END | MARKER => {}
                 CB_ALLOC | CB_FREE_ALL => {
@@ -135,11 +117,6 @@ impl Tally {
         })
     }
 
-    fn peak(&mut self, device: DeviceId, bt: BufferType, now: u64) {
-        let peak = self.peaks.entry((device.0, bt as u8)).or_default();
-        *peak = (*peak).max(now);
-    }
-
     /// An event of a rarer kind (stored whole in the columns).
     fn other(&mut self, ordinal: u64, e: &Event, t: &InternTables) {
         let p = self.process(e.pid.0);
@@ -171,7 +148,8 @@ impl Tally {
             _ => {}
         }
         if let Some(d) = e.kind.device() {
-            let ds = device_entry(&mut self.devices, d.0);
+            let i = self.devices.index(d.0);
+            let ds = self.devices.summary(i);
             match &e.kind {
                 EventKind::DeviceOpen { arch, config, .. } => {
                     ds.opens += 1;
@@ -183,27 +161,30 @@ impl Tally {
                 _ => {}
             }
         }
-        if let Some((d, bt, now)) = self.live.apply(e) {
-            self.peak(d, bt, now);
+        // What LiveTracker::apply does with an event held whole.
+        match e.kind {
+            EventKind::BufferAlloc {
+                device,
+                buffer,
+                buffer_type,
+                size,
+                ..
+            } => {
+                let i = self.devices.index(device.0);
+                self.devices.alloc(i, device.0, buffer.0, buffer_type, size);
+            }
+            EventKind::BufferFree { device, buffer, .. } => {
+                let i = self.devices.index(device.0);
+                self.devices.free(i, device.0, buffer.0);
+            }
+            EventKind::DeviceClose { device } => self.devices.close(device.0),
+            _ => {}
         }
     }
 
-    /// Peak and final live bytes into the device summaries.
-    pub fn finish_devices(&mut self) {
-        let mut peaks: Vec<_> = self.peaks.iter().map(|(&k, &v)| (k, v)).collect();
-        peaks.sort_unstable();
-        for ((d, bt), peak) in peaks {
-            let Some(bt) = BufferType::from_u8(bt) else {
-                continue;
-            };
-            if let Some(ds) = self.devices.get_mut(&d) {
-                ds.peak_live_bytes.insert(bt.name().to_string(), peak);
-                let now = self.live.bytes(DeviceId(d), bt);
-                if now > 0 {
-                    ds.live_bytes_at_end.insert(bt.name().to_string(), now);
-                }
-            }
-        }
+    /// The device summaries by id, peak and final live bytes filled in.
+    pub fn finish_devices(&mut self) -> BTreeMap<u32, DeviceSummary> {
+        std::mem::take(&mut self.devices).into_summaries()
     }
 }
 
