@@ -1,5 +1,6 @@
-//! End-to-end tests of `ttalloc info`, `ttalloc cat` and `ttalloc repair` on
-//! synthetic traces (the generator's own counts are the expected values).
+//! End-to-end tests of `ttalloc info`, `ttalloc cat`, `ttalloc repair` and
+//! `ttalloc repro`'s size limit on synthetic traces (the generator's own
+//! counts are the expected values).
 
 use serde_json::Value;
 use std::path::Path;
@@ -425,4 +426,35 @@ fn cat_shows_time_since_the_first_event_and_paths_under_the_common_directory() {
         "{raw}"
     );
     assert!(raw.contains("(/home/u/proj/pkg/model.py:3)"), "{raw}");
+}
+
+/// `repro` turns a trace into a script making every buffer in turn, so a
+/// trace longer than `--max-events` is refused before it is read: status
+/// 2, one line that names the trace, its events, the limit and
+/// `ttalloc minimize`, and no script written. At the limit it is written.
+#[test]
+fn repro_refuses_a_trace_over_max_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = SynthOptions {
+        events: 3_000,
+        cycles: 10,
+        ..SynthOptions::default()
+    };
+    let (trace, stats) = synth(dir.path(), &opts, 1_000);
+    let t = trace.to_str().unwrap();
+    let script = dir.path().join("repro.py");
+    let s = script.to_str().unwrap();
+    let n = stats.events.to_string();
+    let under = (stats.events - 1).to_string();
+    let needle = format!("{n} events is more than --max-events {under}");
+    assert_bad_input(&["repro", t, "-o", s, "--max-events", &under], &needle);
+    let out = ttalloc(&["repro", t, "-o", s, "--max-events", &under]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(t) && err.contains("ttalloc minimize"), "{err}");
+    assert!(!script.exists(), "nothing is written");
+    let wrote = ok_stdout(&["repro", t, "-o", s, "--max-events", &n]);
+    assert!(wrote.starts_with("wrote "), "{wrote}");
+    assert!(std::fs::read_to_string(&script)
+        .unwrap()
+        .contains("import ttnn"));
 }

@@ -18,9 +18,28 @@ use std::collections::HashSet;
 use std::path::Path;
 use ttalloc_trace::TraceReader;
 
-/// The script for the trace at `input`, and what it could not express.
-pub fn repro_file(input: &Path) -> Result<(String, ScriptStats)> {
+/// Most events `ttalloc repro` turns into a script unless told otherwise:
+/// a script makes every buffer of its trace (a call and a comment each,
+/// ~350 bytes: the 10M-event synthetic trace's would be 1 GB, built from
+/// 3 GB of memory), and is meant to be read and attached to a report,
+/// which only a minimised trace's is.
+pub const DEFAULT_MAX_EVENTS: u64 = 1_000_000;
+
+/// The script for the trace at `input`, and what it could not express; a
+/// trace of more than `max_events` events is refused before it is read.
+pub fn repro_file(input: &Path, max_events: u64) -> Result<(String, ScriptStats)> {
     let reader = TraceReader::open(input)?;
+    let n = reader.num_events();
+    if n > max_events {
+        return Err(crate::ReplayError::Usage(format!(
+            "{}: {n} events is more than --max-events {max_events}: its script would make \
+             every buffer of the trace in turn. Shrink the trace first: \
+             `ttalloc minimize {} -o small.zst`, then `ttalloc repro small.zst -o repro.py` \
+             (or raise --max-events)",
+            input.display(),
+            input.display()
+        )));
+    }
     let mut events = Vec::with_capacity(reader.num_events() as usize);
     reader.visit(&mut |_, chunk| {
         events.extend_from_slice(chunk);
