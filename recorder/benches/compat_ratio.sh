@@ -11,7 +11,10 @@
 #   - the POC: COMPAT_POC (a built allocation_server_poc taking the socket
 #     path as its only argument), else the stand-in `compat_poc_standin.cpp`
 #     (same per-message work; the real one needs tt-metal), logging to a file;
-#   - `ttalloc serve --compat`, and `ttalloc record --compat -- compat_client`.
+#   - `ttalloc serve --compat`, and `ttalloc record --compat -- compat_client`;
+#   - `compat_sink.c`, a server that throws the messages away: the client's
+#     own ceiling (its one send() per message bounds the rate), so the most
+#     any server could reach against the POC on this machine.
 # Target: ttalloc >= 5x the POC's events per second.
 #
 #   bash recorder/benches/compat_ratio.sh
@@ -39,6 +42,7 @@ cleanup() {
 trap cleanup EXIT
 
 gcc -O2 -I"$w_dir" -o "$dir/compat_client" "$w_dir/compat_client.c"
+gcc -O2 -o "$dir/sink" recorder/benches/compat_sink.c
 poc=${COMPAT_POC:-}
 if [ -z "$poc" ]; then
     g++ -O2 -pthread -o "$dir/poc" recorder/benches/compat_poc_standin.cpp
@@ -70,6 +74,16 @@ run_poc() {
     server=
 }
 
+run_sink() {
+    rm -f "$sock"
+    "$dir/sink" "$sock" &
+    server=$!
+    wait_for_socket
+    "$dir/compat_client" "$sock" "$dir/sink.rates"
+    wait "$server" 2>/dev/null || true
+    server=
+}
+
 # run_serve BIN RATES: `BIN/ttalloc serve --compat` under the client.
 run_serve() {
     rm -f "$sock" "$dir/serve.zst"
@@ -95,7 +109,8 @@ for i in $(seq "$runs"); do
     run_poc
     run_serve "$bin" "$dir/serve.rates"
     run_record "$bin" "$dir/record.rates"
-    line="run $i: poc $(rate_of "$dir/poc.rates")  serve $(rate_of "$dir/serve.rates")  record $(rate_of "$dir/record.rates")"
+    run_sink
+    line="run $i: poc $(rate_of "$dir/poc.rates")  serve $(rate_of "$dir/serve.rates")  record $(rate_of "$dir/record.rates")  sink $(rate_of "$dir/sink.rates")"
     if [ -n "$base" ]; then
         run_serve "$base" "$dir/base_serve.rates"
         run_record "$base" "$dir/base_record.rates"
@@ -117,6 +132,9 @@ echo "serve --compat:  $serve_rate events/s"
 echo "record --compat: $record_rate events/s"
 echo "RATIO serve --compat / POC:  $(ratio "$serve_rate" "$poc_rate")x   (target >= 5)"
 echo "RATIO record --compat / POC: $(ratio "$record_rate" "$poc_rate")x   (target >= 5)"
+sink_rate=$(median "$dir/sink.rates")
+echo "client ceiling (compat_sink, messages thrown away): $sink_rate events/s"
+echo "RATIO ceiling / POC: $(ratio "$sink_rate" "$poc_rate")x   (the most any server reaches here; serve --compat is $(ratio "$serve_rate" "$sink_rate")x of it)"
 if [ -n "$base" ]; then
     base_serve=$(median "$dir/base_serve.rates")
     base_record=$(median "$dir/base_record.rates")
