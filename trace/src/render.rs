@@ -3,6 +3,8 @@
 
 mod json_line;
 mod line;
+#[cfg(test)]
+mod test_events;
 
 pub use json_line::JsonLineRenderer;
 

@@ -1,59 +1,6 @@
 use super::*;
+use crate::render::test_events::common_kinds;
 use ttalloc_model::{BufferId, BufferType, DeviceId, Layout, Pid};
-
-/// Every shape of the kinds `write_common_fields` writes itself: each
-/// optional field present and absent, labels empty and not, quoting-prone
-/// strings.
-fn common_kinds(t: &mut InternTables) -> Vec<EventKind> {
-    let site = t.intern_stack_str(&[("f", "/src/a.py", 3), ("g", "/src/b.py", 9)]);
-    let label = t.intern_string("L1 tensor \"x\"\t[1,32]");
-    let op = t.intern_string("ttnn.add");
-    let mut kinds = Vec::new();
-    for (address, page_size, num_cores, per_bank_size, label) in [
-        (Some(0x1000), Some(2048), Some(64), Some(4096), label),
-        (None, None, None, None, StringId::EMPTY),
-        (Some(0), None, Some(1), None, label),
-    ] {
-        kinds.push(EventKind::BufferAlloc {
-            device: DeviceId(3),
-            buffer: BufferId(1 << 41 | 7),
-            buffer_type: BufferType::L1Small,
-            address,
-            size: 123_456,
-            page_size,
-            layout: Layout::BlockSharded,
-            num_cores,
-            per_bank_size,
-            label,
-            site,
-        });
-    }
-    kinds.push(EventKind::BufferFree {
-        device: DeviceId(0),
-        buffer: BufferId(99),
-        site,
-    });
-    for (cores, globally_allocated) in [(Some(8), true), (None, false)] {
-        kinds.push(EventKind::CbAlloc {
-            device: DeviceId(1),
-            address: 0x20_c840,
-            size: 8192,
-            cores,
-            globally_allocated,
-            site,
-        });
-    }
-    kinds.push(EventKind::CbFreeAll {
-        device: DeviceId(1),
-    });
-    kinds.push(EventKind::OpBegin { name: op });
-    kinds.push(EventKind::OpEnd);
-    kinds.push(EventKind::Marker { label });
-    kinds.push(EventKind::Marker {
-        label: StringId::EMPTY,
-    });
-    kinds
-}
 
 /// The fields of the common kinds, written one by one, are what the
 /// field list the JSON lines use gives (names, order, quoting, hex
