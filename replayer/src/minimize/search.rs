@@ -109,16 +109,16 @@ impl<'a> Oracle<'a> {
             }
             None => (0, Engine::new(self.setup())),
         };
-        self.buf.clear();
-        self.buf.extend(
-            kept[from..]
-                .iter()
-                .map(|&i| self.events[i as usize].clone()),
-        );
-        self.events_replayed += self.buf.len() as u64;
-        for (i, chunk) in self.buf.chunks(CHUNK).enumerate() {
-            engine.feed((from + i * CHUNK) as u64, chunk)?;
+        // The subset is copied a chunk at a time: a copy of it whole (the
+        // first candidates keep most of the trace) was a second copy of
+        // the trace in memory.
+        for (i, part) in kept[from..].chunks(CHUNK).enumerate() {
+            self.buf.clear();
+            self.buf
+                .extend(part.iter().map(|&i| self.events[i as usize].clone()));
+            engine.feed((from + i * CHUNK) as u64, &self.buf)?;
         }
+        self.events_replayed += (kept.len() - from) as u64;
         Ok(engine.finish())
     }
 
@@ -281,3 +281,6 @@ pub fn is_one_minimal(oracle: &mut Oracle<'_>, deps: &Deps, kept: &[u32]) -> Res
     }
     Ok(true)
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,97 @@
+use super::*;
+use crate::engine::Engine;
+use crate::minimize::resume::{ResumePoint, EVERY};
+use crate::minimize::target::FindingKind;
+use ttalloc_corpora::synth::{generate, LeakSite, SynthOptions};
+use ttalloc_trace::checkpoint::checkpoints_of;
+
+/// 300,000 synthetic events (a leak from cycle 2 of 6): a subset of them
+/// spans several of the oracle's chunks.
+fn trace() -> (InternTables, Vec<Event>) {
+    let (interner, events, _) = generate(&SynthOptions {
+        events: 300_000,
+        seed: 3,
+        devices: 2,
+        cycles: 6,
+        leak_site: Some(LeakSite {
+            site: 11,
+            from_cycle: 2,
+        }),
+        reopen_devices: false,
+    });
+    (interner, events)
+}
+
+fn leak_target() -> Target {
+    Target {
+        kind: FindingKind::Leak,
+        buffer_type: None,
+        site: ttalloc_model::SiteId::UNKNOWN,
+        size: None,
+        message: None,
+        leaked_events: Default::default(),
+    }
+}
+
+/// The subset, copied whole and fed from its first event: what the oracle's
+/// replay must equal, whatever it copies at a time.
+fn replayed_whole(o: &Oracle<'_>, events: &[Event], kept: &[u32]) -> Findings {
+    let subset: Vec<Event> = kept.iter().map(|&i| events[i as usize].clone()).collect();
+    let mut engine = Engine::new(o.setup());
+    for (i, chunk) in subset.chunks(CHUNK).enumerate() {
+        engine.feed((i * CHUNK) as u64, chunk).unwrap();
+    }
+    engine.finish()
+}
+
+/// A subset of most of the trace (every seventh event left out: frees of
+/// allocs that are gone, ops without ends) replays, a chunk copied at a
+/// time, to the findings of the subset fed whole; the count of events
+/// replayed is the subset's.
+#[test]
+fn a_subset_replays_as_the_same_events_fed_whole() {
+    let (interner, events) = trace();
+    let opts = ReplayOptions::default();
+    let target = leak_target();
+    let mut o = Oracle::new(&events, &interner, &target, &opts, CycleRule::MarkerAll);
+    let kept: Vec<u32> = (0..events.len() as u32).filter(|i| i % 7 != 3).collect();
+    assert!(kept.len() > 3 * CHUNK, "the subset spans several chunks");
+    let got = o.replay(&kept).unwrap();
+    assert_eq!(got, replayed_whole(&o, &events, &kept));
+    assert_eq!(o.events_replayed, kept.len() as u64);
+    assert!(!got.leaks.is_empty() && got.unknown_frees > 0);
+}
+
+/// A subset that keeps everything before a checkpoint resumes there and
+/// goes on through the rest in chunks: its leaks (the allocations left
+/// live, by their ordinal in the subset) are those of the subset replayed
+/// from its first event, and only the events after the checkpoint are
+/// replayed.
+#[test]
+fn a_resumed_subset_leaves_the_same_buffers_behind() {
+    let (interner, events) = trace();
+    let opts = ReplayOptions::default();
+    let target = leak_target();
+    let mut o = Oracle::new(&events, &interner, &target, &opts, CycleRule::MarkerAll);
+    let checkpoints = checkpoints_of(&events, EVERY, &interner).unwrap();
+    let points: Vec<u64> = checkpoints.iter().map(|c| c.next_event).collect();
+    let (_, known) = o.replay_all(&points).unwrap();
+    let at = checkpoints[1].next_event as u32;
+    let kept: Vec<u32> = (0..events.len() as u32)
+        .filter(|&i| i < at || i % 5 != 2)
+        .collect();
+    o.resume_points = checkpoints
+        .into_iter()
+        .zip(known)
+        .map(|(checkpoint, known)| ResumePoint { checkpoint, known })
+        .filter(|p| p.at() <= at as u64)
+        .collect();
+    o.events_replayed = 0;
+    let resumed = o.replay(&kept).unwrap();
+    assert_eq!(o.resumed, 1);
+    assert_eq!(o.events_replayed, (kept.len() - at as usize) as u64);
+    let whole = replayed_whole(&o, &events, &kept);
+    let leaked = |f: &Findings| f.leaks.iter().map(|l| l.event).collect::<Vec<_>>();
+    assert!(!leaked(&whole).is_empty());
+    assert_eq!(leaked(&resumed), leaked(&whole));
+}
