@@ -127,14 +127,7 @@ fn minimize_from(
     };
     let points: Vec<u64> = checkpoints.iter().map(|c| c.next_event).collect();
     let (original, known, first_events) = {
-        let dummy = Target {
-            kind: FindingKind::Leak,
-            buffer_type: None,
-            site: ttalloc_model::SiteId::UNKNOWN,
-            size: None,
-            message: None,
-            leaked_events: Default::default(),
-        };
+        let dummy = Target::none();
         let mut o = Oracle::new(events, interner, &dummy, &opts.replay, rule.clone());
         let (findings, known) = o.replay_all(&points)?;
         (findings, known, o.events_replayed)

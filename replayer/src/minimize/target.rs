@@ -93,6 +93,20 @@ pub struct Target {
 }
 
 impl Target {
+    /// A target that asks nothing of a replay (a leak of no allocation at
+    /// no site): for replays run for their findings alone, such as the
+    /// original replay that picks the real target.
+    pub fn none() -> Target {
+        Target {
+            kind: FindingKind::Leak,
+            buffer_type: None,
+            site: ttalloc_model::SiteId::UNKNOWN,
+            size: None,
+            message: None,
+            leaked_events: Default::default(),
+        }
+    }
+
     /// One line: `leak of DRAM at extend (kv_cache.py:15)`.
     pub fn describe(&self, interner: &InternTables) -> String {
         let mut s = self.kind.name().to_owned();

@@ -200,15 +200,7 @@ impl<'t> LineRenderer<'t> {
                 label,
                 ..
             } => {
-                let _ = write!(s, " device={}", device.0);
-                match name {
-                    Some(n) => {
-                        let _ = write!(s, " buffer={n:?}");
-                    }
-                    None => {
-                        let _ = write!(s, " buffer={}", buffer.0);
-                    }
-                }
+                write_device_and_buffer(s, device.0, buffer.0, name);
                 let _ = write!(s, " buffer_type={:?}", buffer_type.name());
                 if let Some(a) = address {
                     let _ = write!(s, " address={a:#x}");
@@ -229,15 +221,7 @@ impl<'t> LineRenderer<'t> {
                 }
             }
             EventKind::BufferFree { device, buffer, .. } => {
-                let _ = write!(s, " device={}", device.0);
-                match name {
-                    Some(n) => {
-                        let _ = write!(s, " buffer={n:?}");
-                    }
-                    None => {
-                        let _ = write!(s, " buffer={}", buffer.0);
-                    }
-                }
+                write_device_and_buffer(s, device.0, buffer.0, name);
             }
             EventKind::CbAlloc {
                 device,
@@ -266,6 +250,19 @@ impl<'t> LineRenderer<'t> {
             _ => return false,
         }
         true
+    }
+}
+
+/// ` device=D buffer=B`, the buffer as its name when it has one.
+fn write_device_and_buffer(s: &mut String, device: u32, buffer: u64, name: Option<&str>) {
+    let _ = write!(s, " device={device}");
+    match name {
+        Some(n) => {
+            let _ = write!(s, " buffer={n:?}");
+        }
+        None => {
+            let _ = write!(s, " buffer={buffer}");
+        }
     }
 }
 

@@ -1,7 +1,6 @@
 use super::*;
 use crate::engine::Engine;
 use crate::minimize::resume::{ResumePoint, EVERY};
-use crate::minimize::target::FindingKind;
 use ttalloc_corpora::synth::{generate, LeakSite, SynthOptions};
 use ttalloc_trace::checkpoint::checkpoints_of;
 
@@ -20,17 +19,6 @@ fn trace() -> (InternTables, Vec<Event>) {
         reopen_devices: false,
     });
     (interner, events)
-}
-
-fn leak_target() -> Target {
-    Target {
-        kind: FindingKind::Leak,
-        buffer_type: None,
-        site: ttalloc_model::SiteId::UNKNOWN,
-        size: None,
-        message: None,
-        leaked_events: Default::default(),
-    }
 }
 
 /// The subset, copied whole and fed from its first event: what the oracle's
@@ -52,7 +40,7 @@ fn replayed_whole(o: &Oracle<'_>, events: &[Event], kept: &[u32]) -> Findings {
 fn a_subset_replays_as_the_same_events_fed_whole() {
     let (interner, events) = trace();
     let opts = ReplayOptions::default();
-    let target = leak_target();
+    let target = Target::none();
     let mut o = Oracle::new(&events, &interner, &target, &opts, CycleRule::MarkerAll);
     let kept: Vec<u32> = (0..events.len() as u32).filter(|i| i % 7 != 3).collect();
     assert!(kept.len() > 3 * CHUNK, "the subset spans several chunks");
@@ -71,7 +59,7 @@ fn a_subset_replays_as_the_same_events_fed_whole() {
 fn a_resumed_subset_leaves_the_same_buffers_behind() {
     let (interner, events) = trace();
     let opts = ReplayOptions::default();
-    let target = leak_target();
+    let target = Target::none();
     let mut o = Oracle::new(&events, &interner, &target, &opts, CycleRule::MarkerAll);
     let checkpoints = checkpoints_of(&events, EVERY, &interner).unwrap();
     let points: Vec<u64> = checkpoints.iter().map(|c| c.next_event).collect();
