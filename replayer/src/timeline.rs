@@ -187,15 +187,28 @@ impl TimelineRecorder {
             .unwrap_or(self.prev_ts)
     }
 
-    fn update_device(&mut self, ord: u64, ts: u64, device: DeviceId, bytes: &PerType) {
-        let d = match self.devices.iter().position(|d| d.0 == device) {
-            Some(d) => d,
-            None => {
-                self.devices.push((device, Open { series: [None; 4] }));
-                self.devices.len() - 1
-            }
+    /// Device `device`'s bytes after event `ord`; `hint`: where the device
+    /// is likely to be in `devices` (the engine lists devices in the order
+    /// they came, as this does).
+    fn update_device(
+        &mut self,
+        at: (u64, u64, u64),
+        device: DeviceId,
+        bytes: &PerType,
+        hint: usize,
+    ) {
+        // (event, its timestamp, its bucket)
+        let (ord, ts, bucket) = at;
+        let d = match self.devices.get(hint) {
+            Some(&(id, _)) if id == device => hint,
+            _ => match self.devices.iter().position(|d| d.0 == device) {
+                Some(d) => d,
+                None => {
+                    self.devices.push((device, Open { series: [None; 4] }));
+                    self.devices.len() - 1
+                }
+            },
         };
-        let bucket = ord / self.t.bucket;
         for (slot, &value) in bytes.iter().enumerate() {
             let s = match self.devices[d].1.series[slot] {
                 Some(s) => s,
@@ -220,6 +233,12 @@ impl TimelineRecorder {
                 }
             };
             let o = &mut self.open[s];
+            // The same bucket and the value it holds last: nothing changes
+            // (min <= last <= max, and the series' peak is at least last).
+            // Most calls: every circular buffer event updates every device.
+            if o.0 == bucket && o.4 == value {
+                continue;
+            }
             if o.0 != bucket {
                 flush(&mut self.t.series[s], o, self.t.bucket);
                 *o = (bucket, o.4, o.4, ts, o.4);
@@ -348,9 +367,10 @@ impl Observer for TimelineRecorder {
                 return;
             }
         };
-        for (device, bytes) in engine.resident() {
+        let at = (ord, ts, ord / self.t.bucket);
+        for (i, (device, bytes)) in engine.resident().enumerate() {
             if touched.is_none() || touched == Some(device) {
-                self.update_device(ord, ts, device, bytes);
+                self.update_device(at, device, bytes, i);
             }
         }
     }
