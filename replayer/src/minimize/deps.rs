@@ -27,91 +27,111 @@ pub struct Deps {
     epoch: u32,
 }
 
-impl Deps {
-    pub fn new(events: &[Event]) -> Deps {
-        let n = events.len();
-        let mut partner = vec![NONE; n];
-        let mut span = vec![NONE; n];
-        let mut spans: Vec<(u32, u32)> = Vec::new();
-        let mut open_span: HashMap<u32, u32> = HashMap::new();
-        let mut allocs: HashMap<(u32, u64), u32> = HashMap::new();
-        let mut programs: HashMap<(u32, u64), u32> = HashMap::new();
-        let mut traces: HashMap<(u32, u32), u32> = HashMap::new();
-        let mut ops: HashMap<u32, Vec<u32>> = HashMap::new();
-        let mut processes: HashMap<u32, u32> = HashMap::new();
-        for (i, e) in events.iter().enumerate() {
-            let i = i as u32;
-            if let Some(d) = e.kind.device() {
-                if let EventKind::DeviceOpen { .. } = e.kind {
-                    // An open of a device already open starts a new span; the
-                    // old one stays without a close.
-                    open_span.insert(d.0, spans.len() as u32);
-                    spans.push((i, NONE));
-                }
-                if let Some(&s) = open_span.get(&d.0) {
-                    span[i as usize] = s;
-                }
+/// Builds a [`Deps`] from the events in order ([`DepsBuilder::push`]).
+#[derive(Default)]
+pub struct DepsBuilder {
+    partner: Vec<u32>,
+    span: Vec<u32>,
+    spans: Vec<(u32, u32)>,
+    open_span: HashMap<u32, u32>,
+    allocs: HashMap<(u32, u64), u32>,
+    programs: HashMap<(u32, u64), u32>,
+    traces: HashMap<(u32, u32), u32>,
+    ops: HashMap<u32, Vec<u32>>,
+    processes: HashMap<u32, u32>,
+}
+
+impl DepsBuilder {
+    /// Event `i`, the next one (ordinals from 0, none skipped).
+    pub fn push(&mut self, i: u32, e: &Event) {
+        debug_assert_eq!(i as usize, self.partner.len());
+        self.partner.push(NONE);
+        self.span.push(NONE);
+        if let Some(d) = e.kind.device() {
+            if let EventKind::DeviceOpen { .. } = e.kind {
+                // An open of a device already open starts a new span; the
+                // old one stays without a close.
+                self.open_span.insert(d.0, self.spans.len() as u32);
+                self.spans.push((i, NONE));
             }
-            match e.kind {
-                EventKind::DeviceClose { device } => {
-                    if let Some(s) = open_span.remove(&device.0) {
-                        spans[s as usize].1 = i;
-                    }
-                }
-                EventKind::BufferAlloc { device, buffer, .. } => {
-                    allocs.insert((device.0, buffer.get()), i);
-                }
-                EventKind::BufferFree { device, buffer, .. } => {
-                    if let Some(&a) = allocs.get(&(device.0, buffer.get())) {
-                        partner[i as usize] = a;
-                    }
-                }
-                EventKind::ProgramLoad {
-                    device, program, ..
-                } => {
-                    programs.insert((device.0, program.0), i);
-                }
-                EventKind::ProgramUnload { device, program } => {
-                    if let Some(&a) = programs.get(&(device.0, program.0)) {
-                        partner[i as usize] = a;
-                    }
-                }
-                EventKind::TraceCapture {
-                    device, trace_id, ..
-                } => {
-                    traces.insert((device.0, trace_id.0), i);
-                }
-                EventKind::TraceRelease { device, trace_id } => {
-                    if let Some(&a) = traces.get(&(device.0, trace_id.0)) {
-                        partner[i as usize] = a;
-                    }
-                }
-                EventKind::OpBegin { .. } => ops.entry(e.pid.0).or_default().push(i),
-                EventKind::OpEnd => {
-                    if let Some(b) = ops.get_mut(&e.pid.0).and_then(Vec::pop) {
-                        partner[i as usize] = b;
-                        partner[b as usize] = i;
-                    }
-                }
-                EventKind::ProcessStart { .. } => {
-                    processes.insert(e.pid.0, i);
-                }
-                EventKind::ProcessExit { .. } => {
-                    if let Some(s) = processes.remove(&e.pid.0) {
-                        partner[i as usize] = s;
-                        partner[s as usize] = i;
-                    }
-                }
-                _ => {}
+            if let Some(&s) = self.open_span.get(&d.0) {
+                self.span[i as usize] = s;
             }
         }
+        let partner = &mut self.partner;
+        match e.kind {
+            EventKind::DeviceClose { device } => {
+                if let Some(s) = self.open_span.remove(&device.0) {
+                    self.spans[s as usize].1 = i;
+                }
+            }
+            EventKind::BufferAlloc { device, buffer, .. } => {
+                self.allocs.insert((device.0, buffer.get()), i);
+            }
+            EventKind::BufferFree { device, buffer, .. } => {
+                if let Some(&a) = self.allocs.get(&(device.0, buffer.get())) {
+                    partner[i as usize] = a;
+                }
+            }
+            EventKind::ProgramLoad {
+                device, program, ..
+            } => {
+                self.programs.insert((device.0, program.0), i);
+            }
+            EventKind::ProgramUnload { device, program } => {
+                if let Some(&a) = self.programs.get(&(device.0, program.0)) {
+                    partner[i as usize] = a;
+                }
+            }
+            EventKind::TraceCapture {
+                device, trace_id, ..
+            } => {
+                self.traces.insert((device.0, trace_id.0), i);
+            }
+            EventKind::TraceRelease { device, trace_id } => {
+                if let Some(&a) = self.traces.get(&(device.0, trace_id.0)) {
+                    partner[i as usize] = a;
+                }
+            }
+            EventKind::OpBegin { .. } => self.ops.entry(e.pid.0).or_default().push(i),
+            EventKind::OpEnd => {
+                if let Some(b) = self.ops.get_mut(&e.pid.0).and_then(Vec::pop) {
+                    partner[i as usize] = b;
+                    partner[b as usize] = i;
+                }
+            }
+            EventKind::ProcessStart { .. } => {
+                self.processes.insert(e.pid.0, i);
+            }
+            EventKind::ProcessExit { .. } => {
+                if let Some(s) = self.processes.remove(&e.pid.0) {
+                    partner[i as usize] = s;
+                    partner[s as usize] = i;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub fn finish(self) -> Deps {
+        let n = self.partner.len();
         Deps {
-            partner,
-            span,
-            spans,
+            partner: self.partner,
+            span: self.span,
+            spans: self.spans,
             marks: vec![0; n],
             epoch: 0,
         }
+    }
+}
+
+impl Deps {
+    pub fn new(events: &[Event]) -> Deps {
+        let mut b = DepsBuilder::default();
+        for (i, e) in events.iter().enumerate() {
+            b.push(i as u32, e);
+        }
+        b.finish()
     }
 
     pub fn len(&self) -> usize {

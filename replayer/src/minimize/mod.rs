@@ -1,9 +1,10 @@
 //! `ttalloc minimize`: the smallest sub-trace that still shows a finding.
 //!
 //! ```text
-//! trace ──decode all events into memory──> original replay ──> the finding to keep (target)
+//! trace ──one pass: cycles, prerequisites──> original replay ──> the finding to keep (target)
 //!       ──> delta debugging: cycles, processes, devices, call sites, events
-//!           (every candidate closed under prerequisites, replayed from memory, cached)
+//!           (every candidate closed under prerequisites, replayed from the file's
+//!            blocks or from memory, cached)
 //!       ──> sweep to 1-minimal ──> pruned intern tables + provenance ──> OUT.zst
 //! ```
 //!
@@ -19,10 +20,12 @@ mod deps;
 mod output;
 mod resume;
 mod search;
+mod store;
 mod target;
 
-pub use deps::Deps;
+pub use deps::{Deps, DepsBuilder};
 pub use search::{is_one_minimal, Oracle};
+pub use store::{EventStore, TraceEvents};
 pub use target::{site_name, still_shows, FindingKind, Selection, Target};
 
 use crate::cycles::CycleScanner;
@@ -93,29 +96,54 @@ pub fn minimize_events(
             Vec::new()
         })
     };
-    minimize_from(events, interner, opts, checkpoints, warnings, on_replay)
+    let mut first = FirstPass::default();
+    events.each_in(0..events.len(), &mut |at, run| {
+        first.take(at, run);
+        Ok(())
+    })?;
+    minimize_from(
+        &events,
+        first,
+        interner,
+        opts,
+        checkpoints,
+        warnings,
+        on_replay,
+    )
 }
 
-/// [`minimize_events`] with the checkpoints to resume candidates from.
+/// What one pass over the trace gathers before the search: the cycle
+/// boundaries and every event's prerequisites.
+#[derive(Default)]
+struct FirstPass {
+    scanner: CycleScanner,
+    deps: DepsBuilder,
+}
+
+impl FirstPass {
+    /// The events from ordinal `at` on.
+    fn take(&mut self, at: usize, events: &[Event]) {
+        self.scanner.scan(at as u64, events);
+        for (k, e) in events.iter().enumerate() {
+            self.deps.push((at + k) as u32, e);
+        }
+    }
+}
+
+/// [`minimize_events`] of a store, with the first pass over it made and
+/// the checkpoints to resume candidates from.
 fn minimize_from(
-    events: &[Event],
+    events: &dyn EventStore,
+    first: FirstPass,
     interner: &InternTables,
     opts: &MinimizeOptions,
     checkpoints: Vec<Checkpoint>,
     warnings: Vec<String>,
     mut on_replay: Option<Box<dyn FnMut(u32, usize) + '_>>,
 ) -> Result<Minimized> {
-    if events.len() >= u32::MAX as usize {
-        return Err(ReplayError::Usage(format!(
-            "{} events are more than minimize handles ({})",
-            events.len(),
-            u32::MAX - 1
-        )));
-    }
     // The original replay: its findings pick the target, its cycle rule is
     // reused for every subset.
-    let mut scanner = CycleScanner::new();
-    scanner.scan(0, events);
+    let FirstPass { scanner, deps } = first;
     let rule = scanner.rule(&opts.replay.cycles, interner);
     let cycles = scanner.spans(&rule, interner);
     let all: Vec<u32> = (0..events.len() as u32).collect();
@@ -133,7 +161,7 @@ fn minimize_from(
         (findings, known, o.events_replayed)
     };
     let target = target::select(&original, events, interner, &selection)?;
-    let mut deps = Deps::new(events);
+    let mut deps = deps.finish();
     let mut oracle = Oracle::new(events, interner, &target, &opts.replay, rule);
     oracle.on_replay = on_replay.take();
     oracle.resume_points = resume::usable(
@@ -146,7 +174,7 @@ fn minimize_from(
     let (events_replayed, resumed_replays) =
         (oracle.events_replayed + first_events, oracle.resumed);
     drop(oracle);
-    let (events_out, interner_out) = output::prune(events, &kept, interner);
+    let (events_out, interner_out) = output::prune(events, &kept, interner)?;
     Ok(Minimized {
         original_events: events.len() as u64,
         kept_events: kept.len() as u64,
@@ -163,7 +191,21 @@ fn minimize_from(
     })
 }
 
-/// Reads `input` whole, minimises it and writes `output`.
+/// The refusal of a trace with more events than ordinals can name.
+fn too_many(events: u64) -> Result<()> {
+    if events >= u32::MAX as u64 {
+        return Err(ReplayError::Usage(format!(
+            "{events} events are more than minimize handles ({})",
+            u32::MAX - 1
+        )));
+    }
+    Ok(())
+}
+
+/// Reads `input`, minimises it and writes `output`. A trace with
+/// checkpoints is read from the file again for each candidate, a block at
+/// a time (`store`); one without (format 2.0/2.1) is held in memory, where
+/// its checkpoints are taken.
 pub fn minimize_file(
     input: &Path,
     output: &Path,
@@ -180,13 +222,14 @@ pub fn minimize_file(
             t.reason
         )));
     }
-    let mut events = Vec::with_capacity(reader.num_events() as usize);
-    reader.visit(&mut |_, chunk| {
-        events.extend_from_slice(chunk);
-        Ok(())
-    })?;
-    let m = if opts.from_start || reader.checkpoints().is_empty() {
-        // No checkpoints in the file (format 2.0/2.1, or a damaged index): taken in memory.
+    too_many(reader.num_events())?;
+    let m = if reader.checkpoints().is_empty() {
+        let mut events = Vec::with_capacity(reader.num_events() as usize);
+        reader.visit(&mut |_, chunk| {
+            events.extend_from_slice(chunk);
+            Ok(())
+        })?;
+        too_many(events.len() as u64)?;
         let mut m = minimize_events(&events, reader.interner(), opts, on_replay)?;
         if let Some(e) = reader.checkpoint_index_error() {
             m.warnings.insert(0, format!("{}: {e}", input.display()));
@@ -194,16 +237,27 @@ pub fn minimize_file(
         m
     } else {
         let mut warnings = Vec::new();
-        let checkpoints = (0..reader.checkpoints().len())
-            .filter_map(|i| {
-                reader
-                    .checkpoint(i)
-                    .map_err(|e| warnings.push(format!("{}: {e}; not used", input.display())))
-                    .ok()
-            })
-            .collect();
+        let checkpoints = if opts.from_start {
+            Vec::new()
+        } else {
+            (0..reader.checkpoints().len())
+                .filter_map(|i| {
+                    reader
+                        .checkpoint(i)
+                        .map_err(|e| warnings.push(format!("{}: {e}; not used", input.display())))
+                        .ok()
+                })
+                .collect()
+        };
+        let mut first = FirstPass::default();
+        let events = TraceEvents::load(&reader, &mut |at, run| {
+            too_many((at + run.len()) as u64)?;
+            first.take(at, run);
+            Ok(())
+        })?;
         minimize_from(
             &events,
+            first,
             reader.interner(),
             opts,
             checkpoints,

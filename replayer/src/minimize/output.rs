@@ -2,6 +2,7 @@
 //! only the strings, frames and call stacks they use, and a provenance
 //! record saying what it was minimised from.
 
+use super::store::EventStore;
 use crate::Result;
 use std::collections::HashMap;
 use std::path::Path;
@@ -53,17 +54,21 @@ impl Pruner<'_> {
 
 /// The kept events with ids re-interned into pruned tables.
 pub fn prune(
-    events: &[Event],
+    events: &dyn EventStore,
     kept: &[u32],
     interner: &InternTables,
-) -> (Vec<Event>, InternTables) {
+) -> Result<(Vec<Event>, InternTables)> {
     let mut p = Pruner {
         from: interner,
         to: InternTables::new(),
         sites: HashMap::new(),
     };
-    let out = kept.iter().map(|&i| p.event(&events[i as usize])).collect();
-    (out, p.to)
+    let mut out = Vec::with_capacity(kept.len());
+    events.each_of(kept, &mut |_, e| {
+        out.push(p.event(e));
+        Ok(())
+    })?;
+    Ok((out, p.to))
 }
 
 /// Writes the minimised trace to `path` (which must not be the input).

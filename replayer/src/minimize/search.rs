@@ -6,6 +6,7 @@
 
 use super::deps::Deps;
 use super::resume::{self, ResumePoint};
+use super::store::EventStore;
 use super::target::{still_shows, Target};
 use crate::cycles::{CycleRule, CycleSpan};
 use crate::ddmin::ddmin;
@@ -19,7 +20,7 @@ use ttalloc_model::{Event, InternTables};
 
 /// Decides whether a closed subset keeps the finding, by replaying it.
 pub struct Oracle<'a> {
-    pub events: &'a [Event],
+    pub events: &'a dyn EventStore,
     pub interner: &'a InternTables,
     pub target: &'a Target,
     pub opts: &'a ReplayOptions,
@@ -41,7 +42,7 @@ pub struct Oracle<'a> {
 
 impl<'a> Oracle<'a> {
     pub fn new(
-        events: &'a [Event],
+        events: &'a dyn EventStore,
         interner: &'a InternTables,
         target: &'a Target,
         opts: &'a ReplayOptions,
@@ -85,7 +86,7 @@ impl<'a> Oracle<'a> {
             return Ok(v);
         }
         let f = self.replay(kept)?;
-        let v = still_shows(self.target, &f, kept, self.events, self.opts.warmup);
+        let v = still_shows(self.target, &f, kept, self.events, self.opts.warmup)?;
         self.cache.insert(key, v);
         self.replays += 1;
         if let Some(cb) = self.on_replay.as_mut() {
@@ -112,12 +113,20 @@ impl<'a> Oracle<'a> {
         // The subset is copied a chunk at a time: a copy of it whole (the
         // first candidates keep most of the trace) was a second copy of
         // the trace in memory.
-        for (i, part) in kept[from..].chunks(CHUNK).enumerate() {
-            self.buf.clear();
-            self.buf
-                .extend(part.iter().map(|&i| self.events[i as usize].clone()));
-            engine.feed((from + i * CHUNK) as u64, &self.buf)?;
-        }
+        let buf = &mut self.buf;
+        buf.clear();
+        let mut next = from as u64;
+        self.events.each_of(&kept[from..], &mut |_, e| {
+            buf.push(e.clone());
+            if buf.len() == CHUNK {
+                engine.feed(next, buf)?;
+                next += CHUNK as u64;
+                buf.clear();
+            }
+            Ok(())
+        })?;
+        engine.feed(next, buf)?;
+        buf.clear();
         self.events_replayed += (kept.len() - from) as u64;
         Ok(engine.finish())
     }
@@ -133,9 +142,8 @@ impl<'a> Oracle<'a> {
             .map(|&p| (p as usize).min(self.events.len()))
             .chain([self.events.len()])
         {
-            for (i, chunk) in self.events[fed..end].chunks(CHUNK).enumerate() {
-                engine.feed((fed + i * CHUNK) as u64, chunk)?;
-            }
+            self.events
+                .each_in(fed..end, &mut |first, run| engine.feed(first as u64, run))?;
             fed = end.max(fed);
             if known.len() < points.len() {
                 known.push(engine.model_addresses());
@@ -208,17 +216,33 @@ fn reduce(
     Ok(if found.is_some() { best } else { kept })
 }
 
-/// Splits `kept` into units by `key` (events with no key form the base).
-fn group_by<K: Ord>(kept: &[u32], key: impl Fn(u32) -> Option<K>) -> (Vec<u32>, Vec<Unit>) {
+/// Splits events into units by their keys (events with no key form the
+/// base): `keyed` gives each event's ordinal and key, in order.
+fn group_by<K: Ord>(keyed: impl IntoIterator<Item = (u32, Option<K>)>) -> (Vec<u32>, Vec<Unit>) {
     let mut base = Vec::new();
     let mut groups: BTreeMap<K, Unit> = BTreeMap::new();
-    for &i in kept {
-        match key(i) {
+    for (i, key) in keyed {
+        match key {
             Some(k) => groups.entry(k).or_default().push(i),
             None => base.push(i),
         }
     }
     (base, groups.into_values().collect())
+}
+
+/// Splits `kept` into units by a key of each event (read from `events`
+/// once, in order).
+fn group_by_event<K: Ord>(
+    events: &dyn EventStore,
+    kept: &[u32],
+    key: impl Fn(&Event) -> Option<K>,
+) -> Result<(Vec<u32>, Vec<Unit>)> {
+    let mut keyed = Vec::with_capacity(kept.len());
+    events.each_of(kept, &mut |i, e| {
+        keyed.push((i, key(e)));
+        Ok(())
+    })?;
+    Ok(group_by(keyed))
 }
 
 /// Runs every stage on the closed set `kept` (which keeps the finding).
@@ -229,7 +253,6 @@ pub fn minimise(
     mut kept: Vec<u32>,
 ) -> Result<Vec<u32>> {
     oracle.assume(&kept);
-    let events = oracle.events;
     // 1. Cycles: usually one leaking cycle is enough.
     let cycle_of = |i: u32| {
         let i = i as u64;
@@ -239,14 +262,14 @@ pub fn minimise(
             .filter(|s| s.start_event <= i && i <= s.end_event)
             .map(|_| c)
     };
-    let (base, units) = group_by(&kept, cycle_of);
+    let (base, units) = group_by(kept.iter().map(|&i| (i, cycle_of(i))));
     kept = reduce(oracle, deps, kept, &base, units)?;
     // 2. Processes, 3. devices, 4. call sites.
-    let (base, units) = group_by(&kept, |i| Some(events[i as usize].pid.0));
+    let (base, units) = group_by_event(oracle.events, &kept, |e| Some(e.pid.0))?;
     kept = reduce(oracle, deps, kept, &base, units)?;
-    let (base, units) = group_by(&kept, |i| events[i as usize].kind.device().map(|d| d.0));
+    let (base, units) = group_by_event(oracle.events, &kept, |e| e.kind.device().map(|d| d.0))?;
     kept = reduce(oracle, deps, kept, &base, units)?;
-    let (base, units) = group_by(&kept, |i| events[i as usize].kind.site().map(|s| s.0));
+    let (base, units) = group_by_event(oracle.events, &kept, |e| e.kind.site().map(|s| s.0))?;
     kept = reduce(oracle, deps, kept, &base, units)?;
     // 5. Single events (with what they need).
     let units: Vec<Unit> = kept.iter().map(|&i| vec![i]).collect();

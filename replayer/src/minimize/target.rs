@@ -6,6 +6,7 @@
 //! must be one of the buffers that leaked in the original trace (dropping
 //! the free of a buffer that was freed does not make "the same" leak).
 
+use super::store::EventStore;
 use crate::accumulation;
 use crate::bisect;
 use crate::findings::Findings;
@@ -14,7 +15,7 @@ use serde::Serialize;
 use std::collections::HashSet;
 use std::fmt;
 use std::str::FromStr;
-use ttalloc_model::{BufferType, Event, EventKind, InternTables, SiteId};
+use ttalloc_model::{BufferType, EventKind, InternTables, SiteId};
 
 /// The finding kinds `--keep` takes (those of `--fail-on`, and cb-clash).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -155,7 +156,7 @@ pub struct Selection<'a> {
 /// Picks the finding to keep from the original trace's findings.
 pub fn select(
     f: &Findings,
-    events: &[Event],
+    events: &dyn EventStore,
     interner: &InternTables,
     sel: &Selection<'_>,
 ) -> Result<Target, ReplayError> {
@@ -168,7 +169,15 @@ pub fn select(
         None => FindingKind::ALL.to_vec(),
     };
     for kind in kinds {
-        if let Some(t) = candidate(kind, f, events, interner, sel, &site_ok) {
+        // What the kind needs read from the trace: its finding's alloc.
+        let alloc = match (kind, f.first_double_free, &f.first_divergence) {
+            (FindingKind::DoubleFree, Some(b), _) => {
+                alloc_type_of(events, b.event)?.map(|t| (t, b.site))
+            }
+            (FindingKind::Divergence, _, Some(d)) => alloc_of(events, d.event)?,
+            _ => None,
+        };
+        if let Some(t) = candidate(kind, f, alloc, interner, sel, &site_ok) {
             return Ok(t);
         }
     }
@@ -188,7 +197,7 @@ pub fn select(
 fn candidate(
     kind: FindingKind,
     f: &Findings,
-    events: &[Event],
+    alloc: Option<(BufferType, SiteId)>,
     interner: &InternTables,
     sel: &Selection<'_>,
     site_ok: &dyn Fn(SiteId) -> bool,
@@ -202,14 +211,11 @@ fn candidate(
         leaked_events: HashSet::new(),
     };
     match kind {
-        FindingKind::Oom => {
-            let o = f.oom.as_ref().filter(|o| site_ok(o.site))?;
-            Some(Target {
-                size: Some(o.size),
-                message: sel.exact.then(|| o.message.clone()),
-                ..base(Some(o.buffer_type), o.site)
-            })
-        }
+        FindingKind::Oom => f.oom.as_ref().filter(|o| site_ok(o.site)).map(|o| Target {
+            size: Some(o.size),
+            message: sel.exact.then(|| o.message.clone()),
+            ..base(Some(o.buffer_type), o.site)
+        }),
         FindingKind::Leak => {
             // The leak at the bisect site first (the first leaking cycle's
             // first allocation still live), else the first leak.
@@ -258,48 +264,59 @@ fn candidate(
         }
         FindingKind::DoubleFree => {
             let b = f.first_double_free.filter(|b| site_ok(b.site))?;
-            Some(base(alloc_type_of(events, b.event), b.site))
+            Some(base(alloc.map(|(t, _)| t), b.site))
         }
         FindingKind::CbClash => {
             let c = f.first_cb_clash.as_ref().filter(|c| site_ok(c.site))?;
             Some(base(None, c.site))
         }
         FindingKind::Divergence => {
-            let d = f.first_divergence.as_ref()?;
-            let (bt, site) = alloc_of(events, d.event)?;
+            f.first_divergence.as_ref()?;
+            let (bt, site) = alloc?;
             site_ok(site).then(|| base(Some(bt), site))
         }
     }
 }
 
 /// Buffer type and site of the BufferAlloc at `ordinal`.
-fn alloc_of(events: &[Event], ordinal: u64) -> Option<(BufferType, SiteId)> {
-    match events.get(ordinal as usize)?.kind {
-        EventKind::BufferAlloc {
+fn alloc_of(
+    events: &dyn EventStore,
+    ordinal: u64,
+) -> Result<Option<(BufferType, SiteId)>, ReplayError> {
+    Ok(match events.event(ordinal as usize)?.map(|e| e.kind) {
+        Some(EventKind::BufferAlloc {
             buffer_type, site, ..
-        } => Some((buffer_type, site)),
+        }) => Some((buffer_type, site)),
         _ => None,
-    }
+    })
 }
 
 /// The buffer type of the buffer freed (twice) at `ordinal`: its alloc's.
-fn alloc_type_of(events: &[Event], ordinal: u64) -> Option<BufferType> {
-    let (device, buffer) = match events.get(ordinal as usize)?.kind {
-        EventKind::BufferFree { device, buffer, .. } => (device, buffer),
-        _ => return None,
+fn alloc_type_of(events: &dyn EventStore, ordinal: u64) -> Result<Option<BufferType>, ReplayError> {
+    let (device, buffer) = match events.event(ordinal as usize)?.map(|e| e.kind) {
+        Some(EventKind::BufferFree { device, buffer, .. }) => (device, buffer),
+        _ => return Ok(None),
     };
-    events[..ordinal as usize]
-        .iter()
-        .rev()
-        .find_map(|e| match e.kind {
-            EventKind::BufferAlloc {
-                device: d,
-                buffer: b,
-                buffer_type,
-                ..
-            } if d == device && b == buffer => Some(buffer_type),
-            _ => None,
-        })
+    // The latest alloc of the buffer before the free (one pass forward:
+    // a store reads blocks in order).
+    let mut found = None;
+    events.each_in(0..ordinal as usize, &mut |_, run| {
+        found = run
+            .iter()
+            .rev()
+            .find_map(|e| match e.kind {
+                EventKind::BufferAlloc {
+                    device: d,
+                    buffer: b,
+                    buffer_type,
+                    ..
+                } if d == device && b == buffer => Some(buffer_type),
+                _ => None,
+            })
+            .or(found);
+        Ok(())
+    })?;
+    Ok(found)
 }
 
 /// Whether the findings of a replay of `kept` (original ordinals of the
@@ -308,11 +325,11 @@ pub fn still_shows(
     t: &Target,
     f: &Findings,
     kept: &[u32],
-    events: &[Event],
+    events: &dyn EventStore,
     warmup: usize,
-) -> bool {
+) -> Result<bool, ReplayError> {
     let original = |ord: u64| kept.get(ord as usize).map(|&o| o as u64);
-    match t.kind {
+    Ok(match t.kind {
         FindingKind::Oom => f.oom.as_ref().is_some_and(|o| {
             Some(o.buffer_type) == t.buffer_type
                 && o.site == t.site
@@ -337,10 +354,12 @@ pub fn still_shows(
         FindingKind::UnknownFree => f.first_unknown_free.is_some_and(|b| b.site == t.site),
         FindingKind::DoubleFree => f.first_double_free.is_some_and(|b| b.site == t.site),
         FindingKind::CbClash => f.first_cb_clash.as_ref().is_some_and(|c| c.site == t.site),
-        FindingKind::Divergence => f.first_divergence.as_ref().is_some_and(|d| {
-            original(d.event)
-                .and_then(|o| alloc_of(events, o))
-                .is_some_and(|(bt, site)| Some(bt) == t.buffer_type && site == t.site)
-        }),
-    }
+        FindingKind::Divergence => {
+            match f.first_divergence.as_ref().and_then(|d| original(d.event)) {
+                Some(o) => alloc_of(events, o)?
+                    .is_some_and(|(bt, site)| Some(bt) == t.buffer_type && site == t.site),
+                None => false,
+            }
+        }
+    })
 }

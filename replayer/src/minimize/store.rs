@@ -1,0 +1,212 @@
+//! The events `minimize` searches, by ordinal: a slice held in memory, or
+//! the trace file itself, read back a block at a time.
+//!
+//! Why the file: an [`Event`] takes 104 bytes in memory and a trace ~3 on
+//! disk, so holding a 10M-event trace's events took 1.04 GB of a
+//! minimisation's 1.37 GB. A candidate replays its events in order, so it
+//! decodes each block it keeps anything of once; the last block decoded
+//! is kept for the reads that come back to it (the finding's events).
+
+use crate::{ReplayError, Result};
+use std::cell::RefCell;
+use std::ops::Range;
+use ttalloc_model::Event;
+use ttalloc_trace::TraceReader;
+
+/// Events by ordinal (a position in the trace, from 0).
+pub trait EventStore {
+    fn len(&self) -> usize;
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `f(ordinal, event)` for each of `ordinals` (ascending), in order.
+    fn each_of(&self, ordinals: &[u32], f: &mut dyn FnMut(u32, &Event) -> Result<()>)
+        -> Result<()>;
+
+    /// `f(first ordinal, events)` over the events of `range`, a run of
+    /// consecutive events at a time.
+    fn each_in(
+        &self,
+        range: Range<usize>,
+        f: &mut dyn FnMut(usize, &[Event]) -> Result<()>,
+    ) -> Result<()>;
+
+    /// Event `i` (None past the end).
+    fn event(&self, i: usize) -> Result<Option<Event>> {
+        let mut out = None;
+        if i < self.len() {
+            self.each_of(&[i as u32], &mut |_, e| {
+                out = Some(e.clone());
+                Ok(())
+            })?;
+        }
+        Ok(out)
+    }
+}
+
+/// Events held in memory: a `Vec<Event>` or a `&[Event]`.
+impl<T: AsRef<[Event]>> EventStore for T {
+    fn len(&self) -> usize {
+        self.as_ref().len()
+    }
+
+    fn each_of(
+        &self,
+        ordinals: &[u32],
+        f: &mut dyn FnMut(u32, &Event) -> Result<()>,
+    ) -> Result<()> {
+        for &i in ordinals {
+            if let Some(e) = self.as_ref().get(i as usize) {
+                f(i, e)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn each_in(
+        &self,
+        range: Range<usize>,
+        f: &mut dyn FnMut(usize, &[Event]) -> Result<()>,
+    ) -> Result<()> {
+        let end = range.end.min(self.len());
+        let start = range.start.min(end);
+        for (k, run) in self.as_ref()[start..end].chunks(RUN).enumerate() {
+            f(start + k * RUN, run)?;
+        }
+        Ok(())
+    }
+}
+
+/// How many events a slice hands `each_in`'s callback at a time (a block's
+/// worth: what a trace store hands).
+const RUN: usize = 65_536;
+
+/// A trace file's events, decoded again a block at a time when asked for.
+pub struct TraceEvents<'r> {
+    reader: &'r TraceReader,
+    /// The ordinal of each block's first event, and the count of all events
+    /// last: counted as decoded, not from the index (a reader skips events
+    /// of kinds it does not know).
+    starts: Vec<usize>,
+    /// The last block decoded: its index and events.
+    last: RefCell<Option<(usize, Vec<Event>)>>,
+}
+
+impl<'r> TraceEvents<'r> {
+    /// Reads every block of `reader` once, handing each one's events to
+    /// `f(first ordinal, events)`; the store then reads them again from
+    /// the file.
+    pub fn load(
+        reader: &'r TraceReader,
+        f: &mut dyn FnMut(usize, &[Event]) -> Result<()>,
+    ) -> Result<Self> {
+        let blocks = reader.blocks().len();
+        let mut starts = Vec::with_capacity(blocks + 1);
+        let mut events = Vec::new();
+        let mut at = 0usize;
+        for b in 0..blocks {
+            reader.decode_block(b, &mut events)?;
+            starts.push(at);
+            f(at, &events)?;
+            at += events.len();
+        }
+        starts.push(at);
+        Ok(TraceEvents {
+            reader,
+            starts,
+            last: RefCell::new(None),
+        })
+    }
+
+    /// The block holding ordinal `i` (`i` < len).
+    fn block_of(&self, i: usize) -> usize {
+        self.starts.partition_point(|&s| s <= i) - 1
+    }
+
+    /// Block `b`'s events: the kept ones, or decoded now into `spare`.
+    fn block(&self, b: usize, spare: Option<(usize, Vec<Event>)>) -> Result<(usize, Vec<Event>)> {
+        let mut events = match spare {
+            Some((kept, events)) if kept == b => return Ok((b, events)),
+            Some((_, events)) => events,
+            None => Vec::new(),
+        };
+        self.reader.decode_block(b, &mut events)?;
+        let want = self.starts[b + 1] - self.starts[b];
+        if events.len() != want {
+            return Err(ReplayError::Usage(format!(
+                "{}: block {b} decoded to {} events, {want} when first read (was the file changed while being minimised?)",
+                self.reader.path().display(),
+                events.len()
+            )));
+        }
+        Ok((b, events))
+    }
+}
+
+impl EventStore for TraceEvents<'_> {
+    fn len(&self) -> usize {
+        self.starts.last().copied().unwrap_or(0)
+    }
+
+    fn each_of(
+        &self,
+        ordinals: &[u32],
+        f: &mut dyn FnMut(u32, &Event) -> Result<()>,
+    ) -> Result<()> {
+        // The kept block is taken out while `f` runs (a read from inside it
+        // decodes afresh instead of finding it borrowed).
+        let mut held = self.last.take();
+        let mut rest = ordinals;
+        let result = (|| {
+            while let Some(&first) = rest.first() {
+                let i = first as usize;
+                if i >= self.len() {
+                    break;
+                }
+                let b = self.block_of(i);
+                let (start, end) = (self.starts[b], self.starts[b + 1]);
+                let n = rest.partition_point(|&o| (o as usize) < end);
+                let (now, later) = rest.split_at(n);
+                let (kb, events) = self.block(b, held.take())?;
+                let out = now
+                    .iter()
+                    .try_for_each(|&o| f(o, &events[o as usize - start]));
+                held = Some((kb, events));
+                out?;
+                rest = later;
+            }
+            Ok(())
+        })();
+        *self.last.borrow_mut() = held;
+        result
+    }
+
+    fn each_in(
+        &self,
+        range: Range<usize>,
+        f: &mut dyn FnMut(usize, &[Event]) -> Result<()>,
+    ) -> Result<()> {
+        let end = range.end.min(self.len());
+        let mut at = range.start.min(end);
+        let mut held = self.last.take();
+        let result = (|| {
+            while at < end {
+                let b = self.block_of(at);
+                let (start, stop) = (self.starts[b], self.starts[b + 1].min(end));
+                let (kb, events) = self.block(b, held.take())?;
+                let out = f(at, &events[at - start..stop - start]);
+                held = Some((kb, events));
+                out?;
+                at = stop;
+            }
+            Ok(())
+        })();
+        *self.last.borrow_mut() = held;
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,159 @@
+use super::*;
+use crate::minimize::{minimize_events, minimize_file, FindingKind, MinimizeOptions};
+use std::path::{Path, PathBuf};
+use ttalloc_corpora::synth::{generate, write_trace, LeakSite, SynthOptions};
+use ttalloc_model::InternTables;
+use ttalloc_trace::WriterOptions;
+
+/// Blocks of this many events: the 40,000 events below fill ten blocks,
+/// the last one short.
+const BLOCK: usize = 4096;
+
+fn synth() -> SynthOptions {
+    SynthOptions {
+        events: 40_000,
+        seed: 5,
+        devices: 2,
+        cycles: 4,
+        leak_site: Some(LeakSite {
+            site: 9,
+            from_cycle: 1,
+        }),
+        reopen_devices: false,
+    }
+}
+
+/// The synthetic trace written to `dir` in small blocks, and the same
+/// events generated in memory.
+fn written(dir: &Path) -> (PathBuf, Vec<Event>, InternTables) {
+    let path = dir.join("t.zst");
+    let wopts = WriterOptions {
+        block_events: BLOCK,
+        ..WriterOptions::default()
+    };
+    write_trace(&path, &synth(), wopts).unwrap();
+    let (interner, events, _) = generate(&synth());
+    (path, events, interner)
+}
+
+fn picked(store: &dyn EventStore, ordinals: &[u32]) -> Vec<(u32, Event)> {
+    let mut out = Vec::new();
+    store
+        .each_of(ordinals, &mut |i, e| {
+            out.push((i, e.clone()));
+            Ok(())
+        })
+        .unwrap();
+    out
+}
+
+fn ranged(store: &dyn EventStore, range: Range<usize>) -> Vec<(usize, Event)> {
+    let mut out = Vec::new();
+    store
+        .each_in(range, &mut |at, run| {
+            out.extend(run.iter().cloned().enumerate().map(|(k, e)| (at + k, e)));
+            Ok(())
+        })
+        .unwrap();
+    out
+}
+
+/// The file's events, read back a block at a time in any selection, are
+/// the events the trace was written from: the load pass hands every block
+/// in order, subsets that cross block boundaries (and come back to a
+/// block read before) pick the same events as from memory, ranges clip at
+/// the end, and `get` past the end is none.
+#[test]
+fn a_trace_store_reads_the_events_held_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, events, _) = written(dir.path());
+    let reader = TraceReader::open(&path).unwrap();
+    assert!(reader.blocks().len() >= 9, "several blocks");
+    let mut loaded: Vec<Event> = Vec::new();
+    let store = TraceEvents::load(&reader, &mut |at, run| {
+        assert_eq!(at, loaded.len(), "blocks come in order, none skipped");
+        loaded.extend_from_slice(run);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(loaded, events);
+    assert_eq!(EventStore::len(&store), events.len());
+
+    let n = events.len() as u32;
+    let b = BLOCK as u32;
+    let subsets: Vec<Vec<u32>> = vec![
+        (0..n).collect(),
+        (0..n).filter(|i| i % 13 == 4).collect(),
+        vec![0, b - 1, b, b + 1, 2 * b - 1, 2 * b, 5 * b + 7, n - 1],
+        vec![n - 1],
+        vec![3 * b + 1, 3 * b + 2],
+        Vec::new(),
+    ];
+    for s in &subsets {
+        assert_eq!(
+            picked(&store, s),
+            picked(&events, s),
+            "subset of {}",
+            s.len()
+        );
+    }
+    let len = events.len();
+    for r in [
+        0..len,
+        BLOCK - 100..BLOCK + 100,
+        len - 5..len + 10,
+        7..7,
+        2 * BLOCK..3 * BLOCK,
+    ] {
+        assert_eq!(
+            ranged(&store, r.clone()),
+            ranged(&events, r.clone()),
+            "range {r:?}"
+        );
+    }
+    assert_eq!(store.event(BLOCK).unwrap().as_ref(), events.get(BLOCK));
+    assert_eq!(store.event(len - 1).unwrap().as_ref(), events.last());
+    assert_eq!(store.event(len).unwrap(), None);
+}
+
+/// A trace cut short after the store read it is an error naming the file
+/// when a block past the cut is read again, not a panic.
+#[test]
+fn a_trace_cut_under_the_store_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, events, _) = written(dir.path());
+    let reader = TraceReader::open(&path).unwrap();
+    let store = TraceEvents::load(&reader, &mut |_, _| Ok(())).unwrap();
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.set_len(4096).unwrap();
+    let last = events.len() as u32 - 1;
+    let err = store
+        .each_of(&[last], &mut |_, _| Ok(()))
+        .expect_err("the block is gone");
+    let text = err.to_string();
+    assert!(text.contains("t.zst"), "names the file: {text}");
+}
+
+/// `minimize` of the file (read back a block at a time) keeps exactly the
+/// events that `minimize` of the same events held in memory keeps, after
+/// the same number of replays: from the first event each time, and from
+/// checkpoints (the file's, or taken in memory).
+#[test]
+fn a_file_minimises_as_its_events_held_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, events, interner) = written(dir.path());
+    for from_start in [true, false] {
+        let opts = MinimizeOptions {
+            keep: Some(FindingKind::Leak),
+            from_start,
+            ..MinimizeOptions::default()
+        };
+        let out = dir.path().join("min.zst");
+        let file = minimize_file(&path, &out, &opts, None).unwrap();
+        let memory = minimize_events(&events, &interner, &opts, None).unwrap();
+        assert!(file.kept_events < 10, "the search found a small set");
+        assert_eq!(file.kept, memory.kept, "from_start {from_start}");
+        assert_eq!(file.replays, memory.replays);
+        assert_eq!(file.events, memory.events);
+    }
+}
