@@ -8,7 +8,7 @@
 //! debugging tests); [`Deps::remove_with_dependents`] shrinks a closed set by
 //! one event and everything that needs it (what the 1-minimality check does).
 
-use std::collections::HashMap;
+use ttalloc_model::hash::FastMap;
 use ttalloc_model::{Event, EventKind};
 
 const NONE: u32 = u32::MAX;
@@ -33,12 +33,12 @@ pub struct DepsBuilder {
     partner: Vec<u32>,
     span: Vec<u32>,
     spans: Vec<(u32, u32)>,
-    open_span: HashMap<u32, u32>,
-    allocs: HashMap<(u32, u64), u32>,
-    programs: HashMap<(u32, u64), u32>,
-    traces: HashMap<(u32, u32), u32>,
-    ops: HashMap<u32, Vec<u32>>,
-    processes: HashMap<u32, u32>,
+    open_span: FastMap<u32, u32>,
+    allocs: FastMap<(u32, u64), u32>,
+    programs: FastMap<(u32, u64), u32>,
+    traces: FastMap<(u32, u32), u32>,
+    ops: FastMap<u32, Vec<u32>>,
+    processes: FastMap<u32, u32>,
 }
 
 impl DepsBuilder {
@@ -196,7 +196,21 @@ impl Deps {
                 }
             }
         }
-        out.sort_unstable();
+        // Sorted: a large set by a walk over the marks between its ends (a
+        // sort of millions of ordinals cost more than the closing), a small
+        // one by sorting it.
+        if out.len() > self.marks.len() / 32 {
+            let lo = out.iter().copied().min().unwrap_or(0) as usize;
+            let hi = out.iter().copied().max().unwrap_or(0) as usize;
+            out.clear();
+            out.extend(
+                (lo..=hi)
+                    .filter(|&i| self.marks[i] == epoch)
+                    .map(|i| i as u32),
+            );
+        } else {
+            out.sort_unstable();
+        }
         out
     }
 
@@ -291,6 +305,53 @@ mod tests {
         assert_eq!(deps.close_up([3]), vec![0, 1, 3, 4]);
         // An alloc alone needs only its span.
         assert_eq!(deps.close_up([2]), vec![0, 2, 4]);
+    }
+
+    /// `close_up` on a synthetic trace, small seed sets (sorted) and large
+    /// ones (walked off the marks), against the closure worked out with a
+    /// set: the same events, sorted, each once, whichever way it is sorted.
+    #[test]
+    fn a_closed_set_is_the_transitive_closure_in_order_either_way_it_is_sorted() {
+        let (_, events, _) =
+            ttalloc_corpora::synth::generate(&ttalloc_corpora::synth::SynthOptions {
+                events: 20_000,
+                seed: 2,
+                devices: 2,
+                cycles: 4,
+                leak_site: None,
+                reopen_devices: true,
+            });
+        let mut deps = Deps::new(&events);
+        let n = events.len() as u32;
+        let reference = |deps: &Deps, seeds: &[u32]| {
+            let mut set = std::collections::BTreeSet::new();
+            let mut todo: Vec<u32> = seeds.to_vec();
+            while let Some(i) = todo.pop() {
+                if set.insert(i) {
+                    let (pre, k) = deps.prereqs(i);
+                    todo.extend_from_slice(&pre[..k]);
+                }
+            }
+            set.into_iter().collect::<Vec<u32>>()
+        };
+        let seed_sets: Vec<Vec<u32>> = vec![
+            // Small: fewer than one event in 32 of the trace.
+            vec![n - 1, 17, 5_000],
+            (0..n).step_by(997).rev().collect(),
+            // Large: every third event, and every event backwards.
+            (0..n).filter(|i| i % 3 == 1).collect(),
+            (0..n).rev().collect(),
+        ];
+        for seeds in seed_sets {
+            let want = reference(&deps, &seeds);
+            assert!(want.len() > seeds.len() / 2);
+            assert_eq!(
+                deps.close_up(seeds.iter().copied()),
+                want,
+                "{} seeds",
+                seeds.len()
+            );
+        }
     }
 
     #[test]

@@ -15,7 +15,6 @@ use crate::findings::Findings;
 use crate::options::ReplayOptions;
 use crate::Result;
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{Hash, Hasher};
 use ttalloc_model::{Event, InternTables};
 
 /// Decides whether a closed subset keeps the finding, by replaying it.
@@ -66,11 +65,7 @@ impl<'a> Oracle<'a> {
     }
 
     fn digest(kept: &[u32]) -> (u64, u64, usize) {
-        let mut a = std::collections::hash_map::DefaultHasher::new();
-        kept.hash(&mut a);
-        let mut b = ttalloc_model::hash::FoldHasher::default();
-        kept.hash(&mut b);
-        (a.finish(), b.finish(), kept.len())
+        subset_digest(kept)
     }
 
     /// Records that `kept` is known to keep the finding (the input trace).
@@ -168,6 +163,31 @@ impl<'a> Oracle<'a> {
 
 const CHUNK: usize = 65536;
 
+/// A subset's cache key: two folded-multiply hashes of its ordinals, taken
+/// two at a time, with other keys, starts and word orders, and its length.
+/// The subsets are a search's, not an adversary's; SipHash and a
+/// byte-at-a-time hash of a 10M-event subset were 9% of minimising it.
+fn subset_digest(kept: &[u32]) -> (u64, u64, usize) {
+    const K: u64 = 0x9E37_79B9_7F4A_7C15;
+    const M: u64 = 0xC2B2_AE3D_27D4_EB4F;
+    let fold = |h: u64, w: u64, k: u64| {
+        let p = ((h ^ w) as u128).wrapping_mul(k as u128);
+        (p as u64) ^ ((p >> 64) as u64)
+    };
+    let (mut a, mut b) = (0u64, M);
+    let mut pairs = kept.chunks_exact(2);
+    for p in &mut pairs {
+        let w = p[0] as u64 | (p[1] as u64) << 32;
+        a = fold(a, w, K);
+        b = fold(b, w.rotate_left(32), M);
+    }
+    if let [last] = pairs.remainder() {
+        a = fold(a, *last as u64 | 1 << 63, K);
+        b = fold(b, *last as u64, M);
+    }
+    (a, b, kept.len())
+}
+
 /// A structural unit of the trace: the events of one cycle, process,
 /// device or call site.
 type Unit = Vec<u32>;
@@ -217,22 +237,45 @@ fn reduce(
 }
 
 /// Splits events into units by their keys (events with no key form the
-/// base): `keyed` gives each event's ordinal and key, in order.
-fn group_by<K: Ord>(keyed: impl IntoIterator<Item = (u32, Option<K>)>) -> (Vec<u32>, Vec<Unit>) {
+/// base): `keyed` gives each event's ordinal and key, in order. Units come
+/// in key order. Keys come in runs (a cycle's events, a block's process),
+/// so a key equal to the one before goes to the same unit unlooked-up.
+fn group_by<K: Ord + Copy>(
+    keyed: impl IntoIterator<Item = (u32, Option<K>)>,
+) -> (Vec<u32>, Vec<Unit>) {
     let mut base = Vec::new();
-    let mut groups: BTreeMap<K, Unit> = BTreeMap::new();
+    let mut index: BTreeMap<K, usize> = BTreeMap::new();
+    let mut groups: Vec<Unit> = Vec::new();
+    let mut last: Option<(K, usize)> = None;
     for (i, key) in keyed {
-        match key {
-            Some(k) => groups.entry(k).or_default().push(i),
-            None => base.push(i),
-        }
+        let Some(k) = key else {
+            base.push(i);
+            continue;
+        };
+        let g = match last {
+            Some((lk, g)) if lk == k => g,
+            _ => {
+                let next = groups.len();
+                let g = *index.entry(k).or_insert(next);
+                if g == next {
+                    groups.push(Unit::new());
+                }
+                last = Some((k, g));
+                g
+            }
+        };
+        groups[g].push(i);
     }
-    (base, groups.into_values().collect())
+    let units = index
+        .into_values()
+        .map(|g| std::mem::take(&mut groups[g]))
+        .collect();
+    (base, units)
 }
 
 /// Splits `kept` into units by a key of each event (read from `events`
 /// once, in order).
-fn group_by_event<K: Ord>(
+fn group_by_event<K: Ord + Copy>(
     events: &dyn EventStore,
     kept: &[u32],
     key: impl Fn(&Event) -> Option<K>,
@@ -254,9 +297,13 @@ pub fn minimise(
 ) -> Result<Vec<u32>> {
     oracle.assume(&kept);
     // 1. Cycles: usually one leaking cycle is enough.
-    let cycle_of = |i: u32| {
+    // `kept` is sorted: the cycle of each event is at or after the last one's.
+    let mut c = 0;
+    let mut cycle_of = |i: u32| {
         let i = i as u64;
-        let c = cycles.partition_point(|s| s.end_event < i);
+        while cycles.get(c).is_some_and(|s| s.end_event < i) {
+            c += 1;
+        }
         cycles
             .get(c)
             .filter(|s| s.start_event <= i && i <= s.end_event)

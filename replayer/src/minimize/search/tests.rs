@@ -83,3 +83,42 @@ fn a_resumed_subset_leaves_the_same_buffers_behind() {
     assert!(!leaked(&whole).is_empty());
     assert_eq!(leaked(&resumed), leaked(&whole));
 }
+
+/// Cache keys of distinct subsets differ: all 4,096 subsets of 12 ordinals
+/// (odd and even lengths, the last ordinal alone in its pair or not), and
+/// subsets of a large set that differ in one place only.
+#[test]
+fn distinct_subsets_have_distinct_digests() {
+    let mut seen = std::collections::HashSet::new();
+    for mask in 0u32..1 << 12 {
+        let kept: Vec<u32> = (0..12).filter(|b| mask & 1 << b != 0).collect();
+        assert!(seen.insert(subset_digest(&kept)), "{kept:?}");
+    }
+    let big: Vec<u32> = (0..100_000).collect();
+    for gone in [0, 1, 50_000, 99_998, 99_999] {
+        let kept: Vec<u32> = big.iter().copied().filter(|&i| i != gone).collect();
+        assert!(seen.insert(subset_digest(&kept)), "all but {gone}");
+        let mut moved = kept.clone();
+        moved[gone.min(99_997) as usize] += 100_000;
+        assert!(seen.insert(subset_digest(&moved)), "one moved near {gone}");
+    }
+}
+
+/// Units come in key order whatever order their keys first appear in, a
+/// key seen again after another one joins its unit, and events without a
+/// key form the base.
+#[test]
+fn units_are_grouped_by_key_in_key_order() {
+    let keyed = [
+        (0, Some(5)),
+        (1, Some(5)),
+        (2, None),
+        (3, Some(1)),
+        (4, Some(5)),
+        (6, Some(9)),
+        (7, Some(1)),
+    ];
+    let (base, units) = group_by(keyed);
+    assert_eq!(base, vec![2]);
+    assert_eq!(units, vec![vec![3, 7], vec![0, 1, 4], vec![6]]);
+}
