@@ -157,3 +157,56 @@ fn a_file_minimises_as_its_events_held_in_memory() {
         assert_eq!(file.events, memory.events);
     }
 }
+
+/// A trace from a newer writer, with events of kinds this reader skips
+/// between the synthetic ones: its checkpoints count the skipped events,
+/// the search does not, so `minimize` says so, leaves the checkpoints
+/// unused, and keeps what the events it read in memory would keep.
+#[test]
+fn a_trace_with_skipped_kinds_is_minimised_without_its_checkpoints() {
+    use ttalloc_trace::{TraceHeader, TraceWriter, FORMAT_MAJOR, FORMAT_MINOR};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("newer.zst");
+    let (interner, events, _) = generate(&synth());
+    let mut w = TraceWriter::create_with_version(
+        &path,
+        TraceHeader::default(),
+        WriterOptions {
+            block_events: BLOCK,
+            ..WriterOptions::default()
+        },
+        FORMAT_MAJOR,
+        FORMAT_MINOR + 1,
+    )
+    .unwrap();
+    *w.interner_mut() = interner.clone();
+    for (i, e) in events.iter().enumerate() {
+        w.push(e).unwrap();
+        if i % 1000 == 999 {
+            w.push_unknown_kind(200, e.ts, e.pid, b"future").unwrap();
+        }
+    }
+    w.finish().unwrap();
+    let reader = TraceReader::open(&path).unwrap();
+    assert!(!reader.checkpoints().is_empty(), "the file has checkpoints");
+    drop(reader);
+    let opts = MinimizeOptions {
+        keep: Some(FindingKind::Leak),
+        ..MinimizeOptions::default()
+    };
+    let out = dir.path().join("min.zst");
+    let file = minimize_file(&path, &out, &opts, None).unwrap();
+    let memory = minimize_events(&events, &interner, &opts, None).unwrap();
+    assert_eq!(file.kept, memory.kept);
+    assert_eq!(file.events, memory.events);
+    assert_eq!(file.resumed_replays, 0);
+    let skipped = events.len() / 1000;
+    let said = format!("{skipped} of its {} events", events.len() + skipped);
+    assert!(
+        file.warnings
+            .iter()
+            .any(|w| w.contains(&said) && w.contains("checkpoints are not used")),
+        "{:?}",
+        file.warnings
+    );
+}
