@@ -25,7 +25,7 @@ mod target;
 
 pub use deps::{Deps, DepsBuilder};
 pub use search::{is_one_minimal, Oracle};
-pub use store::{EventStore, TraceEvents};
+pub use store::{EventStore, Part, TraceEvents};
 pub use target::{site_name, still_shows, FindingKind, Selection, Target};
 
 use crate::cycles::CycleScanner;

@@ -6,13 +6,14 @@
 
 use super::deps::Deps;
 use super::resume::{self, ResumePoint};
-use super::store::EventStore;
+use super::store::{EventStore, Part};
 use super::target::{still_shows, Target};
 use crate::cycles::{CycleRule, CycleSpan};
 use crate::ddmin::ddmin;
 use crate::engine::{CycleInput, Engine, EngineSetup, ModelAddresses};
 use crate::findings::Findings;
 use crate::options::ReplayOptions;
+use crate::source::Chunk;
 use crate::Result;
 use std::collections::{BTreeMap, HashMap};
 use ttalloc_model::{Event, InternTables};
@@ -108,20 +109,16 @@ impl<'a> Oracle<'a> {
         // The subset is copied a chunk at a time: a copy of it whole (the
         // first candidates keep most of the trace) was a second copy of
         // the trace in memory.
-        let buf = &mut self.buf;
-        buf.clear();
-        let mut next = from as u64;
-        self.events.each_of(&kept[from..], &mut |_, e| {
-            buf.push(e.clone());
-            if buf.len() == CHUNK {
-                engine.feed(next, buf)?;
-                next += CHUNK as u64;
-                buf.clear();
-            }
-            Ok(())
-        })?;
-        engine.feed(next, buf)?;
-        buf.clear();
+        // Whole blocks of a trace file go in as decoded columns.
+        self.buf.clear();
+        let mut feed = Feeder {
+            engine: &mut engine,
+            buf: &mut self.buf,
+            next: from as u64,
+        };
+        self.events
+            .each_part(&kept[from..], &mut |part| feed.part(part))?;
+        feed.flush()?;
         self.events_replayed += (kept.len() - from) as u64;
         Ok(engine.finish())
     }
@@ -137,8 +134,15 @@ impl<'a> Oracle<'a> {
             .map(|&p| (p as usize).min(self.events.len()))
             .chain([self.events.len()])
         {
+            self.buf.clear();
+            let mut feed = Feeder {
+                engine: &mut engine,
+                buf: &mut self.buf,
+                next: fed as u64,
+            };
             self.events
-                .each_in(fed..end, &mut |first, run| engine.feed(first as u64, run))?;
+                .each_part_in(fed..end, &mut |part| feed.part(part))?;
+            feed.flush()?;
             fed = end.max(fed);
             if known.len() < points.len() {
                 known.push(engine.model_addresses());
@@ -162,6 +166,52 @@ impl<'a> Oracle<'a> {
 }
 
 const CHUNK: usize = 65536;
+
+/// Feeds an engine the parts of a walk, numbering events from `next`:
+/// single events gathered into chunks of [`CHUNK`], runs and blocks as they
+/// come.
+struct Feeder<'e, 'a> {
+    engine: &'e mut Engine<'a>,
+    buf: &'e mut Vec<Event>,
+    next: u64,
+}
+
+impl Feeder<'_, '_> {
+    fn part(&mut self, part: Part<'_>) -> Result<()> {
+        match part {
+            Part::Event(e) => {
+                self.buf.push(e.clone());
+                if self.buf.len() == CHUNK {
+                    self.flush()?;
+                }
+                return Ok(());
+            }
+            Part::Events(run) => {
+                self.flush()?;
+                self.engine.feed(self.next, run)?;
+            }
+            Part::Block(columns) => {
+                self.flush()?;
+                self.engine.feed_chunk(&Chunk::Columns {
+                    first: self.next,
+                    columns,
+                })?;
+            }
+        }
+        self.next += part.len() as u64;
+        Ok(())
+    }
+
+    /// Feeds the events gathered.
+    fn flush(&mut self) -> Result<()> {
+        if !self.buf.is_empty() {
+            self.engine.feed(self.next, self.buf)?;
+            self.next += self.buf.len() as u64;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+}
 
 /// A subset's cache key: two folded-multiply hashes of its ordinals, taken
 /// two at a time, with other keys, starts and word orders, and its length.

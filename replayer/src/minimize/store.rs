@@ -11,7 +11,7 @@ use crate::{ReplayError, Result};
 use std::cell::RefCell;
 use std::ops::Range;
 use ttalloc_model::Event;
-use ttalloc_trace::TraceReader;
+use ttalloc_trace::{BlockColumns, TraceReader};
 
 /// Events by ordinal (a position in the trace, from 0).
 pub trait EventStore {
@@ -32,6 +32,24 @@ pub trait EventStore {
         range: Range<usize>,
         f: &mut dyn FnMut(usize, &[Event]) -> Result<()>,
     ) -> Result<()>;
+
+    /// `f` over the events of `ordinals` (ascending), in order, a part at a
+    /// time: single events, or a whole block as decoded columns where the
+    /// store reads blocks and all of one is asked for (the engine's fast
+    /// walk takes it as it is).
+    fn each_part(&self, ordinals: &[u32], f: &mut dyn FnMut(Part<'_>) -> Result<()>) -> Result<()> {
+        self.each_of(ordinals, &mut |_, e| f(Part::Event(e)))
+    }
+
+    /// [`EventStore::each_part`] over the events of `range`: runs of
+    /// consecutive events, or whole blocks.
+    fn each_part_in(
+        &self,
+        range: Range<usize>,
+        f: &mut dyn FnMut(Part<'_>) -> Result<()>,
+    ) -> Result<()> {
+        self.each_in(range, &mut |_, run| f(Part::Events(run)))
+    }
 
     /// Event `i` (None past the end).
     fn event(&self, i: usize) -> Result<Option<Event>> {
@@ -76,6 +94,29 @@ impl<T: AsRef<[Event]>> EventStore for T {
             f(start + k * RUN, run)?;
         }
         Ok(())
+    }
+}
+
+/// A part of the events a walk asks for, in order.
+pub enum Part<'a> {
+    Event(&'a Event),
+    /// Consecutive events.
+    Events(&'a [Event]),
+    /// Every event of a block.
+    Block(&'a BlockColumns),
+}
+
+impl Part<'_> {
+    pub fn len(&self) -> usize {
+        match self {
+            Part::Event(_) => 1,
+            Part::Events(run) => run.len(),
+            Part::Block(c) => c.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -145,6 +186,32 @@ impl<'r> TraceEvents<'r> {
     }
 }
 
+impl TraceEvents<'_> {
+    /// Block `b` as columns in `cols`, when they hold exactly its events as
+    /// read the first time (no kind skipped): else false.
+    fn block_columns(&self, b: usize, cols: &mut BlockColumns) -> Result<bool> {
+        self.reader.decode_columns_untimed(b, cols)?;
+        Ok(cols.len() == self.starts[b + 1] - self.starts[b] && cols.skipped.is_empty())
+    }
+
+    /// Block `b`'s whole run to `f`: as columns, else as events.
+    fn whole_block(
+        &self,
+        b: usize,
+        cols: &mut BlockColumns,
+        held: &mut Option<(usize, Vec<Event>)>,
+        f: &mut dyn FnMut(Part<'_>) -> Result<()>,
+    ) -> Result<()> {
+        if self.block_columns(b, cols)? {
+            return f(Part::Block(cols));
+        }
+        let (kb, events) = self.block(b, held.take())?;
+        let out = f(Part::Events(&events));
+        *held = Some((kb, events));
+        out
+    }
+}
+
 impl EventStore for TraceEvents<'_> {
     fn len(&self) -> usize {
         self.starts.last().copied().unwrap_or(0)
@@ -180,6 +247,72 @@ impl EventStore for TraceEvents<'_> {
             Ok(())
         })();
         *self.last.borrow_mut() = held;
+        result
+    }
+
+    fn each_part(&self, ordinals: &[u32], f: &mut dyn FnMut(Part<'_>) -> Result<()>) -> Result<()> {
+        let mut cols = self.reader.take_columns();
+        let mut held = self.last.take();
+        let mut rest = ordinals;
+        let result = (|| {
+            while let Some(&first) = rest.first() {
+                let i = first as usize;
+                if i >= self.len() {
+                    break;
+                }
+                let b = self.block_of(i);
+                let (start, end) = (self.starts[b], self.starts[b + 1]);
+                let n = rest.partition_point(|&o| (o as usize) < end);
+                let (now, later) = rest.split_at(n);
+                rest = later;
+                // Sorted, distinct, inside the block: all of it.
+                if n == end - start {
+                    self.whole_block(b, &mut cols, &mut held, f)?;
+                    continue;
+                }
+                let (kb, events) = self.block(b, held.take())?;
+                let out = now
+                    .iter()
+                    .try_for_each(|&o| f(Part::Event(&events[o as usize - start])));
+                held = Some((kb, events));
+                out?;
+            }
+            Ok(())
+        })();
+        *self.last.borrow_mut() = held;
+        self.reader.put_columns(cols);
+        result
+    }
+
+    fn each_part_in(
+        &self,
+        range: Range<usize>,
+        f: &mut dyn FnMut(Part<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let end = range.end.min(self.len());
+        let mut at = range.start.min(end);
+        let mut cols = self.reader.take_columns();
+        let mut held = self.last.take();
+        let result = (|| {
+            while at < end {
+                let b = self.block_of(at);
+                let (start, stop) = (self.starts[b], self.starts[b + 1]);
+                if at == start && stop <= end {
+                    self.whole_block(b, &mut cols, &mut held, f)?;
+                    at = stop;
+                    continue;
+                }
+                let stop = stop.min(end);
+                let (kb, events) = self.block(b, held.take())?;
+                let out = f(Part::Events(&events[at - start..stop - start]));
+                held = Some((kb, events));
+                out?;
+                at = stop;
+            }
+            Ok(())
+        })();
+        *self.last.borrow_mut() = held;
+        self.reader.put_columns(cols);
         result
     }
 

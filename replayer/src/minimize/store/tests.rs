@@ -116,6 +116,74 @@ fn a_trace_store_reads_the_events_held_in_memory() {
     assert_eq!(store.event(len).unwrap(), None);
 }
 
+/// The events of each part, in order, and how many parts were whole blocks.
+/// Times are left out (set to 0): a block's columns are decoded without them
+/// (nothing a replay finds reads one).
+fn parted(
+    walk: impl FnOnce(&mut dyn FnMut(Part<'_>) -> Result<()>) -> Result<()>,
+) -> (Vec<Event>, usize) {
+    let (mut out, mut blocks) = (Vec::new(), 0);
+    walk(&mut |part| {
+        match part {
+            Part::Event(e) => out.push(e.clone()),
+            Part::Events(run) => out.extend_from_slice(run),
+            Part::Block(c) => {
+                blocks += 1;
+                c.clone().for_each_event(|_, e| out.push(e));
+            }
+        }
+        Ok(())
+    })
+    .unwrap();
+    (untimed(out), blocks)
+}
+
+fn untimed(events: impl IntoIterator<Item = Event>) -> Vec<Event> {
+    events.into_iter().map(|e| Event { ts: 0, ..e }).collect()
+}
+
+/// Walked in parts, a trace file hands the blocks a selection holds whole
+/// as columns and the rest as events, and together they are the selected
+/// events in order: all of them (every block whole), every 13th (none),
+/// two blocks whole among single events, and ranges starting inside a
+/// block or ending inside one.
+#[test]
+fn parts_are_the_selected_events_with_whole_blocks_as_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, events, _) = written(dir.path());
+    let reader = TraceReader::open(&path).unwrap();
+    let store = TraceEvents::load(&reader, &mut |_, _| Ok(())).unwrap();
+    let n = events.len() as u32;
+    let b = BLOCK as u32;
+    let blocks = reader.blocks().len();
+    let two_whole: Vec<u32> = [5, 17]
+        .into_iter()
+        .chain(b..3 * b)
+        .chain([3 * b + 9, n - 1])
+        .collect();
+    for (ordinals, whole) in [
+        ((0..n).collect::<Vec<u32>>(), blocks),
+        ((0..n).filter(|i| i % 13 == 4).collect(), 0),
+        (two_whole, 2),
+    ] {
+        let want = untimed(ordinals.iter().map(|&i| events[i as usize].clone()));
+        let (got, blocks) = parted(|f| store.each_part(&ordinals, f));
+        assert!(got == want, "{} ordinals", ordinals.len());
+        assert_eq!(blocks, whole, "{} ordinals", ordinals.len());
+    }
+    let len = events.len();
+    for (r, whole) in [
+        (0..len, blocks),
+        (BLOCK + 1..3 * BLOCK, 1),
+        (BLOCK..3 * BLOCK - 1, 1),
+        (7..9, 0),
+    ] {
+        let (got, blocks) = parted(|f| store.each_part_in(r.clone(), f));
+        assert!(got == untimed(events[r.clone()].to_vec()), "range {r:?}");
+        assert_eq!(blocks, whole, "range {r:?}");
+    }
+}
+
 /// A trace cut short after the store read it is an error naming the file
 /// when a block past the cut is read again, not a panic.
 #[test]
