@@ -124,6 +124,10 @@ impl Part<'_> {
 /// worth: what a trace store hands).
 const RUN: usize = 65_536;
 
+/// `f(block, its first ordinal, its end, the ordinals of it)`: what
+/// [`TraceEvents::block_runs`] calls.
+type BlockRunFn<'f> = &'f mut dyn FnMut(usize, usize, usize, &[u32]) -> Result<()>;
+
 /// A trace file's events, decoded again a block at a time when asked for.
 pub struct TraceEvents<'r> {
     reader: &'r TraceReader,
@@ -194,6 +198,23 @@ impl TraceEvents<'_> {
         Ok(cols.len() == self.starts[b + 1] - self.starts[b] && cols.skipped.is_empty())
     }
 
+    /// `f(block, its first ordinal, its end, the ordinals of it)` for each
+    /// block that `ordinals` (ascending) holds some of, in order.
+    fn block_runs(&self, ordinals: &[u32], f: BlockRunFn<'_>) -> Result<()> {
+        let mut rest = ordinals;
+        while let Some(&first) = rest.first() {
+            if first as usize >= self.len() {
+                break;
+            }
+            let b = self.block_of(first as usize);
+            let (start, end) = (self.starts[b], self.starts[b + 1]);
+            let (now, later) = rest.split_at(rest.partition_point(|&o| (o as usize) < end));
+            f(b, start, end, now)?;
+            rest = later;
+        }
+        Ok(())
+    }
+
     /// Block `b`'s whole run to `f`: as columns, else as events.
     fn whole_block(
         &self,
@@ -225,27 +246,14 @@ impl EventStore for TraceEvents<'_> {
         // The kept block is taken out while `f` runs (a read from inside it
         // decodes afresh instead of finding it borrowed).
         let mut held = self.last.take();
-        let mut rest = ordinals;
-        let result = (|| {
-            while let Some(&first) = rest.first() {
-                let i = first as usize;
-                if i >= self.len() {
-                    break;
-                }
-                let b = self.block_of(i);
-                let (start, end) = (self.starts[b], self.starts[b + 1]);
-                let n = rest.partition_point(|&o| (o as usize) < end);
-                let (now, later) = rest.split_at(n);
-                let (kb, events) = self.block(b, held.take())?;
-                let out = now
-                    .iter()
-                    .try_for_each(|&o| f(o, &events[o as usize - start]));
-                held = Some((kb, events));
-                out?;
-                rest = later;
-            }
-            Ok(())
-        })();
+        let result = self.block_runs(ordinals, &mut |b, start, _, now| {
+            let (kb, events) = self.block(b, held.take())?;
+            let out = now
+                .iter()
+                .try_for_each(|&o| f(o, &events[o as usize - start]));
+            held = Some((kb, events));
+            out
+        });
         *self.last.borrow_mut() = held;
         result
     }
@@ -253,32 +261,18 @@ impl EventStore for TraceEvents<'_> {
     fn each_part(&self, ordinals: &[u32], f: &mut dyn FnMut(Part<'_>) -> Result<()>) -> Result<()> {
         let mut cols = self.reader.take_columns();
         let mut held = self.last.take();
-        let mut rest = ordinals;
-        let result = (|| {
-            while let Some(&first) = rest.first() {
-                let i = first as usize;
-                if i >= self.len() {
-                    break;
-                }
-                let b = self.block_of(i);
-                let (start, end) = (self.starts[b], self.starts[b + 1]);
-                let n = rest.partition_point(|&o| (o as usize) < end);
-                let (now, later) = rest.split_at(n);
-                rest = later;
-                // Sorted, distinct, inside the block: all of it.
-                if n == end - start {
-                    self.whole_block(b, &mut cols, &mut held, f)?;
-                    continue;
-                }
-                let (kb, events) = self.block(b, held.take())?;
-                let out = now
-                    .iter()
-                    .try_for_each(|&o| f(Part::Event(&events[o as usize - start])));
-                held = Some((kb, events));
-                out?;
+        let result = self.block_runs(ordinals, &mut |b, start, end, now| {
+            // Sorted, distinct, inside the block: all of it.
+            if now.len() == end - start {
+                return self.whole_block(b, &mut cols, &mut held, f);
             }
-            Ok(())
-        })();
+            let (kb, events) = self.block(b, held.take())?;
+            let out = now
+                .iter()
+                .try_for_each(|&o| f(Part::Event(&events[o as usize - start])));
+            held = Some((kb, events));
+            out
+        });
         *self.last.borrow_mut() = held;
         self.reader.put_columns(cols);
         result
