@@ -4,8 +4,9 @@
 //! Why the file: an [`Event`] takes 104 bytes in memory and a trace ~3 on
 //! disk, so holding a 10M-event trace's events took 1.04 GB of a
 //! minimisation's 1.37 GB. A candidate replays its events in order, so it
-//! decodes each block it keeps anything of once; the last block decoded
-//! is kept for the reads that come back to it (the finding's events).
+//! decodes each block it keeps anything of once; the last few blocks
+//! decoded are kept for the reads that come back to them (a small
+//! candidate's).
 
 use crate::{ReplayError, Result};
 use std::cell::RefCell;
@@ -124,6 +125,12 @@ impl Part<'_> {
 /// worth: what a trace store hands).
 const RUN: usize = 65_536;
 
+/// Decoded blocks a trace store keeps for the next reads: a small
+/// candidate keeps events of a few blocks (the devices' opens in the first,
+/// the finding's, the closes in the last), read again at every replay.
+/// Each is a block's events at 104 bytes each: about 7 MB.
+const KEPT_BLOCKS: usize = 4;
+
 /// `f(block, its first ordinal, its end, the ordinals of it)`: what
 /// [`TraceEvents::block_runs`] calls.
 type BlockRunFn<'f> = &'f mut dyn FnMut(usize, usize, usize, &[u32]) -> Result<()>;
@@ -135,8 +142,9 @@ pub struct TraceEvents<'r> {
     /// last: counted as decoded, not from the index (a reader skips events
     /// of kinds it does not know).
     starts: Vec<usize>,
-    /// The last block decoded: its index and events.
-    last: RefCell<Option<(usize, Vec<Event>)>>,
+    /// The blocks decoded last (at most [`KEPT_BLOCKS`], the latest
+    /// used last): their indexes and events.
+    last: RefCell<Vec<(usize, Vec<Event>)>>,
 }
 
 impl<'r> TraceEvents<'r> {
@@ -161,7 +169,7 @@ impl<'r> TraceEvents<'r> {
         Ok(TraceEvents {
             reader,
             starts,
-            last: RefCell::new(None),
+            last: RefCell::new(Vec::new()),
         })
     }
 
@@ -170,12 +178,15 @@ impl<'r> TraceEvents<'r> {
         self.starts.partition_point(|&s| s <= i) - 1
     }
 
-    /// Block `b`'s events: the kept ones, or decoded now into `spare`.
-    fn block(&self, b: usize, spare: Option<(usize, Vec<Event>)>) -> Result<(usize, Vec<Event>)> {
-        let mut events = match spare {
-            Some((kept, events)) if kept == b => return Ok((b, events)),
-            Some((_, events)) => events,
-            None => Vec::new(),
+    /// Block `b`'s events, taken out of `kept` or decoded now (into the
+    /// events of the block used longest ago, when `kept` is full).
+    fn block(&self, b: usize, kept: &mut Vec<(usize, Vec<Event>)>) -> Result<(usize, Vec<Event>)> {
+        if let Some(k) = kept.iter().position(|(kb, _)| *kb == b) {
+            return Ok(kept.remove(k));
+        }
+        let mut events = match kept.len() >= KEPT_BLOCKS {
+            true => kept.remove(0).1,
+            false => Vec::new(),
         };
         self.reader.decode_block(b, &mut events)?;
         let want = self.starts[b + 1] - self.starts[b];
@@ -220,15 +231,15 @@ impl TraceEvents<'_> {
         &self,
         b: usize,
         cols: &mut BlockColumns,
-        held: &mut Option<(usize, Vec<Event>)>,
+        held: &mut Vec<(usize, Vec<Event>)>,
         f: &mut dyn FnMut(Part<'_>) -> Result<()>,
     ) -> Result<()> {
         if self.block_columns(b, cols)? {
             return f(Part::Block(cols));
         }
-        let (kb, events) = self.block(b, held.take())?;
+        let (kb, events) = self.block(b, held)?;
         let out = f(Part::Events(&events));
-        *held = Some((kb, events));
+        held.push((kb, events));
         out
     }
 }
@@ -247,11 +258,11 @@ impl EventStore for TraceEvents<'_> {
         // decodes afresh instead of finding it borrowed).
         let mut held = self.last.take();
         let result = self.block_runs(ordinals, &mut |b, start, _, now| {
-            let (kb, events) = self.block(b, held.take())?;
+            let (kb, events) = self.block(b, &mut held)?;
             let out = now
                 .iter()
                 .try_for_each(|&o| f(o, &events[o as usize - start]));
-            held = Some((kb, events));
+            held.push((kb, events));
             out
         });
         *self.last.borrow_mut() = held;
@@ -266,11 +277,11 @@ impl EventStore for TraceEvents<'_> {
             if now.len() == end - start {
                 return self.whole_block(b, &mut cols, &mut held, f);
             }
-            let (kb, events) = self.block(b, held.take())?;
+            let (kb, events) = self.block(b, &mut held)?;
             let out = now
                 .iter()
                 .try_for_each(|&o| f(Part::Event(&events[o as usize - start])));
-            held = Some((kb, events));
+            held.push((kb, events));
             out
         });
         *self.last.borrow_mut() = held;
@@ -297,9 +308,9 @@ impl EventStore for TraceEvents<'_> {
                     continue;
                 }
                 let stop = stop.min(end);
-                let (kb, events) = self.block(b, held.take())?;
+                let (kb, events) = self.block(b, &mut held)?;
                 let out = f(Part::Events(&events[at - start..stop - start]));
-                held = Some((kb, events));
+                held.push((kb, events));
                 out?;
                 at = stop;
             }
@@ -322,9 +333,9 @@ impl EventStore for TraceEvents<'_> {
             while at < end {
                 let b = self.block_of(at);
                 let (start, stop) = (self.starts[b], self.starts[b + 1].min(end));
-                let (kb, events) = self.block(b, held.take())?;
+                let (kb, events) = self.block(b, &mut held)?;
                 let out = f(at, &events[at - start..stop - start]);
-                held = Some((kb, events));
+                held.push((kb, events));
                 out?;
                 at = stop;
             }
