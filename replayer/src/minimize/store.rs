@@ -89,8 +89,7 @@ impl<T: AsRef<[Event]>> EventStore for T {
         range: Range<usize>,
         f: &mut dyn FnMut(usize, &[Event]) -> Result<()>,
     ) -> Result<()> {
-        let end = range.end.min(self.len());
-        let start = range.start.min(end);
+        let Range { start, end } = clamped(range, self.len());
         for (k, run) in self.as_ref()[start..end].chunks(RUN).enumerate() {
             f(start + k * RUN, run)?;
         }
@@ -119,6 +118,12 @@ impl Part<'_> {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// `range` cut to the first `len` events.
+fn clamped(range: Range<usize>, len: usize) -> Range<usize> {
+    let end = range.end.min(len);
+    range.start.min(end)..end
 }
 
 /// How many events a slice hands `each_in`'s callback at a time (a block's
@@ -294,8 +299,7 @@ impl EventStore for TraceEvents<'_> {
         range: Range<usize>,
         f: &mut dyn FnMut(Part<'_>) -> Result<()>,
     ) -> Result<()> {
-        let end = range.end.min(self.len());
-        let mut at = range.start.min(end);
+        let Range { start: mut at, end } = clamped(range, self.len());
         let mut cols = self.reader.take_columns();
         let mut held = self.last.take();
         let result = (|| {
@@ -326,8 +330,7 @@ impl EventStore for TraceEvents<'_> {
         range: Range<usize>,
         f: &mut dyn FnMut(usize, &[Event]) -> Result<()>,
     ) -> Result<()> {
-        let end = range.end.min(self.len());
-        let mut at = range.start.min(end);
+        let Range { start: mut at, end } = clamped(range, self.len());
         let mut held = self.last.take();
         let result = (|| {
             while at < end {
