@@ -9,6 +9,7 @@
 //! candidate's).
 
 use crate::{ReplayError, Result};
+use kept::KeptBlocks;
 use std::cell::RefCell;
 use std::ops::Range;
 use ttalloc_model::Event;
@@ -130,12 +131,6 @@ fn clamped(range: Range<usize>, len: usize) -> Range<usize> {
 /// worth: what a trace store hands).
 const RUN: usize = 65_536;
 
-/// Decoded blocks a trace store keeps for the next reads: a small
-/// candidate keeps events of a few blocks (the devices' opens in the first,
-/// the finding's, the closes in the last), read again at every replay.
-/// Each is a block's events at 104 bytes each: about 7 MB.
-const KEPT_BLOCKS: usize = 4;
-
 /// `f(block, its first ordinal, its end, the ordinals of it)`: what
 /// [`TraceEvents::block_runs`] calls.
 type BlockRunFn<'f> = &'f mut dyn FnMut(usize, usize, usize, &[u32]) -> Result<()>;
@@ -147,9 +142,11 @@ pub struct TraceEvents<'r> {
     /// last: counted as decoded, not from the index (a reader skips events
     /// of kinds it does not know).
     starts: Vec<usize>,
-    /// The blocks decoded last (at most [`KEPT_BLOCKS`], the latest
-    /// used last): their indexes and events.
-    last: RefCell<Vec<(usize, Vec<Event>)>>,
+    /// Blocks decoded for earlier reads, kept for the next ones: a small
+    /// candidate keeps events of a few blocks (the devices' opens in the
+    /// first, the finding's, the closes in the last), read again at every
+    /// replay.
+    last: RefCell<KeptBlocks>,
 }
 
 impl<'r> TraceEvents<'r> {
@@ -174,7 +171,7 @@ impl<'r> TraceEvents<'r> {
         Ok(TraceEvents {
             reader,
             starts,
-            last: RefCell::new(Vec::new()),
+            last: RefCell::new(KeptBlocks::default()),
         })
     }
 
@@ -184,15 +181,12 @@ impl<'r> TraceEvents<'r> {
     }
 
     /// Block `b`'s events, taken out of `kept` or decoded now (into the
-    /// events of the block used longest ago, when `kept` is full).
-    fn block(&self, b: usize, kept: &mut Vec<(usize, Vec<Event>)>) -> Result<(usize, Vec<Event>)> {
-        if let Some(k) = kept.iter().position(|(kb, _)| *kb == b) {
-            return Ok(kept.remove(k));
+    /// events of a block that goes, when `kept` is full).
+    fn block(&self, b: usize, kept: &mut KeptBlocks) -> Result<(usize, Vec<Event>)> {
+        if let Some(events) = kept.take(b) {
+            return Ok((b, events));
         }
-        let mut events = match kept.len() >= KEPT_BLOCKS {
-            true => kept.remove(0).1,
-            false => Vec::new(),
-        };
+        let mut events = kept.spare_for(b);
         self.reader.decode_block(b, &mut events)?;
         let want = self.starts[b + 1] - self.starts[b];
         if events.len() != want {
@@ -212,6 +206,24 @@ impl TraceEvents<'_> {
     fn block_columns(&self, b: usize, cols: &mut BlockColumns) -> Result<bool> {
         self.reader.decode_columns_untimed(b, cols)?;
         Ok(cols.len() == self.starts[b + 1] - self.starts[b] && cols.skipped.is_empty())
+    }
+
+    /// The blocks `ordinals` (ascending) hold some of, in order.
+    fn blocks_of(&self, ordinals: &[u32]) -> Vec<usize> {
+        let mut blocks = Vec::new();
+        let _ = self.block_runs(ordinals, &mut |b, _, _, _| {
+            blocks.push(b);
+            Ok(())
+        });
+        blocks
+    }
+
+    /// The blocks of the events of `range` (within the events).
+    fn blocks_in(&self, range: Range<usize>) -> Range<usize> {
+        match range.is_empty() {
+            true => 0..0,
+            false => self.block_of(range.start)..self.block_of(range.end - 1) + 1,
+        }
     }
 
     /// `f(block, its first ordinal, its end, the ordinals of it)` for each
@@ -236,7 +248,7 @@ impl TraceEvents<'_> {
         &self,
         b: usize,
         cols: &mut BlockColumns,
-        held: &mut Vec<(usize, Vec<Event>)>,
+        held: &mut KeptBlocks,
         f: &mut dyn FnMut(Part<'_>) -> Result<()>,
     ) -> Result<()> {
         if self.block_columns(b, cols)? {
@@ -244,7 +256,7 @@ impl TraceEvents<'_> {
         }
         let (kb, events) = self.block(b, held)?;
         let out = f(Part::Events(&events));
-        held.push((kb, events));
+        held.put(kb, events);
         out
     }
 }
@@ -262,12 +274,13 @@ impl EventStore for TraceEvents<'_> {
         // The kept block is taken out while `f` runs (a read from inside it
         // decodes afresh instead of finding it borrowed).
         let mut held = self.last.take();
+        held.begin_walk(self.blocks_of(ordinals));
         let result = self.block_runs(ordinals, &mut |b, start, _, now| {
             let (kb, events) = self.block(b, &mut held)?;
             let out = now
                 .iter()
                 .try_for_each(|&o| f(o, &events[o as usize - start]));
-            held.push((kb, events));
+            held.put(kb, events);
             out
         });
         *self.last.borrow_mut() = held;
@@ -277,6 +290,7 @@ impl EventStore for TraceEvents<'_> {
     fn each_part(&self, ordinals: &[u32], f: &mut dyn FnMut(Part<'_>) -> Result<()>) -> Result<()> {
         let mut cols = self.reader.take_columns();
         let mut held = self.last.take();
+        held.begin_walk(self.blocks_of(ordinals));
         let result = self.block_runs(ordinals, &mut |b, start, end, now| {
             // Sorted, distinct, inside the block: all of it.
             if now.len() == end - start {
@@ -286,7 +300,7 @@ impl EventStore for TraceEvents<'_> {
             let out = now
                 .iter()
                 .try_for_each(|&o| f(Part::Event(&events[o as usize - start])));
-            held.push((kb, events));
+            held.put(kb, events);
             out
         });
         *self.last.borrow_mut() = held;
@@ -302,6 +316,7 @@ impl EventStore for TraceEvents<'_> {
         let Range { start: mut at, end } = clamped(range, self.len());
         let mut cols = self.reader.take_columns();
         let mut held = self.last.take();
+        held.begin_walk(self.blocks_in(at..end));
         let result = (|| {
             while at < end {
                 let b = self.block_of(at);
@@ -314,7 +329,7 @@ impl EventStore for TraceEvents<'_> {
                 let stop = stop.min(end);
                 let (kb, events) = self.block(b, &mut held)?;
                 let out = f(Part::Events(&events[at - start..stop - start]));
-                held.push((kb, events));
+                held.put(kb, events);
                 out?;
                 at = stop;
             }
@@ -332,13 +347,14 @@ impl EventStore for TraceEvents<'_> {
     ) -> Result<()> {
         let Range { start: mut at, end } = clamped(range, self.len());
         let mut held = self.last.take();
+        held.begin_walk(self.blocks_in(at..end));
         let result = (|| {
             while at < end {
                 let b = self.block_of(at);
                 let (start, stop) = (self.starts[b], self.starts[b + 1].min(end));
                 let (kb, events) = self.block(b, &mut held)?;
                 let out = f(at, &events[at - start..stop - start]);
-                held.push((kb, events));
+                held.put(kb, events);
                 out?;
                 at = stop;
             }
@@ -349,5 +365,6 @@ impl EventStore for TraceEvents<'_> {
     }
 }
 
+mod kept;
 #[cfg(test)]
 mod tests;
