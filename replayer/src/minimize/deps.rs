@@ -8,6 +8,7 @@
 //! debugging tests); [`Deps::remove_with_dependents`] shrinks a closed set by
 //! one event and everything that needs it (what the 1-minimality check does).
 
+use alloc_index::AllocIndex;
 use ttalloc_model::hash::FastMap;
 use ttalloc_model::{Event, EventKind};
 
@@ -34,7 +35,7 @@ pub struct DepsBuilder {
     span: Vec<u32>,
     spans: Vec<(u32, u32)>,
     open_span: FastMap<u32, u32>,
-    allocs: FastMap<(u32, u64), u32>,
+    allocs: AllocIndex,
     programs: FastMap<(u32, u64), u32>,
     traces: FastMap<(u32, u32), u32>,
     ops: FastMap<u32, Vec<u32>>,
@@ -66,10 +67,10 @@ impl DepsBuilder {
                 }
             }
             EventKind::BufferAlloc { device, buffer, .. } => {
-                self.allocs.insert((device.0, buffer.get()), i);
+                self.allocs.insert(device.0, buffer.get(), i);
             }
             EventKind::BufferFree { device, buffer, .. } => {
-                if let Some(&a) = self.allocs.get(&(device.0, buffer.get())) {
+                if let Some(a) = self.allocs.get(device.0, buffer.get()) {
                     partner[i as usize] = a;
                 }
             }
@@ -247,6 +248,8 @@ impl Deps {
         })
     }
 }
+
+mod alloc_index;
 
 #[cfg(test)]
 mod tests {
