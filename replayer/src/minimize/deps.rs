@@ -10,11 +10,21 @@
 
 use alloc_index::AllocIndex;
 use ttalloc_model::hash::FastMap;
-use ttalloc_model::{Event, EventKind};
+use ttalloc_model::{Event, EventKind, EventTag};
+use ttalloc_trace::BlockColumns;
+
+const ALLOC: u8 = EventTag::BufferAlloc as u8;
+const FREE: u8 = EventTag::BufferFree as u8;
+const OP_BEGIN: u8 = EventTag::OpBegin as u8;
+const OP_END: u8 = EventTag::OpEnd as u8;
+const MARKER: u8 = EventTag::Marker as u8;
+const CB_ALLOC: u8 = EventTag::CbAlloc as u8;
+const CB_FREE_ALL: u8 = EventTag::CbFreeAll as u8;
 
 const NONE: u32 = u32::MAX;
 
 /// Prerequisites of every event of a trace, by position.
+#[cfg_attr(test, derive(Debug, PartialEq))]
 pub struct Deps {
     /// The one event this event pairs with or needs (alloc of a free, load
     /// of an unload, the other end of an open/close, op or process pair).
@@ -48,11 +58,97 @@ pub struct DepsBuilder {
 impl DepsBuilder {
     /// Event `i`, the next one (ordinals from 0, none skipped).
     pub fn push(&mut self, i: u32, e: &Event) {
+        self.push_kind(i, e.pid.0, &e.kind);
+    }
+
+    /// The events of a decoded block, the first of them event `at` (none
+    /// of an unknown kind: [`BlockColumns::skipped`] is empty). Allocs and
+    /// frees straight from their columns: building each event whole, to
+    /// look at its device and buffer, cost more than the rest of the pass.
+    pub fn push_columns(&mut self, at: u32, cols: &BlockColumns) {
+        debug_assert!(cols.skipped.is_empty());
+        let (mut alloc, mut free, mut name, mut cb, mut other) = (0, 0, 0, 0, 0);
+        for (pos, &tag) in cols.tags.iter().enumerate() {
+            let i = at + pos as u32;
+            let pid = || cols.pid_at(pos).0;
+            match tag {
+                ALLOC => {
+                    let Some(a) = cols.allocs.at(alloc) else {
+                        // Not in a decoded block (its counts are checked).
+                        self.push_head(i, NONE);
+                        continue;
+                    };
+                    alloc += 1;
+                    self.push_head(i, a.device().0);
+                    self.allocs.insert(a.device().0, a.buffer().get(), i);
+                }
+                FREE => {
+                    let Some(x) = cols.frees.at(free) else {
+                        // Not in a decoded block (its counts are checked).
+                        self.push_head(i, NONE);
+                        continue;
+                    };
+                    free += 1;
+                    self.push_head(i, x.device().0);
+                    if let Some(a) = self.allocs.get(x.device().0, x.buffer().get()) {
+                        self.partner[i as usize] = a;
+                    }
+                }
+                OP_BEGIN | MARKER => {
+                    name += 1;
+                    let kind = match tag {
+                        OP_BEGIN => EventKind::OpBegin {
+                            name: cols.names[name - 1],
+                        },
+                        _ => EventKind::Marker {
+                            label: cols.names[name - 1],
+                        },
+                    };
+                    self.push_kind(i, pid(), &kind);
+                }
+                OP_END => self.push_kind(i, pid(), &EventKind::OpEnd),
+                CB_ALLOC | CB_FREE_ALL => {
+                    let Some(c) = cols.cbs.get(cb) else {
+                        // Not in a decoded block (its counts are checked).
+                        self.push_head(i, NONE);
+                        continue;
+                    };
+                    cb += 1;
+                    self.push_kind(i, pid(), &c.kind());
+                }
+                _ => {
+                    let Some((_, e)) = cols.others.get(other) else {
+                        // Not in a decoded block (its counts are checked).
+                        self.push_head(i, NONE);
+                        continue;
+                    };
+                    other += 1;
+                    self.push_kind(i, pid(), &e.kind);
+                }
+            }
+        }
+    }
+
+    /// Event `i`'s entries, in the span of `device` if it is open
+    /// (`NONE`: of no device).
+    #[inline]
+    fn push_head(&mut self, i: u32, device: u32) {
+        debug_assert_eq!(i as usize, self.partner.len());
+        self.partner.push(NONE);
+        let span = match device {
+            NONE => NONE,
+            d => self.open_span.get(&d).copied().unwrap_or(NONE),
+        };
+        self.span.push(span);
+    }
+
+    /// Event `i` of process `pid`, of kind `kind`.
+    fn push_kind(&mut self, i: u32, pid: u32, kind: &EventKind) {
         debug_assert_eq!(i as usize, self.partner.len());
         self.partner.push(NONE);
         self.span.push(NONE);
-        if let Some(d) = e.kind.device() {
-            if let EventKind::DeviceOpen { .. } = e.kind {
+        if let Some(d) = kind.device() {
+            if let EventKind::DeviceOpen { .. } = kind {
                 // An open of a device already open starts a new span; the
                 // old one stays without a close.
                 self.open_span.insert(d.0, self.spans.len() as u32);
@@ -63,7 +159,7 @@ impl DepsBuilder {
             }
         }
         let partner = &mut self.partner;
-        match e.kind {
+        match *kind {
             EventKind::DeviceClose { device } => {
                 if let Some(s) = self.open_span.remove(&device.0) {
                     self.spans[s as usize].1 = i;
@@ -97,18 +193,18 @@ impl DepsBuilder {
                     partner[i as usize] = a;
                 }
             }
-            EventKind::OpBegin { .. } => self.ops.entry(e.pid.0).or_default().push(i),
+            EventKind::OpBegin { .. } => self.ops.entry(pid).or_default().push(i),
             EventKind::OpEnd => {
-                if let Some(b) = self.ops.get_mut(&e.pid.0).and_then(Vec::pop) {
+                if let Some(b) = self.ops.get_mut(&pid).and_then(Vec::pop) {
                     partner[i as usize] = b;
                     partner[b as usize] = i;
                 }
             }
             EventKind::ProcessStart { .. } => {
-                self.processes.insert(e.pid.0, i);
+                self.processes.insert(pid, i);
             }
             EventKind::ProcessExit { .. } => {
-                if let Some(s) = self.processes.remove(&e.pid.0) {
+                if let Some(s) = self.processes.remove(&pid) {
                     partner[i as usize] = s;
                     partner[s as usize] = i;
                 }

@@ -30,7 +30,7 @@ pub use target::{site_name, still_shows, FindingKind, Selection, Target};
 
 use crate::cycles::CycleScanner;
 use crate::options::ReplayOptions;
-use crate::source::EventSource;
+use crate::source::{Chunk, EventSource};
 use crate::{ReplayError, Result};
 use serde::Serialize;
 use std::path::Path;
@@ -126,6 +126,21 @@ impl FirstPass {
         self.scanner.scan(at as u64, events);
         for (k, e) in events.iter().enumerate() {
             self.deps.push((at + k) as u32, e);
+        }
+    }
+
+    /// The events of `part`, from ordinal `at` on.
+    fn take_part(&mut self, at: usize, part: Part<'_>) {
+        match part {
+            Part::Block(columns) => {
+                self.scanner.scan_chunk(&Chunk::Columns {
+                    first: at as u64,
+                    columns,
+                });
+                self.deps.push_columns(at as u32, columns);
+            }
+            Part::Events(events) => self.take(at, events),
+            Part::Event(e) => self.take(at, std::slice::from_ref(e)),
         }
     }
 }
@@ -250,9 +265,9 @@ pub fn minimize_file(
                 .collect()
         };
         let mut first = FirstPass::default();
-        let events = TraceEvents::load(&reader, &mut |at, run| {
-            too_many((at + run.len()) as u64)?;
-            first.take(at, run);
+        let events = TraceEvents::load(&reader, &mut |at, part| {
+            too_many((at + part.len()) as u64)?;
+            first.take_part(at, part);
             Ok(())
         })?;
         // The checkpoints count every event the file holds; the search

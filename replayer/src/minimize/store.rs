@@ -151,22 +151,34 @@ pub struct TraceEvents<'r> {
 
 impl<'r> TraceEvents<'r> {
     /// Reads every block of `reader` once, handing each one's events to
-    /// `f(first ordinal, events)`; the store then reads them again from
-    /// the file.
+    /// `f(first ordinal, part)`, as decoded columns without times
+    /// ([`Part::Block`]: events need not be built for a first pass), or
+    /// as events where the block holds kinds this reader skips
+    /// ([`Part::Events`]); the store then reads them again from the file.
     pub fn load(
         reader: &'r TraceReader,
-        f: &mut dyn FnMut(usize, &[Event]) -> Result<()>,
+        f: &mut dyn FnMut(usize, Part<'_>) -> Result<()>,
     ) -> Result<Self> {
         let blocks = reader.blocks().len();
         let mut starts = Vec::with_capacity(blocks + 1);
+        let mut cols = reader.take_columns();
         let mut events = Vec::new();
         let mut at = 0usize;
         for b in 0..blocks {
-            reader.decode_block(b, &mut events)?;
             starts.push(at);
-            f(at, &events)?;
-            at += events.len();
+            reader.decode_columns_untimed(b, &mut cols)?;
+            let part = match cols.skipped.is_empty() {
+                true => Part::Block(&cols),
+                false => {
+                    reader.decode_block(b, &mut events)?;
+                    Part::Events(&events)
+                }
+            };
+            let n = part.len();
+            f(at, part)?;
+            at += n;
         }
+        reader.put_columns(cols);
         starts.push(at);
         Ok(TraceEvents {
             reader,

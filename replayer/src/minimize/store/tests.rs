@@ -70,13 +70,14 @@ fn a_trace_store_reads_the_events_held_in_memory() {
     let reader = TraceReader::open(&path).unwrap();
     assert!(reader.blocks().len() >= 9, "several blocks");
     let mut loaded: Vec<Event> = Vec::new();
-    let store = TraceEvents::load(&reader, &mut |at, run| {
+    let store = TraceEvents::load(&reader, &mut |at, part| {
         assert_eq!(at, loaded.len(), "blocks come in order, none skipped");
-        loaded.extend_from_slice(run);
+        assert!(matches!(part, Part::Block(_)), "no kind skipped: columns");
+        loaded.extend(parted(|f| f(part)).0);
         Ok(())
     })
     .unwrap();
-    assert_eq!(loaded, events);
+    assert_eq!(loaded, untimed(events.iter().cloned()));
     assert_eq!(EventStore::len(&store), events.len());
 
     let n = events.len() as u32;
@@ -277,4 +278,49 @@ fn a_trace_with_skipped_kinds_is_minimised_without_its_checkpoints() {
         "{:?}",
         file.warnings
     );
+}
+
+/// The first pass over a file's decoded columns finds every event's
+/// prerequisites as the pass over its events does: for each event of a
+/// synthetic trace with devices reopened every cycle (spans, programs,
+/// ops, circular buffers, allocs and frees), the same partner and device
+/// span.
+#[test]
+fn a_first_pass_over_columns_finds_what_one_over_events_does() {
+    use crate::minimize::deps::DepsBuilder;
+    let dir = tempfile::tempdir().unwrap();
+    let opts = SynthOptions {
+        reopen_devices: true,
+        ..synth()
+    };
+    let path = dir.path().join("reopen.zst");
+    let wopts = WriterOptions {
+        block_events: BLOCK,
+        ..WriterOptions::default()
+    };
+    write_trace(&path, &opts, wopts).unwrap();
+    let (_, events, _) = generate(&opts);
+    let reader = TraceReader::open(&path).unwrap();
+    let mut from_columns = DepsBuilder::default();
+    let mut blocks = 0;
+    TraceEvents::load(&reader, &mut |at, part| {
+        match part {
+            Part::Block(columns) => {
+                blocks += 1;
+                from_columns.push_columns(at as u32, columns);
+            }
+            _ => panic!("no kind skipped: columns"),
+        }
+        Ok(())
+    })
+    .unwrap();
+    assert!(blocks >= 9);
+    let mut from_events = DepsBuilder::default();
+    for (i, e) in events.iter().enumerate() {
+        from_events.push(i as u32, e);
+    }
+    let (a, b) = (from_columns.finish(), from_events.finish());
+    assert_eq!(a.len(), events.len());
+    // Each event's partner and device span, and the spans, alike.
+    assert!(a == b, "the two passes differ");
 }
