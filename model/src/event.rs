@@ -271,6 +271,20 @@ pub enum EventTag {
     AllocRefused = 15,
 }
 
+/// The kinds' codes as bytes, as a decoded block's kind column holds
+/// them: names to match a column's bytes on.
+pub mod tag_code {
+    use super::EventTag;
+
+    pub const ALLOC: u8 = EventTag::BufferAlloc as u8;
+    pub const FREE: u8 = EventTag::BufferFree as u8;
+    pub const CB_ALLOC: u8 = EventTag::CbAlloc as u8;
+    pub const CB_FREE_ALL: u8 = EventTag::CbFreeAll as u8;
+    pub const OP_BEGIN: u8 = EventTag::OpBegin as u8;
+    pub const OP_END: u8 = EventTag::OpEnd as u8;
+    pub const MARKER: u8 = EventTag::Marker as u8;
+}
+
 impl EventTag {
     pub const ALL: [EventTag; 16] = [
         EventTag::ProcessStart,

@@ -16,6 +16,6 @@ pub use alloc::{
     Placement, Released, Statistics,
 };
 pub use config::{Arch, DeviceConfig};
-pub use event::{BufferType, Event, EventKind, EventTag, Layout};
+pub use event::{tag_code, BufferType, Event, EventKind, EventTag, Layout};
 pub use ids::{BufferId, DeviceId, FrameId, Pid, ProgramId, SiteId, StringId, TraceId};
 pub use site::{Frame, InternTables, ResolvedFrame, StackNode};

@@ -5,11 +5,10 @@
 //! found by a byte search of the kind column.
 
 use crate::source::Item;
-use ttalloc_model::{Event, EventKind, EventTag};
+use ttalloc_model::{Event, EventKind};
 use ttalloc_trace::BlockColumns;
 
-const MARKER: u8 = EventTag::Marker as u8;
-const OP_BEGIN: u8 = EventTag::OpBegin as u8;
+use ttalloc_model::tag_code::{MARKER, OP_BEGIN};
 
 /// Calls `f(ordinal, item)` for every event of `c` (first ordinal `first`)
 /// that is neither a buffer alloc or free, an op begin or end nor a

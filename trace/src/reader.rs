@@ -16,7 +16,7 @@ use rancor::BoxedError;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
-use ttalloc_model::{Event, EventTag, InternTables};
+use ttalloc_model::{Event, InternTables};
 
 /// Most decoded-block buffers the reader keeps for reuse: a replay has two
 /// in flight per decoder thread and one decoder.
@@ -401,8 +401,7 @@ impl TraceReader {
 /// The kind column of `block` when every event in it is a buffer alloc or
 /// free (and it holds one kind per event).
 fn buffers_only(block: &ArchivedBlockRec) -> Option<&[u8]> {
-    const ALLOC: u8 = EventTag::BufferAlloc as u8;
-    const FREE: u8 = EventTag::BufferFree as u8;
+    use ttalloc_model::tag_code::{ALLOC, FREE};
     let tags = block
         .columns
         .iter()

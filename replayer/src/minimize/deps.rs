@@ -10,16 +10,10 @@
 
 use alloc_index::AllocIndex;
 use ttalloc_model::hash::FastMap;
-use ttalloc_model::{Event, EventKind, EventTag};
+use ttalloc_model::{Event, EventKind};
 use ttalloc_trace::BlockColumns;
 
-const ALLOC: u8 = EventTag::BufferAlloc as u8;
-const FREE: u8 = EventTag::BufferFree as u8;
-const OP_BEGIN: u8 = EventTag::OpBegin as u8;
-const OP_END: u8 = EventTag::OpEnd as u8;
-const MARKER: u8 = EventTag::Marker as u8;
-const CB_ALLOC: u8 = EventTag::CbAlloc as u8;
-const CB_FREE_ALL: u8 = EventTag::CbFreeAll as u8;
+use ttalloc_model::tag_code::{ALLOC, CB_ALLOC, CB_FREE_ALL, FREE, MARKER, OP_BEGIN, OP_END};
 
 const NONE: u32 = u32::MAX;
 
@@ -95,14 +89,14 @@ impl DepsBuilder {
                     }
                 }
                 OP_BEGIN | MARKER => {
+                    let Some(&label) = cols.names.get(name) else {
+                        self.push_head(i, NONE);
+                        continue;
+                    };
                     name += 1;
                     let kind = match tag {
-                        OP_BEGIN => EventKind::OpBegin {
-                            name: cols.names[name - 1],
-                        },
-                        _ => EventKind::Marker {
-                            label: cols.names[name - 1],
-                        },
+                        OP_BEGIN => EventKind::OpBegin { name: label },
+                        _ => EventKind::Marker { label },
                     };
                     self.push_kind(i, pid(), &kind);
                 }

@@ -324,5 +324,4 @@ pub(crate) struct EventCursor {
     other: usize,
 }
 
-const CB_ALLOC: u8 = ttalloc_model::EventTag::CbAlloc as u8;
-const CB_FREE_ALL: u8 = ttalloc_model::EventTag::CbFreeAll as u8;
+use ttalloc_model::tag_code::{CB_ALLOC, CB_FREE_ALL};

@@ -10,13 +10,7 @@ use std::collections::BTreeMap;
 use ttalloc_model::event::split_argv;
 use ttalloc_model::{Event, EventKind, EventTag, InternTables, StringId};
 
-const ALLOC: u8 = EventTag::BufferAlloc as u8;
-const FREE: u8 = EventTag::BufferFree as u8;
-const OP_BEGIN: u8 = EventTag::OpBegin as u8;
-const OP_END: u8 = EventTag::OpEnd as u8;
-const MARKER: u8 = EventTag::Marker as u8;
-const CB_ALLOC: u8 = EventTag::CbAlloc as u8;
-const CB_FREE_ALL: u8 = EventTag::CbFreeAll as u8;
+use ttalloc_model::tag_code::{ALLOC, CB_ALLOC, CB_FREE_ALL, FREE, MARKER, OP_BEGIN, OP_END};
 
 #[derive(Default)]
 pub(super) struct Tally {

@@ -6,12 +6,10 @@
 
 use super::CycleScanner;
 use crate::cycles::CycleSpan;
-use ttalloc_model::{EventTag, Pid, StringId};
+use ttalloc_model::{Pid, StringId};
 use ttalloc_trace::BlockColumns;
 
-const OP_BEGIN: u8 = EventTag::OpBegin as u8;
-const OP_END: u8 = EventTag::OpEnd as u8;
-const MARKER: u8 = EventTag::Marker as u8;
+use ttalloc_model::tag_code::{MARKER, OP_BEGIN, OP_END};
 
 impl CycleScanner {
     /// What `scan_chunk` notes of block `c` (first ordinal `first`), every
