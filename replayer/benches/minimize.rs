@@ -9,11 +9,10 @@
 //! Each runs twice — every candidate replayed from the first event, then
 //! from checkpoints (the trace file's for 1, taken in memory for 2) — checks
 //! both keep the same events, and prints time, replays, events replayed and
-//! the ratios. Measured on the shared 2-core VM (load ~4): (1) 2.22 s from
-//! the start, 1.74 s from checkpoints (0.78x; events replayed 0.91x; 42
-//! replays, 3 events kept: open, leaked alloc, close); (2) 1.27 s and 1.16 s
-//! (0.91x; events replayed 0.75x; 82 replays, 11 events kept: open, nine
-//! blocking buffers, the failing request).
+//! the ratios. Measured on a 2-core Intel VM: (1) 0.26-0.27 s from the
+//! start, 0.25 s from checkpoints (42 replays, 3 events kept: open, leaked
+//! alloc, close); (2) 0.30 s and 0.27 s (82 replays, 11 events kept: open,
+//! nine blocking buffers, the failing request).
 //! `TTALLOC_BENCH_EVENTS` changes the trace size (default 1,000,000).
 
 use std::time::Instant;
