@@ -50,6 +50,20 @@ pub struct DepsBuilder {
 }
 
 impl DepsBuilder {
+    /// A builder with room for `events` events' entries, if memory can be
+    /// had for them (the count comes from a file's index: a damaged one may
+    /// claim any number, and then the tables grow as events come).
+    pub fn with_capacity(events: usize) -> DepsBuilder {
+        let mut b = DepsBuilder::default();
+        let events = events.min(u32::MAX as usize);
+        if b.partner.try_reserve_exact(events).is_err() || b.span.try_reserve_exact(events).is_err()
+        {
+            b.partner = Vec::new();
+            b.span = Vec::new();
+        }
+        b
+    }
+
     /// Event `i`, the next one (ordinals from 0, none skipped).
     pub fn push(&mut self, i: u32, e: &Event) {
         self.push_kind(i, e.pid.0, &e.kind);
@@ -272,7 +286,16 @@ impl Deps {
             self.epoch = 1;
         }
         let epoch = self.epoch;
+        // A small set is listed as it is found, then sorted; a large one
+        // (more than `small` events) by a walk over the marks between its
+        // ends (a sort of millions of ordinals cost more than the closing),
+        // into a list of its exact size: found into a list first, it
+        // doubled as it grew and kept up to twice its size (4 bytes an
+        // event of a candidate: the first reduction's took 50 MB at 10M
+        // events, held by the search as its best).
+        let small = self.marks.len() / 32;
         let mut out = Vec::new();
+        let (mut count, mut lo, mut hi) = (0usize, u32::MAX, 0u32);
         let mut stack: Vec<u32> = Vec::new();
         for s in seeds {
             if self.marks[s as usize] != epoch {
@@ -280,7 +303,11 @@ impl Deps {
                 stack.push(s);
             }
             while let Some(i) = stack.pop() {
-                out.push(i);
+                count += 1;
+                (lo, hi) = (lo.min(i), hi.max(i));
+                if count <= small {
+                    out.push(i);
+                }
                 // The three candidates in registers (`prereqs`' array went
                 // through the stack as words written apart and read back
                 // together: a store-forwarding stall per event, a quarter
@@ -298,21 +325,18 @@ impl Deps {
                 }
             }
         }
-        // Sorted: a large set by a walk over the marks between its ends (a
-        // sort of millions of ordinals cost more than the closing), a small
-        // one by sorting it.
-        if out.len() > self.marks.len() / 32 {
-            let lo = out.iter().copied().min().unwrap_or(0) as usize;
-            let hi = out.iter().copied().max().unwrap_or(0) as usize;
-            out.clear();
-            out.extend(
-                (lo..=hi)
+        if count > small {
+            drop(out);
+            let mut all = Vec::with_capacity(count);
+            all.extend(
+                (lo as usize..=hi as usize)
                     .filter(|&i| self.marks[i] == epoch)
                     .map(|i| i as u32),
             );
-        } else {
-            out.sort_unstable();
+            debug_assert_eq!(all.len(), count);
+            return all;
         }
+        out.sort_unstable();
         out
     }
 
@@ -449,12 +473,13 @@ mod tests {
         for seeds in seed_sets {
             let want = reference(&deps, &seeds);
             assert!(want.len() > seeds.len() / 2);
-            assert_eq!(
-                deps.close_up(seeds.iter().copied()),
-                want,
-                "{} seeds",
-                seeds.len()
-            );
+            let got = deps.close_up(seeds.iter().copied());
+            assert_eq!(got, want, "{} seeds", seeds.len());
+            // A large set's list holds no room beyond it (the search keeps
+            // its best candidate: at twice its size, 4 bytes an event more).
+            if got.len() > n as usize / 32 {
+                assert_eq!(got.capacity(), got.len(), "{} seeds", seeds.len());
+            }
         }
         // Past the marks' 255 epochs (a byte each): a mark left from an
         // earlier call must not count as one of this call's. A large set
@@ -471,6 +496,21 @@ mod tests {
                 "call {call}"
             );
         }
+    }
+
+    /// A builder sized for more events than memory holds (a damaged
+    /// index's count) still takes events: its tables grow as they come.
+    #[test]
+    fn a_builder_sized_past_memory_still_takes_events() {
+        let events = trace();
+        let mut b = DepsBuilder::with_capacity(usize::MAX);
+        for (i, e) in events.iter().enumerate() {
+            b.push(i as u32, e);
+        }
+        assert_eq!(b.finish(), Deps::new(&events));
+        // Sized right, nothing grows.
+        let b = DepsBuilder::with_capacity(events.len());
+        assert!(b.partner.capacity() >= events.len() && b.span.capacity() >= events.len());
     }
 
     #[test]

@@ -96,7 +96,7 @@ pub fn minimize_events(
             Vec::new()
         })
     };
-    let mut first = FirstPass::default();
+    let mut first = FirstPass::new(opts, events.len());
     events.each_in(0..events.len(), &mut |at, run| {
         first.take(at, run);
         Ok(())
@@ -114,13 +114,24 @@ pub fn minimize_events(
 
 /// What one pass over the trace gathers before the search: the cycle
 /// boundaries and every event's prerequisites.
-#[derive(Default)]
 struct FirstPass {
     scanner: CycleScanner,
     deps: DepsBuilder,
 }
 
 impl FirstPass {
+    /// A pass over about `events` events (their tables sized at once: grown
+    /// by doubling, the 10M-event trace's two took 134 MB for 80 MB of
+    /// entries), whose cycles the replay options' mode cuts (a scanner for
+    /// that mode keeps no op spans it cannot use: every op's, 50 MB of
+    /// that trace, for the `auto` mode's markers).
+    fn new(opts: &MinimizeOptions, events: usize) -> FirstPass {
+        FirstPass {
+            scanner: CycleScanner::for_mode(&opts.replay.cycles),
+            deps: DepsBuilder::with_capacity(events),
+        }
+    }
+
     /// The events from ordinal `at` on.
     fn take(&mut self, at: usize, events: &[Event]) {
         self.scanner.scan(at as u64, events);
@@ -161,7 +172,7 @@ fn minimize_from(
     let FirstPass { scanner, deps } = first;
     let rule = scanner.rule(&opts.replay.cycles, interner);
     let cycles = scanner.spans(&rule, interner);
-    let all: Vec<u32> = (0..events.len() as u32).collect();
+    drop(scanner);
     let selection = Selection {
         kind: opts.keep,
         site_function: opts.site_function.as_deref(),
@@ -184,7 +195,7 @@ fn minimize_from(
         &target,
         &original,
     );
-    let kept = search::minimise(&mut oracle, &mut deps, &cycles.spans, all)?;
+    let kept = search::minimise(&mut oracle, &mut deps, &cycles.spans, events.len() as u32)?;
     let (replays, cache_hits) = (oracle.replays + 1, oracle.cache_hits);
     let (events_replayed, resumed_replays) =
         (oracle.events_replayed + first_events, oracle.resumed);
@@ -264,7 +275,8 @@ pub fn minimize_file(
                 })
                 .collect()
         };
-        let mut first = FirstPass::default();
+        let expected = usize::try_from(reader.num_events()).unwrap_or(0);
+        let mut first = FirstPass::new(opts, expected);
         let events = TraceEvents::load(&reader, &mut |at, part| {
             too_many((at + part.len()) as u64)?;
             first.take_part(at, part);

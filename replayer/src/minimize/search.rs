@@ -17,6 +17,7 @@ use crate::source::Chunk;
 use crate::Result;
 use std::collections::{BTreeMap, HashMap};
 use ttalloc_model::{Event, InternTables};
+use unit::Unit;
 
 /// Decides whether a closed subset keeps the finding, by replaying it.
 pub struct Oracle<'a> {
@@ -69,9 +70,10 @@ impl<'a> Oracle<'a> {
         subset_digest(kept)
     }
 
-    /// Records that `kept` is known to keep the finding (the input trace).
-    pub fn assume(&mut self, kept: &[u32]) {
-        self.cache.insert(Self::digest(kept), true);
+    /// Records that the trace's `events` events, all of them, are known
+    /// to keep the finding.
+    pub fn assume_all(&mut self, events: u32) {
+        self.cache.insert(all_digest(events), true);
     }
 
     /// Replays `kept` (sorted original ordinals, closed): does it show the finding?
@@ -213,17 +215,40 @@ impl Feeder<'_, '_> {
     }
 }
 
+/// [`subset_digest`] of every ordinal below `events`, which are not listed.
+fn all_digest(events: u32) -> (u64, u64, usize) {
+    let (mut a, mut b) = (0u64, DIGEST_M);
+    let mut i = 0u32;
+    while events - i >= 2 {
+        let w = i as u64 | ((i + 1) as u64) << 32;
+        a = digest_fold(a, w, DIGEST_K);
+        b = digest_fold(b, w.rotate_left(32), DIGEST_M);
+        i += 2;
+    }
+    if i < events {
+        a = digest_fold(a, i as u64 | 1 << 63, DIGEST_K);
+        b = digest_fold(b, i as u64, DIGEST_M);
+    }
+    (a, b, events as usize)
+}
+
+const DIGEST_K: u64 = 0x9E37_79B9_7F4A_7C15;
+const DIGEST_M: u64 = 0xC2B2_AE3D_27D4_EB4F;
+
+#[inline(always)]
+fn digest_fold(h: u64, w: u64, k: u64) -> u64 {
+    let p = ((h ^ w) as u128).wrapping_mul(k as u128);
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
 /// A subset's cache key: two folded-multiply hashes of its ordinals, taken
 /// two at a time, with other keys, starts and word orders, and its length.
 /// The subsets are a search's, not an adversary's; SipHash and a
 /// byte-at-a-time hash of a 10M-event subset were 9% of minimising it.
 fn subset_digest(kept: &[u32]) -> (u64, u64, usize) {
-    const K: u64 = 0x9E37_79B9_7F4A_7C15;
-    const M: u64 = 0xC2B2_AE3D_27D4_EB4F;
-    let fold = |h: u64, w: u64, k: u64| {
-        let p = ((h ^ w) as u128).wrapping_mul(k as u128);
-        (p as u64) ^ ((p >> 64) as u64)
-    };
+    const K: u64 = DIGEST_K;
+    const M: u64 = DIGEST_M;
+    let fold = digest_fold;
     let (mut a, mut b) = (0u64, M);
     let mut pairs = kept.chunks_exact(2);
     for p in &mut pairs {
@@ -238,25 +263,25 @@ fn subset_digest(kept: &[u32]) -> (u64, u64, usize) {
     (a, b, kept.len())
 }
 
-/// A structural unit of the trace: the events of one cycle, process,
-/// device or call site.
-type Unit = Vec<u32>;
-
-/// Delta debugging over `units` with `base` always kept: the smallest
-/// closed subset found that keeps the finding (at most `kept`).
+/// Delta debugging over `units` (`base` always kept) of a closed set of
+/// `kept` events that keeps the finding: the smallest closed subset found
+/// that keeps it, if smaller (`None`: the set stays as it is).
 fn reduce(
     oracle: &mut Oracle<'_>,
     deps: &mut Deps,
-    kept: Vec<u32>,
-    base: &[u32],
+    kept: usize,
+    base: &Unit,
     units: Vec<Unit>,
-) -> Result<Vec<u32>> {
+) -> Result<Option<Vec<u32>>> {
     if units.len() < 2 {
-        return Ok(kept);
+        return Ok(None);
     }
     let ids: Vec<usize> = (0..units.len()).collect();
     let mut error = None;
-    let mut best = kept.clone();
+    // The smallest candidate that kept the finding, if smaller than `kept`
+    // (not a copy of `kept` to start from: 4 bytes an event while the
+    // first reduction runs).
+    let mut best: Option<Vec<u32>> = None;
     let found = ddmin(&ids, usize::MAX, |chosen| {
         if error.is_some() {
             return false;
@@ -269,13 +294,12 @@ fn reduce(
         }
         let seeds = base
             .iter()
-            .copied()
-            .chain(chosen.iter().flat_map(|&u| units[u].iter().copied()));
+            .chain(chosen.iter().flat_map(|&u| units[u].iter()));
         let candidate = deps.close_up(seeds);
         match oracle.keeps(&candidate) {
             Ok(true) => {
-                if candidate.len() < best.len() {
-                    best = candidate;
+                if candidate.len() < best.as_ref().map_or(kept, Vec::len) {
+                    best = Some(candidate);
                 }
                 true
             }
@@ -289,17 +313,15 @@ fn reduce(
     if let Some(e) = error {
         return Err(e);
     }
-    Ok(if found.is_some() { best } else { kept })
+    Ok(found.and(best))
 }
 
 /// Splits events into units by their keys (events with no key form the
 /// base): `keyed` gives each event's ordinal and key, in order. Units come
 /// in key order. Keys come in runs (a cycle's events, a block's process),
 /// so a key equal to the one before goes to the same unit unlooked-up.
-fn group_by<K: Ord + Copy>(
-    keyed: impl IntoIterator<Item = (u32, Option<K>)>,
-) -> (Vec<u32>, Vec<Unit>) {
-    let mut base = Vec::new();
+fn group_by<K: Ord + Copy>(keyed: impl IntoIterator<Item = (u32, Option<K>)>) -> (Unit, Vec<Unit>) {
+    let mut base = Unit::new();
     let mut index: BTreeMap<K, usize> = BTreeMap::new();
     let mut groups: Vec<Unit> = Vec::new();
     let mut last: Option<(K, usize)> = None;
@@ -335,7 +357,7 @@ fn group_by_event<K: Ord + Copy>(
     events: &dyn EventStore,
     kept: &[u32],
     key: impl Fn(&Event) -> Option<K>,
-) -> Result<(Vec<u32>, Vec<Unit>)> {
+) -> Result<(Unit, Vec<Unit>)> {
     let mut keyed = Vec::with_capacity(kept.len());
     events.each_of(kept, &mut |i, e| {
         keyed.push((i, key(e)));
@@ -344,16 +366,18 @@ fn group_by_event<K: Ord + Copy>(
     Ok(group_by(keyed))
 }
 
-/// Runs every stage on the closed set `kept` (which keeps the finding).
+/// Runs every stage on the trace's `events` events (which keep the
+/// finding), and returns the ordinals kept.
 pub fn minimise(
     oracle: &mut Oracle<'_>,
     deps: &mut Deps,
     cycles: &[CycleSpan],
-    mut kept: Vec<u32>,
+    events: u32,
 ) -> Result<Vec<u32>> {
-    oracle.assume(&kept);
-    // 1. Cycles: usually one leaking cycle is enough.
-    // `kept` is sorted: the cycle of each event is at or after the last one's.
+    oracle.assume_all(events);
+    // 1. Cycles: usually one leaking cycle is enough. The events are not
+    // listed (4 bytes an event while the first reduction runs) unless no
+    // cycle can go. The cycle of each event is at or after the last one's.
     let mut c = 0;
     let mut cycle_of = |i: u32| {
         let i = i as u64;
@@ -365,18 +389,20 @@ pub fn minimise(
             .filter(|s| s.start_event <= i && i <= s.end_event)
             .map(|_| c)
     };
-    let (base, units) = group_by(kept.iter().map(|&i| (i, cycle_of(i))));
-    kept = reduce(oracle, deps, kept, &base, units)?;
+    let (base, units) = group_by((0..events).map(|i| (i, cycle_of(i))));
+    let reduced = reduce(oracle, deps, events as usize, &base, units)?;
+    drop(base);
+    let mut kept = reduced.unwrap_or_else(|| (0..events).collect());
     // 2. Processes, 3. devices, 4. call sites.
     let (base, units) = group_by_event(oracle.events, &kept, |e| Some(e.pid.0))?;
-    kept = reduce(oracle, deps, kept, &base, units)?;
+    kept = reduce(oracle, deps, kept.len(), &base, units)?.unwrap_or(kept);
     let (base, units) = group_by_event(oracle.events, &kept, |e| e.kind.device().map(|d| d.0))?;
-    kept = reduce(oracle, deps, kept, &base, units)?;
+    kept = reduce(oracle, deps, kept.len(), &base, units)?.unwrap_or(kept);
     let (base, units) = group_by_event(oracle.events, &kept, |e| e.kind.site().map(|s| s.0))?;
-    kept = reduce(oracle, deps, kept, &base, units)?;
+    kept = reduce(oracle, deps, kept.len(), &base, units)?.unwrap_or(kept);
     // 5. Single events (with what they need).
-    let units: Vec<Unit> = kept.iter().map(|&i| vec![i]).collect();
-    kept = reduce(oracle, deps, kept, &[], units)?;
+    let units: Vec<Unit> = kept.iter().map(|&i| Unit::one(i)).collect();
+    kept = reduce(oracle, deps, kept.len(), &Unit::new(), units)?.unwrap_or(kept);
     // 6. Until no single event can go with its dependents.
     sweep(oracle, deps, kept)
 }
@@ -410,3 +436,4 @@ pub fn is_one_minimal(oracle: &mut Oracle<'_>, deps: &Deps, kept: &[u32]) -> Res
 
 #[cfg(test)]
 mod tests;
+mod unit;

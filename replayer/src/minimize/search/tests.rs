@@ -119,6 +119,17 @@ fn units_are_grouped_by_key_in_key_order() {
         (7, Some(1)),
     ];
     let (base, units) = group_by(keyed);
-    assert_eq!(base, vec![2]);
+    assert_eq!(base.iter().collect::<Vec<_>>(), vec![2]);
+    let units: Vec<Vec<u32>> = units.iter().map(|u| u.iter().collect()).collect();
     assert_eq!(units, vec![vec![3, 7], vec![0, 1, 4], vec![6]]);
+}
+
+/// The digest of every event, not listed, is the digest of their list:
+/// the search takes the trace as known to keep the finding by it.
+#[test]
+fn all_events_digest_as_their_list() {
+    for n in [0u32, 1, 2, 3, 4, 5, 1000, 1001, 65_537] {
+        let list: Vec<u32> = (0..n).collect();
+        assert_eq!(all_digest(n), subset_digest(&list), "{n} events");
+    }
 }
