@@ -9,6 +9,7 @@
 //! one event and everything that needs it (what the 1-minimality check does).
 
 use alloc_index::AllocIndex;
+use span_column::SpanColumn;
 use ttalloc_model::hash::FastMap;
 use ttalloc_model::{Event, EventKind};
 use ttalloc_trace::BlockColumns;
@@ -24,7 +25,7 @@ pub struct Deps {
     /// of an unload, the other end of an open/close, op or process pair).
     partner: Vec<u32>,
     /// Index into `spans` of the device span the event happens in.
-    span: Vec<u32>,
+    span: SpanColumn,
     /// (DeviceOpen, DeviceClose or NONE) of every device span.
     spans: Vec<(u32, u32)>,
     /// Scratch marks for `close_up`: an epoch per call, so no clearing
@@ -39,7 +40,7 @@ pub struct Deps {
 #[derive(Default)]
 pub struct DepsBuilder {
     partner: Vec<u32>,
-    span: Vec<u32>,
+    span: SpanColumn,
     spans: Vec<(u32, u32)>,
     open_span: FastMap<u32, u32>,
     allocs: AllocIndex,
@@ -56,10 +57,9 @@ impl DepsBuilder {
     pub fn with_capacity(events: usize) -> DepsBuilder {
         let mut b = DepsBuilder::default();
         let events = events.min(u32::MAX as usize);
-        if b.partner.try_reserve_exact(events).is_err() || b.span.try_reserve_exact(events).is_err()
-        {
+        if b.partner.try_reserve_exact(events).is_err() || !b.span.try_reserve(events) {
             b.partner = Vec::new();
-            b.span = Vec::new();
+            b.span = SpanColumn::default();
         }
         b
     }
@@ -163,7 +163,7 @@ impl DepsBuilder {
                 self.spans.push((i, NONE));
             }
             if let Some(&s) = self.open_span.get(&d.0) {
-                self.span[i as usize] = s;
+                self.span.set(i as usize, s);
             }
         }
         let partner = &mut self.partner;
@@ -259,7 +259,7 @@ impl Deps {
             out[n] = p;
             n += 1;
         }
-        let s = self.span[i as usize];
+        let s = self.span.get(i as usize);
         if s != NONE {
             let (open, close) = self.spans[s as usize];
             out[n] = open;
@@ -313,7 +313,7 @@ impl Deps {
                 // together: a store-forwarding stall per event, a quarter
                 // of closing the 10M-event trace's first candidates).
                 let partner = self.partner[i as usize];
-                let (open, close) = match self.span[i as usize] {
+                let (open, close) = match self.span.get(i as usize) {
                     NONE => (NONE, NONE),
                     s => self.spans[s as usize],
                 };
@@ -375,6 +375,7 @@ impl Deps {
 }
 
 mod alloc_index;
+mod span_column;
 
 #[cfg(test)]
 mod tests {
