@@ -351,6 +351,49 @@ fn group_by<K: Ord + Copy>(keyed: impl IntoIterator<Item = (u32, Option<K>)>) ->
     (base, units)
 }
 
+/// Stage 1's units: the events of each cycle (of the trace's first
+/// `events`), in cycle order, and as the base the events of none: what
+/// [`group_by`] makes of every event keyed by its cycle. Cycles in order
+/// and apart (a scanner's are) give their units from their ends alone, not
+/// an event at a time (6% of minimising a 50M-event trace); others, event
+/// by event.
+fn cycle_units(cycles: &[CycleSpan], events: u32) -> (Unit, Vec<Unit>) {
+    let end = u64::from(events);
+    let apart = cycles.iter().all(|s| s.start_event <= s.end_event)
+        && cycles.windows(2).all(|w| w[0].end_event < w[1].start_event);
+    if !apart {
+        // `cycles` sorted by end: the cycle of each event is at or after
+        // the last one's.
+        let mut c = 0;
+        let mut cycle_of = |i: u32| {
+            let i = i as u64;
+            while cycles.get(c).is_some_and(|s| s.end_event < i) {
+                c += 1;
+            }
+            cycles
+                .get(c)
+                .filter(|s| s.start_event <= i && i <= s.end_event)
+                .map(|_| c)
+        };
+        return group_by((0..events).map(|i| (i, cycle_of(i))));
+    }
+    let (mut base, mut units) = (Unit::new(), Vec::with_capacity(cycles.len()));
+    let mut next = 0u64;
+    for s in cycles {
+        let (lo, hi) = (
+            s.start_event.min(end),
+            s.end_event.saturating_add(1).min(end),
+        );
+        (next..lo).for_each(|i| base.push(i as u32));
+        if lo < hi {
+            units.push(Unit::Run(lo as u32, hi as u32));
+        }
+        next = next.max(hi);
+    }
+    (next..end).for_each(|i| base.push(i as u32));
+    (base, units)
+}
+
 /// Splits `kept` into units by a key of each event (read from `events`
 /// once, in order).
 fn group_by_event<K: Ord + Copy>(
@@ -377,19 +420,8 @@ pub fn minimise(
     oracle.assume_all(events);
     // 1. Cycles: usually one leaking cycle is enough. The events are not
     // listed (4 bytes an event while the first reduction runs) unless no
-    // cycle can go. The cycle of each event is at or after the last one's.
-    let mut c = 0;
-    let mut cycle_of = |i: u32| {
-        let i = i as u64;
-        while cycles.get(c).is_some_and(|s| s.end_event < i) {
-            c += 1;
-        }
-        cycles
-            .get(c)
-            .filter(|s| s.start_event <= i && i <= s.end_event)
-            .map(|_| c)
-    };
-    let (base, units) = group_by((0..events).map(|i| (i, cycle_of(i))));
+    // cycle can go.
+    let (base, units) = cycle_units(cycles, events);
     let reduced = reduce(oracle, deps, events as usize, &base, units)?;
     drop(base);
     let mut kept = reduced.unwrap_or_else(|| (0..events).collect());

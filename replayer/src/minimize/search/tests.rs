@@ -133,3 +133,94 @@ fn all_events_digest_as_their_list() {
         assert_eq!(all_digest(n), subset_digest(&list), "{n} events");
     }
 }
+
+/// Stage 1's units from the cycles' ends: the same events, units and
+/// order as every event keyed by its cycle, for cycles in order and apart
+/// or not (overlapping, out of order, reversed, past the trace's end).
+mod cycle_units_as_keyed_events {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Every event keyed by its cycle: the search's grouping before the
+    /// units came from the cycles' ends.
+    fn keyed(cycles: &[CycleSpan], events: u32) -> (Unit, Vec<Unit>) {
+        let mut c = 0;
+        let mut cycle_of = |i: u32| {
+            let i = i as u64;
+            while cycles.get(c).is_some_and(|s| s.end_event < i) {
+                c += 1;
+            }
+            cycles
+                .get(c)
+                .filter(|s| s.start_event <= i && i <= s.end_event)
+                .map(|_| c)
+        };
+        group_by((0..events).map(|i| (i, cycle_of(i))))
+    }
+
+    fn lists(g: (Unit, Vec<Unit>)) -> (Vec<u32>, Vec<Vec<u32>>) {
+        (
+            g.0.iter().collect(),
+            g.1.iter().map(|u| u.iter().collect()).collect(),
+        )
+    }
+
+    /// Cycles in order and apart: gaps and lengths from 0.
+    fn apart() -> impl Strategy<Value = Vec<CycleSpan>> {
+        proptest::collection::vec((0u64..5, 0u64..9), 0..12).prop_map(|steps| {
+            let mut at = 0;
+            steps
+                .into_iter()
+                .map(|(gap, len)| {
+                    let start = at + gap;
+                    at = start + len + 1;
+                    CycleSpan {
+                        start_event: start,
+                        end_event: start + len,
+                    }
+                })
+                .collect()
+        })
+    }
+
+    fn any_spans() -> impl Strategy<Value = Vec<CycleSpan>> {
+        proptest::collection::vec((0u64..60, 0u64..60), 0..8).prop_map(|v| {
+            v.into_iter()
+                .map(|(start_event, end_event)| CycleSpan {
+                    start_event,
+                    end_event,
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn cycles_in_order_and_apart(cycles in apart(), events in 0u32..80) {
+            prop_assert_eq!(lists(cycle_units(&cycles, events)), lists(keyed(&cycles, events)));
+        }
+
+        #[test]
+        fn any_cycles(cycles in any_spans(), events in 0u32..80) {
+            prop_assert_eq!(lists(cycle_units(&cycles, events)), lists(keyed(&cycles, events)));
+        }
+    }
+
+    /// A trace's cycles take no walk over their events: each is a run.
+    #[test]
+    fn cycles_apart_are_runs() {
+        let cycles = [(2, 4), (5, 5), (9, 20)].map(|(start_event, end_event)| CycleSpan {
+            start_event,
+            end_event,
+        });
+        let (base, units) = cycle_units(&cycles, 15);
+        assert!(units.iter().all(|u| matches!(u, Unit::Run(..))));
+        assert_eq!(
+            lists((base, units)),
+            (
+                vec![0, 1, 6, 7, 8],
+                vec![vec![2, 3, 4], vec![5], (9..15).collect()]
+            )
+        );
+    }
+}
