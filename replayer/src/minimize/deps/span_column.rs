@@ -126,6 +126,14 @@ mod tests {
         want[1] = 65_600;
         let got: Vec<u32> = (0..want.len()).map(|i| c.get(i)).collect();
         assert_eq!(got, want);
+        // The first span past the narrow entries' reach (the one whose
+        // index is their `NONE`) widens the column, and reads back.
+        let mut c = SpanColumn::default();
+        c.push(65_534);
+        assert!(matches!(c, SpanColumn::Narrow(_)));
+        c.push(65_535);
+        assert!(matches!(c, SpanColumn::Wide(_)));
+        assert_eq!((c.get(0), c.get(1)), (65_534, 65_535));
         // Set past a narrow column's reach: widened too.
         let mut c = SpanColumn::default();
         c.push(NONE);
