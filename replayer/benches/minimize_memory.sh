@@ -8,9 +8,9 @@
 #   bash replayer/benches/minimize_memory.sh [SMALL] [LARGE]
 # Environment: MINIMIZE_BIN, a directory holding a prebuilt `ttalloc` and
 # `synth` to measure instead of building this checkout in release.
-# Measured (2-core Intel VM): 2M 69 MB (36 B/event, 0.18 s user), 10M
-# 160 MB (17 B/event, 0.82 s user), 2.30x for 5x the events (3af4e9a: 91
-# and 283 MB, 3.11x; a 50M-event trace 626 MB against 1,319 MB); at 1f4e483,
+# Measured (2-core Intel VM): 2M 65 MB (34 B/event, 0.24 s user), 10M
+# 141 MB (15 B/event, 0.89 s user), 2.14x for 5x the events (3af4e9a: 91
+# and 283 MB, 3.11x; a 50M-event trace 548 MB against 1,339 MB); at 1f4e483,
 # which held every event, 300 MB and 1,368 MB (0.6 s and 3.0 s user).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
