@@ -362,20 +362,7 @@ fn cycle_units(cycles: &[CycleSpan], events: u32) -> (Unit, Vec<Unit>) {
     let apart = cycles.iter().all(|s| s.start_event <= s.end_event)
         && cycles.windows(2).all(|w| w[0].end_event < w[1].start_event);
     if !apart {
-        // `cycles` sorted by end: the cycle of each event is at or after
-        // the last one's.
-        let mut c = 0;
-        let mut cycle_of = |i: u32| {
-            let i = i as u64;
-            while cycles.get(c).is_some_and(|s| s.end_event < i) {
-                c += 1;
-            }
-            cycles
-                .get(c)
-                .filter(|s| s.start_event <= i && i <= s.end_event)
-                .map(|_| c)
-        };
-        return group_by((0..events).map(|i| (i, cycle_of(i))));
+        return cycles_keyed(cycles, events);
     }
     let (mut base, mut units) = (Unit::new(), Vec::with_capacity(cycles.len()));
     let mut next = 0u64;
@@ -392,6 +379,23 @@ fn cycle_units(cycles: &[CycleSpan], events: u32) -> (Unit, Vec<Unit>) {
     }
     (next..end).for_each(|i| base.push(i as u32));
     (base, units)
+}
+
+/// [`cycle_units`] an event at a time: each of the first `events` keyed by
+/// its cycle. The cycle of each event is taken at or after the last one's.
+fn cycles_keyed(cycles: &[CycleSpan], events: u32) -> (Unit, Vec<Unit>) {
+    let mut c = 0;
+    let mut cycle_of = |i: u32| {
+        let i = i as u64;
+        while cycles.get(c).is_some_and(|s| s.end_event < i) {
+            c += 1;
+        }
+        cycles
+            .get(c)
+            .filter(|s| s.start_event <= i && i <= s.end_event)
+            .map(|_| c)
+    };
+    group_by((0..events).map(|i| (i, cycle_of(i))))
 }
 
 /// Splits `kept` into units by a key of each event (read from `events`

@@ -135,28 +135,13 @@ fn all_events_digest_as_their_list() {
 }
 
 /// Stage 1's units from the cycles' ends: the same events, units and
-/// order as every event keyed by its cycle, for cycles in order and apart
-/// or not (overlapping, out of order, reversed, past the trace's end).
+/// order as every event keyed by its cycle (the search's grouping before
+/// the units came from the ends), for cycles in order and apart or not
+/// (overlapping, out of order, reversed, past the trace's end: these must
+/// not take the ends).
 mod cycle_units_as_keyed_events {
     use super::*;
     use proptest::prelude::*;
-
-    /// Every event keyed by its cycle: the search's grouping before the
-    /// units came from the cycles' ends.
-    fn keyed(cycles: &[CycleSpan], events: u32) -> (Unit, Vec<Unit>) {
-        let mut c = 0;
-        let mut cycle_of = |i: u32| {
-            let i = i as u64;
-            while cycles.get(c).is_some_and(|s| s.end_event < i) {
-                c += 1;
-            }
-            cycles
-                .get(c)
-                .filter(|s| s.start_event <= i && i <= s.end_event)
-                .map(|_| c)
-        };
-        group_by((0..events).map(|i| (i, cycle_of(i))))
-    }
 
     fn lists(g: (Unit, Vec<Unit>)) -> (Vec<u32>, Vec<Vec<u32>>) {
         (
@@ -197,12 +182,12 @@ mod cycle_units_as_keyed_events {
     proptest! {
         #[test]
         fn cycles_in_order_and_apart(cycles in apart(), events in 0u32..80) {
-            prop_assert_eq!(lists(cycle_units(&cycles, events)), lists(keyed(&cycles, events)));
+            prop_assert_eq!(lists(cycle_units(&cycles, events)), lists(cycles_keyed(&cycles, events)));
         }
 
         #[test]
         fn any_cycles(cycles in any_spans(), events in 0u32..80) {
-            prop_assert_eq!(lists(cycle_units(&cycles, events)), lists(keyed(&cycles, events)));
+            prop_assert_eq!(lists(cycle_units(&cycles, events)), lists(cycles_keyed(&cycles, events)));
         }
     }
 
