@@ -42,7 +42,7 @@ impl Tally {
         let mut allocs = c.allocs.iter();
         let mut frees = c.frees.iter();
         let mut others = c.others.iter();
-        let mut cbs = (0..c.cbs.len()).map_while(|i| c.cb_event(i));
+        let mut cbs = 0usize;
         // The current run of one process's events: (pid, events).
         let mut run: Option<(u32, u64)> = None;
         let heads = c.timestamps().zip(c.pids());
@@ -69,19 +69,21 @@ impl Tally {
                     let d = self.devices.summary(i);
                     d.buffer_allocs += 1;
                     d.labelled_allocs += (a.label != StringId::EMPTY) as u64;
-                    self.devices
-                        .alloc(i, a.device.0, a.buffer.0, a.buffer_type, a.size);
+                    self.devices.alloc(i, a.buffer.0, a.buffer_type, a.size);
                 }
                 FREE => {
                     let Some(f) = frees.next() else { continue };
                     let i = self.devices.index(f.device.0);
                     self.devices.summary(i).buffer_frees += 1;
-                    self.devices.free(i, f.device.0, f.buffer.0);
+                    self.devices.free(i, f.buffer.0);
                 }
                 OP_BEGIN | OP_END | MARKER => {}
+                // A circular buffer counts for nothing but its device's row
+                // (and its process's run, above): no event is made of it.
                 CB_ALLOC | CB_FREE_ALL => {
-                    let Some((_, e)) = cbs.next() else { continue };
-                    self.other(p as u64 + c.first_event, &e, t);
+                    let Some(cb) = c.cbs.get(cbs) else { continue };
+                    cbs += 1;
+                    self.devices.index(cb.device.0);
                 }
                 _ => {
                     let Some((_, e)) = others.next() else {
@@ -165,11 +167,11 @@ impl Tally {
                 ..
             } => {
                 let i = self.devices.index(device.0);
-                self.devices.alloc(i, device.0, buffer.0, buffer_type, size);
+                self.devices.alloc(i, buffer.0, buffer_type, size);
             }
             EventKind::BufferFree { device, buffer, .. } => {
                 let i = self.devices.index(device.0);
-                self.devices.free(i, device.0, buffer.0);
+                self.devices.free(i, buffer.0);
             }
             EventKind::DeviceClose { device } => self.devices.close(device.0),
             _ => {}
