@@ -122,6 +122,9 @@ pub struct TimelineRecorder {
     op_stack: Vec<(u32, StringId, u64)>,
     /// The highest peak so far, chosen as the report chooses it.
     best: Option<PeakSeen>,
+    /// The bucket of the last event after which every device's series was
+    /// visited (see `event`).
+    visited_all: Option<u64>,
 }
 
 /// A series' peak: the first event at which it reached its highest value.
@@ -172,6 +175,7 @@ impl TimelineRecorder {
             prev_ts: 0,
             op_stack: Vec::new(),
             best: None,
+            visited_all: None,
         }
     }
 
@@ -307,6 +311,18 @@ impl TimelineRecorder {
     }
 }
 
+/// Whether `item` is a circular-buffer event (from columns or not).
+fn is_cb(item: &Item<'_>) -> bool {
+    match item {
+        Item::Cb(_) => true,
+        Item::Event(e) => matches!(
+            e.kind,
+            EventKind::CbAlloc { .. } | EventKind::CbFreeAll { .. }
+        ),
+        _ => false,
+    }
+}
+
 /// Closes a bucket: its point.
 fn flush(series: &mut Series, o: &(u64, u64, u64, u64, u64), bucket: u64) {
     series.points.push(Point {
@@ -367,10 +383,31 @@ impl Observer for TimelineRecorder {
                 return;
             }
         };
-        let at = (ord, ts, ord / self.t.bucket);
-        for (i, (device, bytes)) in engine.resident().enumerate() {
-            if touched.is_none() || touched == Some(device) {
-                self.update_device(at, device, bytes, i);
+        let bucket = ord / self.t.bucket;
+        let at = (ord, ts, bucket);
+        match touched {
+            // Only that device's series change: the engine lists each
+            // device once.
+            Some(touched) => {
+                let found = engine
+                    .resident()
+                    .enumerate()
+                    .find(|(_, (d, _))| *d == touched);
+                if let Some((i, (device, bytes))) = found {
+                    self.update_device(at, device, bytes, i);
+                }
+            }
+            // A circular buffer changes no device's resident bytes: once
+            // every series was visited in this bucket (each then holds its
+            // device's value, and every alloc or free since visited its
+            // own device's), visiting them again changes nothing. A fifth
+            // of a trace's events; each visit walks every device's series.
+            None if is_cb(item) && self.visited_all == Some(bucket) => {}
+            None => {
+                for (i, (device, bytes)) in engine.resident().enumerate() {
+                    self.update_device(at, device, bytes, i);
+                }
+                self.visited_all = Some(bucket);
             }
         }
     }

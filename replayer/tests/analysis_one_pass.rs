@@ -39,6 +39,7 @@ fn one_pass_analysis_equals_a_full_observed_replay() {
     let opts = ReplayOptions::default();
     let aopts = AnalysisOptions {
         max_leak_marks: 50,
+        max_ops: 1_000_000,
         ..AnalysisOptions::default()
     };
     let a = analyse_file(&reader, &opts, &aopts).unwrap();
@@ -90,4 +91,18 @@ fn one_pass_analysis_equals_a_full_observed_replay() {
     assert_eq!(m.peak, a.peak);
     assert_eq!(m.timeline.snapshot_sites, a.timeline.snapshot_sites);
     assert_eq!(m.timeline.marks, a.timeline.marks);
+    // Events in memory go through the general step, a file's blocks
+    // through the observed walk over their columns: the same memory over
+    // time, op scopes and findings.
+    assert_eq!(m.timeline.series, a.timeline.series);
+    assert!(!a.timeline.ops.is_empty());
+    assert_eq!(m.timeline.ops, a.timeline.ops);
+    assert_eq!(m.timeline.ops_dropped, a.timeline.ops_dropped);
+    assert_eq!(
+        (m.timeline.first_ts, m.timeline.last_ts),
+        (a.timeline.first_ts, a.timeline.last_ts)
+    );
+    assert_eq!(m.report.leaks, a.report.leaks);
+    assert_eq!(m.report.cycles, a.report.cycles);
+    assert_eq!(m.leaked_by_site, a.leaked_by_site);
 }
