@@ -53,7 +53,7 @@ use cycles::{CycleRule, CycleScanner, Cycles};
 use engine::{CycleInput, Engine, EngineSetup};
 use findings::Findings;
 use indicatif::{ProgressBar, ProgressStyle};
-use source::Chunk;
+use source::{Chunk, ChunkHook};
 use std::borrow::Cow;
 use std::path::Path;
 use ttalloc_model::hash::FastSet;
@@ -112,7 +112,22 @@ pub fn replay_inspect_observed(
     observer: Option<&mut dyn observe::Observer>,
     inspect: &mut dyn FnMut(&Findings),
 ) -> Result<Report> {
-    let (findings, rule) = replay_with_cycles(src, opts, observer)?;
+    let first = FirstPass {
+        observer,
+        chunks: None,
+    };
+    replay_inspect_watched(src, opts, first, inspect)
+}
+
+/// Like [`replay_inspect_observed`], with `first`'s watchers on the first
+/// pass (a report's summary is counted from the blocks it decodes).
+pub fn replay_inspect_watched(
+    src: &dyn EventSource,
+    opts: &ReplayOptions,
+    first: FirstPass<'_, '_>,
+    inspect: &mut dyn FnMut(&Findings),
+) -> Result<Report> {
+    let (findings, rule) = replay_with_cycles(src, opts, first)?;
     inspect(&findings);
     let opts = &*options_for(&rule, opts);
     let growth = accumulation::growth(&findings.cycles, opts.warmup);
@@ -158,8 +173,9 @@ const PROBE_EVENTS: u64 = 250_000;
 fn replay_with_cycles(
     src: &dyn EventSource,
     opts: &ReplayOptions,
-    observer: Option<&mut dyn observe::Observer>,
+    first: FirstPass<'_, '_>,
 ) -> Result<(Findings, CycleRule)> {
+    let FirstPass { observer, chunks } = first;
     let interner = src.interner();
     if let Some(rule) = CycleRule::explicit(&opts.cycles) {
         let f = run_engine(
@@ -172,6 +188,7 @@ fn replay_with_cycles(
             PassWatchers {
                 scanner: None,
                 observer,
+                chunks,
             },
         )?;
         return Ok((f, rule));
@@ -199,6 +216,7 @@ fn replay_with_cycles(
         PassWatchers {
             scanner: Some(&mut scanner),
             observer,
+            chunks,
         },
     )?;
     let rule = scanner.rule(&opts.cycles, interner);
@@ -270,11 +288,24 @@ pub fn find_cycles(src: &dyn EventSource, opts: &ReplayOptions) -> Result<Cycles
 
 /// Who else sees the events of a replay pass besides the engine.
 #[derive(Default)]
-pub struct PassWatchers<'s, 'o> {
+pub struct PassWatchers<'s, 'o, 'c> {
     /// Scans for cycles, on the decoding thread (when there is one).
     pub scanner: Option<&'s mut CycleScanner>,
     /// Sees every event right after the engine applied it.
     pub observer: Option<&'o mut dyn observe::Observer>,
+    /// Sees every chunk, in order, on the decoding thread (when there is
+    /// one), as it was decoded for the replay (with times when an observer
+    /// watches).
+    pub chunks: Option<ChunkHook<'c>>,
+}
+
+/// Who watches the first replay pass, the one every event goes through
+/// once (what they see does not depend on the cycle rule).
+#[derive(Default)]
+pub struct FirstPass<'o, 'c> {
+    pub observer: Option<&'o mut dyn observe::Observer>,
+    /// As [`PassWatchers::chunks`].
+    pub chunks: Option<ChunkHook<'c>>,
 }
 
 /// Drives every event through the simulated devices (`scanner`, if given,
@@ -286,9 +317,13 @@ pub fn run_engine(
     release_sites: Option<&FastSet<SiteId>>,
     stop_at_oom: bool,
     what: &str,
-    watchers: PassWatchers<'_, '_>,
+    watchers: PassWatchers<'_, '_, '_>,
 ) -> Result<Findings> {
-    let PassWatchers { scanner, observer } = watchers;
+    let PassWatchers {
+        scanner,
+        observer,
+        mut chunks,
+    } = watchers;
     let kind = match &cycles {
         CycleInput::Online(rule) => rule.kind(),
         CycleInput::Spans(_) => String::new(),
@@ -329,11 +364,23 @@ pub fn run_engine(
             pass,
             Some(&mut |chunk| {
                 s.scan_chunk(chunk);
-                pids.scan(chunk)
+                pids.scan(chunk);
+                if let Some(c) = chunks.as_deref_mut() {
+                    c(chunk);
+                }
             }),
             &mut consume,
         )?,
-        None => src.visit_chunks_with(pass, Some(&mut |chunk| pids.scan(chunk)), &mut consume)?,
+        None => src.visit_chunks_with(
+            pass,
+            Some(&mut |chunk| {
+                pids.scan(chunk);
+                if let Some(c) = chunks.as_deref_mut() {
+                    c(chunk);
+                }
+            }),
+            &mut consume,
+        )?,
     }
     if let Some(b) = bar {
         b.finish_and_clear();

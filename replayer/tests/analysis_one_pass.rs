@@ -5,13 +5,14 @@
 //! peak. Each must equal what a full observed replay of the trace says.
 
 use ttalloc_corpora::synth::{write_trace, LeakSite, SynthOptions};
-use ttalloc_replayer::analysis::{analyse, analyse_file, AnalysisOptions};
+use ttalloc_replayer::analysis::{analyse, analyse_file, analyse_file_summarised, AnalysisOptions};
 use ttalloc_replayer::engine::CycleInput;
 use ttalloc_replayer::findings::type_slot;
 use ttalloc_replayer::observe::replay_observed;
 use ttalloc_replayer::source::EventSource;
 use ttalloc_replayer::timeline::{TimelineOptions, TimelineRecorder};
 use ttalloc_replayer::{MemoryTrace, ReplayOptions};
+use ttalloc_trace::summary::TraceSummary;
 use ttalloc_trace::{TraceReader, WriterOptions};
 
 #[test]
@@ -105,4 +106,39 @@ fn one_pass_analysis_equals_a_full_observed_replay() {
     assert_eq!(m.report.leaks, a.report.leaks);
     assert_eq!(m.report.cycles, a.report.cycles);
     assert_eq!(m.leaked_by_site, a.leaked_by_site);
+}
+
+/// A report's summary is counted from the blocks its replay decodes: it
+/// equals the summary of a read of its own (`ttalloc info`), with a
+/// timeline (the blocks come with their times) and without one (they do
+/// not: the summary then reads the trace).
+#[test]
+fn the_summary_from_the_replay_equals_a_read_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("synth.zst");
+    let synth = SynthOptions {
+        events: 50_000,
+        cycles: 10,
+        devices: 3,
+        ..SynthOptions::default()
+    };
+    let writer = WriterOptions {
+        block_events: 4096,
+        ..WriterOptions::default()
+    };
+    write_trace(&path, &synth, writer).unwrap();
+    let reader = TraceReader::open(&path).unwrap();
+    assert!(reader.blocks().len() > 10);
+    let own = TraceSummary::compute(&reader).unwrap();
+    assert_eq!(own.devices.len(), 3);
+    for timeline in [true, false] {
+        let aopts = AnalysisOptions {
+            timeline,
+            ..AnalysisOptions::default()
+        };
+        let (a, summary) =
+            analyse_file_summarised(&reader, &ReplayOptions::default(), &aopts).unwrap();
+        assert_eq!(summary, own, "timeline: {timeline}");
+        assert_eq!(a.report.events, own.events);
+    }
 }

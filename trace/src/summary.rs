@@ -4,12 +4,12 @@
 mod devices;
 mod tally;
 
-use crate::{Result, TraceReader, Truncation};
+use crate::{BlockColumns, Result, TraceReader, Truncation};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use tally::Tally;
 use ttalloc_model::units::plural;
-use ttalloc_model::{Arch, DeviceConfig, EventTag};
+use ttalloc_model::{Arch, DeviceConfig, EventTag, InternTables};
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct TraceSummary {
@@ -100,6 +100,40 @@ pub struct DeviceSummary {
     pub live_bytes_at_end: BTreeMap<String, u64>,
 }
 
+/// A [`TraceSummary`] counted from blocks another pass decodes anyway
+/// (a report's replay, with their times): no read of the trace of its own.
+/// It sees every block, in order, each once ([`SummaryTally::block`]).
+#[derive(Default)]
+pub struct SummaryTally {
+    tally: Tally,
+    blocks: usize,
+    /// A block came without its times (its time range is not known).
+    untimed: bool,
+}
+
+impl SummaryTally {
+    pub fn new() -> Self {
+        SummaryTally {
+            tally: Tally::new(),
+            ..SummaryTally::default()
+        }
+    }
+
+    /// Counts the next block of the trace.
+    pub fn block(&mut self, c: &BlockColumns, t: &InternTables) {
+        self.tally.block(c, t);
+        self.blocks += 1;
+        self.untimed |= !c.has_times();
+    }
+
+    /// The summary of `reader`'s trace, if this counted each of its
+    /// blocks with their times (else `None`: [`TraceSummary::compute`]).
+    pub fn finish(self, reader: &TraceReader) -> Option<TraceSummary> {
+        (self.blocks == reader.blocks().len() && !self.untimed)
+            .then(|| TraceSummary::of_tally(reader, self.tally))
+    }
+}
+
 impl TraceSummary {
     /// Reads every event once, as columns, one block in memory at a time
     /// (decoding ahead on other cores would save no CPU and hold more blocks).
@@ -110,6 +144,11 @@ impl TraceSummary {
             tally.block(c, t);
             Ok(())
         })?;
+        Ok(Self::of_tally(reader, tally))
+    }
+
+    fn of_tally(reader: &TraceReader, mut tally: Tally) -> TraceSummary {
+        let t = reader.interner();
         let devices = tally.finish_devices();
         let Tally {
             events,
@@ -128,7 +167,7 @@ impl TraceSummary {
         } else {
             (None, None)
         };
-        Ok(TraceSummary {
+        TraceSummary {
             path: reader.path().display().to_string(),
             format_version: format!("{}.{}", h.format_major, h.format_minor),
             ttalloc_version: h.ttalloc_version.clone(),
@@ -162,7 +201,7 @@ impl TraceSummary {
             truncation: reader.truncation().cloned(),
             provenance: reader.provenance().cloned(),
             warnings: reader.warnings(),
-        })
+        }
     }
 }
 

@@ -5,8 +5,8 @@ mod common;
 
 use common::*;
 use ttalloc_model::*;
-use ttalloc_trace::summary::TraceSummary;
-use ttalloc_trace::TraceReader;
+use ttalloc_trace::summary::{SummaryTally, TraceSummary};
+use ttalloc_trace::{BlockColumns, TraceReader};
 
 fn alloc(ts: u64, device: u32, buffer: u64, bt: BufferType, size: u64) -> Event {
     Event {
@@ -239,6 +239,21 @@ mod against_events {
     use std::collections::BTreeMap;
     use ttalloc_trace::LiveTracker;
 
+    /// A `SummaryTally` fed the first `blocks` blocks of `r`, decoded as
+    /// another pass would (`timed`: with their times).
+    fn tallied(r: &TraceReader, blocks: usize, timed: bool) -> Option<TraceSummary> {
+        let mut tally = SummaryTally::new();
+        let mut c = BlockColumns::default();
+        for i in 0..blocks {
+            match timed {
+                true => r.decode_columns(i, &mut c).unwrap(),
+                false => r.decode_columns_untimed(i, &mut c).unwrap(),
+            }
+            tally.block(&c, r.interner());
+        }
+        tally.finish(r)
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]
         #[test]
@@ -251,6 +266,14 @@ mod against_events {
             write(&path, &events, block);
             let r = TraceReader::open(&path).unwrap();
             let s = TraceSummary::compute(&r).unwrap();
+            prop_assert_eq!(tallied(&r, r.blocks().len(), true), Some(s.clone()));
+            // A block short, or blocks without their times: no summary.
+            if !r.blocks().is_empty() {
+                prop_assert_eq!(tallied(&r, r.blocks().len() - 1, true), None);
+            }
+            if !events.is_empty() {
+                prop_assert_eq!(tallied(&r, r.blocks().len(), false), None);
+            }
 
             let mut by_pid: BTreeMap<u32, u64> = BTreeMap::new();
             // device -> (allocs, frees, opens, closes, refused)

@@ -5,7 +5,8 @@ use crate::analysis_args::{check_output, write_output, ReplayArgs};
 use anyhow::Context;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use ttalloc_replayer::analysis::{analyse_file, summarise, AnalysisOptions};
+use ttalloc_replayer::analysis::{analyse_file_summarised, AnalysisOptions};
+use ttalloc_trace::TraceReader;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -49,13 +50,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             });
     let opts = args.replay.options(true)?;
     let name = args.trace.display().to_string();
-    let (reader, summary) = summarise(&args.trace).with_context(|| format!("reading {name}"))?;
+    let reader = TraceReader::open(&args.trace).with_context(|| format!("reading {name}"))?;
     let aopts = AnalysisOptions {
         points: args.points as usize,
         ..AnalysisOptions::default()
     };
-    let analysis =
-        analyse_file(&reader, &opts, &aopts).with_context(|| format!("replaying {name}"))?;
+    let (analysis, summary) = analyse_file_summarised(&reader, &opts, &aopts)
+        .with_context(|| format!("replaying {name}"))?;
     let text = match format {
         Format::Html => ttalloc_replayer::html::html(&analysis, &summary, &name),
         Format::Md => ttalloc_replayer::markdown::markdown(&analysis, &summary, &name),
