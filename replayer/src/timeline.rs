@@ -100,8 +100,12 @@ impl Timeline {
     }
 }
 
+/// A device's series, and its values at the last visit of them all.
 struct Open {
     series: [Option<usize>; 4],
+    /// The bucket of that visit (`u64::MAX`: none yet).
+    bucket: u64,
+    last: PerType,
 }
 
 /// The [`Observer`] that records a [`Timeline`].
@@ -125,6 +129,8 @@ pub struct TimelineRecorder {
     /// The bucket of the last event after which every device's series was
     /// visited (see `event`).
     visited_all: Option<u64>,
+    /// The events of the last event's bucket, and its number.
+    current_bucket: (std::ops::Range<u64>, u64),
 }
 
 /// A series' peak: the first event at which it reached its highest value.
@@ -176,6 +182,7 @@ impl TimelineRecorder {
             op_stack: Vec::new(),
             best: None,
             visited_all: None,
+            current_bucket: (0..0, 0),
         }
     }
 
@@ -183,6 +190,19 @@ impl TimelineRecorder {
     /// report names: [`crate::analysis::PeakPoint`]).
     pub fn best_peak(&self) -> Option<PeakSeen> {
         self.best
+    }
+
+    /// The bucket of event `ord`: a division only for an event outside the
+    /// last one's (not a 64-bit division per event).
+    fn bucket_of(&mut self, ord: u64) -> u64 {
+        let (events, b) = &self.current_bucket;
+        if events.contains(&ord) {
+            return *b;
+        }
+        let b = ord / self.t.bucket;
+        let start = b * self.t.bucket;
+        self.current_bucket = (start..start.saturating_add(self.t.bucket), b);
+        b
     }
 
     fn ts(&self, ord: u64) -> u64 {
@@ -208,12 +228,28 @@ impl TimelineRecorder {
             _ => match self.devices.iter().position(|d| d.0 == device) {
                 Some(d) => d,
                 None => {
-                    self.devices.push((device, Open { series: [None; 4] }));
+                    self.devices.push((
+                        device,
+                        Open {
+                            series: [None; 4],
+                            bucket: u64::MAX,
+                            last: PerType::default(),
+                        },
+                    ));
                     self.devices.len() - 1
                 }
             },
         };
+        // A value the last visit in this bucket saw is where it was left
+        // (its series holds it, in this bucket; or it is 0 and has none):
+        // nothing to do. An alloc or free changes one of the four.
+        let (seen_bucket, seen) = (self.devices[d].1.bucket, self.devices[d].1.last);
+        self.devices[d].1.bucket = bucket;
+        self.devices[d].1.last = *bytes;
         for (slot, &value) in bytes.iter().enumerate() {
+            if seen_bucket == bucket && seen[slot] == value {
+                continue;
+            }
             let s = match self.devices[d].1.series[slot] {
                 Some(s) => s,
                 None if value == 0 => continue,
@@ -383,7 +419,7 @@ impl Observer for TimelineRecorder {
                 return;
             }
         };
-        let bucket = ord / self.t.bucket;
+        let bucket = self.bucket_of(ord);
         let at = (ord, ts, bucket);
         match touched {
             // Only that device's series change: the engine lists each

@@ -1,6 +1,5 @@
-//! Memory over time (`TimelineRecorder`) on a hand-built stream of two
-//! devices, with buckets of two events: which points each series gets, and
-//! when. Circular buffers change no device's resident bytes, but the first
+//! Memory over time (`TimelineRecorder`) on hand-built streams, with
+//! buckets of a few events: which points each series gets, and when. Circular buffers change no device's resident bytes, but the first
 //! event of a bucket that is not a buffer alloc or free visits every
 //! device's series and opens their new bucket at its time; the recorder
 //! skips the later circular buffers of a bucket, which must change nothing.
@@ -134,6 +133,45 @@ fn circular_buffers_open_buckets_once_and_change_nothing_after() {
             point(6, 1006, 8192, 8192), // bucket 3, opened by the CB at 6
             point(8, 1009, 8192, 8192), // bucket 4, opened by the CB at 9
             point(10, 1009, 8192, 8192),
+        ]
+    );
+}
+
+#[test]
+fn every_change_within_a_bucket_counts_toward_its_lowest_and_highest() {
+    let mut s = Stream::default();
+    s.open(0) // 0, bucket 0: no series yet
+        .alloc(0, 1, 1000) // 1: device 0's DRAM series starts (at 0, no start point)
+        .alloc(0, 2, 500) // 2: 1500, the bucket's highest
+        .free(0, 1) // 3: 500
+        .alloc(0, 3, 2000) // 4, bucket 1: closes bucket 0 (0..1500), 2500
+        .free(0, 2) // 5: 2000
+        .free(0, 3) // 6: 0
+        .cb(0); // 7: nothing changes
+    let events = s.0.len() as u64;
+    let trace = MemoryTrace::new(s.0.clone(), InternTables::new());
+    let mut recorder = TimelineRecorder::new(TimelineOptions {
+        events,
+        points: 2,
+        ..TimelineOptions::default()
+    });
+    replay_observed(
+        &trace,
+        &ReplayOptions::default(),
+        CycleInput::Spans(&[]),
+        &mut recorder,
+    )
+    .expect("replay");
+    let t = recorder.finish();
+    assert_eq!(t.bucket, 4);
+    assert_eq!(t.series.len(), 1, "{:?}", t.series);
+    assert_eq!(t.series[0].peak, 2500);
+    assert_eq!(
+        t.series[0].points,
+        [
+            point(0, 1001, 0, 1500), // bucket 0, opened by the first alloc
+            point(4, 1004, 0, 2500), // bucket 1: from 500 up to 2500, down to 0
+            point(8, 1007, 0, 0),    // the end
         ]
     );
 }
