@@ -173,7 +173,15 @@ impl Engine<'_> {
                         kn += 1;
                         id
                     };
-                    scope_item(c, pos, tag, name)
+                    let item = scope_item(c, pos, tag, name);
+                    // A scope bounds no cycle here and the engine does
+                    // nothing with it: only the observer sees it (a third
+                    // of a trace's events).
+                    if OBSERVE && ord != mark && !looks_at(tag) {
+                        self.observe(ord, &item);
+                        continue;
+                    }
+                    item
                 }
                 // Circular buffers (a fifth of a trace) go to their own
                 // handlers: the kind is known here, no second dispatch.
