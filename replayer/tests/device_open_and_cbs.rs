@@ -3,78 +3,13 @@
 //! placed, released by free-all and checked against L1 buffers. Expected
 //! values are worked out beside each test from the events it builds.
 
+mod common;
+
+use common::Stream;
 use ttalloc_model::*;
-use ttalloc_replayer::{replay_events, ReplayOptions, Report};
+use ttalloc_replayer::Report;
 
 const L1_PER_BANK: u64 = 1 << 20;
-
-/// Builds an event stream (no call sites).
-#[derive(Default)]
-struct Stream(Vec<Event>);
-
-impl Stream {
-    fn push(&mut self, kind: EventKind) -> &mut Self {
-        let ts = 1_000 + self.0.len() as u64;
-        self.0.push(Event {
-            ts,
-            pid: Pid(7),
-            kind,
-        });
-        self
-    }
-    fn open(&mut self, config: DeviceConfig) -> &mut Self {
-        self.push(EventKind::DeviceOpen {
-            device: DeviceId(0),
-            arch: Arch::WormholeB0,
-            config: Box::new(config),
-        })
-    }
-    fn alloc(&mut self, buffer: u64, buffer_type: BufferType, size: u64) -> &mut Self {
-        self.push(EventKind::BufferAlloc {
-            device: DeviceId(0),
-            buffer: BufferId(buffer),
-            buffer_type,
-            address: None,
-            size,
-            page_size: Some(2048),
-            layout: Layout::Interleaved,
-            num_cores: None,
-            per_bank_size: None,
-            label: StringId::EMPTY,
-            site: SiteId::UNKNOWN,
-        })
-    }
-    fn free(&mut self, buffer: u64) -> &mut Self {
-        self.push(EventKind::BufferFree {
-            device: DeviceId(0),
-            buffer: BufferId(buffer),
-            site: SiteId::UNKNOWN,
-        })
-    }
-    fn cb(&mut self, address: u64, size: u64) -> &mut Self {
-        self.push(EventKind::CbAlloc {
-            device: DeviceId(0),
-            address,
-            size,
-            cores: Some(1),
-            globally_allocated: false,
-            site: SiteId::UNKNOWN,
-        })
-    }
-    fn cb_free_all(&mut self) -> &mut Self {
-        self.push(EventKind::CbFreeAll {
-            device: DeviceId(0),
-        })
-    }
-    fn replay(&self) -> Report {
-        replay_events(
-            self.0.clone(),
-            InternTables::new(),
-            &ReplayOptions::default(),
-        )
-        .expect("replay")
-    }
-}
 
 /// A 64 KiB L1 bank: far too small for 1 MiB per bank.
 fn small_l1() -> DeviceConfig {

@@ -30,13 +30,13 @@ impl Engine<'_> {
         let mut online = self.online.take();
         let result = match (chunk, self.observer.is_some()) {
             (Chunk::Columns { first, columns }, false) => {
-                self.feed_columns(online.as_mut(), *first, columns)
+                self.feed_columns::<false>(online.as_mut(), *first, columns)
             }
             (_, false) => {
                 chunk.try_for_each(|ord, item| self.step::<false>(online.as_mut(), ord, &item))
             }
             (Chunk::Columns { first, columns }, true) => {
-                self.feed_columns_observed(online.as_mut(), *first, columns)
+                self.feed_columns::<true>(online.as_mut(), *first, columns)
             }
             (_, true) => {
                 chunk.try_for_each(|ord, item| self.step::<true>(online.as_mut(), ord, &item))
@@ -47,10 +47,17 @@ impl Engine<'_> {
         result
     }
 
-    /// A block's columns, no observer: the walk of `Chunk::try_for_each`,
-    /// with the events that cannot bound a cycle handled in place, and op
-    /// scopes left out of the walk when no cycle rule follows them.
-    fn feed_columns(
+    /// A block's columns: the walk of `Chunk::try_for_each`, with the
+    /// events that cannot bound a cycle handled in place, and op scopes
+    /// left out of the walk when no cycle rule follows them.
+    ///
+    /// `OBSERVE`, with an observer: the walk over every event (the
+    /// observer sees op scopes too), each handled as without one and then
+    /// shown to the observer. Its items carry no time (`ts` 0, as `light`
+    /// says): an observer reads a block's times from the chunk. Through
+    /// `Chunk::try_for_each` and the general step, an observed replay of
+    /// the 2M synthetic trace took twice the engine's instructions.
+    fn feed_columns<const OBSERVE: bool>(
         &mut self,
         online: Option<&mut OnlineCycles>,
         first: u64,
@@ -59,13 +66,10 @@ impl Engine<'_> {
         if self.stopped {
             return Ok(());
         }
-        // Events the online rule looks at (some rules follow op scopes).
-        let bounding: u32 = match online.as_ref() {
-            Some(o) => (0..EventTag::ALL.len() as u8)
-                .filter(|&t| o.looks_at(t))
-                .fold(0, |bits, t| bits | 1 << t),
-            None => 0,
-        };
+        let bounding = bounding_kinds(online.as_deref());
+        if OBSERVE {
+            return self.walk_columns::<true>(online, first, c, bounding);
+        }
         let ops_bound = bounding & (1 << OP_BEGIN | 1 << OP_END) != 0;
         let mut op_skip = std::mem::take(&mut self.op_skip);
         let result = if ops_bound {
@@ -87,30 +91,6 @@ impl Engine<'_> {
         };
         self.op_skip = op_skip;
         result
-    }
-
-    /// A block's columns with an observer: the walk over every event (the
-    /// observer sees op scopes too), each handled as without one and then
-    /// shown to the observer. Its items carry no time (`ts` 0, as `light`
-    /// says): an observer reads a block's times from the chunk. Through
-    /// `Chunk::try_for_each` and the general step, an observed replay of
-    /// the 2M synthetic trace took twice the engine's instructions.
-    fn feed_columns_observed(
-        &mut self,
-        online: Option<&mut OnlineCycles>,
-        first: u64,
-        c: &BlockColumns,
-    ) -> crate::Result<()> {
-        if self.stopped {
-            return Ok(());
-        }
-        let bounding: u32 = match online.as_ref() {
-            Some(o) => (0..EventTag::ALL.len() as u8)
-                .filter(|&t| o.looks_at(t))
-                .fold(0, |bits, t| bits | 1 << t),
-            None => 0,
-        };
-        self.walk_columns::<true>(online, first, c, bounding)
     }
 
     /// The walk of [`Engine::feed_columns`] over every event of the block,
@@ -404,6 +384,17 @@ impl Engine<'_> {
             per_bank_size: a.per_bank_size,
         };
         self.alloc(ord, dev, a.buffer, req, a.address, a.site, a.label)
+    }
+}
+
+/// The kinds the online rule looks at, a bit per kind code (some rules
+/// follow op scopes); none without one.
+fn bounding_kinds(online: Option<&OnlineCycles>) -> u32 {
+    match online {
+        Some(o) => (0..EventTag::ALL.len() as u8)
+            .filter(|&t| o.looks_at(t))
+            .fold(0, |bits, t| bits | 1 << t),
+        None => 0,
     }
 }
 
