@@ -2,8 +2,9 @@
 //! the replay proper (findings, cycles, bisect: the same [`Report`] as
 //! `ttalloc replay`), observed for memory over time. Afterwards only what
 //! the replay's end decides is looked up: the timestamps of chosen events
-//! (`marks`) and the call sites resident at the highest peak (a replay
-//! resumed at the checkpoint before it: `peak_snapshot`). Call sites are
+//! the replay did not note (`marks`: it notes the cycles' bounds and the
+//! highest peak's) and the call sites resident at the highest peak (a
+//! replay resumed at the checkpoint before it: `peak_snapshot`). Call sites are
 //! resolved here, so an [`Analysis`] stands on its own.
 
 mod marks;
@@ -194,9 +195,14 @@ fn analyse_source(
     if let Some(p) = &peak {
         marks.push(p.event);
     }
-    let (mut timeline, best, at_best) = watch.finish();
+    let peak_snapshot::Finished {
+        mut timeline,
+        best,
+        at_best,
+        seen_times,
+    } = watch.finish();
     if aopts.timeline {
-        timeline.marks = marks::timestamps(src, reader, marks)?;
+        timeline.marks = marks::timestamps(src, reader, marks, &seen_times)?;
         if let Some(p) = &peak {
             // The checkpoint is the one before the timeline's own highest
             // peak: used only when that is the report's.

@@ -16,6 +16,10 @@ pub trait Observer {
     fn chunk(&mut self, _chunk: &Chunk<'_>) {}
     /// Event `ord` has just been applied.
     fn event(&mut self, ord: u64, item: &Item<'_>, engine: &EngineView<'_, '_>);
+    /// A cycle of this pass starts or ends at event `ord` (it starts before
+    /// `event` sees it; it may end at the event before the one being
+    /// applied).
+    fn cycle_bound(&mut self, _ord: u64) {}
 }
 
 /// What an observer may look at in the engine.

@@ -131,6 +131,10 @@ pub struct TimelineRecorder {
     visited_all: Option<u64>,
     /// The events of the last event's bucket, and its number.
     current_bucket: (std::ops::Range<u64>, u64),
+    /// (event, time) of the cycles' bounds and of the highest peak seen,
+    /// the events a report asks the times of afterwards.
+    seen_ts: Vec<(u64, u64)>,
+    best_ts: Option<(u64, u64)>,
 }
 
 /// A series' peak: the first event at which it reached its highest value.
@@ -183,6 +187,8 @@ impl TimelineRecorder {
             best: None,
             visited_all: None,
             current_bucket: (0..0, 0),
+            seen_ts: Vec::new(),
+            best_ts: None,
         }
     }
 
@@ -203,6 +209,16 @@ impl TimelineRecorder {
         let start = b * self.t.bucket;
         self.current_bucket = (start..start.saturating_add(self.t.bucket), b);
         b
+    }
+
+    /// (event, time) of the events whose times a report asks for that
+    /// this pass saw: the cycles' bounds and the highest peak, by event.
+    pub fn take_seen_times(&mut self) -> Vec<(u64, u64)> {
+        let mut seen = std::mem::take(&mut self.seen_ts);
+        seen.extend(self.best_ts);
+        seen.sort_unstable();
+        seen.dedup();
+        seen
     }
 
     fn ts(&self, ord: u64) -> u64 {
@@ -297,6 +313,7 @@ impl TimelineRecorder {
                 };
                 if self.best.is_none_or(|b| seen.beats(&b)) {
                     self.best = Some(seen);
+                    self.best_ts = Some((ord, ts));
                 }
             }
         }
@@ -370,6 +387,11 @@ fn flush(series: &mut Series, o: &(u64, u64, u64, u64, u64), bucket: u64) {
 }
 
 impl Observer for TimelineRecorder {
+    fn cycle_bound(&mut self, ord: u64) {
+        let ts = self.ts(ord);
+        self.seen_ts.push((ord, ts));
+    }
+
     fn chunk(&mut self, chunk: &Chunk<'_>) {
         if let Some(&last) = self.chunk_ts.last() {
             self.prev_ts = last;

@@ -22,6 +22,14 @@ pub(super) struct ResumeAt {
     known: ModelAddresses,
 }
 
+/// What [`PeakWatch::finish`] gives.
+pub(super) struct Finished {
+    pub timeline: Timeline,
+    pub best: Option<PeakSeen>,
+    pub at_best: Option<Rc<ResumeAt>>,
+    pub seen_times: Vec<(u64, u64)>,
+}
+
 /// Records the timeline, and remembers where a replay to its highest peak
 /// can start.
 pub(super) struct PeakWatch {
@@ -56,16 +64,28 @@ impl PeakWatch {
         }
     }
 
-    /// The timeline, its highest peak, and the checkpoint before that peak.
-    pub fn finish(self) -> (Timeline, Option<PeakSeen>, Option<Rc<ResumeAt>>) {
+    /// The timeline, its highest peak, the checkpoint before that peak,
+    /// and the times of the events the pass saw whose times a report asks
+    /// for ([`TimelineRecorder::take_seen_times`]).
+    pub fn finish(mut self) -> Finished {
         let best = self.timeline.best_peak();
-        (self.timeline.finish(), best, self.at_best)
+        let seen_times = self.timeline.take_seen_times();
+        Finished {
+            timeline: self.timeline.finish(),
+            best,
+            at_best: self.at_best,
+            seen_times,
+        }
     }
 }
 
 impl Observer for PeakWatch {
     fn chunk(&mut self, chunk: &Chunk<'_>) {
         self.timeline.chunk(chunk);
+    }
+
+    fn cycle_bound(&mut self, ord: u64) {
+        self.timeline.cycle_bound(ord);
     }
 
     fn event(&mut self, ord: u64, item: &Item<'_>, engine: &EngineView<'_, '_>) {

@@ -6,6 +6,9 @@ use super::*;
 impl Engine<'_> {
     /// Starts a cycle at event `ord` (named after the marker `label` there, if any).
     pub(super) fn start_cycle(&mut self, ord: u64, label: Option<StringId>) {
+        if let Some(o) = self.observer.as_deref_mut() {
+            o.cycle_bound(ord);
+        }
         self.in_cycle = true;
         self.cur_start = ord;
         self.cycle_label = label;
@@ -76,6 +79,9 @@ impl Engine<'_> {
     }
 
     pub(super) fn end_cycle(&mut self, end: u64) {
+        if let Some(o) = self.observer.as_deref_mut() {
+            o.cycle_bound(end);
+        }
         let index = self.cycle_count;
         let span = CycleSpan {
             start_event: self.cur_start,
