@@ -18,6 +18,7 @@
 //! test markers are ignored until it ends.
 
 mod online;
+pub(crate) mod probe;
 mod pytest;
 mod scanner;
 #[cfg(test)]

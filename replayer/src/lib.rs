@@ -162,9 +162,6 @@ pub fn replay_inspect_watched(
     Ok(report)
 }
 
-/// Events the cycle rule of `auto` is first guessed from.
-const PROBE_EVENTS: u64 = 250_000;
-
 /// The replay proper, with its cycles. Explicit modes are applied while
 /// replaying. `auto` and plain `marker` depend on the whole trace: the rule
 /// is guessed from the trace's beginning, checked by a scanner that sees the
@@ -193,18 +190,7 @@ fn replay_with_cycles(
         )?;
         return Ok((f, rule));
     }
-    // The probe keeps every top-level op of the prefix (1.5 MB of the
-    // synthetic trace's): dropped before the replay, not held through it.
-    let guess = {
-        let mut probe = CycleScanner::new();
-        // The scanner skips buffer allocs and frees: blocks of nothing else
-        // are not decoded for it.
-        src.visit_prefix_non_buffer(PROBE_EVENTS, &mut |chunk| {
-            probe.scan_chunk(chunk);
-            Ok(())
-        })?;
-        probe.guess_from_prefix(&opts.cycles, interner)
-    };
+    let guess = cycles::probe::guess_rule(src, &opts.cycles)?;
     let mut scanner = CycleScanner::for_mode(&opts.cycles);
     let f = run_engine(
         src,

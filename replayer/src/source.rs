@@ -3,6 +3,7 @@
 //! importers, generators). The engine only sees ordered slices of events.
 
 use crate::error::Result;
+use std::ops::ControlFlow;
 use ttalloc_model::{Event, EventKind, EventTag, InternTables};
 use ttalloc_trace::{AllocCol, BlockColumns, BlockInfo, FreeCol};
 
@@ -314,13 +315,20 @@ pub trait EventSource {
     }
     /// Like `visit_prefix_chunks`, for a pass that skips buffer allocs and
     /// frees (the replay's cycle probe): a source may leave them out of its
-    /// chunks (a trace's blocks after its first come without them).
+    /// chunks (a trace's blocks after its first come without them). It
+    /// ends early where `f` says `Break`.
     fn visit_prefix_non_buffer(
         &self,
         events: u64,
-        f: &mut dyn FnMut(&Chunk<'_>) -> Result<()>,
+        f: &mut dyn FnMut(&Chunk<'_>) -> Result<ControlFlow<()>>,
     ) -> Result<()> {
-        self.visit_prefix_chunks(events, f)
+        let mut done = false;
+        self.visit_prefix_chunks(events, &mut |chunk| {
+            if !done {
+                done = f(chunk)?.is_break();
+            }
+            Ok(())
+        })
     }
     /// The footer checkpoints (live bytes per device and type at block ends), if any.
     fn checkpoints(&self) -> Option<&[BlockInfo]> {

@@ -84,6 +84,39 @@ impl CycleScanner {
         }
     }
 
+    /// Whether a look past the events scanned may still change `mode`'s
+    /// rule to cut at markers of another label shape: markers scanned, but
+    /// no shape seen twice yet, and (in `auto`) nothing that outranks
+    /// markers (tests, a device opened twice).
+    pub fn marker_rule_unsettled(&self, mode: &CycleMode, interner: &InternTables) -> bool {
+        let open_at_end = !self.open.is_empty() as usize;
+        let outranked = match mode {
+            CycleMode::Marker(None) => false,
+            CycleMode::Auto => {
+                self.has_tests(interner) || self.device_spans.len() + open_at_end >= 2
+            }
+            _ => true,
+        };
+        let mut shapes = std::collections::HashSet::new();
+        let repeats = self
+            .markers
+            .iter()
+            .any(|(_, l, _)| !shapes.insert(label_shape(interner.string(*l))));
+        !outranked && !self.markers.is_empty() && !repeats
+    }
+
+    /// Markers scanned so far.
+    pub fn markers_seen(&self) -> usize {
+        self.markers.len()
+    }
+
+    /// Keeps no top-level op span from now on (and drops those kept): for
+    /// a scan whose rule will not be asked for ops.
+    pub fn stop_keeping_ops(&mut self) {
+        self.keep_ops = KeepOps::None;
+        self.top_ops = Vec::new();
+    }
+
     pub fn scan(&mut self, first: u64, events: &[Event]) {
         self.scan_chunk(&Chunk::Events { first, events });
     }

@@ -42,7 +42,7 @@ fn a_replay_takes_its_first_block_and_its_buffers_from_the_probe() {
                 if let Chunk::Columns { columns, .. } = c {
                     probe_buffers.push(columns.tags.as_ptr());
                 }
-                Ok(())
+                Ok(std::ops::ControlFlow::Continue(()))
             })
             .unwrap();
         assert_eq!(probe_buffers.len(), 2);

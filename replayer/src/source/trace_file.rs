@@ -5,6 +5,7 @@
 use super::decode_ahead::{decode_ahead, Buffers};
 use super::{Chunk, ChunkHook, ChunkPass, EventSource};
 use crate::error::Result;
+use std::ops::ControlFlow;
 use ttalloc_model::{Event, InternTables};
 use ttalloc_trace::{BlockColumns, BlockInfo, TraceReader};
 
@@ -53,12 +54,14 @@ impl EventSource for TraceReader {
     ) -> Result<()> {
         let decode =
             |r: &TraceReader, i, buf: &mut BlockColumns| r.decode_columns(i, buf).map(|()| true);
-        visit_prefix_decoded(self, events, decode, f)
+        visit_prefix_decoded(self, events, decode, &mut |chunk| {
+            f(chunk).map(|()| ControlFlow::Continue(()))
+        })
     }
     fn visit_prefix_non_buffer(
         &self,
         events: u64,
-        f: &mut dyn FnMut(&Chunk<'_>) -> Result<()>,
+        f: &mut dyn FnMut(&Chunk<'_>) -> Result<ControlFlow<()>>,
     ) -> Result<()> {
         // Block 0 whole (the replay that follows takes it), the others
         // without their allocs and frees (the replay decodes them again,
@@ -197,7 +200,7 @@ fn visit_prefix_decoded(
     reader: &TraceReader,
     events: u64,
     decode: impl Fn(&TraceReader, usize, &mut BlockColumns) -> ttalloc_trace::Result<bool>,
-    f: &mut dyn FnMut(&Chunk<'_>) -> Result<()>,
+    f: &mut dyn FnMut(&Chunk<'_>) -> Result<ControlFlow<()>>,
 ) -> Result<()> {
     let mut columns = reader.take_columns();
     for (i, block) in reader.blocks().iter().enumerate() {
@@ -205,12 +208,15 @@ fn visit_prefix_decoded(
             break;
         }
         let whole = decode(reader, i, &mut columns)?;
-        f(&Chunk::Columns {
+        let flow = f(&Chunk::Columns {
             first: block.first_event,
             columns: &columns,
         })?;
         if i == 0 && whole {
             reader.keep_decoded(0, std::mem::replace(&mut columns, reader.take_columns()));
+        }
+        if flow.is_break() {
+            break;
         }
     }
     reader.put_columns(columns);
