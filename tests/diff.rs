@@ -229,3 +229,39 @@ fn diff_of_unreadable_input_exits_2() {
     let out = diff(&clean, &clean, &["--threshold", "lots"]);
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
 }
+
+/// Two traces of one size are replayed side by side by default (on two
+/// cores or more), one after the other with `--threads 1`: the diff is the
+/// same either way, and a side that cannot be replayed (8 bytes of its
+/// block flipped: it opens, its replay fails) is the one the error
+/// names, first or second.
+#[test]
+fn side_by_side_and_in_turn_give_one_diff_and_name_a_damaged_side() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clean = synth(tmp.path(), "clean.zst", None);
+    let early = synth(tmp.path(), "early.zst", Some(2));
+    let both = diff(&clean, &early, &["--json"]);
+    let in_turn = diff(&clean, &early, &["--json", "--threads", "1"]);
+    assert_eq!(both.status.code(), Some(0), "{}", describe(&both));
+    assert_eq!(both.stdout, in_turn.stdout, "{}", describe(&in_turn));
+
+    let damaged = tmp.path().join("damaged.zst");
+    let mut bytes = std::fs::read(&early).unwrap();
+    // A quarter in: inside the one block's frame (its times' frame, which
+    // a diff does not read, comes after it).
+    let at = bytes.len() / 4;
+    bytes[at..at + 8].iter_mut().for_each(|b| *b ^= 0xA5);
+    std::fs::write(&damaged, bytes).unwrap();
+    for threads in [&[][..], &["--threads", "1"][..]] {
+        for (before, after) in [(&clean, &damaged), (&damaged, &clean)] {
+            let out = diff(before, after, threads);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+            assert!(
+                err.contains(&format!("replaying {}", damaged.display())),
+                "{threads:?}: {}",
+                describe(&out)
+            );
+        }
+    }
+}

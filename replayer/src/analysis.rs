@@ -8,6 +8,7 @@
 //! resolved here, so an [`Analysis`] stands on its own.
 
 mod marks;
+mod pair;
 mod peak_snapshot;
 
 use crate::findings::Findings;
@@ -16,6 +17,7 @@ use crate::options::ReplayOptions;
 use crate::report::{Report, Site};
 use crate::source::{Chunk, ChunkHook, EventSource};
 use crate::timeline::{Timeline, TimelineOptions, TimelineRecorder};
+pub use pair::{analyse_file_pair, PairPlan};
 use peak_snapshot::{same_peak, sites_at_peak, PeakWatch};
 use ttalloc_model::hash::FastMap;
 use ttalloc_model::{BufferType, DeviceId, SiteId};

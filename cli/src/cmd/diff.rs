@@ -7,7 +7,7 @@ use crate::exit;
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use ttalloc_replayer::analysis::{analyse_file, Analysis, AnalysisOptions};
+use ttalloc_replayer::analysis::{analyse_file_pair, Analysis, AnalysisOptions};
 use ttalloc_replayer::ReplayOptions;
 use ttalloc_trace::TraceReader;
 
@@ -16,6 +16,8 @@ use ttalloc_trace::TraceReader;
     after_help = "A regression: AFTER leaves more bytes behind per cycle, or grows more per cycle on a device \
 and buffer type, than BEFORE (by more than --threshold); peaks higher (by more than --peak-threshold); \
 or has a kind of finding BEFORE did not have.\n\
+On two cores or more, traces within half of each other's length are replayed at once, on a thread each \
+(--threads 1: one after the other).\n\
 Exit status: 0 success (or no regression), 1 a regression with --fail-on-regression, 2 bad usage or unreadable trace."
 )]
 pub struct Args {
@@ -43,20 +45,24 @@ fn parse_bytes(s: &str) -> Result<u64, String> {
     ttalloc_model::config::parse_quantity(s)
 }
 
-fn analyse(path: &Path, opts: &ReplayOptions) -> anyhow::Result<Analysis> {
-    let name = path.display();
-    let reader = TraceReader::open(path).with_context(|| format!("reading {name}"))?;
+/// Both sides' analyses; an error names the trace it is about.
+fn analyse_both(paths: [&Path; 2], opts: &ReplayOptions) -> anyhow::Result<[Analysis; 2]> {
+    let open = |path: &Path| {
+        TraceReader::open(path).with_context(|| format!("reading {}", path.display()))
+    };
+    let readers = [open(paths[0])?, open(paths[1])?];
     let aopts = AnalysisOptions {
         timeline: false,
         ..AnalysisOptions::default()
     };
-    analyse_file(&reader, opts, &aopts).with_context(|| format!("replaying {name}"))
+    analyse_file_pair([&readers[0], &readers[1]], opts, &aopts).map_err(|(side, e)| {
+        anyhow::Error::new(e).context(format!("replaying {}", paths[side].display()))
+    })
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let opts = args.replay.options(true)?;
-    let before = analyse(&args.before, &opts)?;
-    let after = analyse(&args.after, &opts)?;
+    let [before, after] = analyse_both([&args.before, &args.after], &opts)?;
     let diff = ttalloc_replayer::diff::diff(&before, &after, args.threshold, args.peak_threshold);
     let text = if args.json {
         diff.to_json() + "\n"
