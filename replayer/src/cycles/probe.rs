@@ -59,8 +59,15 @@ fn guess_rule_within(
             return Ok(ControlFlow::Continue(()));
         }
         if first_guess.is_none() {
-            first_guess = Some(probe.guess_from_prefix(mode, interner));
-            if !probe.marker_rule_unsettled(mode, interner) {
+            // Scanned whole: the rule itself, not a guess (a device still
+            // open at the end is no cycle).
+            let whole = scanned >= src.num_events();
+            first_guess = Some(if whole {
+                probe.rule(mode, interner)
+            } else {
+                probe.guess_from_prefix(mode, interner)
+            });
+            if whole || !probe.marker_rule_unsettled(mode, interner) {
                 return Ok(ControlFlow::Break(()));
             }
             // From here on only markers matter to the guess (two of a
@@ -82,9 +89,10 @@ fn guess_rule_within(
     })?;
     let rule = match first_guess {
         Some(guess) if !settled => guess,
-        // Settled past the first events (or the whole trace is shorter
-        // than the probe): the rule of everything scanned.
-        _ => probe.guess_from_prefix(mode, interner),
+        // Settled past the first events: the rule of everything scanned.
+        Some(_) => probe.guess_from_prefix(mode, interner),
+        // The whole trace is shorter than the probe: its rule.
+        None => probe.rule(mode, interner),
     };
     Ok((rule, scanned))
 }

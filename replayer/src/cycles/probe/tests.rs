@@ -127,3 +127,56 @@ fn a_trace_shorter_than_the_probe_is_scanned_whole() {
     assert_eq!(rule, whole.rule(&CycleMode::Auto, &t.interner));
     assert!(matches!(rule, CycleRule::MarkerShape(_)), "{rule:?}");
 }
+
+/// A device opened and still open at the end, nothing else that repeats
+/// (its circular buffers freed, over and over): the guess from a prefix
+/// takes the device to close later (its life is the cycle), but a probe
+/// that saw the whole trace knows it never closed (no cycles), as the
+/// replay's check will. Otherwise every short trace of a program that
+/// never closes its device was replayed twice. The same events as the
+/// first part of a longer trace keep the guess.
+#[test]
+fn a_probe_of_the_whole_trace_gives_its_rule_not_a_guess() {
+    let device = ttalloc_model::DeviceId(0);
+    let at = |kind| Event {
+        ts: 0,
+        pid: Pid(1),
+        kind,
+    };
+    let open = at(EventKind::DeviceOpen {
+        device,
+        arch: Default::default(),
+        config: Default::default(),
+    });
+    let events = |n: usize| MemoryTrace {
+        events: std::iter::once(open.clone())
+            .chain(std::iter::repeat_n(
+                at(EventKind::CbFreeAll { device }),
+                n - 1,
+            ))
+            .collect(),
+        interner: InternTables::new(),
+    };
+    let short = events(1_000);
+    let mut whole = CycleScanner::new();
+    whole.scan(0, &short.events);
+    assert_eq!(
+        whole.rule(&CycleMode::Auto, &short.interner),
+        CycleRule::None
+    );
+    assert_eq!(
+        whole.guess_from_prefix(&CycleMode::Auto, &short.interner),
+        CycleRule::Device
+    );
+    let long = events(3 * CHUNK);
+    for (src, rule) in [(&short, CycleRule::None), (&long, CycleRule::Device)] {
+        assert_eq!(
+            guess_rule_within(src, &CycleMode::Auto, PROBE).unwrap().0,
+            rule
+        );
+    }
+    // Scanned whole at the probe's end (a trace of exactly one chunk).
+    let one_chunk = events(CHUNK);
+    let (rule, scanned) = guess_rule_within(&one_chunk, &CycleMode::Auto, PROBE).unwrap();
+    assert_eq!((rule, scanned), (CycleRule::None, PROBE));
+}
