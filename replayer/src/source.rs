@@ -330,6 +330,16 @@ pub trait EventSource {
             Ok(())
         })
     }
+    /// Visits the source's last chunk as [`EventSource::visit_prefix_non_buffer`]
+    /// does its first ones (a trace file's last block, without its allocs
+    /// and frees): a look at how the trace ends that costs one block.
+    fn visit_last_non_buffer(&self, f: &mut dyn FnMut(&Chunk<'_>) -> Result<()>) -> Result<()> {
+        let last = self.num_events().saturating_sub(1);
+        self.visit_back(last, &mut |first, events| {
+            f(&Chunk::Events { first, events })?;
+            Ok(false)
+        })
+    }
     /// The footer checkpoints (live bytes per device and type at block ends), if any.
     fn checkpoints(&self) -> Option<&[BlockInfo]> {
         None

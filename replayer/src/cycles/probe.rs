@@ -4,8 +4,9 @@
 use super::{CycleRule, CycleScanner};
 use crate::error::Result;
 use crate::options::CycleMode;
-use crate::source::EventSource;
+use crate::source::{EventSource, Item};
 use std::ops::ControlFlow;
+use ttalloc_model::EventKind;
 
 /// Events the rule is first guessed from.
 pub(crate) const PROBE_EVENTS: u64 = 250_000;
@@ -30,6 +31,11 @@ const MARKER_LOOK_SHARE: u64 = 3;
 /// found the repeated shape. The look skips op scopes and every buffer
 /// event, so it costs little beside that second replay; where no shape
 /// repeats, the guess is the one from the first events.
+///
+/// A device open at the probe's end with nothing else to cut at is taken
+/// to close later (its life is the cycle) if the trace's last block closes
+/// a device; else it most likely never closes (the program crashed, the
+/// trace is truncated), which means no cycles.
 pub(crate) fn guess_rule(src: &dyn EventSource, mode: &CycleMode) -> Result<CycleRule> {
     Ok(guess_rule_within(src, mode, PROBE_EVENTS)?.0)
 }
@@ -47,6 +53,9 @@ fn guess_rule_within(
     let mut probe = CycleScanner::new();
     let mut first_guess = None;
     let mut settled = false;
+    // The guess takes a device still open at the probe's end to close
+    // later (`CycleScanner::guess_from_prefix`).
+    let mut taken_to_close = false;
     let mut markers_checked = 0;
     let mut scanned = 0;
     let limit = probe_events.max(src.num_events() / MARKER_LOOK_SHARE);
@@ -62,11 +71,14 @@ fn guess_rule_within(
             // Scanned whole: the rule itself, not a guess (a device still
             // open at the end is no cycle).
             let whole = scanned >= src.num_events();
-            first_guess = Some(if whole {
+            let guess = if whole {
                 probe.rule(mode, interner)
             } else {
                 probe.guess_from_prefix(mode, interner)
-            });
+            };
+            taken_to_close =
+                guess == CycleRule::Device && probe.rule(mode, interner) == CycleRule::None;
+            first_guess = Some(guess);
             if whole || !probe.marker_rule_unsettled(mode, interner) {
                 return Ok(ControlFlow::Break(()));
             }
@@ -88,6 +100,13 @@ fn guess_rule_within(
         })
     })?;
     let rule = match first_guess {
+        // A trace whose last block closes no device most likely never
+        // closed it (a program that crashed, a truncated trace): no
+        // cycles. (The guess that it closes later made every such trace
+        // replay twice.)
+        Some(CycleRule::Device) if !settled && taken_to_close && !last_block_closes(src)? => {
+            CycleRule::None
+        }
         Some(guess) if !settled => guess,
         // Settled past the first events: the rule of everything scanned.
         Some(_) => probe.guess_from_prefix(mode, interner),
@@ -95,6 +114,25 @@ fn guess_rule_within(
         None => probe.rule(mode, interner),
     };
     Ok((rule, scanned))
+}
+
+/// Whether the last chunk of `src`'s events (a trace's last block)
+/// closes a device.
+fn last_block_closes(src: &dyn EventSource) -> Result<bool> {
+    let mut closes = false;
+    src.visit_last_non_buffer(&mut |chunk| {
+        let _ = chunk.try_for_each_non_buffer_non_op(|_, item| {
+            let e = match &item {
+                Item::Event(e) => *e,
+                Item::Light(e) | Item::Cb(e) => e,
+                Item::Alloc(_) | Item::Free(_) => return Ok(()),
+            };
+            closes |= matches!(e.kind, EventKind::DeviceClose { .. });
+            Ok::<(), ()>(())
+        });
+        Ok(())
+    })?;
+    Ok(closes)
 }
 
 #[cfg(test)]

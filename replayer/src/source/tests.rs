@@ -120,3 +120,41 @@ fn chunks_are_decoded_on_the_calling_thread_unless_decoded_ahead() {
         );
     }
 }
+
+/// A trace file's last chunk is its last block, without its times, and
+/// the in-memory source's is its last `CHUNK` events.
+#[test]
+fn the_last_chunk_is_the_last_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let reader = device_closes(&dir.path().join("t.zst"));
+    let memory = MemoryTrace::new(
+        (0..(CHUNK + 10) as u64)
+            .map(|i| Event {
+                ts: i,
+                pid: Pid(1),
+                kind: EventKind::DeviceClose {
+                    device: DeviceId(0),
+                },
+            })
+            .collect(),
+        InternTables::new(),
+    );
+    // (source, first ordinal of its last chunk, events in it)
+    for (src, first, len) in [
+        (&reader as &dyn EventSource, 900, 100),
+        (&memory, CHUNK as u64, 10),
+    ] {
+        let mut seen = Vec::new();
+        src.visit_last_non_buffer(&mut |c| {
+            c.try_for_each_non_buffer_non_op(|ord, _| {
+                seen.push(ord);
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+            assert_eq!((c.first(), c.len()), (first, len));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, (first..first + len as u64).collect::<Vec<_>>());
+    }
+}

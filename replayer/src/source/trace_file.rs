@@ -73,6 +73,21 @@ impl EventSource for TraceReader {
         };
         visit_prefix_decoded(self, events, decode, f)
     }
+    fn visit_last_non_buffer(&self, f: &mut dyn FnMut(&Chunk<'_>) -> Result<()>) -> Result<()> {
+        let Some(last) = self.blocks().len().checked_sub(1) else {
+            return Ok(());
+        };
+        let mut columns = self.take_columns();
+        let result = match self.decode_columns_non_buffer(last, &mut columns) {
+            Ok(_) => f(&Chunk::Columns {
+                first: self.blocks()[last].first_event,
+                columns: &columns,
+            }),
+            Err(e) => Err(e.into()),
+        };
+        self.put_columns(columns);
+        result
+    }
     fn interner(&self) -> &InternTables {
         TraceReader::interner(self)
     }

@@ -129,14 +129,14 @@ fn a_trace_shorter_than_the_probe_is_scanned_whole() {
 }
 
 /// A device opened and still open at the end, nothing else that repeats
-/// (its circular buffers freed, over and over): the guess from a prefix
-/// takes the device to close later (its life is the cycle), but a probe
-/// that saw the whole trace knows it never closed (no cycles), as the
-/// replay's check will. Otherwise every short trace of a program that
-/// never closes its device was replayed twice. The same events as the
-/// first part of a longer trace keep the guess.
+/// (its circular buffers freed, over and over): no cycles (a device's life
+/// is a cycle only once it closes). A prefix alone takes the device to
+/// close later; a probe that saw the whole trace knows better, and so does
+/// one whose trace's last block closes no device. Either way the guess is
+/// the rule the replay's check finds (else the trace was replayed twice:
+/// every trace of a program that crashed with its device open).
 #[test]
-fn a_probe_of_the_whole_trace_gives_its_rule_not_a_guess() {
+fn a_device_never_closed_is_no_cycle_whatever_the_trace_length() {
     let device = ttalloc_model::DeviceId(0);
     let at = |kind| Event {
         ts: 0,
@@ -148,35 +148,48 @@ fn a_probe_of_the_whole_trace_gives_its_rule_not_a_guess() {
         arch: Default::default(),
         config: Default::default(),
     });
-    let events = |n: usize| MemoryTrace {
-        events: std::iter::once(open.clone())
+    // `n` events; the last closes the device if `close`.
+    let events = |n: usize, close: bool| {
+        let mut events: Vec<Event> = std::iter::once(open.clone())
             .chain(std::iter::repeat_n(
                 at(EventKind::CbFreeAll { device }),
                 n - 1,
             ))
-            .collect(),
-        interner: InternTables::new(),
+            .collect();
+        if close {
+            events[n - 1] = at(EventKind::DeviceClose { device });
+        }
+        MemoryTrace {
+            events,
+            interner: InternTables::new(),
+        }
     };
-    let short = events(1_000);
-    let mut whole = CycleScanner::new();
-    whole.scan(0, &short.events);
+    let whole_rule = |t: &MemoryTrace| {
+        let mut whole = CycleScanner::new();
+        whole.scan(0, &t.events);
+        whole.rule(&CycleMode::Auto, &t.interner)
+    };
+    let mut prefix = CycleScanner::new();
+    prefix.scan(0, &events(1_000, false).events);
     assert_eq!(
-        whole.rule(&CycleMode::Auto, &short.interner),
-        CycleRule::None
+        prefix.guess_from_prefix(&CycleMode::Auto, &InternTables::new()),
+        CycleRule::Device,
+        "a prefix alone takes the device to close later"
     );
-    assert_eq!(
-        whole.guess_from_prefix(&CycleMode::Auto, &short.interner),
-        CycleRule::Device
-    );
-    let long = events(3 * CHUNK);
-    for (src, rule) in [(&short, CycleRule::None), (&long, CycleRule::Device)] {
+    for (n, close, rule) in [
+        (1_000, false, CycleRule::None),
+        (1_000, true, CycleRule::Device),
+        // Scanned whole at the probe's end.
+        (CHUNK, false, CycleRule::None),
+        (3 * CHUNK, false, CycleRule::None),
+        (3 * CHUNK, true, CycleRule::Device),
+    ] {
+        let t = events(n, close);
+        assert_eq!(whole_rule(&t), rule, "{n} events, closed: {close}");
         assert_eq!(
-            guess_rule_within(src, &CycleMode::Auto, PROBE).unwrap().0,
-            rule
+            guess_rule_within(&t, &CycleMode::Auto, PROBE).unwrap().0,
+            rule,
+            "{n} events, closed: {close}"
         );
     }
-    // Scanned whole at the probe's end (a trace of exactly one chunk).
-    let one_chunk = events(CHUNK);
-    let (rule, scanned) = guess_rule_within(&one_chunk, &CycleMode::Auto, PROBE).unwrap();
-    assert_eq!((rule, scanned), (CycleRule::None, PROBE));
 }
