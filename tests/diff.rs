@@ -265,3 +265,50 @@ fn side_by_side_and_in_turn_give_one_diff_and_name_a_damaged_side() {
         }
     }
 }
+
+/// On a terminal, a replay of 2M events or more shows its progress: `diff`
+/// a bar per side, named ("before: replaying", "after: replaying"), and
+/// `report` one. Off a terminal (every other test here) nothing is drawn.
+/// The terminal is script(1)'s (util-linux, in every Debian).
+#[test]
+fn on_a_terminal_diff_and_report_show_progress() {
+    let tmp = tempfile::tempdir().unwrap();
+    let trace = |name: &str| {
+        let path = tmp.path().join(name);
+        let opts = SynthOptions {
+            events: 2_100_000,
+            cycles: 4,
+            devices: 1,
+            seed: 5,
+            ..SynthOptions::default()
+        };
+        write_trace(&path, &opts, Default::default()).unwrap();
+        path
+    };
+    let (a, b) = (trace("a.zst"), trace("b.zst"));
+    let on_terminal = |args: String| {
+        let typescript = tmp.path().join("typescript");
+        let out = Command::new("script")
+            .args(["-q", "-e", "-c"])
+            .arg(format!(
+                "{} {args} >/dev/null",
+                env!("CARGO_BIN_EXE_ttalloc")
+            ))
+            .arg(&typescript)
+            .output()
+            .expect("script(1) runs");
+        assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+        String::from_utf8_lossy(&std::fs::read(&typescript).unwrap()).into_owned()
+    };
+    let shown = on_terminal(format!("diff {} {}", a.display(), b.display()));
+    for side in ["before: replaying [", "after: replaying ["] {
+        assert!(shown.contains(side), "{side}: {shown}");
+    }
+    assert!(shown.contains(" events ("), "{shown}");
+    let html = tmp.path().join("r.html");
+    let shown = on_terminal(format!("report {} -o {}", a.display(), html.display()));
+    assert!(shown.contains("replaying ["), "{shown}");
+    assert!(!shown.contains("before:"), "{shown}");
+    let off = diff(&a, &b, &[]);
+    assert!(off.stderr.is_empty(), "{}", describe(&off));
+}

@@ -4,6 +4,7 @@
 
 use crate::output_file::{refuse_existing, PendingOutput};
 use anyhow::Context;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use ttalloc_model::Arch;
 use ttalloc_replayer::{CycleMode, ReplayOptions};
@@ -60,7 +61,9 @@ impl ReplayArgs {
             warmup: self.warmup,
             cycles: self.cycles.clone(),
             bisect,
-            progress: false,
+            // A replay of a few million events or more shows its progress
+            // (on a terminal only).
+            progress: std::io::stderr().is_terminal(),
             decode_ahead: self.threads.decode_ahead(),
             ..ReplayOptions::default()
         };

@@ -247,13 +247,27 @@ fn progress(src: &dyn EventSource, opts: &ReplayOptions, what: &str) -> Option<P
     }
     let bar = ProgressBar::new(src.num_events());
     let style = ProgressStyle::with_template(
-        "{msg:>12} [{bar:40}] {human_pos}/{human_len} events ({per_sec}, {eta})",
+        "{msg:>12} [{bar:40}] {human_pos}/{human_len} events ({rate}, {eta})",
     )
-    .map(|s| s.progress_chars("=> "))
+    .map(|s| {
+        // indicatif's own `per_sec` prints "44,552,723.9706/s".
+        s.progress_chars("=> ").with_key(
+            "rate",
+            |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.1}M/s", state.per_sec() / 1e6);
+            },
+        )
+    })
     .unwrap_or_else(|_| ProgressStyle::default_bar());
     bar.set_style(style);
-    bar.set_message(what.to_owned());
-    Some(bar)
+    bar.set_message(match opts.progress_label {
+        Some(label) => format!("{label}: {what}"),
+        None => what.to_owned(),
+    });
+    Some(match &opts.progress_group {
+        Some(group) => group.add(bar),
+        None => bar,
+    })
 }
 
 /// The cycle boundaries `opts.cycles` gives on the whole source (one scan).

@@ -79,6 +79,12 @@ pub struct ReplayOptions {
     pub bisect: bool,
     /// Show progress bars (they also hide themselves when stderr is not a terminal).
     pub progress: bool,
+    /// The group progress bars join when several replays run at once
+    /// (`diff`'s two sides): drawn together, not over one another.
+    pub progress_group: Option<indicatif::MultiProgress>,
+    /// What the progress bars name the replay by (`diff`'s "before" and
+    /// "after").
+    pub progress_label: Option<&'static str>,
     /// Decode a trace file's next block on a second thread while this one
     /// replays: sooner done when a core is free, for more CPU in all.
     pub decode_ahead: bool,
@@ -93,6 +99,8 @@ impl Default for ReplayOptions {
             cycles: CycleMode::Auto,
             bisect: false,
             progress: false,
+            progress_group: None,
+            progress_label: None,
             decode_ahead: true,
         }
     }

@@ -55,7 +55,13 @@ fn analyse_both(paths: [&Path; 2], opts: &ReplayOptions) -> anyhow::Result<[Anal
         timeline: false,
         ..AnalysisOptions::default()
     };
-    analyse_file_pair([&readers[0], &readers[1]], opts, &aopts).map_err(|(side, e)| {
+    analyse_file_pair(
+        [&readers[0], &readers[1]],
+        ["before", "after"],
+        opts,
+        &aopts,
+    )
+    .map_err(|(side, e)| {
         anyhow::Error::new(e).context(format!("replaying {}", paths[side].display()))
     })
 }

@@ -39,28 +39,42 @@ impl PairPlan {
 }
 
 /// Analyses `readers[0]` and `readers[1]` as [`PairPlan::choose`] says on
-/// this machine, each as [`analyse_file`] does; a failure comes with the
-/// index of the trace it is about (the first one's, when both fail).
+/// this machine, each as [`analyse_file`] does, their progress bars named
+/// by `labels`; a failure comes with the index of the trace it is about
+/// (the first one's, when both fail).
 pub fn analyse_file_pair(
     readers: [&TraceReader; 2],
+    labels: [&'static str; 2],
     opts: &ReplayOptions,
     aopts: &AnalysisOptions,
 ) -> Result<[Analysis; 2], (usize, ReplayError)> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let events = readers.map(TraceReader::num_events);
-    let (first, second) = match PairPlan::choose(events, opts, cores) {
+    let plan = PairPlan::choose(events, opts, cores);
+    let (decode_ahead, progress_group) = match plan {
+        PairPlan::InTurn => (opts.decode_ahead, None),
+        // Two bars at once: drawn as a group.
+        PairPlan::SideBySide { decode_ahead } => (
+            decode_ahead,
+            opts.progress.then(indicatif::MultiProgress::new),
+        ),
+    };
+    let side = |i: usize| ReplayOptions {
+        decode_ahead,
+        progress_group: progress_group.clone(),
+        progress_label: Some(labels[i]),
+        ..opts.clone()
+    };
+    let sides = [side(0), side(1)];
+    let (first, second) = match plan {
         PairPlan::InTurn => {
-            let first = analyse_file(readers[0], opts, aopts).map_err(|e| (0, e))?;
-            (first, analyse_file(readers[1], opts, aopts))
+            let first = analyse_file(readers[0], &sides[0], aopts).map_err(|e| (0, e))?;
+            (first, analyse_file(readers[1], &sides[1], aopts))
         }
-        PairPlan::SideBySide { decode_ahead } => {
-            let opts = &ReplayOptions {
-                decode_ahead,
-                ..opts.clone()
-            };
+        PairPlan::SideBySide { .. } => {
             std::thread::scope(|scope| {
-                let second = scope.spawn(|| analyse_file(readers[1], opts, aopts));
-                let first = analyse_file(readers[0], opts, aopts);
+                let second = scope.spawn(|| analyse_file(readers[1], &sides[1], aopts));
+                let first = analyse_file(readers[0], &sides[0], aopts);
                 // A panic on the other thread is a panic here too.
                 let second = second
                     .join()
