@@ -35,6 +35,7 @@ pub mod minimize;
 pub mod observe;
 pub mod oom_hint;
 pub mod options;
+pub mod progress;
 mod rare_kinds;
 pub mod report;
 pub mod repro;
@@ -53,6 +54,7 @@ use cycles::{CycleRule, CycleScanner, Cycles};
 use engine::{CycleInput, Engine, EngineSetup};
 use findings::Findings;
 use indicatif::{ProgressBar, ProgressStyle};
+use progress::{progress, PROGRESS_MIN_EVENTS};
 use source::{Chunk, ChunkHook};
 use std::borrow::Cow;
 use std::path::Path;
@@ -235,39 +237,6 @@ fn options_for<'a>(rule: &CycleRule, opts: &'a ReplayOptions) -> Cow<'a, ReplayO
     } else {
         Cow::Borrowed(opts)
     }
-}
-
-/// Progress bars only for long replays, and only on a terminal (indicatif
-/// draws nothing when stderr is not one).
-const PROGRESS_MIN_EVENTS: u64 = 2_000_000;
-
-fn progress(src: &dyn EventSource, opts: &ReplayOptions, what: &str) -> Option<ProgressBar> {
-    if !opts.progress || src.num_events() < PROGRESS_MIN_EVENTS {
-        return None;
-    }
-    let bar = ProgressBar::new(src.num_events());
-    let style = ProgressStyle::with_template(
-        "{msg:>12} [{bar:40}] {human_pos}/{human_len} events ({rate}, {eta})",
-    )
-    .map(|s| {
-        // indicatif's own `per_sec` prints "44,552,723.9706/s".
-        s.progress_chars("=> ").with_key(
-            "rate",
-            |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
-                let _ = write!(w, "{:.1}M/s", state.per_sec() / 1e6);
-            },
-        )
-    })
-    .unwrap_or_else(|_| ProgressStyle::default_bar());
-    bar.set_style(style);
-    bar.set_message(match opts.progress_label {
-        Some(label) => format!("{label}: {what}"),
-        None => what.to_owned(),
-    });
-    Some(match &opts.progress_group {
-        Some(group) => group.add(bar),
-        None => bar,
-    })
 }
 
 /// The cycle boundaries `opts.cycles` gives on the whole source (one scan).

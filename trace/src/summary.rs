@@ -138,10 +138,20 @@ impl TraceSummary {
     /// Reads every event once, as columns, one block in memory at a time
     /// (decoding ahead on other cores would save no CPU and hold more blocks).
     pub fn compute(reader: &TraceReader) -> Result<TraceSummary> {
+        Self::compute_watched(reader, &mut |_| {})
+    }
+
+    /// [`TraceSummary::compute`], calling `counted` with each block's
+    /// number of events once it is counted (a progress bar).
+    pub fn compute_watched(
+        reader: &TraceReader,
+        counted: &mut dyn FnMut(u64),
+    ) -> Result<TraceSummary> {
         let t = reader.interner();
         let mut tally = Tally::new();
         reader.scan_columns_on(0, |_, c| {
             tally.block(c, t);
+            counted(c.len() as u64);
             Ok(())
         })?;
         Ok(Self::of_tally(reader, tally))
