@@ -20,6 +20,7 @@
 # Environment: RATIOS_EVENTS (10000000), RATIOS_BIG (50000000; 0 skips the
 # RSS ratio), RATIOS_RUNS (3), RATIOS_W (1; 0 skips workload W, which needs
 # gcc, python3 and heaptrack: `apt-get install -y heaptrack`),
+# RATIOS_LONG_CYCLES (1; 0 skips the replays of 20 and 3 cycles),
 # RATIOS_SCAN (1; 0 skips the scan, which builds the trace bench of this
 # checkout), RATIOS_W_FIXED (a recorded W trace, e.g. /tmp/lp/w.zst:
 # its events re-encoded by this checkout's writer give W's size on the same
@@ -106,6 +107,26 @@ echo "RATIO replay / zstd -d, user time only: $(ratio "$replay_user" "$zstd_user
 echo "RATIO replay --bisect / replay:  $(ratio "$bisect_cpu" "$replay_cpu")x   (target <= 1.2)"
 echo "replay peak RSS at $events events: $((rss10 / 1024)) MB"
 echo "SIZE synthetic: $(ratio "$bytes" "$events") B/event ($bytes B)   (target <= 3.0)"
+
+# Long cycles: the same events cut into 20 cycles ("setup done", then
+# "cycle N" every 500,000 events: report_size.sh's trace) and into 3. The
+# replay's cycle probe (its first 250,000 events) sees no label twice; it
+# looks on until one repeats, else the trace is replayed twice (1.9x).
+if [ "${RATIOS_LONG_CYCLES:-1}" != 0 ]; then
+    echo "== the same length in 20 and in 3 cycles"
+    for c in 20 3; do
+        "$bin/synth" -n "$n" --cycles "$c" --leak-site 7@2 -o "$dir/cycles$c.zst" >/dev/null 2>&1
+    done
+    for _ in $(seq "$runs"); do
+        measure cycles20 "$bin/ttalloc" replay "$dir/cycles20.zst"
+        measure cycles3 "$bin/ttalloc" replay "$dir/cycles3.zst"
+        measure cycles1000 "$bin/ttalloc" replay "$dir/synth.zst"
+    done
+    rm -f "$dir/cycles20.zst" "$dir/cycles3.zst"
+    for c in 20 3; do
+        echo "RATIO replay of $c cycles / of 1000 cycles: $(ratio "$(median cycles$c 1)" "$(median cycles1000 1)")x   (replayed once: about 1)"
+    done
+fi
 
 if [ "${RATIOS_SCAN:-1}" != 0 ]; then
     scan=$(TTALLOC_BENCH_COLUMNS_ONLY=1 cargo bench -q -p ttalloc-trace --bench trace_bench -- "$dir/synth.zst" 2>/dev/null |
