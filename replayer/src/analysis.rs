@@ -95,14 +95,18 @@ pub fn analyse_file(
 /// from the one read of the trace: the summary is counted from the blocks the replay decodes, on
 /// the thread that decodes them (a report read the trace twice: on the
 /// 10M synthetic trace its summary took a fifth of its CPU). Without
-/// times (an analysis with no timeline) it reads the trace again.
+/// times (an analysis with no timeline) it reads the trace again. The
+/// summary is what `tally` counts: [`SummaryTally::new`] counts all of
+/// it, [`SummaryTally::without_live_bytes`] all but the devices' live
+/// bytes (a report shows none).
 pub fn analyse_file_summarised(
     reader: &TraceReader,
     opts: &ReplayOptions,
     aopts: &AnalysisOptions,
+    mut tally: SummaryTally,
 ) -> crate::Result<(Analysis, TraceSummary)> {
     let interner = reader.interner();
-    let mut tally = SummaryTally::new();
+    let fresh = tally.empty_like();
     let analysis = {
         let mut count = |chunk: &Chunk<'_>| {
             if let Chunk::Columns { columns, .. } = chunk {
@@ -113,7 +117,7 @@ pub fn analyse_file_summarised(
     };
     let summary = match tally.finish(reader) {
         Some(summary) => summary,
-        None => TraceSummary::compute(reader)?,
+        None => TraceSummary::count(reader, fresh)?,
     };
     Ok((analysis, summary))
 }

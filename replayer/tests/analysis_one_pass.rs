@@ -12,7 +12,7 @@ use ttalloc_replayer::observe::replay_observed;
 use ttalloc_replayer::source::EventSource;
 use ttalloc_replayer::timeline::{TimelineOptions, TimelineRecorder};
 use ttalloc_replayer::{MemoryTrace, ReplayOptions};
-use ttalloc_trace::summary::TraceSummary;
+use ttalloc_trace::summary::{SummaryTally, TraceSummary};
 use ttalloc_trace::{TraceReader, WriterOptions};
 
 #[test]
@@ -111,7 +111,9 @@ fn one_pass_analysis_equals_a_full_observed_replay() {
 /// A report's summary is counted from the blocks its replay decodes: it
 /// equals the summary of a read of its own (`ttalloc info`), with a
 /// timeline (the blocks come with their times) and without one (they do
-/// not: the summary then reads the trace).
+/// not: the summary then reads the trace). Without live bytes, it is the
+/// same but for the devices' live bytes, empty (the synthetic trace has
+/// some at its peaks).
 #[test]
 fn the_summary_from_the_replay_equals_a_read_of_its_own() {
     let dir = tempfile::tempdir().unwrap();
@@ -131,14 +133,24 @@ fn the_summary_from_the_replay_equals_a_read_of_its_own() {
     assert!(reader.blocks().len() > 10);
     let own = TraceSummary::compute(&reader).unwrap();
     assert_eq!(own.devices.len(), 3);
+    let mut without_live = own.clone();
+    for d in &mut without_live.devices {
+        assert!(!d.peak_live_bytes.is_empty());
+        d.peak_live_bytes.clear();
+        d.live_bytes_at_end.clear();
+    }
     for timeline in [true, false] {
         let aopts = AnalysisOptions {
             timeline,
             ..AnalysisOptions::default()
         };
+        let opts = ReplayOptions::default();
         let (a, summary) =
-            analyse_file_summarised(&reader, &ReplayOptions::default(), &aopts).unwrap();
+            analyse_file_summarised(&reader, &opts, &aopts, SummaryTally::new()).unwrap();
         assert_eq!(summary, own, "timeline: {timeline}");
         assert_eq!(a.report.events, own.events);
+        let tally = SummaryTally::without_live_bytes();
+        let (_, summary) = analyse_file_summarised(&reader, &opts, &aopts, tally).unwrap();
+        assert_eq!(summary, without_live, "timeline: {timeline}");
     }
 }

@@ -6,6 +6,7 @@ use anyhow::Context;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use ttalloc_replayer::analysis::{analyse_file_summarised, AnalysisOptions};
+use ttalloc_trace::summary::SummaryTally;
 use ttalloc_trace::TraceReader;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -55,7 +56,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         points: args.points as usize,
         ..AnalysisOptions::default()
     };
-    let (analysis, summary) = analyse_file_summarised(&reader, &opts, &aopts)
+    // The report shows no live bytes of the summary's (the replay's own).
+    let tally = SummaryTally::without_live_bytes();
+    let (analysis, summary) = analyse_file_summarised(&reader, &opts, &aopts, tally)
         .with_context(|| format!("replaying {name}"))?;
     let text = match format {
         Format::Html => ttalloc_replayer::html::html(&analysis, &summary, &name),

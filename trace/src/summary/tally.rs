@@ -24,13 +24,34 @@ pub(super) struct Tally {
     pub processes: BTreeMap<u32, ProcessSummary>,
     devices: DeviceTable,
     pub refusals: Vec<RefusalSummary>,
+    /// Whether live bytes are followed (each buffer's bytes looked up on
+    /// its free: most of a tally's work).
+    live_bytes: bool,
 }
 
 impl Tally {
     pub fn new() -> Self {
         Tally {
             first_ts: u64::MAX,
+            live_bytes: true,
             ..Tally::default()
+        }
+    }
+
+    /// A tally of nothing yet, following live bytes if `other` does.
+    pub fn counting_like(other: &Tally) -> Self {
+        Tally {
+            live_bytes: other.live_bytes,
+            ..Tally::new()
+        }
+    }
+
+    /// A tally that follows no live bytes: its devices' peak and final
+    /// live bytes stay empty.
+    pub fn without_live_bytes() -> Self {
+        Tally {
+            live_bytes: false,
+            ..Tally::new()
         }
     }
 
@@ -69,13 +90,17 @@ impl Tally {
                     let d = self.devices.summary(i);
                     d.buffer_allocs += 1;
                     d.labelled_allocs += (a.label != StringId::EMPTY) as u64;
-                    self.devices.alloc(i, a.buffer.0, a.buffer_type, a.size);
+                    if self.live_bytes {
+                        self.devices.alloc(i, a.buffer.0, a.buffer_type, a.size);
+                    }
                 }
                 FREE => {
                     let Some(f) = frees.next() else { continue };
                     let i = self.devices.index(f.device.0);
                     self.devices.summary(i).buffer_frees += 1;
-                    self.devices.free(i, f.buffer.0);
+                    if self.live_bytes {
+                        self.devices.free(i, f.buffer.0);
+                    }
                 }
                 OP_BEGIN | OP_END | MARKER => {}
                 // A circular buffer counts for nothing but its device's row
@@ -158,6 +183,9 @@ impl Tally {
             }
         }
         // What LiveTracker::apply does with an event held whole.
+        if !self.live_bytes {
+            return;
+        }
         match e.kind {
             EventKind::BufferAlloc {
                 device,
