@@ -19,14 +19,9 @@ fn run(args: &[&str]) -> Output {
     ttalloc().args(args).output().expect("ttalloc runs")
 }
 
-fn describe(out: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+#[path = "support/output.rs"]
+mod output;
+use output::describe;
 
 fn p(path: &Path) -> &str {
     path.to_str().expect("utf-8 path")

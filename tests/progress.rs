@@ -4,17 +4,12 @@
 //! Debian).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use ttalloc_corpora::synth::{write_trace, SynthOptions};
 
-fn describe(out: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+#[path = "support/output.rs"]
+mod output;
+use output::describe;
 
 /// A synthetic trace of 2.1M events (one device, four cycles).
 fn trace(dir: &Path, name: &str) -> PathBuf {

@@ -27,14 +27,9 @@ fn run(cmd: &mut Command) -> Output {
     cmd.output().expect("ttalloc runs")
 }
 
-fn describe(out: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+#[path = "support/output.rs"]
+mod output;
+use output::describe;
 
 fn args_of(v: &Value) -> Vec<String> {
     v.as_array()

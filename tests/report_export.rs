@@ -14,14 +14,9 @@ fn ttalloc() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ttalloc"))
 }
 
-fn describe(out: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+#[path = "support/output.rs"]
+mod output;
+use output::describe;
 
 fn ok(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("ttalloc runs");
