@@ -42,7 +42,8 @@ fn on_terminal(dir: &Path, args: &str) -> String {
 }
 
 /// `diff` draws a bar per side, named; `report`, `export`, `replay` one
-/// replay bar; `info` a reading bar. Each counts events.
+/// replay bar; `info` a reading bar, `repair` a repairing one. Each counts
+/// events.
 #[test]
 fn on_a_terminal_long_passes_show_their_progress() {
     let tmp = tempfile::tempdir().unwrap();
@@ -66,6 +67,8 @@ fn on_a_terminal_long_passes_show_their_progress() {
     }
     let shown = on_terminal(dir, &format!("info {a}"));
     assert!(shown.contains(" reading ["), "{shown}");
+    let shown = on_terminal(dir, &format!("repair {a} -o {}", out("copy.zst")));
+    assert!(shown.contains(" repairing ["), "{shown}");
     // Off a terminal: nothing on stderr.
     let off = Command::new(env!("CARGO_BIN_EXE_ttalloc"))
         .args(["diff", &a.to_string(), &b.to_string()])

@@ -24,6 +24,17 @@ pub struct RepairReport {
 /// Reads `input` and writes its readable events to `output` (same header and
 /// intern tables, blocks re-encoded). Refuses to overwrite the input.
 pub fn repair(input: &Path, output: &Path, opts: WriterOptions) -> Result<RepairReport> {
+    repair_watched(input, output, opts, &mut |_| {})
+}
+
+/// [`repair`], calling `done` with each block's number of events once it
+/// is copied or skipped (a progress bar).
+pub fn repair_watched(
+    input: &Path,
+    output: &Path,
+    opts: WriterOptions,
+    done: &mut dyn FnMut(u64),
+) -> Result<RepairReport> {
     if let (Ok(a), Ok(b)) = (input.canonicalize(), output.canonicalize()) {
         if a == b {
             return Err(TraceError::Other(format!(
@@ -76,6 +87,7 @@ pub fn repair(input: &Path, output: &Path, opts: WriterOptions) -> Result<Repair
             }
             Err(e) => return Err(e),
         }
+        done(b.count as u64);
     }
     w.finish()?;
     Ok(report)

@@ -4,8 +4,10 @@
 use crate::output_file::PendingOutput;
 use crate::stdout;
 use anyhow::Context;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use ttalloc_replayer::progress::{events_bar, PROGRESS_MIN_EVENTS};
 use ttalloc_trace::{repair, TraceReader, WriterOptions};
 
 #[derive(clap::Args)]
@@ -22,9 +24,26 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let pending = PendingOutput::create(&args.output, args.force)?;
-    let truncation = TraceReader::open(&args.input)?.truncation().cloned();
-    let report = repair::repair(&args.input, pending.path(), WriterOptions::default())
-        .with_context(|| format!("writing {}", args.output.display()))?;
+    let reader = TraceReader::open(&args.input)?;
+    let truncation = reader.truncation().cloned();
+    // A long trace shows its progress (on a terminal only).
+    let bar = (std::io::stderr().is_terminal() && reader.num_events() >= PROGRESS_MIN_EVENTS)
+        .then(|| events_bar(reader.num_events(), "repairing".to_owned()));
+    drop(reader);
+    let report = repair::repair_watched(
+        &args.input,
+        pending.path(),
+        WriterOptions::default(),
+        &mut |n| {
+            if let Some(b) = &bar {
+                b.inc(n);
+            }
+        },
+    );
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let report = report.with_context(|| format!("writing {}", args.output.display()))?;
     pending.commit()?;
     let mut text = match truncation {
         Some(t) => format!(
