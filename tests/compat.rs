@@ -162,6 +162,36 @@ ttalloc.flush()
 print(os.getpid())
 "#;
 
+#[test]
+fn a_client_that_pauses_connected_finds_its_events_in_the_trace() {
+    // The listener hands a connection's events to the writer when its client
+    // pauses (a read that would block), not after every read. A client that
+    // sends three allocations and then waits, still connected and sending
+    // nothing more, has them in the trace's sealed blocks: the writer seals
+    // within its 1 s interval, and the trace is read while serve runs.
+    let mut serve = Serve::start(&[]);
+    let mut c = CppClient::connect(&serve.compat_socket());
+    c.alloc(0, 4096, 0, 0x4000);
+    c.alloc(0, 8192, 0, 0x6000);
+    c.alloc(0, 2048, 1, 0x10_0000);
+    let me = Pid(std::process::id());
+    let sealed_allocs = || -> usize {
+        let Ok(r) = TraceReader::open(&serve.trace()) else {
+            return 0;
+        };
+        let events: Vec<Event> = r.events().filter_map(Result::ok).collect();
+        allocs_of(&events, me).len()
+    };
+    wait_until(
+        "the paused client's three allocations in the trace",
+        Duration::from_secs(15),
+        || sealed_allocs() == 3,
+    );
+    drop(c);
+    let status = serve.interrupt();
+    assert!(status.success(), "{status:?}\n{}", serve.err());
+}
+
 fn exported(out: &str, var: &str) -> String {
     let prefix = format!("export {var}=");
     out.lines()
