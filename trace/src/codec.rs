@@ -27,7 +27,9 @@ mod packing;
 pub use history::AddrHistory;
 pub(crate) use history::SiteHistory;
 pub use layout::ColumnLayout;
-pub(crate) use packing::{pack, pack_near_constant, packed_width, NEAR_CONSTANT};
+pub(crate) use packing::{pack, pack_near_constant, NEAR_CONSTANT};
+#[cfg(test)]
+pub(crate) use packing::packed_width;
 
 /// First kind code a 2.0 reader does not know: such events carry their whole
 /// payload in the EXT column, length-prefixed, so old readers can skip them.
@@ -136,17 +138,6 @@ impl BlockEncoder {
     }
     pub fn last_ts(&self) -> u64 {
         self.last_ts
-    }
-
-    /// Bytes of column data so far (the "raw" size before zstd).
-    pub fn raw_len(&self) -> usize {
-        let packed: usize = self
-            .vals
-            .iter()
-            .filter(|v| !v.is_empty())
-            .map(|v| 1 + v.len() * packed_width(v.iter().copied().fold(0, u64::max)))
-            .sum();
-        packed + self.cols.iter().map(Vec::len).sum::<usize>()
     }
 
     #[inline]
