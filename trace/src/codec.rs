@@ -27,9 +27,9 @@ mod packing;
 pub use history::AddrHistory;
 pub(crate) use history::SiteHistory;
 pub use layout::ColumnLayout;
-pub(crate) use packing::{pack, pack_near_constant, NEAR_CONSTANT};
 #[cfg(test)]
 pub(crate) use packing::packed_width;
+pub(crate) use packing::{pack, pack_near_constant, NEAR_CONSTANT};
 
 /// First kind code a 2.0 reader does not know: such events carry their whole
 /// payload in the EXT column, length-prefixed, so old readers can skip them.
