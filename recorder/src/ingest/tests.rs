@@ -174,3 +174,69 @@ fn sources_intern_locally_and_ids_are_unique_in_the_trace() {
         "buffer ids are unique across sources"
     );
 }
+
+#[test]
+fn long_merges_cross_batches_and_the_release_cap_in_order() {
+    // Source a: 10,000 events at even microseconds, sent in batches of
+    // 3,000; source b: 5,000 at odd microseconds, in one batch. Released
+    // at shutdown, 4,096 at most per turn, batches split mid-way: the trace
+    // holds all 15,000, in time order, each at its source's pid.
+    let dir = tempfile::tempdir().unwrap();
+    let (h, t) = start(dir.path(), Duration::from_secs(5));
+    let mut a = h
+        .register(SourceInfo {
+            pid: 1,
+            ts: Some(0),
+            ..Default::default()
+        })
+        .unwrap();
+    let mut b = h
+        .register(SourceInfo {
+            pid: 2,
+            ts: Some(0),
+            ..Default::default()
+        })
+        .unwrap();
+    let label = a.intern_string("m");
+    for i in 0..10_000u64 {
+        a.send(Event {
+            ts: 1_000 + i * 2_000,
+            pid: Pid(0),
+            kind: EventKind::Marker { label },
+        })
+        .unwrap();
+        if i % 3_000 == 2_999 {
+            a.flush().unwrap();
+        }
+    }
+    let label = b.intern_string("m");
+    for i in 0..5_000u64 {
+        b.send(Event {
+            ts: 2_000 + i * 2_000,
+            pid: Pid(0),
+            kind: EventKind::Marker { label },
+        })
+        .unwrap();
+    }
+    a.end(Some(0));
+    b.end(Some(0));
+    h.shutdown();
+    assert!(t.join().unwrap().write_error.is_none());
+    let (_, ev) = read(dir.path());
+    let markers: Vec<(u64, Pid)> = ev
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::Marker { .. }))
+        .map(|e| (e.ts, e.pid))
+        .collect();
+    assert_eq!(markers.len(), 15_000);
+    assert!(markers.windows(2).all(|w| w[0].0 < w[1].0), "time order");
+    for &(ts, pid) in &markers {
+        // b's are at even thousands up to 10,000,000 ns; a's at odd ones.
+        let want = if (ts / 1_000) % 2 == 0 && ts <= 10_000_000 {
+            Pid(2)
+        } else {
+            Pid(1)
+        };
+        assert_eq!(pid, want, "the event at {ts} ns");
+    }
+}
