@@ -28,6 +28,15 @@ fn start(
     (h, t)
 }
 
+fn source(h: &IngestHandle, pid: u32, ts: u64) -> Source {
+    h.register(SourceInfo {
+        pid,
+        ts: Some(ts),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
 fn marker(src: &mut Source, ts: u64, label: &str) {
     let label = src.intern_string(label);
     src.send(Event {
@@ -48,20 +57,8 @@ fn read(dir: &std::path::Path) -> (TraceReader, Vec<Event>) {
 fn merges_by_timestamp_and_keeps_each_sources_order() {
     let dir = tempfile::tempdir().unwrap();
     let (h, t) = start(dir.path(), Duration::from_secs(5));
-    let mut a = h
-        .register(SourceInfo {
-            pid: 1,
-            ts: Some(1),
-            ..Default::default()
-        })
-        .unwrap();
-    let mut b = h
-        .register(SourceInfo {
-            pid: 2,
-            ts: Some(2),
-            ..Default::default()
-        })
-        .unwrap();
+    let mut a = source(&h, 1, 1);
+    let mut b = source(&h, 2, 2);
     for ts in [10, 30, 50, 100, 90] {
         marker(&mut a, ts, &format!("a{ts}"));
     }
@@ -183,20 +180,8 @@ fn long_merges_cross_batches_and_the_release_cap_in_order() {
     // holds all 15,000, in time order, each at its source's pid.
     let dir = tempfile::tempdir().unwrap();
     let (h, t) = start(dir.path(), Duration::from_secs(5));
-    let mut a = h
-        .register(SourceInfo {
-            pid: 1,
-            ts: Some(0),
-            ..Default::default()
-        })
-        .unwrap();
-    let mut b = h
-        .register(SourceInfo {
-            pid: 2,
-            ts: Some(0),
-            ..Default::default()
-        })
-        .unwrap();
+    let mut a = source(&h, 1, 0);
+    let mut b = source(&h, 2, 0);
     let label = a.intern_string("m");
     for i in 0..10_000u64 {
         a.send(Event {
