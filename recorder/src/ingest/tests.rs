@@ -174,8 +174,8 @@ fn sources_intern_locally_and_ids_are_unique_in_the_trace() {
 
 #[test]
 fn long_merges_cross_batches_and_the_release_cap_in_order() {
-    // Source a: 10,000 events at even microseconds, sent in batches of
-    // 3,000; source b: 5,000 at odd microseconds, in one batch. Released
+    // Source a: 10,000 events at odd microseconds, sent in batches of
+    // 3,000; source b: 5,000 at even microseconds, in one batch. Released
     // at shutdown, 4,096 at most per turn, batches split mid-way: the trace
     // holds all 15,000, in time order, each at its source's pid.
     let dir = tempfile::tempdir().unwrap();
