@@ -195,8 +195,15 @@ impl BlockEncoder {
         }
     }
 
+    #[cfg(test)]
     pub fn push(&mut self, e: &Event) {
-        self.common(e.kind.tag() as u8, e.ts, e.pid);
+        self.push_at(e.ts, e)
+    }
+
+    /// Appends `e` as if its time were `ts` (a writer's rounding to its
+    /// clock tick, without a copy of the event).
+    pub fn push_at(&mut self, ts: u64, e: &Event) {
+        self.common(e.kind.tag() as u8, ts, e.pid);
         if e.kind.tag() == REFUSED {
             // A 2.1 kind: its whole payload (device included) goes to EXT,
             // so a 2.0 reader can skip it (FORMAT.md §5.4).

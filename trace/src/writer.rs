@@ -63,6 +63,7 @@ pub struct TraceWriter {
     state: CheckpointTracker,
     checkpoints_off: bool,
     opts: WriterOptions,
+    tick_rounding: TickRounding,
     compressor: FrameCompressor,
     seek_table: zeekstd::SeekTable,
     blocks: Vec<BlockEntryRec>,
@@ -129,6 +130,7 @@ impl TraceWriter {
             live: LiveTracker::default(),
             state: CheckpointTracker::default(),
             checkpoints_off: false,
+            tick_rounding: TickRounding::new(opts.clock_tick_ns),
             opts,
             compressor,
             seek_table: zeekstd::SeekTable::new(),
@@ -187,25 +189,17 @@ impl TraceWriter {
 
     /// Appends one event; seals the block when full or older than `seal_interval`.
     pub fn push(&mut self, event: &Event) -> Result<()> {
-        let tick = self.opts.clock_tick_ns;
-        let rounded;
-        let event = if tick > 1 && !event.ts.is_multiple_of(tick) {
-            // The trace keeps time at the clock tick (WriterOptions::clock_tick_ns).
-            rounded = Event {
-                ts: event.ts - event.ts % tick,
-                ..event.clone()
-            };
-            &rounded
-        } else {
-            event
-        };
+        // The trace keeps time at the clock tick (WriterOptions::clock_tick_ns):
+        // the rounded time goes with the event, not a copy of it (a compat
+        // recording's every event is off the tick).
+        let ts = self.tick_rounding.round(event.ts);
         self.check_refs(event)?;
         if self.encoder.is_empty() {
             self.block_started = Some(coarse_now_ns());
         }
         self.live.apply(event);
-        self.state.apply(self.events_written, event);
-        self.encoder.push(event);
+        self.state.apply(self.events_written, ts, event);
+        self.encoder.push_at(ts, event);
         self.events_written += 1;
         if self.encoder.len() as usize >= self.opts.block_events {
             self.seal()
@@ -491,6 +485,9 @@ fn take_time_columns(columns: &mut Vec<ColumnRec>) -> Vec<ColumnRec> {
     *columns = others;
     times
 }
+
+mod tick_rounding;
+use tick_rounding::TickRounding;
 
 #[cfg(test)]
 mod tests;

@@ -348,7 +348,7 @@ pub fn checkpoints_of(
     let mut state = CheckpointTracker::default();
     let mut out = Vec::new();
     for (ord, e) in events.iter().enumerate() {
-        state.apply(ord as u64, e);
+        state.apply(ord as u64, e.ts, e);
         let next = ord + 1;
         if next % every == 0 && next < events.len() {
             let after_block = (next / every - 1) as u32;

@@ -186,8 +186,13 @@ fn held(events: &[Event]) -> (Ordered, Ordered) {
 }
 
 fn write(path: &Path, events: &[Event], block_events: usize, checkpoints: bool) {
+    write_at_tick(path, events, block_events, checkpoints, 1);
+}
+
+fn write_at_tick(path: &Path, events: &[Event], block_events: usize, checkpoints: bool, tick: u64) {
     let opts = WriterOptions {
         block_events,
+        clock_tick_ns: tick,
         ..WriterOptions::default()
     };
     let mut w = TraceWriter::create(path, TraceHeader::new(vec![], "h".into()), opts).unwrap();
@@ -232,6 +237,49 @@ fn every_checkpoint_holds_what_the_events_before_it_leave() {
         // Checkpoint 13 is after block 55 (event 2800); 14 after the last block.
         assert_eq!(r.checkpoint_before(2999), Some(13));
         assert_eq!(r.checkpoint_before(3000), Some(14));
+    }
+}
+
+/// A recording's times (ns since the epoch, off the 100 ns tick, a few
+/// seconds apart now and then, sometimes a step back) are written rounded
+/// down to the tick, in the events and in the checkpoints' objects alike:
+/// what a naive walk over the rounded events holds.
+#[test]
+fn times_off_the_tick_are_rounded_down_in_events_and_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut evs = events(3000, 0x5eed);
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut ts = 1_764_950_400_123_456_789u64;
+    for e in &mut evs {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        ts = match x % 50 {
+            0 => ts + 5_000_000_017,
+            1 => ts - 1_003,
+            _ => ts + x % 950,
+        };
+        e.ts = ts;
+    }
+    let rounded: Vec<Event> = evs
+        .iter()
+        .map(|e| Event {
+            ts: e.ts - e.ts % 100,
+            ..e.clone()
+        })
+        .collect();
+    assert!(evs.iter().filter(|e| e.ts % 100 != 0).count() > 2900);
+    let path = dir.path().join("ticked.zst");
+    write_at_tick(&path, &evs, 50, true, 100);
+    let r = TraceReader::open(&path).unwrap();
+    let got: Vec<Event> = r.events().map(|e| e.unwrap()).collect();
+    assert_eq!(got, rounded);
+    assert!(!r.checkpoints().is_empty());
+    for i in 0..r.checkpoints().len() {
+        let c = r.checkpoint(i).unwrap();
+        let (devices, objects) = held(&rounded[..c.next_event as usize]);
+        assert_eq!(c.devices, devices, "checkpoint {i}");
+        assert_eq!(c.objects, objects, "checkpoint {i}");
     }
 }
 

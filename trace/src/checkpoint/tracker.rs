@@ -20,8 +20,11 @@ const SPREAD: u32 = 32;
 #[derive(Default)]
 pub(crate) struct CheckpointTracker {
     devices: BTreeMap<u32, OpenDeviceRec>,
-    /// Objects per device, to tell whether a device holds nothing.
-    held: IntMap<u32, u64>,
+    /// Objects per device, to tell whether a device holds nothing: a
+    /// list searched in order, as a trace has a few devices and this is
+    /// updated for every alloc and free (a hash map's entry for each was
+    /// about 4% of the writer thread's samples in a compat recording).
+    held: Vec<(u32, u64)>,
     buffers: IntMap<u64, LiveObjectRec>,
     /// (device, tag, program or trace id).
     others: IntMap<(u32, u8, u64), LiveObjectRec>,
@@ -31,10 +34,10 @@ pub(crate) struct CheckpointTracker {
     pub(crate) written: Vec<CheckpointEntryRec>,
 }
 
-fn object(ord: u64, e: &Event, device: DeviceId, tag: u8) -> LiveObjectRec {
+fn object(ord: u64, ts: u64, e: &Event, device: DeviceId, tag: u8) -> LiveObjectRec {
     LiveObjectRec {
         event: ord,
-        ts: e.ts,
+        ts,
         pid: e.pid.0,
         device: device.0,
         tag,
@@ -44,13 +47,28 @@ fn object(ord: u64, e: &Event, device: DeviceId, tag: u8) -> LiveObjectRec {
 
 impl CheckpointTracker {
     fn hold(&mut self, device: u32, delta: i64) {
-        let n = self.held.entry(device).or_default();
+        let i = match self.held.iter().position(|&(d, _)| d == device) {
+            Some(i) => i,
+            None => {
+                self.held.push((device, 0));
+                self.held.len() - 1
+            }
+        };
+        let n = &mut self.held[i].1;
         *n = n.saturating_add_signed(delta);
     }
 
-    /// Applies the event of ordinal `ord`.
+    fn holds(&self, device: u32) -> u64 {
+        self.held
+            .iter()
+            .find(|&&(d, _)| d == device)
+            .map_or(0, |&(_, n)| n)
+    }
+
+    /// Applies the event of ordinal `ord`, at time `ts` (the writer's, at
+    /// its clock tick).
     #[inline]
-    pub(crate) fn apply(&mut self, ord: u64, e: &Event) {
+    pub(crate) fn apply(&mut self, ord: u64, ts: u64, e: &Event) {
         match &e.kind {
             EventKind::BufferAlloc {
                 device,
@@ -65,7 +83,7 @@ impl CheckpointTracker {
                 label,
                 site,
             } => {
-                let mut o = object(ord, e, *device, 4);
+                let mut o = object(ord, ts, e, *device, 4);
                 o.buffer_type = *buffer_type as u8;
                 o.layout = *layout as u8;
                 o.id = buffer.get();
@@ -106,7 +124,7 @@ impl CheckpointTracker {
                 globally_allocated,
                 site,
             } => {
-                let mut o = object(ord, e, *device, 6);
+                let mut o = object(ord, ts, e, *device, 6);
                 o.address = *address;
                 o.size = *size;
                 o.site = site.0;
@@ -132,7 +150,7 @@ impl CheckpointTracker {
                 binary_size,
                 site,
             } => {
-                let mut o = object(ord, e, *device, 8);
+                let mut o = object(ord, ts, e, *device, 8);
                 o.id = program.get();
                 o.size = *binary_size;
                 o.site = site.0;
@@ -147,7 +165,7 @@ impl CheckpointTracker {
                 size,
                 site,
             } => {
-                let mut o = object(ord, e, *device, 10);
+                let mut o = object(ord, ts, e, *device, 10);
                 o.id = trace_id.get() as u64;
                 o.size = *size;
                 o.site = site.0;
@@ -163,7 +181,7 @@ impl CheckpointTracker {
             } => {
                 // The replay keeps the config of a device that already holds
                 // memory; one that holds nothing is rebuilt.
-                let busy = self.held.get(&device.0).is_some_and(|&n| n > 0);
+                let busy = self.holds(device.0) > 0;
                 if !(busy && self.devices.contains_key(&device.0)) {
                     let config = config
                         .known()
@@ -177,7 +195,7 @@ impl CheckpointTracker {
                         device.0,
                         OpenDeviceRec {
                             event: ord,
-                            ts: e.ts,
+                            ts,
                             pid: e.pid.0,
                             device: device.0,
                             arch: *arch as u8,
@@ -189,7 +207,9 @@ impl CheckpointTracker {
             EventKind::DeviceClose { device } => {
                 let d = device.0;
                 self.devices.remove(&d);
-                if self.held.remove(&d).is_some_and(|n| n > 0) {
+                let held = self.holds(d);
+                self.held.retain(|&(x, _)| x != d);
+                if held > 0 {
                     self.buffers.retain(|_, o| o.device != d);
                     self.others.retain(|k, _| k.0 != d);
                     self.cbs.remove(&d);
