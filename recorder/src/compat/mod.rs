@@ -35,6 +35,7 @@ pub mod listener;
 pub mod message;
 mod numbering;
 pub mod output;
+mod process_table;
 pub mod signals;
 pub mod state;
 pub mod stream;
