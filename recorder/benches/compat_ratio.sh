@@ -124,17 +124,25 @@ median() {
     sed -n 's/.*ev_per_s=\([0-9]*\).*/\1/p' "$1" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; }
+# spread A B: the lowest and highest of the runs' own ratios of A's rate to
+# B's (run i of each, measured back to back): how far the median ratio
+# stands from the target in this run's noise.
+spread() {
+    paste -d' ' <(sed -n 's/.*ev_per_s=\([0-9]*\).*/\1/p' "$1") <(sed -n 's/.*ev_per_s=\([0-9]*\).*/\1/p' "$2") |
+        awk '{r = ($2 > 0 ? $1 / $2 : 0); if (NR == 1 || r < lo) lo = r; if (NR == 1 || r > hi) hi = r}
+            END {printf "per-run ratios %.2fx to %.2fx, of %d", lo, hi, NR}'
+}
 poc_rate=$(median "$dir/poc.rates")
 serve_rate=$(median "$dir/serve.rates")
 record_rate=$(median "$dir/record.rates")
 echo "POC ($([ -n "${COMPAT_POC:-}" ] && echo "$COMPAT_POC" || echo stand-in)): $poc_rate events/s"
 echo "serve --compat:  $serve_rate events/s"
 echo "record --compat: $record_rate events/s"
-echo "RATIO serve --compat / POC:  $(ratio "$serve_rate" "$poc_rate")x   (target >= 5)"
-echo "RATIO record --compat / POC: $(ratio "$record_rate" "$poc_rate")x   (target >= 5)"
+echo "RATIO serve --compat / POC:  $(ratio "$serve_rate" "$poc_rate")x   (target >= 5; $(spread "$dir/serve.rates" "$dir/poc.rates"))"
+echo "RATIO record --compat / POC: $(ratio "$record_rate" "$poc_rate")x   (target >= 5; $(spread "$dir/record.rates" "$dir/poc.rates"))"
 sink_rate=$(median "$dir/sink.rates")
 echo "client ceiling (compat_sink, messages thrown away): $sink_rate events/s"
-echo "RATIO ceiling / POC: $(ratio "$sink_rate" "$poc_rate")x   (the most any server reaches here; serve --compat is $(ratio "$serve_rate" "$sink_rate")x of it)"
+echo "RATIO ceiling / POC: $(ratio "$sink_rate" "$poc_rate")x   ($(spread "$dir/sink.rates" "$dir/poc.rates"); the most any server reaches here; serve --compat is $(ratio "$serve_rate" "$sink_rate")x of it)"
 if [ -n "$base" ]; then
     base_serve=$(median "$dir/base_serve.rates")
     base_record=$(median "$dir/base_record.rates")

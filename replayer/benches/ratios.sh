@@ -69,6 +69,13 @@ median() {
     sort -g -k"$2" "$dir/$1" | awk -v c="$2" '{v[NR] = $c} END {print v[int((NR + 1) / 2)]}'
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; }
+# spread A B: the lowest and highest of the runs' own ratios of A's CPU to
+# B's (run i of each, measured back to back): how far the median ratio
+# stands from a target in this run's noise.
+spread() {
+    paste -d' ' "$dir/$1" "$dir/$2" | awk '{r = ($5 > 0 ? $1 / $5 : 0); if (NR == 1 || r < lo) lo = r; if (NR == 1 || r > hi) hi = r}
+        END {printf "per-run ratios %.2fx to %.2fx, of %d", lo, hi, NR}'
+}
 ratio3() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", (b > 0 ? a / b : 0)}'; }
 size_of() { stat -c %s "$1"; }
 
@@ -97,7 +104,7 @@ replay1_cpu=$(median replay1 1)
 # CPU (a block's columns are read back from this core's caches), more wall
 # time when a core is free.
 echo "replay --threads 1 CPU: ${replay1_cpu} s; wall $(median replay1 4) s (default: $(median replay 4) s)"
-echo "RATIO replay / zstd -d:          $(ratio "$replay_cpu" "$zstd_cpu")x   (target <= 3)"
+echo "RATIO replay / zstd -d:          $(ratio "$replay_cpu" "$zstd_cpu")x   (target <= 3; $(spread replay zstd))"
 echo "RATIO replay --threads 1 / zstd -d: $(ratio "$replay1_cpu" "$zstd_cpu")x   (target <= 3)"
 # zstd -d spends a third or more of its CPU in the kernel (reading the file,
 # writing to /dev/null), and that share moves a lot from run to run on a
