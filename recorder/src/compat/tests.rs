@@ -463,3 +463,39 @@ fn a_misframed_connection_ends_only_itself_not_its_process_sibling() {
     let printed = h.printed.lock().unwrap().join("\n");
     assert!(!printed.contains("still allocated"), "{printed}");
 }
+
+/// The message count is shared once a read, not once a message, but a
+/// client holding an answer finds every message up to its question counted
+/// (`count_handled` before the reply). One write holds 200 allocs, a
+/// QUERY, then 3,000 allocs more: the QUERY is answered in the middle of
+/// the server's first read (64 KiB, 585 messages), and its answer must
+/// find at least the 201 before it counted, not the 0 of no read yet
+/// ended. All 3,201 are counted at the end.
+#[test]
+fn a_client_holding_its_answer_finds_its_messages_counted() {
+    let mut h = harness(Numbering::TtMetal);
+    let mut s = UnixStream::connect(&h.path).unwrap();
+    let query_msg = Message {
+        msg_type: MsgType::Query as u8,
+        ..Default::default()
+    };
+    let mut stream: Vec<u8> = Vec::new();
+    for i in 0..3_200u64 {
+        if i == 200 {
+            stream.extend_from_slice(&query_msg.encode());
+        }
+        stream.extend_from_slice(&alloc(0, 4096, 1, 0x10_0000 + i * 4096).encode());
+    }
+    let mut w = s.try_clone().unwrap();
+    let writer = std::thread::spawn(move || w.write_all(&stream).unwrap());
+    let mut answer = [0u8; MESSAGE_SIZE];
+    s.read_exact(&mut answer).unwrap();
+    let counted = h.listener.as_ref().unwrap().report().messages;
+    assert!(
+        counted >= 201,
+        "{counted} messages counted when the answer came"
+    );
+    writer.join().unwrap();
+    drop(s);
+    assert_eq!(h.stop().messages, 3_201);
+}
