@@ -15,6 +15,8 @@
 #   - `compat_sink.c`, a server that throws the messages away: the client's
 #     own ceiling (its one send() per message bounds the rate), so the most
 #     any server could reach against the POC on this machine.
+# It also prints how busy the ceiling run and the serve run keep the cores
+# (the client's CPU and the server's, over the client's wall time).
 # Target: ttalloc >= 5x the POC's events per second.
 #
 #   bash recorder/benches/compat_ratio.sh
@@ -63,6 +65,27 @@ wait_for_socket() {
 # The client's "ev_per_s=N" from its log line.
 rate_of() { sed -n 's/.*ev_per_s=\([0-9]*\).*/\1/p' "$1" | tail -1; }
 
+# cpu OUT CMD...: runs CMD (a SIGINT goes on to it) and appends its CPU
+# seconds (user + system, all threads) and wall seconds to OUT: how busy a
+# run keeps the machine's cores, the client's and the server's together.
+# A script, not a shell function: a server started in the background must
+# be this process (`$!`), for `kill -INT` to reach it.
+cat >"$dir/cpu.py" <<'PY'
+import os, signal, subprocess, sys, time
+start = time.perf_counter()
+child = subprocess.Popen(sys.argv[2:])
+signal.signal(signal.SIGINT, lambda *_: child.send_signal(signal.SIGINT))
+while True:
+    try:
+        _, _, use = os.wait4(child.pid, 0)
+        break
+    except InterruptedError:
+        continue
+with open(sys.argv[1], "a") as out:
+    out.write("%.4f %.4f\n" % (use.ru_utime + use.ru_stime, time.perf_counter() - start))
+PY
+cpu() { python3 "$dir/cpu.py" "$@"; }
+
 run_poc() {
     rm -f "$sock"
     "$poc" "$sock" >"$dir/poc.log" 2>&1 &
@@ -76,22 +99,23 @@ run_poc() {
 
 run_sink() {
     rm -f "$sock"
-    "$dir/sink" "$sock" &
+    python3 "$dir/cpu.py" "$dir/sink.cpu" "$dir/sink" "$sock" &
     server=$!
     wait_for_socket
-    "$dir/compat_client" "$sock" "$dir/sink.rates"
+    cpu "$dir/sink_client.cpu" "$dir/compat_client" "$sock" "$dir/sink.rates"
     wait "$server" 2>/dev/null || true
     server=
 }
 
-# run_serve BIN RATES: `BIN/ttalloc serve --compat` under the client.
+# run_serve BIN RATES NAME: `BIN/ttalloc serve --compat` under the client
+# (the CPU of each side logged under NAME).
 run_serve() {
     rm -f "$sock" "$dir/serve.zst"
-    "$1/ttalloc" serve -o "$dir/serve.zst" --force --compat --compat-socket "$sock" \
+    python3 "$dir/cpu.py" "$dir/$3.cpu" "$1/ttalloc" serve -o "$dir/serve.zst" --force --compat --compat-socket "$sock" \
         --socket "$dir/native.sock" --stats-interval 0 >"$dir/serve.log" 2>&1 &
     server=$!
     wait_for_socket
-    "$dir/compat_client" "$sock" "$2"
+    cpu "$dir/$3_client.cpu" "$dir/compat_client" "$sock" "$2"
     kill -INT "$server"
     wait "$server" 2>/dev/null || true
     server=
@@ -107,12 +131,12 @@ run_record() {
 base=${COMPAT_BASE:-}
 for i in $(seq "$runs"); do
     run_poc
-    run_serve "$bin" "$dir/serve.rates"
+    run_serve "$bin" "$dir/serve.rates" serve
     run_record "$bin" "$dir/record.rates"
     run_sink
     line="run $i: poc $(rate_of "$dir/poc.rates")  serve $(rate_of "$dir/serve.rates")  record $(rate_of "$dir/record.rates")  sink $(rate_of "$dir/sink.rates")"
     if [ -n "$base" ]; then
-        run_serve "$base" "$dir/base_serve.rates"
+        run_serve "$base" "$dir/base_serve.rates" base_serve
         run_record "$base" "$dir/base_record.rates"
         line="$line  (base: serve $(rate_of "$dir/base_serve.rates")  record $(rate_of "$dir/base_record.rates"))"
     fi
@@ -143,6 +167,18 @@ echo "RATIO record --compat / POC: $(ratio "$record_rate" "$poc_rate")x   (targe
 sink_rate=$(median "$dir/sink.rates")
 echo "client ceiling (compat_sink, messages thrown away): $sink_rate events/s"
 echo "RATIO ceiling / POC: $(ratio "$sink_rate" "$poc_rate")x   ($(spread "$dir/sink.rates" "$dir/poc.rates"); the most any server reaches here; serve --compat is $(ratio "$serve_rate" "$sink_rate")x of it)"
+# busy NAME: the median run's CPU (client and server together) against the
+# cores' time over the client's wall time. A ceiling run that keeps the
+# cores nearly all busy leaves a server little CPU of its own: what it
+# spends beyond the sink's comes out of the client's time.
+cores=$(nproc)
+busy() {
+    paste -d' ' "$dir/$1_client.cpu" "$dir/$1.cpu" | sort -g -k1 |
+        awk -v n="$cores" '{c[NR] = $1; w[NR] = $2; s[NR] = $3}
+            END {m = int((NR + 1) / 2); printf "client %.2f s + server %.2f s of CPU in %.2f s: %.0f%% of %d cores", c[m], s[m], w[m], 100 * (c[m] + s[m]) / (w[m] * n), n}'
+}
+echo "CPU, ceiling run: $(busy sink)"
+echo "CPU, serve run:   $(busy serve)"
 if [ -n "$base" ]; then
     base_serve=$(median "$dir/base_serve.rates")
     base_record=$(median "$dir/base_record.rates")
